@@ -1,0 +1,273 @@
+//! The command table: one place that names every command with its arity, flags, key
+//! positions, how it is routed across cores and which shard handler runs it. Arity checks,
+//! routing and `COMMAND` output all read this table, as Redis's do.
+
+use bytes::Bytes;
+
+use crate::reply::Reply;
+use crate::shard::Shard;
+
+/// A shard-side command handler. `args[0]` is the command name; the arity was checked
+/// before the call, so a handler trusts `args.len()` to be within the table's arity.
+pub type Handler = fn(&mut Shard, &[Bytes], u64) -> Reply;
+
+/// Command flags, as a bit set. Names follow Redis's `COMMAND INFO` flags.
+pub mod flags {
+    pub const WRITE: u16 = 1 << 0;
+    pub const READONLY: u16 = 1 << 1;
+    pub const DENYOOM: u16 = 1 << 2;
+    pub const ADMIN: u16 = 1 << 3;
+    pub const NOSCRIPT: u16 = 1 << 4;
+    pub const LOADING: u16 = 1 << 5;
+    pub const STALE: u16 = 1 << 6;
+    pub const FAST: u16 = 1 << 7;
+    pub const NO_AUTH: u16 = 1 << 8;
+    pub const ALLOW_BUSY: u16 = 1 << 9;
+
+    /// Flag names in `COMMAND INFO` order.
+    pub const NAMES: [(u16, &str); 10] = [
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (NOSCRIPT, "noscript"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (ALLOW_BUSY, "allow_busy"),
+    ];
+}
+
+/// How replies from several cores are merged into one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Merge {
+    /// Arrays concatenated in key order (MGET).
+    Array,
+    /// Integers added (DEL, EXISTS, TOUCH, UNLINK, DBSIZE).
+    Sum,
+    /// `+OK` when every part said OK (MSET, FLUSHDB).
+    Ok,
+    /// Arrays concatenated in core order (KEYS).
+    Concat,
+    /// A key from a random non-empty core (RANDOMKEY).
+    Random,
+    /// The cursor walks the cores one after another (SCAN).
+    Scan,
+}
+
+/// Where a command runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Answered by the connection itself (PING, HELLO, CLIENT, ...).
+    Connection,
+    /// Runs on the core that owns its first key.
+    Key,
+    /// Keys are split by core, each core runs the command on its own keys, replies merge.
+    MultiKey(Merge),
+    /// Every core runs it; replies merge.
+    AllCores(Merge),
+    /// Touches several keys atomically (MSETNX, RENAME, COPY, LCS): on one core when every
+    /// key lives there, else coordinated across the cores involved.
+    Atomic,
+}
+
+/// One row of the command table.
+#[derive(Debug)]
+pub struct CommandSpec {
+    /// Lower-case name.
+    pub name: &'static str,
+    /// Redis arity: positive means exactly that many arguments (name included), negative
+    /// means at least `-arity`.
+    pub arity: i32,
+    pub flags: u16,
+    /// Key positions as in `COMMAND INFO`: first, last (negative counts from the end), step.
+    pub first_key: i32,
+    pub last_key: i32,
+    pub step: i32,
+    pub route: Route,
+    /// The shard handler; `None` for commands the connection answers.
+    pub handler: Option<Handler>,
+    /// For `COMMAND DOCS`.
+    pub group: &'static str,
+    pub since: &'static str,
+    pub summary: &'static str,
+}
+
+impl CommandSpec {
+    /// Whether `argc` arguments (name included) satisfy the arity.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        if self.arity >= 0 {
+            argc == self.arity as usize
+        } else {
+            argc >= (-self.arity) as usize
+        }
+    }
+
+    pub fn has(&self, flag: u16) -> bool {
+        self.flags & flag != 0
+    }
+
+    /// The positions of the key arguments in `args` (name at 0).
+    pub fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
+        let (first, step) = (self.first_key, self.step.max(1) as usize);
+        let last = if self.last_key < 0 {
+            argc as i64 + self.last_key as i64
+        } else {
+            (self.last_key as i64).min(argc as i64 - 1)
+        };
+        let range = if first <= 0 || last < first as i64 {
+            0..0
+        } else {
+            first as usize..(last as usize + 1)
+        };
+        range.step_by(step)
+    }
+}
+
+macro_rules! spec {
+    ($name:literal, $arity:expr, $flags:expr, ($f:expr, $l:expr, $s:expr), $route:expr, $handler:expr, $group:literal, $since:literal, $summary:literal) => {
+        CommandSpec {
+            name: $name,
+            arity: $arity,
+            flags: $flags,
+            first_key: $f,
+            last_key: $l,
+            step: $s,
+            route: $route,
+            handler: $handler,
+            group: $group,
+            since: $since,
+            summary: $summary,
+        }
+    };
+}
+
+use crate::commands::{keyspace as ks, server as sv, strings as st};
+use flags::*;
+use Merge as M;
+use Route::*;
+
+const W: u16 = WRITE | DENYOOM;
+const WF: u16 = WRITE | DENYOOM | FAST;
+const RF: u16 = READONLY | FAST;
+const CONN: u16 = NOSCRIPT | LOADING | STALE | FAST;
+
+/// Every command Baton knows, sorted by name.
+pub static COMMANDS: &[CommandSpec] = &[
+    spec!("append", 3, WF, (1, 1, 1), Key, Some(st::append), "string", "2.0.0", "Appends a string to the value of a key. Creates the key if it doesn't exist."),
+    spec!("auth", -2, CONN | NO_AUTH | ALLOW_BUSY, (0, 0, 0), Connection, None, "connection", "1.0.0", "Authenticates the connection."),
+    spec!("client", -2, NOSCRIPT | LOADING | STALE, (0, 0, 0), Connection, None, "connection", "2.4.0", "A container for client connection commands."),
+    spec!("command", -1, LOADING | STALE, (0, 0, 0), Connection, None, "server", "2.8.13", "Returns detailed information about all commands."),
+    spec!("config", -2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), Connection, None, "server", "2.0.0", "A container for server configuration commands."),
+    spec!("copy", -3, W, (1, 2, 1), Atomic, Some(ks::copy), "generic", "6.2.0", "Copies the value of a key to a new key."),
+    spec!("dbsize", 1, RF, (0, 0, 0), AllCores(M::Sum), Some(sv::dbsize), "server", "1.0.0", "Returns the number of keys in the database."),
+    spec!("decr", 2, WF, (1, 1, 1), Key, Some(st::decr), "string", "1.0.0", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
+    spec!("decrby", 3, WF, (1, 1, 1), Key, Some(st::decrby), "string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist."),
+    spec!("del", -2, WRITE, (1, -1, 1), MultiKey(M::Sum), Some(ks::del), "generic", "1.0.0", "Deletes one or more keys."),
+    spec!("echo", 2, CONN, (0, 0, 0), Connection, None, "connection", "1.0.0", "Returns the given string."),
+    spec!("exists", -2, RF, (1, -1, 1), MultiKey(M::Sum), Some(ks::exists), "generic", "1.0.0", "Determines whether one or more keys exist."),
+    spec!("expire", -3, WRITE | FAST, (1, 1, 1), Key, Some(ks::expire), "generic", "1.0.0", "Sets the expiration time of a key in seconds."),
+    spec!("expireat", -3, WRITE | FAST, (1, 1, 1), Key, Some(ks::expireat), "generic", "1.2.0", "Sets the expiration time of a key to a Unix timestamp."),
+    spec!("expiretime", 2, RF, (1, 1, 1), Key, Some(ks::expiretime), "generic", "7.0.0", "Returns the expiration time of a key as a Unix timestamp."),
+    spec!("flushall", -1, WRITE, (0, 0, 0), AllCores(M::Ok), Some(sv::flushall), "server", "1.0.0", "Removes all keys from all databases."),
+    spec!("flushdb", -1, WRITE, (0, 0, 0), AllCores(M::Ok), Some(sv::flushdb), "server", "1.0.0", "Remove all keys from the current database."),
+    spec!("get", 2, RF, (1, 1, 1), Key, Some(st::get), "string", "1.0.0", "Returns the string value of a key."),
+    spec!("getdel", 2, WRITE | FAST, (1, 1, 1), Key, Some(st::getdel), "string", "6.2.0", "Returns the string value of a key after deleting the key."),
+    spec!("getex", -2, WRITE | FAST, (1, 1, 1), Key, Some(st::getex), "string", "6.2.0", "Returns the string value of a key after setting its expiration time."),
+    spec!("getrange", 4, READONLY, (1, 1, 1), Key, Some(st::getrange), "string", "2.4.0", "Returns a substring of the string stored at a key."),
+    spec!("getset", 3, WF, (1, 1, 1), Key, Some(st::getset), "string", "1.0.0", "Returns the previous string value of a key after setting it to a new value."),
+    spec!("hello", -1, CONN | NO_AUTH | ALLOW_BUSY, (0, 0, 0), Connection, None, "connection", "6.0.0", "Handshakes with the Redis server."),
+    spec!("incr", 2, WF, (1, 1, 1), Key, Some(st::incr), "string", "1.0.0", "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
+    spec!("incrby", 3, WF, (1, 1, 1), Key, Some(st::incrby), "string", "1.0.0", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
+    spec!("incrbyfloat", 3, WF, (1, 1, 1), Key, Some(st::incrbyfloat), "string", "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
+    spec!("info", -1, LOADING | STALE, (0, 0, 0), Connection, None, "server", "1.0.0", "Returns information and statistics about the server."),
+    spec!("keys", 2, READONLY, (0, 0, 0), AllCores(M::Concat), Some(ks::keys), "generic", "1.0.0", "Returns all key names that match a pattern."),
+    spec!("lcs", -3, READONLY, (1, 2, 1), Atomic, Some(st::lcs), "string", "7.0.0", "Finds the longest common substring."),
+    spec!("mget", -2, RF, (1, -1, 1), MultiKey(M::Array), Some(st::mget), "string", "1.0.0", "Atomically returns the string values of one or more keys."),
+    spec!("mset", -3, W, (1, -1, 2), MultiKey(M::Ok), Some(st::mset), "string", "1.0.1", "Atomically creates or modifies the string values of one or more keys."),
+    spec!("msetnx", -3, W, (1, -1, 2), Atomic, Some(st::msetnx), "string", "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist."),
+    spec!("pexpire", -3, WRITE | FAST, (1, 1, 1), Key, Some(ks::pexpire), "generic", "2.6.0", "Sets the expiration time of a key in milliseconds."),
+    spec!("pexpireat", -3, WRITE | FAST, (1, 1, 1), Key, Some(ks::pexpireat), "generic", "2.6.0", "Sets the expiration time of a key to a Unix milliseconds timestamp."),
+    spec!("pexpiretime", 2, RF, (1, 1, 1), Key, Some(ks::pexpiretime), "generic", "7.0.0", "Returns the expiration time of a key as a Unix milliseconds timestamp."),
+    spec!("persist", 2, WRITE | FAST, (1, 1, 1), Key, Some(ks::persist), "generic", "2.2.0", "Removes the expiration time of a key."),
+    spec!("ping", -1, CONN, (0, 0, 0), Connection, None, "connection", "1.0.0", "Returns the server's liveliness response."),
+    spec!("psetex", 4, W, (1, 1, 1), Key, Some(st::psetex), "string", "2.6.0", "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist."),
+    spec!("pttl", 2, RF, (1, 1, 1), Key, Some(ks::pttl), "generic", "2.6.0", "Returns the expiration time in milliseconds of a key."),
+    spec!("quit", -1, CONN | NO_AUTH | ALLOW_BUSY, (0, 0, 0), Connection, None, "connection", "1.0.0", "Closes the connection."),
+    spec!("randomkey", 1, READONLY, (0, 0, 0), AllCores(M::Random), Some(ks::randomkey), "generic", "1.0.0", "Returns a random key name from the database."),
+    spec!("rename", 3, WRITE, (1, 2, 1), Atomic, Some(ks::rename), "generic", "1.0.0", "Renames a key and overwrites the destination."),
+    spec!("renamenx", 3, WRITE | FAST, (1, 2, 1), Atomic, Some(ks::renamenx), "generic", "1.0.0", "Renames a key only when the target key name doesn't exist."),
+    spec!("scan", -2, READONLY, (0, 0, 0), AllCores(M::Scan), Some(ks::scan), "generic", "2.8.0", "Iterates over the key names in the database."),
+    spec!("select", 2, CONN, (0, 0, 0), Connection, None, "connection", "1.0.0", "Changes the selected database."),
+    spec!("set", -3, W, (1, 1, 1), Key, Some(st::set), "string", "1.0.0", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist."),
+    spec!("setex", 4, W, (1, 1, 1), Key, Some(st::setex), "string", "2.0.0", "Sets the string value and expiration time of a key. Creates the key if it doesn't exist."),
+    spec!("setnx", 3, WF, (1, 1, 1), Key, Some(st::setnx), "string", "1.0.0", "Set the string value of a key only when the key doesn't exist."),
+    spec!("setrange", 4, W, (1, 1, 1), Key, Some(st::setrange), "string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist."),
+    spec!("strlen", 2, RF, (1, 1, 1), Key, Some(st::strlen), "string", "2.2.0", "Returns the length of a string value."),
+    spec!("substr", 4, READONLY, (1, 1, 1), Key, Some(st::getrange), "string", "1.0.0", "Returns a substring from a string value."),
+    spec!("time", 1, LOADING | STALE | FAST, (0, 0, 0), Connection, None, "server", "2.6.0", "Returns the server time."),
+    spec!("touch", -2, RF, (1, -1, 1), MultiKey(M::Sum), Some(ks::touch), "generic", "3.2.1", "Returns the number of existing keys out of those specified after updating the time they were last accessed."),
+    spec!("ttl", 2, RF, (1, 1, 1), Key, Some(ks::ttl), "generic", "1.0.0", "Returns the expiration time in seconds of a key."),
+    spec!("type", 2, RF, (1, 1, 1), Key, Some(ks::type_), "generic", "1.0.0", "Determines the type of value stored at a key."),
+    spec!("unlink", -2, WRITE | FAST, (1, -1, 1), MultiKey(M::Sum), Some(ks::del), "generic", "4.0.0", "Asynchronously deletes one or more keys."),
+];
+
+/// Looks a command up by name, case-insensitively, without allocating.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    if name.len() > 32 {
+        return None;
+    }
+    let mut lower = [0u8; 32];
+    let lower = &mut lower[..name.len()];
+    for (d, s) in lower.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    COMMANDS
+        .binary_search_by(|c| c.name.as_bytes().cmp(lower))
+        .ok()
+        .map(|i| &COMMANDS[i])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_sorted_and_unique() {
+        for w in COMMANDS.windows(2) {
+            assert!(w[0].name < w[1].name, "{} !< {}", w[0].name, w[1].name);
+        }
+    }
+
+    #[test]
+    fn lookup_is_case_insensitive() {
+        assert_eq!(lookup(b"GeT").unwrap().name, "get");
+        assert!(lookup(b"nope").is_none());
+        assert!(lookup(&[b'a'; 40]).is_none());
+    }
+
+    #[test]
+    fn shard_commands_have_handlers() {
+        for c in COMMANDS {
+            assert_eq!(
+                c.route == Route::Connection,
+                c.handler.is_none(),
+                "{}",
+                c.name
+            );
+        }
+    }
+
+    #[test]
+    fn key_positions() {
+        let mset = lookup(b"mset").unwrap();
+        assert_eq!(mset.key_positions(5).collect::<Vec<_>>(), vec![1, 3]);
+        let del = lookup(b"del").unwrap();
+        assert_eq!(del.key_positions(4).collect::<Vec<_>>(), vec![1, 2, 3]);
+        let get = lookup(b"get").unwrap();
+        assert_eq!(get.key_positions(2).collect::<Vec<_>>(), vec![1]);
+        let ping = lookup(b"ping").unwrap();
+        assert_eq!(ping.key_positions(1).count(), 0);
+    }
+}

@@ -1,0 +1,29 @@
+//! # baton-engine
+//!
+//! What each core owns: a [`shard::Shard`] (the [`store::Store`], expiry, statistics and
+//! the single write path), the typed [`reply::Reply`] model, the [`command`] table and the
+//! shard-side command handlers in [`commands`]. The [`runtime`] module owns the glommio
+//! executors (one per core, pinned) and the cross-core mesh.
+//!
+//! Store and command logic are synchronous and never touch glommio; only `runtime` does.
+//! Nothing here knows about bytes on a wire: codecs live in `baton-net`.
+//!
+//! ```text
+//!   core 0                         core 1
+//!   ┌──────────────────────┐       ┌──────────────────────┐
+//!   │ glommio executor     │ mesh  │ glommio executor     │
+//!   │  conns ─► Shard 0    │◄─────►│  conns ─► Shard 1    │
+//!   └──────────────────────┘       └──────────────────────┘
+//! ```
+
+pub mod command;
+pub mod commands;
+pub mod reply;
+pub mod runtime;
+pub mod shard;
+pub mod store;
+
+pub use command::{lookup, CommandSpec, Merge, Route};
+pub use reply::Reply;
+pub use shard::Shard;
+pub use store::{Entry, Store, ValueSnapshot, NO_EXPIRY};

@@ -1,0 +1,103 @@
+//! The typed reply model. Command logic returns a [`Reply`]; the connection encodes it for
+//! the client's protocol version (RESP2 or RESP3). Nothing here knows about bytes on a wire.
+
+use bytes::Bytes;
+
+/// One reply to one command, protocol-independent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// `+OK`.
+    Ok,
+    /// A status line such as `PONG` (without the leading `+`).
+    Simple(Bytes),
+    /// An error line without the leading `-`, e.g. `ERR syntax error` or `WRONGTYPE ...`.
+    Error(Bytes),
+    Int(i64),
+    Bulk(Bytes),
+    /// A missing value: `$-1` in RESP2, `_` in RESP3.
+    Nil,
+    /// A missing aggregate: `*-1` in RESP2, `_` in RESP3.
+    NilArray,
+    Array(Vec<Reply>),
+    /// A map in RESP3; a flat array of key, value, key, value in RESP2.
+    Map(Vec<(Reply, Reply)>),
+    /// A set in RESP3; an array in RESP2.
+    Set(Vec<Reply>),
+    /// A double in RESP3; a bulk string in RESP2.
+    Double(f64),
+    /// A boolean in RESP3; the integer 1 or 0 in RESP2.
+    Bool(bool),
+    /// Verbatim text in RESP3 (`=len\r\ntxt:...`); a bulk string in RESP2.
+    Verbatim(Bytes),
+}
+
+impl Reply {
+    /// An error reply from a static text (without the leading `-`).
+    pub const fn err(text: &'static str) -> Reply {
+        Reply::Error(Bytes::from_static(text.as_bytes()))
+    }
+
+    /// An error reply from an owned text (without the leading `-`).
+    pub fn error(text: impl Into<String>) -> Reply {
+        Reply::Error(Bytes::from(text.into()))
+    }
+
+    pub const fn simple(text: &'static str) -> Reply {
+        Reply::Simple(Bytes::from_static(text.as_bytes()))
+    }
+
+    pub fn bulk(data: impl AsRef<[u8]>) -> Reply {
+        Reply::Bulk(Bytes::copy_from_slice(data.as_ref()))
+    }
+
+    pub fn is_error(&self) -> bool {
+        matches!(self, Reply::Error(_))
+    }
+}
+
+/// Redis's exact error texts, where clients depend on them.
+pub mod errors {
+    use super::Reply;
+
+    pub const SYNTAX: Reply = Reply::err("ERR syntax error");
+    pub const WRONGTYPE: Reply =
+        Reply::err("WRONGTYPE Operation against a key holding the wrong kind of value");
+    pub const NOT_INTEGER: Reply = Reply::err("ERR value is not an integer or out of range");
+    pub const NOT_FLOAT: Reply = Reply::err("ERR value is not a valid float");
+    pub const OVERFLOW: Reply = Reply::err("ERR increment or decrement would overflow");
+    pub const NO_SUCH_KEY: Reply = Reply::err("ERR no such key");
+    pub const INVALID_EXPIRE: Reply = Reply::err("ERR invalid expire time in 'set' command");
+    pub const OFFSET_RANGE: Reply = Reply::err("ERR offset is out of range");
+    pub const STRING_TOO_LONG: Reply =
+        Reply::err("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
+    pub const NOAUTH: Reply = Reply::err("NOAUTH Authentication required.");
+
+    /// `ERR wrong number of arguments for 'get' command` (name lower-cased as Redis does).
+    pub fn wrong_arity(name: &str) -> Reply {
+        Reply::error(format!(
+            "ERR wrong number of arguments for '{}' command",
+            name.to_ascii_lowercase()
+        ))
+    }
+
+    /// `ERR invalid expire time in 'expire' command`.
+    pub fn invalid_expire(name: &str) -> Reply {
+        Reply::error(format!(
+            "ERR invalid expire time in '{}' command",
+            name.to_ascii_lowercase()
+        ))
+    }
+
+    /// `ERR unknown command 'foo', with args beginning with: 'a' 'b' `.
+    pub fn unknown_command(name: &[u8], args: &[bytes::Bytes]) -> Reply {
+        let mut s = String::from("ERR unknown command '");
+        s.push_str(&String::from_utf8_lossy(&name[..name.len().min(128)]));
+        s.push_str("', with args beginning with: ");
+        for a in args.iter().take(16) {
+            s.push('\'');
+            s.push_str(&String::from_utf8_lossy(&a[..a.len().min(128)]));
+            s.push_str("' ");
+        }
+        Reply::error(s)
+    }
+}

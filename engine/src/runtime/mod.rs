@@ -1,0 +1,1 @@
+//! The glommio runtime: executors per core and the cross-core mesh.
