@@ -18,6 +18,8 @@
 
 pub mod command;
 pub mod commands;
+pub mod evict;
+pub mod memcache;
 pub mod reply;
 pub mod runtime;
 pub mod shard;

@@ -18,11 +18,11 @@ pub struct ShardStats {
 
 /// One core's share of the keyspace.
 pub struct Shard {
-    id: usize,
-    store: Store,
+    pub(crate) id: usize,
+    pub(crate) store: Store,
     pub stats: ShardStats,
-    next_cas: u64,
-    rng: u64,
+    pub(crate) next_cas: u64,
+    pub(crate) rng: u64,
 }
 
 impl Shard {
@@ -115,14 +115,14 @@ impl Shard {
 
     // ---- the write path: every mutation goes through here ----------------------------
 
-    fn expire_if_needed(&mut self, key: &[u8], now: u64) {
+    pub(crate) fn expire_if_needed(&mut self, key: &[u8], now: u64) {
         if self.store.is_expired(key, now) {
             self.store.remove(key);
             self.stats.expired_keys += 1;
         }
     }
 
-    fn bump_cas(&mut self) -> u64 {
+    pub(crate) fn bump_cas(&mut self) -> u64 {
         self.next_cas += 1;
         // Shards hand out disjoint CAS sequences, so a CAS unique names one item version.
         (self.next_cas << 8) | (self.id as u64 & 0xff)

@@ -1,0 +1,1 @@
+//! memcached operations (placeholder until written).

@@ -1,0 +1,1 @@
+//! memcached codec (placeholder until written).
