@@ -1,1 +1,214 @@
-fn main() {}
+//! `baton`: the server binary. Parses flags (and an optional config file), opens the
+//! listeners, starts one executor per core and serves until SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context, Result};
+use baton_engine::runtime;
+use baton_net::config::{ServerConfig, Shared};
+use baton_net::server::{serve, CoreListeners};
+use clap::Parser;
+
+mod units;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Baton: a thread-per-core cache server that speaks the Redis and memcached protocols.
+#[derive(Parser, Debug)]
+#[command(name = "baton", version, about, args_override_self = true)]
+struct Args {
+    /// Config file with one `name value` pair per line (names as the flags, without
+    /// dashes; `#` starts a comment). Flags given on the command line win.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+
+    /// Address to listen on (both protocols).
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: String,
+
+    /// Redis protocol port (0 picks a free port).
+    #[arg(long, default_value_t = 6379)]
+    port: u16,
+
+    /// memcached protocol port (0 turns the memcached listener off).
+    #[arg(long, default_value_t = 11211)]
+    memcache_port: u16,
+
+    /// Number of cores (one pinned executor and one shard each). Default: all online CPUs.
+    #[arg(long)]
+    cores: Option<usize>,
+
+    /// Require clients to AUTH with this password.
+    #[arg(long, value_name = "PASSWORD")]
+    requirepass: Option<String>,
+
+    /// Largest bulk string a client may send (Redis units: 512mb, 1gb, ...).
+    #[arg(long, default_value = "512mb", value_parser = units::parse_bytes)]
+    proto_max_bulk_len: u64,
+
+    /// Largest memcached item value (memcached's -I; units as above, so memcached's own
+    /// `-I 1m` is `1mb` here).
+    #[arg(long, default_value = "1mb", value_parser = units::parse_bytes)]
+    max_item_size: u64,
+
+    /// Memory limit for the data (0 = none; units as above).
+    #[arg(long, default_value = "0", value_parser = units::parse_bytes)]
+    maxmemory: u64,
+
+    /// What to do when maxmemory is reached.
+    #[arg(long, default_value = "allkeys-s3fifo")]
+    maxmemory_policy: String,
+
+    /// Log filter (error, warn, info, debug, trace, or a tracing directive); RUST_LOG wins.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+/// Reads `name value` lines into `--name value` arguments.
+fn config_file_args(path: &std::path::Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (name, value) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        if name == "config" {
+            bail!(
+                "{}:{}: a config file cannot include another",
+                path.display(),
+                n + 1
+            );
+        }
+        out.push(format!("--{}", name.trim()));
+        let value = value.trim().trim_matches('"');
+        if !value.is_empty() {
+            out.push(value.to_string());
+        }
+    }
+    Ok(out)
+}
+
+fn parse_args() -> Result<Args> {
+    let cli: Vec<String> = std::env::args().collect();
+    let first = Args::parse_from(&cli);
+    let Some(path) = &first.config else {
+        return Ok(first);
+    };
+    let mut merged = vec![cli[0].clone()];
+    merged.extend(config_file_args(path)?);
+    merged.extend(cli[1..].iter().cloned());
+    Args::try_parse_from(&merged)
+        .map_err(|e| anyhow::anyhow!("in config file {}: {e}", path.display()))
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("baton: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let args = parse_args()?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&args.log_level))
+        .context("invalid --log-level")?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let cores = runtime::resolve_cores(args.cores)?;
+    let policy = args.maxmemory_policy.to_ascii_lowercase();
+    const POLICIES: [&str; 5] = [
+        "noeviction",
+        "allkeys-s3fifo",
+        "volatile-s3fifo",
+        "allkeys-random",
+        "volatile-ttl",
+    ];
+    if !POLICIES.contains(&policy.as_str()) {
+        bail!(
+            "unknown --maxmemory-policy '{}' (one of: {})",
+            args.maxmemory_policy,
+            POLICIES.join(", ")
+        );
+    }
+    let (redis, redis_addr) = baton_net::listener::listen_group(&args.bind, args.port, cores)?;
+    let (memcache, memcache_addr): (Vec<Option<OwnedFd>>, Option<SocketAddr>) =
+        if args.memcache_port == 0 {
+            ((0..cores).map(|_| None).collect(), None)
+        } else {
+            let (fds, addr) =
+                baton_net::listener::listen_group(&args.bind, args.memcache_port, cores)?;
+            (fds.into_iter().map(Some).collect(), Some(addr))
+        };
+    let config = ServerConfig {
+        bind: args.bind.clone(),
+        port: args.port,
+        memcache_port: args.memcache_port,
+        requirepass: args.requirepass.clone(),
+        limits: baton_net::resp::Limits {
+            max_bulk_len: args.proto_max_bulk_len.min(usize::MAX as u64) as usize,
+            ..Default::default()
+        },
+        cores,
+        max_item_size: args.max_item_size as usize,
+        maxmemory: args.maxmemory,
+        maxmemory_policy: policy,
+    };
+    let shared = Arc::new(Shared::new(
+        config,
+        redis_addr.port(),
+        memcache_addr.map_or(0, |a| a.port()),
+        runtime::now_ms(),
+    ));
+
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .context("cannot install signal handlers")?;
+    {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("baton-signals".into())
+            .spawn(move || {
+                if let Some(sig) = signals.forever().next() {
+                    tracing::info!(
+                        signal = sig,
+                        "shutting down: no new connections, answering what was read"
+                    );
+                    shared.request_stop();
+                }
+            })?;
+    }
+
+    let per_core: Arc<Mutex<Vec<Option<CoreListeners>>>> = Arc::new(Mutex::new(
+        redis
+            .into_iter()
+            .zip(memcache)
+            .map(|(redis, memcache)| Some(CoreListeners { redis, memcache }))
+            .collect(),
+    ));
+    println!(
+        "Ready to accept connections: redis={} memcache={}",
+        redis_addr,
+        memcache_addr.map_or_else(|| "off".to_string(), |a| a.to_string())
+    );
+    tracing::info!(cores, redis = %redis_addr, memcache = ?memcache_addr, "baton started");
+    runtime::run(cores, move |core| {
+        let listeners = per_core.lock().unwrap()[core.id]
+            .take()
+            .expect("each core takes its listeners once");
+        serve(core, shared.clone(), listeners)
+    })?;
+    tracing::info!("bye");
+    Ok(())
+}

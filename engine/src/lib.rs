@@ -19,6 +19,7 @@
 pub mod command;
 pub mod commands;
 pub mod evict;
+pub mod glob;
 pub mod memcache;
 pub mod reply;
 pub mod runtime;

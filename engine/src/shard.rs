@@ -7,6 +7,9 @@ use crate::command::CommandSpec;
 use crate::reply::Reply;
 use crate::store::{Entry, Store, ValueSnapshot, NO_EXPIRY};
 
+/// Redis's default `proto-max-bulk-len`: the largest string a command may build.
+pub const DEFAULT_MAX_VALUE_LEN: usize = 512 * 1024 * 1024;
+
 /// Counters one shard keeps; the server sums them over cores for INFO.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ShardStats {
@@ -23,6 +26,10 @@ pub struct Shard {
     pub stats: ShardStats,
     pub(crate) next_cas: u64,
     pub(crate) rng: u64,
+    /// The largest value APPEND, SETRANGE and LCS may build (`proto-max-bulk-len`).
+    pub(crate) max_value_len: usize,
+    /// Where the active expiry cycle resumes its walk over the store's slots.
+    pub(crate) expire_cursor: usize,
 }
 
 impl Shard {
@@ -33,7 +40,18 @@ impl Shard {
             stats: ShardStats::default(),
             next_cas: 0,
             rng: 0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03),
+            max_value_len: DEFAULT_MAX_VALUE_LEN,
+            expire_cursor: 0,
         }
+    }
+
+    /// The largest string a command may build (`proto-max-bulk-len`), in bytes.
+    pub fn max_value_len(&self) -> usize {
+        self.max_value_len
+    }
+
+    pub fn set_max_value_len(&mut self, len: usize) {
+        self.max_value_len = len;
     }
 
     pub fn id(&self) -> usize {
@@ -81,20 +99,27 @@ impl Shard {
 
     /// The live entry for `key`, reclaiming it first if it has expired (lazy expiry).
     pub fn lookup(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
-        self.expire_if_needed(key, now);
-        self.store.get(key, now)
+        // One probe: find the slot, then either reclaim it or hand out its entry.
+        let idx = self.store.index_of(key)?;
+        if self.store.entry_at(idx).is_expired(now) {
+            self.expire_if_needed(key, now);
+            return None;
+        }
+        Some(self.store.entry_at(idx))
     }
 
     /// Like [`Shard::lookup`], counting a keyspace hit or miss.
     pub fn lookup_read(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
-        self.expire_if_needed(key, now);
-        match self.store.get(key, now) {
-            Some(e) => {
+        match self.store.index_of(key) {
+            Some(idx) if !self.store.entry_at(idx).is_expired(now) => {
                 self.stats.keyspace_hits += 1;
-                Some(e)
+                Some(self.store.entry_at(idx))
             }
-            None => {
+            found => {
                 self.stats.keyspace_misses += 1;
+                if found.is_some() {
+                    self.expire_if_needed(key, now);
+                }
                 None
             }
         }
@@ -183,8 +208,168 @@ impl Shard {
         true
     }
 
+    /// Removes a live key and hands its entry back (RENAME moves it without a copy).
+    pub fn take(&mut self, key: &[u8], now: u64) -> Option<Entry> {
+        self.expire_if_needed(key, now);
+        self.store.remove(key)
+    }
+
     /// Removes every key.
     pub fn flush(&mut self) {
         self.store.clear();
+        self.expire_cursor = 0;
+    }
+
+    // ---- sampling ------------------------------------------------------------------
+
+    /// A random live key, reclaiming expired keys it runs into; `None` when none is live.
+    ///
+    /// Probes random slots first (uniform over live keys while the slab is dense), then
+    /// falls back to a walk from a random slot so a sparse slab still finds its keys.
+    pub fn random_key(&mut self, now: u64) -> Option<Bytes> {
+        const PROBES: usize = 16;
+        for _ in 0..PROBES {
+            let slots = self.store.slot_count();
+            if self.store.is_empty() || slots == 0 {
+                return None;
+            }
+            let idx = (self.random() % slots as u64) as usize;
+            if let Some(key) = self.live_key_at(idx, now) {
+                return Some(key);
+            }
+        }
+        let slots = self.store.slot_count();
+        let start = (self.random() % slots.max(1) as u64) as usize;
+        for step in 0..slots {
+            if let Some(key) = self.live_key_at((start + step) % slots, now) {
+                return Some(key);
+            }
+        }
+        None
+    }
+
+    /// The key at slab position `idx` if it is live; reclaims it if it has expired.
+    fn live_key_at(&mut self, idx: usize, now: u64) -> Option<Bytes> {
+        let (key, entry) = self.store.slot(idx)?;
+        let key = Bytes::copy_from_slice(key);
+        if entry.is_expired(now) {
+            self.expire_if_needed(&key, now);
+            return None;
+        }
+        Some(key)
+    }
+
+    /// One step of active expiry: walks up to `max_slots` slab positions from where the
+    /// last step stopped, reclaiming expired keys; returns how many it reclaimed. Bounded
+    /// work per call, so the runtime can run it every tick.
+    pub fn expire_cycle(&mut self, now: u64, max_slots: usize) -> usize {
+        let mut reclaimed = 0;
+        for _ in 0..max_slots.min(self.store.slot_count()) {
+            if self.expire_cursor >= self.store.slot_count() {
+                self.expire_cursor = 0;
+            }
+            let expired = match self.store.slot(self.expire_cursor) {
+                Some((key, e)) if e.is_expired(now) => Some(Bytes::copy_from_slice(key)),
+                _ => None,
+            };
+            if let Some(key) = expired {
+                self.expire_if_needed(&key, now);
+                reclaimed += 1;
+            }
+            self.expire_cursor += 1;
+        }
+        reclaimed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_reclaims_expired_keys_and_counts() {
+        let mut s = Shard::new(1);
+        s.put(b"a", b"1".to_vec(), 100, 0);
+        s.put(b"b", b"2".to_vec(), NO_EXPIRY, 7);
+        assert_eq!(
+            s.lookup_read(b"a", 99).map(|e| e.value.clone()),
+            Some(b"1".to_vec())
+        );
+        assert!(s.lookup_read(b"a", 100).is_none());
+        assert!(s.lookup_read(b"zz", 100).is_none());
+        assert_eq!((s.stats.keyspace_hits, s.stats.keyspace_misses), (1, 2));
+        assert_eq!((s.stats.expired_keys, s.len(), s.expires()), (1, 1, 0));
+        assert_eq!(s.lookup(b"b", 100).map(|e| e.flags), Some(7));
+    }
+
+    #[test]
+    fn take_moves_the_entry_out() {
+        let mut s = Shard::new(0);
+        s.put(b"a", b"1".to_vec(), 500, 3);
+        let e = s.take(b"a", 10).unwrap();
+        assert_eq!((e.value, e.expire_at, e.flags), (b"1".to_vec(), 500, 3));
+        assert!(!s.exists(b"a", 10));
+        s.put(b"a", b"1".to_vec(), 500, 3);
+        assert!(
+            s.take(b"a", 500).is_none(),
+            "an expired key is not handed out"
+        );
+    }
+
+    #[test]
+    fn cas_changes_on_every_write() {
+        let mut s = Shard::new(2);
+        s.put(b"a", b"1".to_vec(), NO_EXPIRY, 0);
+        let c1 = s.lookup(b"a", 0).unwrap().cas;
+        s.update(b"a", 0, |v| v.push(b'2'));
+        let c2 = s.lookup(b"a", 0).unwrap().cas;
+        assert_ne!(c1, c2);
+        assert_eq!(c1 & 0xff, 2, "the shard id is in the low bits");
+    }
+
+    #[test]
+    fn expire_cycle_reclaims_with_bounded_work() {
+        let mut s = Shard::new(0);
+        for i in 0..100u32 {
+            let at = if i % 2 == 0 { 50 } else { NO_EXPIRY };
+            s.put(&i.to_be_bytes(), vec![1], at, 0);
+        }
+        assert_eq!(s.expire_cycle(49, 1000), 0, "nothing due yet");
+        assert_eq!(s.expire_cycle(50, 10), 5, "ten slots, five of them expired");
+        let mut total = 5;
+        for _ in 0..20 {
+            total += s.expire_cycle(50, 10);
+        }
+        assert_eq!((total, s.len(), s.expires()), (50, 50, 0));
+        assert_eq!(s.stats.expired_keys, 50);
+    }
+
+    #[test]
+    fn random_key_finds_sparse_live_keys() {
+        let mut s = Shard::new(0);
+        assert_eq!(s.random_key(0), None);
+        for i in 0..1000u32 {
+            s.put(&i.to_be_bytes(), vec![1], NO_EXPIRY, 0);
+        }
+        for i in 1..1000u32 {
+            s.delete(&i.to_be_bytes(), 0);
+        }
+        assert_eq!(s.random_key(0).as_deref(), Some(&0u32.to_be_bytes()[..]));
+        s.put(b"x", vec![1], 10, 0);
+        s.delete(&0u32.to_be_bytes(), 0);
+        assert_eq!(
+            s.random_key(10),
+            None,
+            "expired keys are reclaimed, not returned"
+        );
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn max_value_len_is_configurable() {
+        let mut s = Shard::new(0);
+        assert_eq!(s.max_value_len(), DEFAULT_MAX_VALUE_LEN);
+        s.set_max_value_len(10);
+        assert_eq!(s.max_value_len(), 10);
     }
 }

@@ -1,7 +1,24 @@
 //! # baton-net
 //!
-//! Protocol codecs (pure functions over bytes: [`resp`], [`memcache`]) and the per-core
-//! io_uring connection loop that reads, parses, routes, executes, encodes and writes.
+//! Protocol codecs — pure functions over bytes: [`resp`] and [`memcache`] — and the
+//! per-core io_uring connection loop ([`server`]) that reads, parses, routes, executes,
+//! encodes and writes. Codecs know nothing about storage; storage (`baton-engine`)
+//! knows nothing about bytes on the wire.
+//!
+//! ```text
+//!  socket ─► uring recv ─► resp/memcache parse ─► dispatch ─► Shard (this core)
+//!                                                    └──────► mesh ─► Shard (other core)
+//!  socket ◄─ uring send ◄─ encode ◄─ replies in request order ◄┘
+//! ```
 
+pub mod admin;
+pub mod atomic;
+pub mod client;
+pub mod config;
+pub mod dispatch;
+pub mod listener;
+pub mod mcdispatch;
 pub mod memcache;
 pub mod resp;
+pub mod server;
+pub mod uring;

@@ -1,7 +1,21 @@
 //! Shard-side command handlers, one module per command group. Each handler has the
 //! signature [`crate::command::Handler`] and a Redis-style syntax line above it.
+//!
+//! - [`strings`]: GET/SET and the other string commands; [`incr`] (INCR family,
+//!   INCRBYFLOAT, whose x87 long-double arithmetic is emulated in `longdouble`) and
+//!   [`lcs`] are split out and re-exported from it.
+//! - [`keyspace`]: DEL, EXISTS, TYPE, RENAME, COPY, KEYS, SCAN, RANDOMKEY; [`expire`]
+//!   (EXPIRE family, TTL, PERSIST) is split out and re-exported from it.
+//! - [`server`]: DBSIZE, FLUSHDB, FLUSHALL.
+//!
+//! Handlers only read through `Shard::lookup*` and only write through the shard's write
+//! path (`put`, `update`, `delete`, `take`, `set_expire`, `flush`), never the store.
 
+pub mod expire;
+pub mod incr;
 pub mod keyspace;
+pub mod lcs;
+mod longdouble;
 pub mod server;
 pub mod strings;
 
@@ -45,9 +59,156 @@ pub fn int_arg(b: &Bytes) -> Result<i64, Reply> {
     parse_i64(b).ok_or(errors::NOT_INTEGER)
 }
 
+/// Whether an argument spells `word` (given in upper case), ignoring ASCII case.
+pub fn is_opt(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+/// The command name as Redis prints it in errors: lower case.
+pub(crate) fn cmd_name(args: &[Bytes]) -> String {
+    String::from_utf8_lossy(&args[0]).to_ascii_lowercase()
+}
+
+/// Which expiry option a SET or GETEX carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExpireOpt {
+    /// No expiry option: SET drops any TTL, GETEX leaves it.
+    None,
+    /// EX/PX/EXAT/PXAT, already made absolute (unix ms, > 0).
+    At(u64),
+    /// SET ... KEEPTTL.
+    KeepTtl,
+    /// GETEX ... PERSIST.
+    Persist,
+}
+
+/// The time unit and base of an expiry argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExpireUnit {
+    /// Relative seconds (EX, SETEX).
+    Secs,
+    /// Relative milliseconds (PX, PSETEX).
+    Millis,
+    /// Absolute unix seconds (EXAT).
+    AtSecs,
+    /// Absolute unix milliseconds (PXAT).
+    AtMillis,
+}
+
+/// Turns an expiry argument into an absolute unix-ms deadline as Redis's
+/// `getExpireMillisecondsOrReply` does: a non-integer is "not an integer"; zero, negative
+/// or overflowing values are "invalid expire time in '<cmd>' command".
+pub(crate) fn expire_deadline(
+    arg: &Bytes,
+    unit: ExpireUnit,
+    now: u64,
+    cmd: &str,
+) -> Result<u64, Reply> {
+    let n = int_arg(arg)?;
+    let invalid = || errors::invalid_expire(cmd);
+    if n <= 0 {
+        return Err(invalid());
+    }
+    let ms = match unit {
+        ExpireUnit::Secs | ExpireUnit::AtSecs => n.checked_mul(1000).ok_or_else(invalid)?,
+        ExpireUnit::Millis | ExpireUnit::AtMillis => n,
+    };
+    let at = match unit {
+        ExpireUnit::Secs | ExpireUnit::Millis => {
+            let now = i64::try_from(now).map_err(|_| invalid())?;
+            ms.checked_add(now).ok_or_else(invalid)?
+        }
+        ExpireUnit::AtSecs | ExpireUnit::AtMillis => ms,
+    };
+    Ok(at as u64)
+}
+
+/// Whether an absolute deadline has already passed (SET/GETEX/EXPIRE then delete).
+pub(crate) fn already_expired(at: u64, now: u64) -> bool {
+    at <= now
+}
+
+/// A reply for an optional value: the bulk string or Nil.
+pub(crate) fn bulk_or_nil(v: Option<&[u8]>) -> Reply {
+    match v {
+        Some(v) => Reply::bulk(v),
+        None => Reply::Nil,
+    }
+}
+
+/// Test helper: runs a command given as words through the command table on `shard`,
+/// checking the arity as the server does.
+#[cfg(test)]
+pub(crate) fn run(shard: &mut crate::Shard, words: &[&str], now: u64) -> Reply {
+    let args: Vec<Bytes> = words
+        .iter()
+        .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+        .collect();
+    // A linear search, so the tests do not depend on the table's binary-search order.
+    let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+    let spec = crate::command::COMMANDS
+        .iter()
+        .find(|c| c.name == name)
+        .expect("known command");
+    if !spec.arity_ok(args.len()) {
+        return errors::wrong_arity(spec.name);
+    }
+    shard.execute(spec, &args, now)
+}
+
+/// Test helper: an error reply with this exact text.
+#[cfg(test)]
+pub(crate) fn err(text: &str) -> Reply {
+    Reply::error(text.to_string())
+}
+
+/// Test helper: a bulk reply.
+#[cfg(test)]
+pub(crate) fn bulk(text: &str) -> Reply {
+    Reply::bulk(text)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_i64;
+    use super::*;
+
+    #[test]
+    fn expire_deadlines() {
+        let b = |s: &str| Bytes::copy_from_slice(s.as_bytes());
+        let now = 1_000_000;
+        assert_eq!(
+            expire_deadline(&b("10"), ExpireUnit::Secs, now, "set"),
+            Ok(1_010_000)
+        );
+        assert_eq!(
+            expire_deadline(&b("10"), ExpireUnit::Millis, now, "set"),
+            Ok(1_000_010)
+        );
+        assert_eq!(
+            expire_deadline(&b("10"), ExpireUnit::AtSecs, now, "set"),
+            Ok(10_000)
+        );
+        assert_eq!(
+            expire_deadline(&b("10"), ExpireUnit::AtMillis, now, "set"),
+            Ok(10)
+        );
+        let invalid = errors::invalid_expire("getex");
+        for (arg, unit) in [
+            ("0", ExpireUnit::Secs),
+            ("-1", ExpireUnit::AtMillis),
+            ("9223372036854775807", ExpireUnit::Secs),
+            ("9223372036854775807", ExpireUnit::Millis),
+        ] {
+            assert_eq!(
+                expire_deadline(&b(arg), unit, now, "getex"),
+                Err(invalid.clone())
+            );
+        }
+        assert_eq!(
+            expire_deadline(&b("x"), ExpireUnit::Secs, now, "set"),
+            Err(errors::NOT_INTEGER)
+        );
+    }
 
     #[test]
     fn parses_like_string2ll() {

@@ -1,1 +1,124 @@
-//! The glommio runtime: executors per core and the cross-core mesh.
+//! The glommio runtime: one `LocalExecutor` per core, pinned to its CPU, each owning one
+//! [`Shard`](crate::Shard) inside a [`Core`], joined by a full mesh of channels.
+//!
+//! ```text
+//!  main thread ── spawns ──► core 0 executor ─┐      ┌─ core 1 executor
+//!                            Core{Shard 0}    │ mesh │  Core{Shard 1}
+//!                            conns (net)  ◄───┴──────┴──► conns (net)
+//! ```
+//!
+//! Everything inside an executor is single-threaded (`Rc`, `RefCell`). Only [`Msg`]s cross
+//! cores, over the mesh.
+
+mod core;
+pub mod oneshot;
+
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::{LocalExecutorBuilder, Placement};
+
+pub use self::core::{now_ms, Core, Job, Msg, Out, ShardFn, NO_TXN};
+
+/// Errors starting the runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("--cores {requested} exceeds the {available} online CPUs")]
+    TooManyCores { requested: usize, available: usize },
+    #[error("--cores must be at least 1")]
+    ZeroCores,
+    #[error("could not start the executor for core {core}: {reason}")]
+    Spawn { core: usize, reason: String },
+    #[error("core {core} panicked")]
+    Panicked { core: usize },
+}
+
+/// The CPUs this process may run on, in ascending order.
+pub fn online_cpus() -> Vec<usize> {
+    let mut ids: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    if ids.is_empty() {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        ids = (0..n).collect();
+    }
+    ids.sort_unstable();
+    ids
+}
+
+/// Checks a requested core count against the online CPUs (`None` = all of them).
+pub fn resolve_cores(requested: Option<usize>) -> Result<usize, RuntimeError> {
+    let available = online_cpus().len();
+    match requested {
+        None => Ok(available),
+        Some(0) => Err(RuntimeError::ZeroCores),
+        Some(n) if n > available => Err(RuntimeError::TooManyCores {
+            requested: n,
+            available,
+        }),
+        Some(n) => Ok(n),
+    }
+}
+
+/// Capacity of each mesh channel, in messages (each message is a whole batch).
+const MESH_CAPACITY: usize = 1024;
+
+/// Starts `cores` executors, each pinned to one online CPU (falling back to an unpinned
+/// executor when pinning fails), hands each its [`Core`] and runs `serve` to completion on
+/// every core. Returns when every core's `serve` has returned.
+pub fn run<F, Fut>(cores: usize, serve: F) -> Result<(), RuntimeError>
+where
+    F: Fn(Rc<Core>) -> Fut + Send + Clone + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    let cpus = online_cpus();
+    let mesh = MeshBuilder::<Msg, _>::full(cores, MESH_CAPACITY);
+    let finished = Arc::new(AtomicUsize::new(0));
+    let mut handles = Vec::with_capacity(cores);
+    for id in 0..cores {
+        let start = {
+            let (mesh, serve, finished) = (mesh.clone(), serve.clone(), finished.clone());
+            move || async move {
+                let (senders, receivers) = mesh.join().await.expect("mesh join");
+                let core = Core::new(id, cores, senders, finished);
+                core.clone().start_receivers(receivers);
+                serve(core.clone()).await;
+                core.finish().await;
+            }
+        };
+        let name = format!("baton-core-{id}");
+        let pinned = cpus.get(id).map(|&cpu| {
+            LocalExecutorBuilder::new(Placement::Fixed(cpu))
+                .name(&name)
+                .spawn(start.clone())
+        });
+        let handle = match pinned {
+            Some(Ok(h)) => h,
+            other => {
+                if let Some(Err(e)) = other {
+                    tracing::warn!(core = id, error = %e, "pinning failed; running unpinned");
+                }
+                LocalExecutorBuilder::new(Placement::Unbound)
+                    .name(&name)
+                    .spawn(start)
+                    .map_err(|e| RuntimeError::Spawn {
+                        core: id,
+                        reason: e.to_string(),
+                    })?
+            }
+        };
+        handles.push(handle);
+    }
+    let mut result = Ok(());
+    for (core, h) in handles.into_iter().enumerate() {
+        if h.join().is_err() && result.is_ok() {
+            result = Err(RuntimeError::Panicked { core });
+        }
+    }
+    result
+}

@@ -1,1 +1,0 @@
-//! memcached operations (placeholder until written).

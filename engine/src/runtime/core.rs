@@ -1,0 +1,333 @@
+//! [`Core`]: what one executor owns — its shard, its end of the mesh, the requests it is
+//! waiting on, and the shard lock that makes multi-core commands atomic.
+//!
+//! Cross-core protocol: a [`Msg::Req`] carries a batch of [`Job`]s for one shard; the
+//! receiving core runs them in order and answers with one [`Msg::Resp`]. A connection
+//! sends at most one batch per destination core per pipeline, so one pipeline costs one
+//! round trip per core it touches.
+//!
+//! Atomic multi-core commands (RENAME across cores, MSETNX, ...) lock every shard they
+//! touch, in ascending core order (so two of them can never deadlock), with a transaction
+//! id. While a shard is locked, batches without that id wait in arrival order; `Resp`s are
+//! never held back, so a coordinator always hears its answers.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use glommio::channels::channel_mesh::{Receivers, Senders};
+
+use super::oneshot;
+use crate::command::CommandSpec;
+use crate::reply::Reply;
+use crate::shard::Shard;
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A function run on a shard; crosses cores, so it must be `Send`.
+pub type ShardFn = Box<dyn FnOnce(&mut Shard, u64) -> Out + Send>;
+
+/// One unit of work for a shard.
+pub enum Job {
+    /// A command whose arity was checked; `args[0]` is the name.
+    Cmd(&'static CommandSpec, Vec<Bytes>),
+    /// Any work on the shard (cross-core RENAME steps, memcached operations, stats).
+    Call(ShardFn),
+    /// Take this shard's lock for the batch's transaction (sent alone in its batch).
+    Lock,
+    /// Release this shard's lock held by the batch's transaction.
+    Unlock,
+}
+
+/// The result of one [`Job`].
+pub enum Out {
+    Reply(Reply),
+    Value(Box<dyn Any + Send>),
+}
+
+impl Out {
+    /// The reply inside, or an internal error reply if this was not a reply.
+    pub fn into_reply(self) -> Reply {
+        match self {
+            Out::Reply(r) => r,
+            Out::Value(_) => Reply::err("ERR internal: expected a reply"),
+        }
+    }
+
+    /// The value inside, downcast to `T`.
+    pub fn into_value<T: 'static>(self) -> Option<T> {
+        match self {
+            Out::Value(v) => v.downcast::<T>().ok().map(|b| *b),
+            Out::Reply(_) => None,
+        }
+    }
+}
+
+/// What travels over the mesh.
+pub enum Msg {
+    Req { id: u64, txn: u64, jobs: Vec<Job> },
+    Resp { id: u64, outs: Vec<Out> },
+}
+
+/// Transaction id meaning "no transaction".
+pub const NO_TXN: u64 = 0;
+
+struct Deferred {
+    from: usize,
+    id: u64,
+    txn: u64,
+    jobs: Vec<Job>,
+}
+
+/// Everything one core owns. Lives in an `Rc` on its executor; never crosses threads.
+pub struct Core {
+    pub id: usize,
+    pub cores: usize,
+    pub shard: RefCell<Shard>,
+    senders: Rc<Senders<Msg>>,
+    next_id: Cell<u64>,
+    pending: RefCell<HashMap<u64, oneshot::Sender<Vec<Out>>>>,
+    /// The transaction holding this shard's lock, or [`NO_TXN`].
+    lock: Cell<u64>,
+    deferred: RefCell<VecDeque<Deferred>>,
+    lock_waiters: RefCell<Vec<Waker>>,
+    finished: Arc<AtomicUsize>,
+}
+
+impl Core {
+    pub(super) fn new(
+        id: usize,
+        cores: usize,
+        senders: Senders<Msg>,
+        finished: Arc<AtomicUsize>,
+    ) -> Rc<Core> {
+        Rc::new(Core {
+            id,
+            cores,
+            shard: RefCell::new(Shard::new(id)),
+            senders: Rc::new(senders),
+            next_id: Cell::new(1),
+            pending: RefCell::new(HashMap::new()),
+            lock: Cell::new(NO_TXN),
+            deferred: RefCell::new(VecDeque::new()),
+            lock_waiters: RefCell::new(Vec::new()),
+            finished,
+        })
+    }
+
+    /// Whether the local shard can run work outside any transaction right now.
+    pub fn is_unlocked(&self) -> bool {
+        self.lock.get() == NO_TXN
+    }
+
+    /// A new transaction id, unique across cores.
+    pub fn new_txn(&self) -> u64 {
+        ((self.id as u64 + 1) << 48) | self.next_request_id()
+    }
+
+    fn next_request_id(&self) -> u64 {
+        let id = self.next_id.get();
+        self.next_id.set(id.wrapping_add(1) & ((1 << 48) - 1));
+        id
+    }
+
+    /// Runs `jobs` on the shard of `core` (this one or another) within `txn` (or
+    /// [`NO_TXN`]) and returns their outputs in order.
+    pub async fn call(self: &Rc<Self>, core: usize, txn: u64, jobs: Vec<Job>) -> Vec<Out> {
+        if core == self.id {
+            let mut jobs = jobs;
+            loop {
+                match self.try_run(txn, jobs) {
+                    Ok(outs) => return outs,
+                    Err(back) => {
+                        jobs = back;
+                        self.unlocked().await;
+                    }
+                }
+            }
+        }
+        let id = self.next_request_id();
+        let (tx, rx) = oneshot::channel();
+        self.pending.borrow_mut().insert(id, tx);
+        self.send(core, Msg::Req { id, txn, jobs });
+        rx.await
+    }
+
+    /// Runs one command on the local shard right now, if no transaction holds it.
+    pub fn run_local(&self, spec: &'static CommandSpec, args: &[Bytes], now: u64) -> Option<Reply> {
+        if !self.is_unlocked() {
+            return None;
+        }
+        Some(self.shard.borrow_mut().execute(spec, args, now))
+    }
+
+    /// Resolves once the local shard's lock is free.
+    pub fn unlocked(self: &Rc<Self>) -> impl Future<Output = ()> {
+        Unlocked { core: self.clone() }
+    }
+
+    fn send(&self, to: usize, msg: Msg) {
+        use glommio::{GlommioError, ResourceType};
+        match self.senders.try_send_to(to, msg) {
+            Ok(()) => {}
+            Err(GlommioError::WouldBlock(ResourceType::Channel(msg))) => {
+                // The channel is full: park the message in a task rather than block the
+                // caller, which may be the very loop that would drain the peer's replies.
+                let senders = self.senders.clone();
+                glommio::spawn_local(async move {
+                    let _ = senders.send_to(to, msg).await;
+                })
+                .detach();
+            }
+            // The peer has stopped: only possible while shutting down, when nobody waits.
+            Err(e) => tracing::debug!(to, error = %e, "mesh send failed"),
+        }
+    }
+
+    /// Runs a batch if the lock allows it; gives the jobs back otherwise.
+    fn try_run(&self, txn: u64, jobs: Vec<Job>) -> Result<Vec<Out>, Vec<Job>> {
+        let held = self.lock.get();
+        if held != NO_TXN && held != txn {
+            return Err(jobs);
+        }
+        let now = now_ms();
+        let mut outs = Vec::with_capacity(jobs.len());
+        let mut released = false;
+        for job in jobs {
+            outs.push(match job {
+                Job::Cmd(spec, args) => {
+                    Out::Reply(self.shard.borrow_mut().execute(spec, &args, now))
+                }
+                Job::Call(f) => f(&mut self.shard.borrow_mut(), now),
+                Job::Lock => {
+                    self.lock.set(txn);
+                    Out::Reply(Reply::Ok)
+                }
+                Job::Unlock => {
+                    if self.lock.get() == txn {
+                        self.lock.set(NO_TXN);
+                        released = true;
+                    }
+                    Out::Reply(Reply::Ok)
+                }
+            });
+        }
+        if released {
+            self.after_unlock();
+        }
+        Ok(outs)
+    }
+
+    /// Runs the batches that waited for the lock, in arrival order, until one takes the
+    /// lock again; then wakes local waiters.
+    fn after_unlock(&self) {
+        loop {
+            if !self.is_unlocked() {
+                break;
+            }
+            let Some(d) = self.deferred.borrow_mut().pop_front() else {
+                break;
+            };
+            match self.try_run(d.txn, d.jobs) {
+                Ok(outs) => self.send(d.from, Msg::Resp { id: d.id, outs }),
+                Err(jobs) => {
+                    self.deferred
+                        .borrow_mut()
+                        .push_front(Deferred { jobs, ..d });
+                    break;
+                }
+            }
+        }
+        if self.is_unlocked() {
+            for w in self.lock_waiters.borrow_mut().drain(..) {
+                w.wake();
+            }
+        }
+    }
+
+    fn on_message(&self, from: usize, msg: Msg) {
+        match msg {
+            Msg::Resp { id, outs } => {
+                if let Some(tx) = self.pending.borrow_mut().remove(&id) {
+                    tx.send(outs);
+                }
+            }
+            Msg::Req { id, txn, jobs } => {
+                // Keep each peer's order: once anything waits, later batches wait too.
+                if !self.deferred.borrow().is_empty() && self.lock.get() != txn {
+                    self.deferred.borrow_mut().push_back(Deferred {
+                        from,
+                        id,
+                        txn,
+                        jobs,
+                    });
+                    return;
+                }
+                match self.try_run(txn, jobs) {
+                    Ok(outs) => self.send(from, Msg::Resp { id, outs }),
+                    Err(jobs) => self.deferred.borrow_mut().push_back(Deferred {
+                        from,
+                        id,
+                        txn,
+                        jobs,
+                    }),
+                }
+            }
+        }
+    }
+
+    pub(super) fn start_receivers(self: Rc<Self>, receivers: Receivers<Msg>) {
+        let receivers = Rc::new(receivers);
+        for peer in 0..self.cores {
+            if peer == self.id {
+                continue;
+            }
+            let (core, receivers) = (self.clone(), receivers.clone());
+            glommio::spawn_local(async move {
+                while let Ok(Some(msg)) = receivers.recv_from(peer).await {
+                    core.on_message(peer, msg);
+                }
+            })
+            .detach();
+        }
+    }
+
+    /// Marks this core finished and waits, still answering the mesh, until every core is:
+    /// a connection on another core may still need this shard to answer what it read.
+    pub(super) async fn finish(&self) {
+        self.finished.fetch_add(1, Ordering::AcqRel);
+        while self.finished.load(Ordering::Acquire) < self.cores {
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
+
+struct Unlocked {
+    core: Rc<Core>,
+}
+
+impl Future for Unlocked {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.core.is_unlocked() {
+            Poll::Ready(())
+        } else {
+            self.core.lock_waiters.borrow_mut().push(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+}

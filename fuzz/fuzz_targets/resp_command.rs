@@ -1,0 +1,76 @@
+//! `parse_command` over arbitrary bytes: it must not panic, must make progress, and must
+//! return the same commands and the same error whether the input arrives whole or in pieces
+//! (stateless, and through one `ParseState`).
+//!
+//! The first input byte picks the setting: bit 0 authenticated, bit 1 tiny limits (so the
+//! limit checks are reached with short inputs), bits 2..8 the piece size (1..=64 bytes).
+
+#![no_main]
+
+use baton_net::resp::{parse_command, Limits, ParseState, ProtocolError};
+use bytes::BytesMut;
+use libfuzzer_sys::fuzz_target;
+
+type Outcome = (Vec<Vec<Vec<u8>>>, Option<String>);
+
+fn run(input: &[u8], piece: usize, limits: &Limits, auth: bool, stateful: bool) -> Outcome {
+    let mut state = ParseState::default();
+    let mut buf = BytesMut::new();
+    let mut commands = Vec::new();
+    for chunk in input.chunks(piece.max(1)) {
+        buf.extend_from_slice(chunk);
+        loop {
+            let before = buf.len();
+            let result = if stateful {
+                state.parse_command(&mut buf, limits, auth)
+            } else {
+                parse_command(&mut buf, limits, auth)
+            };
+            match result {
+                Ok(Some(args)) => {
+                    assert!(!args.is_empty(), "a command without a name");
+                    assert!(buf.len() < before, "a command that consumed nothing");
+                    commands.push(args.iter().map(|a| a.to_vec()).collect());
+                }
+                Ok(None) => break,
+                Err(ProtocolError(text)) => {
+                    assert!(text.starts_with("ERR Protocol error: "), "{text}");
+                    return (commands, Some(text));
+                }
+            }
+        }
+    }
+    assert!(
+        input.ends_with(&buf),
+        "the leftover is not the input's tail"
+    );
+    (commands, None)
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&setting, input)) = data.split_first() else {
+        return;
+    };
+    let auth = setting & 1 != 0;
+    let limits = if setting & 2 != 0 {
+        Limits {
+            max_bulk_len: 16,
+            max_multibulk_len: 8,
+            max_inline_len: 12,
+        }
+    } else {
+        Limits::default()
+    };
+    let piece = usize::from(setting >> 2) + 1;
+    let whole = run(input, input.len(), &limits, auth, false);
+    assert_eq!(
+        whole,
+        run(input, piece, &limits, auth, false),
+        "split, stateless"
+    );
+    assert_eq!(
+        whole,
+        run(input, piece, &limits, auth, true),
+        "split, resumed"
+    );
+});

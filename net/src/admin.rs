@@ -1,0 +1,757 @@
+//! Commands the connection answers itself: PING, ECHO, QUIT, HELLO, AUTH, SELECT, COMMAND,
+//! CLIENT, CONFIG, INFO, TIME. Those that need every core (INFO, CLIENT LIST/KILL) return
+//! [`Plan::Async`] and finish in [`run_async`].
+
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use baton_engine::command::{flags, lookup, CommandSpec, COMMANDS};
+use baton_engine::reply::{errors, Reply};
+use baton_engine::runtime::{Core, Job, Out};
+use bytes::Bytes;
+
+use crate::client::{Client, CLIENTS};
+use crate::config::Shared;
+use crate::dispatch::{AsyncOp, Plan, COMMANDS_PROCESSED};
+
+/// The Redis version Baton reports, for clients that gate features on it.
+pub const REDIS_VERSION: &str = "7.2.0";
+
+fn eq(a: &[u8], b: &str) -> bool {
+    a.eq_ignore_ascii_case(b.as_bytes())
+}
+
+fn bulk(s: impl Into<String>) -> Reply {
+    Reply::Bulk(Bytes::from(s.into()))
+}
+
+/// `ERR wrong number of arguments for 'client|setname' command`, as Redis 7 words it.
+fn sub_arity(cmd: &str, sub: &[u8]) -> Reply {
+    Reply::error(format!(
+        "ERR wrong number of arguments for '{}|{}' command",
+        cmd,
+        String::from_utf8_lossy(sub).to_ascii_lowercase()
+    ))
+}
+
+fn unknown_subcommand(cmd: &str, sub: &[u8]) -> Reply {
+    Reply::error(format!(
+        "ERR unknown subcommand '{}'. Try {} HELP.",
+        String::from_utf8_lossy(sub),
+        cmd.to_ascii_uppercase()
+    ))
+}
+
+/// The name CLIENT LIST shows for a command: `client|info` for container commands.
+pub fn full_name(spec: &'static CommandSpec, args: &[Bytes]) -> &'static str {
+    const SUBS: &[(&str, &[&str])] = &[
+        (
+            "client",
+            &[
+                "client|id",
+                "client|setname",
+                "client|getname",
+                "client|info",
+                "client|setinfo",
+                "client|list",
+                "client|kill",
+                "client|no-evict",
+                "client|no-touch",
+                "client|help",
+            ],
+        ),
+        (
+            "command",
+            &[
+                "command|count",
+                "command|info",
+                "command|docs",
+                "command|list",
+                "command|help",
+            ],
+        ),
+        (
+            "config",
+            &[
+                "config|get",
+                "config|set",
+                "config|resetstat",
+                "config|help",
+            ],
+        ),
+    ];
+    let Some((_, names)) = SUBS.iter().find(|(c, _)| *c == spec.name) else {
+        return spec.name;
+    };
+    let Some(sub) = args.get(1) else {
+        return spec.name;
+    };
+    names
+        .iter()
+        .find(|n| n.split_once('|').is_some_and(|(_, s)| eq(sub, s)))
+        .copied()
+        .unwrap_or(spec.name)
+}
+
+/// Answers a connection command, or defers it to [`run_async`].
+pub fn handle(
+    core: &Rc<Core>,
+    shared: &Arc<Shared>,
+    client: &Client,
+    spec: &'static CommandSpec,
+    args: Vec<Bytes>,
+    now: u64,
+) -> Plan {
+    let r = match spec.name {
+        "ping" => match args.len() {
+            1 => Reply::simple("PONG"),
+            2 => Reply::Bulk(args[1].clone()),
+            _ => errors::wrong_arity("ping"),
+        },
+        "echo" => Reply::Bulk(args[1].clone()),
+        "quit" => {
+            client.borrow_mut().close_after_reply = true;
+            Reply::Ok
+        }
+        "select" => match baton_engine::commands::parse_i64(&args[1]) {
+            Some(0) => Reply::Ok,
+            Some(_) => Reply::err("ERR DB index is out of range"),
+            None => errors::NOT_INTEGER,
+        },
+        "time" => {
+            let us = now_us();
+            Reply::Array(vec![
+                bulk((us / 1_000_000).to_string()),
+                bulk((us % 1_000_000).to_string()),
+            ])
+        }
+        "auth" => auth(shared, client, &args),
+        "hello" => hello(core, shared, client, &args),
+        "command" => command(&args),
+        "client" => return client_cmd(client, spec, args, now),
+        "config" => config(shared, &args),
+        "info" => return Plan::Async(AsyncOp::Admin(spec, args)),
+        other => Reply::error(format!("ERR unknown command '{other}'")),
+    };
+    Plan::Reply(r)
+}
+
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+fn check_password(shared: &Shared, user: Option<&[u8]>, pass: &[u8]) -> Result<(), Reply> {
+    let Some(expected) = &shared.config.requirepass else {
+        return Err(Reply::err(
+            "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+        ));
+    };
+    let user_ok = user.is_none_or(|u| u == b"default");
+    if user_ok && pass == expected.as_bytes() {
+        Ok(())
+    } else {
+        Err(Reply::err(
+            "WRONGPASS invalid username-password pair or user is disabled.",
+        ))
+    }
+}
+
+/// AUTH [username] password
+fn auth(shared: &Shared, client: &Client, args: &[Bytes]) -> Reply {
+    let (user, pass) = match args.len() {
+        2 => (None, &args[1]),
+        3 => (Some(&args[1][..]), &args[2]),
+        _ => return errors::SYNTAX,
+    };
+    if shared.config.requirepass.is_none() && user.is_some() {
+        // With a username Redis checks the ACL user, whose password "nopass" accepts anything
+        // only for "default"; without a configured password any username but default fails.
+        return match user {
+            Some(b"default") => Reply::Ok,
+            _ => Reply::err("WRONGPASS invalid username-password pair or user is disabled."),
+        };
+    }
+    match check_password(shared, user, pass) {
+        Ok(()) => {
+            client.borrow_mut().authenticated = true;
+            Reply::Ok
+        }
+        Err(e) => e,
+    }
+}
+
+/// HELLO [protover [AUTH username password] [SETNAME clientname]]
+fn hello(core: &Rc<Core>, shared: &Shared, client: &Client, args: &[Bytes]) -> Reply {
+    let mut proto = client.borrow().resp;
+    let mut i = 1;
+    if args.len() > 1 {
+        match baton_engine::commands::parse_i64(&args[1]) {
+            Some(v @ 2..=3) => proto = v as u8,
+            Some(_) => return Reply::err("NOPROTO unsupported protocol version"),
+            None => return Reply::err("ERR Protocol version is not an integer or out of range"),
+        }
+        i = 2;
+    }
+    let mut name = None;
+    while i < args.len() {
+        let more = args.len() - i - 1;
+        if eq(&args[i], "auth") && more >= 2 {
+            // Without requirepass the default user has no password: any password passes.
+            let open = shared.config.requirepass.is_none() && args[i + 1][..] == b"default"[..];
+            if !open {
+                if let Err(e) = check_password(shared, Some(&args[i + 1]), &args[i + 2]) {
+                    return e;
+                }
+            }
+            client.borrow_mut().authenticated = true;
+            i += 3;
+        } else if eq(&args[i], "setname") && more >= 1 {
+            if let Err(e) = valid_name(&args[i + 1]) {
+                return e;
+            }
+            name = Some(args[i + 1].clone());
+            i += 2;
+        } else {
+            return Reply::error(format!(
+                "ERR Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(&args[i])
+            ));
+        }
+    }
+    if !client.borrow().authenticated {
+        return Reply::err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+    }
+    let mut st = client.borrow_mut();
+    st.resp = proto;
+    if let Some(n) = name {
+        st.name = if n.is_empty() { None } else { Some(n) };
+    }
+    let _ = core;
+    Reply::Map(vec![
+        (bulk("server"), bulk("redis")),
+        (bulk("version"), bulk(REDIS_VERSION)),
+        (bulk("proto"), Reply::Int(proto as i64)),
+        (bulk("id"), Reply::Int(st.id as i64)),
+        (bulk("mode"), bulk("standalone")),
+        (bulk("role"), bulk("master")),
+        (bulk("modules"), Reply::Array(Vec::new())),
+    ])
+}
+
+fn valid_name(name: &[u8]) -> Result<(), Reply> {
+    if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
+        return Err(Reply::err(
+            "ERR Client names cannot contain spaces, newlines or special characters.",
+        ));
+    }
+    Ok(())
+}
+
+fn command_info(c: &CommandSpec) -> Reply {
+    let fl = flags::NAMES
+        .iter()
+        .filter(|(f, _)| c.flags & f != 0)
+        .map(|(_, n)| Reply::Simple(Bytes::from_static(n.as_bytes())))
+        .collect();
+    Reply::Array(vec![
+        bulk(c.name),
+        Reply::Int(c.arity as i64),
+        Reply::Set(fl),
+        Reply::Int(c.first_key as i64),
+        Reply::Int(c.last_key as i64),
+        Reply::Int(c.step as i64),
+        Reply::Set(vec![Reply::Simple(Bytes::from(format!("@{}", c.group)))]),
+        Reply::Array(Vec::new()),
+        Reply::Array(Vec::new()),
+        Reply::Array(Vec::new()),
+    ])
+}
+
+fn command_docs(c: &CommandSpec) -> Reply {
+    Reply::Map(vec![
+        (bulk("summary"), bulk(c.summary)),
+        (bulk("since"), bulk(c.since)),
+        (bulk("group"), bulk(c.group)),
+    ])
+}
+
+/// COMMAND [COUNT | INFO [name ...] | DOCS [name ...] | LIST]
+fn command(args: &[Bytes]) -> Reply {
+    if args.len() == 1 {
+        return Reply::Array(COMMANDS.iter().map(command_info).collect());
+    }
+    let sub = &args[1];
+    if eq(sub, "count") && args.len() == 2 {
+        Reply::Int(COMMANDS.len() as i64)
+    } else if eq(sub, "info") {
+        if args.len() == 2 {
+            return Reply::Array(COMMANDS.iter().map(command_info).collect());
+        }
+        Reply::Array(
+            args[2..]
+                .iter()
+                .map(|n| lookup(n).map_or(Reply::NilArray, command_info))
+                .collect(),
+        )
+    } else if eq(sub, "docs") {
+        let pick: Vec<&CommandSpec> = if args.len() == 2 {
+            COMMANDS.iter().collect()
+        } else {
+            args[2..].iter().filter_map(|n| lookup(n)).collect()
+        };
+        Reply::Map(
+            pick.into_iter()
+                .map(|c| (bulk(c.name), command_docs(c)))
+                .collect(),
+        )
+    } else if eq(sub, "list") && args.len() == 2 {
+        Reply::Array(COMMANDS.iter().map(|c| bulk(c.name)).collect())
+    } else if eq(sub, "help") {
+        help(
+            "COMMAND",
+            &[
+                "COUNT",
+                "DOCS [<command-name> ...]",
+                "INFO [<command-name> ...]",
+                "LIST",
+            ],
+        )
+    } else if eq(sub, "count") || eq(sub, "list") {
+        sub_arity("command", sub)
+    } else {
+        unknown_subcommand("command", sub)
+    }
+}
+
+fn help(cmd: &str, lines: &[&str]) -> Reply {
+    let mut out = vec![Reply::Simple(Bytes::from(format!(
+        "{cmd} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    )))];
+    out.extend(
+        lines
+            .iter()
+            .map(|l| Reply::Simple(Bytes::from(l.to_string()))),
+    );
+    Reply::Array(out)
+}
+
+/// CLIENT ID | SETNAME | GETNAME | INFO | SETINFO | LIST | KILL | NO-EVICT | NO-TOUCH | HELP
+fn client_cmd(client: &Client, spec: &'static CommandSpec, args: Vec<Bytes>, now: u64) -> Plan {
+    let sub = &args[1];
+    let r = if eq(sub, "id") && args.len() == 2 {
+        Reply::Int(client.borrow().id as i64)
+    } else if eq(sub, "setname") && args.len() == 3 {
+        match valid_name(&args[2]) {
+            Ok(()) => {
+                client.borrow_mut().name = if args[2].is_empty() {
+                    None
+                } else {
+                    Some(args[2].clone())
+                };
+                Reply::Ok
+            }
+            Err(e) => e,
+        }
+    } else if eq(sub, "getname") && args.len() == 2 {
+        client.borrow().name.clone().map_or(Reply::Nil, Reply::Bulk)
+    } else if eq(sub, "info") && args.len() == 2 {
+        Reply::Verbatim(Bytes::from(client.borrow().info_line(now) + "\n"))
+    } else if eq(sub, "setinfo") && args.len() == 4 {
+        let value = args[3].clone();
+        if value.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
+            Reply::error(format!(
+                "ERR {} cannot contain spaces, newlines or special characters.",
+                String::from_utf8_lossy(&args[2]).to_ascii_lowercase()
+            ))
+        } else if eq(&args[2], "lib-name") {
+            client.borrow_mut().lib_name = Some(value);
+            Reply::Ok
+        } else if eq(&args[2], "lib-ver") {
+            client.borrow_mut().lib_ver = Some(value);
+            Reply::Ok
+        } else {
+            Reply::error(format!(
+                "ERR Unrecognized option '{}'",
+                String::from_utf8_lossy(&args[2])
+            ))
+        }
+    } else if (eq(sub, "list") && (args.len() == 2 || args.len() >= 4))
+        || (eq(sub, "kill") && args.len() >= 3)
+    {
+        return Plan::Async(AsyncOp::Admin(spec, args));
+    } else if (eq(sub, "no-evict") || eq(sub, "no-touch")) && args.len() == 3 {
+        if eq(&args[2], "on") || eq(&args[2], "off") {
+            Reply::Ok
+        } else {
+            errors::SYNTAX
+        }
+    } else if eq(sub, "help") {
+        help(
+            "CLIENT",
+            &[
+                "ID",
+                "INFO",
+                "LIST [TYPE normal] [ID id ...]",
+                "KILL <ip:port> | ID <id> | ADDR <ip:port>",
+                "GETNAME",
+                "SETNAME <name>",
+                "SETINFO <LIB-NAME|LIB-VER> <value>",
+                "NO-EVICT (ON|OFF)",
+                "NO-TOUCH (ON|OFF)",
+            ],
+        )
+    } else if [
+        "id", "setname", "getname", "info", "setinfo", "list", "kill", "no-evict", "no-touch",
+    ]
+    .iter()
+    .any(|s| eq(sub, s))
+    {
+        sub_arity("client", sub)
+    } else {
+        unknown_subcommand("client", sub)
+    };
+    Plan::Reply(r)
+}
+
+/// The parameters CONFIG GET knows, with their current values.
+fn config_params(shared: &Shared) -> Vec<(&'static str, String)> {
+    let c = &shared.config;
+    vec![
+        ("appendonly", "no".into()),
+        ("bind", c.bind.clone()),
+        ("databases", "1".into()),
+        ("io-threads", "1".into()),
+        ("maxclients", "10000".into()),
+        ("maxmemory", c.maxmemory.to_string()),
+        ("maxmemory-policy", c.maxmemory_policy.clone()),
+        ("port", shared.redis_port.to_string()),
+        ("proto-max-bulk-len", c.limits.max_bulk_len.to_string()),
+        ("requirepass", c.requirepass.clone().unwrap_or_default()),
+        ("save", String::new()),
+        ("timeout", "0".into()),
+    ]
+}
+
+/// CONFIG GET pattern [pattern ...] | CONFIG RESETSTAT | CONFIG HELP
+fn config(shared: &Shared, args: &[Bytes]) -> Reply {
+    let sub = &args[1];
+    if eq(sub, "get") && args.len() >= 3 {
+        let params = config_params(shared);
+        let mut out = Vec::new();
+        for (name, value) in &params {
+            if args[2..]
+                .iter()
+                .any(|p| baton_engine::glob::glob_match_nocase(p, name.as_bytes()))
+            {
+                out.push((bulk(*name), bulk(value.clone())));
+            }
+        }
+        Reply::Map(out)
+    } else if eq(sub, "set") && args.len() >= 4 {
+        Reply::error(format!(
+            "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+            String::from_utf8_lossy(&args[2])
+        ))
+    } else if eq(sub, "resetstat") && args.len() == 2 {
+        Reply::Ok
+    } else if eq(sub, "help") {
+        help("CONFIG", &["GET <pattern>", "RESETSTAT"])
+    } else if ["get", "set", "resetstat"].iter().any(|s| eq(sub, s)) {
+        sub_arity("config", sub)
+    } else {
+        unknown_subcommand("config", sub)
+    }
+}
+
+/// One core's numbers for INFO.
+#[derive(Debug, Default, Clone, Copy)]
+struct CoreInfo {
+    keys: u64,
+    expires: u64,
+    commands: u64,
+    hits: u64,
+    misses: u64,
+    expired: u64,
+}
+
+async fn gather<T: Send + 'static>(
+    core: &Rc<Core>,
+    f: fn(&mut baton_engine::Shard) -> T,
+) -> Vec<T> {
+    let mut all = Vec::with_capacity(core.cores);
+    for c in 0..core.cores {
+        let job = Job::Call(Box::new(move |s, _now| Out::Value(Box::new(f(s)))));
+        let out = core.call(c, baton_engine::runtime::NO_TXN, vec![job]).await;
+        if let Some(v) = out.into_iter().next().and_then(Out::into_value::<T>) {
+            all.push(v);
+        }
+    }
+    all
+}
+
+/// Finishes the connection commands that need every core.
+pub async fn run_async(
+    core: &Rc<Core>,
+    shared: &Arc<Shared>,
+    client: &Client,
+    spec: &'static CommandSpec,
+    args: Vec<Bytes>,
+) -> Reply {
+    match spec.name {
+        "info" => Reply::Verbatim(Bytes::from(info(core, shared, &args[1..]).await)),
+        "client" if eq(&args[1], "list") => {
+            let lines = gather(core, |_| {
+                let now = baton_engine::runtime::now_ms();
+                CLIENTS.with(|c| {
+                    c.borrow()
+                        .iter()
+                        .map(|cl| (cl.borrow().id, cl.borrow().info_line(now)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .await;
+            let mut ids: Option<Vec<u64>> = None;
+            if args.len() >= 4 {
+                if eq(&args[2], "id") {
+                    let mut v = Vec::new();
+                    for a in &args[3..] {
+                        match baton_engine::commands::parse_i64(a) {
+                            Some(n) if n > 0 => v.push(n as u64),
+                            _ => return Reply::err("ERR Invalid client ID"),
+                        }
+                    }
+                    ids = Some(v);
+                } else if eq(&args[2], "type") && args.len() == 4 {
+                    if !eq(&args[3], "normal")
+                        && !["master", "replica", "pubsub"]
+                            .iter()
+                            .any(|t| eq(&args[3], t))
+                    {
+                        return Reply::error(format!(
+                            "ERR Unknown client type '{}'",
+                            String::from_utf8_lossy(&args[3])
+                        ));
+                    }
+                    if !eq(&args[3], "normal") {
+                        return Reply::Verbatim(Bytes::new());
+                    }
+                } else {
+                    return errors::SYNTAX;
+                }
+            }
+            let mut all: Vec<(u64, String)> = lines.into_iter().flatten().collect();
+            all.sort_by_key(|(id, _)| *id);
+            let mut text = String::new();
+            for (id, line) in all {
+                if ids.as_ref().is_none_or(|v| v.contains(&id)) {
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+            }
+            Reply::Verbatim(Bytes::from(text))
+        }
+        "client" => client_kill(core, client, &args).await,
+        other => Reply::error(format!("ERR unknown command '{other}'")),
+    }
+}
+
+/// CLIENT KILL ip:port | CLIENT KILL [ID id] [ADDR ip:port] [LADDR ip:port] [SKIPME yes|no]
+async fn client_kill(core: &Rc<Core>, client: &Client, args: &[Bytes]) -> Reply {
+    let old_style = args.len() == 3;
+    let (mut id, mut addr, mut laddr, mut skipme) = (None, None, None, true);
+    if old_style {
+        addr = Some(String::from_utf8_lossy(&args[2]).into_owned());
+    } else {
+        if !(args.len() - 2).is_multiple_of(2) {
+            return errors::SYNTAX;
+        }
+        for pair in args[2..].chunks(2) {
+            let v = String::from_utf8_lossy(&pair[1]).into_owned();
+            if eq(&pair[0], "id") {
+                match v.parse::<u64>() {
+                    Ok(n) if n > 0 => id = Some(n),
+                    _ => return Reply::err("ERR client-id should be greater than 0"),
+                }
+            } else if eq(&pair[0], "addr") {
+                addr = Some(v);
+            } else if eq(&pair[0], "laddr") {
+                laddr = Some(v);
+            } else if eq(&pair[0], "skipme") {
+                skipme = match v.to_ascii_lowercase().as_str() {
+                    "yes" => true,
+                    "no" => false,
+                    _ => return errors::SYNTAX,
+                };
+            } else if eq(&pair[0], "type") || eq(&pair[0], "user") || eq(&pair[0], "maxage") {
+                return Reply::error(format!(
+                    "ERR CLIENT KILL {} is not supported",
+                    String::from_utf8_lossy(&pair[0])
+                ));
+            } else {
+                return errors::SYNTAX;
+            }
+        }
+    }
+    let me = if skipme { client.borrow().id } else { 0 };
+    let mut killed = 0i64;
+    for c in 0..core.cores {
+        let (id, addr, laddr) = (id, addr.clone(), laddr.clone());
+        let job = Job::Call(Box::new(move |_s, _now| {
+            let n = CLIENTS.with(|cl| {
+                let mut n = 0i64;
+                for cl in cl.borrow().iter() {
+                    let mut st = cl.borrow_mut();
+                    let hit = id.is_none_or(|i| i == st.id)
+                        && addr.as_ref().is_none_or(|a| {
+                            st.peer.map(|p| p.to_string()).as_deref() == Some(a.as_str())
+                        })
+                        && laddr.as_ref().is_none_or(|a| {
+                            st.local.map(|p| p.to_string()).as_deref() == Some(a.as_str())
+                        });
+                    if hit && st.id != me {
+                        st.killed = true;
+                        n += 1;
+                    }
+                }
+                n
+            });
+            if n > 0 {
+                crate::client::request_kill();
+            }
+            Out::Value(Box::new(n))
+        }));
+        let out = core.call(c, baton_engine::runtime::NO_TXN, vec![job]).await;
+        killed += out
+            .into_iter()
+            .next()
+            .and_then(Out::into_value::<i64>)
+            .unwrap_or(0);
+    }
+    if old_style {
+        if killed == 0 {
+            Reply::err("ERR No such client")
+        } else {
+            Reply::Ok
+        }
+    } else {
+        Reply::Int(killed)
+    }
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// INFO [section ...]
+async fn info(core: &Rc<Core>, shared: &Arc<Shared>, sections: &[Bytes]) -> String {
+    let stats = gather(core, |s| CoreInfo {
+        keys: s.len() as u64,
+        expires: s.expires() as u64,
+        commands: COMMANDS_PROCESSED.with(|c| c.get()),
+        hits: s.stats.keyspace_hits,
+        misses: s.stats.keyspace_misses,
+        expired: s.stats.expired_keys,
+    })
+    .await;
+    let total = stats.iter().fold(CoreInfo::default(), |a, b| CoreInfo {
+        keys: a.keys + b.keys,
+        expires: a.expires + b.expires,
+        commands: a.commands + b.commands,
+        hits: a.hits + b.hits,
+        misses: a.misses + b.misses,
+        expired: a.expired + b.expired,
+    });
+    let want = |name: &str| {
+        sections.is_empty()
+            || sections.iter().any(|s| {
+                eq(s, name)
+                    || eq(s, "all")
+                    || eq(s, "everything")
+                    || (eq(s, "default") && name != "commandstats")
+            })
+    };
+    let now = baton_engine::runtime::now_ms();
+    let uptime = now.saturating_sub(shared.started_ms) / 1000;
+    let mut out = String::new();
+    let mut section = |title: &str, body: String| {
+        if !out.is_empty() {
+            out.push_str("\r\n");
+        }
+        out.push_str("# ");
+        out.push_str(title);
+        out.push_str("\r\n");
+        out.push_str(&body);
+    };
+    if want("server") {
+        section(
+            "Server",
+            format!(
+                "redis_version:{REDIS_VERSION}\r\nbaton_version:{}\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:io_uring\r\nprocess_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nexecutable:{}\r\nconfig_file:\r\nio_threads_active:0\r\ncores:{}\r\n",
+                env!("CARGO_PKG_VERSION"),
+                std::env::consts::OS,
+                std::env::consts::ARCH,
+                std::process::id(),
+                shared.redis_port,
+                now_us(),
+                uptime / 86400,
+                std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
+                core.cores,
+            ),
+        );
+    }
+    if want("clients") {
+        section(
+            "Clients",
+            format!(
+                "connected_clients:{}\r\nblocked_clients:0\r\nmaxclients:10000\r\n",
+                shared.connected_clients.load(Ordering::Relaxed)
+            ),
+        );
+    }
+    if want("memory") {
+        let rss = rss_bytes();
+        section(
+            "Memory",
+            format!(
+                "used_memory:{rss}\r\nused_memory_rss:{rss}\r\nmaxmemory:{}\r\nmaxmemory_policy:{}\r\n",
+                shared.config.maxmemory, shared.config.maxmemory_policy
+            ),
+        );
+    }
+    if want("stats") {
+        section(
+            "Stats",
+            format!(
+                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\n",
+                shared.total_connections.load(Ordering::Relaxed),
+                total.commands,
+                shared.rejected_connections.load(Ordering::Relaxed),
+                total.expired,
+                total.hits,
+                total.misses,
+            ),
+        );
+    }
+    if want("keyspace") {
+        let body = if total.keys > 0 {
+            format!(
+                "db0:keys={},expires={},avg_ttl=0\r\n",
+                total.keys, total.expires
+            )
+        } else {
+            String::new()
+        };
+        section("Keyspace", body);
+    }
+    out
+}

@@ -1,0 +1,165 @@
+//! Multi-key commands whose keys live on different cores, made atomic as in Redis: every
+//! shard involved is locked (in ascending core order, so two such commands never
+//! deadlock), the command is checked and applied, and the locks are released. While a
+//! shard is locked, other work for it waits; nobody observes a half-applied command.
+
+use std::rc::Rc;
+
+use baton_engine::command::{lookup, CommandSpec};
+use baton_engine::commands::keyspace::parse_copy_options;
+use baton_engine::commands::lcs::lcs_reply;
+use baton_engine::reply::{errors, Reply};
+use baton_engine::runtime::{Core, Job, Out};
+use baton_engine::ValueSnapshot;
+use bytes::Bytes;
+
+/// A transaction over the shards of `cores` (sorted, unique), holding their locks.
+struct Txn<'a> {
+    core: &'a Rc<Core>,
+    id: u64,
+    cores: Vec<usize>,
+}
+
+impl<'a> Txn<'a> {
+    async fn begin(core: &'a Rc<Core>, mut cores: Vec<usize>) -> Txn<'a> {
+        cores.sort_unstable();
+        cores.dedup();
+        let id = core.new_txn();
+        for &c in &cores {
+            core.call(c, id, vec![Job::Lock]).await;
+        }
+        Txn { core, id, cores }
+    }
+
+    async fn run(
+        &self,
+        c: usize,
+        f: impl FnOnce(&mut baton_engine::Shard, u64) -> Out + Send + 'static,
+    ) -> Out {
+        let mut outs = self
+            .core
+            .call(c, self.id, vec![Job::Call(Box::new(f))])
+            .await;
+        outs.pop().unwrap_or(Out::Reply(Reply::Nil))
+    }
+
+    async fn snapshot(&self, c: usize, key: Bytes) -> Option<ValueSnapshot> {
+        self.run(c, move |s, now| Out::Value(Box::new(s.snapshot(&key, now))))
+            .await
+            .into_value::<Option<ValueSnapshot>>()
+            .flatten()
+    }
+
+    async fn exists(&self, c: usize, keys: Vec<Bytes>) -> bool {
+        self.run(c, move |s, now| {
+            Out::Value(Box::new(keys.iter().any(|k| s.exists(k, now))))
+        })
+        .await
+        .into_value::<bool>()
+        .unwrap_or(false)
+    }
+
+    async fn commit(self) {
+        for &c in self.cores.iter().rev() {
+            self.core.call(c, self.id, vec![Job::Unlock]).await;
+        }
+    }
+}
+
+/// Runs MSETNX, RENAME, RENAMENX, COPY or LCS whose keys span several cores.
+pub async fn run(core: &Rc<Core>, spec: &'static CommandSpec, args: Vec<Bytes>) -> Reply {
+    let owner = |k: &Bytes| baton_ring::core_of(k, core.cores);
+    match spec.name {
+        "msetnx" => {
+            if !(args.len() - 1).is_multiple_of(2) {
+                return errors::wrong_arity(spec.name);
+            }
+            let mut per_core: Vec<Vec<Bytes>> = vec![Vec::new(); core.cores];
+            for pair in args[1..].chunks(2) {
+                per_core[owner(&pair[0])].extend_from_slice(pair);
+            }
+            let involved: Vec<usize> = (0..core.cores)
+                .filter(|&c| !per_core[c].is_empty())
+                .collect();
+            let txn = Txn::begin(core, involved.clone()).await;
+            let mut any = false;
+            for &c in &involved {
+                let keys: Vec<Bytes> = per_core[c].chunks(2).map(|p| p[0].clone()).collect();
+                any |= txn.exists(c, keys).await;
+            }
+            if !any {
+                let mset = lookup(b"mset").expect("mset is in the table");
+                for &c in &involved {
+                    let mut a = vec![Bytes::from_static(b"MSET")];
+                    a.extend(std::mem::take(&mut per_core[c]));
+                    core.call(c, txn.id, vec![Job::Cmd(mset, a)]).await;
+                }
+            }
+            txn.commit().await;
+            Reply::Int(if any { 0 } else { 1 })
+        }
+        "rename" | "renamenx" | "copy" => {
+            let copy = spec.name == "copy";
+            let replace = if copy {
+                match parse_copy_options(&args) {
+                    Ok(r) => r,
+                    Err(e) => return e,
+                }
+            } else {
+                true
+            };
+            let (src, dst) = (args[1].clone(), args[2].clone());
+            let (a, b) = (owner(&src), owner(&dst));
+            let txn = Txn::begin(core, vec![a, b]).await;
+            let reply = match txn.snapshot(a, src.clone()).await {
+                None if copy => Reply::Int(0),
+                None => errors::NO_SUCH_KEY,
+                Some(snap) => {
+                    let blocked = (spec.name == "renamenx" || (copy && !replace))
+                        && txn.exists(b, vec![dst.clone()]).await;
+                    if blocked {
+                        Reply::Int(0)
+                    } else {
+                        txn.run(b, move |s, now| {
+                            s.delete(&dst, now);
+                            s.restore(&dst, &snap);
+                            Out::Reply(Reply::Ok)
+                        })
+                        .await;
+                        if !copy {
+                            txn.run(a, move |s, now| {
+                                Out::Reply(Reply::Int(s.delete(&src, now) as i64))
+                            })
+                            .await;
+                        }
+                        if spec.name == "rename" {
+                            Reply::Ok
+                        } else {
+                            Reply::Int(1)
+                        }
+                    }
+                }
+            };
+            txn.commit().await;
+            reply
+        }
+        "lcs" => {
+            let (k1, k2) = (args[1].clone(), args[2].clone());
+            let (a, b) = (owner(&k1), owner(&k2));
+            let txn = Txn::begin(core, vec![a, b]).await;
+            let v1 = txn
+                .snapshot(a, k1)
+                .await
+                .map(|s| s.value)
+                .unwrap_or_default();
+            let v2 = txn
+                .snapshot(b, k2)
+                .await
+                .map(|s| s.value)
+                .unwrap_or_default();
+            txn.commit().await;
+            lcs_reply(&v1, &v2, &args)
+        }
+        other => Reply::error(format!("ERR '{other}' cannot span cores")),
+    }
+}

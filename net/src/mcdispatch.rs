@@ -1,0 +1,416 @@
+//! memcached connections: parse with [`crate::memcache::McParser`], route each per-key op to the core that
+//! owns its key, execute it there, encode the results in request order.
+//!
+//! Same shape as the RESP path ([`crate::dispatch`]): requests whose keys live on this
+//! core run inline; from the first one that needs another core (or every core: `stats`,
+//! `flush_all`), the rest of the pipeline runs in one task that sends one batch per core.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_engine::memcache::{execute, flush_deadline, McCtx, McOpKind};
+use baton_engine::runtime::{now_ms, Core, Job, Out, NO_TXN};
+use bytes::BytesMut;
+
+use crate::client::Client;
+use crate::config::Shared;
+use crate::dispatch::{run_batches, Outcome, OUTPUT_PAUSE};
+use crate::memcache::{
+    encode, encode_end, encode_error, encode_item, encode_multi, encode_noop, encode_ok,
+    encode_reset, encode_stats, encode_version, McConn, McLimits, McOp, McReply, McRequest,
+    McResult, McStats,
+};
+
+thread_local! {
+    /// This core's memcached command counters; `stats` sums them over cores.
+    static STATS: RefCell<McStats> = RefCell::new(McStats::default());
+}
+
+fn record(kind: McOpKind, result: &McResult) {
+    STATS.with(|s| s.borrow_mut().record(kind, result));
+}
+
+fn limits(shared: &Shared) -> McLimits {
+    McLimits {
+        max_item_size: shared.config.max_item_size,
+        ..McLimits::default()
+    }
+}
+
+fn ctx(shared: &Shared) -> McCtx {
+    McCtx {
+        now_ms: now_ms(),
+        max_item_size: shared.config.max_item_size,
+    }
+}
+
+fn parse(
+    client: &Client,
+    rbuf: &mut BytesMut,
+    limits: &McLimits,
+) -> Result<Option<McRequest>, crate::memcache::McError> {
+    let mut parser = client.borrow().mc_parser;
+    let res = parser.parse(rbuf, limits);
+    client.borrow_mut().mc_parser = parser;
+    res
+}
+
+/// Runs one op on the local shard and counts it.
+fn run_local(core: &Core, op: McOp, ctx: &McCtx) -> McResult {
+    let kind = op.kind();
+    let r = execute(&mut core.shard.borrow_mut(), op, ctx);
+    record(kind, &r);
+    r
+}
+
+/// Whether a request can run inline on this core right now.
+fn is_local(core: &Core, req: &McRequest) -> bool {
+    if !core.is_unlocked() {
+        return false;
+    }
+    let mine = |op: &McOp| baton_ring::core_of(op.key(), core.cores) == core.id;
+    match req {
+        McRequest::Single { op, .. } => mine(op),
+        McRequest::Multi { ops, .. } => ops.iter().all(mine),
+        McRequest::Conn(McConn::Stats | McConn::StatsReset | McConn::FlushAll { .. }) => false,
+        McRequest::Conn(_) | McRequest::Error(_) => true,
+    }
+}
+
+/// Parses and answers a connection's buffered memcached input, inline while it can.
+pub fn run(
+    core: &Rc<Core>,
+    shared: &Arc<Shared>,
+    client: &Client,
+    rbuf: &mut BytesMut,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    let limits = limits(shared);
+    loop {
+        if out.len() > OUTPUT_PAUSE {
+            return Outcome::Continue;
+        }
+        let req = match parse(client, rbuf, &limits) {
+            Ok(Some(r)) => r,
+            Ok(None) => return Outcome::Continue,
+            Err(e) => {
+                tracing::debug!(error = %e, "memcached protocol error; closing the connection");
+                if let Some(r) = e.reply() {
+                    out.extend_from_slice(r);
+                }
+                return Outcome::Close;
+            }
+        };
+        client.borrow_mut().last_cmd = "memcache";
+        if !is_local(core, &req) {
+            let mut rest = vec![req];
+            let mut trailing_close = false;
+            while rest.len() < 65_536 {
+                match parse(client, rbuf, &limits) {
+                    Ok(Some(r)) => rest.push(r),
+                    Ok(None) => break,
+                    Err(e) => {
+                        trailing_close = true;
+                        if let Some(r) = e.reply() {
+                            rest.push(McRequest::Error(
+                                std::str::from_utf8(r).unwrap_or("ERROR").trim_end(),
+                            ));
+                        }
+                        break;
+                    }
+                }
+            }
+            return Outcome::Slow(Box::pin(slow(
+                core.clone(),
+                shared.clone(),
+                rest,
+                trailing_close,
+            )));
+        }
+        match req {
+            McRequest::Single { op, reply } => {
+                let r = run_local(core, op, &ctx(shared));
+                encode(&reply, &r, out);
+            }
+            McRequest::Multi { ops, cas } => {
+                let ctx = ctx(shared);
+                let results: Vec<McResult> = ops
+                    .into_iter()
+                    .map(|op| run_local(core, op, &ctx))
+                    .collect();
+                encode_multi(cas, &results, out);
+            }
+            McRequest::Error(text) => {
+                STATS.with(|s| s.borrow_mut().record_error(text));
+                encode_error(text, out);
+            }
+            McRequest::Conn(McConn::Quit) => return Outcome::Close,
+            McRequest::Conn(McConn::Version) => encode_version(env!("CARGO_PKG_VERSION"), out),
+            McRequest::Conn(McConn::Verbosity { noreply }) => encode_ok(noreply, out),
+            McRequest::Conn(McConn::NoOp) => encode_noop(out),
+            McRequest::Conn(_) => {
+                unreachable!("is_local sends stats and flush_all to the slow path")
+            }
+        }
+    }
+}
+
+enum Pending {
+    Ready(Vec<u8>),
+    One {
+        core: usize,
+        pos: usize,
+        reply: McReply,
+    },
+    Multi {
+        parts: Vec<(usize, usize)>,
+        cas: bool,
+    },
+}
+
+/// Executes `op` on whichever shard runs this job, counting it there.
+fn op_job(op: McOp, ctx: McCtx) -> Job {
+    Job::Call(Box::new(move |shard, _now| {
+        let kind = op.kind();
+        let r = execute(shard, op, &ctx);
+        record(kind, &r);
+        Out::Value(Box::new(r))
+    }))
+}
+
+/// Runs a memcached pipeline that needs other cores, preserving reply order.
+async fn slow(
+    core: Rc<Core>,
+    shared: Arc<Shared>,
+    reqs: Vec<McRequest>,
+    close_at_end: bool,
+) -> (Vec<u8>, bool) {
+    let mut out = Vec::new();
+    let mut jobs: Vec<Vec<Job>> = (0..core.cores).map(|_| Vec::new()).collect();
+    let mut entries: Vec<Pending> = Vec::new();
+    let owner = |op: &McOp| baton_ring::core_of(op.key(), core.cores);
+    let mut close = close_at_end;
+    for req in reqs {
+        let ctx = ctx(&shared);
+        match req {
+            McRequest::Single { op, reply } => {
+                let c = owner(&op);
+                jobs[c].push(op_job(op, ctx));
+                entries.push(Pending::One {
+                    core: c,
+                    pos: jobs[c].len() - 1,
+                    reply,
+                });
+            }
+            McRequest::Multi { ops, cas } => {
+                let parts = ops
+                    .into_iter()
+                    .map(|op| {
+                        let c = owner(&op);
+                        jobs[c].push(op_job(op, ctx));
+                        (c, jobs[c].len() - 1)
+                    })
+                    .collect();
+                entries.push(Pending::Multi { parts, cas });
+            }
+            McRequest::Error(text) => {
+                STATS.with(|s| s.borrow_mut().record_error(text));
+                let mut b = Vec::new();
+                encode_error(text, &mut b);
+                entries.push(Pending::Ready(b));
+            }
+            McRequest::Conn(McConn::Quit) => {
+                close = true;
+                break;
+            }
+            McRequest::Conn(c) => {
+                flush(&core, &mut jobs, &mut entries, &mut out).await;
+                out.extend(conn_command(core.clone(), shared.clone(), c).await);
+            }
+        }
+    }
+    flush(&core, &mut jobs, &mut entries, &mut out).await;
+    (out, close)
+}
+
+/// Sends each core its batch, waits for all, encodes the pending results in order.
+async fn flush(
+    core: &Rc<Core>,
+    jobs: &mut [Vec<Job>],
+    entries: &mut Vec<Pending>,
+    out: &mut Vec<u8>,
+) {
+    let mut results: Vec<Vec<Option<McResult>>> = run_batches(core, jobs)
+        .await
+        .into_iter()
+        .map(|outs| {
+            outs.into_iter()
+                .map(|o| o.and_then(Out::into_value::<McResult>))
+                .collect()
+        })
+        .collect();
+    let mut take = |c: usize, p: usize| {
+        results[c]
+            .get_mut(p)
+            .and_then(Option::take)
+            .unwrap_or(McResult::Value(None))
+    };
+    for e in entries.drain(..) {
+        match e {
+            Pending::Ready(b) => out.extend_from_slice(&b),
+            Pending::One { core, pos, reply } => encode(&reply, &take(core, pos), out),
+            Pending::Multi { parts, cas } => {
+                for (c, p) in parts {
+                    encode_item(cas, &take(c, p), out);
+                }
+                encode_end(out);
+            }
+        }
+    }
+}
+
+/// What one core contributes to `stats`.
+#[derive(Default)]
+struct CoreNumbers {
+    stats: McStats,
+    items: u64,
+    bytes: u64,
+}
+
+/// Answers `version`, `verbosity`, `stats`, `stats reset`, `flush_all` and `mn`.
+async fn conn_command(core: Rc<Core>, shared: Arc<Shared>, c: McConn) -> Vec<u8> {
+    let mut out = Vec::new();
+    match c {
+        McConn::Version => encode_version(env!("CARGO_PKG_VERSION"), &mut out),
+        McConn::Verbosity { noreply } => encode_ok(noreply, &mut out),
+        McConn::NoOp => encode_noop(&mut out),
+        McConn::Quit => {}
+        McConn::StatsReset => {
+            for c in 0..core.cores {
+                let job = Job::Call(Box::new(|_s, _now| {
+                    STATS.with(|s| *s.borrow_mut() = McStats::default());
+                    Out::Reply(baton_engine::Reply::Ok)
+                }));
+                core.call(c, NO_TXN, vec![job]).await;
+            }
+            encode_reset(&mut out);
+        }
+        McConn::FlushAll { delay, noreply } => {
+            let deadline = flush_deadline(delay, now_ms());
+            for c in 0..core.cores {
+                let job = Job::Call(Box::new(move |shard, now| {
+                    STATS.with(|s| s.borrow_mut().cmd_flush += 1);
+                    match deadline {
+                        Some(at) if at > now => {
+                            // Flush this shard when the delay is up, on its own core.
+                            glommio::spawn_local(flush_later(at - now)).detach();
+                        }
+                        _ => shard.flush(),
+                    }
+                    Out::Reply(baton_engine::Reply::Ok)
+                }));
+                core.call(c, NO_TXN, vec![job]).await;
+            }
+            encode_ok(noreply, &mut out);
+        }
+        McConn::Stats => {
+            let mut total = McStats::default();
+            let mut items = 0;
+            let mut bytes = 0;
+            for c in 0..core.cores {
+                let job = Job::Call(Box::new(|shard, _now| {
+                    let n = CoreNumbers {
+                        stats: STATS.with(|s| s.borrow().clone()),
+                        items: shard.len() as u64,
+                        bytes: shard
+                            .store()
+                            .iter()
+                            .map(|(k, e)| (k.len() + e.value.len()) as u64)
+                            .sum(),
+                    };
+                    Out::Value(Box::new(n))
+                }));
+                if let Some(n) = core
+                    .call(c, NO_TXN, vec![job])
+                    .await
+                    .pop()
+                    .and_then(Out::into_value::<CoreNumbers>)
+                {
+                    add(&mut total, &n.stats);
+                    items += n.items;
+                    bytes += n.bytes;
+                }
+            }
+            let now = now_ms();
+            let (user, system) = rusage_us();
+            total.pid = std::process::id();
+            total.uptime = now.saturating_sub(shared.started_ms) / 1000;
+            total.time = now / 1000;
+            total.version = env!("CARGO_PKG_VERSION").to_string();
+            total.rusage_user_us = user;
+            total.rusage_system_us = system;
+            total.max_connections = 10_000;
+            total.curr_connections = shared.connected_clients.load(Ordering::Relaxed);
+            total.total_connections = shared.total_connections.load(Ordering::Relaxed);
+            total.rejected_connections = shared.rejected_connections.load(Ordering::Relaxed);
+            total.limit_maxbytes = shared.config.maxmemory;
+            total.threads = core.cores as u64;
+            total.curr_items = items;
+            total.bytes = bytes;
+            encode_stats(&total, &mut out);
+        }
+    }
+    out
+}
+
+async fn flush_later(after_ms: u64) {
+    glommio::timer::sleep(Duration::from_millis(after_ms)).await;
+    // The task runs on the core that owns the shard; no other core touches it.
+    if let Some(core) = CURRENT.with(|c| c.borrow().clone()) {
+        core.shard.borrow_mut().flush();
+    }
+}
+
+thread_local! {
+    /// This core's `Core`, for delayed work scheduled from a shard job.
+    pub(crate) static CURRENT: RefCell<Option<Rc<Core>>> = const { RefCell::new(None) };
+}
+
+/// Adds one core's counters into the total.
+fn add(t: &mut McStats, s: &McStats) {
+    t.cmd_get += s.cmd_get;
+    t.cmd_set += s.cmd_set;
+    t.cmd_flush += s.cmd_flush;
+    t.cmd_touch += s.cmd_touch;
+    t.get_hits += s.get_hits;
+    t.get_misses += s.get_misses;
+    t.delete_misses += s.delete_misses;
+    t.delete_hits += s.delete_hits;
+    t.incr_misses += s.incr_misses;
+    t.incr_hits += s.incr_hits;
+    t.decr_misses += s.decr_misses;
+    t.decr_hits += s.decr_hits;
+    t.cas_misses += s.cas_misses;
+    t.cas_hits += s.cas_hits;
+    t.cas_badval += s.cas_badval;
+    t.touch_hits += s.touch_hits;
+    t.touch_misses += s.touch_misses;
+    t.store_too_large += s.store_too_large;
+    t.store_no_memory += s.store_no_memory;
+    t.bytes_read += s.bytes_read;
+    t.bytes_written += s.bytes_written;
+    t.total_items += s.total_items;
+    t.evictions += s.evictions;
+}
+
+fn rusage_us() -> (u64, u64) {
+    // SAFETY: getrusage fills the struct we pass; all-zero is a valid starting value.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    (us(ru.ru_utime), us(ru.ru_stime))
+}

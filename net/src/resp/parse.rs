@@ -1,0 +1,301 @@
+//! Request framing: multibulk requests, and the dispatch between multibulk and inline.
+//!
+//! Every decision is made from the bytes already buffered and never changes when more bytes
+//! arrive, so feeding a stream in any chunks yields exactly the commands (and the error) that
+//! feeding it whole does. The property tests check that on arbitrary bytes.
+
+use std::cell::RefCell;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::{
+    inline, Limits, ProtocolError, MAX_PREALLOC_ARGS, UNAUTHENTICATED_MAX_BULK_LEN,
+    UNAUTHENTICATED_MAX_MULTIBULK_LEN,
+};
+
+/// Parses one command from the front of `buf`, consuming its bytes.
+///
+/// * `Ok(None)`: more bytes are needed. Nothing is consumed, except empty commands that were
+///   skipped on the way (blank inline lines, `*0\r\n`, `*-1\r\n`), as Redis skips them.
+/// * `Ok(Some(args))`: one command; `args[0]` is its name. Multibulk arguments are slices
+///   of the consumed bytes, not copies.
+/// * `Err(e)`: the request is malformed; reply with `e` and close the connection.
+///
+/// This form keeps no memory between calls, so a multibulk that arrives in many pieces has
+/// its argument headers re-read on each call (the bulk bodies are never scanned: an
+/// incomplete body is detected by arithmetic). A connection that wants strictly O(n)
+/// parsing under adversarial trickling keeps a [`ParseState`] instead.
+pub fn parse_command(
+    buf: &mut BytesMut,
+    limits: &Limits,
+    authenticated: bool,
+) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    thread_local! {
+        // A fresh state for every call, but one whose offset buffer is already allocated.
+        static SCRATCH: RefCell<ParseState> = RefCell::new(ParseState::default());
+    }
+    SCRATCH.with(|scratch| {
+        let mut state = scratch.borrow_mut();
+        let result = state.parse_command(buf, limits, authenticated);
+        state.reset();
+        result
+    })
+}
+
+/// A resumable [`parse_command`]: remembers how far into an incomplete request it has read,
+/// so each byte of input is examined a bounded number of times however it is split.
+///
+/// Between calls the caller may only append to the buffer (what `parse_command` consumed
+/// aside). After an `Err` the stream is dead: drop the state with the connection. The state
+/// is only a cache of progress: [`ParseState::default`] over the same bytes gives the same
+/// results, which is what a connection handed to another process relies on.
+#[derive(Debug, Default)]
+pub struct ParseState {
+    /// Arguments announced by the multibulk being read; 0 when between requests.
+    count: usize,
+    /// Offset in the buffer of the first byte not yet read for the current multibulk.
+    pos: usize,
+    /// Length of the next argument, once its `$<len>` header has been read (data at `pos`).
+    bulk_len: Option<usize>,
+    /// Offsets of the arguments read so far, turned into slices once the request is whole.
+    args: Vec<(usize, usize)>,
+    /// Bytes of the line being looked for that were already searched for its terminator.
+    searched: usize,
+}
+
+impl ParseState {
+    /// Same contract as [`parse_command`].
+    pub fn parse_command(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &Limits,
+        authenticated: bool,
+    ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        if self.pos > buf.len() || self.searched > buf.len() {
+            // Not the buffer we were reading: start over rather than trust stale offsets.
+            self.reset();
+        }
+        while self.count == 0 {
+            let Some(&first) = buf.first() else {
+                return Ok(None);
+            };
+            if first != b'*' {
+                match inline::parse_inline(buf, limits, &mut self.searched)? {
+                    None => return Ok(None),
+                    Some(args) if args.is_empty() => continue,
+                    Some(args) => return Ok(Some(args)),
+                }
+            }
+            if !self.read_multibulk_header(buf, limits, authenticated)? {
+                return Ok(None);
+            }
+        }
+        self.read_args(buf, limits, authenticated)
+    }
+
+    fn reset(&mut self) {
+        self.count = 0;
+        self.pos = 0;
+        self.bulk_len = None;
+        self.searched = 0;
+        if self.args.capacity() > MAX_PREALLOC_ARGS {
+            // Don't keep a huge MSET's worth of offsets alive for the connection's lifetime.
+            self.args = Vec::new();
+        } else {
+            self.args.clear();
+        }
+    }
+
+    /// Reads `*<n>\r\n`. Returns false if the line is incomplete; on success either starts a
+    /// frame (`count > 0`) or consumes an empty request (`n <= 0`, skipped like Redis does).
+    fn read_multibulk_header(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &Limits,
+        authenticated: bool,
+    ) -> Result<bool, ProtocolError> {
+        let cr = match find_line(buf, 0, b'\r', limits.max_inline_len, &mut self.searched) {
+            Line::Found(cr) => cr,
+            Line::Incomplete => return Ok(false),
+            Line::TooLong => return Err(ProtocolError::new("too big mbulk count string")),
+        };
+        let n = match header_number(buf, 1, cr) {
+            Some(n) if n <= limits.max_multibulk_len as i64 => n,
+            _ => return Err(ProtocolError::new("invalid multibulk length")),
+        };
+        if !authenticated && n > UNAUTHENTICATED_MAX_MULTIBULK_LEN as i64 {
+            return Err(ProtocolError::new("unauthenticated multibulk length"));
+        }
+        self.searched = 0;
+        if n <= 0 {
+            buf.advance(cr + 2);
+            return Ok(true);
+        }
+        self.count = n as usize;
+        self.pos = cr + 2;
+        self.args.reserve(self.count.min(MAX_PREALLOC_ARGS));
+        Ok(true)
+    }
+
+    /// Reads `$<len>\r\n<data>\r\n` arguments until the multibulk is whole.
+    fn read_args(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &Limits,
+        authenticated: bool,
+    ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        while self.args.len() < self.count {
+            let len = match self.bulk_len {
+                Some(len) => len,
+                None => match self.read_bulk_header(buf, limits, authenticated)? {
+                    Some(len) => len,
+                    None => return Ok(None),
+                },
+            };
+            let available = buf.len() - self.pos;
+            if available < len || available - len < 2 {
+                return Ok(None);
+            }
+            let end = self.pos + len;
+            if &buf[end..end + 2] != b"\r\n" {
+                return Err(ProtocolError::new("expected CRLF after bulk data"));
+            }
+            self.args.push((self.pos, end));
+            self.pos = end + 2;
+            self.bulk_len = None;
+        }
+        let frame = buf.split_to(self.pos).freeze();
+        let args = self
+            .args
+            .iter()
+            .map(|&(start, end)| frame.slice(start..end))
+            .collect();
+        self.reset();
+        Ok(Some(args))
+    }
+
+    /// Reads the `$<len>\r\n` header at `pos`; `None` if it is incomplete.
+    fn read_bulk_header(
+        &mut self,
+        buf: &BytesMut,
+        limits: &Limits,
+        authenticated: bool,
+    ) -> Result<Option<usize>, ProtocolError> {
+        let Some(&first) = buf.get(self.pos) else {
+            return Ok(None);
+        };
+        if first != b'$' {
+            // Redis waits for the whole line before complaining; the first byte decides.
+            return Err(ProtocolError(format!(
+                "ERR Protocol error: expected '$', got '{}'",
+                printable(first)
+            )));
+        }
+        let cr = match find_line(
+            buf,
+            self.pos,
+            b'\r',
+            limits.max_inline_len,
+            &mut self.searched,
+        ) {
+            Line::Found(cr) => cr,
+            Line::Incomplete => return Ok(None),
+            Line::TooLong => return Err(ProtocolError::new("too big bulk count string")),
+        };
+        let len = match header_number(buf, self.pos + 1, cr) {
+            Some(len) if len >= 0 && len as u64 <= limits.max_bulk_len as u64 => len as usize,
+            _ => return Err(ProtocolError::new("invalid bulk length")),
+        };
+        if !authenticated && len > UNAUTHENTICATED_MAX_BULK_LEN {
+            return Err(ProtocolError::new("unauthenticated bulk length"));
+        }
+        self.searched = 0;
+        self.pos = cr + 2;
+        self.bulk_len = Some(len);
+        Ok(Some(len))
+    }
+}
+
+/// Where a line ends.
+pub(super) enum Line {
+    /// The terminator's offset in the buffer (for `\r`, the byte after it is present too).
+    Found(usize),
+    /// No terminator yet, and the line may still end within the limit.
+    Incomplete,
+    /// More than `max` bytes from the line's start and no terminator among them.
+    TooLong,
+}
+
+/// Looks for `term` in `buf[start..]`, at most `max` bytes past `start`, resuming after the
+/// `searched` bytes an earlier call already looked at (and recording how far it got).
+/// A `\r` only counts once the byte after it has arrived, as in Redis, which then expects
+/// that byte to be `\n`.
+pub(super) fn find_line(
+    buf: &[u8],
+    start: usize,
+    term: u8,
+    max: usize,
+    searched: &mut usize,
+) -> Line {
+    let window_end = buf.len().min(start.saturating_add(max).saturating_add(1));
+    let from = start.saturating_add(*searched).min(window_end);
+    match memchr::memchr(term, &buf[from..window_end]) {
+        Some(i) if term != b'\r' || from + i + 1 < buf.len() => Line::Found(from + i),
+        Some(i) => {
+            *searched = from + i - start;
+            Line::Incomplete
+        }
+        None if buf.len() - start > max => Line::TooLong,
+        None => {
+            *searched = window_end - start;
+            Line::Incomplete
+        }
+    }
+}
+
+/// The integer in `buf[from..cr]`, if that is one and the line really ends in `\r\n`.
+fn header_number(buf: &[u8], from: usize, cr: usize) -> Option<i64> {
+    if buf.get(cr + 1) != Some(&b'\n') {
+        return None;
+    }
+    string2ll(&buf[from..cr])
+}
+
+/// Parses a decimal `i64` exactly as Redis's `string2ll` does: no sign but `-`, no leading
+/// zeros, no spaces, at most 20 characters, no `-0`.
+pub(super) fn string2ll(s: &[u8]) -> Option<i64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    if s == b"0" {
+        return Some(0);
+    }
+    let (negative, digits) = match s {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, s),
+    };
+    if !matches!(digits.first(), Some(b'1'..=b'9')) {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+    }
+    if negative {
+        (v <= i64::MAX as u64 + 1).then(|| 0u64.wrapping_sub(v) as i64)
+    } else {
+        i64::try_from(v).ok()
+    }
+}
+
+/// A byte as it appears in an error text: itself if printable, else `\xHH`.
+fn printable(b: u8) -> String {
+    if b.is_ascii_graphic() || b == b' ' {
+        char::from(b).to_string()
+    } else {
+        format!("\\x{b:02x}")
+    }
+}

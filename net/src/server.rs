@@ -1,0 +1,636 @@
+//! The per-core connection loop. One glommio task per core drives every client socket of
+//! that core through the core's own io_uring ([`Ring`]):
+//!
+//! ```text
+//!  turn:  finished pipelines ─► output buffers
+//!         enter ring (submit queued sends/recvs/accepts, run deferred completions)
+//!         reap completions ─► accept: new Conn, arm recv
+//!                             recv:   parse ─► fast path (local shard, inline)
+//!                                           └► slow path task (other cores, waits)
+//!                             send:   advance, send the rest / next buffer
+//!         idle? await the ring's eventfd through glommio : yield to other tasks
+//! ```
+//!
+//! A connection lives on the core that accepted it. While a slow-path task runs its
+//! pipeline, the connection parses nothing more, so replies stay in request order.
+
+use std::cell::{Cell, RefCell};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use baton_engine::runtime::{now_ms, Core};
+use bytes::BytesMut;
+use glommio::io::BufferedFile;
+use io_uring::{opcode, types};
+
+use crate::client::{self, ClientState, Protocol};
+use crate::config::{wake, Shared};
+use crate::dispatch;
+use crate::listener;
+use crate::uring::{Completion, Ring};
+
+const OP_ACCEPT: u64 = 1;
+const OP_RECV: u64 = 2;
+const OP_SEND: u64 = 3;
+const OP_CANCEL: u64 = 4;
+
+/// Bytes of free space a receive asks for.
+const READ_CHUNK: usize = 16 * 1024;
+/// Above this much unsent output a connection stops reading until the client catches up.
+const OUTPUT_HIGH_WATER: usize = 8 * 1024 * 1024;
+const RING_ENTRIES: u32 = 1024;
+
+fn user_data(op: u64, slot: u32, generation: u32) -> u64 {
+    ((generation as u64 & 0xff_ffff) << 40) | ((slot as u64) << 8) | op
+}
+
+fn decode(ud: u64) -> (u64, u32, u32) {
+    (
+        ud & 0xff,
+        ((ud >> 8) & 0xffff_ffff) as u32,
+        (ud >> 40) as u32,
+    )
+}
+
+/// The sockets one core serves.
+pub struct CoreListeners {
+    pub redis: OwnedFd,
+    pub memcache: Option<OwnedFd>,
+}
+
+struct Conn {
+    fd: OwnedFd,
+    generation: u32,
+    protocol: Protocol,
+    rbuf: BytesMut,
+    /// Replies not yet handed to the kernel.
+    out: Vec<u8>,
+    /// The buffer a send is working through; untouched while a send is armed.
+    inflight: Vec<u8>,
+    sent: usize,
+    recv_armed: bool,
+    send_armed: bool,
+    /// A pipeline of this connection is running in a slow-path task.
+    busy: bool,
+    /// No more reading: close once the output is written.
+    draining: bool,
+    /// Closing: cancel what is armed and free the slot once nothing is.
+    closing: bool,
+    /// A cancel for the armed operation is on its way.
+    cancel_sent: bool,
+    client: client::Client,
+}
+
+/// A slow-path pipeline's encoded replies, handed back to the loop.
+pub struct Finished {
+    pub slot: u32,
+    pub generation: u32,
+    pub bytes: Vec<u8>,
+    pub close: bool,
+}
+
+struct Listener {
+    fd: OwnedFd,
+    protocol: Protocol,
+    armed: bool,
+}
+
+struct Loop {
+    core: Rc<Core>,
+    shared: Arc<Shared>,
+    ring: Ring,
+    conns: Vec<Option<Conn>>,
+    generations: Vec<u32>,
+    free: Vec<u32>,
+    listeners: Vec<Listener>,
+    completions: Vec<Completion>,
+    finished: Rc<RefCell<Vec<Finished>>>,
+    parked: Rc<Cell<bool>>,
+    stopping: bool,
+    /// Slow-path tasks still running.
+    tasks: Rc<Cell<usize>>,
+}
+
+/// Serves this core's listeners until the server is asked to stop and every connection
+/// of this core has been answered and closed.
+pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners) {
+    let ring = match Ring::new(RING_ENTRIES) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(core = core.id, error = %e, "cannot set up io_uring; this core serves no clients");
+            return;
+        }
+    };
+    // SAFETY: dup returns a new descriptor (checked) that the BufferedFile then owns.
+    let dup = unsafe { libc::dup(ring.eventfd()) };
+    if dup < 0 {
+        tracing::error!(core = core.id, "cannot duplicate the ring eventfd");
+        return;
+    }
+    // SAFETY: `dup` is a valid descriptor owned by nobody else.
+    let wakeup = unsafe { BufferedFile::from_raw_fd(dup) };
+    shared.wakeups.lock().unwrap().push(ring.eventfd());
+    client::set_loop_eventfd(ring.eventfd());
+    crate::mcdispatch::CURRENT.with(|c| *c.borrow_mut() = Some(core.clone()));
+    core.shard
+        .borrow_mut()
+        .set_max_value_len(shared.config.limits.max_bulk_len);
+    let mut ls = vec![Listener {
+        fd: listeners.redis,
+        protocol: Protocol::Redis,
+        armed: false,
+    }];
+    if let Some(fd) = listeners.memcache {
+        ls.push(Listener {
+            fd,
+            protocol: Protocol::Memcache,
+            armed: false,
+        });
+    }
+    let mut lp = Loop {
+        core,
+        shared,
+        ring,
+        conns: Vec::new(),
+        generations: Vec::new(),
+        free: Vec::new(),
+        listeners: ls,
+        completions: Vec::with_capacity(256),
+        finished: Rc::new(RefCell::new(Vec::new())),
+        parked: Rc::new(Cell::new(false)),
+        stopping: false,
+        tasks: Rc::new(Cell::new(0)),
+    };
+    for i in 0..lp.listeners.len() {
+        lp.arm_accept(i);
+    }
+    lp.run(wakeup).await;
+}
+
+impl Loop {
+    async fn run(&mut self, wakeup: BufferedFile) {
+        loop {
+            if self.shared.stopping() && !self.stopping {
+                self.begin_stop();
+            }
+            let mut progress = self.take_finished();
+            if let Err(e) = self.ring.enter() {
+                tracing::error!(core = self.core.id, error = %e, "io_uring enter failed");
+            }
+            self.completions.clear();
+            self.ring.reap(&mut self.completions);
+            progress |= !self.completions.is_empty();
+            for i in 0..self.completions.len() {
+                let c = self.completions[i];
+                self.on_completion(c);
+            }
+            if self.stopping
+                && self.live_conns() == 0
+                && self.tasks.get() == 0
+                && !self.listeners.iter().any(|l| l.armed)
+            {
+                break;
+            }
+            if client::take_kill_request() {
+                for slot in 0..self.conns.len() as u32 {
+                    self.maybe_finish(slot);
+                }
+                progress = true;
+            }
+            if !progress && !self.ring.has_queued() {
+                // Sleep until the ring signals its eventfd, a slow-path task finishes, or
+                // a signal asks us to stop (both also write that eventfd).
+                self.parked.set(true);
+                let wake_now = !self.finished.borrow().is_empty()
+                    || (self.shared.stopping() && !self.stopping);
+                if !wake_now {
+                    let _ = wakeup.read_at(0, 8).await;
+                }
+                self.parked.set(false);
+            } else if self.core.cores > 1 || self.tasks.get() > 0 {
+                // Let mesh receivers and slow-path tasks run between turns.
+                glommio::executor().yield_now().await;
+            } else {
+                glommio::yield_if_needed().await;
+            }
+        }
+        self.shared
+            .wakeups
+            .lock()
+            .unwrap()
+            .retain(|&fd| fd != self.ring.eventfd());
+    }
+
+    fn live_conns(&self) -> usize {
+        self.conns.iter().filter(|c| c.is_some()).count()
+    }
+
+    fn begin_stop(&mut self) {
+        self.stopping = true;
+        for i in 0..self.listeners.len() {
+            if self.listeners[i].armed {
+                let target = user_data(OP_ACCEPT, i as u32, 0);
+                self.push_cancel(target);
+            }
+        }
+        for slot in 0..self.conns.len() {
+            if let Some(c) = self.conns[slot].as_mut() {
+                // Answer what was read, then close.
+                c.draining = true;
+            }
+            self.process(slot as u32);
+            self.maybe_finish(slot as u32);
+        }
+    }
+
+    fn push_cancel(&mut self, target: u64) {
+        let sqe = opcode::AsyncCancel::new(target)
+            .build()
+            .user_data(OP_CANCEL);
+        // SAFETY: a cancel refers to no buffer.
+        unsafe { self.ring.push(&sqe) };
+    }
+
+    fn arm_accept(&mut self, i: usize) {
+        if self.stopping {
+            return;
+        }
+        let l = &mut self.listeners[i];
+        let sqe = opcode::AcceptMulti::new(types::Fd(l.fd.as_raw_fd()))
+            .flags(libc::SOCK_CLOEXEC)
+            .build()
+            .user_data(user_data(OP_ACCEPT, i as u32, 0));
+        l.armed = true;
+        // SAFETY: the listener fd lives in `self.listeners` for the loop's whole life.
+        unsafe { self.ring.push(&sqe) };
+    }
+
+    fn on_completion(&mut self, c: Completion) {
+        if c.user_data == OP_CANCEL {
+            if c.result < 0 && c.result != -libc::ENOENT && c.result != -libc::EALREADY {
+                tracing::debug!(error = %std::io::Error::from_raw_os_error(-c.result), "cancel failed");
+            }
+            tracing::trace!(result = c.result, "cancel completed");
+            return;
+        }
+        let (op, slot, generation) = decode(c.user_data);
+        match op {
+            OP_ACCEPT => self.on_accept(slot as usize, c),
+            OP_RECV | OP_SEND => {
+                let live = matches!(self.conns.get(slot as usize), Some(Some(conn)) if conn.generation == generation);
+                if !live {
+                    return;
+                }
+                if op == OP_RECV {
+                    self.on_recv(slot, c.result);
+                } else {
+                    self.on_send(slot, c.result);
+                }
+                self.maybe_finish(slot);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_accept(&mut self, i: usize, c: Completion) {
+        if !c.more() {
+            self.listeners[i].armed = false;
+        }
+        if c.result >= 0 {
+            // SAFETY: a successful accept returns a new descriptor that we now own.
+            let fd = unsafe { OwnedFd::from_raw_fd(c.result) };
+            if self.stopping {
+                drop(fd);
+            } else {
+                self.add_conn(fd, self.listeners[i].protocol);
+            }
+        } else if c.result != -libc::ECANCELED {
+            tracing::warn!(core = self.core.id, error = %std::io::Error::from_raw_os_error(-c.result), "accept failed");
+        }
+        if !self.listeners[i].armed {
+            self.arm_accept(i);
+        }
+    }
+
+    fn add_conn(&mut self, fd: OwnedFd, protocol: Protocol) {
+        let raw = fd.as_raw_fd();
+        listener::set_nodelay(raw);
+        let now = now_ms();
+        let authenticated = self.shared.config.requirepass.is_none();
+        let mut state = ClientState::new(self.core.id, protocol, raw, authenticated, now);
+        state.peer = peer_addr(raw);
+        state.local = listener::local_addr(&fd).ok();
+        let client = Rc::new(RefCell::new(state));
+        client::register(&client);
+        self.shared
+            .total_connections
+            .fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .connected_clients
+            .fetch_add(1, Ordering::Relaxed);
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.conns.push(None);
+                self.generations.push(0);
+                (self.conns.len() - 1) as u32
+            }
+        };
+        let generation = self.generations[slot as usize].wrapping_add(1) & 0xff_ffff;
+        self.generations[slot as usize] = generation;
+        self.conns[slot as usize] = Some(Conn {
+            fd,
+            generation,
+            protocol,
+            rbuf: BytesMut::with_capacity(READ_CHUNK),
+            out: Vec::new(),
+            inflight: Vec::new(),
+            sent: 0,
+            recv_armed: false,
+            send_armed: false,
+            busy: false,
+            draining: false,
+            closing: false,
+            cancel_sent: false,
+            client,
+        });
+        self.arm_recv(slot);
+    }
+
+    fn arm_recv(&mut self, slot: u32) {
+        let Some(conn) = self.conns[slot as usize].as_mut() else {
+            return;
+        };
+        if conn.recv_armed || conn.busy || conn.draining || conn.closing {
+            return;
+        }
+        if conn.out.len() + conn.inflight.len() - conn.sent > OUTPUT_HIGH_WATER {
+            return;
+        }
+        conn.rbuf.reserve(READ_CHUNK);
+        let spare = conn.rbuf.spare_capacity_mut();
+        let sqe = opcode::Recv::new(
+            types::Fd(conn.fd.as_raw_fd()),
+            spare.as_mut_ptr().cast::<u8>(),
+            spare.len() as u32,
+        )
+        .build()
+        .user_data(user_data(OP_RECV, slot, conn.generation));
+        conn.recv_armed = true;
+        // SAFETY: the spare capacity of `rbuf` stays allocated and untouched until this
+        // receive completes: `rbuf` is only resized or read while `recv_armed` is false,
+        // and the slot is freed only after every armed operation completed.
+        unsafe { self.ring.push(&sqe) };
+    }
+
+    fn on_recv(&mut self, slot: u32, result: i32) {
+        tracing::trace!(slot, result, "recv completed");
+        let conn = self.conns[slot as usize].as_mut().expect("live conn");
+        conn.recv_armed = false;
+        conn.cancel_sent = false;
+        if result <= 0 {
+            if result < 0 && result != -libc::ECANCELED && result != -libc::ECONNRESET {
+                tracing::debug!(error = %std::io::Error::from_raw_os_error(-result), "recv failed");
+            }
+            // EOF or error: nothing more will be read; answer what was, then close.
+            conn.draining = true;
+            self.process(slot);
+            return;
+        }
+        // SAFETY: the kernel wrote `result` bytes into the spare capacity we lent it.
+        unsafe { conn.rbuf.set_len(conn.rbuf.len() + result as usize) };
+        if conn.protocol == Protocol::Memcache
+            && conn.client.borrow().last_cmd == "NULL"
+            && conn
+                .rbuf
+                .first()
+                .is_some_and(|&b| crate::memcache::is_binary_protocol(b))
+        {
+            tracing::info!(peer = ?conn.client.borrow().peer, "closing a connection that speaks memcached's binary protocol, which is not supported");
+            conn.rbuf.clear();
+            conn.draining = true;
+            return;
+        }
+        self.process(slot);
+    }
+
+    fn on_send(&mut self, slot: u32, result: i32) {
+        let conn = self.conns[slot as usize].as_mut().expect("live conn");
+        conn.send_armed = false;
+        conn.cancel_sent = false;
+        if result < 0 {
+            // The peer is gone; what is left cannot be delivered.
+            conn.inflight.clear();
+            conn.out.clear();
+            conn.sent = 0;
+            conn.draining = true;
+            conn.closing = true;
+            return;
+        }
+        conn.sent += result as usize;
+        if conn.sent >= conn.inflight.len() {
+            conn.inflight.clear();
+            conn.sent = 0;
+        }
+        self.flush(slot);
+        // Output drained below the high-water mark: resume parsing and reading.
+        self.process(slot);
+    }
+
+    fn flush(&mut self, slot: u32) {
+        let Some(conn) = self.conns[slot as usize].as_mut() else {
+            return;
+        };
+        if conn.send_armed || conn.closing {
+            return;
+        }
+        if conn.inflight.is_empty() {
+            if conn.out.is_empty() {
+                return;
+            }
+            std::mem::swap(&mut conn.inflight, &mut conn.out);
+            conn.sent = 0;
+        }
+        let rest = &conn.inflight[conn.sent..];
+        let sqe = opcode::Send::new(
+            types::Fd(conn.fd.as_raw_fd()),
+            rest.as_ptr(),
+            rest.len() as u32,
+        )
+        .flags(libc::MSG_NOSIGNAL)
+        .build()
+        .user_data(user_data(OP_SEND, slot, conn.generation));
+        conn.send_armed = true;
+        // SAFETY: `inflight` is neither written nor dropped while `send_armed` is true
+        // (new output goes to `out`), and the slot is freed only after the send completes.
+        unsafe { self.ring.push(&sqe) };
+    }
+
+    /// Parses and runs what the connection has buffered, as far as it can right now,
+    /// then sends what that produced and keeps a receive armed.
+    fn process(&mut self, slot: u32) {
+        let Some(conn) = self.conns[slot as usize].as_mut() else {
+            return;
+        };
+        if conn.busy || conn.closing {
+            return;
+        }
+        if !conn.rbuf.is_empty() {
+            let outcome = match conn.protocol {
+                Protocol::Redis => dispatch::run_redis(
+                    &self.core,
+                    &self.shared,
+                    &conn.client,
+                    &mut conn.rbuf,
+                    &mut conn.out,
+                ),
+                Protocol::Memcache => crate::mcdispatch::run(
+                    &self.core,
+                    &self.shared,
+                    &conn.client,
+                    &mut conn.rbuf,
+                    &mut conn.out,
+                ),
+            };
+            match outcome {
+                dispatch::Outcome::Continue => {}
+                dispatch::Outcome::Close => {
+                    // QUIT or a protocol error: whatever else the client sent goes unanswered.
+                    conn.rbuf.clear();
+                    conn.draining = true;
+                }
+                dispatch::Outcome::Slow(task) => {
+                    conn.busy = true;
+                    let (finished, parked, tasks) = (
+                        self.finished.clone(),
+                        self.parked.clone(),
+                        self.tasks.clone(),
+                    );
+                    let (generation, efd) = (conn.generation, self.ring.eventfd());
+                    tasks.set(tasks.get() + 1);
+                    glommio::spawn_local(async move {
+                        let (bytes, close) = task.await;
+                        finished.borrow_mut().push(Finished {
+                            slot,
+                            generation,
+                            bytes,
+                            close,
+                        });
+                        tasks.set(tasks.get() - 1);
+                        if parked.get() {
+                            wake(efd);
+                        }
+                    })
+                    .detach();
+                }
+            }
+        }
+        self.flush(slot);
+        self.arm_recv(slot);
+    }
+
+    /// Moves finished slow-path output into its connection and resumes it.
+    fn take_finished(&mut self) -> bool {
+        let done: Vec<Finished> = std::mem::take(&mut *self.finished.borrow_mut());
+        let any = !done.is_empty();
+        for f in done {
+            let Some(Some(conn)) = self.conns.get_mut(f.slot as usize) else {
+                continue;
+            };
+            if conn.generation != f.generation {
+                continue;
+            }
+            conn.busy = false;
+            if conn.out.is_empty() {
+                conn.out = f.bytes;
+            } else {
+                conn.out.extend_from_slice(&f.bytes);
+            }
+            if f.close {
+                conn.rbuf.clear();
+                conn.draining = true;
+            }
+            self.process(f.slot);
+            self.flush(f.slot);
+            self.maybe_finish(f.slot);
+        }
+        any
+    }
+
+    /// Closes a connection that is done: draining with nothing left to send, or closing.
+    fn maybe_finish(&mut self, slot: u32) {
+        let Some(conn) = self.conns[slot as usize].as_mut() else {
+            return;
+        };
+        if conn.client.borrow().killed {
+            conn.draining = true;
+        }
+        if conn.draining
+            && !conn.busy
+            && !conn.send_armed
+            && conn.out.is_empty()
+            && conn.inflight.is_empty()
+        {
+            conn.closing = true;
+        }
+        if !conn.draining && !conn.closing {
+            return;
+        }
+        // Nothing more is read once draining: take back an armed receive.
+        let mut cancel = None;
+        if conn.recv_armed {
+            cancel = Some(user_data(OP_RECV, slot, conn.generation));
+        } else if conn.closing && conn.send_armed {
+            cancel = Some(user_data(OP_SEND, slot, conn.generation));
+        }
+        if let Some(target) = cancel {
+            if !conn.cancel_sent {
+                conn.cancel_sent = true;
+                self.push_cancel(target);
+            }
+            return;
+        }
+        if !conn.closing || conn.busy {
+            return;
+        }
+        let conn = self.conns[slot as usize].take().expect("live conn");
+        client::unregister(&conn.client);
+        self.shared
+            .connected_clients
+            .fetch_sub(1, Ordering::Relaxed);
+        self.free.push(slot);
+        drop(conn);
+    }
+}
+
+fn peer_addr(fd: RawFd) -> Option<std::net::SocketAddr> {
+    // SAFETY: sockaddr_storage is plain old data; getpeername fills at most `len` bytes.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: as above.
+    if unsafe { libc::getpeername(fd, &mut storage as *mut _ as *mut libc::sockaddr, &mut len) } < 0
+    {
+        return None;
+    }
+    match storage.ss_family as i32 {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in.
+            let sin = unsafe { &*(&storage as *const _ as *const libc::sockaddr_in) };
+            Some(std::net::SocketAddr::new(
+                std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).into(),
+                u16::from_be(sin.sin_port),
+            ))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            let sin6 = unsafe { &*(&storage as *const _ as *const libc::sockaddr_in6) };
+            Some(std::net::SocketAddr::new(
+                std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr).into(),
+                u16::from_be(sin6.sin6_port),
+            ))
+        }
+        _ => None,
+    }
+}
