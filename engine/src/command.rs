@@ -213,20 +213,47 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("unlink", -2, WRITE | FAST, (1, -1, 1), MultiKey(M::Sum), Some(ks::del), "generic", "4.0.0", "Asynchronously deletes one or more keys."),
 ];
 
-/// Looks a command up by name, case-insensitively, without allocating.
-pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    if name.len() > 32 {
+/// A command name folded to lower case and packed into one integer (length in the top
+/// byte), so lookup compares integers instead of byte strings. `None` for names longer
+/// than 15 bytes, which no command has.
+fn pack(name: &[u8]) -> Option<u128> {
+    if name.is_empty() || name.len() > 15 {
         return None;
     }
-    let mut lower = [0u8; 32];
-    let lower = &mut lower[..name.len()];
-    for (d, s) in lower.iter_mut().zip(name) {
-        *d = s.to_ascii_lowercase();
+    let mut v: u128 = 0;
+    for &b in name {
+        v = (v << 8) | b.to_ascii_lowercase() as u128;
     }
-    COMMANDS
-        .binary_search_by(|c| c.name.as_bytes().cmp(lower))
+    Some(v | ((name.len() as u128) << 120))
+}
+
+/// The table's packed names, sorted, with each row's index.
+fn index() -> &'static [(u128, u16)] {
+    static INDEX: std::sync::OnceLock<Vec<(u128, u16)>> = std::sync::OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut v: Vec<(u128, u16)> = COMMANDS
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                (
+                    pack(c.name.as_bytes()).expect("command names are short"),
+                    i as u16,
+                )
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    })
+}
+
+/// Looks a command up by name, case-insensitively, without allocating.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    let key = pack(name)?;
+    let index = index();
+    index
+        .binary_search_by_key(&key, |&(k, _)| k)
         .ok()
-        .map(|i| &COMMANDS[i])
+        .map(|i| &COMMANDS[index[i].1 as usize])
 }
 
 #[cfg(test)]
@@ -245,6 +272,15 @@ mod tests {
         assert_eq!(lookup(b"GeT").unwrap().name, "get");
         assert!(lookup(b"nope").is_none());
         assert!(lookup(&[b'a'; 40]).is_none());
+        assert!(lookup(b"").is_none());
+        assert!(lookup(b"ge").is_none());
+        assert!(lookup(b"gett").is_none());
+        for c in COMMANDS {
+            assert_eq!(
+                lookup(c.name.to_ascii_uppercase().as_bytes()).unwrap().name,
+                c.name
+            );
+        }
     }
 
     #[test]

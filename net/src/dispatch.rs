@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 
 use baton_engine::command::{lookup, CommandSpec, Merge, Route};
 use baton_engine::reply::{errors, Reply};
-use baton_engine::runtime::{now_ms, Core, Job, Out, NO_TXN};
+use baton_engine::runtime::{now_ms, turn_now, Core, Job, Out, NO_TXN};
 use bytes::{Bytes, BytesMut};
 
 use crate::admin;
@@ -264,7 +264,7 @@ pub fn run_redis(
                 return Outcome::Close;
             }
         };
-        let now = now_ms();
+        let now = turn_now();
         let plan = plan(core, shared, client, args, now);
         let reply = match plan {
             Plan::Reply(r) => r,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use baton_engine::memcache::{execute, flush_deadline, McCtx, McOpKind};
-use baton_engine::runtime::{now_ms, Core, Job, Out, NO_TXN};
+use baton_engine::runtime::{now_ms, turn_now, Core, Job, Out, NO_TXN};
 use bytes::BytesMut;
 
 use crate::client::Client;
@@ -42,7 +42,7 @@ fn limits(shared: &Shared) -> McLimits {
 
 fn ctx(shared: &Shared) -> McCtx {
     McCtx {
-        now_ms: now_ms(),
+        now_ms: turn_now(),
         max_item_size: shared.config.max_item_size,
     }
 }

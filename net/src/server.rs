@@ -175,6 +175,7 @@ impl Loop {
             if self.shared.stopping() && !self.stopping {
                 self.begin_stop();
             }
+            baton_engine::runtime::tick();
             let mut progress = self.take_finished();
             if let Err(e) = self.ring.enter() {
                 tracing::error!(core = self.core.id, error = %e, "io_uring enter failed");

@@ -37,6 +37,27 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+thread_local! {
+    /// The time this core's connection loop read at the start of its current turn.
+    static TURN_NOW: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Reads the clock and keeps it as this core's time for the current loop turn: one
+/// clock read per turn instead of one per command.
+pub fn tick() -> u64 {
+    let now = now_ms();
+    TURN_NOW.with(|c| c.set(now));
+    now
+}
+
+/// This core's time for the current loop turn (the real clock before the first tick).
+pub fn turn_now() -> u64 {
+    match TURN_NOW.with(|c| c.get()) {
+        0 => now_ms(),
+        now => now,
+    }
+}
+
 /// A function run on a shard; crosses cores, so it must be `Send`.
 pub type ShardFn = Box<dyn FnOnce(&mut Shard, u64) -> Out + Send>;
 

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
 
-pub use self::core::{now_ms, Core, Job, Msg, Out, ShardFn, NO_TXN};
+pub use self::core::{now_ms, tick, turn_now, Core, Job, Msg, Out, ShardFn, NO_TXN};
 
 /// Errors starting the runtime.
 #[derive(Debug, thiserror::Error)]
