@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Memory per key: RSS growth of Baton, redis-server and memcached after loading N keys
+# (memtier-style keys, 64-byte values) through memtier_benchmark, in one run.
+#
+# Usage: benches/load/memory.sh [--keys N ...] [--baton-bin PATH]
+# Needs memtier_benchmark on PATH, redis-server and memcached (apt: redis-server memcached).
+set -euo pipefail
+
+keys=(10000 1000000)
+baton_bin=${CARGO_TARGET_DIR:-target}/release/baton
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --keys) shift; keys=(); while [ $# -gt 0 ] && [[ "$1" != --* ]]; do keys+=("$1"); shift; done ;;
+        --baton-bin) baton_bin=$2; shift 2 ;;
+        -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+        *) echo "unknown option: $1" >&2; exit 2 ;;
+    esac
+done
+for tool in memtier_benchmark redis-server memcached redis-cli; do
+    command -v "$tool" >/dev/null || { echo "missing $tool (memtier_benchmark: build it yourself; others: apt-get install redis-server redis-tools memcached)" >&2; exit 2; }
+done
+[ -x "$baton_bin" ] || cargo build --release
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+wait_ready() { # port proto
+    for _ in $(seq 1 200); do
+        if [ "$2" = memcache ]; then
+            python3 -c "import socket,sys; s=socket.create_connection(('127.0.0.1',$1),0.2); s.sendall(b'version\r\n'); sys.exit(0 if s.recv(64).startswith(b'VERSION') else 1)" 2>/dev/null && return 0
+        else
+            [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ] && return 0
+        fi
+        sleep 0.05
+    done
+    echo "server on port $1 did not become ready" >&2; exit 1
+}
+
+measure() { # name proto n start-command...
+    local name=$1 proto=$2 n=$3; shift 3
+    local port; port=$(free_port)
+    "${@//PORT/$port}" >/dev/null 2>&1 &
+    local pid=$!; pids+=("$pid")
+    wait_ready "$port" "$proto"
+    local before; before=$(rss_kb "$pid")
+    local p=redis; [ "$proto" = memcache ] && p=memcache_text
+    memtier_benchmark -s 127.0.0.1 -p "$port" -P "$p" -t 1 -c 1 --ratio 1:0 -d 64 \
+        --key-pattern P:P --key-minimum 1 --key-maximum "$n" -n allkeys --hide-histogram >/dev/null 2>&1
+    local after; after=$(rss_kb "$pid")
+    printf '%-14s %10d %12d %12d %10.1f\n' "$name" "$n" "$before" "$after" "$(echo "($after - $before) * 1024 / $n" | bc -l)"
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+
+as_root=(); [ "$(id -u)" = 0 ] && as_root=(-u root)  # memcached refuses root without -u
+printf '%-14s %10s %12s %12s %10s\n' server keys rss_before_kb rss_after_kb bytes/key
+for n in "${keys[@]}"; do
+    measure baton redis "$n" "$baton_bin" --cores 1 --bind 127.0.0.1 --port PORT --memcache-port 0
+    measure redis-server redis "$n" redis-server --port PORT --bind 127.0.0.1 --save '' --appendonly no
+    measure memcached memcache "$n" memcached -t 1 -p PORT -U 0 -l 127.0.0.1 -m 4096 ${as_root[@]+"${as_root[@]}"}
+done
