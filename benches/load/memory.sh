@@ -48,7 +48,7 @@ measure() { # name proto n start-command...
     local before; before=$(rss_kb "$pid")
     local p=redis; [ "$proto" = memcache ] && p=memcache_text
     memtier_benchmark -s 127.0.0.1 -p "$port" -P "$p" -t 1 -c 1 --ratio 1:0 -d 64 \
-        --key-pattern P:P --key-minimum 1 --key-maximum "$n" -n allkeys --hide-histogram >/dev/null 2>&1
+        --key-pattern P:P --key-minimum 1 --key-maximum "$n" -n allkeys --pipeline 32 --hide-histogram >/dev/null 2>&1
     local after; after=$(rss_kb "$pid")
     printf '%-14s %10d %12d %12d %10.1f\n' "$name" "$n" "$before" "$after" "$(echo "($after - $before) * 1024 / $n" | bc -l)"
     kill "$pid"; wait "$pid" 2>/dev/null || true

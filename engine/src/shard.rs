@@ -159,7 +159,7 @@ impl Shard {
         self.store.insert(
             key,
             Entry {
-                value,
+                value: value.into_boxed_slice(),
                 expire_at,
                 flags,
                 cas,
@@ -184,7 +184,12 @@ impl Shard {
         let cas = self.bump_cas();
         let e = self.store.get_mut(key, now)?;
         e.cas = cas;
-        Some(f(&mut e.value))
+        // Values are stored exactly sized; grow them as a Vec for the change, then shrink
+        // back (APPEND costs a reallocation per call, as memcached's append does).
+        let mut value = std::mem::take(&mut e.value).into_vec();
+        let r = f(&mut value);
+        e.value = value.into_boxed_slice();
+        Some(r)
     }
 
     /// Deletes a live key; returns whether it existed.
@@ -292,7 +297,7 @@ mod tests {
         s.put(b"a", b"1".to_vec(), 100, 0);
         s.put(b"b", b"2".to_vec(), NO_EXPIRY, 7);
         assert_eq!(
-            s.lookup_read(b"a", 99).map(|e| e.value.clone()),
+            s.lookup_read(b"a", 99).map(|e| e.value.to_vec()),
             Some(b"1".to_vec())
         );
         assert!(s.lookup_read(b"a", 100).is_none());
@@ -307,7 +312,10 @@ mod tests {
         let mut s = Shard::new(0);
         s.put(b"a", b"1".to_vec(), 500, 3);
         let e = s.take(b"a", 10).unwrap();
-        assert_eq!((e.value, e.expire_at, e.flags), (b"1".to_vec(), 500, 3));
+        assert_eq!(
+            (e.value.into_vec(), e.expire_at, e.flags),
+            (b"1".to_vec(), 500, 3)
+        );
         assert!(!s.exists(b"a", 10));
         s.put(b"a", b"1".to_vec(), 500, 3);
         assert!(

@@ -102,7 +102,7 @@ pub(super) fn get(shard: &mut Shard, m: MetaGet, ctx: &McCtx) -> MetaResult {
     let ttl = ttl_seconds(e.expire_at, now);
     let mut r = MetaResult {
         status: MetaStatus::Ok,
-        value: send_value.then(|| e.value.clone()),
+        value: send_value.then(|| e.value.to_vec()),
         flags: e.flags,
         cas: e.cas,
         size: e.value.len(),

@@ -37,7 +37,7 @@ fn cas_of(shard: &mut Shard, key: &str) -> u64 {
 }
 
 fn value_of(shard: &mut Shard, key: &str) -> Option<Vec<u8>> {
-    shard.lookup(key.as_bytes(), NOW).map(|e| e.value.clone())
+    shard.lookup(key.as_bytes(), NOW).map(|e| e.value.to_vec())
 }
 
 #[test]
@@ -230,7 +230,7 @@ fn ms_append_vivifies_with_n() {
     };
     assert_eq!(run(&mut s, McOp::MetaSet(viv)).status, MetaStatus::Ok);
     let e = s.lookup(b"k", NOW).unwrap();
-    assert_eq!((e.value.as_slice(), e.flags), (&b"seed"[..], 9));
+    assert_eq!((&e.value[..], e.flags), (&b"seed"[..], 9));
     assert_eq!(e.expire_at, NOW + 50_000, "N's TTL, not T's");
 }
 

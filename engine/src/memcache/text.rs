@@ -187,7 +187,7 @@ pub(super) fn get(shard: &mut Shard, key: Vec<u8>, touch: Option<i64>, ctx: &McC
     let now = ctx.now_ms;
     let Some((value, flags, cas)) = shard
         .lookup_read(&key, now)
-        .map(|e| (e.value.clone(), e.flags, e.cas))
+        .map(|e| (e.value.to_vec(), e.flags, e.cas))
     else {
         return McResult::Value(None);
     };

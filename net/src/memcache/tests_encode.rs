@@ -255,7 +255,7 @@ fn redis_written_items_read_back() {
     s.shard.put(b"r", b"redis".to_vec(), NO_EXPIRY, 0);
     assert_eq!(s.talk("get r\r\n"), "VALUE r 0 5\r\nredis\r\nEND\r\n");
     s.talk("set m 9 0 2\r\nmc\r\n");
-    assert_eq!(s.shard.lookup(b"m", s.now_ms).unwrap().value, b"mc");
+    assert_eq!(s.shard.lookup(b"m", s.now_ms).unwrap().value[..], b"mc"[..]);
 }
 
 #[test]
