@@ -4,7 +4,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// Backlog of each listener (Redis's tcp-backlog default is 511).
 const BACKLOG: i32 = 511;
@@ -91,18 +91,19 @@ fn listen_one(addr: &SocketAddr) -> io::Result<OwnedFd> {
     Ok(owned)
 }
 
-/// The local address a socket is bound to.
-pub fn local_addr(fd: &OwnedFd) -> io::Result<SocketAddr> {
-    // SAFETY: sockaddr_storage is plain old data; getsockname fills at most `len` bytes.
+/// The address `getsockname` (local) or `getpeername` (peer) reports for `fd`.
+fn socket_addr(fd: RawFd, peer: bool) -> io::Result<SocketAddr> {
+    // SAFETY: sockaddr_storage is plain old data; the call fills at most `len` bytes.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    let ptr = &mut storage as *mut _ as *mut libc::sockaddr;
     // SAFETY: as above.
     check(unsafe {
-        libc::getsockname(
-            fd.as_raw_fd(),
-            &mut storage as *mut _ as *mut libc::sockaddr,
-            &mut len,
-        )
+        if peer {
+            libc::getpeername(fd, ptr, &mut len)
+        } else {
+            libc::getsockname(fd, ptr, &mut len)
+        }
     })?;
     match storage.ss_family as i32 {
         libc::AF_INET => {
@@ -111,7 +112,7 @@ pub fn local_addr(fd: &OwnedFd) -> io::Result<SocketAddr> {
             let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
             Ok(SocketAddr::new(IpAddr::V4(ip), u16::from_be(sin.sin_port)))
         }
-        _ => {
+        libc::AF_INET6 => {
             // SAFETY: the family says the storage holds a sockaddr_in6.
             let sin6 = unsafe { &*(&storage as *const _ as *const libc::sockaddr_in6) };
             let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
@@ -120,7 +121,21 @@ pub fn local_addr(fd: &OwnedFd) -> io::Result<SocketAddr> {
                 u16::from_be(sin6.sin6_port),
             ))
         }
+        family => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("unexpected address family {family}"),
+        )),
     }
+}
+
+/// The local address a socket is bound to.
+pub fn local_addr(fd: &OwnedFd) -> io::Result<SocketAddr> {
+    socket_addr(fd.as_raw_fd(), false)
+}
+
+/// The address of a connected socket's peer.
+pub fn peer_addr(fd: RawFd) -> io::Result<SocketAddr> {
+    socket_addr(fd, true)
 }
 
 /// Fails with EADDRINUSE if anyone already listens on `addr`. A socket without

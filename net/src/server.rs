@@ -15,7 +15,7 @@
 //! pipeline, the connection parses nothing more, so replies stay in request order.
 
 use std::cell::{Cell, RefCell};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -321,7 +321,7 @@ impl Loop {
         let now = now_ms();
         let authenticated = self.shared.config.requirepass.is_none();
         let mut state = ClientState::new(self.core.id, protocol, raw, authenticated, now);
-        state.peer = peer_addr(raw);
+        state.peer = listener::peer_addr(raw).ok();
         state.local = listener::local_addr(&fd).ok();
         let client = Rc::new(RefCell::new(state));
         client::register(&client);
@@ -603,35 +603,5 @@ impl Loop {
             .fetch_sub(1, Ordering::Relaxed);
         self.free.push(slot);
         drop(conn);
-    }
-}
-
-fn peer_addr(fd: RawFd) -> Option<std::net::SocketAddr> {
-    // SAFETY: sockaddr_storage is plain old data; getpeername fills at most `len` bytes.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: as above.
-    if unsafe { libc::getpeername(fd, &mut storage as *mut _ as *mut libc::sockaddr, &mut len) } < 0
-    {
-        return None;
-    }
-    match storage.ss_family as i32 {
-        libc::AF_INET => {
-            // SAFETY: the family says the storage holds a sockaddr_in.
-            let sin = unsafe { &*(&storage as *const _ as *const libc::sockaddr_in) };
-            Some(std::net::SocketAddr::new(
-                std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).into(),
-                u16::from_be(sin.sin_port),
-            ))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the family says the storage holds a sockaddr_in6.
-            let sin6 = unsafe { &*(&storage as *const _ as *const libc::sockaddr_in6) };
-            Some(std::net::SocketAddr::new(
-                std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr).into(),
-                u16::from_be(sin6.sin6_port),
-            ))
-        }
-        _ => None,
     }
 }
