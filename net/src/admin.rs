@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use baton_engine::command::{flags, lookup, CommandSpec, COMMANDS};
 use baton_engine::reply::{errors, Reply};
-use baton_engine::runtime::{Core, Job, Out};
+use baton_engine::runtime::Core;
 use bytes::Bytes;
 
 use crate::client::{Client, CLIENTS};
 use crate::config::Shared;
-use crate::dispatch::{AsyncOp, Plan, COMMANDS_PROCESSED};
+use crate::dispatch::{on_every_core, AsyncOp, Plan, COMMANDS_PROCESSED};
 
 /// The Redis version Baton reports, for clients that gate features on it.
 pub const REDIS_VERSION: &str = "7.2.0";
@@ -477,21 +477,6 @@ struct CoreInfo {
     expired: u64,
 }
 
-async fn gather<T: Send + 'static>(
-    core: &Rc<Core>,
-    f: fn(&mut baton_engine::Shard) -> T,
-) -> Vec<T> {
-    let mut all = Vec::with_capacity(core.cores);
-    for c in 0..core.cores {
-        let job = Job::Call(Box::new(move |s, _now| Out::Value(Box::new(f(s)))));
-        let out = core.call(c, baton_engine::runtime::NO_TXN, vec![job]).await;
-        if let Some(v) = out.into_iter().next().and_then(Out::into_value::<T>) {
-            all.push(v);
-        }
-    }
-    all
-}
-
 /// Finishes the connection commands that need every core.
 pub async fn run_async(
     core: &Rc<Core>,
@@ -503,7 +488,7 @@ pub async fn run_async(
     match spec.name {
         "info" => Reply::Verbatim(Bytes::from(info(core, shared, &args[1..]).await)),
         "client" if eq(&args[1], "list") => {
-            let lines = gather(core, |_| {
+            let lines = on_every_core(core, |_, _| {
                 let now = baton_engine::runtime::now_ms();
                 CLIENTS.with(|c| {
                     c.borrow()
@@ -596,40 +581,33 @@ async fn client_kill(core: &Rc<Core>, client: &Client, args: &[Bytes]) -> Reply 
         }
     }
     let me = if skipme { client.borrow().id } else { 0 };
-    let mut killed = 0i64;
-    for c in 0..core.cores {
-        let (id, addr, laddr) = (id, addr.clone(), laddr.clone());
-        let job = Job::Call(Box::new(move |_s, _now| {
-            let n = CLIENTS.with(|cl| {
-                let mut n = 0i64;
-                for cl in cl.borrow().iter() {
-                    let mut st = cl.borrow_mut();
-                    let hit = id.is_none_or(|i| i == st.id)
-                        && addr.as_ref().is_none_or(|a| {
-                            st.peer.map(|p| p.to_string()).as_deref() == Some(a.as_str())
-                        })
-                        && laddr.as_ref().is_none_or(|a| {
-                            st.local.map(|p| p.to_string()).as_deref() == Some(a.as_str())
-                        });
-                    if hit && st.id != me {
-                        st.killed = true;
-                        n += 1;
-                    }
+    let killed: i64 = on_every_core(core, move |_s, _now| {
+        let n = CLIENTS.with(|cl| {
+            let mut n = 0i64;
+            for cl in cl.borrow().iter() {
+                let mut st = cl.borrow_mut();
+                let hit = id.is_none_or(|i| i == st.id)
+                    && addr.as_ref().is_none_or(|a| {
+                        st.peer.map(|p| p.to_string()).as_deref() == Some(a.as_str())
+                    })
+                    && laddr.as_ref().is_none_or(|a| {
+                        st.local.map(|p| p.to_string()).as_deref() == Some(a.as_str())
+                    });
+                if hit && st.id != me {
+                    st.killed = true;
+                    n += 1;
                 }
-                n
-            });
-            if n > 0 {
-                crate::client::request_kill();
             }
-            Out::Value(Box::new(n))
-        }));
-        let out = core.call(c, baton_engine::runtime::NO_TXN, vec![job]).await;
-        killed += out
-            .into_iter()
-            .next()
-            .and_then(Out::into_value::<i64>)
-            .unwrap_or(0);
-    }
+            n
+        });
+        if n > 0 {
+            crate::client::request_kill();
+        }
+        n
+    })
+    .await
+    .into_iter()
+    .sum();
     if old_style {
         if killed == 0 {
             Reply::err("ERR No such client")
@@ -654,7 +632,7 @@ fn rss_bytes() -> u64 {
 
 /// INFO [section ...]
 async fn info(core: &Rc<Core>, shared: &Arc<Shared>, sections: &[Bytes]) -> String {
-    let stats = gather(core, |s| CoreInfo {
+    let stats = on_every_core(core, |s, _| CoreInfo {
         keys: s.len() as u64,
         expires: s.expires() as u64,
         commands: COMMANDS_PROCESSED.with(|c| c.get()),

@@ -415,6 +415,28 @@ pub(crate) async fn run_batches(core: &Rc<Core>, jobs: &mut [Vec<Job>]) -> Vec<V
     results
 }
 
+/// Runs `f` on every core's shard (concurrently, one batch each) and returns the
+/// results in core order.
+pub(crate) async fn on_every_core<T, F>(core: &Rc<Core>, f: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(&mut baton_engine::Shard, u64) -> T + Clone + Send + 'static,
+{
+    let mut jobs: Vec<Vec<Job>> = (0..core.cores)
+        .map(|_| {
+            let f = f.clone();
+            vec![Job::Call(Box::new(move |s, now| {
+                Out::Value(Box::new(f(s, now)))
+            }))]
+        })
+        .collect();
+    run_batches(core, &mut jobs)
+        .await
+        .into_iter()
+        .filter_map(|mut outs| outs.pop().flatten().and_then(Out::into_value::<T>))
+        .collect()
+}
+
 /// Runs a pipeline that needs other cores or must wait, preserving reply order.
 async fn slow_pipeline(
     core: Rc<Core>,

@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use baton_engine::memcache::{execute, flush_deadline, McCtx, McOpKind};
-use baton_engine::runtime::{now_ms, turn_now, Core, Job, Out, NO_TXN};
+use baton_engine::runtime::{now_ms, turn_now, Core, Job, Out};
 use bytes::BytesMut;
 
 use crate::client::Client;
 use crate::config::Shared;
-use crate::dispatch::{run_batches, Outcome, OUTPUT_PAUSE};
+use crate::dispatch::{on_every_core, run_batches, Outcome, OUTPUT_PAUSE};
 use crate::memcache::{
     encode, encode_end, encode_error, encode_item, encode_multi, encode_noop, encode_ok,
     encode_reset, encode_stats, encode_version, McConn, McLimits, McOp, McReply, McRequest,
@@ -289,60 +289,45 @@ async fn conn_command(core: Rc<Core>, shared: Arc<Shared>, c: McConn) -> Vec<u8>
         McConn::NoOp => encode_noop(&mut out),
         McConn::Quit => {}
         McConn::StatsReset => {
-            for c in 0..core.cores {
-                let job = Job::Call(Box::new(|_s, _now| {
-                    STATS.with(|s| *s.borrow_mut() = McStats::default());
-                    Out::Reply(baton_engine::Reply::Ok)
-                }));
-                core.call(c, NO_TXN, vec![job]).await;
-            }
+            on_every_core(&core, |_s, _now| {
+                STATS.with(|s| *s.borrow_mut() = McStats::default())
+            })
+            .await;
             encode_reset(&mut out);
         }
         McConn::FlushAll { delay, noreply } => {
             let deadline = flush_deadline(delay, now_ms());
-            for c in 0..core.cores {
-                let job = Job::Call(Box::new(move |shard, now| {
-                    STATS.with(|s| s.borrow_mut().cmd_flush += 1);
-                    match deadline {
-                        Some(at) if at > now => {
-                            // Flush this shard when the delay is up, on its own core.
-                            glommio::spawn_local(flush_later(at - now)).detach();
-                        }
-                        _ => shard.flush(),
+            on_every_core(&core, move |shard, now| {
+                STATS.with(|s| s.borrow_mut().cmd_flush += 1);
+                match deadline {
+                    Some(at) if at > now => {
+                        // Flush this shard when the delay is up, on its own core.
+                        glommio::spawn_local(flush_later(at - now)).detach();
                     }
-                    Out::Reply(baton_engine::Reply::Ok)
-                }));
-                core.call(c, NO_TXN, vec![job]).await;
-            }
+                    _ => shard.flush(),
+                }
+            })
+            .await;
             encode_ok(noreply, &mut out);
         }
         McConn::Stats => {
             let mut total = McStats::default();
             let mut items = 0;
             let mut bytes = 0;
-            for c in 0..core.cores {
-                let job = Job::Call(Box::new(|shard, _now| {
-                    let n = CoreNumbers {
-                        stats: STATS.with(|s| s.borrow().clone()),
-                        items: shard.len() as u64,
-                        bytes: shard
-                            .store()
-                            .iter()
-                            .map(|(k, e)| (k.len() + e.value.len()) as u64)
-                            .sum(),
-                    };
-                    Out::Value(Box::new(n))
-                }));
-                if let Some(n) = core
-                    .call(c, NO_TXN, vec![job])
-                    .await
-                    .pop()
-                    .and_then(Out::into_value::<CoreNumbers>)
-                {
-                    add(&mut total, &n.stats);
-                    items += n.items;
-                    bytes += n.bytes;
-                }
+            let per_core = on_every_core(&core, |shard, _now| CoreNumbers {
+                stats: STATS.with(|s| s.borrow().clone()),
+                items: shard.len() as u64,
+                bytes: shard
+                    .store()
+                    .iter()
+                    .map(|(k, e)| (k.len() + e.value.len()) as u64)
+                    .sum(),
+            })
+            .await;
+            for n in per_core {
+                add(&mut total, &n.stats);
+                items += n.items;
+                bytes += n.bytes;
             }
             let now = now_ms();
             let (user, system) = rusage_us();
