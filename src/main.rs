@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 use baton_engine::runtime;
-use baton_net::config::{ServerConfig, Shared};
+use baton_net::config::{OutputLimit, ServerConfig, SettingsInit, Shared};
 use baton_net::server::{serve, CoreListeners};
 use clap::Parser;
 
@@ -62,9 +62,55 @@ struct Args {
     #[arg(long, default_value = "allkeys-s3fifo")]
     maxmemory_policy: String,
 
+    /// Most clients connected at once; further connections get
+    /// `-ERR max number of clients reached` and are closed.
+    #[arg(long, default_value_t = 10_000)]
+    maxclients: u64,
+
+    /// Close a client after this many idle seconds (0 = never).
+    #[arg(long, default_value_t = 0)]
+    timeout: u64,
+
+    /// Output limit for normal clients, as Redis's `client-output-buffer-limit`:
+    /// `<hard> <soft> <soft-seconds>` (units as above; 0 turns a limit off). A client
+    /// whose unsent output passes the hard limit, or stays past the soft limit for the
+    /// given seconds, is disconnected and logged.
+    #[arg(long, default_value = "256mb 64mb 60", value_parser = parse_output_limit)]
+    client_output_buffer_limit: OutputLimit,
+
+    /// Log commands slower than this many microseconds in SLOWLOG (negative: off,
+    /// 0: every command).
+    #[arg(long, default_value_t = 10_000, allow_negative_numbers = true)]
+    slowlog_log_slower_than: i64,
+
+    /// Entries SLOWLOG keeps.
+    #[arg(long, default_value_t = 128)]
+    slowlog_max_len: u64,
+
     /// Log filter (error, warn, info, debug, trace, or a tracing directive); RUST_LOG wins.
     #[arg(long, default_value = "info")]
     log_level: String,
+}
+
+/// Parses `<hard> <soft> <soft-seconds>`, optionally led by Redis's class name `normal`.
+fn parse_output_limit(s: &str) -> Result<OutputLimit, String> {
+    let mut words: Vec<&str> = s.split_whitespace().collect();
+    if words
+        .first()
+        .is_some_and(|w| w.eq_ignore_ascii_case("normal"))
+    {
+        words.remove(0);
+    }
+    let [hard, soft, secs] = words[..] else {
+        return Err("expected <hard> <soft> <soft-seconds>, e.g. '256mb 64mb 60'".into());
+    };
+    Ok(OutputLimit {
+        hard: units::parse_bytes(hard)?,
+        soft: units::parse_bytes(soft)?,
+        soft_secs: secs
+            .parse()
+            .map_err(|_| format!("soft-seconds must be a whole number, not '{secs}'"))?,
+    })
 }
 
 /// Reads `name value` lines into `--name value` arguments.
@@ -162,6 +208,13 @@ fn run() -> Result<()> {
         max_item_size: args.max_item_size as usize,
         maxmemory: args.maxmemory,
         maxmemory_policy: policy,
+        settings: SettingsInit {
+            maxclients: args.maxclients,
+            timeout_secs: args.timeout,
+            output_limit: args.client_output_buffer_limit,
+            slowlog_log_slower_than: args.slowlog_log_slower_than,
+            slowlog_max_len: args.slowlog_max_len,
+        },
     };
     let shared = Arc::new(Shared::new(
         config,

@@ -1,7 +1,7 @@
 //! Server-wide settings and counters, shared by every core (`Arc<Shared>`).
 
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::resp::Limits;
@@ -20,6 +20,92 @@ pub struct ServerConfig {
     pub max_item_size: usize,
     pub maxmemory: u64,
     pub maxmemory_policy: String,
+    /// Initial values of the settings CONFIG SET can change at run time.
+    pub settings: SettingsInit,
+}
+
+/// Start values of [`Settings`], as the flags give them.
+#[derive(Debug, Clone)]
+pub struct SettingsInit {
+    pub maxclients: u64,
+    /// Idle seconds before a client is closed; 0 = never.
+    pub timeout_secs: u64,
+    pub output_limit: OutputLimit,
+    /// Microseconds; negative disables the slow log, 0 logs every command.
+    pub slowlog_log_slower_than: i64,
+    pub slowlog_max_len: u64,
+}
+
+impl Default for SettingsInit {
+    fn default() -> Self {
+        SettingsInit {
+            maxclients: 10_000,
+            timeout_secs: 0,
+            output_limit: OutputLimit::default(),
+            slowlog_log_slower_than: 10_000,
+            slowlog_max_len: 128,
+        }
+    }
+}
+
+/// Redis's `client-output-buffer-limit` for normal clients: disconnect once unsent
+/// output exceeds `hard` bytes, or stays above `soft` bytes for `soft_secs` seconds.
+/// 0 turns a limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputLimit {
+    pub hard: u64,
+    pub soft: u64,
+    pub soft_secs: u64,
+}
+
+impl Default for OutputLimit {
+    fn default() -> Self {
+        OutputLimit {
+            hard: 256 << 20,
+            soft: 64 << 20,
+            soft_secs: 60,
+        }
+    }
+}
+
+/// The settings CONFIG SET changes while the server runs; every core reads them.
+#[derive(Debug)]
+pub struct Settings {
+    pub maxclients: AtomicU64,
+    pub timeout_secs: AtomicU64,
+    pub output_hard: AtomicU64,
+    pub output_soft: AtomicU64,
+    pub output_soft_secs: AtomicU64,
+    pub slowlog_log_slower_than: AtomicI64,
+    pub slowlog_max_len: AtomicU64,
+    /// Bytes for the whole server (split evenly over the shards); 0 = no limit.
+    pub maxmemory: AtomicU64,
+    pub maxmemory_policy: Mutex<String>,
+}
+
+impl Settings {
+    pub fn new(config: &ServerConfig) -> Settings {
+        let init = &config.settings;
+        Settings {
+            maxmemory: AtomicU64::new(config.maxmemory),
+            maxmemory_policy: Mutex::new(config.maxmemory_policy.clone()),
+            maxclients: AtomicU64::new(init.maxclients),
+            timeout_secs: AtomicU64::new(init.timeout_secs),
+            output_hard: AtomicU64::new(init.output_limit.hard),
+            output_soft: AtomicU64::new(init.output_limit.soft),
+            output_soft_secs: AtomicU64::new(init.output_limit.soft_secs),
+            slowlog_log_slower_than: AtomicI64::new(init.slowlog_log_slower_than),
+            slowlog_max_len: AtomicU64::new(init.slowlog_max_len),
+        }
+    }
+
+    pub fn output_limit(&self) -> OutputLimit {
+        OutputLimit {
+            hard: self.output_hard.load(Ordering::Relaxed),
+            soft: self.output_soft.load(Ordering::Relaxed),
+            soft_secs: self.output_soft_secs.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// Settings plus the counters and signals every core shares.
@@ -29,6 +115,8 @@ pub struct Shared {
     pub redis_port: u16,
     pub memcache_port: u16,
     pub started_ms: u64,
+    /// Run-time settable values (CONFIG SET).
+    pub settings: Settings,
     pub stop: AtomicBool,
     /// Each core's ring eventfd: a write wakes that core's loop (used by signals).
     pub wakeups: Mutex<Vec<RawFd>>,
@@ -45,6 +133,7 @@ impl Shared {
         started_ms: u64,
     ) -> Shared {
         Shared {
+            settings: Settings::new(&config),
             config,
             redis_port,
             memcache_port,
