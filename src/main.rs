@@ -6,6 +6,7 @@ use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
+use baton_engine::evict::EvictionPolicy;
 use baton_engine::runtime;
 use baton_net::config::{OutputLimit, ServerConfig, SettingsInit, Shared};
 use baton_net::server::{serve, CoreListeners};
@@ -172,18 +173,18 @@ fn run() -> Result<()> {
 
     let cores = runtime::resolve_cores(args.cores)?;
     let policy = args.maxmemory_policy.to_ascii_lowercase();
-    const POLICIES: [&str; 5] = [
-        "noeviction",
-        "allkeys-s3fifo",
-        "volatile-s3fifo",
-        "allkeys-random",
-        "volatile-ttl",
-    ];
-    if !POLICIES.contains(&policy.as_str()) {
+    let Some(parsed) = EvictionPolicy::parse(&policy) else {
         bail!(
-            "unknown --maxmemory-policy '{}' (one of: {})",
+            "unknown --maxmemory-policy '{}' (one of: {}; Redis's allkeys-lru, allkeys-lfu, \
+             volatile-lru and volatile-lfu are accepted as the S3-FIFO policy of the same scope)",
             args.maxmemory_policy,
-            POLICIES.join(", ")
+            EvictionPolicy::NAMES.join(", ")
+        );
+    };
+    if EvictionPolicy::is_alias(&policy) {
+        tracing::warn!(
+            "maxmemory-policy {policy} is served by {}: Baton evicts with S3-FIFO",
+            parsed.name()
         );
     }
     let (redis, redis_addr) = baton_net::listener::listen_group(&args.bind, args.port, cores)?;

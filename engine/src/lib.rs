@@ -18,6 +18,7 @@
 
 pub mod command;
 pub mod commands;
+pub mod entry;
 pub mod evict;
 pub mod glob;
 pub mod memcache;

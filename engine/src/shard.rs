@@ -1,14 +1,38 @@
-//! The per-core shard: one [`Store`] plus the statistics and the single write path that
-//! every mutation goes through. A shard is owned by exactly one core and is never shared.
+//! The per-core shard: one [`Store`] plus the statistics, the memory budget with its
+//! eviction policy, and the single write path that every mutation goes through. A shard
+//! is owned by exactly one core and is never shared.
+//!
+//! Memory: the shard's `used_memory` is what its store holds (entries by allocator size
+//! class, slab and table at capacity) plus the eviction policy's own metadata. With a
+//! budget (`maxmemory / cores`) every write that leaves the shard over it evicts until it
+//! is under again, so a write never returns with the shard over budget while something
+//! is evictable. Commands flagged `denyoom` are refused with Redis's OOM error when the
+//! shard is over budget and nothing can be evicted (`noeviction`, or a volatile policy
+//! with no key that has a TTL).
+//!
+//! The policy's side arrays exist only while a budget is set: without `maxmemory`
+//! nothing is ever evicted and a key costs no policy bytes. Setting a budget at run time
+//! enrolls the keys already stored, in slab order.
 
 use bytes::Bytes;
 
-use crate::command::CommandSpec;
+use crate::command::{flags, CommandSpec};
+use crate::evict::{EvictionPolicy, Policy, Random, S3Fifo};
 use crate::reply::Reply;
 use crate::store::{Entry, Store, ValueSnapshot, NO_EXPIRY};
 
 /// Redis's default `proto-max-bulk-len`: the largest string a command may build.
 pub const DEFAULT_MAX_VALUE_LEN: usize = 512 * 1024 * 1024;
+
+/// Redis's reply to a `denyoom` command when memory is over the limit.
+pub const OOM_ERROR: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+
+/// Keys volatile-ttl samples per eviction (Redis's `maxmemory-samples` default).
+const TTL_SAMPLES: usize = 5;
+
+/// Bytes a key costs besides its entry: its slab pointer and its share of the table.
+/// Counted into the size the policy sees, so that its byte targets mean real memory.
+const KEY_OVERHEAD: usize = 8 + 6;
 
 /// Counters one shard keeps; the server sums them over cores for INFO.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +41,32 @@ pub struct ShardStats {
     pub keyspace_hits: u64,
     pub keyspace_misses: u64,
     pub expired_keys: u64,
+    pub evicted_keys: u64,
+}
+
+/// The eviction policy's state while a budget is set.
+enum Tracker {
+    Off,
+    S3(Box<S3Fifo>),
+    Random(Random),
+}
+
+impl Tracker {
+    fn policy(&mut self) -> Option<&mut dyn Policy> {
+        match self {
+            Tracker::Off => None,
+            Tracker::S3(p) => Some(&mut **p),
+            Tracker::Random(p) => Some(p),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Tracker::Off => 0,
+            Tracker::S3(p) => p.heap_bytes() + std::mem::size_of::<S3Fifo>(),
+            Tracker::Random(p) => p.heap_bytes(),
+        }
+    }
 }
 
 /// One core's share of the keyspace.
@@ -30,6 +80,16 @@ pub struct Shard {
     pub(crate) max_value_len: usize,
     /// Where the active expiry cycle resumes its walk over the store's slots.
     pub(crate) expire_cursor: usize,
+    /// Running estimate of the TTL left on keys that have one, in ms (INFO's avg_ttl).
+    avg_ttl: u64,
+    /// This shard's byte budget; 0 = none.
+    maxmemory: usize,
+    policy: EvictionPolicy,
+    tracker: Tracker,
+    /// Whether `tracker` holds only keys with a TTL.
+    tracked_volatile: bool,
+    /// The latest time a caller passed in (unix ms); stamps writes that take no `now`.
+    pub(crate) now: u64,
 }
 
 impl Shard {
@@ -42,6 +102,12 @@ impl Shard {
             rng: 0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03),
             max_value_len: DEFAULT_MAX_VALUE_LEN,
             expire_cursor: 0,
+            avg_ttl: 0,
+            maxmemory: 0,
+            policy: EvictionPolicy::default(),
+            tracker: Tracker::Off,
+            tracked_volatile: false,
+            now: 0,
         }
     }
 
@@ -61,6 +127,10 @@ impl Shard {
     /// Runs one command whose arity was already checked. `args[0]` is the name.
     pub fn execute(&mut self, spec: &CommandSpec, args: &[Bytes], now: u64) -> Reply {
         self.stats.commands_processed += 1;
+        self.now = now;
+        if spec.flags & flags::DENYOOM != 0 && !self.admit_write() {
+            return Reply::err(OOM_ERROR);
+        }
         match spec.handler {
             Some(h) => h(self, args, now),
             None => Reply::error(format!("ERR '{}' cannot run on a shard", spec.name)),
@@ -95,6 +165,166 @@ impl Shard {
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
+    // ---- memory --------------------------------------------------------------------
+
+    /// Bytes this shard holds: its store plus the eviction policy's metadata.
+    pub fn used_memory(&self) -> usize {
+        self.store.memory() + self.tracker.heap_bytes()
+    }
+
+    /// This shard's budget in bytes; 0 = no limit.
+    pub fn maxmemory(&self) -> usize {
+        self.maxmemory
+    }
+
+    pub fn policy(&self) -> EvictionPolicy {
+        self.policy
+    }
+
+    /// Sets the budget (CONFIG SET maxmemory / cores) and evicts down to it at once.
+    pub fn set_maxmemory(&mut self, bytes: usize, _now: u64) {
+        self.maxmemory = bytes;
+        self.rebuild_tracker();
+        self.enforce_budget();
+    }
+
+    /// Changes the policy (CONFIG SET maxmemory-policy); the keys are enrolled afresh.
+    pub fn set_policy(&mut self, policy: EvictionPolicy) {
+        if policy != self.policy {
+            self.policy = policy;
+            self.rebuild_tracker();
+            self.enforce_budget();
+        }
+    }
+
+    /// Builds the policy's state for the current budget and policy, enrolling every key
+    /// it covers in slab order (or drops it when there is no budget). Keeps the state
+    /// when only an S3-FIFO budget moved.
+    fn rebuild_tracker(&mut self) {
+        use EvictionPolicy::*;
+        let volatile = self.policy.volatile();
+        let same_scope = self.tracked_volatile == volatile;
+        match (self.maxmemory, self.policy, &mut self.tracker) {
+            (0, _, Tracker::Off) | (_, NoEviction, Tracker::Off) => return,
+            (0, _, _) | (_, NoEviction, _) => {
+                self.tracker = Tracker::Off;
+                return;
+            }
+            (_, AllkeysS3Fifo | VolatileS3Fifo, Tracker::S3(p)) if same_scope => {
+                p.set_budget(self.maxmemory as u64);
+                return;
+            }
+            (_, AllkeysRandom | VolatileRandom | VolatileTtl, Tracker::Random(_)) if same_scope => {
+                return;
+            }
+            (_, AllkeysS3Fifo | VolatileS3Fifo, _) => {
+                self.tracker = Tracker::S3(Box::new(S3Fifo::new(self.maxmemory as u64)));
+            }
+            (_, AllkeysRandom | VolatileRandom | VolatileTtl, _) => {
+                self.tracker = Tracker::Random(Random::new(self.random()));
+            }
+        }
+        self.tracked_volatile = volatile;
+        let ids: Vec<(u32, u64, u32)> = self
+            .store
+            .iter_indexed()
+            .filter(|(_, e)| !volatile || e.has_expiry())
+            .map(|(i, e)| (i, self.store.hash(e.key()), policy_size(e)))
+            .collect();
+        if let Some(p) = self.tracker.policy() {
+            for (i, h, size) in ids {
+                p.insert(i, h, size);
+            }
+        }
+    }
+
+    /// Whether the policy covers `e` (volatile policies cover keys with a TTL only).
+    fn covers(&self, e: &Entry) -> bool {
+        !self.policy.volatile() || e.has_expiry()
+    }
+
+    /// Evicts until the shard is within its budget; false if it is still over because
+    /// nothing (more) can be evicted.
+    fn enforce_budget(&mut self) -> bool {
+        if self.maxmemory == 0 {
+            return true;
+        }
+        while self.used_memory() > self.maxmemory {
+            let victim = match &mut self.tracker {
+                Tracker::Off => None,
+                Tracker::S3(p) => p.evict(),
+                Tracker::Random(p) if self.policy == EvictionPolicy::VolatileTtl => {
+                    let store = &self.store;
+                    let mut best: Option<(u64, u32)> = None;
+                    for _ in 0..TTL_SAMPLES {
+                        let Some(id) = p.sample() else { break };
+                        let at = store.entry_at(id).expire_at();
+                        if best.is_none_or(|(b, _)| at < b) {
+                            best = Some((at, id));
+                        }
+                    }
+                    best.map(|(_, id)| {
+                        p.remove(id);
+                        id
+                    })
+                }
+                Tracker::Random(p) => p.evict(),
+            };
+            let Some(idx) = victim else {
+                return false;
+            };
+            self.unlink(idx);
+            self.stats.evicted_keys += 1;
+        }
+        true
+    }
+
+    /// Whether a command that may grow memory can run: evicts first if over budget.
+    fn admit_write(&mut self) -> bool {
+        self.maxmemory == 0 || self.used_memory() <= self.maxmemory || self.enforce_budget()
+    }
+
+    /// Whether a memcached store may proceed (it answers `SERVER_ERROR out of memory
+    /// storing object` when not).
+    pub fn admit_store(&mut self) -> bool {
+        self.admit_write()
+    }
+
+    /// MEMORY USAGE: the bytes `key` costs (entry plus slab and table share).
+    pub fn key_memory(&mut self, key: &[u8], now: u64) -> Option<usize> {
+        self.lookup(key, now).map(|e| e.alloc_size() + KEY_OVERHEAD)
+    }
+
+    /// OBJECT IDLETIME: seconds since the key was last read or written.
+    pub fn key_idle_secs(&mut self, key: &[u8], now: u64) -> Option<u64> {
+        let e = self.lookup(key, now)?;
+        Some((now / 1000).saturating_sub(u64::from(e.accessed_secs())))
+    }
+
+    /// OBJECT FREQ: the key's S3-FIFO frequency (0..=3) while the S3-FIFO policy tracks
+    /// it; `Err` when no frequency is tracked (no budget, or another policy).
+    pub fn key_freq(&mut self, key: &[u8], now: u64) -> Option<Result<u8, ()>> {
+        let idx = self.store.index_of(key)?;
+        if self.store.entry_at(idx).is_expired(now) {
+            self.expire_if_needed(key, now);
+            return None;
+        }
+        Some(match &self.tracker {
+            Tracker::S3(p) if p.contains(idx) => Ok(p.freq(idx)),
+            _ => Err(()),
+        })
+    }
+
+    /// Estimated TTL left on keys with one, in ms (0 if there are none), as INFO's
+    /// keyspace `avg_ttl`: kept up by the active expiry cycle's samples.
+    pub fn avg_ttl(&self, _now: u64) -> u64 {
+        if self.store.expires() == 0 {
+            0
+        } else {
+            self.avg_ttl
+        }
+    }
+
     // ---- the read path -------------------------------------------------------------
 
     /// The live entry for `key`, reclaiming it first if it has expired (lazy expiry).
@@ -108,11 +338,16 @@ impl Shard {
         Some(self.store.entry_at(idx))
     }
 
-    /// Like [`Shard::lookup`], counting a keyspace hit or miss.
+    /// Like [`Shard::lookup`] for a read that counts: a keyspace hit or miss, the key's
+    /// last-access time and fetched bit, and an access for the eviction policy.
     pub fn lookup_read(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
         match self.store.index_of(key) {
             Some(idx) if !self.store.entry_at(idx).is_expired(now) => {
                 self.stats.keyspace_hits += 1;
+                if let Some(p) = self.tracker.policy() {
+                    p.access(idx);
+                }
+                self.store.entry_at_mut(idx).touch(now);
                 Some(self.store.entry_at(idx))
             }
             found => {
@@ -132,18 +367,62 @@ impl Shard {
     /// A copy of the live value under `key`, to move it to another shard.
     pub fn snapshot(&mut self, key: &[u8], now: u64) -> Option<ValueSnapshot> {
         self.lookup(key, now).map(|e| ValueSnapshot {
-            value: Bytes::copy_from_slice(&e.value),
-            expire_at: e.expire_at,
-            flags: e.flags,
+            value: Bytes::copy_from_slice(e.value()),
+            expire_at: e.expire_at(),
+            flags: e.flags(),
         })
     }
 
     // ---- the write path: every mutation goes through here ----------------------------
+    //
+    // `link` stores an entry, `unlink` deletes one, `relink` replaces one in place; each
+    // keeps the eviction policy in step. These three are the choke point replication's
+    // journal will hook.
+
+    fn link(&mut self, entry: Entry) -> u32 {
+        let covered = self.covers(&entry);
+        let size = policy_size(&entry);
+        let hash = self.store.hash(entry.key());
+        let (idx, old) = self.store.insert(entry);
+        if let Some(p) = self.tracker.policy() {
+            match old {
+                Some(_) if covered && p.contains(idx) => p.resize(idx, size),
+                _ if covered => p.insert(idx, hash, size),
+                _ => p.remove(idx),
+            }
+        }
+        idx
+    }
+
+    fn relink(&mut self, idx: u32, f: impl FnOnce(Entry) -> Entry) {
+        self.store.map_at(idx, f);
+        if matches!(self.tracker, Tracker::Off) {
+            return;
+        }
+        let e = self.store.entry_at(idx);
+        let (covered, size, hash) = (self.covers(e), policy_size(e), self.store.hash(e.key()));
+        if let Some(p) = self.tracker.policy() {
+            match (covered, p.contains(idx)) {
+                (true, true) => p.resize(idx, size),
+                (true, false) => p.insert(idx, hash, size),
+                (false, _) => p.remove(idx),
+            }
+        }
+    }
+
+    fn unlink(&mut self, idx: u32) -> Entry {
+        if let Some(p) = self.tracker.policy() {
+            p.remove(idx);
+        }
+        self.store.remove_at(idx)
+    }
 
     pub(crate) fn expire_if_needed(&mut self, key: &[u8], now: u64) {
-        if self.store.is_expired(key, now) {
-            self.store.remove(key);
-            self.stats.expired_keys += 1;
+        if let Some(idx) = self.store.index_of(key) {
+            if self.store.entry_at(idx).is_expired(now) {
+                self.unlink(idx);
+                self.stats.expired_keys += 1;
+            }
         }
     }
 
@@ -154,26 +433,27 @@ impl Shard {
     }
 
     /// Stores `value` under `key` with an absolute expiry (or [`NO_EXPIRY`]) and flags.
-    pub fn put(&mut self, key: &[u8], value: Vec<u8>, expire_at: u64, flags: u32) {
+    pub fn put(&mut self, key: &[u8], value: &[u8], expire_at: u64, flags: u32) {
         let cas = self.bump_cas();
-        self.store.insert(
-            key,
-            Entry {
-                value: value.into_boxed_slice(),
-                expire_at,
-                flags,
-                cas,
-            },
-        );
+        let mut e = Entry::new(key, value, expire_at, flags, cas);
+        e.set_accessed(self.now);
+        self.link(e);
+        self.enforce_budget();
     }
 
     /// Writes a snapshot taken from another shard.
     pub fn restore(&mut self, key: &[u8], snap: &ValueSnapshot) {
-        self.put(key, snap.value.to_vec(), snap.expire_at, snap.flags);
+        self.put(key, &snap.value, snap.expire_at, snap.flags);
     }
 
-    /// Changes a live value in place through `f`, keeping its expiry and flags; returns
-    /// `None` if the key is absent.
+    /// Puts back an entry taken with [`Shard::take`] (RENAME within one shard), under
+    /// its own key or, with `key`, under a new one.
+    pub fn put_entry(&mut self, key: &[u8], e: &Entry) {
+        self.put(key, e.value(), e.expire_at(), e.flags());
+    }
+
+    /// Changes a live value through `f`, keeping its expiry and flags; returns `None` if
+    /// the key is absent. The new value is written into a fresh entry (one allocation).
     pub fn update<R>(
         &mut self,
         key: &[u8],
@@ -181,34 +461,73 @@ impl Shard {
         f: impl FnOnce(&mut Vec<u8>) -> R,
     ) -> Option<R> {
         self.expire_if_needed(key, now);
+        let idx = self.store.index_of(key)?;
         let cas = self.bump_cas();
-        let e = self.store.get_mut(key, now)?;
-        e.cas = cas;
-        // Values are stored exactly sized; grow them as a Vec for the change, then shrink
-        // back (APPEND costs a reallocation per call, as memcached's append does).
-        let mut value = std::mem::take(&mut e.value).into_vec();
+        let mut value = self.store.entry_at(idx).value().to_vec();
         let r = f(&mut value);
-        e.value = value.into_boxed_slice();
+        self.relink(idx, |old| {
+            let mut e = old.with_value(value.len(), cas, |v| v.copy_from_slice(&value));
+            e.set_accessed(now);
+            e
+        });
+        self.enforce_budget();
         Some(r)
+    }
+
+    /// Changes a live value in place when its length stays the same (INCR on a counter
+    /// of unchanged width, SETRANGE inside the value): no allocation.
+    pub fn update_in_place<R>(
+        &mut self,
+        key: &[u8],
+        now: u64,
+        f: impl FnOnce(&mut [u8]) -> R,
+    ) -> Option<R> {
+        self.expire_if_needed(key, now);
+        let idx = self.store.index_of(key)?;
+        let cas = self.bump_cas();
+        let e = self.store.entry_at_mut(idx);
+        e.set_cas(cas);
+        e.set_accessed(now);
+        Some(f(e.value_mut()))
+    }
+
+    /// Sets the CAS of a live key (memcached's meta `E`); returns the key's CAS after.
+    pub(crate) fn set_cas(&mut self, key: &[u8], now: u64, cas: Option<u64>) -> u64 {
+        match self.store.get_mut(key, now) {
+            Some(e) => {
+                if let Some(c) = cas {
+                    e.set_cas(c);
+                }
+                e.cas()
+            }
+            None => 0,
+        }
     }
 
     /// Deletes a live key; returns whether it existed.
     pub fn delete(&mut self, key: &[u8], now: u64) -> bool {
         self.expire_if_needed(key, now);
-        self.store.remove(key).is_some()
+        match self.store.index_of(key) {
+            Some(idx) => {
+                self.unlink(idx);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Sets the absolute expiry of a live key (an expiry in the past deletes it, as Redis
     /// does); returns whether the key existed.
     pub fn set_expire(&mut self, key: &[u8], expire_at: u64, now: u64) -> bool {
         self.expire_if_needed(key, now);
-        if self.store.get(key, now).is_none() {
+        let Some(idx) = self.store.index_of(key) else {
             return false;
-        }
+        };
         if expire_at != NO_EXPIRY && expire_at <= now {
-            self.store.remove(key);
+            self.unlink(idx);
         } else {
-            self.store.set_expire(key, expire_at);
+            self.relink(idx, |e| e.with_expire(expire_at));
+            self.enforce_budget();
         }
         true
     }
@@ -216,13 +535,18 @@ impl Shard {
     /// Removes a live key and hands its entry back (RENAME moves it without a copy).
     pub fn take(&mut self, key: &[u8], now: u64) -> Option<Entry> {
         self.expire_if_needed(key, now);
-        self.store.remove(key)
+        let idx = self.store.index_of(key)?;
+        Some(self.unlink(idx))
     }
 
     /// Removes every key.
     pub fn flush(&mut self) {
         self.store.clear();
         self.expire_cursor = 0;
+        self.avg_ttl = 0;
+        if let Some(p) = self.tracker.policy() {
+            p.clear();
+        }
     }
 
     // ---- sampling ------------------------------------------------------------------
@@ -256,35 +580,57 @@ impl Shard {
     /// The key at slab position `idx` if it is live; reclaims it if it has expired.
     fn live_key_at(&mut self, idx: usize, now: u64) -> Option<Bytes> {
         let (key, entry) = self.store.slot(idx)?;
-        let key = Bytes::copy_from_slice(key);
         if entry.is_expired(now) {
-            self.expire_if_needed(&key, now);
+            self.unlink(idx as u32);
+            self.stats.expired_keys += 1;
             return None;
         }
-        Some(key)
+        Some(Bytes::copy_from_slice(key))
     }
 
     /// One step of active expiry: walks up to `max_slots` slab positions from where the
-    /// last step stopped, reclaiming expired keys; returns how many it reclaimed. Bounded
-    /// work per call, so the runtime can run it every tick.
-    pub fn expire_cycle(&mut self, now: u64, max_slots: usize) -> usize {
-        let mut reclaimed = 0;
+    /// last step stopped, reclaiming expired keys; returns how many positions held a key
+    /// with a TTL and how many of those it reclaimed. Bounded work per call, so the
+    /// runtime can run it every tick and repeat while the expired share stays high.
+    pub fn expire_cycle(&mut self, now: u64, max_slots: usize) -> (usize, usize) {
+        let (mut volatile, mut reclaimed) = (0, 0);
+        let (mut ttl_sum, mut ttl_n) = (0u64, 0u64);
         for _ in 0..max_slots.min(self.store.slot_count()) {
             if self.expire_cursor >= self.store.slot_count() {
                 self.expire_cursor = 0;
             }
-            let expired = match self.store.slot(self.expire_cursor) {
-                Some((key, e)) if e.is_expired(now) => Some(Bytes::copy_from_slice(key)),
-                _ => None,
+            let at = match self.store.slot(self.expire_cursor) {
+                Some((_, e)) if e.has_expiry() => e.expire_at(),
+                _ => NO_EXPIRY,
             };
-            if let Some(key) = expired {
-                self.expire_if_needed(&key, now);
-                reclaimed += 1;
+            if at != NO_EXPIRY {
+                volatile += 1;
+                if at <= now {
+                    self.unlink(self.expire_cursor as u32);
+                    self.stats.expired_keys += 1;
+                    reclaimed += 1;
+                } else {
+                    ttl_sum += at - now;
+                    ttl_n += 1;
+                }
             }
             self.expire_cursor += 1;
         }
-        reclaimed
+        if let Some(sample) = ttl_sum.checked_div(ttl_n) {
+            // Redis's running estimate: each sample moves the average 1/50 of the way.
+            self.avg_ttl = if self.avg_ttl == 0 {
+                sample
+            } else {
+                self.avg_ttl / 50 * 49 + sample / 50
+            };
+        }
+        (volatile, reclaimed)
     }
+}
+
+/// The size the eviction policy counts for an entry: its block plus the key's overhead.
+fn policy_size(e: &Entry) -> u32 {
+    (e.alloc_size() + KEY_OVERHEAD).min(u32::MAX as usize) as u32
 }
 
 #[cfg(test)]
@@ -294,30 +640,30 @@ mod tests {
     #[test]
     fn lookup_reclaims_expired_keys_and_counts() {
         let mut s = Shard::new(1);
-        s.put(b"a", b"1".to_vec(), 100, 0);
-        s.put(b"b", b"2".to_vec(), NO_EXPIRY, 7);
+        s.put(b"a", b"1", 100, 0);
+        s.put(b"b", b"2", NO_EXPIRY, 7);
         assert_eq!(
-            s.lookup_read(b"a", 99).map(|e| e.value.to_vec()),
+            s.lookup_read(b"a", 99).map(|e| e.value().to_vec()),
             Some(b"1".to_vec())
         );
         assert!(s.lookup_read(b"a", 100).is_none());
         assert!(s.lookup_read(b"zz", 100).is_none());
         assert_eq!((s.stats.keyspace_hits, s.stats.keyspace_misses), (1, 2));
         assert_eq!((s.stats.expired_keys, s.len(), s.expires()), (1, 1, 0));
-        assert_eq!(s.lookup(b"b", 100).map(|e| e.flags), Some(7));
+        assert_eq!(s.lookup(b"b", 100).map(|e| e.flags()), Some(7));
     }
 
     #[test]
     fn take_moves_the_entry_out() {
         let mut s = Shard::new(0);
-        s.put(b"a", b"1".to_vec(), 500, 3);
+        s.put(b"a", b"1", 500, 3);
         let e = s.take(b"a", 10).unwrap();
         assert_eq!(
-            (e.value.into_vec(), e.expire_at, e.flags),
+            (e.value().to_vec(), e.expire_at(), e.flags()),
             (b"1".to_vec(), 500, 3)
         );
         assert!(!s.exists(b"a", 10));
-        s.put(b"a", b"1".to_vec(), 500, 3);
+        s.put(b"a", b"1", 500, 3);
         assert!(
             s.take(b"a", 500).is_none(),
             "an expired key is not handed out"
@@ -327,10 +673,10 @@ mod tests {
     #[test]
     fn cas_changes_on_every_write() {
         let mut s = Shard::new(2);
-        s.put(b"a", b"1".to_vec(), NO_EXPIRY, 0);
-        let c1 = s.lookup(b"a", 0).unwrap().cas;
+        s.put(b"a", b"1", NO_EXPIRY, 0);
+        let c1 = s.lookup(b"a", 0).unwrap().cas();
         s.update(b"a", 0, |v| v.push(b'2'));
-        let c2 = s.lookup(b"a", 0).unwrap().cas;
+        let c2 = s.lookup(b"a", 0).unwrap().cas();
         assert_ne!(c1, c2);
         assert_eq!(c1 & 0xff, 2, "the shard id is in the low bits");
     }
@@ -340,13 +686,17 @@ mod tests {
         let mut s = Shard::new(0);
         for i in 0..100u32 {
             let at = if i % 2 == 0 { 50 } else { NO_EXPIRY };
-            s.put(&i.to_be_bytes(), vec![1], at, 0);
+            s.put(&i.to_be_bytes(), &[1], at, 0);
         }
-        assert_eq!(s.expire_cycle(49, 1000), 0, "nothing due yet");
-        assert_eq!(s.expire_cycle(50, 10), 5, "ten slots, five of them expired");
+        assert_eq!(s.expire_cycle(49, 1000), (50, 0), "nothing due yet");
+        assert_eq!(
+            s.expire_cycle(50, 10),
+            (5, 5),
+            "ten slots, five of them expired"
+        );
         let mut total = 5;
         for _ in 0..20 {
-            total += s.expire_cycle(50, 10);
+            total += s.expire_cycle(50, 10).1;
         }
         assert_eq!((total, s.len(), s.expires()), (50, 50, 0));
         assert_eq!(s.stats.expired_keys, 50);
@@ -357,13 +707,13 @@ mod tests {
         let mut s = Shard::new(0);
         assert_eq!(s.random_key(0), None);
         for i in 0..1000u32 {
-            s.put(&i.to_be_bytes(), vec![1], NO_EXPIRY, 0);
+            s.put(&i.to_be_bytes(), &[1], NO_EXPIRY, 0);
         }
         for i in 1..1000u32 {
             s.delete(&i.to_be_bytes(), 0);
         }
         assert_eq!(s.random_key(0).as_deref(), Some(&0u32.to_be_bytes()[..]));
-        s.put(b"x", vec![1], 10, 0);
+        s.put(b"x", &[1], 10, 0);
         s.delete(&0u32.to_be_bytes(), 0);
         assert_eq!(
             s.random_key(10),

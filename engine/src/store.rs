@@ -1,53 +1,35 @@
 //! The per-core key/value table. Knows entries and their absolute expiry; knows nothing
 //! about commands, protocols or threads. Time is always passed in (`now`, unix ms).
 //!
-//! Layout: entries live in a slab (`Vec<Slot>`) and a hashbrown [`HashTable`] maps a key's
-//! hash to its slab index. A key keeps its slab index for as long as it exists, and freed
-//! slots are reused through a free list. That stable index is what makes SCAN a real
-//! cursor: the cursor is a slab position, so a key present for a whole scan is returned
-//! exactly once however much the table grows, shrinks or rehashes meanwhile. It also gives
-//! RANDOMKEY and the active expiry cycle O(1) access to "some slot".
+//! Layout: entries live in a slab (`Vec<Option<Entry>>`, one pointer per position) and a
+//! hashbrown [`HashTable`] maps a key's hash to its slab index (4 bytes plus a control
+//! byte per bucket). Each [`Entry`] is one heap block holding header, key and value. A key
+//! keeps its slab index for as long as it exists, and freed positions are reused through
+//! a free list. That stable index is what makes SCAN a real cursor: the cursor is a slab
+//! position, so a key present for a whole scan is returned exactly once however much the
+//! table grows, shrinks or rehashes meanwhile. It also gives RANDOMKEY, the active expiry
+//! cycle and the eviction policies (which know entries by slab index) O(1) access.
 //!
 //! ```text
-//!   HashTable<u32>            slots: Vec<Slot>
-//!   ┌──────────────┐          ┌───────────────────────────┐
-//!   │ h(k) ─► 2    │ ───────► │ 0 Full { key, entry }     │
-//!   │ h(j) ─► 0    │          │ 1 Free { next: NONE }     │ ◄─ free list head
-//!   └──────────────┘          │ 2 Full { key, entry }     │
-//!                             └───────────────────────────┘
+//!   HashTable<u32>            slots: Vec<Option<Entry>>     heap
+//!   ┌──────────────┐          ┌─────────────┐
+//!   │ h(k) ─► 2    │ ───────► │ 0 ptr ──────┼──────────►  [hdr|key|value]
+//!   │ h(j) ─► 0    │          │ 1 None      │ ◄─ free: [1]
+//!   └──────────────┘          │ 2 ptr ──────┼──────────►  [hdr|key|value]
+//!                             └─────────────┘
 //! ```
 //!
-//! The slab keeps its high-water mark: a slot freed in the middle is reused by the next
-//! insert but never moved, because moving a live key would break running scans.
+//! The slab keeps its high-water mark: a position freed in the middle is reused by the
+//! next insert but never moved, because moving a live key would break running scans.
+//!
+//! The store accounts its own memory ([`Store::memory`]): the allocator size class of
+//! every entry plus the slab, free list and table capacity.
 
 use ahash::RandomState;
 use bytes::Bytes;
 use hashbrown::HashTable;
 
-/// Absolute expiry in unix milliseconds; `NO_EXPIRY` means the key is persistent.
-pub const NO_EXPIRY: u64 = 0;
-
-/// End of the free list.
-const NONE: u32 = u32::MAX;
-
-/// One stored item.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    /// The value, exactly sized: a boxed slice is 8 bytes smaller than a `Vec` per key.
-    pub value: Box<[u8]>,
-    /// Absolute expiry in unix ms, or [`NO_EXPIRY`].
-    pub expire_at: u64,
-    /// memcached's opaque 32-bit client flags.
-    pub flags: u32,
-    /// memcached's CAS unique; bumped on every write to the item.
-    pub cas: u64,
-}
-
-impl Entry {
-    pub fn is_expired(&self, now: u64) -> bool {
-        self.expire_at != NO_EXPIRY && self.expire_at <= now
-    }
-}
+pub use crate::entry::{Entry, NO_EXPIRY};
 
 /// A value lifted out of one shard to be written into another (cross-core RENAME, COPY).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,36 +39,26 @@ pub struct ValueSnapshot {
     pub flags: u32,
 }
 
-/// One slab position.
-enum Slot {
-    Full {
-        key: Box<[u8]>,
-        entry: Entry,
-    },
-    /// A freed position; `next` chains the free list.
-    Free {
-        next: u32,
-    },
-}
-
 /// The table itself. Expired entries may still sit in it until touched; every lookup
 /// through [`Store::get`] treats them as absent.
 #[derive(Default)]
 pub struct Store {
     /// Slab indices, keyed by the hash of the key stored in that slot.
     table: HashTable<u32>,
-    slots: Vec<Slot>,
-    /// Head of the free list of `Slot::Free` positions; [`NONE`] when empty.
-    free: Option<u32>,
+    slots: Vec<Option<Entry>>,
+    /// Free slab positions, reused last-freed first.
+    free: Vec<u32>,
     hasher: RandomState,
     expires: usize,
+    /// Sum of the allocator size classes of the entries held.
+    entry_bytes: usize,
 }
 
-fn key_of(slots: &[Slot], idx: u32) -> &[u8] {
+fn key_of(slots: &[Option<Entry>], idx: u32) -> &[u8] {
     match &slots[idx as usize] {
-        Slot::Full { key, .. } => key,
+        Some(e) => e.key(),
         // The table only ever holds indices of full slots.
-        Slot::Free { .. } => unreachable!("table points at a free slot"),
+        None => unreachable!("table points at a free slot"),
     }
 }
 
@@ -109,13 +81,37 @@ impl Store {
         self.expires
     }
 
-    fn hash(&self, key: &[u8]) -> u64 {
+    /// The hash the table files `key` under (also the eviction policy's ghost hash).
+    pub fn hash(&self, key: &[u8]) -> u64 {
         self.hasher.hash_one(key)
+    }
+
+    /// Bytes this store holds: entries by allocator size class, plus the slab, the free
+    /// list and the hash table at their capacities.
+    pub fn memory(&self) -> usize {
+        let cap = self.table.capacity();
+        // hashbrown keeps at most 7/8 of its power-of-two buckets full; each bucket is a
+        // u32 plus one control byte, and the control bytes carry one extra group.
+        let table = if cap == 0 {
+            0
+        } else {
+            let buckets = (cap * 8 / 7).next_power_of_two();
+            buckets * 5 + 16
+        };
+        self.entry_bytes + self.slots.capacity() * 8 + self.free.capacity() * 4 + table
+    }
+
+    /// Sum of the entries' allocator size classes (the part eviction can free).
+    pub fn entry_bytes(&self) -> usize {
+        self.entry_bytes
     }
 
     /// The slab index holding `key`, expired or not.
     pub(crate) fn index_of(&self, key: &[u8]) -> Option<u32> {
-        let h = self.hash(key);
+        self.index_of_hashed(key, self.hash(key))
+    }
+
+    pub(crate) fn index_of_hashed(&self, key: &[u8], h: u64) -> Option<u32> {
         self.table
             .find(h, |&i| key_of(&self.slots, i) == key)
             .copied()
@@ -123,15 +119,15 @@ impl Store {
 
     pub(crate) fn entry_at(&self, idx: u32) -> &Entry {
         match &self.slots[idx as usize] {
-            Slot::Full { entry, .. } => entry,
-            Slot::Free { .. } => unreachable!("index of a free slot"),
+            Some(e) => e,
+            None => unreachable!("index of a free slot"),
         }
     }
 
-    fn entry_at_mut(&mut self, idx: u32) -> &mut Entry {
+    pub(crate) fn entry_at_mut(&mut self, idx: u32) -> &mut Entry {
         match &mut self.slots[idx as usize] {
-            Slot::Full { entry, .. } => entry,
-            Slot::Free { .. } => unreachable!("index of a free slot"),
+            Some(e) => e,
+            None => unreachable!("index of a free slot"),
         }
     }
 
@@ -155,46 +151,69 @@ impl Store {
         self.get_any(key).is_some_and(|e| e.is_expired(now))
     }
 
-    /// Inserts or replaces; returns the previous entry, expired or not.
-    pub fn insert(&mut self, key: &[u8], entry: Entry) -> Option<Entry> {
-        if entry.expire_at != NO_EXPIRY {
+    fn count_in(&mut self, e: &Entry) {
+        self.entry_bytes += e.alloc_size();
+        if e.has_expiry() {
             self.expires += 1;
         }
-        if let Some(idx) = self.index_of(key) {
-            let old = std::mem::replace(self.entry_at_mut(idx), entry);
-            if old.expire_at != NO_EXPIRY {
-                self.expires -= 1;
-            }
-            return Some(old);
+    }
+
+    fn count_out(&mut self, e: &Entry) {
+        self.entry_bytes -= e.alloc_size();
+        if e.has_expiry() {
+            self.expires -= 1;
         }
-        let slot = Slot::Full {
-            key: key.into(),
-            entry,
-        };
-        let idx = match self.free {
+    }
+
+    /// Inserts or replaces the entry for `entry.key()`; returns its slab index and the
+    /// previous entry, expired or not (a replacement keeps the slab index).
+    pub fn insert(&mut self, entry: Entry) -> (u32, Option<Entry>) {
+        let h = self.hash(entry.key());
+        if let Some(idx) = self.index_of_hashed(entry.key(), h) {
+            return (idx, Some(self.replace_at(idx, entry)));
+        }
+        self.count_in(&entry);
+        let idx = match self.free.pop() {
             Some(idx) => {
-                let Slot::Free { next } = std::mem::replace(&mut self.slots[idx as usize], slot)
-                else {
-                    unreachable!("free list points at a full slot");
-                };
-                self.free = (next != NONE).then_some(next);
+                debug_assert!(self.slots[idx as usize].is_none());
+                self.slots[idx as usize] = Some(entry);
                 idx
             }
             None => {
-                assert!(self.slots.len() < NONE as usize, "store slab is full");
-                self.slots.push(slot);
+                assert!(self.slots.len() < u32::MAX as usize, "store slab is full");
+                self.slots.push(Some(entry));
                 (self.slots.len() - 1) as u32
             }
         };
-        let h = self.hash(key);
         let (slots, hasher) = (&self.slots, &self.hasher);
         self.table
             .insert_unique(h, idx, |&i| hasher.hash_one(key_of(slots, i)));
-        None
+        (idx, None)
     }
 
-    /// Removes `key`, expired or not.
-    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+    /// Puts `entry` (for the same key) in place of the one at slab index `idx`; returns
+    /// the old one.
+    pub(crate) fn replace_at(&mut self, idx: u32, entry: Entry) -> Entry {
+        debug_assert_eq!(self.entry_at(idx).key(), entry.key());
+        self.count_in(&entry);
+        let old = std::mem::replace(self.entry_at_mut(idx), entry);
+        self.count_out(&old);
+        old
+    }
+
+    /// Applies `f` to the entry at `idx` by value (for changes that may rebuild it).
+    pub(crate) fn map_at(&mut self, idx: u32, f: impl FnOnce(Entry) -> Entry) {
+        let old = self.slots[idx as usize]
+            .take()
+            .expect("index of a free slot");
+        self.count_out(&old);
+        let new = f(old);
+        self.count_in(&new);
+        self.slots[idx as usize] = Some(new);
+    }
+
+    /// Removes `key`, expired or not; returns its former slab index and entry.
+    pub fn remove(&mut self, key: &[u8]) -> Option<(u32, Entry)> {
         let h = self.hash(key);
         let slots = &self.slots;
         let found = self
@@ -202,40 +221,44 @@ impl Store {
             .find_entry(h, |&i| key_of(slots, i) == key)
             .ok()?;
         let (idx, _) = found.remove();
-        let next = self.free.unwrap_or(NONE);
-        let old = std::mem::replace(&mut self.slots[idx as usize], Slot::Free { next });
-        self.free = Some(idx);
-        let Slot::Full { entry, .. } = old else {
-            unreachable!("table points at a free slot");
-        };
-        if entry.expire_at != NO_EXPIRY {
-            self.expires -= 1;
-        }
-        Some(entry)
+        Some((idx, self.vacate(idx)))
     }
 
-    /// Sets the absolute expiry of a present key (expired or not); returns false if absent.
-    pub fn set_expire(&mut self, key: &[u8], expire_at: u64) -> bool {
-        let Some(idx) = self.index_of(key) else {
-            return false;
-        };
-        let e = self.entry_at_mut(idx);
-        let (had, has) = (e.expire_at != NO_EXPIRY, expire_at != NO_EXPIRY);
-        e.expire_at = expire_at;
-        match (had, has) {
-            (false, true) => self.expires += 1,
-            (true, false) => self.expires -= 1,
-            _ => {}
-        }
-        true
+    /// Removes the entry at slab index `idx` (which must be full).
+    pub(crate) fn remove_at(&mut self, idx: u32) -> Entry {
+        let h = self.hash(self.entry_at(idx).key());
+        let found = self
+            .table
+            .find_entry(h, |&i| i == idx)
+            .unwrap_or_else(|_| unreachable!("a full slot is in the table"));
+        found.remove();
+        self.vacate(idx)
+    }
+
+    fn vacate(&mut self, idx: u32) -> Entry {
+        let old = self.slots[idx as usize]
+            .take()
+            .unwrap_or_else(|| unreachable!("table points at a free slot"));
+        self.free.push(idx);
+        self.count_out(&old);
+        old
+    }
+
+    /// Sets the absolute expiry of a present key (expired or not); returns its slab
+    /// index, or `None` if absent.
+    pub fn set_expire(&mut self, key: &[u8], expire_at: u64) -> Option<u32> {
+        let idx = self.index_of(key)?;
+        self.map_at(idx, |e| e.with_expire(expire_at));
+        Some(idx)
     }
 
     /// Removes every entry and gives the memory back.
     pub fn clear(&mut self) {
         self.table = HashTable::new();
         self.slots = Vec::new();
-        self.free = None;
+        self.free = Vec::new();
         self.expires = 0;
+        self.entry_bytes = 0;
     }
 
     /// Number of slab positions (full or free); valid cursors and slot indices are below it.
@@ -245,10 +268,7 @@ impl Store {
 
     /// The entry at slab position `idx`, if that position holds one (expired or not).
     pub fn slot(&self, idx: usize) -> Option<(&[u8], &Entry)> {
-        match self.slots.get(idx)? {
-            Slot::Full { key, entry } => Some((key, entry)),
-            Slot::Free { .. } => None,
-        }
+        self.slots.get(idx)?.as_ref().map(|e| (e.key(), e))
     }
 
     /// Visits entries from the position `cursor` names, calling `f` for each (expired
@@ -278,8 +298,8 @@ impl Store {
         let mut budget = count.saturating_mul(10);
         let mut visited = 0usize;
         while pos < end && visited < count && budget > 0 {
-            if let Slot::Full { key, entry } = &self.slots[pos] {
-                f(key, entry);
+            if let Some(entry) = &self.slots[pos] {
+                f(entry.key(), entry);
                 visited += 1;
             }
             pos += 1;
@@ -294,10 +314,17 @@ impl Store {
 
     /// Iterates every entry (expired ones included; callers filter with `now`).
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Entry)> {
-        self.slots.iter().filter_map(|s| match s {
-            Slot::Full { key, entry } => Some((&**key, entry)),
-            Slot::Free { .. } => None,
-        })
+        self.slots
+            .iter()
+            .filter_map(|s| s.as_ref().map(|e| (e.key(), e)))
+    }
+
+    /// Iterates `(slab index, entry)` over every entry.
+    pub(crate) fn iter_indexed(&self) -> impl Iterator<Item = (u32, &Entry)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|e| (i as u32, e)))
     }
 
     /// The `n`th entry in slab order. O(n); RANDOMKEY uses [`Store::slot`] instead.
@@ -310,26 +337,21 @@ impl Store {
 mod tests {
     use super::*;
 
-    fn entry(v: &[u8], expire_at: u64) -> Entry {
-        Entry {
-            value: v.into(),
-            expire_at,
-            flags: 0,
-            cas: 0,
-        }
+    fn ins(s: &mut Store, k: &[u8], v: &[u8], expire_at: u64) -> Option<Entry> {
+        s.insert(Entry::new(k, v, expire_at, 0, 0)).1
     }
 
     #[test]
     fn insert_get_replace_remove() {
         let mut s = Store::new();
-        assert!(s.insert(b"a", entry(b"1", NO_EXPIRY)).is_none());
-        assert_eq!(s.get(b"a", 10).unwrap().value[..], b"1"[..]);
-        let old = s.insert(b"a", entry(b"2", 100)).unwrap();
-        assert_eq!(old.value[..], b"1"[..]);
+        assert!(ins(&mut s, b"a", b"1", NO_EXPIRY).is_none());
+        assert_eq!(s.get(b"a", 10).unwrap().value()[..], b"1"[..]);
+        let old = ins(&mut s, b"a", b"2", 100).unwrap();
+        assert_eq!(old.value()[..], b"1"[..]);
         assert_eq!((s.len(), s.expires()), (1, 1));
         assert!(s.get(b"a", 100).is_none(), "expired at its deadline");
         assert!(s.is_expired(b"a", 100));
-        assert_eq!(s.remove(b"a").unwrap().value[..], b"2"[..]);
+        assert_eq!(s.remove(b"a").unwrap().1.value()[..], b"2"[..]);
         assert_eq!((s.len(), s.expires()), (0, 0));
         assert!(s.remove(b"a").is_none());
     }
@@ -337,33 +359,33 @@ mod tests {
     #[test]
     fn expiry_count_follows_set_expire() {
         let mut s = Store::new();
-        s.insert(b"a", entry(b"1", NO_EXPIRY));
-        assert!(s.set_expire(b"a", 50));
+        ins(&mut s, b"a", b"1", NO_EXPIRY);
+        assert!(s.set_expire(b"a", 50).is_some());
         assert_eq!(s.expires(), 1);
-        assert!(s.set_expire(b"a", 60));
+        assert!(s.set_expire(b"a", 60).is_some());
         assert_eq!(s.expires(), 1);
-        assert!(s.set_expire(b"a", NO_EXPIRY));
+        assert!(s.set_expire(b"a", NO_EXPIRY).is_some());
         assert_eq!(s.expires(), 0);
-        assert!(!s.set_expire(b"missing", 5));
+        assert!(s.set_expire(b"missing", 5).is_none());
     }
 
     #[test]
     fn freed_slots_are_reused_without_moving_others() {
         let mut s = Store::new();
         for i in 0..10u8 {
-            s.insert(&[i], entry(&[i], NO_EXPIRY));
+            ins(&mut s, &[i], &[i], NO_EXPIRY);
         }
         s.remove(&[3]);
         s.remove(&[7]);
         assert_eq!(s.slot(3).map(|(k, _)| k.to_vec()), None);
-        s.insert(b"x", entry(b"x", NO_EXPIRY));
-        s.insert(b"y", entry(b"y", NO_EXPIRY));
+        ins(&mut s, b"x", b"x", NO_EXPIRY);
+        ins(&mut s, b"y", b"y", NO_EXPIRY);
         assert_eq!(s.slot_count(), 10, "both holes reused");
         for i in [0u8, 1, 2, 4, 5, 6, 8, 9] {
             assert_eq!(s.slot(i as usize).unwrap().0, &[i]);
-            assert_eq!(s.get(&[i], 0).unwrap().value[..], [i]);
+            assert_eq!(s.get(&[i], 0).unwrap().value()[..], [i]);
         }
-        assert_eq!(s.get(b"x", 0).unwrap().value[..], b"x"[..]);
+        assert_eq!(s.get(b"x", 0).unwrap().value()[..], b"x"[..]);
         assert_eq!(s.iter().count(), 10);
     }
 
@@ -371,7 +393,7 @@ mod tests {
     fn scan_returns_stable_keys_exactly_once_across_growth_and_removal() {
         let mut s = Store::new();
         for i in 0..1000u32 {
-            s.insert(&i.to_be_bytes(), entry(b"v", NO_EXPIRY));
+            ins(&mut s, &i.to_be_bytes(), b"v", NO_EXPIRY);
         }
         let mut seen = std::collections::HashMap::new();
         let mut cursor = 0;
@@ -380,7 +402,7 @@ mod tests {
             cursor = s.scan(cursor, 7, |k, _| *seen.entry(k.to_vec()).or_insert(0) += 1);
             // Churn between calls: grow the table (forcing rehashes) and delete odd keys.
             for j in 0..50u32 {
-                s.insert(&(100_000 + round * 50 + j).to_be_bytes(), entry(b"n", 0));
+                ins(&mut s, &(100_000 + round * 50 + j).to_be_bytes(), b"n", 0);
             }
             s.remove(&(round * 2 + 1).to_be_bytes());
             round += 1;
@@ -398,15 +420,17 @@ mod tests {
     fn scan_terminates_while_inserts_outpace_it() {
         let mut s = Store::new();
         for i in 0..100u32 {
-            s.insert(&i.to_be_bytes(), entry(b"v", NO_EXPIRY));
+            ins(&mut s, &i.to_be_bytes(), b"v", NO_EXPIRY);
         }
         let (mut cursor, mut calls, mut seen) = (0, 0, 0);
         loop {
             cursor = s.scan(cursor, 2, |_, _| seen += 1);
             for j in 0..10u32 {
-                s.insert(
+                ins(
+                    &mut s,
                     &(1000 + calls * 10 + j).to_be_bytes(),
-                    entry(b"n", NO_EXPIRY),
+                    b"n",
+                    NO_EXPIRY,
                 );
             }
             calls += 1;
@@ -425,7 +449,7 @@ mod tests {
     fn scan_bounds_work_on_sparse_slabs() {
         let mut s = Store::new();
         for i in 0..100u32 {
-            s.insert(&i.to_be_bytes(), entry(b"v", NO_EXPIRY));
+            ins(&mut s, &i.to_be_bytes(), b"v", NO_EXPIRY);
         }
         for i in 0..99u32 {
             s.remove(&i.to_be_bytes());
@@ -459,13 +483,13 @@ mod tests {
     #[test]
     fn clear_empties_everything() {
         let mut s = Store::new();
-        s.insert(b"a", entry(b"1", 5));
+        ins(&mut s, b"a", b"1", 5);
         s.remove(b"a");
-        s.insert(b"b", entry(b"1", 5));
+        ins(&mut s, b"b", b"1", 5);
         s.clear();
         assert_eq!((s.len(), s.expires(), s.slot_count()), (0, 0, 0));
         assert!(s.get(b"b", 0).is_none());
-        s.insert(b"c", entry(b"1", NO_EXPIRY));
+        ins(&mut s, b"c", b"1", NO_EXPIRY);
         assert_eq!(s.nth(0).unwrap().0, b"c");
     }
 }

@@ -320,7 +320,7 @@ async fn conn_command(core: Rc<Core>, shared: Arc<Shared>, c: McConn) -> Vec<u8>
                 bytes: shard
                     .store()
                     .iter()
-                    .map(|(k, e)| (k.len() + e.value.len()) as u64)
+                    .map(|(k, e)| (k.len() + e.value().len()) as u64)
                     .sum(),
             })
             .await;

@@ -20,6 +20,7 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use baton_engine::evict::EvictionPolicy;
 use baton_engine::runtime::{now_ms, Core};
 use bytes::BytesMut;
 use glommio::io::BufferedFile;
@@ -134,9 +135,17 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
     shared.wakeups.lock().unwrap().push(ring.eventfd());
     client::set_loop_eventfd(ring.eventfd());
     crate::mcdispatch::CURRENT.with(|c| *c.borrow_mut() = Some(core.clone()));
-    core.shard
-        .borrow_mut()
-        .set_max_value_len(shared.config.limits.max_bulk_len);
+    {
+        let mut shard = core.shard.borrow_mut();
+        shard.set_max_value_len(shared.config.limits.max_bulk_len);
+        if let Some(policy) = EvictionPolicy::parse(&shared.config.maxmemory_policy) {
+            shard.set_policy(policy);
+        }
+        shard.set_maxmemory(
+            crate::config::shard_budget(shared.config.maxmemory, core.cores),
+            baton_engine::runtime::now_ms(),
+        );
+    }
     let mut ls = vec![Listener {
         fd: listeners.redis,
         protocol: Protocol::Redis,

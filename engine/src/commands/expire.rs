@@ -79,7 +79,7 @@ fn expire_generic(s: &mut Shard, a: &[Bytes], base: Base, unit_ms: i64, now: u64
         return errors::invalid_expire(&cmd_name(a));
     };
     let key = &a[1];
-    let Some(current) = s.lookup(key, now).map(|e| e.expire_at) else {
+    let Some(current) = s.lookup(key, now).map(|e| e.expire_at()) else {
         return Reply::Int(0);
     };
     // A persistent key counts as an infinite TTL: GT never beats it, LT always does.
@@ -123,8 +123,8 @@ pub fn pexpireat(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
 fn deadline(s: &mut Shard, key: &[u8], now: u64) -> Result<u64, Reply> {
     match s.lookup_read(key, now) {
         None => Err(Reply::Int(-2)),
-        Some(e) if e.expire_at == NO_EXPIRY => Err(Reply::Int(-1)),
-        Some(e) => Ok(e.expire_at),
+        Some(e) if e.expire_at() == NO_EXPIRY => Err(Reply::Int(-1)),
+        Some(e) => Ok(e.expire_at()),
     }
 }
 
@@ -163,7 +163,7 @@ pub fn pexpiretime(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
 /// PERSIST key
 pub fn persist(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
     match s.lookup(&a[1], now) {
-        Some(e) if e.expire_at != NO_EXPIRY => {
+        Some(e) if e.expire_at() != NO_EXPIRY => {
             s.set_expire(&a[1], NO_EXPIRY, now);
             Reply::Int(1)
         }

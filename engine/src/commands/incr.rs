@@ -15,14 +15,14 @@ fn replace_value(s: &mut Shard, key: &[u8], value: Vec<u8>, existed: bool, now: 
     if existed {
         s.update(key, now, |v| *v = value);
     } else {
-        s.put(key, value, NO_EXPIRY, 0);
+        s.put(key, &value, NO_EXPIRY, 0);
     }
 }
 
 /// Adds `by` to the integer under `key` (absent counts as 0), as `incrDecrCommand`.
 fn incr_by(s: &mut Shard, key: &[u8], by: i64, now: u64) -> Reply {
     let (old, existed) = match s.lookup(key, now) {
-        Some(e) => match parse_i64(&e.value) {
+        Some(e) => match parse_i64(e.value()) {
             Some(n) => (n, true),
             None => return errors::NOT_INTEGER,
         },
@@ -72,7 +72,7 @@ pub fn incrbyfloat(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
     let key = &a[1];
     // The stored value is checked before the increment, as Redis does.
     let (old, existed) = match s.lookup(key, now) {
-        Some(e) => match LongDouble::parse(&e.value) {
+        Some(e) => match LongDouble::parse(e.value()) {
             Some(v) => (v, true),
             None => return errors::NOT_FLOAT,
         },

@@ -60,7 +60,7 @@ fn rename_generic(s: &mut Shard, a: &[Bytes], nx: bool, now: u64) -> Reply {
         return Reply::Int(0);
     }
     if let Some(e) = s.take(src, now) {
-        s.put(dst, e.value.into_vec(), e.expire_at, e.flags);
+        s.put_entry(dst, &e);
     }
     ok
 }

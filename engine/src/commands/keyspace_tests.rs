@@ -113,11 +113,11 @@ fn rename_moves_value_and_ttl() {
 #[test]
 fn rename_keeps_memcached_flags() {
     let mut s = Shard::new(0);
-    s.put(b"a", b"v".to_vec(), 0, 42);
+    s.put(b"a", b"v", 0, 42);
     run(&mut s, &["RENAME", "a", "b"], NOW);
-    assert_eq!(s.lookup(b"b", NOW).map(|e| e.flags), Some(42));
+    assert_eq!(s.lookup(b"b", NOW).map(|e| e.flags()), Some(42));
     run(&mut s, &["COPY", "b", "c"], NOW);
-    assert_eq!(s.lookup(b"c", NOW).map(|e| e.flags), Some(42));
+    assert_eq!(s.lookup(b"c", NOW).map(|e| e.flags()), Some(42));
 }
 
 #[test]

@@ -171,9 +171,9 @@ pub fn lcs(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
     let limit = s.max_value_len();
     let x = s
         .lookup_read(&a[1], now)
-        .map(|e| e.value.clone())
+        .map(|e| e.value().to_vec())
         .unwrap_or_default();
-    let y = s.lookup_read(&a[2], now).map_or(&[][..], |e| &e.value[..]);
+    let y = s.lookup_read(&a[2], now).map_or(&[][..], |e| e.value());
     lcs_reply_with_limit(&x, y, a, limit)
 }
 

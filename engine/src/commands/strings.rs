@@ -16,7 +16,7 @@ use crate::store::NO_EXPIRY;
 
 /// GET key
 pub fn get(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
-    bulk_or_nil(s.lookup_read(&a[1], now).map(|e| &e.value[..]))
+    bulk_or_nil(s.lookup_read(&a[1], now).map(|e| e.value()))
 }
 
 /// Options of SET or GETEX after the key (and value), as Redis's
@@ -130,9 +130,9 @@ fn set_generic(
         s.lookup(key, now)
     };
     let found = old.is_some();
-    let old_expire = old.map_or(NO_EXPIRY, |e| e.expire_at);
+    let old_expire = old.map_or(NO_EXPIRY, |e| e.expire_at());
     let old_reply = match reply {
-        SetReply::Old => bulk_or_nil(old.map(|e| &e.value[..])),
+        SetReply::Old => bulk_or_nil(old.map(|e| e.value())),
         _ => Reply::Nil,
     };
     let write = match cond {
@@ -151,7 +151,7 @@ fn set_generic(
                     ExpireOpt::KeepTtl => old_expire,
                     ExpireOpt::None | ExpireOpt::Persist => NO_EXPIRY,
                 };
-                s.put(key, value.to_vec(), at, 0);
+                s.put(key, value, at, 0);
             }
         }
     }
@@ -237,7 +237,7 @@ pub fn getset(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
 
 /// GETDEL key
 pub fn getdel(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
-    let reply = bulk_or_nil(s.lookup_read(&a[1], now).map(|e| &e.value[..]));
+    let reply = bulk_or_nil(s.lookup_read(&a[1], now).map(|e| e.value()));
     if reply != Reply::Nil {
         s.delete(&a[1], now);
     }
@@ -256,8 +256,8 @@ pub fn getex(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
     let Some(e) = s.lookup_read(&a[1], now) else {
         return Reply::Nil;
     };
-    let reply = Reply::bulk(&e.value);
-    let has_ttl = e.expire_at != NO_EXPIRY;
+    let reply = Reply::bulk(e.value());
+    let has_ttl = e.expire_at() != NO_EXPIRY;
     let expire = match opts.expiry(now, &cmd_name(a)) {
         Ok(x) => x,
         Err(e) => return e,
@@ -282,7 +282,7 @@ pub fn mget(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
     Reply::Array(
         a[1..]
             .iter()
-            .map(|k| bulk_or_nil(s.lookup_read(k, now).map(|e| &e.value[..])))
+            .map(|k| bulk_or_nil(s.lookup_read(k, now).map(|e| e.value())))
             .collect(),
     )
 }
@@ -302,7 +302,7 @@ pub fn mset(s: &mut Shard, a: &[Bytes], _now: u64) -> Reply {
         return e;
     }
     for kv in a[1..].chunks_exact(2) {
-        s.put(&kv[0], kv[1].to_vec(), NO_EXPIRY, 0);
+        s.put(&kv[0], &kv[1], NO_EXPIRY, 0);
     }
     Reply::Ok
 }
@@ -316,7 +316,7 @@ pub fn msetnx(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
         return Reply::Int(0);
     }
     for kv in a[1..].chunks_exact(2) {
-        s.put(&kv[0], kv[1].to_vec(), NO_EXPIRY, 0);
+        s.put(&kv[0], &kv[1], NO_EXPIRY, 0);
     }
     Reply::Int(1)
 }
@@ -332,8 +332,8 @@ fn check_len(s: &Shard, offset: usize, len: usize) -> Result<(), Reply> {
 /// APPEND key value
 pub fn append(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
     let (key, tail) = (&a[1], &a[2]);
-    let Some(len) = s.lookup(key, now).map(|e| e.value.len()) else {
-        s.put(key, tail.to_vec(), NO_EXPIRY, 0);
+    let Some(len) = s.lookup(key, now).map(|e| e.value().len()) else {
+        s.put(key, tail, NO_EXPIRY, 0);
         return Reply::Int(tail.len() as i64);
     };
     if let Err(e) = check_len(s, len, tail.len()) {
@@ -350,7 +350,7 @@ pub fn append(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
 pub fn strlen(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
     Reply::Int(
         s.lookup_read(&a[1], now)
-            .map_or(0, |e| e.value.len() as i64),
+            .map_or(0, |e| e.value().len() as i64),
     )
 }
 
@@ -375,8 +375,8 @@ pub fn getrange(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
     let Some(e) = s.lookup_read(&a[1], now) else {
         return Reply::bulk(b"");
     };
-    match clamp_range(start, end, e.value.len()) {
-        Some((st, en)) => Reply::bulk(&e.value[st..=en]),
+    match clamp_range(start, end, e.value().len()) {
+        Some((st, en)) => Reply::bulk(&e.value()[st..=en]),
         None => Reply::bulk(b""),
     }
 }
@@ -389,7 +389,7 @@ pub fn setrange(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
         Ok(n) => usize::try_from(n).unwrap_or(usize::MAX),
         Err(e) => return e,
     };
-    let old_len = s.lookup(key, now).map(|e| e.value.len());
+    let old_len = s.lookup(key, now).map(|e| e.value().len());
     if patch.is_empty() {
         return Reply::Int(old_len.unwrap_or(0) as i64);
     }
@@ -409,7 +409,7 @@ pub fn setrange(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
         None => {
             let mut v = Vec::new();
             let n = write(&mut v);
-            s.put(key, v, NO_EXPIRY, 0);
+            s.put(key, &v, NO_EXPIRY, 0);
             n
         }
     };

@@ -89,3 +89,73 @@ pub(crate) fn ensure<T: Clone>(v: &mut Vec<T>, id: u32, fill: T) {
         v.resize(need, fill);
     }
 }
+
+/// `maxmemory-policy`: what a shard does when a write takes it over its budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EvictionPolicy {
+    /// Refuse writes that may grow memory with Redis's OOM error.
+    NoEviction,
+    /// S3-FIFO over every key (the default).
+    #[default]
+    AllkeysS3Fifo,
+    /// S3-FIFO over keys with a TTL only; writes fail with OOM when none is left.
+    VolatileS3Fifo,
+    /// A uniformly random key.
+    AllkeysRandom,
+    /// A uniformly random key among those with a TTL.
+    VolatileRandom,
+    /// Of a few sampled keys with a TTL, the one expiring soonest (Redis's sampling).
+    VolatileTtl,
+}
+
+impl EvictionPolicy {
+    pub const NAMES: [&'static str; 6] = [
+        "noeviction",
+        "allkeys-s3fifo",
+        "volatile-s3fifo",
+        "allkeys-random",
+        "volatile-random",
+        "volatile-ttl",
+    ];
+
+    /// Parses a policy name, case-insensitively. Redis's LRU and LFU names map to the
+    /// S3-FIFO policy of the same key scope (see [`EvictionPolicy::is_alias`]).
+    pub fn parse(name: &str) -> Option<EvictionPolicy> {
+        use EvictionPolicy::*;
+        Some(match name.to_ascii_lowercase().as_str() {
+            "noeviction" => NoEviction,
+            "allkeys-s3fifo" | "allkeys-lru" | "allkeys-lfu" => AllkeysS3Fifo,
+            "volatile-s3fifo" | "volatile-lru" | "volatile-lfu" => VolatileS3Fifo,
+            "allkeys-random" => AllkeysRandom,
+            "volatile-random" => VolatileRandom,
+            "volatile-ttl" => VolatileTtl,
+            _ => return None,
+        })
+    }
+
+    /// Whether `name` is a Redis LRU/LFU policy name that Baton serves with S3-FIFO.
+    pub fn is_alias(name: &str) -> bool {
+        matches!(
+            name.to_ascii_lowercase().as_str(),
+            "allkeys-lru" | "allkeys-lfu" | "volatile-lru" | "volatile-lfu"
+        )
+    }
+
+    pub fn name(&self) -> &'static str {
+        use EvictionPolicy::*;
+        match self {
+            NoEviction => "noeviction",
+            AllkeysS3Fifo => "allkeys-s3fifo",
+            VolatileS3Fifo => "volatile-s3fifo",
+            AllkeysRandom => "allkeys-random",
+            VolatileRandom => "volatile-random",
+            VolatileTtl => "volatile-ttl",
+        }
+    }
+
+    /// Whether only keys with a TTL may be evicted.
+    pub fn volatile(&self) -> bool {
+        use EvictionPolicy::*;
+        matches!(self, VolatileS3Fifo | VolatileRandom | VolatileTtl)
+    }
+}

@@ -39,6 +39,18 @@ impl Random {
     }
 }
 
+impl Random {
+    /// A uniformly random tracked id, left tracked (volatile-ttl samples with it).
+    pub fn sample(&mut self) -> Option<u32> {
+        if self.ids.is_empty() {
+            return None;
+        }
+        // Fastrange over the high bits: uniform enough, no division.
+        let i = ((self.next() >> 32) * self.ids.len() as u64) >> 32;
+        Some(self.ids[i as usize])
+    }
+}
+
 impl Policy for Random {
     fn insert(&mut self, id: u32, _hash: u64, size: u32) {
         assert!(id < NIL, "id out of range");
@@ -78,12 +90,7 @@ impl Policy for Random {
     }
 
     fn evict(&mut self) -> Option<u32> {
-        if self.ids.is_empty() {
-            return None;
-        }
-        // Fastrange over the high bits: uniform enough, no division.
-        let i = ((self.next() >> 32) * self.ids.len() as u64) >> 32;
-        let id = self.ids[i as usize];
+        let id = self.sample()?;
         self.remove(id);
         Some(id)
     }

@@ -98,14 +98,14 @@ pub(super) fn get(shard: &mut Shard, m: MetaGet, ctx: &McCtx) -> MetaResult {
     let Some(e) = shard.lookup_read(&m.key, now) else {
         return MetaResult::status(MetaStatus::Miss);
     };
-    let send_value = m.value && m.unless_cas != Some(e.cas);
-    let ttl = ttl_seconds(e.expire_at, now);
+    let send_value = m.value && m.unless_cas != Some(e.cas());
+    let ttl = ttl_seconds(e.expire_at(), now);
     let mut r = MetaResult {
         status: MetaStatus::Ok,
-        value: send_value.then(|| e.value.to_vec()),
-        flags: e.flags,
-        cas: e.cas,
-        size: e.value.len(),
+        value: send_value.then(|| e.value().to_vec()),
+        flags: e.flags(),
+        cas: e.cas(),
+        size: e.value().len(),
         ttl,
         ttl_before: ttl,
     };
@@ -145,7 +145,7 @@ pub(super) fn set(shard: &mut Shard, m: MetaSet, ctx: &McCtx) -> MetaResult {
 
 pub(super) fn delete(shard: &mut Shard, m: MetaDelete, ctx: &McCtx) -> MetaResult {
     let now = ctx.now_ms;
-    let Some(cur_cas) = shard.lookup(&m.key, now).map(|e| e.cas) else {
+    let Some(cur_cas) = shard.lookup(&m.key, now).map(|e| e.cas()) else {
         return MetaResult::status(MetaStatus::Miss);
     };
     if m.compare_cas.is_some_and(|c| c != cur_cas) {
@@ -166,10 +166,10 @@ pub(super) fn arith(shard: &mut Shard, m: MetaArith, ctx: &McCtx) -> Option<Meta
     let now = ctx.now_ms;
     let current = shard.lookup(&m.key, now).map(|e| {
         (
-            e.cas,
-            e.value.is_empty(),
-            parse_counter(&e.value),
-            e.expire_at,
+            e.cas(),
+            e.value().is_empty(),
+            parse_counter(e.value()),
+            e.expire_at(),
         )
     });
     let (n, ttl_before) = match current {
@@ -196,7 +196,7 @@ pub(super) fn arith(shard: &mut Shard, m: MetaArith, ctx: &McCtx) -> Option<Meta
     let mut ttl = shard
         .store()
         .get(&m.key, now)
-        .map_or(0, |e| ttl_seconds(e.expire_at, now));
+        .map_or(0, |e| ttl_seconds(e.expire_at(), now));
     if let Some(exptime) = m.touch {
         ttl = retouch(shard, &m.key, exptime, now);
     }
@@ -216,9 +216,9 @@ pub(super) fn debug(shard: &mut Shard, key: Vec<u8>, ctx: &McCtx) -> Option<McDe
     let now = ctx.now_ms;
     let (ttl, cas, size) = shard.lookup(&key, now).map(|e| {
         (
-            ttl_seconds(e.expire_at, now),
-            e.cas,
-            key.len() + e.value.len(),
+            ttl_seconds(e.expire_at(), now),
+            e.cas(),
+            key.len() + e.value().len(),
         )
     })?;
     Some(McDebug {

@@ -302,8 +302,9 @@ pub enum McResult {
     Number(u64),
     /// `CLIENT_ERROR cannot increment or decrement non-numeric value`.
     NonNumeric,
-    /// `SERVER_ERROR out of memory storing object`: the cache could not make room. Nothing
-    /// here produces it yet; the memory-accounting layer will.
+    /// `SERVER_ERROR out of memory storing object`: the shard is over its `maxmemory`
+    /// budget and its policy cannot make room (`noeviction`, or a volatile policy with no
+    /// key that has a TTL).
     OutOfMemory,
     Meta(MetaResult),
     /// `me`: the item's metadata, or `None` on a miss.
@@ -312,6 +313,10 @@ pub enum McResult {
 
 /// Runs one op against the shard that owns its key.
 pub fn execute(shard: &mut Shard, op: McOp, ctx: &McCtx) -> McResult {
+    shard.now = ctx.now_ms;
+    if matches!(op, McOp::Store(_) | McOp::MetaSet(_)) && !shard.admit_store() {
+        return McResult::OutOfMemory;
+    }
     match op {
         McOp::Get { key, touch } => text::get(shard, key, touch, ctx),
         McOp::Store(s) => text::store(shard, s, ctx),

@@ -93,7 +93,7 @@ fn set_then_get_returns_value_flags_and_cas() {
     assert_eq!(item.key, b"k");
     assert_eq!(item.value, b"hello");
     assert_eq!(item.flags, 42);
-    assert_eq!(item.cas, s.store().get(b"k", NOW).unwrap().cas);
+    assert_eq!(item.cas, s.store().get(b"k", NOW).unwrap().cas());
     assert_eq!(item.cas & 0xff, 3, "the CAS names the shard");
     assert_eq!(get(&mut s, "missing"), None);
     assert_eq!(s.stats.keyspace_hits, 1);
@@ -124,12 +124,12 @@ fn every_write_changes_the_cas() {
 fn redis_and_memcached_items_are_the_same_items() {
     let mut s = Shard::new(0);
     // Written the way Redis SET writes: flags 0.
-    s.put(b"r", b"from-redis".to_vec(), NO_EXPIRY, 0);
+    s.put(b"r", b"from-redis", NO_EXPIRY, 0);
     let item = get(&mut s, "r").unwrap();
     assert_eq!((item.value.as_slice(), item.flags), (&b"from-redis"[..], 0));
     set(&mut s, "m", "from-mc", 7, 0);
     let e = s.lookup(b"m", NOW).unwrap();
-    assert_eq!((&e.value[..], e.flags), (&b"from-mc"[..], 7));
+    assert_eq!((e.value(), e.flags()), (&b"from-mc"[..], 7));
 }
 
 #[test]
@@ -165,7 +165,7 @@ fn replace_only_stores_present_keys() {
 fn append_and_prepend_keep_flags_and_expiry() {
     let mut s = Shard::new(0);
     set(&mut s, "k", "mid", 5, 100);
-    let exp = s.store().get(b"k", NOW).unwrap().expire_at;
+    let exp = s.store().get(b"k", NOW).unwrap().expire_at();
     let r = execute(
         &mut s,
         store(StoreMode::Append, "k", 77, 0, "-end", 0),
@@ -179,8 +179,8 @@ fn append_and_prepend_keep_flags_and_expiry() {
     );
     assert_eq!(r, McResult::Stored);
     let e = s.lookup(b"k", NOW).unwrap();
-    assert_eq!(&e.value[..], b"start-mid-end");
-    assert_eq!((e.flags, e.expire_at), (5, exp));
+    assert_eq!(e.value(), b"start-mid-end");
+    assert_eq!((e.flags(), e.expire_at()), (5, exp));
 }
 
 #[test]
@@ -264,7 +264,7 @@ fn incr_and_decr() {
     let mut s = Shard::new(0);
     assert_eq!(arith(&mut s, "n", true, 1), McResult::NotFound);
     set(&mut s, "n", "10", 4, 100);
-    let exp = s.store().get(b"n", NOW).unwrap().expire_at;
+    let exp = s.store().get(b"n", NOW).unwrap().expire_at();
     assert_eq!(arith(&mut s, "n", true, 5), McResult::Number(15));
     assert_eq!(arith(&mut s, "n", false, 6), McResult::Number(9));
     assert_eq!(
@@ -273,7 +273,11 @@ fn incr_and_decr() {
         "shrinks, no padding"
     );
     let e = s.lookup(b"n", NOW).unwrap();
-    assert_eq!((e.flags, e.expire_at), (4, exp), "flags and expiry kept");
+    assert_eq!(
+        (e.flags(), e.expire_at()),
+        (4, exp),
+        "flags and expiry kept"
+    );
 }
 
 #[test]
@@ -341,7 +345,7 @@ fn touch_and_gat_update_expiry() {
     assert!(get_at(&mut s, "k", NOW + 99_000).is_some());
     assert_eq!(get(&mut s, "k").unwrap().cas, cas, "touch keeps the CAS");
     assert_eq!(execute(&mut s, touch(0), &ctx(NOW)), McResult::Touched);
-    assert_eq!(s.store().get(b"k", NOW).unwrap().expire_at, NO_EXPIRY);
+    assert_eq!(s.store().get(b"k", NOW).unwrap().expire_at(), NO_EXPIRY);
 
     let gat = McOp::Get {
         key: b"k".to_vec(),

@@ -33,11 +33,13 @@ fn mg(key: &str) -> MetaGet {
 }
 
 fn cas_of(shard: &mut Shard, key: &str) -> u64 {
-    shard.lookup(key.as_bytes(), NOW).map_or(0, |e| e.cas)
+    shard.lookup(key.as_bytes(), NOW).map_or(0, |e| e.cas())
 }
 
 fn value_of(shard: &mut Shard, key: &str) -> Option<Vec<u8>> {
-    shard.lookup(key.as_bytes(), NOW).map(|e| e.value.to_vec())
+    shard
+        .lookup(key.as_bytes(), NOW)
+        .map(|e| e.value().to_vec())
 }
 
 #[test]
@@ -95,7 +97,7 @@ fn mg_t_updates_the_ttl_and_reports_both() {
     };
     let r = run(&mut s, McOp::MetaGet(touch));
     assert_eq!((r.ttl_before, r.ttl), (-1, 60));
-    assert_eq!(s.store().get(b"k", NOW).unwrap().expire_at, NOW + 60_000);
+    assert_eq!(s.store().get(b"k", NOW).unwrap().expire_at(), NOW + 60_000);
     assert_eq!(cas_of(&mut s, "k"), cas, "a touch is not a new version");
 }
 
@@ -230,8 +232,8 @@ fn ms_append_vivifies_with_n() {
     };
     assert_eq!(run(&mut s, McOp::MetaSet(viv)).status, MetaStatus::Ok);
     let e = s.lookup(b"k", NOW).unwrap();
-    assert_eq!((&e.value[..], e.flags), (&b"seed"[..], 9));
-    assert_eq!(e.expire_at, NOW + 50_000, "N's TTL, not T's");
+    assert_eq!((e.value(), e.flags()), (&b"seed"[..], 9));
+    assert_eq!(e.expire_at(), NOW + 50_000, "N's TTL, not T's");
 }
 
 #[test]
@@ -277,7 +279,7 @@ fn md_deletes_compares_and_empties() {
     assert_eq!(run(&mut s, McOp::MetaDelete(empty)).status, MetaStatus::Ok);
     let e = s.lookup(b"t", NOW).unwrap();
     assert_eq!(
-        (e.value.len(), e.flags, e.cas),
+        (e.value().len(), e.flags(), e.cas()),
         (0, 8, cas),
         "x keeps the CAS"
     );

@@ -14,15 +14,7 @@ impl Shard {
     /// The write itself (put/update) has bumped the shard's CAS sequence; `E` only names
     /// the version differently, which is what memcached does with it.
     pub(crate) fn mc_cas_after_write(&mut self, key: &[u8], now: u64, cas: Option<u64>) -> u64 {
-        match self.store.get_mut(key, now) {
-            Some(e) => {
-                if let Some(c) = cas {
-                    e.cas = c;
-                }
-                e.cas
-            }
-            None => 0,
-        }
+        self.set_cas(key, now, cas)
     }
 }
 
@@ -65,8 +57,8 @@ pub(super) fn write_value(
     now: u64,
 ) {
     match expiry(exptime, now) {
-        Expiry::Never => shard.put(key, value, NO_EXPIRY, flags),
-        Expiry::At(at) => shard.put(key, value, at, flags),
+        Expiry::Never => shard.put(key, &value, NO_EXPIRY, flags),
+        Expiry::At(at) => shard.put(key, &value, at, flags),
         Expiry::Expired => {
             shard.delete(key, now);
         }
@@ -137,7 +129,7 @@ pub(super) fn apply_delta(n: u64, incr: bool, delta: u64) -> u64 {
 /// The storage logic shared by the text commands and `ms` (memcached's `do_store_item`).
 pub(super) fn store_item(shard: &mut Shard, key: &[u8], w: Write, ctx: &McCtx) -> StoreOutcome {
     let now = ctx.now_ms;
-    let current = shard.lookup(key, now).map(|e| (e.cas, e.value.len()));
+    let current = shard.lookup(key, now).map(|e| (e.cas(), e.value().len()));
     let compare = w.compare.filter(|&c| c != 0);
     let Some((cur_cas, cur_len)) = current else {
         return match (w.mode, w.vivify) {
@@ -187,7 +179,7 @@ pub(super) fn get(shard: &mut Shard, key: Vec<u8>, touch: Option<i64>, ctx: &McC
     let now = ctx.now_ms;
     let Some((value, flags, cas)) = shard
         .lookup_read(&key, now)
-        .map(|e| (e.value.to_vec(), e.flags, e.cas))
+        .map(|e| (e.value().to_vec(), e.flags(), e.cas()))
     else {
         return McResult::Value(None);
     };
@@ -242,7 +234,7 @@ pub(super) fn arith(
     let now = ctx.now_ms;
     let current = match shard.lookup(key, now) {
         None => return McResult::NotFound,
-        Some(e) => parse_counter(&e.value),
+        Some(e) => parse_counter(e.value()),
     };
     let Some(n) = current else {
         return McResult::NonNumeric;

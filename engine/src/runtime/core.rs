@@ -31,6 +31,13 @@ use crate::reply::Reply;
 use crate::shard::Shard;
 
 /// Unix time in milliseconds.
+/// How often each core runs its active expiry cycle (Redis's default `hz 10`).
+pub const EXPIRE_TICK: Duration = Duration::from_millis(100);
+/// Slab positions one expiry slice walks before it may yield.
+pub const EXPIRE_SLICE: usize = 4096;
+/// CPU one expiry tick may spend at most.
+pub const EXPIRE_BUDGET: Duration = Duration::from_millis(25);
+
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -324,6 +331,39 @@ impl Core {
             })
             .detach();
         }
+    }
+
+    /// Starts the shard's active expiry: every [`EXPIRE_TICK`] a bounded walk over the
+    /// store reclaims expired keys, like Redis's active expire cycle.
+    ///
+    /// Each tick walks a twentieth of the slab (so every key is looked at within about
+    /// two seconds), in slices of [`EXPIRE_SLICE`] positions with a yield between them
+    /// so that connections are served in between. While more than a tenth of the keys
+    /// with a TTL that a slice met had expired, it keeps going, up to [`EXPIRE_BUDGET`]
+    /// of CPU per tick (a quarter of the tick, Redis's slow-cycle share).
+    pub(super) fn start_active_expiry(self: Rc<Self>) {
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(EXPIRE_TICK).await;
+                if self.shard.borrow().expires() == 0 {
+                    continue;
+                }
+                let started = std::time::Instant::now();
+                let mut walked = 0;
+                let target = self.shard.borrow().store().slot_count() / 20;
+                loop {
+                    let (volatile, reclaimed) =
+                        self.shard.borrow_mut().expire_cycle(now_ms(), EXPIRE_SLICE);
+                    walked += EXPIRE_SLICE;
+                    let busy = volatile > 0 && reclaimed * 10 > volatile;
+                    if (walked >= target && !busy) || started.elapsed() >= EXPIRE_BUDGET {
+                        break;
+                    }
+                    glommio::executor().yield_if_needed().await;
+                }
+            }
+        })
+        .detach();
     }
 
     /// Marks this core finished and waits, still answering the mesh, until every core is:

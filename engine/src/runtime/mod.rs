@@ -87,6 +87,7 @@ where
                 let (senders, receivers) = mesh.join().await.expect("mesh join");
                 let core = Core::new(id, cores, senders, finished);
                 core.clone().start_receivers(receivers);
+                core.clone().start_active_expiry();
                 serve(core.clone()).await;
                 core.finish().await;
             }

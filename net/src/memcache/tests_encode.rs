@@ -6,7 +6,7 @@ use baton_engine::memcache::{McItem, MetaResult, MetaStatus};
 use baton_engine::store::NO_EXPIRY;
 
 fn cas(s: &mut Session, key: &str) -> u64 {
-    s.shard.lookup(key.as_bytes(), s.now_ms).unwrap().cas
+    s.shard.lookup(key.as_bytes(), s.now_ms).unwrap().cas()
 }
 
 #[test]
@@ -252,10 +252,13 @@ fn error_replies_through_the_session() {
 #[test]
 fn redis_written_items_read_back() {
     let mut s = Session::new();
-    s.shard.put(b"r", b"redis".to_vec(), NO_EXPIRY, 0);
+    s.shard.put(b"r", b"redis", NO_EXPIRY, 0);
     assert_eq!(s.talk("get r\r\n"), "VALUE r 0 5\r\nredis\r\nEND\r\n");
     s.talk("set m 9 0 2\r\nmc\r\n");
-    assert_eq!(s.shard.lookup(b"m", s.now_ms).unwrap().value[..], b"mc"[..]);
+    assert_eq!(
+        s.shard.lookup(b"m", s.now_ms).unwrap().value()[..],
+        b"mc"[..]
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@ use super::testing::Session;
 use super::*;
 
 fn cas(s: &mut Session, key: &str) -> u64 {
-    s.shard.lookup(key.as_bytes(), s.now_ms).unwrap().cas
+    s.shard.lookup(key.as_bytes(), s.now_ms).unwrap().cas()
 }
 
 #[test]

@@ -1,0 +1,552 @@
+//! One stored item in one allocation: header, key and value packed together.
+//!
+//! A cache pays for every byte of per-key overhead a million times over, so an entry is a
+//! single heap block that holds everything about the key, and the store's slab keeps just
+//! a pointer to it (8 bytes). Redis spends a dictEntry, a robj and two SDS headers on the
+//! same key (about 55-80 bytes of overhead); this layout spends 15 bytes for a short key
+//! without TTL or client flags.
+//!
+//! ```text
+//!  0        8          12     13        ..        ..           ..      ..
+//!  ┌────────┬──────────┬──────┬─────────┬─────────┬────────────┬───────┬──────┬───────┐
+//!  │ cas u64│access u32│ meta │klen LEB │vlen LEB │[expire u64]│[flags]│ key  │ value │
+//!  └────────┴──────────┴──────┴─────────┴─────────┴────────────┴───────┴──────┴───────┘
+//! ```
+//!
+//! - `cas`: memcached's CAS unique, bumped on every write.
+//! - `access`: unix seconds of the last read (OBJECT IDLETIME, memcached meta `l`).
+//! - `meta`: which optional fields follow, plus per-item bits (fetched, stale, won).
+//! - lengths are LEB128 varints (one byte each below 128), so short keys and values pay 2.
+//! - `expire_at` (unix ms) and the 32-bit client `flags` are present only when set.
+//!
+//! All fields past the first 13 bytes sit at offsets computed from the header, and are
+//! read and written unaligned. The unsafe code is confined to this module: an [`Entry`]
+//! owns its block, computes its layout from its own header, and frees it on drop.
+
+use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
+use std::ptr::NonNull;
+
+/// Absolute expiry in unix milliseconds; `NO_EXPIRY` means the key is persistent.
+pub const NO_EXPIRY: u64 = 0;
+
+const OFF_CAS: usize = 0;
+const OFF_ACCESS: usize = 8;
+const OFF_META: usize = 12;
+const OFF_LENS: usize = 13;
+
+const M_EXPIRE: u8 = 1 << 0;
+const M_FLAGS: u8 = 1 << 1;
+/// The item was read at least once since it was written (memcached meta `h`).
+const M_FETCHED: u8 = 1 << 2;
+/// Marked stale by a meta delete/set with `I` (memcached's stale-while-revalidate).
+const M_STALE: u8 = 1 << 3;
+/// A client already received the win token for this stale or missing item.
+const M_WON: u8 = 1 << 4;
+
+/// The heap block size an allocator hands out for a request of `n` bytes: the size
+/// classes of mimalloc (8-byte steps up to 64, then four classes per doubling), which
+/// jemalloc's classes match closely. Memory accounting uses it so that `used_memory`
+/// follows what the process really holds, not the bytes asked for.
+pub fn alloc_class(n: usize) -> usize {
+    if n <= 64 {
+        return n.max(8).next_multiple_of(8);
+    }
+    // Four classes between 2^k and 2^(k+1): steps of 2^(k-2).
+    let k = usize::BITS - 1 - n.leading_zeros();
+    let step = 1usize << (k - 2);
+    n.next_multiple_of(step)
+}
+
+fn varint_len(mut v: usize) -> usize {
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
+}
+
+/// The field offsets of one entry, decoded from its header.
+#[derive(Clone, Copy)]
+struct Shape {
+    meta: u8,
+    klen: usize,
+    vlen: usize,
+    /// Offset of the first optional field (expiry if present, else flags, else key).
+    opt: usize,
+}
+
+impl Shape {
+    fn for_parts(klen: usize, vlen: usize, expire_at: u64, flags: u32) -> Shape {
+        let mut meta = 0;
+        if expire_at != NO_EXPIRY {
+            meta |= M_EXPIRE;
+        }
+        if flags != 0 {
+            meta |= M_FLAGS;
+        }
+        Shape {
+            meta,
+            klen,
+            vlen,
+            opt: OFF_LENS + varint_len(klen) + varint_len(vlen),
+        }
+    }
+
+    fn flags_off(&self) -> usize {
+        self.opt + if self.meta & M_EXPIRE != 0 { 8 } else { 0 }
+    }
+
+    fn key_off(&self) -> usize {
+        self.flags_off() + if self.meta & M_FLAGS != 0 { 4 } else { 0 }
+    }
+
+    fn value_off(&self) -> usize {
+        self.key_off() + self.klen
+    }
+
+    fn size(&self) -> usize {
+        self.value_off() + self.vlen
+    }
+
+    fn layout(&self) -> Layout {
+        // Alignment 1: every field is read unaligned. Asking for 8 would be no better
+        // and much worse: mimalloc serves an aligned request whose size is not a
+        // multiple of the alignment from the next size class up (112 bytes instead of 96
+        // for a typical 94-byte entry, measured).
+        Layout::from_size_align(self.size(), 1).expect("entry size fits a layout")
+    }
+}
+
+/// One stored item, owning its heap block. See the module docs for the layout.
+/// `Option<Entry>` is one pointer wide, which is what the store's slab holds.
+#[repr(transparent)]
+pub struct Entry {
+    ptr: NonNull<u8>,
+}
+
+// SAFETY: an Entry exclusively owns its heap block (like a Box<[u8]>); nothing else
+// points into it, so moving it to another thread is sound.
+unsafe impl Send for Entry {}
+
+impl Entry {
+    /// A new entry holding copies of `key` and `value`.
+    pub fn new(key: &[u8], value: &[u8], expire_at: u64, flags: u32, cas: u64) -> Entry {
+        Entry::build(key, value.len(), expire_at, flags, cas, |v| {
+            v.copy_from_slice(value)
+        })
+    }
+
+    /// A new entry whose `vlen`-byte value `fill` writes in place (no staging copy).
+    pub fn build(
+        key: &[u8],
+        vlen: usize,
+        expire_at: u64,
+        flags: u32,
+        cas: u64,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Entry {
+        let shape = Shape::for_parts(key.len(), vlen, expire_at, flags);
+        let layout = shape.layout();
+        // SAFETY: the layout has a non-zero size (the header alone is 15 bytes).
+        let raw = unsafe { alloc(layout) };
+        let Some(ptr) = NonNull::new(raw) else {
+            handle_alloc_error(layout)
+        };
+        let mut e = Entry { ptr };
+        // SAFETY: every write below stays inside the `shape.size()` bytes just allocated,
+        // at offsets `Shape` computed for exactly these lengths and optional fields.
+        unsafe {
+            let p = e.ptr.as_ptr();
+            p.add(OFF_CAS).cast::<u64>().write_unaligned(cas);
+            p.add(OFF_ACCESS).cast::<u32>().write_unaligned(0);
+            p.add(OFF_META).write(shape.meta);
+            let mut at = OFF_LENS;
+            for mut v in [shape.klen, shape.vlen] {
+                loop {
+                    let byte = (v & 0x7f) as u8;
+                    v >>= 7;
+                    if v == 0 {
+                        p.add(at).write(byte);
+                        at += 1;
+                        break;
+                    }
+                    p.add(at).write(byte | 0x80);
+                    at += 1;
+                }
+            }
+            debug_assert_eq!(at, shape.opt);
+            if shape.meta & M_EXPIRE != 0 {
+                p.add(shape.opt).cast::<u64>().write_unaligned(expire_at);
+            }
+            if shape.meta & M_FLAGS != 0 {
+                p.add(shape.flags_off())
+                    .cast::<u32>()
+                    .write_unaligned(flags);
+            }
+            std::ptr::copy_nonoverlapping(key.as_ptr(), p.add(shape.key_off()), key.len());
+            // Zero the value first so that `fill` only ever sees initialised bytes.
+            std::ptr::write_bytes(p.add(shape.value_off()), 0, vlen);
+        }
+        fill(e.value_mut());
+        e
+    }
+
+    fn shape(&self) -> Shape {
+        // SAFETY: the header was fully written by `build` and the block lives as long as
+        // `self`; the varints were encoded by `build`, so decoding stays in the header.
+        unsafe {
+            let p = self.ptr.as_ptr();
+            let meta = *p.add(OFF_META);
+            let mut at = OFF_LENS;
+            let mut lens = [0usize; 2];
+            for len in &mut lens {
+                let mut shift = 0;
+                loop {
+                    let b = *p.add(at);
+                    at += 1;
+                    *len |= ((b & 0x7f) as usize) << shift;
+                    if b & 0x80 == 0 {
+                        break;
+                    }
+                    shift += 7;
+                }
+            }
+            Shape {
+                meta,
+                klen: lens[0],
+                vlen: lens[1],
+                opt: at,
+            }
+        }
+    }
+
+    fn meta(&self) -> u8 {
+        // SAFETY: the meta byte is inside the header of a live block.
+        unsafe { *self.ptr.as_ptr().add(OFF_META) }
+    }
+
+    fn set_meta_bit(&mut self, bit: u8, on: bool) {
+        // SAFETY: as `meta`; `&mut self` means nobody else reads it meanwhile.
+        unsafe {
+            let m = self.ptr.as_ptr().add(OFF_META);
+            *m = if on { *m | bit } else { *m & !bit };
+        }
+    }
+
+    pub fn key(&self) -> &[u8] {
+        let s = self.shape();
+        // SAFETY: `klen` bytes at the key offset are inside the block and initialised.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(s.key_off()), s.klen) }
+    }
+
+    pub fn value(&self) -> &[u8] {
+        let s = self.shape();
+        // SAFETY: `vlen` bytes at the value offset are inside the block and initialised.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(s.value_off()), s.vlen) }
+    }
+
+    /// Both at once, decoding the header once.
+    pub fn key_value(&self) -> (&[u8], &[u8]) {
+        let s = self.shape();
+        let p = self.ptr.as_ptr();
+        // SAFETY: as `key` and `value`.
+        unsafe {
+            (
+                std::slice::from_raw_parts(p.add(s.key_off()), s.klen),
+                std::slice::from_raw_parts(p.add(s.value_off()), s.vlen),
+            )
+        }
+    }
+
+    /// The value, writable in place (its length is fixed; SETRANGE within it, INCR).
+    pub fn value_mut(&mut self) -> &mut [u8] {
+        let s = self.shape();
+        // SAFETY: as `value`; `&mut self` gives exclusive access to the block.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(s.value_off()), s.vlen) }
+    }
+
+    pub fn expire_at(&self) -> u64 {
+        let s = self.shape();
+        if s.meta & M_EXPIRE == 0 {
+            return NO_EXPIRY;
+        }
+        // SAFETY: M_EXPIRE says 8 bytes of expiry sit at `opt`.
+        unsafe { self.ptr.as_ptr().add(s.opt).cast::<u64>().read_unaligned() }
+    }
+
+    pub fn has_expiry(&self) -> bool {
+        self.meta() & M_EXPIRE != 0
+    }
+
+    pub fn is_expired(&self, now: u64) -> bool {
+        let at = self.expire_at();
+        at != NO_EXPIRY && at <= now
+    }
+
+    pub fn flags(&self) -> u32 {
+        let s = self.shape();
+        if s.meta & M_FLAGS == 0 {
+            return 0;
+        }
+        // SAFETY: M_FLAGS says 4 bytes of flags sit at `flags_off`.
+        unsafe {
+            self.ptr
+                .as_ptr()
+                .add(s.flags_off())
+                .cast::<u32>()
+                .read_unaligned()
+        }
+    }
+
+    pub fn cas(&self) -> u64 {
+        // SAFETY: the CAS is the first 8 bytes of the block.
+        unsafe {
+            self.ptr
+                .as_ptr()
+                .add(OFF_CAS)
+                .cast::<u64>()
+                .read_unaligned()
+        }
+    }
+
+    pub fn set_cas(&mut self, cas: u64) {
+        // SAFETY: as `cas`, with exclusive access.
+        unsafe {
+            self.ptr
+                .as_ptr()
+                .add(OFF_CAS)
+                .cast::<u64>()
+                .write_unaligned(cas)
+        }
+    }
+
+    /// Unix seconds of the last read (0 if never read since written).
+    pub fn accessed_secs(&self) -> u32 {
+        // SAFETY: 4 bytes at OFF_ACCESS are in the header.
+        unsafe {
+            self.ptr
+                .as_ptr()
+                .add(OFF_ACCESS)
+                .cast::<u32>()
+                .read_unaligned()
+        }
+    }
+
+    /// Records a read at `now` (unix ms): last-access time and the fetched bit.
+    pub fn touch(&mut self, now: u64) {
+        let secs = (now / 1000).min(u32::MAX as u64) as u32;
+        // SAFETY: as `accessed_secs`, with exclusive access.
+        unsafe {
+            let p = self.ptr.as_ptr();
+            p.add(OFF_ACCESS).cast::<u32>().write_unaligned(secs);
+            *p.add(OFF_META) |= M_FETCHED;
+        }
+    }
+
+    /// Sets the last-access time without marking the item fetched (a write counts as
+    /// an access for idle time, as in Redis, but not as a hit for memcached's `h`).
+    pub fn set_accessed(&mut self, now: u64) {
+        let secs = (now / 1000).min(u32::MAX as u64) as u32;
+        // SAFETY: as `accessed_secs`, with exclusive access.
+        unsafe {
+            self.ptr
+                .as_ptr()
+                .add(OFF_ACCESS)
+                .cast::<u32>()
+                .write_unaligned(secs)
+        }
+    }
+
+    pub fn fetched(&self) -> bool {
+        self.meta() & M_FETCHED != 0
+    }
+
+    pub fn stale(&self) -> bool {
+        self.meta() & M_STALE != 0
+    }
+
+    pub fn set_stale(&mut self, on: bool) {
+        self.set_meta_bit(M_STALE, on);
+    }
+
+    pub fn won(&self) -> bool {
+        self.meta() & M_WON != 0
+    }
+
+    pub fn set_won(&mut self, on: bool) {
+        self.set_meta_bit(M_WON, on);
+    }
+
+    /// Changes the expiry in place when the entry already has room for one (or loses
+    /// it to no expiry... which needs a smaller block): returns the entry to store.
+    pub fn with_expire(self, expire_at: u64) -> Entry {
+        let s = self.shape();
+        if s.meta & M_EXPIRE != 0 && expire_at != NO_EXPIRY {
+            // SAFETY: M_EXPIRE says 8 bytes of expiry sit at `opt`; exclusive access.
+            unsafe {
+                self.ptr
+                    .as_ptr()
+                    .add(s.opt)
+                    .cast::<u64>()
+                    .write_unaligned(expire_at)
+            }
+            return self;
+        }
+        if s.meta & M_EXPIRE == 0 && expire_at == NO_EXPIRY {
+            return self;
+        }
+        self.rebuilt(expire_at, self.flags())
+    }
+
+    /// A copy with another expiry and flags, keeping key, value, CAS and the item bits.
+    fn rebuilt(&self, expire_at: u64, flags: u32) -> Entry {
+        let (key, value) = self.key_value();
+        let mut e = Entry::new(key, value, expire_at, flags, self.cas());
+        e.copy_item_state(self);
+        e
+    }
+
+    /// A copy with a new value, keeping key, expiry, flags and the item bits; `cas` is
+    /// the new version.
+    pub fn with_value(&self, vlen: usize, cas: u64, fill: impl FnOnce(&mut [u8])) -> Entry {
+        let mut e = Entry::build(self.key(), vlen, self.expire_at(), self.flags(), cas, fill);
+        e.copy_item_state(self);
+        e
+    }
+
+    fn copy_item_state(&mut self, from: &Entry) {
+        let keep = from.meta() & (M_FETCHED | M_STALE | M_WON);
+        // SAFETY: header bytes of two live blocks; `self` is exclusively borrowed.
+        unsafe {
+            let p = self.ptr.as_ptr();
+            *p.add(OFF_META) |= keep;
+            p.add(OFF_ACCESS)
+                .cast::<u32>()
+                .write_unaligned(from.accessed_secs());
+        }
+    }
+
+    /// Bytes the allocator really holds for this entry (its size class).
+    pub fn alloc_size(&self) -> usize {
+        alloc_class(self.shape().size())
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        let layout = self.shape().layout();
+        // SAFETY: the block was allocated by `build` with exactly this layout (the header
+        // it is computed from never changes size after `build`).
+        unsafe { dealloc(self.ptr.as_ptr(), layout) }
+    }
+}
+
+impl Clone for Entry {
+    fn clone(&self) -> Entry {
+        let mut e = Entry::new(
+            self.key(),
+            self.value(),
+            self.expire_at(),
+            self.flags(),
+            self.cas(),
+        );
+        e.copy_item_state(self);
+        e
+    }
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Entry) -> bool {
+        self.key_value() == other.key_value()
+            && self.expire_at() == other.expire_at()
+            && self.flags() == other.flags()
+            && self.cas() == other.cas()
+    }
+}
+
+impl Eq for Entry {}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("key", &String::from_utf8_lossy(self.key()))
+            .field("value_len", &self.value().len())
+            .field("expire_at", &self.expire_at())
+            .field("flags", &self.flags())
+            .field("cas", &self.cas())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quickcheck::quickcheck;
+
+    #[test]
+    fn short_key_without_options_costs_fifteen_bytes_of_header() {
+        let e = Entry::new(b"memtier-1234567", &[7u8; 64], NO_EXPIRY, 0, 9);
+        assert_eq!(e.shape().size(), 15 + 15 + 64);
+        assert_eq!(e.alloc_size(), 96, "mimalloc's 96-byte class");
+        assert_eq!(
+            (e.key(), e.value(), e.cas()),
+            (&b"memtier-1234567"[..], &[7u8; 64][..], 9)
+        );
+        assert_eq!((e.expire_at(), e.flags()), (NO_EXPIRY, 0));
+    }
+
+    #[test]
+    fn optional_fields_and_bits_round_trip() {
+        let mut e = Entry::new(b"k", b"v", 123_456, 0xdead_beef, 1);
+        assert_eq!((e.expire_at(), e.flags()), (123_456, 0xdead_beef));
+        assert!(!e.fetched());
+        e.touch(5_000);
+        assert!(e.fetched());
+        assert_eq!(e.accessed_secs(), 5);
+        e.set_stale(true);
+        e.set_won(true);
+        e.set_cas(77);
+        let e = e.with_expire(NO_EXPIRY);
+        assert_eq!(
+            (e.expire_at(), e.flags(), e.cas()),
+            (NO_EXPIRY, 0xdead_beef, 77)
+        );
+        assert!(
+            e.fetched() && e.stale() && e.won(),
+            "item bits survive a rebuild"
+        );
+        let e = e.with_expire(9).with_expire(10);
+        assert_eq!(e.expire_at(), 10);
+        let e2 = e.with_value(3, 78, |v| v.copy_from_slice(b"abc"));
+        assert_eq!(
+            (e2.key(), e2.value(), e2.expire_at(), e2.cas()),
+            (&b"k"[..], &b"abc"[..], 10, 78)
+        );
+        assert_eq!(e.clone(), e);
+    }
+
+    #[test]
+    fn alloc_classes_follow_mimalloc() {
+        let classes: Vec<usize> = [1, 8, 9, 64, 65, 80, 81, 96, 97, 128, 129, 1000]
+            .iter()
+            .map(|&n| alloc_class(n))
+            .collect();
+        assert_eq!(classes, [8, 8, 16, 64, 80, 80, 96, 96, 112, 128, 160, 1024]);
+    }
+
+    quickcheck! {
+        fn any_parts_round_trip(key: Vec<u8>, value: Vec<u8>, expire_at: u64, flags: u32, cas: u64) -> bool {
+            let e = Entry::new(&key, &value, expire_at, flags, cas);
+            e.key() == &key[..] && e.value() == &value[..] && e.expire_at() == expire_at
+                && e.flags() == flags && e.cas() == cas && e.alloc_size() >= e.shape().size()
+        }
+
+        fn long_lengths_round_trip(klen: u16, vlen: u32) -> bool {
+            let key = vec![b'k'; klen as usize];
+            let value = vec![b'v'; (vlen % 300_000) as usize];
+            let e = Entry::new(&key, &value, NO_EXPIRY, 0, 0);
+            e.key() == &key[..] && e.value() == &value[..]
+        }
+    }
+}
