@@ -143,7 +143,7 @@ macro_rules! spec {
     };
 }
 
-use crate::commands::{keyspace as ks, server as sv, strings as st};
+use crate::commands::{introspect as is, keyspace as ks, server as sv, strings as st};
 use flags::*;
 use Merge as M;
 use Route::*;
@@ -184,9 +184,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("info", -1, LOADING | STALE, (0, 0, 0), Connection, None, "server", "1.0.0", "Returns information and statistics about the server."),
     spec!("keys", 2, READONLY, (0, 0, 0), AllCores(M::Concat), Some(ks::keys), "generic", "1.0.0", "Returns all key names that match a pattern."),
     spec!("lcs", -3, READONLY, (1, 2, 1), Atomic, Some(st::lcs), "string", "7.0.0", "Finds the longest common substring."),
+    spec!("memory", -2, READONLY, (2, 2, 1), Key, Some(is::memory), "server", "4.0.0", "A container for memory diagnostics commands."),
     spec!("mget", -2, RF, (1, -1, 1), MultiKey(M::Array), Some(st::mget), "string", "1.0.0", "Atomically returns the string values of one or more keys."),
     spec!("mset", -3, W, (1, -1, 2), MultiKey(M::Ok), Some(st::mset), "string", "1.0.1", "Atomically creates or modifies the string values of one or more keys."),
     spec!("msetnx", -3, W, (1, -1, 2), Atomic, Some(st::msetnx), "string", "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist."),
+    spec!("object", -2, READONLY, (2, 2, 1), Key, Some(is::object), "generic", "2.2.3", "A container for object introspection commands."),
     spec!("persist", 2, WRITE | FAST, (1, 1, 1), Key, Some(ks::persist), "generic", "2.2.0", "Removes the expiration time of a key."),
     spec!("pexpire", -3, WRITE | FAST, (1, 1, 1), Key, Some(ks::pexpire), "generic", "2.6.0", "Sets the expiration time of a key in milliseconds."),
     spec!("pexpireat", -3, WRITE | FAST, (1, 1, 1), Key, Some(ks::pexpireat), "generic", "2.6.0", "Sets the expiration time of a key to a Unix milliseconds timestamp."),

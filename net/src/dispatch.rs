@@ -110,7 +110,11 @@ pub fn plan(
     match spec.route {
         Route::Connection => admin::handle(core, shared, client, spec, args, now),
         Route::Key => Plan::Run {
-            core: baton_ring::core_of(&args[1], cores),
+            // OBJECT and MEMORY name their key second; their HELP names none and runs
+            // on any core.
+            core: args
+                .get(spec.first_key.max(1) as usize)
+                .map_or(core.id, |k| baton_ring::core_of(k, cores)),
             spec,
             args,
             post: Post::None,

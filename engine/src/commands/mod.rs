@@ -7,12 +7,14 @@
 //! - [`keyspace`]: DEL, EXISTS, TYPE, RENAME, COPY, KEYS, SCAN, RANDOMKEY; [`expire`]
 //!   (EXPIRE family, TTL, PERSIST) is split out and re-exported from it.
 //! - [`server`]: DBSIZE, FLUSHDB, FLUSHALL.
+//! - [`introspect`]: OBJECT and MEMORY USAGE.
 //!
 //! Handlers only read through `Shard::lookup*` and only write through the shard's write
 //! path (`put`, `update`, `delete`, `take`, `set_expire`, `flush`), never the store.
 
 pub mod expire;
 pub mod incr;
+pub mod introspect;
 pub mod keyspace;
 pub mod lcs;
 mod longdouble;

@@ -1,0 +1,226 @@
+//! Cache semantics end to end: the memory limit and its eviction policies, active
+//! expiry, MEMORY USAGE and OBJECT, through the `redis` crate against the real binary.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+cores_tests!(
+    active_expiry_reclaims_a_million_keys,
+    noeviction_answers_oom,
+    allkeys_policy_evicts_within_the_limit,
+    volatile_policy_keeps_persistent_keys,
+    object_and_memory_usage,
+);
+
+fn dbsize(c: &mut redis::Connection) -> i64 {
+    redis::cmd("DBSIZE").query(c).expect("DBSIZE")
+}
+
+/// Loads `n` keys of `len`-byte values, 10k per pipeline; `px` adds a TTL.
+fn load(c: &mut redis::Connection, prefix: &str, n: usize, len: usize, px: Option<u64>) {
+    let value = vec![b'v'; len];
+    for start in (0..n).step_by(10_000) {
+        let mut p = redis::pipe();
+        for i in start..(start + 10_000).min(n) {
+            let cmd = p.cmd("SET").arg(format!("{prefix}{i}")).arg(&value[..]);
+            if let Some(ms) = px {
+                cmd.arg("PX").arg(ms);
+            }
+            cmd.ignore();
+        }
+        p.query::<()>(c).expect("load");
+    }
+}
+
+fn active_expiry_reclaims_a_million_keys(cores: usize) {
+    let s = Server::start(cores);
+    let mut c = s.redis();
+    load(&mut c, "persist:", 1_000, 8, None);
+    load(&mut c, "ttl:", 1_000_000, 8, Some(1_000));
+    let loaded = Instant::now();
+    // Nobody touches the keys again: only the active cycle can reclaim them. The last
+    // one expires a second after loading; fewer than 1% may remain 5 seconds later.
+    let deadline = loaded + Duration::from_secs(6);
+    let left = loop {
+        let left = dbsize(&mut c) - 1_000;
+        if left < 10_000 || Instant::now() >= deadline {
+            break left;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        left < 10_000,
+        "{left} of 1M expired keys still held after 5 s"
+    );
+    assert_eq!(
+        redis::cmd("EXISTS")
+            .arg("persist:7")
+            .query::<i64>(&mut c)
+            .unwrap(),
+        1,
+        "keys without TTL stay"
+    );
+}
+
+fn noeviction_answers_oom(cores: usize) {
+    let s = Server::builder(cores)
+        .args(&["--maxmemory", "2mb", "--maxmemory-policy", "noeviction"])
+        .start();
+    let mut c = s.redis();
+    let value = vec![b'x'; 1000];
+    let mut refused = None;
+    for i in 0..10_000 {
+        let r = run(
+            &mut c,
+            &[
+                "SET".to_string(),
+                format!("k{i}"),
+                String::from_utf8_lossy(&value).into(),
+            ],
+        );
+        if r != ok() {
+            refused = Some((i, r));
+            break;
+        }
+    }
+    let (i, r) = refused.expect("writes are refused once memory is full");
+    assert_eq!(
+        err_text(&r),
+        "OOM command not allowed when used memory > 'maxmemory'."
+    );
+    assert!(i > 500, "about 2 MB was stored before refusing ({i} keys)");
+    // Reads and deletes still work, and a delete makes room again.
+    assert_eq!(q(&mut c, "GET k0"), Value::BulkString(value.clone()));
+    for j in 0..i {
+        q(&mut c, &format!("DEL k{j}"));
+    }
+    assert_eq!(q(&mut c, "SET again v"), ok());
+}
+
+fn allkeys_policy_evicts_within_the_limit(cores: usize) {
+    for policy in [
+        "allkeys-s3fifo",
+        "allkeys-random",
+        "allkeys-lru",
+        "allkeys-lfu",
+    ] {
+        let s = Server::builder(cores)
+            .args(&["--maxmemory", "4mb", "--maxmemory-policy", policy])
+            .start();
+        let mut c = s.redis();
+        // 20 MB of values into a 4 MB cache: every write succeeds, old keys make room.
+        load(&mut c, "k", 20_000, 1_000, None);
+        let n = dbsize(&mut c);
+        assert!(
+            (1_000..=4_200).contains(&n),
+            "{policy}: {n} keys of 1 KB held under 4 MB"
+        );
+        assert_eq!(q(&mut c, "SET last v"), ok(), "{policy}");
+        assert_eq!(q(&mut c, "GET last"), Value::BulkString(b"v".to_vec()));
+    }
+}
+
+fn volatile_policy_keeps_persistent_keys(cores: usize) {
+    for policy in [
+        "volatile-s3fifo",
+        "volatile-ttl",
+        "volatile-random",
+        "volatile-lru",
+    ] {
+        let s = Server::builder(cores)
+            .args(&["--maxmemory", "4mb", "--maxmemory-policy", policy])
+            .start();
+        let mut c = s.redis();
+        load(&mut c, "keep", 1_000, 1_000, None);
+        load(&mut c, "ttl", 20_000, 1_000, Some(3_600_000));
+        for i in (0..1_000).step_by(97) {
+            assert_eq!(
+                q(&mut c, &format!("STRLEN keep{i}")),
+                Value::Int(1_000),
+                "{policy}: persistent key keep{i} was evicted"
+            );
+        }
+        assert!(dbsize(&mut c) < 5_000, "{policy}: TTL keys were evicted");
+        // Once only persistent keys are left, writes that need room are refused.
+        let mut p = redis::pipe();
+        for i in 0..20_000 {
+            p.cmd("DEL").arg(format!("ttl{i}")).ignore();
+        }
+        p.query::<()>(&mut c).unwrap();
+        let mut refused = false;
+        for i in 0..5_000 {
+            let r = run(
+                &mut c,
+                &["SET".to_string(), format!("more{i}"), "x".repeat(1_000)],
+            );
+            if r != ok() {
+                assert_eq!(
+                    err_text(&r),
+                    "OOM command not allowed when used memory > 'maxmemory'."
+                );
+                refused = true;
+                break;
+            }
+        }
+        assert!(refused, "{policy}: persistent keys alone fill the limit");
+    }
+}
+
+fn object_and_memory_usage(cores: usize) {
+    let s = Server::start(cores);
+    let mut c = s.redis();
+    q(&mut c, "SET n 12345");
+    q(&mut c, "SET short hello");
+    let long = "x".repeat(100);
+    q(&mut c, &format!("SET long {long}"));
+    assert_eq!(
+        q(&mut c, "OBJECT ENCODING n"),
+        Value::SimpleString("int".into())
+    );
+    assert_eq!(
+        q(&mut c, "OBJECT ENCODING short"),
+        Value::SimpleString("embstr".into())
+    );
+    assert_eq!(
+        q(&mut c, "OBJECT ENCODING long"),
+        Value::SimpleString("raw".into())
+    );
+    assert_eq!(q(&mut c, "OBJECT ENCODING missing"), Value::Nil);
+    assert_eq!(q(&mut c, "OBJECT REFCOUNT short"), Value::Int(1));
+    assert!(matches!(
+        q(&mut c, "OBJECT IDLETIME short"),
+        Value::Int(0..=2)
+    ));
+    assert_eq!(
+        err_text(&q(&mut c, "OBJECT ENCODING")),
+        "ERR wrong number of arguments for 'object|encoding' command"
+    );
+    assert_eq!(
+        err_text(&q(&mut c, "OBJECT FOO x")),
+        "ERR unknown subcommand 'FOO'. Try OBJECT HELP."
+    );
+    assert!(matches!(q(&mut c, "OBJECT HELP"), Value::Array(lines) if lines.len() > 5));
+    let Value::Int(short) = q(&mut c, "MEMORY USAGE short") else {
+        panic!("MEMORY USAGE answers an integer")
+    };
+    let Value::Int(big) = q(&mut c, "MEMORY USAGE long SAMPLES 0") else {
+        panic!("MEMORY USAGE answers an integer")
+    };
+    assert!(short > 5 && big > short + 90, "{short} {big}");
+    assert_eq!(q(&mut c, "MEMORY USAGE missing"), Value::Nil);
+    assert_eq!(
+        err_text(&q(&mut c, "MEMORY USAGE short SAMPLES")),
+        "ERR syntax error"
+    );
+    assert_eq!(
+        err_text(&q(&mut c, "MEMORY USAGE short SAMPLES x")),
+        "ERR value is not an integer or out of range"
+    );
+    assert_eq!(
+        err_text(&q(&mut c, "MEMORY FOO")),
+        "ERR unknown subcommand 'FOO'. Try MEMORY HELP."
+    );
+}
