@@ -98,7 +98,6 @@ pub fn plan(
     {
         let mut st = client.borrow_mut();
         st.last_cmd = admin::full_name(spec, &args);
-        st.last_ms = now;
         if !spec.arity_ok(args.len()) {
             return Plan::Reply(errors::wrong_arity(spec.name));
         }

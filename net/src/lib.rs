@@ -19,6 +19,7 @@ pub mod dispatch;
 pub mod listener;
 pub mod mcdispatch;
 pub mod memcache;
+pub mod protect;
 pub mod resp;
 pub mod server;
 pub mod uring;

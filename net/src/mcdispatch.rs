@@ -337,7 +337,7 @@ async fn conn_command(core: Rc<Core>, shared: Arc<Shared>, c: McConn) -> Vec<u8>
             total.version = env!("CARGO_PKG_VERSION").to_string();
             total.rusage_user_us = user;
             total.rusage_system_us = system;
-            total.max_connections = 10_000;
+            total.max_connections = shared.settings.maxclients.load(Ordering::Relaxed);
             total.curr_connections = shared.connected_clients.load(Ordering::Relaxed);
             total.total_connections = shared.total_connections.load(Ordering::Relaxed);
             total.rejected_connections = shared.rejected_connections.load(Ordering::Relaxed);
