@@ -17,7 +17,7 @@ use bytes::BytesMut;
 
 use crate::client::Client;
 use crate::config::Shared;
-use crate::dispatch::{on_every_core, run_batches, Outcome, OUTPUT_PAUSE};
+use crate::dispatch::{on_every_core, run_batches, Outcome, OUTPUT_PAUSE, SLOW_FLUSH_EVERY};
 use crate::memcache::{
     encode, encode_end, encode_error, encode_item, encode_multi, encode_noop, encode_ok,
     encode_reset, encode_stats, encode_version, McConn, McLimits, McOp, McReply, McRequest,
@@ -229,6 +229,13 @@ async fn slow(
             McRequest::Conn(c) => {
                 flush(&core, &mut jobs, &mut entries, &mut out).await;
                 out.extend(conn_command(core.clone(), shared.clone(), c).await);
+            }
+        }
+        if entries.len() >= SLOW_FLUSH_EVERY {
+            flush(&core, &mut jobs, &mut entries, &mut out).await;
+            if crate::protect::over_hard_limit(&shared, out.len()) {
+                // The loop closes this client for its output; the rest is never run.
+                return (out, true);
             }
         }
     }

@@ -87,6 +87,13 @@ pub fn output_breach(
     (above_ms > limit.soft_secs.saturating_mul(1000)).then_some(Breach::Soft)
 }
 
+/// Whether `pending` unsent bytes already pass the hard limit, for code that builds a
+/// reply and can stop early instead of growing it further.
+pub fn over_hard_limit(shared: &Shared, pending: usize) -> bool {
+    let hard = shared.settings.output_hard.load(Ordering::Relaxed);
+    hard > 0 && pending as u64 >= hard
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
