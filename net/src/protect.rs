@@ -10,6 +10,7 @@
 //!
 //! Closing "now" drops the unsent output, as Redis's freeClient does.
 
+use std::io;
 use std::sync::atomic::Ordering;
 
 use crate::client::Protocol;
@@ -92,6 +93,69 @@ pub fn output_breach(
 pub fn over_hard_limit(shared: &Shared, pending: usize) -> bool {
     let hard = shared.settings.output_hard.load(Ordering::Relaxed);
     hard > 0 && pending as u64 >= hard
+}
+
+/// File descriptors the server needs besides its clients: per core, its io_uring rings,
+/// eventfds and listeners; plus standard streams and logging. Redis reserves 32 in all.
+pub fn reserved_fds(cores: usize) -> u64 {
+    32 + 16 * cores as u64
+}
+
+/// How the open-files limit was brought in line with `maxclients` at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FdLimit {
+    /// The soft RLIMIT_NOFILE before and after.
+    pub before: u64,
+    pub after: u64,
+    /// The error that stopped a higher limit, if any.
+    pub error: Option<String>,
+}
+
+/// Raises this process's RLIMIT_NOFILE towards `wanted` (as Redis's adjustOpenFilesLimit
+/// does): the soft limit up to the hard one, and the hard one too where permitted. Never
+/// lowers it.
+pub fn raise_open_files_limit(wanted: u64) -> io::Result<FdLimit> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into `lim`, which outlives the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let before = lim.rlim_cur;
+    if before >= wanted {
+        return Ok(FdLimit {
+            before,
+            after: before,
+            error: None,
+        });
+    }
+    let mut error = None;
+    // Raising the hard limit needs privileges; try it, then settle for the hard limit.
+    for (cur, max) in [
+        (wanted, wanted.max(lim.rlim_max)),
+        (wanted.min(lim.rlim_max), lim.rlim_max),
+    ] {
+        let new = libc::rlimit {
+            rlim_cur: cur,
+            rlim_max: max,
+        };
+        // SAFETY: setrlimit reads one rlimit from `new`, which outlives the call.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } == 0 {
+            return Ok(FdLimit {
+                before,
+                after: cur.max(before),
+                error,
+            });
+        }
+        error.get_or_insert_with(|| io::Error::last_os_error().to_string());
+    }
+    Ok(FdLimit {
+        before,
+        after: before,
+        error,
+    })
 }
 
 #[cfg(test)]
@@ -223,5 +287,12 @@ mod tests {
             output_breach(2000, limit(1000, 100, 60), &mut since, 1),
             Some(Breach::Hard)
         );
+    }
+
+    #[test]
+    fn open_files_limit_is_never_lowered() {
+        let got = raise_open_files_limit(1).unwrap();
+        assert_eq!(got.before, got.after);
+        assert!(got.after >= 1);
     }
 }
