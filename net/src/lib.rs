@@ -16,6 +16,7 @@ pub mod atomic;
 pub mod client;
 pub mod config;
 pub mod dispatch;
+pub mod kill;
 pub mod listener;
 pub mod mcdispatch;
 pub mod memcache;

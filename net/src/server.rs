@@ -706,7 +706,7 @@ impl Loop {
             }
             conn.busy = false;
             if conn.closing {
-                // Over a limit while the pipeline ran: its replies go nowhere.
+                // Killed or over a limit while the pipeline ran: its replies go nowhere.
             } else if conn.out.is_empty() {
                 conn.out = f.bytes;
             } else {
@@ -728,8 +728,9 @@ impl Loop {
         let Some(conn) = self.conns[slot as usize].as_mut() else {
             return;
         };
-        if conn.client.borrow().killed {
-            conn.draining = true;
+        if conn.client.borrow().killed && !conn.closing {
+            // CLIENT KILL: close now, unsent output is dropped (Redis frees the client).
+            conn.abort();
         }
         if conn.draining
             && !conn.busy
