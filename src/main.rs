@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use baton_engine::evict::EvictionPolicy;
 use baton_engine::runtime;
 use baton_net::config::{OutputLimit, ServerConfig, SettingsInit, Shared};
+use baton_net::protect;
 use baton_net::server::{serve, CoreListeners};
 use clap::Parser;
 
@@ -63,9 +64,11 @@ struct Args {
     #[arg(long, default_value = "allkeys-s3fifo")]
     maxmemory_policy: String,
 
-    /// Most clients connected at once; further connections get
-    /// `-ERR max number of clients reached` and are closed.
-    #[arg(long, default_value_t = 10_000)]
+    /// Most clients connected at once, over both protocols; further connections get
+    /// `-ERR max number of clients reached` (memcached port: `ERROR Too many open
+    /// connections`) and are closed. The open-files limit is raised to fit, or this is
+    /// lowered to fit it, with a warning.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     maxclients: u64,
 
     /// Close a client after this many idle seconds (0 = never).
@@ -112,6 +115,49 @@ fn parse_output_limit(s: &str) -> Result<OutputLimit, String> {
             .parse()
             .map_err(|_| format!("soft-seconds must be a whole number, not '{secs}'"))?,
     })
+}
+
+/// Raises the open-files limit so `maxclients` clients fit, or lowers `maxclients` to what
+/// the limit allows, logging as Redis's adjustOpenFilesLimit does.
+fn fit_maxclients(maxclients: u64, cores: usize) -> Result<u64> {
+    let reserved = protect::reserved_fds(cores);
+    let wanted = maxclients.saturating_add(reserved);
+    let lim = match protect::raise_open_files_limit(wanted) {
+        Ok(lim) => lim,
+        Err(e) => {
+            tracing::warn!("Unable to obtain the current NOFILE limit ({e}); keeping maxclients at {maxclients}.");
+            return Ok(maxclients);
+        }
+    };
+    if lim.after >= wanted {
+        if lim.after > lim.before {
+            tracing::info!(
+                "Increased maximum number of open files to {} (it was originally set to {}).",
+                lim.after,
+                lim.before
+            );
+        }
+        return Ok(maxclients);
+    }
+    if lim.after <= reserved {
+        bail!(
+            "Your current 'ulimit -n' of {} is not enough for the server to start. Please increase your open file limit to at least {}.",
+            lim.after,
+            wanted
+        );
+    }
+    let fitted = lim.after - reserved;
+    tracing::warn!(
+        "You requested maxclients of {maxclients} requiring at least {wanted} max file descriptors."
+    );
+    if let Some(e) = &lim.error {
+        tracing::warn!("Server can't set maximum open files to {wanted} because of OS error: {e}.");
+    }
+    tracing::warn!(
+        "Current maximum open files is {}. maxclients has been reduced to {fitted} to compensate for low ulimit. If you need higher maxclients increase 'ulimit -n'.",
+        lim.after
+    );
+    Ok(fitted)
 }
 
 /// Reads `name value` lines into `--name value` arguments.
@@ -172,6 +218,7 @@ fn run() -> Result<()> {
         .init();
 
     let cores = runtime::resolve_cores(args.cores)?;
+    let maxclients = fit_maxclients(args.maxclients, cores)?;
     let policy = args.maxmemory_policy.to_ascii_lowercase();
     let Some(parsed) = EvictionPolicy::parse(&policy) else {
         bail!(
@@ -210,7 +257,7 @@ fn run() -> Result<()> {
         maxmemory: args.maxmemory,
         maxmemory_policy: policy,
         settings: SettingsInit {
-            maxclients: args.maxclients,
+            maxclients,
             timeout_secs: args.timeout,
             output_limit: args.client_output_buffer_limit,
             slowlog_log_slower_than: args.slowlog_log_slower_than,

@@ -395,7 +395,7 @@ fn client_cmd(client: &Client, spec: &'static CommandSpec, args: Vec<Bytes>, now
                 "ID",
                 "INFO",
                 "LIST [TYPE normal] [ID id ...]",
-                "KILL <ip:port> | ID <id> | ADDR <ip:port>",
+                "KILL <ip:port> | <filter> <value> ... (ID, ADDR, LADDR, TYPE, USER, SKIPME)",
                 "GETNAME",
                 "SETNAME <name>",
                 "SETINFO <LIB-NAME|LIB-VER> <value>",
@@ -538,84 +538,8 @@ pub async fn run_async(
             }
             Reply::Verbatim(Bytes::from(text))
         }
-        "client" => client_kill(core, client, &args).await,
+        "client" => crate::kill::client_kill(core, client, &args).await,
         other => Reply::error(format!("ERR unknown command '{other}'")),
-    }
-}
-
-/// CLIENT KILL ip:port | CLIENT KILL [ID id] [ADDR ip:port] [LADDR ip:port] [SKIPME yes|no]
-async fn client_kill(core: &Rc<Core>, client: &Client, args: &[Bytes]) -> Reply {
-    let old_style = args.len() == 3;
-    let (mut id, mut addr, mut laddr, mut skipme) = (None, None, None, true);
-    if old_style {
-        addr = Some(String::from_utf8_lossy(&args[2]).into_owned());
-    } else {
-        if !(args.len() - 2).is_multiple_of(2) {
-            return errors::SYNTAX;
-        }
-        for pair in args[2..].chunks(2) {
-            let v = String::from_utf8_lossy(&pair[1]).into_owned();
-            if eq(&pair[0], "id") {
-                match v.parse::<u64>() {
-                    Ok(n) if n > 0 => id = Some(n),
-                    _ => return Reply::err("ERR client-id should be greater than 0"),
-                }
-            } else if eq(&pair[0], "addr") {
-                addr = Some(v);
-            } else if eq(&pair[0], "laddr") {
-                laddr = Some(v);
-            } else if eq(&pair[0], "skipme") {
-                skipme = match v.to_ascii_lowercase().as_str() {
-                    "yes" => true,
-                    "no" => false,
-                    _ => return errors::SYNTAX,
-                };
-            } else if eq(&pair[0], "type") || eq(&pair[0], "user") || eq(&pair[0], "maxage") {
-                return Reply::error(format!(
-                    "ERR CLIENT KILL {} is not supported",
-                    String::from_utf8_lossy(&pair[0])
-                ));
-            } else {
-                return errors::SYNTAX;
-            }
-        }
-    }
-    let me = if skipme { client.borrow().id } else { 0 };
-    let killed: i64 = on_every_core(core, move |_s, _now| {
-        let n = CLIENTS.with(|cl| {
-            let mut n = 0i64;
-            for cl in cl.borrow().iter() {
-                let mut st = cl.borrow_mut();
-                let hit = id.is_none_or(|i| i == st.id)
-                    && addr.as_ref().is_none_or(|a| {
-                        st.peer.map(|p| p.to_string()).as_deref() == Some(a.as_str())
-                    })
-                    && laddr.as_ref().is_none_or(|a| {
-                        st.local.map(|p| p.to_string()).as_deref() == Some(a.as_str())
-                    });
-                if hit && st.id != me {
-                    st.killed = true;
-                    n += 1;
-                }
-            }
-            n
-        });
-        if n > 0 {
-            crate::client::request_kill();
-        }
-        n
-    })
-    .await
-    .into_iter()
-    .sum();
-    if old_style {
-        if killed == 0 {
-            Reply::err("ERR No such client")
-        } else {
-            Reply::Ok
-        }
-    } else {
-        Reply::Int(killed)
     }
 }
 

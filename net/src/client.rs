@@ -31,7 +31,8 @@ pub struct ClientState {
     pub peer: Option<SocketAddr>,
     pub local: Option<SocketAddr>,
     pub fd: i32,
-    /// Unix ms of the connection's creation and of its last command.
+    /// Unix ms of the connection's creation and of its last interaction (the loop sets it
+    /// whenever it reads or writes bytes; CLIENT LIST's idle= and the timeout use it).
     pub created_ms: u64,
     pub last_ms: u64,
     pub last_cmd: &'static str,
@@ -77,6 +78,21 @@ impl ClientState {
             mc_parser: crate::memcache::McParser::new(),
             resp_parser: crate::resp::ParseState::default(),
         }
+    }
+
+    /// `id=.. addr=.. laddr=.. name=..`: who a client is, for log lines.
+    pub fn ident(&self) -> String {
+        let addr = |a: &Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
+        format!(
+            "id={} addr={} laddr={} name={}",
+            self.id,
+            addr(&self.peer),
+            addr(&self.local),
+            self.name
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default()
+        )
     }
 
     /// One line of CLIENT LIST, in Redis's field order.

@@ -123,6 +123,9 @@ pub struct Shared {
     pub total_connections: AtomicU64,
     pub connected_clients: AtomicU64,
     pub rejected_connections: AtomicU64,
+    /// Clients closed for passing the output buffer limit (INFO's
+    /// `client_output_buffer_limit_disconnections`).
+    pub client_output_limit_disconnections: AtomicU64,
 }
 
 impl Shared {
@@ -143,6 +146,7 @@ impl Shared {
             total_connections: AtomicU64::new(0),
             connected_clients: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
+            client_output_limit_disconnections: AtomicU64::new(0),
         }
     }
 

@@ -27,6 +27,10 @@ use crate::resp;
 
 /// Above this much encoded output, parsing pauses until the client reads.
 pub(crate) const OUTPUT_PAUSE: usize = 8 * 1024 * 1024;
+/// A slow pipeline answers this many commands at a time, then checks its output against
+/// the hard output limit, so a long pipeline of big replies stops near the limit instead
+/// of buffering all of them first.
+pub(crate) const SLOW_FLUSH_EVERY: usize = 256;
 
 /// The encoded replies of a slow pipeline and whether to close afterwards.
 pub type SlowResult = (Vec<u8>, bool);
@@ -98,7 +102,6 @@ pub fn plan(
     {
         let mut st = client.borrow_mut();
         st.last_cmd = admin::full_name(spec, &args);
-        st.last_ms = now;
         if !spec.arity_ok(args.len()) {
             return Plan::Reply(errors::wrong_arity(spec.name));
         }
@@ -511,6 +514,14 @@ async fn slow_pipeline(
         if client.borrow().close_after_reply {
             close = true;
             break;
+        }
+        if b.entries.len() >= SLOW_FLUSH_EVERY {
+            b.flush(&core, &mut out).await;
+            if crate::protect::over_hard_limit(&shared, out.len()) {
+                // The loop closes this client for its output; the rest is never run, as
+                // Redis runs nothing more for a client it is closing.
+                return (out, true);
+            }
         }
     }
     b.flush(&core, &mut out).await;

@@ -71,6 +71,38 @@ pub fn set_nodelay(fd: i32) {
     let _ = set_int_opt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
 }
 
+/// Refuses an accepted connection with a last line (such as `-ERR max number of clients
+/// reached`), best effort and without blocking, then closes it. Input the client already
+/// sent is read and dropped first: closing a socket with unread input sends a reset,
+/// which could make the client lose the line.
+pub fn refuse(fd: OwnedFd, line: &[u8]) {
+    let mut sink = [0u8; 4096];
+    for _ in 0..4 {
+        // SAFETY: `sink` is a live buffer of `sink.len()` bytes and `fd` an open socket.
+        let n = unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                sink.as_mut_ptr().cast(),
+                sink.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n < sink.len() as isize {
+            break;
+        }
+    }
+    // SAFETY: `line` is a live buffer of `line.len()` bytes and `fd` an open socket.
+    unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            line.as_ptr().cast(),
+            line.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    drop(fd);
+}
+
 fn listen_one(addr: &SocketAddr) -> io::Result<OwnedFd> {
     let domain = if addr.is_ipv4() {
         libc::AF_INET

@@ -17,7 +17,7 @@ use bytes::BytesMut;
 
 use crate::client::Client;
 use crate::config::Shared;
-use crate::dispatch::{on_every_core, run_batches, Outcome, OUTPUT_PAUSE};
+use crate::dispatch::{on_every_core, run_batches, Outcome, OUTPUT_PAUSE, SLOW_FLUSH_EVERY};
 use crate::memcache::{
     encode, encode_end, encode_error, encode_item, encode_multi, encode_noop, encode_ok,
     encode_reset, encode_stats, encode_version, McConn, McLimits, McOp, McReply, McRequest,
@@ -231,6 +231,13 @@ async fn slow(
                 out.extend(conn_command(core.clone(), shared.clone(), c).await);
             }
         }
+        if entries.len() >= SLOW_FLUSH_EVERY {
+            flush(&core, &mut jobs, &mut entries, &mut out).await;
+            if crate::protect::over_hard_limit(&shared, out.len()) {
+                // The loop closes this client for its output; the rest is never run.
+                return (out, true);
+            }
+        }
     }
     flush(&core, &mut jobs, &mut entries, &mut out).await;
     (out, close)
@@ -337,7 +344,7 @@ async fn conn_command(core: Rc<Core>, shared: Arc<Shared>, c: McConn) -> Vec<u8>
             total.version = env!("CARGO_PKG_VERSION").to_string();
             total.rusage_user_us = user;
             total.rusage_system_us = system;
-            total.max_connections = 10_000;
+            total.max_connections = shared.settings.maxclients.load(Ordering::Relaxed);
             total.curr_connections = shared.connected_clients.load(Ordering::Relaxed);
             total.total_connections = shared.total_connections.load(Ordering::Relaxed);
             total.rejected_connections = shared.rejected_connections.load(Ordering::Relaxed);

@@ -8,17 +8,23 @@
 //!                             recv:   parse ─► fast path (local shard, inline)
 //!                                           └► slow path task (other cores, waits)
 //!                             send:   advance, send the rest / next buffer
+//!         once a second: idle timeouts, soft output limits ([`crate::protect`])
 //!         idle? await the ring's eventfd through glommio : yield to other tasks
 //! ```
 //!
 //! A connection lives on the core that accepted it. While a slow-path task runs its
 //! pipeline, the connection parses nothing more, so replies stay in request order.
+//!
+//! Protections: an accept beyond `maxclients` is answered with the rejection line and
+//! closed; a connection whose unsent output passes the output limit, that stays idle past
+//! the timeout, or that CLIENT KILL names, is closed at once with its output dropped.
 
 use std::cell::{Cell, RefCell};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use baton_engine::evict::EvictionPolicy;
 use baton_engine::runtime::{now_ms, Core};
@@ -30,6 +36,7 @@ use crate::client::{self, ClientState, Protocol};
 use crate::config::{wake, Shared};
 use crate::dispatch;
 use crate::listener;
+use crate::protect::{self, Breach};
 use crate::uring::{Completion, Ring};
 
 const OP_ACCEPT: u64 = 1;
@@ -42,6 +49,8 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Above this much unsent output a connection stops reading until the client catches up.
 const OUTPUT_HIGH_WATER: usize = 8 * 1024 * 1024;
 const RING_ENTRIES: u32 = 1024;
+/// How often a core checks its clients for idle timeouts and the soft output limit.
+const CRON_INTERVAL_MS: u64 = 1000;
 
 fn user_data(op: u64, slot: u32, generation: u32) -> u64 {
     ((generation as u64 & 0xff_ffff) << 40) | ((slot as u64) << 8) | op
@@ -81,7 +90,24 @@ struct Conn {
     closing: bool,
     /// A cancel for the armed operation is on its way.
     cancel_sent: bool,
+    /// When unsent output first reached the soft limit (0 = it is below).
+    soft_since_ms: u64,
     client: client::Client,
+}
+
+impl Conn {
+    fn pending_output(&self) -> usize {
+        self.out.len() + self.inflight.len() - self.sent
+    }
+
+    /// Closes at once: nothing more is read, parsed or sent (a send in flight is
+    /// cancelled), as Redis's freeClient does for killed and over-limit clients.
+    fn abort(&mut self) {
+        // `rbuf` and `inflight` may be lent to the kernel; they go with the slot.
+        self.out = Vec::new();
+        self.draining = true;
+        self.closing = true;
+    }
 }
 
 /// A slow-path pipeline's encoded replies, handed back to the loop.
@@ -96,6 +122,8 @@ struct Listener {
     fd: OwnedFd,
     protocol: Protocol,
     armed: bool,
+    /// Out of descriptors or memory: accept again at this time (0 = not waiting).
+    retry_at_ms: u64,
 }
 
 struct Loop {
@@ -112,6 +140,12 @@ struct Loop {
     stopping: bool,
     /// Slow-path tasks still running.
     tasks: Rc<Cell<usize>>,
+    /// This turn's time (unix ms).
+    now: u64,
+    next_cron_ms: u64,
+    /// Whether the once-a-second checks have anything to look at; the ticker wakes a
+    /// parked loop only then.
+    cron_wanted: Rc<Cell<bool>>,
 }
 
 /// Serves this core's listeners until the server is asked to stop and every connection
@@ -150,14 +184,17 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
         fd: listeners.redis,
         protocol: Protocol::Redis,
         armed: false,
+        retry_at_ms: 0,
     }];
     if let Some(fd) = listeners.memcache {
         ls.push(Listener {
             fd,
             protocol: Protocol::Memcache,
             armed: false,
+            retry_at_ms: 0,
         });
     }
+    let now = baton_engine::runtime::tick();
     let mut lp = Loop {
         core,
         shared,
@@ -171,11 +208,31 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
         parked: Rc::new(Cell::new(false)),
         stopping: false,
         tasks: Rc::new(Cell::new(0)),
+        now,
+        next_cron_ms: now + CRON_INTERVAL_MS,
+        cron_wanted: Rc::new(Cell::new(false)),
     };
     for i in 0..lp.listeners.len() {
         lp.arm_accept(i);
     }
+    // Dropped (and so cancelled) when the loop ends.
+    let _ticker = glommio::spawn_local(cron_ticker(
+        lp.parked.clone(),
+        lp.cron_wanted.clone(),
+        lp.ring.eventfd(),
+    ));
     lp.run(wakeup).await;
+}
+
+/// Wakes a parked loop once a second while it has clients to check, so idle timeouts and
+/// the soft output limit apply even when no I/O happens.
+async fn cron_ticker(parked: Rc<Cell<bool>>, wanted: Rc<Cell<bool>>, efd: RawFd) {
+    loop {
+        glommio::timer::sleep(Duration::from_millis(CRON_INTERVAL_MS)).await;
+        if parked.get() && wanted.get() {
+            wake(efd);
+        }
+    }
 }
 
 impl Loop {
@@ -184,8 +241,12 @@ impl Loop {
             if self.shared.stopping() && !self.stopping {
                 self.begin_stop();
             }
-            baton_engine::runtime::tick();
+            self.now = baton_engine::runtime::tick();
             let mut progress = self.take_finished();
+            if self.now >= self.next_cron_ms {
+                self.next_cron_ms = self.now + CRON_INTERVAL_MS;
+                self.cron();
+            }
             if let Err(e) = self.ring.enter() {
                 tracing::error!(core = self.core.id, error = %e, "io_uring enter failed");
             }
@@ -273,6 +334,7 @@ impl Loop {
             .build()
             .user_data(user_data(OP_ACCEPT, i as u32, 0));
         l.armed = true;
+        l.retry_at_ms = 0;
         // SAFETY: the listener fd lives in `self.listeners` for the loop's whole life.
         unsafe { self.ring.push(&sqe) };
     }
@@ -308,16 +370,31 @@ impl Loop {
         if !c.more() {
             self.listeners[i].armed = false;
         }
+        let protocol = self.listeners[i].protocol;
         if c.result >= 0 {
             // SAFETY: a successful accept returns a new descriptor that we now own.
             let fd = unsafe { OwnedFd::from_raw_fd(c.result) };
             if self.stopping {
                 drop(fd);
+            } else if protect::admit(&self.shared) {
+                self.add_conn(fd, protocol);
             } else {
-                self.add_conn(fd, self.listeners[i].protocol);
+                tracing::debug!(core = self.core.id, peer = ?listener::peer_addr(fd.as_raw_fd()).ok(), "refusing a connection: max number of clients reached");
+                // Best effort, as Redis: a fresh socket's send buffer takes the line.
+                listener::refuse(fd, protect::rejection(protocol));
             }
         } else if c.result != -libc::ECANCELED {
-            tracing::warn!(core = self.core.id, error = %std::io::Error::from_raw_os_error(-c.result), "accept failed");
+            let error = std::io::Error::from_raw_os_error(-c.result);
+            let exhausted =
+                [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM].contains(&-c.result);
+            if exhausted && !self.listeners[i].armed {
+                // Accepting again at once would fail at once, in a loop: wait a second.
+                tracing::warn!(core = self.core.id, %error, "accept failed; retrying in a second (raise 'ulimit -n' or lower --maxclients)");
+                self.listeners[i].retry_at_ms = self.now + CRON_INTERVAL_MS;
+                self.cron_wanted.set(true);
+                return;
+            }
+            tracing::warn!(core = self.core.id, %error, "accept failed");
         }
         if !self.listeners[i].armed {
             self.arm_accept(i);
@@ -334,12 +411,11 @@ impl Loop {
         state.local = listener::local_addr(&fd).ok();
         let client = Rc::new(RefCell::new(state));
         client::register(&client);
+        // `connected_clients` counted it already, in protect::admit.
         self.shared
             .total_connections
             .fetch_add(1, Ordering::Relaxed);
-        self.shared
-            .connected_clients
-            .fetch_add(1, Ordering::Relaxed);
+        self.cron_wanted.set(true);
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
@@ -364,6 +440,7 @@ impl Loop {
             draining: false,
             closing: false,
             cancel_sent: false,
+            soft_since_ms: 0,
             client,
         });
         self.arm_recv(slot);
@@ -397,9 +474,14 @@ impl Loop {
 
     fn on_recv(&mut self, slot: u32, result: i32) {
         tracing::trace!(slot, result, "recv completed");
+        let now = self.now;
         let conn = self.conns[slot as usize].as_mut().expect("live conn");
         conn.recv_armed = false;
         conn.cancel_sent = false;
+        if result > 0 {
+            // Reads and writes both count as interaction (idle= and the timeout), as in Redis.
+            conn.client.borrow_mut().last_ms = now;
+        }
         if result <= 0 {
             if result < 0 && result != -libc::ECANCELED && result != -libc::ECONNRESET {
                 tracing::debug!(error = %std::io::Error::from_raw_os_error(-result), "recv failed");
@@ -427,9 +509,13 @@ impl Loop {
     }
 
     fn on_send(&mut self, slot: u32, result: i32) {
+        let now = self.now;
         let conn = self.conns[slot as usize].as_mut().expect("live conn");
         conn.send_armed = false;
         conn.cancel_sent = false;
+        if result > 0 {
+            conn.client.borrow_mut().last_ms = now;
+        }
         if result < 0 {
             // The peer is gone; what is left cannot be delivered.
             conn.inflight.clear();
@@ -537,8 +623,83 @@ impl Loop {
                 }
             }
         }
+        let limit = self.shared.settings.output_limit();
+        if self.check_output(slot, limit) {
+            return;
+        }
         self.flush(slot);
         self.arm_recv(slot);
+    }
+
+    /// Applies the output buffer limit to the connection's unsent output; closes it and
+    /// returns true when the limit is broken.
+    fn check_output(&mut self, slot: u32, limit: crate::config::OutputLimit) -> bool {
+        let Some(conn) = self.conns[slot as usize].as_mut() else {
+            return false;
+        };
+        let pending = conn.pending_output() as u64;
+        let Some(breach) =
+            protect::output_breach(pending, limit, &mut conn.soft_since_ms, self.now)
+        else {
+            return false;
+        };
+        let detail = match breach {
+            Breach::Hard => format!("{pending} bytes unsent, hard limit {} bytes", limit.hard),
+            Breach::Soft => format!(
+                "{pending} bytes unsent, above the soft limit of {} bytes for more than {} s",
+                limit.soft, limit.soft_secs
+            ),
+        };
+        tracing::warn!(
+            core = self.core.id,
+            limit = breach.name(),
+            "Client {} closed for overcoming of output buffer limits ({detail}).",
+            conn.client.borrow().ident()
+        );
+        self.shared
+            .client_output_limit_disconnections
+            .fetch_add(1, Ordering::Relaxed);
+        conn.abort();
+        true
+    }
+
+    /// The once-a-second checks: retry paused listeners, close clients idle past the
+    /// timeout, and apply the soft output limit to clients whose output is not moving.
+    fn cron(&mut self) {
+        let now = self.now;
+        let timeout = self.shared.settings.timeout_secs.load(Ordering::Relaxed);
+        let limit = self.shared.settings.output_limit();
+        let mut wanted = false;
+        for i in 0..self.listeners.len() {
+            match self.listeners[i].retry_at_ms {
+                0 => {}
+                at if now >= at => self.arm_accept(i),
+                _ => wanted = true,
+            }
+        }
+        for slot in 0..self.conns.len() as u32 {
+            let Some(conn) = self.conns[slot as usize].as_mut() else {
+                continue;
+            };
+            wanted = true;
+            if conn.closing {
+                continue;
+            }
+            // A connection waiting for its slow-path pipeline is not idle.
+            let last = conn.client.borrow().last_ms;
+            if !conn.busy && protect::idle_expired(last, now, timeout) {
+                tracing::debug!(
+                    core = self.core.id,
+                    "Closing idle client {}",
+                    conn.client.borrow().ident()
+                );
+                conn.abort();
+            } else {
+                self.check_output(slot, limit);
+            }
+            self.maybe_finish(slot);
+        }
+        self.cron_wanted.set(wanted);
     }
 
     /// Moves finished slow-path output into its connection and resumes it.
@@ -553,7 +714,9 @@ impl Loop {
                 continue;
             }
             conn.busy = false;
-            if conn.out.is_empty() {
+            if conn.closing {
+                // Killed or over a limit while the pipeline ran: its replies go nowhere.
+            } else if conn.out.is_empty() {
                 conn.out = f.bytes;
             } else {
                 conn.out.extend_from_slice(&f.bytes);
@@ -574,8 +737,9 @@ impl Loop {
         let Some(conn) = self.conns[slot as usize].as_mut() else {
             return;
         };
-        if conn.client.borrow().killed {
-            conn.draining = true;
+        if conn.client.borrow().killed && !conn.closing {
+            // CLIENT KILL: close now, unsent output is dropped (Redis frees the client).
+            conn.abort();
         }
         if conn.draining
             && !conn.busy

@@ -1,0 +1,261 @@
+//! CLIENT KILL, as Redis 7.2 parses and applies it:
+//!
+//! * old form `CLIENT KILL ip:port`: kills that client (the caller too), replies `+OK`
+//!   or `-ERR No such client`;
+//! * new form `CLIENT KILL <filter> <value> ...` with filters ID, ADDR, LADDR, TYPE, USER
+//!   and SKIPME (default yes), all of which must match; replies with the number killed.
+//!
+//! Other clients are marked killed on their own core and closed by its loop at once, with
+//! unsent output dropped; the caller, when it kills itself, closes after this reply.
+
+use std::rc::Rc;
+
+use baton_engine::reply::{errors, Reply};
+use baton_engine::runtime::Core;
+use bytes::Bytes;
+
+use crate::client::{Client, ClientState, CLIENTS};
+use crate::dispatch::on_every_core;
+
+/// Which clients a CLIENT KILL names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KillFilter {
+    pub id: Option<u64>,
+    pub addr: Option<String>,
+    pub laddr: Option<String>,
+    /// TYPE: `false` when the type names no client Baton has (master, replica, pubsub).
+    pub type_matches: Option<bool>,
+    /// Spare the caller.
+    pub skipme: bool,
+    /// The old form, `CLIENT KILL ip:port`.
+    pub old_form: bool,
+}
+
+fn eq(a: &[u8], b: &str) -> bool {
+    a.eq_ignore_ascii_case(b.as_bytes())
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+impl KillFilter {
+    /// Parses `CLIENT KILL ...` (`args[0]` is CLIENT, `args[1]` KILL; at least three
+    /// arguments, which the caller checked), or returns Redis's error reply. Options are
+    /// read left to right and the first bad one answers, as in Redis.
+    pub fn parse(args: &[Bytes]) -> Result<KillFilter, Reply> {
+        if args.len() == 3 {
+            return Ok(KillFilter {
+                addr: Some(text(&args[2])),
+                skipme: false,
+                old_form: true,
+                ..KillFilter::default()
+            });
+        }
+        let mut f = KillFilter {
+            skipme: true,
+            ..KillFilter::default()
+        };
+        let mut i = 2;
+        while i < args.len() {
+            let (opt, Some(value)) = (&args[i], args.get(i + 1)) else {
+                return Err(errors::SYNTAX);
+            };
+            if eq(opt, "id") {
+                match baton_engine::commands::parse_i64(value) {
+                    Some(n) if n > 0 => f.id = Some(n as u64),
+                    _ => return Err(Reply::err("ERR client-id should be greater than 0")),
+                }
+            } else if eq(opt, "type") {
+                if eq(value, "normal") {
+                    f.type_matches = Some(true);
+                } else if ["master", "replica", "slave", "pubsub"]
+                    .iter()
+                    .any(|t| eq(value, t))
+                {
+                    f.type_matches = Some(false);
+                } else {
+                    return Err(Reply::error(format!(
+                        "ERR Unknown client type '{}'",
+                        text(value)
+                    )));
+                }
+            } else if eq(opt, "addr") {
+                f.addr = Some(text(value));
+            } else if eq(opt, "laddr") {
+                f.laddr = Some(text(value));
+            } else if eq(opt, "user") {
+                // Without ACLs every client is the user "default" (names are case-sensitive).
+                if &value[..] != b"default" {
+                    return Err(Reply::error(format!("ERR No such user '{}'", text(value))));
+                }
+            } else if eq(opt, "skipme") {
+                f.skipme = if eq(value, "yes") {
+                    true
+                } else if eq(value, "no") {
+                    false
+                } else {
+                    return Err(errors::SYNTAX);
+                };
+            } else {
+                return Err(errors::SYNTAX);
+            }
+            i += 2;
+        }
+        Ok(f)
+    }
+
+    /// Whether `c` is named by every filter (SKIPME aside).
+    pub fn matches(&self, c: &ClientState) -> bool {
+        let addr_is = |want: &Option<String>, have: &Option<std::net::SocketAddr>| {
+            want.as_ref()
+                .is_none_or(|w| have.is_some_and(|h| h.to_string() == *w))
+        };
+        self.type_matches != Some(false)
+            && self.id.is_none_or(|id| id == c.id)
+            && addr_is(&self.addr, &c.peer)
+            && addr_is(&self.laddr, &c.local)
+    }
+}
+
+/// Runs CLIENT KILL for `client` over every core.
+pub async fn client_kill(core: &Rc<Core>, client: &Client, args: &[Bytes]) -> Reply {
+    let filter = match KillFilter::parse(args) {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
+    let caller = client.borrow().id;
+    let old_form = filter.old_form;
+    let killed: i64 = on_every_core(core, move |_shard, _now| {
+        let (mut n, mut others) = (0i64, false);
+        CLIENTS.with(|clients| {
+            for c in clients.borrow().iter() {
+                let mut st = c.borrow_mut();
+                // A client killed a moment ago is as good as gone.
+                if st.killed || !filter.matches(&st) {
+                    continue;
+                }
+                if st.id == caller {
+                    if filter.skipme {
+                        continue;
+                    }
+                    st.close_after_reply = true;
+                } else {
+                    st.killed = true;
+                    others = true;
+                }
+                n += 1;
+            }
+        });
+        if others {
+            crate::client::request_kill();
+        }
+        n
+    })
+    .await
+    .into_iter()
+    .sum();
+    match (old_form, killed) {
+        (true, 0) => Reply::err("ERR No such client"),
+        (true, _) => Reply::Ok,
+        (false, n) => Reply::Int(n),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::Protocol;
+
+    fn args(line: &str) -> Vec<Bytes> {
+        line.split_whitespace()
+            .map(|w| Bytes::from(w.to_string()))
+            .collect()
+    }
+
+    fn err(line: &str) -> String {
+        match KillFilter::parse(&args(line)) {
+            Err(Reply::Error(e)) => String::from_utf8_lossy(&e).into_owned(),
+            other => panic!("{line}: expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn old_form_kills_the_caller_too() {
+        let f = KillFilter::parse(&args("CLIENT KILL 127.0.0.1:5000")).unwrap();
+        assert!(f.old_form && !f.skipme);
+        assert_eq!(f.addr.as_deref(), Some("127.0.0.1:5000"));
+    }
+
+    #[test]
+    fn new_form_filters() {
+        let f = KillFilter::parse(&args(
+            "client kill id 7 ADDR 1.2.3.4:5 laddr 1.2.3.4:6 type NORMAL user default skipme NO",
+        ))
+        .unwrap();
+        assert_eq!(
+            f,
+            KillFilter {
+                id: Some(7),
+                addr: Some("1.2.3.4:5".into()),
+                laddr: Some("1.2.3.4:6".into()),
+                type_matches: Some(true),
+                skipme: false,
+                old_form: false,
+            }
+        );
+        assert!(
+            KillFilter::parse(&args("CLIENT KILL SKIPME yes"))
+                .unwrap()
+                .skipme
+        );
+        assert_eq!(
+            KillFilter::parse(&args("CLIENT KILL TYPE replica"))
+                .unwrap()
+                .type_matches,
+            Some(false)
+        );
+    }
+
+    #[test]
+    fn errors_match_redis() {
+        for id in ["0", "-1", "abc", "+5", "99999999999999999999", "1.5"] {
+            assert_eq!(
+                err(&format!("CLIENT KILL ID {id}")),
+                "ERR client-id should be greater than 0",
+                "ID {id}"
+            );
+        }
+        assert_eq!(err("CLIENT KILL TYPE foo"), "ERR Unknown client type 'foo'");
+        assert_eq!(
+            err("CLIENT KILL USER Default"),
+            "ERR No such user 'Default'"
+        );
+        assert_eq!(err("CLIENT KILL SKIPME maybe"), "ERR syntax error");
+        assert_eq!(err("CLIENT KILL FOO bar"), "ERR syntax error");
+        assert_eq!(err("CLIENT KILL MAXAGE 5"), "ERR syntax error");
+        assert_eq!(err("CLIENT KILL ID 5 ADDR"), "ERR syntax error");
+        // Left to right: the bad ID answers before the missing value is noticed.
+        assert_eq!(
+            err("CLIENT KILL ID 0 ADDR"),
+            "ERR client-id should be greater than 0"
+        );
+    }
+
+    #[test]
+    fn matching() {
+        let mut c = ClientState::new(0, Protocol::Redis, 9, true, 0);
+        c.peer = Some("127.0.0.1:5000".parse().unwrap());
+        c.local = Some("127.0.0.1:6379".parse().unwrap());
+        let f = |line: &str| KillFilter::parse(&args(line)).unwrap();
+        assert!(f("CLIENT KILL 127.0.0.1:5000").matches(&c));
+        assert!(!f("CLIENT KILL 127.0.0.1:5001").matches(&c));
+        assert!(f(&format!("CLIENT KILL ID {} LADDR 127.0.0.1:6379", c.id)).matches(&c));
+        assert!(!f(&format!("CLIENT KILL ID {}", c.id + 1)).matches(&c));
+        assert!(f("CLIENT KILL TYPE normal").matches(&c));
+        assert!(!f("CLIENT KILL TYPE pubsub").matches(&c));
+        assert!(f("CLIENT KILL USER default").matches(&c));
+        c.peer = None;
+        assert!(!f("CLIENT KILL ADDR 127.0.0.1:5000").matches(&c));
+    }
+}
