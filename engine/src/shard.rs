@@ -17,6 +17,8 @@ pub struct ShardStats {
     pub keyspace_hits: u64,
     pub keyspace_misses: u64,
     pub expired_keys: u64,
+    // SHIM(obs): replaced by main's implementation on merge
+    pub evicted_keys: u64,
 }
 
 /// One core's share of the keyspace.
@@ -284,6 +286,41 @@ impl Shard {
             self.expire_cursor += 1;
         }
         reclaimed
+    }
+}
+
+// SHIM(obs): replaced by main's implementation on merge
+// The eviction and memory-accounting API that main is adding, reduced to what INFO and
+// CONFIG SET call, so this branch builds: no budget is kept and nothing is evicted.
+impl Shard {
+    pub fn set_maxmemory(&mut self, bytes: usize, now: u64) {
+        let _ = (bytes, now);
+    }
+
+    pub fn set_policy(&mut self, policy: crate::evict::EvictionPolicy) {
+        let _ = policy;
+    }
+
+    pub fn used_memory(&self) -> usize {
+        self.store
+            .iter()
+            .map(|(k, e)| k.len() + e.value.len())
+            .sum()
+    }
+
+    pub fn maxmemory(&self) -> usize {
+        0
+    }
+
+    pub fn avg_ttl(&self, now: u64) -> u64 {
+        let (sum, n) = self
+            .store
+            .iter()
+            .filter(|(_, e)| e.expire_at != NO_EXPIRY && e.expire_at > now)
+            .fold((0u64, 0u64), |(s, n), (_, e)| {
+                (s + (e.expire_at - now), n + 1)
+            });
+        sum.checked_div(n).unwrap_or(0)
     }
 }
 
