@@ -11,7 +11,7 @@ use baton_net::config::{OutputLimit, ServerConfig, SettingsInit, Shared};
 use baton_net::server::{serve, CoreListeners};
 use clap::Parser;
 
-mod units;
+use baton_net::units;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

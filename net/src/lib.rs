@@ -21,4 +21,5 @@ pub mod mcdispatch;
 pub mod memcache;
 pub mod resp;
 pub mod server;
+pub mod units;
 pub mod uring;
