@@ -204,6 +204,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("setex", 4, W, (1, 1, 1), Key, Some(st::setex), "string", "2.0.0", "Sets the string value and expiration time of a key. Creates the key if it doesn't exist."),
     spec!("setnx", 3, WF, (1, 1, 1), Key, Some(st::setnx), "string", "1.0.0", "Set the string value of a key only when the key doesn't exist."),
     spec!("setrange", 4, W, (1, 1, 1), Key, Some(st::setrange), "string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist."),
+    spec!("slowlog", -2, ADMIN | LOADING | STALE, (0, 0, 0), Connection, None, "server", "2.2.12", "A container for slow log commands."),
     spec!("strlen", 2, RF, (1, 1, 1), Key, Some(st::strlen), "string", "2.2.0", "Returns the length of a string value."),
     spec!("substr", 4, READONLY, (1, 1, 1), Key, Some(st::getrange), "string", "1.0.0", "Returns a substring from a string value."),
     spec!("time", 1, LOADING | STALE | FAST, (0, 0, 0), Connection, None, "server", "2.6.0", "Returns the server time."),
@@ -265,6 +266,12 @@ pub static SUBCOMMANDS: &[(&str, &[SubcommandSpec])] = &[
         "config",
         subs!(
             "config|get" -3, "config|help" 2, "config|resetstat" 2, "config|set" -4,
+        ),
+    ),
+    (
+        "slowlog",
+        subs!(
+            "slowlog|get" -2, "slowlog|help" 2, "slowlog|len" 2, "slowlog|reset" 2,
         ),
     ),
 ];

@@ -134,9 +134,17 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
     shared.wakeups.lock().unwrap().push(ring.eventfd());
     client::set_loop_eventfd(ring.eventfd());
     crate::mcdispatch::CURRENT.with(|c| *c.borrow_mut() = Some(core.clone()));
-    core.shard
-        .borrow_mut()
-        .set_max_value_len(shared.config.limits.max_bulk_len);
+    {
+        let mut shard = core.shard.borrow_mut();
+        shard.set_max_value_len(shared.config.limits.max_bulk_len);
+        let maxmemory = shared.settings.maxmemory.load(Ordering::Relaxed);
+        shard.set_maxmemory(crate::params::shard_budget(maxmemory, core.cores), now_ms());
+        let policy = shared.settings.maxmemory_policy.lock().unwrap().clone();
+        if let Some(p) = baton_engine::evict::EvictionPolicy::parse(&policy) {
+            shard.set_policy(p);
+        }
+    }
+    glommio::spawn_local(crate::stats::run_sampler(shared.clone())).detach();
     let mut ls = vec![Listener {
         fd: listeners.redis,
         protocol: Protocol::Redis,
