@@ -276,11 +276,17 @@ pub static SUBCOMMANDS: &[(&str, &[SubcommandSpec])] = &[
     ),
 ];
 
-/// The position of `spec` in [`COMMANDS`].
+/// The position of `spec` in [`COMMANDS`]; `usize::MAX` (no row) for a spec from
+/// elsewhere.
 #[inline]
 pub fn command_index(spec: &CommandSpec) -> usize {
-    let first = COMMANDS.as_ptr() as usize;
-    (spec as *const CommandSpec as usize - first) / std::mem::size_of::<CommandSpec>()
+    let offset = (spec as *const CommandSpec as usize).wrapping_sub(COMMANDS.as_ptr() as usize);
+    let i = offset / std::mem::size_of::<CommandSpec>();
+    if i < COMMANDS.len() {
+        i
+    } else {
+        usize::MAX
+    }
 }
 
 /// Number of commands plus subcommands: the size of a table with one row for each (a
@@ -409,6 +415,9 @@ mod tests {
         assert!(subcommand(lookup(b"get").unwrap(), b"list").is_none());
         let get = lookup(b"get").unwrap();
         assert_eq!(row_name(command_index(get)), Some("get"));
+        let stray = spec!("stray", 1, 0, (0, 0, 0), Connection, None, "x", "0", "x");
+        assert_eq!(command_index(&stray), usize::MAX);
+        assert_eq!(row_name(usize::MAX), None);
         let mut seen = std::collections::HashSet::new();
         for row in 0..command_and_subcommand_count() {
             assert!(seen.insert(row_name(row).unwrap()), "row {row}");
