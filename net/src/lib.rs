@@ -5,6 +5,9 @@
 //! encodes and writes. Codecs know nothing about storage; storage (`baton-engine`)
 //! knows nothing about bytes on the wire.
 //!
+//! What the server reports about itself lives in [`stats`] (per-core command counters,
+//! SLOWLOG, INFO) and [`params`] (the CONFIG GET/SET parameter table).
+//!
 //! ```text
 //!  socket ─► uring recv ─► resp/memcache parse ─► dispatch ─► Shard (this core)
 //!                                                    └──────► mesh ─► Shard (other core)
