@@ -184,7 +184,7 @@ const SECTIONS: [(&str, bool); 8] = [
     ("cores", true),
 ];
 
-/// Which sections the arguments ask for, indexed like [`SECTIONS`].
+/// Which sections the arguments ask for, in output order (server, clients, ..., cores).
 pub fn wanted(args: &[Bytes]) -> [bool; SECTIONS.len()] {
     let mut want = [false; SECTIONS.len()];
     let asked = |name: &str| args.iter().any(|a| a.eq_ignore_ascii_case(name.as_bytes()));

@@ -94,8 +94,8 @@ pub fn push(shared: &Shared, client: &Client, args: &[Bytes], micros: u64) {
     });
 }
 
-/// The arguments as the log keeps them: redacted, at most [`MAX_ARGS`], each cut at
-/// [`MAX_ARG_BYTES`]. Copies, so an entry never pins a connection's read buffer.
+/// The arguments as the log keeps them: redacted, at most 32, each cut at 128 bytes.
+/// Copies, so an entry never pins a connection's read buffer.
 pub fn logged_args(args: &[Bytes]) -> Vec<Bytes> {
     let redacted = redacted_positions(args);
     let kept = args.len().min(MAX_ARGS);
@@ -182,7 +182,7 @@ pub fn help() -> Reply {
     )
 }
 
-/// SLOWLOG GET [count] | LEN | RESET (HELP is answered without the other cores). The
+/// `SLOWLOG GET [count]` | LEN | RESET (HELP is answered without the other cores). The
 /// arity of each subcommand was checked by the dispatcher.
 pub async fn command(core: &Rc<Core>, shared: &Shared, args: &[Bytes]) -> Reply {
     let sub = &args[1];
