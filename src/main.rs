@@ -13,7 +13,7 @@ use baton_net::protect;
 use baton_net::server::{serve, CoreListeners};
 use clap::Parser;
 
-mod units;
+use baton_net::units;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

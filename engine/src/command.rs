@@ -206,6 +206,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("setex", 4, W, (1, 1, 1), Key, Some(st::setex), "string", "2.0.0", "Sets the string value and expiration time of a key. Creates the key if it doesn't exist."),
     spec!("setnx", 3, WF, (1, 1, 1), Key, Some(st::setnx), "string", "1.0.0", "Set the string value of a key only when the key doesn't exist."),
     spec!("setrange", 4, W, (1, 1, 1), Key, Some(st::setrange), "string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist."),
+    spec!("slowlog", -2, ADMIN | LOADING | STALE, (0, 0, 0), Connection, None, "server", "2.2.12", "A container for slow log commands."),
     spec!("strlen", 2, RF, (1, 1, 1), Key, Some(st::strlen), "string", "2.2.0", "Returns the length of a string value."),
     spec!("substr", 4, READONLY, (1, 1, 1), Key, Some(st::getrange), "string", "1.0.0", "Returns a substring from a string value."),
     spec!("time", 1, LOADING | STALE | FAST, (0, 0, 0), Connection, None, "server", "2.6.0", "Returns the server time."),
@@ -214,6 +215,115 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("type", 2, RF, (1, 1, 1), Key, Some(ks::type_), "generic", "1.0.0", "Determines the type of value stored at a key."),
     spec!("unlink", -2, WRITE | FAST, (1, -1, 1), MultiKey(M::Sum), Some(ks::del), "generic", "4.0.0", "Asynchronously deletes one or more keys."),
 ];
+
+/// A subcommand of a container command (`CLIENT LIST`), with its own arity, as Redis 7
+/// has them: checked centrally like a command's, and counted apart in INFO commandstats.
+#[derive(Debug)]
+pub struct SubcommandSpec {
+    /// `container|sub`, lower case, as Redis names it (`client|list`).
+    pub name: &'static str,
+    /// Arity of the whole call, container name included (`CLIENT SETNAME x` is 3).
+    pub arity: i32,
+}
+
+impl SubcommandSpec {
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        if self.arity >= 0 {
+            argc == self.arity as usize
+        } else {
+            argc >= (-self.arity) as usize
+        }
+    }
+
+    /// The part after the `|`.
+    pub fn short_name(&self) -> &'static str {
+        self.name.split_once('|').map_or(self.name, |(_, s)| s)
+    }
+}
+
+macro_rules! subs {
+    ($($name:literal $arity:expr),* $(,)?) => {
+        &[$(SubcommandSpec { name: $name, arity: $arity }),*]
+    };
+}
+
+/// The subcommands of each container command, with Redis 7's arities.
+pub static SUBCOMMANDS: &[(&str, &[SubcommandSpec])] = &[
+    (
+        "client",
+        subs!(
+            "client|getname" 2, "client|help" 2, "client|id" 2, "client|info" 2,
+            "client|kill" -3, "client|list" -2, "client|no-evict" 3, "client|no-touch" 3,
+            "client|setinfo" 4, "client|setname" 3,
+        ),
+    ),
+    (
+        "command",
+        subs!(
+            "command|count" 2, "command|docs" -2, "command|help" 2, "command|info" -2,
+            "command|list" -2,
+        ),
+    ),
+    (
+        "config",
+        subs!(
+            "config|get" -3, "config|help" 2, "config|resetstat" 2, "config|set" -4,
+        ),
+    ),
+    (
+        "slowlog",
+        subs!(
+            "slowlog|get" -2, "slowlog|help" 2, "slowlog|len" 2, "slowlog|reset" 2,
+        ),
+    ),
+];
+
+/// The position of `spec` in [`COMMANDS`]; `usize::MAX` (no row) for a spec from
+/// elsewhere.
+#[inline]
+pub fn command_index(spec: &CommandSpec) -> usize {
+    let offset = (spec as *const CommandSpec as usize).wrapping_sub(COMMANDS.as_ptr() as usize);
+    let i = offset / std::mem::size_of::<CommandSpec>();
+    if i < COMMANDS.len() {
+        i
+    } else {
+        usize::MAX
+    }
+}
+
+/// Number of commands plus subcommands: the size of a table with one row for each (a
+/// [`CommandSpec`] has row [`command_index`], a subcommand the row [`subcommand`] gives).
+pub fn command_and_subcommand_count() -> usize {
+    COMMANDS.len() + SUBCOMMANDS.iter().map(|(_, s)| s.len()).sum::<usize>()
+}
+
+/// The subcommand `sub` of container `spec` with its row (see
+/// [`command_and_subcommand_count`]); `None` for other commands and unknown subcommands.
+pub fn subcommand(spec: &CommandSpec, sub: &[u8]) -> Option<(usize, &'static SubcommandSpec)> {
+    let mut row = COMMANDS.len();
+    for (container, subs) in SUBCOMMANDS {
+        if *container == spec.name {
+            return subs
+                .iter()
+                .position(|s| s.short_name().as_bytes().eq_ignore_ascii_case(sub))
+                .map(|i| (row + i, &subs[i]));
+        }
+        row += subs.len();
+    }
+    None
+}
+
+/// The name of table row `row` (see [`command_and_subcommand_count`]).
+pub fn row_name(row: usize) -> Option<&'static str> {
+    if let Some(c) = COMMANDS.get(row) {
+        return Some(c.name);
+    }
+    SUBCOMMANDS
+        .iter()
+        .flat_map(|(_, subs)| subs.iter())
+        .nth(row - COMMANDS.len())
+        .map(|s| s.name)
+}
 
 /// A command name folded to lower case and packed into one integer (length in the top
 /// byte), so lookup compares integers instead of byte strings. `None` for names longer
@@ -294,6 +404,34 @@ mod tests {
                 "{}",
                 c.name
             );
+        }
+    }
+
+    #[test]
+    fn subcommands_have_rows_and_names() {
+        let client = lookup(b"client").unwrap();
+        let (row, list) = subcommand(client, b"LIST").unwrap();
+        assert_eq!(list.name, "client|list");
+        assert_eq!(row_name(row), Some("client|list"));
+        assert!(subcommand(client, b"nope").is_none());
+        assert!(subcommand(lookup(b"get").unwrap(), b"list").is_none());
+        let get = lookup(b"get").unwrap();
+        assert_eq!(row_name(command_index(get)), Some("get"));
+        let stray = spec!("stray", 1, 0, (0, 0, 0), Connection, None, "x", "0", "x");
+        assert_eq!(command_index(&stray), usize::MAX);
+        assert_eq!(row_name(usize::MAX), None);
+        let mut seen = std::collections::HashSet::new();
+        for row in 0..command_and_subcommand_count() {
+            assert!(seen.insert(row_name(row).unwrap()), "row {row}");
+        }
+        assert_eq!(row_name(command_and_subcommand_count()), None);
+        for (container, subs) in SUBCOMMANDS {
+            let spec = lookup(container.as_bytes()).unwrap();
+            assert_eq!(spec.route, Route::Connection, "{container}");
+            for s in subs.iter() {
+                assert!(s.name.starts_with(&format!("{container}|")), "{}", s.name);
+                assert!(s.arity.abs() >= 2, "{}", s.name);
+            }
         }
     }
 

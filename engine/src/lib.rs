@@ -16,6 +16,7 @@
 //!   └──────────────────────┘       └──────────────────────┘
 //! ```
 
+pub mod clock;
 pub mod command;
 pub mod commands;
 pub mod entry;

@@ -1,9 +1,11 @@
 //! Commands the connection answers itself: PING, ECHO, QUIT, HELLO, AUTH, SELECT, COMMAND,
-//! CLIENT, CONFIG, INFO, TIME. Those that need every core (INFO, CLIENT LIST/KILL) return
-//! [`Plan::Async`] and finish in [`run_async`].
+//! CLIENT, CONFIG, INFO, SLOWLOG, TIME. Those that need every core (INFO, CLIENT LIST/KILL,
+//! CONFIG SET/RESETSTAT, SLOWLOG GET/LEN/RESET) are left to [`run_async`].
+//!
+//! The dispatcher has checked the arity of the command and of its subcommand, and that
+//! the subcommand exists, before any handler here runs.
 
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use baton_engine::command::{flags, lookup, CommandSpec, COMMANDS};
@@ -13,7 +15,9 @@ use bytes::Bytes;
 
 use crate::client::{Client, CLIENTS};
 use crate::config::Shared;
-use crate::dispatch::{on_every_core, AsyncOp, Plan, COMMANDS_PROCESSED};
+use crate::dispatch::on_every_core;
+use crate::params;
+use crate::stats::{info, slowlog};
 
 /// The Redis version Baton reports, for clients that gate features on it.
 pub const REDIS_VERSION: &str = "7.2.0";
@@ -27,7 +31,7 @@ fn bulk(s: impl Into<String>) -> Reply {
 }
 
 /// `ERR wrong number of arguments for 'client|setname' command`, as Redis 7 words it.
-fn sub_arity(cmd: &str, sub: &[u8]) -> Reply {
+pub(crate) fn sub_arity(cmd: &str, sub: &[u8]) -> Reply {
     Reply::error(format!(
         "ERR wrong number of arguments for '{}|{}' command",
         cmd,
@@ -35,7 +39,7 @@ fn sub_arity(cmd: &str, sub: &[u8]) -> Reply {
     ))
 }
 
-fn unknown_subcommand(cmd: &str, sub: &[u8]) -> Reply {
+pub(crate) fn unknown_subcommand(cmd: &str, sub: &[u8]) -> Reply {
     Reply::error(format!(
         "ERR unknown subcommand '{}'. Try {} HELP.",
         String::from_utf8_lossy(sub),
@@ -43,66 +47,16 @@ fn unknown_subcommand(cmd: &str, sub: &[u8]) -> Reply {
     ))
 }
 
-/// The name CLIENT LIST shows for a command: `client|info` for container commands.
-pub fn full_name(spec: &'static CommandSpec, args: &[Bytes]) -> &'static str {
-    const SUBS: &[(&str, &[&str])] = &[
-        (
-            "client",
-            &[
-                "client|id",
-                "client|setname",
-                "client|getname",
-                "client|info",
-                "client|setinfo",
-                "client|list",
-                "client|kill",
-                "client|no-evict",
-                "client|no-touch",
-                "client|help",
-            ],
-        ),
-        (
-            "command",
-            &[
-                "command|count",
-                "command|info",
-                "command|docs",
-                "command|list",
-                "command|help",
-            ],
-        ),
-        (
-            "config",
-            &[
-                "config|get",
-                "config|set",
-                "config|resetstat",
-                "config|help",
-            ],
-        ),
-    ];
-    let Some((_, names)) = SUBS.iter().find(|(c, _)| *c == spec.name) else {
-        return spec.name;
-    };
-    let Some(sub) = args.get(1) else {
-        return spec.name;
-    };
-    names
-        .iter()
-        .find(|n| n.split_once('|').is_some_and(|(_, s)| eq(sub, s)))
-        .copied()
-        .unwrap_or(spec.name)
-}
-
-/// Answers a connection command, or defers it to [`run_async`].
+/// Answers a connection command, or returns `None` when it needs every core and must be
+/// finished by [`run_async`].
 pub fn handle(
     core: &Rc<Core>,
     shared: &Arc<Shared>,
     client: &Client,
     spec: &'static CommandSpec,
-    args: Vec<Bytes>,
+    args: &[Bytes],
     now: u64,
-) -> Plan {
+) -> Option<Reply> {
     let r = match spec.name {
         "ping" => match args.len() {
             1 => Reply::simple("PONG"),
@@ -120,27 +74,22 @@ pub fn handle(
             None => errors::NOT_INTEGER,
         },
         "time" => {
-            let us = now_us();
+            let us = info::now_us();
             Reply::Array(vec![
                 bulk((us / 1_000_000).to_string()),
                 bulk((us % 1_000_000).to_string()),
             ])
         }
-        "auth" => auth(shared, client, &args),
-        "hello" => hello(core, shared, client, &args),
-        "command" => command(&args),
-        "client" => return client_cmd(client, spec, args, now),
-        "config" => config(shared, &args),
-        "info" => return Plan::Async(AsyncOp::Admin(spec, args)),
+        "auth" => auth(shared, client, args),
+        "hello" => hello(core, shared, client, args),
+        "command" => command(args),
+        "client" => return client_cmd(client, args, now),
+        "config" => return config(shared, args),
+        "slowlog" if eq(&args[1], "help") => slowlog::help(),
+        "info" | "slowlog" => return None,
         other => Reply::error(format!("ERR unknown command '{other}'")),
     };
-    Plan::Reply(r)
-}
-
-fn now_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
+    Some(r)
 }
 
 fn check_password(shared: &Shared, user: Option<&[u8]>, pass: &[u8]) -> Result<(), Reply> {
@@ -339,7 +288,7 @@ fn help(cmd: &str, lines: &[&str]) -> Reply {
 }
 
 /// CLIENT ID | SETNAME | GETNAME | INFO | SETINFO | LIST | KILL | NO-EVICT | NO-TOUCH | HELP
-fn client_cmd(client: &Client, spec: &'static CommandSpec, args: Vec<Bytes>, now: u64) -> Plan {
+fn client_cmd(client: &Client, args: &[Bytes], now: u64) -> Option<Reply> {
     let sub = &args[1];
     let r = if eq(sub, "id") && args.len() == 2 {
         Reply::Int(client.borrow().id as i64)
@@ -381,7 +330,7 @@ fn client_cmd(client: &Client, spec: &'static CommandSpec, args: Vec<Bytes>, now
     } else if (eq(sub, "list") && (args.len() == 2 || args.len() >= 4))
         || (eq(sub, "kill") && args.len() >= 3)
     {
-        return Plan::Async(AsyncOp::Admin(spec, args));
+        return None;
     } else if (eq(sub, "no-evict") || eq(sub, "no-touch")) && args.len() == 3 {
         if eq(&args[2], "on") || eq(&args[2], "off") {
             Reply::Ok
@@ -413,68 +362,22 @@ fn client_cmd(client: &Client, spec: &'static CommandSpec, args: Vec<Bytes>, now
     } else {
         unknown_subcommand("client", sub)
     };
-    Plan::Reply(r)
+    Some(r)
 }
 
-/// The parameters CONFIG GET knows, with their current values.
-fn config_params(shared: &Shared) -> Vec<(&'static str, String)> {
-    let c = &shared.config;
-    vec![
-        ("appendonly", "no".into()),
-        ("bind", c.bind.clone()),
-        ("databases", "1".into()),
-        ("io-threads", "1".into()),
-        ("maxclients", "10000".into()),
-        ("maxmemory", c.maxmemory.to_string()),
-        ("maxmemory-policy", c.maxmemory_policy.clone()),
-        ("port", shared.redis_port.to_string()),
-        ("proto-max-bulk-len", c.limits.max_bulk_len.to_string()),
-        ("requirepass", c.requirepass.clone().unwrap_or_default()),
-        ("save", String::new()),
-        ("timeout", "0".into()),
-    ]
-}
-
-/// CONFIG GET pattern [pattern ...] | CONFIG RESETSTAT | CONFIG HELP
-fn config(shared: &Shared, args: &[Bytes]) -> Reply {
+/// CONFIG GET pattern [pattern ...] | CONFIG HELP; `None` for SET and RESETSTAT, which
+/// need every core.
+fn config(shared: &Shared, args: &[Bytes]) -> Option<Reply> {
     let sub = &args[1];
-    if eq(sub, "get") && args.len() >= 3 {
-        let params = config_params(shared);
-        let mut out = Vec::new();
-        for (name, value) in &params {
-            if args[2..]
-                .iter()
-                .any(|p| baton_engine::glob::glob_match_nocase(p, name.as_bytes()))
-            {
-                out.push((bulk(*name), bulk(value.clone())));
-            }
-        }
-        Reply::Map(out)
-    } else if eq(sub, "set") && args.len() >= 4 {
-        Reply::error(format!(
-            "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
-            String::from_utf8_lossy(&args[2])
-        ))
-    } else if eq(sub, "resetstat") && args.len() == 2 {
-        Reply::Ok
+    Some(if eq(sub, "get") {
+        params::get(shared, &args[2..])
     } else if eq(sub, "help") {
-        help("CONFIG", &["GET <pattern>", "RESETSTAT"])
-    } else if ["get", "set", "resetstat"].iter().any(|s| eq(sub, s)) {
-        sub_arity("config", sub)
+        params::help()
+    } else if eq(sub, "set") || eq(sub, "resetstat") {
+        return None;
     } else {
         unknown_subcommand("config", sub)
-    }
-}
-
-/// One core's numbers for INFO.
-#[derive(Debug, Default, Clone, Copy)]
-struct CoreInfo {
-    keys: u64,
-    expires: u64,
-    commands: u64,
-    hits: u64,
-    misses: u64,
-    expired: u64,
+    })
 }
 
 /// Finishes the connection commands that need every core.
@@ -483,10 +386,22 @@ pub async fn run_async(
     shared: &Arc<Shared>,
     client: &Client,
     spec: &'static CommandSpec,
-    args: Vec<Bytes>,
+    args: &[Bytes],
 ) -> Reply {
     match spec.name {
-        "info" => Reply::Verbatim(Bytes::from(info(core, shared, &args[1..]).await)),
+        "info" => Reply::Verbatim(Bytes::from(info::info(core, shared, &args[1..]).await)),
+        "slowlog" => slowlog::command(core, shared, args).await,
+        "config" if eq(&args[1], "resetstat") => {
+            params::reset_stats(core, shared).await;
+            Reply::Ok
+        }
+        "config" => match params::check_set(&args[2..]) {
+            Ok(changes) => {
+                params::apply(core, shared, changes).await;
+                Reply::Ok
+            }
+            Err(e) => e,
+        },
         "client" if eq(&args[1], "list") => {
             let lines = on_every_core(core, |_, _| {
                 let now = baton_engine::runtime::now_ms();
@@ -538,122 +453,7 @@ pub async fn run_async(
             }
             Reply::Verbatim(Bytes::from(text))
         }
-        "client" => crate::kill::client_kill(core, client, &args).await,
+        "client" => crate::kill::client_kill(core, client, args).await,
         other => Reply::error(format!("ERR unknown command '{other}'")),
     }
-}
-
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .map_or(0, |pages| pages * 4096)
-}
-
-/// INFO [section ...]
-async fn info(core: &Rc<Core>, shared: &Arc<Shared>, sections: &[Bytes]) -> String {
-    let stats = on_every_core(core, |s, _| CoreInfo {
-        keys: s.len() as u64,
-        expires: s.expires() as u64,
-        commands: COMMANDS_PROCESSED.with(|c| c.get()),
-        hits: s.stats.keyspace_hits,
-        misses: s.stats.keyspace_misses,
-        expired: s.stats.expired_keys,
-    })
-    .await;
-    let total = stats.iter().fold(CoreInfo::default(), |a, b| CoreInfo {
-        keys: a.keys + b.keys,
-        expires: a.expires + b.expires,
-        commands: a.commands + b.commands,
-        hits: a.hits + b.hits,
-        misses: a.misses + b.misses,
-        expired: a.expired + b.expired,
-    });
-    let want = |name: &str| {
-        sections.is_empty()
-            || sections.iter().any(|s| {
-                eq(s, name)
-                    || eq(s, "all")
-                    || eq(s, "everything")
-                    || (eq(s, "default") && name != "commandstats")
-            })
-    };
-    let now = baton_engine::runtime::now_ms();
-    let uptime = now.saturating_sub(shared.started_ms) / 1000;
-    let mut out = String::new();
-    let mut section = |title: &str, body: String| {
-        if !out.is_empty() {
-            out.push_str("\r\n");
-        }
-        out.push_str("# ");
-        out.push_str(title);
-        out.push_str("\r\n");
-        out.push_str(&body);
-    };
-    if want("server") {
-        section(
-            "Server",
-            format!(
-                "redis_version:{REDIS_VERSION}\r\nbaton_version:{}\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:io_uring\r\nprocess_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nexecutable:{}\r\nconfig_file:\r\nio_threads_active:0\r\ncores:{}\r\n",
-                env!("CARGO_PKG_VERSION"),
-                std::env::consts::OS,
-                std::env::consts::ARCH,
-                std::process::id(),
-                shared.redis_port,
-                now_us(),
-                uptime / 86400,
-                std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
-                core.cores,
-            ),
-        );
-    }
-    if want("clients") {
-        section(
-            "Clients",
-            format!(
-                "connected_clients:{}\r\nblocked_clients:0\r\nmaxclients:10000\r\n",
-                shared.connected_clients.load(Ordering::Relaxed)
-            ),
-        );
-    }
-    if want("memory") {
-        let rss = rss_bytes();
-        section(
-            "Memory",
-            format!(
-                "used_memory:{rss}\r\nused_memory_rss:{rss}\r\nmaxmemory:{}\r\nmaxmemory_policy:{}\r\n",
-                shared.config.maxmemory, shared.config.maxmemory_policy
-            ),
-        );
-    }
-    if want("stats") {
-        section(
-            "Stats",
-            format!(
-                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\n",
-                shared.total_connections.load(Ordering::Relaxed),
-                total.commands,
-                shared.rejected_connections.load(Ordering::Relaxed),
-                total.expired,
-                total.hits,
-                total.misses,
-            ),
-        );
-    }
-    if want("keyspace") {
-        let body = if total.keys > 0 {
-            format!(
-                "db0:keys={},expires={},avg_ttl=0\r\n",
-                total.keys, total.expires
-            )
-        } else {
-            String::new()
-        };
-        section("Keyspace", body);
-    }
-    out
 }

@@ -67,7 +67,7 @@ impl<'a> Txn<'a> {
 }
 
 /// Runs MSETNX, RENAME, RENAMENX, COPY or LCS whose keys span several cores.
-pub async fn run(core: &Rc<Core>, spec: &'static CommandSpec, args: Vec<Bytes>) -> Reply {
+pub async fn run(core: &Rc<Core>, spec: &'static CommandSpec, args: &[Bytes]) -> Reply {
     let owner = |k: &Bytes| baton_ring::core_of(k, core.cores);
     match spec.name {
         "msetnx" => {
@@ -101,7 +101,7 @@ pub async fn run(core: &Rc<Core>, spec: &'static CommandSpec, args: Vec<Bytes>) 
         "rename" | "renamenx" | "copy" => {
             let copy = spec.name == "copy";
             let replace = if copy {
-                match parse_copy_options(&args) {
+                match parse_copy_options(args) {
                     Ok(r) => r,
                     Err(e) => return e,
                 }
@@ -158,7 +158,7 @@ pub async fn run(core: &Rc<Core>, spec: &'static CommandSpec, args: Vec<Bytes>) 
                 .map(|s| s.value)
                 .unwrap_or_default();
             txn.commit().await;
-            lcs_reply(&v1, &v2, &args)
+            lcs_reply(&v1, &v2, args)
         }
         other => Reply::error(format!("ERR '{other}' cannot span cores")),
     }

@@ -166,15 +166,6 @@ impl Shared {
     }
 }
 
-/// One shard's share of `maxmemory` (0 stays 0: no limit). A non-zero limit smaller
-/// than the number of cores still gives every shard at least one byte of budget.
-pub fn shard_budget(maxmemory: u64, cores: usize) -> usize {
-    match maxmemory {
-        0 => 0,
-        m => (m / cores.max(1) as u64).max(1).min(usize::MAX as u64) as usize,
-    }
-}
-
 /// Bumps an eventfd so whoever awaits it wakes up.
 pub fn wake(fd: RawFd) {
     let one: u64 = 1;

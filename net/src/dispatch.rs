@@ -6,15 +6,19 @@
 //! command that needs another core or must wait, the rest of the pipeline moves into one
 //! task ([`slow_pipeline`]) that batches work per destination core, sends each batch once,
 //! and encodes the replies in request order.
+//!
+//! Every command that runs is counted for INFO commandstats and checked against the slow
+//! log ([`crate::stats`]) on this core: inline ones around their execution, others when
+//! their reply (with the time the other core measured) comes back.
 
-use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use baton_engine::command::{lookup, CommandSpec, Merge, Route};
+use baton_engine::clock;
+use baton_engine::command::{command_index, lookup, subcommand, CommandSpec, Merge, Route};
 use baton_engine::reply::{errors, Reply};
 use baton_engine::runtime::{now_ms, turn_now, Core, Job, Out, NO_TXN};
 use bytes::{Bytes, BytesMut};
@@ -24,6 +28,7 @@ use crate::atomic;
 use crate::client::Client;
 use crate::config::Shared;
 use crate::resp;
+use crate::stats;
 
 /// Above this much encoded output, parsing pauses until the client reads.
 pub(crate) const OUTPUT_PAUSE: usize = 8 * 1024 * 1024;
@@ -43,11 +48,6 @@ pub enum Outcome {
     Close,
     /// The rest runs in this future.
     Slow(Pin<Box<dyn Future<Output = SlowResult>>>),
-}
-
-thread_local! {
-    /// Commands this core has processed (INFO total_commands_processed).
-    pub static COMMANDS_PROCESSED: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Post-processing of a single-core reply.
@@ -72,6 +72,7 @@ pub enum Plan {
     },
     /// Split over several cores; `order[i]` = (part, index in part) for MGET.
     Split {
+        spec: &'static CommandSpec,
         merge: Merge,
         parts: Vec<(usize, Job)>,
         order: Vec<(u32, u32)>,
@@ -83,11 +84,13 @@ pub enum Plan {
 pub enum AsyncOp {
     /// A multi-key command whose keys live on several cores.
     Atomic(&'static CommandSpec, Vec<Bytes>),
-    /// A connection command that needs every core (INFO, CLIENT LIST, ...).
-    Admin(&'static CommandSpec, Vec<Bytes>),
+    /// A connection command that needs every core (INFO, CLIENT LIST, ...), with its row
+    /// in the command statistics (its subcommand's, for CLIENT LIST).
+    Admin(&'static CommandSpec, usize, Vec<Bytes>),
 }
 
-/// Decides how a command runs. Connection commands are answered here.
+/// Decides how a command runs. Connection commands are answered (and counted) here;
+/// refused commands are counted as rejected.
 pub fn plan(
     core: &Rc<Core>,
     shared: &Arc<Shared>,
@@ -95,23 +98,51 @@ pub fn plan(
     args: Vec<Bytes>,
     now: u64,
 ) -> Plan {
-    COMMANDS_PROCESSED.with(|c| c.set(c.get() + 1));
     let Some(spec) = lookup(&args[0]) else {
         return Plan::Reply(errors::unknown_command(&args[0], &args[1..]));
     };
+    let mut row = command_index(spec);
     {
         let mut st = client.borrow_mut();
-        st.last_cmd = admin::full_name(spec, &args);
+        st.last_cmd = spec.name;
+        // A container's subcommand is looked up and checked like a command (Redis 7).
+        if spec.route == Route::Connection && args.len() > 1 {
+            match subcommand(spec, &args[1]) {
+                Some((sub_row, sub)) => {
+                    st.last_cmd = sub.name;
+                    if !sub.arity_ok(args.len()) {
+                        stats::reject(sub_row);
+                        return Plan::Reply(admin::sub_arity(spec.name, &args[1]));
+                    }
+                    row = sub_row;
+                }
+                None if is_container(spec) => {
+                    return Plan::Reply(admin::unknown_subcommand(spec.name, &args[1]));
+                }
+                None => {}
+            }
+        }
         if !spec.arity_ok(args.len()) {
+            stats::reject(row);
             return Plan::Reply(errors::wrong_arity(spec.name));
         }
         if !st.authenticated && !spec.has(baton_engine::command::flags::NO_AUTH) {
+            stats::reject(row);
             return Plan::Reply(errors::NOAUTH);
         }
     }
     let cores = core.cores;
     match spec.route {
-        Route::Connection => admin::handle(core, shared, client, spec, args, now),
+        Route::Connection => {
+            let start = clock::ticks();
+            match admin::handle(core, shared, client, spec, &args, now) {
+                Some(reply) => {
+                    stats::executed(shared, client, row, clock::since(start), &reply, &args);
+                    Plan::Reply(reply)
+                }
+                None => Plan::Async(AsyncOp::Admin(spec, row, args)),
+            }
+        }
         Route::Key => Plan::Run {
             // OBJECT and MEMORY name their key second; their HELP names none and runs
             // on any core.
@@ -122,8 +153,24 @@ pub fn plan(
             args,
             post: Post::None,
         },
-        Route::MultiKey(merge) => split(spec, merge, args, cores),
-        Route::AllCores(Merge::Scan) => plan_scan(spec, args, cores),
+        Route::MultiKey(merge) => {
+            let step = spec.step.max(1) as usize;
+            if step > 1 && !(args.len() - 1).is_multiple_of(step) {
+                // Runs and fails, as Redis's MSET does with an odd argument count.
+                let reply = errors::wrong_arity(spec.name);
+                stats::executed(shared, client, row, 0, &reply, &args);
+                return Plan::Reply(reply);
+            }
+            split(spec, merge, args, cores)
+        }
+        Route::AllCores(Merge::Scan) => {
+            if scan_cursor(&args[1], cores).is_none() {
+                let reply = Reply::err("ERR invalid cursor");
+                stats::executed(shared, client, row, 0, &reply, &args);
+                return Plan::Reply(reply);
+            }
+            plan_scan(spec, args, cores)
+        }
         Route::AllCores(merge) => {
             if cores == 1 {
                 return Plan::Run {
@@ -137,6 +184,7 @@ pub fn plan(
                 .map(|c| (c, Job::Cmd(spec, args.clone())))
                 .collect();
             Plan::Split {
+                spec,
                 merge,
                 parts,
                 order: Vec::new(),
@@ -161,18 +209,19 @@ pub fn plan(
     }
 }
 
+/// A global SCAN cursor (shard cursor << 8 | core) split into core and shard cursor;
+/// `None` when it is not a cursor of this server.
+fn scan_cursor(arg: &[u8], cores: usize) -> Option<(usize, u64)> {
+    let global = std::str::from_utf8(arg).ok()?.parse::<u64>().ok()?;
+    let core = (global & 0xff) as usize;
+    (core < cores).then_some((core, global >> 8))
+}
+
 fn plan_scan(spec: &'static CommandSpec, mut args: Vec<Bytes>, cores: usize) -> Plan {
-    let Some(global) = std::str::from_utf8(&args[1])
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-    else {
+    let Some((core, shard_cursor)) = scan_cursor(&args[1], cores) else {
         return Plan::Reply(Reply::err("ERR invalid cursor"));
     };
-    let core = (global & 0xff) as usize;
-    if core >= cores {
-        return Plan::Reply(Reply::err("ERR invalid cursor"));
-    }
-    args[1] = Bytes::from((global >> 8).to_string());
+    args[1] = Bytes::from(shard_cursor.to_string());
     Plan::Run {
         core,
         spec,
@@ -186,6 +235,7 @@ fn split(spec: &'static CommandSpec, merge: Merge, args: Vec<Bytes>, cores: usiz
     let step = spec.step.max(1) as usize;
     let positions: Vec<usize> = spec.key_positions(args.len()).collect();
     if step > 1 && !(args.len() - 1).is_multiple_of(step) {
+        // `plan` answers this before splitting; kept so a split is never malformed.
         return Plan::Reply(errors::wrong_arity(spec.name));
     }
     let owners: Vec<usize> = positions
@@ -218,10 +268,18 @@ fn split(spec: &'static CommandSpec, merge: Merge, args: Vec<Bytes>, cores: usiz
         .map(|(c, a)| (c, Job::Cmd(spec, a)))
         .collect();
     Plan::Split {
+        spec,
         merge,
         parts,
         order,
     }
+}
+
+/// Whether `spec` has subcommands (CLIENT, CONFIG, ...).
+fn is_container(spec: &CommandSpec) -> bool {
+    baton_engine::command::SUBCOMMANDS
+        .iter()
+        .any(|(name, _)| *name == spec.name)
 }
 
 /// Applies a [`Post`] to a shard's reply.
@@ -280,23 +338,30 @@ pub fn run_redis(
                 spec,
                 args,
                 post,
-            } if c == core.id => match core.run_local(spec, &args, now) {
-                Some(r) => post_process(post, r),
-                None => {
-                    return slow(
-                        core,
-                        shared,
-                        client,
-                        Plan::Run {
-                            core: c,
-                            spec,
-                            args,
-                            post,
-                        },
-                        rbuf,
-                    )
+            } if c == core.id => {
+                let start = clock::ticks();
+                match core.run_local(spec, &args, now) {
+                    Some(r) => {
+                        let ticks = clock::since(start);
+                        stats::executed(shared, client, command_index(spec), ticks, &r, &args);
+                        post_process(post, r)
+                    }
+                    None => {
+                        return slow(
+                            core,
+                            shared,
+                            client,
+                            Plan::Run {
+                                core: c,
+                                spec,
+                                args,
+                                post,
+                            },
+                            rbuf,
+                        )
+                    }
                 }
-            },
+            }
             other => return slow(core, shared, client, other, rbuf),
         };
         resp::encode(&reply, client.borrow().resp, out);
@@ -354,8 +419,10 @@ enum Pending {
         core: usize,
         pos: usize,
         post: Post,
+        row: usize,
     },
     Multi {
+        spec: &'static CommandSpec,
         merge: Merge,
         parts: Vec<(usize, usize)>,
         order: Vec<(u32, u32)>,
@@ -368,36 +435,99 @@ struct Batches {
     entries: Vec<(Pending, u8)>,
 }
 
+/// A command's output from its batch: reply, ticks it ran, and its arguments (empty when
+/// the output is missing or not a command's).
+fn command_out(out: Option<Out>) -> (Reply, u64, Vec<Bytes>) {
+    match out {
+        Some(Out::Cmd { reply, ticks, args }) => (reply, ticks, args),
+        Some(other) => (other.into_reply(), 0, Vec::new()),
+        None => (Reply::err("ERR internal: missing reply"), 0, Vec::new()),
+    }
+}
+
 impl Batches {
     fn push(&mut self, core: usize, job: Job) -> usize {
         self.jobs[core].push(job);
         self.jobs[core].len() - 1
     }
 
-    /// Sends every batch, waits for all, and encodes the queued replies in order.
-    async fn flush(&mut self, core: &Rc<Core>, out: &mut Vec<u8>) {
+    /// Sends every batch, waits for all, and encodes the queued replies in order, counting
+    /// each command for the statistics and the slow log.
+    async fn flush(
+        &mut self,
+        core: &Rc<Core>,
+        shared: &Shared,
+        client: &Client,
+        out: &mut Vec<u8>,
+    ) {
         let mut results = run_batches(core, &mut self.jobs).await;
-        let mut take = |c: usize, p: usize| {
-            results[c][p]
-                .take()
-                .map_or(Reply::err("ERR internal: missing reply"), Out::into_reply)
-        };
+        let mut take = |c: usize, p: usize| command_out(results[c][p].take());
         for (pending, proto) in self.entries.drain(..) {
             let reply = match pending {
                 Pending::Ready(r) => r,
-                Pending::One { core, pos, post } => post_process(post, take(core, pos)),
+                Pending::One {
+                    core,
+                    pos,
+                    post,
+                    row,
+                } => {
+                    let (reply, ticks, args) = take(core, pos);
+                    stats::executed(shared, client, row, ticks, &reply, &args);
+                    post_process(post, reply)
+                }
                 Pending::Multi {
+                    spec,
                     merge,
                     parts,
                     order,
                 } => {
-                    let replies: Vec<Reply> = parts.iter().map(|&(c, p)| take(c, p)).collect();
-                    merge_replies(merge, replies, &order)
+                    let mut ticks = 0;
+                    let mut replies = Vec::with_capacity(parts.len());
+                    let mut part_args = Vec::with_capacity(parts.len());
+                    for &(c, p) in &parts {
+                        let (reply, t, args) = take(c, p);
+                        ticks += t;
+                        replies.push(reply);
+                        part_args.push(args);
+                    }
+                    let reply = merge_replies(merge, replies, &order);
+                    stats::record(command_index(spec), ticks, reply.is_error());
+                    if let Some(us) = stats::slow_us(shared, ticks) {
+                        let args = joined_args(spec, &part_args, &order);
+                        stats::slowlog::push(shared, client, &args, us);
+                    }
+                    reply
                 }
             };
             resp::encode(&reply, proto, out);
         }
     }
+}
+
+/// The arguments of a command that was split over cores, put back together from its
+/// parts: keys (with their values) in request order, or the first part's arguments when
+/// every core ran the same command.
+fn joined_args(spec: &CommandSpec, parts: &[Vec<Bytes>], order: &[(u32, u32)]) -> Vec<Bytes> {
+    if order.is_empty() {
+        return parts.first().cloned().unwrap_or_default();
+    }
+    let step = spec.step.max(1) as usize;
+    let mut args: Vec<Bytes> = parts
+        .first()
+        .and_then(|p| p.first())
+        .cloned()
+        .into_iter()
+        .collect();
+    for &(part, i) in order {
+        let start = 1 + i as usize * step;
+        if let Some(group) = parts
+            .get(part as usize)
+            .and_then(|p| p.get(start..start + step))
+        {
+            args.extend_from_slice(group);
+        }
+    }
+    args
 }
 
 /// A batch's future: the core it ran on and its outputs.
@@ -479,9 +609,19 @@ async fn slow_pipeline(
                 post,
             } => {
                 let pos = b.push(c, Job::Cmd(spec, args));
-                b.entries.push((Pending::One { core: c, pos, post }, proto));
+                let row = command_index(spec);
+                b.entries.push((
+                    Pending::One {
+                        core: c,
+                        pos,
+                        post,
+                        row,
+                    },
+                    proto,
+                ));
             }
             Plan::Split {
+                spec,
                 merge,
                 parts,
                 order,
@@ -492,6 +632,7 @@ async fn slow_pipeline(
                     .collect();
                 b.entries.push((
                     Pending::Multi {
+                        spec,
                         merge,
                         parts,
                         order,
@@ -501,13 +642,20 @@ async fn slow_pipeline(
             }
             Plan::Async(op) => {
                 // A barrier: everything before it completes first.
-                b.flush(&core, &mut out).await;
-                let reply = match op {
-                    AsyncOp::Atomic(spec, args) => atomic::run(&core, spec, args).await,
-                    AsyncOp::Admin(spec, args) => {
-                        admin::run_async(&core, &shared, &client, spec, args).await
+                b.flush(&core, &shared, &client, &mut out).await;
+                // Timed here, waits for the other cores included.
+                let start = clock::ticks();
+                let (reply, row, args) = match op {
+                    AsyncOp::Atomic(spec, args) => {
+                        let reply = atomic::run(&core, spec, &args).await;
+                        (reply, command_index(spec), args)
+                    }
+                    AsyncOp::Admin(spec, row, args) => {
+                        let reply = admin::run_async(&core, &shared, &client, spec, &args).await;
+                        (reply, row, args)
                     }
                 };
+                stats::executed(&shared, &client, row, clock::since(start), &reply, &args);
                 resp::encode(&reply, client.borrow().resp, &mut out);
             }
         }
@@ -516,7 +664,7 @@ async fn slow_pipeline(
             break;
         }
         if b.entries.len() >= SLOW_FLUSH_EVERY {
-            b.flush(&core, &mut out).await;
+            b.flush(&core, &shared, &client, &mut out).await;
             if crate::protect::over_hard_limit(&shared, out.len()) {
                 // The loop closes this client for its output; the rest is never run, as
                 // Redis runs nothing more for a client it is closing.
@@ -524,7 +672,7 @@ async fn slow_pipeline(
             }
         }
     }
-    b.flush(&core, &mut out).await;
+    b.flush(&core, &shared, &client, &mut out).await;
     if let Some(e) = trailing {
         if !close {
             resp::encode(&Reply::error(e), client.borrow().resp, &mut out);

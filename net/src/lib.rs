@@ -5,6 +5,9 @@
 //! encodes and writes. Codecs know nothing about storage; storage (`baton-engine`)
 //! knows nothing about bytes on the wire.
 //!
+//! What the server reports about itself lives in [`stats`] (per-core command counters,
+//! SLOWLOG, INFO) and [`params`] (the CONFIG GET/SET parameter table).
+//!
 //! ```text
 //!  socket ─► uring recv ─► resp/memcache parse ─► dispatch ─► Shard (this core)
 //!                                                    └──────► mesh ─► Shard (other core)
@@ -20,7 +23,10 @@ pub mod kill;
 pub mod listener;
 pub mod mcdispatch;
 pub mod memcache;
+pub mod params;
 pub mod protect;
 pub mod resp;
 pub mod server;
+pub mod stats;
+pub mod units;
 pub mod uring;

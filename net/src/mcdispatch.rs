@@ -285,6 +285,7 @@ struct CoreNumbers {
     stats: McStats,
     items: u64,
     bytes: u64,
+    evicted: u64,
 }
 
 /// Answers `version`, `verbosity`, `stats`, `stats reset`, `flush_all` and `mn`.
@@ -329,12 +330,14 @@ async fn conn_command(core: Rc<Core>, shared: Arc<Shared>, c: McConn) -> Vec<u8>
                     .iter()
                     .map(|(k, e)| (k.len() + e.value().len()) as u64)
                     .sum(),
+                evicted: shard.stats.evicted_keys,
             })
             .await;
             for n in per_core {
                 add(&mut total, &n.stats);
                 items += n.items;
                 bytes += n.bytes;
+                total.evictions += n.evicted;
             }
             let now = now_ms();
             let (user, system) = rusage_us();
@@ -348,7 +351,7 @@ async fn conn_command(core: Rc<Core>, shared: Arc<Shared>, c: McConn) -> Vec<u8>
             total.curr_connections = shared.connected_clients.load(Ordering::Relaxed);
             total.total_connections = shared.total_connections.load(Ordering::Relaxed);
             total.rejected_connections = shared.rejected_connections.load(Ordering::Relaxed);
-            total.limit_maxbytes = shared.config.maxmemory;
+            total.limit_maxbytes = shared.settings.maxmemory.load(Ordering::Relaxed);
             total.threads = core.cores as u64;
             total.curr_items = items;
             total.bytes = bytes;

@@ -26,7 +26,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_engine::evict::EvictionPolicy;
 use baton_engine::runtime::{now_ms, Core};
 use bytes::BytesMut;
 use glommio::io::BufferedFile;
@@ -172,14 +171,14 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
     {
         let mut shard = core.shard.borrow_mut();
         shard.set_max_value_len(shared.config.limits.max_bulk_len);
-        if let Some(policy) = EvictionPolicy::parse(&shared.config.maxmemory_policy) {
-            shard.set_policy(policy);
+        let maxmemory = shared.settings.maxmemory.load(Ordering::Relaxed);
+        shard.set_maxmemory(crate::params::shard_budget(maxmemory, core.cores), now_ms());
+        let policy = shared.settings.maxmemory_policy.lock().unwrap().clone();
+        if let Some(p) = baton_engine::evict::EvictionPolicy::parse(&policy) {
+            shard.set_policy(p);
         }
-        shard.set_maxmemory(
-            crate::config::shard_budget(shared.config.maxmemory, core.cores),
-            baton_engine::runtime::now_ms(),
-        );
     }
+    glommio::spawn_local(crate::stats::run_sampler(shared.clone())).detach();
     let mut ls = vec![Listener {
         fd: listeners.redis,
         protocol: Protocol::Redis,

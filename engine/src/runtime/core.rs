@@ -26,6 +26,7 @@ use bytes::Bytes;
 use glommio::channels::channel_mesh::{Receivers, Senders};
 
 use super::oneshot;
+use crate::clock;
 use crate::command::CommandSpec;
 use crate::reply::Reply;
 use crate::shard::Shard;
@@ -83,6 +84,16 @@ pub enum Job {
 /// The result of one [`Job`].
 pub enum Out {
     Reply(Reply),
+    /// What a [`Job::Cmd`] gives back: its reply, how long it ran (in [`clock`] ticks,
+    /// measured on the core that ran it) and its arguments, returned to the caller for
+    /// the slow log (a move, not a copy).
+    ///
+    /// [`clock`]: crate::clock
+    Cmd {
+        reply: Reply,
+        ticks: u64,
+        args: Vec<Bytes>,
+    },
     Value(Box<dyn Any + Send>),
 }
 
@@ -90,7 +101,7 @@ impl Out {
     /// The reply inside, or an internal error reply if this was not a reply.
     pub fn into_reply(self) -> Reply {
         match self {
-            Out::Reply(r) => r,
+            Out::Reply(r) | Out::Cmd { reply: r, .. } => r,
             Out::Value(_) => Reply::err("ERR internal: expected a reply"),
         }
     }
@@ -99,7 +110,7 @@ impl Out {
     pub fn into_value<T: 'static>(self) -> Option<T> {
         match self {
             Out::Value(v) => v.downcast::<T>().ok().map(|b| *b),
-            Out::Reply(_) => None,
+            Out::Reply(_) | Out::Cmd { .. } => None,
         }
     }
 }
@@ -237,7 +248,13 @@ impl Core {
         for job in jobs {
             outs.push(match job {
                 Job::Cmd(spec, args) => {
-                    Out::Reply(self.shard.borrow_mut().execute(spec, &args, now))
+                    let start = clock::ticks();
+                    let reply = self.shard.borrow_mut().execute(spec, &args, now);
+                    Out::Cmd {
+                        reply,
+                        ticks: clock::since(start),
+                        args,
+                    }
                 }
                 Job::Call(f) => f(&mut self.shard.borrow_mut(), now),
                 Job::Lock => {

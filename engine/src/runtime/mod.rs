@@ -76,6 +76,8 @@ where
     F: Fn(Rc<Core>) -> Fut + Send + Clone + 'static,
     Fut: Future<Output = ()> + 'static,
 {
+    // Measure the command clock's rate now, not on some core's first slow command.
+    crate::clock::calibrate();
     let cpus = online_cpus();
     let mesh = MeshBuilder::<Msg, _>::full(cores, MESH_CAPACITY);
     let finished = Arc::new(AtomicUsize::new(0));

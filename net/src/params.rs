@@ -1,0 +1,570 @@
+//! CONFIG GET / SET / RESETSTAT: the table of parameters, with a getter each and, for
+//! those that can change at run time, a parser that checks a value the way Redis 7 does
+//! and answers with its exact error texts.
+//!
+//! CONFIG SET with several `name value` pairs is atomic, as in Redis 7: every name is
+//! looked up and every value parsed before anything changes. New values land in
+//! [`Settings`](crate::config::Settings), where the rest of the server reads them;
+//! `maxmemory` and `maxmemory-policy` are also handed to every shard.
+
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use baton_engine::evict::EvictionPolicy;
+use baton_engine::glob::glob_match_nocase;
+use baton_engine::reply::{errors, Reply};
+use baton_engine::runtime::Core;
+use baton_engine::shard::ShardStats;
+use bytes::Bytes;
+
+use crate::config::{OutputLimit, Shared};
+use crate::dispatch::on_every_core;
+
+/// The names `maxmemory-policy` accepts, in the order the error text lists them.
+pub const POLICY_NAMES: [&str; 6] = EvictionPolicy::NAMES;
+
+/// A checked new value, not yet applied.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    MaxClients(u64),
+    Timeout(u64),
+    OutputLimit(OutputLimit),
+    SlowlogSlowerThan(i64),
+    SlowlogMaxLen(u64),
+    MaxMemory(u64),
+    Policy(EvictionPolicy),
+    /// A value that is already in force (`appendonly no`, `save ""`).
+    Unchanged,
+}
+
+type Getter = fn(&Shared) -> String;
+/// Parses a value; the error is the text after `... - ` in Redis's reply.
+type Parser = fn(&[u8]) -> Result<Change, String>;
+
+/// One row of the table.
+struct Param {
+    name: &'static str,
+    get: Getter,
+    /// `None`: CONFIG SET answers "can't set immutable config".
+    set: Option<Parser>,
+    /// Its value is redacted in the slow log.
+    sensitive: bool,
+}
+
+fn load(a: &std::sync::atomic::AtomicU64) -> String {
+    a.load(Ordering::Relaxed).to_string()
+}
+
+/// Every parameter, sorted by name.
+static PARAMS: &[Param] = &[
+    Param {
+        name: "appendonly",
+        get: |_| "no".into(),
+        set: Some(|v| match parse_bool(v)? {
+            false => Ok(Change::Unchanged),
+            true => Err("Baton keeps no append-only file".into()),
+        }),
+        sensitive: false,
+    },
+    Param {
+        name: "bind",
+        get: |s| s.config.bind.clone(),
+        set: None,
+        sensitive: false,
+    },
+    Param {
+        name: "client-output-buffer-limit",
+        get: |s| {
+            let l = s.settings.output_limit();
+            format!("normal {} {} {}", l.hard, l.soft, l.soft_secs)
+        },
+        set: Some(parse_output_limit),
+        sensitive: false,
+    },
+    Param {
+        name: "databases",
+        get: |_| "1".into(),
+        set: None,
+        sensitive: false,
+    },
+    Param {
+        name: "io-threads",
+        get: |_| "1".into(),
+        set: None,
+        sensitive: false,
+    },
+    Param {
+        name: "maxclients",
+        get: |s| load(&s.settings.maxclients),
+        set: Some(|v| int_in(v, 1, u32::MAX as i64).map(|n| Change::MaxClients(n as u64))),
+        sensitive: false,
+    },
+    Param {
+        name: "maxmemory",
+        get: |s| load(&s.settings.maxmemory),
+        set: Some(|v| {
+            parse_memory(v)
+                .map(Change::MaxMemory)
+                .ok_or_else(|| "argument must be a memory value".into())
+        }),
+        sensitive: false,
+    },
+    Param {
+        name: "maxmemory-policy",
+        get: |s| s.settings.maxmemory_policy.lock().unwrap().clone(),
+        set: Some(|v| {
+            std::str::from_utf8(v)
+                .ok()
+                .and_then(|n| {
+                    let p = EvictionPolicy::parse(n)?;
+                    if EvictionPolicy::is_alias(n) {
+                        tracing::warn!(
+                            "maxmemory-policy {n} is served by {}: Baton evicts with S3-FIFO",
+                            p.name()
+                        );
+                    }
+                    Some(p)
+                })
+                .map(Change::Policy)
+                .ok_or_else(|| {
+                    format!(
+                        "argument(s) must be one of the following: {}",
+                        POLICY_NAMES.join(", ")
+                    )
+                })
+        }),
+        sensitive: false,
+    },
+    Param {
+        name: "port",
+        get: |s| s.redis_port.to_string(),
+        set: None,
+        sensitive: false,
+    },
+    Param {
+        name: "proto-max-bulk-len",
+        get: |s| s.config.limits.max_bulk_len.to_string(),
+        set: None,
+        sensitive: false,
+    },
+    Param {
+        name: "requirepass",
+        get: |s| s.config.requirepass.clone().unwrap_or_default(),
+        set: None,
+        sensitive: true,
+    },
+    Param {
+        name: "save",
+        get: |_| String::new(),
+        set: Some(|v| match v {
+            b"" => Ok(Change::Unchanged),
+            _ => Err("Baton does not save snapshots; only \"\" is accepted".into()),
+        }),
+        sensitive: false,
+    },
+    Param {
+        name: "slowlog-log-slower-than",
+        get: |s| {
+            s.settings
+                .slowlog_log_slower_than
+                .load(Ordering::Relaxed)
+                .to_string()
+        },
+        set: Some(|v| int_in(v, -1, i64::MAX).map(Change::SlowlogSlowerThan)),
+        sensitive: false,
+    },
+    Param {
+        name: "slowlog-max-len",
+        get: |s| load(&s.settings.slowlog_max_len),
+        set: Some(|v| int_in(v, 0, i64::MAX).map(|n| Change::SlowlogMaxLen(n as u64))),
+        sensitive: false,
+    },
+    Param {
+        name: "timeout",
+        get: |s| load(&s.settings.timeout_secs),
+        set: Some(|v| int_in(v, 0, i32::MAX as i64).map(|n| Change::Timeout(n as u64))),
+        sensitive: false,
+    },
+];
+
+fn find(name: &[u8]) -> Option<&'static Param> {
+    PARAMS
+        .iter()
+        .find(|p| p.name.as_bytes().eq_ignore_ascii_case(name))
+}
+
+/// Whether CONFIG SET `name`'s value is a secret (kept out of the slow log).
+pub fn is_sensitive(name: &[u8]) -> bool {
+    find(name).is_some_and(|p| p.sensitive)
+}
+
+/// An integer as Redis's numeric configs take it (no sign, spaces or leading zeros).
+fn int_in(v: &[u8], min: i64, max: i64) -> Result<i64, String> {
+    match baton_engine::commands::parse_i64(v) {
+        None => Err("argument couldn't be parsed into an integer".into()),
+        Some(n) if n < min || n > max => Err(format!(
+            "argument must be between {min} and {max} inclusive"
+        )),
+        Some(n) => Ok(n),
+    }
+}
+
+fn parse_bool(v: &[u8]) -> Result<bool, String> {
+    if v.eq_ignore_ascii_case(b"yes") {
+        Ok(true)
+    } else if v.eq_ignore_ascii_case(b"no") {
+        Ok(false)
+    } else {
+        Err("argument must be 'yes' or 'no'".into())
+    }
+}
+
+/// A byte count with Redis's units (`100mb`); empty means 0, as in Redis.
+fn parse_memory(v: &[u8]) -> Option<u64> {
+    if v.is_empty() {
+        return Some(0);
+    }
+    crate::units::parse_bytes(std::str::from_utf8(v).ok()?).ok()
+}
+
+/// `normal <hard> <soft> <soft-seconds>`, possibly followed by other classes. Baton has
+/// only normal clients: limits for `replica`/`slave` and `pubsub` are checked and
+/// ignored, so configuration written for Redis applies.
+fn parse_output_limit(v: &[u8]) -> Result<Change, String> {
+    let text = std::str::from_utf8(v).map_err(|_| {
+        "Error in hard, soft or soft_seconds setting in buffer limit configuration."
+    })?;
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if !words.len().is_multiple_of(4) {
+        return Err("Wrong number of arguments in buffer limit configuration.".into());
+    }
+    let mut normal = None;
+    for group in words.chunks(4) {
+        let class = group[0].to_ascii_lowercase();
+        if !["normal", "replica", "slave", "pubsub"].contains(&class.as_str()) {
+            return Err("Invalid client class specified in buffer limit configuration.".into());
+        }
+        let nums: Option<Vec<u64>> = group[1..]
+            .iter()
+            .map(|w| parse_memory(w.as_bytes()))
+            .collect();
+        let Some(nums) = nums else {
+            return Err(
+                "Error in hard, soft or soft_seconds setting in buffer limit configuration.".into(),
+            );
+        };
+        if class == "normal" {
+            normal = Some(OutputLimit {
+                hard: nums[0],
+                soft: nums[1],
+                soft_secs: nums[2],
+            });
+        }
+    }
+    Ok(normal.map_or(Change::Unchanged, Change::OutputLimit))
+}
+
+/// CONFIG GET pattern [pattern ...]: every parameter matching any pattern, once.
+pub fn get(shared: &Shared, patterns: &[Bytes]) -> Reply {
+    Reply::Map(
+        PARAMS
+            .iter()
+            .filter(|p| {
+                patterns
+                    .iter()
+                    .any(|pat| glob_match_nocase(pat, p.name.as_bytes()))
+            })
+            .map(|p| {
+                (
+                    Reply::Bulk(Bytes::from_static(p.name.as_bytes())),
+                    Reply::Bulk(Bytes::from((p.get)(shared))),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Checks CONFIG SET's `name value` pairs (`pairs` = the arguments after `SET`) and
+/// returns the changes to apply, or Redis's error reply. Nothing is applied here.
+pub fn check_set(pairs: &[Bytes]) -> Result<Vec<Change>, Reply> {
+    if !pairs.len().is_multiple_of(2) {
+        return Err(errors::SYNTAX);
+    }
+    let failed = |name: &str, why: &str| {
+        Reply::error(format!(
+            "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
+        ))
+    };
+    // Names first, in order; the first problem is the answer (as Redis's loop).
+    let mut params: Vec<&'static Param> = Vec::with_capacity(pairs.len() / 2);
+    for pair in pairs.chunks(2) {
+        let given = String::from_utf8_lossy(&pair[0]);
+        let Some(p) = find(&pair[0]) else {
+            return Err(Reply::error(format!(
+                "ERR Unknown option or number of arguments for CONFIG SET - '{given}'"
+            )));
+        };
+        if p.set.is_none() {
+            return Err(failed(&given, "can't set immutable config"));
+        }
+        if params.iter().any(|q| std::ptr::eq(*q, p)) {
+            return Err(failed(&given, "duplicate parameter"));
+        }
+        params.push(p);
+    }
+    params
+        .iter()
+        .zip(pairs.chunks(2))
+        .map(|(p, pair)| match p.set {
+            Some(parse) => parse(&pair[1]).map_err(|why| failed(p.name, &why)),
+            None => Err(failed(p.name, "can't set immutable config")),
+        })
+        .collect()
+}
+
+/// Applies checked changes: settings first, then what the shards must know.
+pub async fn apply(core: &Rc<Core>, shared: &Arc<Shared>, changes: Vec<Change>) {
+    let s = &shared.settings;
+    for change in changes {
+        match change {
+            Change::MaxClients(n) => s.maxclients.store(n, Ordering::Relaxed),
+            Change::Timeout(n) => s.timeout_secs.store(n, Ordering::Relaxed),
+            Change::OutputLimit(l) => {
+                s.output_hard.store(l.hard, Ordering::Relaxed);
+                s.output_soft.store(l.soft, Ordering::Relaxed);
+                s.output_soft_secs.store(l.soft_secs, Ordering::Relaxed);
+            }
+            Change::SlowlogSlowerThan(n) => s.slowlog_log_slower_than.store(n, Ordering::Relaxed),
+            Change::SlowlogMaxLen(n) => s.slowlog_max_len.store(n, Ordering::Relaxed),
+            Change::MaxMemory(bytes) => {
+                s.maxmemory.store(bytes, Ordering::Relaxed);
+                let per_shard = shard_budget(bytes, core.cores);
+                on_every_core(core, move |shard, now| shard.set_maxmemory(per_shard, now)).await;
+            }
+            Change::Policy(policy) => {
+                *s.maxmemory_policy.lock().unwrap() = policy.name().to_string();
+                on_every_core(core, move |shard, _| shard.set_policy(policy)).await;
+            }
+            Change::Unchanged => {}
+        }
+    }
+}
+
+/// Each shard's part of `maxmemory` (0 = no limit stays 0).
+/// A non-zero limit smaller than the number of cores still gives every shard a byte.
+pub fn shard_budget(maxmemory: u64, cores: usize) -> usize {
+    match maxmemory {
+        0 => 0,
+        m => (m / cores.max(1) as u64).clamp(1, usize::MAX as u64) as usize,
+    }
+}
+
+/// CONFIG RESETSTAT: zeroes what INFO counts (commandstats, keyspace hits and misses,
+/// expired and evicted keys, commands processed, connections received and rejected). The
+/// slow log stays, as in Redis.
+pub async fn reset_stats(core: &Rc<Core>, shared: &Shared) {
+    on_every_core(core, |shard, _| {
+        shard.stats = ShardStats::default();
+        crate::stats::reset();
+    })
+    .await;
+    shared.total_connections.store(0, Ordering::Relaxed);
+    shared.rejected_connections.store(0, Ordering::Relaxed);
+}
+
+/// CONFIG HELP
+pub fn help() -> Reply {
+    let lines = [
+        "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "GET <pattern>",
+        "    Return parameters matching the glob-like <pattern> and their values.",
+        "SET <directive> <value>",
+        "    Set the configuration <directive> to <value>.",
+        "RESETSTAT",
+        "    Reset statistics reported by the INFO command.",
+        "HELP",
+        "    Prints this help.",
+    ];
+    Reply::Array(
+        lines
+            .iter()
+            .map(|l| Reply::Simple(Bytes::from_static(l.as_bytes())))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str]) -> Vec<Bytes> {
+        v.iter().map(|s| Bytes::from(s.to_string())).collect()
+    }
+
+    fn err(v: &[&str]) -> String {
+        match check_set(&args(v)) {
+            Err(Reply::Error(e)) => String::from_utf8(e.to_vec()).unwrap(),
+            other => panic!("{v:?}: expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn table_is_sorted() {
+        for w in PARAMS.windows(2) {
+            assert!(w[0].name < w[1].name, "{}", w[1].name);
+        }
+        for name in POLICY_NAMES {
+            assert_eq!(EvictionPolicy::parse(name).map(|p| p.name()), Some(name));
+        }
+    }
+
+    #[test]
+    fn values_parse_like_redis() {
+        let ok = |v: &[&str]| check_set(&args(v)).unwrap();
+        assert_eq!(ok(&["maxclients", "5"]), vec![Change::MaxClients(5)]);
+        assert_eq!(
+            ok(&["MAXMEMORY", "100mb"]),
+            vec![Change::MaxMemory(100 << 20)]
+        );
+        assert_eq!(
+            ok(&["maxmemory", "1G"]),
+            vec![Change::MaxMemory(1_000_000_000)]
+        );
+        assert_eq!(ok(&["maxmemory", ""]), vec![Change::MaxMemory(0)]);
+        assert_eq!(
+            ok(&["slowlog-log-slower-than", "-1", "slowlog-max-len", "0"]),
+            vec![Change::SlowlogSlowerThan(-1), Change::SlowlogMaxLen(0)]
+        );
+        assert_eq!(
+            ok(&["maxmemory-policy", "ALLKEYS-RANDOM"]),
+            vec![Change::Policy(EvictionPolicy::AllkeysRandom)]
+        );
+        assert_eq!(
+            ok(&["client-output-buffer-limit", "normal 1mb 2k 3 pubsub 1 2 3"]),
+            vec![Change::OutputLimit(OutputLimit {
+                hard: 1 << 20,
+                soft: 2000,
+                soft_secs: 3
+            })]
+        );
+        assert_eq!(
+            ok(&["client-output-buffer-limit", ""]),
+            vec![Change::Unchanged]
+        );
+        assert_eq!(
+            ok(&["appendonly", "NO", "save", ""]),
+            vec![Change::Unchanged; 2]
+        );
+        assert!(ok(&[]).is_empty());
+    }
+
+    #[test]
+    fn errors_match_redis() {
+        let failed = |name: &str, why: &str| {
+            format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")
+        };
+        assert_eq!(
+            err(&["foo", "bar"]),
+            "ERR Unknown option or number of arguments for CONFIG SET - 'foo'"
+        );
+        assert_eq!(err(&["maxclients", "1", "timeout"]), "ERR syntax error");
+        assert_eq!(
+            err(&["MAXCLIENTS", "abc"]),
+            failed("maxclients", "argument couldn't be parsed into an integer")
+        );
+        for bad in ["0", "-5", "4294967296"] {
+            assert_eq!(
+                err(&["maxclients", bad]),
+                failed(
+                    "maxclients",
+                    "argument must be between 1 and 4294967295 inclusive"
+                )
+            );
+        }
+        for bad in ["05", "+5", " 5", "1.5", ""] {
+            assert_eq!(
+                err(&["timeout", bad]),
+                failed("timeout", "argument couldn't be parsed into an integer"),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            err(&["slowlog-log-slower-than", "-2"]),
+            failed(
+                "slowlog-log-slower-than",
+                "argument must be between -1 and 9223372036854775807 inclusive"
+            )
+        );
+        for bad in ["-1", "1.5gb", "100xb", "99999999999999999999gb"] {
+            assert_eq!(
+                err(&["maxmemory", bad]),
+                failed("maxmemory", "argument must be a memory value")
+            );
+        }
+        assert!(err(&["maxmemory-policy", "lru"]).starts_with(&failed(
+            "maxmemory-policy",
+            "argument(s) must be one of the following: noeviction, allkeys-s3fifo"
+        )));
+        assert!(
+            matches!(check_set(&args(&["maxmemory-policy", "allkeys-lru"])), Ok(c) if c == [Change::Policy(EvictionPolicy::AllkeysS3Fifo)]),
+            "Redis's LRU name maps to S3-FIFO"
+        );
+        assert_eq!(
+            err(&["maxclients", "1", "MaxClients", "2"]),
+            failed("MaxClients", "duplicate parameter")
+        );
+        assert_eq!(
+            err(&["databases", "2"]),
+            failed("databases", "can't set immutable config")
+        );
+        assert_eq!(
+            err(&["appendonly", "maybe"]),
+            failed("appendonly", "argument must be 'yes' or 'no'")
+        );
+        // Names are checked before values, and the first problem wins.
+        assert_eq!(
+            err(&["maxclients", "abc", "foo", "1"]),
+            "ERR Unknown option or number of arguments for CONFIG SET - 'foo'"
+        );
+        assert_eq!(
+            err(&["databases", "1", "foo", "1"]),
+            failed("databases", "can't set immutable config")
+        );
+        let cobl = |v: &str| err(&["client-output-buffer-limit", v]);
+        assert_eq!(
+            cobl("normal 1 2"),
+            failed(
+                "client-output-buffer-limit",
+                "Wrong number of arguments in buffer limit configuration."
+            )
+        );
+        for bad in ["foo 1 2 3", "master 1 2 3"] {
+            assert_eq!(
+                cobl(bad),
+                failed(
+                    "client-output-buffer-limit",
+                    "Invalid client class specified in buffer limit configuration."
+                )
+            );
+        }
+        for bad in ["normal 1x 2 3", "normal 1 2 -3"] {
+            assert_eq!(
+                cobl(bad),
+                failed(
+                    "client-output-buffer-limit",
+                    "Error in hard, soft or soft_seconds setting in buffer limit configuration."
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn budgets_split_over_cores() {
+        assert_eq!(shard_budget(0, 4), 0);
+        assert_eq!(shard_budget(100, 3), 33);
+        assert_eq!(shard_budget(100, 0), 100);
+        assert!(is_sensitive(b"REQUIREPASS"));
+        assert!(!is_sensitive(b"maxclients"));
+    }
+}

@@ -1,0 +1,290 @@
+//! SLOWLOG: commands that ran for at least `slowlog-log-slower-than` microseconds.
+//!
+//! Each core logs the commands of its own connections (client address and name are at
+//! hand there) and keeps at most `slowlog-max-len` entries. Entry ids come from one
+//! process-wide counter, so they are unique and ordered across cores: SLOWLOG GET merges
+//! the cores' logs newest first, and the log as a whole is the `slowlog-max-len` newest
+//! entries of all cores. Arguments are stored as Redis stores them: at most 32 (the last
+//! one then says how many more there were), each cut at 128 bytes, secrets redacted.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use baton_engine::reply::Reply;
+use baton_engine::runtime::Core;
+use bytes::Bytes;
+
+use crate::client::Client;
+use crate::config::Shared;
+use crate::dispatch::on_every_core;
+
+/// Redis's SLOWLOG_ENTRY_MAX_ARGC and SLOWLOG_ENTRY_MAX_STRING.
+const MAX_ARGS: usize = 32;
+const MAX_ARG_BYTES: usize = 128;
+/// SLOWLOG GET without a count.
+const DEFAULT_COUNT: usize = 10;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// One logged command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub id: u64,
+    /// Unix seconds when it was logged.
+    pub time: u64,
+    pub micros: u64,
+    pub args: Vec<Bytes>,
+    /// `ip:port` of the client.
+    pub addr: String,
+    pub name: Bytes,
+}
+
+impl Entry {
+    fn reply(&self) -> Reply {
+        Reply::Array(vec![
+            Reply::Int(self.id as i64),
+            Reply::Int(self.time as i64),
+            Reply::Int(self.micros.min(i64::MAX as u64) as i64),
+            Reply::Array(self.args.iter().cloned().map(Reply::Bulk).collect()),
+            Reply::Bulk(Bytes::from(self.addr.clone())),
+            Reply::Bulk(self.name.clone()),
+        ])
+    }
+}
+
+thread_local! {
+    static LOG: RefCell<VecDeque<Entry>> = const { RefCell::new(VecDeque::new()) };
+}
+
+fn max_len(shared: &Shared) -> usize {
+    shared
+        .settings
+        .slowlog_max_len
+        .load(Ordering::Relaxed)
+        .min(usize::MAX as u64) as usize
+}
+
+/// Logs a command of `client` that ran for `micros`.
+#[cold]
+pub fn push(shared: &Shared, client: &Client, args: &[Bytes], micros: u64) {
+    let (addr, name) = {
+        let st = client.borrow();
+        (
+            st.peer.map(|a| a.to_string()).unwrap_or_default(),
+            st.name.clone().unwrap_or_default(),
+        )
+    };
+    let entry = Entry {
+        id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        time: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        micros,
+        args: logged_args(args),
+        addr,
+        name,
+    };
+    let max = max_len(shared);
+    LOG.with(|log| {
+        let mut log = log.borrow_mut();
+        log.push_front(entry);
+        log.truncate(max);
+    });
+}
+
+/// The arguments as the log keeps them: redacted, at most 32, each cut at 128 bytes.
+/// Copies, so an entry never pins a connection's read buffer.
+pub fn logged_args(args: &[Bytes]) -> Vec<Bytes> {
+    let redacted = redacted_positions(args);
+    let kept = args.len().min(MAX_ARGS);
+    let mut out = Vec::with_capacity(kept);
+    for (i, a) in args.iter().take(kept).enumerate() {
+        if kept < args.len() && i == kept - 1 {
+            out.push(Bytes::from(format!(
+                "... ({} more arguments)",
+                args.len() - kept + 1
+            )));
+        } else if redacted.contains(&i) {
+            out.push(Bytes::from_static(b"(redacted)"));
+        } else if a.len() > MAX_ARG_BYTES {
+            let mut s = a[..MAX_ARG_BYTES].to_vec();
+            s.extend_from_slice(format!("... ({} more bytes)", a.len() - MAX_ARG_BYTES).as_bytes());
+            out.push(Bytes::from(s));
+        } else {
+            out.push(Bytes::copy_from_slice(a));
+        }
+    }
+    out
+}
+
+/// Arguments that must not reach the log, as Redis redacts them: passwords of AUTH and
+/// HELLO ... AUTH, and values of sensitive CONFIG SET parameters.
+fn redacted_positions(args: &[Bytes]) -> Vec<usize> {
+    let is = |i: usize, s: &str| {
+        args.get(i)
+            .is_some_and(|a| a.eq_ignore_ascii_case(s.as_bytes()))
+    };
+    if is(0, "auth") {
+        return (1..args.len()).collect();
+    }
+    if is(0, "hello") {
+        let mut out = Vec::new();
+        let mut i = 2;
+        while i < args.len() {
+            if is(i, "auth") && i + 2 < args.len() {
+                out.extend([i + 1, i + 2]);
+                i += 3;
+            } else {
+                i += 1;
+            }
+        }
+        return out;
+    }
+    if is(0, "config") && is(1, "set") {
+        return (2..args.len())
+            .step_by(2)
+            .filter(|&i| crate::params::is_sensitive(&args[i]))
+            .map(|i| i + 1)
+            .filter(|&i| i < args.len())
+            .collect();
+    }
+    Vec::new()
+}
+
+/// The newest `count` entries of this core.
+fn newest(count: usize) -> Vec<Entry> {
+    LOG.with(|log| log.borrow().iter().take(count).cloned().collect())
+}
+
+/// SLOWLOG HELP
+pub fn help() -> Reply {
+    let lines = [
+        "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "GET [<count>]",
+        "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+        "    Entries are made of:",
+        "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+        "    client name",
+        "LEN",
+        "    Return the length of the slowlog.",
+        "RESET",
+        "    Reset the slowlog.",
+        "HELP",
+        "    Prints this help.",
+    ];
+    Reply::Array(
+        lines
+            .iter()
+            .map(|l| Reply::Simple(Bytes::from_static(l.as_bytes())))
+            .collect(),
+    )
+}
+
+/// `SLOWLOG GET [count]` | LEN | RESET (HELP is answered without the other cores). The
+/// arity of each subcommand was checked by the dispatcher.
+pub async fn command(core: &Rc<Core>, shared: &Shared, args: &[Bytes]) -> Reply {
+    let sub = &args[1];
+    let max = max_len(shared);
+    if sub.eq_ignore_ascii_case(b"get") && args.len() <= 3 {
+        let count = match args.get(2) {
+            None => DEFAULT_COUNT,
+            Some(a) => match baton_engine::commands::parse_i64(a) {
+                Some(-1) => usize::MAX,
+                Some(n) if n >= 0 => n as usize,
+                _ => return Reply::err("ERR count should be greater than or equal to -1"),
+            },
+        };
+        let count = count.min(max);
+        let mut all: Vec<Entry> = on_every_core(core, move |_, _| newest(count))
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        all.sort_unstable_by_key(|e| std::cmp::Reverse(e.id));
+        all.truncate(count);
+        Reply::Array(all.iter().map(Entry::reply).collect())
+    } else if sub.eq_ignore_ascii_case(b"len") {
+        let len: usize = on_every_core(core, |_, _| LOG.with(|l| l.borrow().len()))
+            .await
+            .into_iter()
+            .sum();
+        Reply::Int(len.min(max) as i64)
+    } else if sub.eq_ignore_ascii_case(b"reset") {
+        on_every_core(core, |_, _| LOG.with(|l| l.borrow_mut().clear())).await;
+        Reply::Ok
+    } else {
+        Reply::error(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try SLOWLOG HELP.",
+            String::from_utf8_lossy(sub)
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::from(s.to_string())
+    }
+
+    #[test]
+    fn long_arguments_are_cut_like_redis() {
+        let long = "x".repeat(200);
+        let got = logged_args(&[b("set"), b("k"), b(&long)]);
+        assert_eq!(got[..2], [b("set"), b("k")]);
+        assert_eq!(
+            got[2],
+            b(&format!("{}... (72 more bytes)", "x".repeat(128)))
+        );
+        let exact = "y".repeat(128);
+        assert_eq!(logged_args(&[b(&exact)]), vec![b(&exact)]);
+    }
+
+    #[test]
+    fn many_arguments_end_with_a_count() {
+        let args: Vec<Bytes> = (0..40).map(|i| b(&i.to_string())).collect();
+        let got = logged_args(&args);
+        assert_eq!(got.len(), 32);
+        assert_eq!(got[30], b("30"));
+        assert_eq!(got[31], b("... (9 more arguments)"));
+        let args: Vec<Bytes> = (0..32).map(|i| b(&i.to_string())).collect();
+        assert_eq!(logged_args(&args), args, "32 arguments fit");
+        assert!(logged_args(&[]).is_empty());
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let r = |v: &[&str]| logged_args(&v.iter().map(|s| b(s)).collect::<Vec<_>>());
+        assert_eq!(
+            r(&["AUTH", "user", "pw"]),
+            vec![b("AUTH"), b("(redacted)"), b("(redacted)")]
+        );
+        assert_eq!(
+            r(&["hello", "3", "AUTH", "u", "p", "SETNAME", "n"]),
+            vec![
+                b("hello"),
+                b("3"),
+                b("AUTH"),
+                b("(redacted)"),
+                b("(redacted)"),
+                b("SETNAME"),
+                b("n")
+            ]
+        );
+        assert_eq!(
+            r(&["config", "set", "maxclients", "5", "requirepass", "pw"]),
+            vec![
+                b("config"),
+                b("set"),
+                b("maxclients"),
+                b("5"),
+                b("requirepass"),
+                b("(redacted)")
+            ]
+        );
+        assert_eq!(r(&["config", "set", "requirepass"]).len(), 3);
+    }
+}
