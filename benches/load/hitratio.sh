@@ -84,7 +84,7 @@ measure() { # name command...
 
 TMP=$(mktemp -d)
 client=${MEMTIER:+memtier_benchmark Z:Z zipf 0.8}
-echo "maxmemory $MAXMEMORY, warmup ${WARMUP}s, measured ${DURATION}s, client: ${client:-redis-benchmark (UNIFORM keys: fallback, not the issue's workload)}"
+echo "maxmemory $MAXMEMORY, warmup ${WARMUP}s, measured ${DURATION}s, client: ${client:-redis-benchmark (UNIFORM keys: fallback, not the zipf workload)}"
 printf '%-28s %10s %10s %8s %10s %10s %10s\n' server hits misses ratio evicted keys used_memory
 measure "baton allkeys-s3fifo" "$BATON_BIN" --cores 1 --port PORT --memcache-port 0 \
     --maxmemory "$MAXMEMORY" --maxmemory-policy allkeys-s3fifo
