@@ -13,6 +13,8 @@ cores_tests!(
     allkeys_policy_evicts_within_the_limit,
     volatile_policy_keeps_persistent_keys,
     object_and_memory_usage,
+    used_memory_tracks_rss,
+    maxmemory_changes_at_run_time,
 );
 
 fn dbsize(c: &mut redis::Connection) -> i64 {
@@ -119,6 +121,16 @@ fn allkeys_policy_evicts_within_the_limit(cores: usize) {
             "{policy}: {n} keys of 1 KB held under 4 MB"
         );
         assert_eq!(q(&mut c, "SET last v"), ok(), "{policy}");
+        assert!(
+            info_number(&mut c, "stats", "evicted_keys") >= 20_000 - n,
+            "{policy}"
+        );
+        let used = info_number(&mut c, "memory", "used_memory");
+        assert!(
+            used <= 4 << 20,
+            "{policy}: used_memory {used} over maxmemory"
+        );
+        assert_eq!(info_number(&mut c, "memory", "maxmemory"), 4 << 20);
         assert_eq!(q(&mut c, "GET last"), Value::BulkString(b"v".to_vec()));
     }
 }
@@ -222,5 +234,66 @@ fn object_and_memory_usage(cores: usize) {
     assert_eq!(
         err_text(&q(&mut c, "MEMORY FOO")),
         "ERR unknown subcommand 'FOO'. Try MEMORY HELP."
+    );
+}
+
+/// INFO's used_memory grows with the process's RSS: within 15% over 300k keys.
+fn used_memory_tracks_rss(cores: usize) {
+    let s = Server::start(cores);
+    let mut c = s.redis();
+    let used0 = info_number(&mut c, "memory", "used_memory");
+    let rss0 = info_number(&mut c, "memory", "used_memory_rss");
+    load(&mut c, "key:", 300_000, 64, None);
+    let used = info_number(&mut c, "memory", "used_memory") - used0;
+    let rss = info_number(&mut c, "memory", "used_memory_rss") - rss0;
+    let ratio = used as f64 / rss as f64;
+    assert!(
+        (0.85..=1.15).contains(&ratio),
+        "used_memory grew {used} bytes, RSS {rss} bytes (ratio {ratio:.3})"
+    );
+    // The per-core section sums to the total.
+    let text: String = redis::cmd("INFO").arg("cores").query(&mut c).unwrap();
+    let per_core: i64 = text
+        .lines()
+        .filter(|l| l.starts_with("core"))
+        .filter_map(|l| l.split(',').find_map(|kv| kv.strip_prefix("used_memory=")))
+        .map(|v| v.parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(per_core, info_number(&mut c, "memory", "used_memory"));
+}
+
+/// CONFIG SET maxmemory and maxmemory-policy reach every shard while it runs.
+fn maxmemory_changes_at_run_time(cores: usize) {
+    let s = Server::start(cores);
+    let mut c = s.redis();
+    load(&mut c, "k", 8_000, 1_000, None);
+    assert_eq!(dbsize(&mut c), 8_000, "no limit yet");
+    assert_eq!(q(&mut c, "CONFIG SET maxmemory 2mb"), ok());
+    let n = dbsize(&mut c);
+    assert!(
+        n < 2_100,
+        "lowering the limit evicts at once: {n} keys left"
+    );
+    assert!(info_number(&mut c, "memory", "used_memory") <= 2 << 20);
+    assert_eq!(info_number(&mut c, "memory", "maxmemory"), 2 << 20);
+    assert!(info_number(&mut c, "stats", "evicted_keys") >= 8_000 - n);
+    assert_eq!(q(&mut c, "CONFIG SET maxmemory-policy noeviction"), ok());
+    let refused = (0..3_000)
+        .map(|i| {
+            run(
+                &mut c,
+                &["SET".to_string(), format!("more{i}"), "x".repeat(1_000)],
+            )
+        })
+        .find(|r| *r != ok())
+        .expect("noeviction refuses writes once the limit is reached");
+    assert_eq!(
+        err_text(&refused),
+        "OOM command not allowed when used memory > 'maxmemory'."
+    );
+    assert_eq!(q(&mut c, "CONFIG SET maxmemory 0"), ok());
+    assert_eq!(
+        run(&mut c, &["SET", "one-more", &"x".repeat(100_000)]),
+        ok()
     );
 }

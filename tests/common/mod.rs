@@ -852,3 +852,14 @@ impl Raw {
         self.writer.shutdown(Shutdown::Write).unwrap();
     }
 }
+
+/// One numeric field of `INFO <section>` (`used_memory`, `evicted_keys`, ...).
+#[track_caller]
+pub fn info_number(c: &mut redis::Connection, section: &str, name: &str) -> i64 {
+    let text: String = redis::cmd("INFO").arg(section).query(c).expect("INFO");
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| *k == name)
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no numeric {name} in INFO {section}:\n{text}"))
+}
