@@ -27,6 +27,7 @@ pub mod reply;
 pub mod runtime;
 pub mod shard;
 pub mod store;
+mod table;
 
 pub use command::{lookup, CommandSpec, Merge, Route};
 pub use reply::Reply;

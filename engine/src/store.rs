@@ -1,9 +1,9 @@
 //! The per-core key/value table. Knows entries and their absolute expiry; knows nothing
 //! about commands, protocols or threads. Time is always passed in (`now`, unix ms).
 //!
-//! Layout: entries live in a slab (`Vec<Option<Entry>>`, one pointer per position) and a
-//! hashbrown [`HashTable`] maps a key's hash to its slab index (4 bytes plus a control
-//! byte per bucket). Each [`Entry`] is one heap block holding header, key and value. A key
+//! Layout: entries live in a slab (`Vec<Option<Entry>>`, one pointer per position) and an
+//! [`IndexTable`] maps a key's hash to its slab index (4 bytes plus a tag byte per slot,
+//! 60-88% full). Each [`Entry`] is one heap block holding header, key and value. A key
 //! keeps its slab index for as long as it exists, and freed positions are reused through
 //! a free list. That stable index is what makes SCAN a real cursor: the cursor is a slab
 //! position, so a key present for a whole scan is returned exactly once however much the
@@ -11,7 +11,7 @@
 //! cycle and the eviction policies (which know entries by slab index) O(1) access.
 //!
 //! ```text
-//!   HashTable<u32>            slots: Vec<Option<Entry>>     heap
+//!   IndexTable (u32)          slots: Vec<Option<Entry>>     heap
 //!   ┌──────────────┐          ┌─────────────┐
 //!   │ h(k) ─► 2    │ ───────► │ 0 ptr ──────┼──────────►  [hdr|key|value]
 //!   │ h(j) ─► 0    │          │ 1 None      │ ◄─ free: [1]
@@ -27,7 +27,8 @@
 
 use ahash::RandomState;
 use bytes::Bytes;
-use hashbrown::HashTable;
+
+use crate::table::IndexTable;
 
 pub use crate::entry::{Entry, NO_EXPIRY};
 
@@ -44,7 +45,7 @@ pub struct ValueSnapshot {
 #[derive(Default)]
 pub struct Store {
     /// Slab indices, keyed by the hash of the key stored in that slot.
-    table: HashTable<u32>,
+    table: IndexTable,
     slots: Vec<Option<Entry>>,
     /// Free slab positions, reused last-freed first.
     free: Vec<u32>,
@@ -89,16 +90,10 @@ impl Store {
     /// Bytes this store holds: entries by allocator size class, plus the slab, the free
     /// list and the hash table at their capacities.
     pub fn memory(&self) -> usize {
-        let cap = self.table.capacity();
-        // hashbrown keeps at most 7/8 of its power-of-two buckets full; each bucket is a
-        // u32 plus one control byte, and the control bytes carry one extra group.
-        let table = if cap == 0 {
-            0
-        } else {
-            let buckets = (cap * 8 / 7).next_power_of_two();
-            buckets * 5 + 16
-        };
-        self.entry_bytes + self.slots.capacity() * 8 + self.free.capacity() * 4 + table
+        self.entry_bytes
+            + self.slots.capacity() * 8
+            + self.free.capacity() * 4
+            + self.table.heap_bytes()
     }
 
     /// Sum of the entries' allocator size classes (the part eviction can free).
@@ -112,9 +107,7 @@ impl Store {
     }
 
     pub(crate) fn index_of_hashed(&self, key: &[u8], h: u64) -> Option<u32> {
-        self.table
-            .find(h, |&i| key_of(&self.slots, i) == key)
-            .copied()
+        self.table.find(h, |i| key_of(&self.slots, i) == key)
     }
 
     pub(crate) fn entry_at(&self, idx: u32) -> &Entry {
@@ -187,7 +180,7 @@ impl Store {
         };
         let (slots, hasher) = (&self.slots, &self.hasher);
         self.table
-            .insert_unique(h, idx, |&i| hasher.hash_one(key_of(slots, i)));
+            .insert_unique(h, idx, |i| hasher.hash_one(key_of(slots, i)));
         (idx, None)
     }
 
@@ -216,22 +209,16 @@ impl Store {
     pub fn remove(&mut self, key: &[u8]) -> Option<(u32, Entry)> {
         let h = self.hash(key);
         let slots = &self.slots;
-        let found = self
-            .table
-            .find_entry(h, |&i| key_of(slots, i) == key)
-            .ok()?;
-        let (idx, _) = found.remove();
+        let idx = self.table.remove(h, |i| key_of(slots, i) == key)?;
         Some((idx, self.vacate(idx)))
     }
 
     /// Removes the entry at slab index `idx` (which must be full).
     pub(crate) fn remove_at(&mut self, idx: u32) -> Entry {
         let h = self.hash(self.entry_at(idx).key());
-        let found = self
-            .table
-            .find_entry(h, |&i| i == idx)
-            .unwrap_or_else(|_| unreachable!("a full slot is in the table"));
-        found.remove();
+        self.table
+            .remove(h, |i| i == idx)
+            .unwrap_or_else(|| unreachable!("a full slot is in the table"));
         self.vacate(idx)
     }
 
@@ -254,7 +241,7 @@ impl Store {
 
     /// Removes every entry and gives the memory back.
     pub fn clear(&mut self) {
-        self.table = HashTable::new();
+        self.table.clear();
         self.slots = Vec::new();
         self.free = Vec::new();
         self.expires = 0;

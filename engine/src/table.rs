@@ -1,0 +1,269 @@
+//! The store's index: an open-addressing hash table of `u32` slab indices that grows by
+//! about 1.5x instead of doubling.
+//!
+//! A table that doubles (hashbrown, Redis's dict) sits between 44% and 88% full, so at an
+//! unlucky key count it spends twice the bytes it needs: at one million keys hashbrown holds
+//! 2^21 buckets of 5 bytes, 10.5 bytes per key. Here the table has any whole number of
+//! 16-slot groups; it grows when 7/8 of the slots are used and resizes to 60% full, so it is
+//! always between 60% and 87.5% full: 5.7 to 8.3 bytes per key.
+//!
+//! Layout (like a SwissTable, simplified): one tag byte per slot (`EMPTY`, `DELETED`, or the
+//! low 7 bits of the key's hash with the top bit set) and one `u32` slab index per slot.
+//! A key's probe starts at group `fastrange(hash, groups)` (the hash's high bits) and walks
+//! whole groups forward, comparing 16 tags at once; a lookup stops at the first group that
+//! has an `EMPTY` slot. Deletion leaves `DELETED` unless the slot's group still has an
+//! `EMPTY` (then no probe ever passed through that group, and `EMPTY` is safe). Resizing
+//! drops the tombstones.
+//!
+//! The table never sees keys: callers pass the hash and an equality test on slab indices,
+//! and a function that rehashes a slab index when the table grows.
+
+/// Slots per group: one SSE2 compare covers a group's tags.
+const GROUP: usize = 16;
+const EMPTY: u8 = 0;
+const DELETED: u8 = 1;
+
+/// Load (counting tombstones) that triggers a resize, as a fraction of the slots.
+const MAX_LOAD: (usize, usize) = (7, 8);
+/// Load right after growing.
+const GROW_TO: (usize, usize) = (3, 5);
+
+fn tag_of(hash: u64) -> u8 {
+    (hash as u8) | 0x80
+}
+
+/// Bit `i` set where `tags[i] == byte`, for one group.
+#[inline]
+fn match_byte(tags: &[u8; GROUP], byte: u8) -> u16 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+        };
+        // SAFETY: SSE2 is part of the x86_64 baseline; the load reads exactly the 16 bytes
+        // of `tags` and allows any alignment.
+        unsafe {
+            let group = _mm_loadu_si128(tags.as_ptr().cast());
+            _mm_movemask_epi8(_mm_cmpeq_epi8(group, _mm_set1_epi8(byte as i8))) as u16
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let mut m = 0u16;
+        for (i, &t) in tags.iter().enumerate() {
+            m |= u16::from(t == byte) << i;
+        }
+        m
+    }
+}
+
+/// Iterates the set bits of a mask, lowest first.
+fn bits(mut m: u16) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        (m != 0).then(|| {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            i
+        })
+    })
+}
+
+#[derive(Default)]
+pub(crate) struct IndexTable {
+    tags: Vec<u8>,
+    slots: Vec<u32>,
+    groups: usize,
+    len: usize,
+    deleted: usize,
+}
+
+impl IndexTable {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Heap bytes held: one tag byte and one `u32` per slot.
+    pub fn heap_bytes(&self) -> usize {
+        self.tags.capacity() + self.slots.capacity() * 4
+    }
+
+    fn group_tags(&self, g: usize) -> &[u8; GROUP] {
+        self.tags[g * GROUP..(g + 1) * GROUP]
+            .try_into()
+            .expect("a whole group")
+    }
+
+    fn first_group(&self, hash: u64) -> usize {
+        ((u128::from(hash) * self.groups as u128) >> 64) as usize
+    }
+
+    /// The slot holding the index for which `eq` holds, among those filed under `hash`.
+    fn find_slot(&self, hash: u64, mut eq: impl FnMut(u32) -> bool) -> Option<usize> {
+        if self.groups == 0 {
+            return None;
+        }
+        let tag = tag_of(hash);
+        let mut g = self.first_group(hash);
+        for _ in 0..self.groups {
+            let tags = self.group_tags(g);
+            for i in bits(match_byte(tags, tag)) {
+                let slot = g * GROUP + i;
+                if eq(self.slots[slot]) {
+                    return Some(slot);
+                }
+            }
+            if match_byte(tags, EMPTY) != 0 {
+                return None;
+            }
+            g = if g + 1 == self.groups { 0 } else { g + 1 };
+        }
+        None
+    }
+
+    pub fn find(&self, hash: u64, eq: impl FnMut(u32) -> bool) -> Option<u32> {
+        self.find_slot(hash, eq).map(|s| self.slots[s])
+    }
+
+    /// Files `idx` under `hash`; the caller knows it is not in the table yet. `rehash`
+    /// gives the hash of any index already in the table (used when the table grows).
+    pub fn insert_unique(&mut self, hash: u64, idx: u32, rehash: impl Fn(u32) -> u64) {
+        let slots = self.groups * GROUP;
+        if (self.len + self.deleted + 1) * MAX_LOAD.1 > slots * MAX_LOAD.0 {
+            let want = (self.len + 1) * GROW_TO.1 / GROW_TO.0;
+            self.resize(want.div_ceil(GROUP).max(1), &rehash);
+        }
+        self.place(hash, idx);
+        self.len += 1;
+    }
+
+    /// Puts `idx` in the first free slot of its probe sequence (there is one: the load
+    /// is kept below 7/8).
+    fn place(&mut self, hash: u64, idx: u32) {
+        let mut g = self.first_group(hash);
+        loop {
+            let tags = self.group_tags(g);
+            let free = match_byte(tags, EMPTY) | match_byte(tags, DELETED);
+            if let Some(i) = bits(free).next() {
+                let slot = g * GROUP + i;
+                if self.tags[slot] == DELETED {
+                    self.deleted -= 1;
+                }
+                self.tags[slot] = tag_of(hash);
+                self.slots[slot] = idx;
+                return;
+            }
+            g = if g + 1 == self.groups { 0 } else { g + 1 };
+        }
+    }
+
+    fn resize(&mut self, groups: usize, rehash: &impl Fn(u32) -> u64) {
+        let old_tags = std::mem::replace(&mut self.tags, vec![EMPTY; groups * GROUP]);
+        let old_slots = std::mem::replace(&mut self.slots, vec![0; groups * GROUP]);
+        self.tags.shrink_to_fit();
+        self.slots.shrink_to_fit();
+        self.groups = groups;
+        self.deleted = 0;
+        for (&t, &idx) in old_tags.iter().zip(&old_slots) {
+            if t & 0x80 != 0 {
+                self.place(rehash(idx), idx);
+            }
+        }
+    }
+
+    /// Removes and returns the index for which `eq` holds, filed under `hash`.
+    pub fn remove(&mut self, hash: u64, eq: impl FnMut(u32) -> bool) -> Option<u32> {
+        let slot = self.find_slot(hash, eq)?;
+        let g = slot / GROUP;
+        self.tags[slot] = if match_byte(self.group_tags(g), EMPTY) != 0 {
+            EMPTY
+        } else {
+            self.deleted += 1;
+            DELETED
+        };
+        self.len -= 1;
+        Some(self.slots[slot])
+    }
+
+    pub fn clear(&mut self) {
+        *self = IndexTable::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quickcheck::quickcheck;
+    use std::collections::HashSet;
+
+    /// A deliberately poor hash so that probes collide and wrap.
+    fn h(x: u32) -> u64 {
+        u64::from(x % 97).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(x) << 3
+    }
+
+    /// splitmix64: a good hash, for the load figures.
+    fn mix(x: u32) -> u64 {
+        let mut z = u64::from(x).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    #[test]
+    fn load_stays_between_sixty_and_eighty_eight_percent() {
+        let mut t = IndexTable::default();
+        for i in 0..300_000u32 {
+            t.insert_unique(mix(i), i, mix);
+            if i > 1_000 {
+                let load = t.len() as f64 / (t.groups * GROUP) as f64;
+                assert!((0.59..=0.876).contains(&load), "load {load} at {i}");
+            }
+        }
+        for i in (0..300_000u32).step_by(7) {
+            assert_eq!(t.find(mix(i), |x| x == i), Some(i));
+        }
+        assert_eq!(t.find(mix(5_000_000), |x| x == 5_000_000), None);
+        let per_key = t.heap_bytes() as f64 / t.len() as f64;
+        assert!(per_key < 8.4, "{per_key} bytes per key");
+    }
+
+    quickcheck! {
+        fn behaves_like_a_set(ops: Vec<(bool, u16)>) -> bool {
+            let mut t = IndexTable::default();
+            let mut model = HashSet::new();
+            for (insert, k) in ops {
+                let k = u32::from(k % 300);
+                if insert {
+                    if model.insert(k) {
+                        t.insert_unique(h(k), k, h);
+                    }
+                } else if t.remove(h(k), |x| x == k).is_some() != model.remove(&k) {
+                    return false;
+                }
+                if t.len() != model.len() {
+                    return false;
+                }
+            }
+            (0..300).all(|k| (t.find(h(k), |x| x == k) == Some(k)) == model.contains(&k))
+        }
+    }
+
+    #[test]
+    fn churn_with_tombstones_does_not_grow_without_bound() {
+        let mut t = IndexTable::default();
+        for round in 0..200u32 {
+            for i in 0..1_000u32 {
+                t.insert_unique(h(round * 1_000 + i), round * 1_000 + i, h);
+            }
+            for i in 0..1_000u32 {
+                let k = round * 1_000 + i;
+                assert_eq!(t.remove(h(k), |x| x == k), Some(k));
+            }
+        }
+        assert_eq!(t.len(), 0);
+        assert!(t.groups * GROUP <= 4_096, "{} slots", t.groups * GROUP);
+    }
+}
