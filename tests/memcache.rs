@@ -865,6 +865,57 @@ fn meta_commands(cores: usize) {
     r.expect(b"SERVER_ERROR object too large for cache\r\nMN\r\n");
 }
 
+/// h, l, N, R, md I, ms I and the W/X/Z flags, as memcached 1.6.18 answers them (this
+/// test also runs against a real memcached with BATON_ITEST_REFERENCE=memcached).
+fn meta_recache_flags(cores: usize) {
+    let s = Server::start_with_memcache(cores);
+    let mut r = s.memcache_raw();
+    exchange(&mut r, "ms hk 2 T60\r\nhi\r\n", "HD\r\n");
+    exchange(&mut r, "mg hk h l v\r\n", "VA 2 h0 l0\r\nhi\r\n");
+    exchange(&mut r, "mg hk h l t v\r\n", "VA 2 h1 l0 t60\r\nhi\r\n");
+    // N vivifies a miss and wins; the next reader sees Z.
+    r.send(b"mg viv v N30 t c\r\n");
+    let first = r.read_line();
+    assert!(
+        first.starts_with("VA 0 t30 c") && first.ends_with(" W\r\n"),
+        "{first:?}"
+    );
+    let c = meta_flag(&first, 'c');
+    r.expect(b"\r\n");
+    exchange(
+        &mut r,
+        "mg viv v t c\r\n",
+        &format!("VA 0 t30 c{c} Z\r\n\r\n"),
+    );
+    exchange(
+        &mut r,
+        "mg viv2 N0 s\r\nmg viv2 s\r\n",
+        "HD s0 W\r\nHD s0 Z\r\n",
+    );
+    // R wins once the TTL is below the token.
+    exchange(&mut r, "ms rk 1 T100\r\nx\r\n", "HD\r\n");
+    exchange(&mut r, "mg rk v R200 t\r\n", "VA 1 t100 W\r\nx\r\n");
+    exchange(&mut r, "mg rk v R200 t\r\n", "VA 1 t100 Z\r\nx\r\n");
+    // md I marks stale: X, and the first reader wins; a set makes the item fresh.
+    exchange(&mut r, "ms st 1 T100\r\nx\r\n", "HD\r\n");
+    exchange(&mut r, "md st I T30\r\n", "HD\r\n");
+    exchange(&mut r, "mg st v t\r\n", "VA 1 t30 X W\r\nx\r\n");
+    exchange(&mut r, "mg st v t\r\n", "VA 1 t30 Z X\r\nx\r\n");
+    exchange(
+        &mut r,
+        "ms st 1 T100\r\ny\r\nmg st v t\r\n",
+        "HD\r\nVA 1 t100\r\ny\r\n",
+    );
+    exchange(&mut r, "md nokey I\r\n", "NF\r\n");
+    // ms I with a CAS older than the item's stores the data, stale.
+    exchange(&mut r, "ms iv 1\r\n1\r\n", "HD\r\n");
+    r.send(b"mg iv c\r\n");
+    let old = meta_flag(&r.read_line(), 'c');
+    exchange(&mut r, "ms iv 1\r\n2\r\n", "HD\r\n");
+    exchange(&mut r, &format!("ms iv 1 I C{old}\r\n3\r\n"), "HD\r\n");
+    exchange(&mut r, "mg iv v\r\n", "VA 1 X W\r\n3\r\n");
+}
+
 fn meta_quiet_mode(cores: usize) {
     let s = Server::start_with_memcache(cores);
     let mut r = s.memcache_raw();
@@ -1368,6 +1419,7 @@ cores_tests!(
     pipelined_across_cores,
     meta_commands,
     meta_quiet_mode,
+    meta_recache_flags,
     stats_fields_and_counts,
     version_verbosity_quit,
     binary_protocol_is_closed,

@@ -491,6 +491,14 @@ impl Shard {
         Some(f(e.value_mut()))
     }
 
+    /// Changes a live item's per-item bits (memcached's stale and win-token state) in
+    /// place. Not a write: value, expiry and CAS stay.
+    pub(crate) fn set_item_bits(&mut self, key: &[u8], now: u64, f: impl FnOnce(&mut Entry)) {
+        if let Some(e) = self.store.get_mut(key, now) {
+            f(e);
+        }
+    }
+
     /// Sets the CAS of a live key (memcached's meta `E`); returns the key's CAS after.
     pub(crate) fn set_cas(&mut self, key: &[u8], now: u64, cas: Option<u64>) -> u64 {
         match self.store.get_mut(key, now) {

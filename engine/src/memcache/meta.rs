@@ -18,6 +18,10 @@ pub struct MetaGet {
     pub touch: Option<i64>,
     /// `C<cas>`: leave the value out when the item's CAS equals this.
     pub unless_cas: Option<u64>,
+    /// `N<exptime>`: on a miss, create an empty item with this exptime and win it.
+    pub vivify: Option<i64>,
+    /// `R<secs>`: win the right to recache when the item's TTL is below this.
+    pub recache: Option<i64>,
 }
 
 /// `ms <key> <datalen> <flags>*`.
@@ -38,6 +42,9 @@ pub struct MetaSet {
     pub new_cas: Option<u64>,
     /// `N<exptime>`: an append/prepend miss creates the item with this exptime.
     pub vivify: Option<i64>,
+    /// `I` with `C`: a CAS older than the item's stores the data anyway, marked stale
+    /// (keeping the item's expiry and win state), instead of failing with `EX`.
+    pub invalidate: bool,
 }
 
 /// `md <key> <flags>*`.
@@ -52,6 +59,9 @@ pub struct MetaDelete {
     pub remove_value: bool,
     pub flags: u32,
     pub exptime: i64,
+    /// `I`: mark the item stale (and bump its CAS) instead of deleting it; `T` then sets
+    /// its TTL.
+    pub invalidate: bool,
 }
 
 /// `ma <key> <flags>*`.
@@ -95,11 +105,27 @@ impl MetaArith {
 
 pub(super) fn get(shard: &mut Shard, m: MetaGet, ctx: &McCtx) -> MetaResult {
     let now = ctx.now_ms;
+    // The item's state before this read: `h`, `l` and the win flags report it.
+    let before = shard
+        .lookup(&m.key, now)
+        .map(|e| (e.fetched(), e.accessed_secs(), e.stale(), e.won()));
+    let Some((hit_before, accessed, stale, token_sent)) = before else {
+        return match m.vivify {
+            Some(exptime) => vivify(shard, &m, exptime, ctx),
+            None => {
+                shard.lookup_read(&m.key, now); // counts the miss
+                MetaResult::status(MetaStatus::Miss)
+            }
+        };
+    };
     let Some(e) = shard.lookup_read(&m.key, now) else {
-        return MetaResult::status(MetaStatus::Miss);
+        unreachable!("the item was live a moment ago");
     };
     let send_value = m.value && m.unless_cas != Some(e.cas());
     let ttl = ttl_seconds(e.expire_at(), now);
+    // memcached hands one client the right to refresh a stale item, or one whose TTL
+    // fell below `R`; later requests see `Z` until the item is written again.
+    let won = !token_sent && (stale || m.recache.is_some_and(|r| ttl != -1 && ttl < r));
     let mut r = MetaResult {
         status: MetaStatus::Ok,
         value: send_value.then(|| e.value().to_vec()),
@@ -108,11 +134,40 @@ pub(super) fn get(shard: &mut Shard, m: MetaGet, ctx: &McCtx) -> MetaResult {
         size: e.value().len(),
         ttl,
         ttl_before: ttl,
+        hit_before,
+        last_access: (now / 1000).saturating_sub(u64::from(accessed)),
+        token_sent,
+        stale,
+        won,
     };
+    if won {
+        shard.set_item_bits(&m.key, now, |e| e.set_won(true));
+    }
     if let Some(exptime) = m.touch {
         r.ttl = retouch(shard, &m.key, exptime, now);
     }
     r
+}
+
+/// `mg N` on a miss: an empty item with the vivify TTL, whose win goes to this request.
+fn vivify(shard: &mut Shard, m: &MetaGet, exptime: i64, ctx: &McCtx) -> MetaResult {
+    let now = ctx.now_ms;
+    shard.stats.keyspace_misses += 1;
+    write_value(shard, &m.key, Vec::new(), exptime, 0, now);
+    shard.set_item_bits(&m.key, now, |e| e.set_won(true));
+    let Some(e) = shard.lookup(&m.key, now) else {
+        // A negative exptime: the item was never live; memcached answers a plain miss.
+        return MetaResult::status(MetaStatus::Miss);
+    };
+    let ttl = ttl_seconds(e.expire_at(), now);
+    MetaResult {
+        value: m.value.then(Vec::new),
+        cas: e.cas(),
+        ttl,
+        ttl_before: ttl,
+        won: true,
+        ..MetaResult::status(MetaStatus::Ok)
+    }
 }
 
 pub(super) fn set(shard: &mut Shard, m: MetaSet, ctx: &McCtx) -> MetaResult {
@@ -121,6 +176,11 @@ pub(super) fn set(shard: &mut Shard, m: MetaSet, ctx: &McCtx) -> MetaResult {
         (mode, _) => mode,
     };
     let sent = m.data.len();
+    if m.invalidate {
+        if let Some(r) = set_stale(shard, &m, ctx) {
+            return r;
+        }
+    }
     let w = Write {
         mode,
         flags: m.flags,
@@ -143,6 +203,32 @@ pub(super) fn set(shard: &mut Shard, m: MetaSet, ctx: &McCtx) -> MetaResult {
     }
 }
 
+/// `ms I C<cas>` with a CAS older than the item's: memcached stores the data but marks it
+/// stale, keeping the item's expiry and win state. `None` when that does not apply (no
+/// item, no `C`, or a CAS that is not older): the store proceeds as usual.
+fn set_stale(shard: &mut Shard, m: &MetaSet, ctx: &McCtx) -> Option<MetaResult> {
+    let now = ctx.now_ms;
+    let c = m.compare_cas?;
+    let (cas, expire_at, flags, won) = shard
+        .lookup(&m.key, now)
+        .map(|e| (e.cas(), e.expire_at(), e.flags(), e.won()))?;
+    if c >= cas || !matches!(m.mode, StoreMode::Set | StoreMode::Replace) {
+        return None;
+    }
+    let flags = if m.flags != 0 { m.flags } else { flags };
+    shard.put(&m.key, &m.data, expire_at, flags);
+    let cas = shard.mc_cas_after_write(&m.key, now, m.new_cas);
+    shard.set_item_bits(&m.key, now, |e| {
+        e.set_stale(true);
+        e.set_won(won);
+    });
+    Some(MetaResult {
+        cas,
+        size: m.data.len(),
+        ..MetaResult::status(MetaStatus::Ok)
+    })
+}
+
 pub(super) fn delete(shard: &mut Shard, m: MetaDelete, ctx: &McCtx) -> MetaResult {
     let now = ctx.now_ms;
     let Some(cur_cas) = shard.lookup(&m.key, now).map(|e| e.cas()) else {
@@ -151,7 +237,18 @@ pub(super) fn delete(shard: &mut Shard, m: MetaDelete, ctx: &McCtx) -> MetaResul
     if m.compare_cas.is_some_and(|c| c != cur_cas) {
         return MetaResult::status(MetaStatus::Exists);
     }
-    if m.remove_value {
+    if m.invalidate {
+        // Mark stale and bump the CAS; the next reader wins the right to refresh it.
+        let cas = m.new_cas.unwrap_or_else(|| shard.bump_cas());
+        shard.mc_cas_after_write(&m.key, now, Some(cas));
+        shard.set_item_bits(&m.key, now, |e| {
+            e.set_stale(true);
+            e.set_won(false);
+        });
+        if m.exptime != 0 {
+            retouch(shard, &m.key, m.exptime, now);
+        }
+    } else if m.remove_value {
         // memcached swaps in an empty item that keeps the old CAS unless `E` names one.
         write_value(shard, &m.key, Vec::new(), m.exptime, m.flags, now);
         shard.mc_cas_after_write(&m.key, now, Some(m.new_cas.unwrap_or(cur_cas)));
@@ -202,23 +299,24 @@ pub(super) fn arith(shard: &mut Shard, m: MetaArith, ctx: &McCtx) -> Option<Meta
     }
     let digits = itoa::Buffer::new().format(n).as_bytes().to_vec();
     Some(MetaResult {
-        status: MetaStatus::Ok,
         size: digits.len(),
         value: m.value.then_some(digits),
-        flags: 0,
         cas,
         ttl,
         ttl_before,
+        ..MetaResult::status(MetaStatus::Ok)
     })
 }
 
 pub(super) fn debug(shard: &mut Shard, key: Vec<u8>, ctx: &McCtx) -> Option<McDebug> {
     let now = ctx.now_ms;
-    let (ttl, cas, size) = shard.lookup(&key, now).map(|e| {
+    let (ttl, cas, size, accessed, fetched) = shard.lookup(&key, now).map(|e| {
         (
             ttl_seconds(e.expire_at(), now),
             e.cas(),
             key.len() + e.value().len(),
+            e.accessed_secs(),
+            e.fetched(),
         )
     })?;
     Some(McDebug {
@@ -226,5 +324,7 @@ pub(super) fn debug(shard: &mut Shard, key: Vec<u8>, ctx: &McCtx) -> Option<McDe
         ttl,
         cas,
         size,
+        last_access: (now / 1000).saturating_sub(u64::from(accessed)),
+        fetched,
     })
 }

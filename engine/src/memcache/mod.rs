@@ -260,6 +260,16 @@ pub struct MetaResult {
     /// The TTL before the command changed it: memcached reports this when `t` precedes
     /// the `T`/`N` flag that changed it.
     pub ttl_before: i64,
+    /// `h`: whether the item had been read before this request.
+    pub hit_before: bool,
+    /// `l`: seconds since the item was last read (or written) before this request.
+    pub last_access: u64,
+    /// `Z`: a win token for this item went to an earlier request.
+    pub token_sent: bool,
+    /// `X`: the item is stale (invalidated by `md I` or `ms I`).
+    pub stale: bool,
+    /// `W`: this request won the right to recache the item.
+    pub won: bool,
 }
 
 impl MetaResult {
@@ -272,6 +282,11 @@ impl MetaResult {
             size: 0,
             ttl: -1,
             ttl_before: -1,
+            hit_before: false,
+            last_access: 0,
+            token_sent: false,
+            stale: false,
+            won: false,
         }
     }
 }
@@ -285,6 +300,10 @@ pub struct McDebug {
     pub cas: u64,
     /// Key plus value bytes.
     pub size: usize,
+    /// Seconds since the last access (`la`).
+    pub last_access: u64,
+    /// Whether the item was read since it was written (`fetch`).
+    pub fetched: bool,
 }
 
 /// The result of one [`McOp`].

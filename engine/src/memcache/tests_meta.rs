@@ -21,6 +21,7 @@ fn ms(key: &str, data: &str) -> MetaSet {
         compare_cas: None,
         new_cas: None,
         vivify: None,
+        invalidate: false,
     }
 }
 
@@ -408,9 +409,170 @@ fn me_reports_metadata() {
         ttl: 10,
         cas,
         size: 4,
+        last_access: 0,
+        fetched: false,
     };
     assert_eq!(
         execute(&mut s, me(), &McCtx::new(NOW)),
         McResult::Debug(Some(want))
+    );
+}
+
+#[test]
+fn mg_reports_hit_before_and_last_access() {
+    let mut s = Shard::new(0);
+    run(&mut s, McOp::MetaSet(ms("k", "v")));
+    let first = run(&mut s, McOp::MetaGet(mg("k")));
+    assert_eq!((first.hit_before, first.last_access), (false, 0));
+    let later = McCtx::new(NOW + 7_000);
+    let McResult::Meta(second) = execute(&mut s, McOp::MetaGet(mg("k")), &later) else {
+        panic!("meta")
+    };
+    assert_eq!((second.hit_before, second.last_access), (true, 7));
+}
+
+#[test]
+fn mg_vivify_wins_once_then_reports_the_token_sent() {
+    let mut s = Shard::new(0);
+    let viv = MetaGet {
+        vivify: Some(30),
+        ..mg("k")
+    };
+    let first = run(&mut s, McOp::MetaGet(viv.clone()));
+    assert_eq!(
+        (
+            first.status,
+            first.value.as_deref(),
+            first.ttl,
+            first.won,
+            first.token_sent
+        ),
+        (MetaStatus::Ok, Some(&b""[..]), 30, true, false)
+    );
+    let second = run(&mut s, McOp::MetaGet(viv));
+    assert_eq!((second.won, second.token_sent), (false, true));
+    assert_eq!(s.stats.keyspace_misses, 1, "the vivifying miss counts");
+    // Writing the item clears the win state.
+    run(&mut s, McOp::MetaSet(ms("k", "fresh")));
+    let after = run(&mut s, McOp::MetaGet(mg("k")));
+    assert_eq!(
+        (after.won, after.token_sent, after.value.as_deref()),
+        (false, false, Some(&b"fresh"[..]))
+    );
+}
+
+#[test]
+fn mg_recache_wins_when_the_ttl_runs_low() {
+    let mut s = Shard::new(0);
+    run(
+        &mut s,
+        McOp::MetaSet(MetaSet {
+            exptime: 100,
+            ..ms("k", "v")
+        }),
+    );
+    run(&mut s, McOp::MetaSet(ms("p", "v")));
+    let r = |s: &mut Shard, key: &str, secs| {
+        run(
+            s,
+            McOp::MetaGet(MetaGet {
+                recache: Some(secs),
+                ..mg(key)
+            }),
+        )
+    };
+    assert!(!r(&mut s, "k", 50).won, "TTL 100 is not below 50");
+    assert!(r(&mut s, "k", 200).won, "TTL 100 is below 200");
+    let again = r(&mut s, "k", 200);
+    assert_eq!((again.won, again.token_sent), (false, true));
+    assert!(!r(&mut s, "p", 200).won, "no TTL never wins a recache");
+}
+
+#[test]
+fn md_invalidate_marks_stale_and_the_next_reader_wins() {
+    let mut s = Shard::new(0);
+    let md = MetaDelete {
+        key: b"k".to_vec(),
+        invalidate: true,
+        exptime: 30,
+        ..MetaDelete::default()
+    };
+    assert_eq!(
+        run(&mut s, McOp::MetaDelete(md.clone())).status,
+        MetaStatus::Miss
+    );
+    run(
+        &mut s,
+        McOp::MetaSet(MetaSet {
+            exptime: 100,
+            ..ms("k", "old")
+        }),
+    );
+    let cas = cas_of(&mut s, "k");
+    assert_eq!(run(&mut s, McOp::MetaDelete(md)).status, MetaStatus::Ok);
+    assert_ne!(cas_of(&mut s, "k"), cas, "invalidation bumps the CAS");
+    let first = run(&mut s, McOp::MetaGet(mg("k")));
+    assert_eq!(
+        (
+            first.value.as_deref(),
+            first.ttl,
+            first.stale,
+            first.won,
+            first.token_sent
+        ),
+        (Some(&b"old"[..]), 30, true, true, false)
+    );
+    let second = run(&mut s, McOp::MetaGet(mg("k")));
+    assert_eq!(
+        (second.stale, second.won, second.token_sent),
+        (true, false, true)
+    );
+    run(&mut s, McOp::MetaSet(ms("k", "new")));
+    let fresh = run(&mut s, McOp::MetaGet(mg("k")));
+    assert!(
+        !fresh.stale && !fresh.won && !fresh.token_sent,
+        "a write makes it fresh"
+    );
+}
+
+#[test]
+fn ms_invalidate_with_an_older_cas_stores_stale() {
+    let mut s = Shard::new(0);
+    run(
+        &mut s,
+        McOp::MetaSet(MetaSet {
+            exptime: 100,
+            ..ms("k", "1")
+        }),
+    );
+    let old = cas_of(&mut s, "k");
+    run(
+        &mut s,
+        McOp::MetaSet(MetaSet {
+            exptime: 100,
+            ..ms("k", "2")
+        }),
+    );
+    let newer = cas_of(&mut s, "k");
+    let stale_set = |data: &str, c| MetaSet {
+        compare_cas: Some(c),
+        invalidate: true,
+        exptime: 50,
+        ..ms("k", data)
+    };
+    assert_eq!(
+        run(&mut s, McOp::MetaSet(stale_set("x", newer + 1))).status,
+        MetaStatus::Exists,
+        "a newer CAS than the item's is a plain mismatch"
+    );
+    assert_eq!(
+        run(&mut s, McOp::MetaSet(stale_set("3", old))).status,
+        MetaStatus::Ok
+    );
+    let got = run(&mut s, McOp::MetaGet(mg("k")));
+    assert_eq!(
+        (got.value.as_deref(), got.stale, got.won, got.ttl),
+        (Some(&b"3"[..]), true, true, 100),
+        "stored, stale, keeping the item's TTL (memcached ignores T here)"
     );
 }

@@ -148,7 +148,7 @@ fn meta_result(m: &MetaReply, r: &MetaResult, out: &mut Vec<u8>) {
     // The return flags each command writes, as memcached's do: mg and ma report item
     // fields only when they have an item; ms always reports c and s.
     let item_flags: &[u8] = match (m.cmd, ok) {
-        (MetaCmd::Get, true) => b"stcf",
+        (MetaCmd::Get, true) => b"stcfhl",
         (MetaCmd::Arith, true) => b"ct",
         (MetaCmd::Set, _) => b"cs",
         _ => b"",
@@ -170,11 +170,22 @@ fn meta_result(m: &MetaReply, r: &MetaResult, out: &mut Vec<u8>) {
                     b's' => num(out, r.size),
                     b'c' => num(out, r.cas),
                     b'f' => num(out, r.flags),
+                    b'h' => num(out, u8::from(r.hit_before)),
+                    b'l' => num(out, r.last_access),
                     // memcached reports the TTL as it stands when it reaches the `t`.
                     _ => num(out, if ttl_changed { r.ttl } else { r.ttl_before }),
                 }
             }
             _ => {}
+        }
+    }
+    // The recache flags follow the requested ones, in memcached's order: Z (a win went to
+    // an earlier request), X (stale), W (this request won).
+    if m.cmd == MetaCmd::Get && ok {
+        for (on, flag) in [(r.token_sent, &b" Z"[..]), (r.stale, b" X"), (r.won, b" W")] {
+            if on {
+                out.extend_from_slice(flag);
+            }
         }
     }
     out.extend_from_slice(b"\r\n");
@@ -192,7 +203,8 @@ fn meta_key(m: &MetaReply, out: &mut Vec<u8>) {
     }
 }
 
-/// `ME <key> exp=<ttl> cas=<cas> size=<bytes>`, or `EN`.
+/// `ME <key> exp=<ttl> la=<secs> cas=<cas> fetch=<yes|no> size=<bytes>`, or `EN`
+/// (memcached also prints its slab class, `cls=`, which Baton does not have).
 fn debug(m: &MetaReply, d: Option<&McDebug>, out: &mut Vec<u8>) {
     let Some(d) = d else {
         out.extend_from_slice(b"EN\r\n");
@@ -206,8 +218,15 @@ fn debug(m: &MetaReply, d: Option<&McDebug>, out: &mut Vec<u8>) {
     }
     out.extend_from_slice(b" exp=");
     num(out, d.ttl);
+    out.extend_from_slice(b" la=");
+    num(out, d.last_access);
     out.extend_from_slice(b" cas=");
     num(out, d.cas);
+    out.extend_from_slice(if d.fetched {
+        b" fetch=yes"
+    } else {
+        b" fetch=no"
+    });
     out.extend_from_slice(b" size=");
     num(out, d.size);
     out.extend_from_slice(b"\r\n");

@@ -64,11 +64,9 @@ struct Flags {
     quiet: bool,
     value: bool,
     key: bool,
-    hit: bool,
-    last_access: bool,
     invalidate: bool,
     remove_value: bool,
-    recache: bool,
+    recache: Option<i64>,
     ttl: Option<i64>,
     vivify: Option<i64>,
     compare_cas: Option<u64>,
@@ -97,19 +95,14 @@ fn read_flags<'a>(tokens: impl Iterator<Item = &'a [u8]>) -> Result<Flags, &'sta
             b'q' => f.quiet = true,
             b'v' => f.value = true,
             b'k' => f.key = true,
-            b'h' => f.hit = true,
-            b'l' => f.last_access = true,
             b'I' => f.invalidate = true,
             b'x' => f.remove_value = true,
-            b's' | b't' | b'c' | b'f' | b'u' | b'P' | b'L' => {}
+            b's' | b't' | b'c' | b'f' | b'h' | b'l' | b'u' | b'P' | b'L' => {}
             b'O' if tok.len() > MAX_OPAQUE_LEN => return Err("CLIENT_ERROR opaque token too long"),
             b'O' => {}
             b'T' => f.ttl = Some(parse_i32(arg).ok_or(BAD_TOKEN)?),
             b'N' => f.vivify = Some(parse_i32(arg).ok_or(BAD_TOKEN)?),
-            b'R' => {
-                parse_i32(arg).ok_or(BAD_TOKEN)?;
-                f.recache = true;
-            }
+            b'R' => f.recache = Some(parse_i32(arg).ok_or(BAD_TOKEN)?),
             b'C' => f.compare_cas = Some(parse_u64(arg).ok_or(BAD_TOKEN)?),
             b'E' => f.new_cas = Some(parse_u64(arg).ok_or(BAD_TOKEN)?),
             b'F' => f.client_flags = Some(parse_u32(arg).ok_or(BAD_FORMAT)?),
@@ -226,32 +219,20 @@ pub(super) fn parse(
 
 /* mg <key> <flags>* */
 fn get_op(key: Vec<u8>, f: &Flags) -> Result<McOp, &'static str> {
-    if f.hit {
-        return Err("CLIENT_ERROR mg flag h (hit before) not supported");
-    }
-    if f.last_access {
-        return Err("CLIENT_ERROR mg flag l (last access) not supported");
-    }
-    if f.vivify.is_some() {
-        return Err("CLIENT_ERROR mg flag N (vivify) not supported");
-    }
-    if f.recache {
-        return Err("CLIENT_ERROR mg flag R (recache) not supported");
-    }
     Ok(McOp::MetaGet(MetaGet {
         key,
         value: f.value,
         touch: f.ttl,
         unless_cas: f.compare_cas,
+        vivify: f.vivify,
+        recache: f.recache,
     }))
 }
 
 /* md <key> <flags>* */
 fn delete_op(key: Vec<u8>, f: &Flags) -> Result<McOp, &'static str> {
-    if f.invalidate {
-        return Err("CLIENT_ERROR md flag I (invalidate) not supported");
-    }
     Ok(McOp::MetaDelete(MetaDelete {
+        invalidate: f.invalidate,
         key,
         compare_cas: f.compare_cas,
         new_cas: f.new_cas,
@@ -307,10 +288,6 @@ fn set(
             )
         }
     };
-    if f.invalidate && f.compare_cas.is_some() {
-        let text = "CLIENT_ERROR ms flag I (invalidate) not supported";
-        return reject_block(line_len, total, text, false);
-    }
     if len > limits.max_item_size {
         return reject_block(line_len, total, TOO_LARGE, false);
     }
@@ -330,6 +307,7 @@ fn set(
         compare_cas: f.compare_cas,
         new_cas: f.new_cas,
         vivify: f.vivify.filter(|_| appending),
+        invalidate: f.invalidate,
     });
     Step::line(
         line_len + total,

@@ -27,8 +27,7 @@
 //!   memcached (the meta protocol always reports errors).
 //!
 //! Not supported (answered with `CLIENT_ERROR ...`, see [`UNSUPPORTED`]): the binary
-//! protocol (see [`is_binary_protocol`]), SASL/auth, and the meta flags that need per-item
-//! state the store does not keep yet.
+//! protocol (see [`is_binary_protocol`]), SASL/auth, and the commands listed there.
 
 mod base64;
 mod encode;
@@ -68,10 +67,7 @@ pub fn is_binary_protocol(first_byte: u8) -> bool {
 pub const UNSUPPORTED: &[&str] = &[
     "binary protocol (connections starting with 0x80 are closed)",
     "SASL and `-Y` token authentication",
-    "mg flags h (hit before) and l (last access): need per-item access state",
-    "mg flags N (vivify) and R (recache), and the W/X/Z reply flags: need per-item win-token state",
-    "ms flag I with C, md flag I (invalidate/mark stale): need a per-item stale bit",
-    "me fields la, fetch, cls (reported: exp, cas, size)",
+    "me field cls (reported: exp, la, cas, fetch, size)",
     "stats subcommands (settings, items, slabs, sizes, conns, detail, cachedump, ...); `stats reset` works",
     "shutdown, slabs, lru, lru_crawler, watch, cache_memlimit, extstore, refresh_certs",
 ];
