@@ -53,6 +53,11 @@ impl Reply {
     pub fn is_error(&self) -> bool {
         matches!(self, Reply::Error(_))
     }
+
+    /// A `HELP` subcommand's answer: one status line per text line, as Redis sends it.
+    pub fn help_lines(lines: &[&'static str]) -> Reply {
+        Reply::Array(lines.iter().map(|&l| Reply::simple(l)).collect())
+    }
 }
 
 /// Redis's exact error texts, where clients depend on them.

@@ -386,12 +386,7 @@ pub fn help() -> Reply {
         "HELP",
         "    Prints this help.",
     ];
-    Reply::Array(
-        lines
-            .iter()
-            .map(|l| Reply::Simple(Bytes::from_static(l.as_bytes())))
-            .collect(),
-    )
+    Reply::help_lines(&lines)
 }
 
 #[cfg(test)]
@@ -566,5 +561,29 @@ mod tests {
         assert_eq!(shard_budget(100, 0), 100);
         assert!(is_sensitive(b"REQUIREPASS"));
         assert!(!is_sensitive(b"maxclients"));
+    }
+
+    quickcheck::quickcheck! {
+        /// The value parsers never panic, and an accepted list holds one change a pair.
+        fn check_set_never_panics(pairs: Vec<(u8, Vec<u8>)>) -> bool {
+            let mut args = Vec::new();
+            for (name, value) in pairs {
+                let p = &PARAMS[name as usize % PARAMS.len()];
+                args.push(Bytes::from(p.name.as_bytes().to_vec()));
+                args.push(Bytes::from(value));
+            }
+            match check_set(&args) {
+                Ok(changes) => changes.len() * 2 == args.len(),
+                Err(Reply::Error(e)) => e.starts_with(b"ERR "),
+                Err(_) => false,
+            }
+        }
+
+        fn memory_and_limit_values_never_panic(words: Vec<String>) -> bool {
+            let v = words.join(" ");
+            let _ = parse_memory(v.as_bytes());
+            let _ = parse_output_limit(v.as_bytes());
+            true
+        }
     }
 }

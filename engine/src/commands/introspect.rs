@@ -39,10 +39,6 @@ const MEMORY_HELP: &[&str] = &[
 /// The error OBJECT FREQ gives when no frequency is tracked (Redis's names LFU).
 pub const NO_FREQ: &str = "ERR An S3-FIFO maxmemory policy with a maxmemory limit is not active, access frequency not tracked.";
 
-fn help(lines: &[&'static str]) -> Reply {
-    Reply::Array(lines.iter().map(|&l| Reply::simple(l)).collect())
-}
-
 fn unknown_sub(cmd: &str, sub: &[u8]) -> Reply {
     Reply::error(format!(
         "ERR unknown subcommand '{}'. Try {cmd} HELP.",
@@ -69,7 +65,7 @@ pub fn string_encoding(v: &[u8]) -> &'static str {
 pub fn object(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
     let sub = &a[1];
     if is(sub, "help") && a.len() == 2 {
-        return help(OBJECT_HELP);
+        return Reply::help_lines(OBJECT_HELP);
     }
     let known = ["encoding", "freq", "idletime", "refcount"];
     let Some(name) = known.iter().find(|n| is(sub, n)) else {
@@ -99,7 +95,7 @@ pub fn object(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
 pub fn memory(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
     let sub = &a[1];
     if is(sub, "help") && a.len() == 2 {
-        return help(MEMORY_HELP);
+        return Reply::help_lines(MEMORY_HELP);
     }
     if !is(sub, "usage") {
         return unknown_sub("MEMORY", sub);

@@ -174,12 +174,7 @@ pub fn help() -> Reply {
         "HELP",
         "    Prints this help.",
     ];
-    Reply::Array(
-        lines
-            .iter()
-            .map(|l| Reply::Simple(Bytes::from_static(l.as_bytes())))
-            .collect(),
-    )
+    Reply::help_lines(&lines)
 }
 
 /// `SLOWLOG GET [count]` | LEN | RESET (HELP is answered without the other cores). The
