@@ -27,7 +27,39 @@ cores_tests!(
     client_kill_filters,
     client_kill_type_and_skipme,
     client_kill_errors,
+    config_set_maxclients_checks_the_fd_limit,
 );
+
+/// CONFIG SET maxclients raises the open-files limit when it may, and otherwise answers
+/// with the number of clients the system allows, as Redis does.
+fn config_set_maxclients_checks_the_fd_limit(cores: usize) {
+    let s = Server::start(cores);
+    let mut c = s.redis();
+    assert_eq!(q(&mut c, "CONFIG SET maxclients 2000"), ok());
+    assert_eq!(
+        q(&mut c, "CONFIG GET maxclients"),
+        Value::Array(vec![
+            Value::BulkString(b"maxclients".to_vec()),
+            Value::BulkString(b"2000".to_vec()),
+        ])
+    );
+    let e = err_text(&q(&mut c, "CONFIG SET maxclients 4000000000"));
+    assert!(
+        e.starts_with(
+            "ERR CONFIG SET failed (possibly related to argument 'maxclients') - The operating \
+             system is not able to handle the specified number of clients, try with "
+        ),
+        "{e}"
+    );
+    let Value::Array(v) = q(&mut c, "CONFIG GET maxclients") else {
+        panic!("CONFIG GET answers an array")
+    };
+    assert_eq!(
+        v[1],
+        Value::BulkString(b"2000".to_vec()),
+        "unchanged after the failure"
+    );
+}
 
 const REJECTED: &[u8] = b"-ERR max number of clients reached\r\n";
 

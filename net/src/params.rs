@@ -97,7 +97,11 @@ static PARAMS: &[Param] = &[
     Param {
         name: "maxclients",
         get: |s| load(&s.settings.maxclients),
-        set: Some(|v| int_in(v, 1, u32::MAX as i64).map(|n| Change::MaxClients(n as u64))),
+        set: Some(|v| {
+            let n = int_in(v, 1, u32::MAX as i64)? as u64;
+            fd_room_for(n)?;
+            Ok(Change::MaxClients(n))
+        }),
         sensitive: false,
     },
     Param {
@@ -200,6 +204,21 @@ pub fn is_sensitive(name: &[u8]) -> bool {
 }
 
 /// An integer as Redis's numeric configs take it (no sign, spaces or leading zeros).
+/// Raises the open-files limit for `maxclients` clients if it must (as Redis does on
+/// CONFIG SET maxclients), or says how many clients the system allows.
+fn fd_room_for(maxclients: u64) -> Result<(), String> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let reserved = crate::protect::reserved_fds(cores);
+    let wanted = maxclients.saturating_add(reserved);
+    match crate::protect::raise_open_files_limit(wanted) {
+        Ok(lim) if lim.after < wanted => Err(format!(
+            "The operating system is not able to handle the specified number of clients, try with {}",
+            lim.after.saturating_sub(reserved)
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn int_in(v: &[u8], min: i64, max: i64) -> Result<i64, String> {
     match baton_engine::commands::parse_i64(v) {
         None => Err("argument couldn't be parsed into an integer".into()),
