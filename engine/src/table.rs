@@ -7,8 +7,9 @@
 //! 16-slot groups; it grows when 7/8 of the slots are used and resizes to 60% full, so it is
 //! always between 60% and 87.5% full: 5.7 to 8.3 bytes per key.
 //!
-//! Layout (like a SwissTable, simplified): one tag byte per slot (`EMPTY`, `DELETED`, or the
-//! low 7 bits of the key's hash with the top bit set) and one `u32` slab index per slot.
+//! Layout (like a SwissTable, simplified): groups of 16 slots, each group its 16 tag bytes
+//! (`EMPTY`, `DELETED`, or the low 7 bits of the key's hash with the top bit set) followed
+//! by its 16 `u32` slab indices, 80 bytes in all.
 //! A key's probe starts at group `fastrange(hash, groups)` (the hash's high bits) and walks
 //! whole groups forward, comparing 16 tags at once; a lookup stops at the first group that
 //! has an `EMPTY` slot. Deletion leaves `DELETED` unless the slot's group still has an
@@ -68,11 +69,23 @@ fn bits(mut m: u16) -> impl Iterator<Item = usize> {
     })
 }
 
+/// One group: its 16 tags and the 16 slab indices they describe, side by side, so that a
+/// probe that matches a tag finds the index in the same or the next cache line.
+#[derive(Clone, Copy)]
+#[repr(C, align(16))]
+struct Group {
+    tags: [u8; GROUP],
+    slots: [u32; GROUP],
+}
+
+const EMPTY_GROUP: Group = Group {
+    tags: [EMPTY; GROUP],
+    slots: [0; GROUP],
+};
+
 #[derive(Default)]
 pub(crate) struct IndexTable {
-    tags: Vec<u8>,
-    slots: Vec<u32>,
-    groups: usize,
+    groups: Vec<Group>,
     len: usize,
     deleted: usize,
 }
@@ -88,50 +101,52 @@ impl IndexTable {
 
     /// Heap bytes held: one tag byte and one `u32` per slot.
     pub fn heap_bytes(&self) -> usize {
-        self.tags.capacity() + self.slots.capacity() * 4
-    }
-
-    fn group_tags(&self, g: usize) -> &[u8; GROUP] {
-        self.tags[g * GROUP..(g + 1) * GROUP]
-            .try_into()
-            .expect("a whole group")
+        self.groups.capacity() * std::mem::size_of::<Group>()
     }
 
     fn first_group(&self, hash: u64) -> usize {
-        ((u128::from(hash) * self.groups as u128) >> 64) as usize
+        ((u128::from(hash) * self.groups.len() as u128) >> 64) as usize
+    }
+
+    fn next_group(&self, g: usize) -> usize {
+        if g + 1 == self.groups.len() {
+            0
+        } else {
+            g + 1
+        }
     }
 
     /// The slot holding the index for which `eq` holds, among those filed under `hash`.
-    fn find_slot(&self, hash: u64, mut eq: impl FnMut(u32) -> bool) -> Option<usize> {
-        if self.groups == 0 {
+    fn find_slot(&self, hash: u64, mut eq: impl FnMut(u32) -> bool) -> Option<(usize, usize)> {
+        if self.groups.is_empty() {
             return None;
         }
         let tag = tag_of(hash);
         let mut g = self.first_group(hash);
-        for _ in 0..self.groups {
-            let tags = self.group_tags(g);
-            for i in bits(match_byte(tags, tag)) {
-                let slot = g * GROUP + i;
-                if eq(self.slots[slot]) {
-                    return Some(slot);
+        for _ in 0..self.groups.len() {
+            let group = &self.groups[g];
+            for i in bits(match_byte(&group.tags, tag)) {
+                if eq(group.slots[i]) {
+                    return Some((g, i));
                 }
             }
-            if match_byte(tags, EMPTY) != 0 {
+            if match_byte(&group.tags, EMPTY) != 0 {
                 return None;
             }
-            g = if g + 1 == self.groups { 0 } else { g + 1 };
+            g = self.next_group(g);
         }
         None
     }
 
     pub fn find(&self, hash: u64, eq: impl FnMut(u32) -> bool) -> Option<u32> {
-        self.find_slot(hash, eq).map(|s| self.slots[s])
+        self.find_slot(hash, eq)
+            .map(|(g, i)| self.groups[g].slots[i])
     }
 
     /// Files `idx` under `hash`; the caller knows it is not in the table yet. `rehash`
     /// gives the hash of any index already in the table (used when the table grows).
     pub fn insert_unique(&mut self, hash: u64, idx: u32, rehash: impl Fn(u32) -> u64) {
-        let slots = self.groups * GROUP;
+        let slots = self.groups.len() * GROUP;
         if (self.len + self.deleted + 1) * MAX_LOAD.1 > slots * MAX_LOAD.0 {
             let want = (self.len + 1) * GROW_TO.1 / GROW_TO.0;
             self.resize(want.div_ceil(GROUP).max(1), &rehash);
@@ -145,47 +160,46 @@ impl IndexTable {
     fn place(&mut self, hash: u64, idx: u32) {
         let mut g = self.first_group(hash);
         loop {
-            let tags = self.group_tags(g);
-            let free = match_byte(tags, EMPTY) | match_byte(tags, DELETED);
+            let group = &mut self.groups[g];
+            let free = match_byte(&group.tags, EMPTY) | match_byte(&group.tags, DELETED);
             if let Some(i) = bits(free).next() {
-                let slot = g * GROUP + i;
-                if self.tags[slot] == DELETED {
+                if group.tags[i] == DELETED {
                     self.deleted -= 1;
                 }
-                self.tags[slot] = tag_of(hash);
-                self.slots[slot] = idx;
+                group.tags[i] = tag_of(hash);
+                group.slots[i] = idx;
                 return;
             }
-            g = if g + 1 == self.groups { 0 } else { g + 1 };
+            g = self.next_group(g);
         }
     }
 
     fn resize(&mut self, groups: usize, rehash: &impl Fn(u32) -> u64) {
-        let old_tags = std::mem::replace(&mut self.tags, vec![EMPTY; groups * GROUP]);
-        let old_slots = std::mem::replace(&mut self.slots, vec![0; groups * GROUP]);
-        self.tags.shrink_to_fit();
-        self.slots.shrink_to_fit();
-        self.groups = groups;
+        let mut fresh = Vec::with_capacity(groups);
+        fresh.resize(groups, EMPTY_GROUP);
+        let old = std::mem::replace(&mut self.groups, fresh);
         self.deleted = 0;
-        for (&t, &idx) in old_tags.iter().zip(&old_slots) {
-            if t & 0x80 != 0 {
-                self.place(rehash(idx), idx);
+        for group in &old {
+            for (&t, &idx) in group.tags.iter().zip(&group.slots) {
+                if t & 0x80 != 0 {
+                    self.place(rehash(idx), idx);
+                }
             }
         }
     }
 
     /// Removes and returns the index for which `eq` holds, filed under `hash`.
     pub fn remove(&mut self, hash: u64, eq: impl FnMut(u32) -> bool) -> Option<u32> {
-        let slot = self.find_slot(hash, eq)?;
-        let g = slot / GROUP;
-        self.tags[slot] = if match_byte(self.group_tags(g), EMPTY) != 0 {
+        let (g, i) = self.find_slot(hash, eq)?;
+        let group = &mut self.groups[g];
+        group.tags[i] = if match_byte(&group.tags, EMPTY) != 0 {
             EMPTY
         } else {
             self.deleted += 1;
             DELETED
         };
         self.len -= 1;
-        Some(self.slots[slot])
+        Some(group.slots[i])
     }
 
     pub fn clear(&mut self) {
@@ -218,7 +232,7 @@ mod tests {
         for i in 0..300_000u32 {
             t.insert_unique(mix(i), i, mix);
             if i > 1_000 {
-                let load = t.len() as f64 / (t.groups * GROUP) as f64;
+                let load = t.len() as f64 / (t.groups.len() * GROUP) as f64;
                 assert!((0.59..=0.876).contains(&load), "load {load} at {i}");
             }
         }
@@ -264,6 +278,10 @@ mod tests {
             }
         }
         assert_eq!(t.len(), 0);
-        assert!(t.groups * GROUP <= 4_096, "{} slots", t.groups * GROUP);
+        assert!(
+            t.groups.len() * GROUP <= 4_096,
+            "{} slots",
+            t.groups.len() * GROUP
+        );
     }
 }
