@@ -15,6 +15,7 @@ cores_tests!(
     object_and_memory_usage,
     used_memory_tracks_rss,
     maxmemory_changes_at_run_time,
+    memcached_stores_answer_out_of_memory,
 );
 
 fn dbsize(c: &mut redis::Connection) -> i64 {
@@ -295,5 +296,65 @@ fn maxmemory_changes_at_run_time(cores: usize) {
     assert_eq!(
         run(&mut c, &["SET", "one-more", &"x".repeat(100_000)]),
         ok()
+    );
+}
+
+/// memcached clients see `SERVER_ERROR out of memory storing object` where Redis clients
+/// see OOM, and evictions in `stats`.
+fn memcached_stores_answer_out_of_memory(cores: usize) {
+    let s = Server::builder(cores)
+        .memcache()
+        .args(&["--maxmemory", "1mb", "--maxmemory-policy", "noeviction"])
+        .start();
+    let mut r = s.memcache_raw();
+    let value = "x".repeat(1_000);
+    let mut refused = false;
+    for i in 0..5_000 {
+        r.send(format!("set k{i} 0 0 {}\r\n{value}\r\n", value.len()).as_bytes());
+        let line = r.read_line();
+        if line != "STORED\r\n" {
+            assert_eq!(line, "SERVER_ERROR out of memory storing object\r\n");
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "1 MB fills up");
+    r.send(b"get k0\r\n");
+    assert!(
+        r.read_line().starts_with("VALUE k0 0 1000"),
+        "reads still work"
+    );
+    assert_eq!(r.read_line(), format!("{value}\r\n"));
+    assert_eq!(r.read_line(), "END\r\n");
+    // With an evicting policy the same stores succeed and stats counts the evictions.
+    let mut c = s.redis();
+    assert_eq!(
+        q(&mut c, "CONFIG SET maxmemory-policy allkeys-s3fifo"),
+        ok()
+    );
+    for i in 0..3_000 {
+        r.send(format!("set more{i} 0 0 {}\r\n{value}\r\n", value.len()).as_bytes());
+    }
+    for i in 0..3_000 {
+        assert_eq!(
+            r.read_line(),
+            "STORED\r\n",
+            "store {i} succeeds by evicting"
+        );
+    }
+    r.send(b"stats\r\n");
+    let mut evictions = None;
+    loop {
+        let line = r.read_line();
+        if line == "END\r\n" {
+            break;
+        }
+        if let Some(n) = line.strip_prefix("STAT evictions ") {
+            evictions = n.trim().parse::<u64>().ok();
+        }
+    }
+    assert!(
+        evictions.is_some_and(|n| n >= 2_000),
+        "stats evictions: {evictions:?}"
     );
 }
