@@ -378,8 +378,9 @@ impl Entry {
         self.set_meta_bit(M_WON, on);
     }
 
-    /// Changes the expiry in place when the entry already has room for one (or loses
-    /// it to no expiry... which needs a smaller block): returns the entry to store.
+    /// The entry with another expiry: changed in place when the block already has an
+    /// expiry field and keeps one, rebuilt when the field must appear or go (the header
+    /// sizes the block). Returns the entry to store.
     pub fn with_expire(self, expire_at: u64) -> Entry {
         let s = self.shape();
         if s.meta & M_EXPIRE != 0 && expire_at != NO_EXPIRY {

@@ -279,15 +279,11 @@ impl Shard {
         true
     }
 
-    /// Whether a command that may grow memory can run: evicts first if over budget.
-    fn admit_write(&mut self) -> bool {
+    /// Whether a command that may grow memory can run (a `denyoom` command, a memcached
+    /// store): evicts first if over budget. When not, Redis clients get the OOM error and
+    /// memcached clients `SERVER_ERROR out of memory storing object`.
+    pub(crate) fn admit_write(&mut self) -> bool {
         self.maxmemory == 0 || self.used_memory() <= self.maxmemory || self.enforce_budget()
-    }
-
-    /// Whether a memcached store may proceed (it answers `SERVER_ERROR out of memory
-    /// storing object` when not).
-    pub fn admit_store(&mut self) -> bool {
-        self.admit_write()
     }
 
     /// MEMORY USAGE: the bytes `key` costs (entry plus slab and table share).
@@ -420,11 +416,16 @@ impl Shard {
         self.store.remove_at(idx)
     }
 
+    /// Deletes the expired entry at `idx` and counts it (lazy and active expiry alike).
+    fn reclaim_expired(&mut self, idx: u32) {
+        self.unlink(idx);
+        self.stats.expired_keys += 1;
+    }
+
     pub(crate) fn expire_if_needed(&mut self, key: &[u8], now: u64) {
         if let Some(idx) = self.store.index_of(key) {
             if self.store.entry_at(idx).is_expired(now) {
-                self.unlink(idx);
-                self.stats.expired_keys += 1;
+                self.reclaim_expired(idx);
             }
         }
     }
@@ -449,8 +450,8 @@ impl Shard {
         self.put(key, &snap.value, snap.expire_at, snap.flags);
     }
 
-    /// Puts back an entry taken with [`Shard::take`] (RENAME within one shard), under
-    /// its own key or, with `key`, under a new one.
+    /// Stores `e`'s value, expiry and flags under `key`: RENAME within one shard moves an
+    /// entry taken with [`Shard::take`] this way.
     pub fn put_entry(&mut self, key: &[u8], e: &Entry) {
         self.put(key, e.value(), e.expire_at(), e.flags());
     }
@@ -499,19 +500,6 @@ impl Shard {
     pub(crate) fn set_item_bits(&mut self, key: &[u8], now: u64, f: impl FnOnce(&mut Entry)) {
         if let Some(e) = self.store.get_mut(key, now) {
             f(e);
-        }
-    }
-
-    /// Sets the CAS of a live key (memcached's meta `E`); returns the key's CAS after.
-    pub(crate) fn set_cas(&mut self, key: &[u8], now: u64, cas: Option<u64>) -> u64 {
-        match self.store.get_mut(key, now) {
-            Some(e) => {
-                if let Some(c) = cas {
-                    e.set_cas(c);
-                }
-                e.cas()
-            }
-            None => 0,
         }
     }
 
@@ -592,8 +580,7 @@ impl Shard {
     fn live_key_at(&mut self, idx: usize, now: u64) -> Option<Bytes> {
         let (key, entry) = self.store.slot(idx)?;
         if entry.is_expired(now) {
-            self.unlink(idx as u32);
-            self.stats.expired_keys += 1;
+            self.reclaim_expired(idx as u32);
             return None;
         }
         Some(Bytes::copy_from_slice(key))
@@ -617,8 +604,7 @@ impl Shard {
             if at != NO_EXPIRY {
                 volatile += 1;
                 if at <= now {
-                    self.unlink(self.expire_cursor as u32);
-                    self.stats.expired_keys += 1;
+                    self.reclaim_expired(self.expire_cursor as u32);
                     reclaimed += 1;
                 } else {
                     ttl_sum += at - now;

@@ -171,12 +171,13 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
     {
         let mut shard = core.shard.borrow_mut();
         shard.set_max_value_len(shared.config.limits.max_bulk_len);
-        let maxmemory = shared.settings.maxmemory.load(Ordering::Relaxed);
-        shard.set_maxmemory(crate::params::shard_budget(maxmemory, core.cores), now_ms());
+        // Policy first: the budget then builds the policy's state once, for that policy.
         let policy = shared.settings.maxmemory_policy.lock().unwrap().clone();
         if let Some(p) = baton_engine::evict::EvictionPolicy::parse(&policy) {
             shard.set_policy(p);
         }
+        let maxmemory = shared.settings.maxmemory.load(Ordering::Relaxed);
+        shard.set_maxmemory(crate::params::shard_budget(maxmemory, core.cores), now_ms());
     }
     glommio::spawn_local(crate::stats::run_sampler(shared.clone())).detach();
     let mut ls = vec![Listener {

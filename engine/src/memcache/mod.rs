@@ -333,7 +333,7 @@ pub enum McResult {
 /// Runs one op against the shard that owns its key.
 pub fn execute(shard: &mut Shard, op: McOp, ctx: &McCtx) -> McResult {
     shard.now = ctx.now_ms;
-    if matches!(op, McOp::Store(_) | McOp::MetaSet(_)) && !shard.admit_store() {
+    if matches!(op, McOp::Store(_) | McOp::MetaSet(_)) && !shard.admit_write() {
         return McResult::OutOfMemory;
     }
     match op {

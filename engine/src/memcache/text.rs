@@ -14,7 +14,12 @@ impl Shard {
     /// The write itself (put/update) has bumped the shard's CAS sequence; `E` only names
     /// the version differently, which is what memcached does with it.
     pub(crate) fn mc_cas_after_write(&mut self, key: &[u8], now: u64, cas: Option<u64>) -> u64 {
-        self.set_cas(key, now, cas)
+        self.store.get_mut(key, now).map_or(0, |e| {
+            if let Some(c) = cas {
+                e.set_cas(c);
+            }
+            e.cas()
+        })
     }
 }
 
