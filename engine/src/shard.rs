@@ -44,6 +44,14 @@ pub struct ShardStats {
     pub evicted_keys: u64,
 }
 
+/// An item's read state as a read found it, before marking it read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Seen {
+    pub fetched: bool,
+    /// Unix seconds of the previous read (or of the write, if never read).
+    pub accessed_secs: u32,
+}
+
 /// The eviction policy's state while a budget is set.
 enum Tracker {
     Off,
@@ -337,14 +345,26 @@ impl Shard {
     /// Like [`Shard::lookup`] for a read that counts: a keyspace hit or miss, the key's
     /// last-access time and fetched bit, and an access for the eviction policy.
     pub fn lookup_read(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
+        self.lookup_read_seen(key, now).map(|(e, _)| e)
+    }
+
+    /// [`Shard::lookup_read`], also giving what the read replaced: whether the item had
+    /// been read before and when (memcached's `h` and `l` report those).
+    #[inline]
+    pub(crate) fn lookup_read_seen(&mut self, key: &[u8], now: u64) -> Option<(&Entry, Seen)> {
         match self.store.index_of(key) {
             Some(idx) if !self.store.entry_at(idx).is_expired(now) => {
                 self.stats.keyspace_hits += 1;
                 if let Some(p) = self.tracker.policy() {
                     p.access(idx);
                 }
-                self.store.entry_at_mut(idx).touch(now);
-                Some(self.store.entry_at(idx))
+                let e = self.store.entry_at_mut(idx);
+                let seen = Seen {
+                    fetched: e.fetched(),
+                    accessed_secs: e.accessed_secs(),
+                };
+                e.touch(now);
+                Some((&*e, seen))
             }
             found => {
                 self.stats.keyspace_misses += 1;

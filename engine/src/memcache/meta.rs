@@ -105,22 +105,13 @@ impl MetaArith {
 
 pub(super) fn get(shard: &mut Shard, m: MetaGet, ctx: &McCtx) -> MetaResult {
     let now = ctx.now_ms;
-    // The item's state before this read: `h`, `l` and the win flags report it.
-    let before = shard
-        .lookup(&m.key, now)
-        .map(|e| (e.fetched(), e.accessed_secs(), e.stale(), e.won()));
-    let Some((hit_before, accessed, stale, token_sent)) = before else {
+    let Some((e, seen)) = shard.lookup_read_seen(&m.key, now) else {
         return match m.vivify {
             Some(exptime) => vivify(shard, &m, exptime, ctx),
-            None => {
-                shard.lookup_read(&m.key, now); // counts the miss
-                MetaResult::status(MetaStatus::Miss)
-            }
+            None => MetaResult::status(MetaStatus::Miss),
         };
     };
-    let Some(e) = shard.lookup_read(&m.key, now) else {
-        unreachable!("the item was live a moment ago");
-    };
+    let (stale, token_sent) = (e.stale(), e.won());
     let send_value = m.value && m.unless_cas != Some(e.cas());
     let ttl = ttl_seconds(e.expire_at(), now);
     // memcached hands one client the right to refresh a stale item, or one whose TTL
@@ -134,8 +125,8 @@ pub(super) fn get(shard: &mut Shard, m: MetaGet, ctx: &McCtx) -> MetaResult {
         size: e.value().len(),
         ttl,
         ttl_before: ttl,
-        hit_before,
-        last_access: (now / 1000).saturating_sub(u64::from(accessed)),
+        hit_before: seen.fetched,
+        last_access: (now / 1000).saturating_sub(u64::from(seen.accessed_secs)),
         token_sent,
         stale,
         won,
@@ -149,10 +140,10 @@ pub(super) fn get(shard: &mut Shard, m: MetaGet, ctx: &McCtx) -> MetaResult {
     r
 }
 
-/// `mg N` on a miss: an empty item with the vivify TTL, whose win goes to this request.
+/// `mg N` on a miss (already counted): an empty item with the vivify TTL, whose win goes
+/// to this request.
 fn vivify(shard: &mut Shard, m: &MetaGet, exptime: i64, ctx: &McCtx) -> MetaResult {
     let now = ctx.now_ms;
-    shard.stats.keyspace_misses += 1;
     write_value(shard, &m.key, Vec::new(), exptime, 0, now);
     shard.set_item_bits(&m.key, now, |e| e.set_won(true));
     let Some(e) = shard.lookup(&m.key, now) else {
