@@ -35,18 +35,7 @@ done
 [[ -x "$BATON_BIN" ]] || (cd "$ROOT" && cargo build --release)
 MEMTIER=$(command -v memtier_benchmark || true)
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_ready() {
-    for _ in $(seq 1 200); do
-        [[ "$(redis-cli -p "$1" ping 2>/dev/null)" == PONG ]] && return 0
-        sleep 0.05
-    done
-    echo "hitratio.sh: server on port $1 did not start" >&2; exit 1
-}
+source "$ROOT/benches/load/lib.sh"
 info_field() { redis-cli -p "$1" info "$2" | tr -d '\r' | awk -F: -v k="$3" '$1 == k {print $2}'; }
 
 load() { # port seconds

@@ -21,23 +21,8 @@ for tool in memtier_benchmark redis-server memcached redis-cli; do
 done
 [ -x "$baton_bin" ] || cargo build --release
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
-wait_ready() { # port proto
-    for _ in $(seq 1 200); do
-        if [ "$2" = memcache ]; then
-            python3 -c "import socket,sys; s=socket.create_connection(('127.0.0.1',$1),0.2); s.sendall(b'version\r\n'); sys.exit(0 if s.recv(64).startswith(b'VERSION') else 1)" 2>/dev/null && return 0
-        else
-            [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ] && return 0
-        fi
-        sleep 0.05
-    done
-    echo "server on port $1 did not become ready" >&2; exit 1
-}
 
 measure() { # name proto n start-command...
     local name=$1 proto=$2 n=$3; shift 3
