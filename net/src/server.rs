@@ -48,6 +48,11 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Above this much unsent output a connection stops reading until the client catches up.
 const OUTPUT_HIGH_WATER: usize = 8 * 1024 * 1024;
 const RING_ENTRIES: u32 = 1024;
+/// IORING_RECVSEND_POLL_FIRST: arm the socket's poll at once instead of trying the
+/// receive first (the crate keeps the constant private).
+const RECVSEND_POLL_FIRST: u16 = 1;
+/// IORING_CQE_F_SOCK_NONEMPTY: the socket still had data after this receive.
+const CQE_F_SOCK_NONEMPTY: u32 = 1 << 2;
 /// How often a core checks its clients for idle timeouts and the soft output limit.
 const CRON_INTERVAL_MS: u64 = 1000;
 
@@ -80,6 +85,9 @@ struct Conn {
     inflight: Vec<u8>,
     sent: usize,
     recv_armed: bool,
+    /// The last receive left the socket empty: the next one waits for data before it
+    /// tries, sparing a receive that would only say "no data yet".
+    drained: bool,
     send_armed: bool,
     /// A pipeline of this connection is running in a slow-path task.
     busy: bool,
@@ -237,6 +245,7 @@ async fn cron_ticker(parked: Rc<Cell<bool>>, wanted: Rc<Cell<bool>>, efd: RawFd)
 
 impl Loop {
     async fn run(&mut self, wakeup: BufferedFile) {
+        self.ring.quiet();
         loop {
             if self.shared.stopping() && !self.stopping {
                 self.begin_stop();
@@ -276,9 +285,11 @@ impl Loop {
                 self.parked.set(true);
                 let wake_now = !self.finished.borrow().is_empty()
                     || (self.shared.stopping() && !self.stopping);
-                if !wake_now {
+                let pending = self.ring.arm_wakeup();
+                if !wake_now && !pending {
                     let _ = wakeup.read_at(0, 8).await;
                 }
+                self.ring.quiet();
                 self.parked.set(false);
             } else if self.core.cores > 1 || self.tasks.get() > 0 {
                 // Let mesh receivers and slow-path tasks run between turns.
@@ -356,7 +367,7 @@ impl Loop {
                     return;
                 }
                 if op == OP_RECV {
-                    self.on_recv(slot, c.result);
+                    self.on_recv(slot, c.result, c.flags);
                 } else {
                     self.on_send(slot, c.result);
                 }
@@ -435,6 +446,7 @@ impl Loop {
             inflight: Vec::new(),
             sent: 0,
             recv_armed: false,
+            drained: true,
             send_armed: false,
             busy: false,
             draining: false,
@@ -463,6 +475,7 @@ impl Loop {
             spare.as_mut_ptr().cast::<u8>(),
             spare.len() as u32,
         )
+        .ioprio(if conn.drained { RECVSEND_POLL_FIRST } else { 0 })
         .build()
         .user_data(user_data(OP_RECV, slot, conn.generation));
         conn.recv_armed = true;
@@ -472,12 +485,13 @@ impl Loop {
         unsafe { self.ring.push(&sqe) };
     }
 
-    fn on_recv(&mut self, slot: u32, result: i32) {
+    fn on_recv(&mut self, slot: u32, result: i32, flags: u32) {
         tracing::trace!(slot, result, "recv completed");
         let now = self.now;
         let conn = self.conns[slot as usize].as_mut().expect("live conn");
         conn.recv_armed = false;
         conn.cancel_sent = false;
+        conn.drained = flags & CQE_F_SOCK_NONEMPTY == 0;
         if result > 0 {
             // Reads and writes both count as interaction (idle= and the timeout), as in Redis.
             conn.client.borrow_mut().last_ms = now;

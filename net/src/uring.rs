@@ -90,6 +90,24 @@ impl Ring {
         self.queued > 0
     }
 
+    /// Stops the kernel signalling the eventfd for completions and deferred work. The
+    /// loop does this while it runs: it enters the ring every turn anyway, and each
+    /// signal would otherwise cost a wakeup (and an eventfd read) later.
+    pub fn quiet(&mut self) {
+        self.ring.completion().disable_eventfd();
+    }
+
+    /// Turns the eventfd signal back on before the loop sleeps, and tells whether work
+    /// arrived while it was off (that work raised no signal, so sleeping now could miss
+    /// it): deferred completions to run, or completions to reap.
+    pub fn arm_wakeup(&mut self) -> bool {
+        self.ring.completion().enable_eventfd();
+        // The kernel adds work, sets the TASKRUN flag and then reads the eventfd switch;
+        // we write the switch and then read the flag. The fence orders our side.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        self.ring.submission().taskrun() || !self.ring.completion().is_empty()
+    }
+
     /// Submits what was queued and runs deferred completions (GETEVENTS), without waiting.
     pub fn enter(&mut self) -> io::Result<()> {
         let len = self.ring.submission().len() as u32;
