@@ -31,8 +31,11 @@ Client: memtier_benchmark if it is on PATH (-t 1 -c 50 --ratio 1:10 -d 64
 protocol, so --proto memcache without memtier_benchmark is skipped (exit status 3).
 
 Columns: ops/s and p99 latency (ms) as the client reports them; server CPU microseconds
-per operation; client-reported errors; on Baton rows, Baton/peer ratios of ops/s (higher
-is better) and of CPU per op (lower is better).
+per operation; client-reported errors; srv_cpu and cli_cpu, the server's and the client's
+CPU use in percent of their CPUs over the client's run; on Baton rows, Baton/peer ratios
+of ops/s (higher is better) and of CPU per op (lower is better). A note names the runs
+where the client's CPU was saturated and the server's was not: there ops/s is the
+client's pace, and cpu_us/op is the fair comparison of the servers.
 EOF
 }
 
@@ -173,15 +176,33 @@ start() {
 # run_client OUT COMMAND...: runs the client pinned to CLIENT_CPU with stdout to OUT.out and
 # stderr to OUT.err. It runs in the background and is waited for, so a signal to this script
 # is handled at once and the cleanup kills the client too.
+# Sets CLIENT_CPU_SECS (the client's user+sys time, all its threads) and CLIENT_WALL_SECS.
 run_client() {
-    local out=$1 pid status=0
+    local out=$1 pid status=0 cpu0 cpu1 t0 t1
     shift
+    children_cpu; cpu0=$CHILDREN_CPU
+    t0=$(date +%s.%N)
     taskset -c "$CLIENT_CPU" "$@" >"$out.out" 2>"$out.err" &
     pid=$!
     STARTED+=("$pid")
     wait "$pid" || status=$?
+    t1=$(date +%s.%N)
+    children_cpu; cpu1=$CHILDREN_CPU
     unset 'STARTED[-1]'
+    CLIENT_CPU_SECS=$(awk -v c="$cpu1" -v c0="$cpu0" 'BEGIN {print c - c0}')
+    CLIENT_WALL_SECS=$(awk -v t="$t1" -v t0="$t0" 'BEGIN {print t - t0}')
     return "$status"
+}
+
+# Sets CHILDREN_CPU: CPU seconds (user+sys) used by this shell's children that have been
+# waited for, from the second line of bash's `times` ("0m1.250s 0m0.730s"). `times` runs
+# in this shell, not in a pipeline or $(...), whose subshell has children of its own.
+children_cpu() {
+    times >"$WORK/times"
+    CHILDREN_CPU=$(awk 'NR == 2 {
+        n = split($1 " " $2, f, " "); s = 0
+        for (i = 1; i <= n; i++) { split(f[i], ms, "m"); sub("s", "", ms[2]); s += ms[1] * 60 + ms[2] }
+        print s }' "$WORK/times")
 }
 
 # wait_ready NAME PID PORT: retries a protocol-level ping until the server answers.
@@ -279,6 +300,10 @@ drive() {
         # Error replies and connection trouble are logged one per line on stderr.
         ERRORS=$(tr '\r' '\n' <"$out.err" | grep -ciE 'error|fail|dropped|timeout|exceeded' || true)
         ERRORS=$((ERRORS + ${conn_errors:-0}))
+        # memtier's own measured span, without its start-up and connection set-up.
+        local span_ms
+        span_ms=$(awk '/"Total duration":/ {gsub(/[^0-9]/, ""); print; exit}' "$out.json")
+        [[ -n $span_ms && $span_ms -gt 0 ]] && CLIENT_WALL_SECS=$(awk -v ms="$span_ms" 'BEGIN {print ms / 1000}')
     else
         local n=${REQUESTS:-100000}
         run_client "$out" redis-benchmark -h 127.0.0.1 -p "$port" -P "$pipeline" \
@@ -293,9 +318,14 @@ drive() {
     fi
     [[ -n $OPS_S && -n $P99 && -n $OPS && $OPS -gt 0 ]] \
         || die "could not read the client's results for $name (see $out.*)"
+    # The client's CPU use in percent of one CPU. Near 100, the client set the pace.
+    # (It also counts the client's start-up, so it can read a little over 100.)
+    CLIENT_BUSY=$(awk -v c="$CLIENT_CPU_SECS" -v t="$CLIENT_WALL_SECS" \
+        'BEGIN {printf "%.0f", (t > 0 ? 100 * c / t : 0)}')
 }
 
 ROWS=()
+CLIENT_BOUND=()
 for pipeline in "${PIPELINES[@]}"; do
     declare -A ops_s=() cpu_op=()
     for server in baton "$PEER"; do
@@ -308,7 +338,12 @@ for pipeline in "${PIPELINES[@]}"; do
         ops_s[$server]=$OPS_S
         cpu_op[$server]=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v ops="$OPS" \
             'BEGIN {printf "%.3f", t * 1e6 / hz / ops}')
-        ROWS+=("$server $pipeline $OPS_S $P99 ${cpu_op[$server]} $ERRORS")
+        server_busy=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v w="$CLIENT_WALL_SECS" \
+            -v n="$CORES" 'BEGIN {printf "%.0f", (w > 0 ? 100 * t / hz / w / n : 0)}')
+        ROWS+=("$server $pipeline $OPS_S $P99 ${cpu_op[$server]} $ERRORS $server_busy $CLIENT_BUSY")
+        if [[ $CLIENT_BUSY -ge 90 && $server_busy -lt 90 ]]; then
+            CLIENT_BOUND+=("$server/p$pipeline (client $CLIENT_BUSY%, server $server_busy%)")
+        fi
     done
     # Ratios go on the Baton row of this pipeline depth.
     ratio=$(awk -v bo="${ops_s[baton]}" -v po="${ops_s[$PEER]}" \
@@ -323,11 +358,16 @@ echo
 echo "proto=$PROTO client=$CLIENT cores=$CORES server_cpus=$SERVER_CPUS client_cpu=$CLIENT_CPU" \
     "$([[ -n $REQUESTS ]] && echo "requests=$REQUESTS" || echo "duration=${DURATION}s")" \
     "baton=$BATON_BIN"
-FORMAT="%-13s %8s %12s %8s %10s %7s %14s %15s\n"
+FORMAT="%-13s %8s %12s %8s %10s %7s %7s %7s %14s %15s\n"
 # shellcheck disable=SC2059 # the format is ours, shared by header and rows
-printf "$FORMAT" server pipeline ops/s p99_ms cpu_us/op errors "ops/s vs peer" "cpu/op vs peer"
+printf "$FORMAT" server pipeline ops/s p99_ms cpu_us/op errors srv_cpu cli_cpu "ops/s vs peer" "cpu/op vs peer"
 for row in "${ROWS[@]}"; do
     read -r -a f <<<"$row"
     # shellcheck disable=SC2059
-    printf "$FORMAT" "${f[0]}" "${f[1]}" "${f[2]}" "${f[3]}" "${f[4]}" "${f[5]}" "${f[6]:--}" "${f[7]:--}"
+    printf "$FORMAT" "${f[0]}" "${f[1]}" "${f[2]}" "${f[3]}" "${f[4]}" "${f[5]}" "${f[6]}%" "${f[7]}%" "${f[8]:--}" "${f[9]:--}"
 done
+if [[ ${#CLIENT_BOUND[@]} -gt 0 ]]; then
+    echo
+    echo "client-bound: ${CLIENT_BOUND[*]}. The client's CPU was saturated and the server's" \
+        "was not, so ops/s there is the client's pace; compare those servers by cpu_us/op."
+fi
