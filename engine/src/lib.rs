@@ -24,6 +24,7 @@ pub mod evict;
 pub mod glob;
 pub mod memcache;
 pub mod reply;
+mod rng;
 pub mod runtime;
 pub mod shard;
 pub mod store;

@@ -19,6 +19,7 @@ use bytes::Bytes;
 use crate::command::{flags, CommandSpec};
 use crate::evict::{EvictionPolicy, Policy, Random, S3Fifo};
 use crate::reply::Reply;
+use crate::rng::XorShift64Star;
 use crate::store::{Entry, Store, ValueSnapshot, NO_EXPIRY};
 
 /// Redis's default `proto-max-bulk-len`: the largest string a command may build.
@@ -83,7 +84,7 @@ pub struct Shard {
     pub(crate) store: Store,
     pub stats: ShardStats,
     pub(crate) next_cas: u64,
-    pub(crate) rng: u64,
+    rng: XorShift64Star,
     /// The largest value APPEND, SETRANGE and LCS may build (`proto-max-bulk-len`).
     pub(crate) max_value_len: usize,
     /// Where the active expiry cycle resumes its walk over the store's slots.
@@ -107,7 +108,9 @@ impl Shard {
             store: Store::new(),
             stats: ShardStats::default(),
             next_cas: 0,
-            rng: 0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03),
+            rng: XorShift64Star::new(
+                0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03),
+            ),
             max_value_len: DEFAULT_MAX_VALUE_LEN,
             expire_cursor: 0,
             avg_ttl: 0,
@@ -165,12 +168,7 @@ impl Shard {
 
     /// A pseudo-random number (xorshift64*), for RANDOMKEY and sampling.
     pub fn random(&mut self) -> u64 {
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        self.rng.next()
     }
 
     // ---- memory --------------------------------------------------------------------

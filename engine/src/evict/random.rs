@@ -2,6 +2,7 @@
 //! uniformly random element, drawn from a seeded xorshift64* generator (deterministic).
 
 use super::{ensure, Policy, NIL};
+use crate::rng::XorShift64Star;
 
 pub struct Random {
     /// Tracked ids, in no particular order.
@@ -10,7 +11,7 @@ pub struct Random {
     slot: Vec<u32>,
     size: Vec<u32>,
     bytes: u64,
-    rng: u64,
+    rng: XorShift64Star,
 }
 
 impl Random {
@@ -21,32 +22,17 @@ impl Random {
             slot: Vec::new(),
             size: Vec::new(),
             bytes: 0,
-            rng: if seed == 0 {
-                0x2545_F491_4F6C_DD1D
-            } else {
-                seed
-            },
+            rng: XorShift64Star::new(seed),
         }
     }
 
-    fn next(&mut self) -> u64 {
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
-
-impl Random {
     /// A uniformly random tracked id, left tracked (volatile-ttl samples with it).
     pub fn sample(&mut self) -> Option<u32> {
         if self.ids.is_empty() {
             return None;
         }
         // Fastrange over the high bits: uniform enough, no division.
-        let i = ((self.next() >> 32) * self.ids.len() as u64) >> 32;
+        let i = ((self.rng.next() >> 32) * self.ids.len() as u64) >> 32;
         Some(self.ids[i as usize])
     }
 }
