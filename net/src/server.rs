@@ -280,8 +280,16 @@ impl Loop {
                 progress = true;
             }
             if !progress && !self.ring.has_queued() {
-                // Sleep until the ring signals its eventfd, a slow-path task finishes, or
-                // a signal asks us to stop (both also write that eventfd).
+                // Sleep until something writes the ring's eventfd. Every way work reaches
+                // a parked core ends in such a write:
+                // - a socket event: its completion signals the eventfd (see
+                //   `Ring::arm_wakeup` for why none is missed while the signal was off);
+                // - a slow-path task finishing: it writes the eventfd when `parked` is set,
+                //   and `finished` is checked below, after `parked` is set, on this thread;
+                // - a mesh message: glommio wakes its own executor; the receiving task
+                //   runs jobs and the replies end as a finished slow-path task;
+                // - the once-a-second checks, CLIENT KILL from another connection, and
+                //   stop signals: each writes the eventfd itself.
                 self.parked.set(true);
                 let wake_now = !self.finished.borrow().is_empty()
                     || (self.shared.stopping() && !self.stopping);

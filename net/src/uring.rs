@@ -1,12 +1,24 @@
 //! The per-core io_uring that drives client sockets. One submission per loop turn carries
 //! every accept, receive and send queued during that turn.
 //!
-//! Set up with SINGLE_ISSUER + DEFER_TASKRUN + TASKRUN_FLAG: completions are posted only
-//! when this thread enters the ring with GETEVENTS, which it does once per turn. An
-//! eventfd registered on the ring is signalled when work is queued for it; the loop
-//! awaits that eventfd through glommio when it has nothing to do, so the executor keeps
-//! running timers and cross-core messages meanwhile. (COOP_TASKRUN alone loses wakeups
-//! here: its completions are not posted while the thread sleeps in glommio's ring.)
+//! Set up with SINGLE_ISSUER + COOP_TASKRUN. A socket event (data to read, room to send, a
+//! connection to accept) queues task work on this thread; the kernel runs it, posting the
+//! completion, at this thread's next syscall boundary, or at once when the thread is
+//! asleep (the task work wakes it). An eventfd registered on the ring is signalled when a
+//! completion is posted; the loop awaits that eventfd through glommio when it has nothing
+//! to do, so the executor keeps running timers and cross-core messages meanwhile.
+//!
+//! Two set-ups were measured and rejected (Linux 6.18):
+//! - DEFER_TASKRUN: the eventfd of such a ring is signalled from an RCU callback, 6-25 ms
+//!   after the work was queued, so every request on an idle core waited about 16 ms.
+//! - TASKRUN_FLAG: the kernel queues task work and only then sets the flag, so the loop
+//!   can run the work (clearing the flag) before the flag is set: the flag then stays set
+//!   with nothing behind it until the next event. A loop that trusted the flag as "work
+//!   pending, do not sleep" spun forever without yielding, and starved the mesh tasks
+//!   whose replies would have produced that next event (the livelock of issue 9, read
+//!   off a hung process: `sq_flags` 0x4, no work, no completion, no operation but the
+//!   accept). Nothing here reads a kernel hint; [`Ring::arm_wakeup`] looks only at the
+//!   completion queue itself.
 //!
 //! All `unsafe` about buffers handed to the kernel is in this module and in the one place
 //! that arms operations on a connection (`server.rs`), each with its `SAFETY:` comment.
@@ -42,8 +54,7 @@ impl Ring {
     pub fn new(entries: u32) -> io::Result<Ring> {
         let ring = IoUring::builder()
             .setup_single_issuer()
-            .setup_defer_taskrun()
-            .setup_taskrun_flag()
+            .setup_coop_taskrun()
             .setup_cqsize(entries * 4)
             .build(entries)?;
         // SAFETY: eventfd returns a fresh descriptor (checked below) that we own.
@@ -90,25 +101,30 @@ impl Ring {
         self.queued > 0
     }
 
-    /// Stops the kernel signalling the eventfd for completions and deferred work. The
-    /// loop does this while it runs: it enters the ring every turn anyway, and each
-    /// signal would otherwise cost a wakeup (and an eventfd read) later.
+    /// Stops the kernel signalling the eventfd for completions. The loop does this while
+    /// it runs: it enters the ring every turn anyway, and each signal would otherwise cost
+    /// a wakeup (and an eventfd read) later.
     pub fn quiet(&mut self) {
         self.ring.completion().disable_eventfd();
     }
 
-    /// Turns the eventfd signal back on before the loop sleeps, and tells whether work
-    /// arrived while it was off (that work raised no signal, so sleeping now could miss
-    /// it): deferred completions to run, or completions to reap.
+    /// Turns the eventfd signal back on before the loop sleeps, and tells whether a
+    /// completion was posted while it was off (that one raised no signal, so sleeping now
+    /// could miss it).
+    ///
+    /// Why no completion is lost: the kernel posts a completion and then reads the
+    /// switch; we write the switch and then read the queue, with a full fence between.
+    /// So either we see the completion here, or the kernel sees the switch on and
+    /// signals. Task work that is queued but has not run yet runs at this thread's next
+    /// syscall, which comes after this call (at the latest, glommio's sleep), so its
+    /// completion is posted with the switch on.
     pub fn arm_wakeup(&mut self) -> bool {
         self.ring.completion().enable_eventfd();
-        // The kernel adds work, sets the TASKRUN flag and then reads the eventfd switch;
-        // we write the switch and then read the flag. The fence orders our side.
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-        self.ring.submission().taskrun() || !self.ring.completion().is_empty()
+        !self.ring.completion().is_empty()
     }
 
-    /// Submits what was queued and runs deferred completions (GETEVENTS), without waiting.
+    /// Submits what was queued and runs pending task work (GETEVENTS), without waiting.
     pub fn enter(&mut self) -> io::Result<()> {
         let len = self.ring.submission().len() as u32;
         // IORING_ENTER_GETEVENTS (the crate keeps its sys constants private).
