@@ -227,17 +227,27 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
     let _ticker = glommio::spawn_local(cron_ticker(
         lp.parked.clone(),
         lp.cron_wanted.clone(),
+        lp.shared.clone(),
         lp.ring.eventfd(),
     ));
     lp.run(wakeup).await;
 }
 
-/// Wakes a parked loop once a second while it has clients to check, so idle timeouts and
-/// the soft output limit apply even when no I/O happens.
-async fn cron_ticker(parked: Rc<Cell<bool>>, wanted: Rc<Cell<bool>>, efd: RawFd) {
+/// Wakes a parked loop once a second while the checks have something to look at (a
+/// timeout is set, output is waiting, a listener waits to accept again), so idle timeouts
+/// and the soft output limit apply even when no I/O happens. An idle core with idle
+/// clients and no timeout is never woken: a lost wake-up then shows as a hang, in the
+/// stress tests, instead of hiding behind this tick.
+async fn cron_ticker(
+    parked: Rc<Cell<bool>>,
+    wanted: Rc<Cell<bool>>,
+    shared: Arc<Shared>,
+    efd: RawFd,
+) {
     loop {
         glommio::timer::sleep(Duration::from_millis(CRON_INTERVAL_MS)).await;
-        if parked.get() && wanted.get() {
+        let timeout = shared.settings.timeout_secs.load(Ordering::Relaxed) > 0;
+        if parked.get() && (wanted.get() || timeout) {
             wake(efd);
         }
     }
@@ -256,8 +266,10 @@ impl Loop {
                 self.next_cron_ms = self.now + CRON_INTERVAL_MS;
                 self.cron();
             }
-            if let Err(e) = self.ring.enter() {
-                tracing::error!(core = self.core.id, error = %e, "io_uring enter failed");
+            if self.ring.needs_enter() {
+                if let Err(e) = self.ring.enter() {
+                    tracing::error!(core = self.core.id, error = %e, "io_uring enter failed");
+                }
             }
             self.completions.clear();
             self.ring.reap(&mut self.completions);
@@ -434,7 +446,6 @@ impl Loop {
         self.shared
             .total_connections
             .fetch_add(1, Ordering::Relaxed);
-        self.cron_wanted.set(true);
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
@@ -660,6 +671,10 @@ impl Loop {
             return false;
         };
         let pending = conn.pending_output() as u64;
+        if pending > 0 {
+            // The soft limit is timed: the once-a-second checks must look at it.
+            self.cron_wanted.set(true);
+        }
         let Some(breach) =
             protect::output_breach(pending, limit, &mut conn.soft_since_ms, self.now)
         else {
@@ -703,7 +718,7 @@ impl Loop {
             let Some(conn) = self.conns[slot as usize].as_mut() else {
                 continue;
             };
-            wanted = true;
+            wanted |= conn.closing || conn.pending_output() > 0;
             if conn.closing {
                 continue;
             }

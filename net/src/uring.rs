@@ -8,17 +8,22 @@
 //! completion is posted; the loop awaits that eventfd through glommio when it has nothing
 //! to do, so the executor keeps running timers and cross-core messages meanwhile.
 //!
-//! Two set-ups were measured and rejected (Linux 6.18):
-//! - DEFER_TASKRUN: the eventfd of such a ring is signalled from an RCU callback, 6-25 ms
-//!   after the work was queued, so every request on an idle core waited about 16 ms.
-//! - TASKRUN_FLAG: the kernel queues task work and only then sets the flag, so the loop
-//!   can run the work (clearing the flag) before the flag is set: the flag then stays set
-//!   with nothing behind it until the next event. A loop that trusted the flag as "work
-//!   pending, do not sleep" spun forever without yielding, and starved the mesh tasks
-//!   whose replies would have produced that next event (the livelock of issue 9, read
-//!   off a hung process: `sq_flags` 0x4, no work, no completion, no operation but the
-//!   accept). Nothing here reads a kernel hint; [`Ring::arm_wakeup`] looks only at the
-//!   completion queue itself.
+//! TASKRUN_FLAG tells the loop whether a turn needs to enter the ring at all: with
+//! nothing to submit and no task work pending, the completions already posted are read
+//! straight from the queue, and a turn costs no syscall.
+//!
+//! DEFER_TASKRUN was measured and rejected (Linux 6.18): the eventfd of such a ring is
+//! signalled from an RCU callback, 6-25 ms after the work was queued, so every request
+//! on an idle core waited about 16 ms.
+//!
+//! The TASKRUN flag is a hint, never a reason to stay awake: the kernel queues task work
+//! and only then sets the flag, so the loop can run the work (clearing the flag) before
+//! the flag is set, which then stays set with nothing behind it until the next event. A
+//! loop that took the flag for "work pending, do not sleep" spun without yielding and
+//! starved the mesh tasks whose replies would have produced that next event: the
+//! `--cores 2` livelock of issue 9, read off a hung process (`sq_flags` 0x4, no work, no
+//! completion, no operation armed but the accept). A stale flag now costs one needless
+//! enter; [`Ring::arm_wakeup`] looks only at the completion queue.
 //!
 //! All `unsafe` about buffers handed to the kernel is in this module and in the one place
 //! that arms operations on a connection (`server.rs`), each with its `SAFETY:` comment.
@@ -55,6 +60,7 @@ impl Ring {
         let ring = IoUring::builder()
             .setup_single_issuer()
             .setup_coop_taskrun()
+            .setup_taskrun_flag()
             .setup_cqsize(entries * 4)
             .build(entries)?;
         // SAFETY: eventfd returns a fresh descriptor (checked below) that we own.
@@ -99,6 +105,13 @@ impl Ring {
 
     pub fn has_queued(&self) -> bool {
         self.queued > 0
+    }
+
+    /// Whether [`Ring::enter`] has anything to do: operations to submit, or task work
+    /// that the kernel may be holding for this thread (the flag can be stale; then the
+    /// enter is merely needless).
+    pub fn needs_enter(&mut self) -> bool {
+        self.queued > 0 || self.ring.submission().taskrun()
     }
 
     /// Stops the kernel signalling the eventfd for completions. The loop does this while
