@@ -15,9 +15,19 @@ usage() {
 Usage: benches/load/run.sh [options]
 
   --proto redis|memcache   protocol and peer server: redis-server or memcached (default redis)
-  --pipeline N ...         pipeline depths to run, one or more (default: 1 32)
+  --pipeline N ...         pipeline depths to run at 50 connections, one or more
+                           (default: 1 32)
+  --points C:P ...         load points as connections:pipeline, one or more (overrides
+                           --pipeline), e.g. --points 1:1 50:32
+  --sweep                  the concurrency sweep: --points 1:1 5:1 50:1 50:32, 3 rounds
+                           unless --rounds says otherwise
+  --rounds N               every point runs N times per server, alternating Baton and the
+                           peer (who goes first alternates per round); the table shows
+                           medians and the median of the per-round ratios (default 1)
   --cores N                server cores: baton --cores N, pinned to CPUs 0..N-1; the peer
                            is pinned to the same CPUs (memcached gets -t N) (default 1)
+  --peer-baton-cores N     the peer is Baton itself with --cores N, pinned to CPUs
+                           0..N-1 (what more cores cost per op); --proto picks the port
   --baton-bin PATH         baton binary (default: target/release/baton, or
                            $CARGO_TARGET_DIR/release/baton when that is set; built with
                            `cargo build --release` if the default is missing)
@@ -25,17 +35,20 @@ Usage: benches/load/run.sh [options]
   --requests N             total requests per run instead of a duration
   -h, --help               this text
 
-Client: memtier_benchmark if it is on PATH (-t 1 -c 50 --ratio 1:10 -d 64
---key-maximum 100000 --key-pattern R:R), else redis-benchmark (-c 50 -d 64 -r 100000
--t set,get, -n --requests or 100000 per test). redis-benchmark cannot speak the memcached
-protocol, so --proto memcache without memtier_benchmark is skipped (exit status 3).
+Client: memtier_benchmark if it is on PATH (-t 1 -c C --ratio 1:10 -d 64
+--key-maximum 100000 --key-pattern R:R --pipeline P), else redis-benchmark (-c C -d 64
+-r 100000 -t set,get, -n --requests or 100000 per test). redis-benchmark cannot speak the
+memcached protocol, so --proto memcache without memtier_benchmark is skipped (exit
+status 3).
 
-Columns: ops/s and p99 latency (ms) as the client reports them; server CPU microseconds
-per operation; client-reported errors; srv_cpu and cli_cpu, the server's and the client's
-CPU use in percent of their CPUs over the client's run; on Baton rows, Baton/peer ratios
-of ops/s (higher is better) and of CPU per op (lower is better). A note names the runs
-where the client's CPU was saturated and the server's was not: there ops/s is the
-client's pace, and cpu_us/op is the fair comparison of the servers.
+Columns: ops/s and p50/p99 latency (ms) as the client reports them; server CPU
+microseconds per operation; client-reported errors; srv_cpu and cli_cpu, the server's and
+the client's CPU use in percent of their CPUs over the client's run; on Baton rows,
+Baton/peer ratios of ops/s (higher is better), of p50 and of CPU per op (lower is better).
+With several rounds every figure is the median over the rounds (errors are summed), and
+every ratio is the median of the per-round ratios. A note names the runs where the
+client's CPU was saturated and the server's was not: there ops/s is the client's pace,
+and cpu_us/op is the fair comparison of the servers.
 EOF
 }
 
@@ -51,12 +64,14 @@ need() { # need COMMAND PACKAGE
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PROTO=redis
 PIPELINES=()
+POINTS=()
+ROUNDS=""
 CORES=1
+PEER_CORES=""
 DEFAULT_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/baton"
 BATON_BIN=""
 DURATION=10
 REQUESTS=""
-CONNS=50
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -65,7 +80,14 @@ while [[ $# -gt 0 ]]; do
             shift
             [[ $# -gt 0 && $1 =~ ^[0-9]+$ ]] || die "--pipeline needs at least one number"
             while [[ $# -gt 0 && $1 =~ ^[0-9]+$ ]]; do PIPELINES+=("$1"); shift; done ;;
+        --points)
+            shift
+            [[ $# -gt 0 && $1 =~ ^[0-9]+:[0-9]+$ ]] || die "--points needs at least one CONNS:PIPELINE"
+            while [[ $# -gt 0 && $1 =~ ^[0-9]+:[0-9]+$ ]]; do POINTS+=("$1"); shift; done ;;
+        --sweep) POINTS=(1:1 5:1 50:1 50:32); ROUNDS=${ROUNDS:-3}; shift ;;
+        --rounds) ROUNDS=${2:?--rounds needs a value}; shift 2 ;;
         --cores) CORES=${2:?--cores needs a value}; shift 2 ;;
+        --peer-baton-cores) PEER_CORES=${2:?--peer-baton-cores needs a value}; shift 2 ;;
         --baton-bin) BATON_BIN=${2:?--baton-bin needs a value}; shift 2 ;;
         --duration) DURATION=${2:?--duration needs a value}; shift 2 ;;
         --requests) REQUESTS=${2:?--requests needs a value}; shift 2 ;;
@@ -73,19 +95,29 @@ while [[ $# -gt 0 ]]; do
         *) usage >&2; die "unknown argument: $1" ;;
     esac
 done
+ROUNDS=${ROUNDS:-1}
 [[ ${#PIPELINES[@]} -gt 0 ]] || PIPELINES=(1 32)
+if [[ ${#POINTS[@]} -eq 0 ]]; then
+    for p in "${PIPELINES[@]}"; do POINTS+=("50:$p"); done
+fi
 [[ $PROTO == redis || $PROTO == memcache ]] || die "--proto must be redis or memcache, not '$PROTO'"
 [[ $CORES =~ ^[1-9][0-9]*$ ]] || die "--cores must be a positive integer"
+[[ -z $PEER_CORES || $PEER_CORES =~ ^[1-9][0-9]*$ ]] || die "--peer-baton-cores must be a positive integer"
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
 [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "--duration must be a positive integer"
 [[ -z $REQUESTS || $REQUESTS =~ ^[1-9][0-9]*$ ]] || die "--requests must be a positive integer"
-for p in "${PIPELINES[@]}"; do [[ $p -ge 1 ]] || die "--pipeline values must be >= 1"; done
+for pt in "${POINTS[@]}"; do
+    [[ ${pt%%:*} -ge 1 && ${pt##*:} -ge 1 ]] || die "--points and --pipeline values must be >= 1"
+done
 
 # ---- tools -------------------------------------------------------------------------------
 
 need taskset util-linux
 need ss iproute2
 need getconf libc-bin
-if [[ $PROTO == redis ]]; then
+if [[ -n $PEER_CORES ]]; then
+    PEER="baton-cores$PEER_CORES"
+elif [[ $PROTO == redis ]]; then
     need redis-server redis-server
     PEER=redis-server
 else
@@ -110,9 +142,12 @@ fi
 NCPU=$(getconf _NPROCESSORS_ONLN)
 CLK_TCK=$(getconf CLK_TCK)
 [[ $CORES -le $NCPU ]] || die "--cores $CORES but only $NCPU CPUs online"
+[[ -z $PEER_CORES || $PEER_CORES -le $NCPU ]] || die "--peer-baton-cores $PEER_CORES but only $NCPU CPUs online"
 SERVER_CPUS=$(seq -s, 0 $((CORES - 1)))
-if [[ $CORES -lt $NCPU ]]; then
-    CLIENT_CPU=$CORES
+PEER_CPUS=$(seq -s, 0 $((${PEER_CORES:-$CORES} - 1)))
+WIDEST=$((CORES > ${PEER_CORES:-0} ? CORES : PEER_CORES))
+if [[ $WIDEST -lt $NCPU ]]; then
+    CLIENT_CPU=$WIDEST
 else
     CLIENT_CPU=$((NCPU - 1))
     echo "WARNING: no spare CPU for the client; it shares CPU $CLIENT_CPU with the servers." >&2
@@ -259,14 +294,19 @@ fi
 start baton "$SERVER_CPUS" "$BATON_BIN" --cores "$CORES" --bind 127.0.0.1 \
     --port "$BATON_PORT" --memcache-port "$BATON_MC_PORT"
 BATON_PID=$PID
-if [[ $PROTO == redis ]]; then
-    start "$PEER" "$SERVER_CPUS" redis-server --bind 127.0.0.1 --port "$PEER_PORT" \
+if [[ -n $PEER_CORES ]]; then
+    PEER_MC_PORT=$(free_port)
+    start "$PEER" "$PEER_CPUS" "$BATON_BIN" --cores "$PEER_CORES" --bind 127.0.0.1 \
+        --port "$PEER_PORT" --memcache-port "$PEER_MC_PORT"
+    [[ $PROTO == memcache ]] && PEER_PORT=$PEER_MC_PORT
+elif [[ $PROTO == redis ]]; then
+    start "$PEER" "$PEER_CPUS" redis-server --bind 127.0.0.1 --port "$PEER_PORT" \
         --save '' --appendonly no --protected-mode yes
 else
     # memcached refuses to run as root unless told which user to be.
     as_user=()
     [[ $(id -u) -eq 0 ]] && as_user=(-u root)
-    start "$PEER" "$SERVER_CPUS" memcached -l 127.0.0.1 -p "$PEER_PORT" -U 0 -t "$CORES" "${as_user[@]}"
+    start "$PEER" "$PEER_CPUS" memcached -l 127.0.0.1 -p "$PEER_PORT" -U 0 -t "$CORES" "${as_user[@]}"
 fi
 PEER_PID=$PID
 
@@ -277,23 +317,24 @@ only_loopback "$PEER" "$PEER_PID"
 
 # ---- client runs -------------------------------------------------------------------------
 
-# drive NAME PORT PIPELINE: runs the client; sets OPS_S, P99, OPS (operations done), ERRORS.
+# drive NAME PORT CONNS PIPELINE: runs the client; sets OPS_S, P50, P99, OPS (operations
+# done), ERRORS.
 drive() {
-    local name=$1 port=$2 pipeline=$3 out="$WORK/$1-p$3"
+    local name=$1 port=$2 conns=$3 pipeline=$4 out="$WORK/$1-c$3-p$4-r$ROUND"
     if [[ $CLIENT == memtier ]]; then
-        local args=(-s 127.0.0.1 -p "$port" -t 1 -c "$CONNS" --ratio 1:10 -d 64
+        local args=(-s 127.0.0.1 -p "$port" -t 1 -c "$conns" --ratio 1:10 -d 64
             --key-maximum 100000 --key-pattern R:R --pipeline "$pipeline"
-            --hide-histogram --print-percentiles 99 --json-out-file "$out.json")
+            --hide-histogram --print-percentiles 50,99 --json-out-file "$out.json")
         [[ $PROTO == memcache ]] && args+=(-P memcache_text)
         if [[ -n $REQUESTS ]]; then
-            args+=(-n $(((REQUESTS + CONNS - 1) / CONNS)))
+            args+=(-n $(((REQUESTS + conns - 1) / conns)))
         else
             args+=(--test-time "$DURATION")
         fi
         run_client "$out" memtier_benchmark "${args[@]}" \
             || { tail -n 20 "$out.err" >&2; die "memtier_benchmark failed against $name"; }
-        # Totals line: Type Ops/sec Hits/sec Misses/sec Avg.Latency p99 KB/sec
-        read -r OPS_S P99 < <(awk '$1 == "Totals" {print $2, $6}' "$out.out") || true
+        # Totals line: Type Ops/sec Hits/sec Misses/sec Avg.Latency p50 p99 KB/sec
+        read -r OPS_S P50 P99 < <(awk '$1 == "Totals" {print $2, $6, $7}' "$out.out") || true
         OPS=$(awk '/"Totals":/ {t = 1} t && /"Count":/ {gsub(/[^0-9]/, ""); print; exit}' "$out.json")
         local conn_errors
         conn_errors=$(awk '/"Totals":/ {t = 1} t && /"Connection Errors":/ {gsub(/[^0-9]/, ""); print; exit}' "$out.json")
@@ -307,16 +348,17 @@ drive() {
     else
         local n=${REQUESTS:-100000}
         run_client "$out" redis-benchmark -h 127.0.0.1 -p "$port" -P "$pipeline" \
-            -c "$CONNS" -d 64 -r 100000 -t set,get -n "$n" --csv \
+            -c "$conns" -d 64 -r 100000 -t set,get -n "$n" --csv \
             || { tail -n 20 "$out.err" >&2; die "redis-benchmark failed against $name"; }
-        # Rows "SET","rps",...,"p99",...: two tests of n requests each, run back to back.
-        read -r OPS_S P99 < <(tr -d '"' <"$out.out" | awk -F, -v n="$n" '
-            $1 == "SET" || $1 == "GET" {secs += n / $2; if ($7 > p99) p99 = $7}
-            END {if (secs > 0) printf "%.2f %s\n", 2 * n / secs, p99}') || true
+        # Rows "SET","rps","avg","min","p50","p95","p99","max": two tests of n requests
+        # each, run back to back; the worse percentile of the two.
+        read -r OPS_S P50 P99 < <(tr -d '"' <"$out.out" | awk -F, -v n="$n" '
+            $1 == "SET" || $1 == "GET" {secs += n / $2; if ($5 > p50) p50 = $5; if ($7 > p99) p99 = $7}
+            END {if (secs > 0) printf "%.2f %s %s\n", 2 * n / secs, p50, p99}') || true
         OPS=$((2 * n))
         ERRORS=$(grep -ci 'error' "$out.err" || true)
     fi
-    [[ -n $OPS_S && -n $P99 && -n $OPS && $OPS -gt 0 ]] \
+    [[ -n $OPS_S && -n $P50 && -n $P99 && -n $OPS && $OPS -gt 0 ]] \
         || die "could not read the client's results for $name (see $out.*)"
     # The client's CPU use in percent of one CPU. Near 100, the client set the pace.
     # (It also counts the client's start-up, so it can read a little over 100.)
@@ -324,48 +366,88 @@ drive() {
         'BEGIN {printf "%.0f", (t > 0 ? 100 * c / t : 0)}')
 }
 
-ROWS=()
+# One line per run: round point server ops/s p50 p99 cpu_us/op errors srv_cpu cli_cpu
+RUNS="$WORK/runs"
+: >"$RUNS"
 CLIENT_BOUND=()
-for pipeline in "${PIPELINES[@]}"; do
-    declare -A ops_s=() cpu_op=()
-    for server in baton "$PEER"; do
-        if [[ $server == baton ]]; then pid=$BATON_PID port=$BATON_TARGET; else pid=$PEER_PID port=$PEER_PORT; fi
-        echo "running $server, pipeline $pipeline ($CLIENT)..." >&2
-        before=$(cpu_ticks "$pid")
-        drive "$server" "$port" "$pipeline"
-        after=$(cpu_ticks "$pid")
-        kill -0 "$pid" 2>/dev/null || die "$server died during the run"
-        ops_s[$server]=$OPS_S
-        cpu_op[$server]=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v ops="$OPS" \
-            'BEGIN {printf "%.3f", t * 1e6 / hz / ops}')
-        server_busy=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v w="$CLIENT_WALL_SECS" \
-            -v n="$CORES" 'BEGIN {printf "%.0f", (w > 0 ? 100 * t / hz / w / n : 0)}')
-        ROWS+=("$server $pipeline $OPS_S $P99 ${cpu_op[$server]} $ERRORS $server_busy $CLIENT_BUSY")
-        if [[ $CLIENT_BUSY -ge 90 && $server_busy -lt 90 ]]; then
-            CLIENT_BOUND+=("$server/p$pipeline (client $CLIENT_BUSY%, server $server_busy%)")
-        fi
+for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+    # Who goes first alternates per round, so neither always runs on a warmer machine.
+    order=(baton "$PEER")
+    ((ROUND % 2 == 0)) && order=("$PEER" baton)
+    for point in "${POINTS[@]}"; do
+        conns=${point%%:*} pipeline=${point##*:}
+        for server in "${order[@]}"; do
+            if [[ $server == baton ]]; then
+                pid=$BATON_PID port=$BATON_TARGET n=$CORES
+            else
+                pid=$PEER_PID port=$PEER_PORT n=${PEER_CORES:-$CORES}
+            fi
+            echo "round $ROUND/$ROUNDS: $server, $conns connections, pipeline $pipeline ($CLIENT)..." >&2
+            before=$(cpu_ticks "$pid")
+            drive "$server" "$port" "$conns" "$pipeline"
+            after=$(cpu_ticks "$pid")
+            kill -0 "$pid" 2>/dev/null || die "$server died during the run"
+            cpu_op=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v ops="$OPS" \
+                'BEGIN {printf "%.3f", t * 1e6 / hz / ops}')
+            server_busy=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v w="$CLIENT_WALL_SECS" \
+                -v n="$n" 'BEGIN {printf "%.0f", (w > 0 ? 100 * t / hz / w / n : 0)}')
+            echo "$ROUND $point $server $OPS_S $P50 $P99 $cpu_op $ERRORS $server_busy $CLIENT_BUSY" >>"$RUNS"
+            if [[ $CLIENT_BUSY -ge 90 && $server_busy -lt 90 ]]; then
+                CLIENT_BOUND+=("$server/c$conns/p$pipeline/r$ROUND (client $CLIENT_BUSY%, server $server_busy%)")
+            fi
+        done
     done
-    # Ratios go on the Baton row of this pipeline depth.
-    ratio=$(awk -v bo="${ops_s[baton]}" -v po="${ops_s[$PEER]}" \
-        -v bc="${cpu_op[baton]}" -v pc="${cpu_op[$PEER]}" 'BEGIN {
-            printf "%s %s", (po > 0 ? sprintf("%.2fx", bo / po) : "-"),
-                            (pc > 0 ? sprintf("%.2fx", bc / pc) : "-") }')
-    ROWS[${#ROWS[@]} - 2]+=" $ratio"
-    unset ops_s cpu_op
 done
 
 echo
-echo "proto=$PROTO client=$CLIENT cores=$CORES server_cpus=$SERVER_CPUS client_cpu=$CLIENT_CPU" \
+echo "proto=$PROTO client=$CLIENT cores=$CORES peer=$PEER server_cpus=$SERVER_CPUS" \
+    "peer_cpus=$PEER_CPUS client_cpu=$CLIENT_CPU rounds=$ROUNDS" \
     "$([[ -n $REQUESTS ]] && echo "requests=$REQUESTS" || echo "duration=${DURATION}s")" \
     "baton=$BATON_BIN"
-FORMAT="%-13s %8s %12s %8s %10s %7s %7s %7s %14s %15s\n"
-# shellcheck disable=SC2059 # the format is ours, shared by header and rows
-printf "$FORMAT" server pipeline ops/s p99_ms cpu_us/op errors srv_cpu cli_cpu "ops/s vs peer" "cpu/op vs peer"
-for row in "${ROWS[@]}"; do
-    read -r -a f <<<"$row"
-    # shellcheck disable=SC2059
-    printf "$FORMAT" "${f[0]}" "${f[1]}" "${f[2]}" "${f[3]}" "${f[4]}" "${f[5]}" "${f[6]}%" "${f[7]}%" "${f[8]:--}" "${f[9]:--}"
-done
+# Medians per point and server; on Baton rows, the medians of the per-round ratios.
+awk -v peer="$PEER" -v rounds="$ROUNDS" '
+    function median(list,    a, n, i, j, t) {
+        n = split(list, a, " ")
+        for (i = 2; i <= n; i++)
+            for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    function ratio(a, b) { return b > 0 ? a / b : 0 }
+    {
+        r = $1; pt = $2; s = $3
+        if (!(pt in seen)) { seen[pt] = 1; points[++np] = pt }
+        for (f = 4; f <= 10; f++) col[pt, s, f] = col[pt, s, f] " " $f
+        for (f = 4; f <= 7; f++) val[r, pt, s, f] = $f
+        rs[r] = 1
+    }
+    END {
+        fmt = "%-15s %5s %4s %10s %7s %7s %9s %6s %7s %7s %7s %7s %7s\n"
+        printf fmt, "server", "conns", "pipe", "ops/s", "p50_ms", "p99_ms", "cpu_us/op", "errors",
+            "srv_cpu", "cli_cpu", "ops/s", "p50", "cpu/op"
+        printf fmt, "", "", "", "", "", "", "", "", "", "", "vs peer", "vs peer", "vs peer"
+        for (i = 1; i <= np; i++) {
+            pt = points[i]; split(pt, cp, ":")
+            for (k = 0; k < 2; k++) {
+                s = k == 0 ? "baton" : peer
+                ro = "-"; rp = "-"; rc = "-"
+                if (s == "baton") {
+                    lo = ""; lp = ""; lc = ""
+                    for (r in rs) {
+                        lo = lo " " ratio(val[r, pt, "baton", 4], val[r, pt, peer, 4])
+                        lp = lp " " ratio(val[r, pt, "baton", 5], val[r, pt, peer, 5])
+                        lc = lc " " ratio(val[r, pt, "baton", 7], val[r, pt, peer, 7])
+                    }
+                    ro = sprintf("%.2fx", median(lo)); rp = sprintf("%.2fx", median(lp)); rc = sprintf("%.2fx", median(lc))
+                }
+                errs = 0; n = split(col[pt, s, 8], e, " "); for (j = 1; j <= n; j++) errs += e[j]
+                printf fmt, s, cp[1], cp[2], sprintf("%.0f", median(col[pt, s, 4])),
+                    sprintf("%.3f", median(col[pt, s, 5])), sprintf("%.3f", median(col[pt, s, 6])),
+                    sprintf("%.3f", median(col[pt, s, 7])), errs,
+                    sprintf("%.0f%%", median(col[pt, s, 9])), sprintf("%.0f%%", median(col[pt, s, 10])), ro, rp, rc
+            }
+        }
+        if (rounds > 1) print "\n(medians over " rounds " rounds; errors summed over them)"
+    }' "$RUNS"
 if [[ ${#CLIENT_BOUND[@]} -gt 0 ]]; then
     echo
     echo "client-bound: ${CLIENT_BOUND[*]}. The client's CPU was saturated and the server's" \
