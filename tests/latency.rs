@@ -112,38 +112,22 @@ fn sequential_memcache(cores: usize) {
 
 cores_tests!(sequential_redis, sequential_memcache);
 
-/// xorshift64*: deterministic per client, so a failure names a seed that replays it.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+/// A pause between pipelines: none, a few microseconds (the core may or may not have gone
+/// to sleep yet), or milliseconds (it has).
+fn pause(rng: &mut Rng) -> Option<Duration> {
+    match rng.below(4) {
+        0 => None,
+        1 => Some(Duration::from_micros(rng.below(200) as u64)),
+        _ => Some(Duration::from_micros(500 + rng.below(15_000) as u64)),
     }
+}
 
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    /// A pause between pipelines: none, a few microseconds (the core may or may not have
-    /// gone to sleep yet), or milliseconds (it has).
-    fn pause(&mut self) -> Option<Duration> {
-        match self.below(4) {
-            0 => None,
-            1 => Some(Duration::from_micros(self.below(200))),
-            _ => Some(Duration::from_micros(500 + self.below(15_000))),
-        }
-    }
-
-    /// A pipeline depth: often 1, else up to 64.
-    fn depth(&mut self) -> usize {
-        if self.below(3) == 0 {
-            1
-        } else {
-            1 + self.below(64) as usize
-        }
+/// A pipeline depth: often 1, else up to 64.
+fn depth(rng: &mut Rng) -> usize {
+    if rng.below(3) == 0 {
+        1
+    } else {
+        1 + rng.below(64)
     }
 }
 
@@ -153,9 +137,9 @@ enum Proto {
     Memcache,
 }
 
-/// One stress client: pipelines of random depth, SETs and GETs of its own keys (which
-/// hash to every core), random pauses. Checks every reply against its own model of its
-/// keys and fails when a pipeline goes unanswered for [`UNANSWERED`].
+/// One stress client (seeded, see [`Rng`]): pipelines of random depth, SETs and GETs of
+/// its own keys (which hash to every core), random pauses. Checks every reply against its
+/// own model of its keys and fails when a pipeline goes unanswered for [`UNANSWERED`].
 fn stress_client(port: u16, proto: Proto, id: usize, seed: u64, steady: bool) -> usize {
     let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream.set_nodelay(true).unwrap();
@@ -170,11 +154,11 @@ fn stress_client(port: u16, proto: Proto, id: usize, seed: u64, steady: bool) ->
     let mut round = 0;
     while Instant::now() < deadline {
         round += 1;
-        let depth = if steady { 16 } else { rng.depth() };
+        let depth = if steady { 16 } else { depth(&mut rng) };
         let mut batch = Vec::new();
         let mut expect: Vec<Vec<u8>> = Vec::with_capacity(depth);
         for _ in 0..depth {
-            let k = rng.below(model.len() as u64) as usize;
+            let k = rng.below(model.len());
             let key = format!("stress:{id}:{k}");
             if rng.below(2) == 0 {
                 let v = rng.next();
@@ -225,7 +209,7 @@ fn stress_client(port: u16, proto: Proto, id: usize, seed: u64, steady: bool) ->
             "client {id} (seed {seed:#x}), round {round}: replies"
         );
         requests += depth;
-        if let Some(p) = rng.pause().filter(|_| !steady) {
+        if let Some(p) = pause(&mut rng).filter(|_| !steady) {
             thread::sleep(p);
         }
     }

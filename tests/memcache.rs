@@ -160,22 +160,6 @@ fn meta_flag(line: &str, prefix: char) -> String {
         .to_string()
 }
 
-/// A small deterministic PRNG (xorshift64*), so fuzz-ish tests repeat exactly.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // 1. Through the client crate
 // ---------------------------------------------------------------------------------------

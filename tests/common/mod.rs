@@ -863,3 +863,21 @@ pub fn info_number(c: &mut redis::Connection, section: &str, name: &str) -> i64 
         .and_then(|(_, v)| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no numeric {name} in INFO {section}:\n{text}"))
 }
+
+/// A small deterministic PRNG (xorshift64*), so randomised tests repeat exactly from their
+/// seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
