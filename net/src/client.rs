@@ -149,7 +149,7 @@ pub fn request_kill() {
     KILL_REQUESTED.with(|k| k.set(true));
     let fd = LOOP_EVENTFD.with(|c| c.get());
     if fd >= 0 {
-        crate::config::wake(fd);
+        baton_engine::runtime::mesh::ring(fd);
     }
 }
 

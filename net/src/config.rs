@@ -118,7 +118,7 @@ pub struct Shared {
     /// Run-time settable values (CONFIG SET).
     pub settings: Settings,
     pub stop: AtomicBool,
-    /// Each core's ring eventfd: a write wakes that core's loop (used by signals).
+    /// Each core's mesh doorbell: a write wakes that core's loop (used by signals).
     pub wakeups: Mutex<Vec<RawFd>>,
     pub total_connections: AtomicU64,
     pub connected_clients: AtomicU64,
@@ -160,15 +160,8 @@ impl Shared {
         self.stop.store(true, Ordering::Release);
         if let Ok(fds) = self.wakeups.try_lock() {
             for &fd in fds.iter() {
-                wake(fd);
+                baton_engine::runtime::mesh::ring(fd);
             }
         }
     }
-}
-
-/// Bumps an eventfd so whoever awaits it wakes up.
-pub fn wake(fd: RawFd) {
-    let one: u64 = 1;
-    // SAFETY: writes 8 bytes from a live u64 to an eventfd; failure is harmless.
-    unsafe { libc::write(fd, &one as *const u64 as *const libc::c_void, 8) };
 }

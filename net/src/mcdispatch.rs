@@ -9,7 +9,6 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use baton_engine::memcache::{execute, flush_deadline, McCtx, McOpKind};
 use baton_engine::runtime::{now_ms, turn_now, Core, Job, Out};
@@ -310,7 +309,7 @@ async fn conn_command(core: Rc<Core>, shared: Arc<Shared>, c: McConn) -> Vec<u8>
                 match deadline {
                     Some(at) if at > now => {
                         // Flush this shard when the delay is up, on its own core.
-                        glommio::spawn_local(flush_later(at - now)).detach();
+                        baton_engine::runtime::wake::spawn(flush_later(at));
                     }
                     _ => shard.flush(),
                 }
@@ -361,10 +360,11 @@ async fn conn_command(core: Rc<Core>, shared: Arc<Shared>, c: McConn) -> Vec<u8>
     out
 }
 
-async fn flush_later(after_ms: u64) {
-    glommio::timer::sleep(Duration::from_millis(after_ms)).await;
-    // The task runs on the core that owns the shard; no other core touches it.
+/// Flushes this core's shard at `at` (unix ms). The task runs on the core that owns the
+/// shard; no other core touches it.
+async fn flush_later(at: u64) {
     if let Some(core) = CURRENT.with(|c| c.borrow().clone()) {
+        core.timers.sleep_until(at).await;
         core.shard.borrow_mut().flush();
     }
 }

@@ -2,15 +2,24 @@
 //! that core through the core's own io_uring ([`Ring`]):
 //!
 //! ```text
-//!  turn:  finished pipelines ─► output buffers
-//!         enter ring (submit queued sends/recvs/accepts, run deferred completions)
+//!  turn:  tasks woken since the last turn? yield to glommio so they run first
+//!         finished pipelines ─► output buffers; due timers ─► wake their tasks
+//!         inbox: other cores' requests run on this shard, their replies wake our tasks
+//!         enter ring (submit queued sends/recvs/accepts, run pending task work)
 //!         reap completions ─► accept: new Conn, arm recv
 //!                             recv:   parse ─► fast path (local shard, inline)
 //!                                           └► slow path task (other cores, waits)
 //!                             send:   advance, send the rest / next buffer
+//!                             doorbell: re-arm (mail or a stop request is waiting)
+//!         outbox: this turn's messages, one post per destination core
 //!         once a second: idle timeouts, soft output limits ([`crate::protect`])
-//!         idle? await the ring's eventfd through glommio : yield to other tasks
+//!         nothing happened? sleep in the ring until an event or the next deadline
 //! ```
+//!
+//! The loop sleeps in its own ring ([`Ring::wait`]: submit and wait in one syscall), not
+//! through glommio, whose park costs several syscalls and a process-wide membarrier.
+//! glommio only runs the other tasks of the core, when the loop yields to it
+//! (`baton_engine::runtime::wake` says how the loop knows they are ready).
 //!
 //! A connection lives on the core that accepted it. While a slow-path task runs its
 //! pipeline, the connection parses nothing more, so replies stay in request order.
@@ -26,13 +35,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_engine::runtime::{now_ms, Core};
+use baton_engine::runtime::{now_ms, wake, Core};
 use bytes::BytesMut;
-use glommio::io::BufferedFile;
 use io_uring::{opcode, types};
 
 use crate::client::{self, ClientState, Protocol};
-use crate::config::{wake, Shared};
+use crate::config::Shared;
 use crate::dispatch;
 use crate::listener;
 use crate::protect::{self, Breach};
@@ -42,6 +50,7 @@ const OP_ACCEPT: u64 = 1;
 const OP_RECV: u64 = 2;
 const OP_SEND: u64 = 3;
 const OP_CANCEL: u64 = 4;
+const OP_DOORBELL: u64 = 5;
 
 /// Bytes of free space a receive asks for.
 const READ_CHUNK: usize = 16 * 1024;
@@ -143,16 +152,19 @@ struct Loop {
     listeners: Vec<Listener>,
     completions: Vec<Completion>,
     finished: Rc<RefCell<Vec<Finished>>>,
-    parked: Rc<Cell<bool>>,
+    /// The mesh doorbell's eventfd and the 8 bytes its armed read fills.
+    doorbell: RawFd,
+    doorbell_buf: &'static mut [u8; 8],
+    doorbell_armed: bool,
     stopping: bool,
     /// Slow-path tasks still running.
     tasks: Rc<Cell<usize>>,
     /// This turn's time (unix ms).
     now: u64,
     next_cron_ms: u64,
-    /// Whether the once-a-second checks have anything to look at; the ticker wakes a
-    /// parked loop only then.
-    cron_wanted: Rc<Cell<bool>>,
+    /// Whether the once-a-second checks have anything to look at; a sleeping loop wakes
+    /// for them only then.
+    cron_wanted: bool,
 }
 
 /// Serves this core's listeners until the server is asked to stop and every connection
@@ -165,16 +177,9 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
             return;
         }
     };
-    // SAFETY: dup returns a new descriptor (checked) that the BufferedFile then owns.
-    let dup = unsafe { libc::dup(ring.eventfd()) };
-    if dup < 0 {
-        tracing::error!(core = core.id, "cannot duplicate the ring eventfd");
-        return;
-    }
-    // SAFETY: `dup` is a valid descriptor owned by nobody else.
-    let wakeup = unsafe { BufferedFile::from_raw_fd(dup) };
-    shared.wakeups.lock().unwrap().push(ring.eventfd());
-    client::set_loop_eventfd(ring.eventfd());
+    let doorbell = core.mesh().doorbell(core.id);
+    shared.wakeups.lock().unwrap().push(doorbell);
+    client::set_loop_eventfd(doorbell);
     crate::mcdispatch::CURRENT.with(|c| *c.borrow_mut() = Some(core.clone()));
     {
         let mut shard = core.shard.borrow_mut();
@@ -187,7 +192,7 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
         let maxmemory = shared.settings.maxmemory.load(Ordering::Relaxed);
         shard.set_maxmemory(crate::params::shard_budget(maxmemory, core.cores), now_ms());
     }
-    glommio::spawn_local(crate::stats::run_sampler(shared.clone())).detach();
+    wake::spawn(crate::stats::run_sampler(core.clone(), shared.clone()));
     let mut ls = vec![Listener {
         fd: listeners.redis,
         protocol: Protocol::Redis,
@@ -213,59 +218,46 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
         listeners: ls,
         completions: Vec::with_capacity(256),
         finished: Rc::new(RefCell::new(Vec::new())),
-        parked: Rc::new(Cell::new(false)),
+        doorbell,
+        // Leaked on purpose: the kernel may still hold the armed read when the ring is torn
+        // down at exit, so the buffer must never be freed. 8 bytes per core, once.
+        doorbell_buf: Box::leak(Box::new([0u8; 8])),
+        doorbell_armed: false,
         stopping: false,
         tasks: Rc::new(Cell::new(0)),
         now,
         next_cron_ms: now + CRON_INTERVAL_MS,
-        cron_wanted: Rc::new(Cell::new(false)),
+        cron_wanted: false,
     };
     for i in 0..lp.listeners.len() {
         lp.arm_accept(i);
     }
-    // Dropped (and so cancelled) when the loop ends.
-    let _ticker = glommio::spawn_local(cron_ticker(
-        lp.parked.clone(),
-        lp.cron_wanted.clone(),
-        lp.shared.clone(),
-        lp.ring.eventfd(),
-    ));
-    lp.run(wakeup).await;
-}
-
-/// Wakes a parked loop once a second while the checks have something to look at (a
-/// timeout is set, output is waiting, a listener waits to accept again), so idle timeouts
-/// and the soft output limit apply even when no I/O happens. An idle core with idle
-/// clients and no timeout is never woken: a lost wake-up then shows as a hang, in the
-/// stress tests, instead of hiding behind this tick.
-async fn cron_ticker(
-    parked: Rc<Cell<bool>>,
-    wanted: Rc<Cell<bool>>,
-    shared: Arc<Shared>,
-    efd: RawFd,
-) {
-    loop {
-        glommio::timer::sleep(Duration::from_millis(CRON_INTERVAL_MS)).await;
-        let timeout = shared.settings.timeout_secs.load(Ordering::Relaxed) > 0;
-        if parked.get() && (wanted.get() || timeout) {
-            wake(efd);
-        }
-    }
+    lp.arm_doorbell();
+    lp.run().await;
 }
 
 impl Loop {
-    async fn run(&mut self, wakeup: BufferedFile) {
-        self.ring.quiet();
+    async fn run(&mut self) {
+        // Tasks spawned before the loop (active expiry, the sampler) run first.
+        let mut seen_wakes = wake::wakes().wrapping_sub(1);
         loop {
+            if wake::wakes() != seen_wakes {
+                // Tasks of this core were woken or spawned: let them run, then go on.
+                seen_wakes = wake::wakes();
+                futures_lite::future::yield_now().await;
+                continue;
+            }
             if self.shared.stopping() && !self.stopping {
                 self.begin_stop();
             }
             self.now = baton_engine::runtime::tick();
             let mut progress = self.take_finished();
+            progress |= self.core.timers.fire(self.now);
             if self.now >= self.next_cron_ms {
                 self.next_cron_ms = self.now + CRON_INTERVAL_MS;
                 self.cron();
             }
+            progress |= self.core.drain_inbox();
             if self.ring.needs_enter() {
                 if let Err(e) = self.ring.enter() {
                     tracing::error!(core = self.core.id, error = %e, "io_uring enter failed");
@@ -278,6 +270,13 @@ impl Loop {
                 let c = self.completions[i];
                 self.on_completion(c);
             }
+            if client::take_kill_request() {
+                for slot in 0..self.conns.len() as u32 {
+                    self.maybe_finish(slot);
+                }
+                progress = true;
+            }
+            self.core.flush_outbox();
             if self.stopping
                 && self.live_conns() == 0
                 && self.tasks.get() == 0
@@ -285,44 +284,61 @@ impl Loop {
             {
                 break;
             }
-            if client::take_kill_request() {
-                for slot in 0..self.conns.len() as u32 {
-                    self.maybe_finish(slot);
-                }
-                progress = true;
+            if progress || wake::wakes() != seen_wakes || !self.finished.borrow().is_empty() {
+                continue;
             }
-            if !progress && !self.ring.has_queued() {
-                // Sleep until something writes the ring's eventfd. Every way work reaches
-                // a parked core ends in such a write:
-                // - a socket event: its completion signals the eventfd (see
-                //   `Ring::arm_wakeup` for why none is missed while the signal was off);
-                // - a slow-path task finishing: it writes the eventfd when `parked` is set,
-                //   and `finished` is checked below, after `parked` is set, on this thread;
-                // - a mesh message: glommio wakes its own executor; the receiving task
-                //   runs jobs and the replies end as a finished slow-path task;
-                // - the once-a-second checks, CLIENT KILL from another connection, and
-                //   stop signals: each writes the eventfd itself.
-                self.parked.set(true);
-                let wake_now = !self.finished.borrow().is_empty()
-                    || (self.shared.stopping() && !self.stopping);
-                let pending = self.ring.arm_wakeup();
-                if !wake_now && !pending {
-                    let _ = wakeup.read_at(0, 8).await;
-                }
-                self.ring.quiet();
-                self.parked.set(false);
-            } else if self.core.cores > 1 || self.tasks.get() > 0 {
-                // Let mesh receivers and slow-path tasks run between turns.
-                glommio::executor().yield_now().await;
-            } else {
-                glommio::yield_if_needed().await;
+            // Nothing happened this turn: sleep until something does. Every way work
+            // reaches a sleeping core ends its wait:
+            // - a socket event: its task work wakes this thread inside the wait and posts
+            //   the completion there;
+            // - mail from another core: the sender rings the doorbell, whose read is armed
+            //   in the ring (`Mesh::may_sleep` for why no ring is missed);
+            // - this core's timers and the once-a-second checks: the wait's timeout;
+            // - a task woken or a pipeline finished: only this thread does either, within
+            //   a turn, and both are checked just above;
+            // - a stop signal or CLIENT KILL: each rings the doorbell.
+            if !self.core.mesh().may_sleep(self.core.id) {
+                continue;
             }
+            let timeout = self.next_deadline().map(|at| {
+                Duration::from_millis(at.saturating_sub(baton_engine::runtime::now_ms()))
+            });
+            if let Err(e) = self.ring.wait(timeout) {
+                tracing::error!(core = self.core.id, error = %e, "io_uring wait failed");
+            }
+            self.core.mesh().awake(self.core.id);
         }
         self.shared
             .wakeups
             .lock()
             .unwrap()
-            .retain(|&fd| fd != self.ring.eventfd());
+            .retain(|&fd| fd != self.doorbell);
+    }
+
+    /// When a sleeping loop must wake on its own (unix ms): the earliest timer of this
+    /// core, and the once-a-second checks when they have work.
+    fn next_deadline(&self) -> Option<u64> {
+        let timeout = self.shared.settings.timeout_secs.load(Ordering::Relaxed) > 0;
+        let cron = (self.cron_wanted || timeout).then_some(self.next_cron_ms);
+        match (self.core.timers.next(), cron) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Keeps a read armed on the mesh doorbell, so that a ring ends the loop's wait.
+    fn arm_doorbell(&mut self) {
+        if self.doorbell_armed {
+            return;
+        }
+        let buf = self.doorbell_buf.as_mut_ptr();
+        let sqe = opcode::Read::new(types::Fd(self.doorbell), buf, 8)
+            .build()
+            .user_data(OP_DOORBELL);
+        self.doorbell_armed = true;
+        // SAFETY: the buffer is leaked ('static) and the eventfd lives as long as the mesh,
+        // which outlives every core.
+        unsafe { self.ring.push(&sqe) };
     }
 
     fn live_conns(&self) -> usize {
@@ -371,6 +387,14 @@ impl Loop {
     }
 
     fn on_completion(&mut self, c: Completion) {
+        if c.user_data == OP_DOORBELL {
+            self.doorbell_armed = false;
+            if c.result < 0 && c.result != -libc::EINTR {
+                tracing::warn!(core = self.core.id, error = %std::io::Error::from_raw_os_error(-c.result), "mesh doorbell read failed");
+            }
+            self.arm_doorbell();
+            return;
+        }
         if c.user_data == OP_CANCEL {
             if c.result < 0 && c.result != -libc::ENOENT && c.result != -libc::EALREADY {
                 tracing::debug!(error = %std::io::Error::from_raw_os_error(-c.result), "cancel failed");
@@ -422,7 +446,7 @@ impl Loop {
                 // Accepting again at once would fail at once, in a loop: wait a second.
                 tracing::warn!(core = self.core.id, %error, "accept failed; retrying in a second (raise 'ulimit -n' or lower --maxclients)");
                 self.listeners[i].retry_at_ms = self.now + CRON_INTERVAL_MS;
-                self.cron_wanted.set(true);
+                self.cron_wanted = true;
                 return;
             }
             tracing::warn!(core = self.core.id, %error, "accept failed");
@@ -632,14 +656,10 @@ impl Loop {
                 }
                 dispatch::Outcome::Slow(task) => {
                     conn.busy = true;
-                    let (finished, parked, tasks) = (
-                        self.finished.clone(),
-                        self.parked.clone(),
-                        self.tasks.clone(),
-                    );
-                    let (generation, efd) = (conn.generation, self.ring.eventfd());
+                    let (finished, tasks) = (self.finished.clone(), self.tasks.clone());
+                    let generation = conn.generation;
                     tasks.set(tasks.get() + 1);
-                    glommio::spawn_local(async move {
+                    wake::spawn(async move {
                         let (bytes, close) = task.await;
                         finished.borrow_mut().push(Finished {
                             slot,
@@ -648,11 +668,7 @@ impl Loop {
                             close,
                         });
                         tasks.set(tasks.get() - 1);
-                        if parked.get() {
-                            wake(efd);
-                        }
-                    })
-                    .detach();
+                    });
                 }
             }
         }
@@ -673,7 +689,7 @@ impl Loop {
         let pending = conn.pending_output() as u64;
         if pending > 0 {
             // The soft limit is timed: the once-a-second checks must look at it.
-            self.cron_wanted.set(true);
+            self.cron_wanted = true;
         }
         let Some(breach) =
             protect::output_breach(pending, limit, &mut conn.soft_since_ms, self.now)
@@ -736,7 +752,7 @@ impl Loop {
             }
             self.maybe_finish(slot);
         }
-        self.cron_wanted.set(wanted);
+        self.cron_wanted = wanted;
     }
 
     /// Moves finished slow-path output into its connection and resumes it.

@@ -1,20 +1,22 @@
 //! The per-core io_uring that drives client sockets. One submission per loop turn carries
-//! every accept, receive and send queued during that turn.
+//! every accept, receive and send queued during that turn, and the loop sleeps in this ring
+//! too: [`Ring::wait`] submits what is queued and blocks until a completion or a deadline,
+//! in one syscall.
 //!
-//! Set up with SINGLE_ISSUER + COOP_TASKRUN. A socket event (data to read, room to send, a
-//! connection to accept) queues task work on this thread; the kernel runs it, posting the
-//! completion, at this thread's next syscall boundary, or at once when the thread is
-//! asleep (the task work wakes it). An eventfd registered on the ring is signalled when a
-//! completion is posted; the loop awaits that eventfd through glommio when it has nothing
-//! to do, so the executor keeps running timers and cross-core messages meanwhile.
+//! Set up with SINGLE_ISSUER + COOP_TASKRUN + TASKRUN_FLAG. A socket event (data to read,
+//! room to send, a connection to accept) queues task work on this thread; the kernel runs
+//! it, posting the completion, at this thread's next syscall, or at once when the thread
+//! sleeps in [`Ring::wait`] (the task work wakes it). The mesh doorbell (an eventfd that
+//! other cores and the signal thread write) has a read armed in the ring, so it ends a
+//! wait like any socket event.
 //!
 //! TASKRUN_FLAG tells the loop whether a turn needs to enter the ring at all: with
 //! nothing to submit and no task work pending, the completions already posted are read
 //! straight from the queue, and a turn costs no syscall.
 //!
-//! DEFER_TASKRUN was measured and rejected (Linux 6.18): the eventfd of such a ring is
-//! signalled from an RCU callback, 6-25 ms after the work was queued, so every request
-//! on an idle core waited about 16 ms.
+//! DEFER_TASKRUN was measured and rejected (Linux 6.18): it signals a registered eventfd
+//! from an RCU callback, 6-25 ms after the work was queued, and the loop used to sleep on
+//! such an eventfd through glommio, so every request on an idle core waited about 16 ms.
 //!
 //! The TASKRUN flag is a hint, never a reason to stay awake: the kernel queues task work
 //! and only then sets the flag, so the loop can run the work (clearing the flag) before
@@ -23,15 +25,15 @@
 //! starved the mesh tasks whose replies would have produced that next event: the
 //! `--cores 2` livelock of issue 9, read off a hung process (`sq_flags` 0x4, no work, no
 //! completion, no operation armed but the accept). A stale flag now costs one needless
-//! enter; [`Ring::arm_wakeup`] looks only at the completion queue.
+//! enter, and the loop decides to sleep on its own state alone.
 //!
 //! All `unsafe` about buffers handed to the kernel is in this module and in the one place
 //! that arms operations on a connection (`server.rs`), each with its `SAFETY:` comment.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
 
-use io_uring::{cqueue, squeue, IoUring};
+use io_uring::{cqueue, squeue, types, IoUring};
 
 /// One completion, copied out of the ring.
 #[derive(Debug, Clone, Copy)]
@@ -50,7 +52,6 @@ impl Completion {
 
 pub struct Ring {
     ring: IoUring,
-    eventfd: OwnedFd,
     /// Operations pushed but not yet submitted.
     queued: usize,
 }
@@ -63,24 +64,7 @@ impl Ring {
             .setup_taskrun_flag()
             .setup_cqsize(entries * 4)
             .build(entries)?;
-        // SAFETY: eventfd returns a fresh descriptor (checked below) that we own.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` is a valid descriptor we just created and nobody else owns.
-        let eventfd = unsafe { OwnedFd::from_raw_fd(fd) };
-        ring.submitter().register_eventfd(eventfd.as_raw_fd())?;
-        Ok(Ring {
-            ring,
-            eventfd,
-            queued: 0,
-        })
-    }
-
-    /// The eventfd the kernel signals when completions (or deferred work) are queued.
-    pub fn eventfd(&self) -> RawFd {
-        self.eventfd.as_raw_fd()
+        Ok(Ring { ring, queued: 0 })
     }
 
     /// Queues one operation for the next [`Ring::enter`].
@@ -114,27 +98,28 @@ impl Ring {
         self.queued > 0 || self.ring.submission().taskrun()
     }
 
-    /// Stops the kernel signalling the eventfd for completions. The loop does this while
-    /// it runs: it enters the ring every turn anyway, and each signal would otherwise cost
-    /// a wakeup (and an eventfd read) later.
-    pub fn quiet(&mut self) {
-        self.ring.completion().disable_eventfd();
-    }
-
-    /// Turns the eventfd signal back on before the loop sleeps, and tells whether a
-    /// completion was posted while it was off (that one raised no signal, so sleeping now
-    /// could miss it).
-    ///
-    /// Why no completion is lost: the kernel posts a completion and then reads the
-    /// switch; we write the switch and then read the queue, with a full fence between.
-    /// So either we see the completion here, or the kernel sees the switch on and
-    /// signals. Task work that is queued but has not run yet runs at this thread's next
-    /// syscall, which comes after this call (at the latest, glommio's sleep), so its
-    /// completion is posted with the switch on.
-    pub fn arm_wakeup(&mut self) -> bool {
-        self.ring.completion().enable_eventfd();
-        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-        !self.ring.completion().is_empty()
+    /// Submits what was queued and sleeps until at least one completion is posted or
+    /// `timeout` (if any) has passed. A signal or a full completion queue ends the wait
+    /// early, which the loop treats as a turn with nothing new.
+    pub fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let ts;
+        let mut args = types::SubmitArgs::new();
+        if let Some(t) = timeout {
+            ts = types::Timespec::from(t);
+            args = args.timespec(&ts);
+        }
+        match self.ring.submitter().submit_with_args(1, &args) {
+            Ok(_) => {
+                self.queued = 0;
+                Ok(())
+            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME)) => {
+                self.queued = 0;
+                Ok(())
+            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Submits what was queued and runs pending task work (GETEVENTS), without waiting.

@@ -4,7 +4,11 @@
 //! Cross-core protocol: a [`Msg::Req`] carries a batch of [`Job`]s for one shard; the
 //! receiving core runs them in order and answers with one [`Msg::Resp`]. A connection
 //! sends at most one batch per destination core per pipeline, so one pipeline costs one
-//! round trip per core it touches.
+//! round trip per core it touches. Messages wait in the core's outbox until its event
+//! loop ends the turn ([`Core::flush_outbox`]): every message of a turn for one core then
+//! crosses as one post to its inbox, which rings that core's doorbell at most once, and
+//! only when it sleeps ([`super::mesh`]). The receiving loop drains its inbox every turn
+//! ([`Core::drain_inbox`]).
 //!
 //! Atomic multi-core commands (RENAME across cores, MSETNX, ...) lock every shard they
 //! touch, in ascending core order (so two of them can never deadlock), with a transaction
@@ -22,14 +26,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use glommio::channels::channel_mesh::{Receivers, Senders};
-
+use super::mesh::Mesh;
 use super::oneshot;
+use super::wake::{self, Timers};
 use crate::clock;
 use crate::command::CommandSpec;
 use crate::reply::Reply;
 use crate::shard::Shard;
+use bytes::Bytes;
 
 /// Unix time in milliseconds.
 /// How often each core runs its active expiry cycle (Redis's default `hz 10`).
@@ -136,7 +140,11 @@ pub struct Core {
     pub id: usize,
     pub cores: usize,
     pub shard: RefCell<Shard>,
-    senders: Rc<Senders<Msg>>,
+    mesh: Arc<Mesh>,
+    /// Messages of this turn, per destination core.
+    outbox: RefCell<Vec<Vec<Msg>>>,
+    /// This core's timers; its event loop drives them.
+    pub timers: Timers,
     next_id: Cell<u64>,
     pending: RefCell<HashMap<u64, oneshot::Sender<Vec<Out>>>>,
     /// The transaction holding this shard's lock, or [`NO_TXN`].
@@ -150,14 +158,16 @@ impl Core {
     pub(super) fn new(
         id: usize,
         cores: usize,
-        senders: Senders<Msg>,
+        mesh: Arc<Mesh>,
         finished: Arc<AtomicUsize>,
     ) -> Rc<Core> {
         Rc::new(Core {
             id,
             cores,
             shard: RefCell::new(Shard::new(id)),
-            senders: Rc::new(senders),
+            mesh,
+            outbox: RefCell::new((0..cores).map(|_| Vec::new()).collect()),
+            timers: Timers::default(),
             next_id: Cell::new(1),
             pending: RefCell::new(HashMap::new()),
             lock: Cell::new(NO_TXN),
@@ -219,21 +229,39 @@ impl Core {
     }
 
     fn send(&self, to: usize, msg: Msg) {
-        use glommio::{GlommioError, ResourceType};
-        match self.senders.try_send_to(to, msg) {
-            Ok(()) => {}
-            Err(GlommioError::WouldBlock(ResourceType::Channel(msg))) => {
-                // The channel is full: park the message in a task rather than block the
-                // caller, which may be the very loop that would drain the peer's replies.
-                let senders = self.senders.clone();
-                glommio::spawn_local(async move {
-                    let _ = senders.send_to(to, msg).await;
-                })
-                .detach();
+        self.outbox.borrow_mut()[to].push(msg);
+    }
+
+    /// Posts this turn's messages, one post per destination core. The event loop calls
+    /// this at the end of every turn; true if anything was sent.
+    pub fn flush_outbox(&self) -> bool {
+        let mut sent = false;
+        for to in 0..self.cores {
+            let batch = std::mem::take(&mut self.outbox.borrow_mut()[to]);
+            if !batch.is_empty() {
+                self.mesh.post(self.id, to, batch);
+                sent = true;
             }
-            // The peer has stopped: only possible while shutting down, when nobody waits.
-            Err(e) => tracing::debug!(to, error = %e, "mesh send failed"),
         }
+        sent
+    }
+
+    /// Handles every message waiting in this core's inbox: runs requests on the shard
+    /// (their replies go to the outbox) and hands replies to the tasks awaiting them.
+    /// True if there was any.
+    pub fn drain_inbox(&self) -> bool {
+        let mut mail = Vec::new();
+        self.mesh.take(self.id, &mut mail);
+        let any = !mail.is_empty();
+        for (from, msg) in mail {
+            self.on_message(from, msg);
+        }
+        any
+    }
+
+    /// The mesh this core belongs to (its doorbell, the sleep handshake).
+    pub fn mesh(&self) -> &Mesh {
+        &self.mesh
     }
 
     /// Runs a batch if the lock allows it; gives the jobs back otherwise.
@@ -297,8 +325,9 @@ impl Core {
             }
         }
         if self.is_unlocked() {
-            for w in self.lock_waiters.borrow_mut().drain(..) {
-                w.wake();
+            let waiters = std::mem::take(&mut *self.lock_waiters.borrow_mut());
+            for w in waiters {
+                wake::wake(w);
             }
         }
     }
@@ -334,22 +363,6 @@ impl Core {
         }
     }
 
-    pub(super) fn start_receivers(self: Rc<Self>, receivers: Receivers<Msg>) {
-        let receivers = Rc::new(receivers);
-        for peer in 0..self.cores {
-            if peer == self.id {
-                continue;
-            }
-            let (core, receivers) = (self.clone(), receivers.clone());
-            glommio::spawn_local(async move {
-                while let Ok(Some(msg)) = receivers.recv_from(peer).await {
-                    core.on_message(peer, msg);
-                }
-            })
-            .detach();
-        }
-    }
-
     /// Starts the shard's active expiry: every [`EXPIRE_TICK`] a bounded walk over the
     /// store reclaims expired keys, like Redis's active expire cycle.
     ///
@@ -359,9 +372,10 @@ impl Core {
     /// with a TTL that a slice met had expired, it keeps going, up to [`EXPIRE_BUDGET`]
     /// of CPU per tick (a quarter of the tick, Redis's slow-cycle share).
     pub(super) fn start_active_expiry(self: Rc<Self>) {
-        glommio::spawn_local(async move {
+        wake::spawn(async move {
             loop {
-                glommio::timer::sleep(EXPIRE_TICK).await;
+                let next = now_ms() + EXPIRE_TICK.as_millis() as u64;
+                self.timers.sleep_until(next).await;
                 if self.shard.borrow().expires() == 0 {
                     continue;
                 }
@@ -376,18 +390,23 @@ impl Core {
                     if (walked >= target && !busy) || started.elapsed() >= EXPIRE_BUDGET {
                         break;
                     }
-                    glommio::executor().yield_if_needed().await;
+                    wake::yield_now().await;
                 }
             }
-        })
-        .detach();
+        });
     }
 
     /// Marks this core finished and waits, still answering the mesh, until every core is:
     /// a connection on another core may still need this shard to answer what it read.
     pub(super) async fn finish(&self) {
         self.finished.fetch_add(1, Ordering::AcqRel);
-        while self.finished.load(Ordering::Acquire) < self.cores {
+        // The event loop has ended: glommio drives this core now, so its timer serves.
+        loop {
+            self.drain_inbox();
+            self.flush_outbox();
+            if self.finished.load(Ordering::Acquire) >= self.cores {
+                break;
+            }
             glommio::timer::sleep(Duration::from_millis(1)).await;
         }
     }

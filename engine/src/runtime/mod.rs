@@ -1,5 +1,5 @@
 //! The glommio runtime: one `LocalExecutor` per core, pinned to its CPU, each owning one
-//! [`Shard`](crate::Shard) inside a [`Core`], joined by a full mesh of channels.
+//! [`Shard`](crate::Shard) inside a [`Core`], joined by a full [`mesh`] of inboxes.
 //!
 //! ```text
 //!  main thread ── spawns ──► core 0 executor ─┐      ┌─ core 1 executor
@@ -8,18 +8,23 @@
 //! ```
 //!
 //! Everything inside an executor is single-threaded (`Rc`, `RefCell`). Only [`Msg`]s cross
-//! cores, over the mesh.
+//! cores, over the mesh. Each core's event loop (net's connection loop) drains its inbox,
+//! posts its outbox and fires its [`wake::Timers`] every turn, and sleeps in its own
+//! io_uring; glommio runs the core's other tasks when the loop yields ([`wake`]).
 
 mod core;
+pub mod mesh;
 pub mod oneshot;
+pub mod wake;
 
 use std::future::Future;
 use std::rc::Rc;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
-use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
+
+use self::mesh::Mesh;
 
 pub use self::core::{now_ms, tick, turn_now, Core, Job, Msg, Out, ShardFn, NO_TXN};
 
@@ -34,6 +39,8 @@ pub enum RuntimeError {
     Spawn { core: usize, reason: String },
     #[error("core {core} panicked")]
     Panicked { core: usize },
+    #[error("could not set up the mesh between cores: {0}")]
+    Mesh(std::io::Error),
 }
 
 /// The CPUs this process may run on, in ascending order.
@@ -65,9 +72,6 @@ pub fn resolve_cores(requested: Option<usize>) -> Result<usize, RuntimeError> {
     }
 }
 
-/// Capacity of each mesh channel, in messages (each message is a whole batch).
-const MESH_CAPACITY: usize = 1024;
-
 /// Starts `cores` executors, each pinned to one online CPU (falling back to an unpinned
 /// executor when pinning fails), hands each its [`Core`] and runs `serve` to completion on
 /// every core. Returns when every core's `serve` has returned.
@@ -79,16 +83,14 @@ where
     // Measure the command clock's rate now, not on some core's first slow command.
     crate::clock::calibrate();
     let cpus = online_cpus();
-    let mesh = MeshBuilder::<Msg, _>::full(cores, MESH_CAPACITY);
+    let mesh = Arc::new(Mesh::new(cores).map_err(RuntimeError::Mesh)?);
     let finished = Arc::new(AtomicUsize::new(0));
     let mut handles = Vec::with_capacity(cores);
     for id in 0..cores {
         let start = {
             let (mesh, serve, finished) = (mesh.clone(), serve.clone(), finished.clone());
             move || async move {
-                let (senders, receivers) = mesh.join().await.expect("mesh join");
-                let core = Core::new(id, cores, senders, finished);
-                core.clone().start_receivers(receivers);
+                let core = Core::new(id, cores, mesh, finished);
                 core.clone().start_active_expiry();
                 serve(core.clone()).await;
                 core.finish().await;

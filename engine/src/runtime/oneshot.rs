@@ -34,7 +34,7 @@ impl<T> Sender<T> {
             s.waker.take()
         };
         if let Some(w) = waker {
-            w.wake();
+            super::wake::wake(w);
         }
     }
 }

@@ -15,12 +15,14 @@ pub mod info;
 pub mod slowlog;
 
 use std::cell::Cell;
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use baton_engine::clock;
 use baton_engine::reply::Reply;
+use baton_engine::runtime::Core;
 use bytes::Bytes;
 
 use crate::client::Client;
@@ -225,12 +227,13 @@ pub fn ops_per_sec() -> u64 {
 }
 
 /// Samples this core's command count every 100 ms until the server stops. Spawn one per
-/// core, on that core.
-pub async fn run_sampler(shared: Arc<Shared>) {
+/// core, on that core (its connection loop drives the core's timers).
+pub async fn run_sampler(core: Rc<Core>, shared: Arc<Shared>) {
     let now = baton_engine::runtime::now_ms();
     SAMPLER.with(|s| s.reset(processed(), now));
     while !shared.stopping() {
-        glommio::timer::sleep(SAMPLE_EVERY).await;
+        let next = baton_engine::runtime::now_ms() + SAMPLE_EVERY.as_millis() as u64;
+        core.timers.sleep_until(next).await;
         let now = baton_engine::runtime::now_ms();
         SAMPLER.with(|s| s.sample(processed(), now));
     }
