@@ -595,7 +595,7 @@ async fn slow_pipeline(
         let planned = match next.take() {
             Some(p) => p,
             None => match rest.next() {
-                Some(args) => plan(&core, &shared, &client, args, now_ms()),
+                Some(args) => plan(&core, &shared, &client, args, turn_now()),
                 None => break,
             },
         };

@@ -62,6 +62,10 @@ pub fn fastrange(hash: u64, n: usize) -> usize {
 #[inline]
 pub fn core_of(key: &[u8], cores: usize) -> usize {
     debug_assert!(cores > 0, "core_of needs at least one core");
+    if cores == 1 {
+        // One core owns every key: no hash needed.
+        return 0;
+    }
     fastrange(core_hash(key), cores)
 }
 

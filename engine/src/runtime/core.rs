@@ -270,7 +270,8 @@ impl Core {
         if held != NO_TXN && held != txn {
             return Err(jobs);
         }
-        let now = now_ms();
+        // This core's turn time: one clock read per loop turn, not one per batch.
+        let now = turn_now();
         let mut outs = Vec::with_capacity(jobs.len());
         let mut released = false;
         for job in jobs {
@@ -402,6 +403,7 @@ impl Core {
         self.finished.fetch_add(1, Ordering::AcqRel);
         // The event loop has ended: glommio drives this core now, so its timer serves.
         loop {
+            tick();
             self.drain_inbox();
             self.flush_outbox();
             if self.finished.load(Ordering::Acquire) >= self.cores {
