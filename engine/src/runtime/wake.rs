@@ -9,8 +9,10 @@
 //! [`spawn`] and [`yield_now`]) and is counted here; the loop yields to glommio while the
 //! count moves, and sleeps only after a yield that woke nobody.
 //!
-//! glommio's own timers and channels must not be used while a loop runs: they would not
-//! wake it.
+//! glommio's own timers, channels and file I/O must not be used while a loop runs: their
+//! completions land in glommio's rings, which nobody waits on, so they would not wake it.
+//! Work of that kind (a file written for CONFIG REWRITE, a snapshot on disk) goes through
+//! the loop's ring, or through a thread that rings the core's mesh doorbell when done.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
