@@ -31,6 +31,12 @@ pub mod store;
 mod table;
 
 pub use command::{lookup, CommandSpec, Merge, Route};
+
+/// Bits that name a core inside values that must be unique across cores (a memcached CAS,
+/// a SCAN cursor): a server runs at most [`MAX_CORES`] cores.
+pub const CORE_BITS: u32 = 16;
+/// The most cores one server runs (65,536).
+pub const MAX_CORES: usize = 1 << CORE_BITS;
 pub use reply::Reply;
 pub use shard::Shard;
 pub use store::{Entry, Store, ValueSnapshot, NO_EXPIRY};

@@ -451,7 +451,7 @@ impl Shard {
     pub(crate) fn bump_cas(&mut self) -> u64 {
         self.next_cas += 1;
         // Shards hand out disjoint CAS sequences, so a CAS unique names one item version.
-        (self.next_cas << 8) | (self.id as u64 & 0xff)
+        (self.next_cas << crate::CORE_BITS) | self.id as u64
     }
 
     /// Stores `value` under `key` with an absolute expiry (or [`NO_EXPIRY`]) and flags.
@@ -693,7 +693,15 @@ mod tests {
         s.update(b"a", 0, |v| v.push(b'2'));
         let c2 = s.lookup(b"a", 0).unwrap().cas();
         assert_ne!(c1, c2);
-        assert_eq!(c1 & 0xff, 2, "the shard id is in the low bits");
+        assert_eq!(c1 & 0xffff, 2, "the shard id is in the low bits");
+        let mut wide = Shard::new(300);
+        wide.put(b"a", b"1", NO_EXPIRY, 0);
+        let c = wide.lookup(b"a", 0).unwrap().cas();
+        assert_eq!(
+            c & 0xffff,
+            300,
+            "a core past 255 keeps its own CAS sequence"
+        );
     }
 
     #[test]

@@ -269,7 +269,7 @@ impl Store {
     /// A cursor is `end_log2 << 32 | position`: the first call fixes the end of the walk
     /// at the slab length rounded up to a power of two, so a scan terminates even while
     /// inserts outpace it (new keys land past the end). Cursors are below 2^38, leaving the
-    /// high bits to the server to name the core.
+    /// high bits to the server to name the core ([`crate::CORE_BITS`] of them).
     pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&[u8], &Entry)) -> u64 {
         let (end_log2, mut pos) = if cursor == 0 {
             let len = self.slots.len().max(1).next_power_of_two();

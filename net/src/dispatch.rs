@@ -54,7 +54,7 @@ pub enum Outcome {
 #[derive(Debug, Clone, Copy)]
 pub enum Post {
     None,
-    /// Turn a shard's SCAN cursor into the global cursor (shard cursor << 8 | core).
+    /// Turn a shard's SCAN cursor into the global cursor (shard cursor << CORE_BITS | core).
     Scan {
         core: usize,
         cores: usize,
@@ -209,12 +209,12 @@ pub fn plan(
     }
 }
 
-/// A global SCAN cursor (shard cursor << 8 | core) split into core and shard cursor;
+/// A global SCAN cursor (shard cursor << CORE_BITS | core) split into core and shard cursor;
 /// `None` when it is not a cursor of this server.
 fn scan_cursor(arg: &[u8], cores: usize) -> Option<(usize, u64)> {
     let global = std::str::from_utf8(arg).ok()?.parse::<u64>().ok()?;
-    let core = (global & 0xff) as usize;
-    (core < cores).then_some((core, global >> 8))
+    let core = (global & (baton_engine::MAX_CORES as u64 - 1)) as usize;
+    (core < cores).then_some((core, global >> baton_engine::CORE_BITS))
 }
 
 fn plan_scan(spec: &'static CommandSpec, mut args: Vec<Bytes>, cores: usize) -> Plan {
@@ -294,7 +294,7 @@ pub fn post_process(post: Post, reply: Reply) -> Reply {
                 _ => 0,
             };
             let global = if shard_cursor != 0 {
-                (shard_cursor << 8) | core as u64
+                (shard_cursor << baton_engine::CORE_BITS) | core as u64
             } else if core + 1 < cores {
                 core as u64 + 1
             } else {
@@ -774,5 +774,50 @@ impl<T: Unpin> Future for JoinAll<T> {
         } else {
             Poll::Pending
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cursor_of(reply: Reply) -> Bytes {
+        match reply {
+            Reply::Array(items) => match &items[0] {
+                Reply::Bulk(b) => b.clone(),
+                other => panic!("cursor is not a bulk: {other:?}"),
+            },
+            other => panic!("SCAN reply is not an array: {other:?}"),
+        }
+    }
+
+    fn scan_reply(shard_cursor: &str) -> Reply {
+        Reply::Array(vec![
+            Reply::Bulk(Bytes::from(shard_cursor.to_string())),
+            Reply::Array(Vec::new()),
+        ])
+    }
+
+    #[test]
+    fn scan_cursors_round_trip_for_cores_past_255() {
+        let cores = 512;
+        let global = cursor_of(post_process(
+            Post::Scan { core: 300, cores },
+            scan_reply("12345"),
+        ));
+        assert_eq!(scan_cursor(&global, cores), Some((300, 12345)));
+        // A shard that is done hands the walk to the next core, from its start.
+        let next = cursor_of(post_process(
+            Post::Scan { core: 300, cores },
+            scan_reply("0"),
+        ));
+        assert_eq!(scan_cursor(&next, cores), Some((301, 0)));
+        let last = cursor_of(post_process(
+            Post::Scan { core: 511, cores },
+            scan_reply("0"),
+        ));
+        assert_eq!(&last[..], b"0");
+        // A cursor naming a core this server does not run is refused.
+        assert_eq!(scan_cursor(b"400", 256), None);
     }
 }

@@ -35,6 +35,8 @@ pub enum RuntimeError {
     TooManyCores { requested: usize, available: usize },
     #[error("--cores must be at least 1")]
     ZeroCores,
+    #[error("--cores {requested} exceeds the {limit} cores one server can run")]
+    AboveLimit { requested: usize, limit: usize },
     #[error("could not start the executor for core {core}: {reason}")]
     Spawn { core: usize, reason: String },
     #[error("core {core} panicked")]
@@ -62,7 +64,11 @@ pub fn online_cpus() -> Vec<usize> {
 pub fn resolve_cores(requested: Option<usize>) -> Result<usize, RuntimeError> {
     let available = online_cpus().len();
     match requested {
-        None => Ok(available),
+        None => Ok(available.min(crate::MAX_CORES)),
+        Some(n) if n > crate::MAX_CORES => Err(RuntimeError::AboveLimit {
+            requested: n,
+            limit: crate::MAX_CORES,
+        }),
         Some(0) => Err(RuntimeError::ZeroCores),
         Some(n) if n > available => Err(RuntimeError::TooManyCores {
             requested: n,
