@@ -26,6 +26,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+
 use super::mesh::Mesh;
 use super::oneshot;
 use super::wake::{self, Timers};
@@ -33,7 +35,6 @@ use crate::clock;
 use crate::command::CommandSpec;
 use crate::reply::Reply;
 use crate::shard::Shard;
-use bytes::Bytes;
 
 /// Unix time in milliseconds.
 /// How often each core runs its active expiry cycle (Redis's default `hz 10`).
@@ -233,17 +234,14 @@ impl Core {
     }
 
     /// Posts this turn's messages, one post per destination core. The event loop calls
-    /// this at the end of every turn; true if anything was sent.
-    pub fn flush_outbox(&self) -> bool {
-        let mut sent = false;
+    /// this at the end of every turn.
+    pub fn flush_outbox(&self) {
         for to in 0..self.cores {
             let batch = std::mem::take(&mut self.outbox.borrow_mut()[to]);
             if !batch.is_empty() {
                 self.mesh.post(self.id, to, batch);
-                sent = true;
             }
         }
-        sent
     }
 
     /// Handles every message waiting in this core's inbox: runs requests on the shard

@@ -59,10 +59,6 @@ impl Mesh {
         Ok(Mesh { inboxes })
     }
 
-    pub fn cores(&self) -> usize {
-        self.inboxes.len()
-    }
-
     /// Appends `msgs` from core `from` to the inbox of `to`, and rings its doorbell if it
     /// sleeps.
     pub fn post(&self, from: usize, to: usize, msgs: impl IntoIterator<Item = Msg>) {
