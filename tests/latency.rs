@@ -29,24 +29,21 @@ const UNANSWERED: Duration = Duration::from_secs(5);
 /// How long each stress client runs.
 const STRESS_FOR: Duration = Duration::from_secs(3);
 
-/// Times `n` sequential round trips of `request` (given the index), each answered by
-/// exactly `reply(i)`.
-fn round_trips(
-    raw: &mut Raw,
-    n: usize,
-    request: impl Fn(usize) -> Vec<u8>,
-    reply: impl Fn(usize) -> Vec<u8>,
-) -> Duration {
-    let start = Instant::now();
-    for i in 0..n {
-        raw.send(&request(i));
-        raw.expect(&reply(i));
-    }
-    start.elapsed()
-}
-
+/// Runs [`SEQUENTIAL`] round trips of `request(i)`, each read back and checked by
+/// `answer`, and asserts that all of them took less than [`SEQUENTIAL_BOUND`].
 #[track_caller]
-fn assert_prompt(what: &str, took: Duration) {
+fn assert_prompt(
+    raw: &mut Raw,
+    what: &str,
+    request: impl Fn(usize) -> Vec<u8>,
+    answer: impl Fn(&mut Raw),
+) {
+    let start = Instant::now();
+    for i in 0..SEQUENTIAL {
+        raw.send(&request(i));
+        answer(raw);
+    }
+    let took = start.elapsed();
     assert!(
         took < SEQUENTIAL_BOUND,
         "{SEQUENTIAL} sequential {what} took {took:?} (bound {SEQUENTIAL_BOUND:?}): a sleeping core wakes late"
@@ -64,20 +61,18 @@ fn sequential_redis(cores: usize) {
     // The first request of a connection may pay one-off costs; not counted.
     raw.send(b"PING\r\n");
     raw.expect(b"+PONG\r\n");
-    let took = round_trips(
+    assert_prompt(
         &mut raw,
-        SEQUENTIAL,
+        "PINGs",
         |_| b"PING\r\n".to_vec(),
-        |_| b"+PONG\r\n".to_vec(),
+        |raw| raw.expect(b"+PONG\r\n"),
     );
-    assert_prompt("PINGs", took);
-    let took = round_trips(
+    assert_prompt(
         &mut raw,
-        SEQUENTIAL,
+        "GETs",
         |i| encode_command(&["GET", &format!("latency:{i}")]),
-        |_| b"$-1\r\n".to_vec(),
+        |raw| raw.expect(b"$-1\r\n"),
     );
-    assert_prompt("GETs", took);
 }
 
 /// 200 sequential `mn` and `version` requests, and 200 `mg` misses spread over every core.
@@ -89,27 +84,27 @@ fn sequential_memcache(cores: usize) {
     let mut raw = server.memcache_raw();
     raw.send(b"mn\r\n");
     raw.expect(b"MN\r\n");
-    let took = round_trips(
+    assert_prompt(
         &mut raw,
-        SEQUENTIAL,
+        "mn requests",
         |_| b"mn\r\n".to_vec(),
-        |_| b"MN\r\n".to_vec(),
+        |raw| raw.expect(b"MN\r\n"),
     );
-    assert_prompt("mn requests", took);
-    let start = Instant::now();
-    for _ in 0..SEQUENTIAL {
-        raw.send(b"version\r\n");
-        let line = raw.read_line();
-        assert!(line.starts_with("VERSION "), "version reply: {line:?}");
-    }
-    assert_prompt("version requests", start.elapsed());
-    let took = round_trips(
+    assert_prompt(
         &mut raw,
-        SEQUENTIAL,
-        |i| format!("mg latency:{i} v\r\n").into_bytes(),
-        |_| b"EN\r\n".to_vec(),
+        "version requests",
+        |_| b"version\r\n".to_vec(),
+        |raw| {
+            let line = raw.read_line();
+            assert!(line.starts_with("VERSION "), "version reply: {line:?}");
+        },
     );
-    assert_prompt("mg misses", took);
+    assert_prompt(
+        &mut raw,
+        "mg misses",
+        |i| format!("mg latency:{i} v\r\n").into_bytes(),
+        |raw| raw.expect(b"EN\r\n"),
+    );
 }
 
 cores_tests!(sequential_redis, sequential_memcache);
