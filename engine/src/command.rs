@@ -56,11 +56,38 @@ pub enum Merge {
     Scan,
 }
 
-/// Where a command runs.
+/// A command the connection answers itself, some of them by asking every core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conn {
+    Auth,
+    Client,
+    Command,
+    Config,
+    Echo,
+    Hello,
+    Info,
+    Ping,
+    Quit,
+    Select,
+    Slowlog,
+    Time,
+}
+
+/// A multi-key command that is made atomic across cores when its keys live on several.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Txn {
+    Copy,
+    Lcs,
+    MsetNx,
+    Rename,
+    RenameNx,
+}
+
+/// Where a command runs: the command's kind, which decides who executes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     /// Answered by the connection itself (PING, HELLO, CLIENT, ...).
-    Connection,
+    Connection(Conn),
     /// Runs on the core that owns its first key.
     Key,
     /// Keys are split by core, each core runs the command on its own keys, replies merge.
@@ -68,8 +95,8 @@ pub enum Route {
     /// Every core runs it; replies merge.
     AllCores(Merge),
     /// Touches several keys atomically (MSETNX, RENAME, COPY, LCS): on one core when every
-    /// key lives there, else coordinated across the cores involved.
-    Atomic,
+    /// key lives there, else a cross-core transaction over the cores involved.
+    Atomic(Txn),
 }
 
 /// One row of the command table.
@@ -156,16 +183,16 @@ const CONN: u16 = NOSCRIPT | LOADING | STALE | FAST;
 /// Every command Baton knows, sorted by name.
 pub static COMMANDS: &[CommandSpec] = &[
     spec!("append", 3, WF, (1, 1, 1), Key, Some(st::append), "string", "2.0.0", "Appends a string to the value of a key. Creates the key if it doesn't exist."),
-    spec!("auth", -2, CONN | NO_AUTH | ALLOW_BUSY, (0, 0, 0), Connection, None, "connection", "1.0.0", "Authenticates the connection."),
-    spec!("client", -2, NOSCRIPT | LOADING | STALE, (0, 0, 0), Connection, None, "connection", "2.4.0", "A container for client connection commands."),
-    spec!("command", -1, LOADING | STALE, (0, 0, 0), Connection, None, "server", "2.8.13", "Returns detailed information about all commands."),
-    spec!("config", -2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), Connection, None, "server", "2.0.0", "A container for server configuration commands."),
-    spec!("copy", -3, W, (1, 2, 1), Atomic, Some(ks::copy), "generic", "6.2.0", "Copies the value of a key to a new key."),
+    spec!("auth", -2, CONN | NO_AUTH | ALLOW_BUSY, (0, 0, 0), Connection(Conn::Auth), None, "connection", "1.0.0", "Authenticates the connection."),
+    spec!("client", -2, NOSCRIPT | LOADING | STALE, (0, 0, 0), Connection(Conn::Client), None, "connection", "2.4.0", "A container for client connection commands."),
+    spec!("command", -1, LOADING | STALE, (0, 0, 0), Connection(Conn::Command), None, "server", "2.8.13", "Returns detailed information about all commands."),
+    spec!("config", -2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), Connection(Conn::Config), None, "server", "2.0.0", "A container for server configuration commands."),
+    spec!("copy", -3, W, (1, 2, 1), Atomic(Txn::Copy), Some(ks::copy), "generic", "6.2.0", "Copies the value of a key to a new key."),
     spec!("dbsize", 1, RF, (0, 0, 0), AllCores(M::Sum), Some(sv::dbsize), "server", "1.0.0", "Returns the number of keys in the database."),
     spec!("decr", 2, WF, (1, 1, 1), Key, Some(st::decr), "string", "1.0.0", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
     spec!("decrby", 3, WF, (1, 1, 1), Key, Some(st::decrby), "string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist."),
     spec!("del", -2, WRITE, (1, -1, 1), MultiKey(M::Sum), Some(ks::del), "generic", "1.0.0", "Deletes one or more keys."),
-    spec!("echo", 2, CONN, (0, 0, 0), Connection, None, "connection", "1.0.0", "Returns the given string."),
+    spec!("echo", 2, CONN, (0, 0, 0), Connection(Conn::Echo), None, "connection", "1.0.0", "Returns the given string."),
     spec!("exists", -2, RF, (1, -1, 1), MultiKey(M::Sum), Some(ks::exists), "generic", "1.0.0", "Determines whether one or more keys exist."),
     spec!("expire", -3, WRITE | FAST, (1, 1, 1), Key, Some(ks::expire), "generic", "1.0.0", "Sets the expiration time of a key in seconds."),
     spec!("expireat", -3, WRITE | FAST, (1, 1, 1), Key, Some(ks::expireat), "generic", "1.2.0", "Sets the expiration time of a key to a Unix timestamp."),
@@ -177,39 +204,39 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("getex", -2, WRITE | FAST, (1, 1, 1), Key, Some(st::getex), "string", "6.2.0", "Returns the string value of a key after setting its expiration time."),
     spec!("getrange", 4, READONLY, (1, 1, 1), Key, Some(st::getrange), "string", "2.4.0", "Returns a substring of the string stored at a key."),
     spec!("getset", 3, WF, (1, 1, 1), Key, Some(st::getset), "string", "1.0.0", "Returns the previous string value of a key after setting it to a new value."),
-    spec!("hello", -1, CONN | NO_AUTH | ALLOW_BUSY, (0, 0, 0), Connection, None, "connection", "6.0.0", "Handshakes with the Redis server."),
+    spec!("hello", -1, CONN | NO_AUTH | ALLOW_BUSY, (0, 0, 0), Connection(Conn::Hello), None, "connection", "6.0.0", "Handshakes with the Redis server."),
     spec!("incr", 2, WF, (1, 1, 1), Key, Some(st::incr), "string", "1.0.0", "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
     spec!("incrby", 3, WF, (1, 1, 1), Key, Some(st::incrby), "string", "1.0.0", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
     spec!("incrbyfloat", 3, WF, (1, 1, 1), Key, Some(st::incrbyfloat), "string", "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
-    spec!("info", -1, LOADING | STALE, (0, 0, 0), Connection, None, "server", "1.0.0", "Returns information and statistics about the server."),
+    spec!("info", -1, LOADING | STALE, (0, 0, 0), Connection(Conn::Info), None, "server", "1.0.0", "Returns information and statistics about the server."),
     spec!("keys", 2, READONLY, (0, 0, 0), AllCores(M::Concat), Some(ks::keys), "generic", "1.0.0", "Returns all key names that match a pattern."),
-    spec!("lcs", -3, READONLY, (1, 2, 1), Atomic, Some(st::lcs), "string", "7.0.0", "Finds the longest common substring."),
+    spec!("lcs", -3, READONLY, (1, 2, 1), Atomic(Txn::Lcs), Some(st::lcs), "string", "7.0.0", "Finds the longest common substring."),
     spec!("memory", -2, READONLY, (2, 2, 1), Key, Some(is::memory), "server", "4.0.0", "A container for memory diagnostics commands."),
     spec!("mget", -2, RF, (1, -1, 1), MultiKey(M::Array), Some(st::mget), "string", "1.0.0", "Atomically returns the string values of one or more keys."),
     spec!("mset", -3, W, (1, -1, 2), MultiKey(M::Ok), Some(st::mset), "string", "1.0.1", "Atomically creates or modifies the string values of one or more keys."),
-    spec!("msetnx", -3, W, (1, -1, 2), Atomic, Some(st::msetnx), "string", "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist."),
+    spec!("msetnx", -3, W, (1, -1, 2), Atomic(Txn::MsetNx), Some(st::msetnx), "string", "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist."),
     spec!("object", -2, READONLY, (2, 2, 1), Key, Some(is::object), "generic", "2.2.3", "A container for object introspection commands."),
     spec!("persist", 2, WRITE | FAST, (1, 1, 1), Key, Some(ks::persist), "generic", "2.2.0", "Removes the expiration time of a key."),
     spec!("pexpire", -3, WRITE | FAST, (1, 1, 1), Key, Some(ks::pexpire), "generic", "2.6.0", "Sets the expiration time of a key in milliseconds."),
     spec!("pexpireat", -3, WRITE | FAST, (1, 1, 1), Key, Some(ks::pexpireat), "generic", "2.6.0", "Sets the expiration time of a key to a Unix milliseconds timestamp."),
     spec!("pexpiretime", 2, RF, (1, 1, 1), Key, Some(ks::pexpiretime), "generic", "7.0.0", "Returns the expiration time of a key as a Unix milliseconds timestamp."),
-    spec!("ping", -1, CONN, (0, 0, 0), Connection, None, "connection", "1.0.0", "Returns the server's liveliness response."),
+    spec!("ping", -1, CONN, (0, 0, 0), Connection(Conn::Ping), None, "connection", "1.0.0", "Returns the server's liveliness response."),
     spec!("psetex", 4, W, (1, 1, 1), Key, Some(st::psetex), "string", "2.6.0", "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist."),
     spec!("pttl", 2, RF, (1, 1, 1), Key, Some(ks::pttl), "generic", "2.6.0", "Returns the expiration time in milliseconds of a key."),
-    spec!("quit", -1, CONN | NO_AUTH | ALLOW_BUSY, (0, 0, 0), Connection, None, "connection", "1.0.0", "Closes the connection."),
+    spec!("quit", -1, CONN | NO_AUTH | ALLOW_BUSY, (0, 0, 0), Connection(Conn::Quit), None, "connection", "1.0.0", "Closes the connection."),
     spec!("randomkey", 1, READONLY, (0, 0, 0), AllCores(M::Random), Some(ks::randomkey), "generic", "1.0.0", "Returns a random key name from the database."),
-    spec!("rename", 3, WRITE, (1, 2, 1), Atomic, Some(ks::rename), "generic", "1.0.0", "Renames a key and overwrites the destination."),
-    spec!("renamenx", 3, WRITE | FAST, (1, 2, 1), Atomic, Some(ks::renamenx), "generic", "1.0.0", "Renames a key only when the target key name doesn't exist."),
+    spec!("rename", 3, WRITE, (1, 2, 1), Atomic(Txn::Rename), Some(ks::rename), "generic", "1.0.0", "Renames a key and overwrites the destination."),
+    spec!("renamenx", 3, WRITE | FAST, (1, 2, 1), Atomic(Txn::RenameNx), Some(ks::renamenx), "generic", "1.0.0", "Renames a key only when the target key name doesn't exist."),
     spec!("scan", -2, READONLY, (0, 0, 0), AllCores(M::Scan), Some(ks::scan), "generic", "2.8.0", "Iterates over the key names in the database."),
-    spec!("select", 2, CONN, (0, 0, 0), Connection, None, "connection", "1.0.0", "Changes the selected database."),
+    spec!("select", 2, CONN, (0, 0, 0), Connection(Conn::Select), None, "connection", "1.0.0", "Changes the selected database."),
     spec!("set", -3, W, (1, 1, 1), Key, Some(st::set), "string", "1.0.0", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist."),
     spec!("setex", 4, W, (1, 1, 1), Key, Some(st::setex), "string", "2.0.0", "Sets the string value and expiration time of a key. Creates the key if it doesn't exist."),
     spec!("setnx", 3, WF, (1, 1, 1), Key, Some(st::setnx), "string", "1.0.0", "Set the string value of a key only when the key doesn't exist."),
     spec!("setrange", 4, W, (1, 1, 1), Key, Some(st::setrange), "string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist."),
-    spec!("slowlog", -2, ADMIN | LOADING | STALE, (0, 0, 0), Connection, None, "server", "2.2.12", "A container for slow log commands."),
+    spec!("slowlog", -2, ADMIN | LOADING | STALE, (0, 0, 0), Connection(Conn::Slowlog), None, "server", "2.2.12", "A container for slow log commands."),
     spec!("strlen", 2, RF, (1, 1, 1), Key, Some(st::strlen), "string", "2.2.0", "Returns the length of a string value."),
     spec!("substr", 4, READONLY, (1, 1, 1), Key, Some(st::getrange), "string", "1.0.0", "Returns a substring from a string value."),
-    spec!("time", 1, LOADING | STALE | FAST, (0, 0, 0), Connection, None, "server", "2.6.0", "Returns the server time."),
+    spec!("time", 1, LOADING | STALE | FAST, (0, 0, 0), Connection(Conn::Time), None, "server", "2.6.0", "Returns the server time."),
     spec!("touch", -2, RF, (1, -1, 1), MultiKey(M::Sum), Some(ks::touch), "generic", "3.2.1", "Returns the number of existing keys out of those specified after updating the time they were last accessed."),
     spec!("ttl", 2, RF, (1, 1, 1), Key, Some(ks::ttl), "generic", "1.0.0", "Returns the expiration time in seconds of a key."),
     spec!("type", 2, RF, (1, 1, 1), Key, Some(ks::type_), "generic", "1.0.0", "Determines the type of value stored at a key."),
@@ -399,7 +426,7 @@ mod tests {
     fn shard_commands_have_handlers() {
         for c in COMMANDS {
             assert_eq!(
-                c.route == Route::Connection,
+                matches!(c.route, Route::Connection(_)),
                 c.handler.is_none(),
                 "{}",
                 c.name
@@ -417,7 +444,17 @@ mod tests {
         assert!(subcommand(lookup(b"get").unwrap(), b"list").is_none());
         let get = lookup(b"get").unwrap();
         assert_eq!(row_name(command_index(get)), Some("get"));
-        let stray = spec!("stray", 1, 0, (0, 0, 0), Connection, None, "x", "0", "x");
+        let stray = spec!(
+            "stray",
+            1,
+            0,
+            (0, 0, 0),
+            Connection(Conn::Ping),
+            None,
+            "x",
+            "0",
+            "x"
+        );
         assert_eq!(command_index(&stray), usize::MAX);
         assert_eq!(row_name(usize::MAX), None);
         let mut seen = std::collections::HashSet::new();
@@ -427,7 +464,7 @@ mod tests {
         assert_eq!(row_name(command_and_subcommand_count()), None);
         for (container, subs) in SUBCOMMANDS {
             let spec = lookup(container.as_bytes()).unwrap();
-            assert_eq!(spec.route, Route::Connection, "{container}");
+            assert!(matches!(spec.route, Route::Connection(_)), "{container}");
             for s in subs.iter() {
                 assert!(s.name.starts_with(&format!("{container}|")), "{}", s.name);
                 assert!(s.arity.abs() >= 2, "{}", s.name);

@@ -21,6 +21,7 @@ pub mod command;
 pub mod commands;
 pub mod entry;
 pub mod evict;
+pub mod exec;
 pub mod glob;
 pub mod memcache;
 pub mod reply;

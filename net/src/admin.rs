@@ -8,14 +8,14 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use baton_engine::command::{flags, lookup, CommandSpec, COMMANDS};
+use baton_engine::command::{flags, lookup, CommandSpec, Conn, COMMANDS};
+use baton_engine::exec::on_every_core;
 use baton_engine::reply::{errors, Reply};
 use baton_engine::runtime::Core;
 use bytes::Bytes;
 
 use crate::client::{Client, CLIENTS};
 use crate::config::Shared;
-use crate::dispatch::on_every_core;
 use crate::params;
 use crate::stats::{info, slowlog};
 
@@ -53,41 +53,40 @@ pub fn handle(
     core: &Rc<Core>,
     shared: &Arc<Shared>,
     client: &Client,
-    spec: &'static CommandSpec,
+    conn: Conn,
     args: &[Bytes],
     now: u64,
 ) -> Option<Reply> {
-    let r = match spec.name {
-        "ping" => match args.len() {
+    let r = match conn {
+        Conn::Ping => match args.len() {
             1 => Reply::simple("PONG"),
             2 => Reply::Bulk(args[1].clone()),
             _ => errors::wrong_arity("ping"),
         },
-        "echo" => Reply::Bulk(args[1].clone()),
-        "quit" => {
+        Conn::Echo => Reply::Bulk(args[1].clone()),
+        Conn::Quit => {
             client.borrow_mut().close_after_reply = true;
             Reply::Ok
         }
-        "select" => match baton_engine::commands::parse_i64(&args[1]) {
+        Conn::Select => match baton_engine::commands::parse_i64(&args[1]) {
             Some(0) => Reply::Ok,
             Some(_) => Reply::err("ERR DB index is out of range"),
             None => errors::NOT_INTEGER,
         },
-        "time" => {
+        Conn::Time => {
             let us = info::now_us();
             Reply::Array(vec![
                 bulk((us / 1_000_000).to_string()),
                 bulk((us % 1_000_000).to_string()),
             ])
         }
-        "auth" => auth(shared, client, args),
-        "hello" => hello(core, shared, client, args),
-        "command" => command(args),
-        "client" => return client_cmd(client, args, now),
-        "config" => return config(shared, args),
-        "slowlog" if eq(&args[1], "help") => slowlog::help(),
-        "info" | "slowlog" => return None,
-        other => Reply::error(format!("ERR unknown command '{other}'")),
+        Conn::Auth => auth(shared, client, args),
+        Conn::Hello => hello(core, shared, client, args),
+        Conn::Command => command(args),
+        Conn::Client => return client_cmd(client, args, now),
+        Conn::Config => return config(shared, args),
+        Conn::Slowlog if eq(&args[1], "help") => slowlog::help(),
+        Conn::Info | Conn::Slowlog => return None,
     };
     Some(r)
 }
@@ -385,24 +384,24 @@ pub async fn run_async(
     core: &Rc<Core>,
     shared: &Arc<Shared>,
     client: &Client,
-    spec: &'static CommandSpec,
+    conn: Conn,
     args: &[Bytes],
 ) -> Reply {
-    match spec.name {
-        "info" => Reply::Verbatim(Bytes::from(info::info(core, shared, &args[1..]).await)),
-        "slowlog" => slowlog::command(core, shared, args).await,
-        "config" if eq(&args[1], "resetstat") => {
+    match conn {
+        Conn::Info => Reply::Verbatim(Bytes::from(info::info(core, shared, &args[1..]).await)),
+        Conn::Slowlog => slowlog::command(core, shared, args).await,
+        Conn::Config if eq(&args[1], "resetstat") => {
             params::reset_stats(core, shared).await;
             Reply::Ok
         }
-        "config" => match params::check_set(&args[2..]) {
+        Conn::Config => match params::check_set(&args[2..]) {
             Ok(changes) => {
                 params::apply(core, shared, changes).await;
                 Reply::Ok
             }
             Err(e) => e,
         },
-        "client" if eq(&args[1], "list") => {
+        Conn::Client if eq(&args[1], "list") => {
             let lines = on_every_core(core, |_, _| {
                 let now = baton_engine::runtime::now_ms();
                 CLIENTS.with(|c| {
@@ -453,7 +452,7 @@ pub async fn run_async(
             }
             Reply::Verbatim(Bytes::from(text))
         }
-        "client" => crate::kill::client_kill(core, client, args).await,
-        other => Reply::error(format!("ERR unknown command '{other}'")),
+        Conn::Client => crate::kill::client_kill(core, client, args).await,
+        other => Reply::error(format!("ERR {other:?} is answered by the connection")),
     }
 }

@@ -10,12 +10,12 @@
 
 use std::rc::Rc;
 
+use baton_engine::exec::on_every_core;
 use baton_engine::reply::{errors, Reply};
 use baton_engine::runtime::Core;
 use bytes::Bytes;
 
 use crate::client::{Client, ClientState, CLIENTS};
-use crate::dispatch::on_every_core;
 
 /// Which clients a CLIENT KILL names.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

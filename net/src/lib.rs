@@ -15,7 +15,6 @@
 //! ```
 
 pub mod admin;
-pub mod atomic;
 pub mod client;
 pub mod config;
 pub mod dispatch;

@@ -1,22 +1,27 @@
-//! memcached connections: parse with [`crate::memcache::McParser`], route each per-key op to the core that
-//! owns its key, execute it there, encode the results in request order.
+//! memcached connections: parse with [`crate::memcache::McParser`], route each per-key op
+//! to the core that owns its key (the core's [`baton_engine::exec::Router`]), execute it
+//! there, encode the results in request order.
 //!
 //! Same shape as the RESP path ([`crate::dispatch`]): requests whose keys live on this
 //! core run inline; from the first one that needs another core (or every core: `stats`,
-//! `flush_all`), the rest of the pipeline runs in one task that sends one batch per core.
+//! `flush_all`), the rest of the pipeline runs in one task that queues it in an
+//! [`exec::Pipeline`], one batch per destination core.
+//!
+//! Commands are counted (`stats`) on the core of the connection that sent them.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use baton_engine::exec::{self, on_every_core, Entry, Outputs, Pipeline, Ticket};
 use baton_engine::memcache::{execute, flush_deadline, McCtx, McOpKind};
 use baton_engine::runtime::{now_ms, turn_now, Core, Job, Out};
 use bytes::BytesMut;
 
 use crate::client::Client;
 use crate::config::Shared;
-use crate::dispatch::{on_every_core, run_batches, Outcome, OUTPUT_PAUSE, SLOW_FLUSH_EVERY};
+use crate::dispatch::{Outcome, MAX_SLOW_REQUESTS, OUTPUT_PAUSE, SLOW_FLUSH_EVERY};
 use crate::memcache::{
     encode, encode_end, encode_error, encode_item, encode_multi, encode_noop, encode_ok,
     encode_reset, encode_stats, encode_version, McConn, McLimits, McOp, McReply, McRequest,
@@ -70,7 +75,7 @@ fn is_local(core: &Core, req: &McRequest) -> bool {
     if !core.is_unlocked() {
         return false;
     }
-    let mine = |op: &McOp| baton_ring::core_of(op.key(), core.cores) == core.id;
+    let mine = |op: &McOp| core.router.is_local(op.key());
     match req {
         McRequest::Single { op, .. } => mine(op),
         McRequest::Multi { ops, .. } => ops.iter().all(mine),
@@ -107,7 +112,7 @@ pub fn run(
         if !is_local(core, &req) {
             let mut rest = vec![req];
             let mut trailing_close = false;
-            while rest.len() < 65_536 {
+            while rest.len() < MAX_SLOW_REQUESTS {
                 match parse(client, rbuf, &limits) {
                     Ok(Some(r)) => rest.push(r),
                     Ok(None) => break,
@@ -157,27 +162,63 @@ pub fn run(
     }
 }
 
-enum Pending {
+/// A memcached request's place in a pipeline.
+enum McEntry {
+    /// Encoded already.
     Ready(Vec<u8>),
     One {
-        core: usize,
-        pos: usize,
+        ticket: Ticket,
+        kind: McOpKind,
         reply: McReply,
     },
+    /// A multi-key get: one op per key, answered together.
     Multi {
-        parts: Vec<(usize, usize)>,
+        parts: Vec<(Ticket, McOpKind)>,
         cas: bool,
     },
 }
 
-/// Executes `op` on whichever shard runs this job, counting it there.
-fn op_job(op: McOp, ctx: McCtx) -> Job {
-    Job::Call(Box::new(move |shard, _now| {
-        let kind = op.kind();
-        let r = execute(shard, op, &ctx);
-        record(kind, &r);
-        Out::Value(Box::new(r))
-    }))
+/// How a memcached request ended: encoded output.
+struct McDone(Vec<u8>);
+
+/// The result of one op's job, counted on this core.
+fn result(outs: &mut Outputs, ticket: Ticket, kind: McOpKind) -> McResult {
+    let r = match outs.take(ticket) {
+        Some(Out::Mc(r)) => r,
+        _ => unreachable!("a core answers every memcached job with its result"),
+    };
+    record(kind, &r);
+    r
+}
+
+impl Entry for McEntry {
+    type Done = McDone;
+
+    fn finish(self, outs: &mut Outputs) -> McDone {
+        let mut out = Vec::new();
+        match self {
+            McEntry::Ready(b) => out = b,
+            McEntry::One {
+                ticket,
+                kind,
+                reply,
+            } => encode(&reply, &result(outs, ticket, kind), &mut out),
+            McEntry::Multi { parts, cas } => {
+                for (t, kind) in parts {
+                    encode_item(cas, &result(outs, t, kind), &mut out);
+                }
+                encode_end(&mut out);
+            }
+        }
+        McDone(out)
+    }
+}
+
+/// Queues `op` for the core that owns its key.
+fn job(core: &Core, p: &mut Pipeline<McEntry>, op: McOp, ctx: McCtx) -> (Ticket, McOpKind) {
+    let kind = op.kind();
+    let owner = core.router.core_of(op.key());
+    (p.job(owner, Job::Mc(op, ctx)), kind)
 }
 
 /// Runs a memcached pipeline that needs other cores, preserving reply order.
@@ -188,93 +229,57 @@ async fn slow(
     close_at_end: bool,
 ) -> (Vec<u8>, bool) {
     let mut out = Vec::new();
-    let mut jobs: Vec<Vec<Job>> = (0..core.cores).map(|_| Vec::new()).collect();
-    let mut entries: Vec<Pending> = Vec::new();
-    let owner = |op: &McOp| baton_ring::core_of(op.key(), core.cores);
+    let mut p: Pipeline<McEntry> = Pipeline::new(core.cores);
     let mut close = close_at_end;
     for req in reqs {
         let ctx = ctx(&shared);
         match req {
             McRequest::Single { op, reply } => {
-                let c = owner(&op);
-                jobs[c].push(op_job(op, ctx));
-                entries.push(Pending::One {
-                    core: c,
-                    pos: jobs[c].len() - 1,
+                let (ticket, kind) = job(&core, &mut p, op, ctx);
+                p.queue(McEntry::One {
+                    ticket,
+                    kind,
                     reply,
                 });
             }
             McRequest::Multi { ops, cas } => {
                 let parts = ops
                     .into_iter()
-                    .map(|op| {
-                        let c = owner(&op);
-                        jobs[c].push(op_job(op, ctx));
-                        (c, jobs[c].len() - 1)
-                    })
+                    .map(|op| job(&core, &mut p, op, ctx))
                     .collect();
-                entries.push(Pending::Multi { parts, cas });
+                p.queue(McEntry::Multi { parts, cas });
             }
             McRequest::Error(text) => {
                 STATS.with(|s| s.borrow_mut().record_error(text));
                 let mut b = Vec::new();
                 encode_error(text, &mut b);
-                entries.push(Pending::Ready(b));
+                p.queue(McEntry::Ready(b));
             }
             McRequest::Conn(McConn::Quit) => {
                 close = true;
                 break;
             }
             McRequest::Conn(c) => {
-                flush(&core, &mut jobs, &mut entries, &mut out).await;
+                flush(&core, &mut p, &mut out).await;
                 out.extend(conn_command(core.clone(), shared.clone(), c).await);
             }
         }
-        if entries.len() >= SLOW_FLUSH_EVERY {
-            flush(&core, &mut jobs, &mut entries, &mut out).await;
+        if p.len() >= SLOW_FLUSH_EVERY {
+            flush(&core, &mut p, &mut out).await;
             if crate::protect::over_hard_limit(&shared, out.len()) {
                 // The loop closes this client for its output; the rest is never run.
                 return (out, true);
             }
         }
     }
-    flush(&core, &mut jobs, &mut entries, &mut out).await;
+    flush(&core, &mut p, &mut out).await;
     (out, close)
 }
 
-/// Sends each core its batch, waits for all, encodes the pending results in order.
-async fn flush(
-    core: &Rc<Core>,
-    jobs: &mut [Vec<Job>],
-    entries: &mut Vec<Pending>,
-    out: &mut Vec<u8>,
-) {
-    let mut results: Vec<Vec<Option<McResult>>> = run_batches(core, jobs)
-        .await
-        .into_iter()
-        .map(|outs| {
-            outs.into_iter()
-                .map(|o| o.and_then(Out::into_value::<McResult>))
-                .collect()
-        })
-        .collect();
-    let mut take = |c: usize, p: usize| {
-        results[c]
-            .get_mut(p)
-            .and_then(Option::take)
-            .unwrap_or(McResult::Value(None))
-    };
-    for e in entries.drain(..) {
-        match e {
-            Pending::Ready(b) => out.extend_from_slice(&b),
-            Pending::One { core, pos, reply } => encode(&reply, &take(core, pos), out),
-            Pending::Multi { parts, cas } => {
-                for (c, p) in parts {
-                    encode_item(cas, &take(c, p), out);
-                }
-                encode_end(out);
-            }
-        }
+/// Runs the queued requests and appends their encoded results in order.
+async fn flush(core: &Rc<Core>, p: &mut Pipeline<McEntry>, out: &mut Vec<u8>) {
+    for McDone(bytes) in p.flush(core).await {
+        out.extend_from_slice(&bytes);
     }
 }
 
@@ -303,18 +308,15 @@ async fn conn_command(core: Rc<Core>, shared: Arc<Shared>, c: McConn) -> Vec<u8>
             encode_reset(&mut out);
         }
         McConn::FlushAll { delay, noreply } => {
-            let deadline = flush_deadline(delay, now_ms());
-            on_every_core(&core, move |shard, now| {
-                STATS.with(|s| s.borrow_mut().cmd_flush += 1);
-                match deadline {
-                    Some(at) if at > now => {
-                        // Flush this shard when the delay is up, on its own core.
-                        baton_engine::runtime::wake::spawn(flush_later(at));
-                    }
-                    _ => shard.flush(),
-                }
-            })
-            .await;
+            STATS.with(|s| s.borrow_mut().cmd_flush += 1);
+            // Each shard flushes on its own core: now, or from its timer when the delay
+            // is up.
+            let at = flush_deadline(delay, now_ms()).unwrap_or(0);
+            let mut batch = exec::Batch::new(core.cores);
+            for c in 0..core.cores {
+                batch.push(c, Job::FlushAt(at));
+            }
+            batch.run(&core).await;
             encode_ok(noreply, &mut out);
         }
         McConn::Stats => {
@@ -358,20 +360,6 @@ async fn conn_command(core: Rc<Core>, shared: Arc<Shared>, c: McConn) -> Vec<u8>
         }
     }
     out
-}
-
-/// Flushes this core's shard at `at` (unix ms). The task runs on the core that owns the
-/// shard; no other core touches it.
-async fn flush_later(at: u64) {
-    if let Some(core) = CURRENT.with(|c| c.borrow().clone()) {
-        core.timers.sleep_until(at).await;
-        core.shard.borrow_mut().flush();
-    }
-}
-
-thread_local! {
-    /// This core's `Core`, for delayed work scheduled from a shard job.
-    pub(crate) static CURRENT: RefCell<Option<Rc<Core>>> = const { RefCell::new(None) };
 }
 
 /// Adds one core's counters into the total.

@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use baton_engine::evict::EvictionPolicy;
+use baton_engine::exec::on_every_core;
 use baton_engine::glob::glob_match_nocase;
 use baton_engine::reply::{errors, Reply};
 use baton_engine::runtime::Core;
@@ -19,7 +20,6 @@ use baton_engine::shard::ShardStats;
 use bytes::Bytes;
 
 use crate::config::{OutputLimit, Shared};
-use crate::dispatch::on_every_core;
 
 /// The names `maxmemory-policy` accepts, in the order the error text lists them.
 pub const POLICY_NAMES: [&str; 6] = EvictionPolicy::NAMES;

@@ -54,8 +54,6 @@ const OP_DOORBELL: u64 = 5;
 
 /// Bytes of free space a receive asks for.
 const READ_CHUNK: usize = 16 * 1024;
-/// Above this much unsent output a connection stops reading until the client catches up.
-const OUTPUT_HIGH_WATER: usize = 8 * 1024 * 1024;
 const RING_ENTRIES: u32 = 1024;
 /// IORING_RECVSEND_POLL_FIRST: arm the socket's poll at once instead of trying the
 /// receive first (the crate keeps the constant private).
@@ -180,7 +178,6 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
     let doorbell = core.mesh().doorbell(core.id);
     shared.wakeups.lock().unwrap().push(doorbell);
     client::set_loop_eventfd(doorbell);
-    crate::mcdispatch::CURRENT.with(|c| *c.borrow_mut() = Some(core.clone()));
     {
         let mut shard = core.shard.borrow_mut();
         shard.set_max_value_len(shared.config.limits.max_bulk_len);
@@ -508,7 +505,7 @@ impl Loop {
         if conn.recv_armed || conn.busy || conn.draining || conn.closing {
             return;
         }
-        if conn.out.len() + conn.inflight.len() - conn.sent > OUTPUT_HIGH_WATER {
+        if conn.out.len() + conn.inflight.len() - conn.sent > dispatch::OUTPUT_PAUSE {
             return;
         }
         conn.rbuf.reserve(READ_CHUNK);

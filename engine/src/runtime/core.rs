@@ -20,7 +20,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -33,6 +33,8 @@ use super::oneshot;
 use super::wake::{self, Timers};
 use crate::clock;
 use crate::command::CommandSpec;
+use crate::exec::Router;
+use crate::memcache::{execute, McCtx, McOp, McResult};
 use crate::reply::Reply;
 use crate::shard::Shard;
 
@@ -78,8 +80,13 @@ pub type ShardFn = Box<dyn FnOnce(&mut Shard, u64) -> Out + Send>;
 pub enum Job {
     /// A command whose arity was checked; `args[0]` is the name.
     Cmd(&'static CommandSpec, Vec<Bytes>),
-    /// Any work on the shard (cross-core RENAME steps, memcached operations, stats).
+    /// A memcached operation, run with the asking core's clock and limits.
+    Mc(McOp, McCtx),
+    /// Any work on the shard (cross-core transaction steps, all-core statistics).
     Call(ShardFn),
+    /// Flush the shard now, or at this unix-ms time if it is later (memcached's delayed
+    /// `flush_all`): the flush then runs on this core's timer, through the write path.
+    FlushAt(u64),
     /// Take this shard's lock for the batch's transaction (sent alone in its batch).
     Lock,
     /// Release this shard's lock held by the batch's transaction.
@@ -99,6 +106,10 @@ pub enum Out {
         ticks: u64,
         args: Vec<Bytes>,
     },
+    /// What a [`Job::Mc`] gives back.
+    Mc(McResult),
+    /// What a [`Job::Call`] computed; the caller that built the call reads it back as
+    /// the type it built it with ([`Out::into_value`]).
     Value(Box<dyn Any + Send>),
 }
 
@@ -107,7 +118,7 @@ impl Out {
     pub fn into_reply(self) -> Reply {
         match self {
             Out::Reply(r) | Out::Cmd { reply: r, .. } => r,
-            Out::Value(_) => Reply::err("ERR internal: expected a reply"),
+            Out::Mc(_) | Out::Value(_) => Reply::err("ERR internal: expected a reply"),
         }
     }
 
@@ -115,7 +126,7 @@ impl Out {
     pub fn into_value<T: 'static>(self) -> Option<T> {
         match self {
             Out::Value(v) => v.downcast::<T>().ok().map(|b| *b),
-            Out::Reply(_) | Out::Cmd { .. } => None,
+            Out::Reply(_) | Out::Cmd { .. } | Out::Mc(_) => None,
         }
     }
 }
@@ -141,6 +152,10 @@ pub struct Core {
     pub id: usize,
     pub cores: usize,
     pub shard: RefCell<Shard>,
+    /// Where keys live: which core, and (in a cluster) which node.
+    pub router: Router,
+    /// This core itself, for work a job schedules for later (a delayed flush).
+    this: Weak<Core>,
     mesh: Arc<Mesh>,
     /// Messages of this turn, per destination core.
     outbox: RefCell<Vec<Vec<Msg>>>,
@@ -162,10 +177,12 @@ impl Core {
         mesh: Arc<Mesh>,
         finished: Arc<AtomicUsize>,
     ) -> Rc<Core> {
-        Rc::new(Core {
+        Rc::new_cyclic(|this| Core {
             id,
             cores,
             shard: RefCell::new(Shard::new(id)),
+            router: Router::standalone(id, cores),
+            this: this.clone(),
             mesh,
             outbox: RefCell::new((0..cores).map(|_| Vec::new()).collect()),
             timers: Timers::default(),
@@ -214,14 +231,6 @@ impl Core {
         self.pending.borrow_mut().insert(id, tx);
         self.send(core, Msg::Req { id, txn, jobs });
         rx.await
-    }
-
-    /// Runs one command on the local shard right now, if no transaction holds it.
-    pub fn run_local(&self, spec: &'static CommandSpec, args: &[Bytes], now: u64) -> Option<Reply> {
-        if !self.is_unlocked() {
-            return None;
-        }
-        Some(self.shard.borrow_mut().execute(spec, args, now))
     }
 
     /// Resolves once the local shard's lock is free.
@@ -283,7 +292,12 @@ impl Core {
                         args,
                     }
                 }
+                Job::Mc(op, ctx) => Out::Mc(execute(&mut self.shard.borrow_mut(), op, &ctx)),
                 Job::Call(f) => f(&mut self.shard.borrow_mut(), now),
+                Job::FlushAt(at) => {
+                    self.flush_at(at, now);
+                    Out::Reply(Reply::Ok)
+                }
                 Job::Lock => {
                     self.lock.set(txn);
                     Out::Reply(Reply::Ok)
@@ -360,6 +374,22 @@ impl Core {
                 }
             }
         }
+    }
+
+    /// Flushes the shard at `at` (unix ms): now if that has passed, else from this core's
+    /// timer when it comes.
+    fn flush_at(&self, at: u64, now: u64) {
+        if at <= now {
+            self.shard.borrow_mut().flush();
+            return;
+        }
+        let Some(core) = self.this.upgrade() else {
+            return;
+        };
+        wake::spawn(async move {
+            core.timers.sleep_until(at).await;
+            core.shard.borrow_mut().flush();
+        });
     }
 
     /// Starts the shard's active expiry: every [`EXPIRE_TICK`] a bounded walk over the

@@ -78,6 +78,19 @@ pub fn resolve_cores(requested: Option<usize>) -> Result<usize, RuntimeError> {
     }
 }
 
+/// Drives a core that has no connection loop (tests, tools): answers its inbox, posts its
+/// outbox and fires its timers every few hundred microseconds until `stop` says so. The
+/// server's loop does this itself, every turn, and must not run alongside.
+pub async fn pump(core: Rc<Core>, stop: impl Fn() -> bool) {
+    while !stop() {
+        let now = tick();
+        core.drain_inbox();
+        core.timers.fire(now);
+        core.flush_outbox();
+        glommio::timer::sleep(std::time::Duration::from_micros(200)).await;
+    }
+}
+
 /// Starts `cores` executors, each pinned to one online CPU (falling back to an unpinned
 /// executor when pinning fails), hands each its [`Core`] and runs `serve` to completion on
 /// every core. Returns when every core's `serve` has returned.

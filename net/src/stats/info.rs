@@ -12,13 +12,13 @@ use std::sync::atomic::Ordering;
 
 use baton_engine::clock;
 use baton_engine::command::row_name;
+use baton_engine::exec::on_every_core;
 use baton_engine::runtime::Core;
 use bytes::Bytes;
 
 use super::CommandCounts;
 use crate::client::CLIENTS;
 use crate::config::Shared;
-use crate::dispatch::on_every_core;
 
 use crate::admin::REDIS_VERSION;
 

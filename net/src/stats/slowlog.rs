@@ -12,13 +12,13 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use baton_engine::exec::on_every_core;
 use baton_engine::reply::Reply;
 use baton_engine::runtime::Core;
 use bytes::Bytes;
 
 use crate::client::Client;
 use crate::config::Shared;
-use crate::dispatch::on_every_core;
 
 /// Redis's SLOWLOG_ENTRY_MAX_ARGC and SLOWLOG_ENTRY_MAX_STRING.
 const MAX_ARGS: usize = 32;

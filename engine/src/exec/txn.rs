@@ -1,62 +1,64 @@
-//! Multi-key commands whose keys live on different cores, made atomic as in Redis: every
-//! shard involved is locked (in ascending core order, so two such commands never
-//! deadlock), the command is checked and applied, and the locks are released. While a
-//! shard is locked, other work for it waits; nobody observes a half-applied command.
+//! Cross-core transactions: multi-key commands whose keys live on different cores, made
+//! atomic as in Redis. Every shard involved is locked (in ascending core order, so two
+//! such commands never deadlock), the command is checked and applied, and the locks are
+//! released. While a shard is locked, other work for it waits; nobody observes a
+//! half-applied command.
+//!
+//! Each step runs on its shard through the shard's own write path (`delete`, `restore`,
+//! MSET), so what a transaction changes is journaled like any other write.
 
 use std::rc::Rc;
 
-use baton_engine::command::{lookup, CommandSpec};
-use baton_engine::commands::keyspace::parse_copy_options;
-use baton_engine::commands::lcs::lcs_reply;
-use baton_engine::reply::{errors, Reply};
-use baton_engine::runtime::{Core, Job, Out};
-use baton_engine::ValueSnapshot;
 use bytes::Bytes;
 
+use crate::command::{lookup, CommandSpec, Route, Txn};
+use crate::commands::keyspace::parse_copy_options;
+use crate::commands::lcs::lcs_reply;
+use crate::reply::{errors, Reply};
+use crate::runtime::{Core, Job, Out};
+use crate::shard::Shard;
+use crate::store::ValueSnapshot;
+
 /// A transaction over the shards of `cores` (sorted, unique), holding their locks.
-struct Txn<'a> {
+struct Locked<'a> {
     core: &'a Rc<Core>,
     id: u64,
     cores: Vec<usize>,
 }
 
-impl<'a> Txn<'a> {
-    async fn begin(core: &'a Rc<Core>, mut cores: Vec<usize>) -> Txn<'a> {
+impl<'a> Locked<'a> {
+    async fn begin(core: &'a Rc<Core>, mut cores: Vec<usize>) -> Locked<'a> {
         cores.sort_unstable();
         cores.dedup();
         let id = core.new_txn();
         for &c in &cores {
             core.call(c, id, vec![Job::Lock]).await;
         }
-        Txn { core, id, cores }
+        Locked { core, id, cores }
     }
 
-    async fn run(
+    /// Runs `f` on shard `c` within the transaction and returns what it computed.
+    async fn run<T: Send + 'static>(
         &self,
         c: usize,
-        f: impl FnOnce(&mut baton_engine::Shard, u64) -> Out + Send + 'static,
-    ) -> Out {
-        let mut outs = self
-            .core
-            .call(c, self.id, vec![Job::Call(Box::new(f))])
-            .await;
-        outs.pop().unwrap_or(Out::Reply(Reply::Nil))
+        f: impl FnOnce(&mut Shard, u64) -> T + Send + 'static,
+    ) -> T {
+        let job = Job::Call(Box::new(move |s, now| Out::Value(Box::new(f(s, now)))));
+        self.core
+            .call(c, self.id, vec![job])
+            .await
+            .pop()
+            .and_then(Out::into_value::<T>)
+            .expect("a core answers a call with the value it was built to give")
     }
 
     async fn snapshot(&self, c: usize, key: Bytes) -> Option<ValueSnapshot> {
-        self.run(c, move |s, now| Out::Value(Box::new(s.snapshot(&key, now))))
-            .await
-            .into_value::<Option<ValueSnapshot>>()
-            .flatten()
+        self.run(c, move |s, now| s.snapshot(&key, now)).await
     }
 
     async fn exists(&self, c: usize, keys: Vec<Bytes>) -> bool {
-        self.run(c, move |s, now| {
-            Out::Value(Box::new(keys.iter().any(|k| s.exists(k, now))))
-        })
-        .await
-        .into_value::<bool>()
-        .unwrap_or(false)
+        self.run(c, move |s, now| keys.iter().any(|k| s.exists(k, now)))
+            .await
     }
 
     async fn commit(self) {
@@ -68,9 +70,12 @@ impl<'a> Txn<'a> {
 
 /// Runs MSETNX, RENAME, RENAMENX, COPY or LCS whose keys span several cores.
 pub async fn run(core: &Rc<Core>, spec: &'static CommandSpec, args: &[Bytes]) -> Reply {
-    let owner = |k: &Bytes| baton_ring::core_of(k, core.cores);
-    match spec.name {
-        "msetnx" => {
+    let owner = |k: &Bytes| core.router.core_of(k);
+    let Route::Atomic(kind) = spec.route else {
+        return Reply::error(format!("ERR '{}' is not a cross-core command", spec.name));
+    };
+    match kind {
+        Txn::MsetNx => {
             if !(args.len() - 1).is_multiple_of(2) {
                 return errors::wrong_arity(spec.name);
             }
@@ -81,7 +86,7 @@ pub async fn run(core: &Rc<Core>, spec: &'static CommandSpec, args: &[Bytes]) ->
             let involved: Vec<usize> = (0..core.cores)
                 .filter(|&c| !per_core[c].is_empty())
                 .collect();
-            let txn = Txn::begin(core, involved.clone()).await;
+            let txn = Locked::begin(core, involved.clone()).await;
             let mut any = false;
             for &c in &involved {
                 let keys: Vec<Bytes> = per_core[c].chunks(2).map(|p| p[0].clone()).collect();
@@ -98,8 +103,8 @@ pub async fn run(core: &Rc<Core>, spec: &'static CommandSpec, args: &[Bytes]) ->
             txn.commit().await;
             Reply::Int(if any { 0 } else { 1 })
         }
-        "rename" | "renamenx" | "copy" => {
-            let copy = spec.name == "copy";
+        Txn::Rename | Txn::RenameNx | Txn::Copy => {
+            let copy = kind == Txn::Copy;
             let replace = if copy {
                 match parse_copy_options(args) {
                     Ok(r) => r,
@@ -110,12 +115,12 @@ pub async fn run(core: &Rc<Core>, spec: &'static CommandSpec, args: &[Bytes]) ->
             };
             let (src, dst) = (args[1].clone(), args[2].clone());
             let (a, b) = (owner(&src), owner(&dst));
-            let txn = Txn::begin(core, vec![a, b]).await;
+            let txn = Locked::begin(core, vec![a, b]).await;
             let reply = match txn.snapshot(a, src.clone()).await {
                 None if copy => Reply::Int(0),
                 None => errors::NO_SUCH_KEY,
                 Some(snap) => {
-                    let blocked = (spec.name == "renamenx" || (copy && !replace))
+                    let blocked = (kind == Txn::RenameNx || (copy && !replace))
                         && txn.exists(b, vec![dst.clone()]).await;
                     if blocked {
                         Reply::Int(0)
@@ -123,16 +128,12 @@ pub async fn run(core: &Rc<Core>, spec: &'static CommandSpec, args: &[Bytes]) ->
                         txn.run(b, move |s, now| {
                             s.delete(&dst, now);
                             s.restore(&dst, &snap);
-                            Out::Reply(Reply::Ok)
                         })
                         .await;
                         if !copy {
-                            txn.run(a, move |s, now| {
-                                Out::Reply(Reply::Int(s.delete(&src, now) as i64))
-                            })
-                            .await;
+                            txn.run(a, move |s, now| s.delete(&src, now)).await;
                         }
-                        if spec.name == "rename" {
+                        if kind == Txn::Rename {
                             Reply::Ok
                         } else {
                             Reply::Int(1)
@@ -143,10 +144,10 @@ pub async fn run(core: &Rc<Core>, spec: &'static CommandSpec, args: &[Bytes]) ->
             txn.commit().await;
             reply
         }
-        "lcs" => {
+        Txn::Lcs => {
             let (k1, k2) = (args[1].clone(), args[2].clone());
             let (a, b) = (owner(&k1), owner(&k2));
-            let txn = Txn::begin(core, vec![a, b]).await;
+            let txn = Locked::begin(core, vec![a, b]).await;
             let v1 = txn
                 .snapshot(a, k1)
                 .await
@@ -160,6 +161,5 @@ pub async fn run(core: &Rc<Core>, spec: &'static CommandSpec, args: &[Bytes]) ->
             txn.commit().await;
             lcs_reply(&v1, &v2, args)
         }
-        other => Reply::error(format!("ERR '{other}' cannot span cores")),
     }
 }

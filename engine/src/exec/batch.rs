@@ -1,0 +1,147 @@
+//! Batches: work queued per destination core and sent as one request each, so a
+//! pipeline costs one round trip per core it touches, whatever its length and protocol.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use crate::runtime::{Core, Job, Out, NO_TXN};
+use crate::shard::Shard;
+
+/// Where one job's output will be found once its batch ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket {
+    core: u32,
+    pos: u32,
+}
+
+/// Jobs queued per destination core.
+pub struct Batch {
+    jobs: Vec<Vec<Job>>,
+}
+
+impl Batch {
+    pub fn new(cores: usize) -> Batch {
+        Batch {
+            jobs: (0..cores).map(|_| Vec::new()).collect(),
+        }
+    }
+
+    /// Queues `job` for `core`.
+    pub fn push(&mut self, core: usize, job: Job) -> Ticket {
+        let batch = &mut self.jobs[core];
+        batch.push(job);
+        Ticket {
+            core: core as u32,
+            pos: (batch.len() - 1) as u32,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.jobs.iter().all(Vec::is_empty)
+    }
+
+    /// Sends every core its batch (emptying this one), runs them concurrently, and
+    /// returns the outputs.
+    pub async fn run(&mut self, core: &Rc<Core>) -> Outputs {
+        let mut calls: Vec<BatchCall> = Vec::new();
+        for (c, batch) in self.jobs.iter_mut().enumerate() {
+            if !batch.is_empty() {
+                let (core, batch) = (core.clone(), std::mem::take(batch));
+                calls.push(Box::pin(
+                    async move { (c, core.call(c, NO_TXN, batch).await) },
+                ));
+            }
+        }
+        let mut outs: Vec<Vec<Option<Out>>> = (0..self.jobs.len()).map(|_| Vec::new()).collect();
+        for (c, o) in JoinAll::new(calls).await {
+            outs[c] = o.into_iter().map(Some).collect();
+        }
+        Outputs { outs }
+    }
+}
+
+/// The outputs of a [`Batch`], taken once each by ticket.
+pub struct Outputs {
+    outs: Vec<Vec<Option<Out>>>,
+}
+
+impl Outputs {
+    /// The output of the job `ticket` names; `None` if it was taken already (or the
+    /// batch came back short, which a core never does).
+    pub fn take(&mut self, ticket: Ticket) -> Option<Out> {
+        self.outs
+            .get_mut(ticket.core as usize)?
+            .get_mut(ticket.pos as usize)?
+            .take()
+    }
+}
+
+/// Runs `f` on every core's shard (concurrently, one batch each) and returns the
+/// results in core order.
+pub async fn on_every_core<T, F>(core: &Rc<Core>, f: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(&mut Shard, u64) -> T + Clone + Send + 'static,
+{
+    let mut batch = Batch::new(core.cores);
+    let tickets: Vec<Ticket> = (0..core.cores)
+        .map(|c| {
+            let f = f.clone();
+            batch.push(
+                c,
+                Job::Call(Box::new(move |s, now| Out::Value(Box::new(f(s, now))))),
+            )
+        })
+        .collect();
+    let mut outs = batch.run(core).await;
+    tickets
+        .into_iter()
+        .map(|t| {
+            outs.take(t)
+                .and_then(Out::into_value::<T>)
+                .expect("every core answers its call with the value it was built to give")
+        })
+        .collect()
+}
+
+/// A batch's future: the core it ran on and its outputs.
+type BatchCall = Pin<Box<dyn Future<Output = (usize, Vec<Out>)>>>;
+
+/// Polls several futures together; resolves to their outputs once all are done.
+struct JoinAll<T> {
+    futures: Vec<Option<Pin<Box<dyn Future<Output = T>>>>>,
+    outputs: Vec<T>,
+}
+
+impl<T: Unpin> JoinAll<T> {
+    fn new(futures: Vec<Pin<Box<dyn Future<Output = T>>>>) -> JoinAll<T> {
+        JoinAll {
+            outputs: Vec::with_capacity(futures.len()),
+            futures: futures.into_iter().map(Some).collect(),
+        }
+    }
+}
+
+impl<T: Unpin> Future for JoinAll<T> {
+    type Output = Vec<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Vec<T>> {
+        // Only boxed (already pinned) futures inside, so JoinAll is Unpin.
+        let this = Pin::into_inner(self);
+        for slot in this.futures.iter_mut() {
+            if let Some(f) = slot {
+                if let Poll::Ready(v) = f.as_mut().poll(cx) {
+                    this.outputs.push(v);
+                    *slot = None;
+                }
+            }
+        }
+        if this.futures.iter().all(Option::is_none) {
+            Poll::Ready(std::mem::take(&mut this.outputs))
+        } else {
+            Poll::Pending
+        }
+    }
+}

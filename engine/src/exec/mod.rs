@@ -1,0 +1,30 @@
+//! The execution layer: from a command that was parsed, looked up and checked, to its
+//! result, whichever cores it needs. Connections (in `baton-net`) parse, answer their own
+//! connection commands, and hand the rest here; they encode what comes back.
+//!
+//! - [`router`]: key → slot → node → core, the one place that decides where a key lives.
+//! - [`plan`]: how one Redis command runs (one core, split over cores, or a cross-core
+//!   transaction), and how split replies merge.
+//! - [`batch`] and [`pipeline`]: work queued per destination core and sent as one request
+//!   each; a pipeline of either protocol finishes in request order.
+//! - [`txn`]: cross-core transactions (RENAME, COPY, MSETNX, LCS over several cores).
+//!
+//! Nothing here touches a socket, so all of it runs in tests with a bare runtime.
+//!
+//! ```text
+//!  net: parse ─► lookup/arity/auth ─► plan(router) ─┬─ Run(this core) ──► Shard
+//!                                                   ├─ Run/Split(other) ► Pipeline ─► mesh
+//!                                                   └─ Txn ─────────────► txn::run
+//!  net: encode ◄──────────── replies in request order ◄┘
+//! ```
+
+pub mod batch;
+pub mod pipeline;
+pub mod plan;
+pub mod router;
+pub mod txn;
+
+pub use batch::{on_every_core, Batch, Outputs, Ticket};
+pub use pipeline::{Entry, Pipeline, RedisDone, RedisEntry};
+pub use plan::{plan, Plan, Post};
+pub use router::{ClusterView, Router, Target};

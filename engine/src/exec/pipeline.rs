@@ -1,0 +1,210 @@
+//! A pipeline that spans cores: requests queued in order, their shard work batched per
+//! destination core, their results handed back in request order. Both protocols use it;
+//! each brings its own [`Entry`] (what one request waits for and how it ends).
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+
+use super::batch::{Batch, Outputs, Ticket};
+use super::plan::{merge_replies, post_process, Post};
+use crate::command::{command_index, CommandSpec, Merge};
+use crate::reply::Reply;
+use crate::runtime::{Core, Job, Out};
+
+/// One request of a pipeline: what it waits for, and what it becomes once its batches
+/// have run.
+pub trait Entry {
+    type Done;
+    fn finish(self, outs: &mut Outputs) -> Self::Done;
+}
+
+/// An entry with something of the caller's riding along (a connection's RESP version at
+/// the time of the request, say).
+impl<E: Entry, T> Entry for (E, T) {
+    type Done = (E::Done, T);
+    fn finish(self, outs: &mut Outputs) -> (E::Done, T) {
+        (self.0.finish(outs), self.1)
+    }
+}
+
+/// Requests in order, with their shard work queued per core.
+pub struct Pipeline<E> {
+    batch: Batch,
+    entries: Vec<E>,
+}
+
+impl<E: Entry> Pipeline<E> {
+    pub fn new(cores: usize) -> Pipeline<E> {
+        Pipeline {
+            batch: Batch::new(cores),
+            entries: Vec::new(),
+        }
+    }
+
+    /// Queues shard work for `core`; the entry that waits for it keeps the ticket.
+    pub fn job(&mut self, core: usize, job: Job) -> Ticket {
+        self.batch.push(core, job)
+    }
+
+    /// Queues a request behind the ones already queued.
+    pub fn queue(&mut self, entry: E) {
+        self.entries.push(entry);
+    }
+
+    /// Requests queued and not yet finished.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Runs every queued batch (one request per core involved, all at once) and finishes
+    /// the queued requests in order.
+    pub async fn flush(&mut self, core: &Rc<Core>) -> Vec<E::Done> {
+        let mut outs = self.batch.run(core).await;
+        self.entries
+            .drain(..)
+            .map(|e| e.finish(&mut outs))
+            .collect()
+    }
+}
+
+/// A Redis command's place in a pipeline.
+pub enum RedisEntry {
+    /// Answered already.
+    Ready(Reply),
+    /// Runs on one core.
+    One {
+        ticket: Ticket,
+        post: Post,
+        row: usize,
+    },
+    /// Split over cores; the replies merge.
+    Multi {
+        spec: &'static CommandSpec,
+        merge: Merge,
+        parts: Vec<Ticket>,
+        order: Vec<(u32, u32)>,
+    },
+}
+
+/// How a Redis command of a pipeline ended, with what the statistics and the slow log
+/// need.
+pub enum RedisDone {
+    Ready(Reply),
+    /// Ran on one core: its row in the command statistics, how long it ran (clock
+    /// ticks, measured where it ran) and its arguments (moved back, not copied).
+    Ran {
+        reply: Reply,
+        row: usize,
+        ticks: u64,
+        args: Vec<Bytes>,
+    },
+    /// Ran on several cores: the ticks of all parts and each part's arguments
+    /// ([`super::plan::joined_args`] puts them back together).
+    Merged {
+        reply: Reply,
+        spec: &'static CommandSpec,
+        ticks: u64,
+        parts: Vec<Vec<Bytes>>,
+        order: Vec<(u32, u32)>,
+    },
+}
+
+impl RedisDone {
+    pub fn reply(&self) -> &Reply {
+        match self {
+            RedisDone::Ready(r)
+            | RedisDone::Ran { reply: r, .. }
+            | RedisDone::Merged { reply: r, .. } => r,
+        }
+    }
+}
+
+/// A command's output from its batch: reply, ticks it ran, and its arguments (empty when
+/// the output is missing or not a command's).
+fn command_out(out: Option<Out>) -> (Reply, u64, Vec<Bytes>) {
+    match out {
+        Some(Out::Cmd { reply, ticks, args }) => (reply, ticks, args),
+        Some(other) => (other.into_reply(), 0, Vec::new()),
+        None => (Reply::err("ERR internal: missing reply"), 0, Vec::new()),
+    }
+}
+
+impl RedisEntry {
+    /// Queues a planned command's shard work in `p` and returns its entry.
+    pub fn one<E: Entry>(
+        p: &mut Pipeline<E>,
+        core: usize,
+        spec: &'static CommandSpec,
+        args: Vec<Bytes>,
+        post: Post,
+    ) -> RedisEntry {
+        RedisEntry::One {
+            ticket: p.job(core, Job::Cmd(spec, args)),
+            post,
+            row: command_index(spec),
+        }
+    }
+
+    /// Queues the parts of a split command in `p` and returns its entry.
+    pub fn multi<E: Entry>(
+        p: &mut Pipeline<E>,
+        spec: &'static CommandSpec,
+        merge: Merge,
+        parts: Vec<(usize, Job)>,
+        order: Vec<(u32, u32)>,
+    ) -> RedisEntry {
+        RedisEntry::Multi {
+            spec,
+            merge,
+            parts: parts.into_iter().map(|(c, job)| p.job(c, job)).collect(),
+            order,
+        }
+    }
+}
+
+impl Entry for RedisEntry {
+    type Done = RedisDone;
+
+    fn finish(self, outs: &mut Outputs) -> RedisDone {
+        match self {
+            RedisEntry::Ready(r) => RedisDone::Ready(r),
+            RedisEntry::One { ticket, post, row } => {
+                let (reply, ticks, args) = command_out(outs.take(ticket));
+                RedisDone::Ran {
+                    reply: post_process(post, reply),
+                    row,
+                    ticks,
+                    args,
+                }
+            }
+            RedisEntry::Multi {
+                spec,
+                merge,
+                parts,
+                order,
+            } => {
+                let mut ticks = 0;
+                let mut replies = Vec::with_capacity(parts.len());
+                let mut part_args = Vec::with_capacity(parts.len());
+                for t in parts {
+                    let (reply, tk, args) = command_out(outs.take(t));
+                    ticks += tk;
+                    replies.push(reply);
+                    part_args.push(args);
+                }
+                RedisDone::Merged {
+                    reply: merge_replies(merge, replies, &order),
+                    spec,
+                    ticks,
+                    parts: part_args,
+                    order,
+                }
+            }
+        }
+    }
+}

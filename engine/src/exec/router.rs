@@ -1,0 +1,178 @@
+//! The one place that decides where a key lives: key → hash slot → node → core.
+//!
+//! A standalone server (every server until the cluster exists) owns every slot, so the
+//! slot step is skipped and a key goes straight to its core: one hash, as before. With a
+//! cluster view the router also answers for slots this node does not serve: MOVED when
+//! another node owns the slot, ASK while a slot this node owns is migrating and the key
+//! is no longer here, CROSSSLOT when one command names keys of several slots.
+//!
+//! Which core of a node holds a key does not depend on the slot: keys of one slot spread
+//! over all cores, so moving a slot between nodes never moves keys between cores.
+
+use std::collections::HashMap;
+
+use baton_ring::{core_of, slot, NodeId, SlotTable};
+
+/// Where a key (or the keys of one command) must go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// A core of this node (possibly the asking one).
+    Core(usize),
+    /// Another node owns the slot (`-MOVED <slot> <addr>`).
+    Moved { slot: u16, node: NodeId },
+    /// The slot is migrating and the key has left (`-ASK <slot> <addr>`).
+    Ask { slot: u16, node: NodeId },
+    /// The keys of one command hash to different slots (cluster mode only).
+    CrossSlot,
+}
+
+/// This node's view of the cluster: who owns which slot and which slots are leaving.
+#[derive(Clone)]
+pub struct ClusterView {
+    pub me: NodeId,
+    pub table: SlotTable,
+    /// Slots this node owns that are being moved to another node.
+    pub migrating: HashMap<u16, NodeId>,
+}
+
+/// Routes keys for one core.
+#[derive(Clone)]
+pub struct Router {
+    /// The core this router serves.
+    core: usize,
+    cores: usize,
+    cluster: Option<Box<ClusterView>>,
+}
+
+impl Router {
+    /// The router of core `core` of a standalone server with `cores` cores.
+    pub fn standalone(core: usize, cores: usize) -> Router {
+        assert!(core < cores, "core {core} of {cores}");
+        Router {
+            core,
+            cores,
+            cluster: None,
+        }
+    }
+
+    /// The same router with a cluster view: slots owned elsewhere are redirected.
+    pub fn with_cluster(mut self, view: ClusterView) -> Router {
+        self.cluster = Some(Box::new(view));
+        self
+    }
+
+    /// The core asking.
+    pub fn core(&self) -> usize {
+        self.core
+    }
+
+    /// How many cores this node runs.
+    pub fn cores(&self) -> usize {
+        self.cores
+    }
+
+    /// The core of this node that holds `key`, whichever node serves its slot.
+    #[inline]
+    pub fn core_of(&self, key: &[u8]) -> usize {
+        core_of(key, self.cores)
+    }
+
+    /// Whether `key` lives on the asking core.
+    #[inline]
+    pub fn is_local(&self, key: &[u8]) -> bool {
+        self.cores == 1 || self.core_of(key) == self.core
+    }
+
+    /// Where `key` must go. `held` tells whether the key is still on this node; it is
+    /// asked only for a slot that is migrating away (the ASK case).
+    #[inline]
+    pub fn route(&self, key: &[u8], held: impl FnOnce() -> bool) -> Target {
+        let Some(view) = &self.cluster else {
+            return Target::Core(self.core_of(key));
+        };
+        let s = slot(key);
+        let owner = view.table.node_of(s);
+        if owner != view.me {
+            return Target::Moved {
+                slot: s,
+                node: owner,
+            };
+        }
+        match view.migrating.get(&s) {
+            Some(&node) if !held() => Target::Ask { slot: s, node },
+            _ => Target::Core(self.core_of(key)),
+        }
+    }
+
+    /// Where a command naming `keys` must go, by its first key, or CROSSSLOT when a
+    /// cluster node sees keys of several slots. `None` for a command with no key.
+    /// Standalone, keys of any slots may meet in one command (it may still span cores).
+    pub fn route_keys<'a>(&self, mut keys: impl Iterator<Item = &'a [u8]>) -> Option<Target> {
+        let first = keys.next()?;
+        if self.cluster.is_some() {
+            let s = slot(first);
+            if keys.any(|k| slot(k) != s) {
+                return Some(Target::CrossSlot);
+            }
+        }
+        Some(self.route(first, || true))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standalone_routes_by_key_hash() {
+        let r = Router::standalone(1, 2);
+        for key in [&b"a"[..], b"b", b"user:1", b"{tag}x"] {
+            assert_eq!(r.route(key, || true), Target::Core(core_of(key, 2)));
+            assert_eq!(r.is_local(key), core_of(key, 2) == 1);
+        }
+        let one = Router::standalone(0, 1);
+        assert!(one.is_local(b"anything"));
+        assert_eq!(
+            r.route_keys([&b"a"[..], b"zzz"].into_iter()),
+            Some(Target::Core(core_of(b"a", 2))),
+            "standalone has no CROSSSLOT"
+        );
+        assert_eq!(r.route_keys(std::iter::empty()), None);
+    }
+
+    #[test]
+    fn cluster_view_redirects() {
+        let mut table = SlotTable::single(1);
+        table.assign(0..=8191, 2);
+        let foo = slot(b"foo"); // 12182: stays on node 1
+        let bar = slot(b"bar"); // 5061: moves to node 2
+        let mut migrating = HashMap::new();
+        migrating.insert(foo, 3);
+        let r = Router::standalone(0, 2).with_cluster(ClusterView {
+            me: 1,
+            table,
+            migrating,
+        });
+        assert_eq!(
+            r.route(b"bar", || true),
+            Target::Moved { slot: bar, node: 2 }
+        );
+        assert_eq!(
+            r.route(b"foo", || true),
+            Target::Core(core_of(b"foo", 2)),
+            "a key still here is served during migration"
+        );
+        assert_eq!(
+            r.route(b"foo", || false),
+            Target::Ask { slot: foo, node: 3 }
+        );
+        assert_eq!(
+            r.route_keys([&b"{foo}a"[..], b"{foo}b"].into_iter()),
+            Some(Target::Core(core_of(b"{foo}a", 2)))
+        );
+        assert_eq!(
+            r.route_keys([&b"foo"[..], b"bar"].into_iter()),
+            Some(Target::CrossSlot)
+        );
+    }
+}

@@ -1,0 +1,217 @@
+//! The execution layer on a real two-core runtime, with no sockets: pipelines that span
+//! cores finish in request order, cross-core transactions apply atomically, memcached
+//! ops and delayed flushes run on the core that owns the shard.
+
+use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use baton_engine::command::lookup;
+use baton_engine::exec::{self, on_every_core, Pipeline, Plan, RedisDone, RedisEntry};
+use baton_engine::memcache::{McCtx, McOp, McResult, StoreMode, StoreOp};
+use baton_engine::runtime::{self, now_ms, Core, Job, Out};
+use baton_engine::Reply;
+use bytes::Bytes;
+use futures_lite::FutureExt;
+
+fn args(words: &[&str]) -> Vec<Bytes> {
+    words
+        .iter()
+        .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+        .collect()
+}
+
+/// Two keys owned by different cores.
+fn apart(core: &Core) -> (String, String) {
+    let a = "k0".to_string();
+    let b = (1..)
+        .map(|i| format!("k{i}"))
+        .find(|k| core.router.core_of(k.as_bytes()) != core.router.core_of(a.as_bytes()))
+        .expect("some key lands on the other core");
+    (a, b)
+}
+
+/// Plans `words` and queues it in `p`, as a connection's slow path does.
+fn queue(core: &Core, p: &mut Pipeline<RedisEntry>, words: &[&str]) {
+    let a = args(words);
+    let spec = lookup(&a[0]).expect("a known command");
+    let entry = match exec::plan(&core.router, spec, a) {
+        Plan::Run {
+            core: c,
+            spec,
+            args,
+            post,
+        } => RedisEntry::one(p, c, spec, args, post),
+        Plan::Split {
+            spec,
+            merge,
+            parts,
+            order,
+        } => RedisEntry::multi(p, spec, merge, parts, order),
+        Plan::Done(r, _) | Plan::Refused(r) => RedisEntry::Ready(r),
+        Plan::Txn(..) => panic!("{words:?} needs a transaction"),
+    };
+    p.queue(entry);
+}
+
+async fn run(core: &Rc<Core>, words: &[&str]) -> Reply {
+    let mut p = Pipeline::new(core.cores);
+    queue(core, &mut p, words);
+    p.flush(core).await.pop().unwrap().reply().clone()
+}
+
+fn bulk(s: &str) -> Reply {
+    Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()))
+}
+
+/// Runs `test` on core 0 of a two-core runtime while both cores answer the mesh and fire
+/// their timers, as their connection loops would. A
+/// failing test is caught and reported after the runtime has stopped, so that core 1 is
+/// not left waiting for a core that died.
+fn on_two_cores<F, Fut>(test: F)
+where
+    F: Fn(Rc<Core>) -> Fut + Send + Clone + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    if runtime::online_cpus().len() < 2 {
+        eprintln!("skipped: needs two CPUs");
+        return;
+    }
+    let failure = Arc::new(Mutex::new(None::<String>));
+    let report = failure.clone();
+    let done = Arc::new(AtomicBool::new(false));
+    runtime::run(2, move |core| {
+        let (test, failure, done) = (test.clone(), failure.clone(), done.clone());
+        async move {
+            let stop = {
+                let done = done.clone();
+                move || done.load(Ordering::Acquire)
+            };
+            let pump = glommio::spawn_local(runtime::pump(core.clone(), stop));
+            if core.id != 0 {
+                return pump.await;
+            }
+            let outcome = AssertUnwindSafe(test(core.clone())).catch_unwind().await;
+            done.store(true, Ordering::Release);
+            pump.await;
+            if let Err(panic) = outcome {
+                let text = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                *failure.lock().unwrap() = Some(text);
+            }
+        }
+    })
+    .expect("the runtime runs");
+    let failed = report.lock().unwrap().take();
+    if let Some(text) = failed {
+        panic!("{text}");
+    }
+}
+
+#[test]
+fn a_pipeline_over_two_cores_answers_in_request_order() {
+    on_two_cores(|core| async move {
+        let (a, b) = apart(&core);
+        let mut p = Pipeline::new(core.cores);
+        queue(&core, &mut p, &["SET", &a, "1"]);
+        queue(&core, &mut p, &["SET", &b, "2"]);
+        queue(&core, &mut p, &["MGET", &b, "nokey", &a]);
+        queue(&core, &mut p, &["DBSIZE"]);
+        queue(&core, &mut p, &["MSET", &a]);
+        let done = p.flush(&core).await;
+        let replies: Vec<Reply> = done.iter().map(|d| d.reply().clone()).collect();
+        assert_eq!(
+            replies,
+            vec![
+                Reply::Ok,
+                Reply::Ok,
+                Reply::Array(vec![bulk("2"), Reply::Nil, bulk("1")]),
+                Reply::Int(2),
+                Reply::err("ERR wrong number of arguments for 'mset' command"),
+            ]
+        );
+        match &done[2] {
+            RedisDone::Merged { parts, .. } => assert_eq!(parts.len(), 2, "one part per core"),
+            _ => panic!("MGET over two cores merges"),
+        }
+    });
+}
+
+#[test]
+fn a_cross_core_rename_moves_the_value_atomically() {
+    on_two_cores(|core| async move {
+        let (a, b) = apart(&core);
+        assert_eq!(
+            run(&core, &["SET", &a, "v", "PX", "60000"]).await,
+            Reply::Ok
+        );
+        let rename = lookup(b"rename").unwrap();
+        let plan = exec::plan(&core.router, rename, args(&["RENAME", &a, &b]));
+        let Plan::Txn(spec, argv) = plan else {
+            panic!("keys on two cores need a transaction");
+        };
+        assert_eq!(exec::txn::run(&core, spec, &argv).await, Reply::Ok);
+        assert_eq!(run(&core, &["GET", &b]).await, bulk("v"));
+        assert_eq!(run(&core, &["EXISTS", &a]).await, Reply::Int(0));
+        match run(&core, &["PTTL", &b]).await {
+            Reply::Int(ms) => assert!(ms > 50_000 && ms <= 60_000, "the TTL moved: {ms}"),
+            other => panic!("PTTL: {other:?}"),
+        }
+        assert!(core.is_unlocked(), "the transaction released its locks");
+    });
+}
+
+#[test]
+fn memcached_ops_and_a_delayed_flush_run_on_the_owning_core() {
+    on_two_cores(|core| async move {
+        let (a, b) = apart(&core);
+        let ctx = McCtx {
+            now_ms: now_ms(),
+            max_item_size: 1 << 20,
+        };
+        let set = |k: &str| {
+            Job::Mc(
+                McOp::Store(StoreOp {
+                    mode: StoreMode::Set,
+                    key: k.as_bytes().to_vec(),
+                    flags: 5,
+                    exptime: 0,
+                    data: b"x".to_vec(),
+                    cas: 0,
+                }),
+                ctx,
+            )
+        };
+        let mut batch = exec::Batch::new(core.cores);
+        let ta = batch.push(core.router.core_of(a.as_bytes()), set(&a));
+        let tb = batch.push(core.router.core_of(b.as_bytes()), set(&b));
+        let mut outs = batch.run(&core).await;
+        for t in [ta, tb] {
+            assert!(matches!(outs.take(t), Some(Out::Mc(McResult::Stored))));
+        }
+        let lens = on_every_core(&core, |s, _| s.len()).await;
+        assert_eq!(
+            lens,
+            vec![1, 1],
+            "one key on each core, answered in core order"
+        );
+
+        let mut flush = exec::Batch::new(core.cores);
+        for c in 0..core.cores {
+            flush.push(c, Job::FlushAt(now_ms() + 300));
+        }
+        flush.run(&core).await;
+        assert_eq!(on_every_core(&core, |s, _| s.len()).await, vec![1, 1]);
+        glommio::timer::sleep(Duration::from_millis(600)).await;
+        assert_eq!(
+            on_every_core(&core, |s, _| s.len()).await,
+            vec![0, 0],
+            "each core flushed its shard from its own timer"
+        );
+    });
+}
