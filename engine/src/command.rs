@@ -170,7 +170,7 @@ macro_rules! spec {
     };
 }
 
-use crate::commands::{introspect as is, keyspace as ks, server as sv, strings as st};
+use crate::commands::{db, introspect as is, keyspace as ks, strings as st};
 use flags::*;
 use Merge as M;
 use Route::*;
@@ -188,7 +188,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("command", -1, LOADING | STALE, (0, 0, 0), Connection(Conn::Command), None, "server", "2.8.13", "Returns detailed information about all commands."),
     spec!("config", -2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), Connection(Conn::Config), None, "server", "2.0.0", "A container for server configuration commands."),
     spec!("copy", -3, W, (1, 2, 1), Atomic(Txn::Copy), Some(ks::copy), "generic", "6.2.0", "Copies the value of a key to a new key."),
-    spec!("dbsize", 1, RF, (0, 0, 0), AllCores(M::Sum), Some(sv::dbsize), "server", "1.0.0", "Returns the number of keys in the database."),
+    spec!("dbsize", 1, RF, (0, 0, 0), AllCores(M::Sum), Some(db::dbsize), "server", "1.0.0", "Returns the number of keys in the database."),
     spec!("decr", 2, WF, (1, 1, 1), Key, Some(st::decr), "string", "1.0.0", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
     spec!("decrby", 3, WF, (1, 1, 1), Key, Some(st::decrby), "string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist."),
     spec!("del", -2, WRITE, (1, -1, 1), MultiKey(M::Sum), Some(ks::del), "generic", "1.0.0", "Deletes one or more keys."),
@@ -197,8 +197,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("expire", -3, WRITE | FAST, (1, 1, 1), Key, Some(ks::expire), "generic", "1.0.0", "Sets the expiration time of a key in seconds."),
     spec!("expireat", -3, WRITE | FAST, (1, 1, 1), Key, Some(ks::expireat), "generic", "1.2.0", "Sets the expiration time of a key to a Unix timestamp."),
     spec!("expiretime", 2, RF, (1, 1, 1), Key, Some(ks::expiretime), "generic", "7.0.0", "Returns the expiration time of a key as a Unix timestamp."),
-    spec!("flushall", -1, WRITE, (0, 0, 0), AllCores(M::Ok), Some(sv::flushall), "server", "1.0.0", "Removes all keys from all databases."),
-    spec!("flushdb", -1, WRITE, (0, 0, 0), AllCores(M::Ok), Some(sv::flushdb), "server", "1.0.0", "Remove all keys from the current database."),
+    spec!("flushall", -1, WRITE, (0, 0, 0), AllCores(M::Ok), Some(db::flushall), "server", "1.0.0", "Removes all keys from all databases."),
+    spec!("flushdb", -1, WRITE, (0, 0, 0), AllCores(M::Ok), Some(db::flushdb), "server", "1.0.0", "Remove all keys from the current database."),
     spec!("get", 2, RF, (1, 1, 1), Key, Some(st::get), "string", "1.0.0", "Returns the string value of a key."),
     spec!("getdel", 2, WRITE | FAST, (1, 1, 1), Key, Some(st::getdel), "string", "6.2.0", "Returns the string value of a key after deleting the key."),
     spec!("getex", -2, WRITE | FAST, (1, 1, 1), Key, Some(st::getex), "string", "6.2.0", "Returns the string value of a key after setting its expiration time."),

@@ -16,7 +16,7 @@ use bytes::Bytes;
 
 use crate::client::{Client, CLIENTS};
 use crate::config::Shared;
-use crate::params;
+use crate::config_command;
 use crate::stats::{info, slowlog};
 
 /// The Redis version Baton reports, for clients that gate features on it.
@@ -369,9 +369,9 @@ fn client_cmd(client: &Client, args: &[Bytes], now: u64) -> Option<Reply> {
 fn config(shared: &Shared, args: &[Bytes]) -> Option<Reply> {
     let sub = &args[1];
     Some(if eq(sub, "get") {
-        params::get(shared, &args[2..])
+        config_command::get(shared, &args[2..])
     } else if eq(sub, "help") {
-        params::help()
+        config_command::help()
     } else if eq(sub, "set") || eq(sub, "resetstat") {
         return None;
     } else {
@@ -391,12 +391,12 @@ pub async fn run_async(
         Conn::Info => Reply::Verbatim(Bytes::from(info::info(core, shared, &args[1..]).await)),
         Conn::Slowlog => slowlog::command(core, shared, args).await,
         Conn::Config if eq(&args[1], "resetstat") => {
-            params::reset_stats(core, shared).await;
+            config_command::reset_stats(core, shared).await;
             Reply::Ok
         }
-        Conn::Config => match params::check_set(&args[2..]) {
+        Conn::Config => match config_command::check_set(&args[2..]) {
             Ok(changes) => {
-                params::apply(core, shared, changes).await;
+                config_command::apply(core, shared, changes).await;
                 Reply::Ok
             }
             Err(e) => e,

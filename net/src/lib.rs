@@ -6,7 +6,7 @@
 //! knows nothing about bytes on the wire.
 //!
 //! What the server reports about itself lives in [`stats`] (per-core command counters,
-//! SLOWLOG, INFO) and [`params`] (the CONFIG GET/SET parameter table).
+//! SLOWLOG, INFO) and [`config_command`] (CONFIG GET/SET/RESETSTAT and its parameter table).
 //!
 //! ```text
 //!  socket ─► uring recv ─► resp/memcache parse ─► dispatch ─► Shard (this core)
@@ -17,12 +17,12 @@
 pub mod admin;
 pub mod client;
 pub mod config;
+pub mod config_command;
 pub mod dispatch;
 pub mod kill;
 pub mod listener;
 pub mod mcdispatch;
 pub mod memcache;
-pub mod params;
 pub mod protect;
 pub mod resp;
 pub mod server;

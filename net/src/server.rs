@@ -187,7 +187,10 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
             shard.set_policy(p);
         }
         let maxmemory = shared.settings.maxmemory.load(Ordering::Relaxed);
-        shard.set_maxmemory(crate::params::shard_budget(maxmemory, core.cores), now_ms());
+        shard.set_maxmemory(
+            crate::config_command::shard_budget(maxmemory, core.cores),
+            now_ms(),
+        );
     }
     wake::spawn(crate::stats::run_sampler(core.clone(), shared.clone()));
     let mut ls = vec![Listener {

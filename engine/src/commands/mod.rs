@@ -6,19 +6,19 @@
 //!   [`lcs`] are split out and re-exported from it.
 //! - [`keyspace`]: DEL, EXISTS, TYPE, RENAME, COPY, KEYS, SCAN, RANDOMKEY; [`expire`]
 //!   (EXPIRE family, TTL, PERSIST) is split out and re-exported from it.
-//! - [`server`]: DBSIZE, FLUSHDB, FLUSHALL.
+//! - [`db`]: DBSIZE, FLUSHDB, FLUSHALL (the whole database, on every shard).
 //! - [`introspect`]: OBJECT and MEMORY USAGE.
 //!
 //! Handlers only read through `Shard::lookup*` and only write through the shard's write
 //! path (`put`, `update`, `delete`, `take`, `set_expire`, `flush`), never the store.
 
+pub mod db;
 pub mod expire;
 pub mod incr;
 pub mod introspect;
 pub mod keyspace;
 pub mod lcs;
 mod longdouble;
-pub mod server;
 pub mod strings;
 
 use bytes::Bytes;

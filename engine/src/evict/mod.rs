@@ -36,10 +36,10 @@
 //! assert!(p.bytes() <= 100);
 //! ```
 
+mod fifo;
 mod ghost;
 mod lru;
 mod random;
-mod ring;
 mod s3fifo;
 
 pub use lru::ExactLru;

@@ -24,14 +24,14 @@
 //!   S3-FIFO flush a stale main queue quickly after a popularity shift (where fixed
 //!   S3-FIFO trails LRU) and settle on a small `S` under a stable skew.
 //!
-//! Memory per tracked item: 13 bytes of side arrays indexed by id (ring position 4,
-//! size 4, key fingerprint 4, state 1), one 4-byte ring slot, and ~4 bytes of ghost
+//! Memory per tracked item: 13 bytes of side arrays indexed by id (queue position 4,
+//! size 4, key fingerprint 4, state 1), one 4-byte queue cell, and ~4 bytes of ghost
 //! (one fingerprint per cached item), plus up to 25% growth slack on the arrays and
-//! rings: about 21-25 bytes. Removal from the middle of a queue leaves a tombstone; rings
+//! queues: about 21-25 bytes. Removal from the middle of a queue leaves a tombstone; queues
 //! compact when tombstones outnumber live slots.
 
+use super::fifo::Fifo;
 use super::ghost::{tag, Ghost, Kind};
-use super::ring::Ring;
 use super::{ensure, Policy};
 
 /// Tunables. The defaults are what `benches/hitratio.rs` measured best across its traces
@@ -100,7 +100,7 @@ const BUMP: [u8; 16] = {
 
 #[derive(Clone, Copy, Default)]
 struct Info {
-    /// Slot index in the ring of the item's queue.
+    /// Cell index in the item's queue.
     pos: u32,
     size: u32,
 }
@@ -111,8 +111,8 @@ pub struct S3Fifo {
     state: Vec<u8>,
     /// Ghost fingerprint of each id's key.
     tags: Vec<u32>,
-    small: Ring,
-    main: Ring,
+    small: Fifo,
+    main: Fifo,
     ghost: Ghost,
     small_bytes: u64,
     main_bytes: u64,
@@ -140,8 +140,8 @@ impl S3Fifo {
             info: Vec::new(),
             state: Vec::new(),
             tags: Vec::new(),
-            small: Ring::default(),
-            main: Ring::default(),
+            small: Fifo::default(),
+            main: Fifo::default(),
             ghost: Ghost::new(0),
             small_bytes: 0,
             main_bytes: 0,
@@ -210,12 +210,12 @@ impl S3Fifo {
 
     fn push(&mut self, id: u32, to_main: bool) {
         let info = &mut self.info;
-        let (ring, bytes) = if to_main {
+        let (queue, bytes) = if to_main {
             (&mut self.main, &mut self.main_bytes)
         } else {
             (&mut self.small, &mut self.small_bytes)
         };
-        let pos = ring.push(id, |m, p| info[m as usize].pos = p);
+        let pos = queue.push(id, |m, p| info[m as usize].pos = p);
         info[id as usize].pos = pos;
         *bytes += u64::from(info[id as usize].size);
         self.state[id as usize] = if to_main { IN_MAIN } else { IN_SMALL };
@@ -287,13 +287,13 @@ impl Policy for S3Fifo {
         }
         let Info { pos, size } = self.info[id as usize];
         let info = &mut self.info;
-        let (ring, bytes) = if st & IN_SMALL != 0 {
+        let (queue, bytes) = if st & IN_SMALL != 0 {
             (&mut self.small, &mut self.small_bytes)
         } else {
             (&mut self.main, &mut self.main_bytes)
         };
-        debug_assert_eq!(ring.get(pos), id);
-        ring.kill(pos, |m, p| info[m as usize].pos = p);
+        debug_assert_eq!(queue.get(pos), id);
+        queue.kill(pos, |m, p| info[m as usize].pos = p);
         *bytes -= u64::from(size);
         self.state[id as usize] = 0;
     }
@@ -389,12 +389,12 @@ impl S3Fifo {
     /// Recomputes everything derivable from the rings and compares (tests only).
     fn validate(&self) {
         let mut seen = vec![0u8; self.state.len()];
-        for (ring, flag, bytes) in [
+        for (queue, flag, bytes) in [
             (&self.small, IN_SMALL, self.small_bytes),
             (&self.main, IN_MAIN, self.main_bytes),
         ] {
             let mut sum = 0u64;
-            for (id, pos) in ring.iter() {
+            for (id, pos) in queue.iter() {
                 let i = id as usize;
                 assert_eq!(self.state[i] & QUEUE, flag, "queue bits of {id}");
                 assert_eq!(self.info[i].pos, pos, "position of {id}");

@@ -57,7 +57,7 @@ impl CoreInfo {
             clients: CLIENTS.with(|c| c.borrow().len() as u64),
             processed: super::processed(),
             ops_per_sec: super::ops_per_sec(),
-            commands: super::snapshot(),
+            commands: super::counts(),
         }
     }
 }

@@ -131,7 +131,7 @@ impl CommandCounts {
 }
 
 /// This core's rows that counted anything, as (row, counts).
-pub fn snapshot() -> Vec<(usize, CommandCounts)> {
+pub fn counts() -> Vec<(usize, CommandCounts)> {
     TABLE.with(|t| {
         t.iter()
             .enumerate()
@@ -257,7 +257,7 @@ mod tests {
         reject(get);
         reject(ROWS + 7); // out of range: ignored, no panic
         record(ROWS, 1, false);
-        let snap = snapshot();
+        let snap = counts();
         assert_eq!(
             snap,
             vec![(
@@ -272,7 +272,7 @@ mod tests {
         );
         assert_eq!(processed(), 2);
         reset();
-        assert!(snapshot().is_empty());
+        assert!(counts().is_empty());
         assert_eq!(processed(), 0);
     }
 

@@ -145,7 +145,7 @@ fn redacted_positions(args: &[Bytes]) -> Vec<usize> {
     if is(0, "config") && is(1, "set") {
         return (2..args.len())
             .step_by(2)
-            .filter(|&i| crate::params::is_sensitive(&args[i]))
+            .filter(|&i| crate::config_command::is_sensitive(&args[i]))
             .map(|i| i + 1)
             .filter(|&i| i < args.len())
             .collect();

@@ -1,16 +1,16 @@
-//! A FIFO ring of item ids in which an item can be removed from the middle in O(1) by
-//! overwriting its slot with a tombstone.
+//! A FIFO queue of item ids in which an item can be removed from the middle in O(1) by
+//! overwriting its cell with a tombstone.
 //!
-//! An item's position is the physical index of its slot, which the caller keeps in its
-//! own side array. Whenever slots move (compaction, or copying into a resized buffer),
-//! the ring reports each move through a `moved(id, new_pos)` callback. Capacities are not
+//! An item's position is the physical index of its cell, which the caller keeps in its
+//! own side array. Whenever cells move (compaction, or copying into a resized buffer),
+//! the queue reports each move through a `moved(id, new_pos)` callback. Capacities are not
 //! powers of two: the buffer grows by 25%, so the slack stays small (it is per-key
 //! metadata); the few resizes cost O(n) each, amortized O(1) per push.
 //!
-//! Memory stays bounded: when tombstones outnumber live slots the ring compacts, and when
+//! Memory stays bounded: when tombstones outnumber live cells the queue compacts, and when
 //! the occupied span falls to a quarter of the capacity the buffer shrinks.
 
-/// A removed slot.
+/// A removed cell.
 const TOMB: u32 = u32::MAX;
 
 const MIN_CAP: usize = 16;
@@ -18,19 +18,19 @@ const MIN_CAP: usize = 16;
 const MIN_DEAD: u32 = 32;
 
 #[derive(Default)]
-pub(crate) struct Ring {
+pub(crate) struct Fifo {
     /// Item ids, [`TOMB`] for removed ones.
     buf: Vec<u32>,
-    /// Index of the oldest slot.
+    /// Index of the oldest cell.
     head: u32,
-    /// Occupied slots from `head` on, tombstones included.
+    /// Occupied cells from `head` on, tombstones included.
     span: u32,
     /// Tombstones among them.
     dead: u32,
 }
 
-impl Ring {
-    /// Live slots.
+impl Fifo {
+    /// Live cells.
     #[inline]
     pub fn live(&self) -> u32 {
         self.span - self.dead
@@ -46,7 +46,7 @@ impl Ring {
         self.buf.len()
     }
 
-    /// Physical index of the `k`th slot from the head (`k < capacity`).
+    /// Physical index of the `k`th cell from the head (`k < capacity`).
     #[inline]
     fn at(&self, k: u32) -> u32 {
         let i = self.head as usize + k as usize;
@@ -54,7 +54,7 @@ impl Ring {
         (if i >= cap { i - cap } else { i }) as u32
     }
 
-    /// The slot at position `pos`.
+    /// The cell at position `pos`.
     #[inline]
     pub fn get(&self, pos: u32) -> u32 {
         self.buf[pos as usize]
@@ -68,8 +68,8 @@ impl Ring {
             .filter(|&(id, _)| id != TOMB)
     }
 
-    /// Appends `id` as the newest slot and returns its position. May compact or resize
-    /// first, reporting every live slot that moved.
+    /// Appends `id` as the newest cell and returns its position. May compact or resize
+    /// first, reporting every live cell that moved.
     pub fn push(&mut self, id: u32, mut moved: impl FnMut(u32, u32)) -> u32 {
         debug_assert_ne!(id, TOMB);
         if self.span as usize == self.buf.len() {
@@ -78,7 +78,7 @@ impl Ring {
             } else {
                 let cap = self.buf.len();
                 let new = (cap + cap / 4).max(MIN_CAP);
-                assert!(new < TOMB as usize, "eviction ring over 2^32 slots");
+                assert!(new < TOMB as usize, "eviction queue over 2^32 cells");
                 self.realloc(new, &mut moved);
             }
         }
@@ -106,11 +106,11 @@ impl Ring {
         None
     }
 
-    /// Replaces the live slot at `pos` by a tombstone. May compact, reporting moves.
+    /// Replaces the live cell at `pos` by a tombstone. May compact, reporting moves.
     pub fn kill(&mut self, pos: u32, mut moved: impl FnMut(u32, u32)) {
-        let slot = &mut self.buf[pos as usize];
-        debug_assert_ne!(*slot, TOMB);
-        *slot = TOMB;
+        let cell = &mut self.buf[pos as usize];
+        debug_assert_ne!(*cell, TOMB);
+        *cell = TOMB;
         self.dead += 1;
         if self.dead >= MIN_DEAD && self.dead > self.live() {
             self.compact(&mut moved);
@@ -118,7 +118,7 @@ impl Ring {
         }
     }
 
-    /// Drops every slot; keeps the allocation.
+    /// Drops every cell; keeps the allocation.
     pub fn clear(&mut self) {
         self.head = 0;
         self.span = 0;
@@ -150,7 +150,7 @@ impl Ring {
         }
     }
 
-    /// Copies the live slots, in order, to the start of a new buffer of `cap` slots.
+    /// Copies the live cells, in order, to the start of a new buffer of `cap` cells.
     fn realloc(&mut self, cap: usize, moved: &mut impl FnMut(u32, u32)) {
         debug_assert!(cap >= self.live() as usize);
         let mut buf = Vec::with_capacity(cap);
@@ -177,16 +177,16 @@ impl Ring {
 mod tests {
     use super::*;
 
-    /// A ring plus the position map its callers keep.
+    /// A queue plus the position map its callers keep.
     struct Tracked {
-        r: Ring,
+        r: Fifo,
         pos: Vec<u32>,
     }
 
     impl Tracked {
         fn new(ids: usize) -> Tracked {
             Tracked {
-                r: Ring::default(),
+                r: Fifo::default(),
                 pos: vec![TOMB; ids],
             }
         }

@@ -1,4 +1,4 @@
-//! Server commands that run on every shard: DBSIZE, FLUSHDB, FLUSHALL. The server sums
+//! Database commands that run on every shard: DBSIZE, FLUSHDB, FLUSHALL. The server sums
 //! DBSIZE over cores and answers OK for a flush once every core has flushed.
 
 use bytes::Bytes;
