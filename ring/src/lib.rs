@@ -17,6 +17,8 @@
 //!   CRC and of the store's hasher, and stable across processes and versions: replication
 //!   and handoff route records with it in another process (see [`core_hash`]).
 //! - [`SlotTable`] maps slots to nodes under an epoch.
+//! - [`Router`] puts the two together for one core: the one place in the server that
+//!   decides where a key goes (a core of this node, or MOVED / ASK / CROSSSLOT).
 //!
 //! What this crate must not do: I/O, allocation on the routing path, threads, clocks,
 //! randomness, or dependencies. It is pure functions over bytes, so every other crate can
@@ -27,10 +29,12 @@
 
 mod core;
 mod crc;
+mod router;
 mod slot;
 mod table;
 
 pub use crate::core::{core_hash, core_of, fastrange, SEED};
 pub use crate::crc::crc16;
+pub use crate::router::{ClusterView, Router, Target};
 pub use crate::slot::{hash_tag, slot, SLOTS};
 pub use crate::table::{NodeId, SlotTable};

@@ -2,7 +2,8 @@
 //! result, whichever cores it needs. Connections (in `baton-net`) parse, answer their own
 //! connection commands, and hand the rest here; they encode what comes back.
 //!
-//! - [`router`]: key → slot → node → core, the one place that decides where a key lives.
+//! - [`Router`] (from `baton-ring`): key → slot → node → core, the one place that decides
+//!   where a key lives.
 //! - [`plan`]: how one Redis command runs (one core, split over cores, or a cross-core
 //!   transaction), and how split replies merge.
 //! - [`batch`] and [`pipeline`]: work queued per destination core and sent as one request
@@ -21,10 +22,9 @@
 pub mod batch;
 pub mod pipeline;
 pub mod plan;
-pub mod router;
 pub mod txn;
 
 pub use batch::{on_every_core, Batch, Outputs, Ticket};
+pub use baton_ring::{ClusterView, Router, Target};
 pub use pipeline::{Entry, Pipeline, RedisDone, RedisEntry};
 pub use plan::{plan, Plan, Post};
-pub use router::{ClusterView, Router, Target};

@@ -4,9 +4,9 @@
 //! The caller (a connection) has looked the command up, checked its arity and the
 //! client's auth, and answered connection commands itself; everything else comes here.
 
+use baton_ring::{Router, Target};
 use bytes::Bytes;
 
-use super::router::{Router, Target};
 use crate::command::{CommandSpec, Merge, Route};
 use crate::reply::{errors, Reply};
 use crate::runtime::{now_ms, Job};
@@ -391,8 +391,7 @@ mod tests {
 
     #[test]
     fn a_cluster_node_refuses_keys_it_does_not_serve() {
-        use super::super::router::ClusterView;
-        use baton_ring::SlotTable;
+        use baton_ring::{ClusterView, SlotTable};
         let r = Router::standalone(0, 1).with_cluster(ClusterView {
             me: 1,
             table: SlotTable::single(2),

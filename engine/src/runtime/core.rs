@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use baton_ring::Router;
 use bytes::Bytes;
 
 use super::mesh::Mesh;
@@ -33,7 +34,6 @@ use super::oneshot;
 use super::wake::{self, Timers};
 use crate::clock;
 use crate::command::CommandSpec;
-use crate::exec::Router;
 use crate::memcache::{execute, McCtx, McOp, McResult};
 use crate::reply::Reply;
 use crate::shard::Shard;

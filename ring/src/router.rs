@@ -11,7 +11,9 @@
 
 use std::collections::HashMap;
 
-use baton_ring::{core_of, slot, NodeId, SlotTable};
+use crate::core::core_of;
+use crate::slot::slot;
+use crate::table::{NodeId, SlotTable};
 
 /// Where a key (or the keys of one command) must go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
