@@ -496,23 +496,6 @@ impl Shard {
         Some(r)
     }
 
-    /// Changes a live value in place when its length stays the same (INCR on a counter
-    /// of unchanged width, SETRANGE inside the value): no allocation.
-    pub fn update_in_place<R>(
-        &mut self,
-        key: &[u8],
-        now: u64,
-        f: impl FnOnce(&mut [u8]) -> R,
-    ) -> Option<R> {
-        self.expire_if_needed(key, now);
-        let idx = self.store.index_of(key)?;
-        let cas = self.bump_cas();
-        let e = self.store.entry_at_mut(idx);
-        e.set_cas(cas);
-        e.set_accessed(now);
-        Some(f(e.value_mut()))
-    }
-
     /// Changes a live item's per-item bits (memcached's stale and win-token state) in
     /// place. Not a write: value, expiry and CAS stay.
     pub(crate) fn set_item_bits(&mut self, key: &[u8], now: u64, f: impl FnOnce(&mut Entry)) {
