@@ -19,6 +19,8 @@
 
 mod write;
 
+pub use write::Sealed;
+
 use bytes::Bytes;
 
 use crate::command::{flags, CommandSpec};
@@ -351,13 +353,12 @@ impl Shard {
                 if let Some(p) = self.tracker.policy() {
                     p.access(idx);
                 }
-                let e = self.store.entry_at_mut(idx);
+                let e = self.store.entry_at(idx);
                 let seen = Seen {
                     fetched: e.fetched(),
                     accessed_secs: e.accessed_secs(),
                 };
-                e.touch(now);
-                Some((&*e, seen))
+                Some((self.store.mark_read(idx, now), seen))
             }
             found => {
                 self.stats.keyspace_misses += 1;

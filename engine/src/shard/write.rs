@@ -8,15 +8,37 @@
 use super::{policy_size, Shard, Tracker};
 use crate::store::{Entry, ValueSnapshot, NO_EXPIRY};
 
+/// The capability to change a [`Store`](crate::Store): every store method that mutates
+/// takes one, and only this module can make one (the field is private), so a write
+/// anywhere else does not compile (only the crate's unit tests may forge one, to test the
+/// store alone):
+///
+/// ```compile_fail
+/// let mut store = baton_engine::Store::new();
+/// store.clear(baton_engine::shard::Sealed(()));
+/// ```
+#[derive(Clone, Copy)]
+pub struct Sealed(());
+
+const SEAL: Sealed = Sealed(());
+
+#[cfg(test)]
+impl Sealed {
+    /// For the store's own unit tests, which exercise it without a shard.
+    pub(crate) const fn for_tests() -> Sealed {
+        SEAL
+    }
+}
+
 impl Shard {
     fn link(&mut self, entry: Entry) -> u32 {
         if matches!(self.tracker, Tracker::Off) {
-            return self.store.insert(entry).0;
+            return self.store.insert(SEAL, entry).0;
         }
         let covered = self.covers(&entry);
         let size = policy_size(&entry);
         let hash = self.store.hash(entry.key());
-        let (idx, old) = self.store.insert(entry);
+        let (idx, old) = self.store.insert(SEAL, entry);
         if let Some(p) = self.tracker.policy() {
             match old {
                 Some(_) if covered && p.contains(idx) => p.resize(idx, size),
@@ -28,7 +50,7 @@ impl Shard {
     }
 
     fn relink(&mut self, idx: u32, f: impl FnOnce(Entry) -> Entry) {
-        self.store.map_at(idx, f);
+        self.store.map_at(SEAL, idx, f);
         if matches!(self.tracker, Tracker::Off) {
             return;
         }
@@ -47,7 +69,7 @@ impl Shard {
         if let Some(p) = self.tracker.policy() {
             p.remove(idx);
         }
-        self.store.remove_at(idx)
+        self.store.remove_at(SEAL, idx)
     }
 
     /// Evicts until the shard is within its budget; false if it is still over because
@@ -78,6 +100,12 @@ impl Shard {
                 self.reclaim_expired(idx);
             }
         }
+    }
+
+    /// The slab index of `key` if it is live (an expired entry is left for lazy expiry).
+    fn live_index(&self, key: &[u8], now: u64) -> Option<u32> {
+        let idx = self.store.index_of(key)?;
+        (!self.store.entry_at(idx).is_expired(now)).then_some(idx)
     }
 
     pub(crate) fn bump_cas(&mut self) -> u64 {
@@ -131,8 +159,8 @@ impl Shard {
     /// Changes a live item's per-item bits (memcached's stale and win-token state) in
     /// place. Not a write: value, expiry and CAS stay.
     pub(crate) fn set_item_bits(&mut self, key: &[u8], now: u64, f: impl FnOnce(&mut Entry)) {
-        if let Some(e) = self.store.get_mut(key, now) {
-            f(e);
+        if let Some(idx) = self.live_index(key, now) {
+            f(self.store.entry_at_mut(SEAL, idx));
         }
     }
 
@@ -143,12 +171,14 @@ impl Shard {
     /// The write itself (put/update) has bumped the shard's CAS sequence; `E` only names
     /// the version differently, which is what memcached does with it.
     pub(crate) fn mc_cas_after_write(&mut self, key: &[u8], now: u64, cas: Option<u64>) -> u64 {
-        self.store.get_mut(key, now).map_or(0, |e| {
-            if let Some(c) = cas {
-                e.set_cas(c);
-            }
-            e.cas()
-        })
+        let Some(idx) = self.live_index(key, now) else {
+            return 0;
+        };
+        let e = self.store.entry_at_mut(SEAL, idx);
+        if let Some(c) = cas {
+            e.set_cas(c);
+        }
+        e.cas()
     }
 
     /// Deletes a live key; returns whether it existed.
@@ -188,7 +218,7 @@ impl Shard {
 
     /// Removes every key.
     pub fn flush(&mut self) {
-        self.store.clear();
+        self.store.clear(SEAL);
         self.expire_cursor = 0;
         self.avg_ttl = 0;
         if let Some(p) = self.tracker.policy() {
