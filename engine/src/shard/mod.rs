@@ -2,8 +2,10 @@
 //! eviction policy, and the single write path that every mutation goes through. A shard
 //! is owned by exactly one core and is never shared.
 //!
-//! This module holds the read path, statistics, memory and sampling; [`write`] holds the
-//! write path, the only code that changes the store.
+//! This module holds the read path, statistics, memory and sampling; `write` holds the
+//! write path, the only code that changes the store, which reports every change as an
+//! [`Effect`] (see `effect.rs`) to an optional [`EffectSink`]; [`Shard::apply`] replays
+//! one. That stream is what replication will ship.
 //!
 //! Memory: the shard's `used_memory` is what its store holds (entries by allocator size
 //! class, slab and table at capacity) plus the eviction policy's own metadata. With a
@@ -17,8 +19,10 @@
 //! nothing is ever evicted and a key costs no policy bytes. Setting a budget at run time
 //! enrolls the keys already stored, in slab order.
 
+mod effect;
 mod write;
 
+pub use effect::{Collector, DelCause, Effect, EffectSink};
 pub use write::Sealed;
 
 use bytes::Bytes;
@@ -107,6 +111,8 @@ pub struct Shard {
     tracked_volatile: bool,
     /// The latest time a caller passed in (unix ms); stamps writes that take no `now`.
     pub(crate) now: u64,
+    /// Where the write path reports effects; `None` (the default) reports nothing.
+    sink: Option<Box<dyn EffectSink>>,
 }
 
 impl Shard {
@@ -127,6 +133,7 @@ impl Shard {
             tracker: Tracker::Off,
             tracked_volatile: false,
             now: 0,
+            sink: None,
         }
     }
 

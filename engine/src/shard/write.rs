@@ -1,17 +1,33 @@
-//! The write path: the one module that changes a shard's [`Store`](crate::Store).
+//! The write path: the one module that changes a shard's [`Store`], and the one place
+//! that reports each change as an [`Effect`].
 //!
 //! `link` stores an entry, `unlink` deletes one, `relink` replaces one in place; each
-//! keeps the eviction policy in step. Every mutation the shard makes (a command's write,
-//! a memcached CAS or item-bit change, a lazy or active expiry, an eviction, a flush)
-//! goes through them, which is what lets replication observe every change in one place.
+//! keeps the eviction policy in step. The operations above them pair every change with
+//! its effect:
+//!
+//! | change                                                   | effect                 |
+//! |----------------------------------------------------------|------------------------|
+//! | [`Shard::put`] (and `restore`, `put_entry`), [`Shard::update`] | `Put` (whole item) |
+//! | [`Shard::set_expire`] to a future time or none            | `Expire`               |
+//! | a client-chosen CAS (meta `E`), stale and win-token bits  | `Stamp`                |
+//! | [`Shard::delete`], [`Shard::take`], an expiry set in the past | `Del { Deleted }`  |
+//! | lazy expiry on any lookup, the active expiry cycle        | `Del { Expired }`      |
+//! | eviction to stay within the memory budget                 | `Del { Evicted }`      |
+//! | [`Shard::flush`]                                          | `Flush`                |
+//!
+//! Reads change only an entry's access time and fetched bit, which are not effects.
+//! [`Shard::apply`] is the way back: it replays an effect with the same three primitives.
 
+use bytes::Bytes;
+
+use super::effect::{DelCause, Effect, EffectSink};
 use super::{policy_size, Shard, Tracker};
-use crate::store::{Entry, ValueSnapshot, NO_EXPIRY};
+use crate::entry::ItemBits;
+use crate::store::{Entry, Store, ValueSnapshot, NO_EXPIRY};
 
-/// The capability to change a [`Store`](crate::Store): every store method that mutates
-/// takes one, and only this module can make one (the field is private), so a write
-/// anywhere else does not compile (only the crate's unit tests may forge one, to test the
-/// store alone):
+/// The capability to change a [`Store`]: every store method that mutates takes one, and
+/// only this module can make one (the field is private), so a write anywhere else does
+/// not compile (only the crate's unit tests may forge one, to test the store alone):
 ///
 /// ```compile_fail
 /// let mut store = baton_engine::Store::new();
@@ -31,6 +47,18 @@ impl Sealed {
 }
 
 impl Shard {
+    /// Sends the effect of every later change to `sink` (replacing any sink set before).
+    pub fn set_effect_sink(&mut self, sink: Box<dyn EffectSink>) {
+        self.sink = Some(sink);
+    }
+
+    /// Stops reporting effects; returns the sink that was set.
+    pub fn clear_effect_sink(&mut self) -> Option<Box<dyn EffectSink>> {
+        self.sink.take()
+    }
+
+    // ---- the three primitives: the store changes here and nowhere else ----------------
+
     fn link(&mut self, entry: Entry) -> u32 {
         if matches!(self.tracker, Tracker::Off) {
             return self.store.insert(SEAL, entry).0;
@@ -72,6 +100,56 @@ impl Shard {
         self.store.remove_at(SEAL, idx)
     }
 
+    /// Empties the store and everything that indexes it.
+    fn clear(&mut self) {
+        self.store.clear(SEAL);
+        self.expire_cursor = 0;
+        self.avg_ttl = 0;
+        if let Some(p) = self.tracker.policy() {
+            p.clear();
+        }
+    }
+
+    // ---- effects -----------------------------------------------------------------------
+
+    /// Reports an effect, building it only when a sink listens: without one a write pays
+    /// a branch and copies nothing.
+    #[inline]
+    fn emit(&mut self, effect: impl FnOnce(&Store) -> Effect) {
+        if let Some(sink) = &mut self.sink {
+            sink.emit(effect(&self.store));
+        }
+    }
+
+    /// Reports the entry at `idx` as it now stands.
+    fn emit_put(&mut self, idx: u32) {
+        self.emit(|s| Effect::put(s.entry_at(idx)));
+    }
+
+    /// Reports a new CAS or new item bits of the entry at `idx`.
+    fn emit_stamp(&mut self, idx: u32) {
+        self.emit(|s| {
+            let e = s.entry_at(idx);
+            Effect::Stamp {
+                key: Bytes::copy_from_slice(e.key()),
+                cas: e.cas(),
+                bits: e.item_bits(),
+            }
+        });
+    }
+
+    /// Deletes the entry at `idx` and reports why.
+    fn remove_at(&mut self, idx: u32, cause: DelCause) -> Entry {
+        let e = self.unlink(idx);
+        self.emit(|_| Effect::Del {
+            key: Bytes::copy_from_slice(e.key()),
+            cause,
+        });
+        e
+    }
+
+    // ---- expiry and eviction -----------------------------------------------------------
+
     /// Evicts until the shard is within its budget; false if it is still over because
     /// nothing (more) can be evicted.
     pub(super) fn enforce_budget(&mut self) -> bool {
@@ -82,7 +160,7 @@ impl Shard {
             let Some(idx) = self.pick_victim() else {
                 return false;
             };
-            self.unlink(idx);
+            self.remove_at(idx, DelCause::Evicted);
             self.stats.evicted_keys += 1;
         }
         true
@@ -90,7 +168,7 @@ impl Shard {
 
     /// Deletes the expired entry at `idx` and counts it (lazy and active expiry alike).
     pub(super) fn reclaim_expired(&mut self, idx: u32) {
-        self.unlink(idx);
+        self.remove_at(idx, DelCause::Expired);
         self.stats.expired_keys += 1;
     }
 
@@ -108,6 +186,8 @@ impl Shard {
         (!self.store.entry_at(idx).is_expired(now)).then_some(idx)
     }
 
+    // ---- writes ------------------------------------------------------------------------
+
     pub(crate) fn bump_cas(&mut self) -> u64 {
         self.next_cas += 1;
         // Shards hand out disjoint CAS sequences, so a CAS unique names one item version.
@@ -119,7 +199,8 @@ impl Shard {
         let cas = self.bump_cas();
         let mut e = Entry::new(key, value, expire_at, flags, cas);
         e.set_accessed(self.now);
-        self.link(e);
+        let idx = self.link(e);
+        self.emit_put(idx);
         self.enforce_budget();
     }
 
@@ -152,33 +233,9 @@ impl Shard {
             e.set_accessed(now);
             e
         });
+        self.emit_put(idx);
         self.enforce_budget();
         Some(r)
-    }
-
-    /// Changes a live item's per-item bits (memcached's stale and win-token state) in
-    /// place. Not a write: value, expiry and CAS stay.
-    pub(crate) fn set_item_bits(&mut self, key: &[u8], now: u64, f: impl FnOnce(&mut Entry)) {
-        if let Some(idx) = self.live_index(key, now) {
-            f(self.store.entry_at_mut(SEAL, idx));
-        }
-    }
-
-    /// The CAS unique of `key` right after a write through the write path, replaced first
-    /// by `cas` when the client chose one (the meta `E` flag). 0 when the key is not live
-    /// (a write with an already-past expiry).
-    ///
-    /// The write itself (put/update) has bumped the shard's CAS sequence; `E` only names
-    /// the version differently, which is what memcached does with it.
-    pub(crate) fn mc_cas_after_write(&mut self, key: &[u8], now: u64, cas: Option<u64>) -> u64 {
-        let Some(idx) = self.live_index(key, now) else {
-            return 0;
-        };
-        let e = self.store.entry_at_mut(SEAL, idx);
-        if let Some(c) = cas {
-            e.set_cas(c);
-        }
-        e.cas()
     }
 
     /// Deletes a live key; returns whether it existed.
@@ -186,7 +243,7 @@ impl Shard {
         self.expire_if_needed(key, now);
         match self.store.index_of(key) {
             Some(idx) => {
-                self.unlink(idx);
+                self.remove_at(idx, DelCause::Deleted);
                 true
             }
             None => false,
@@ -201,9 +258,13 @@ impl Shard {
             return false;
         };
         if expire_at != NO_EXPIRY && expire_at <= now {
-            self.unlink(idx);
+            self.remove_at(idx, DelCause::Deleted);
         } else {
             self.relink(idx, |e| e.with_expire(expire_at));
+            self.emit(|s| Effect::Expire {
+                key: Bytes::copy_from_slice(s.entry_at(idx).key()),
+                expire_at,
+            });
             self.enforce_budget();
         }
         true
@@ -213,57 +274,111 @@ impl Shard {
     pub fn take(&mut self, key: &[u8], now: u64) -> Option<Entry> {
         self.expire_if_needed(key, now);
         let idx = self.store.index_of(key)?;
-        Some(self.unlink(idx))
+        Some(self.remove_at(idx, DelCause::Deleted))
     }
 
     /// Removes every key.
     pub fn flush(&mut self) {
-        self.store.clear(SEAL);
-        self.expire_cursor = 0;
-        self.avg_ttl = 0;
-        if let Some(p) = self.tracker.policy() {
-            p.clear();
+        self.clear();
+        self.emit(|_| Effect::Flush);
+    }
+
+    // ---- memcached's item state --------------------------------------------------------
+
+    /// Changes a live item's per-item bits (memcached's stale and win-token state) in
+    /// place; value, expiry and CAS stay.
+    pub(crate) fn set_item_bits(&mut self, key: &[u8], now: u64, f: impl FnOnce(&mut ItemBits)) {
+        let Some(idx) = self.live_index(key, now) else {
+            return;
+        };
+        let e = self.store.entry_at_mut(SEAL, idx);
+        let mut bits = e.item_bits();
+        f(&mut bits);
+        if bits != e.item_bits() {
+            e.set_item_bits(bits);
+            self.emit_stamp(idx);
         }
+    }
+
+    /// The CAS unique of `key` right after a write through the write path, replaced first
+    /// by `cas` when the client chose one (the meta `E` flag). 0 when the key is not live
+    /// (a write with an already-past expiry).
+    ///
+    /// The write itself (put/update) has bumped the shard's CAS sequence; `E` only names
+    /// the version differently, which is what memcached does with it.
+    pub(crate) fn mc_cas_after_write(&mut self, key: &[u8], now: u64, cas: Option<u64>) -> u64 {
+        let Some(idx) = self.live_index(key, now) else {
+            return 0;
+        };
+        let e = self.store.entry_at_mut(SEAL, idx);
+        match cas {
+            Some(c) if c != e.cas() => {
+                e.set_cas(c);
+                self.emit_stamp(idx);
+                c
+            }
+            _ => e.cas(),
+        }
+    }
+
+    // ---- replay --------------------------------------------------------------------------
+
+    /// Makes the change `effect` describes, so that the item ends up exactly as it was
+    /// where the effect was emitted: value, expiry, flags, CAS and item bits.
+    ///
+    /// Nothing is decided here. The CAS is the one carried, not a new one; an item whose
+    /// expiry has passed is stored as it is (its `Del` follows in the stream); no eviction
+    /// runs (the source's evictions arrive as `Del`s). Applying an effect twice is the
+    /// same as applying it once, and an `Expire` or `Stamp` for an absent key does
+    /// nothing. The effect then goes on to this shard's own sink, so replicas can chain.
+    pub fn apply(&mut self, effect: &Effect) {
+        match effect {
+            Effect::Put {
+                key,
+                value,
+                expire_at,
+                flags,
+                cas,
+                bits,
+            } => {
+                let mut e = Entry::new(key, value, *expire_at, *flags, *cas);
+                e.set_item_bits(*bits);
+                e.set_accessed(self.now);
+                self.link(e);
+                self.witness_cas(*cas);
+            }
+            Effect::Expire { key, expire_at } => {
+                if let Some(idx) = self.store.index_of(key) {
+                    self.relink(idx, |e| e.with_expire(*expire_at));
+                }
+            }
+            Effect::Stamp { key, cas, bits } => {
+                if let Some(idx) = self.store.index_of(key) {
+                    let e = self.store.entry_at_mut(SEAL, idx);
+                    e.set_cas(*cas);
+                    e.set_item_bits(*bits);
+                    self.witness_cas(*cas);
+                }
+            }
+            Effect::Del { key, .. } => {
+                if let Some(idx) = self.store.index_of(key) {
+                    self.unlink(idx);
+                }
+            }
+            Effect::Flush => self.clear(),
+        }
+        if let Some(sink) = &mut self.sink {
+            sink.emit(effect.clone());
+        }
+    }
+
+    /// Keeps this shard's CAS sequence at or past the one `cas` came from, so that the
+    /// uniques it hands out itself later (say, once promoted) differ from every applied one.
+    fn witness_cas(&mut self, cas: u64) {
+        self.next_cas = self.next_cas.max(cas >> crate::CORE_BITS);
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn take_moves_the_entry_out() {
-        let mut s = Shard::new(0);
-        s.put(b"a", b"1", 500, 3);
-        let e = s.take(b"a", 10).unwrap();
-        assert_eq!(
-            (e.value().to_vec(), e.expire_at(), e.flags()),
-            (b"1".to_vec(), 500, 3)
-        );
-        assert!(!s.exists(b"a", 10));
-        s.put(b"a", b"1", 500, 3);
-        assert!(
-            s.take(b"a", 500).is_none(),
-            "an expired key is not handed out"
-        );
-    }
-
-    #[test]
-    fn cas_changes_on_every_write() {
-        let mut s = Shard::new(2);
-        s.put(b"a", b"1", NO_EXPIRY, 0);
-        let c1 = s.lookup(b"a", 0).unwrap().cas();
-        s.update(b"a", 0, |v| v.push(b'2'));
-        let c2 = s.lookup(b"a", 0).unwrap().cas();
-        assert_ne!(c1, c2);
-        assert_eq!(c1 & 0xffff, 2, "the shard id is in the low bits");
-        let mut wide = Shard::new(300);
-        wide.put(b"a", b"1", NO_EXPIRY, 0);
-        let c = wide.lookup(b"a", 0).unwrap().cas();
-        assert_eq!(
-            c & 0xffff,
-            300,
-            "a core past 255 keeps its own CAS sequence"
-        );
-    }
-}
+#[path = "write_tests.rs"]
+mod tests;
