@@ -92,7 +92,7 @@ impl Tracker {
 /// One core's share of the keyspace.
 pub struct Shard {
     pub(crate) id: usize,
-    /// Private: only [`write`] changes it; everything else reads through [`Shard::store`].
+    /// Private: only `write.rs` changes it; everything else reads through [`Shard::store`].
     store: Store,
     pub stats: ShardStats,
     next_cas: u64,
