@@ -118,6 +118,17 @@ impl Shape {
     }
 }
 
+/// memcached's per-item state besides value, expiry, flags and CAS: what a write decides
+/// and replication must carry. (The fetched bit and access time are a read's business and
+/// stay local.)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ItemBits {
+    /// Marked stale by a meta delete/set with `I` (stale-while-revalidate).
+    pub stale: bool,
+    /// A client already received the win token for this stale or missing item.
+    pub won: bool,
+}
+
 /// One stored item, owning its heap block. See the module docs for the layout.
 /// `Option<Entry>` is one pointer wide, which is what the store's slab holds.
 #[repr(transparent)]
@@ -366,16 +377,20 @@ impl Entry {
         self.meta() & M_STALE != 0
     }
 
-    pub fn set_stale(&mut self, on: bool) {
-        self.set_meta_bit(M_STALE, on);
-    }
-
     pub fn won(&self) -> bool {
         self.meta() & M_WON != 0
     }
 
-    pub fn set_won(&mut self, on: bool) {
-        self.set_meta_bit(M_WON, on);
+    pub fn item_bits(&self) -> ItemBits {
+        ItemBits {
+            stale: self.stale(),
+            won: self.won(),
+        }
+    }
+
+    pub fn set_item_bits(&mut self, bits: ItemBits) {
+        self.set_meta_bit(M_STALE, bits.stale);
+        self.set_meta_bit(M_WON, bits.won);
     }
 
     /// The entry with another expiry: changed in place when the block already has an
@@ -505,8 +520,10 @@ mod tests {
         e.touch(5_000);
         assert!(e.fetched());
         assert_eq!(e.accessed_secs(), 5);
-        e.set_stale(true);
-        e.set_won(true);
+        e.set_item_bits(ItemBits {
+            stale: true,
+            won: true,
+        });
         e.set_cas(77);
         let e = e.with_expire(NO_EXPIRY);
         assert_eq!(

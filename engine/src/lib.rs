@@ -5,6 +5,10 @@
 //! shard-side command handlers in [`commands`]. The [`runtime`] module owns the glommio
 //! executors (one per core, pinned) and the cross-core mesh.
 //!
+//! Only the write path can change a store (the compiler enforces it with
+//! [`shard::Sealed`]), and it reports every change as a [`shard::Effect`] that
+//! [`shard::Shard::apply`] replays exactly: the stream replication is built on.
+//!
 //! Store and command logic are synchronous and never touch glommio; only `runtime` does.
 //! Nothing here knows about bytes on a wire: codecs live in `baton-net`.
 //!

@@ -28,6 +28,7 @@
 use ahash::RandomState;
 use bytes::Bytes;
 
+use crate::shard::Sealed;
 use crate::table::IndexTable;
 
 pub use crate::entry::{Entry, NO_EXPIRY};
@@ -42,6 +43,9 @@ pub struct ValueSnapshot {
 
 /// The table itself. Expired entries may still sit in it until touched; every lookup
 /// through [`Store::get`] treats them as absent.
+///
+/// Every method that changes an entry takes a [`Sealed`] token, which only the shard's
+/// write path can make: the compiler guarantees that all writes go through it.
 #[derive(Default)]
 pub struct Store {
     /// Slab indices, keyed by the hash of the key stored in that slot.
@@ -117,11 +121,23 @@ impl Store {
         }
     }
 
-    pub(crate) fn entry_at_mut(&mut self, idx: u32) -> &mut Entry {
+    pub(crate) fn entry_at_mut(&mut self, _: Sealed, idx: u32) -> &mut Entry {
+        self.slot_mut(idx)
+    }
+
+    fn slot_mut(&mut self, idx: u32) -> &mut Entry {
         match &mut self.slots[idx as usize] {
             Some(e) => e,
             None => unreachable!("index of a free slot"),
         }
+    }
+
+    /// Records a read of the entry at `idx` (its access time and fetched bit) and returns
+    /// it. Needs no [`Sealed`] token: a read changes nothing that replication carries.
+    pub(crate) fn mark_read(&mut self, idx: u32, now: u64) -> &Entry {
+        let e = self.slot_mut(idx);
+        e.touch(now);
+        e
     }
 
     /// The entry for `key` whether expired or not, for the shard's single-probe lookup.
@@ -132,11 +148,6 @@ impl Store {
     /// The live entry for `key`, or `None` (an expired entry counts as absent).
     pub fn get(&self, key: &[u8], now: u64) -> Option<&Entry> {
         self.get_any(key).filter(|e| !e.is_expired(now))
-    }
-
-    pub fn get_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
-        let idx = self.index_of(key)?;
-        Some(self.entry_at_mut(idx)).filter(|e| !e.is_expired(now))
     }
 
     /// Whether `key` holds an expired entry (to be reclaimed by the caller's write path).
@@ -160,10 +171,10 @@ impl Store {
 
     /// Inserts or replaces the entry for `entry.key()`; returns its slab index and the
     /// previous entry, expired or not (a replacement keeps the slab index).
-    pub fn insert(&mut self, entry: Entry) -> (u32, Option<Entry>) {
+    pub fn insert(&mut self, seal: Sealed, entry: Entry) -> (u32, Option<Entry>) {
         let h = self.hash(entry.key());
         if let Some(idx) = self.index_of_hashed(entry.key(), h) {
-            return (idx, Some(self.replace_at(idx, entry)));
+            return (idx, Some(self.replace_at(seal, idx, entry)));
         }
         self.count_in(&entry);
         let idx = match self.free.pop() {
@@ -186,16 +197,16 @@ impl Store {
 
     /// Puts `entry` (for the same key) in place of the one at slab index `idx`; returns
     /// the old one.
-    pub(crate) fn replace_at(&mut self, idx: u32, entry: Entry) -> Entry {
+    pub(crate) fn replace_at(&mut self, _: Sealed, idx: u32, entry: Entry) -> Entry {
         debug_assert_eq!(self.entry_at(idx).key(), entry.key());
         self.count_in(&entry);
-        let old = std::mem::replace(self.entry_at_mut(idx), entry);
+        let old = std::mem::replace(self.slot_mut(idx), entry);
         self.count_out(&old);
         old
     }
 
     /// Applies `f` to the entry at `idx` by value (for changes that may rebuild it).
-    pub(crate) fn map_at(&mut self, idx: u32, f: impl FnOnce(Entry) -> Entry) {
+    pub(crate) fn map_at(&mut self, _: Sealed, idx: u32, f: impl FnOnce(Entry) -> Entry) {
         let old = self.slots[idx as usize]
             .take()
             .expect("index of a free slot");
@@ -206,7 +217,7 @@ impl Store {
     }
 
     /// Removes `key`, expired or not; returns its former slab index and entry.
-    pub fn remove(&mut self, key: &[u8]) -> Option<(u32, Entry)> {
+    pub fn remove(&mut self, _: Sealed, key: &[u8]) -> Option<(u32, Entry)> {
         let h = self.hash(key);
         let slots = &self.slots;
         let idx = self.table.remove(h, |i| key_of(slots, i) == key)?;
@@ -214,7 +225,7 @@ impl Store {
     }
 
     /// Removes the entry at slab index `idx` (which must be full).
-    pub(crate) fn remove_at(&mut self, idx: u32) -> Entry {
+    pub(crate) fn remove_at(&mut self, _: Sealed, idx: u32) -> Entry {
         let h = self.hash(self.entry_at(idx).key());
         self.table
             .remove(h, |i| i == idx)
@@ -233,14 +244,14 @@ impl Store {
 
     /// Sets the absolute expiry of a present key (expired or not); returns its slab
     /// index, or `None` if absent.
-    pub fn set_expire(&mut self, key: &[u8], expire_at: u64) -> Option<u32> {
+    pub fn set_expire(&mut self, seal: Sealed, key: &[u8], expire_at: u64) -> Option<u32> {
         let idx = self.index_of(key)?;
-        self.map_at(idx, |e| e.with_expire(expire_at));
+        self.map_at(seal, idx, |e| e.with_expire(expire_at));
         Some(idx)
     }
 
     /// Removes every entry and gives the memory back.
-    pub fn clear(&mut self) {
+    pub fn clear(&mut self, _: Sealed) {
         self.table.clear();
         self.slots = Vec::new();
         self.free = Vec::new();
@@ -324,8 +335,10 @@ impl Store {
 mod tests {
     use super::*;
 
+    const SEAL: Sealed = Sealed::for_tests();
+
     fn ins(s: &mut Store, k: &[u8], v: &[u8], expire_at: u64) -> Option<Entry> {
-        s.insert(Entry::new(k, v, expire_at, 0, 0)).1
+        s.insert(SEAL, Entry::new(k, v, expire_at, 0, 0)).1
     }
 
     #[test]
@@ -338,22 +351,22 @@ mod tests {
         assert_eq!((s.len(), s.expires()), (1, 1));
         assert!(s.get(b"a", 100).is_none(), "expired at its deadline");
         assert!(s.is_expired(b"a", 100));
-        assert_eq!(s.remove(b"a").unwrap().1.value()[..], b"2"[..]);
+        assert_eq!(s.remove(SEAL, b"a").unwrap().1.value()[..], b"2"[..]);
         assert_eq!((s.len(), s.expires()), (0, 0));
-        assert!(s.remove(b"a").is_none());
+        assert!(s.remove(SEAL, b"a").is_none());
     }
 
     #[test]
     fn expiry_count_follows_set_expire() {
         let mut s = Store::new();
         ins(&mut s, b"a", b"1", NO_EXPIRY);
-        assert!(s.set_expire(b"a", 50).is_some());
+        assert!(s.set_expire(SEAL, b"a", 50).is_some());
         assert_eq!(s.expires(), 1);
-        assert!(s.set_expire(b"a", 60).is_some());
+        assert!(s.set_expire(SEAL, b"a", 60).is_some());
         assert_eq!(s.expires(), 1);
-        assert!(s.set_expire(b"a", NO_EXPIRY).is_some());
+        assert!(s.set_expire(SEAL, b"a", NO_EXPIRY).is_some());
         assert_eq!(s.expires(), 0);
-        assert!(s.set_expire(b"missing", 5).is_none());
+        assert!(s.set_expire(SEAL, b"missing", 5).is_none());
     }
 
     #[test]
@@ -362,8 +375,8 @@ mod tests {
         for i in 0..10u8 {
             ins(&mut s, &[i], &[i], NO_EXPIRY);
         }
-        s.remove(&[3]);
-        s.remove(&[7]);
+        s.remove(SEAL, &[3]);
+        s.remove(SEAL, &[7]);
         assert_eq!(s.slot(3).map(|(k, _)| k.to_vec()), None);
         ins(&mut s, b"x", b"x", NO_EXPIRY);
         ins(&mut s, b"y", b"y", NO_EXPIRY);
@@ -391,7 +404,7 @@ mod tests {
             for j in 0..50u32 {
                 ins(&mut s, &(100_000 + round * 50 + j).to_be_bytes(), b"n", 0);
             }
-            s.remove(&(round * 2 + 1).to_be_bytes());
+            s.remove(SEAL, &(round * 2 + 1).to_be_bytes());
             round += 1;
             if cursor == 0 {
                 break;
@@ -439,7 +452,7 @@ mod tests {
             ins(&mut s, &i.to_be_bytes(), b"v", NO_EXPIRY);
         }
         for i in 0..99u32 {
-            s.remove(&i.to_be_bytes());
+            s.remove(SEAL, &i.to_be_bytes());
         }
         let mut n = 0;
         let next = s.scan(0, 1, |_, _| n += 1);
@@ -471,9 +484,9 @@ mod tests {
     fn clear_empties_everything() {
         let mut s = Store::new();
         ins(&mut s, b"a", b"1", 5);
-        s.remove(b"a");
+        s.remove(SEAL, b"a");
         ins(&mut s, b"b", b"1", 5);
-        s.clear();
+        s.clear(SEAL);
         assert_eq!((s.len(), s.expires(), s.slot_count()), (0, 0, 0));
         assert!(s.get(b"b", 0).is_none());
         ins(&mut s, b"c", b"1", NO_EXPIRY);

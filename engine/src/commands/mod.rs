@@ -10,7 +10,9 @@
 //! - [`introspect`]: OBJECT and MEMORY USAGE.
 //!
 //! Handlers only read through `Shard::lookup*` and only write through the shard's write
-//! path (`put`, `update`, `delete`, `take`, `set_expire`, `flush`), never the store.
+//! path (`put`, `update`, `delete`, `take`, `set_expire`, `flush`); the store itself
+//! cannot be written from here (see `shard::Sealed`), so every write is reported as an
+//! effect.
 
 pub mod db;
 pub mod expire;

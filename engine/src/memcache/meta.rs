@@ -6,6 +6,7 @@ use super::text::{
     apply_delta, parse_counter, retouch, set_counter, store_item, write_value, StoreOutcome, Write,
 };
 use super::{ttl_seconds, McCtx, McDebug, MetaResult, MetaStatus, StoreMode};
+use crate::entry::ItemBits;
 use crate::shard::Shard;
 
 /// `mg <key> <flags>*`.
@@ -132,7 +133,7 @@ pub(super) fn get(shard: &mut Shard, m: MetaGet, ctx: &McCtx) -> MetaResult {
         won,
     };
     if won {
-        shard.set_item_bits(&m.key, now, |e| e.set_won(true));
+        shard.set_item_bits(&m.key, now, |b| b.won = true);
     }
     if let Some(exptime) = m.touch {
         r.ttl = retouch(shard, &m.key, exptime, now);
@@ -145,7 +146,7 @@ pub(super) fn get(shard: &mut Shard, m: MetaGet, ctx: &McCtx) -> MetaResult {
 fn vivify(shard: &mut Shard, m: &MetaGet, exptime: i64, ctx: &McCtx) -> MetaResult {
     let now = ctx.now_ms;
     write_value(shard, &m.key, Vec::new(), exptime, 0, now);
-    shard.set_item_bits(&m.key, now, |e| e.set_won(true));
+    shard.set_item_bits(&m.key, now, |b| b.won = true);
     let Some(e) = shard.lookup(&m.key, now) else {
         // A negative exptime: the item was never live; memcached answers a plain miss.
         return MetaResult::status(MetaStatus::Miss);
@@ -209,10 +210,7 @@ fn set_stale(shard: &mut Shard, m: &MetaSet, ctx: &McCtx) -> Option<MetaResult> 
     let flags = if m.flags != 0 { m.flags } else { flags };
     shard.put(&m.key, &m.data, expire_at, flags);
     let cas = shard.mc_cas_after_write(&m.key, now, m.new_cas);
-    shard.set_item_bits(&m.key, now, |e| {
-        e.set_stale(true);
-        e.set_won(won);
-    });
+    shard.set_item_bits(&m.key, now, |b| *b = ItemBits { stale: true, won });
     Some(MetaResult {
         cas,
         size: m.data.len(),
@@ -232,9 +230,11 @@ pub(super) fn delete(shard: &mut Shard, m: MetaDelete, ctx: &McCtx) -> MetaResul
         // Mark stale and bump the CAS; the next reader wins the right to refresh it.
         let cas = m.new_cas.unwrap_or_else(|| shard.bump_cas());
         shard.mc_cas_after_write(&m.key, now, Some(cas));
-        shard.set_item_bits(&m.key, now, |e| {
-            e.set_stale(true);
-            e.set_won(false);
+        shard.set_item_bits(&m.key, now, |b| {
+            *b = ItemBits {
+                stale: true,
+                won: false,
+            }
         });
         if m.exptime != 0 {
             retouch(shard, &m.key, m.exptime, now);

@@ -18,8 +18,9 @@
 //! `SET` key reads back here with flags 0, and a memcached item reads back in Redis.
 //!
 //! Every write goes through the shard's write path ([`Shard::put`], [`Shard::update`],
-//! [`Shard::delete`], [`Shard::set_expire`]); the meta `E` flag (client-chosen CAS) is the
-//! one thing added on top (`Shard::mc_cas_after_write`, in `text.rs`).
+//! [`Shard::delete`], [`Shard::set_expire`]), including the two things memcached adds on
+//! top: a client-chosen CAS (the meta `E` flag) and the per-item stale and win-token bits
+//! (`Shard::mc_cas_after_write` and `Shard::set_item_bits`, in `shard/write.rs`).
 
 mod meta;
 mod text;

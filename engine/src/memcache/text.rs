@@ -6,23 +6,6 @@ use super::{expiry, ttl_seconds, Expiry, McCtx, McItem, McResult, StoreMode, Sto
 use crate::shard::Shard;
 use crate::store::NO_EXPIRY;
 
-impl Shard {
-    /// The CAS unique of `key` right after a write through the write path, replaced first
-    /// by `cas` when the client chose one (the meta `E` flag). 0 when the key is not live
-    /// (a write with an already-past expiry).
-    ///
-    /// The write itself (put/update) has bumped the shard's CAS sequence; `E` only names
-    /// the version differently, which is what memcached does with it.
-    pub(crate) fn mc_cas_after_write(&mut self, key: &[u8], now: u64, cas: Option<u64>) -> u64 {
-        self.store.get_mut(key, now).map_or(0, |e| {
-            if let Some(c) = cas {
-                e.set_cas(c);
-            }
-            e.cas()
-        })
-    }
-}
-
 /// How a storage command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum StoreOutcome {

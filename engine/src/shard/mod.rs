@@ -2,6 +2,11 @@
 //! eviction policy, and the single write path that every mutation goes through. A shard
 //! is owned by exactly one core and is never shared.
 //!
+//! This module holds the read path, statistics, memory and sampling; `write` holds the
+//! write path, the only code that changes the store, which reports every change as an
+//! [`Effect`] (see `effect.rs`) to an optional [`EffectSink`]; [`Shard::apply`] replays
+//! one. That stream is what replication will ship.
+//!
 //! Memory: the shard's `used_memory` is what its store holds (entries by allocator size
 //! class, slab and table at capacity) plus the eviction policy's own metadata. With a
 //! budget (`maxmemory / cores`) every write that leaves the shard over it evicts until it
@@ -13,6 +18,12 @@
 //! The policy's side arrays exist only while a budget is set: without `maxmemory`
 //! nothing is ever evicted and a key costs no policy bytes. Setting a budget at run time
 //! enrolls the keys already stored, in slab order.
+
+mod effect;
+mod write;
+
+pub use effect::{Collector, DelCause, Effect, EffectSink};
+pub use write::Sealed;
 
 use bytes::Bytes;
 
@@ -81,9 +92,10 @@ impl Tracker {
 /// One core's share of the keyspace.
 pub struct Shard {
     pub(crate) id: usize,
-    pub(crate) store: Store,
+    /// Private: only `write.rs` changes it; everything else reads through [`Shard::store`].
+    store: Store,
     pub stats: ShardStats,
-    pub(crate) next_cas: u64,
+    next_cas: u64,
     rng: XorShift64Star,
     /// The largest value APPEND, SETRANGE and LCS may build (`proto-max-bulk-len`).
     pub(crate) max_value_len: usize,
@@ -99,6 +111,8 @@ pub struct Shard {
     tracked_volatile: bool,
     /// The latest time a caller passed in (unix ms); stamps writes that take no `now`.
     pub(crate) now: u64,
+    /// Where the write path reports effects; `None` (the default) reports nothing.
+    sink: Option<Box<dyn EffectSink>>,
 }
 
 impl Shard {
@@ -119,6 +133,7 @@ impl Shard {
             tracker: Tracker::Off,
             tracked_volatile: false,
             now: 0,
+            sink: None,
         }
     }
 
@@ -249,40 +264,29 @@ impl Shard {
         !self.policy.volatile() || e.has_expiry()
     }
 
-    /// Evicts until the shard is within its budget; false if it is still over because
-    /// nothing (more) can be evicted.
-    fn enforce_budget(&mut self) -> bool {
-        if self.maxmemory == 0 {
-            return true;
-        }
-        while self.used_memory() > self.maxmemory {
-            let victim = match &mut self.tracker {
-                Tracker::Off => None,
-                Tracker::S3(p) => p.evict(),
-                Tracker::Random(p) if self.policy == EvictionPolicy::VolatileTtl => {
-                    let store = &self.store;
-                    let mut best: Option<(u64, u32)> = None;
-                    for _ in 0..TTL_SAMPLES {
-                        let Some(id) = p.sample() else { break };
-                        let at = store.entry_at(id).expire_at();
-                        if best.is_none_or(|(b, _)| at < b) {
-                            best = Some((at, id));
-                        }
+    /// The key the policy gives up next to get back under budget (already out of the
+    /// policy's bookkeeping), or `None` when nothing is evictable.
+    fn pick_victim(&mut self) -> Option<u32> {
+        match &mut self.tracker {
+            Tracker::Off => None,
+            Tracker::S3(p) => p.evict(),
+            Tracker::Random(p) if self.policy == EvictionPolicy::VolatileTtl => {
+                let store = &self.store;
+                let mut best: Option<(u64, u32)> = None;
+                for _ in 0..TTL_SAMPLES {
+                    let Some(id) = p.sample() else { break };
+                    let at = store.entry_at(id).expire_at();
+                    if best.is_none_or(|(b, _)| at < b) {
+                        best = Some((at, id));
                     }
-                    best.map(|(_, id)| {
-                        p.remove(id);
-                        id
-                    })
                 }
-                Tracker::Random(p) => p.evict(),
-            };
-            let Some(idx) = victim else {
-                return false;
-            };
-            self.unlink(idx);
-            self.stats.evicted_keys += 1;
+                best.map(|(_, id)| {
+                    p.remove(id);
+                    id
+                })
+            }
+            Tracker::Random(p) => p.evict(),
         }
-        true
     }
 
     /// Whether a command that may grow memory can run (a `denyoom` command, a memcached
@@ -356,13 +360,12 @@ impl Shard {
                 if let Some(p) = self.tracker.policy() {
                     p.access(idx);
                 }
-                let e = self.store.entry_at_mut(idx);
+                let e = self.store.entry_at(idx);
                 let seen = Seen {
                     fetched: e.fetched(),
                     accessed_secs: e.accessed_secs(),
                 };
-                e.touch(now);
-                Some((&*e, seen))
+                Some((self.store.mark_read(idx, now), seen))
             }
             found => {
                 self.stats.keyspace_misses += 1;
@@ -385,185 +388,6 @@ impl Shard {
             expire_at: e.expire_at(),
             flags: e.flags(),
         })
-    }
-
-    // ---- the write path: every mutation goes through here ----------------------------
-    //
-    // `link` stores an entry, `unlink` deletes one, `relink` replaces one in place; each
-    // keeps the eviction policy in step. These three are the choke point replication's
-    // journal will hook.
-
-    fn link(&mut self, entry: Entry) -> u32 {
-        if matches!(self.tracker, Tracker::Off) {
-            return self.store.insert(entry).0;
-        }
-        let covered = self.covers(&entry);
-        let size = policy_size(&entry);
-        let hash = self.store.hash(entry.key());
-        let (idx, old) = self.store.insert(entry);
-        if let Some(p) = self.tracker.policy() {
-            match old {
-                Some(_) if covered && p.contains(idx) => p.resize(idx, size),
-                _ if covered => p.insert(idx, hash, size),
-                _ => p.remove(idx),
-            }
-        }
-        idx
-    }
-
-    fn relink(&mut self, idx: u32, f: impl FnOnce(Entry) -> Entry) {
-        self.store.map_at(idx, f);
-        if matches!(self.tracker, Tracker::Off) {
-            return;
-        }
-        let e = self.store.entry_at(idx);
-        let (covered, size, hash) = (self.covers(e), policy_size(e), self.store.hash(e.key()));
-        if let Some(p) = self.tracker.policy() {
-            match (covered, p.contains(idx)) {
-                (true, true) => p.resize(idx, size),
-                (true, false) => p.insert(idx, hash, size),
-                (false, _) => p.remove(idx),
-            }
-        }
-    }
-
-    fn unlink(&mut self, idx: u32) -> Entry {
-        if let Some(p) = self.tracker.policy() {
-            p.remove(idx);
-        }
-        self.store.remove_at(idx)
-    }
-
-    /// Deletes the expired entry at `idx` and counts it (lazy and active expiry alike).
-    fn reclaim_expired(&mut self, idx: u32) {
-        self.unlink(idx);
-        self.stats.expired_keys += 1;
-    }
-
-    pub(crate) fn expire_if_needed(&mut self, key: &[u8], now: u64) {
-        if let Some(idx) = self.store.index_of(key) {
-            if self.store.entry_at(idx).is_expired(now) {
-                self.reclaim_expired(idx);
-            }
-        }
-    }
-
-    pub(crate) fn bump_cas(&mut self) -> u64 {
-        self.next_cas += 1;
-        // Shards hand out disjoint CAS sequences, so a CAS unique names one item version.
-        (self.next_cas << crate::CORE_BITS) | self.id as u64
-    }
-
-    /// Stores `value` under `key` with an absolute expiry (or [`NO_EXPIRY`]) and flags.
-    pub fn put(&mut self, key: &[u8], value: &[u8], expire_at: u64, flags: u32) {
-        let cas = self.bump_cas();
-        let mut e = Entry::new(key, value, expire_at, flags, cas);
-        e.set_accessed(self.now);
-        self.link(e);
-        self.enforce_budget();
-    }
-
-    /// Writes a snapshot taken from another shard.
-    pub fn restore(&mut self, key: &[u8], snap: &ValueSnapshot) {
-        self.put(key, &snap.value, snap.expire_at, snap.flags);
-    }
-
-    /// Stores `e`'s value, expiry and flags under `key`: RENAME within one shard moves an
-    /// entry taken with [`Shard::take`] this way.
-    pub fn put_entry(&mut self, key: &[u8], e: &Entry) {
-        self.put(key, e.value(), e.expire_at(), e.flags());
-    }
-
-    /// Changes a live value through `f`, keeping its expiry and flags; returns `None` if
-    /// the key is absent. The new value is written into a fresh entry (one allocation).
-    pub fn update<R>(
-        &mut self,
-        key: &[u8],
-        now: u64,
-        f: impl FnOnce(&mut Vec<u8>) -> R,
-    ) -> Option<R> {
-        self.expire_if_needed(key, now);
-        let idx = self.store.index_of(key)?;
-        let cas = self.bump_cas();
-        let mut value = self.store.entry_at(idx).value().to_vec();
-        let r = f(&mut value);
-        self.relink(idx, |old| {
-            let mut e = old.with_value(value.len(), cas, |v| v.copy_from_slice(&value));
-            e.set_accessed(now);
-            e
-        });
-        self.enforce_budget();
-        Some(r)
-    }
-
-    /// Changes a live value in place when its length stays the same (INCR on a counter
-    /// of unchanged width, SETRANGE inside the value): no allocation.
-    pub fn update_in_place<R>(
-        &mut self,
-        key: &[u8],
-        now: u64,
-        f: impl FnOnce(&mut [u8]) -> R,
-    ) -> Option<R> {
-        self.expire_if_needed(key, now);
-        let idx = self.store.index_of(key)?;
-        let cas = self.bump_cas();
-        let e = self.store.entry_at_mut(idx);
-        e.set_cas(cas);
-        e.set_accessed(now);
-        Some(f(e.value_mut()))
-    }
-
-    /// Changes a live item's per-item bits (memcached's stale and win-token state) in
-    /// place. Not a write: value, expiry and CAS stay.
-    pub(crate) fn set_item_bits(&mut self, key: &[u8], now: u64, f: impl FnOnce(&mut Entry)) {
-        if let Some(e) = self.store.get_mut(key, now) {
-            f(e);
-        }
-    }
-
-    /// Deletes a live key; returns whether it existed.
-    pub fn delete(&mut self, key: &[u8], now: u64) -> bool {
-        self.expire_if_needed(key, now);
-        match self.store.index_of(key) {
-            Some(idx) => {
-                self.unlink(idx);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Sets the absolute expiry of a live key (an expiry in the past deletes it, as Redis
-    /// does); returns whether the key existed.
-    pub fn set_expire(&mut self, key: &[u8], expire_at: u64, now: u64) -> bool {
-        self.expire_if_needed(key, now);
-        let Some(idx) = self.store.index_of(key) else {
-            return false;
-        };
-        if expire_at != NO_EXPIRY && expire_at <= now {
-            self.unlink(idx);
-        } else {
-            self.relink(idx, |e| e.with_expire(expire_at));
-            self.enforce_budget();
-        }
-        true
-    }
-
-    /// Removes a live key and hands its entry back (RENAME moves it without a copy).
-    pub fn take(&mut self, key: &[u8], now: u64) -> Option<Entry> {
-        self.expire_if_needed(key, now);
-        let idx = self.store.index_of(key)?;
-        Some(self.unlink(idx))
-    }
-
-    /// Removes every key.
-    pub fn flush(&mut self) {
-        self.store.clear();
-        self.expire_cursor = 0;
-        self.avg_ttl = 0;
-        if let Some(p) = self.tracker.policy() {
-            p.clear();
-        }
     }
 
     // ---- sampling ------------------------------------------------------------------
@@ -666,42 +490,6 @@ mod tests {
         assert_eq!((s.stats.keyspace_hits, s.stats.keyspace_misses), (1, 2));
         assert_eq!((s.stats.expired_keys, s.len(), s.expires()), (1, 1, 0));
         assert_eq!(s.lookup(b"b", 100).map(|e| e.flags()), Some(7));
-    }
-
-    #[test]
-    fn take_moves_the_entry_out() {
-        let mut s = Shard::new(0);
-        s.put(b"a", b"1", 500, 3);
-        let e = s.take(b"a", 10).unwrap();
-        assert_eq!(
-            (e.value().to_vec(), e.expire_at(), e.flags()),
-            (b"1".to_vec(), 500, 3)
-        );
-        assert!(!s.exists(b"a", 10));
-        s.put(b"a", b"1", 500, 3);
-        assert!(
-            s.take(b"a", 500).is_none(),
-            "an expired key is not handed out"
-        );
-    }
-
-    #[test]
-    fn cas_changes_on_every_write() {
-        let mut s = Shard::new(2);
-        s.put(b"a", b"1", NO_EXPIRY, 0);
-        let c1 = s.lookup(b"a", 0).unwrap().cas();
-        s.update(b"a", 0, |v| v.push(b'2'));
-        let c2 = s.lookup(b"a", 0).unwrap().cas();
-        assert_ne!(c1, c2);
-        assert_eq!(c1 & 0xffff, 2, "the shard id is in the low bits");
-        let mut wide = Shard::new(300);
-        wide.put(b"a", b"1", NO_EXPIRY, 0);
-        let c = wide.lookup(b"a", 0).unwrap().cas();
-        assert_eq!(
-            c & 0xffff,
-            300,
-            "a core past 255 keeps its own CAS sequence"
-        );
     }
 
     #[test]

@@ -1,0 +1,384 @@
+//! The write path: the one module that changes a shard's [`Store`], and the one place
+//! that reports each change as an [`Effect`].
+//!
+//! `link` stores an entry, `unlink` deletes one, `relink` replaces one in place; each
+//! keeps the eviction policy in step. The operations above them pair every change with
+//! its effect:
+//!
+//! | change                                                   | effect                 |
+//! |----------------------------------------------------------|------------------------|
+//! | [`Shard::put`] (and `restore`, `put_entry`), [`Shard::update`] | `Put` (whole item) |
+//! | [`Shard::set_expire`] to a future time or none            | `Expire`               |
+//! | a client-chosen CAS (meta `E`), stale and win-token bits  | `Stamp`                |
+//! | [`Shard::delete`], [`Shard::take`], an expiry set in the past | `Del { Deleted }`  |
+//! | lazy expiry on any lookup, the active expiry cycle        | `Del { Expired }`      |
+//! | eviction to stay within the memory budget                 | `Del { Evicted }`      |
+//! | [`Shard::flush`]                                          | `Flush`                |
+//!
+//! Reads change only an entry's access time and fetched bit, which are not effects.
+//! [`Shard::apply`] is the way back: it replays an effect with the same three primitives.
+
+use bytes::Bytes;
+
+use super::effect::{DelCause, Effect, EffectSink};
+use super::{policy_size, Shard, Tracker};
+use crate::entry::ItemBits;
+use crate::store::{Entry, Store, ValueSnapshot, NO_EXPIRY};
+
+/// The capability to change a [`Store`]: every store method that mutates takes one, and
+/// only this module can make one (the field is private), so a write anywhere else does
+/// not compile (only the crate's unit tests may forge one, to test the store alone):
+///
+/// ```compile_fail
+/// let mut store = baton_engine::Store::new();
+/// store.clear(baton_engine::shard::Sealed(()));
+/// ```
+#[derive(Clone, Copy)]
+pub struct Sealed(());
+
+const SEAL: Sealed = Sealed(());
+
+#[cfg(test)]
+impl Sealed {
+    /// For the store's own unit tests, which exercise it without a shard.
+    pub(crate) const fn for_tests() -> Sealed {
+        SEAL
+    }
+}
+
+impl Shard {
+    /// Sends the effect of every later change to `sink` (replacing any sink set before).
+    pub fn set_effect_sink(&mut self, sink: Box<dyn EffectSink>) {
+        self.sink = Some(sink);
+    }
+
+    /// Stops reporting effects; returns the sink that was set.
+    pub fn clear_effect_sink(&mut self) -> Option<Box<dyn EffectSink>> {
+        self.sink.take()
+    }
+
+    // ---- the three primitives: the store changes here and nowhere else ----------------
+
+    fn link(&mut self, entry: Entry) -> u32 {
+        if matches!(self.tracker, Tracker::Off) {
+            return self.store.insert(SEAL, entry).0;
+        }
+        let covered = self.covers(&entry);
+        let size = policy_size(&entry);
+        let hash = self.store.hash(entry.key());
+        let (idx, old) = self.store.insert(SEAL, entry);
+        if let Some(p) = self.tracker.policy() {
+            match old {
+                Some(_) if covered && p.contains(idx) => p.resize(idx, size),
+                _ if covered => p.insert(idx, hash, size),
+                _ => p.remove(idx),
+            }
+        }
+        idx
+    }
+
+    fn relink(&mut self, idx: u32, f: impl FnOnce(Entry) -> Entry) {
+        self.store.map_at(SEAL, idx, f);
+        if matches!(self.tracker, Tracker::Off) {
+            return;
+        }
+        let e = self.store.entry_at(idx);
+        let (covered, size, hash) = (self.covers(e), policy_size(e), self.store.hash(e.key()));
+        if let Some(p) = self.tracker.policy() {
+            match (covered, p.contains(idx)) {
+                (true, true) => p.resize(idx, size),
+                (true, false) => p.insert(idx, hash, size),
+                (false, _) => p.remove(idx),
+            }
+        }
+    }
+
+    fn unlink(&mut self, idx: u32) -> Entry {
+        if let Some(p) = self.tracker.policy() {
+            p.remove(idx);
+        }
+        self.store.remove_at(SEAL, idx)
+    }
+
+    /// Empties the store and everything that indexes it.
+    fn clear(&mut self) {
+        self.store.clear(SEAL);
+        self.expire_cursor = 0;
+        self.avg_ttl = 0;
+        if let Some(p) = self.tracker.policy() {
+            p.clear();
+        }
+    }
+
+    // ---- effects -----------------------------------------------------------------------
+
+    /// Reports an effect, building it only when a sink listens: without one a write pays
+    /// a branch and copies nothing.
+    #[inline]
+    fn emit(&mut self, effect: impl FnOnce(&Store) -> Effect) {
+        if let Some(sink) = &mut self.sink {
+            sink.emit(effect(&self.store));
+        }
+    }
+
+    /// Reports the entry at `idx` as it now stands.
+    fn emit_put(&mut self, idx: u32) {
+        self.emit(|s| Effect::put(s.entry_at(idx)));
+    }
+
+    /// Reports a new CAS or new item bits of the entry at `idx`.
+    fn emit_stamp(&mut self, idx: u32) {
+        self.emit(|s| {
+            let e = s.entry_at(idx);
+            Effect::Stamp {
+                key: Bytes::copy_from_slice(e.key()),
+                cas: e.cas(),
+                bits: e.item_bits(),
+            }
+        });
+    }
+
+    /// Deletes the entry at `idx` and reports why.
+    fn remove_at(&mut self, idx: u32, cause: DelCause) -> Entry {
+        let e = self.unlink(idx);
+        self.emit(|_| Effect::Del {
+            key: Bytes::copy_from_slice(e.key()),
+            cause,
+        });
+        e
+    }
+
+    // ---- expiry and eviction -----------------------------------------------------------
+
+    /// Evicts until the shard is within its budget; false if it is still over because
+    /// nothing (more) can be evicted.
+    pub(super) fn enforce_budget(&mut self) -> bool {
+        if self.maxmemory == 0 {
+            return true;
+        }
+        while self.used_memory() > self.maxmemory {
+            let Some(idx) = self.pick_victim() else {
+                return false;
+            };
+            self.remove_at(idx, DelCause::Evicted);
+            self.stats.evicted_keys += 1;
+        }
+        true
+    }
+
+    /// Deletes the expired entry at `idx` and counts it (lazy and active expiry alike).
+    pub(super) fn reclaim_expired(&mut self, idx: u32) {
+        self.remove_at(idx, DelCause::Expired);
+        self.stats.expired_keys += 1;
+    }
+
+    pub(crate) fn expire_if_needed(&mut self, key: &[u8], now: u64) {
+        if let Some(idx) = self.store.index_of(key) {
+            if self.store.entry_at(idx).is_expired(now) {
+                self.reclaim_expired(idx);
+            }
+        }
+    }
+
+    /// The slab index of `key` if it is live (an expired entry is left for lazy expiry).
+    fn live_index(&self, key: &[u8], now: u64) -> Option<u32> {
+        let idx = self.store.index_of(key)?;
+        (!self.store.entry_at(idx).is_expired(now)).then_some(idx)
+    }
+
+    // ---- writes ------------------------------------------------------------------------
+
+    pub(crate) fn bump_cas(&mut self) -> u64 {
+        self.next_cas += 1;
+        // Shards hand out disjoint CAS sequences, so a CAS unique names one item version.
+        (self.next_cas << crate::CORE_BITS) | self.id as u64
+    }
+
+    /// Stores `value` under `key` with an absolute expiry (or [`NO_EXPIRY`]) and flags.
+    pub fn put(&mut self, key: &[u8], value: &[u8], expire_at: u64, flags: u32) {
+        let cas = self.bump_cas();
+        let mut e = Entry::new(key, value, expire_at, flags, cas);
+        e.set_accessed(self.now);
+        let idx = self.link(e);
+        self.emit_put(idx);
+        self.enforce_budget();
+    }
+
+    /// Writes a snapshot taken from another shard.
+    pub fn restore(&mut self, key: &[u8], snap: &ValueSnapshot) {
+        self.put(key, &snap.value, snap.expire_at, snap.flags);
+    }
+
+    /// Stores `e`'s value, expiry and flags under `key`: RENAME within one shard moves an
+    /// entry taken with [`Shard::take`] this way.
+    pub fn put_entry(&mut self, key: &[u8], e: &Entry) {
+        self.put(key, e.value(), e.expire_at(), e.flags());
+    }
+
+    /// Changes a live value through `f`, keeping its expiry and flags; returns `None` if
+    /// the key is absent. The new value is written into a fresh entry (one allocation).
+    pub fn update<R>(
+        &mut self,
+        key: &[u8],
+        now: u64,
+        f: impl FnOnce(&mut Vec<u8>) -> R,
+    ) -> Option<R> {
+        self.expire_if_needed(key, now);
+        let idx = self.store.index_of(key)?;
+        let cas = self.bump_cas();
+        let mut value = self.store.entry_at(idx).value().to_vec();
+        let r = f(&mut value);
+        self.relink(idx, |old| {
+            let mut e = old.with_value(value.len(), cas, |v| v.copy_from_slice(&value));
+            e.set_accessed(now);
+            e
+        });
+        self.emit_put(idx);
+        self.enforce_budget();
+        Some(r)
+    }
+
+    /// Deletes a live key; returns whether it existed.
+    pub fn delete(&mut self, key: &[u8], now: u64) -> bool {
+        self.expire_if_needed(key, now);
+        match self.store.index_of(key) {
+            Some(idx) => {
+                self.remove_at(idx, DelCause::Deleted);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sets the absolute expiry of a live key (an expiry in the past deletes it, as Redis
+    /// does); returns whether the key existed.
+    pub fn set_expire(&mut self, key: &[u8], expire_at: u64, now: u64) -> bool {
+        self.expire_if_needed(key, now);
+        let Some(idx) = self.store.index_of(key) else {
+            return false;
+        };
+        if expire_at != NO_EXPIRY && expire_at <= now {
+            self.remove_at(idx, DelCause::Deleted);
+        } else {
+            self.relink(idx, |e| e.with_expire(expire_at));
+            self.emit(|s| Effect::Expire {
+                key: Bytes::copy_from_slice(s.entry_at(idx).key()),
+                expire_at,
+            });
+            self.enforce_budget();
+        }
+        true
+    }
+
+    /// Removes a live key and hands its entry back (RENAME moves it without a copy).
+    pub fn take(&mut self, key: &[u8], now: u64) -> Option<Entry> {
+        self.expire_if_needed(key, now);
+        let idx = self.store.index_of(key)?;
+        Some(self.remove_at(idx, DelCause::Deleted))
+    }
+
+    /// Removes every key.
+    pub fn flush(&mut self) {
+        self.clear();
+        self.emit(|_| Effect::Flush);
+    }
+
+    // ---- memcached's item state --------------------------------------------------------
+
+    /// Changes a live item's per-item bits (memcached's stale and win-token state) in
+    /// place; value, expiry and CAS stay.
+    pub(crate) fn set_item_bits(&mut self, key: &[u8], now: u64, f: impl FnOnce(&mut ItemBits)) {
+        let Some(idx) = self.live_index(key, now) else {
+            return;
+        };
+        let e = self.store.entry_at_mut(SEAL, idx);
+        let mut bits = e.item_bits();
+        f(&mut bits);
+        if bits != e.item_bits() {
+            e.set_item_bits(bits);
+            self.emit_stamp(idx);
+        }
+    }
+
+    /// The CAS unique of `key` right after a write through the write path, replaced first
+    /// by `cas` when the client chose one (the meta `E` flag). 0 when the key is not live
+    /// (a write with an already-past expiry).
+    ///
+    /// The write itself (put/update) has bumped the shard's CAS sequence; `E` only names
+    /// the version differently, which is what memcached does with it.
+    pub(crate) fn mc_cas_after_write(&mut self, key: &[u8], now: u64, cas: Option<u64>) -> u64 {
+        let Some(idx) = self.live_index(key, now) else {
+            return 0;
+        };
+        let e = self.store.entry_at_mut(SEAL, idx);
+        match cas {
+            Some(c) if c != e.cas() => {
+                e.set_cas(c);
+                self.emit_stamp(idx);
+                c
+            }
+            _ => e.cas(),
+        }
+    }
+
+    // ---- replay --------------------------------------------------------------------------
+
+    /// Makes the change `effect` describes, so that the item ends up exactly as it was
+    /// where the effect was emitted: value, expiry, flags, CAS and item bits.
+    ///
+    /// Nothing is decided here. The CAS is the one carried, not a new one; an item whose
+    /// expiry has passed is stored as it is (its `Del` follows in the stream); no eviction
+    /// runs (the source's evictions arrive as `Del`s). Applying an effect twice is the
+    /// same as applying it once, and an `Expire` or `Stamp` for an absent key does
+    /// nothing. The effect then goes on to this shard's own sink, so replicas can chain.
+    pub fn apply(&mut self, effect: &Effect) {
+        match effect {
+            Effect::Put {
+                key,
+                value,
+                expire_at,
+                flags,
+                cas,
+                bits,
+            } => {
+                let mut e = Entry::new(key, value, *expire_at, *flags, *cas);
+                e.set_item_bits(*bits);
+                e.set_accessed(self.now);
+                self.link(e);
+                self.witness_cas(*cas);
+            }
+            Effect::Expire { key, expire_at } => {
+                if let Some(idx) = self.store.index_of(key) {
+                    self.relink(idx, |e| e.with_expire(*expire_at));
+                }
+            }
+            Effect::Stamp { key, cas, bits } => {
+                if let Some(idx) = self.store.index_of(key) {
+                    let e = self.store.entry_at_mut(SEAL, idx);
+                    e.set_cas(*cas);
+                    e.set_item_bits(*bits);
+                    self.witness_cas(*cas);
+                }
+            }
+            Effect::Del { key, .. } => {
+                if let Some(idx) = self.store.index_of(key) {
+                    self.unlink(idx);
+                }
+            }
+            Effect::Flush => self.clear(),
+        }
+        if let Some(sink) = &mut self.sink {
+            sink.emit(effect.clone());
+        }
+    }
+
+    /// Keeps this shard's CAS sequence at or past the one `cas` came from, so that the
+    /// uniques it hands out itself later (say, once promoted) differ from every applied one.
+    fn witness_cas(&mut self, cas: u64) {
+        self.next_cas = self.next_cas.max(cas >> crate::CORE_BITS);
+    }
+}
+
+#[cfg(test)]
+#[path = "write_tests.rs"]
+mod tests;
