@@ -5,7 +5,7 @@
 use bytes::Bytes;
 
 use crate::reply::Reply;
-use crate::shard::Shard;
+use crate::shard::{Shard, OOM_ERROR};
 
 /// A shard-side command handler. `args[0]` is the command name; the arity was checked
 /// before the call, so a handler trusts `args.len()` to be within the table's arity.
@@ -393,6 +393,24 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
         .binary_search_by_key(&key, |&(k, _)| k)
         .ok()
         .map(|i| &COMMANDS[index[i].1 as usize])
+}
+
+impl Shard {
+    /// Runs one command whose arity was already checked. `args[0]` is the name.
+    ///
+    /// Defined here, with the table, so that the shard does not depend on the command
+    /// layer that is built on it.
+    pub fn execute(&mut self, spec: &CommandSpec, args: &[Bytes], now: u64) -> Reply {
+        self.stats.commands_processed += 1;
+        self.now = now;
+        if spec.flags & flags::DENYOOM != 0 && !self.admit_write() {
+            return Reply::err(OOM_ERROR);
+        }
+        match spec.handler {
+            Some(h) => h(self, args, now),
+            None => Reply::error(format!("ERR '{}' cannot run on a shard", spec.name)),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@
 //! shard-side command handlers in [`commands`]. The [`runtime`] module owns the glommio
 //! executors (one per core, pinned) and the cross-core mesh.
 //!
-//! Only the write path can change a store (the compiler enforces it with
-//! [`shard::Sealed`]), and it reports every change as a [`shard::Effect`] that
+//! Only the write path can change a store (the store lives inside it and keeps its
+//! mutating methods private to it, so the compiler enforces this), and it reports every change as a [`shard::Effect`] that
 //! [`shard::Shard::apply`] replays exactly: the stream replication is built on.
 //!
 //! Store and command logic are synchronous and never touch glommio; only `runtime` does.
@@ -32,7 +32,6 @@ pub mod reply;
 mod rng;
 pub mod runtime;
 pub mod shard;
-pub mod store;
 mod table;
 
 pub use command::{lookup, CommandSpec, Merge, Route};
@@ -43,5 +42,5 @@ pub const CORE_BITS: u32 = 16;
 /// The most cores one server runs (65,536).
 pub const MAX_CORES: usize = 1 << CORE_BITS;
 pub use reply::Reply;
-pub use shard::Shard;
+pub use shard::{store, Shard};
 pub use store::{Entry, Store, ValueSnapshot, NO_EXPIRY};

@@ -11,7 +11,7 @@
 //!
 //! Handlers only read through `Shard::lookup*` and only write through the shard's write
 //! path (`put`, `update`, `delete`, `take`, `set_expire`, `flush`); the store itself
-//! cannot be written from here (see `shard::Sealed`), so every write is reported as an
+//! cannot be written from here (its mutators are private to the write path), so every write is reported as an
 //! effect.
 
 pub mod db;

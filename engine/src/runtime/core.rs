@@ -156,7 +156,7 @@ pub struct Core {
     pub router: Router,
     /// This core itself, for work a job schedules for later (a delayed flush).
     this: Weak<Core>,
-    mesh: Arc<Mesh>,
+    mesh: Arc<Mesh<Msg>>,
     /// Messages of this turn, per destination core.
     outbox: RefCell<Vec<Vec<Msg>>>,
     /// This core's timers; its event loop drives them.
@@ -174,7 +174,7 @@ impl Core {
     pub(super) fn new(
         id: usize,
         cores: usize,
-        mesh: Arc<Mesh>,
+        mesh: Arc<Mesh<Msg>>,
         finished: Arc<AtomicUsize>,
     ) -> Rc<Core> {
         Rc::new_cyclic(|this| Core {
@@ -267,7 +267,7 @@ impl Core {
     }
 
     /// The mesh this core belongs to (its doorbell, the sleep handshake).
-    pub fn mesh(&self) -> &Mesh {
+    pub fn mesh(&self) -> &Mesh<Msg> {
         &self.mesh
     }
 

@@ -20,10 +20,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use super::core::Msg;
-
-struct Inbox {
-    mail: Mutex<Vec<(usize, Msg)>>,
+struct Inbox<M> {
+    mail: Mutex<Vec<(usize, M)>>,
     /// Messages waiting, readable without the lock.
     waiting: AtomicUsize,
     sleeping: AtomicBool,
@@ -32,13 +30,13 @@ struct Inbox {
     rings: AtomicUsize,
 }
 
-/// Every core's inbox; shared by all cores.
-pub struct Mesh {
-    inboxes: Vec<Inbox>,
+/// Every core's inbox of messages `M`; shared by all cores.
+pub struct Mesh<M> {
+    inboxes: Vec<Inbox<M>>,
 }
 
-impl Mesh {
-    pub fn new(cores: usize) -> io::Result<Mesh> {
+impl<M> Mesh<M> {
+    pub fn new(cores: usize) -> io::Result<Mesh<M>> {
         let inboxes = (0..cores)
             .map(|_| {
                 // SAFETY: eventfd returns a fresh descriptor (checked) that we then own.
@@ -61,7 +59,7 @@ impl Mesh {
 
     /// Appends `msgs` from core `from` to the inbox of `to`, and rings its doorbell if it
     /// sleeps.
-    pub fn post(&self, from: usize, to: usize, msgs: impl IntoIterator<Item = Msg>) {
+    pub fn post(&self, from: usize, to: usize, msgs: impl IntoIterator<Item = M>) {
         let inbox = &self.inboxes[to];
         {
             let mut mail = inbox.mail.lock().unwrap_or_else(|e| e.into_inner());
@@ -80,7 +78,7 @@ impl Mesh {
 
     /// Takes everything in the inbox of `core` into `out` (which it leaves in arrival
     /// order).
-    pub fn take(&self, core: usize, out: &mut Vec<(usize, Msg)>) {
+    pub fn take(&self, core: usize, out: &mut Vec<(usize, M)>) {
         let inbox = &self.inboxes[core];
         if inbox.waiting.load(Ordering::Relaxed) == 0 {
             return;
@@ -134,7 +132,7 @@ pub fn ring(fd: RawFd) {
 mod tests {
     use super::*;
     use crate::reply::Reply;
-    use crate::runtime::core::Out;
+    use crate::runtime::core::{Msg, Out};
 
     fn resp(id: u64) -> Msg {
         Msg::Resp {

@@ -23,13 +23,11 @@ mod effect;
 mod write;
 
 pub use effect::{Collector, DelCause, Effect, EffectSink};
-pub use write::Sealed;
+pub use write::store;
 
 use bytes::Bytes;
 
-use crate::command::{flags, CommandSpec};
 use crate::evict::{EvictionPolicy, Policy, Random, S3Fifo};
-use crate::reply::Reply;
 use crate::rng::XorShift64Star;
 use crate::store::{Entry, Store, ValueSnapshot, NO_EXPIRY};
 
@@ -148,19 +146,6 @@ impl Shard {
 
     pub fn id(&self) -> usize {
         self.id
-    }
-
-    /// Runs one command whose arity was already checked. `args[0]` is the name.
-    pub fn execute(&mut self, spec: &CommandSpec, args: &[Bytes], now: u64) -> Reply {
-        self.stats.commands_processed += 1;
-        self.now = now;
-        if spec.flags & flags::DENYOOM != 0 && !self.admit_write() {
-            return Reply::err(OOM_ERROR);
-        }
-        match spec.handler {
-            Some(h) => h(self, args, now),
-            None => Reply::error(format!("ERR '{}' cannot run on a shard", spec.name)),
-        }
     }
 
     /// Keys held, expired-but-unreclaimed ones included (as Redis's DBSIZE).

@@ -28,7 +28,6 @@
 use ahash::RandomState;
 use bytes::Bytes;
 
-use crate::shard::Sealed;
 use crate::table::IndexTable;
 
 pub use crate::entry::{Entry, NO_EXPIRY};
@@ -44,8 +43,13 @@ pub struct ValueSnapshot {
 /// The table itself. Expired entries may still sit in it until touched; every lookup
 /// through [`Store::get`] treats them as absent.
 ///
-/// Every method that changes an entry takes a [`Sealed`] token, which only the shard's
-/// write path can make: the compiler guarantees that all writes go through it.
+/// Only the shard's write path (this module's parent) can call the methods that change
+/// an entry: the compiler guarantees that every write goes through it and is reported.
+///
+/// ```compile_fail
+/// let mut store = baton_engine::Store::new();
+/// store.clear();
+/// ```
 #[derive(Default)]
 pub struct Store {
     /// Slab indices, keyed by the hash of the key stored in that slot.
@@ -121,7 +125,7 @@ impl Store {
         }
     }
 
-    pub(crate) fn entry_at_mut(&mut self, _: Sealed, idx: u32) -> &mut Entry {
+    pub(in crate::shard::write) fn entry_at_mut(&mut self, idx: u32) -> &mut Entry {
         self.slot_mut(idx)
     }
 
@@ -133,7 +137,7 @@ impl Store {
     }
 
     /// Records a read of the entry at `idx` (its access time and fetched bit) and returns
-    /// it. Needs no [`Sealed`] token: a read changes nothing that replication carries.
+    /// it. Open to all: a read changes nothing that replication carries.
     pub(crate) fn mark_read(&mut self, idx: u32, now: u64) -> &Entry {
         let e = self.slot_mut(idx);
         e.touch(now);
@@ -171,10 +175,10 @@ impl Store {
 
     /// Inserts or replaces the entry for `entry.key()`; returns its slab index and the
     /// previous entry, expired or not (a replacement keeps the slab index).
-    pub fn insert(&mut self, seal: Sealed, entry: Entry) -> (u32, Option<Entry>) {
+    pub(in crate::shard::write) fn insert(&mut self, entry: Entry) -> (u32, Option<Entry>) {
         let h = self.hash(entry.key());
         if let Some(idx) = self.index_of_hashed(entry.key(), h) {
-            return (idx, Some(self.replace_at(seal, idx, entry)));
+            return (idx, Some(self.replace_at(idx, entry)));
         }
         self.count_in(&entry);
         let idx = match self.free.pop() {
@@ -197,7 +201,7 @@ impl Store {
 
     /// Puts `entry` (for the same key) in place of the one at slab index `idx`; returns
     /// the old one.
-    pub(crate) fn replace_at(&mut self, _: Sealed, idx: u32, entry: Entry) -> Entry {
+    pub(in crate::shard::write) fn replace_at(&mut self, idx: u32, entry: Entry) -> Entry {
         debug_assert_eq!(self.entry_at(idx).key(), entry.key());
         self.count_in(&entry);
         let old = std::mem::replace(self.slot_mut(idx), entry);
@@ -206,7 +210,7 @@ impl Store {
     }
 
     /// Applies `f` to the entry at `idx` by value (for changes that may rebuild it).
-    pub(crate) fn map_at(&mut self, _: Sealed, idx: u32, f: impl FnOnce(Entry) -> Entry) {
+    pub(in crate::shard::write) fn map_at(&mut self, idx: u32, f: impl FnOnce(Entry) -> Entry) {
         let old = self.slots[idx as usize]
             .take()
             .expect("index of a free slot");
@@ -216,8 +220,10 @@ impl Store {
         self.slots[idx as usize] = Some(new);
     }
 
-    /// Removes `key`, expired or not; returns its former slab index and entry.
-    pub fn remove(&mut self, _: Sealed, key: &[u8]) -> Option<(u32, Entry)> {
+    /// Removes `key`, expired or not; returns its former slab index and entry. (The
+    /// write path goes by slab index; the store's own tests go by key.)
+    #[cfg(test)]
+    pub(in crate::shard::write) fn remove(&mut self, key: &[u8]) -> Option<(u32, Entry)> {
         let h = self.hash(key);
         let slots = &self.slots;
         let idx = self.table.remove(h, |i| key_of(slots, i) == key)?;
@@ -225,7 +231,7 @@ impl Store {
     }
 
     /// Removes the entry at slab index `idx` (which must be full).
-    pub(crate) fn remove_at(&mut self, _: Sealed, idx: u32) -> Entry {
+    pub(in crate::shard::write) fn remove_at(&mut self, idx: u32) -> Entry {
         let h = self.hash(self.entry_at(idx).key());
         self.table
             .remove(h, |i| i == idx)
@@ -243,15 +249,20 @@ impl Store {
     }
 
     /// Sets the absolute expiry of a present key (expired or not); returns its slab
-    /// index, or `None` if absent.
-    pub fn set_expire(&mut self, seal: Sealed, key: &[u8], expire_at: u64) -> Option<u32> {
+    /// index, or `None` if absent. (For the store's own tests, as [`Store::remove`].)
+    #[cfg(test)]
+    pub(in crate::shard::write) fn set_expire(
+        &mut self,
+        key: &[u8],
+        expire_at: u64,
+    ) -> Option<u32> {
         let idx = self.index_of(key)?;
-        self.map_at(seal, idx, |e| e.with_expire(expire_at));
+        self.map_at(idx, |e| e.with_expire(expire_at));
         Some(idx)
     }
 
     /// Removes every entry and gives the memory back.
-    pub fn clear(&mut self, _: Sealed) {
+    pub(in crate::shard::write) fn clear(&mut self) {
         self.table.clear();
         self.slots = Vec::new();
         self.free = Vec::new();
@@ -335,10 +346,8 @@ impl Store {
 mod tests {
     use super::*;
 
-    const SEAL: Sealed = Sealed::for_tests();
-
     fn ins(s: &mut Store, k: &[u8], v: &[u8], expire_at: u64) -> Option<Entry> {
-        s.insert(SEAL, Entry::new(k, v, expire_at, 0, 0)).1
+        s.insert(Entry::new(k, v, expire_at, 0, 0)).1
     }
 
     #[test]
@@ -351,22 +360,22 @@ mod tests {
         assert_eq!((s.len(), s.expires()), (1, 1));
         assert!(s.get(b"a", 100).is_none(), "expired at its deadline");
         assert!(s.is_expired(b"a", 100));
-        assert_eq!(s.remove(SEAL, b"a").unwrap().1.value()[..], b"2"[..]);
+        assert_eq!(s.remove(b"a").unwrap().1.value()[..], b"2"[..]);
         assert_eq!((s.len(), s.expires()), (0, 0));
-        assert!(s.remove(SEAL, b"a").is_none());
+        assert!(s.remove(b"a").is_none());
     }
 
     #[test]
     fn expiry_count_follows_set_expire() {
         let mut s = Store::new();
         ins(&mut s, b"a", b"1", NO_EXPIRY);
-        assert!(s.set_expire(SEAL, b"a", 50).is_some());
+        assert!(s.set_expire(b"a", 50).is_some());
         assert_eq!(s.expires(), 1);
-        assert!(s.set_expire(SEAL, b"a", 60).is_some());
+        assert!(s.set_expire(b"a", 60).is_some());
         assert_eq!(s.expires(), 1);
-        assert!(s.set_expire(SEAL, b"a", NO_EXPIRY).is_some());
+        assert!(s.set_expire(b"a", NO_EXPIRY).is_some());
         assert_eq!(s.expires(), 0);
-        assert!(s.set_expire(SEAL, b"missing", 5).is_none());
+        assert!(s.set_expire(b"missing", 5).is_none());
     }
 
     #[test]
@@ -375,8 +384,8 @@ mod tests {
         for i in 0..10u8 {
             ins(&mut s, &[i], &[i], NO_EXPIRY);
         }
-        s.remove(SEAL, &[3]);
-        s.remove(SEAL, &[7]);
+        s.remove(&[3]);
+        s.remove(&[7]);
         assert_eq!(s.slot(3).map(|(k, _)| k.to_vec()), None);
         ins(&mut s, b"x", b"x", NO_EXPIRY);
         ins(&mut s, b"y", b"y", NO_EXPIRY);
@@ -404,7 +413,7 @@ mod tests {
             for j in 0..50u32 {
                 ins(&mut s, &(100_000 + round * 50 + j).to_be_bytes(), b"n", 0);
             }
-            s.remove(SEAL, &(round * 2 + 1).to_be_bytes());
+            s.remove(&(round * 2 + 1).to_be_bytes());
             round += 1;
             if cursor == 0 {
                 break;
@@ -452,7 +461,7 @@ mod tests {
             ins(&mut s, &i.to_be_bytes(), b"v", NO_EXPIRY);
         }
         for i in 0..99u32 {
-            s.remove(SEAL, &i.to_be_bytes());
+            s.remove(&i.to_be_bytes());
         }
         let mut n = 0;
         let next = s.scan(0, 1, |_, _| n += 1);
@@ -484,9 +493,9 @@ mod tests {
     fn clear_empties_everything() {
         let mut s = Store::new();
         ins(&mut s, b"a", b"1", 5);
-        s.remove(SEAL, b"a");
+        s.remove(b"a");
         ins(&mut s, b"b", b"1", 5);
-        s.clear(SEAL);
+        s.clear();
         assert_eq!((s.len(), s.expires(), s.slot_count()), (0, 0, 0));
         assert!(s.get(b"b", 0).is_none());
         ins(&mut s, b"c", b"1", NO_EXPIRY);

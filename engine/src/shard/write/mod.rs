@@ -18,33 +18,14 @@
 //! Reads change only an entry's access time and fetched bit, which are not effects.
 //! [`Shard::apply`] is the way back: it replays an effect with the same three primitives.
 
+pub mod store;
+
 use bytes::Bytes;
 
 use super::effect::{DelCause, Effect, EffectSink};
 use super::{policy_size, Shard, Tracker};
 use crate::entry::ItemBits;
 use crate::store::{Entry, Store, ValueSnapshot, NO_EXPIRY};
-
-/// The capability to change a [`Store`]: every store method that mutates takes one, and
-/// only this module can make one (the field is private), so a write anywhere else does
-/// not compile (only the crate's unit tests may forge one, to test the store alone):
-///
-/// ```compile_fail
-/// let mut store = baton_engine::Store::new();
-/// store.clear(baton_engine::shard::Sealed(()));
-/// ```
-#[derive(Clone, Copy)]
-pub struct Sealed(());
-
-const SEAL: Sealed = Sealed(());
-
-#[cfg(test)]
-impl Sealed {
-    /// For the store's own unit tests, which exercise it without a shard.
-    pub(crate) const fn for_tests() -> Sealed {
-        SEAL
-    }
-}
 
 impl Shard {
     /// Sends the effect of every later change to `sink` (replacing any sink set before).
@@ -61,12 +42,12 @@ impl Shard {
 
     fn link(&mut self, entry: Entry) -> u32 {
         if matches!(self.tracker, Tracker::Off) {
-            return self.store.insert(SEAL, entry).0;
+            return self.store.insert(entry).0;
         }
         let covered = self.covers(&entry);
         let size = policy_size(&entry);
         let hash = self.store.hash(entry.key());
-        let (idx, old) = self.store.insert(SEAL, entry);
+        let (idx, old) = self.store.insert(entry);
         if let Some(p) = self.tracker.policy() {
             match old {
                 Some(_) if covered && p.contains(idx) => p.resize(idx, size),
@@ -78,7 +59,7 @@ impl Shard {
     }
 
     fn relink(&mut self, idx: u32, f: impl FnOnce(Entry) -> Entry) {
-        self.store.map_at(SEAL, idx, f);
+        self.store.map_at(idx, f);
         if matches!(self.tracker, Tracker::Off) {
             return;
         }
@@ -97,12 +78,12 @@ impl Shard {
         if let Some(p) = self.tracker.policy() {
             p.remove(idx);
         }
-        self.store.remove_at(SEAL, idx)
+        self.store.remove_at(idx)
     }
 
     /// Empties the store and everything that indexes it.
     fn clear(&mut self) {
-        self.store.clear(SEAL);
+        self.store.clear();
         self.expire_cursor = 0;
         self.avg_ttl = 0;
         if let Some(p) = self.tracker.policy() {
@@ -291,7 +272,7 @@ impl Shard {
         let Some(idx) = self.live_index(key, now) else {
             return;
         };
-        let e = self.store.entry_at_mut(SEAL, idx);
+        let e = self.store.entry_at_mut(idx);
         let mut bits = e.item_bits();
         f(&mut bits);
         if bits != e.item_bits() {
@@ -310,7 +291,7 @@ impl Shard {
         let Some(idx) = self.live_index(key, now) else {
             return 0;
         };
-        let e = self.store.entry_at_mut(SEAL, idx);
+        let e = self.store.entry_at_mut(idx);
         match cas {
             Some(c) if c != e.cas() => {
                 e.set_cas(c);
@@ -354,7 +335,7 @@ impl Shard {
             }
             Effect::Stamp { key, cas, bits } => {
                 if let Some(idx) = self.store.index_of(key) {
-                    let e = self.store.entry_at_mut(SEAL, idx);
+                    let e = self.store.entry_at_mut(idx);
                     e.set_cas(*cas);
                     e.set_item_bits(*bits);
                     self.witness_cas(*cas);
@@ -380,5 +361,4 @@ impl Shard {
 }
 
 #[cfg(test)]
-#[path = "write_tests.rs"]
 mod tests;
