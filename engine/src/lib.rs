@@ -43,4 +43,4 @@ pub const CORE_BITS: u32 = 16;
 pub const MAX_CORES: usize = 1 << CORE_BITS;
 pub use reply::Reply;
 pub use shard::{store, Shard};
-pub use store::{Entry, Store, ValueSnapshot, NO_EXPIRY};
+pub use store::{Entry, ItemCopy, Store, NO_EXPIRY};

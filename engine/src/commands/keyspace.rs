@@ -3,7 +3,7 @@
 //! re-exported here so the command table names it as `keyspace::*`.
 //!
 //! Cross-core RENAME/RENAMENX/COPY are coordinated by the server with the shard's own
-//! methods (`snapshot`, `exists`, `restore`, `delete`); [`parse_copy_options`] is the
+//! methods (`copy_item`, `exists`, `put_copy`, `delete`); [`parse_copy_options`] is the
 //! pure part of COPY it needs.
 
 use bytes::Bytes;
@@ -112,13 +112,13 @@ pub fn copy(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
     if src == dst {
         return Reply::err("ERR source and destination objects are the same");
     }
-    let Some(snap) = s.snapshot(src, now) else {
+    let Some(copy) = s.copy_item(src, now) else {
         return Reply::Int(0);
     };
     if s.exists(dst, now) && !replace {
         return Reply::Int(0);
     }
-    s.restore(dst, &snap);
+    s.put_copy(dst, &copy);
     Reply::Int(1)
 }
 

@@ -17,7 +17,7 @@ use crate::commands::lcs::lcs_reply;
 use crate::reply::{errors, Reply};
 use crate::runtime::{Core, Job, Out};
 use crate::shard::Shard;
-use crate::store::ValueSnapshot;
+use crate::store::ItemCopy;
 
 /// A transaction over the shards of `cores` (sorted, unique), holding their locks.
 struct Locked<'a> {
@@ -52,8 +52,8 @@ impl<'a> Locked<'a> {
             .expect("a core answers a call with the value it was built to give")
     }
 
-    async fn snapshot(&self, c: usize, key: Bytes) -> Option<ValueSnapshot> {
-        self.run(c, move |s, now| s.snapshot(&key, now)).await
+    async fn copy_item(&self, c: usize, key: Bytes) -> Option<ItemCopy> {
+        self.run(c, move |s, now| s.copy_item(&key, now)).await
     }
 
     async fn exists(&self, c: usize, keys: Vec<Bytes>) -> bool {
@@ -116,10 +116,10 @@ pub async fn run(core: &Rc<Core>, spec: &'static CommandSpec, args: &[Bytes]) ->
             let (src, dst) = (args[1].clone(), args[2].clone());
             let (a, b) = (owner(&src), owner(&dst));
             let txn = Locked::begin(core, vec![a, b]).await;
-            let reply = match txn.snapshot(a, src.clone()).await {
+            let reply = match txn.copy_item(a, src.clone()).await {
                 None if copy => Reply::Int(0),
                 None => errors::NO_SUCH_KEY,
-                Some(snap) => {
+                Some(item) => {
                     let blocked = (kind == Txn::RenameNx || (copy && !replace))
                         && txn.exists(b, vec![dst.clone()]).await;
                     if blocked {
@@ -127,7 +127,7 @@ pub async fn run(core: &Rc<Core>, spec: &'static CommandSpec, args: &[Bytes]) ->
                     } else {
                         txn.run(b, move |s, now| {
                             s.delete(&dst, now);
-                            s.restore(&dst, &snap);
+                            s.put_copy(&dst, &item);
                         })
                         .await;
                         if !copy {
@@ -149,12 +149,12 @@ pub async fn run(core: &Rc<Core>, spec: &'static CommandSpec, args: &[Bytes]) ->
             let (a, b) = (owner(&k1), owner(&k2));
             let txn = Locked::begin(core, vec![a, b]).await;
             let v1 = txn
-                .snapshot(a, k1)
+                .copy_item(a, k1)
                 .await
                 .map(|s| s.value)
                 .unwrap_or_default();
             let v2 = txn
-                .snapshot(b, k2)
+                .copy_item(b, k2)
                 .await
                 .map(|s| s.value)
                 .unwrap_or_default();

@@ -29,7 +29,7 @@ use bytes::Bytes;
 
 use crate::evict::{EvictionPolicy, Policy, Random, S3Fifo};
 use crate::rng::XorShift64Star;
-use crate::store::{Entry, Store, ValueSnapshot, NO_EXPIRY};
+use crate::store::{Entry, ItemCopy, Store, NO_EXPIRY};
 
 /// Redis's default `proto-max-bulk-len`: the largest string a command may build.
 pub const DEFAULT_MAX_VALUE_LEN: usize = 512 * 1024 * 1024;
@@ -367,8 +367,8 @@ impl Shard {
     }
 
     /// A copy of the live value under `key`, to move it to another shard.
-    pub fn snapshot(&mut self, key: &[u8], now: u64) -> Option<ValueSnapshot> {
-        self.lookup(key, now).map(|e| ValueSnapshot {
+    pub fn copy_item(&mut self, key: &[u8], now: u64) -> Option<ItemCopy> {
+        self.lookup(key, now).map(|e| ItemCopy {
             value: Bytes::copy_from_slice(e.value()),
             expire_at: e.expire_at(),
             flags: e.flags(),

@@ -25,7 +25,7 @@ use bytes::Bytes;
 use super::effect::{DelCause, Effect, EffectSink};
 use super::{policy_size, Shard, Tracker};
 use crate::entry::ItemBits;
-use crate::store::{Entry, Store, ValueSnapshot, NO_EXPIRY};
+use crate::store::{Entry, ItemCopy, Store, NO_EXPIRY};
 
 impl Shard {
     /// Sends the effect of every later change to `sink` (replacing any sink set before).
@@ -185,9 +185,9 @@ impl Shard {
         self.enforce_budget();
     }
 
-    /// Writes a snapshot taken from another shard.
-    pub fn restore(&mut self, key: &[u8], snap: &ValueSnapshot) {
-        self.put(key, &snap.value, snap.expire_at, snap.flags);
+    /// Writes a copy taken from another shard ([`Shard::copy_item`]).
+    pub fn put_copy(&mut self, key: &[u8], copy: &ItemCopy) {
+        self.put(key, &copy.value, copy.expire_at, copy.flags);
     }
 
     /// Stores `e`'s value, expiry and flags under `key`: RENAME within one shard moves an

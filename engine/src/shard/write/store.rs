@@ -34,7 +34,7 @@ pub use crate::entry::{Entry, NO_EXPIRY};
 
 /// A value lifted out of one shard to be written into another (cross-core RENAME, COPY).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ValueSnapshot {
+pub struct ItemCopy {
     pub value: Bytes,
     pub expire_at: u64,
     pub flags: u32,
