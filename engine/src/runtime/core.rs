@@ -410,7 +410,7 @@ impl Core {
                 }
                 let started = std::time::Instant::now();
                 let mut walked = 0;
-                let target = self.shard.borrow().store().slot_count() / 20;
+                let target = self.shard.borrow().store().slab_len() / 20;
                 loop {
                     let (volatile, reclaimed) =
                         self.shard.borrow_mut().expire_cycle(now_ms(), EXPIRE_SLICE);

@@ -97,7 +97,7 @@ pub struct Shard {
     rng: XorShift64Star,
     /// The largest value APPEND, SETRANGE and LCS may build (`proto-max-bulk-len`).
     pub(crate) max_value_len: usize,
-    /// Where the active expiry cycle resumes its walk over the store's slots.
+    /// Where the active expiry cycle resumes its walk over the store's slab.
     pub(crate) expire_cursor: usize,
     /// Running estimate of the TTL left on keys that have one, in ms (INFO's avg_ttl).
     avg_ttl: u64,
@@ -320,7 +320,7 @@ impl Shard {
 
     /// The live entry for `key`, reclaiming it first if it has expired (lazy expiry).
     pub fn lookup(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
-        // One probe: find the slot, then either reclaim it or hand out its entry.
+        // One probe: find the position, then either reclaim it or hand out its entry.
         let idx = self.store.index_of(key)?;
         if self.store.entry_at(idx).is_expired(now) {
             self.expire_if_needed(key, now);
@@ -379,24 +379,24 @@ impl Shard {
 
     /// A random live key, reclaiming expired keys it runs into; `None` when none is live.
     ///
-    /// Probes random slots first (uniform over live keys while the slab is dense), then
-    /// falls back to a walk from a random slot so a sparse slab still finds its keys.
+    /// Probes random positions first (uniform over live keys while the slab is dense), then
+    /// falls back to a walk from a random position so a sparse slab still finds its keys.
     pub fn random_key(&mut self, now: u64) -> Option<Bytes> {
         const PROBES: usize = 16;
         for _ in 0..PROBES {
-            let slots = self.store.slot_count();
-            if self.store.is_empty() || slots == 0 {
+            let len = self.store.slab_len();
+            if self.store.is_empty() || len == 0 {
                 return None;
             }
-            let idx = (self.random() % slots as u64) as usize;
+            let idx = (self.random() % len as u64) as usize;
             if let Some(key) = self.live_key_at(idx, now) {
                 return Some(key);
             }
         }
-        let slots = self.store.slot_count();
-        let start = (self.random() % slots.max(1) as u64) as usize;
-        for step in 0..slots {
-            if let Some(key) = self.live_key_at((start + step) % slots, now) {
+        let len = self.store.slab_len();
+        let start = (self.random() % len.max(1) as u64) as usize;
+        for step in 0..len {
+            if let Some(key) = self.live_key_at((start + step) % len, now) {
                 return Some(key);
             }
         }
@@ -405,7 +405,7 @@ impl Shard {
 
     /// The key at slab position `idx` if it is live; reclaims it if it has expired.
     fn live_key_at(&mut self, idx: usize, now: u64) -> Option<Bytes> {
-        let (key, entry) = self.store.slot(idx)?;
+        let (key, entry) = self.store.at(idx)?;
         if entry.is_expired(now) {
             self.reclaim_expired(idx as u32);
             return None;
@@ -413,18 +413,18 @@ impl Shard {
         Some(Bytes::copy_from_slice(key))
     }
 
-    /// One step of active expiry: walks up to `max_slots` slab positions from where the
+    /// One step of active expiry: walks up to `max_positions` slab positions from where the
     /// last step stopped, reclaiming expired keys; returns how many positions held a key
     /// with a TTL and how many of those it reclaimed. Bounded work per call, so the
     /// runtime can run it every tick and repeat while the expired share stays high.
-    pub fn expire_cycle(&mut self, now: u64, max_slots: usize) -> (usize, usize) {
+    pub fn expire_cycle(&mut self, now: u64, max_positions: usize) -> (usize, usize) {
         let (mut volatile, mut reclaimed) = (0, 0);
         let (mut ttl_sum, mut ttl_n) = (0u64, 0u64);
-        for _ in 0..max_slots.min(self.store.slot_count()) {
-            if self.expire_cursor >= self.store.slot_count() {
+        for _ in 0..max_positions.min(self.store.slab_len()) {
+            if self.expire_cursor >= self.store.slab_len() {
                 self.expire_cursor = 0;
             }
-            let at = match self.store.slot(self.expire_cursor) {
+            let at = match self.store.at(self.expire_cursor) {
                 Some((_, e)) if e.has_expiry() => e.expire_at(),
                 _ => NO_EXPIRY,
             };
@@ -488,7 +488,7 @@ mod tests {
         assert_eq!(
             s.expire_cycle(50, 10),
             (5, 5),
-            "ten slots, five of them expired"
+            "ten positions, five of them expired"
         );
         let mut total = 5;
         for _ in 0..20 {

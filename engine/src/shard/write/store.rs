@@ -2,7 +2,7 @@
 //! about commands, protocols or threads. Time is always passed in (`now`, unix ms).
 //!
 //! Layout: entries live in a slab (`Vec<Option<Entry>>`, one pointer per position) and an
-//! [`IndexTable`] maps a key's hash to its slab index (4 bytes plus a tag byte per slot,
+//! [`IndexTable`] maps a key's hash to its slab index (4 bytes plus a tag byte per table cell,
 //! 60-88% full). Each [`Entry`] is one heap block holding header, key and value. A key
 //! keeps its slab index for as long as it exists, and freed positions are reused through
 //! a free list. That stable index is what makes SCAN a real cursor: the cursor is a slab
@@ -11,7 +11,7 @@
 //! cycle and the eviction policies (which know entries by slab index) O(1) access.
 //!
 //! ```text
-//!   IndexTable (u32)          slots: Vec<Option<Entry>>     heap
+//!   IndexTable (u32)          slab: Vec<Option<Entry>>     heap
 //!   ┌──────────────┐          ┌─────────────┐
 //!   │ h(k) ─► 2    │ ───────► │ 0 ptr ──────┼──────────►  [hdr|key|value]
 //!   │ h(j) ─► 0    │          │ 1 None      │ ◄─ free: [1]
@@ -52,9 +52,9 @@ pub struct ItemCopy {
 /// ```
 #[derive(Default)]
 pub struct Store {
-    /// Slab indices, keyed by the hash of the key stored in that slot.
+    /// Slab indices, keyed by the hash of the key stored at that position.
     table: IndexTable,
-    slots: Vec<Option<Entry>>,
+    slab: Vec<Option<Entry>>,
     /// Free slab positions, reused last-freed first.
     free: Vec<u32>,
     hasher: RandomState,
@@ -63,11 +63,11 @@ pub struct Store {
     entry_bytes: usize,
 }
 
-fn key_of(slots: &[Option<Entry>], idx: u32) -> &[u8] {
-    match &slots[idx as usize] {
+fn key_of(slab: &[Option<Entry>], idx: u32) -> &[u8] {
+    match &slab[idx as usize] {
         Some(e) => e.key(),
-        // The table only ever holds indices of full slots.
-        None => unreachable!("table points at a free slot"),
+        // The table only ever holds indices of full positions.
+        None => unreachable!("table points at a free position"),
     }
 }
 
@@ -99,7 +99,7 @@ impl Store {
     /// list and the hash table at their capacities.
     pub fn memory(&self) -> usize {
         self.entry_bytes
-            + self.slots.capacity() * 8
+            + self.slab.capacity() * 8
             + self.free.capacity() * 4
             + self.table.heap_bytes()
     }
@@ -115,31 +115,31 @@ impl Store {
     }
 
     pub(crate) fn index_of_hashed(&self, key: &[u8], h: u64) -> Option<u32> {
-        self.table.find(h, |i| key_of(&self.slots, i) == key)
+        self.table.find(h, |i| key_of(&self.slab, i) == key)
     }
 
     pub(crate) fn entry_at(&self, idx: u32) -> &Entry {
-        match &self.slots[idx as usize] {
+        match &self.slab[idx as usize] {
             Some(e) => e,
-            None => unreachable!("index of a free slot"),
+            None => unreachable!("index of a free position"),
         }
     }
 
     pub(in crate::shard::write) fn entry_at_mut(&mut self, idx: u32) -> &mut Entry {
-        self.slot_mut(idx)
+        self.entry_mut(idx)
     }
 
-    fn slot_mut(&mut self, idx: u32) -> &mut Entry {
-        match &mut self.slots[idx as usize] {
+    fn entry_mut(&mut self, idx: u32) -> &mut Entry {
+        match &mut self.slab[idx as usize] {
             Some(e) => e,
-            None => unreachable!("index of a free slot"),
+            None => unreachable!("index of a free position"),
         }
     }
 
     /// Records a read of the entry at `idx` (its access time and fetched bit) and returns
     /// it. Open to all: a read changes nothing that replication carries.
     pub(crate) fn mark_read(&mut self, idx: u32, now: u64) -> &Entry {
-        let e = self.slot_mut(idx);
+        let e = self.entry_mut(idx);
         e.touch(now);
         e
     }
@@ -183,19 +183,19 @@ impl Store {
         self.count_in(&entry);
         let idx = match self.free.pop() {
             Some(idx) => {
-                debug_assert!(self.slots[idx as usize].is_none());
-                self.slots[idx as usize] = Some(entry);
+                debug_assert!(self.slab[idx as usize].is_none());
+                self.slab[idx as usize] = Some(entry);
                 idx
             }
             None => {
-                assert!(self.slots.len() < u32::MAX as usize, "store slab is full");
-                self.slots.push(Some(entry));
-                (self.slots.len() - 1) as u32
+                assert!(self.slab.len() < u32::MAX as usize, "store slab is full");
+                self.slab.push(Some(entry));
+                (self.slab.len() - 1) as u32
             }
         };
-        let (slots, hasher) = (&self.slots, &self.hasher);
+        let (slab, hasher) = (&self.slab, &self.hasher);
         self.table
-            .insert_unique(h, idx, |i| hasher.hash_one(key_of(slots, i)));
+            .insert_unique(h, idx, |i| hasher.hash_one(key_of(slab, i)));
         (idx, None)
     }
 
@@ -204,20 +204,20 @@ impl Store {
     pub(in crate::shard::write) fn replace_at(&mut self, idx: u32, entry: Entry) -> Entry {
         debug_assert_eq!(self.entry_at(idx).key(), entry.key());
         self.count_in(&entry);
-        let old = std::mem::replace(self.slot_mut(idx), entry);
+        let old = std::mem::replace(self.entry_mut(idx), entry);
         self.count_out(&old);
         old
     }
 
     /// Applies `f` to the entry at `idx` by value (for changes that may rebuild it).
     pub(in crate::shard::write) fn map_at(&mut self, idx: u32, f: impl FnOnce(Entry) -> Entry) {
-        let old = self.slots[idx as usize]
+        let old = self.slab[idx as usize]
             .take()
-            .expect("index of a free slot");
+            .expect("index of a free position");
         self.count_out(&old);
         let new = f(old);
         self.count_in(&new);
-        self.slots[idx as usize] = Some(new);
+        self.slab[idx as usize] = Some(new);
     }
 
     /// Removes `key`, expired or not; returns its former slab index and entry. (The
@@ -225,8 +225,8 @@ impl Store {
     #[cfg(test)]
     pub(in crate::shard::write) fn remove(&mut self, key: &[u8]) -> Option<(u32, Entry)> {
         let h = self.hash(key);
-        let slots = &self.slots;
-        let idx = self.table.remove(h, |i| key_of(slots, i) == key)?;
+        let slab = &self.slab;
+        let idx = self.table.remove(h, |i| key_of(slab, i) == key)?;
         Some((idx, self.vacate(idx)))
     }
 
@@ -235,14 +235,14 @@ impl Store {
         let h = self.hash(self.entry_at(idx).key());
         self.table
             .remove(h, |i| i == idx)
-            .unwrap_or_else(|| unreachable!("a full slot is in the table"));
+            .unwrap_or_else(|| unreachable!("a full position is in the table"));
         self.vacate(idx)
     }
 
     fn vacate(&mut self, idx: u32) -> Entry {
-        let old = self.slots[idx as usize]
+        let old = self.slab[idx as usize]
             .take()
-            .unwrap_or_else(|| unreachable!("table points at a free slot"));
+            .unwrap_or_else(|| unreachable!("table points at a free position"));
         self.free.push(idx);
         self.count_out(&old);
         old
@@ -264,20 +264,20 @@ impl Store {
     /// Removes every entry and gives the memory back.
     pub(in crate::shard::write) fn clear(&mut self) {
         self.table.clear();
-        self.slots = Vec::new();
+        self.slab = Vec::new();
         self.free = Vec::new();
         self.expires = 0;
         self.entry_bytes = 0;
     }
 
-    /// Number of slab positions (full or free); valid cursors and slot indices are below it.
-    pub fn slot_count(&self) -> usize {
-        self.slots.len()
+    /// Number of slab positions (full or free); valid cursors and positions are below it.
+    pub fn slab_len(&self) -> usize {
+        self.slab.len()
     }
 
     /// The entry at slab position `idx`, if that position holds one (expired or not).
-    pub fn slot(&self, idx: usize) -> Option<(&[u8], &Entry)> {
-        self.slots.get(idx)?.as_ref().map(|e| (e.key(), e))
+    pub fn at(&self, pos: usize) -> Option<(&[u8], &Entry)> {
+        self.slab.get(pos)?.as_ref().map(|e| (e.key(), e))
     }
 
     /// Visits entries from the position `cursor` names, calling `f` for each (expired
@@ -294,20 +294,20 @@ impl Store {
     /// high bits to the server to name the core ([`crate::CORE_BITS`] of them).
     pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&[u8], &Entry)) -> u64 {
         let (end_log2, mut pos) = if cursor == 0 {
-            let len = self.slots.len().max(1).next_power_of_two();
+            let len = self.slab.len().max(1).next_power_of_two();
             (len.trailing_zeros() as u64, 0usize)
         } else {
             (cursor >> 32, (cursor & 0xFFFF_FFFF) as usize)
         };
         let end = match 1usize.checked_shl(end_log2.min(63) as u32) {
-            Some(end) => end.min(self.slots.len()),
-            None => self.slots.len(),
+            Some(end) => end.min(self.slab.len()),
+            None => self.slab.len(),
         };
         let count = count.max(1);
         let mut budget = count.saturating_mul(10);
         let mut visited = 0usize;
         while pos < end && visited < count && budget > 0 {
-            if let Some(entry) = &self.slots[pos] {
+            if let Some(entry) = &self.slab[pos] {
                 f(entry.key(), entry);
                 visited += 1;
             }
@@ -323,20 +323,20 @@ impl Store {
 
     /// Iterates every entry (expired ones included; callers filter with `now`).
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Entry)> {
-        self.slots
+        self.slab
             .iter()
             .filter_map(|s| s.as_ref().map(|e| (e.key(), e)))
     }
 
     /// Iterates `(slab index, entry)` over every entry.
     pub(crate) fn iter_indexed(&self) -> impl Iterator<Item = (u32, &Entry)> {
-        self.slots
+        self.slab
             .iter()
             .enumerate()
             .filter_map(|(i, s)| s.as_ref().map(|e| (i as u32, e)))
     }
 
-    /// The `n`th entry in slab order. O(n); RANDOMKEY uses [`Store::slot`] instead.
+    /// The `n`th entry in slab order. O(n); RANDOMKEY uses [`Store::at`] instead.
     pub fn nth(&self, n: usize) -> Option<(&[u8], &Entry)> {
         self.iter().nth(n)
     }
@@ -379,19 +379,19 @@ mod tests {
     }
 
     #[test]
-    fn freed_slots_are_reused_without_moving_others() {
+    fn freed_positions_are_reused_without_moving_others() {
         let mut s = Store::new();
         for i in 0..10u8 {
             ins(&mut s, &[i], &[i], NO_EXPIRY);
         }
         s.remove(&[3]);
         s.remove(&[7]);
-        assert_eq!(s.slot(3).map(|(k, _)| k.to_vec()), None);
+        assert_eq!(s.at(3).map(|(k, _)| k.to_vec()), None);
         ins(&mut s, b"x", b"x", NO_EXPIRY);
         ins(&mut s, b"y", b"y", NO_EXPIRY);
-        assert_eq!(s.slot_count(), 10, "both holes reused");
+        assert_eq!(s.slab_len(), 10, "both holes reused");
         for i in [0u8, 1, 2, 4, 5, 6, 8, 9] {
-            assert_eq!(s.slot(i as usize).unwrap().0, &[i]);
+            assert_eq!(s.at(i as usize).unwrap().0, &[i]);
             assert_eq!(s.get(&[i], 0).unwrap().value()[..], [i]);
         }
         assert_eq!(s.get(b"x", 0).unwrap().value()[..], b"x"[..]);
@@ -470,7 +470,7 @@ mod tests {
             (10, 0),
             "walks at most 10 * count positions"
         );
-        assert_eq!(next >> 32, 7, "ends at 128 >= 100 slots");
+        assert_eq!(next >> 32, 7, "ends at 128 >= 100 positions");
         assert_eq!(
             s.scan(7 << 32 | 99, 10, |_, _| n += 1),
             0,
@@ -496,7 +496,7 @@ mod tests {
         s.remove(b"a");
         ins(&mut s, b"b", b"1", 5);
         s.clear();
-        assert_eq!((s.len(), s.expires(), s.slot_count()), (0, 0, 0));
+        assert_eq!((s.len(), s.expires(), s.slab_len()), (0, 0, 0));
         assert!(s.get(b"b", 0).is_none());
         ins(&mut s, b"c", b"1", NO_EXPIRY);
         assert_eq!(s.nth(0).unwrap().0, b"c");
