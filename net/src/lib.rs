@@ -27,6 +27,7 @@ pub mod params;
 pub mod protect;
 pub mod resp;
 pub mod server;
+pub mod session;
 pub mod stats;
 pub mod units;
 pub mod uring;
