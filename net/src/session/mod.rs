@@ -3,11 +3,11 @@
 //! I/O and no shared handles.
 //!
 //! Keeping the session apart from the connection's I/O is what lets a connection be handed
-//! to another process: the socket travels as a file descriptor, the session as data,
-//! together with the input that was received but not yet parsed. What the I/O side knows
-//! about a connection (its addresses, fd, times, whether CLIENT KILL named it) lives in
-//! [`crate::client::ConnInfo`]; the connection loop's buffers and in-flight operations
-//! live in `crate::server`.
+//! to another process: the socket travels as a file descriptor, the session as bytes
+//! ([`Session::encode`], [`Session::decode`]), together with the input that was received
+//! but not yet parsed. What the I/O side knows about a connection (its addresses, fd,
+//! times, whether CLIENT KILL named it) lives in [`crate::client::ConnInfo`]; the
+//! connection loop's buffers and in-flight operations live in `crate::server`.
 //!
 //! ```text
 //!   crate::client::Client ── Rc ─► ClientEntry ─┬─ RefCell<Session>   (this module)
@@ -15,12 +15,19 @@
 //!   server::Conn (fd, read buffer, output, armed operations) ─► Client
 //! ```
 
+mod wire;
+
+#[cfg(test)]
+mod tests;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
 use crate::memcache::McParser;
 use crate::resp::ParseState;
+
+pub use wire::SessionError;
 
 /// Which protocol a connection speaks, decided by the port it arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
