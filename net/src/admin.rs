@@ -306,7 +306,7 @@ fn client_cmd(client: &Client, args: &[Bytes], now: u64) -> Option<Reply> {
     } else if eq(sub, "getname") && args.len() == 2 {
         client.borrow().name.clone().map_or(Reply::Nil, Reply::Bulk)
     } else if eq(sub, "info") && args.len() == 2 {
-        Reply::Verbatim(Bytes::from(client.borrow().info_line(now) + "\n"))
+        Reply::Verbatim(Bytes::from(client.info_line(now) + "\n"))
     } else if eq(sub, "setinfo") && args.len() == 4 {
         let value = args[3].clone();
         if value.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
@@ -407,7 +407,7 @@ pub async fn run_async(
                 CLIENTS.with(|c| {
                     c.borrow()
                         .iter()
-                        .map(|cl| (cl.borrow().id, cl.borrow().info_line(now)))
+                        .map(|cl| (cl.borrow().id, cl.info_line(now)))
                         .collect::<Vec<_>>()
                 })
             })

@@ -1,124 +1,123 @@
-//! Per-connection state that commands can see and change (protocol version, auth, name),
-//! and the per-core registry of clients used by CLIENT LIST / INFO clients.
+//! The per-core registry of clients, for CLIENT LIST / INFO / KILL and log lines: each
+//! client's [`Session`] joined with what its connection's I/O knows about it
+//! ([`ConnInfo`]).
 
-use std::cell::RefCell;
+use std::cell::{Cell, Ref, RefCell, RefMut};
 use std::net::SocketAddr;
+use std::os::fd::RawFd;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
-/// Which protocol a connection speaks, decided by the port it arrived on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    Redis,
-    Memcache,
-}
+use crate::session::Session;
 
-/// What CLIENT and HELLO read and write.
+/// What the connection loop knows about a connection that CLIENT LIST, CLIENT KILL and log
+/// lines also show. Not part of the session: a connection handed to another process gets
+/// these anew from its socket there.
 #[derive(Debug)]
-pub struct ClientState {
-    pub id: u64,
-    pub core: usize,
-    pub protocol: Protocol,
-    /// RESP version: 2 or 3.
-    pub resp: u8,
-    pub authenticated: bool,
-    pub name: Option<Bytes>,
-    pub lib_name: Option<Bytes>,
-    pub lib_ver: Option<Bytes>,
-    pub db: u32,
+pub struct ConnInfo {
+    /// The socket's descriptor number, as CLIENT LIST shows it (the loop owns the socket).
+    pub fd: RawFd,
     pub peer: Option<SocketAddr>,
     pub local: Option<SocketAddr>,
-    pub fd: i32,
-    /// Unix ms of the connection's creation and of its last interaction (the loop sets it
-    /// whenever it reads or writes bytes; CLIENT LIST's idle= and the timeout use it).
+    /// Unix ms of the connection's creation.
     pub created_ms: u64,
-    pub last_ms: u64,
-    pub last_cmd: &'static str,
-    /// Set by QUIT or CLIENT KILL: the connection closes once its replies are written.
-    pub close_after_reply: bool,
-    pub killed: bool,
-    /// memcached parser state (the rest of a rejected data block to skip).
-    pub mc_parser: crate::memcache::McParser,
-    /// RESP parser state, so a request trickling in is not re-read from its start.
-    pub resp_parser: crate::resp::ParseState,
+    /// Unix ms of the last interaction: the loop sets it whenever it reads or writes bytes
+    /// (CLIENT LIST's idle= and the idle timeout use it).
+    pub last_ms: Cell<u64>,
+    /// Set by CLIENT KILL from any task of the core; the loop closes the connection.
+    pub killed: Cell<bool>,
 }
 
-pub type Client = Rc<RefCell<ClientState>>;
-
-static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
-
-impl ClientState {
+impl ConnInfo {
     pub fn new(
-        core: usize,
-        protocol: Protocol,
-        fd: i32,
-        authenticated: bool,
+        fd: RawFd,
+        peer: Option<SocketAddr>,
+        local: Option<SocketAddr>,
         now_ms: u64,
-    ) -> ClientState {
-        ClientState {
-            id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
-            core,
-            protocol,
-            resp: 2,
-            authenticated,
-            name: None,
-            lib_name: None,
-            lib_ver: None,
-            db: 0,
-            peer: None,
-            local: None,
+    ) -> ConnInfo {
+        ConnInfo {
             fd,
+            peer,
+            local,
             created_ms: now_ms,
-            last_ms: now_ms,
-            last_cmd: "NULL",
-            close_after_reply: false,
-            killed: false,
-            mc_parser: crate::memcache::McParser::new(),
-            resp_parser: crate::resp::ParseState::default(),
+            last_ms: Cell::new(now_ms),
+            killed: Cell::new(false),
         }
+    }
+}
+
+/// One client of this core: its session, which commands borrow and change, and the facts
+/// of its connection.
+#[derive(Debug)]
+pub struct ClientEntry {
+    session: RefCell<Session>,
+    pub conn: ConnInfo,
+}
+
+/// A client as the connection loop, the dispatcher and the registry share it.
+pub type Client = Rc<ClientEntry>;
+
+impl ClientEntry {
+    pub fn new(session: Session, conn: ConnInfo) -> Client {
+        Rc::new(ClientEntry {
+            session: RefCell::new(session),
+            conn,
+        })
+    }
+
+    #[inline]
+    pub fn borrow(&self) -> Ref<'_, Session> {
+        self.session.borrow()
+    }
+
+    #[inline]
+    pub fn borrow_mut(&self) -> RefMut<'_, Session> {
+        self.session.borrow_mut()
     }
 
     /// `id=.. addr=.. laddr=.. name=..`: who a client is, for log lines.
     pub fn ident(&self) -> String {
-        let addr = |a: &Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
+        let st = self.borrow();
         format!(
             "id={} addr={} laddr={} name={}",
-            self.id,
-            addr(&self.peer),
-            addr(&self.local),
-            self.name
-                .as_ref()
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_default()
+            st.id,
+            addr(&self.conn.peer),
+            addr(&self.conn.local),
+            text(&st.name)
         )
     }
 
     /// One line of CLIENT LIST, in Redis's field order.
     pub fn info_line(&self, now_ms: u64) -> String {
-        let text = |b: &Option<Bytes>| {
-            b.as_ref()
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_default()
-        };
-        let addr = |a: &Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
+        let st = self.borrow();
+        let conn = &self.conn;
         format!(
             "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 watch=0 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
-            self.id,
-            addr(&self.peer),
-            addr(&self.local),
-            self.fd,
-            text(&self.name),
-            now_ms.saturating_sub(self.created_ms) / 1000,
-            now_ms.saturating_sub(self.last_ms) / 1000,
-            self.db,
-            self.last_cmd,
-            self.resp,
-            text(&self.lib_name),
-            text(&self.lib_ver),
+            st.id,
+            addr(&conn.peer),
+            addr(&conn.local),
+            conn.fd,
+            text(&st.name),
+            now_ms.saturating_sub(conn.created_ms) / 1000,
+            now_ms.saturating_sub(conn.last_ms.get()) / 1000,
+            st.db,
+            st.last_cmd,
+            st.resp,
+            text(&st.lib_name),
+            text(&st.lib_ver),
         )
     }
+}
+
+fn addr(a: &Option<SocketAddr>) -> String {
+    a.map(|a| a.to_string()).unwrap_or_default()
+}
+
+fn text(b: &Option<Bytes>) -> String {
+    b.as_ref()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default()
 }
 
 thread_local! {
@@ -135,8 +134,8 @@ pub fn unregister(client: &Client) {
 }
 
 thread_local! {
-    static LOOP_EVENTFD: std::cell::Cell<i32> = const { std::cell::Cell::new(-1) };
-    static KILL_REQUESTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static LOOP_EVENTFD: Cell<i32> = const { Cell::new(-1) };
+    static KILL_REQUESTED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Tells this core's client registry which eventfd wakes the core's connection loop.

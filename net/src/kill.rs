@@ -15,7 +15,7 @@ use baton_engine::reply::{errors, Reply};
 use baton_engine::runtime::Core;
 use bytes::Bytes;
 
-use crate::client::{Client, ClientState, CLIENTS};
+use crate::client::{Client, ClientEntry, CLIENTS};
 
 /// Which clients a CLIENT KILL names.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -106,15 +106,15 @@ impl KillFilter {
     }
 
     /// Whether `c` is named by every filter (SKIPME aside).
-    pub fn matches(&self, c: &ClientState) -> bool {
+    pub fn matches(&self, c: &ClientEntry) -> bool {
         let addr_is = |want: &Option<String>, have: &Option<std::net::SocketAddr>| {
             want.as_ref()
                 .is_none_or(|w| have.is_some_and(|h| h.to_string() == *w))
         };
         self.type_matches != Some(false)
-            && self.id.is_none_or(|id| id == c.id)
-            && addr_is(&self.addr, &c.peer)
-            && addr_is(&self.laddr, &c.local)
+            && self.id.is_none_or(|id| id == c.borrow().id)
+            && addr_is(&self.addr, &c.conn.peer)
+            && addr_is(&self.laddr, &c.conn.local)
     }
 }
 
@@ -130,18 +130,17 @@ pub async fn client_kill(core: &Rc<Core>, client: &Client, args: &[Bytes]) -> Re
         let (mut n, mut others) = (0i64, false);
         CLIENTS.with(|clients| {
             for c in clients.borrow().iter() {
-                let mut st = c.borrow_mut();
                 // A client killed a moment ago is as good as gone.
-                if st.killed || !filter.matches(&st) {
+                if c.conn.killed.get() || !filter.matches(c) {
                     continue;
                 }
-                if st.id == caller {
+                if c.borrow().id == caller {
                     if filter.skipme {
                         continue;
                     }
-                    st.close_after_reply = true;
+                    c.borrow_mut().close_after_reply = true;
                 } else {
-                    st.killed = true;
+                    c.conn.killed.set(true);
                     others = true;
                 }
                 n += 1;
@@ -165,7 +164,8 @@ pub async fn client_kill(core: &Rc<Core>, client: &Client, args: &[Bytes]) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::Protocol;
+    use crate::client::ConnInfo;
+    use crate::session::{Protocol, Session};
 
     fn args(line: &str) -> Vec<Bytes> {
         line.split_whitespace()
@@ -244,18 +244,25 @@ mod tests {
 
     #[test]
     fn matching() {
-        let mut c = ClientState::new(0, Protocol::Redis, 9, true, 0);
-        c.peer = Some("127.0.0.1:5000".parse().unwrap());
-        c.local = Some("127.0.0.1:6379".parse().unwrap());
+        let client = |peer: Option<&str>| {
+            let info = ConnInfo::new(
+                9,
+                peer.map(|p| p.parse().unwrap()),
+                Some("127.0.0.1:6379".parse().unwrap()),
+                0,
+            );
+            ClientEntry::new(Session::new(Protocol::Redis, true), info)
+        };
+        let c = client(Some("127.0.0.1:5000"));
+        let id = c.borrow().id;
         let f = |line: &str| KillFilter::parse(&args(line)).unwrap();
         assert!(f("CLIENT KILL 127.0.0.1:5000").matches(&c));
         assert!(!f("CLIENT KILL 127.0.0.1:5001").matches(&c));
-        assert!(f(&format!("CLIENT KILL ID {} LADDR 127.0.0.1:6379", c.id)).matches(&c));
-        assert!(!f(&format!("CLIENT KILL ID {}", c.id + 1)).matches(&c));
+        assert!(f(&format!("CLIENT KILL ID {id} LADDR 127.0.0.1:6379")).matches(&c));
+        assert!(!f(&format!("CLIENT KILL ID {}", id + 1)).matches(&c));
         assert!(f("CLIENT KILL TYPE normal").matches(&c));
         assert!(!f("CLIENT KILL TYPE pubsub").matches(&c));
         assert!(f("CLIENT KILL USER default").matches(&c));
-        c.peer = None;
-        assert!(!f("CLIENT KILL ADDR 127.0.0.1:5000").matches(&c));
+        assert!(!f("CLIENT KILL ADDR 127.0.0.1:5000").matches(&client(None)));
     }
 }

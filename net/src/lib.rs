@@ -5,6 +5,10 @@
 //! encodes and writes. Codecs know nothing about storage; storage (`baton-engine`)
 //! knows nothing about bytes on the wire.
 //!
+//! A client's [`session`] (what commands see and change, and where its parsers stand) is
+//! plain data that can be encoded to bytes, to hand a connection to another process;
+//! [`client`] joins each session with its connection's I/O facts for CLIENT LIST / KILL.
+//!
 //! What the server reports about itself lives in [`stats`] (per-core command counters,
 //! SLOWLOG, INFO) and [`config_command`] (CONFIG GET/SET/RESETSTAT and its parameter table).
 //!
@@ -26,6 +30,7 @@ pub mod memcache;
 pub mod protect;
 pub mod resp;
 pub mod server;
+pub mod session;
 pub mod stats;
 pub mod units;
 pub mod uring;

@@ -13,8 +13,8 @@
 use std::io;
 use std::sync::atomic::Ordering;
 
-use crate::client::Protocol;
 use crate::config::{OutputLimit, Shared};
+use crate::session::Protocol;
 
 /// What a connection beyond `maxclients` is told before it is closed: Redis's text, and
 /// memcached's for connections on the memcached port.

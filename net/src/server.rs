@@ -39,11 +39,12 @@ use baton_engine::runtime::{now_ms, wake, Core};
 use bytes::BytesMut;
 use io_uring::{opcode, types};
 
-use crate::client::{self, ClientState, Protocol};
+use crate::client::{self, ClientEntry, ConnInfo};
 use crate::config::Shared;
 use crate::dispatch;
 use crate::listener;
 use crate::protect::{self, Breach};
+use crate::session::{Protocol, Session, NO_COMMAND};
 use crate::uring::{Completion, Ring};
 
 const OP_ACCEPT: u64 = 1;
@@ -84,7 +85,7 @@ pub struct CoreListeners {
 struct Conn {
     fd: OwnedFd,
     generation: u32,
-    protocol: Protocol,
+    /// Received input not yet parsed (a partial request, or requests waiting their turn).
     rbuf: BytesMut,
     /// Replies not yet handed to the kernel.
     out: Vec<u8>,
@@ -106,6 +107,8 @@ struct Conn {
     cancel_sent: bool,
     /// When unsent output first reached the soft limit (0 = it is below).
     soft_since_ms: u64,
+    /// The session and the facts CLIENT LIST shows, shared with the core's registry and
+    /// with a running slow-path pipeline.
     client: client::Client,
 }
 
@@ -461,10 +464,13 @@ impl Loop {
         listener::set_nodelay(raw);
         let now = now_ms();
         let authenticated = self.shared.config.requirepass.is_none();
-        let mut state = ClientState::new(self.core.id, protocol, raw, authenticated, now);
-        state.peer = listener::peer_addr(raw).ok();
-        state.local = listener::local_addr(&fd).ok();
-        let client = Rc::new(RefCell::new(state));
+        let info = ConnInfo::new(
+            raw,
+            listener::peer_addr(raw).ok(),
+            listener::local_addr(&fd).ok(),
+            now,
+        );
+        let client = ClientEntry::new(Session::new(protocol, authenticated), info);
         client::register(&client);
         // `connected_clients` counted it already, in protect::admit.
         self.shared
@@ -483,7 +489,6 @@ impl Loop {
         self.conns[slot as usize] = Some(Conn {
             fd,
             generation,
-            protocol,
             rbuf: BytesMut::with_capacity(READ_CHUNK),
             out: Vec::new(),
             inflight: Vec::new(),
@@ -537,7 +542,7 @@ impl Loop {
         conn.drained = flags & CQE_F_SOCK_NONEMPTY == 0;
         if result > 0 {
             // Reads and writes both count as interaction (idle= and the timeout), as in Redis.
-            conn.client.borrow_mut().last_ms = now;
+            conn.client.conn.last_ms.set(now);
         }
         if result <= 0 {
             if result < 0 && result != -libc::ECANCELED && result != -libc::ECONNRESET {
@@ -550,14 +555,17 @@ impl Loop {
         }
         // SAFETY: the kernel wrote `result` bytes into the spare capacity we lent it.
         unsafe { conn.rbuf.set_len(conn.rbuf.len() + result as usize) };
-        if conn.protocol == Protocol::Memcache
-            && conn.client.borrow().last_cmd == "NULL"
-            && conn
-                .rbuf
-                .first()
-                .is_some_and(|&b| crate::memcache::is_binary_protocol(b))
+        let binary_start = || {
+            let st = conn.client.borrow();
+            st.protocol == Protocol::Memcache && st.last_cmd == NO_COMMAND
+        };
+        if conn
+            .rbuf
+            .first()
+            .is_some_and(|&b| crate::memcache::is_binary_protocol(b))
+            && binary_start()
         {
-            tracing::info!(peer = ?conn.client.borrow().peer, "closing a connection that speaks memcached's binary protocol, which is not supported");
+            tracing::info!(peer = ?conn.client.conn.peer, "closing a connection that speaks memcached's binary protocol, which is not supported");
             conn.rbuf.clear();
             conn.draining = true;
             return;
@@ -571,7 +579,7 @@ impl Loop {
         conn.send_armed = false;
         conn.cancel_sent = false;
         if result > 0 {
-            conn.client.borrow_mut().last_ms = now;
+            conn.client.conn.last_ms.set(now);
         }
         if result < 0 {
             // The peer is gone; what is left cannot be delivered.
@@ -631,7 +639,8 @@ impl Loop {
             return;
         }
         if !conn.rbuf.is_empty() {
-            let outcome = match conn.protocol {
+            let protocol = conn.client.borrow().protocol;
+            let outcome = match protocol {
                 Protocol::Redis => dispatch::run_redis(
                     &self.core,
                     &self.shared,
@@ -707,7 +716,7 @@ impl Loop {
             core = self.core.id,
             limit = breach.name(),
             "Client {} closed for overcoming of output buffer limits ({detail}).",
-            conn.client.borrow().ident()
+            conn.client.ident()
         );
         self.shared
             .client_output_limit_disconnections
@@ -739,12 +748,12 @@ impl Loop {
                 continue;
             }
             // A connection waiting for its slow-path pipeline is not idle.
-            let last = conn.client.borrow().last_ms;
+            let last = conn.client.conn.last_ms.get();
             if !conn.busy && protect::idle_expired(last, now, timeout) {
                 tracing::debug!(
                     core = self.core.id,
                     "Closing idle client {}",
-                    conn.client.borrow().ident()
+                    conn.client.ident()
                 );
                 conn.abort();
             } else {
@@ -790,7 +799,7 @@ impl Loop {
         let Some(conn) = self.conns[slot as usize].as_mut() else {
             return;
         };
-        if conn.client.borrow().killed && !conn.closing {
+        if conn.client.conn.killed.get() && !conn.closing {
             // CLIENT KILL: close now, unsent output is dropped (Redis frees the client).
             conn.abort();
         }

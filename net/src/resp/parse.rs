@@ -48,8 +48,10 @@ pub fn parse_command(
 /// Between calls the caller may only append to the buffer (what `parse_command` consumed
 /// aside). After an `Err` the stream is dead: drop the state with the connection. The state
 /// is only a cache of progress: [`ParseState::default`] over the same bytes gives the same
-/// results, which is what a connection handed to another process relies on.
-#[derive(Debug, Default)]
+/// results. A connection handed to another process takes it along anyway
+/// ([`ParseState::progress`], [`ParseState::resume`]), so that a large request arriving
+/// during the handoff is still read once.
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct ParseState {
     /// Arguments announced by the multibulk being read; 0 when between requests.
     count: usize,
@@ -63,7 +65,81 @@ pub struct ParseState {
     searched: usize,
 }
 
+/// Where a [`ParseState`] stands, as plain numbers: offsets into the buffer it was reading,
+/// whose unconsumed bytes travel with it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ParseProgress {
+    /// Arguments announced by the multibulk being read; 0 when between requests.
+    pub count: usize,
+    /// Offset of the first byte not yet read for the current multibulk.
+    pub pos: usize,
+    /// Length of the argument whose data starts at `pos`, once its header was read.
+    pub bulk_len: Option<usize>,
+    /// Start and end offsets of the arguments read so far.
+    pub args: Vec<(usize, usize)>,
+    /// Bytes of the line being looked for that were already searched for its terminator.
+    pub searched: usize,
+}
+
 impl ParseState {
+    /// Where this state stands, for [`ParseState::resume`] (in another process, say).
+    pub fn progress(&self) -> ParseProgress {
+        ParseProgress {
+            count: self.count,
+            pos: self.pos,
+            bulk_len: self.bulk_len,
+            args: self.args.clone(),
+            searched: self.searched,
+        }
+    }
+
+    /// A state that goes on from `progress` over a buffer of `buffered` bytes (the same
+    /// bytes the progress was made on), or why `progress` cannot have come from reading
+    /// such a buffer. Checking it here keeps every offset the parser later slices with
+    /// inside the buffer and in order, whatever the numbers say.
+    pub fn resume(progress: ParseProgress, buffered: usize) -> Result<ParseState, &'static str> {
+        let ParseProgress {
+            count,
+            pos,
+            bulk_len,
+            args,
+            searched,
+        } = progress;
+        if searched > buffered {
+            return Err("searched past the buffered input");
+        }
+        if count == 0 {
+            if pos != 0 || bulk_len.is_some() || !args.is_empty() {
+                return Err("between requests, yet inside one");
+            }
+        } else {
+            if args.len() >= count {
+                return Err("as many arguments read as announced, yet unfinished");
+            }
+            if pos > buffered {
+                return Err("position past the buffered input");
+            }
+            // Each argument lies before the next one's header, and all before `pos`.
+            let mut next = 0;
+            for &(start, end) in &args {
+                if start < next || end < start {
+                    return Err("argument offsets out of order");
+                }
+                next = end.checked_add(2).ok_or("argument offsets out of order")?;
+            }
+            if next > pos {
+                return Err("argument past the position");
+            }
+        }
+        Ok(ParseState {
+            count,
+            pos,
+            bulk_len,
+            args,
+            searched,
+        })
+    }
+
     /// Same contract as [`parse_command`].
     pub fn parse_command(
         &mut self,

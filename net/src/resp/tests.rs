@@ -4,7 +4,7 @@ use bytes::{Bytes, BytesMut};
 use quickcheck::{quickcheck, TestResult};
 
 use super::testing::encode_command;
-use super::{parse_command, Limits, ParseState, ProtocolError};
+use super::{parse_command, Limits, ParseProgress, ParseState, ProtocolError};
 
 type Parsed = Result<Option<Vec<Vec<u8>>>, String>;
 
@@ -555,4 +555,78 @@ fn inline_round_trip() {
         once(&line) == Ok(want)
     }
     quickcheck(prop as fn(Vec<String>) -> bool);
+}
+
+/// A state resumed from its progress reads on exactly as the original does.
+#[test]
+fn progress_resumes_mid_request() {
+    let mut state = ParseState::default();
+    let mut buf = BytesMut::from(&b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nab"[..]);
+    let limits = Limits::default();
+    assert_eq!(state.parse_command(&mut buf, &limits, true), Ok(None));
+    let progress = state.progress();
+    assert_eq!((progress.count, progress.args.len()), (3, 2));
+    let mut resumed = ParseState::resume(progress, buf.len()).unwrap();
+    assert_eq!(resumed, state);
+    buf.extend_from_slice(b"cde\r\n");
+    let args = resumed
+        .parse_command(&mut buf, &limits, true)
+        .unwrap()
+        .unwrap();
+    assert_eq!(owned(args), [&b"SET"[..], b"k", b"abcde"]);
+}
+
+/// Progress that no reading of a buffer that size could have made is refused, so the
+/// parser never slices outside its buffer or out of order.
+#[test]
+fn progress_outside_the_buffer_is_refused() {
+    let inside = ParseProgress {
+        count: 3,
+        pos: 20,
+        bulk_len: Some(5),
+        args: vec![(8, 11), (17, 18)],
+        searched: 0,
+    };
+    assert!(ParseState::resume(inside.clone(), 20).is_ok());
+    let refused = |p: ParseProgress| ParseState::resume(p, 20).unwrap_err();
+    assert_eq!(
+        refused(ParseProgress {
+            pos: 21,
+            ..inside.clone()
+        }),
+        "position past the buffered input"
+    );
+    assert_eq!(
+        refused(ParseProgress {
+            searched: 21,
+            ..inside.clone()
+        }),
+        "searched past the buffered input"
+    );
+    assert_eq!(
+        refused(ParseProgress {
+            count: 2,
+            ..inside.clone()
+        }),
+        "as many arguments read as announced, yet unfinished"
+    );
+    for args in [
+        vec![(8, 11), (10, 18)],
+        vec![(11, 8)],
+        vec![(8, 11), (17, 19)],
+        vec![(0, usize::MAX)],
+    ] {
+        assert!(ParseState::resume(
+            ParseProgress {
+                args,
+                ..inside.clone()
+            },
+            20
+        )
+        .is_err());
+    }
+    assert_eq!(
+        refused(ParseProgress { count: 0, ..inside }),
+        "between requests, yet inside one"
+    );
 }

@@ -72,7 +72,7 @@ pub fn push(shared: &Shared, client: &Client, args: &[Bytes], micros: u64) {
     let (addr, name) = {
         let st = client.borrow();
         (
-            st.peer.map(|a| a.to_string()).unwrap_or_default(),
+            client.conn.peer.map(|a| a.to_string()).unwrap_or_default(),
             st.name.clone().unwrap_or_default(),
         )
     };
