@@ -6,7 +6,7 @@
 
 #![no_main]
 
-use baton_net::params::check_set;
+use baton_net::config_command::check_set;
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 
