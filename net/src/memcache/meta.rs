@@ -6,7 +6,7 @@
 //! stay here, in the [`MetaReply`], whose encoder walks them in the order the client sent
 //! them, as memcached does.
 
-use super::parse::{
+use super::lex::{
     data_block, data_len, parse_i32, parse_u32, parse_u64, reject_block, split, Step, Tokens,
     BAD_DATA_CHUNK, BAD_FORMAT, TOO_LARGE,
 };

@@ -31,6 +31,7 @@
 
 mod base64;
 mod encode;
+mod lex;
 mod meta;
 mod parse;
 mod stats;

@@ -129,7 +129,7 @@ impl McStats {
 
     /// Counts a reply the parser decided on (`McRequest::Error`).
     pub fn record_error(&mut self, text: &str) {
-        if text == super::parse::TOO_LARGE {
+        if text == super::lex::TOO_LARGE {
             self.store_too_large += 1;
         }
     }

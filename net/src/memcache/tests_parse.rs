@@ -2,7 +2,7 @@
 
 use bytes::BytesMut;
 
-use super::parse::{parse_i32, parse_u32, parse_u64};
+use super::lex::{parse_i32, parse_u32, parse_u64};
 use super::*;
 use baton_engine::memcache::{StoreMode, StoreOp};
 

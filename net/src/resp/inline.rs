@@ -7,7 +7,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::parse::{find_line, Line};
+use super::line::{find_line, Line};
 use super::{Limits, ProtocolError};
 
 /// Reads one inline line from the front of `buf`. `Ok(None)`: the line is incomplete and

@@ -21,6 +21,7 @@
 
 mod encode;
 mod inline;
+mod line;
 mod parse;
 pub mod testing;
 #[cfg(test)]
