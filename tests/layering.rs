@@ -240,6 +240,11 @@ fn net_modules_import_one_way() {
 }
 
 #[test]
+fn replication_modules_import_one_way() {
+    check("replication/src");
+}
+
+#[test]
 fn ring_modules_import_one_way() {
     check("ring/src");
 }

@@ -111,6 +111,9 @@ pub struct Shard {
     pub(crate) now: u64,
     /// Where the write path reports effects; `None` (the default) reports nothing.
     sink: Option<Box<dyn EffectSink>>,
+    /// A replica's shard: its primary decides what expires and what is evicted, so it
+    /// never reclaims or evicts on its own; expired keys only look absent to reads.
+    replica: bool,
 }
 
 impl Shard {
@@ -132,7 +135,19 @@ impl Shard {
             tracked_volatile: false,
             now: 0,
             sink: None,
+            replica: false,
         }
+    }
+
+    /// Makes this a replica's shard (or a primary's again): while set, lazy and active
+    /// expiry and eviction leave every key in place, since the primary's `Del` effects
+    /// (applied with [`Shard::apply`]) say what goes. A replica takes no other writes.
+    pub fn set_replica(&mut self, replica: bool) {
+        self.replica = replica;
+    }
+
+    pub fn is_replica(&self) -> bool {
+        self.replica
     }
 
     /// The largest string a command may build (`proto-max-bulk-len`), in bytes.
@@ -418,6 +433,9 @@ impl Shard {
     /// with a TTL and how many of those it reclaimed. Bounded work per call, so the
     /// runtime can run it every tick and repeat while the expired share stays high.
     pub fn expire_cycle(&mut self, now: u64, max_positions: usize) -> (usize, usize) {
+        if self.replica {
+            return (0, 0);
+        }
         let (mut volatile, mut reclaimed) = (0, 0);
         let (mut ttl_sum, mut ttl_n) = (0u64, 0u64);
         for _ in 0..max_positions.min(self.store.slab_len()) {
@@ -517,6 +535,33 @@ mod tests {
             "expired keys are reclaimed, not returned"
         );
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn a_replica_shard_neither_expires_nor_evicts_on_its_own() {
+        let mut s = Shard::new(0);
+        s.set_replica(true);
+        s.set_maxmemory(1, 0);
+        s.put(b"a", b"1", 100, 0);
+        s.put(b"b", b"2", NO_EXPIRY, 0);
+        assert!(s.lookup(b"a", 200).is_none(), "an expired key looks absent");
+        assert_eq!(s.expire_cycle(200, 100), (0, 0));
+        assert_eq!(s.len(), 2, "nothing reclaimed, nothing evicted");
+        assert_eq!((s.stats.expired_keys, s.stats.evicted_keys), (0, 0));
+        s.set_replica(false);
+        assert!(s.lookup(b"a", 200).is_none());
+        assert_eq!(s.len(), 1, "a primary reclaims it");
+    }
+
+    #[test]
+    fn flush_where_removes_only_the_keys_it_names() {
+        let mut s = Shard::new(0);
+        for k in [&b"a1"[..], b"a2", b"b1"] {
+            s.put(k, b"v", NO_EXPIRY, 0);
+        }
+        assert_eq!(s.flush_where(|k| k.starts_with(b"a")), 2);
+        assert_eq!(s.len(), 1);
+        assert!(s.exists(b"b1", 0));
     }
 
     #[test]

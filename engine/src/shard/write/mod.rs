@@ -134,7 +134,7 @@ impl Shard {
     /// Evicts until the shard is within its budget; false if it is still over because
     /// nothing (more) can be evicted.
     pub(super) fn enforce_budget(&mut self) -> bool {
-        if self.maxmemory == 0 {
+        if self.maxmemory == 0 || self.replica {
             return true;
         }
         while self.used_memory() > self.maxmemory {
@@ -148,7 +148,11 @@ impl Shard {
     }
 
     /// Deletes the expired entry at `idx` and counts it (lazy and active expiry alike).
+    /// A replica's shard keeps it: its primary's `Del` will come.
     pub(super) fn reclaim_expired(&mut self, idx: u32) {
+        if self.replica {
+            return;
+        }
         self.remove_at(idx, DelCause::Expired);
         self.stats.expired_keys += 1;
     }
@@ -262,6 +266,22 @@ impl Shard {
     pub fn flush(&mut self) {
         self.clear();
         self.emit(|_| Effect::Flush);
+    }
+
+    /// Removes every key for which `doomed` holds, each reported as a `Del`: a replica
+    /// whose primary runs another core count flushes the keys of one primary shard this
+    /// way, as they are spread over all of its own shards. Returns how many went.
+    pub fn flush_where(&mut self, mut doomed: impl FnMut(&[u8]) -> bool) -> usize {
+        let victims: Vec<u32> = self
+            .store
+            .iter_indexed()
+            .filter(|(_, e)| doomed(e.key()))
+            .map(|(idx, _)| idx)
+            .collect();
+        for &idx in &victims {
+            self.remove_at(idx, DelCause::Deleted);
+        }
+        victims.len()
     }
 
     // ---- memcached's item state --------------------------------------------------------

@@ -1,0 +1,173 @@
+//! The replica's side of one flow: bytes in, records decoded in order, each routed to the
+//! replica core that owns its key by the replica's own core hash.
+//!
+//! Primary and replica may run different core counts, so the keys of one primary shard
+//! spread over every replica shard. A primary shard's FLUSH then means "the keys of that
+//! primary shard", not "this replica shard": with equal core counts they are the same
+//! (both sides route with the same hash), otherwise every replica shard drops the keys
+//! the primary's hash puts on that primary shard. A plain flush there would also drop
+//! keys that another flow wrote after its own primary shard's flush.
+
+use baton_engine::shard::Effect;
+use baton_engine::Shard;
+use baton_ring::core_of;
+
+use crate::record::{decode, DecodeError, Hello, Limits, Record};
+
+/// What one replica shard must do for a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Apply this effect (or snapshot item) as it is.
+    Effect(Effect),
+    /// Drop the keys that primary shard `shard` of `cores` owns.
+    FlushShard { shard: u32, cores: u32 },
+}
+
+/// Applies `op` to a replica's shard.
+pub fn apply_op(shard: &mut Shard, op: &Op) {
+    match op {
+        Op::Effect(e) => shard.apply(e),
+        Op::FlushShard { shard: s, cores } => {
+            shard.flush_where(|key| core_of(key, *cores as usize) == *s as usize);
+        }
+    }
+}
+
+/// A flow that cannot go on; the link is dropped and the sync started again.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlowError {
+    #[error("malformed replication record: {0}")]
+    Decode(#[from] DecodeError),
+    #[error("the flow did not open with a hello")]
+    NoHello,
+    #[error("a second hello in the middle of a flow")]
+    SecondHello,
+    #[error("the flow resumes at offset {got}, but this replica stands at {want}")]
+    Offset { want: u64, got: u64 },
+    #[error("snapshot records in a partial sync")]
+    UnexpectedItem,
+}
+
+/// The replica's state for one flow.
+#[derive(Debug)]
+pub struct Applier {
+    limits: Limits,
+    cores: usize,
+    hello: Option<Hello>,
+    /// Journal offset after the last journal record applied.
+    offset: u64,
+    /// Whether the snapshot is still coming (a full sync before its END).
+    loading: bool,
+    /// Received bytes not yet decoded (a record cut by the network), from `start`.
+    pending: Vec<u8>,
+    start: usize,
+}
+
+impl Applier {
+    /// A flow applier for a replica with `cores` cores, expecting a flow that resumes at
+    /// journal offset `offset` (anything, for a full sync).
+    pub fn new(cores: usize, offset: u64, limits: Limits) -> Applier {
+        assert!(cores > 0, "a replica runs at least one core");
+        Applier {
+            limits,
+            cores,
+            hello: None,
+            offset,
+            loading: false,
+            pending: Vec::new(),
+            start: 0,
+        }
+    }
+
+    /// The journal offset this replica holds for the flow: what it asks for on resync.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The flow's hello, once received.
+    pub fn hello(&self) -> Option<&Hello> {
+        self.hello.as_ref()
+    }
+
+    /// Whether a full sync's snapshot is still arriving.
+    pub fn loading(&self) -> bool {
+        self.loading
+    }
+
+    /// Takes received bytes and hands each complete record's work to `route` as (replica
+    /// core, op), in flow order. Bytes of a record cut short wait for the next call.
+    pub fn feed(
+        &mut self,
+        bytes: &[u8],
+        mut route: impl FnMut(usize, Op),
+    ) -> Result<(), FlowError> {
+        if self.start == self.pending.len() {
+            self.pending.clear();
+            self.start = 0;
+        }
+        self.pending.extend_from_slice(bytes);
+        while let Some((record, used)) = decode(&self.pending[self.start..], &self.limits)? {
+            self.start += used;
+            self.take(record, used as u64, &mut route)?;
+        }
+        if self.start > self.pending.len() / 2 {
+            self.pending.drain(..self.start);
+            self.start = 0;
+        }
+        Ok(())
+    }
+
+    fn take(
+        &mut self,
+        record: Record,
+        len: u64,
+        route: &mut impl FnMut(usize, Op),
+    ) -> Result<(), FlowError> {
+        let Some((shard, cores)) = self.hello.as_ref().map(|h| (h.shard, h.cores)) else {
+            let Record::Hello(h) = record else {
+                return Err(FlowError::NoHello);
+            };
+            if !h.full && h.offset != self.offset {
+                return Err(FlowError::Offset {
+                    want: self.offset,
+                    got: h.offset,
+                });
+            }
+            self.offset = h.offset;
+            self.loading = h.full;
+            if h.full {
+                // What an earlier sync of this flow left is stale: a full sync starts
+                // from none of the primary shard's keys.
+                self.route(h.shard, h.cores, Effect::Flush, route);
+            }
+            self.hello = Some(h);
+            return Ok(());
+        };
+        match record {
+            Record::Hello(_) => return Err(FlowError::SecondHello),
+            Record::End => self.loading = false,
+            Record::Item(_) if !self.loading => return Err(FlowError::UnexpectedItem),
+            Record::Item(e) => self.route(shard, cores, e, route),
+            Record::Effect(e) => {
+                self.offset += len;
+                self.route(shard, cores, e, route);
+            }
+        }
+        Ok(())
+    }
+
+    fn route(&self, shard: u32, cores: u32, e: Effect, route: &mut impl FnMut(usize, Op)) {
+        match &e {
+            Effect::Put { key, .. }
+            | Effect::Expire { key, .. }
+            | Effect::Stamp { key, .. }
+            | Effect::Del { key, .. } => route(core_of(key, self.cores), Op::Effect(e)),
+            Effect::Flush if cores as usize == self.cores => route(shard as usize, Op::Effect(e)),
+            Effect::Flush => {
+                for c in 0..self.cores {
+                    route(c, Op::FlushShard { shard, cores });
+                }
+            }
+        }
+    }
+}

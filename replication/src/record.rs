@@ -1,0 +1,523 @@
+//! The wire format of a flow: the records one primary shard sends one replica.
+//!
+//! A flow opens with a [`Hello`] and then carries records, each a tag byte and a body of
+//! fixed-width little-endian numbers and length-prefixed byte strings:
+//!
+//! ```text
+//!  HELLO   0x00 "BTNR" version:u16 shard:u32 cores:u32 replid:[u8;40] offset:u64 full:u8
+//!  PUT     0x01 key value expire_at:u64 flags:u32 cas:u64 bits:u8      journal
+//!  EXPIRE  0x02 key expire_at:u64                                     journal
+//!  STAMP   0x03 key cas:u64 bits:u8                                   journal
+//!  DEL     0x04 key cause:u8                                          journal
+//!  FLUSH   0x05                                                       journal
+//!  ITEM    0x06 key value expire_at:u64 flags:u32 cas:u64 bits:u8      snapshot
+//!  END     0x07                                                       snapshot done
+//!  key, value: len:u32 then the bytes
+//! ```
+//!
+//! Journal records are the shard's [`Effect`]s; their encoded bytes are what a flow's
+//! offset counts. Snapshot records (ITEM, END) go to one replica during its full sync and
+//! count nothing.
+//!
+//! Decoding never trusts a length: every one is checked against [`Limits`] and against
+//! the bytes present before anything is allocated, and a malformed record is an error
+//! that names what was wrong, never a panic.
+
+use baton_engine::entry::ItemBits;
+use baton_engine::shard::{DelCause, Effect};
+use bytes::Bytes;
+
+/// The format version this build speaks.
+pub const VERSION: u16 = 1;
+const MAGIC: &[u8; 4] = b"BTNR";
+/// A replication id: 40 hex characters, as Redis's.
+pub type ReplId = [u8; 40];
+
+const T_HELLO: u8 = 0;
+const T_PUT: u8 = 1;
+const T_EXPIRE: u8 = 2;
+const T_STAMP: u8 = 3;
+const T_DEL: u8 = 4;
+const T_FLUSH: u8 = 5;
+const T_ITEM: u8 = 6;
+const T_END: u8 = 7;
+
+/// What opens a flow: who sends it, and from where in the journal it resumes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    pub version: u16,
+    /// The primary's shard this flow comes from, and how many it runs.
+    pub shard: u32,
+    pub cores: u32,
+    pub replid: ReplId,
+    /// The journal offset the flow's first journal record starts at.
+    pub offset: u64,
+    /// A full sync (snapshot records come first, interleaved with the journal) or a
+    /// partial one (the journal only).
+    pub full: bool,
+}
+
+/// One record of a flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    Hello(Hello),
+    /// A journal record: one effect of the primary shard.
+    Effect(Effect),
+    /// A snapshot record: one item as the walk found it (applied as a `Put`).
+    Item(Effect),
+    /// The snapshot walk is done: the replica now holds the whole shard.
+    End,
+}
+
+impl Record {
+    /// Whether this record counts toward the flow's journal offset.
+    pub fn is_journal(&self) -> bool {
+        matches!(self, Record::Effect(_))
+    }
+}
+
+/// The largest key and value a decoder accepts, by default Redis's 512 MiB
+/// `proto-max-bulk-len` for both.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_key: usize,
+    pub max_value: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_key: 512 << 20,
+            max_value: 512 << 20,
+        }
+    }
+}
+
+/// A record that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("unknown record tag {0:#04x}")]
+    Tag(u8),
+    #[error("not a Baton replication flow (bad magic)")]
+    Magic,
+    #[error("replication format version {found} is not {VERSION}, the one this build speaks")]
+    Version { found: u16 },
+    #[error("{field} of {len} bytes is over the limit of {max}")]
+    TooLong {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
+    #[error("invalid {field}: {value}")]
+    Invalid { field: &'static str, value: u64 },
+}
+
+/// Appends `effect` as a journal record.
+pub fn encode_effect(effect: &Effect, out: &mut Vec<u8>) {
+    match effect {
+        Effect::Put {
+            key,
+            value,
+            expire_at,
+            flags,
+            cas,
+            bits,
+        } => {
+            out.push(T_PUT);
+            put_item(out, key, value, *expire_at, *flags, *cas, *bits);
+        }
+        Effect::Expire { key, expire_at } => {
+            out.push(T_EXPIRE);
+            put_bytes(out, key);
+            out.extend_from_slice(&expire_at.to_le_bytes());
+        }
+        Effect::Stamp { key, cas, bits } => {
+            out.push(T_STAMP);
+            put_bytes(out, key);
+            out.extend_from_slice(&cas.to_le_bytes());
+            out.push(bits_byte(*bits));
+        }
+        Effect::Del { key, cause } => {
+            out.push(T_DEL);
+            put_bytes(out, key);
+            out.push(match cause {
+                DelCause::Deleted => 0,
+                DelCause::Expired => 1,
+                DelCause::Evicted => 2,
+            });
+        }
+        Effect::Flush => out.push(T_FLUSH),
+    }
+}
+
+/// Appends one snapshot item.
+pub fn encode_item(
+    key: &[u8],
+    value: &[u8],
+    expire_at: u64,
+    flags: u32,
+    cas: u64,
+    bits: ItemBits,
+    out: &mut Vec<u8>,
+) {
+    out.push(T_ITEM);
+    put_item(out, key, value, expire_at, flags, cas, bits);
+}
+
+/// Appends the end-of-snapshot marker.
+pub fn encode_end(out: &mut Vec<u8>) {
+    out.push(T_END);
+}
+
+/// Appends a flow's opening record.
+pub fn encode_hello(h: &Hello, out: &mut Vec<u8>) {
+    out.push(T_HELLO);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&h.version.to_le_bytes());
+    out.extend_from_slice(&h.shard.to_le_bytes());
+    out.extend_from_slice(&h.cores.to_le_bytes());
+    out.extend_from_slice(&h.replid);
+    out.extend_from_slice(&h.offset.to_le_bytes());
+    out.push(h.full as u8);
+}
+
+/// Appends any record.
+pub fn encode(record: &Record, out: &mut Vec<u8>) {
+    match record {
+        Record::Hello(h) => encode_hello(h, out),
+        Record::Effect(e) => encode_effect(e, out),
+        Record::Item(Effect::Put {
+            key,
+            value,
+            expire_at,
+            flags,
+            cas,
+            bits,
+        }) => encode_item(key, value, *expire_at, *flags, *cas, *bits, out),
+        Record::Item(other) => encode_effect(other, out),
+        Record::End => encode_end(out),
+    }
+}
+
+fn put_item(
+    out: &mut Vec<u8>,
+    key: &[u8],
+    value: &[u8],
+    expire_at: u64,
+    flags: u32,
+    cas: u64,
+    bits: ItemBits,
+) {
+    put_bytes(out, key);
+    put_bytes(out, value);
+    out.extend_from_slice(&expire_at.to_le_bytes());
+    out.extend_from_slice(&flags.to_le_bytes());
+    out.extend_from_slice(&cas.to_le_bytes());
+    out.push(bits_byte(bits));
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    // Keys and values are bounded far below 4 GiB (proto-max-bulk-len), so u32 holds them.
+    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+fn bits_byte(bits: ItemBits) -> u8 {
+    bits.stale as u8 | (bits.won as u8) << 1
+}
+
+/// Reads the record at the front of `buf`: `Ok(None)` when it has not all arrived yet,
+/// else the record and the bytes it took.
+pub fn decode(buf: &[u8], limits: &Limits) -> Result<Option<(Record, usize)>, DecodeError> {
+    let mut r = Reader { buf, pos: 0 };
+    match r.record(limits) {
+        Ok(record) => Ok(Some((record, r.pos))),
+        Err(Fail::Short) => Ok(None),
+        Err(Fail::Bad(e)) => Err(e),
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+/// What reading a field can end in: not there yet, or wrong.
+enum Fail {
+    Short,
+    Bad(DecodeError),
+}
+
+impl From<DecodeError> for Fail {
+    fn from(e: DecodeError) -> Fail {
+        Fail::Bad(e)
+    }
+}
+
+impl Reader<'_> {
+    fn record(&mut self, limits: &Limits) -> Result<Record, Fail> {
+        let tag = self.u8()?;
+        Ok(match tag {
+            T_HELLO => {
+                if self.take(4)? != MAGIC {
+                    return Err(DecodeError::Magic.into());
+                }
+                let version = u16::from_le_bytes(self.array()?);
+                if version != VERSION {
+                    return Err(DecodeError::Version { found: version }.into());
+                }
+                let shard = self.u32()?;
+                let cores = self.u32()?;
+                if cores == 0 || shard >= cores {
+                    return Err(DecodeError::Invalid {
+                        field: "flow shard",
+                        value: u64::from(shard),
+                    }
+                    .into());
+                }
+                let replid: ReplId = self.array()?;
+                let offset = self.u64()?;
+                let full = self.flag("full-sync flag")?;
+                Record::Hello(Hello {
+                    version,
+                    shard,
+                    cores,
+                    replid,
+                    offset,
+                    full,
+                })
+            }
+            T_PUT | T_ITEM => {
+                let key = self.bytes("key", limits.max_key)?;
+                let value = self.bytes("value", limits.max_value)?;
+                let expire_at = self.u64()?;
+                let flags = self.u32()?;
+                let cas = self.u64()?;
+                let bits = self.bits()?;
+                let put = Effect::Put {
+                    key,
+                    value,
+                    expire_at,
+                    flags,
+                    cas,
+                    bits,
+                };
+                if tag == T_PUT {
+                    Record::Effect(put)
+                } else {
+                    Record::Item(put)
+                }
+            }
+            T_EXPIRE => Record::Effect(Effect::Expire {
+                key: self.bytes("key", limits.max_key)?,
+                expire_at: self.u64()?,
+            }),
+            T_STAMP => Record::Effect(Effect::Stamp {
+                key: self.bytes("key", limits.max_key)?,
+                cas: self.u64()?,
+                bits: self.bits()?,
+            }),
+            T_DEL => {
+                let key = self.bytes("key", limits.max_key)?;
+                let cause = match self.u8()? {
+                    0 => DelCause::Deleted,
+                    1 => DelCause::Expired,
+                    2 => DelCause::Evicted,
+                    other => {
+                        return Err(DecodeError::Invalid {
+                            field: "delete cause",
+                            value: u64::from(other),
+                        }
+                        .into())
+                    }
+                };
+                Record::Effect(Effect::Del { key, cause })
+            }
+            T_FLUSH => Record::Effect(Effect::Flush),
+            T_END => Record::End,
+            other => return Err(DecodeError::Tag(other).into()),
+        })
+    }
+
+    fn take(&mut self, n: usize) -> Result<&[u8], Fail> {
+        let end = self.pos.checked_add(n).ok_or(Fail::Short)?;
+        let b = self.buf.get(self.pos..end).ok_or(Fail::Short)?;
+        self.pos = end;
+        Ok(b)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], Fail> {
+        let mut a = [0; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+
+    fn u8(&mut self) -> Result<u8, Fail> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, Fail> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+
+    fn u64(&mut self) -> Result<u64, Fail> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    fn flag(&mut self, field: &'static str) -> Result<bool, Fail> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => Err(DecodeError::Invalid {
+                field,
+                value: u64::from(other),
+            }
+            .into()),
+        }
+    }
+
+    fn bits(&mut self) -> Result<ItemBits, Fail> {
+        let b = self.u8()?;
+        if b > 3 {
+            return Err(DecodeError::Invalid {
+                field: "item bits",
+                value: u64::from(b),
+            }
+            .into());
+        }
+        Ok(ItemBits {
+            stale: b & 1 != 0,
+            won: b & 2 != 0,
+        })
+    }
+
+    /// A length-prefixed byte string, its length checked before it is read.
+    fn bytes(&mut self, field: &'static str, max: usize) -> Result<Bytes, Fail> {
+        let len = self.u32()? as usize;
+        if len > max {
+            return Err(DecodeError::TooLong { field, len, max }.into());
+        }
+        Ok(Bytes::copy_from_slice(self.take(len)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(r: Record) {
+        let mut buf = Vec::new();
+        encode(&r, &mut buf);
+        let limits = Limits::default();
+        assert_eq!(decode(&buf, &limits), Ok(Some((r.clone(), buf.len()))));
+        for cut in 0..buf.len() {
+            assert_eq!(decode(&buf[..cut], &limits), Ok(None), "{r:?} cut at {cut}");
+        }
+    }
+
+    fn key(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn every_record_round_trips_and_waits_for_its_last_byte() {
+        round_trip(Record::Hello(Hello {
+            version: VERSION,
+            shard: 1,
+            cores: 2,
+            replid: [b'a'; 40],
+            offset: 12345,
+            full: true,
+        }));
+        let put = Effect::Put {
+            key: key("k"),
+            value: key("value"),
+            expire_at: 1_700_000_000_000,
+            flags: 7,
+            cas: (9 << 16) | 1,
+            bits: ItemBits {
+                stale: true,
+                won: false,
+            },
+        };
+        round_trip(Record::Effect(put.clone()));
+        round_trip(Record::Item(put));
+        round_trip(Record::Effect(Effect::Expire {
+            key: key("k"),
+            expire_at: u64::MAX,
+        }));
+        round_trip(Record::Effect(Effect::Stamp {
+            key: key(""),
+            cas: 3,
+            bits: ItemBits {
+                stale: false,
+                won: true,
+            },
+        }));
+        for cause in [DelCause::Deleted, DelCause::Expired, DelCause::Evicted] {
+            round_trip(Record::Effect(Effect::Del {
+                key: key("gone"),
+                cause,
+            }));
+        }
+        round_trip(Record::Effect(Effect::Flush));
+        round_trip(Record::End);
+    }
+
+    #[test]
+    fn malformed_records_are_errors_that_say_why() {
+        let limits = Limits {
+            max_key: 8,
+            max_value: 8,
+        };
+        assert_eq!(decode(&[0x42], &limits), Err(DecodeError::Tag(0x42)));
+        let mut long = vec![T_PUT];
+        long.extend_from_slice(&9u32.to_le_bytes());
+        assert_eq!(
+            decode(&long, &limits),
+            Err(DecodeError::TooLong {
+                field: "key",
+                len: 9,
+                max: 8
+            }),
+            "a length over the limit is refused before its bytes arrive"
+        );
+        let mut cause = vec![T_DEL];
+        cause.extend_from_slice(&1u32.to_le_bytes());
+        cause.extend_from_slice(b"k\x09");
+        assert!(matches!(
+            decode(&cause, &limits),
+            Err(DecodeError::Invalid {
+                field: "delete cause",
+                ..
+            })
+        ));
+        let mut hello = Vec::new();
+        encode_hello(
+            &Hello {
+                version: VERSION,
+                shard: 0,
+                cores: 1,
+                replid: [b'0'; 40],
+                offset: 0,
+                full: false,
+            },
+            &mut hello,
+        );
+        let mut old = hello.clone();
+        old[5] = 9;
+        assert_eq!(
+            decode(&old, &limits),
+            Err(DecodeError::Version { found: 9 })
+        );
+        let mut magic = hello.clone();
+        magic[1] = b'X';
+        assert_eq!(decode(&magic, &limits), Err(DecodeError::Magic));
+        let mut shard = hello;
+        shard[7] = 5; // shard 5 of 1 core
+        assert!(matches!(
+            decode(&shard, &limits),
+            Err(DecodeError::Invalid { .. })
+        ));
+    }
+}
