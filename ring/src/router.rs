@@ -68,6 +68,12 @@ impl Router {
         self.core
     }
 
+    /// Whether this node is part of a cluster (only then can a key be refused).
+    #[inline]
+    pub fn clustered(&self) -> bool {
+        self.cluster.is_some()
+    }
+
     /// How many cores this node runs.
     pub fn cores(&self) -> usize {
         self.cores

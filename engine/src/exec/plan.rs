@@ -121,7 +121,11 @@ pub fn plan(router: &Router, spec: &'static CommandSpec, args: Vec<Bytes>) -> Pl
 }
 
 /// The cluster's answer for a command whose keys this node does not serve.
+#[inline]
 fn redirect(router: &Router, spec: &CommandSpec, args: &[Bytes]) -> Option<Reply> {
+    if !router.clustered() {
+        return None;
+    }
     let keys = spec.key_positions(args.len()).map(|i| &args[i][..]);
     match router.route_keys(keys)? {
         Target::Core(_) => None,
