@@ -17,10 +17,8 @@ use bytes::Bytes;
 use crate::client::{Client, CLIENTS};
 use crate::config::Shared;
 use crate::config_command;
-use crate::stats::{info, slowlog};
-
-/// The Redis version Baton reports, for clients that gate features on it.
-pub const REDIS_VERSION: &str = "7.2.0";
+use crate::stats::info::{self, REDIS_VERSION};
+use crate::stats::slowlog;
 
 fn eq(a: &[u8], b: &str) -> bool {
     a.eq_ignore_ascii_case(b.as_bytes())

@@ -20,7 +20,8 @@ use super::CommandCounts;
 use crate::client::CLIENTS;
 use crate::config::Shared;
 
-use crate::admin::REDIS_VERSION;
+/// The Redis version Baton reports (INFO, HELLO), for clients that gate features on it.
+pub const REDIS_VERSION: &str = "7.2.0";
 
 /// One core's numbers.
 #[derive(Debug, Default, Clone)]
