@@ -43,6 +43,7 @@ use crate::client::{self, ClientEntry, ConnInfo};
 use crate::config::Shared;
 use crate::dispatch;
 use crate::listener;
+use crate::netcore::NetCore;
 use crate::protect::{self, Breach};
 use crate::session::{Protocol, Session, NO_COMMAND};
 use crate::uring::{Completion, Ring};
@@ -144,8 +145,8 @@ struct Listener {
 }
 
 struct Loop {
-    core: Rc<Core>,
-    shared: Arc<Shared>,
+    /// This core's net state (with its engine core and the shared settings).
+    nc: Rc<NetCore>,
     ring: Ring,
     conns: Vec<Option<Conn>>,
     generations: Vec<u32>,
@@ -169,7 +170,8 @@ struct Loop {
 }
 
 /// Serves this core's listeners until the server is asked to stop and every connection
-/// of this core has been answered and closed.
+/// of this core has been answered and closed. Creates the core's [`NetCore`] and attaches
+/// it to the core, where jobs from other cores find it.
 pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners) {
     let ring = match Ring::new(RING_ENTRIES) {
         Ok(r) => r,
@@ -180,7 +182,6 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
     };
     let doorbell = core.mesh().doorbell(core.id);
     shared.wakeups.lock().unwrap().push(doorbell);
-    client::set_loop_eventfd(doorbell);
     {
         let mut shard = core.shard.borrow_mut();
         shard.set_max_value_len(shared.config.limits.max_bulk_len);
@@ -195,7 +196,9 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
             now_ms(),
         );
     }
-    wake::spawn(crate::stats::run_sampler(core.clone(), shared.clone()));
+    let nc = Rc::new(NetCore::new(core, shared, Some(doorbell)));
+    NetCore::attach(&nc);
+    wake::spawn(nc.clone().run_sampler());
     let mut ls = vec![Listener {
         fd: listeners.redis,
         protocol: Protocol::Redis,
@@ -212,8 +215,7 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
     }
     let now = baton_engine::runtime::tick();
     let mut lp = Loop {
-        core,
-        shared,
+        nc,
         ring,
         conns: Vec::new(),
         generations: Vec::new(),
@@ -250,20 +252,20 @@ impl Loop {
                 futures_lite::future::yield_now().await;
                 continue;
             }
-            if self.shared.stopping() && !self.stopping {
+            if self.nc.shared.stopping() && !self.stopping {
                 self.begin_stop();
             }
             self.now = baton_engine::runtime::tick();
             let mut progress = self.take_finished();
-            progress |= self.core.timers.fire(self.now);
+            progress |= self.nc.core.timers.fire(self.now);
             if self.now >= self.next_cron_ms {
                 self.next_cron_ms = self.now + CRON_INTERVAL_MS;
                 self.cron();
             }
-            progress |= self.core.drain_inbox();
+            progress |= self.nc.core.drain_inbox();
             if self.ring.needs_enter() {
                 if let Err(e) = self.ring.enter() {
-                    tracing::error!(core = self.core.id, error = %e, "io_uring enter failed");
+                    tracing::error!(core = self.nc.core.id, error = %e, "io_uring enter failed");
                 }
             }
             self.completions.clear();
@@ -273,13 +275,13 @@ impl Loop {
                 let c = self.completions[i];
                 self.on_completion(c);
             }
-            if client::take_kill_request() {
+            if self.nc.clients.take_kill_request() {
                 for slot in 0..self.conns.len() as u32 {
                     self.maybe_finish(slot);
                 }
                 progress = true;
             }
-            self.core.flush_outbox();
+            self.nc.core.flush_outbox();
             if self.stopping
                 && self.live_conns() == 0
                 && self.tasks.get() == 0
@@ -300,18 +302,19 @@ impl Loop {
             // - a task woken or a pipeline finished: only this thread does either, within
             //   a turn, and both are checked just above;
             // - a stop signal or CLIENT KILL: each rings the doorbell.
-            if !self.core.mesh().may_sleep(self.core.id) {
+            if !self.nc.core.mesh().may_sleep(self.nc.core.id) {
                 continue;
             }
             let timeout = self.next_deadline().map(|at| {
                 Duration::from_millis(at.saturating_sub(baton_engine::runtime::now_ms()))
             });
             if let Err(e) = self.ring.wait(timeout) {
-                tracing::error!(core = self.core.id, error = %e, "io_uring wait failed");
+                tracing::error!(core = self.nc.core.id, error = %e, "io_uring wait failed");
             }
-            self.core.mesh().awake(self.core.id);
+            self.nc.core.mesh().awake(self.nc.core.id);
         }
-        self.shared
+        self.nc
+            .shared
             .wakeups
             .lock()
             .unwrap()
@@ -321,9 +324,9 @@ impl Loop {
     /// When a sleeping loop must wake on its own (unix ms): the earliest timer of this
     /// core, and the once-a-second checks when they have work.
     fn next_deadline(&self) -> Option<u64> {
-        let timeout = self.shared.settings.timeout_secs.load(Ordering::Relaxed) > 0;
+        let timeout = self.nc.shared.settings.timeout_secs.load(Ordering::Relaxed) > 0;
         let cron = (self.cron_wanted || timeout).then_some(self.next_cron_ms);
-        match (self.core.timers.next(), cron) {
+        match (self.nc.core.timers.next(), cron) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -393,7 +396,7 @@ impl Loop {
         if c.user_data == OP_DOORBELL {
             self.doorbell_armed = false;
             if c.result < 0 && c.result != -libc::EINTR {
-                tracing::warn!(core = self.core.id, error = %std::io::Error::from_raw_os_error(-c.result), "mesh doorbell read failed");
+                tracing::warn!(core = self.nc.core.id, error = %std::io::Error::from_raw_os_error(-c.result), "mesh doorbell read failed");
             }
             self.arm_doorbell();
             return;
@@ -434,10 +437,10 @@ impl Loop {
             let fd = unsafe { OwnedFd::from_raw_fd(c.result) };
             if self.stopping {
                 drop(fd);
-            } else if protect::admit(&self.shared) {
+            } else if protect::admit(&self.nc.shared) {
                 self.add_conn(fd, protocol);
             } else {
-                tracing::debug!(core = self.core.id, peer = ?listener::peer_addr(fd.as_raw_fd()).ok(), "refusing a connection: max number of clients reached");
+                tracing::debug!(core = self.nc.core.id, peer = ?listener::peer_addr(fd.as_raw_fd()).ok(), "refusing a connection: max number of clients reached");
                 // Best effort, as Redis: a fresh socket's send buffer takes the line.
                 listener::refuse(fd, protect::rejection(protocol));
             }
@@ -447,12 +450,12 @@ impl Loop {
                 [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM].contains(&-c.result);
             if exhausted && !self.listeners[i].armed {
                 // Accepting again at once would fail at once, in a loop: wait a second.
-                tracing::warn!(core = self.core.id, %error, "accept failed; retrying in a second (raise 'ulimit -n' or lower --maxclients)");
+                tracing::warn!(core = self.nc.core.id, %error, "accept failed; retrying in a second (raise 'ulimit -n' or lower --maxclients)");
                 self.listeners[i].retry_at_ms = self.now + CRON_INTERVAL_MS;
                 self.cron_wanted = true;
                 return;
             }
-            tracing::warn!(core = self.core.id, %error, "accept failed");
+            tracing::warn!(core = self.nc.core.id, %error, "accept failed");
         }
         if !self.listeners[i].armed {
             self.arm_accept(i);
@@ -463,7 +466,7 @@ impl Loop {
         let raw = fd.as_raw_fd();
         listener::set_nodelay(raw);
         let now = now_ms();
-        let authenticated = self.shared.config.requirepass.is_none();
+        let authenticated = self.nc.shared.config.requirepass.is_none();
         let info = ConnInfo::new(
             raw,
             listener::peer_addr(raw).ok(),
@@ -471,9 +474,10 @@ impl Loop {
             now,
         );
         let client = ClientEntry::new(Session::new(protocol, authenticated), info);
-        client::register(&client);
+        self.nc.clients.register(&client);
         // `connected_clients` counted it already, in protect::admit.
-        self.shared
+        self.nc
+            .shared
             .total_connections
             .fetch_add(1, Ordering::Relaxed);
         let slot = match self.free.pop() {
@@ -641,20 +645,12 @@ impl Loop {
         if !conn.rbuf.is_empty() {
             let protocol = conn.client.borrow().protocol;
             let outcome = match protocol {
-                Protocol::Redis => dispatch::run_redis(
-                    &self.core,
-                    &self.shared,
-                    &conn.client,
-                    &mut conn.rbuf,
-                    &mut conn.out,
-                ),
-                Protocol::Memcache => crate::mcdispatch::run(
-                    &self.core,
-                    &self.shared,
-                    &conn.client,
-                    &mut conn.rbuf,
-                    &mut conn.out,
-                ),
+                Protocol::Redis => {
+                    dispatch::run_redis(&self.nc, &conn.client, &mut conn.rbuf, &mut conn.out)
+                }
+                Protocol::Memcache => {
+                    crate::mcdispatch::run(&self.nc, &conn.client, &mut conn.rbuf, &mut conn.out)
+                }
             };
             match outcome {
                 dispatch::Outcome::Continue => {}
@@ -681,7 +677,7 @@ impl Loop {
                 }
             }
         }
-        let limit = self.shared.settings.output_limit();
+        let limit = self.nc.shared.settings.output_limit();
         if self.check_output(slot, limit) {
             return;
         }
@@ -713,12 +709,13 @@ impl Loop {
             ),
         };
         tracing::warn!(
-            core = self.core.id,
+            core = self.nc.core.id,
             limit = breach.name(),
             "Client {} closed for overcoming of output buffer limits ({detail}).",
             conn.client.ident()
         );
-        self.shared
+        self.nc
+            .shared
             .client_output_limit_disconnections
             .fetch_add(1, Ordering::Relaxed);
         conn.abort();
@@ -729,8 +726,8 @@ impl Loop {
     /// timeout, and apply the soft output limit to clients whose output is not moving.
     fn cron(&mut self) {
         let now = self.now;
-        let timeout = self.shared.settings.timeout_secs.load(Ordering::Relaxed);
-        let limit = self.shared.settings.output_limit();
+        let timeout = self.nc.shared.settings.timeout_secs.load(Ordering::Relaxed);
+        let limit = self.nc.shared.settings.output_limit();
         let mut wanted = false;
         for i in 0..self.listeners.len() {
             match self.listeners[i].retry_at_ms {
@@ -751,7 +748,7 @@ impl Loop {
             let last = conn.client.conn.last_ms.get();
             if !conn.busy && protect::idle_expired(last, now, timeout) {
                 tracing::debug!(
-                    core = self.core.id,
+                    core = self.nc.core.id,
                     "Closing idle client {}",
                     conn.client.ident()
                 );
@@ -832,8 +829,9 @@ impl Loop {
             return;
         }
         let conn = self.conns[slot as usize].take().expect("live conn");
-        client::unregister(&conn.client);
-        self.shared
+        self.nc.clients.unregister(&conn.client);
+        self.nc
+            .shared
             .connected_clients
             .fetch_sub(1, Ordering::Relaxed);
         self.free.push(slot);
