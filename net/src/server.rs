@@ -65,11 +65,20 @@ const CQE_F_SOCK_NONEMPTY: u32 = 1 << 2;
 /// How often a core checks its clients for idle timeouts and the soft output limit.
 const CRON_INTERVAL_MS: u64 = 1000;
 
-fn user_data(op: u64, slot: u32, generation: u32) -> u64 {
-    ((generation as u64 & 0xff_ffff) << 40) | ((slot as u64) << 8) | op
+/// A connection's token: its index in the loop's connection table (`Loop::conns`). A
+/// closed connection's token is reused for a later one, with the next generation, so an
+/// operation's `user_data` names a connection by token and generation: a completion that
+/// arrives for a closed connection never reaches the one that took its token over.
+pub type Token = u32;
+
+/// An operation's `user_data`: the op in bits 0-7, the token in bits 8-39 (for an accept,
+/// the listener's index instead), the generation (24 bits) in bits 40-63.
+fn user_data(op: u64, token: Token, generation: u32) -> u64 {
+    ((generation as u64 & 0xff_ffff) << 40) | ((token as u64) << 8) | op
 }
 
-fn decode(ud: u64) -> (u64, u32, u32) {
+/// `(op, token, generation)` of a `user_data`.
+fn decode(ud: u64) -> (u64, Token, u32) {
     (
         ud & 0xff,
         ((ud >> 8) & 0xffff_ffff) as u32,
@@ -102,7 +111,8 @@ struct Conn {
     busy: bool,
     /// No more reading: close once the output is written.
     draining: bool,
-    /// Closing: cancel what is armed and free the slot once nothing is.
+    /// Closing: cancel what is armed and drop the connection (freeing its token) once
+    /// nothing is.
     closing: bool,
     /// A cancel for the armed operation is on its way.
     cancel_sent: bool,
@@ -121,7 +131,8 @@ impl Conn {
     /// Closes at once: nothing more is read, parsed or sent (a send in flight is
     /// cancelled), as Redis's freeClient does for killed and over-limit clients.
     fn abort(&mut self) {
-        // `rbuf` and `inflight` may be lent to the kernel; they go with the slot.
+        // `rbuf` and `inflight` may be lent to the kernel; they are dropped with the
+        // connection, once nothing is armed.
         self.out = Vec::new();
         self.draining = true;
         self.closing = true;
@@ -130,7 +141,7 @@ impl Conn {
 
 /// A slow-path pipeline's encoded replies, handed back to the loop.
 pub struct Finished {
-    pub slot: u32,
+    pub token: Token,
     pub generation: u32,
     pub bytes: Vec<u8>,
     pub close: bool,
@@ -150,7 +161,8 @@ struct Loop {
     ring: Ring,
     conns: Vec<Option<Conn>>,
     generations: Vec<u32>,
-    free: Vec<u32>,
+    /// Tokens of closed connections, for reuse.
+    free: Vec<Token>,
     listeners: Vec<Listener>,
     completions: Vec<Completion>,
     finished: Rc<RefCell<Vec<Finished>>>,
@@ -276,8 +288,8 @@ impl Loop {
                 self.on_completion(c);
             }
             if self.nc.clients.take_kill_request() {
-                for slot in 0..self.conns.len() as u32 {
-                    self.maybe_finish(slot);
+                for token in 0..self.conns.len() as Token {
+                    self.maybe_finish(token);
                 }
                 progress = true;
             }
@@ -359,13 +371,13 @@ impl Loop {
                 self.push_cancel(target);
             }
         }
-        for slot in 0..self.conns.len() {
-            if let Some(c) = self.conns[slot].as_mut() {
+        for token in 0..self.conns.len() {
+            if let Some(c) = self.conns[token].as_mut() {
                 // Answer what was read, then close.
                 c.draining = true;
             }
-            self.process(slot as u32);
-            self.maybe_finish(slot as u32);
+            self.process(token as Token);
+            self.maybe_finish(token as Token);
         }
     }
 
@@ -408,20 +420,21 @@ impl Loop {
             tracing::trace!(result = c.result, "cancel completed");
             return;
         }
-        let (op, slot, generation) = decode(c.user_data);
+        let (op, token, generation) = decode(c.user_data);
         match op {
-            OP_ACCEPT => self.on_accept(slot as usize, c),
+            // An accept's token is its listener's index.
+            OP_ACCEPT => self.on_accept(token as usize, c),
             OP_RECV | OP_SEND => {
-                let live = matches!(self.conns.get(slot as usize), Some(Some(conn)) if conn.generation == generation);
+                let live = matches!(self.conns.get(token as usize), Some(Some(conn)) if conn.generation == generation);
                 if !live {
                     return;
                 }
                 if op == OP_RECV {
-                    self.on_recv(slot, c.result, c.flags);
+                    self.on_recv(token, c.result, c.flags);
                 } else {
-                    self.on_send(slot, c.result);
+                    self.on_send(token, c.result);
                 }
-                self.maybe_finish(slot);
+                self.maybe_finish(token);
             }
             _ => {}
         }
@@ -480,17 +493,17 @@ impl Loop {
             .shared
             .total_connections
             .fetch_add(1, Ordering::Relaxed);
-        let slot = match self.free.pop() {
+        let token = match self.free.pop() {
             Some(s) => s,
             None => {
                 self.conns.push(None);
                 self.generations.push(0);
-                (self.conns.len() - 1) as u32
+                (self.conns.len() - 1) as Token
             }
         };
-        let generation = self.generations[slot as usize].wrapping_add(1) & 0xff_ffff;
-        self.generations[slot as usize] = generation;
-        self.conns[slot as usize] = Some(Conn {
+        let generation = self.generations[token as usize].wrapping_add(1) & 0xff_ffff;
+        self.generations[token as usize] = generation;
+        self.conns[token as usize] = Some(Conn {
             fd,
             generation,
             rbuf: BytesMut::with_capacity(READ_CHUNK),
@@ -507,11 +520,11 @@ impl Loop {
             soft_since_ms: 0,
             client,
         });
-        self.arm_recv(slot);
+        self.arm_recv(token);
     }
 
-    fn arm_recv(&mut self, slot: u32) {
-        let Some(conn) = self.conns[slot as usize].as_mut() else {
+    fn arm_recv(&mut self, token: Token) {
+        let Some(conn) = self.conns[token as usize].as_mut() else {
             return;
         };
         if conn.recv_armed || conn.busy || conn.draining || conn.closing {
@@ -529,18 +542,18 @@ impl Loop {
         )
         .ioprio(if conn.drained { RECVSEND_POLL_FIRST } else { 0 })
         .build()
-        .user_data(user_data(OP_RECV, slot, conn.generation));
+        .user_data(user_data(OP_RECV, token, conn.generation));
         conn.recv_armed = true;
         // SAFETY: the spare capacity of `rbuf` stays allocated and untouched until this
         // receive completes: `rbuf` is only resized or read while `recv_armed` is false,
-        // and the slot is freed only after every armed operation completed.
+        // and the connection is dropped only after every armed operation completed.
         unsafe { self.ring.push(&sqe) };
     }
 
-    fn on_recv(&mut self, slot: u32, result: i32, flags: u32) {
-        tracing::trace!(slot, result, "recv completed");
+    fn on_recv(&mut self, token: Token, result: i32, flags: u32) {
+        tracing::trace!(token, result, "recv completed");
         let now = self.now;
-        let conn = self.conns[slot as usize].as_mut().expect("live conn");
+        let conn = self.conns[token as usize].as_mut().expect("live conn");
         conn.recv_armed = false;
         conn.cancel_sent = false;
         conn.drained = flags & CQE_F_SOCK_NONEMPTY == 0;
@@ -554,7 +567,7 @@ impl Loop {
             }
             // EOF or error: nothing more will be read; answer what was, then close.
             conn.draining = true;
-            self.process(slot);
+            self.process(token);
             return;
         }
         // SAFETY: the kernel wrote `result` bytes into the spare capacity we lent it.
@@ -574,12 +587,12 @@ impl Loop {
             conn.draining = true;
             return;
         }
-        self.process(slot);
+        self.process(token);
     }
 
-    fn on_send(&mut self, slot: u32, result: i32) {
+    fn on_send(&mut self, token: Token, result: i32) {
         let now = self.now;
-        let conn = self.conns[slot as usize].as_mut().expect("live conn");
+        let conn = self.conns[token as usize].as_mut().expect("live conn");
         conn.send_armed = false;
         conn.cancel_sent = false;
         if result > 0 {
@@ -599,13 +612,13 @@ impl Loop {
             conn.inflight.clear();
             conn.sent = 0;
         }
-        self.flush(slot);
+        self.flush(token);
         // Output drained below the high-water mark: resume parsing and reading.
-        self.process(slot);
+        self.process(token);
     }
 
-    fn flush(&mut self, slot: u32) {
-        let Some(conn) = self.conns[slot as usize].as_mut() else {
+    fn flush(&mut self, token: Token) {
+        let Some(conn) = self.conns[token as usize].as_mut() else {
             return;
         };
         if conn.send_armed || conn.closing {
@@ -626,17 +639,18 @@ impl Loop {
         )
         .flags(libc::MSG_NOSIGNAL)
         .build()
-        .user_data(user_data(OP_SEND, slot, conn.generation));
+        .user_data(user_data(OP_SEND, token, conn.generation));
         conn.send_armed = true;
         // SAFETY: `inflight` is neither written nor dropped while `send_armed` is true
-        // (new output goes to `out`), and the slot is freed only after the send completes.
+        // (new output goes to `out`), and the connection is dropped only after the send
+        // completes.
         unsafe { self.ring.push(&sqe) };
     }
 
     /// Parses and runs what the connection has buffered, as far as it can right now,
     /// then sends what that produced and keeps a receive armed.
-    fn process(&mut self, slot: u32) {
-        let Some(conn) = self.conns[slot as usize].as_mut() else {
+    fn process(&mut self, token: Token) {
+        let Some(conn) = self.conns[token as usize].as_mut() else {
             return;
         };
         if conn.busy || conn.closing {
@@ -667,7 +681,7 @@ impl Loop {
                     wake::spawn(async move {
                         let (bytes, close) = task.await;
                         finished.borrow_mut().push(Finished {
-                            slot,
+                            token,
                             generation,
                             bytes,
                             close,
@@ -678,17 +692,17 @@ impl Loop {
             }
         }
         let limit = self.nc.shared.settings.output_limit();
-        if self.check_output(slot, limit) {
+        if self.check_output(token, limit) {
             return;
         }
-        self.flush(slot);
-        self.arm_recv(slot);
+        self.flush(token);
+        self.arm_recv(token);
     }
 
     /// Applies the output buffer limit to the connection's unsent output; closes it and
     /// returns true when the limit is broken.
-    fn check_output(&mut self, slot: u32, limit: crate::config::OutputLimit) -> bool {
-        let Some(conn) = self.conns[slot as usize].as_mut() else {
+    fn check_output(&mut self, token: Token, limit: crate::config::OutputLimit) -> bool {
+        let Some(conn) = self.conns[token as usize].as_mut() else {
             return false;
         };
         let pending = conn.pending_output() as u64;
@@ -736,8 +750,8 @@ impl Loop {
                 _ => wanted = true,
             }
         }
-        for slot in 0..self.conns.len() as u32 {
-            let Some(conn) = self.conns[slot as usize].as_mut() else {
+        for token in 0..self.conns.len() as Token {
+            let Some(conn) = self.conns[token as usize].as_mut() else {
                 continue;
             };
             wanted |= conn.closing || conn.pending_output() > 0;
@@ -754,9 +768,9 @@ impl Loop {
                 );
                 conn.abort();
             } else {
-                self.check_output(slot, limit);
+                self.check_output(token, limit);
             }
-            self.maybe_finish(slot);
+            self.maybe_finish(token);
         }
         self.cron_wanted = wanted;
     }
@@ -766,7 +780,7 @@ impl Loop {
         let done: Vec<Finished> = std::mem::take(&mut *self.finished.borrow_mut());
         let any = !done.is_empty();
         for f in done {
-            let Some(Some(conn)) = self.conns.get_mut(f.slot as usize) else {
+            let Some(Some(conn)) = self.conns.get_mut(f.token as usize) else {
                 continue;
             };
             if conn.generation != f.generation {
@@ -784,16 +798,16 @@ impl Loop {
                 conn.rbuf.clear();
                 conn.draining = true;
             }
-            self.process(f.slot);
-            self.flush(f.slot);
-            self.maybe_finish(f.slot);
+            self.process(f.token);
+            self.flush(f.token);
+            self.maybe_finish(f.token);
         }
         any
     }
 
     /// Closes a connection that is done: draining with nothing left to send, or closing.
-    fn maybe_finish(&mut self, slot: u32) {
-        let Some(conn) = self.conns[slot as usize].as_mut() else {
+    fn maybe_finish(&mut self, token: Token) {
+        let Some(conn) = self.conns[token as usize].as_mut() else {
             return;
         };
         if conn.client.conn.killed.get() && !conn.closing {
@@ -814,9 +828,9 @@ impl Loop {
         // Nothing more is read once draining: take back an armed receive.
         let mut cancel = None;
         if conn.recv_armed {
-            cancel = Some(user_data(OP_RECV, slot, conn.generation));
+            cancel = Some(user_data(OP_RECV, token, conn.generation));
         } else if conn.closing && conn.send_armed {
-            cancel = Some(user_data(OP_SEND, slot, conn.generation));
+            cancel = Some(user_data(OP_SEND, token, conn.generation));
         }
         if let Some(target) = cancel {
             if !conn.cancel_sent {
@@ -828,13 +842,13 @@ impl Loop {
         if !conn.closing || conn.busy {
             return;
         }
-        let conn = self.conns[slot as usize].take().expect("live conn");
+        let conn = self.conns[token as usize].take().expect("live conn");
         self.nc.clients.unregister(&conn.client);
         self.nc
             .shared
             .connected_clients
             .fetch_sub(1, Ordering::Relaxed);
-        self.free.push(slot);
+        self.free.push(token);
         drop(conn);
     }
 }
