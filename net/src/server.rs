@@ -572,9 +572,14 @@ impl Loop {
         }
         // SAFETY: the kernel wrote `result` bytes into the spare capacity we lent it.
         unsafe { conn.rbuf.set_len(conn.rbuf.len() + result as usize) };
+        // A memcached connection whose input starts with 0x80 before any command speaks
+        // the binary protocol, unless the parser is skipping the data block of a rejected
+        // first command that `noreply` muted: the block's bytes may be anything.
         let binary_start = || {
             let st = conn.client.borrow();
-            st.protocol == Protocol::Memcache && st.last_cmd == NO_COMMAND
+            st.protocol == Protocol::Memcache
+                && st.last_cmd == NO_COMMAND
+                && st.mc_parser.swallowing() == 0
         };
         if conn
             .rbuf
