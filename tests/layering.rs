@@ -87,7 +87,8 @@ fn code_of(text: &str) -> String {
 }
 
 /// The paths after every `prefix::` in `code`, with `use prefix::{a, b::c}` groups
-/// expanded to their first segments.
+/// expanded to their first segments and `use prefix::a::{b, c}` groups to `a::b` and
+/// `a::c`.
 fn paths_after(code: &str, prefix: &str) -> Vec<Vec<String>> {
     let needle = format!("{prefix}::");
     let mut out = Vec::new();
@@ -128,7 +129,23 @@ fn paths_after(code: &str, prefix: &str) -> Vec<Vec<String>> {
                 None => break,
             }
         }
-        if !seg.is_empty() {
+        if seg.is_empty() {
+            continue;
+        }
+        if let Some(group) = tail.strip_prefix('{') {
+            // `crate::a::{b, c::D}`: each item under the common prefix.
+            let end = group.find('}').unwrap_or(group.len());
+            for item in group[..end].split(',') {
+                let mut full = seg.clone();
+                full.extend(
+                    item.trim()
+                        .split("::")
+                        .map(|s| ident(s.trim()))
+                        .take_while(|s| !s.is_empty() && s != "self"),
+                );
+                out.push(full);
+            }
+        } else {
             out.push(seg);
         }
     }
@@ -276,5 +293,29 @@ fn the_checker_sees_a_circle() {
     assert_eq!(
         find_circle(&graph),
         Some(vec!["a".into(), "b".into(), "c".into(), "a".into()])
+    );
+}
+
+#[test]
+fn the_checker_sees_through_nested_groups() {
+    // `use crate::g::{h, Y}` imports g::h (and g), so f and g::h import each other.
+    let files = [
+        ("", ""),
+        ("f", "use crate::g::{h, Y};\nuse crate::g::{self};\n"),
+        ("g", "pub struct Y;\n"),
+        ("g::h", "use crate::f::X;\n"),
+    ];
+    let mods: BTreeMap<String, String> = files
+        .iter()
+        .map(|(m, text)| (m.to_string(), code_of(text)))
+        .collect();
+    let graph = imports(&mods);
+    assert_eq!(
+        graph["f"],
+        ["g", "g::h"].iter().map(|s| s.to_string()).collect()
+    );
+    assert_eq!(
+        find_circle(&graph),
+        Some(vec!["f".into(), "g::h".into(), "f".into()])
     );
 }

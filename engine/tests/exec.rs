@@ -1,6 +1,7 @@
 //! The execution layer on a real two-core runtime, with no sockets: pipelines that span
 //! cores finish in request order, cross-core transactions apply atomically, memcached
-//! ops and delayed flushes run on the core that owns the shard.
+//! ops and delayed flushes run on the core that owns the shard, and a job sent to every
+//! core reaches what a layer above attached to that core.
 
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
@@ -9,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use baton_engine::command::lookup;
-use baton_engine::exec::{self, on_every_core, Pipeline, Plan, RedisDone, RedisEntry};
+use baton_engine::exec::{
+    self, on_every_core, with_every_core, Pipeline, Plan, RedisDone, RedisEntry,
+};
 use baton_engine::memcache::{McCtx, McOp, McResult, StoreMode, StoreOp};
 use baton_engine::runtime::{self, now_ms, Core, Job, Out};
 use baton_engine::Reply;
@@ -213,5 +216,30 @@ fn memcached_ops_and_a_delayed_flush_run_on_the_owning_core() {
             vec![0, 0],
             "each core flushed its shard from its own timer"
         );
+    });
+}
+
+/// Per-core state of a layer above the engine, as net's `NetCore` is.
+struct Tag(usize);
+
+#[test]
+fn a_job_on_every_core_reaches_what_each_core_attached() {
+    on_two_cores(|core| async move {
+        assert!(core.attached::<Tag>().is_none(), "nothing attached yet");
+        with_every_core(&core, |c, _| c.attach(Rc::new(Tag(c.id + 10)))).await;
+        let tags = with_every_core(&core, |c, _| c.attached::<Tag>().map(|t| t.0)).await;
+        assert_eq!(tags, vec![Some(10), Some(11)], "each core's own value");
+        // One value per type: attaching again replaces it; other types are apart.
+        core.attach(Rc::new(Tag(7)));
+        core.attach(Rc::new(String::from("other layer")));
+        assert_eq!(core.attached::<Tag>().map(|t| t.0), Some(7));
+        assert_eq!(
+            core.attached::<String>().as_deref().map(String::as_str),
+            Some("other layer")
+        );
+        assert!(core.attached::<u64>().is_none());
+        // The job gets the whole core: the shard too, not borrowed.
+        let lens = with_every_core(&core, |c, _| c.shard.borrow().len()).await;
+        assert_eq!(lens, vec![0, 0]);
     });
 }

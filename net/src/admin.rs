@@ -1,26 +1,24 @@
 //! Commands the connection answers itself: PING, ECHO, QUIT, HELLO, AUTH, SELECT, COMMAND,
 //! CLIENT, CONFIG, INFO, SLOWLOG, TIME. Those that need every core (INFO, CLIENT LIST/KILL,
-//! CONFIG SET/RESETSTAT, SLOWLOG GET/LEN/RESET) are left to [`run_async`].
+//! CONFIG SET/RESETSTAT, SLOWLOG GET/LEN/RESET) are left to [`run_async`], which reads and
+//! changes each core's [`NetCore`] with a job on that core ([`NetCore::on_every_core`]).
 //!
 //! The dispatcher has checked the arity of the command and of its subcommand, and that
 //! the subcommand exists, before any handler here runs.
 
-use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use baton_engine::command::{flags, lookup, CommandSpec, Conn, COMMANDS};
-use baton_engine::exec::on_every_core;
 use baton_engine::reply::{errors, Reply};
-use baton_engine::runtime::Core;
+use baton_engine::shard::ShardStats;
 use bytes::Bytes;
 
-use crate::client::{Client, CLIENTS};
+use crate::client::Client;
 use crate::config::Shared;
 use crate::config_command;
-use crate::stats::{info, slowlog};
-
-/// The Redis version Baton reports, for clients that gate features on it.
-pub const REDIS_VERSION: &str = "7.2.0";
+use crate::netcore::NetCore;
+use crate::stats::info::{self, REDIS_VERSION};
+use crate::stats::slowlog::{self, Entry};
 
 fn eq(a: &[u8], b: &str) -> bool {
     a.eq_ignore_ascii_case(b.as_bytes())
@@ -50,13 +48,13 @@ pub(crate) fn unknown_subcommand(cmd: &str, sub: &[u8]) -> Reply {
 /// Answers a connection command, or returns `None` when it needs every core and must be
 /// finished by [`run_async`].
 pub fn handle(
-    core: &Rc<Core>,
-    shared: &Arc<Shared>,
+    nc: &NetCore,
     client: &Client,
     conn: Conn,
     args: &[Bytes],
     now: u64,
 ) -> Option<Reply> {
+    let shared = &nc.shared;
     let r = match conn {
         Conn::Ping => match args.len() {
             1 => Reply::simple("PONG"),
@@ -81,7 +79,7 @@ pub fn handle(
             ])
         }
         Conn::Auth => auth(shared, client, args),
-        Conn::Hello => hello(core, shared, client, args),
+        Conn::Hello => hello(shared, client, args),
         Conn::Command => command(args),
         Conn::Client => return client_cmd(client, args, now),
         Conn::Config => return config(shared, args),
@@ -132,7 +130,7 @@ fn auth(shared: &Shared, client: &Client, args: &[Bytes]) -> Reply {
 }
 
 /// HELLO [protover [AUTH username password] [SETNAME clientname]]
-fn hello(core: &Rc<Core>, shared: &Shared, client: &Client, args: &[Bytes]) -> Reply {
+fn hello(shared: &Shared, client: &Client, args: &[Bytes]) -> Reply {
     let mut proto = client.borrow().resp;
     let mut i = 1;
     if args.len() > 1 {
@@ -177,7 +175,6 @@ fn hello(core: &Rc<Core>, shared: &Shared, client: &Client, args: &[Bytes]) -> R
     if let Some(n) = name {
         st.name = if n.is_empty() { None } else { Some(n) };
     }
-    let _ = core;
     Reply::Map(vec![
         (bulk("server"), bulk("redis")),
         (bulk("version"), bulk(REDIS_VERSION)),
@@ -380,79 +377,130 @@ fn config(shared: &Shared, args: &[Bytes]) -> Option<Reply> {
 }
 
 /// Finishes the connection commands that need every core.
-pub async fn run_async(
-    core: &Rc<Core>,
-    shared: &Arc<Shared>,
-    client: &Client,
-    conn: Conn,
-    args: &[Bytes],
-) -> Reply {
+pub async fn run_async(nc: &NetCore, client: &Client, conn: Conn, args: &[Bytes]) -> Reply {
     match conn {
-        Conn::Info => Reply::Verbatim(Bytes::from(info::info(core, shared, &args[1..]).await)),
-        Conn::Slowlog => slowlog::command(core, shared, args).await,
+        Conn::Info => Reply::Verbatim(Bytes::from(info::info(nc, &args[1..]).await)),
+        Conn::Slowlog => slowlog_command(nc, args).await,
         Conn::Config if eq(&args[1], "resetstat") => {
-            config_command::reset_stats(core, shared).await;
+            reset_stats(nc).await;
             Reply::Ok
         }
         Conn::Config => match config_command::check_set(&args[2..]) {
             Ok(changes) => {
-                config_command::apply(core, shared, changes).await;
+                config_command::apply(&nc.core, &nc.shared, changes).await;
                 Reply::Ok
             }
             Err(e) => e,
         },
-        Conn::Client if eq(&args[1], "list") => {
-            let lines = on_every_core(core, |_, _| {
-                let now = baton_engine::runtime::now_ms();
-                CLIENTS.with(|c| {
-                    c.borrow()
-                        .iter()
-                        .map(|cl| (cl.borrow().id, cl.info_line(now)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .await;
-            let mut ids: Option<Vec<u64>> = None;
-            if args.len() >= 4 {
-                if eq(&args[2], "id") {
-                    let mut v = Vec::new();
-                    for a in &args[3..] {
-                        match baton_engine::commands::parse_i64(a) {
-                            Some(n) if n > 0 => v.push(n as u64),
-                            _ => return Reply::err("ERR Invalid client ID"),
-                        }
-                    }
-                    ids = Some(v);
-                } else if eq(&args[2], "type") && args.len() == 4 {
-                    if !eq(&args[3], "normal")
-                        && !["master", "replica", "pubsub"]
-                            .iter()
-                            .any(|t| eq(&args[3], t))
-                    {
-                        return Reply::error(format!(
-                            "ERR Unknown client type '{}'",
-                            String::from_utf8_lossy(&args[3])
-                        ));
-                    }
-                    if !eq(&args[3], "normal") {
-                        return Reply::Verbatim(Bytes::new());
-                    }
-                } else {
-                    return errors::SYNTAX;
-                }
-            }
-            let mut all: Vec<(u64, String)> = lines.into_iter().flatten().collect();
-            all.sort_by_key(|(id, _)| *id);
-            let mut text = String::new();
-            for (id, line) in all {
-                if ids.as_ref().is_none_or(|v| v.contains(&id)) {
-                    text.push_str(&line);
-                    text.push('\n');
-                }
-            }
-            Reply::Verbatim(Bytes::from(text))
-        }
-        Conn::Client => crate::kill::client_kill(core, client, args).await,
+        Conn::Client if eq(&args[1], "list") => client_list(nc, args).await,
+        Conn::Client => crate::kill::client_kill(nc, client, args).await,
         other => Reply::error(format!("ERR {other:?} is answered by the connection")),
     }
+}
+
+/// CLIENT LIST [TYPE normal|master|replica|pubsub] [ID id ...]: every core's clients, by id.
+async fn client_list(nc: &NetCore, args: &[Bytes]) -> Reply {
+    let lines = nc
+        .on_every_core(|nc, _| {
+            let now = baton_engine::runtime::now_ms();
+            let mut lines = Vec::with_capacity(nc.clients.len());
+            nc.clients
+                .each(|cl| lines.push((cl.borrow().id, cl.info_line(now))));
+            lines
+        })
+        .await;
+    let mut ids: Option<Vec<u64>> = None;
+    if args.len() >= 4 {
+        if eq(&args[2], "id") {
+            let mut v = Vec::new();
+            for a in &args[3..] {
+                match baton_engine::commands::parse_i64(a) {
+                    Some(n) if n > 0 => v.push(n as u64),
+                    _ => return Reply::err("ERR Invalid client ID"),
+                }
+            }
+            ids = Some(v);
+        } else if eq(&args[2], "type") && args.len() == 4 {
+            if !eq(&args[3], "normal")
+                && !["master", "replica", "pubsub"]
+                    .iter()
+                    .any(|t| eq(&args[3], t))
+            {
+                return Reply::error(format!(
+                    "ERR Unknown client type '{}'",
+                    String::from_utf8_lossy(&args[3])
+                ));
+            }
+            if !eq(&args[3], "normal") {
+                return Reply::Verbatim(Bytes::new());
+            }
+        } else {
+            return errors::SYNTAX;
+        }
+    }
+    let mut all: Vec<(u64, String)> = lines.into_iter().flatten().collect();
+    all.sort_by_key(|(id, _)| *id);
+    let mut text = String::new();
+    for (id, line) in all {
+        if ids.as_ref().is_none_or(|v| v.contains(&id)) {
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }
+    Reply::Verbatim(Bytes::from(text))
+}
+
+/// `SLOWLOG GET [count]` | LEN | RESET over every core's log (HELP is answered without
+/// the other cores). The arity of each subcommand was checked by the dispatcher.
+async fn slowlog_command(nc: &NetCore, args: &[Bytes]) -> Reply {
+    let sub = &args[1];
+    let max = slowlog::max_len(&nc.shared);
+    if eq(sub, "get") && args.len() <= 3 {
+        let count = match args.get(2) {
+            None => slowlog::DEFAULT_COUNT,
+            Some(a) => match baton_engine::commands::parse_i64(a) {
+                Some(-1) => usize::MAX,
+                Some(n) if n >= 0 => n as usize,
+                _ => return Reply::err("ERR count should be greater than or equal to -1"),
+            },
+        };
+        let count = count.min(max);
+        let mut all: Vec<Entry> = nc
+            .on_every_core(move |nc, _| nc.slowlog.newest(count))
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        all.sort_unstable_by_key(|e| std::cmp::Reverse(e.id));
+        all.truncate(count);
+        Reply::Array(all.iter().map(Entry::reply).collect())
+    } else if eq(sub, "len") {
+        let len: usize = nc
+            .on_every_core(|nc, _| nc.slowlog.len())
+            .await
+            .into_iter()
+            .sum();
+        Reply::Int(len.min(max) as i64)
+    } else if eq(sub, "reset") {
+        nc.on_every_core(|nc, _| nc.slowlog.clear()).await;
+        Reply::Ok
+    } else {
+        Reply::error(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try SLOWLOG HELP.",
+            String::from_utf8_lossy(sub)
+        ))
+    }
+}
+
+/// CONFIG RESETSTAT: zeroes what INFO counts (commandstats, keyspace hits and misses,
+/// expired and evicted keys, commands processed, connections received and rejected). The
+/// slow log stays, as in Redis.
+async fn reset_stats(nc: &NetCore) {
+    nc.on_every_core(|nc, now| {
+        nc.core.shard.borrow_mut().stats = ShardStats::default();
+        nc.stats.reset(now);
+    })
+    .await;
+    nc.shared.total_connections.store(0, Ordering::Relaxed);
+    nc.shared.rejected_connections.store(0, Ordering::Relaxed);
 }

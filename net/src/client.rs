@@ -1,5 +1,5 @@
-//! The per-core registry of clients, for CLIENT LIST / INFO / KILL and log lines: each
-//! client's [`Session`] joined with what its connection's I/O knows about it
+//! The per-core registry of clients ([`Clients`]), for CLIENT LIST / INFO / KILL and log
+//! lines: each client's [`Session`] joined with what its connection's I/O knows about it
 //! ([`ConnInfo`]).
 
 use std::cell::{Cell, Ref, RefCell, RefMut};
@@ -120,39 +120,62 @@ fn text(b: &Option<Bytes>) -> String {
         .unwrap_or_default()
 }
 
-thread_local! {
-    /// Every live client of this core, for CLIENT LIST, CLIENT KILL and INFO.
-    pub static CLIENTS: RefCell<Vec<Client>> = const { RefCell::new(Vec::new()) };
+/// Every live client of one core, for CLIENT LIST, CLIENT KILL and INFO, and the way CLIENT
+/// KILL (run on this core for a caller on any core) gets the core's loop to close the
+/// clients it marked.
+#[derive(Debug)]
+pub struct Clients {
+    all: RefCell<Vec<Client>>,
+    /// The eventfd that wakes this core's connection loop (`None` without a loop).
+    doorbell: Option<RawFd>,
+    /// Set by [`Clients::request_kill`], taken by the loop.
+    kill_requested: Cell<bool>,
 }
 
-pub fn register(client: &Client) {
-    CLIENTS.with(|c| c.borrow_mut().push(client.clone()));
-}
-
-pub fn unregister(client: &Client) {
-    CLIENTS.with(|c| c.borrow_mut().retain(|x| !Rc::ptr_eq(x, client)));
-}
-
-thread_local! {
-    static LOOP_EVENTFD: Cell<i32> = const { Cell::new(-1) };
-    static KILL_REQUESTED: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Tells this core's client registry which eventfd wakes the core's connection loop.
-pub fn set_loop_eventfd(fd: i32) {
-    LOOP_EVENTFD.with(|c| c.set(fd));
-}
-
-/// Marks clients of this core as killed and wakes the loop so it closes them.
-pub fn request_kill() {
-    KILL_REQUESTED.with(|k| k.set(true));
-    let fd = LOOP_EVENTFD.with(|c| c.get());
-    if fd >= 0 {
-        baton_engine::runtime::mesh::ring(fd);
+impl Clients {
+    /// An empty registry whose kill requests ring `doorbell`.
+    pub fn new(doorbell: Option<RawFd>) -> Clients {
+        Clients {
+            all: RefCell::new(Vec::new()),
+            doorbell,
+            kill_requested: Cell::new(false),
+        }
     }
-}
 
-/// Whether a kill was requested since the last call.
-pub fn take_kill_request() -> bool {
-    KILL_REQUESTED.with(|k| k.replace(false))
+    pub fn register(&self, client: &Client) {
+        self.all.borrow_mut().push(client.clone());
+    }
+
+    pub fn unregister(&self, client: &Client) {
+        self.all.borrow_mut().retain(|x| !Rc::ptr_eq(x, client));
+    }
+
+    pub fn len(&self) -> usize {
+        self.all.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.all.borrow().is_empty()
+    }
+
+    /// Every client, in the order they registered. The registry stays borrowed while
+    /// `f` runs: `f` must not register or unregister.
+    pub fn each(&self, mut f: impl FnMut(&Client)) {
+        for c in self.all.borrow().iter() {
+            f(c);
+        }
+    }
+
+    /// Asks the loop to close the clients marked killed, and wakes it.
+    pub fn request_kill(&self) {
+        self.kill_requested.set(true);
+        if let Some(fd) = self.doorbell {
+            baton_engine::runtime::mesh::ring(fd);
+        }
+    }
+
+    /// Whether a kill was requested since the last call.
+    pub fn take_kill_request(&self) -> bool {
+        self.kill_requested.replace(false)
+    }
 }

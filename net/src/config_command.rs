@@ -1,6 +1,6 @@
-//! CONFIG GET / SET / RESETSTAT: the table of parameters, with a getter each and, for
-//! those that can change at run time, a parser that checks a value the way Redis 7 does
-//! and answers with its exact error texts.
+//! CONFIG GET / SET: the table of parameters, with a getter each and, for those that can
+//! change at run time, a parser that checks a value the way Redis 7 does and answers with
+//! its exact error texts. (CONFIG RESETSTAT zeroes every core's counters: `crate::admin`.)
 //!
 //! CONFIG SET with several `name value` pairs is atomic, as in Redis 7: every name is
 //! looked up and every value parsed before anything changes. New values land in
@@ -16,7 +16,6 @@ use baton_engine::exec::on_every_core;
 use baton_engine::glob::glob_match_nocase;
 use baton_engine::reply::{errors, Reply};
 use baton_engine::runtime::Core;
-use baton_engine::shard::ShardStats;
 use bytes::Bytes;
 
 use crate::config::{OutputLimit, Shared};
@@ -377,19 +376,6 @@ pub fn shard_budget(maxmemory: u64, cores: usize) -> usize {
         0 => 0,
         m => (m / cores.max(1) as u64).clamp(1, usize::MAX as u64) as usize,
     }
-}
-
-/// CONFIG RESETSTAT: zeroes what INFO counts (commandstats, keyspace hits and misses,
-/// expired and evicted keys, commands processed, connections received and rejected). The
-/// slow log stays, as in Redis.
-pub async fn reset_stats(core: &Rc<Core>, shared: &Shared) {
-    on_every_core(core, |shard, _| {
-        shard.stats = ShardStats::default();
-        crate::stats::reset();
-    })
-    .await;
-    shared.total_connections.store(0, Ordering::Relaxed);
-    shared.rejected_connections.store(0, Ordering::Relaxed);
 }
 
 /// CONFIG HELP

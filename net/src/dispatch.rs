@@ -9,24 +9,23 @@
 //! destination core, replies in request order.
 //!
 //! Every command that runs is counted for INFO commandstats and checked against the slow
-//! log ([`crate::stats`]) on this core: inline ones around their execution, others when
-//! their reply (with the time the other core measured) comes back.
+//! log ([`NetCore::executed`]) on this core: inline ones around their execution, others
+//! when their reply (with the time the other core measured) comes back.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
 
 use baton_engine::clock;
 use baton_engine::command::{command_index, lookup, subcommand, CommandSpec, Conn, Route};
 use baton_engine::exec::{self, Pipeline, Plan, RedisDone, RedisEntry};
 use baton_engine::reply::{errors, Reply};
-use baton_engine::runtime::{turn_now, Core};
+use baton_engine::runtime::turn_now;
 use bytes::{Bytes, BytesMut};
 
 use crate::admin;
 use crate::client::Client;
-use crate::config::Shared;
+use crate::netcore::NetCore;
 use crate::resp;
 use crate::stats;
 
@@ -67,13 +66,7 @@ enum Step {
 
 /// Looks a command up, checks arity and auth, answers connection commands, and has the
 /// execution layer plan the rest. Refused commands are counted as rejected.
-fn step(
-    core: &Rc<Core>,
-    shared: &Arc<Shared>,
-    client: &Client,
-    args: Vec<Bytes>,
-    now: u64,
-) -> Step {
+fn step(nc: &NetCore, client: &Client, args: Vec<Bytes>, now: u64) -> Step {
     let Some(spec) = lookup(&args[0]) else {
         return Step::Reply(errors::unknown_command(&args[0], &args[1..]));
     };
@@ -87,7 +80,7 @@ fn step(
                 Some((sub_row, sub)) => {
                     st.last_cmd = sub.name;
                     if !sub.arity_ok(args.len()) {
-                        stats::reject(sub_row);
+                        nc.stats.reject(sub_row);
                         return Step::Reply(admin::sub_arity(spec.name, &args[1]));
                     }
                     row = sub_row;
@@ -99,31 +92,31 @@ fn step(
             }
         }
         if !spec.arity_ok(args.len()) {
-            stats::reject(row);
+            nc.stats.reject(row);
             return Step::Reply(errors::wrong_arity(spec.name));
         }
         if !st.authenticated && !spec.has(baton_engine::command::flags::NO_AUTH) {
-            stats::reject(row);
+            nc.stats.reject(row);
             return Step::Reply(errors::NOAUTH);
         }
     }
     let Route::Connection(conn) = spec.route else {
-        return match exec::plan(&core.router, spec, args) {
+        return match exec::plan(&nc.core.router, spec, args) {
             Plan::Refused(reply) => {
-                stats::reject(row);
+                nc.stats.reject(row);
                 Step::Reply(reply)
             }
             Plan::Done(reply, args) => {
-                stats::executed(shared, client, row, 0, &reply, &args);
+                nc.executed(client, row, 0, &reply, &args);
                 Step::Reply(reply)
             }
             plan => Step::Exec(plan),
         };
     };
     let start = clock::ticks();
-    match admin::handle(core, shared, client, conn, &args, now) {
+    match admin::handle(nc, client, conn, &args, now) {
         Some(reply) => {
-            stats::executed(shared, client, row, clock::since(start), &reply, &args);
+            nc.executed(client, row, clock::since(start), &reply, &args);
             Step::Reply(reply)
         }
         None => Step::Admin(conn, row, args),
@@ -139,13 +132,13 @@ fn is_container(spec: &CommandSpec) -> bool {
 
 /// Parses and answers a connection's buffered RESP input, inline while it can.
 pub fn run_redis(
-    core: &Rc<Core>,
-    shared: &Arc<Shared>,
+    nc: &Rc<NetCore>,
     client: &Client,
     rbuf: &mut BytesMut,
     out: &mut Vec<u8>,
 ) -> Outcome {
-    let limits = &shared.config.limits;
+    let core = &nc.core;
+    let limits = &nc.shared.config.limits;
     loop {
         if out.len() > OUTPUT_PAUSE {
             return Outcome::Continue;
@@ -159,7 +152,7 @@ pub fn run_redis(
                 return Outcome::Close;
             }
         };
-        let reply = match step(core, shared, client, args, turn_now()) {
+        let reply = match step(nc, client, args, turn_now()) {
             Step::Reply(r) => r,
             Step::Exec(Plan::Run {
                 core: c,
@@ -169,17 +162,10 @@ pub fn run_redis(
             }) if c == core.id && core.is_unlocked() => {
                 let start = clock::ticks();
                 let r = core.shard.borrow_mut().execute(spec, &args, turn_now());
-                stats::executed(
-                    shared,
-                    client,
-                    command_index(spec),
-                    clock::since(start),
-                    &r,
-                    &args,
-                );
+                nc.executed(client, command_index(spec), clock::since(start), &r, &args);
                 exec::plan::post_process(post, r)
             }
-            other => return slow(core, shared, client, other, rbuf),
+            other => return slow(nc, client, other, rbuf),
         };
         resp::encode(&reply, client.borrow().resp, out);
         if client.borrow().close_after_reply {
@@ -201,17 +187,11 @@ fn parse(
 
 /// Moves the rest of the pipeline (this step and every complete command still buffered)
 /// into a slow-path task.
-fn slow(
-    core: &Rc<Core>,
-    shared: &Arc<Shared>,
-    client: &Client,
-    first: Step,
-    rbuf: &mut BytesMut,
-) -> Outcome {
+fn slow(nc: &Rc<NetCore>, client: &Client, first: Step, rbuf: &mut BytesMut) -> Outcome {
     let mut rest = Vec::new();
     let mut trailing = None;
     while rest.len() < MAX_SLOW_REQUESTS {
-        match parse(client, rbuf, &shared.config.limits) {
+        match parse(client, rbuf, &nc.shared.config.limits) {
             Ok(Some(args)) => rest.push(args),
             Ok(None) => break,
             Err(e) => {
@@ -221,8 +201,7 @@ fn slow(
         }
     }
     Outcome::Slow(Box::pin(slow_pipeline(
-        core.clone(),
-        shared.clone(),
+        nc.clone(),
         client.clone(),
         first,
         rest,
@@ -234,14 +213,8 @@ fn slow(
 type Queued = (RedisEntry, u8);
 
 /// Runs the queued commands, then counts and encodes each in order.
-async fn flush(
-    p: &mut Pipeline<Queued>,
-    core: &Rc<Core>,
-    shared: &Shared,
-    client: &Client,
-    out: &mut Vec<u8>,
-) {
-    for (done, proto) in p.flush(core).await {
+async fn flush(p: &mut Pipeline<Queued>, nc: &NetCore, client: &Client, out: &mut Vec<u8>) {
+    for (done, proto) in p.flush(&nc.core).await {
         match &done {
             RedisDone::Ready(_) => {}
             RedisDone::Ran {
@@ -249,7 +222,7 @@ async fn flush(
                 row,
                 ticks,
                 args,
-            } => stats::executed(shared, client, *row, *ticks, reply, args),
+            } => nc.executed(client, *row, *ticks, reply, args),
             RedisDone::Merged {
                 reply,
                 spec,
@@ -257,10 +230,11 @@ async fn flush(
                 parts,
                 order,
             } => {
-                stats::record(command_index(spec), *ticks, reply.is_error());
-                if let Some(us) = stats::slow_us(shared, *ticks) {
+                nc.stats
+                    .record(command_index(spec), *ticks, reply.is_error());
+                if let Some(us) = stats::slow_us(&nc.shared, *ticks) {
                     let args = exec::plan::joined_args(spec, parts, order);
-                    stats::slowlog::push(shared, client, &args, us);
+                    nc.slowlog.push(&nc.shared, client, &args, us);
                 }
             }
         }
@@ -270,13 +244,13 @@ async fn flush(
 
 /// Runs a pipeline that needs other cores or must wait, preserving reply order.
 async fn slow_pipeline(
-    core: Rc<Core>,
-    shared: Arc<Shared>,
+    nc: Rc<NetCore>,
     client: Client,
     first: Step,
     rest: Vec<Vec<Bytes>>,
     trailing: Option<String>,
 ) -> SlowResult {
+    let (core, shared) = (&nc.core, &nc.shared);
     let mut out = Vec::new();
     let mut p: Pipeline<Queued> = Pipeline::new(core.cores);
     let mut next = Some(first);
@@ -286,7 +260,7 @@ async fn slow_pipeline(
         let planned = match next.take() {
             Some(s) => s,
             None => match rest.next() {
-                Some(args) => step(&core, &shared, &client, args, turn_now()),
+                Some(args) => step(&nc, &client, args, turn_now()),
                 None => break,
             },
         };
@@ -318,18 +292,18 @@ async fn slow_pipeline(
             Step::Exec(Plan::Txn(spec, args)) => {
                 // A barrier: everything before it completes first. Timed here, waits
                 // for the other cores included.
-                flush(&mut p, &core, &shared, &client, &mut out).await;
+                flush(&mut p, &nc, &client, &mut out).await;
                 let start = clock::ticks();
-                let reply = exec::txn::run(&core, spec, &args).await;
+                let reply = exec::txn::run(core, spec, &args).await;
                 let row = command_index(spec);
-                stats::executed(&shared, &client, row, clock::since(start), &reply, &args);
+                nc.executed(&client, row, clock::since(start), &reply, &args);
                 resp::encode(&reply, client.borrow().resp, &mut out);
             }
             Step::Admin(conn, row, args) => {
-                flush(&mut p, &core, &shared, &client, &mut out).await;
+                flush(&mut p, &nc, &client, &mut out).await;
                 let start = clock::ticks();
-                let reply = admin::run_async(&core, &shared, &client, conn, &args).await;
-                stats::executed(&shared, &client, row, clock::since(start), &reply, &args);
+                let reply = admin::run_async(&nc, &client, conn, &args).await;
+                nc.executed(&client, row, clock::since(start), &reply, &args);
                 resp::encode(&reply, client.borrow().resp, &mut out);
             }
         }
@@ -338,15 +312,15 @@ async fn slow_pipeline(
             break;
         }
         if p.len() >= SLOW_FLUSH_EVERY {
-            flush(&mut p, &core, &shared, &client, &mut out).await;
-            if crate::protect::over_hard_limit(&shared, out.len()) {
+            flush(&mut p, &nc, &client, &mut out).await;
+            if crate::protect::over_hard_limit(shared, out.len()) {
                 // The loop closes this client for its output; the rest is never run, as
                 // Redis runs nothing more for a client it is closing.
                 return (out, true);
             }
         }
     }
-    flush(&mut p, &core, &shared, &client, &mut out).await;
+    flush(&mut p, &nc, &client, &mut out).await;
     if let Some(e) = trailing {
         if !close {
             resp::encode(&Reply::error(e), client.borrow().resp, &mut out);

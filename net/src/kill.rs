@@ -8,14 +8,11 @@
 //! Other clients are marked killed on their own core and closed by its loop at once, with
 //! unsent output dropped; the caller, when it kills itself, closes after this reply.
 
-use std::rc::Rc;
-
-use baton_engine::exec::on_every_core;
 use baton_engine::reply::{errors, Reply};
-use baton_engine::runtime::Core;
 use bytes::Bytes;
 
-use crate::client::{Client, ClientEntry, CLIENTS};
+use crate::client::{Client, ClientEntry, Clients};
+use crate::netcore::NetCore;
 
 /// Which clients a CLIENT KILL names.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -119,46 +116,49 @@ impl KillFilter {
 }
 
 /// Runs CLIENT KILL for `client` over every core.
-pub async fn client_kill(core: &Rc<Core>, client: &Client, args: &[Bytes]) -> Reply {
+pub async fn client_kill(nc: &NetCore, client: &Client, args: &[Bytes]) -> Reply {
     let filter = match KillFilter::parse(args) {
         Ok(f) => f,
         Err(e) => return e,
     };
     let caller = client.borrow().id;
     let old_form = filter.old_form;
-    let killed: i64 = on_every_core(core, move |_shard, _now| {
-        let (mut n, mut others) = (0i64, false);
-        CLIENTS.with(|clients| {
-            for c in clients.borrow().iter() {
-                // A client killed a moment ago is as good as gone.
-                if c.conn.killed.get() || !filter.matches(c) {
-                    continue;
-                }
-                if c.borrow().id == caller {
-                    if filter.skipme {
-                        continue;
-                    }
-                    c.borrow_mut().close_after_reply = true;
-                } else {
-                    c.conn.killed.set(true);
-                    others = true;
-                }
-                n += 1;
-            }
-        });
-        if others {
-            crate::client::request_kill();
-        }
-        n
-    })
-    .await
-    .into_iter()
-    .sum();
+    let killed: i64 = nc
+        .on_every_core(move |nc, _now| kill(&nc.clients, &filter, caller))
+        .await
+        .into_iter()
+        .sum();
     match (old_form, killed) {
         (true, 0) => Reply::err("ERR No such client"),
         (true, _) => Reply::Ok,
         (false, n) => Reply::Int(n),
     }
+}
+
+/// Marks the clients of one core that `filter` names (the caller `caller` only closes
+/// after its reply), asks that core's loop to close the others, and says how many.
+fn kill(clients: &Clients, filter: &KillFilter, caller: u64) -> i64 {
+    let (mut n, mut others) = (0i64, false);
+    clients.each(|c| {
+        // A client killed a moment ago is as good as gone.
+        if c.conn.killed.get() || !filter.matches(c) {
+            return;
+        }
+        if c.borrow().id == caller {
+            if filter.skipme {
+                return;
+            }
+            c.borrow_mut().close_after_reply = true;
+        } else {
+            c.conn.killed.set(true);
+            others = true;
+        }
+        n += 1;
+    });
+    if others {
+        clients.request_kill();
+    }
+    n
 }
 
 #[cfg(test)]
@@ -264,5 +264,52 @@ mod tests {
         assert!(!f("CLIENT KILL TYPE pubsub").matches(&c));
         assert!(f("CLIENT KILL USER default").matches(&c));
         assert!(!f("CLIENT KILL ADDR 127.0.0.1:5000").matches(&client(None)));
+    }
+
+    #[test]
+    fn kill_marks_one_cores_clients_and_asks_its_loop_to_close_them() {
+        // A registry of its own, as each core has (no doorbell: no loop to wake).
+        let clients = Clients::new(None);
+        let new = |port: u16| {
+            let peer = format!("127.0.0.1:{port}").parse().ok();
+            ClientEntry::new(
+                Session::new(Protocol::Redis, true),
+                ConnInfo::new(9, peer, None, 0),
+            )
+        };
+        let (caller, other, third) = (new(5000), new(5001), new(5002));
+        for c in [&caller, &other, &third] {
+            clients.register(c);
+        }
+        let id = |c: &Client| c.borrow().id;
+        let f = |line: &str| KillFilter::parse(&args(line)).unwrap();
+
+        assert_eq!(
+            kill(&clients, &f("CLIENT KILL TYPE normal"), id(&caller)),
+            2
+        );
+        assert!(other.conn.killed.get() && third.conn.killed.get());
+        assert!(!caller.conn.killed.get(), "SKIPME yes spares the caller");
+        assert!(
+            clients.take_kill_request(),
+            "the loop is asked to close them"
+        );
+        assert!(!clients.take_kill_request(), "once");
+
+        // Killed clients are as good as gone; the caller closes after its reply.
+        let me = format!("CLIENT KILL ID {} SKIPME no", id(&caller));
+        assert_eq!(kill(&clients, &f(&me), id(&caller)), 1);
+        assert!(caller.borrow().close_after_reply && !caller.conn.killed.get());
+        assert!(
+            !clients.take_kill_request(),
+            "only the caller: no loop wake-up"
+        );
+        assert_eq!(
+            kill(&clients, &f("CLIENT KILL 127.0.0.1:5001"), id(&caller)),
+            0
+        );
+
+        clients.unregister(&other);
+        assert_eq!(clients.len(), 2);
     }
 }

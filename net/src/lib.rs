@@ -9,6 +9,10 @@
 //! plain data that can be encoded to bytes, to hand a connection to another process;
 //! [`client`] joins each session with its connection's I/O facts for CLIENT LIST / KILL.
 //!
+//! Each core's net state — its clients, command counters, slow log, memcached counters —
+//! is one [`netcore::NetCore`], created by the core's connection loop and reached from
+//! other cores through the engine's core (no thread-locals).
+//!
 //! What the server reports about itself lives in [`stats`] (per-core command counters,
 //! SLOWLOG, INFO) and [`config_command`] (CONFIG GET/SET/RESETSTAT and its parameter table).
 //!
@@ -27,6 +31,7 @@ pub mod kill;
 pub mod listener;
 pub mod mcdispatch;
 pub mod memcache;
+pub mod netcore;
 pub mod protect;
 pub mod resp;
 pub mod server;

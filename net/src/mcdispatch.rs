@@ -7,14 +7,14 @@
 //! `flush_all`), the rest of the pipeline runs in one task that queues it in an
 //! [`exec::Pipeline`], one batch per destination core.
 //!
-//! Commands are counted (`stats`) on the core of the connection that sent them.
+//! Commands are counted (`stats`) on the core of the connection that sent them, in that
+//! core's [`NetCore::memcache`].
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
-use baton_engine::exec::{self, on_every_core, Entry, Outputs, Pipeline, Ticket};
+use baton_engine::exec::{self, Entry, Outputs, Pipeline, Ticket};
 use baton_engine::memcache::{execute, flush_deadline, McCtx, McOpKind};
 use baton_engine::runtime::{now_ms, turn_now, Core, Job, Out};
 use bytes::BytesMut;
@@ -27,15 +27,7 @@ use crate::memcache::{
     encode_reset, encode_stats, encode_version, McConn, McLimits, McOp, McReply, McRequest,
     McResult, McStats,
 };
-
-thread_local! {
-    /// This core's memcached command counters; `stats` sums them over cores.
-    static STATS: RefCell<McStats> = RefCell::new(McStats::default());
-}
-
-fn record(kind: McOpKind, result: &McResult) {
-    STATS.with(|s| s.borrow_mut().record(kind, result));
-}
+use crate::netcore::NetCore;
 
 fn limits(shared: &Shared) -> McLimits {
     McLimits {
@@ -63,10 +55,10 @@ fn parse(
 }
 
 /// Runs one op on the local shard and counts it.
-fn run_local(core: &Core, op: McOp, ctx: &McCtx) -> McResult {
+fn run_local(nc: &NetCore, op: McOp, ctx: &McCtx) -> McResult {
     let kind = op.kind();
-    let r = execute(&mut core.shard.borrow_mut(), op, ctx);
-    record(kind, &r);
+    let r = execute(&mut nc.core.shard.borrow_mut(), op, ctx);
+    nc.memcache.borrow_mut().record(kind, &r);
     r
 }
 
@@ -85,13 +77,8 @@ fn is_local(core: &Core, req: &McRequest) -> bool {
 }
 
 /// Parses and answers a connection's buffered memcached input, inline while it can.
-pub fn run(
-    core: &Rc<Core>,
-    shared: &Arc<Shared>,
-    client: &Client,
-    rbuf: &mut BytesMut,
-    out: &mut Vec<u8>,
-) -> Outcome {
+pub fn run(nc: &Rc<NetCore>, client: &Client, rbuf: &mut BytesMut, out: &mut Vec<u8>) -> Outcome {
+    let (core, shared) = (&nc.core, &nc.shared);
     let limits = limits(shared);
     loop {
         if out.len() > OUTPUT_PAUSE {
@@ -127,28 +114,21 @@ pub fn run(
                     }
                 }
             }
-            return Outcome::Slow(Box::pin(slow(
-                core.clone(),
-                shared.clone(),
-                rest,
-                trailing_close,
-            )));
+            return Outcome::Slow(Box::pin(slow(nc.clone(), rest, trailing_close)));
         }
         match req {
             McRequest::Single { op, reply } => {
-                let r = run_local(core, op, &ctx(shared));
+                let r = run_local(nc, op, &ctx(shared));
                 encode(&reply, &r, out);
             }
             McRequest::Multi { ops, cas } => {
                 let ctx = ctx(shared);
-                let results: Vec<McResult> = ops
-                    .into_iter()
-                    .map(|op| run_local(core, op, &ctx))
-                    .collect();
+                let results: Vec<McResult> =
+                    ops.into_iter().map(|op| run_local(nc, op, &ctx)).collect();
                 encode_multi(cas, &results, out);
             }
             McRequest::Error(text) => {
-                STATS.with(|s| s.borrow_mut().record_error(text));
+                nc.memcache.borrow_mut().record_error(text);
                 encode_error(text, out);
             }
             McRequest::Conn(McConn::Quit) => return Outcome::Close,
@@ -162,8 +142,14 @@ pub fn run(
     }
 }
 
-/// A memcached request's place in a pipeline.
-enum McEntry {
+/// A memcached request's place in a pipeline, and the counters its results go to (the
+/// connection's core's).
+struct McEntry<'a> {
+    request: McQueued,
+    counters: &'a RefCell<McStats>,
+}
+
+enum McQueued {
     /// Encoded already.
     Ready(Vec<u8>),
     One {
@@ -181,31 +167,37 @@ enum McEntry {
 /// How a memcached request ended: encoded output.
 struct McDone(Vec<u8>);
 
-/// The result of one op's job, counted on this core.
-fn result(outs: &mut Outputs, ticket: Ticket, kind: McOpKind) -> McResult {
+/// The result of one op's job, counted in `counters`.
+fn result(
+    outs: &mut Outputs,
+    ticket: Ticket,
+    kind: McOpKind,
+    counters: &RefCell<McStats>,
+) -> McResult {
     let r = match outs.take(ticket) {
         Some(Out::Mc(r)) => r,
         _ => unreachable!("a core answers every memcached job with its result"),
     };
-    record(kind, &r);
+    counters.borrow_mut().record(kind, &r);
     r
 }
 
-impl Entry for McEntry {
+impl Entry for McEntry<'_> {
     type Done = McDone;
 
     fn finish(self, outs: &mut Outputs) -> McDone {
         let mut out = Vec::new();
-        match self {
-            McEntry::Ready(b) => out = b,
-            McEntry::One {
+        let counters = self.counters;
+        match self.request {
+            McQueued::Ready(b) => out = b,
+            McQueued::One {
                 ticket,
                 kind,
                 reply,
-            } => encode(&reply, &result(outs, ticket, kind), &mut out),
-            McEntry::Multi { parts, cas } => {
+            } => encode(&reply, &result(outs, ticket, kind, counters), &mut out),
+            McQueued::Multi { parts, cas } => {
                 for (t, kind) in parts {
-                    encode_item(cas, &result(outs, t, kind), &mut out);
+                    encode_item(cas, &result(outs, t, kind, counters), &mut out);
                 }
                 encode_end(&mut out);
             }
@@ -222,62 +214,60 @@ fn job(core: &Core, p: &mut Pipeline<McEntry>, op: McOp, ctx: McCtx) -> (Ticket,
 }
 
 /// Runs a memcached pipeline that needs other cores, preserving reply order.
-async fn slow(
-    core: Rc<Core>,
-    shared: Arc<Shared>,
-    reqs: Vec<McRequest>,
-    close_at_end: bool,
-) -> (Vec<u8>, bool) {
+async fn slow(nc: Rc<NetCore>, reqs: Vec<McRequest>, close_at_end: bool) -> (Vec<u8>, bool) {
+    let (core, shared) = (&nc.core, &nc.shared);
+    let counters = &nc.memcache;
+    let entry = |request| McEntry { request, counters };
     let mut out = Vec::new();
     let mut p: Pipeline<McEntry> = Pipeline::new(core.cores);
     let mut close = close_at_end;
     for req in reqs {
-        let ctx = ctx(&shared);
+        let ctx = ctx(shared);
         match req {
             McRequest::Single { op, reply } => {
-                let (ticket, kind) = job(&core, &mut p, op, ctx);
-                p.queue(McEntry::One {
+                let (ticket, kind) = job(core, &mut p, op, ctx);
+                p.queue(entry(McQueued::One {
                     ticket,
                     kind,
                     reply,
-                });
+                }));
             }
             McRequest::Multi { ops, cas } => {
                 let parts = ops
                     .into_iter()
-                    .map(|op| job(&core, &mut p, op, ctx))
+                    .map(|op| job(core, &mut p, op, ctx))
                     .collect();
-                p.queue(McEntry::Multi { parts, cas });
+                p.queue(entry(McQueued::Multi { parts, cas }));
             }
             McRequest::Error(text) => {
-                STATS.with(|s| s.borrow_mut().record_error(text));
+                counters.borrow_mut().record_error(text);
                 let mut b = Vec::new();
                 encode_error(text, &mut b);
-                p.queue(McEntry::Ready(b));
+                p.queue(entry(McQueued::Ready(b)));
             }
             McRequest::Conn(McConn::Quit) => {
                 close = true;
                 break;
             }
             McRequest::Conn(c) => {
-                flush(&core, &mut p, &mut out).await;
-                out.extend(conn_command(core.clone(), shared.clone(), c).await);
+                flush(core, &mut p, &mut out).await;
+                out.extend(conn_command(&nc, c).await);
             }
         }
         if p.len() >= SLOW_FLUSH_EVERY {
-            flush(&core, &mut p, &mut out).await;
-            if crate::protect::over_hard_limit(&shared, out.len()) {
+            flush(core, &mut p, &mut out).await;
+            if crate::protect::over_hard_limit(shared, out.len()) {
                 // The loop closes this client for its output; the rest is never run.
                 return (out, true);
             }
         }
     }
-    flush(&core, &mut p, &mut out).await;
+    flush(core, &mut p, &mut out).await;
     (out, close)
 }
 
 /// Runs the queued requests and appends their encoded results in order.
-async fn flush(core: &Rc<Core>, p: &mut Pipeline<McEntry>, out: &mut Vec<u8>) {
+async fn flush(core: &Rc<Core>, p: &mut Pipeline<McEntry<'_>>, out: &mut Vec<u8>) {
     for McDone(bytes) in p.flush(core).await {
         out.extend_from_slice(&bytes);
     }
@@ -292,8 +282,26 @@ struct CoreNumbers {
     evicted: u64,
 }
 
+impl CoreNumbers {
+    /// Reads the numbers of the core this runs on.
+    fn collect(nc: &NetCore, _now: u64) -> CoreNumbers {
+        let shard = nc.core.shard.borrow();
+        CoreNumbers {
+            stats: nc.memcache.borrow().clone(),
+            items: shard.len() as u64,
+            bytes: shard
+                .store()
+                .iter()
+                .map(|(k, e)| (k.len() + e.value().len()) as u64)
+                .sum(),
+            evicted: shard.stats.evicted_keys,
+        }
+    }
+}
+
 /// Answers `version`, `verbosity`, `stats`, `stats reset`, `flush_all` and `mn`.
-async fn conn_command(core: Rc<Core>, shared: Arc<Shared>, c: McConn) -> Vec<u8> {
+async fn conn_command(nc: &NetCore, c: McConn) -> Vec<u8> {
+    let (core, shared) = (&nc.core, &nc.shared);
     let mut out = Vec::new();
     match c {
         McConn::Version => encode_version(env!("CARGO_PKG_VERSION"), &mut out),
@@ -301,14 +309,12 @@ async fn conn_command(core: Rc<Core>, shared: Arc<Shared>, c: McConn) -> Vec<u8>
         McConn::NoOp => encode_noop(&mut out),
         McConn::Quit => {}
         McConn::StatsReset => {
-            on_every_core(&core, |_s, _now| {
-                STATS.with(|s| *s.borrow_mut() = McStats::default())
-            })
-            .await;
+            nc.on_every_core(|nc, _| *nc.memcache.borrow_mut() = McStats::default())
+                .await;
             encode_reset(&mut out);
         }
         McConn::FlushAll { delay, noreply } => {
-            STATS.with(|s| s.borrow_mut().cmd_flush += 1);
+            nc.memcache.borrow_mut().cmd_flush += 1;
             // Each shard flushes on its own core: now, or from its timer when the delay
             // is up.
             let at = flush_deadline(delay, now_ms()).unwrap_or(0);
@@ -316,24 +322,14 @@ async fn conn_command(core: Rc<Core>, shared: Arc<Shared>, c: McConn) -> Vec<u8>
             for c in 0..core.cores {
                 batch.push(c, Job::FlushAt(at));
             }
-            batch.run(&core).await;
+            batch.run(core).await;
             encode_ok(noreply, &mut out);
         }
         McConn::Stats => {
             let mut total = McStats::default();
             let mut items = 0;
             let mut bytes = 0;
-            let per_core = on_every_core(&core, |shard, _now| CoreNumbers {
-                stats: STATS.with(|s| s.borrow().clone()),
-                items: shard.len() as u64,
-                bytes: shard
-                    .store()
-                    .iter()
-                    .map(|(k, e)| (k.len() + e.value().len()) as u64)
-                    .sum(),
-                evicted: shard.stats.evicted_keys,
-            })
-            .await;
+            let per_core = nc.on_every_core(CoreNumbers::collect).await;
             for n in per_core {
                 add(&mut total, &n.stats);
                 items += n.items;

@@ -43,6 +43,7 @@ use crate::client::{self, ClientEntry, ConnInfo};
 use crate::config::Shared;
 use crate::dispatch;
 use crate::listener;
+use crate::netcore::NetCore;
 use crate::protect::{self, Breach};
 use crate::session::{Protocol, Session, NO_COMMAND};
 use crate::uring::{Completion, Ring};
@@ -64,11 +65,20 @@ const CQE_F_SOCK_NONEMPTY: u32 = 1 << 2;
 /// How often a core checks its clients for idle timeouts and the soft output limit.
 const CRON_INTERVAL_MS: u64 = 1000;
 
-fn user_data(op: u64, slot: u32, generation: u32) -> u64 {
-    ((generation as u64 & 0xff_ffff) << 40) | ((slot as u64) << 8) | op
+/// A connection's token: its index in the loop's connection table (`Loop::conns`). A
+/// closed connection's token is reused for a later one, with the next generation, so an
+/// operation's `user_data` names a connection by token and generation: a completion that
+/// arrives for a closed connection never reaches the one that took its token over.
+pub type Token = u32;
+
+/// An operation's `user_data`: the op in bits 0-7, the token in bits 8-39 (for an accept,
+/// the listener's index instead), the generation (24 bits) in bits 40-63.
+fn user_data(op: u64, token: Token, generation: u32) -> u64 {
+    ((generation as u64 & 0xff_ffff) << 40) | ((token as u64) << 8) | op
 }
 
-fn decode(ud: u64) -> (u64, u32, u32) {
+/// `(op, token, generation)` of a `user_data`.
+fn decode(ud: u64) -> (u64, Token, u32) {
     (
         ud & 0xff,
         ((ud >> 8) & 0xffff_ffff) as u32,
@@ -101,7 +111,8 @@ struct Conn {
     busy: bool,
     /// No more reading: close once the output is written.
     draining: bool,
-    /// Closing: cancel what is armed and free the slot once nothing is.
+    /// Closing: cancel what is armed and drop the connection (freeing its token) once
+    /// nothing is.
     closing: bool,
     /// A cancel for the armed operation is on its way.
     cancel_sent: bool,
@@ -120,7 +131,8 @@ impl Conn {
     /// Closes at once: nothing more is read, parsed or sent (a send in flight is
     /// cancelled), as Redis's freeClient does for killed and over-limit clients.
     fn abort(&mut self) {
-        // `rbuf` and `inflight` may be lent to the kernel; they go with the slot.
+        // `rbuf` and `inflight` may be lent to the kernel; they are dropped with the
+        // connection, once nothing is armed.
         self.out = Vec::new();
         self.draining = true;
         self.closing = true;
@@ -129,7 +141,7 @@ impl Conn {
 
 /// A slow-path pipeline's encoded replies, handed back to the loop.
 pub struct Finished {
-    pub slot: u32,
+    pub token: Token,
     pub generation: u32,
     pub bytes: Vec<u8>,
     pub close: bool,
@@ -144,12 +156,13 @@ struct Listener {
 }
 
 struct Loop {
-    core: Rc<Core>,
-    shared: Arc<Shared>,
+    /// This core's net state (with its engine core and the shared settings).
+    nc: Rc<NetCore>,
     ring: Ring,
     conns: Vec<Option<Conn>>,
     generations: Vec<u32>,
-    free: Vec<u32>,
+    /// Tokens of closed connections, for reuse.
+    free: Vec<Token>,
     listeners: Vec<Listener>,
     completions: Vec<Completion>,
     finished: Rc<RefCell<Vec<Finished>>>,
@@ -169,7 +182,8 @@ struct Loop {
 }
 
 /// Serves this core's listeners until the server is asked to stop and every connection
-/// of this core has been answered and closed.
+/// of this core has been answered and closed. Creates the core's [`NetCore`] and attaches
+/// it to the core, where jobs from other cores find it.
 pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners) {
     let ring = match Ring::new(RING_ENTRIES) {
         Ok(r) => r,
@@ -180,7 +194,6 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
     };
     let doorbell = core.mesh().doorbell(core.id);
     shared.wakeups.lock().unwrap().push(doorbell);
-    client::set_loop_eventfd(doorbell);
     {
         let mut shard = core.shard.borrow_mut();
         shard.set_max_value_len(shared.config.limits.max_bulk_len);
@@ -195,7 +208,9 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
             now_ms(),
         );
     }
-    wake::spawn(crate::stats::run_sampler(core.clone(), shared.clone()));
+    let nc = Rc::new(NetCore::new(core, shared, Some(doorbell)));
+    NetCore::attach(&nc);
+    wake::spawn(nc.clone().run_sampler());
     let mut ls = vec![Listener {
         fd: listeners.redis,
         protocol: Protocol::Redis,
@@ -212,8 +227,7 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
     }
     let now = baton_engine::runtime::tick();
     let mut lp = Loop {
-        core,
-        shared,
+        nc,
         ring,
         conns: Vec::new(),
         generations: Vec::new(),
@@ -250,20 +264,20 @@ impl Loop {
                 futures_lite::future::yield_now().await;
                 continue;
             }
-            if self.shared.stopping() && !self.stopping {
+            if self.nc.shared.stopping() && !self.stopping {
                 self.begin_stop();
             }
             self.now = baton_engine::runtime::tick();
             let mut progress = self.take_finished();
-            progress |= self.core.timers.fire(self.now);
+            progress |= self.nc.core.timers.fire(self.now);
             if self.now >= self.next_cron_ms {
                 self.next_cron_ms = self.now + CRON_INTERVAL_MS;
                 self.cron();
             }
-            progress |= self.core.drain_inbox();
+            progress |= self.nc.core.drain_inbox();
             if self.ring.needs_enter() {
                 if let Err(e) = self.ring.enter() {
-                    tracing::error!(core = self.core.id, error = %e, "io_uring enter failed");
+                    tracing::error!(core = self.nc.core.id, error = %e, "io_uring enter failed");
                 }
             }
             self.completions.clear();
@@ -273,13 +287,13 @@ impl Loop {
                 let c = self.completions[i];
                 self.on_completion(c);
             }
-            if client::take_kill_request() {
-                for slot in 0..self.conns.len() as u32 {
-                    self.maybe_finish(slot);
+            if self.nc.clients.take_kill_request() {
+                for token in 0..self.conns.len() as Token {
+                    self.maybe_finish(token);
                 }
                 progress = true;
             }
-            self.core.flush_outbox();
+            self.nc.core.flush_outbox();
             if self.stopping
                 && self.live_conns() == 0
                 && self.tasks.get() == 0
@@ -300,18 +314,19 @@ impl Loop {
             // - a task woken or a pipeline finished: only this thread does either, within
             //   a turn, and both are checked just above;
             // - a stop signal or CLIENT KILL: each rings the doorbell.
-            if !self.core.mesh().may_sleep(self.core.id) {
+            if !self.nc.core.mesh().may_sleep(self.nc.core.id) {
                 continue;
             }
             let timeout = self.next_deadline().map(|at| {
                 Duration::from_millis(at.saturating_sub(baton_engine::runtime::now_ms()))
             });
             if let Err(e) = self.ring.wait(timeout) {
-                tracing::error!(core = self.core.id, error = %e, "io_uring wait failed");
+                tracing::error!(core = self.nc.core.id, error = %e, "io_uring wait failed");
             }
-            self.core.mesh().awake(self.core.id);
+            self.nc.core.mesh().awake(self.nc.core.id);
         }
-        self.shared
+        self.nc
+            .shared
             .wakeups
             .lock()
             .unwrap()
@@ -321,9 +336,9 @@ impl Loop {
     /// When a sleeping loop must wake on its own (unix ms): the earliest timer of this
     /// core, and the once-a-second checks when they have work.
     fn next_deadline(&self) -> Option<u64> {
-        let timeout = self.shared.settings.timeout_secs.load(Ordering::Relaxed) > 0;
+        let timeout = self.nc.shared.settings.timeout_secs.load(Ordering::Relaxed) > 0;
         let cron = (self.cron_wanted || timeout).then_some(self.next_cron_ms);
-        match (self.core.timers.next(), cron) {
+        match (self.nc.core.timers.next(), cron) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -356,13 +371,13 @@ impl Loop {
                 self.push_cancel(target);
             }
         }
-        for slot in 0..self.conns.len() {
-            if let Some(c) = self.conns[slot].as_mut() {
+        for token in 0..self.conns.len() {
+            if let Some(c) = self.conns[token].as_mut() {
                 // Answer what was read, then close.
                 c.draining = true;
             }
-            self.process(slot as u32);
-            self.maybe_finish(slot as u32);
+            self.process(token as Token);
+            self.maybe_finish(token as Token);
         }
     }
 
@@ -393,7 +408,7 @@ impl Loop {
         if c.user_data == OP_DOORBELL {
             self.doorbell_armed = false;
             if c.result < 0 && c.result != -libc::EINTR {
-                tracing::warn!(core = self.core.id, error = %std::io::Error::from_raw_os_error(-c.result), "mesh doorbell read failed");
+                tracing::warn!(core = self.nc.core.id, error = %std::io::Error::from_raw_os_error(-c.result), "mesh doorbell read failed");
             }
             self.arm_doorbell();
             return;
@@ -405,20 +420,21 @@ impl Loop {
             tracing::trace!(result = c.result, "cancel completed");
             return;
         }
-        let (op, slot, generation) = decode(c.user_data);
+        let (op, token, generation) = decode(c.user_data);
         match op {
-            OP_ACCEPT => self.on_accept(slot as usize, c),
+            // An accept's token is its listener's index.
+            OP_ACCEPT => self.on_accept(token as usize, c),
             OP_RECV | OP_SEND => {
-                let live = matches!(self.conns.get(slot as usize), Some(Some(conn)) if conn.generation == generation);
+                let live = matches!(self.conns.get(token as usize), Some(Some(conn)) if conn.generation == generation);
                 if !live {
                     return;
                 }
                 if op == OP_RECV {
-                    self.on_recv(slot, c.result, c.flags);
+                    self.on_recv(token, c.result, c.flags);
                 } else {
-                    self.on_send(slot, c.result);
+                    self.on_send(token, c.result);
                 }
-                self.maybe_finish(slot);
+                self.maybe_finish(token);
             }
             _ => {}
         }
@@ -434,10 +450,10 @@ impl Loop {
             let fd = unsafe { OwnedFd::from_raw_fd(c.result) };
             if self.stopping {
                 drop(fd);
-            } else if protect::admit(&self.shared) {
+            } else if protect::admit(&self.nc.shared) {
                 self.add_conn(fd, protocol);
             } else {
-                tracing::debug!(core = self.core.id, peer = ?listener::peer_addr(fd.as_raw_fd()).ok(), "refusing a connection: max number of clients reached");
+                tracing::debug!(core = self.nc.core.id, peer = ?listener::peer_addr(fd.as_raw_fd()).ok(), "refusing a connection: max number of clients reached");
                 // Best effort, as Redis: a fresh socket's send buffer takes the line.
                 listener::refuse(fd, protect::rejection(protocol));
             }
@@ -447,12 +463,12 @@ impl Loop {
                 [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM].contains(&-c.result);
             if exhausted && !self.listeners[i].armed {
                 // Accepting again at once would fail at once, in a loop: wait a second.
-                tracing::warn!(core = self.core.id, %error, "accept failed; retrying in a second (raise 'ulimit -n' or lower --maxclients)");
+                tracing::warn!(core = self.nc.core.id, %error, "accept failed; retrying in a second (raise 'ulimit -n' or lower --maxclients)");
                 self.listeners[i].retry_at_ms = self.now + CRON_INTERVAL_MS;
                 self.cron_wanted = true;
                 return;
             }
-            tracing::warn!(core = self.core.id, %error, "accept failed");
+            tracing::warn!(core = self.nc.core.id, %error, "accept failed");
         }
         if !self.listeners[i].armed {
             self.arm_accept(i);
@@ -463,7 +479,7 @@ impl Loop {
         let raw = fd.as_raw_fd();
         listener::set_nodelay(raw);
         let now = now_ms();
-        let authenticated = self.shared.config.requirepass.is_none();
+        let authenticated = self.nc.shared.config.requirepass.is_none();
         let info = ConnInfo::new(
             raw,
             listener::peer_addr(raw).ok(),
@@ -471,22 +487,23 @@ impl Loop {
             now,
         );
         let client = ClientEntry::new(Session::new(protocol, authenticated), info);
-        client::register(&client);
+        self.nc.clients.register(&client);
         // `connected_clients` counted it already, in protect::admit.
-        self.shared
+        self.nc
+            .shared
             .total_connections
             .fetch_add(1, Ordering::Relaxed);
-        let slot = match self.free.pop() {
+        let token = match self.free.pop() {
             Some(s) => s,
             None => {
                 self.conns.push(None);
                 self.generations.push(0);
-                (self.conns.len() - 1) as u32
+                (self.conns.len() - 1) as Token
             }
         };
-        let generation = self.generations[slot as usize].wrapping_add(1) & 0xff_ffff;
-        self.generations[slot as usize] = generation;
-        self.conns[slot as usize] = Some(Conn {
+        let generation = self.generations[token as usize].wrapping_add(1) & 0xff_ffff;
+        self.generations[token as usize] = generation;
+        self.conns[token as usize] = Some(Conn {
             fd,
             generation,
             rbuf: BytesMut::with_capacity(READ_CHUNK),
@@ -503,11 +520,11 @@ impl Loop {
             soft_since_ms: 0,
             client,
         });
-        self.arm_recv(slot);
+        self.arm_recv(token);
     }
 
-    fn arm_recv(&mut self, slot: u32) {
-        let Some(conn) = self.conns[slot as usize].as_mut() else {
+    fn arm_recv(&mut self, token: Token) {
+        let Some(conn) = self.conns[token as usize].as_mut() else {
             return;
         };
         if conn.recv_armed || conn.busy || conn.draining || conn.closing {
@@ -525,18 +542,18 @@ impl Loop {
         )
         .ioprio(if conn.drained { RECVSEND_POLL_FIRST } else { 0 })
         .build()
-        .user_data(user_data(OP_RECV, slot, conn.generation));
+        .user_data(user_data(OP_RECV, token, conn.generation));
         conn.recv_armed = true;
         // SAFETY: the spare capacity of `rbuf` stays allocated and untouched until this
         // receive completes: `rbuf` is only resized or read while `recv_armed` is false,
-        // and the slot is freed only after every armed operation completed.
+        // and the connection is dropped only after every armed operation completed.
         unsafe { self.ring.push(&sqe) };
     }
 
-    fn on_recv(&mut self, slot: u32, result: i32, flags: u32) {
-        tracing::trace!(slot, result, "recv completed");
+    fn on_recv(&mut self, token: Token, result: i32, flags: u32) {
+        tracing::trace!(token, result, "recv completed");
         let now = self.now;
-        let conn = self.conns[slot as usize].as_mut().expect("live conn");
+        let conn = self.conns[token as usize].as_mut().expect("live conn");
         conn.recv_armed = false;
         conn.cancel_sent = false;
         conn.drained = flags & CQE_F_SOCK_NONEMPTY == 0;
@@ -550,14 +567,19 @@ impl Loop {
             }
             // EOF or error: nothing more will be read; answer what was, then close.
             conn.draining = true;
-            self.process(slot);
+            self.process(token);
             return;
         }
         // SAFETY: the kernel wrote `result` bytes into the spare capacity we lent it.
         unsafe { conn.rbuf.set_len(conn.rbuf.len() + result as usize) };
+        // A memcached connection whose input starts with 0x80 before any command speaks
+        // the binary protocol, unless the parser is skipping the data block of a rejected
+        // first command that `noreply` muted: the block's bytes may be anything.
         let binary_start = || {
             let st = conn.client.borrow();
-            st.protocol == Protocol::Memcache && st.last_cmd == NO_COMMAND
+            st.protocol == Protocol::Memcache
+                && st.last_cmd == NO_COMMAND
+                && st.mc_parser.swallowing() == 0
         };
         if conn
             .rbuf
@@ -570,12 +592,12 @@ impl Loop {
             conn.draining = true;
             return;
         }
-        self.process(slot);
+        self.process(token);
     }
 
-    fn on_send(&mut self, slot: u32, result: i32) {
+    fn on_send(&mut self, token: Token, result: i32) {
         let now = self.now;
-        let conn = self.conns[slot as usize].as_mut().expect("live conn");
+        let conn = self.conns[token as usize].as_mut().expect("live conn");
         conn.send_armed = false;
         conn.cancel_sent = false;
         if result > 0 {
@@ -595,13 +617,13 @@ impl Loop {
             conn.inflight.clear();
             conn.sent = 0;
         }
-        self.flush(slot);
+        self.flush(token);
         // Output drained below the high-water mark: resume parsing and reading.
-        self.process(slot);
+        self.process(token);
     }
 
-    fn flush(&mut self, slot: u32) {
-        let Some(conn) = self.conns[slot as usize].as_mut() else {
+    fn flush(&mut self, token: Token) {
+        let Some(conn) = self.conns[token as usize].as_mut() else {
             return;
         };
         if conn.send_armed || conn.closing {
@@ -622,17 +644,18 @@ impl Loop {
         )
         .flags(libc::MSG_NOSIGNAL)
         .build()
-        .user_data(user_data(OP_SEND, slot, conn.generation));
+        .user_data(user_data(OP_SEND, token, conn.generation));
         conn.send_armed = true;
         // SAFETY: `inflight` is neither written nor dropped while `send_armed` is true
-        // (new output goes to `out`), and the slot is freed only after the send completes.
+        // (new output goes to `out`), and the connection is dropped only after the send
+        // completes.
         unsafe { self.ring.push(&sqe) };
     }
 
     /// Parses and runs what the connection has buffered, as far as it can right now,
     /// then sends what that produced and keeps a receive armed.
-    fn process(&mut self, slot: u32) {
-        let Some(conn) = self.conns[slot as usize].as_mut() else {
+    fn process(&mut self, token: Token) {
+        let Some(conn) = self.conns[token as usize].as_mut() else {
             return;
         };
         if conn.busy || conn.closing {
@@ -641,20 +664,12 @@ impl Loop {
         if !conn.rbuf.is_empty() {
             let protocol = conn.client.borrow().protocol;
             let outcome = match protocol {
-                Protocol::Redis => dispatch::run_redis(
-                    &self.core,
-                    &self.shared,
-                    &conn.client,
-                    &mut conn.rbuf,
-                    &mut conn.out,
-                ),
-                Protocol::Memcache => crate::mcdispatch::run(
-                    &self.core,
-                    &self.shared,
-                    &conn.client,
-                    &mut conn.rbuf,
-                    &mut conn.out,
-                ),
+                Protocol::Redis => {
+                    dispatch::run_redis(&self.nc, &conn.client, &mut conn.rbuf, &mut conn.out)
+                }
+                Protocol::Memcache => {
+                    crate::mcdispatch::run(&self.nc, &conn.client, &mut conn.rbuf, &mut conn.out)
+                }
             };
             match outcome {
                 dispatch::Outcome::Continue => {}
@@ -671,7 +686,7 @@ impl Loop {
                     wake::spawn(async move {
                         let (bytes, close) = task.await;
                         finished.borrow_mut().push(Finished {
-                            slot,
+                            token,
                             generation,
                             bytes,
                             close,
@@ -681,18 +696,18 @@ impl Loop {
                 }
             }
         }
-        let limit = self.shared.settings.output_limit();
-        if self.check_output(slot, limit) {
+        let limit = self.nc.shared.settings.output_limit();
+        if self.check_output(token, limit) {
             return;
         }
-        self.flush(slot);
-        self.arm_recv(slot);
+        self.flush(token);
+        self.arm_recv(token);
     }
 
     /// Applies the output buffer limit to the connection's unsent output; closes it and
     /// returns true when the limit is broken.
-    fn check_output(&mut self, slot: u32, limit: crate::config::OutputLimit) -> bool {
-        let Some(conn) = self.conns[slot as usize].as_mut() else {
+    fn check_output(&mut self, token: Token, limit: crate::config::OutputLimit) -> bool {
+        let Some(conn) = self.conns[token as usize].as_mut() else {
             return false;
         };
         let pending = conn.pending_output() as u64;
@@ -713,12 +728,13 @@ impl Loop {
             ),
         };
         tracing::warn!(
-            core = self.core.id,
+            core = self.nc.core.id,
             limit = breach.name(),
             "Client {} closed for overcoming of output buffer limits ({detail}).",
             conn.client.ident()
         );
-        self.shared
+        self.nc
+            .shared
             .client_output_limit_disconnections
             .fetch_add(1, Ordering::Relaxed);
         conn.abort();
@@ -729,8 +745,8 @@ impl Loop {
     /// timeout, and apply the soft output limit to clients whose output is not moving.
     fn cron(&mut self) {
         let now = self.now;
-        let timeout = self.shared.settings.timeout_secs.load(Ordering::Relaxed);
-        let limit = self.shared.settings.output_limit();
+        let timeout = self.nc.shared.settings.timeout_secs.load(Ordering::Relaxed);
+        let limit = self.nc.shared.settings.output_limit();
         let mut wanted = false;
         for i in 0..self.listeners.len() {
             match self.listeners[i].retry_at_ms {
@@ -739,8 +755,8 @@ impl Loop {
                 _ => wanted = true,
             }
         }
-        for slot in 0..self.conns.len() as u32 {
-            let Some(conn) = self.conns[slot as usize].as_mut() else {
+        for token in 0..self.conns.len() as Token {
+            let Some(conn) = self.conns[token as usize].as_mut() else {
                 continue;
             };
             wanted |= conn.closing || conn.pending_output() > 0;
@@ -751,15 +767,15 @@ impl Loop {
             let last = conn.client.conn.last_ms.get();
             if !conn.busy && protect::idle_expired(last, now, timeout) {
                 tracing::debug!(
-                    core = self.core.id,
+                    core = self.nc.core.id,
                     "Closing idle client {}",
                     conn.client.ident()
                 );
                 conn.abort();
             } else {
-                self.check_output(slot, limit);
+                self.check_output(token, limit);
             }
-            self.maybe_finish(slot);
+            self.maybe_finish(token);
         }
         self.cron_wanted = wanted;
     }
@@ -769,7 +785,7 @@ impl Loop {
         let done: Vec<Finished> = std::mem::take(&mut *self.finished.borrow_mut());
         let any = !done.is_empty();
         for f in done {
-            let Some(Some(conn)) = self.conns.get_mut(f.slot as usize) else {
+            let Some(Some(conn)) = self.conns.get_mut(f.token as usize) else {
                 continue;
             };
             if conn.generation != f.generation {
@@ -787,16 +803,16 @@ impl Loop {
                 conn.rbuf.clear();
                 conn.draining = true;
             }
-            self.process(f.slot);
-            self.flush(f.slot);
-            self.maybe_finish(f.slot);
+            self.process(f.token);
+            self.flush(f.token);
+            self.maybe_finish(f.token);
         }
         any
     }
 
     /// Closes a connection that is done: draining with nothing left to send, or closing.
-    fn maybe_finish(&mut self, slot: u32) {
-        let Some(conn) = self.conns[slot as usize].as_mut() else {
+    fn maybe_finish(&mut self, token: Token) {
+        let Some(conn) = self.conns[token as usize].as_mut() else {
             return;
         };
         if conn.client.conn.killed.get() && !conn.closing {
@@ -817,9 +833,9 @@ impl Loop {
         // Nothing more is read once draining: take back an armed receive.
         let mut cancel = None;
         if conn.recv_armed {
-            cancel = Some(user_data(OP_RECV, slot, conn.generation));
+            cancel = Some(user_data(OP_RECV, token, conn.generation));
         } else if conn.closing && conn.send_armed {
-            cancel = Some(user_data(OP_SEND, slot, conn.generation));
+            cancel = Some(user_data(OP_SEND, token, conn.generation));
         }
         if let Some(target) = cancel {
             if !conn.cancel_sent {
@@ -831,12 +847,13 @@ impl Loop {
         if !conn.closing || conn.busy {
             return;
         }
-        let conn = self.conns[slot as usize].take().expect("live conn");
-        client::unregister(&conn.client);
-        self.shared
+        let conn = self.conns[token as usize].take().expect("live conn");
+        self.nc.clients.unregister(&conn.client);
+        self.nc
+            .shared
             .connected_clients
             .fetch_sub(1, Ordering::Relaxed);
-        self.free.push(slot);
+        self.free.push(token);
         drop(conn);
     }
 }

@@ -85,16 +85,33 @@ where
     T: Send + 'static,
     F: Fn(&mut Shard, u64) -> T + Clone + Send + 'static,
 {
+    every_core(core, || {
+        let f = f.clone();
+        Job::Call(Box::new(move |s, now| Out::Value(Box::new(f(s, now)))))
+    })
+    .await
+}
+
+/// Like [`on_every_core`], but `f` gets each core whole: its shard (not borrowed; borrow
+/// it if needed) and what a layer above the engine attached to it ([`Core::attached`]),
+/// so that net reaches every core's clients and counters.
+pub async fn with_every_core<T, F>(core: &Rc<Core>, f: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(&Core, u64) -> T + Clone + Send + 'static,
+{
+    every_core(core, || {
+        let f = f.clone();
+        Job::OnCore(Box::new(move |c, now| Out::Value(Box::new(f(c, now)))))
+    })
+    .await
+}
+
+/// Sends every core the job `job` makes and returns the values they computed, in core
+/// order.
+async fn every_core<T: 'static>(core: &Rc<Core>, job: impl Fn() -> Job) -> Vec<T> {
     let mut batch = Batch::new(core.cores);
-    let tickets: Vec<Ticket> = (0..core.cores)
-        .map(|c| {
-            let f = f.clone();
-            batch.push(
-                c,
-                Job::Call(Box::new(move |s, now| Out::Value(Box::new(f(s, now))))),
-            )
-        })
-        .collect();
+    let tickets: Vec<Ticket> = (0..core.cores).map(|c| batch.push(c, job())).collect();
     let mut outs = batch.run(core).await;
     tickets
         .into_iter()

@@ -7,7 +7,8 @@
 //! - [`plan`]: how one Redis command runs (one core, split over cores, or a cross-core
 //!   transaction), and how split replies merge.
 //! - [`batch`] and [`pipeline`]: work queued per destination core and sent as one request
-//!   each; a pipeline of either protocol finishes in request order.
+//!   each; a pipeline of either protocol finishes in request order. [`on_every_core`] and
+//!   [`with_every_core`] run one function on every core (all-core commands and statistics).
 //! - [`txn`]: cross-core transactions (RENAME, COPY, MSETNX, LCS over several cores).
 //!
 //! Nothing here touches a socket, so all of it runs in tests with a bare runtime.
@@ -24,7 +25,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod txn;
 
-pub use batch::{on_every_core, Batch, Outputs, Ticket};
+pub use batch::{on_every_core, with_every_core, Batch, Outputs, Ticket};
 pub use baton_ring::{ClusterView, Router, Target};
 pub use pipeline::{Entry, Pipeline, RedisDone, RedisEntry};
 pub use plan::{plan, Plan, Post};

@@ -1,5 +1,7 @@
 //! [`Core`]: what one executor owns — its shard, its end of the mesh, the requests it is
-//! waiting on, and the shard lock that makes multi-core commands atomic.
+//! waiting on, the shard lock that makes multi-core commands atomic, and the per-core state
+//! of the layers above ([`Core::attach`]), which a [`Job::OnCore`] sent from another core
+//! reaches.
 //!
 //! Cross-core protocol: a [`Msg::Req`] carries a batch of [`Job`]s for one shard; the
 //! receiving core runs them in order and answers with one [`Msg::Resp`]. A connection
@@ -76,6 +78,11 @@ pub fn turn_now() -> u64 {
 /// A function run on a shard; crosses cores, so it must be `Send`.
 pub type ShardFn = Box<dyn FnOnce(&mut Shard, u64) -> Out + Send>;
 
+/// A function run with a whole core: its shard (not borrowed; borrow it if needed) and
+/// what a layer above the engine attached to it ([`Core::attach`]). Crosses cores, so it
+/// must be `Send`.
+pub type CoreFn = Box<dyn FnOnce(&Core, u64) -> Out + Send>;
+
 /// One unit of work for a shard.
 pub enum Job {
     /// A command whose arity was checked; `args[0]` is the name.
@@ -84,6 +91,9 @@ pub enum Job {
     Mc(McOp, McCtx),
     /// Any work on the shard (cross-core transaction steps, all-core statistics).
     Call(ShardFn),
+    /// Any work with the whole core, for a layer above the engine that must reach its own
+    /// per-core state on that core ([`Core::attached`]): net's clients and counters.
+    OnCore(CoreFn),
     /// Flush the shard now, or at this unix-ms time if it is later (memcached's delayed
     /// `flush_all`): the flush then runs on this core's timer, through the write path.
     FlushAt(u64),
@@ -108,8 +118,8 @@ pub enum Out {
     },
     /// What a [`Job::Mc`] gives back.
     Mc(McResult),
-    /// What a [`Job::Call`] computed; the caller that built the call reads it back as
-    /// the type it built it with ([`Out::into_value`]).
+    /// What a [`Job::Call`] or [`Job::OnCore`] computed; the caller that built the call
+    /// reads it back as the type it built it with ([`Out::into_value`]).
     Value(Box<dyn Any + Send>),
 }
 
@@ -168,6 +178,9 @@ pub struct Core {
     deferred: RefCell<VecDeque<Deferred>>,
     lock_waiters: RefCell<Vec<Waker>>,
     finished: Arc<AtomicUsize>,
+    /// Per-core state of the layers above the engine, at most one value per type
+    /// ([`Core::attach`]).
+    attached: RefCell<Vec<Rc<dyn Any>>>,
 }
 
 impl Core {
@@ -192,7 +205,28 @@ impl Core {
             deferred: RefCell::new(VecDeque::new()),
             lock_waiters: RefCell::new(Vec::new()),
             finished,
+            attached: RefCell::new(Vec::new()),
         })
+    }
+
+    /// Attaches `value` to this core, in place of an earlier value of the same type.
+    ///
+    /// This is where a layer above the engine keeps its per-core state (net keeps its
+    /// `NetCore` here: the core's clients, command counters, slow log), so that a job that
+    /// runs on this core for another core ([`Job::OnCore`], [`crate::exec::with_every_core`])
+    /// reaches this core's state, not the sender's. Attachments are dropped when the core
+    /// finishes (after every core's loop has ended), so a value may hold its `Rc<Core>`.
+    pub fn attach<T: Any>(&self, value: Rc<T>) {
+        let mut attached = self.attached.borrow_mut();
+        attached.retain(|v| !v.is::<T>());
+        attached.push(value);
+    }
+
+    /// The value of type `T` attached to this core, if any.
+    pub fn attached<T: Any>(&self) -> Option<Rc<T>> {
+        let attached = self.attached.borrow();
+        let value = attached.iter().find(|v| v.is::<T>())?;
+        value.clone().downcast::<T>().ok()
     }
 
     /// Whether the local shard can run work outside any transaction right now.
@@ -294,6 +328,7 @@ impl Core {
                 }
                 Job::Mc(op, ctx) => Out::Mc(execute(&mut self.shard.borrow_mut(), op, &ctx)),
                 Job::Call(f) => f(&mut self.shard.borrow_mut(), now),
+                Job::OnCore(f) => f(self, now),
                 Job::FlushAt(at) => {
                     self.flush_at(at, now);
                     Out::Reply(Reply::Ok)
@@ -439,6 +474,8 @@ impl Core {
             }
             glommio::timer::sleep(Duration::from_millis(1)).await;
         }
+        // No job can reach this core any more: let attachments that hold it go.
+        self.attached.borrow_mut().clear();
     }
 }
 

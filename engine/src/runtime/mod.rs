@@ -26,7 +26,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 
 use self::mesh::Mesh;
 
-pub use self::core::{now_ms, tick, turn_now, Core, Job, Msg, Out, ShardFn, NO_TXN};
+pub use self::core::{now_ms, tick, turn_now, Core, CoreFn, Job, Msg, Out, ShardFn, NO_TXN};
 
 /// Errors starting the runtime.
 #[derive(Debug, thiserror::Error)]

@@ -7,20 +7,19 @@
 //! nothing.
 
 use std::fmt::Write;
-use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
 use baton_engine::clock;
 use baton_engine::command::row_name;
-use baton_engine::exec::on_every_core;
 use baton_engine::runtime::Core;
 use bytes::Bytes;
 
 use super::CommandCounts;
-use crate::client::CLIENTS;
 use crate::config::Shared;
+use crate::netcore::NetCore;
 
-use crate::admin::REDIS_VERSION;
+/// The Redis version Baton reports (INFO, HELLO), for clients that gate features on it.
+pub const REDIS_VERSION: &str = "7.2.0";
 
 /// One core's numbers.
 #[derive(Debug, Default, Clone)]
@@ -43,7 +42,8 @@ pub struct CoreInfo {
 
 impl CoreInfo {
     /// Reads the numbers of the core this runs on.
-    fn collect(shard: &baton_engine::Shard, now: u64) -> CoreInfo {
+    fn collect(nc: &NetCore, now: u64) -> CoreInfo {
+        let shard = nc.core.shard.borrow();
         CoreInfo {
             keys: shard.len() as u64,
             expires: shard.expires() as u64,
@@ -54,10 +54,10 @@ impl CoreInfo {
             misses: shard.stats.keyspace_misses,
             expired: shard.stats.expired_keys,
             evicted: shard.stats.evicted_keys,
-            clients: CLIENTS.with(|c| c.borrow().len() as u64),
-            processed: super::processed(),
-            ops_per_sec: super::ops_per_sec(),
-            commands: super::counts(),
+            clients: nc.clients.len() as u64,
+            processed: nc.stats.processed(),
+            ops_per_sec: nc.stats.ops_per_sec(),
+            commands: nc.stats.counts(),
         }
     }
 }
@@ -197,9 +197,9 @@ pub fn wanted(args: &[Bytes]) -> [bool; SECTIONS.len()] {
 }
 
 /// INFO [section ...]
-pub async fn info(core: &Rc<Core>, shared: &Shared, args: &[Bytes]) -> String {
-    let cores = on_every_core(core, |s, now| CoreInfo::collect(s, now)).await;
-    render(&wanted(args), &Facts::read(core, shared), &cores)
+pub async fn info(nc: &NetCore, args: &[Bytes]) -> String {
+    let cores = nc.on_every_core(CoreInfo::collect).await;
+    render(&wanted(args), &Facts::read(&nc.core, &nc.shared), &cores)
 }
 
 /// Redis's bytesToHuman: `1023B`, `1.50K`, `2.00M`, ...

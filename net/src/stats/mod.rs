@@ -1,11 +1,12 @@
 //! What INFO and SLOWLOG report about commands, kept per core and summed on demand.
 //!
-//! Each core counts the commands its connections run in a thread-local table with one row
-//! per command and subcommand (the rows of [`baton_engine::command`]'s tables): calls,
-//! time, rejections (arity, auth) and failures (error replies). Counting one command costs
-//! two reads of the [`clock`] and a few additions on one cache line; no atomics, no
-//! syscalls. A command that runs on another core is timed there and its ticks come back
-//! with its reply, so the connection's core counts it either way.
+//! Each core counts the commands its connections run in its [`CommandStats`] (a field of
+//! the core's `NetCore`), with one row per command and subcommand (the rows of
+//! [`baton_engine::command`]'s tables): calls, time, rejections (arity, auth) and failures
+//! (error replies). Counting one command costs two reads of the [`clock`] and a few
+//! additions on one cache line; no atomics, no syscalls. A command that runs on another
+//! core is timed there and its ticks come back with its reply, so the connection's core
+//! counts it either way.
 //!
 //! `total_commands_processed` is the sum of the calls, and `instantaneous_ops_per_sec`
 //! comes from a sampler task per core that reads that sum every 100 ms into a ring of 16
@@ -15,23 +16,18 @@ pub mod info;
 pub mod slowlog;
 
 use std::cell::Cell;
-use std::rc::Rc;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
 use baton_engine::clock;
-use baton_engine::reply::Reply;
-use baton_engine::runtime::Core;
-use bytes::Bytes;
 
-use crate::client::Client;
 use crate::config::Shared;
 
 /// Rows in the per-core table; at least `command_and_subcommand_count()` (a test checks).
 const ROWS: usize = 512;
 
-/// One row's counters. `Cell`s: the table is thread-local and never borrowed across calls.
+/// One row's counters. `Cell`s: the table belongs to one core and is never borrowed
+/// across calls.
 struct Counters {
     calls: Cell<u64>,
     ticks: Cell<u64>,
@@ -54,31 +50,96 @@ fn bump(c: &Cell<u64>, by: u64) {
     c.set(c.get().wrapping_add(by));
 }
 
-thread_local! {
-    static TABLE: [Counters; ROWS] = const { [const { Counters::new() }; ROWS] };
+/// One core's command counters and its ops/sec samples.
+pub struct CommandStats {
+    rows: [Counters; ROWS],
+    sampler: Sampler,
 }
 
-/// Counts one executed command of table row `row` that ran for `ticks`.
-#[inline]
-pub fn record(row: usize, ticks: u64, failed: bool) {
-    TABLE.with(|t| {
-        if let Some(c) = t.get(row) {
+impl Default for CommandStats {
+    fn default() -> Self {
+        CommandStats::new()
+    }
+}
+
+impl CommandStats {
+    pub const fn new() -> CommandStats {
+        CommandStats {
+            rows: [const { Counters::new() }; ROWS],
+            sampler: Sampler::new(),
+        }
+    }
+
+    /// Counts one executed command of table row `row` that ran for `ticks`.
+    #[inline]
+    pub fn record(&self, row: usize, ticks: u64, failed: bool) {
+        if let Some(c) = self.rows.get(row) {
             bump(&c.calls, 1);
             bump(&c.ticks, ticks);
             if failed {
                 bump(&c.failed, 1);
             }
         }
-    });
-}
+    }
 
-/// Counts a command refused before it ran (wrong arity, not authenticated).
-pub fn reject(row: usize) {
-    TABLE.with(|t| {
-        if let Some(c) = t.get(row) {
+    /// Counts a command refused before it ran (wrong arity, not authenticated).
+    pub fn reject(&self, row: usize) {
+        if let Some(c) = self.rows.get(row) {
             bump(&c.rejected, 1);
         }
-    });
+    }
+
+    /// The rows that counted anything, as (row, counts).
+    pub fn counts(&self) -> Vec<(usize, CommandCounts)> {
+        self.rows
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.calls.get() | c.rejected.get() | c.failed.get() != 0)
+            .map(|(row, c)| {
+                (
+                    row,
+                    CommandCounts {
+                        calls: c.calls.get(),
+                        ticks: c.ticks.get(),
+                        rejected: c.rejected.get(),
+                        failed: c.failed.get(),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// Commands this core's connections ran (its share of `total_commands_processed`).
+    pub fn processed(&self) -> u64 {
+        self.rows.iter().map(|c| c.calls.get()).sum()
+    }
+
+    /// Zeroes the counters and the ops samples (CONFIG RESETSTAT); `now_ms` starts the
+    /// next sample.
+    pub fn reset(&self, now_ms: u64) {
+        for c in &self.rows {
+            c.calls.set(0);
+            c.ticks.set(0);
+            c.rejected.set(0);
+            c.failed.set(0);
+        }
+        self.sampler.reset(0, now_ms);
+    }
+
+    /// This core's `instantaneous_ops_per_sec`.
+    pub fn ops_per_sec(&self) -> u64 {
+        self.sampler.average()
+    }
+
+    /// Starts sampling afresh at `now_ms` (when the sampler task starts).
+    pub fn start_sampling(&self, now_ms: u64) {
+        self.sampler.reset(self.processed(), now_ms);
+    }
+
+    /// Takes one ops/sec sample ([`SAMPLE_EVERY`] after the last one).
+    pub fn sample(&self, now_ms: u64) {
+        self.sampler.sample(self.processed(), now_ms);
+    }
 }
 
 /// The duration in microseconds when a command that ran for `ticks` belongs in the slow
@@ -94,22 +155,6 @@ pub fn slow_us(shared: &Shared, ticks: u64) -> Option<u64> {
     }
     let us = clock::to_us(ticks);
     (us >= threshold as u64).then_some(us)
-}
-
-/// Counts an executed command and logs it if it was slow.
-#[inline]
-pub fn executed(
-    shared: &Shared,
-    client: &Client,
-    row: usize,
-    ticks: u64,
-    reply: &Reply,
-    args: &[Bytes],
-) {
-    record(row, ticks, reply.is_error());
-    if let Some(us) = slow_us(shared, ticks) {
-        slowlog::push(shared, client, args, us);
-    }
 }
 
 /// One row's numbers, as a snapshot that can cross cores.
@@ -130,49 +175,10 @@ impl CommandCounts {
     }
 }
 
-/// This core's rows that counted anything, as (row, counts).
-pub fn counts() -> Vec<(usize, CommandCounts)> {
-    TABLE.with(|t| {
-        t.iter()
-            .enumerate()
-            .filter(|(_, c)| c.calls.get() | c.rejected.get() | c.failed.get() != 0)
-            .map(|(row, c)| {
-                (
-                    row,
-                    CommandCounts {
-                        calls: c.calls.get(),
-                        ticks: c.ticks.get(),
-                        rejected: c.rejected.get(),
-                        failed: c.failed.get(),
-                    },
-                )
-            })
-            .collect()
-    })
-}
-
-/// Commands this core's connections ran (its share of `total_commands_processed`).
-pub fn processed() -> u64 {
-    TABLE.with(|t| t.iter().map(|c| c.calls.get()).sum())
-}
-
-/// Zeroes this core's command counters and ops samples (CONFIG RESETSTAT).
-pub fn reset() {
-    TABLE.with(|t| {
-        for c in t.iter() {
-            c.calls.set(0);
-            c.ticks.set(0);
-            c.rejected.set(0);
-            c.failed.set(0);
-        }
-    });
-    SAMPLER.with(|s| s.reset(processed(), baton_engine::runtime::now_ms()));
-}
-
 /// Samples kept for `instantaneous_ops_per_sec` (Redis's STATS_METRIC_SAMPLES).
 const SAMPLES: usize = 16;
 /// How often the sampler runs (Redis samples in its 100 ms cron).
-const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
 /// A ring of ops/sec samples, Redis's `inst_metric`.
 struct Sampler {
@@ -217,28 +223,6 @@ impl Sampler {
     }
 }
 
-thread_local! {
-    static SAMPLER: Sampler = const { Sampler::new() };
-}
-
-/// This core's `instantaneous_ops_per_sec`.
-pub fn ops_per_sec() -> u64 {
-    SAMPLER.with(Sampler::average)
-}
-
-/// Samples this core's command count every 100 ms until the server stops. Spawn one per
-/// core, on that core (its connection loop drives the core's timers).
-pub async fn run_sampler(core: Rc<Core>, shared: Arc<Shared>) {
-    let now = baton_engine::runtime::now_ms();
-    SAMPLER.with(|s| s.reset(processed(), now));
-    while !shared.stopping() {
-        let next = baton_engine::runtime::now_ms() + SAMPLE_EVERY.as_millis() as u64;
-        core.timers.sleep_until(next).await;
-        let now = baton_engine::runtime::now_ms();
-        SAMPLER.with(|s| s.sample(processed(), now));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,12 +236,13 @@ mod tests {
     #[test]
     fn counts_calls_time_rejections_and_failures() {
         let get = command_index(lookup(b"get").unwrap());
-        record(get, 100, false);
-        record(get, 50, true);
-        reject(get);
-        reject(ROWS + 7); // out of range: ignored, no panic
-        record(ROWS, 1, false);
-        let snap = counts();
+        let stats = CommandStats::new();
+        stats.record(get, 100, false);
+        stats.record(get, 50, true);
+        stats.reject(get);
+        stats.reject(ROWS + 7); // out of range: ignored, no panic
+        stats.record(ROWS, 1, false);
+        let snap = stats.counts();
         assert_eq!(
             snap,
             vec![(
@@ -270,10 +255,60 @@ mod tests {
                 }
             )]
         );
-        assert_eq!(processed(), 2);
-        reset();
-        assert!(counts().is_empty());
-        assert_eq!(processed(), 0);
+        assert_eq!(stats.processed(), 2);
+        stats.reset(0);
+        assert!(stats.counts().is_empty());
+        assert_eq!(stats.processed(), 0);
+    }
+
+    #[test]
+    fn two_cores_count_apart() {
+        // What thread-locals could not show in one test: each core's table is its own.
+        let (get, set) = (
+            command_index(lookup(b"get").unwrap()),
+            command_index(lookup(b"set").unwrap()),
+        );
+        let (core0, core1) = (CommandStats::new(), CommandStats::new());
+        core0.record(get, 10, false);
+        core0.record(get, 10, false);
+        core1.record(set, 5, true);
+        assert_eq!(core0.processed(), 2);
+        assert_eq!(core1.processed(), 1);
+        assert_eq!(
+            core0.counts().iter().map(|(r, _)| *r).collect::<Vec<_>>(),
+            [get]
+        );
+        assert_eq!(core1.counts()[0].1.failed, 1);
+        core1.reset(0);
+        assert_eq!(core1.processed(), 0);
+        assert_eq!(core0.processed(), 2, "resetting one core leaves the other");
+    }
+
+    #[test]
+    fn the_sampler_counts_from_where_sampling_started() {
+        let stats = CommandStats::new();
+        let get = command_index(lookup(b"get").unwrap());
+        for _ in 0..50 {
+            stats.record(get, 1, false);
+        }
+        stats.start_sampling(1_000);
+        for _ in 0..160 {
+            stats.record(get, 1, false);
+        }
+        // 160 commands in 100 ms: 1600 ops/s in one sample of 16.
+        stats.sample(1_100);
+        assert_eq!(stats.ops_per_sec(), 100);
+        stats.reset(1_200);
+        assert_eq!(stats.ops_per_sec(), 0);
+        for _ in 0..16 {
+            stats.record(get, 1, false);
+        }
+        stats.sample(1_300);
+        assert_eq!(
+            stats.ops_per_sec(),
+            10,
+            "160 ops/s in one sample of 16 after the reset"
+        );
     }
 
     #[test]

@@ -1,20 +1,18 @@
 //! SLOWLOG: commands that ran for at least `slowlog-log-slower-than` microseconds.
 //!
 //! Each core logs the commands of its own connections (client address and name are at
-//! hand there) and keeps at most `slowlog-max-len` entries. Entry ids come from one
-//! process-wide counter, so they are unique and ordered across cores: SLOWLOG GET merges
-//! the cores' logs newest first, and the log as a whole is the `slowlog-max-len` newest
-//! entries of all cores. Arguments are stored as Redis stores them: at most 32 (the last
+//! hand there) in its [`SlowLog`] (a field of the core's `NetCore`) and keeps at most
+//! `slowlog-max-len` entries. Entry ids come from one process-wide counter, so they are
+//! unique and ordered across cores: SLOWLOG GET (in `crate::admin`) merges the cores' logs
+//! newest first, and the log as a whole is the `slowlog-max-len` newest entries of all
+//! cores. Arguments are stored as Redis stores them: at most 32 (the last
 //! one then says how many more there were), each cut at 128 bytes, secrets redacted.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use baton_engine::exec::on_every_core;
 use baton_engine::reply::Reply;
-use baton_engine::runtime::Core;
 use bytes::Bytes;
 
 use crate::client::Client;
@@ -24,7 +22,7 @@ use crate::config::Shared;
 const MAX_ARGS: usize = 32;
 const MAX_ARG_BYTES: usize = 128;
 /// SLOWLOG GET without a count.
-const DEFAULT_COUNT: usize = 10;
+pub const DEFAULT_COUNT: usize = 10;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
@@ -42,7 +40,7 @@ pub struct Entry {
 }
 
 impl Entry {
-    fn reply(&self) -> Reply {
+    pub fn reply(&self) -> Reply {
         Reply::Array(vec![
             Reply::Int(self.id as i64),
             Reply::Int(self.time as i64),
@@ -54,44 +52,64 @@ impl Entry {
     }
 }
 
-thread_local! {
-    static LOG: RefCell<VecDeque<Entry>> = const { RefCell::new(VecDeque::new()) };
+/// One core's slow log, newest entry first.
+#[derive(Debug, Default)]
+pub struct SlowLog {
+    entries: RefCell<VecDeque<Entry>>,
 }
 
-fn max_len(shared: &Shared) -> usize {
+impl SlowLog {
+    /// Logs a command of `client` that ran for `micros`, keeping at most
+    /// `slowlog-max-len` entries.
+    #[cold]
+    pub fn push(&self, shared: &Shared, client: &Client, args: &[Bytes], micros: u64) {
+        let (addr, name) = {
+            let st = client.borrow();
+            (
+                client.conn.peer.map(|a| a.to_string()).unwrap_or_default(),
+                st.name.clone().unwrap_or_default(),
+            )
+        };
+        let entry = Entry {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            time: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            micros,
+            args: logged_args(args),
+            addr,
+            name,
+        };
+        let mut entries = self.entries.borrow_mut();
+        entries.push_front(entry);
+        entries.truncate(max_len(shared));
+    }
+
+    /// The newest `count` entries.
+    pub fn newest(&self, count: usize) -> Vec<Entry> {
+        self.entries.borrow().iter().take(count).cloned().collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.borrow().is_empty()
+    }
+
+    pub fn clear(&self) {
+        self.entries.borrow_mut().clear();
+    }
+}
+
+/// `slowlog-max-len`.
+pub fn max_len(shared: &Shared) -> usize {
     shared
         .settings
         .slowlog_max_len
         .load(Ordering::Relaxed)
         .min(usize::MAX as u64) as usize
-}
-
-/// Logs a command of `client` that ran for `micros`.
-#[cold]
-pub fn push(shared: &Shared, client: &Client, args: &[Bytes], micros: u64) {
-    let (addr, name) = {
-        let st = client.borrow();
-        (
-            client.conn.peer.map(|a| a.to_string()).unwrap_or_default(),
-            st.name.clone().unwrap_or_default(),
-        )
-    };
-    let entry = Entry {
-        id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-        time: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        micros,
-        args: logged_args(args),
-        addr,
-        name,
-    };
-    let max = max_len(shared);
-    LOG.with(|log| {
-        let mut log = log.borrow_mut();
-        log.push_front(entry);
-        log.truncate(max);
-    });
 }
 
 /// The arguments as the log keeps them: redacted, at most 32, each cut at 128 bytes.
@@ -153,11 +171,6 @@ fn redacted_positions(args: &[Bytes]) -> Vec<usize> {
     Vec::new()
 }
 
-/// The newest `count` entries of this core.
-fn newest(count: usize) -> Vec<Entry> {
-    LOG.with(|log| log.borrow().iter().take(count).cloned().collect())
-}
-
 /// SLOWLOG HELP
 pub fn help() -> Reply {
     let lines = [
@@ -175,46 +188,6 @@ pub fn help() -> Reply {
         "    Prints this help.",
     ];
     Reply::help_lines(&lines)
-}
-
-/// `SLOWLOG GET [count]` | LEN | RESET (HELP is answered without the other cores). The
-/// arity of each subcommand was checked by the dispatcher.
-pub async fn command(core: &Rc<Core>, shared: &Shared, args: &[Bytes]) -> Reply {
-    let sub = &args[1];
-    let max = max_len(shared);
-    if sub.eq_ignore_ascii_case(b"get") && args.len() <= 3 {
-        let count = match args.get(2) {
-            None => DEFAULT_COUNT,
-            Some(a) => match baton_engine::commands::parse_i64(a) {
-                Some(-1) => usize::MAX,
-                Some(n) if n >= 0 => n as usize,
-                _ => return Reply::err("ERR count should be greater than or equal to -1"),
-            },
-        };
-        let count = count.min(max);
-        let mut all: Vec<Entry> = on_every_core(core, move |_, _| newest(count))
-            .await
-            .into_iter()
-            .flatten()
-            .collect();
-        all.sort_unstable_by_key(|e| std::cmp::Reverse(e.id));
-        all.truncate(count);
-        Reply::Array(all.iter().map(Entry::reply).collect())
-    } else if sub.eq_ignore_ascii_case(b"len") {
-        let len: usize = on_every_core(core, |_, _| LOG.with(|l| l.borrow().len()))
-            .await
-            .into_iter()
-            .sum();
-        Reply::Int(len.min(max) as i64)
-    } else if sub.eq_ignore_ascii_case(b"reset") {
-        on_every_core(core, |_, _| LOG.with(|l| l.borrow_mut().clear())).await;
-        Reply::Ok
-    } else {
-        Reply::error(format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try SLOWLOG HELP.",
-            String::from_utf8_lossy(sub)
-        ))
-    }
 }
 
 #[cfg(test)]

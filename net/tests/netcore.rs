@@ -1,0 +1,182 @@
+//! Each core's `NetCore` on a real two-core runtime, with no sockets: a job sent to every
+//! core reaches that core's own clients and counters, so what INFO, CLIENT KILL and CONFIG
+//! RESETSTAT see is each core's, summed.
+
+use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use baton_engine::command::{command_index, lookup, Conn};
+use baton_engine::runtime::{self, Core};
+use baton_engine::Reply;
+use baton_net::admin;
+use baton_net::client::{Client, ClientEntry, ConnInfo};
+use baton_net::config::{ServerConfig, SettingsInit, Shared};
+use baton_net::netcore::NetCore;
+use baton_net::session::{Protocol, Session};
+use baton_net::stats::info;
+use bytes::Bytes;
+use futures_lite::FutureExt;
+
+fn shared() -> Arc<Shared> {
+    let config = ServerConfig {
+        bind: "127.0.0.1".into(),
+        port: 0,
+        memcache_port: 0,
+        requirepass: None,
+        limits: Default::default(),
+        cores: 2,
+        max_item_size: 1 << 20,
+        maxmemory: 0,
+        maxmemory_policy: "noeviction".into(),
+        settings: SettingsInit::default(),
+    };
+    Arc::new(Shared::new(config, 0, 0, runtime::now_ms()))
+}
+
+fn args(line: &str) -> Vec<Bytes> {
+    line.split_whitespace()
+        .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+        .collect()
+}
+
+fn client(port: u16) -> Client {
+    let peer = format!("127.0.0.1:{port}").parse().ok();
+    ClientEntry::new(
+        Session::new(Protocol::Redis, true),
+        ConnInfo::new(9, peer, None, 0),
+    )
+}
+
+fn row(name: &str) -> usize {
+    command_index(lookup(name.as_bytes()).unwrap())
+}
+
+/// Runs `test` on core 0 of a two-core runtime with core 0's `NetCore` (not attached:
+/// the test attaches it), while core 1, with its `NetCore` attached, answers the mesh. A
+/// failing test is reported after the runtime stopped.
+fn on_two_cores<F, Fut>(test: F)
+where
+    F: Fn(Rc<NetCore>) -> Fut + Send + Clone + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    if runtime::online_cpus().len() < 2 {
+        eprintln!("skipped: needs two CPUs");
+        return;
+    }
+    let failure = Arc::new(Mutex::new(None::<String>));
+    let report = failure.clone();
+    let done = Arc::new(AtomicBool::new(false));
+    let attached = Arc::new(AtomicUsize::new(0));
+    let shared = shared();
+    runtime::run(2, move |core: Rc<Core>| {
+        let (test, failure, done) = (test.clone(), failure.clone(), done.clone());
+        let (attached, shared) = (attached.clone(), shared.clone());
+        async move {
+            let stop = {
+                let done = done.clone();
+                move || done.load(Ordering::Acquire)
+            };
+            let nc = Rc::new(NetCore::new(core.clone(), shared, None));
+            let pump = glommio::spawn_local(runtime::pump(core.clone(), stop));
+            if core.id != 0 {
+                NetCore::attach(&nc);
+                attached.fetch_add(1, Ordering::Release);
+                return pump.await;
+            }
+            while attached.load(Ordering::Acquire) == 0 {
+                glommio::timer::sleep(Duration::from_millis(1)).await;
+            }
+            let outcome = AssertUnwindSafe(test(nc)).catch_unwind().await;
+            done.store(true, Ordering::Release);
+            pump.await;
+            if let Err(panic) = outcome {
+                let text = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                *failure.lock().unwrap() = Some(text);
+            }
+        }
+    })
+    .expect("the runtime runs");
+    let failed = report.lock().unwrap().take();
+    if let Some(text) = failed {
+        panic!("{text}");
+    }
+}
+
+#[test]
+fn every_core_job_reaches_that_cores_clients_and_counters() {
+    on_two_cores(|nc| async move {
+        // Core 0 has no NetCore attached yet: its share is the default.
+        let ids = nc.on_every_core(|nc, _| nc.core.id + 100).await;
+        assert_eq!(ids, vec![0, 101]);
+        NetCore::attach(&nc);
+        assert_eq!(
+            nc.on_every_core(|nc, _| nc.core.id + 100).await,
+            vec![100, 101]
+        );
+
+        // Counted where they ran: two GETs here, one SET on core 1 (a job there counts
+        // into core 1's table, not the sender's).
+        nc.stats.record(row("get"), 10, false);
+        nc.stats.record(row("get"), 10, false);
+        let set = row("set");
+        nc.on_every_core(move |nc, _| {
+            if nc.core.id == 1 {
+                nc.stats.record(set, 5, true);
+            }
+        })
+        .await;
+        let processed = nc.on_every_core(|nc, _| nc.stats.processed()).await;
+        assert_eq!(processed, vec![2, 1]);
+        let text = info::info(&nc, &args("commandstats stats")).await;
+        for want in [
+            "total_commands_processed:3\r\n",
+            "cmdstat_get:calls=2,",
+            "cmdstat_set:calls=1,",
+        ] {
+            assert!(text.contains(want), "{want:?} not in\n{text}");
+        }
+
+        // Clients: the caller here, two on core 1 (made there, as its loop would).
+        let caller = client(5000);
+        nc.clients.register(&caller);
+        nc.on_every_core(|nc, _| {
+            if nc.core.id == 1 {
+                nc.clients.register(&client(5001));
+                nc.clients.register(&client(5002));
+            }
+        })
+        .await;
+        assert_eq!(nc.on_every_core(|nc, _| nc.clients.len()).await, vec![1, 2]);
+        let kill = args("CLIENT KILL ADDR 127.0.0.1:5001");
+        let reply = admin::run_async(&nc, &caller, Conn::Client, &kill).await;
+        assert_eq!(reply, Reply::Int(1));
+        let marked = nc
+            .on_every_core(|nc, _| {
+                let mut killed = Vec::new();
+                nc.clients.each(|c| killed.push(c.conn.killed.get()));
+                (killed, nc.clients.take_kill_request())
+            })
+            .await;
+        assert_eq!(
+            marked,
+            vec![(vec![false], false), (vec![true, false], true)],
+            "core 1 marked its client and asked its own loop to close it"
+        );
+
+        // CONFIG RESETSTAT zeroes every core's counters.
+        let reset = args("CONFIG RESETSTAT");
+        let reply = admin::run_async(&nc, &caller, Conn::Config, &reset).await;
+        assert_eq!(reply, Reply::Ok);
+        assert_eq!(
+            nc.on_every_core(|nc, _| nc.stats.processed()).await,
+            vec![0, 0]
+        );
+    });
+}
