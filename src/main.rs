@@ -9,8 +9,8 @@ use anyhow::{bail, Context, Result};
 use baton_engine::evict::EvictionPolicy;
 use baton_engine::runtime;
 use baton_net::config::{OutputLimit, ServerConfig, SettingsInit, Shared};
+use baton_net::event_loop::{serve, CoreListeners};
 use baton_net::protect;
-use baton_net::server::{serve, CoreListeners};
 use clap::Parser;
 
 use baton_net::units;

@@ -1,7 +1,7 @@
 //! # baton-net
 //!
 //! Protocol codecs — pure functions over bytes: [`resp`] and [`memcache`] — and the
-//! per-core io_uring connection loop ([`server`]) that reads, parses, routes, executes,
+//! per-core io_uring connection loop ([`event_loop`]) that reads, parses, routes, executes,
 //! encodes and writes. Codecs know nothing about storage; storage (`baton-engine`)
 //! knows nothing about bytes on the wire.
 //!
@@ -27,6 +27,7 @@ pub mod client;
 pub mod config;
 pub mod config_command;
 pub mod dispatch;
+pub mod event_loop;
 pub mod kill;
 pub mod listener;
 pub mod mcdispatch;
@@ -34,7 +35,6 @@ pub mod memcache;
 pub mod netcore;
 pub mod protect;
 pub mod resp;
-pub mod server;
 pub mod session;
 pub mod stats;
 pub mod units;

@@ -3,7 +3,7 @@
 //! and the server-wide [`Shared`], as the one context that the connection loop, the
 //! dispatchers and the connection commands take.
 //!
-//! The connection loop ([`crate::server::serve`]) creates it and attaches it to its
+//! The connection loop ([`crate::event_loop::serve`]) creates it and attaches it to its
 //! [`Core`] ([`Core::attach`]). Work that needs every core's numbers (INFO, CLIENT LIST and
 //! KILL, SLOWLOG, CONFIG RESETSTAT, memcached `stats`) runs a job on every core
 //! ([`NetCore::on_every_core`]) that finds that core's `NetCore` through the core it runs

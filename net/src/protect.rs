@@ -1,6 +1,6 @@
 //! Client protections, as Redis has them: `maxclients` (admission at accept time), the
 //! idle `timeout`, and the output buffer limit for normal clients. The decisions are pure
-//! functions here; the connection loop ([`crate::server`]) applies them:
+//! functions here; the connection loop ([`crate::event_loop`]) applies them:
 //!
 //! ```text
 //!  accept ──► admit? ── no ──► write the rejection line, close, count it

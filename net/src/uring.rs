@@ -1,12 +1,12 @@
 //! The per-core io_uring that drives client sockets. One submission per loop turn carries
 //! every accept, receive and send queued during that turn, and the loop sleeps in this ring
-//! too: [`Ring::wait`] submits what is queued and blocks until a completion or a deadline,
+//! too: [`Uring::wait`] submits what is queued and blocks until a completion or a deadline,
 //! in one syscall.
 //!
 //! Set up with SINGLE_ISSUER + COOP_TASKRUN + TASKRUN_FLAG. A socket event (data to read,
 //! room to send, a connection to accept) queues task work on this thread; the kernel runs
 //! it, posting the completion, at this thread's next syscall, or at once when the thread
-//! sleeps in [`Ring::wait`] (the task work wakes it). The mesh doorbell (an eventfd that
+//! sleeps in [`Uring::wait`] (the task work wakes it). The mesh doorbell (an eventfd that
 //! other cores and the signal thread write) has a read armed in the ring, so it ends a
 //! wait like any socket event.
 //!
@@ -28,7 +28,7 @@
 //! enter, and the loop decides to sleep on its own state alone.
 //!
 //! All `unsafe` about buffers handed to the kernel is in this module and in the one place
-//! that arms operations on a connection (`server.rs`), each with its `SAFETY:` comment.
+//! that arms operations on a connection (`event_loop.rs`), each with its `SAFETY:` comment.
 
 use std::io;
 use std::time::Duration;
@@ -50,24 +50,24 @@ impl Completion {
     }
 }
 
-pub struct Ring {
+pub struct Uring {
     ring: IoUring,
     /// Operations pushed but not yet submitted.
     queued: usize,
 }
 
-impl Ring {
-    pub fn new(entries: u32) -> io::Result<Ring> {
+impl Uring {
+    pub fn new(entries: u32) -> io::Result<Uring> {
         let ring = IoUring::builder()
             .setup_single_issuer()
             .setup_coop_taskrun()
             .setup_taskrun_flag()
             .setup_cqsize(entries * 4)
             .build(entries)?;
-        Ok(Ring { ring, queued: 0 })
+        Ok(Uring { ring, queued: 0 })
     }
 
-    /// Queues one operation for the next [`Ring::enter`].
+    /// Queues one operation for the next [`Uring::enter`].
     ///
     /// # Safety
     /// Every buffer and descriptor the entry refers to must stay valid until its
@@ -91,7 +91,7 @@ impl Ring {
         self.queued > 0
     }
 
-    /// Whether [`Ring::enter`] has anything to do: operations to submit, or task work
+    /// Whether [`Uring::enter`] has anything to do: operations to submit, or task work
     /// that the kernel may be holding for this thread (the flag can be stale; then the
     /// enter is merely needless).
     pub fn needs_enter(&mut self) -> bool {

@@ -7,12 +7,12 @@
 //! ([`Session::encode`], [`Session::decode`]), together with the input that was received
 //! but not yet parsed. What the I/O side knows about a connection (its addresses, fd,
 //! times, whether CLIENT KILL named it) lives in [`crate::client::ConnInfo`]; the
-//! connection loop's buffers and in-flight operations live in `crate::server`.
+//! connection loop's buffers and in-flight operations live in `crate::event_loop`.
 //!
 //! ```text
 //!   crate::client::Client ── Rc ─► ClientEntry ─┬─ RefCell<Session>   (this module)
 //!                                               └─ ConnInfo           (I/O facts)
-//!   server::Conn (fd, read buffer, output, armed operations) ─► Client
+//!   event_loop::Conn (fd, read buffer, output, armed operations) ─► Client
 //! ```
 
 mod wire;

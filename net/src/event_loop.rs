@@ -1,5 +1,5 @@
 //! The per-core connection loop. One glommio task per core drives every client socket of
-//! that core through the core's own io_uring ([`Ring`]):
+//! that core through the core's own io_uring ([`Uring`]):
 //!
 //! ```text
 //!  turn:  tasks woken since the last turn? yield to glommio so they run first
@@ -16,7 +16,7 @@
 //!         nothing happened? sleep in the ring until an event or the next deadline
 //! ```
 //!
-//! The loop sleeps in its own ring ([`Ring::wait`]: submit and wait in one syscall), not
+//! The loop sleeps in its own ring ([`Uring::wait`]: submit and wait in one syscall), not
 //! through glommio, whose park costs several syscalls and a process-wide membarrier.
 //! glommio only runs the other tasks of the core, when the loop yields to it
 //! (`baton_engine::runtime::wake` says how the loop knows they are ready).
@@ -46,7 +46,7 @@ use crate::listener;
 use crate::netcore::NetCore;
 use crate::protect::{self, Breach};
 use crate::session::{Protocol, Session, NO_COMMAND};
-use crate::uring::{Completion, Ring};
+use crate::uring::{Completion, Uring};
 
 const OP_ACCEPT: u64 = 1;
 const OP_RECV: u64 = 2;
@@ -158,7 +158,7 @@ struct Listener {
 struct Loop {
     /// This core's net state (with its engine core and the shared settings).
     nc: Rc<NetCore>,
-    ring: Ring,
+    ring: Uring,
     conns: Vec<Option<Conn>>,
     generations: Vec<u32>,
     /// Tokens of closed connections, for reuse.
@@ -185,7 +185,7 @@ struct Loop {
 /// of this core has been answered and closed. Creates the core's [`NetCore`] and attaches
 /// it to the core, where jobs from other cores find it.
 pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners) {
-    let ring = match Ring::new(RING_ENTRIES) {
+    let ring = match Uring::new(RING_ENTRIES) {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(core = core.id, error = %e, "cannot set up io_uring; this core serves no clients");
