@@ -10,7 +10,7 @@
 
 use baton_engine::shard::Effect;
 use baton_engine::Shard;
-use baton_ring::core_of;
+use baton_ring::Router;
 
 use crate::record::{decode, DecodeError, Hello, Limits, Record};
 
@@ -28,7 +28,9 @@ pub fn apply_op(shard: &mut Shard, op: &Op) {
     match op {
         Op::Effect(e) => shard.apply(e),
         Op::FlushShard { shard: s, cores } => {
-            shard.flush_where(|key| core_of(key, *cores as usize) == *s as usize);
+            // The primary's own router says which keys its shard `s` held.
+            let primary = Router::standalone(*s as usize, *cores as usize);
+            shard.flush_where(|key| primary.is_local(key));
         }
     }
 }
@@ -52,7 +54,8 @@ pub enum FlowError {
 #[derive(Debug)]
 pub struct Applier {
     limits: Limits,
-    cores: usize,
+    /// Routes keys to this replica's cores.
+    router: Router,
     hello: Option<Hello>,
     /// Journal offset after the last journal record applied.
     offset: u64,
@@ -67,10 +70,9 @@ impl Applier {
     /// A flow applier for a replica with `cores` cores, expecting a flow that resumes at
     /// journal offset `offset` (anything, for a full sync).
     pub fn new(cores: usize, offset: u64, limits: Limits) -> Applier {
-        assert!(cores > 0, "a replica runs at least one core");
         Applier {
             limits,
-            cores,
+            router: Router::standalone(0, cores),
             hello: None,
             offset,
             loading: false,
@@ -161,10 +163,12 @@ impl Applier {
             Effect::Put { key, .. }
             | Effect::Expire { key, .. }
             | Effect::Stamp { key, .. }
-            | Effect::Del { key, .. } => route(core_of(key, self.cores), Op::Effect(e)),
-            Effect::Flush if cores as usize == self.cores => route(shard as usize, Op::Effect(e)),
+            | Effect::Del { key, .. } => route(self.router.core_of(key), Op::Effect(e)),
+            Effect::Flush if cores as usize == self.router.cores() => {
+                route(shard as usize, Op::Effect(e))
+            }
             Effect::Flush => {
-                for c in 0..self.cores {
+                for c in 0..self.router.cores() {
                     route(c, Op::FlushShard { shard, cores });
                 }
             }

@@ -29,7 +29,7 @@ pub enum Target {
 }
 
 /// This node's view of the cluster: who owns which slot and which slots are leaving.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ClusterView {
     pub me: NodeId,
     pub table: SlotTable,
@@ -38,7 +38,7 @@ pub struct ClusterView {
 }
 
 /// Routes keys for one core.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Router {
     /// The core this router serves.
     core: usize,
