@@ -3,10 +3,7 @@
 //! ops and delayed flushes run on the core that owns the shard, and a job sent to every
 //! core reaches what a layer above attached to that core.
 
-use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use baton_engine::command::lookup;
@@ -17,7 +14,6 @@ use baton_engine::memcache::{McCtx, McOp, McResult, StoreMode, StoreOp};
 use baton_engine::runtime::{self, now_ms, Core, Job, Out};
 use baton_engine::Reply;
 use bytes::Bytes;
-use futures_lite::FutureExt;
 
 fn args(words: &[&str]) -> Vec<Bytes> {
     words
@@ -70,49 +66,14 @@ fn bulk(s: &str) -> Reply {
 }
 
 /// Runs `test` on core 0 of a two-core runtime while both cores answer the mesh and fire
-/// their timers, as their connection loops would. A
-/// failing test is caught and reported after the runtime has stopped, so that core 1 is
-/// not left waiting for a core that died.
+/// their timers, as their connection loops would.
 fn on_two_cores<F, Fut>(test: F)
 where
     F: Fn(Rc<Core>) -> Fut + Send + Clone + 'static,
     Fut: std::future::Future<Output = ()> + 'static,
 {
-    if runtime::online_cpus().len() < 2 {
-        eprintln!("skipped: needs two CPUs");
-        return;
-    }
-    let failure = Arc::new(Mutex::new(None::<String>));
-    let report = failure.clone();
-    let done = Arc::new(AtomicBool::new(false));
-    runtime::run(2, move |core| {
-        let (test, failure, done) = (test.clone(), failure.clone(), done.clone());
-        async move {
-            let stop = {
-                let done = done.clone();
-                move || done.load(Ordering::Acquire)
-            };
-            let pump = glommio::spawn_local(runtime::pump(core.clone(), stop));
-            if core.id != 0 {
-                return pump.await;
-            }
-            let outcome = AssertUnwindSafe(test(core.clone())).catch_unwind().await;
-            done.store(true, Ordering::Release);
-            pump.await;
-            if let Err(panic) = outcome {
-                let text = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                *failure.lock().unwrap() = Some(text);
-            }
-        }
-    })
-    .expect("the runtime runs");
-    let failed = report.lock().unwrap().take();
-    if let Some(text) = failed {
-        panic!("{text}");
+    if let Err(failure) = runtime::run_test(2, Rc::clone, test) {
+        panic!("{failure}");
     }
 }
 

@@ -2,11 +2,8 @@
 //! core reaches that core's own clients and counters, so what INFO, CLIENT KILL and CONFIG
 //! RESETSTAT see is each core's, summed.
 
-use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use baton_engine::command::{command_index, lookup, Conn};
 use baton_engine::runtime::{self, Core};
@@ -18,7 +15,6 @@ use baton_net::netcore::NetCore;
 use baton_net::session::{Protocol, Session};
 use baton_net::stats::info;
 use bytes::Bytes;
-use futures_lite::FutureExt;
 
 fn shared() -> Arc<Shared> {
     let config = ServerConfig {
@@ -55,57 +51,22 @@ fn row(name: &str) -> usize {
 }
 
 /// Runs `test` on core 0 of a two-core runtime with core 0's `NetCore` (not attached:
-/// the test attaches it), while core 1, with its `NetCore` attached, answers the mesh. A
-/// failing test is reported after the runtime stopped.
+/// the test attaches it), while core 1, with its `NetCore` attached, answers the mesh.
 fn on_two_cores<F, Fut>(test: F)
 where
     F: Fn(Rc<NetCore>) -> Fut + Send + Clone + 'static,
     Fut: std::future::Future<Output = ()> + 'static,
 {
-    if runtime::online_cpus().len() < 2 {
-        eprintln!("skipped: needs two CPUs");
-        return;
-    }
-    let failure = Arc::new(Mutex::new(None::<String>));
-    let report = failure.clone();
-    let done = Arc::new(AtomicBool::new(false));
-    let attached = Arc::new(AtomicUsize::new(0));
     let shared = shared();
-    runtime::run(2, move |core: Rc<Core>| {
-        let (test, failure, done) = (test.clone(), failure.clone(), done.clone());
-        let (attached, shared) = (attached.clone(), shared.clone());
-        async move {
-            let stop = {
-                let done = done.clone();
-                move || done.load(Ordering::Acquire)
-            };
-            let nc = Rc::new(NetCore::new(core.clone(), shared, None));
-            let pump = glommio::spawn_local(runtime::pump(core.clone(), stop));
-            if core.id != 0 {
-                NetCore::attach(&nc);
-                attached.fetch_add(1, Ordering::Release);
-                return pump.await;
-            }
-            while attached.load(Ordering::Acquire) == 0 {
-                glommio::timer::sleep(Duration::from_millis(1)).await;
-            }
-            let outcome = AssertUnwindSafe(test(nc)).catch_unwind().await;
-            done.store(true, Ordering::Release);
-            pump.await;
-            if let Err(panic) = outcome {
-                let text = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                *failure.lock().unwrap() = Some(text);
-            }
+    let setup = move |core: &Rc<Core>| {
+        let nc = Rc::new(NetCore::new(core.clone(), shared.clone(), None));
+        if core.id != 0 {
+            NetCore::attach(&nc);
         }
-    })
-    .expect("the runtime runs");
-    let failed = report.lock().unwrap().take();
-    if let Some(text) = failed {
-        panic!("{text}");
+        nc
+    };
+    if let Err(failure) = runtime::run_test(2, setup, test) {
+        panic!("{failure}");
     }
 }
 

@@ -91,6 +91,69 @@ pub async fn pump(core: Rc<Core>, stop: impl Fn() -> bool) {
     }
 }
 
+/// Runs `test` on core 0 of a runtime of `cores` cores with no connection loop, while
+/// every core answers its mesh and fires its timers ([`pump`]): the execution layer and
+/// what is built on it, tested without sockets. `setup` runs first on every core; core 0
+/// starts `test` with what its `setup` made once every other core's `setup` has run.
+///
+/// A panic in `test` is caught and returned as `Err` with its message once the runtime has
+/// stopped, so the other cores are never left waiting for a core that died. `Ok` without
+/// running anything when this machine has fewer CPUs than `cores`.
+pub fn run_test<X, S, T, Fut>(cores: usize, setup: S, test: T) -> Result<(), String>
+where
+    X: 'static,
+    S: Fn(&Rc<Core>) -> X + Send + Clone + 'static,
+    T: Fn(X) -> Fut + Send + Clone + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    use futures_lite::FutureExt;
+    use std::panic::AssertUnwindSafe;
+    use std::sync::atomic::Ordering;
+    use std::sync::Mutex;
+
+    if online_cpus().len() < cores {
+        eprintln!("skipped: needs {cores} CPUs");
+        return Ok(());
+    }
+    let failure = Arc::new(Mutex::new(None::<String>));
+    let report = failure.clone();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ready = Arc::new(AtomicUsize::new(0));
+    run(cores, move |core| {
+        let (setup, test) = (setup.clone(), test.clone());
+        let (failure, done, ready) = (failure.clone(), done.clone(), ready.clone());
+        async move {
+            let made = setup(&core);
+            let stop = {
+                let done = done.clone();
+                move || done.load(Ordering::Acquire)
+            };
+            let pump = glommio::spawn_local(pump(core.clone(), stop));
+            if core.id != 0 {
+                ready.fetch_add(1, Ordering::Release);
+                return pump.await;
+            }
+            while ready.load(Ordering::Acquire) + 1 < core.cores {
+                glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            let outcome = AssertUnwindSafe(test(made)).catch_unwind().await;
+            done.store(true, Ordering::Release);
+            pump.await;
+            if let Err(panic) = outcome {
+                let text = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "the test panicked".into());
+                *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(text);
+            }
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    let failed = report.lock().unwrap_or_else(|p| p.into_inner()).take();
+    failed.map_or(Ok(()), Err)
+}
+
 /// Starts `cores` executors, each pinned to one online CPU (falling back to an unpinned
 /// executor when pinning fails), hands each its [`Core`] and runs `serve` to completion on
 /// every core. Returns when every core's `serve` has returned.
