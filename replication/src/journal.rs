@@ -109,7 +109,7 @@ impl Backlog {
 /// A shard's journal: the [`EffectSink`] its write path reports to, which encodes each
 /// effect into the backlog. Clones share the backlog; the flows that feed replicas read
 /// it through [`Journal::backlog`].
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Journal(Arc<Mutex<Backlog>>);
 
 impl Journal {

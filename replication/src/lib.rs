@@ -4,7 +4,7 @@
 //! ([`record`]): the shard's journal of effects, and during a full sync the items of a
 //! snapshot walk ([`snapshot`]) interleaved with it. The journal's recent past stays in a
 //! per-shard backlog ([`journal`]) so that a replica whose link broke resumes where it
-//! stopped. A replica applies each flow in order, routing every record to its own core
+//! stopped; a [`Feeder`] decides between the two and feeds a flow ([`feed`]). A replica applies each flow in order, routing every record to its own core
 //! by its own core hash ([`apply`]), so primary and replica may run different core counts.
 //!
 //! ```text
@@ -27,11 +27,13 @@
 //! sockets, no runtime. The server moves the bytes.
 
 pub mod apply;
+pub mod feed;
 pub mod journal;
 pub mod record;
 pub mod snapshot;
 
 pub use apply::Applier;
+pub use feed::{Feeder, Lagged, ReplIds};
 pub use journal::{Backlog, Journal, Resume};
 pub use record::{decode, encode, DecodeError, Hello, Limits, Record, ReplId, VERSION};
 pub use snapshot::SnapshotWalk;

@@ -11,9 +11,8 @@ use baton_engine::entry::ItemBits;
 use baton_engine::memcache::{self, McCtx, McOp, StoreMode, StoreOp};
 use baton_engine::Shard;
 use baton_replication::apply::{apply_op, Applier, Op};
-use baton_replication::journal::Resume;
-use baton_replication::record::{encode_hello, Hello, Limits, VERSION};
-use baton_replication::{Journal, SnapshotWalk};
+use baton_replication::record::Limits;
+use baton_replication::{Feeder, Journal, ReplIds};
 use baton_ring::core_of;
 use bytes::Bytes;
 use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
@@ -102,11 +101,9 @@ impl Arbitrary for Step {
 struct PrimaryShard {
     shard: Shard,
     journal: Journal,
-    /// The flow's bytes not yet delivered, and the walk of a full sync in progress.
+    /// The flow's bytes not yet delivered.
     wire: Vec<u8>,
-    walk: Option<SnapshotWalk>,
-    /// The journal offset already put on the wire.
-    sent: u64,
+    feeder: Feeder,
 }
 
 struct World {
@@ -119,17 +116,19 @@ struct World {
 
 impl World {
     fn new(p: usize, r: usize, backlog: usize) -> World {
-        let mut primary: Vec<PrimaryShard> = (0..p)
+        let ids = ReplIds::new(REPLID);
+        let primary: Vec<PrimaryShard> = (0..p)
             .map(|id| {
                 let journal = Journal::new(backlog, 0);
                 let mut shard = Shard::new(id);
                 shard.set_effect_sink(Box::new(journal.clone()));
+                let mut wire = Vec::new();
+                let feeder = Feeder::start(&journal, &ids, id as u32, p as u32, None, &mut wire);
                 PrimaryShard {
                     shard,
                     journal,
-                    wire: Vec::new(),
-                    walk: None,
-                    sent: 0,
+                    wire,
+                    feeder,
                 }
             })
             .collect();
@@ -143,9 +142,6 @@ impl World {
         let appliers = (0..p)
             .map(|_| Applier::new(r, 0, Limits::default()))
             .collect();
-        for (k, ps) in primary.iter_mut().enumerate() {
-            start_full(k, p, ps);
-        }
         World {
             now: START,
             primary,
@@ -163,7 +159,9 @@ impl World {
         self.step(step);
         // The feeder puts each write's effects on the wire as they happen.
         for ps in &mut self.primary {
-            ship_journal(ps);
+            ps.feeder
+                .fill(&ps.shard, &mut ps.wire, 0)
+                .expect("the feeder keeps up");
         }
     }
 
@@ -221,44 +219,32 @@ impl World {
             }
             Step::Walk { shard, bytes } => {
                 let ps = &mut self.primary[*shard as usize % p];
-                ship_journal(ps);
-                if let Some(mut walk) = ps.walk.take() {
-                    if !walk.next_chunk(&ps.shard, usize::from(*bytes), &mut ps.wire) {
-                        ps.walk = Some(walk);
-                    }
-                }
+                let budget = ps.wire.len() + usize::from(*bytes);
+                ps.feeder
+                    .fill(&ps.shard, &mut ps.wire, budget)
+                    .expect("the feeder keeps up");
             }
             Step::Deliver { shard, bytes } => self.deliver(*shard as usize % p, *bytes as usize),
             Step::Break { shard } => {
                 let k = *shard as usize % p;
+                let r = self.replica.len();
                 let ps = &mut self.primary[k];
-                // Whatever was on the wire is lost with the link.
+                // Whatever was on the wire is lost with the link. A replica that had not
+                // finished loading holds no offset worth resuming from.
                 ps.wire.clear();
-                let offset = self.appliers[k].offset();
-                let loading = self.appliers[k].loading() || self.appliers[k].hello().is_none();
-                let resumed = if loading {
-                    Err(Resume::Gone { start: 0 })
-                } else {
-                    ps.journal
-                        .backlog()
-                        .since(offset)
-                        .map(|parts| parts.concat())
-                };
-                match resumed {
-                    Ok(tail) => {
-                        encode_hello(&hello(k, p, offset, false), &mut ps.wire);
-                        ps.wire.extend_from_slice(&tail);
-                        ps.sent = ps.journal.backlog().end();
-                        ps.walk = None;
-                        self.appliers[k] =
-                            Applier::new(self.replica.len(), offset, Limits::default());
-                    }
-                    Err(_) => {
-                        self.appliers[k] = Applier::new(self.replica.len(), 0, Limits::default());
-                        start_full(k, p, ps);
-                        self.full_syncs += 1;
-                    }
+                let applier = &self.appliers[k];
+                let asked = applier
+                    .hello()
+                    .filter(|_| !applier.loading())
+                    .map(|h| (h.replid, applier.offset()));
+                let ids = ReplIds::new(REPLID);
+                ps.feeder =
+                    Feeder::start(&ps.journal, &ids, k as u32, p as u32, asked, &mut ps.wire);
+                if ps.feeder.is_full() {
+                    self.full_syncs += 1;
                 }
+                let offset = asked.map_or(0, |(_, o)| o);
+                self.appliers[k] = Applier::new(r, offset, Limits::default());
             }
         }
     }
@@ -272,7 +258,9 @@ impl World {
 
     fn deliver(&mut self, k: usize, max: usize) {
         let ps = &mut self.primary[k];
-        ship_journal(ps);
+        ps.feeder
+            .fill(&ps.shard, &mut ps.wire, 0)
+            .expect("the feeder keeps up");
         let n = max.min(ps.wire.len());
         let bytes: Vec<u8> = ps.wire.drain(..n).collect();
         let replica = &mut self.replica;
@@ -285,11 +273,11 @@ impl World {
     fn settle(&mut self) {
         for k in 0..self.cores() {
             let ps = &mut self.primary[k];
-            while let Some(mut walk) = ps.walk.take() {
-                ship_journal(ps);
-                if !walk.next_chunk(&ps.shard, 1 << 20, &mut ps.wire) {
-                    ps.walk = Some(walk);
-                }
+            while ps.feeder.walking() {
+                let budget = ps.wire.len() + (1 << 20);
+                ps.feeder
+                    .fill(&ps.shard, &mut ps.wire, budget)
+                    .expect("the feeder keeps up");
             }
             self.deliver(k, usize::MAX);
             assert!(
@@ -298,38 +286,6 @@ impl World {
             );
         }
     }
-}
-
-fn hello(shard: usize, cores: usize, offset: u64, full: bool) -> Hello {
-    Hello {
-        version: VERSION,
-        shard: shard as u32,
-        cores: cores as u32,
-        replid: REPLID,
-        offset,
-        full,
-    }
-}
-
-/// Starts a full sync of shard `k`: a hello at the journal's current end, then the walk.
-fn start_full(k: usize, cores: usize, ps: &mut PrimaryShard) {
-    ps.wire.clear();
-    let end = ps.journal.backlog().end();
-    encode_hello(&hello(k, cores, end, true), &mut ps.wire);
-    ps.sent = end;
-    ps.walk = Some(SnapshotWalk::new());
-}
-
-/// Puts the journal records written since the last call on the wire, in order.
-fn ship_journal(ps: &mut PrimaryShard) {
-    let backlog = ps.journal.backlog();
-    let parts = backlog
-        .since(ps.sent)
-        .expect("the feeder keeps up with a backlog this large");
-    for part in parts {
-        ps.wire.extend_from_slice(part);
-    }
-    ps.sent = backlog.end();
 }
 
 type Item = (Vec<u8>, u64, u32, u64, ItemBits);
