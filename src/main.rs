@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Context, Result};
 use baton_engine::evict::EvictionPolicy;
 use baton_engine::runtime;
-use baton_net::config::{OutputLimit, ServerConfig, SettingsInit, Shared};
+use baton_net::config::{self, OutputLimit, ServerConfig, SettingsInit, Shared};
 use baton_net::event_loop::{serve, CoreListeners};
 use baton_net::protect;
 use clap::Parser;
@@ -68,7 +68,7 @@ struct Args {
     /// `-ERR max number of clients reached` (memcached port: `ERROR Too many open
     /// connections`) and are closed. The open-files limit is raised to fit, or this is
     /// lowered to fit it, with a warning.
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = config::DEFAULT_MAXCLIENTS, value_parser = clap::value_parser!(u64).range(1..))]
     maxclients: u64,
 
     /// Close a client after this many idle seconds (0 = never).
@@ -84,11 +84,11 @@ struct Args {
 
     /// Log commands slower than this many microseconds in SLOWLOG (negative: off,
     /// 0: every command).
-    #[arg(long, default_value_t = 10_000, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = config::DEFAULT_SLOWLOG_SLOWER_THAN, allow_negative_numbers = true)]
     slowlog_log_slower_than: i64,
 
     /// Entries SLOWLOG keeps.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = config::DEFAULT_SLOWLOG_MAX_LEN)]
     slowlog_max_len: u64,
 
     /// Turn transparent huge pages off for this process (as Redis's `disable-thp`): with
@@ -265,6 +265,7 @@ fn run() -> Result<()> {
             (fds.into_iter().map(Some).collect(), Some(addr))
         };
     let config = ServerConfig {
+        config_file: args.config.clone(),
         bind: args.bind.clone(),
         port: args.port,
         memcache_port: args.memcache_port,

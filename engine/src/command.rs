@@ -294,7 +294,8 @@ pub static SUBCOMMANDS: &[(&str, &[SubcommandSpec])] = &[
     (
         "config",
         subs!(
-            "config|get" -3, "config|help" 2, "config|resetstat" 2, "config|set" -4,
+            "config|get" -3, "config|help" 2, "config|resetstat" 2, "config|rewrite" 2,
+            "config|set" -4,
         ),
     ),
     (

@@ -369,6 +369,8 @@ fn config(shared: &Shared, args: &[Bytes]) -> Option<Reply> {
         config_command::get(shared, &args[2..])
     } else if eq(sub, "help") {
         config_command::help()
+    } else if eq(sub, "rewrite") {
+        config_command::rewrite(shared)
     } else if eq(sub, "set") || eq(sub, "resetstat") {
         return None;
     } else {

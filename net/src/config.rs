@@ -9,6 +9,8 @@ use crate::resp::Limits;
 /// What the binary's flags decide.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    /// The config file the server started with (`--config`); CONFIG REWRITE rewrites it.
+    pub config_file: Option<std::path::PathBuf>,
     pub bind: String,
     pub port: u16,
     /// 0 turns the memcached listener off.
@@ -23,6 +25,13 @@ pub struct ServerConfig {
     /// Initial values of the settings CONFIG SET can change at run time.
     pub settings: SettingsInit,
 }
+
+/// `--maxclients` when neither flag nor config file sets it.
+pub const DEFAULT_MAXCLIENTS: u64 = 10_000;
+/// `--slowlog-log-slower-than` (microseconds) when nothing sets it.
+pub const DEFAULT_SLOWLOG_SLOWER_THAN: i64 = 10_000;
+/// `--slowlog-max-len` when nothing sets it.
+pub const DEFAULT_SLOWLOG_MAX_LEN: u64 = 128;
 
 /// Start values of [`Settings`], as the flags give them.
 #[derive(Debug, Clone)]

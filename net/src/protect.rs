@@ -165,6 +165,7 @@ mod tests {
 
     fn shared(maxclients: u64) -> Shared {
         let config = ServerConfig {
+            config_file: None,
             bind: "127.0.0.1".into(),
             port: 0,
             memcache_port: 0,

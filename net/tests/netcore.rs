@@ -18,6 +18,7 @@ use bytes::Bytes;
 
 fn shared() -> Arc<Shared> {
     let config = ServerConfig {
+        config_file: None,
         bind: "127.0.0.1".into(),
         port: 0,
         memcache_port: 0,
