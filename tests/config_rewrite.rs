@@ -66,3 +66,25 @@ fn config_rewrite_without_a_config_file_is_an_error() {
         "ERR The server is running without a config file",
     );
 }
+
+fn info_field(con: &mut redis::Connection, name: &str) -> String {
+    let text: String = redis::cmd("INFO").arg("server").query(con).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("INFO server has no {name}: {text}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn info_server_names_the_run_and_the_config_file() {
+    let server = Server::start(1);
+    let mut con = server.redis();
+    let run_id = info_field(&mut con, "run_id");
+    assert_eq!(run_id.len(), 40, "{run_id}");
+    assert!(run_id.bytes().all(|b| b.is_ascii_hexdigit()), "{run_id}");
+    assert_eq!(info_field(&mut con, "run_id"), run_id, "one id per run");
+    let other = Server::start(1);
+    assert_ne!(info_field(&mut other.redis(), "run_id"), run_id);
+    assert_eq!(info_field(&mut con, "config_file"), "");
+}

@@ -124,6 +124,9 @@ pub struct Shared {
     pub redis_port: u16,
     pub memcache_port: u16,
     pub started_ms: u64,
+    /// 40 random hex characters naming this run of the server (INFO's `run_id`; sentinel
+    /// tells a restarted server from the same one by it).
+    pub run_id: String,
     /// Run-time settable values (CONFIG SET).
     pub settings: Settings,
     pub stop: AtomicBool,
@@ -135,6 +138,29 @@ pub struct Shared {
     /// Clients closed for passing the output buffer limit (INFO's
     /// `client_output_buffer_limit_disconnections`).
     pub client_output_limit_disconnections: AtomicU64,
+}
+
+/// 40 hex characters from the kernel's random source (time and pid mixed, should that
+/// fail), as Redis's run id.
+fn new_run_id() -> String {
+    let mut bytes = [0u8; 20];
+    let filled = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .is_ok();
+    if !filled {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ u64::from(std::process::id()) << 32;
+        let mut x = seed | 1;
+        for b in &mut bytes {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Shared {
@@ -150,6 +176,7 @@ impl Shared {
             redis_port,
             memcache_port,
             started_ms,
+            run_id: new_run_id(),
             stop: AtomicBool::new(false),
             wakeups: Mutex::new(Vec::new()),
             total_connections: AtomicU64::new(0),

@@ -67,6 +67,8 @@ impl CoreInfo {
 pub struct Facts {
     pub port: u16,
     pub pid: u32,
+    pub run_id: String,
+    pub config_file: String,
     pub now_us: u64,
     pub uptime_secs: u64,
     pub executable: String,
@@ -98,6 +100,14 @@ impl Facts {
         Facts {
             port: shared.redis_port,
             pid: std::process::id(),
+            run_id: shared.run_id.clone(),
+            config_file: shared
+                .config
+                .config_file
+                .as_ref()
+                .and_then(|p| std::fs::canonicalize(p).ok())
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
             now_us,
             uptime_secs: (now_us / 1000).saturating_sub(shared.started_ms) / 1000,
             executable: std::env::current_exe()
@@ -244,12 +254,13 @@ pub fn render(want: &[bool; SECTIONS.len()], f: &Facts, cores: &[CoreInfo]) -> S
                     "arch_bits:64".into(),
                     "multiplexing_api:io_uring".into(),
                     format!("process_id:{}", f.pid),
+                    format!("run_id:{}", f.run_id),
                     format!("tcp_port:{}", f.port),
                     format!("server_time_usec:{}", f.now_us),
                     format!("uptime_in_seconds:{}", f.uptime_secs),
                     format!("uptime_in_days:{}", f.uptime_secs / 86400),
                     format!("executable:{}", f.executable),
-                    "config_file:".into(),
+                    format!("config_file:{}", f.config_file),
                     "io_threads_active:0".into(),
                     format!("cores:{}", f.cores),
                 ]);
