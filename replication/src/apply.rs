@@ -17,16 +17,27 @@ use crate::record::{decode, DecodeError, Hello, Limits, Record};
 /// What one replica shard must do for a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    /// Apply this effect (or snapshot item) as it is.
+    /// Apply this journal record; it goes on to the shard's own journal, if it keeps one.
     Effect(Effect),
-    /// Drop the keys that primary shard `shard` of `cores` owns.
+    /// Apply this snapshot item quietly: it is not part of the primary's journal.
+    Item(Effect),
+    /// A full sync of the primary shard this replica shard mirrors (equal core counts)
+    /// starts: drop everything quietly; the shard's own journal, if it keeps one, starts
+    /// again at `offset` (the caller restarts it), so it stays byte for byte the
+    /// primary's and a replica of this replica can resume from it after a promotion.
+    Restart { offset: u64 },
+    /// Drop the keys that primary shard `shard` of `cores` owns (core counts differ: the
+    /// primary's shard is spread over all of this replica's).
     FlushShard { shard: u32, cores: u32 },
 }
 
-/// Applies `op` to a replica's shard.
+/// Applies `op` to a replica's shard. (A replica that starts a full sync drops its own
+/// replicas, as Redis's do: what it loads quietly they would never see.)
 pub fn apply_op(shard: &mut Shard, op: &Op) {
     match op {
         Op::Effect(e) => shard.apply(e),
+        Op::Item(e) => shard.apply_quiet(e),
+        Op::Restart { .. } => shard.apply_quiet(&Effect::Flush),
         Op::FlushShard { shard: s, cores } => {
             // The primary's own router says which keys its shard `s` held.
             let primary = Router::standalone(*s as usize, *cores as usize);
@@ -140,7 +151,11 @@ impl Applier {
             if h.full {
                 // What an earlier sync of this flow left is stale: a full sync starts
                 // from none of the primary shard's keys.
-                self.route(h.shard, h.cores, Effect::Flush, route);
+                if h.cores as usize == self.router.cores() {
+                    route(h.shard as usize, Op::Restart { offset: h.offset });
+                } else {
+                    self.route(h.shard, h.cores, Effect::Flush, route);
+                }
             }
             self.hello = Some(h);
             return Ok(());
@@ -149,7 +164,7 @@ impl Applier {
             Record::Hello(_) => return Err(FlowError::SecondHello),
             Record::End => self.loading = false,
             Record::Item(_) if !self.loading => return Err(FlowError::UnexpectedItem),
-            Record::Item(e) => self.route(shard, cores, e, route),
+            Record::Item(e) => route(self.router.core_of(item_key(&e)), Op::Item(e)),
             Record::Effect(e) => {
                 self.offset += len;
                 self.route(shard, cores, e, route);
@@ -173,5 +188,16 @@ impl Applier {
                 }
             }
         }
+    }
+}
+
+/// The key of a snapshot item (always a `Put`; the decoder makes nothing else an item).
+fn item_key(e: &Effect) -> &[u8] {
+    match e {
+        Effect::Put { key, .. }
+        | Effect::Expire { key, .. }
+        | Effect::Stamp { key, .. }
+        | Effect::Del { key, .. } => key,
+        Effect::Flush => &[],
     }
 }

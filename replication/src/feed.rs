@@ -19,14 +19,15 @@ use crate::journal::{Journal, Resume};
 use crate::record::{encode_hello, Hello, ReplId, VERSION};
 use crate::snapshot::SnapshotWalk;
 
-/// A primary's replication ids: its own, and the one it took over from (when it was
-/// promoted), valid up to `second_offset` exclusive, as Redis's.
+/// A primary's replication ids: its own, and the one it took over from when it was
+/// promoted, valid on each flow up to that flow's offset at the promotion (Redis's
+/// `master_replid2` and `second_repl_offset`, one offset per flow).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplIds {
     pub id: ReplId,
     pub id2: ReplId,
-    /// Offsets below this, under `id2`, are the same history as under `id`.
-    pub second_offset: u64,
+    /// Per flow: offsets up to this one, under `id2`, are the same history as under `id`.
+    pub second_offsets: Vec<u64>,
 }
 
 impl ReplIds {
@@ -34,21 +35,27 @@ impl ReplIds {
         ReplIds {
             id,
             id2: [b'0'; 40],
-            second_offset: 0,
+            second_offsets: Vec::new(),
         }
     }
 
-    /// After a promotion at journal offset `at`: a new id, the old one kept as `id2` so
-    /// that the old primary's other replicas resume from this one.
-    pub fn promote(&mut self, new_id: ReplId, at: u64) {
+    /// After a promotion at these journal offsets (one per flow): a new id, the old one
+    /// kept as `id2` so that the old primary's other replicas resume from this one.
+    pub fn promote(&mut self, new_id: ReplId, at: Vec<u64>) {
         self.id2 = self.id;
         self.id = new_id;
-        self.second_offset = at;
+        self.second_offsets = at;
     }
 
-    /// Whether a replica that knows `id` at `offset` shares this primary's history.
-    pub fn continues(&self, id: &ReplId, offset: u64) -> bool {
-        *id == self.id || (*id == self.id2 && offset <= self.second_offset)
+    /// Whether a replica that knows `id` at `offset` on flow `shard` shares this
+    /// primary's history.
+    pub fn continues(&self, id: &ReplId, shard: u32, offset: u64) -> bool {
+        *id == self.id
+            || (*id == self.id2
+                && self
+                    .second_offsets
+                    .get(shard as usize)
+                    .is_some_and(|&at| offset <= at))
     }
 }
 
@@ -87,7 +94,7 @@ impl Feeder {
     ) -> Feeder {
         let backlog = journal.backlog();
         let partial = asked
-            .filter(|(id, offset)| ids.continues(id, *offset))
+            .filter(|(id, offset)| ids.continues(id, shard, *offset))
             .and_then(|(_, offset)| backlog.since(offset).ok().map(|parts| (offset, parts)));
         let mut hello = Hello {
             version: VERSION,
@@ -183,15 +190,20 @@ mod tests {
     #[test]
     fn a_promoted_primary_continues_its_old_history() {
         let mut ids = ReplIds::new([b'a'; 40]);
-        assert!(ids.continues(&[b'a'; 40], 500));
-        assert!(!ids.continues(&[b'b'; 40], 0));
-        ids.promote([b'b'; 40], 1000);
-        assert!(ids.continues(&[b'b'; 40], 2000));
+        assert!(ids.continues(&[b'a'; 40], 0, 500));
+        assert!(!ids.continues(&[b'b'; 40], 0, 0));
+        ids.promote([b'b'; 40], vec![1000, 10]);
+        assert!(ids.continues(&[b'b'; 40], 0, 2000));
         assert!(
-            ids.continues(&[b'a'; 40], 1000),
+            ids.continues(&[b'a'; 40], 0, 1000),
             "the old id up to the switch"
         );
-        assert!(!ids.continues(&[b'a'; 40], 1001), "not past it");
+        assert!(!ids.continues(&[b'a'; 40], 0, 1001), "not past it");
+        assert!(
+            !ids.continues(&[b'a'; 40], 1, 11),
+            "each flow has its own point"
+        );
+        assert!(!ids.continues(&[b'a'; 40], 2, 0), "no such flow");
     }
 
     #[test]

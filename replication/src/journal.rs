@@ -117,6 +117,14 @@ impl Journal {
         Journal(Arc::new(Mutex::new(Backlog::new(capacity, start))))
     }
 
+    /// Starts the journal again at `offset`, forgetting its past: a replica's journal
+    /// when a full sync of the primary shard it mirrors begins at that offset.
+    pub fn restart(&self, offset: u64) {
+        let mut b = self.backlog();
+        let capacity = b.capacity;
+        *b = Backlog::new(capacity, offset);
+    }
+
     /// The backlog, locked. Only the shard's own core ever touches it, so the lock is
     /// never contended; it is there because a shard's sink must be `Send`.
     pub fn backlog(&self) -> MutexGuard<'_, Backlog> {

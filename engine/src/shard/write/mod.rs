@@ -333,6 +333,17 @@ impl Shard {
     /// same as applying it once, and an `Expire` or `Stamp` for an absent key does
     /// nothing. The effect then goes on to this shard's own sink, so replicas can chain.
     pub fn apply(&mut self, effect: &Effect) {
+        self.apply_quiet(effect);
+        if let Some(sink) = &mut self.sink {
+            sink.emit(effect.clone());
+        }
+    }
+
+    /// [`Shard::apply`] without passing the effect on to this shard's sink: for what a
+    /// replica loads that is not part of its primary's journal (the items of a full
+    /// sync's snapshot, the flush that starts one), so that a replica's own journal stays
+    /// byte for byte its primary's.
+    pub fn apply_quiet(&mut self, effect: &Effect) {
         match effect {
             Effect::Put {
                 key,
@@ -367,9 +378,6 @@ impl Shard {
                 }
             }
             Effect::Flush => self.clear(),
-        }
-        if let Some(sink) = &mut self.sink {
-            sink.emit(effect.clone());
         }
     }
 
