@@ -63,8 +63,9 @@ enum Step {
     /// A connection command that needs every core (INFO, CLIENT LIST, ...), with its row
     /// in the command statistics (its subcommand's, for CLIENT LIST).
     Admin(Conn, usize, Vec<Bytes>),
-    /// EXEC or WATCH, which need other cores ([`multi`]).
-    Multi(multi::Action),
+    /// EXEC or WATCH, which need other cores ([`multi`]), with its row in the command
+    /// statistics.
+    Multi(multi::Action, usize, Vec<Bytes>),
 }
 
 /// Looks a command up and checks its arity and the client's auth: the command's spec and
@@ -126,8 +127,12 @@ fn step(nc: &NetCore, client: &Client, args: Vec<Bytes>, now: u64) -> Step {
         _ => None,
     };
     match multi::intercept(client, conn, &args) {
-        Some(multi::Hook::Reply(r)) => return Step::Reply(r),
-        Some(multi::Hook::Run(action)) => return Step::Multi(action),
+        Some(multi::Hook::Queued) => return Step::Reply(Reply::simple("QUEUED")),
+        Some(multi::Hook::Reply(r)) => {
+            nc.executed(client, row, 0, &r, &args);
+            return Step::Reply(r);
+        }
+        Some(multi::Hook::Run(action)) => return Step::Multi(action, row, args),
         None => {}
     }
     let Route::Connection(conn) = spec.route else {
@@ -329,9 +334,13 @@ async fn slow_pipeline(
                 nc.executed(&client, row, clock::since(start), &reply, &args);
                 resp::encode(&reply, client.borrow().resp, &mut out);
             }
-            Step::Multi(action) => {
+            Step::Multi(action, row, args) => {
                 flush(&mut p, &nc, &client, &mut out).await;
+                let start = clock::ticks();
+                let skip = action.skips_slowlog();
                 let reply = multi::run(&nc, &client, action).await;
+                let ticks = if skip { 0 } else { clock::since(start) };
+                nc.executed(&client, row, ticks, &reply, &args);
                 resp::encode(&reply, client.borrow().resp, &mut out);
             }
             Step::Admin(conn, row, args) => {

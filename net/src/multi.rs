@@ -40,10 +40,20 @@ pub(crate) enum Action {
     Watch(Vec<Bytes>),
 }
 
+impl Action {
+    /// EXEC is left out of the slow log, as in Redis (`skip_slowlog`): the commands it ran
+    /// are counted and logged one by one.
+    pub(crate) fn skips_slowlog(&self) -> bool {
+        matches!(self, Action::Exec(_))
+    }
+}
+
 /// How the transaction commands, and every command while queuing, go on.
 pub(crate) enum Hook {
-    /// Answered at once (`+QUEUED`, `+OK`, an error).
+    /// MULTI, DISCARD, UNWATCH, or EXEC or WATCH refused: answered at once.
     Reply(Reply),
+    /// Queued (`+QUEUED`): counted in the statistics when EXEC runs it.
+    Queued,
     /// Needs other cores: run [`run`].
     Run(Action),
 }
@@ -94,7 +104,7 @@ pub(crate) fn intercept(client: &Client, conn: Option<Conn>, args: &[Bytes]) -> 
             if let Some(q) = st.multi.as_mut() {
                 q.commands.push(args.to_vec());
             }
-            Reply::simple("QUEUED")
+            return Some(Hook::Queued);
         }
         _ => return None,
     };
