@@ -181,6 +181,47 @@ fn watch_fails_on_delete_and_flushall(cores: usize) {
     assert_reply(&mut c, "MULTI", ok());
     assert_reply(&mut c, "PING", queued());
     assert_reply(&mut c, "EXEC", nil());
+    // A key already expired when WATCHed counts as missing, and stays so (Redis 7).
+    assert_reply(&mut c, &format!("SET {b} 1 PX 1"), ok());
+    std::thread::sleep(std::time::Duration::from_millis(10));
+    assert_reply(&mut c, &format!("WATCH {b}"), ok());
+    assert_reply(&mut c, "MULTI", ok());
+    assert_reply(&mut c, "PING", queued());
+    assert_reply(&mut c, "EXEC", arr(vec![simple("PONG")]));
+    // The client's own writes between WATCH and EXEC count too.
+    assert_reply(&mut c, &format!("WATCH {b}"), ok());
+    assert_reply(&mut c, &format!("SET {b} mine"), ok());
+    assert_reply(&mut c, "MULTI", ok());
+    assert_reply(&mut c, "PING", queued());
+    assert_reply(&mut c, "EXEC", nil());
+}
+
+/// COMMAND INFO lists the transaction commands with Redis's arity and key positions.
+#[test]
+fn command_info_lists_transaction_commands() {
+    let s = Server::start(1);
+    let mut c = s.redis();
+    let v = q(&mut c, "COMMAND INFO multi exec discard watch unwatch");
+    let rows = match v {
+        Value::Array(rows) => rows,
+        other => panic!("COMMAND INFO answered {other:?}"),
+    };
+    let want = [
+        ("multi", 1, 0),
+        ("exec", 1, 0),
+        ("discard", 1, 0),
+        ("watch", -2, 1),
+        ("unwatch", 1, 0),
+    ];
+    for (row, (name, arity, first_key)) in rows.iter().zip(want) {
+        let fields = match row {
+            Value::Array(f) => f,
+            other => panic!("{name}: {other:?}"),
+        };
+        assert_eq!(as_str(&fields[0]), name);
+        assert_eq!(fields[1], int(arity), "{name}");
+        assert_eq!(fields[3], int(first_key), "{name}");
+    }
 }
 
 fn discard_and_misplaced_commands(cores: usize) {
@@ -260,7 +301,12 @@ fn connection_commands_run_at_exec(cores: usize) {
     assert_reply(&mut c, "CLIENT GETNAME", queued());
     assert_reply(&mut c, "SELECT 0", queued());
     assert_reply(&mut c, "CONFIG SET slowlog-max-len 200", queued());
+    // INFO asks every core: around it the transaction's locks are let go, not deadlocked on.
+    let (a, b) = apart();
+    assert_reply(&mut c, &format!("SET {a} 1"), queued());
     assert_reply(&mut c, "INFO server", queued());
+    assert_reply(&mut c, &format!("MGET {a} {b}"), queued());
+    assert_reply(&mut c, "CLIENT LIST", queued());
     let items = match q(&mut c, "EXEC") {
         Value::Array(items) => items,
         other => panic!("EXEC answered {other:?}"),
@@ -269,7 +315,14 @@ fn connection_commands_run_at_exec(cores: usize) {
         items[..6],
         [simple("PONG"), bulk("hi"), ok(), bulk("tx"), ok(), ok()]
     );
-    assert!(as_str(&items[6]).contains("redis_version"));
+    assert_eq!(items[6], ok());
+    let info = match &items[7] {
+        Value::VerbatimString { text, .. } => text.clone(),
+        other => as_str(other),
+    };
+    assert!(info.contains("redis_version"));
+    assert_eq!(items[8], arr(vec![bulk("1"), nil()]));
+    assert!(as_str(&items[9]).contains("name=tx"));
 }
 
 /// A writer that sets two keys on different cores in one transaction, and a reader that
