@@ -63,14 +63,19 @@ pub enum Conn {
     Client,
     Command,
     Config,
+    Discard,
     Echo,
+    Exec,
     Hello,
     Info,
+    Multi,
     Ping,
     Quit,
     Select,
     Slowlog,
     Time,
+    Unwatch,
+    Watch,
 }
 
 /// A multi-key command that is made atomic across cores when its keys live on several.
@@ -192,7 +197,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("decr", 2, WF, (1, 1, 1), Key, Some(st::decr), "string", "1.0.0", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
     spec!("decrby", 3, WF, (1, 1, 1), Key, Some(st::decrby), "string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist."),
     spec!("del", -2, WRITE, (1, -1, 1), MultiKey(M::Sum), Some(ks::del), "generic", "1.0.0", "Deletes one or more keys."),
+    spec!("discard", 1, CONN | ALLOW_BUSY, (0, 0, 0), Connection(Conn::Discard), None, "transactions", "2.0.0", "Discards a transaction."),
     spec!("echo", 2, CONN, (0, 0, 0), Connection(Conn::Echo), None, "connection", "1.0.0", "Returns the given string."),
+    spec!("exec", 1, NOSCRIPT | LOADING | STALE, (0, 0, 0), Connection(Conn::Exec), None, "transactions", "1.2.0", "Executes all commands in a transaction."),
     spec!("exists", -2, RF, (1, -1, 1), MultiKey(M::Sum), Some(ks::exists), "generic", "1.0.0", "Determines whether one or more keys exist."),
     spec!("expire", -3, WRITE | FAST, (1, 1, 1), Key, Some(ks::expire), "generic", "1.0.0", "Sets the expiration time of a key in seconds."),
     spec!("expireat", -3, WRITE | FAST, (1, 1, 1), Key, Some(ks::expireat), "generic", "1.2.0", "Sets the expiration time of a key to a Unix timestamp."),
@@ -215,6 +222,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("mget", -2, RF, (1, -1, 1), MultiKey(M::Array), Some(st::mget), "string", "1.0.0", "Atomically returns the string values of one or more keys."),
     spec!("mset", -3, W, (1, -1, 2), MultiKey(M::Ok), Some(st::mset), "string", "1.0.1", "Atomically creates or modifies the string values of one or more keys."),
     spec!("msetnx", -3, W, (1, -1, 2), Atomic(Txn::MsetNx), Some(st::msetnx), "string", "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist."),
+    spec!("multi", 1, CONN | ALLOW_BUSY, (0, 0, 0), Connection(Conn::Multi), None, "transactions", "1.2.0", "Starts a transaction."),
     spec!("object", -2, READONLY, (2, 2, 1), Key, Some(is::object), "generic", "2.2.3", "A container for object introspection commands."),
     spec!("persist", 2, WRITE | FAST, (1, 1, 1), Key, Some(ks::persist), "generic", "2.2.0", "Removes the expiration time of a key."),
     spec!("pexpire", -3, WRITE | FAST, (1, 1, 1), Key, Some(ks::pexpire), "generic", "2.6.0", "Sets the expiration time of a key in milliseconds."),
@@ -241,6 +249,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("ttl", 2, RF, (1, 1, 1), Key, Some(ks::ttl), "generic", "1.0.0", "Returns the expiration time in seconds of a key."),
     spec!("type", 2, RF, (1, 1, 1), Key, Some(ks::type_), "generic", "1.0.0", "Determines the type of value stored at a key."),
     spec!("unlink", -2, WRITE | FAST, (1, -1, 1), MultiKey(M::Sum), Some(ks::del), "generic", "4.0.0", "Asynchronously deletes one or more keys."),
+    spec!("unwatch", 1, CONN | ALLOW_BUSY, (0, 0, 0), Connection(Conn::Unwatch), None, "transactions", "2.2.0", "Forgets about watched keys of a transaction."),
+    spec!("watch", -2, CONN | ALLOW_BUSY, (1, -1, 1), Connection(Conn::Watch), None, "transactions", "2.2.0", "Monitors changes to keys to determine the execution of a transaction."),
 ];
 
 /// A subcommand of a container command (`CLIENT LIST`), with its own arity, as Redis 7

@@ -85,6 +85,8 @@ pub fn handle(
         Conn::Config => return config(shared, args),
         Conn::Slowlog if eq(&args[1], "help") => slowlog::help(),
         Conn::Info | Conn::Slowlog => return None,
+        // `crate::multi` answers these before a command reaches here.
+        Conn::Multi | Conn::Exec | Conn::Discard | Conn::Watch | Conn::Unwatch => return None,
     };
     Some(r)
 }

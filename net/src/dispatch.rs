@@ -25,6 +25,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::admin;
 use crate::client::Client;
+use crate::multi;
 use crate::netcore::NetCore;
 use crate::resp;
 use crate::stats;
@@ -62,13 +63,20 @@ enum Step {
     /// A connection command that needs every core (INFO, CLIENT LIST, ...), with its row
     /// in the command statistics (its subcommand's, for CLIENT LIST).
     Admin(Conn, usize, Vec<Bytes>),
+    /// EXEC or WATCH, which need other cores ([`multi`]), with its row in the command
+    /// statistics.
+    Multi(multi::Action, usize, Vec<Bytes>),
 }
 
-/// Looks a command up, checks arity and auth, answers connection commands, and has the
-/// execution layer plan the rest. Refused commands are counted as rejected.
-fn step(nc: &NetCore, client: &Client, args: Vec<Bytes>, now: u64) -> Step {
+/// Looks a command up and checks its arity and the client's auth: the command's spec and
+/// its row in the command statistics (its subcommand's), or the refusal.
+fn check(
+    nc: &NetCore,
+    client: &Client,
+    args: &[Bytes],
+) -> Result<(&'static CommandSpec, usize), Reply> {
     let Some(spec) = lookup(&args[0]) else {
-        return Step::Reply(errors::unknown_command(&args[0], &args[1..]));
+        return Err(errors::unknown_command(&args[0], &args[1..]));
     };
     let mut row = command_index(spec);
     {
@@ -81,24 +89,51 @@ fn step(nc: &NetCore, client: &Client, args: Vec<Bytes>, now: u64) -> Step {
                     st.last_cmd = sub.name;
                     if !sub.arity_ok(args.len()) {
                         nc.stats.reject(sub_row);
-                        return Step::Reply(admin::sub_arity(spec.name, &args[1]));
+                        return Err(admin::sub_arity(spec.name, &args[1]));
                     }
                     row = sub_row;
                 }
                 None if is_container(spec) => {
-                    return Step::Reply(admin::unknown_subcommand(spec.name, &args[1]));
+                    return Err(admin::unknown_subcommand(spec.name, &args[1]));
                 }
                 None => {}
             }
         }
         if !spec.arity_ok(args.len()) {
             nc.stats.reject(row);
-            return Step::Reply(errors::wrong_arity(spec.name));
+            return Err(errors::wrong_arity(spec.name));
         }
         if !st.authenticated && !spec.has(baton_engine::command::flags::NO_AUTH) {
             nc.stats.reject(row);
-            return Step::Reply(errors::NOAUTH);
+            return Err(errors::NOAUTH);
         }
+    }
+    Ok((spec, row))
+}
+
+/// Looks a command up, checks arity and auth, answers connection commands, and has the
+/// execution layer plan the rest. Refused commands are counted as rejected.
+fn step(nc: &NetCore, client: &Client, args: Vec<Bytes>, now: u64) -> Step {
+    let (spec, row) = match check(nc, client, &args) {
+        Ok(checked) => checked,
+        Err(reply) => {
+            multi::refused(client);
+            return Step::Reply(reply);
+        }
+    };
+    // MULTI and its family, and every command while a transaction is being queued.
+    let conn = match spec.route {
+        Route::Connection(c) => Some(c),
+        _ => None,
+    };
+    match multi::intercept(client, conn, &args) {
+        Some(multi::Hook::Queued) => return Step::Reply(Reply::simple("QUEUED")),
+        Some(multi::Hook::Reply(r)) => {
+            nc.executed(client, row, 0, &r, &args);
+            return Step::Reply(r);
+        }
+        Some(multi::Hook::Run(action)) => return Step::Multi(action, row, args),
+        None => {}
     }
     let Route::Connection(conn) = spec.route else {
         return match exec::plan(&nc.core.router, spec, args) {
@@ -297,6 +332,15 @@ async fn slow_pipeline(
                 let reply = exec::txn::run(core, spec, &args).await;
                 let row = command_index(spec);
                 nc.executed(&client, row, clock::since(start), &reply, &args);
+                resp::encode(&reply, client.borrow().resp, &mut out);
+            }
+            Step::Multi(action, row, args) => {
+                flush(&mut p, &nc, &client, &mut out).await;
+                let start = clock::ticks();
+                let skip = action.skips_slowlog();
+                let reply = multi::run(&nc, &client, action).await;
+                let ticks = if skip { 0 } else { clock::since(start) };
+                nc.executed(&client, row, ticks, &reply, &args);
                 resp::encode(&reply, client.borrow().resp, &mut out);
             }
             Step::Admin(conn, row, args) => {

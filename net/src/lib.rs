@@ -32,6 +32,7 @@ pub mod kill;
 pub mod listener;
 pub mod mcdispatch;
 pub mod memcache;
+pub mod multi;
 pub mod netcore;
 pub mod protect;
 pub mod resp;

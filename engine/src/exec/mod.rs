@@ -10,6 +10,8 @@
 //!   each; a pipeline of either protocol finishes in request order. [`on_every_core`] and
 //!   [`with_every_core`] run one function on every core (all-core commands and statistics).
 //! - [`txn`]: cross-core transactions (RENAME, COPY, MSETNX, LCS over several cores).
+//! - [`multi`]: the shard side of MULTI/EXEC and WATCH (locks, watched key versions, a
+//!   queued command run inside the locks).
 //!
 //! Nothing here touches a socket, so all of it runs in tests with a bare runtime.
 //!
@@ -21,6 +23,7 @@
 //! ```
 
 pub mod batch;
+pub mod multi;
 pub mod pipeline;
 pub mod plan;
 pub mod txn;

@@ -23,11 +23,22 @@ use crate::store::ItemCopy;
 struct Locked<'a> {
     core: &'a Rc<Core>,
     id: u64,
+    /// The locks this transaction took itself and releases on commit; empty when it runs
+    /// inside an outer transaction's locks (a MULTI's EXEC).
     cores: Vec<usize>,
 }
 
 impl<'a> Locked<'a> {
-    async fn begin(core: &'a Rc<Core>, mut cores: Vec<usize>) -> Locked<'a> {
+    /// Locks `cores`, or, within an outer transaction (`outer`, which already holds every
+    /// lock this command needs), takes nothing and runs with the outer id.
+    async fn begin(core: &'a Rc<Core>, outer: Option<u64>, mut cores: Vec<usize>) -> Locked<'a> {
+        if let Some(id) = outer {
+            return Locked {
+                core,
+                id,
+                cores: Vec::new(),
+            };
+        }
         cores.sort_unstable();
         cores.dedup();
         let id = core.new_txn();
@@ -70,6 +81,26 @@ impl<'a> Locked<'a> {
 
 /// Runs MSETNX, RENAME, RENAMENX, COPY or LCS whose keys span several cores.
 pub async fn run(core: &Rc<Core>, spec: &'static CommandSpec, args: &[Bytes]) -> Reply {
+    apply(core, None, spec, args).await
+}
+
+/// Like [`run`], inside the transaction `txn` that already holds the lock of every core
+/// the command's keys live on (a MULTI's EXEC, [`super::multi`]).
+pub async fn run_within(
+    core: &Rc<Core>,
+    txn: u64,
+    spec: &'static CommandSpec,
+    args: &[Bytes],
+) -> Reply {
+    apply(core, Some(txn), spec, args).await
+}
+
+async fn apply(
+    core: &Rc<Core>,
+    outer: Option<u64>,
+    spec: &'static CommandSpec,
+    args: &[Bytes],
+) -> Reply {
     let owner = |k: &Bytes| core.router.core_of(k);
     let Route::Atomic(kind) = spec.route else {
         return Reply::error(format!("ERR '{}' is not a cross-core command", spec.name));
@@ -86,7 +117,7 @@ pub async fn run(core: &Rc<Core>, spec: &'static CommandSpec, args: &[Bytes]) ->
             let involved: Vec<usize> = (0..core.cores)
                 .filter(|&c| !per_core[c].is_empty())
                 .collect();
-            let txn = Locked::begin(core, involved.clone()).await;
+            let txn = Locked::begin(core, outer, involved.clone()).await;
             let mut any = false;
             for &c in &involved {
                 let keys: Vec<Bytes> = per_core[c].chunks(2).map(|p| p[0].clone()).collect();
@@ -115,7 +146,7 @@ pub async fn run(core: &Rc<Core>, spec: &'static CommandSpec, args: &[Bytes]) ->
             };
             let (src, dst) = (args[1].clone(), args[2].clone());
             let (a, b) = (owner(&src), owner(&dst));
-            let txn = Locked::begin(core, vec![a, b]).await;
+            let txn = Locked::begin(core, outer, vec![a, b]).await;
             let reply = match txn.copy_item(a, src.clone()).await {
                 None if copy => Reply::Int(0),
                 None => errors::NO_SUCH_KEY,
@@ -147,7 +178,7 @@ pub async fn run(core: &Rc<Core>, spec: &'static CommandSpec, args: &[Bytes]) ->
         Txn::Lcs => {
             let (k1, k2) = (args[1].clone(), args[2].clone());
             let (a, b) = (owner(&k1), owner(&k2));
-            let txn = Locked::begin(core, vec![a, b]).await;
+            let txn = Locked::begin(core, outer, vec![a, b]).await;
             let v1 = txn
                 .copy_item(a, k1)
                 .await

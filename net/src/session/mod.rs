@@ -61,6 +61,19 @@ pub struct Session {
     pub mc_parser: McParser,
     /// RESP parser state, so a request trickling in is not re-read from its start.
     pub resp_parser: ParseState,
+    /// The transaction being queued between MULTI and EXEC (`crate::multi`).
+    pub multi: Option<MultiQueue>,
+    /// The keys WATCH named, with their versions then (the CAS of the live entry, `None`
+    /// when absent); EXEC fails if any differs at EXEC time.
+    pub watched: Vec<(Bytes, Option<u64>)>,
+}
+
+/// The commands a connection queued after MULTI, as parsed and checked.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct MultiQueue {
+    pub commands: Vec<Vec<Bytes>>,
+    /// A command failed its checks while queuing: EXEC answers EXECABORT.
+    pub dirty: bool,
 }
 
 static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
@@ -81,6 +94,8 @@ impl Session {
             close_after_reply: false,
             mc_parser: McParser::new(),
             resp_parser: ParseState::default(),
+            multi: None,
+            watched: Vec::new(),
         }
     }
 }

@@ -202,8 +202,8 @@ fn corrupt_headers_name_what_is_wrong() {
     };
     assert_eq!(decode_with(&|b| b[0] = b'X'), SessionError::BadMagic);
     assert_eq!(
-        decode_with(&|b| b[4] = 2),
-        SessionError::Version { found: 2 }
+        decode_with(&|b| b[4] = 1),
+        SessionError::Version { found: 1 }
     );
     assert_eq!(
         decode_with(&|b| b.push(0)),
@@ -344,4 +344,24 @@ fn pipelines_handed_over_anywhere_read_the_same_commands() {
     QuickCheck::new()
         .tests(500)
         .quickcheck(prop as fn(Handoff) -> bool);
+}
+
+#[test]
+fn a_transaction_being_queued_and_its_watches_survive_a_handoff() {
+    let mut s = configured_redis_session();
+    s.multi = Some(MultiQueue {
+        commands: vec![args(&["SET", "a", "1"]), args(&["INCR", ""])],
+        dirty: true,
+    });
+    s.watched = vec![
+        (Bytes::from_static(b"w1"), Some(42)),
+        (Bytes::from_static(b"w2"), None),
+    ];
+    let (back, unparsed) = round_trip(&s, b"EXEC\r\n");
+    assert_eq!(back, s);
+    assert_eq!(&unparsed[..], b"EXEC\r\n");
+    // An empty queue that is still open stays open.
+    s.multi = Some(MultiQueue::default());
+    s.watched.clear();
+    assert_eq!(round_trip(&s, b"").0, s);
 }

@@ -1,10 +1,10 @@
 //! A session and its unparsed input as bytes, to hand a connection to another process.
 //!
-//! Version 1, all integers little-endian:
+//! Version 2, all integers little-endian:
 //!
 //! ```text
 //!  magic         4   "BSES"
-//!  version       2   1
+//!  version       2   2
 //!  body length   8   bytes after this field; must be exactly what follows
 //!  body:
 //!   id           8
@@ -19,6 +19,11 @@
 //!   mc skip      8   bytes of a rejected memcached data block still to skip
 //!   RESP parser  count 8, pos 8, searched 8, bulk length (1 tag [+ 8]),
 //!                argument count 8, then per argument start 8 and end 8
+//!   multi        1   0 not in MULTI, 1 queuing, 2 queuing after a refused command;
+//!                then (unless 0) command count 8, per command argument count 8
+//!                and per argument 8 length + bytes
+//!   watched      count 8, per key 8 length + bytes, then its version: 1 byte 0
+//!                (absent) or 1, then 8 CAS
 //!   unparsed     8 length + bytes: received input not yet parsed
 //! ```
 //!
@@ -33,13 +38,13 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::{Protocol, Session, NO_COMMAND};
+use super::{MultiQueue, Protocol, Session, NO_COMMAND};
 use crate::memcache::McParser;
 use crate::resp::{ParseProgress, ParseState};
 
 const MAGIC: [u8; 4] = *b"BSES";
 /// The format this binary writes and reads.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 /// Longest command name accepted (the longest in the table is far shorter).
 const MAX_COMMAND_NAME: usize = 64;
 /// What `mcdispatch` records as the last command of a memcached connection.
@@ -125,6 +130,33 @@ impl Session {
             put_usize(out, end);
         }
 
+        match &self.multi {
+            None => out.push(0),
+            Some(q) => {
+                out.push(if q.dirty { 2 } else { 1 });
+                put_usize(out, q.commands.len());
+                for args in &q.commands {
+                    put_usize(out, args.len());
+                    for a in args {
+                        put_usize(out, a.len());
+                        out.extend_from_slice(a);
+                    }
+                }
+            }
+        }
+        put_usize(out, self.watched.len());
+        for (key, version) in &self.watched {
+            put_usize(out, key.len());
+            out.extend_from_slice(key);
+            match version {
+                None => out.push(0),
+                Some(cas) => {
+                    out.push(1);
+                    put_u64(out, *cas);
+                }
+            }
+        }
+
         put_usize(out, unparsed.len());
         out.extend_from_slice(unparsed);
         let body_len = (out.len() - body_start) as u64;
@@ -190,6 +222,38 @@ impl Session {
             args.push((r.usize("argument start")?, r.usize("argument end")?));
         }
 
+        let multi = match r.u8("multi tag")? {
+            0 => None,
+            tag @ (1 | 2) => {
+                let n = r.len(8, "queued commands")?;
+                let mut commands = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let argc = r.len(8, "queued arguments")?;
+                    let mut args = Vec::with_capacity(argc);
+                    for _ in 0..argc {
+                        args.push(r.bytes("queued argument")?);
+                    }
+                    commands.push(args);
+                }
+                Some(MultiQueue {
+                    commands,
+                    dirty: tag == 2,
+                })
+            }
+            _ => return Err(invalid("multi tag", "neither 0, 1 nor 2")),
+        };
+        let n = r.len(9, "watched keys")?;
+        let mut watched = Vec::with_capacity(n);
+        for _ in 0..n {
+            let key = r.bytes("watched key")?;
+            let version = match r.u8("watched version tag")? {
+                0 => None,
+                1 => Some(r.u64("watched version")?),
+                _ => return Err(invalid("watched version tag", "neither 0 nor 1")),
+            };
+            watched.push((key, version));
+        }
+
         let unparsed_len = r.len(1, "unparsed input")?;
         let unparsed = BytesMut::from(r.take(unparsed_len, "unparsed input")?);
         if !r.rest.is_empty() {
@@ -218,6 +282,8 @@ impl Session {
             close_after_reply: flags & FLAG_CLOSE_AFTER_REPLY != 0,
             mc_parser,
             resp_parser,
+            multi,
+            watched,
         };
         Ok((session, unparsed))
     }
@@ -314,6 +380,12 @@ impl<'a> Reader<'a> {
             });
         }
         Ok(n as usize)
+    }
+
+    /// 8 length + bytes.
+    fn bytes(&mut self, field: &'static str) -> Result<Bytes, SessionError> {
+        let n = self.len(1, field)?;
+        Ok(Bytes::copy_from_slice(self.take(n, field)?))
     }
 
     fn opt_bytes(&mut self, field: &'static str) -> Result<Option<Bytes>, SessionError> {
