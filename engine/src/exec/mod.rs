@@ -32,3 +32,12 @@ pub use batch::{on_every_core, with_every_core, Batch, Outputs, Ticket};
 pub use baton_ring::{ClusterView, Router, Target};
 pub use pipeline::{Entry, Pipeline, RedisDone, RedisEntry};
 pub use plan::{plan, Plan, Post};
+
+/// Command arguments from words, for the unit tests of this layer.
+#[cfg(test)]
+pub(crate) fn args(words: &[&str]) -> Vec<bytes::Bytes> {
+    words
+        .iter()
+        .map(|w| bytes::Bytes::copy_from_slice(w.as_bytes()))
+        .collect()
+}

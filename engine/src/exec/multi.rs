@@ -147,13 +147,7 @@ async fn one(core: &Rc<Core>, c: usize, txn: u64, job: Job) -> Reply {
 mod tests {
     use super::*;
     use crate::command::lookup;
-
-    fn args(words: &[&str]) -> Vec<Bytes> {
-        words
-            .iter()
-            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
-            .collect()
-    }
+    use crate::exec::args;
 
     #[test]
     fn a_transaction_locks_the_cores_its_commands_touch() {

@@ -297,6 +297,7 @@ pub fn joined_args(spec: &CommandSpec, parts: &[Vec<Bytes>], order: &[(u32, u32)
 mod tests {
     use super::*;
     use crate::command::lookup;
+    use crate::exec::args;
 
     fn cursor_of(reply: Reply) -> Bytes {
         match reply {
@@ -313,13 +314,6 @@ mod tests {
             Reply::Bulk(Bytes::from(shard_cursor.to_string())),
             Reply::Array(Vec::new()),
         ])
-    }
-
-    fn args(words: &[&str]) -> Vec<Bytes> {
-        words
-            .iter()
-            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
-            .collect()
     }
 
     #[test]
