@@ -20,7 +20,6 @@ use baton_engine::clock;
 use baton_engine::command::{command_index, lookup, subcommand, CommandSpec, Conn, Route};
 use baton_engine::exec::{self, Pipeline, Plan, RedisDone, RedisEntry};
 use baton_engine::reply::{errors, Reply};
-use baton_engine::runtime::turn_now;
 use bytes::{Bytes, BytesMut};
 
 use crate::admin;
@@ -187,7 +186,7 @@ pub fn run_redis(
                 return Outcome::Close;
             }
         };
-        let reply = match step(nc, client, args, turn_now()) {
+        let reply = match step(nc, client, args, nc.core.turn_now()) {
             Step::Reply(r) => r,
             Step::Exec(Plan::Run {
                 core: c,
@@ -196,7 +195,10 @@ pub fn run_redis(
                 post,
             }) if c == core.id && core.is_unlocked() => {
                 let start = clock::ticks();
-                let r = core.shard.borrow_mut().execute(spec, &args, turn_now());
+                let r = core
+                    .shard
+                    .borrow_mut()
+                    .execute(spec, &args, nc.core.turn_now());
                 nc.executed(client, command_index(spec), clock::since(start), &r, &args);
                 exec::plan::post_process(post, r)
             }
@@ -295,7 +297,7 @@ async fn slow_pipeline(
         let planned = match next.take() {
             Some(s) => s,
             None => match rest.next() {
-                Some(args) => step(&nc, &client, args, turn_now()),
+                Some(args) => step(&nc, &client, args, nc.core.turn_now()),
                 None => break,
             },
         };

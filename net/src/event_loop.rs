@@ -225,7 +225,7 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
             retry_at_ms: 0,
         });
     }
-    let now = baton_engine::runtime::tick();
+    let now = nc.core.tick();
     let mut lp = Loop {
         nc,
         ring,
@@ -267,7 +267,7 @@ impl Loop {
             if self.nc.shared.stopping() && !self.stopping {
                 self.begin_stop();
             }
-            self.now = baton_engine::runtime::tick();
+            self.now = self.nc.core.tick();
             let mut progress = self.take_finished();
             progress |= self.nc.core.timers.fire(self.now);
             if self.now >= self.next_cron_ms {

@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 
 use baton_engine::exec::{self, Entry, Outputs, Pipeline, Ticket};
 use baton_engine::memcache::{execute, flush_deadline, McCtx, McOpKind};
-use baton_engine::runtime::{now_ms, turn_now, Core, Job, Out};
+use baton_engine::runtime::{now_ms, Core, Job, Out};
 use bytes::BytesMut;
 
 use crate::client::Client;
@@ -36,10 +36,10 @@ fn limits(shared: &Shared) -> McLimits {
     }
 }
 
-fn ctx(shared: &Shared) -> McCtx {
+fn ctx(nc: &NetCore) -> McCtx {
     McCtx {
-        now_ms: turn_now(),
-        max_item_size: shared.config.max_item_size,
+        now_ms: nc.core.turn_now(),
+        max_item_size: nc.shared.config.max_item_size,
     }
 }
 
@@ -118,11 +118,11 @@ pub fn run(nc: &Rc<NetCore>, client: &Client, rbuf: &mut BytesMut, out: &mut Vec
         }
         match req {
             McRequest::Single { op, reply } => {
-                let r = run_local(nc, op, &ctx(shared));
+                let r = run_local(nc, op, &ctx(nc));
                 encode(&reply, &r, out);
             }
             McRequest::Multi { ops, cas } => {
-                let ctx = ctx(shared);
+                let ctx = ctx(nc);
                 let results: Vec<McResult> =
                     ops.into_iter().map(|op| run_local(nc, op, &ctx)).collect();
                 encode_multi(cas, &results, out);
@@ -222,7 +222,7 @@ async fn slow(nc: Rc<NetCore>, reqs: Vec<McRequest>, close_at_end: bool) -> (Vec
     let mut p: Pipeline<McEntry> = Pipeline::new(core.cores);
     let mut close = close_at_end;
     for req in reqs {
-        let ctx = ctx(shared);
+        let ctx = ctx(&nc);
         match req {
             McRequest::Single { op, reply } => {
                 let (ticket, kind) = job(core, &mut p, op, ctx);

@@ -21,7 +21,7 @@ use baton_engine::clock;
 use baton_engine::command::{command_index, lookup, Conn, Route};
 use baton_engine::exec::multi::{self as shard_multi, Held};
 use baton_engine::reply::Reply;
-use baton_engine::runtime::{turn_now, NO_TXN};
+use baton_engine::runtime::NO_TXN;
 use bytes::Bytes;
 
 use crate::admin;
@@ -165,15 +165,17 @@ async fn exec(nc: &Rc<NetCore>, client: &Client, commands: Vec<Vec<Bytes>>) -> R
         let start = clock::ticks();
         let reply = match spec.route {
             Route::Connection(Conn::Unwatch) => Reply::Ok,
-            Route::Connection(conn) => match admin::handle(nc, client, conn, &args, turn_now()) {
-                Some(r) => r,
-                None => {
-                    held.release(core).await;
-                    let r = admin::run_async(nc, client, conn, &args).await;
-                    held.relock(core).await;
-                    r
+            Route::Connection(conn) => {
+                match admin::handle(nc, client, conn, &args, nc.core.turn_now()) {
+                    Some(r) => r,
+                    None => {
+                        held.release(core).await;
+                        let r = admin::run_async(nc, client, conn, &args).await;
+                        held.relock(core).await;
+                        r
+                    }
                 }
-            },
+            }
             _ => shard_multi::run_queued(core, held.id, spec, args.clone()).await,
         };
         nc.executed(client, row, clock::since(start), &reply, &args);

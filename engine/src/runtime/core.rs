@@ -54,27 +54,6 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-thread_local! {
-    /// The time this core's connection loop read at the start of its current turn.
-    static TURN_NOW: Cell<u64> = const { Cell::new(0) };
-}
-
-/// Reads the clock and keeps it as this core's time for the current loop turn: one
-/// clock read per turn instead of one per command.
-pub fn tick() -> u64 {
-    let now = now_ms();
-    TURN_NOW.with(|c| c.set(now));
-    now
-}
-
-/// This core's time for the current loop turn (the real clock before the first tick).
-pub fn turn_now() -> u64 {
-    match TURN_NOW.with(|c| c.get()) {
-        0 => now_ms(),
-        now => now,
-    }
-}
-
 /// A function run on a shard; crosses cores, so it must be `Send`.
 pub type ShardFn = Box<dyn FnOnce(&mut Shard, u64) -> Out + Send>;
 
@@ -172,6 +151,9 @@ pub struct Core {
     /// This core's timers; its event loop drives them.
     pub timers: Timers,
     next_id: Cell<u64>,
+    /// The time this core's loop read at the start of its current turn (unix ms; 0
+    /// before the first turn).
+    turn: Cell<u64>,
     pending: RefCell<HashMap<u64, oneshot::Sender<Vec<Out>>>>,
     /// The transaction holding this shard's lock, or [`NO_TXN`].
     lock: Cell<u64>,
@@ -200,6 +182,7 @@ impl Core {
             outbox: RefCell::new((0..cores).map(|_| Vec::new()).collect()),
             timers: Timers::default(),
             next_id: Cell::new(1),
+            turn: Cell::new(0),
             pending: RefCell::new(HashMap::new()),
             lock: Cell::new(NO_TXN),
             deferred: RefCell::new(VecDeque::new()),
@@ -227,6 +210,22 @@ impl Core {
         let attached = self.attached.borrow();
         let value = attached.iter().find(|v| v.is::<T>())?;
         value.clone().downcast::<T>().ok()
+    }
+
+    /// Reads the clock and keeps it as this core's time for the current loop turn: one
+    /// clock read per turn instead of one per command.
+    pub fn tick(&self) -> u64 {
+        let now = now_ms();
+        self.turn.set(now);
+        now
+    }
+
+    /// This core's time for the current loop turn (the real clock before the first tick).
+    pub fn turn_now(&self) -> u64 {
+        match self.turn.get() {
+            0 => now_ms(),
+            now => now,
+        }
     }
 
     /// Whether the local shard can run work outside any transaction right now.
@@ -312,7 +311,7 @@ impl Core {
             return Err(jobs);
         }
         // This core's turn time: one clock read per loop turn, not one per batch.
-        let now = turn_now();
+        let now = self.turn_now();
         let mut outs = Vec::with_capacity(jobs.len());
         let mut released = false;
         for job in jobs {
@@ -466,7 +465,7 @@ impl Core {
         self.finished.fetch_add(1, Ordering::AcqRel);
         // The event loop has ended: glommio drives this core now, so its timer serves.
         loop {
-            tick();
+            self.tick();
             self.drain_inbox();
             self.flush_outbox();
             if self.finished.load(Ordering::Acquire) >= self.cores {

@@ -26,7 +26,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 
 use self::mesh::Mesh;
 
-pub use self::core::{now_ms, tick, turn_now, Core, CoreFn, Job, Msg, Out, ShardFn, NO_TXN};
+pub use self::core::{now_ms, Core, CoreFn, Job, Msg, Out, ShardFn, NO_TXN};
 
 /// Errors starting the runtime.
 #[derive(Debug, thiserror::Error)]
@@ -83,7 +83,7 @@ pub fn resolve_cores(requested: Option<usize>) -> Result<usize, RuntimeError> {
 /// server's loop does this itself, every turn, and must not run alongside.
 pub async fn pump(core: Rc<Core>, stop: impl Fn() -> bool) {
     while !stop() {
-        let now = tick();
+        let now = core.tick();
         core.drain_inbox();
         core.timers.fire(now);
         core.flush_outbox();
