@@ -281,6 +281,7 @@ fn run() -> Result<()> {
             maxclients,
             timeout_secs: args.timeout,
             output_limit: args.client_output_buffer_limit,
+            pubsub_output_limit: baton_net::config::OutputLimit::PUBSUB,
             slowlog_log_slower_than: args.slowlog_log_slower_than,
             slowlog_max_len: args.slowlog_max_len,
         },

@@ -56,6 +56,9 @@ pub fn handle(
 ) -> Option<Reply> {
     let shared = &nc.shared;
     let r = match conn {
+        Conn::Ping if crate::pubsub::ping(&client.borrow(), args).is_some() => {
+            crate::pubsub::ping(&client.borrow(), args)?
+        }
         Conn::Ping => match args.len() {
             1 => Reply::simple("PONG"),
             2 => Reply::Bulk(args[1].clone()),
@@ -85,6 +88,12 @@ pub fn handle(
         Conn::Config => return config(shared, args),
         Conn::Slowlog if eq(&args[1], "help") => slowlog::help(),
         Conn::Info | Conn::Slowlog => return None,
+        Conn::Subscribe
+        | Conn::Psubscribe
+        | Conn::Unsubscribe
+        | Conn::Punsubscribe
+        | Conn::Publish
+        | Conn::Pubsub => return crate::pubsub::handle(nc, client, conn, args),
     };
     Some(r)
 }
@@ -394,6 +403,7 @@ pub async fn run_async(nc: &NetCore, client: &Client, conn: Conn, args: &[Bytes]
         },
         Conn::Client if eq(&args[1], "list") => client_list(nc, args).await,
         Conn::Client => crate::kill::client_kill(nc, client, args).await,
+        Conn::Publish | Conn::Pubsub => crate::pubsub::run_async(nc, conn, args).await,
         other => Reply::error(format!("ERR {other:?} is answered by the connection")),
     }
 }

@@ -99,6 +99,10 @@ fn step(nc: &NetCore, client: &Client, args: Vec<Bytes>, now: u64) -> Step {
             nc.stats.reject(row);
             return Step::Reply(errors::NOAUTH);
         }
+        if let Some(refused) = crate::pubsub::refused_in_context(&st, spec, st.last_cmd) {
+            nc.stats.reject(row);
+            return Step::Reply(refused);
+        }
     }
     let Route::Connection(conn) = spec.route else {
         return match exec::plan(&nc.core.router, spec, args) {

@@ -34,6 +34,7 @@ pub mod mcdispatch;
 pub mod memcache;
 pub mod netcore;
 pub mod protect;
+pub mod pubsub;
 pub mod resp;
 pub mod session;
 pub mod stats;

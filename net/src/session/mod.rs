@@ -20,6 +20,7 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
@@ -61,6 +62,11 @@ pub struct Session {
     pub mc_parser: McParser,
     /// RESP parser state, so a request trickling in is not re-read from its start.
     pub resp_parser: ParseState,
+    /// Channels this client is subscribed to (SUBSCRIBE); this core's
+    /// [`crate::pubsub::PubSub`] registry holds the same facts, by channel.
+    pub channels: BTreeSet<Bytes>,
+    /// Patterns this client is subscribed to (PSUBSCRIBE).
+    pub patterns: BTreeSet<Bytes>,
 }
 
 static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
@@ -81,7 +87,15 @@ impl Session {
             close_after_reply: false,
             mc_parser: McParser::new(),
             resp_parser: ParseState::default(),
+            channels: BTreeSet::new(),
+            patterns: BTreeSet::new(),
         }
+    }
+
+    /// Channels plus patterns: the count SUBSCRIBE and friends confirm with. Above 0 the
+    /// client is in Pub/Sub mode (`flags=P`, RESP2's command restriction).
+    pub fn subscriptions(&self) -> usize {
+        self.channels.len() + self.patterns.len()
     }
 }
 

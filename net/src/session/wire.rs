@@ -1,10 +1,11 @@
 //! A session and its unparsed input as bytes, to hand a connection to another process.
 //!
-//! Version 1, all integers little-endian:
+//! Version 2, all integers little-endian (version 1 lacked the subscriptions; this
+//! binary refuses it, as any other version):
 //!
 //! ```text
 //!  magic         4   "BSES"
-//!  version       2   1
+//!  version       2   2
 //!  body length   8   bytes after this field; must be exactly what follows
 //!  body:
 //!   id           8
@@ -19,6 +20,8 @@
 //!   mc skip      8   bytes of a rejected memcached data block still to skip
 //!   RESP parser  count 8, pos 8, searched 8, bulk length (1 tag [+ 8]),
 //!                argument count 8, then per argument start 8 and end 8
+//!   channels     count 8, then per channel 8 length + bytes (SUBSCRIBE)
+//!   patterns     count 8, then per pattern 8 length + bytes (PSUBSCRIBE)
 //!   unparsed     8 length + bytes: received input not yet parsed
 //! ```
 //!
@@ -31,6 +34,8 @@
 //! the table lacks (a command a newer or older binary has and this one does not) comes
 //! back as [`NO_COMMAND`], since only CLIENT LIST's `cmd=` shows it.
 
+use std::collections::BTreeSet;
+
 use bytes::{Bytes, BytesMut};
 
 use super::{Protocol, Session, NO_COMMAND};
@@ -39,7 +44,7 @@ use crate::resp::{ParseProgress, ParseState};
 
 const MAGIC: [u8; 4] = *b"BSES";
 /// The format this binary writes and reads.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 /// Longest command name accepted (the longest in the table is far shorter).
 const MAX_COMMAND_NAME: usize = 64;
 /// What `mcdispatch` records as the last command of a memcached connection.
@@ -125,6 +130,14 @@ impl Session {
             put_usize(out, end);
         }
 
+        for set in [&self.channels, &self.patterns] {
+            put_usize(out, set.len());
+            for name in set {
+                put_usize(out, name.len());
+                out.extend_from_slice(name);
+            }
+        }
+
         put_usize(out, unparsed.len());
         out.extend_from_slice(unparsed);
         let body_len = (out.len() - body_start) as u64;
@@ -190,6 +203,9 @@ impl Session {
             args.push((r.usize("argument start")?, r.usize("argument end")?));
         }
 
+        let channels = r.names("channels")?;
+        let patterns = r.names("patterns")?;
+
         let unparsed_len = r.len(1, "unparsed input")?;
         let unparsed = BytesMut::from(r.take(unparsed_len, "unparsed input")?);
         if !r.rest.is_empty() {
@@ -218,6 +234,8 @@ impl Session {
             close_after_reply: flags & FLAG_CLOSE_AFTER_REPLY != 0,
             mc_parser,
             resp_parser,
+            channels,
+            patterns,
         };
         Ok((session, unparsed))
     }
@@ -314,6 +332,18 @@ impl<'a> Reader<'a> {
             });
         }
         Ok(n as usize)
+    }
+
+    /// A count, then that many names of 8 length + bytes each (every name takes at least
+    /// its 8 length bytes, which the count is checked against).
+    fn names(&mut self, field: &'static str) -> Result<BTreeSet<Bytes>, SessionError> {
+        let n = self.len(8, field)?;
+        let mut set = BTreeSet::new();
+        for _ in 0..n {
+            let len = self.len(1, field)?;
+            set.insert(Bytes::copy_from_slice(self.take(len, field)?));
+        }
+        Ok(set)
     }
 
     fn opt_bytes(&mut self, field: &'static str) -> Result<Option<Bytes>, SessionError> {
