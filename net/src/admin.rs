@@ -57,13 +57,11 @@ pub fn handle(
 ) -> Option<Reply> {
     let shared = &nc.shared;
     let r = match conn {
-        Conn::Ping if crate::pubsub::ping(&client.borrow(), args).is_some() => {
-            crate::pubsub::ping(&client.borrow(), args)?
-        }
-        Conn::Ping => match args.len() {
-            1 => Reply::simple("PONG"),
-            2 => Reply::Bulk(args[1].clone()),
-            _ => errors::wrong_arity("ping"),
+        Conn::Ping => match crate::pubsub::ping(&client.borrow(), args) {
+            Some(in_pubsub_mode) => in_pubsub_mode,
+            None if args.len() == 1 => Reply::simple("PONG"),
+            None if args.len() == 2 => Reply::Bulk(args[1].clone()),
+            None => errors::wrong_arity("ping"),
         },
         Conn::Echo => Reply::Bulk(args[1].clone()),
         Conn::Quit => {

@@ -75,7 +75,7 @@ pub fn refused_in_context(st: &Session, spec: &CommandSpec, name: &str) -> Optio
 
 /// PING of a RESP2 client in Pub/Sub mode: `["pong", message or ""]`. `None` otherwise.
 pub fn ping(st: &Session, args: &[Bytes]) -> Option<Reply> {
-    if st.resp != 2 || st.subscriptions() == 0 {
+    if st.resp != 2 || st.subscriptions() == 0 || args.len() > 2 {
         return None;
     }
     Some(Reply::Array(vec![
