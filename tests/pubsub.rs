@@ -26,6 +26,7 @@ cores_tests!(
     slow_subscriber_over_the_hard_limit_is_disconnected,
     redis_cli_subscribe_receives_messages,
     redis_crate_pubsub_api,
+    pubsub_limit_flag_config_and_info,
 );
 
 fn b(s: &str) -> Value {
@@ -437,4 +438,64 @@ fn redis_crate_pubsub_api(cores: usize) {
     assert_eq!(publish(&mut c, "orders", "gone"), 0);
     // Out of Pub/Sub mode, the connection runs commands again.
     assert_eq!(run(&mut sub_con, &["PING"]), simple("PONG"));
+}
+
+/// `--client-output-buffer-limit-pubsub` sets the pubsub class, CONFIG GET/SET read and
+/// change it apart from the normal class, and INFO counts distinct channels and patterns.
+fn pubsub_limit_flag_config_and_info(cores: usize) {
+    if !baton_only("the --client-output-buffer-limit-pubsub flag") {
+        return;
+    }
+    let s = Server::builder(cores)
+        .args(&["--client-output-buffer-limit-pubsub", "2mb 1mb 5"])
+        .start();
+    let mut c = s.redis();
+    let get = |c: &mut redis::Connection| match run(
+        c,
+        &["CONFIG", "GET", "client-output-buffer-limit"],
+    ) {
+        Value::Array(v) => v[1].clone(),
+        Value::Map(v) => v[0].1.clone(),
+        other => panic!("{other:?}"),
+    };
+    let text = |v: Value| match v {
+        Value::BulkString(b) => String::from_utf8(b).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        text(get(&mut c)).ends_with(" pubsub 2097152 1048576 5"),
+        "{:?}",
+        get(&mut c)
+    );
+    assert_eq!(
+        run(
+            &mut c,
+            &[
+                "CONFIG",
+                "SET",
+                "client-output-buffer-limit",
+                "pubsub 0 0 0"
+            ]
+        ),
+        ok()
+    );
+    let now = text(get(&mut c));
+    assert!(now.starts_with("normal 268435456 67108864 60 "), "{now}");
+    assert!(now.ends_with(" pubsub 0 0 0"), "{now}");
+
+    let mut subs: Vec<Raw> = (0..6)
+        .map(|i| {
+            let mut r = s.raw();
+            r.send_command(&["SUBSCRIBE", "same", &format!("own{i}")]);
+            let _ = (r.read_value(), r.read_value());
+            r.send_command(&["PSUBSCRIBE", "pat*"]);
+            let _ = r.read_value();
+            r
+        })
+        .collect();
+    let info = text(run(&mut c, &["INFO", "stats"]));
+    assert!(info.contains("\r\npubsub_channels:7\r\n"), "{info}");
+    assert!(info.contains("\r\npubsub_patterns:1\r\n"), "{info}");
+    subs.clear();
+    wait_numsub(&mut c, "same", 0);
 }
