@@ -27,6 +27,7 @@ cores_tests!(
     redis_cli_subscribe_receives_messages,
     redis_crate_pubsub_api,
     pubsub_limit_flag_config_and_info,
+    a_sleeping_core_delivers_at_once,
 );
 
 fn b(s: &str) -> Value {
@@ -498,4 +499,37 @@ fn pubsub_limit_flag_config_and_info(cores: usize) {
     assert!(info.contains("\r\npubsub_patterns:1\r\n"), "{info}");
     subs.clear();
     wait_numsub(&mut c, "same", 0);
+}
+
+/// Subscribers on idle (sleeping) cores get a message within a fraction of a second: the
+/// mesh delivery wakes the core and its loop sends the message in the same turn, without
+/// waiting for another event.
+fn a_sleeping_core_delivers_at_once(cores: usize) {
+    let s = Server::start(cores);
+    let mut subs: Vec<Raw> = (0..6)
+        .map(|_| {
+            let mut r = s.raw();
+            r.send_command(&["SUBSCRIBE", "tick"]);
+            assert_eq!(r.read_value(), confirm("subscribe", Some("tick"), 1));
+            r
+        })
+        .collect();
+    let mut c = s.redis();
+    for round in 0..5 {
+        // Long enough for every core to go to sleep in its ring.
+        thread::sleep(Duration::from_millis(150));
+        let start = Instant::now();
+        assert_eq!(publish(&mut c, "tick", &round.to_string()), 6);
+        for r in subs.iter_mut() {
+            assert_eq!(
+                r.read_value(),
+                arr(vec![b("message"), b("tick"), b(&round.to_string())])
+            );
+        }
+        let took = start.elapsed();
+        assert!(
+            took < Duration::from_millis(500),
+            "round {round}: delivery took {took:?}"
+        );
+    }
 }

@@ -5,6 +5,7 @@
 //!  turn:  tasks woken since the last turn? yield to glommio so they run first
 //!         finished pipelines ─► output buffers; due timers ─► wake their tasks
 //!         inbox: other cores' requests run on this shard, their replies wake our tasks
+//!         Pub/Sub: messages the jobs queued ─► subscribers' output ([`crate::pubsub`])
 //!         enter ring (submit queued sends/recvs/accepts, run pending task work)
 //!         reap completions ─► accept: new Conn, arm recv
 //!                             recv:   parse ─► fast path (local shard, inline)
