@@ -82,6 +82,11 @@ struct Args {
     #[arg(long, default_value = "256mb 64mb 60", value_parser = parse_output_limit)]
     client_output_buffer_limit: OutputLimit,
 
+    /// Output limit for clients subscribed to Pub/Sub channels or patterns (Redis's
+    /// `client-output-buffer-limit pubsub`): `<hard> <soft> <soft-seconds>`.
+    #[arg(long, default_value = "32mb 8mb 60", value_parser = parse_pubsub_output_limit)]
+    client_output_buffer_limit_pubsub: OutputLimit,
+
     /// Log commands slower than this many microseconds in SLOWLOG (negative: off,
     /// 0: every command).
     #[arg(long, default_value_t = config::DEFAULT_SLOWLOG_SLOWER_THAN, allow_negative_numbers = true)]
@@ -116,11 +121,17 @@ fn disable_thp() {
 
 /// Parses `<hard> <soft> <soft-seconds>`, optionally led by Redis's class name `normal`.
 fn parse_output_limit(s: &str) -> Result<OutputLimit, String> {
+    parse_class_limit(s, "normal")
+}
+
+/// Parses `<hard> <soft> <soft-seconds>`, optionally led by Redis's class name `pubsub`.
+fn parse_pubsub_output_limit(s: &str) -> Result<OutputLimit, String> {
+    parse_class_limit(s, "pubsub")
+}
+
+fn parse_class_limit(s: &str, class: &str) -> Result<OutputLimit, String> {
     let mut words: Vec<&str> = s.split_whitespace().collect();
-    if words
-        .first()
-        .is_some_and(|w| w.eq_ignore_ascii_case("normal"))
-    {
+    if words.first().is_some_and(|w| w.eq_ignore_ascii_case(class)) {
         words.remove(0);
     }
     let [hard, soft, secs] = words[..] else {
@@ -282,6 +293,7 @@ fn run() -> Result<()> {
             maxclients,
             timeout_secs: args.timeout,
             output_limit: args.client_output_buffer_limit,
+            pubsub_output_limit: args.client_output_buffer_limit_pubsub,
             slowlog_log_slower_than: args.slowlog_log_slower_than,
             slowlog_max_len: args.slowlog_max_len,
         },

@@ -23,9 +23,10 @@ pub mod flags {
     pub const FAST: u16 = 1 << 7;
     pub const NO_AUTH: u16 = 1 << 8;
     pub const ALLOW_BUSY: u16 = 1 << 9;
+    pub const PUBSUB: u16 = 1 << 10;
 
     /// Flag names in `COMMAND INFO` order.
-    pub const NAMES: [(u16, &str); 10] = [
+    pub const NAMES: [(u16, &str); 11] = [
         (WRITE, "write"),
         (READONLY, "readonly"),
         (DENYOOM, "denyoom"),
@@ -36,6 +37,7 @@ pub mod flags {
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
         (ALLOW_BUSY, "allow_busy"),
+        (PUBSUB, "pubsub"),
     ];
 }
 
@@ -70,10 +72,18 @@ pub enum Conn {
     Info,
     Multi,
     Ping,
+    /// PUBLISH channel message: every core's subscribers ([`Route::Connection`] because
+    /// subscribers are connections, not keys).
+    Publish,
+    Pubsub,
+    Psubscribe,
+    Punsubscribe,
     Quit,
     Select,
     Slowlog,
+    Subscribe,
     Time,
+    Unsubscribe,
     Unwatch,
     Watch,
 }
@@ -230,7 +240,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("pexpiretime", 2, RF, (1, 1, 1), Key, Some(ks::pexpiretime), "generic", "7.0.0", "Returns the expiration time of a key as a Unix milliseconds timestamp."),
     spec!("ping", -1, CONN, (0, 0, 0), Connection(Conn::Ping), None, "connection", "1.0.0", "Returns the server's liveliness response."),
     spec!("psetex", 4, W, (1, 1, 1), Key, Some(st::psetex), "string", "2.6.0", "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist."),
+    spec!("psubscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, (0, 0, 0), Connection(Conn::Psubscribe), None, "pubsub", "2.0.0", "Listens for messages published to channels that match one or more patterns."),
     spec!("pttl", 2, RF, (1, 1, 1), Key, Some(ks::pttl), "generic", "2.6.0", "Returns the expiration time in milliseconds of a key."),
+    spec!("publish", 3, PUBSUB | LOADING | STALE | FAST, (0, 0, 0), Connection(Conn::Publish), None, "pubsub", "2.0.0", "Posts a message to a channel."),
+    spec!("pubsub", -2, 0, (0, 0, 0), Connection(Conn::Pubsub), None, "pubsub", "2.8.0", "A container for Pub/Sub commands."),
+    spec!("punsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, (0, 0, 0), Connection(Conn::Punsubscribe), None, "pubsub", "2.0.0", "Stops listening to messages published to channels that match one or more patterns."),
     spec!("quit", -1, CONN | NO_AUTH | ALLOW_BUSY, (0, 0, 0), Connection(Conn::Quit), None, "connection", "1.0.0", "Closes the connection."),
     spec!("randomkey", 1, READONLY, (0, 0, 0), AllCores(M::Random), Some(ks::randomkey), "generic", "1.0.0", "Returns a random key name from the database."),
     spec!("rename", 3, WRITE, (1, 2, 1), Atomic(Txn::Rename), Some(ks::rename), "generic", "1.0.0", "Renames a key and overwrites the destination."),
@@ -243,12 +257,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("setrange", 4, W, (1, 1, 1), Key, Some(st::setrange), "string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist."),
     spec!("slowlog", -2, ADMIN | LOADING | STALE, (0, 0, 0), Connection(Conn::Slowlog), None, "server", "2.2.12", "A container for slow log commands."),
     spec!("strlen", 2, RF, (1, 1, 1), Key, Some(st::strlen), "string", "2.2.0", "Returns the length of a string value."),
+    spec!("subscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, (0, 0, 0), Connection(Conn::Subscribe), None, "pubsub", "2.0.0", "Listens for messages published to channels."),
     spec!("substr", 4, READONLY, (1, 1, 1), Key, Some(st::getrange), "string", "1.0.0", "Returns a substring from a string value."),
     spec!("time", 1, LOADING | STALE | FAST, (0, 0, 0), Connection(Conn::Time), None, "server", "2.6.0", "Returns the server time."),
     spec!("touch", -2, RF, (1, -1, 1), MultiKey(M::Sum), Some(ks::touch), "generic", "3.2.1", "Returns the number of existing keys out of those specified after updating the time they were last accessed."),
     spec!("ttl", 2, RF, (1, 1, 1), Key, Some(ks::ttl), "generic", "1.0.0", "Returns the expiration time in seconds of a key."),
     spec!("type", 2, RF, (1, 1, 1), Key, Some(ks::type_), "generic", "1.0.0", "Determines the type of value stored at a key."),
     spec!("unlink", -2, WRITE | FAST, (1, -1, 1), MultiKey(M::Sum), Some(ks::del), "generic", "4.0.0", "Asynchronously deletes one or more keys."),
+    spec!("unsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, (0, 0, 0), Connection(Conn::Unsubscribe), None, "pubsub", "2.0.0", "Stops listening to messages posted to channels."),
     spec!("unwatch", 1, CONN | ALLOW_BUSY, (0, 0, 0), Connection(Conn::Unwatch), None, "transactions", "2.2.0", "Forgets about watched keys of a transaction."),
     spec!("watch", -2, CONN | ALLOW_BUSY, (1, -1, 1), Connection(Conn::Watch), None, "transactions", "2.2.0", "Monitors changes to keys to determine the execution of a transaction."),
 ];
@@ -306,6 +322,13 @@ pub static SUBCOMMANDS: &[(&str, &[SubcommandSpec])] = &[
         subs!(
             "config|get" -3, "config|help" 2, "config|resetstat" 2, "config|rewrite" 2,
             "config|set" -4,
+        ),
+    ),
+    (
+        "pubsub",
+        subs!(
+            "pubsub|channels" -2, "pubsub|help" 2, "pubsub|numpat" 2, "pubsub|numsub" -2,
+            "pubsub|shardchannels" -2, "pubsub|shardnumsub" -2,
         ),
     ),
     (

@@ -29,6 +29,12 @@ pub enum Reply {
     Bool(bool),
     /// Verbatim text in RESP3 (`=len\r\ntxt:...`); a bulk string in RESP2.
     Verbatim(Bytes),
+    /// Out-of-band data (Pub/Sub messages and confirmations): a push (`>`) in RESP3; an
+    /// array in RESP2.
+    Push(Vec<Reply>),
+    /// Several replies, sent one after another: a command that answers more than once
+    /// (`SUBSCRIBE a b` confirms each channel).
+    Sequence(Vec<Reply>),
 }
 
 impl Reply {

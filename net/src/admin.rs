@@ -16,6 +16,7 @@ use bytes::Bytes;
 use crate::client::Client;
 use crate::config::Shared;
 use crate::config_command;
+use crate::kill::ClientKind;
 use crate::netcore::NetCore;
 use crate::stats::info::{self, REDIS_VERSION};
 use crate::stats::slowlog::{self, Entry};
@@ -56,10 +57,11 @@ pub fn handle(
 ) -> Option<Reply> {
     let shared = &nc.shared;
     let r = match conn {
-        Conn::Ping => match args.len() {
-            1 => Reply::simple("PONG"),
-            2 => Reply::Bulk(args[1].clone()),
-            _ => errors::wrong_arity("ping"),
+        Conn::Ping => match crate::pubsub::ping(&client.borrow(), args) {
+            Some(in_pubsub_mode) => in_pubsub_mode,
+            None if args.len() == 1 => Reply::simple("PONG"),
+            None if args.len() == 2 => Reply::Bulk(args[1].clone()),
+            None => errors::wrong_arity("ping"),
         },
         Conn::Echo => Reply::Bulk(args[1].clone()),
         Conn::Quit => {
@@ -87,6 +89,12 @@ pub fn handle(
         Conn::Info | Conn::Slowlog => return None,
         // `crate::multi` answers these before a command reaches here.
         Conn::Multi | Conn::Exec | Conn::Discard | Conn::Watch | Conn::Unwatch => return None,
+        Conn::Subscribe
+        | Conn::Psubscribe
+        | Conn::Unsubscribe
+        | Conn::Punsubscribe
+        | Conn::Publish
+        | Conn::Pubsub => return crate::pubsub::handle(nc, client, conn, args),
     };
     Some(r)
 }
@@ -398,6 +406,7 @@ pub async fn run_async(nc: &NetCore, client: &Client, conn: Conn, args: &[Bytes]
         },
         Conn::Client if eq(&args[1], "list") => client_list(nc, args).await,
         Conn::Client => crate::kill::client_kill(nc, client, args).await,
+        Conn::Publish | Conn::Pubsub => crate::pubsub::run_async(nc, conn, args).await,
         other => Reply::error(format!("ERR {other:?} is answered by the connection")),
     }
 }
@@ -408,12 +417,19 @@ async fn client_list(nc: &NetCore, args: &[Bytes]) -> Reply {
         .on_every_core(|nc, _| {
             let now = baton_engine::runtime::now_ms();
             let mut lines = Vec::with_capacity(nc.clients.len());
-            nc.clients
-                .each(|cl| lines.push((cl.borrow().id, cl.info_line(now))));
+            nc.clients.each(|cl| {
+                let kind = if cl.borrow().subscriptions() > 0 {
+                    ClientKind::Pubsub
+                } else {
+                    ClientKind::Normal
+                };
+                lines.push((cl.borrow().id, kind, cl.info_line(now)))
+            });
             lines
         })
         .await;
     let mut ids: Option<Vec<u64>> = None;
+    let mut kind = None;
     if args.len() >= 4 {
         if eq(&args[2], "id") {
             let mut v = Vec::new();
@@ -425,28 +441,19 @@ async fn client_list(nc: &NetCore, args: &[Bytes]) -> Reply {
             }
             ids = Some(v);
         } else if eq(&args[2], "type") && args.len() == 4 {
-            if !eq(&args[3], "normal")
-                && !["master", "replica", "pubsub"]
-                    .iter()
-                    .any(|t| eq(&args[3], t))
-            {
-                return Reply::error(format!(
-                    "ERR Unknown client type '{}'",
-                    String::from_utf8_lossy(&args[3])
-                ));
-            }
-            if !eq(&args[3], "normal") {
-                return Reply::Verbatim(Bytes::new());
+            match ClientKind::parse(&args[3]) {
+                Ok(k) => kind = Some(k),
+                Err(e) => return e,
             }
         } else {
             return errors::SYNTAX;
         }
     }
-    let mut all: Vec<(u64, String)> = lines.into_iter().flatten().collect();
-    all.sort_by_key(|(id, _)| *id);
+    let mut all: Vec<(u64, ClientKind, String)> = lines.into_iter().flatten().collect();
+    all.sort_by_key(|(id, _, _)| *id);
     let mut text = String::new();
-    for (id, line) in all {
-        if ids.as_ref().is_none_or(|v| v.contains(&id)) {
+    for (id, k, line) in all {
+        if ids.as_ref().is_none_or(|v| v.contains(&id)) && kind.is_none_or(|want| want == k) {
             text.push_str(&line);
             text.push('\n');
         }

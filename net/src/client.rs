@@ -27,6 +27,9 @@ pub struct ConnInfo {
     pub last_ms: Cell<u64>,
     /// Set by CLIENT KILL from any task of the core; the loop closes the connection.
     pub killed: Cell<bool>,
+    /// The connection's token in its core's loop (`u32::MAX` until the loop sets it), so
+    /// that Pub/Sub messages queued for this client find its connection.
+    pub token: Cell<u32>,
 }
 
 impl ConnInfo {
@@ -43,6 +46,7 @@ impl ConnInfo {
             created_ms: now_ms,
             last_ms: Cell::new(now_ms),
             killed: Cell::new(false),
+            token: Cell::new(u32::MAX),
         }
     }
 }
@@ -93,7 +97,7 @@ impl ClientEntry {
         let st = self.borrow();
         let conn = &self.conn;
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 watch=0 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi=-1 watch=0 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             st.id,
             addr(&conn.peer),
             addr(&conn.local),
@@ -101,7 +105,10 @@ impl ClientEntry {
             text(&st.name),
             now_ms.saturating_sub(conn.created_ms) / 1000,
             now_ms.saturating_sub(conn.last_ms.get()) / 1000,
+            if st.subscriptions() > 0 { "P" } else { "N" },
             st.db,
+            st.channels.len(),
+            st.patterns.len(),
             st.last_cmd,
             st.resp,
             text(&st.lib_name),

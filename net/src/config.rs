@@ -40,6 +40,8 @@ pub struct SettingsInit {
     /// Idle seconds before a client is closed; 0 = never.
     pub timeout_secs: u64,
     pub output_limit: OutputLimit,
+    /// The limit for clients subscribed to Pub/Sub channels or patterns.
+    pub pubsub_output_limit: OutputLimit,
     /// Microseconds; negative disables the slow log, 0 logs every command.
     pub slowlog_log_slower_than: i64,
     pub slowlog_max_len: u64,
@@ -51,6 +53,7 @@ impl Default for SettingsInit {
             maxclients: 10_000,
             timeout_secs: 0,
             output_limit: OutputLimit::default(),
+            pubsub_output_limit: OutputLimit::PUBSUB,
             slowlog_log_slower_than: 10_000,
             slowlog_max_len: 128,
         }
@@ -65,6 +68,15 @@ pub struct OutputLimit {
     pub hard: u64,
     pub soft: u64,
     pub soft_secs: u64,
+}
+
+impl OutputLimit {
+    /// Redis's default for the pubsub class: `32mb 8mb 60`.
+    pub const PUBSUB: OutputLimit = OutputLimit {
+        hard: 32 << 20,
+        soft: 8 << 20,
+        soft_secs: 60,
+    };
 }
 
 impl Default for OutputLimit {
@@ -85,6 +97,9 @@ pub struct Settings {
     pub output_hard: AtomicU64,
     pub output_soft: AtomicU64,
     pub output_soft_secs: AtomicU64,
+    pub pubsub_hard: AtomicU64,
+    pub pubsub_soft: AtomicU64,
+    pub pubsub_soft_secs: AtomicU64,
     pub slowlog_log_slower_than: AtomicI64,
     pub slowlog_max_len: AtomicU64,
     /// Bytes for the whole server (split evenly over the shards); 0 = no limit.
@@ -103,6 +118,9 @@ impl Settings {
             output_hard: AtomicU64::new(init.output_limit.hard),
             output_soft: AtomicU64::new(init.output_limit.soft),
             output_soft_secs: AtomicU64::new(init.output_limit.soft_secs),
+            pubsub_hard: AtomicU64::new(init.pubsub_output_limit.hard),
+            pubsub_soft: AtomicU64::new(init.pubsub_output_limit.soft),
+            pubsub_soft_secs: AtomicU64::new(init.pubsub_output_limit.soft_secs),
             slowlog_log_slower_than: AtomicI64::new(init.slowlog_log_slower_than),
             slowlog_max_len: AtomicU64::new(init.slowlog_max_len),
         }
@@ -113,6 +131,15 @@ impl Settings {
             hard: self.output_hard.load(Ordering::Relaxed),
             soft: self.output_soft.load(Ordering::Relaxed),
             soft_secs: self.output_soft_secs.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The output limit of clients in Pub/Sub mode.
+    pub fn pubsub_output_limit(&self) -> OutputLimit {
+        OutputLimit {
+            hard: self.pubsub_hard.load(Ordering::Relaxed),
+            soft: self.pubsub_soft.load(Ordering::Relaxed),
+            soft_secs: self.pubsub_soft_secs.load(Ordering::Relaxed),
         }
     }
 }

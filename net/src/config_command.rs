@@ -30,7 +30,11 @@ pub const POLICY_NAMES: [&str; 6] = EvictionPolicy::NAMES;
 pub enum Change {
     MaxClients(u64),
     Timeout(u64),
-    OutputLimit(OutputLimit),
+    /// `client-output-buffer-limit`: the classes it names (others keep their limits).
+    OutputLimits {
+        normal: Option<OutputLimit>,
+        pubsub: Option<OutputLimit>,
+    },
     SlowlogSlowerThan(i64),
     SlowlogMaxLen(u64),
     MaxMemory(u64),
@@ -78,7 +82,11 @@ static PARAMS: &[Param] = &[
         name: "client-output-buffer-limit",
         get: |s| {
             let l = s.settings.output_limit();
-            format!("normal {} {} {}", l.hard, l.soft, l.soft_secs)
+            let p = s.settings.pubsub_output_limit();
+            format!(
+                "normal {} {} {} slave 268435456 67108864 60 pubsub {} {} {}",
+                l.hard, l.soft, l.soft_secs, p.hard, p.soft, p.soft_secs
+            )
         },
         set: Some(parse_output_limit),
         sensitive: false,
@@ -248,9 +256,9 @@ fn parse_memory(v: &[u8]) -> Option<u64> {
     crate::units::parse_bytes(std::str::from_utf8(v).ok()?).ok()
 }
 
-/// `normal <hard> <soft> <soft-seconds>`, possibly followed by other classes. Baton has
-/// only normal clients: limits for `replica`/`slave` and `pubsub` are checked and
-/// ignored, so configuration written for Redis applies.
+/// `<class> <hard> <soft> <soft-seconds>` for one or more classes. Baton has normal and
+/// pubsub clients: limits for `replica`/`slave` are checked and ignored, so configuration
+/// written for Redis applies.
 fn parse_output_limit(v: &[u8]) -> Result<Change, String> {
     let text = std::str::from_utf8(v).map_err(|_| {
         "Error in hard, soft or soft_seconds setting in buffer limit configuration."
@@ -259,7 +267,7 @@ fn parse_output_limit(v: &[u8]) -> Result<Change, String> {
     if !words.len().is_multiple_of(4) {
         return Err("Wrong number of arguments in buffer limit configuration.".into());
     }
-    let mut normal = None;
+    let (mut normal, mut pubsub) = (None, None);
     for group in words.chunks(4) {
         let class = group[0].to_ascii_lowercase();
         if !["normal", "replica", "slave", "pubsub"].contains(&class.as_str()) {
@@ -274,15 +282,21 @@ fn parse_output_limit(v: &[u8]) -> Result<Change, String> {
                 "Error in hard, soft or soft_seconds setting in buffer limit configuration.".into(),
             );
         };
-        if class == "normal" {
-            normal = Some(OutputLimit {
-                hard: nums[0],
-                soft: nums[1],
-                soft_secs: nums[2],
-            });
+        let limit = Some(OutputLimit {
+            hard: nums[0],
+            soft: nums[1],
+            soft_secs: nums[2],
+        });
+        match class.as_str() {
+            "normal" => normal = limit,
+            "pubsub" => pubsub = limit,
+            _ => {}
         }
     }
-    Ok(normal.map_or(Change::Unchanged, Change::OutputLimit))
+    if normal.is_none() && pubsub.is_none() {
+        return Ok(Change::Unchanged);
+    }
+    Ok(Change::OutputLimits { normal, pubsub })
 }
 
 /// CONFIG GET pattern [pattern ...]: every parameter matching any pattern, once.
@@ -350,10 +364,17 @@ pub async fn apply(core: &Rc<Core>, shared: &Arc<Shared>, changes: Vec<Change>) 
         match change {
             Change::MaxClients(n) => s.maxclients.store(n, Ordering::Relaxed),
             Change::Timeout(n) => s.timeout_secs.store(n, Ordering::Relaxed),
-            Change::OutputLimit(l) => {
-                s.output_hard.store(l.hard, Ordering::Relaxed);
-                s.output_soft.store(l.soft, Ordering::Relaxed);
-                s.output_soft_secs.store(l.soft_secs, Ordering::Relaxed);
+            Change::OutputLimits { normal, pubsub } => {
+                if let Some(l) = normal {
+                    s.output_hard.store(l.hard, Ordering::Relaxed);
+                    s.output_soft.store(l.soft, Ordering::Relaxed);
+                    s.output_soft_secs.store(l.soft_secs, Ordering::Relaxed);
+                }
+                if let Some(l) = pubsub {
+                    s.pubsub_hard.store(l.hard, Ordering::Relaxed);
+                    s.pubsub_soft.store(l.soft, Ordering::Relaxed);
+                    s.pubsub_soft_secs.store(l.soft_secs, Ordering::Relaxed);
+                }
             }
             Change::SlowlogSlowerThan(n) => s.slowlog_log_slower_than.store(n, Ordering::Relaxed),
             Change::SlowlogMaxLen(n) => s.slowlog_max_len.store(n, Ordering::Relaxed),
@@ -577,11 +598,18 @@ mod tests {
         );
         assert_eq!(
             ok(&["client-output-buffer-limit", "normal 1mb 2k 3 pubsub 1 2 3"]),
-            vec![Change::OutputLimit(OutputLimit {
-                hard: 1 << 20,
-                soft: 2000,
-                soft_secs: 3
-            })]
+            vec![Change::OutputLimits {
+                normal: Some(OutputLimit {
+                    hard: 1 << 20,
+                    soft: 2000,
+                    soft_secs: 3
+                }),
+                pubsub: Some(OutputLimit {
+                    hard: 1,
+                    soft: 2,
+                    soft_secs: 3
+                }),
+            }]
         );
         assert_eq!(
             ok(&["client-output-buffer-limit", ""]),

@@ -106,6 +106,10 @@ fn check(
             nc.stats.reject(row);
             return Err(errors::NOAUTH);
         }
+        if let Some(refused) = crate::pubsub::refused_in_context(&st, spec, st.last_cmd) {
+            nc.stats.reject(row);
+            return Err(refused);
+        }
     }
     Ok((spec, row))
 }

@@ -5,6 +5,7 @@
 //!  turn:  tasks woken since the last turn? yield to glommio so they run first
 //!         finished pipelines ─► output buffers; due timers ─► wake their tasks
 //!         inbox: other cores' requests run on this shard, their replies wake our tasks
+//!         Pub/Sub: messages the jobs queued ─► subscribers' output ([`crate::pubsub`])
 //!         enter ring (submit queued sends/recvs/accepts, run pending task work)
 //!         reap completions ─► accept: new Conn, arm recv
 //!                             recv:   parse ─► fast path (local shard, inline)
@@ -118,6 +119,9 @@ struct Conn {
     cancel_sent: bool,
     /// When unsent output first reached the soft limit (0 = it is below).
     soft_since_ms: u64,
+    /// Pub/Sub messages that arrived while a slow-path pipeline ran; they follow its
+    /// replies, so that a confirmation is never overtaken by a message.
+    held_pushes: Vec<u8>,
     /// The session and the facts CLIENT LIST shows, shared with the core's registry and
     /// with a running slow-path pipeline.
     client: client::Client,
@@ -125,7 +129,7 @@ struct Conn {
 
 impl Conn {
     fn pending_output(&self) -> usize {
-        self.out.len() + self.inflight.len() - self.sent
+        self.out.len() + self.inflight.len() - self.sent + self.held_pushes.len()
     }
 
     /// Closes at once: nothing more is read, parsed or sent (a send in flight is
@@ -134,6 +138,7 @@ impl Conn {
         // `rbuf` and `inflight` may be lent to the kernel; they are dropped with the
         // connection, once nothing is armed.
         self.out = Vec::new();
+        self.held_pushes = Vec::new();
         self.draining = true;
         self.closing = true;
     }
@@ -275,6 +280,9 @@ impl Loop {
                 self.cron();
             }
             progress |= self.nc.core.drain_inbox();
+            // Jobs from other cores (and this core's tasks) may have queued Pub/Sub
+            // messages: send them this turn.
+            progress |= self.deliver_pushes();
             if self.ring.needs_enter() {
                 if let Err(e) = self.ring.enter() {
                     tracing::error!(core = self.nc.core.id, error = %e, "io_uring enter failed");
@@ -293,6 +301,7 @@ impl Loop {
                 }
                 progress = true;
             }
+            progress |= self.deliver_pushes();
             self.nc.core.flush_outbox();
             if self.stopping
                 && self.live_conns() == 0
@@ -518,8 +527,16 @@ impl Loop {
             closing: false,
             cancel_sent: false,
             soft_since_ms: 0,
+            held_pushes: Vec::new(),
             client,
         });
+        self.conns[token as usize]
+            .as_ref()
+            .expect("just added")
+            .client
+            .conn
+            .token
+            .set(token);
         self.arm_recv(token);
     }
 
@@ -715,6 +732,12 @@ impl Loop {
             // The soft limit is timed: the once-a-second checks must look at it.
             self.cron_wanted = true;
         }
+        // Subscribers have their own class of limit, as in Redis.
+        let limit = if conn.client.borrow().subscriptions() > 0 {
+            self.nc.shared.settings.pubsub_output_limit()
+        } else {
+            limit
+        };
         let Some(breach) =
             protect::output_breach(pending, limit, &mut conn.soft_since_ms, self.now)
         else {
@@ -799,6 +822,10 @@ impl Loop {
             } else {
                 conn.out.extend_from_slice(&f.bytes);
             }
+            if !conn.held_pushes.is_empty() {
+                let held = std::mem::take(&mut conn.held_pushes);
+                conn.out.extend_from_slice(&held);
+            }
             if f.close {
                 conn.rbuf.clear();
                 conn.draining = true;
@@ -808,6 +835,44 @@ impl Loop {
             self.maybe_finish(f.token);
         }
         any
+    }
+
+    /// Moves the Pub/Sub messages queued for this core's subscribers into their
+    /// connections' output (held back while a slow-path pipeline runs), applies the
+    /// output limit and sends. True if there were any.
+    fn deliver_pushes(&mut self) -> bool {
+        let pending = self.nc.pubsub.take_pending();
+        if pending.is_empty() {
+            return false;
+        }
+        let mut touched: Vec<Token> = Vec::new();
+        for (client, bytes) in pending {
+            let token = client.conn.token.get();
+            let Some(Some(conn)) = self.conns.get_mut(token as usize) else {
+                continue;
+            };
+            if !Rc::ptr_eq(&conn.client, &client) || conn.closing {
+                continue;
+            }
+            if conn.busy {
+                conn.held_pushes.extend_from_slice(&bytes);
+            } else {
+                conn.out.extend_from_slice(&bytes);
+            }
+            if touched.last() != Some(&token) {
+                touched.push(token);
+            }
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        let limit = self.nc.shared.settings.output_limit();
+        for token in touched {
+            if !self.check_output(token, limit) {
+                self.flush(token);
+            }
+            self.maybe_finish(token);
+        }
+        true
     }
 
     /// Closes a connection that is done: draining with nothing left to send, or closing.
@@ -849,6 +914,7 @@ impl Loop {
         }
         let conn = self.conns[token as usize].take().expect("live conn");
         self.nc.clients.unregister(&conn.client);
+        self.nc.pubsub.forget(&conn.client);
         self.nc
             .shared
             .connected_clients

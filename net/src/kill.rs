@@ -20,12 +20,50 @@ pub struct KillFilter {
     pub id: Option<u64>,
     pub addr: Option<String>,
     pub laddr: Option<String>,
-    /// TYPE: `false` when the type names no client Baton has (master, replica, pubsub).
-    pub type_matches: Option<bool>,
+    /// TYPE normal, pubsub, or one that names no client Baton has (master, replica).
+    pub kind: Option<ClientKind>,
     /// Spare the caller.
     pub skipme: bool,
     /// The old form, `CLIENT KILL ip:port`.
     pub old_form: bool,
+}
+
+/// A client type as CLIENT KILL and CLIENT LIST TYPE name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientKind {
+    Normal,
+    /// Subscribed to at least one channel or pattern.
+    Pubsub,
+    /// master, replica, slave: no client of Baton is one.
+    None,
+}
+
+impl ClientKind {
+    /// The type `name` names, or Redis's error reply.
+    pub fn parse(name: &[u8]) -> Result<ClientKind, Reply> {
+        if eq(name, "normal") {
+            Ok(ClientKind::Normal)
+        } else if eq(name, "pubsub") {
+            Ok(ClientKind::Pubsub)
+        } else if ["master", "replica", "slave"].iter().any(|t| eq(name, t)) {
+            Ok(ClientKind::None)
+        } else {
+            Err(Reply::error(format!(
+                "ERR Unknown client type '{}'",
+                text(name)
+            )))
+        }
+    }
+
+    /// Whether `c` is of this type.
+    pub fn matches(self, c: &ClientEntry) -> bool {
+        let subscribed = c.borrow().subscriptions() > 0;
+        match self {
+            ClientKind::Normal => !subscribed,
+            ClientKind::Pubsub => subscribed,
+            ClientKind::None => false,
+        }
+    }
 }
 
 fn eq(a: &[u8], b: &str) -> bool {
@@ -64,19 +102,7 @@ impl KillFilter {
                     _ => return Err(Reply::err("ERR client-id should be greater than 0")),
                 }
             } else if eq(opt, "type") {
-                if eq(value, "normal") {
-                    f.type_matches = Some(true);
-                } else if ["master", "replica", "slave", "pubsub"]
-                    .iter()
-                    .any(|t| eq(value, t))
-                {
-                    f.type_matches = Some(false);
-                } else {
-                    return Err(Reply::error(format!(
-                        "ERR Unknown client type '{}'",
-                        text(value)
-                    )));
-                }
+                f.kind = Some(ClientKind::parse(value)?);
             } else if eq(opt, "addr") {
                 f.addr = Some(text(value));
             } else if eq(opt, "laddr") {
@@ -108,7 +134,7 @@ impl KillFilter {
             want.as_ref()
                 .is_none_or(|w| have.is_some_and(|h| h.to_string() == *w))
         };
-        self.type_matches != Some(false)
+        self.kind.is_none_or(|k| k.matches(c))
             && self.id.is_none_or(|id| id == c.borrow().id)
             && addr_is(&self.addr, &c.conn.peer)
             && addr_is(&self.laddr, &c.conn.local)
@@ -199,7 +225,7 @@ mod tests {
                 id: Some(7),
                 addr: Some("1.2.3.4:5".into()),
                 laddr: Some("1.2.3.4:6".into()),
-                type_matches: Some(true),
+                kind: Some(ClientKind::Normal),
                 skipme: false,
                 old_form: false,
             }
@@ -212,8 +238,8 @@ mod tests {
         assert_eq!(
             KillFilter::parse(&args("CLIENT KILL TYPE replica"))
                 .unwrap()
-                .type_matches,
-            Some(false)
+                .kind,
+            Some(ClientKind::None)
         );
     }
 
@@ -262,6 +288,11 @@ mod tests {
         assert!(!f(&format!("CLIENT KILL ID {}", id + 1)).matches(&c));
         assert!(f("CLIENT KILL TYPE normal").matches(&c));
         assert!(!f("CLIENT KILL TYPE pubsub").matches(&c));
+        c.borrow_mut().channels.insert(Bytes::from_static(b"ch"));
+        assert!(f("CLIENT KILL TYPE pubsub").matches(&c));
+        assert!(!f("CLIENT KILL TYPE normal").matches(&c));
+        assert!(!f("CLIENT KILL TYPE master").matches(&c));
+        c.borrow_mut().channels.clear();
         assert!(f("CLIENT KILL USER default").matches(&c));
         assert!(!f("CLIENT KILL ADDR 127.0.0.1:5000").matches(&client(None)));
     }

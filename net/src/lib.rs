@@ -13,6 +13,9 @@
 //! is one [`netcore::NetCore`], created by the core's connection loop and reached from
 //! other cores through the engine's core (no thread-locals).
 //!
+//! Pub/Sub ([`pubsub`]) keeps each core's subscribers in its `NetCore`; PUBLISH reaches
+//! every core with a job, and each core's loop sends the messages its jobs queued.
+//!
 //! What the server reports about itself lives in [`stats`] (per-core command counters,
 //! SLOWLOG, INFO) and [`config_command`] (CONFIG GET/SET/RESETSTAT and its parameter table).
 //!
@@ -35,6 +38,7 @@ pub mod memcache;
 pub mod multi;
 pub mod netcore;
 pub mod protect;
+pub mod pubsub;
 pub mod resp;
 pub mod session;
 pub mod stats;

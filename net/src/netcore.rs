@@ -27,6 +27,7 @@ use bytes::Bytes;
 use crate::client::{Client, Clients};
 use crate::config::Shared;
 use crate::memcache::McStats;
+use crate::pubsub::registry::PubSub;
 use crate::stats::slowlog::SlowLog;
 use crate::stats::{self, CommandStats};
 
@@ -42,6 +43,8 @@ pub struct NetCore {
     pub slowlog: SlowLog,
     /// memcached's command counters for this core's connections; `stats` sums them.
     pub memcache: RefCell<McStats>,
+    /// This core's Pub/Sub subscribers and the messages its loop has yet to send them.
+    pub pubsub: PubSub,
 }
 
 impl NetCore {
@@ -55,6 +58,7 @@ impl NetCore {
             stats: CommandStats::new(),
             slowlog: SlowLog::default(),
             memcache: RefCell::new(McStats::default()),
+            pubsub: PubSub::new(),
         }
     }
 

@@ -70,6 +70,17 @@ pub fn encode(reply: &Reply, proto: u8, out: &mut Vec<u8>) {
             out.extend_from_slice(b"\r\n");
         }
         Reply::Verbatim(data) => bulk(out, data),
+        Reply::Push(items) => {
+            header(out, if resp3 { b'>' } else { b'*' }, items.len());
+            for item in items {
+                encode(item, proto, out);
+            }
+        }
+        Reply::Sequence(replies) => {
+            for r in replies {
+                encode(r, proto, out);
+            }
+        }
     }
 }
 

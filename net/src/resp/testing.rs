@@ -57,6 +57,8 @@ pub fn as_seen_on_wire(reply: &Reply, proto: u8) -> Reply {
         Reply::Error(text) => Reply::Error(one_line(text)),
         Reply::NilArray if resp3 => Reply::Nil,
         Reply::Array(items) => Reply::Array(all(items)),
+        Reply::Push(items) if resp3 => Reply::Push(all(items)),
+        Reply::Push(items) => Reply::Array(all(items)),
         Reply::Set(items) if resp3 => Reply::Set(all(items)),
         Reply::Set(items) => Reply::Array(all(items)),
         Reply::Map(pairs) if resp3 => Reply::Map(
@@ -140,6 +142,7 @@ fn read(buf: &[u8], pos: &mut usize, depth: usize) -> Option<Reply> {
         b'*' if line == b"-1" => Reply::NilArray,
         b'*' => Reply::Array(read_items(buf, pos, line, depth)?),
         b'~' => Reply::Set(read_items(buf, pos, line, depth)?),
+        b'>' => Reply::Push(read_items(buf, pos, line, depth)?),
         b'%' => {
             let n = count(line)?;
             let mut pairs = Vec::with_capacity(n.min(64));

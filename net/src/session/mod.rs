@@ -20,6 +20,7 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
@@ -66,6 +67,11 @@ pub struct Session {
     /// The keys WATCH named, with their versions then (the CAS of the live entry, `None`
     /// when absent); EXEC fails if any differs at EXEC time.
     pub watched: Vec<(Bytes, Option<u64>)>,
+    /// Channels this client is subscribed to (SUBSCRIBE); this core's
+    /// [`crate::pubsub::PubSub`] registry holds the same facts, by channel.
+    pub channels: BTreeSet<Bytes>,
+    /// Patterns this client is subscribed to (PSUBSCRIBE).
+    pub patterns: BTreeSet<Bytes>,
 }
 
 /// The commands a connection queued after MULTI, as parsed and checked.
@@ -96,7 +102,15 @@ impl Session {
             resp_parser: ParseState::default(),
             multi: None,
             watched: Vec::new(),
+            channels: BTreeSet::new(),
+            patterns: BTreeSet::new(),
         }
+    }
+
+    /// Channels plus patterns: the count SUBSCRIBE and friends confirm with. Above 0 the
+    /// client is in Pub/Sub mode (`flags=P`, RESP2's command restriction).
+    pub fn subscriptions(&self) -> usize {
+        self.channels.len() + self.patterns.len()
     }
 }
 

@@ -191,6 +191,30 @@ fn last_command_comes_back_as_the_table_names_it() {
 }
 
 #[test]
+fn subscriptions_round_trip() {
+    let mut s = configured_redis_session();
+    s.channels.insert(Bytes::from_static(b"__sentinel__:hello"));
+    s.channels.insert(Bytes::from_static(b""));
+    s.patterns.insert(Bytes::from_static(b"news.*"));
+    let (restored, buf) = round_trip(&s, b"PING\r\n");
+    assert_eq!(restored, s);
+    assert_eq!(restored.subscriptions(), 3);
+    assert_eq!(&buf[..], b"PING\r\n");
+    // A count of names larger than what follows is refused before anything is allocated.
+    let mut bytes = Vec::new();
+    Session::new(Protocol::Redis, true).encode(b"", &mut bytes);
+    let at = bytes.len() - 8 - 8 - 8; // channels count, patterns count, unparsed length
+    bytes[at..at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert!(matches!(
+        Session::decode(&bytes),
+        Err(SessionError::Truncated {
+            field: "channels",
+            ..
+        })
+    ));
+}
+
+#[test]
 fn corrupt_headers_name_what_is_wrong() {
     let s = configured_redis_session();
     let mut good = Vec::new();

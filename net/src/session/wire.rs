@@ -1,10 +1,11 @@
 //! A session and its unparsed input as bytes, to hand a connection to another process.
 //!
-//! Version 2, all integers little-endian:
+//! Version 3, all integers little-endian (version 1 lacked the transaction state and
+//! the subscriptions, version 2 one of them; this binary refuses every other version):
 //!
 //! ```text
 //!  magic         4   "BSES"
-//!  version       2   2
+//!  version       2   3
 //!  body length   8   bytes after this field; must be exactly what follows
 //!  body:
 //!   id           8
@@ -24,6 +25,8 @@
 //!                and per argument 8 length + bytes
 //!   watched      count 8, per key 8 length + bytes, then its version: 1 byte 0
 //!                (absent) or 1, then 8 CAS
+//!   channels     count 8, then per channel 8 length + bytes (SUBSCRIBE)
+//!   patterns     count 8, then per pattern 8 length + bytes (PSUBSCRIBE)
 //!   unparsed     8 length + bytes: received input not yet parsed
 //! ```
 //!
@@ -36,6 +39,8 @@
 //! the table lacks (a command a newer or older binary has and this one does not) comes
 //! back as [`NO_COMMAND`], since only CLIENT LIST's `cmd=` shows it.
 
+use std::collections::BTreeSet;
+
 use bytes::{Bytes, BytesMut};
 
 use super::{MultiQueue, Protocol, Session, NO_COMMAND};
@@ -44,7 +49,7 @@ use crate::resp::{ParseProgress, ParseState};
 
 const MAGIC: [u8; 4] = *b"BSES";
 /// The format this binary writes and reads.
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 /// Longest command name accepted (the longest in the table is far shorter).
 const MAX_COMMAND_NAME: usize = 64;
 /// What `mcdispatch` records as the last command of a memcached connection.
@@ -156,6 +161,13 @@ impl Session {
                 }
             }
         }
+        for set in [&self.channels, &self.patterns] {
+            put_usize(out, set.len());
+            for name in set {
+                put_usize(out, name.len());
+                out.extend_from_slice(name);
+            }
+        }
 
         put_usize(out, unparsed.len());
         out.extend_from_slice(unparsed);
@@ -253,6 +265,8 @@ impl Session {
             };
             watched.push((key, version));
         }
+        let channels = r.names("channels")?;
+        let patterns = r.names("patterns")?;
 
         let unparsed_len = r.len(1, "unparsed input")?;
         let unparsed = BytesMut::from(r.take(unparsed_len, "unparsed input")?);
@@ -284,6 +298,8 @@ impl Session {
             resp_parser,
             multi,
             watched,
+            channels,
+            patterns,
         };
         Ok((session, unparsed))
     }
@@ -386,6 +402,18 @@ impl<'a> Reader<'a> {
     fn bytes(&mut self, field: &'static str) -> Result<Bytes, SessionError> {
         let n = self.len(1, field)?;
         Ok(Bytes::copy_from_slice(self.take(n, field)?))
+    }
+
+    /// A count, then that many names of 8 length + bytes each (every name takes at least
+    /// its 8 length bytes, which the count is checked against).
+    fn names(&mut self, field: &'static str) -> Result<BTreeSet<Bytes>, SessionError> {
+        let n = self.len(8, field)?;
+        let mut set = BTreeSet::new();
+        for _ in 0..n {
+            let len = self.len(1, field)?;
+            set.insert(Bytes::copy_from_slice(self.take(len, field)?));
+        }
+        Ok(set)
     }
 
     fn opt_bytes(&mut self, field: &'static str) -> Result<Option<Bytes>, SessionError> {

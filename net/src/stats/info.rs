@@ -38,6 +38,9 @@ pub struct CoreInfo {
     pub processed: u64,
     pub ops_per_sec: u64,
     pub commands: Vec<(usize, CommandCounts)>,
+    /// Channels and patterns with subscribers on this core (INFO counts distinct ones).
+    pub pubsub_channels: Vec<bytes::Bytes>,
+    pub pubsub_patterns: Vec<bytes::Bytes>,
 }
 
 impl CoreInfo {
@@ -58,6 +61,8 @@ impl CoreInfo {
             processed: nc.stats.processed(),
             ops_per_sec: nc.stats.ops_per_sec(),
             commands: nc.stats.counts(),
+            pubsub_channels: nc.pubsub.channel_names(None),
+            pubsub_patterns: nc.pubsub.pattern_names(),
         }
     }
 }
@@ -307,6 +312,15 @@ pub fn render(want: &[bool; SECTIONS.len()], f: &Facts, cores: &[CoreInfo]) -> S
                     format!("evicted_keys:{}", sum(|c| c.evicted)),
                     format!("keyspace_hits:{}", sum(|c| c.hits)),
                     format!("keyspace_misses:{}", sum(|c| c.misses)),
+                    format!(
+                        "pubsub_channels:{}",
+                        distinct(cores, |c| &c.pubsub_channels)
+                    ),
+                    format!(
+                        "pubsub_patterns:{}",
+                        distinct(cores, |c| &c.pubsub_patterns)
+                    ),
+                    "pubsubshard_channels:0".to_string(),
                 ]);
                 "Stats"
             }
@@ -383,6 +397,16 @@ fn commandstats(cores: &[CoreInfo]) -> Vec<String> {
         .collect()
 }
 
+/// How many distinct names the cores' lists hold together (a channel with subscribers
+/// on two cores is one channel).
+fn distinct(cores: &[CoreInfo], names: impl Fn(&CoreInfo) -> &Vec<bytes::Bytes>) -> usize {
+    cores
+        .iter()
+        .flat_map(|c| names(c).iter())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,7 +457,15 @@ mod tests {
             )],
             ..CoreInfo::default()
         };
-        let cores = [core(3, 1, 1000, 4), core(5, 3, 3000, 6)];
+        let mut cores = [core(3, 1, 1000, 4), core(5, 3, 3000, 6)];
+        let names = |v: &[&'static str]| {
+            v.iter()
+                .map(|n| bytes::Bytes::from_static(n.as_bytes()))
+                .collect::<Vec<_>>()
+        };
+        cores[0].pubsub_channels = names(&["a", "b"]);
+        cores[1].pubsub_channels = names(&["b"]);
+        cores[1].pubsub_patterns = names(&["p*"]);
         let all = [true; SECTIONS.len()];
         let text = render(&all, &Facts::default(), &cores);
         for want in [
@@ -441,6 +473,7 @@ mod tests {
             "\r\n\r\n# Stats\r\n",
             "\r\ntotal_commands_processed:10\r\n",
             "\r\nkeyspace_hits:4\r\n",
+            "\r\npubsub_channels:2\r\npubsub_patterns:1\r\n",
             "\r\ncmdstat_get:calls=10,usec=0,usec_per_call=0.00,rejected_calls=2,failed_calls=0\r\n",
             "\r\n# Keyspace\r\ndb0:keys=8,expires=4,avg_ttl=2500\r\n",
             "\r\ncore1:keys=5,expires=3,",
