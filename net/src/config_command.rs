@@ -415,6 +415,11 @@ fn rewritable(s: &Shared) -> Vec<(&'static str, String, String)> {
             limit_text(&default_limit),
         ),
         (
+            "client-output-buffer-limit-pubsub",
+            limit_text(&s.settings.pubsub_output_limit()),
+            limit_text(&OutputLimit::PUBSUB),
+        ),
+        (
             "maxclients",
             load(&s.settings.maxclients),
             DEFAULT_MAXCLIENTS.to_string(),
