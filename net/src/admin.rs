@@ -68,6 +68,7 @@ pub fn handle(
             client.borrow_mut().close_after_reply = true;
             Reply::Ok
         }
+        Conn::Reset => reset(nc, client),
         Conn::Select => match baton_engine::commands::parse_i64(&args[1]) {
             Some(0) => Reply::Ok,
             Some(_) => Reply::err("ERR DB index is out of range"),
@@ -97,6 +98,23 @@ pub fn handle(
         | Conn::Pubsub => return crate::pubsub::handle(nc, client, conn, args),
     };
     Some(r)
+}
+
+/// RESET, as Redis 7's: the connection goes back to how it began — no transaction or
+/// watched keys, no subscriptions, RESP2, no name, db 0, and unauthenticated when the
+/// server wants a password.
+fn reset(nc: &NetCore, client: &Client) -> Reply {
+    nc.pubsub.forget(client);
+    let mut st = client.borrow_mut();
+    st.multi = None;
+    st.watched.clear();
+    st.channels.clear();
+    st.patterns.clear();
+    st.resp = 2;
+    st.name = None;
+    st.db = 0;
+    st.authenticated = nc.shared.config.requirepass.is_none();
+    Reply::simple("RESET")
 }
 
 fn check_password(shared: &Shared, user: Option<&[u8]>, pass: &[u8]) -> Result<(), Reply> {

@@ -98,8 +98,9 @@ pub(crate) fn intercept(client: &Client, conn: Option<Conn>, args: &[Bytes]) -> 
             st.watched.clear();
             Reply::Ok
         }
-        // QUIT runs at once and closes the connection, which drops the queue.
-        Some(Conn::Quit) => return None,
+        // QUIT runs at once and closes the connection, which drops the queue; RESET runs
+        // at once and drops it too.
+        Some(Conn::Quit | Conn::Reset) => return None,
         _ if queuing => {
             if let Some(q) = st.multi.as_mut() {
                 q.commands.push(args.to_vec());
