@@ -244,19 +244,8 @@ pub async fn run_async(nc: &NetCore, conn: Conn, args: &[Bytes]) -> Reply {
 
 #[cfg(test)]
 mod tests {
+    use super::registry::tests::{b, client};
     use super::*;
-    use crate::client::{ClientEntry, ConnInfo};
-    use crate::session::Protocol;
-
-    fn client(resp: u8) -> Client {
-        let mut s = Session::new(Protocol::Redis, true);
-        s.resp = resp;
-        ClientEntry::new(s, ConnInfo::new(9, None, None, 0))
-    }
-
-    fn b(s: &str) -> Bytes {
-        Bytes::from(s.to_string())
-    }
 
     #[test]
     fn resp2_context_restriction() {

@@ -179,18 +179,19 @@ impl Encoded {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::client::{ClientEntry, ConnInfo};
     use crate::session::{Protocol, Session};
 
-    fn client(resp: u8) -> Client {
+    /// A client speaking RESP `resp`, for this module's and the commands' unit tests.
+    pub(in crate::pubsub) fn client(resp: u8) -> Client {
         let mut s = Session::new(Protocol::Redis, true);
         s.resp = resp;
         ClientEntry::new(s, ConnInfo::new(9, None, None, 0))
     }
 
-    fn b(s: &str) -> Bytes {
+    pub(in crate::pubsub) fn b(s: &str) -> Bytes {
         Bytes::from(s.to_string())
     }
 
