@@ -4,6 +4,8 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use baton_engine::evict::EvictionPolicy;
+
 use crate::resp::Limits;
 
 /// What the binary's flags decide.
@@ -24,6 +26,26 @@ pub struct ServerConfig {
     pub maxmemory_policy: String,
     /// Initial values of the settings CONFIG SET can change at run time.
     pub settings: SettingsInit,
+}
+
+impl Default for ServerConfig {
+    /// The binary's defaults, on loopback with both ports 0 (the kernel picks them), one
+    /// core and no config file: what a test or an embedder starts from.
+    fn default() -> ServerConfig {
+        ServerConfig {
+            config_file: None,
+            bind: "127.0.0.1".into(),
+            port: 0,
+            memcache_port: 0,
+            requirepass: None,
+            limits: Limits::default(),
+            cores: 1,
+            max_item_size: 1 << 20,
+            maxmemory: 0,
+            maxmemory_policy: EvictionPolicy::default().name().into(),
+            settings: SettingsInit::default(),
+        }
+    }
 }
 
 /// `--maxclients` when neither flag nor config file sets it.

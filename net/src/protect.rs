@@ -165,20 +165,11 @@ mod tests {
 
     fn shared(maxclients: u64) -> Shared {
         let config = ServerConfig {
-            config_file: None,
-            bind: "127.0.0.1".into(),
-            port: 0,
-            memcache_port: 0,
-            requirepass: None,
-            limits: Default::default(),
-            cores: 1,
-            max_item_size: 1 << 20,
-            maxmemory: 0,
-            maxmemory_policy: "noeviction".into(),
             settings: SettingsInit {
                 maxclients,
                 ..Default::default()
             },
+            ..Default::default()
         };
         Shared::new(config, 0, 0, 0)
     }

@@ -10,7 +10,7 @@ use baton_engine::runtime::{self, Core};
 use baton_engine::Reply;
 use baton_net::admin;
 use baton_net::client::{Client, ClientEntry, ConnInfo};
-use baton_net::config::{ServerConfig, SettingsInit, Shared};
+use baton_net::config::{ServerConfig, Shared};
 use baton_net::netcore::NetCore;
 use baton_net::session::{Protocol, Session};
 use baton_net::stats::info;
@@ -18,17 +18,8 @@ use bytes::Bytes;
 
 fn shared() -> Arc<Shared> {
     let config = ServerConfig {
-        config_file: None,
-        bind: "127.0.0.1".into(),
-        port: 0,
-        memcache_port: 0,
-        requirepass: None,
-        limits: Default::default(),
         cores: 2,
-        max_item_size: 1 << 20,
-        maxmemory: 0,
-        maxmemory_policy: "noeviction".into(),
-        settings: SettingsInit::default(),
+        ..Default::default()
     };
     Arc::new(Shared::new(config, 0, 0, runtime::now_ms()))
 }
