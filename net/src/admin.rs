@@ -87,7 +87,13 @@ pub fn handle(
         Conn::Client => return client_cmd(client, args, now),
         Conn::Config => return config(shared, args),
         Conn::Slowlog if eq(&args[1], "help") => slowlog::help(),
-        Conn::Info | Conn::Slowlog => return None,
+        Conn::Replicaof => crate::repl::commands::replicaof(shared, args),
+        Conn::Role => crate::repl::commands::role(shared),
+        Conn::Replconf => crate::repl::commands::replconf(shared, args),
+        // A flow connection is taken over before its FLOWSYNC gets here; one that does
+        // came in a pipeline or a transaction.
+        Conn::Flowsync => Reply::err("ERR FLOWSYNC must be the only command of its connection"),
+        Conn::Info | Conn::Slowlog | Conn::Wait => return None,
         // `crate::multi` answers these before a command reaches here.
         Conn::Multi | Conn::Exec | Conn::Discard | Conn::Watch | Conn::Unwatch => return None,
         Conn::Subscribe
@@ -411,6 +417,7 @@ pub async fn run_async(nc: &NetCore, client: &Client, conn: Conn, args: &[Bytes]
     match conn {
         Conn::Info => Reply::Verbatim(Bytes::from(info::info(nc, &args[1..]).await)),
         Conn::Slowlog => slowlog_command(nc, args).await,
+        Conn::Wait => crate::repl::commands::wait(nc, args).await,
         Conn::Config if eq(&args[1], "resetstat") => {
             reset_stats(nc).await;
             Reply::Ok

@@ -187,29 +187,8 @@ pub struct Shared {
     /// Clients closed for passing the output buffer limit (INFO's
     /// `client_output_buffer_limit_disconnections`).
     pub client_output_limit_disconnections: AtomicU64,
-}
-
-/// 40 hex characters from the kernel's random source (time and pid mixed, should that
-/// fail), as Redis's run id.
-fn new_run_id() -> String {
-    let mut bytes = [0u8; 20];
-    let filled = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
-        .is_ok();
-    if !filled {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
-            ^ u64::from(std::process::id()) << 32;
-        let mut x = seed | 1;
-        for b in &mut bytes {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *b = x as u8;
-        }
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    /// Replication: role, journals, replicas, the link to a primary.
+    pub repl: crate::repl_state::Repl,
 }
 
 impl Shared {
@@ -219,19 +198,21 @@ impl Shared {
         memcache_port: u16,
         started_ms: u64,
     ) -> Shared {
+        let cores = config.cores;
         Shared {
             settings: Settings::new(&config),
             config,
             redis_port,
             memcache_port,
             started_ms,
-            run_id: new_run_id(),
+            run_id: crate::ids::new_run_id(),
             stop: AtomicBool::new(false),
             wakeups: Mutex::new(Vec::new()),
             total_connections: AtomicU64::new(0),
             connected_clients: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
             client_output_limit_disconnections: AtomicU64::new(0),
+            repl: crate::repl_state::Repl::new(cores),
         }
     }
 

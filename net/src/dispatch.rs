@@ -51,6 +51,9 @@ pub enum Outcome {
     Close,
     /// The rest runs in this future.
     Slow(Pin<Box<dyn Future<Output = SlowResult>>>),
+    /// The connection is a replica's flow (FLOWSYNC): it leaves the client table for the
+    /// core of the shard it asked for.
+    Flow(crate::repl_state::FeedRequest),
 }
 
 /// How one request of a connection goes on, once the connection has looked at it.
@@ -105,6 +108,12 @@ fn check(
         if !st.authenticated && !spec.has(baton_engine::command::flags::NO_AUTH) {
             nc.stats.reject(row);
             return Err(errors::NOAUTH);
+        }
+        if spec.has(baton_engine::command::flags::WRITE) && nc.shared.repl.refuses_writes() {
+            nc.stats.reject(row);
+            return Err(Reply::err(
+                "READONLY You can't write against a read only replica.",
+            ));
         }
         if let Some(refused) = crate::pubsub::refused_in_context(&st, spec, st.last_cmd) {
             nc.stats.reject(row);
@@ -190,6 +199,15 @@ pub fn run_redis(
                 return Outcome::Close;
             }
         };
+        if args[0].eq_ignore_ascii_case(b"flowsync") && rbuf.is_empty() {
+            match crate::repl::commands::flowsync(&nc.shared, client, &args) {
+                Ok(req) => return Outcome::Flow(req),
+                Err(reply) => {
+                    resp::encode(&reply, client.borrow().resp, out);
+                    continue;
+                }
+            }
+        }
         let reply = match step(nc, client, args, nc.core.turn_now()) {
             Step::Reply(r) => r,
             Step::Exec(Plan::Run {

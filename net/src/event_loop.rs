@@ -46,6 +46,9 @@ use crate::dispatch;
 use crate::listener;
 use crate::netcore::NetCore;
 use crate::protect::{self, Breach};
+use crate::repl::feed::FeedState;
+use crate::repl::link::ApplyState;
+use crate::repl_state::{FeedRequest, FlowStart};
 use crate::session::{Protocol, Session, NO_COMMAND};
 use crate::uring::{Completion, Uring};
 
@@ -54,9 +57,13 @@ const OP_RECV: u64 = 2;
 const OP_SEND: u64 = 3;
 const OP_CANCEL: u64 = 4;
 const OP_DOORBELL: u64 = 5;
+const OP_FLOW_RECV: u64 = 6;
+const OP_FLOW_SEND: u64 = 7;
 
 /// Bytes of free space a receive asks for.
 const READ_CHUNK: usize = 16 * 1024;
+/// A replication flow's receive buffer.
+const FLOW_READ: usize = 64 * 1024;
 const RING_ENTRIES: u32 = 1024;
 /// IORING_RECVSEND_POLL_FIRST: arm the socket's poll at once instead of trying the
 /// receive first (the crate keeps the constant private).
@@ -125,6 +132,30 @@ struct Conn {
     /// The session and the facts CLIENT LIST shows, shared with the core's registry and
     /// with a running slow-path pipeline.
     client: client::Client,
+    /// FLOWSYNC made this a replica's flow: once its output is out, the socket leaves
+    /// the client table for the core of the shard it asked for.
+    moving: Option<FeedRequest>,
+}
+
+/// A replication flow's connection: a replica's flow fed by this core's shard (primary
+/// side), or a primary's flow applied here (replica side).
+struct FlowConn {
+    fd: OwnedFd,
+    generation: u32,
+    rbuf: Vec<u8>,
+    out: Vec<u8>,
+    inflight: Vec<u8>,
+    sent: usize,
+    recv_armed: bool,
+    send_armed: bool,
+    closing: bool,
+    cancel_sent: bool,
+    kind: FlowKind,
+}
+
+enum FlowKind {
+    Feed(FeedState),
+    Apply(ApplyState),
 }
 
 impl Conn {
@@ -184,6 +215,12 @@ struct Loop {
     /// Whether the once-a-second checks have anything to look at; a sleeping loop wakes
     /// for them only then.
     cron_wanted: bool,
+    /// Replication flows driven by this core, by token (their own table).
+    flows: Vec<Option<FlowConn>>,
+    flow_generations: Vec<u32>,
+    /// The replication epoch this core last acted on, and whether it was a replica then.
+    repl_epoch: u64,
+    was_replica: bool,
 }
 
 /// Serves this core's listeners until the server is asked to stop and every connection
@@ -250,7 +287,12 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
         now,
         next_cron_ms: now + CRON_INTERVAL_MS,
         cron_wanted: false,
+        flows: Vec::new(),
+        flow_generations: Vec::new(),
+        repl_epoch: u64::MAX,
+        was_replica: false,
     };
+    lp.nc.shared.repl.set_doorbell(lp.nc.core.id, doorbell);
     for i in 0..lp.listeners.len() {
         lp.arm_accept(i);
     }
@@ -273,7 +315,8 @@ impl Loop {
                 self.begin_stop();
             }
             self.now = self.nc.core.tick();
-            let mut progress = self.take_finished();
+            let mut progress = self.repl_turn();
+            progress |= self.take_finished();
             progress |= self.nc.core.timers.fire(self.now);
             if self.now >= self.next_cron_ms {
                 self.next_cron_ms = self.now + CRON_INTERVAL_MS;
@@ -302,9 +345,11 @@ impl Loop {
                 progress = true;
             }
             progress |= self.deliver_pushes();
+            progress |= self.pump_flows();
             self.nc.core.flush_outbox();
             if self.stopping
                 && self.live_conns() == 0
+                && self.flows.iter().all(Option::is_none)
                 && self.tasks.get() == 0
                 && !self.listeners.iter().any(|l| l.armed)
             {
@@ -374,6 +419,9 @@ impl Loop {
 
     fn begin_stop(&mut self) {
         self.stopping = true;
+        for token in 0..self.flows.len() as Token {
+            self.close_flow(token);
+        }
         for i in 0..self.listeners.len() {
             if self.listeners[i].armed {
                 let target = user_data(OP_ACCEPT, i as u32, 0);
@@ -433,6 +481,17 @@ impl Loop {
         match op {
             // An accept's token is its listener's index.
             OP_ACCEPT => self.on_accept(token as usize, c),
+            OP_FLOW_RECV | OP_FLOW_SEND => {
+                let live = matches!(self.flows.get(token as usize), Some(Some(f)) if f.generation == generation);
+                if live {
+                    if op == OP_FLOW_RECV {
+                        self.on_flow_recv(token, c.result);
+                    } else {
+                        self.on_flow_send(token, c.result);
+                    }
+                    self.finish_flow(token);
+                }
+            }
             OP_RECV | OP_SEND => {
                 let live = matches!(self.conns.get(token as usize), Some(Some(conn)) if conn.generation == generation);
                 if !live {
@@ -529,6 +588,7 @@ impl Loop {
             soft_since_ms: 0,
             held_pushes: Vec::new(),
             client,
+            moving: None,
         });
         self.conns[token as usize]
             .as_ref()
@@ -544,7 +604,7 @@ impl Loop {
         let Some(conn) = self.conns[token as usize].as_mut() else {
             return;
         };
-        if conn.recv_armed || conn.busy || conn.draining || conn.closing {
+        if conn.recv_armed || conn.busy || conn.draining || conn.closing || conn.moving.is_some() {
             return;
         }
         if conn.out.len() + conn.inflight.len() - conn.sent > dispatch::OUTPUT_PAUSE {
@@ -675,7 +735,7 @@ impl Loop {
         let Some(conn) = self.conns[token as usize].as_mut() else {
             return;
         };
-        if conn.busy || conn.closing {
+        if conn.busy || conn.closing || conn.moving.is_some() {
             return;
         }
         if !conn.rbuf.is_empty() {
@@ -690,6 +750,7 @@ impl Loop {
             };
             match outcome {
                 dispatch::Outcome::Continue => {}
+                dispatch::Outcome::Flow(req) => conn.moving = Some(req),
                 dispatch::Outcome::Close => {
                     // QUIT or a protocol error: whatever else the client sent goes unanswered.
                     conn.rbuf.clear();
@@ -884,6 +945,34 @@ impl Loop {
             // CLIENT KILL: close now, unsent output is dropped (Redis frees the client).
             conn.abort();
         }
+        if conn.moving.is_some() && !conn.closing {
+            if conn.recv_armed {
+                if !conn.cancel_sent {
+                    conn.cancel_sent = true;
+                    let target = user_data(OP_RECV, token, conn.generation);
+                    self.push_cancel(target);
+                }
+                return;
+            }
+            if conn.send_armed || conn.busy || conn.pending_output() > 0 {
+                return;
+            }
+            let conn = self.conns[token as usize].take().expect("live conn");
+            self.nc.clients.unregister(&conn.client);
+            self.nc.pubsub.forget(&conn.client);
+            self.nc
+                .shared
+                .connected_clients
+                .fetch_sub(1, Ordering::Relaxed);
+            self.free.push(token);
+            let req = conn.moving.expect("moving");
+            let shard = req.shard;
+            self.nc
+                .shared
+                .repl
+                .post(shard, FlowStart::Feed(req, conn.fd));
+            return;
+        }
         if conn.draining
             && !conn.busy
             && !conn.send_armed
@@ -921,5 +1010,274 @@ impl Loop {
             .fetch_sub(1, Ordering::Relaxed);
         self.free.push(token);
         drop(conn);
+    }
+}
+
+impl Loop {
+    /// Acts on replication changes (role, link) and takes the flow sockets handed to
+    /// this core. True if anything happened.
+    fn repl_turn(&mut self) -> bool {
+        let nc = self.nc.clone();
+        let repl = &nc.shared.repl;
+        let mut progress = false;
+        let epoch = repl.epoch.load(Ordering::Acquire);
+        if epoch != self.repl_epoch {
+            self.repl_epoch = epoch;
+            progress = true;
+            let replica = repl.is_replica();
+            let me = nc.core.id;
+            {
+                let mut shard = nc.core.shard.borrow_mut();
+                shard.set_replica(replica);
+                if replica {
+                    // A replica keeps a journal from the start: its own replicas and a
+                    // promotion continue from it.
+                    let (journal, created) = repl.journal_or_new(me);
+                    if created {
+                        shard.set_effect_sink(Box::new(journal.clone()));
+                    }
+                }
+            }
+            let generation = crate::repl_state::lock(&repl.link).generation;
+            let became_replica = replica && !self.was_replica;
+            self.was_replica = replica;
+            for token in 0..self.flows.len() as Token {
+                let stale = match self.flows[token as usize].as_ref().map(|f| &f.kind) {
+                    Some(FlowKind::Apply(a)) => a.start.generation != generation || !replica,
+                    // This server's history is about to be replaced: its replicas
+                    // start again from the new one.
+                    Some(FlowKind::Feed(_)) => became_replica,
+                    None => false,
+                };
+                if stale {
+                    self.close_flow(token);
+                }
+            }
+        }
+        for start in repl.take(nc.core.id) {
+            progress = true;
+            match start {
+                FlowStart::Feed(req, fd) => {
+                    if self.stopping {
+                        continue;
+                    }
+                    let mut out = Vec::new();
+                    let state = {
+                        let mut shard = nc.core.shard.borrow_mut();
+                        FeedState::start(repl, &mut shard, req, self.now, &mut out)
+                    };
+                    let token = self.add_flow(fd, FlowKind::Feed(state));
+                    if let Some(f) = self.flows[token as usize].as_mut() {
+                        f.out = out;
+                    }
+                    self.flow_flush(token);
+                }
+                FlowStart::Apply(start, fd) => {
+                    let current =
+                        crate::repl_state::lock(&repl.link).generation == start.generation;
+                    let mut state = ApplyState::new(start, nc.core.cores);
+                    if !current || self.stopping {
+                        state.on_close(repl);
+                        continue;
+                    }
+                    self.add_flow(fd, FlowKind::Apply(state));
+                }
+            }
+        }
+        progress
+    }
+
+    fn add_flow(&mut self, fd: OwnedFd, kind: FlowKind) -> Token {
+        listener::set_nodelay(fd.as_raw_fd());
+        let token = match self.flows.iter().position(Option::is_none) {
+            Some(t) => t as Token,
+            None => {
+                self.flows.push(None);
+                self.flow_generations.push(0);
+                (self.flows.len() - 1) as Token
+            }
+        };
+        let generation = self.flow_generations[token as usize].wrapping_add(1) & 0xff_ffff;
+        self.flow_generations[token as usize] = generation;
+        self.flows[token as usize] = Some(FlowConn {
+            fd,
+            generation,
+            rbuf: vec![0; FLOW_READ],
+            out: Vec::new(),
+            inflight: Vec::new(),
+            sent: 0,
+            recv_armed: false,
+            send_armed: false,
+            closing: false,
+            cancel_sent: false,
+            kind,
+        });
+        self.flow_arm_recv(token);
+        token
+    }
+
+    fn flow_arm_recv(&mut self, token: Token) {
+        let Some(f) = self.flows[token as usize].as_mut() else {
+            return;
+        };
+        if f.recv_armed || f.closing {
+            return;
+        }
+        let sqe = opcode::Recv::new(
+            types::Fd(f.fd.as_raw_fd()),
+            f.rbuf.as_mut_ptr(),
+            f.rbuf.len() as u32,
+        )
+        .build()
+        .user_data(user_data(OP_FLOW_RECV, token, f.generation));
+        f.recv_armed = true;
+        // SAFETY: `rbuf` is neither resized nor dropped while the receive is armed: the
+        // flow is dropped only once nothing is armed.
+        unsafe { self.ring.push(&sqe) };
+    }
+
+    fn flow_flush(&mut self, token: Token) {
+        let Some(f) = self.flows[token as usize].as_mut() else {
+            return;
+        };
+        if f.send_armed || f.closing {
+            return;
+        }
+        if f.inflight.is_empty() {
+            if f.out.is_empty() {
+                return;
+            }
+            std::mem::swap(&mut f.inflight, &mut f.out);
+            f.sent = 0;
+        }
+        let rest = &f.inflight[f.sent..];
+        let sqe = opcode::Send::new(
+            types::Fd(f.fd.as_raw_fd()),
+            rest.as_ptr(),
+            rest.len() as u32,
+        )
+        .flags(libc::MSG_NOSIGNAL)
+        .build()
+        .user_data(user_data(OP_FLOW_SEND, token, f.generation));
+        f.send_armed = true;
+        // SAFETY: `inflight` is untouched while the send is armed (new output goes to
+        // `out`), and the flow is dropped only once nothing is armed.
+        unsafe { self.ring.push(&sqe) };
+    }
+
+    fn on_flow_recv(&mut self, token: Token, result: i32) {
+        let nc = self.nc.clone();
+        let now = self.now;
+        let f = self.flows[token as usize].as_mut().expect("live flow");
+        f.recv_armed = false;
+        if f.closing {
+            return;
+        }
+        if result <= 0 {
+            if result < 0 && result != -libc::ECANCELED {
+                tracing::info!(core = nc.core.id, error = %std::io::Error::from_raw_os_error(-result), "replication flow: receive failed");
+            }
+            f.closing = true;
+            return;
+        }
+        let n = result as usize;
+        let outcome = match &mut f.kind {
+            FlowKind::Feed(feed) => feed.on_input(&nc.shared.repl, &f.rbuf[..n], now),
+            FlowKind::Apply(apply) => apply.on_input(&nc, &f.rbuf[..n], &mut f.out),
+        };
+        if let Err(e) = outcome {
+            tracing::warn!(core = nc.core.id, "replication flow dropped: {e}");
+            f.closing = true;
+            return;
+        }
+        self.flow_flush(token);
+        self.flow_arm_recv(token);
+    }
+
+    fn on_flow_send(&mut self, token: Token, result: i32) {
+        let f = self.flows[token as usize].as_mut().expect("live flow");
+        f.send_armed = false;
+        if result < 0 {
+            f.closing = true;
+            return;
+        }
+        f.sent += result as usize;
+        if f.sent >= f.inflight.len() {
+            f.inflight.clear();
+            f.sent = 0;
+        }
+        self.flow_flush(token);
+    }
+
+    /// Feeds every replica flow of this core what is due. True if anything was queued.
+    fn pump_flows(&mut self) -> bool {
+        let mut progress = false;
+        for token in 0..self.flows.len() as Token {
+            let nc = self.nc.clone();
+            let Some(f) = self.flows[token as usize].as_mut() else {
+                continue;
+            };
+            if f.closing || f.send_armed || !f.inflight.is_empty() {
+                continue;
+            }
+            let FlowKind::Feed(feed) = &mut f.kind else {
+                continue;
+            };
+            let shard = nc.core.shard.borrow();
+            if let Err(e) = feed.fill(&nc.shared.repl, &shard, &mut f.out) {
+                tracing::warn!(core = nc.core.id, "replica flow dropped: {e}");
+                f.closing = true;
+                drop(shard);
+                self.finish_flow(token);
+                progress = true;
+                continue;
+            }
+            drop(shard);
+            if !f.out.is_empty() {
+                progress = true;
+                self.flow_flush(token);
+            }
+        }
+        progress
+    }
+
+    fn close_flow(&mut self, token: Token) {
+        if let Some(f) = self.flows[token as usize].as_mut() {
+            f.closing = true;
+        }
+        self.finish_flow(token);
+    }
+
+    /// Drops a closing flow once nothing is armed (cancelling what is).
+    fn finish_flow(&mut self, token: Token) {
+        let Some(f) = self.flows[token as usize].as_mut() else {
+            return;
+        };
+        if !f.closing {
+            return;
+        }
+        if f.recv_armed || f.send_armed {
+            if !f.cancel_sent {
+                f.cancel_sent = true;
+                let op = if f.recv_armed {
+                    OP_FLOW_RECV
+                } else {
+                    OP_FLOW_SEND
+                };
+                let target = user_data(op, token, f.generation);
+                // Shut the socket too: a cancel alone may race a receive that is about
+                // to complete, and the peer must see the flow end.
+                // SAFETY: plain shutdown(2) on a descriptor this flow owns.
+                unsafe { libc::shutdown(f.fd.as_raw_fd(), libc::SHUT_RDWR) };
+                self.push_cancel(target);
+            }
+            return;
+        }
+        let mut f = self.flows[token as usize].take().expect("live flow");
+        let repl = &self.nc.shared.repl;
+        match &mut f.kind {
+            FlowKind::Feed(feed) => feed.on_close(repl),
+            FlowKind::Apply(apply) => apply.on_close(repl),
+        }
     }
 }

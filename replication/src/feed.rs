@@ -178,7 +178,12 @@ impl Feeder {
                 needed: self.sent,
                 start,
             }),
-            Err(Resume::Ahead { end }) => unreachable!("shipped {} of {end}", self.sent),
+            // The journal started again below what was shipped (this server's own
+            // primary began a full sync): this flow's history is gone.
+            Err(Resume::Ahead { end }) => Err(Lagged {
+                needed: self.sent,
+                start: end,
+            }),
         }
     }
 }

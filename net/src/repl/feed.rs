@@ -1,0 +1,175 @@
+//! The primary's side of one flow, as a core's loop drives it: the replica's FLOWSYNC
+//! picked a shard; the flow's socket came to that shard's core; each turn the loop asks
+//! [`FeedState::fill`] for what is due (journal records, then snapshot chunks while the
+//! send buffer has room) and reads the replica's `ACK offset` lines.
+
+use std::sync::atomic::Ordering;
+
+use baton_engine::Shard;
+use baton_replication::Feeder;
+
+use crate::repl_state::{lock, FeedRequest, Repl, ReplicaInfo};
+
+/// How much a flow puts in its send buffer at a time (journal records always go whole).
+pub const FILL_BUDGET: usize = 256 * 1024;
+/// Longest ACK line a replica sends; a longer one ends the flow.
+const MAX_ACK_LINE: usize = 64;
+
+/// One flow being fed, on its shard's core.
+pub struct FeedState {
+    req: FeedRequest,
+    feeder: Feeder,
+    /// An incomplete ACK line.
+    line: Vec<u8>,
+}
+
+impl FeedState {
+    /// Starts the flow: installs the shard's journal if it has none yet, picks a full or
+    /// a partial sync, writes the hello (and a partial sync's backlog) to `out`, and
+    /// registers the replica.
+    pub fn start(
+        repl: &Repl,
+        shard: &mut Shard,
+        req: FeedRequest,
+        now_ms: u64,
+        out: &mut Vec<u8>,
+    ) -> FeedState {
+        let k = req.shard;
+        let (journal, created) = repl.journal_or_new(k);
+        if created {
+            shard.set_effect_sink(Box::new(journal.clone()));
+        }
+        let ids = lock(&repl.ids).clone();
+        let feeder = Feeder::start(journal, &ids, k as u32, repl.cores as u32, req.asked, out);
+        let full = feeder.is_full();
+        let acked = if full { 0 } else { feeder.sent() };
+        tracing::info!(
+            shard = k,
+            replica = %format!("{}:{}", req.ip, req.port),
+            "Replica flow {k} starts: {}",
+            if full {
+                "full sync".to_string()
+            } else {
+                format!("partial resync from offset {}", req.asked.map_or(0, |a| a.1))
+            }
+        );
+        let mut replicas = lock(&repl.replicas);
+        let i = match replicas.iter().position(|r| r.id == req.replica_id) {
+            Some(i) => i,
+            None => {
+                replicas.push(ReplicaInfo {
+                    id: req.replica_id.clone(),
+                    ip: req.ip.clone(),
+                    port: req.port,
+                    acked: vec![0; repl.cores],
+                    connected: vec![false; repl.cores],
+                    loading: vec![false; repl.cores],
+                    last_ack_ms: now_ms,
+                    pending: 0,
+                    any_full: false,
+                    asked_partial: false,
+                });
+                replicas.len() - 1
+            }
+        };
+        let r = &mut replicas[i];
+        r.ip.clone_from(&req.ip);
+        r.port = req.port;
+        r.connected[k] = true;
+        r.loading[k] = full;
+        r.acked[k] = acked;
+        r.last_ack_ms = now_ms;
+        // A sync is counted once all of a replica's flows started: full if any is.
+        r.pending += 1;
+        r.any_full |= full;
+        r.asked_partial |= req.asked.is_some();
+        if r.pending >= repl.cores {
+            let s = &repl.stats;
+            if !r.any_full {
+                s.partial_ok.fetch_add(1, Ordering::Relaxed);
+            } else {
+                s.full.fetch_add(1, Ordering::Relaxed);
+                if r.asked_partial {
+                    s.partial_err.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            r.pending = 0;
+            r.any_full = false;
+            r.asked_partial = false;
+        }
+        FeedState {
+            req,
+            feeder,
+            line: Vec::new(),
+        }
+    }
+
+    /// Appends what is due to `out`. An error ends the flow (the replica lagged out).
+    pub fn fill(&mut self, repl: &Repl, shard: &Shard, out: &mut Vec<u8>) -> Result<(), String> {
+        let walking = self.feeder.walking();
+        self.feeder
+            .fill(shard, out, FILL_BUDGET)
+            .map_err(|e| e.to_string())?;
+        if walking && !self.feeder.walking() {
+            if let Some(r) = lock(&repl.replicas)
+                .iter_mut()
+                .find(|r| r.id == self.req.replica_id)
+            {
+                r.loading[self.req.shard] = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the snapshot walk still has items to send.
+    pub fn walking(&self) -> bool {
+        self.feeder.walking()
+    }
+
+    /// Takes bytes the replica sent: `REPLCONF ACK <offset>` lines (or bare `ACK
+    /// <offset>`), each the journal offset it applied on this flow.
+    pub fn on_input(&mut self, repl: &Repl, bytes: &[u8], now_ms: u64) -> Result<(), String> {
+        let mut acked = None;
+        for &b in bytes {
+            if b != b'\n' {
+                if self.line.len() >= MAX_ACK_LINE {
+                    return Err("an over-long line from the replica on a flow".into());
+                }
+                self.line.push(b);
+                continue;
+            }
+            let line = std::mem::take(&mut self.line);
+            let text = String::from_utf8_lossy(&line);
+            let offset = text
+                .trim_end()
+                .rsplit(' ')
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .filter(|_| text.to_ascii_uppercase().contains("ACK"))
+                .ok_or_else(|| format!("unexpected input from the replica on a flow: {text:?}"))?;
+            acked = Some(offset);
+        }
+        if let Some(offset) = acked {
+            if let Some(r) = lock(&repl.replicas)
+                .iter_mut()
+                .find(|r| r.id == self.req.replica_id)
+            {
+                r.acked[self.req.shard] = r.acked[self.req.shard].max(offset);
+                r.last_ack_ms = now_ms;
+            }
+        }
+        Ok(())
+    }
+
+    /// The flow's connection closed: the replica is gone from INFO once none of its flows
+    /// is connected.
+    pub fn on_close(&mut self, repl: &Repl) {
+        let mut replicas = lock(&repl.replicas);
+        if let Some(r) = replicas.iter_mut().find(|r| r.id == self.req.replica_id) {
+            r.connected[self.req.shard] = false;
+            r.loading[self.req.shard] = false;
+        }
+        replicas.retain(|r| r.connected.iter().any(|c| *c));
+        tracing::info!(shard = self.req.shard, replica = %format!("{}:{}", self.req.ip, self.req.port), "Replica flow closed");
+    }
+}

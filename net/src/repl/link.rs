@@ -1,0 +1,468 @@
+//! The replica's side: the link thread that connects to the primary and starts every
+//! flow ([`start`]), and each flow's applier as a core's loop drives it ([`ApplyState`]).
+//!
+//! The link thread uses blocking sockets off the cores: it connects, authenticates, asks
+//! the primary for its core count (`REPLCONF flows`), opens one connection per primary
+//! shard, sends each its `FLOWSYNC` (resuming from the offset this replica holds for the
+//! flow, under the replication id that flow last came with) and hands the socket to a
+//! core. From then on the flow's bytes move through that core's io_uring. The thread then
+//! pings the primary on the control connection once a second; when a flow or the control
+//! connection breaks, it closes the others and starts again with a backoff, resuming each
+//! flow where it stopped.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use baton_engine::runtime::{now_ms, Job, Out};
+use baton_engine::Shard;
+use baton_replication::apply::{apply_op, Op};
+use baton_replication::{Applier, Journal, Limits, ReplId};
+
+use crate::config::Shared;
+use crate::netcore::NetCore;
+use crate::repl_state::{lock, ApplyStart, FlowStart, Repl, Role};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+const PING_EVERY: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Makes this server a replica of `host:port` and starts the link thread. An earlier link
+/// (of an earlier REPLICAOF) stops: its thread and flows see they are no longer current.
+pub fn start(shared: &Arc<Shared>, host: String, port: u16) {
+    let repl = &shared.repl;
+    let me = {
+        let mut l = lock(&repl.link);
+        l.thread += 1;
+        l.generation += 1;
+        l.broken = false;
+        l.up = false;
+        l.sync_in_progress = false;
+        l.down_since_ms = now_ms();
+        l.thread
+    };
+    repl.set_role(Role::Replica {
+        host: host.clone(),
+        port,
+    });
+    let shared = shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name("baton-link".into())
+        .spawn(move || run(&shared, &host, port, me));
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the replication link thread");
+    }
+}
+
+/// Stops being a replica (REPLICAOF NO ONE): the link thread and the flows stop.
+pub fn stop(repl: &Repl) {
+    let mut l = lock(&repl.link);
+    l.thread += 1;
+    l.generation += 1;
+    l.up = false;
+    l.sync_in_progress = false;
+    l.broken = false;
+}
+
+fn current(shared: &Shared, me: u64) -> bool {
+    !shared.stopping() && lock(&shared.repl.link).thread == me
+}
+
+fn run(shared: &Shared, host: &str, port: u16, me: u64) {
+    tracing::info!("Connecting to MASTER {host}:{port}");
+    let mut backoff = Duration::from_millis(100);
+    while current(shared, me) {
+        match sync(shared, host, port, me) {
+            Ok(control) => {
+                backoff = Duration::from_millis(100);
+                if let Err(e) = watch(shared, control, me) {
+                    tracing::warn!("Connection with master lost: {e}");
+                }
+            }
+            Err(e) => tracing::warn!("Error condition on socket for SYNC with {host}:{port}: {e}"),
+        }
+        end_flows(shared, me);
+        let until = Instant::now() + backoff;
+        while Instant::now() < until && current(shared, me) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+        if current(shared, me) {
+            tracing::info!("Reconnecting to MASTER {host}:{port}");
+        }
+    }
+}
+
+/// Closes this link's flows (a new generation) and waits, a while, for every core to
+/// have let go of them, so that their offsets are final before a resync asks for them.
+fn end_flows(shared: &Shared, me: u64) {
+    let repl = &shared.repl;
+    {
+        let mut l = lock(&repl.link);
+        if l.thread == me {
+            l.generation += 1;
+            l.broken = false;
+            l.up = false;
+            l.sync_in_progress = false;
+            if l.down_since_ms == 0 {
+                l.down_since_ms = now_ms();
+            }
+        }
+    }
+    repl.bump();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while lock(&repl.link).live_flows > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A minimal RESP reply, as far as the handshake needs one.
+#[derive(Debug)]
+enum Resp {
+    Simple(String),
+    Error(String),
+    Int(i64),
+    Bulk(Vec<u8>),
+    Array(Vec<Resp>),
+    Nil,
+}
+
+fn read_reply(r: &mut impl BufRead, depth: usize) -> std::io::Result<Resp> {
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    let mut line = Vec::new();
+    r.by_ref().take(64 * 1024).read_until(b'\n', &mut line)?;
+    if line.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the primary closed the connection",
+        ));
+    }
+    let text = String::from_utf8_lossy(&line[1..]).trim_end().to_string();
+    let int = || text.parse::<i64>().map_err(|_| bad("a malformed reply"));
+    Ok(match line[0] {
+        b'+' => Resp::Simple(text),
+        b'-' => Resp::Error(text),
+        b':' => Resp::Int(int()?),
+        b'$' => {
+            let n = int()?;
+            if n < 0 {
+                return Ok(Resp::Nil);
+            }
+            if n > 1 << 20 {
+                return Err(bad("an over-long reply"));
+            }
+            let mut buf = vec![0; n as usize + 2];
+            r.read_exact(&mut buf)?;
+            buf.truncate(n as usize);
+            Resp::Bulk(buf)
+        }
+        b'*' if depth < 4 => {
+            let n = int()?;
+            if n < 0 {
+                return Ok(Resp::Nil);
+            }
+            if n > 1024 {
+                return Err(bad("an over-long reply"));
+            }
+            let mut items = Vec::new();
+            for _ in 0..n {
+                items.push(read_reply(r, depth + 1)?);
+            }
+            Resp::Array(items)
+        }
+        _ => return Err(bad("a reply that is not RESP")),
+    })
+}
+
+fn encode_command(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// Sends one command and reads its reply; an error reply is an error.
+fn call(s: &mut BufReader<TcpStream>, args: &[&str]) -> std::io::Result<Resp> {
+    s.get_mut().write_all(&encode_command(args))?;
+    match read_reply(s, 0)? {
+        Resp::Error(e) => Err(std::io::Error::other(format!(
+            "the primary answered {} with: {e}",
+            args[0]
+        ))),
+        r => Ok(r),
+    }
+}
+
+fn connect(shared: &Shared, host: &str, port: u16) -> std::io::Result<BufReader<TcpStream>> {
+    let addr = (host, port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::other(format!("{host} resolves to no address")))?;
+    let s = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
+    s.set_nodelay(true)?;
+    s.set_read_timeout(Some(IO_TIMEOUT))?;
+    s.set_write_timeout(Some(IO_TIMEOUT))?;
+    let mut s = BufReader::new(s);
+    let auth = lock(&shared.repl.masterauth).clone();
+    if let Some(pw) = auth {
+        call(&mut s, &["AUTH", &pw])?;
+    }
+    Ok(s)
+}
+
+fn hex(id: &ReplId) -> String {
+    String::from_utf8_lossy(id).into_owned()
+}
+
+/// Connects, says hello, and starts every flow. Returns the control connection.
+fn sync(shared: &Shared, host: &str, port: u16, me: u64) -> std::io::Result<BufReader<TcpStream>> {
+    let repl = &shared.repl;
+    let mut ctl = connect(shared, host, port)?;
+    let my_port = match repl
+        .announce_port
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        0 => shared.redis_port.to_string(),
+        p => p.to_string(),
+    };
+    call(&mut ctl, &["REPLCONF", "listening-port", &my_port])?;
+    if let Some(ip) = lock(&repl.announce_ip).clone() {
+        call(&mut ctl, &["REPLCONF", "ip-address", &ip])?;
+    }
+    let (cores, replid) = match call(&mut ctl, &["REPLCONF", "flows"])? {
+        Resp::Array(a) => match a.as_slice() {
+            [Resp::Int(c), Resp::Bulk(id)] if (1..=65_536).contains(c) && id.len() == 40 => {
+                let mut replid = [0u8; 40];
+                replid.copy_from_slice(id);
+                (*c as usize, replid)
+            }
+            _ => return Err(std::io::Error::other("a malformed REPLCONF flows reply")),
+        },
+        _ => {
+            return Err(std::io::Error::other(
+                "the primary is not a Baton server with flows (REPLCONF flows)",
+            ))
+        }
+    };
+    let generation = {
+        let mut l = lock(&repl.link);
+        if l.thread != me {
+            return Err(std::io::Error::other("the link was replaced"));
+        }
+        if l.primary_cores != cores {
+            // Another primary shape: no flow can resume.
+            l.primary_cores = cores;
+            l.offsets = vec![0; cores];
+            l.flow_ids = vec![None; cores];
+        }
+        l.connected = vec![false; cores];
+        l.loading = vec![false; cores];
+        l.replid = Some(replid);
+        l.generation
+    };
+    if cores == repl.cores {
+        // The same shape: this replica's journals mirror the primary's flows byte for
+        // byte, so its own replicas and a promotion continue the primary's history.
+        lock(&repl.ids).id = replid;
+    }
+    let run_id = shared.run_id.clone();
+    for k in 0..cores {
+        let (asked_id, offset) = {
+            let l = lock(&repl.link);
+            (l.flow_ids[k], l.offsets[k])
+        };
+        let mut s = connect(shared, host, port)?;
+        let (id, off) = match asked_id {
+            Some(id) => (hex(&id), offset.to_string()),
+            None => ("?".to_string(), "-1".to_string()),
+        };
+        s.get_mut().write_all(&encode_command(&[
+            "FLOWSYNC",
+            &k.to_string(),
+            &id,
+            &off,
+            &run_id,
+            &my_port,
+        ]))?;
+        if !s.buffer().is_empty() {
+            return Err(std::io::Error::other("the primary answered FLOWSYNC early"));
+        }
+        let stream = s.into_inner();
+        stream.set_nonblocking(true)?;
+        let fd: OwnedFd = stream.into();
+        {
+            let mut l = lock(&repl.link);
+            if l.generation != generation {
+                return Err(std::io::Error::other("the link was replaced"));
+            }
+            l.live_flows += 1;
+        }
+        repl.post(
+            k % repl.cores,
+            FlowStart::Apply(
+                ApplyStart {
+                    shard: k,
+                    offset: if asked_id.is_some() { offset } else { 0 },
+                    generation,
+                },
+                fd,
+            ),
+        );
+    }
+    tracing::info!("MASTER <-> REPLICA sync started: {cores} flows");
+    Ok(ctl)
+}
+
+/// Pings the primary once a second until the control connection or a flow breaks, or
+/// the link is replaced.
+fn watch(shared: &Shared, mut ctl: BufReader<TcpStream>, me: u64) -> std::io::Result<()> {
+    let mut last_ping = Instant::now();
+    loop {
+        if !current(shared, me) {
+            return Ok(());
+        }
+        if lock(&shared.repl.link).broken {
+            return Err(std::io::Error::other("a flow broke"));
+        }
+        if last_ping.elapsed() >= PING_EVERY {
+            last_ping = Instant::now();
+            match call(&mut ctl, &["PING"])? {
+                Resp::Simple(s) if s == "PONG" => {}
+                other => {
+                    return Err(std::io::Error::other(format!(
+                        "the primary answered PING with {other:?}"
+                    )))
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One flow being applied, on the core its link handed it to.
+pub struct ApplyState {
+    pub start: ApplyStart,
+    applier: Applier,
+    /// Ops for other cores, gathered during one input and posted together.
+    remote: Vec<Vec<Op>>,
+    /// The offset last acknowledged to the primary.
+    acked: u64,
+    hello_seen: bool,
+}
+
+/// Applies an op to a replica shard, restarting its journal where a full sync says.
+fn apply_here(shard: &mut Shard, journal: Option<&Journal>, op: &Op) {
+    apply_op(shard, op);
+    if let (Op::Restart { offset }, Some(j)) = (op, journal) {
+        j.restart(*offset);
+    }
+}
+
+impl ApplyState {
+    pub fn new(start: ApplyStart, cores: usize) -> ApplyState {
+        ApplyState {
+            applier: Applier::new(cores, start.offset, Limits::default()),
+            remote: (0..cores).map(|_| Vec::new()).collect(),
+            acked: start.offset,
+            start,
+            hello_seen: false,
+        }
+    }
+
+    /// Takes bytes from the primary: applies what is complete (here, or posted to the
+    /// key's core) and appends an ACK of the new offset to `out`. An error ends the flow.
+    pub fn on_input(
+        &mut self,
+        nc: &NetCore,
+        bytes: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
+        let repl = &nc.shared.repl;
+        let me = nc.core.id;
+        let result = {
+            let mut shard = nc.core.shard.borrow_mut();
+            let journal = repl.journal(me);
+            let remote = &mut self.remote;
+            self.applier.feed(bytes, |c, op| {
+                if c == me {
+                    apply_here(&mut shard, journal, &op);
+                } else {
+                    remote[c].push(op);
+                }
+            })
+        };
+        for (c, ops) in self.remote.iter_mut().enumerate() {
+            if ops.is_empty() {
+                continue;
+            }
+            let ops = std::mem::take(ops);
+            let journal = repl.journal(c).cloned();
+            nc.core.post(
+                c,
+                vec![Job::Call(Box::new(move |shard, _| {
+                    for op in &ops {
+                        apply_here(shard, journal.as_ref(), op);
+                    }
+                    Out::Value(Box::new(()))
+                }))],
+            );
+        }
+        result.map_err(|e| e.to_string())?;
+        let k = self.start.shard;
+        let offset = self.applier.offset();
+        {
+            let mut l = lock(&repl.link);
+            if l.generation == self.start.generation && k < l.offsets.len() {
+                l.last_io_ms = now_ms();
+                if let Some(h) = self.applier.hello() {
+                    if !self.hello_seen {
+                        self.hello_seen = true;
+                        l.flow_ids[k] = Some(h.replid);
+                        l.connected[k] = true;
+                        tracing::info!(
+                            "MASTER <-> REPLICA flow {k}: {}",
+                            if h.full {
+                                "full sync".to_string()
+                            } else {
+                                format!("partial resync accepted from offset {}", h.offset)
+                            }
+                        );
+                    }
+                }
+                l.offsets[k] = offset;
+                l.loading[k] = self.applier.loading();
+                l.sync_in_progress = l.loading.iter().any(|x| *x);
+                let was_up = l.up;
+                l.up = l.connected.iter().all(|x| *x) && !l.sync_in_progress;
+                if l.up && !was_up {
+                    l.down_since_ms = 0;
+                    tracing::info!("MASTER <-> REPLICA sync: finished with success");
+                }
+            }
+        }
+        if offset != self.acked {
+            self.acked = offset;
+            out.extend_from_slice(format!("REPLCONF ACK {offset}\r\n").as_bytes());
+        }
+        Ok(())
+    }
+
+    /// The flow's connection closed: the link starts over unless it was being replaced.
+    pub fn on_close(&mut self, repl: &Repl) {
+        let mut l = lock(&repl.link);
+        l.live_flows = l.live_flows.saturating_sub(1);
+        if l.generation == self.start.generation {
+            l.broken = true;
+            if let Some(c) = l.connected.get_mut(self.start.shard) {
+                *c = false;
+            }
+            l.up = false;
+        }
+    }
+}
