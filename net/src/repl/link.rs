@@ -333,7 +333,7 @@ fn watch(shared: &Shared, mut ctl: BufReader<TcpStream>, me: u64) -> std::io::Re
         if last_ping.elapsed() >= PING_EVERY {
             last_ping = Instant::now();
             match call(&mut ctl, &["PING"])? {
-                Resp::Simple(s) if s == "PONG" => {}
+                Resp::Simple(s) if s == "PONG" => lock(&shared.repl.link).last_io_ms = now_ms(),
                 other => {
                     return Err(std::io::Error::other(format!(
                         "the primary answered PING with {other:?}"

@@ -88,6 +88,10 @@ pub struct Facts {
     pub maxmemory_policy: String,
     /// getrusage(2) of the process and of its children, microseconds.
     pub cpu: Cpu,
+    /// The `# Replication` lines ([`crate::repl::commands::info_lines`]).
+    pub replication: Vec<String>,
+    /// `sync_full`, `sync_partial_ok`, `sync_partial_err`.
+    pub syncs: [u64; 3],
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -128,6 +132,15 @@ impl Facts {
             maxmemory: s.maxmemory.load(Ordering::Relaxed),
             maxmemory_policy: s.maxmemory_policy.lock().unwrap().clone(),
             cpu: cpu_usage(),
+            replication: crate::repl::commands::info_lines(shared),
+            syncs: {
+                let st = &shared.repl.stats;
+                [
+                    st.full.load(Ordering::Relaxed),
+                    st.partial_ok.load(Ordering::Relaxed),
+                    st.partial_err.load(Ordering::Relaxed),
+                ]
+            },
         }
     }
 }
@@ -188,11 +201,12 @@ pub fn cpu_usage() -> Cpu {
 }
 
 /// The sections in output order, and whether `default` includes each.
-const SECTIONS: [(&str, bool); 8] = [
+const SECTIONS: [(&str, bool); 9] = [
     ("server", true),
     ("clients", true),
     ("memory", true),
     ("stats", true),
+    ("replication", true),
     ("cpu", true),
     ("commandstats", false),
     ("keyspace", true),
@@ -308,6 +322,9 @@ pub fn render(want: &[bool; SECTIONS.len()], f: &Facts, cores: &[CoreInfo]) -> S
                     format!("total_commands_processed:{}", sum(|c| c.processed)),
                     format!("instantaneous_ops_per_sec:{}", sum(|c| c.ops_per_sec)),
                     format!("rejected_connections:{}", f.rejected_connections),
+                    format!("sync_full:{}", f.syncs[0]),
+                    format!("sync_partial_ok:{}", f.syncs[1]),
+                    format!("sync_partial_err:{}", f.syncs[2]),
                     format!("expired_keys:{}", sum(|c| c.expired)),
                     format!("evicted_keys:{}", sum(|c| c.evicted)),
                     format!("keyspace_hits:{}", sum(|c| c.hits)),
@@ -323,6 +340,10 @@ pub fn render(want: &[bool; SECTIONS.len()], f: &Facts, cores: &[CoreInfo]) -> S
                     "pubsubshard_channels:0".to_string(),
                 ]);
                 "Stats"
+            }
+            "replication" => {
+                lines.extend(f.replication.iter().cloned());
+                "Replication"
             }
             "cpu" => {
                 lines.extend([
@@ -426,7 +447,14 @@ mod tests {
     #[test]
     fn section_selection() {
         let default = [
-            "server", "clients", "memory", "stats", "cpu", "keyspace", "cores",
+            "server",
+            "clients",
+            "memory",
+            "stats",
+            "replication",
+            "cpu",
+            "keyspace",
+            "cores",
         ];
         assert_eq!(want(&[]), default);
         assert_eq!(want(&["DEFAULT"]), default);
@@ -481,7 +509,7 @@ mod tests {
             assert!(text.contains(want), "{want:?} not in\n{text}");
         }
         let mut only = [false; SECTIONS.len()];
-        only[6] = true;
+        only[7] = true;
         assert_eq!(render(&only, &Facts::default(), &[]), "# Keyspace\r\n");
     }
 
