@@ -158,6 +158,8 @@ pub struct Repl {
     pub announce_port: AtomicU64,
     /// Redis's `master_failover_state`.
     pub failover_state: Mutex<&'static str>,
+    /// Bumped by `CLIENT KILL TYPE replica`: each core closes the replica flows it feeds.
+    pub feed_kills: AtomicU64,
 }
 
 /// A fresh replication id: 40 random hex characters.
@@ -190,6 +192,7 @@ impl Repl {
             announce_ip: Mutex::new(None),
             announce_port: AtomicU64::new(0),
             failover_state: Mutex::new("no-failover"),
+            feed_kills: AtomicU64::new(0),
         }
     }
 
@@ -289,6 +292,31 @@ impl Repl {
             return Vec::new();
         }
         std::mem::take(&mut *lock(&self.inbox[core]))
+    }
+
+    /// Closes every replica's flows (`CLIENT KILL TYPE replica`); they reconnect and
+    /// resync. Returns how many replicas were connected.
+    pub fn kill_feeds(&self) -> usize {
+        let n = lock(&self.replicas).len();
+        if n > 0 {
+            self.feed_kills.fetch_add(1, Ordering::AcqRel);
+            self.bump();
+        }
+        n
+    }
+
+    /// Breaks this replica's link to its primary (`CLIENT KILL TYPE master`); the link
+    /// thread reconnects and resumes. Returns 1 if there was a link.
+    pub fn kill_link(&self) -> usize {
+        if !self.is_replica() {
+            return 0;
+        }
+        let mut l = lock(&self.link);
+        if l.live_flows == 0 {
+            return 0;
+        }
+        l.broken = true;
+        1
     }
 
     pub fn replica(&self, id: &str) -> Option<ReplicaInfo> {
