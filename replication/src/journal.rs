@@ -75,11 +75,28 @@ impl Backlog {
         let len = chunk.len() - before;
         self.end += len as u64;
         self.held += len;
+        self.trim();
+        at
+    }
+
+    /// Changes how many bytes of the past it keeps (`repl-backlog-size` set at run time):
+    /// a smaller capacity drops the oldest chunks at once, a larger one keeps more from
+    /// now on.
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity;
+        self.trim();
+    }
+
+    /// The bytes of the past it keeps at most, beyond the newest chunk.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn trim(&mut self) {
         while self.chunks.len() > 1 && self.held - self.chunks[0].1.len() >= self.capacity {
             let (_, old) = self.chunks.pop_front().expect("more than one chunk");
             self.held -= old.len();
         }
-        at
     }
 
     /// Every byte from `offset` to the end, in order (several slices). `offset` must be
@@ -125,6 +142,11 @@ impl Journal {
         *b = Backlog::new(capacity, offset);
     }
 
+    /// Changes the backlog's capacity (see [`Backlog::set_capacity`]).
+    pub fn set_capacity(&self, capacity: usize) {
+        self.backlog().set_capacity(capacity);
+    }
+
     /// The backlog, locked. Only the shard's own core ever touches it, so the lock is
     /// never contended; it is there because a shard's sink must be `Send`.
     pub fn backlog(&self) -> MutexGuard<'_, Backlog> {
@@ -166,5 +188,35 @@ mod tests {
         assert_eq!(tail.len(), CHUNK / 2 + 1);
         let all = b.since(b.start()).unwrap().concat();
         assert_eq!(all.len() as u64, b.end() - b.start());
+    }
+
+    #[test]
+    fn capacity_changes_at_run_time() {
+        let mut b = Backlog::new(8 * CHUNK, 0);
+        for _ in 0..8 {
+            record(&mut b, CHUNK);
+        }
+        assert_eq!(b.start(), 0, "everything fits");
+        b.set_capacity(2 * CHUNK);
+        assert_eq!(b.capacity(), 2 * CHUNK);
+        assert!(b.start() > 0, "shrinking drops the oldest chunks at once");
+        assert!(
+            b.held <= 3 * CHUNK,
+            "bounded by the new capacity: {}",
+            b.held
+        );
+        let all = b.since(b.start()).unwrap().concat();
+        assert_eq!(all.len() as u64, b.end() - b.start());
+        let start = b.start();
+        b.set_capacity(16 * CHUNK);
+        assert_eq!(b.start(), start, "growing keeps what is held");
+        for _ in 0..8 {
+            record(&mut b, CHUNK);
+        }
+        assert_eq!(b.start(), start, "and keeps more from now on");
+
+        let j = Journal::new(8 * CHUNK, 0);
+        j.set_capacity(CHUNK);
+        assert_eq!(j.backlog().capacity(), CHUNK);
     }
 }
