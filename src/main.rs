@@ -98,6 +98,7 @@ struct Args {
     client_output_buffer_limit_replica: Option<OutputLimit>,
 
     /// Start as a replica of this primary: `"<host> <port>"` (Redis's `replicaof`;
+    /// `"no one"`, as in Redis, starts a primary;
     /// `slaveof` is accepted). REPLICAOF NO ONE at run time makes it a primary.
     #[arg(long, alias = "slaveof", value_name = "HOST PORT", value_parser = parse_replicaof)]
     replicaof: Option<Replicaof>,
@@ -249,26 +250,25 @@ fn last_limit(given: &[(LimitClass, OutputLimit)], class: LimitClass) -> Option<
         .map(|(_, l)| *l)
 }
 
-/// `--replicaof`'s value: the primary's host and port.
+/// `--replicaof`'s value: the primary's host and port, or none (`no one`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Replicaof {
-    host: String,
-    port: u16,
-}
+struct Replicaof(Option<(String, u16)>);
 
-/// Parses `"<host> <port>"`.
+/// Parses `"<host> <port>"`, or `"no one"`.
 fn parse_replicaof(s: &str) -> Result<Replicaof, String> {
     let words: Vec<&str> = s.split_whitespace().collect();
+    if let [no, one] = words[..] {
+        if no.eq_ignore_ascii_case("no") && one.eq_ignore_ascii_case("one") {
+            return Ok(Replicaof(None));
+        }
+    }
     let [host, port] = words[..] else {
         return Err(format!(
             "expected \"<host> <port>\" (the primary's address), not '{s}'"
         ));
     };
     match port.parse::<u16>() {
-        Ok(p) if p > 0 => Ok(Replicaof {
-            host: host.to_string(),
-            port: p,
-        }),
+        Ok(p) if p > 0 => Ok(Replicaof(Some((host.to_string(), p)))),
         _ => Err(format!("'{port}' is not a port (1-65535)")),
     }
 }
@@ -456,7 +456,7 @@ fn run() -> Result<()> {
         max_item_size: args.max_item_size as usize,
         maxmemory: args.maxmemory,
         maxmemory_policy: policy,
-        replicaof: args.replicaof.clone().map(|r| (r.host, r.port)),
+        replicaof: args.replicaof.clone().and_then(|r| r.0),
         settings: SettingsInit {
             maxclients,
             timeout_secs: args.timeout,
@@ -472,10 +472,10 @@ fn run() -> Result<()> {
             slowlog_log_slower_than: args.slowlog_log_slower_than,
             slowlog_max_len: args.slowlog_max_len,
             replica_read_only: args.replica_read_only,
-            masterauth: args.masterauth.clone(),
+            masterauth: args.masterauth.clone().filter(|p| !p.is_empty()),
             repl_backlog_size: args.repl_backlog_size,
             replica_priority: args.replica_priority,
-            replica_announce_ip: args.replica_announce_ip.clone(),
+            replica_announce_ip: args.replica_announce_ip.clone().filter(|ip| !ip.is_empty()),
             replica_announce_port: args.replica_announce_port,
         },
     };
@@ -569,11 +569,9 @@ mod tests {
     fn replicaof_and_yes_no_values() {
         assert_eq!(
             parse_replicaof(" 10.0.0.1   6380 "),
-            Ok(Replicaof {
-                host: "10.0.0.1".into(),
-                port: 6380
-            })
+            Ok(Replicaof(Some(("10.0.0.1".into(), 6380))))
         );
+        assert_eq!(parse_replicaof("NO ONE"), Ok(Replicaof(None)));
         for bad in ["", "host", "host 0", "host x", "a b c"] {
             assert!(parse_replicaof(bad).is_err(), "{bad:?}");
         }
@@ -600,13 +598,7 @@ mod tests {
             "4 5 6",
         ])
         .unwrap();
-        assert_eq!(
-            args.replicaof,
-            Some(Replicaof {
-                host: "h".into(),
-                port: 1
-            })
-        );
+        assert_eq!(args.replicaof, Some(Replicaof(Some(("h".into(), 1)))));
         assert!(!args.replica_read_only);
         assert_eq!(args.replica_priority, 0);
         assert_eq!(args.client_output_buffer_limit.len(), 2);
