@@ -515,3 +515,35 @@ fn memcached_writes_on_a_replica_without_read_only_are_served() {
     rm.send(b"set b 0 0 1\r\nB\r\nget b\r\n");
     rm.expect(b"STORED\r\nVALUE b 0 1\r\nB\r\nEND\r\n");
 }
+
+#[test]
+fn masterauth_and_announce_flags_reach_the_primary() {
+    if !baton_only("Baton's --replicaof flag") {
+        return;
+    }
+    let primary = Server::builder(1).requirepass("pw").start();
+    let mut p = primary.redis_auth("pw");
+    run(&mut p, &["SET", "secret", "kept"]);
+    let replica = Server::builder(1)
+        .args(&[
+            "--replicaof",
+            &format!("127.0.0.1 {}", primary.port),
+            "--masterauth",
+            "pw",
+            "--replica-announce-ip",
+            "10.9.8.7",
+            "--replica-announce-port",
+            "7777",
+        ])
+        .start();
+    wait_link_up(&replica);
+    wait_value(&mut replica.redis(), "secret", "kept");
+    // The primary lists the replica under the announced port. (The announced ip is sent
+    // as REPLCONF ip-address but the primary lists a flow's peer address for now.)
+    let mut listed = String::new();
+    let seen = eventually(LINK_TIMEOUT, || {
+        listed = info_field(&mut p, "slave0").unwrap_or_default();
+        listed.contains(",port=7777,")
+    });
+    assert!(seen, "the primary lists the replica as {listed:?}");
+}
