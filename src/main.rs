@@ -92,8 +92,10 @@ struct Args {
     #[arg(long, value_name = "HARD SOFT SECS", value_parser = parse_pubsub_output_limit)]
     client_output_buffer_limit_pubsub: Option<OutputLimit>,
 
-    /// Output limit for replicas' flow connections (Redis's `client-output-buffer-limit
-    /// replica`): `<hard> <soft> <soft-seconds>`. Default `256mb 64mb 60`.
+    /// Output limit for replicas (Redis's `client-output-buffer-limit replica`): `<hard>
+    /// <soft> <soft-seconds>`. Default `256mb 64mb 60`. Kept so that configuration written
+    /// for Redis applies: a flow is fed only as fast as its replica reads, and a replica
+    /// that falls behind the backlog resyncs.
     #[arg(long, alias = "client-output-buffer-limit-slave", value_name = "HARD SOFT SECS", value_parser = parse_replica_output_limit)]
     client_output_buffer_limit_replica: Option<OutputLimit>,
 
