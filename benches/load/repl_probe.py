@@ -24,9 +24,10 @@ prints `name=value` lines on stdout for the script to read.
       replica in a tight loop until the replica returns that value. A sample is the time
       from just before the SET was sent to the GET that saw the value. Prints samples,
       p50_ms, p99_ms, max_ms and set_p50_ms (the SET's own round trip).
-  settle PRIMARY_PORT REPLICA_PORT SECS
-      Waits up to SECS for the two DBSIZEs to agree; prints primary_keys, replica_keys,
-      equal (1 or 0).
+  settle PRIMARY_PORT REPLICA_PORT SECS KEYS
+      Waits up to SECS for the two DBSIZEs to agree and for 2000 keys drawn from key:1..KEYS
+      (and lag:probe) to hold the same values on both (MGET); prints primary_keys,
+      replica_keys, differing (sampled keys whose values differ at the end) and equal (1 or 0).
 """
 
 import base64
@@ -231,16 +232,22 @@ def cmd_lag(pport, rport, secs):
     )
 
 
-def cmd_settle(pport, rport, secs):
+def cmd_settle(pport, rport, secs, keys):
     p = Conn(pport)
     r = Conn(rport)
+    rng = random.Random(2)
+    sample = ["key:%d" % rng.randint(1, keys) for _ in range(2000)] + ["lag:probe"]
     end = time.monotonic() + secs
     while True:
         a, b = p.call("DBSIZE"), r.call("DBSIZE")
-        if a == b or time.monotonic() > end:
+        differing = -1
+        if a == b:
+            va, vb = p.call("MGET", *sample), r.call("MGET", *sample)
+            differing = sum(1 for x, y in zip(va, vb) if x != y) if isinstance(va, list) and isinstance(vb, list) else len(sample)
+        if (a == b and differing == 0) or time.monotonic() > end:
             break
         time.sleep(0.05)
-    out(primary_keys=a, replica_keys=b, equal=int(a == b))
+    out(primary_keys=a, replica_keys=b, differing=differing, equal=int(a == b and differing == 0))
 
 
 def main(argv):
@@ -263,7 +270,7 @@ def main(argv):
     elif cmd == "lag":
         cmd_lag(int(args[0]), int(args[1]), float(args[2]))
     elif cmd == "settle":
-        cmd_settle(int(args[0]), int(args[1]), float(args[2]))
+        cmd_settle(int(args[0]), int(args[1]), float(args[2]), int(args[3]))
     else:
         raise SystemExit("unknown subcommand %r (see --help)" % cmd)
 

@@ -31,7 +31,8 @@
 # Redis: --save '' --appendonly no --repl-diskless-sync yes --repl-diskless-sync-delay 0,
 # and on the replica --repl-diskless-load on-empty-db (its fastest full sync; change it with
 # --redis-diskless-load). CPUs: primary 0..c-1, replica c..2c-1, client and probe on the
-# next CPUs; where the machine has too few, they share (and the script says so).
+# next CPUs; where the machine has too few, they share (and the script says so): keeping
+# them all apart takes 2 * cores + 2 CPUs (6 for --cores 2).
 # Everything started is killed on exit. Needs redis-server, redis-cli, python3, taskset, ss.
 set -euo pipefail
 
@@ -192,7 +193,7 @@ start_server() {
     wait_ready "$name" "$PID" "$SPORT"
 }
 
-# cpu_layout CORES: sets P_CPUS (primary), R_CPUS (replica), C_CPU (load client), X_CPU (probe).
+# cpu_layout CORES [load]: sets P_CPUS (primary), R_CPUS (replica), C_CPU (load client), X_CPU (probe).
 cpu_layout() {
     local c=$1 next
     [[ $c -le $NCPU ]] || die "--cores $c but only $NCPU CPUs online"
@@ -207,7 +208,7 @@ cpu_layout() {
     fi
     if ((next < NCPU)); then C_CPU=$next; else C_CPU=$((NCPU - 1)); fi
     if ((next + 1 < NCPU)); then X_CPU=$((next + 1)); else X_CPU=$C_CPU; fi
-    if ((next >= NCPU)) && { part 2 || part 3 || part 4; } && [[ $c == "$LOAD_CORES" ]]; then
+    if ((next >= NCPU)) && [[ ${2:-} == load ]]; then
         echo "NOTE: no spare CPU for the load client; it shares CPU $C_CPU with the servers." >&2
     fi
 }
@@ -236,12 +237,14 @@ no_replicas() {
     echo "MISBEHAVIOUR: $1 still lists connected_slaves:$n 10 s after its replica exited" | tee -a "$WORK/notes"
 }
 
-# settle NAME PPORT RPORT: after a load, the replica's DBSIZE should reach the primary's.
+# settle NAME PPORT RPORT: after a load, the replica should reach the primary's DBSIZE and
+# hold the same values (a sample of 2000 keys) within 10 s.
 settle() {
     local out
-    out=$(probe settle "$2" "$3" 10)
+    out=$(probe settle "$2" "$3" 10 "$KEYS")
     [[ $(field equal <<<"$out") == 1 ]] || echo "MISBEHAVIOUR: $1: 10 s after the load the primary has" \
-        "$(field primary_keys <<<"$out") keys and its replica $(field replica_keys <<<"$out")" | tee -a "$WORK/notes"
+        "$(field primary_keys <<<"$out") keys and its replica $(field replica_keys <<<"$out");" \
+        "$(field differing <<<"$out") of 2001 sampled keys differ (-1: not compared)" | tee -a "$WORK/notes"
 }
 
 # load_start PORT SECS: the load in the background on C_CPU; load_wait waits for it.
@@ -334,6 +337,7 @@ if part 1; then
                     die "$s full sync did not finish (cores=$c round $round)"
                 }
                 secs=$(field secs <<<"$out")
+                settle "$s (cores=$c, after its full sync)" "$pport" "$rport"
                 rec "sync-$s-c$c" "$secs"
                 eval "secs_$s=$secs"
                 forget "$rpid"
@@ -354,7 +358,7 @@ fi
 
 if part 2 || part 3 || part 4; then
     c=$LOAD_CORES
-    cpu_layout "$c"
+    cpu_layout "$c" load
     measured=$((DURATION - 2))
     echo
     echo "== 2-4. primary under load: $CLIENT, 50 connections, pipeline 1, SET:GET 1:1," \
@@ -398,6 +402,9 @@ if part 2 || part 3 || part 4; then
                 sync_ops_s=$(field ops_per_sec <<<"$out")
                 awk -v s="$sync_secs" -v d="$DURATION" 'BEGIN {exit !(s > d - 1)}' \
                     && echo "NOTE: $s round $round: the sync (${sync_secs}s) outlasted the load; its ops/s counts idle time. Use a longer --duration." \
+                    | tee -a "$WORK/notes"
+                awk -v s="$sync_secs" 'BEGIN {exit !(s < 0.5)}' \
+                    && echo "NOTE: $s round $round: the sync under load took ${sync_secs}s; ops/s over so short a span is noisy (use more --keys)." \
                     | tee -a "$WORK/notes"
                 ratio=$(div "$sync_ops_s" "$none_ops_s")
                 rec "tput-none-$s" "$none_ops_s"; rec "tput-sync-$s" "$sync_ops_s"
