@@ -224,7 +224,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("expireat", -3, WRITE | FAST, (1, 1, 1), Key, Some(ks::expireat), "generic", "1.2.0", "Sets the expiration time of a key to a Unix timestamp."),
     spec!("expiretime", 2, RF, (1, 1, 1), Key, Some(ks::expiretime), "generic", "7.0.0", "Returns the expiration time of a key as a Unix timestamp."),
     spec!("failover", -1, ADMIN | NOSCRIPT | STALE, (0, 0, 0), Connection(Conn::Failover), None, "server", "6.2.0", "Starts a coordinated failover from a server to one of its replicas."),
-    spec!("flowsync", 6, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), Connection(Conn::Flowsync), None, "server", "1.0.0", "Turns the connection into a replication flow of one primary shard (Baton replicas send it)."),
+    spec!("flowsync", -6, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), Connection(Conn::Flowsync), None, "server", "1.0.0", "Turns the connection into a replication flow of one primary shard (Baton replicas send it)."),
     spec!("flushall", -1, WRITE, (0, 0, 0), AllCores(M::Ok), Some(db::flushall), "server", "1.0.0", "Removes all keys from all databases."),
     spec!("flushdb", -1, WRITE, (0, 0, 0), AllCores(M::Ok), Some(db::flushdb), "server", "1.0.0", "Remove all keys from the current database."),
     spec!("get", 2, RF, (1, 1, 1), Key, Some(st::get), "string", "1.0.0", "Returns the string value of a key."),

@@ -295,14 +295,13 @@ fn sync(shared: &Shared, host: &str, port: u16, me: u64) -> std::io::Result<BufR
             Some(id) => (hex(&id), offset.to_string()),
             None => ("?".to_string(), "-1".to_string()),
         };
-        s.get_mut().write_all(&encode_command(&[
-            "FLOWSYNC",
-            &k.to_string(),
-            &id,
-            &off,
-            &run_id,
-            &my_port,
-        ]))?;
+        let k_text = k.to_string();
+        let mut cmd = vec!["FLOWSYNC", &k_text, &id, &off, &run_id, &my_port];
+        let announce = lock(&repl.announce_ip).clone();
+        if let Some(ip) = &announce {
+            cmd.push(ip);
+        }
+        s.get_mut().write_all(&encode_command(&cmd))?;
         if !s.buffer().is_empty() {
             return Err(std::io::Error::other("the primary answered FLOWSYNC early"));
         }
