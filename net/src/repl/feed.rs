@@ -121,6 +121,16 @@ impl FeedState {
         Ok(())
     }
 
+    /// Journal bytes written that this flow has not shipped yet.
+    pub fn unshipped(&self) -> u64 {
+        self.feeder.unshipped()
+    }
+
+    /// `ip:port` of the replica, for the log.
+    pub fn replica_addr(&self) -> String {
+        format!("{}:{}", self.req.ip, self.req.port)
+    }
+
     /// Whether the snapshot walk still has items to send.
     pub fn walking(&self) -> bool {
         self.feeder.walking()
