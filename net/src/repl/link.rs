@@ -134,7 +134,7 @@ fn end_flows(shared: &Shared, me: u64) {
 
 /// A minimal RESP reply, as far as the handshake needs one.
 #[derive(Debug)]
-enum Resp {
+pub enum Resp {
     Simple(String),
     Error(String),
     Int(i64),
@@ -143,7 +143,9 @@ enum Resp {
     Nil,
 }
 
-fn read_reply(r: &mut impl BufRead, depth: usize) -> std::io::Result<Resp> {
+/// Reads one reply of the primary's, within limits (lines of 64 KiB, bulks of 1 MiB,
+/// arrays of 1024 items, nesting 4 deep): an error for anything else.
+pub fn read_reply(r: &mut impl BufRead, depth: usize) -> std::io::Result<Resp> {
     let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
     let mut line = Vec::new();
     r.by_ref().take(64 * 1024).read_until(b'\n', &mut line)?;
