@@ -112,7 +112,7 @@ pub fn role(shared: &Shared) -> Reply {
 /// `REPLCONF option value ...`: what a replica tells its primary on the control
 /// connection. `REPLCONF flows` answers the primary's shape: its core count and
 /// replication id.
-pub fn replconf(shared: &Shared, args: &[Bytes]) -> Reply {
+pub fn replconf(shared: &Shared, client: &Client, args: &[Bytes]) -> Reply {
     if args.len() == 2 && args[1].eq_ignore_ascii_case(b"flows") {
         let id = lock(&shared.repl.ids).id;
         return Reply::Array(vec![
@@ -124,6 +124,9 @@ pub fn replconf(shared: &Shared, args: &[Bytes]) -> Reply {
         return Reply::error("ERR syntax error");
     }
     for pair in args[1..].chunks(2) {
+        if pair[0].eq_ignore_ascii_case(b"listening-port") {
+            client.conn.replica.set(true);
+        }
         let known = [
             "listening-port",
             "ip-address",
@@ -155,6 +158,13 @@ pub fn flowsync(shared: &Shared, client: &Client, args: &[Bytes]) -> Result<Feed
     }
     if !client.borrow().authenticated {
         return Err(Reply::error("NOAUTH Authentication required."));
+    }
+    if shared.repl.is_replica() && !crate::repl_state::lock(&shared.repl.link).up {
+        // As Redis's: a replica serves its own replicas only while its link is up, so a
+        // loop of replicas (or one of itself) never feeds on its own stale data.
+        return Err(Reply::error(
+            "NOMASTERLINK Can't SYNC while not connected with my master",
+        ));
     }
     let num = |b: &Bytes| {
         std::str::from_utf8(b)

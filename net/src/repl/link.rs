@@ -430,6 +430,21 @@ impl ApplyState {
         result.map_err(|e| e.to_string())?;
         let k = self.start.shard;
         let offset = self.applier.offset();
+        let full_hello = !self.hello_seen && self.applier.hello().is_some_and(|h| h.full);
+        if full_hello {
+            // This replica's data is being replaced: its own replicas start again from
+            // the new history (as Redis's do), under a new id unless its journals mirror
+            // the primary's (equal core counts: the journal restarts at the primary's
+            // offsets and the id is the primary's).
+            if self
+                .applier
+                .hello()
+                .is_some_and(|h| h.cores as usize != repl.cores)
+            {
+                lock(&repl.ids).id = crate::repl_state::new_replid();
+            }
+            repl.kill_feeds();
+        }
         {
             let mut l = lock(&repl.link);
             if l.generation == self.start.generation && k < l.offsets.len() {
