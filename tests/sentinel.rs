@@ -222,70 +222,157 @@ fn role(server: &Server) -> String {
     as_str(&as_array(&v)[0])
 }
 
-/// A Baton started with `--config <dir>/<name>.conf` (CONFIG REWRITE needs one), plus
-/// `extra` flags.
-fn baton(dir: &Scratch, name: &str, extra: &[&str]) -> (Server, PathBuf) {
+/// `ROLE` on a fresh connection, or `None` when the connection fails or is closed:
+/// sentinel's `CLIENT KILL TYPE normal` may close any client of a node it reconfigures.
+fn try_role(server: &Server) -> Option<Vec<Value>> {
+    use redis::ConnectionLike;
+    let client = redis::Client::open(format!("redis://{}/", server.addr())).ok()?;
+    let mut con = client.get_connection_with_timeout(IO_TIMEOUT).ok()?;
+    con.set_read_timeout(Some(IO_TIMEOUT)).ok()?;
+    match con.req_command(&redis::cmd("ROLE")).ok()? {
+        Value::Array(items) => Some(items),
+        _ => None,
+    }
+}
+
+/// A Baton on `cores` cores started with `--config <dir>/<name>.conf` (CONFIG REWRITE needs
+/// one), plus `extra` flags.
+fn baton(dir: &Scratch, name: &str, cores: usize, extra: &[&str]) -> (Server, PathBuf) {
     let conf = dir.file(&format!("{name}.conf"));
     if !conf.exists() {
         std::fs::write(&conf, format!("# baton {name}, for the sentinel test\n")).unwrap();
     }
     let mut args = vec!["--config", conf.to_str().unwrap()];
     args.extend_from_slice(extra);
-    (Server::builder(2).args(&args).start(), conf)
+    (Server::builder(cores).args(&args).start(), conf)
 }
 
-/// Starts a primary, a replica of it, and three sentinels, and waits until every
-/// sentinel sees the replica up and the two other sentinels.
-fn setup(dir: &Scratch) -> (Server, Server, Vec<Sentinel>) {
-    let (primary, _) = baton(dir, "primary", &[]);
-    let (replica, _) = baton(dir, "replica", &[]);
-    assert_eq!(
-        q(
-            &mut replica.redis(),
-            &format!("REPLICAOF 127.0.0.1 {}", primary.port)
-        ),
-        ok()
-    );
-    let linked = eventually(DISCOVERY_TIMEOUT, || {
-        let v = q(&mut replica.redis(), "ROLE");
-        as_str(&as_array(&v)[3]) == "connected"
-    });
-    assert!(
-        linked,
-        "the replica did not connect{}",
-        report(&[], &[("primary", &primary), ("replica", &replica)])
-    );
+/// `ROLE` of a replica: whether it is connected to 127.0.0.1:`port`.
+fn replicates(server: &Server, port: u16) -> bool {
+    let Some(r) = try_role(server) else {
+        return false;
+    };
+    r.len() == 5
+        && as_str(&r[0]) == "slave"
+        && as_str(&r[1]) == "127.0.0.1"
+        && as_int(&r[2]) == port as i64
+        && as_str(&r[3]) == "connected"
+}
 
-    let sentinels: Vec<Sentinel> = (0..SENTINELS)
-        .map(|i| Sentinel::start(dir, i, primary.port))
-        .collect();
-    let discovered = eventually(DISCOVERY_TIMEOUT, || {
-        sentinels.iter().all(|s| {
-            s.replicas() == vec![(replica.port, true)] && s.other_sentinels() == SENTINELS - 1
-        })
-    });
-    assert!(
-        discovered,
-        "the sentinels did not all see the replica and each other within {DISCOVERY_TIMEOUT:?}: {:?}{}",
-        sentinels
+/// A primary, its replicas, the sentinels watching them, and the scratch directory.
+struct Setup {
+    dir: Scratch,
+    primary: Server,
+    replicas: Vec<Server>,
+    sentinels: Vec<Sentinel>,
+}
+
+impl Setup {
+    /// Starts a 2-core primary, one replica of it per entry of `replica_cores` (with that
+    /// many cores), and three sentinels, and waits until every sentinel sees every replica
+    /// up and the two other sentinels.
+    fn start(name: &str, replica_cores: &[usize]) -> Setup {
+        let dir = Scratch::new(name);
+        let (primary, _) = baton(&dir, "primary", 2, &[]);
+        let replicas: Vec<Server> = replica_cores
             .iter()
-            .map(|s| (s.replicas(), s.other_sentinels()))
-            .collect::<Vec<_>>(),
-        report(&sentinels, &[("primary", &primary), ("replica", &replica)])
-    );
-    (primary, replica, sentinels)
+            .enumerate()
+            .map(|(i, &cores)| baton(&dir, &format!("replica-{i}"), cores, &[]).0)
+            .collect();
+        for r in &replicas {
+            let cmd = format!("REPLICAOF 127.0.0.1 {}", primary.port);
+            assert_eq!(q(&mut r.redis(), &cmd), ok());
+        }
+        let mut setup = Setup {
+            dir,
+            primary,
+            replicas,
+            sentinels: Vec::new(),
+        };
+        let linked = eventually(DISCOVERY_TIMEOUT, || {
+            setup
+                .replicas
+                .iter()
+                .all(|r| replicates(r, setup.primary.port))
+        });
+        assert!(linked, "the replicas did not connect{}", setup.report());
+
+        setup.sentinels = (0..SENTINELS)
+            .map(|i| Sentinel::start(&setup.dir, i, setup.primary.port))
+            .collect();
+        let mut want: Vec<(u16, bool)> = setup.replicas.iter().map(|r| (r.port, true)).collect();
+        want.sort();
+        let discovered = eventually(DISCOVERY_TIMEOUT, || {
+            setup.sentinels.iter().all(|s| {
+                let mut seen = s.replicas();
+                seen.sort();
+                seen == want && s.other_sentinels() == SENTINELS - 1
+            })
+        });
+        assert!(
+            discovered,
+            "the sentinels did not all see the replicas {want:?} and each other within {DISCOVERY_TIMEOUT:?}: {:?}{}",
+            setup
+                .sentinels
+                .iter()
+                .map(|s| (s.replicas(), s.other_sentinels()))
+                .collect::<Vec<_>>(),
+            setup.report()
+        );
+        setup
+    }
+
+    /// Every sentinel's log and every Baton's stderr, for failure messages.
+    fn report(&self) -> String {
+        let mut servers = vec![("primary".to_string(), &self.primary)];
+        for (i, r) in self.replicas.iter().enumerate() {
+            servers.push((format!("replica-{i}"), r));
+        }
+        let servers: Vec<(&str, &Server)> = servers.iter().map(|(n, s)| (n.as_str(), *s)).collect();
+        report(&self.sentinels, &servers)
+    }
+
+    /// Waits until every sentinel names the same master, one of the replicas, and
+    /// returns its index.
+    fn promoted(&self) -> usize {
+        let mut found = None;
+        let agreed = eventually(FAILOVER_TIMEOUT, || {
+            let addrs: Vec<_> = self.sentinels.iter().map(Sentinel::master_addr).collect();
+            found = self.replicas.iter().position(|r| {
+                addrs
+                    .iter()
+                    .all(|a| a.as_ref() == Some(&("127.0.0.1".to_string(), r.port)))
+            });
+            found.is_some()
+        });
+        assert!(
+            agreed,
+            "the sentinels did not all name a replica as the master within {FAILOVER_TIMEOUT:?}: {:?}{}",
+            self.sentinels
+                .iter()
+                .map(Sentinel::master_addr)
+                .collect::<Vec<_>>(),
+            self.report()
+        );
+        found.unwrap()
+    }
 }
 
-/// Writes `n` keys on `server`, each acknowledged by `WAIT 1` before the next.
-fn write_acknowledged(server: &Server, prefix: &str, n: usize) -> Vec<(String, String)> {
+/// Writes `n` keys on `server`, each acknowledged by `WAIT replicas` before the next.
+fn write_acknowledged(
+    server: &Server,
+    prefix: &str,
+    n: usize,
+    replicas: i64,
+) -> Vec<(String, String)> {
     let mut con = server.redis();
     (0..n)
         .map(|i| {
             let (k, v) = (format!("{prefix}:{i}"), format!("value-{prefix}-{i}"));
             assert_eq!(run(&mut con, &["SET", &k, &v]), ok());
             assert_eq!(
-                q(&mut con, "WAIT 1 5000"),
-                int(1),
+                q(&mut con, &format!("WAIT {replicas} 5000")),
+                int(replicas),
                 "WAIT after SET {k}{}",
                 server.stderr()
             );
@@ -294,120 +381,135 @@ fn write_acknowledged(server: &Server, prefix: &str, n: usize) -> Vec<(String, S
         .collect()
 }
 
-#[test]
-fn sentinel_promotes_the_replica_when_the_primary_dies() {
-    if !redis_server_installed() {
-        eprintln!("redis-server is not installed: skipping the sentinel failover test");
-        return;
+/// Asserts that `server` holds every key of `keys` with its value.
+#[track_caller]
+fn assert_holds(server: &Server, keys: &[(String, String)], what: &str) {
+    let mut con = server.redis();
+    for (k, v) in keys {
+        assert_eq!(run(&mut con, &["GET", k]), bulk(v), "key {k} on {what}");
     }
-    if !baton_only("Baton under redis-sentinel") {
-        return;
-    }
-    let dir = Scratch::new("sentinel-failover");
-    let (mut primary, replica, sentinels) = setup(&dir);
-    let acked = write_acknowledged(&primary, "before", 100);
-
-    primary.signal(libc::SIGKILL);
-    assert!(primary.wait_exit(EXIT_TIMEOUT).is_some());
-    let promoted = eventually(FAILOVER_TIMEOUT, || {
-        sentinels
-            .iter()
-            .all(|s| s.master_addr() == Some(("127.0.0.1".into(), replica.port)))
-    });
-    assert!(
-        promoted,
-        "the sentinels did not all name the replica as the master within {FAILOVER_TIMEOUT:?}: {:?}{}",
-        sentinels.iter().map(Sentinel::master_addr).collect::<Vec<_>>(),
-        report(&sentinels, &[("primary", &primary), ("replica", &replica)])
-    );
-
-    assert_eq!(role(&replica), "master");
-    let mut con = replica.redis();
-    let info = as_str(&q(&mut con, "INFO replication"));
-    assert!(info.contains("role:master\r\n"), "{info}");
-    for (k, v) in &acked {
-        assert_eq!(
-            run(&mut con, &["GET", k]),
-            bulk(v),
-            "acknowledged key {k} after the failover"
-        );
-    }
-    assert_eq!(q(&mut con, "SET after-failover yes"), ok());
-    assert_eq!(q(&mut con, "GET after-failover"), bulk("yes"));
 }
 
+fn sentinel_available() -> bool {
+    if !redis_server_installed() {
+        eprintln!("redis-server is not installed: skipping the sentinel test");
+        return false;
+    }
+    baton_only("Baton under redis-sentinel")
+}
+
+/// The primary dies; of its two replicas (2 and 1 cores) the sentinels promote one, which
+/// holds every acknowledged write and takes writes, and make the other its replica.
+#[test]
+fn sentinel_promotes_a_replica_when_the_primary_dies() {
+    if !sentinel_available() {
+        return;
+    }
+    let mut s = Setup::start("sentinel-failover", &[2, 1]);
+    let mut acked = write_acknowledged(&s.primary, "before", 100, 2);
+
+    s.primary.signal(libc::SIGKILL);
+    assert!(s.primary.wait_exit(EXIT_TIMEOUT).is_some());
+    let new = s.promoted();
+    let (promoted, other) = (&s.replicas[new], &s.replicas[1 - new]);
+
+    assert_eq!(role(promoted), "master", "{}", s.report());
+    let info = as_str(&q(&mut promoted.redis(), "INFO replication"));
+    assert!(info.contains("role:master\r\n"), "{info}");
+    assert_holds(promoted, &acked, "the promoted replica");
+    assert_eq!(q(&mut promoted.redis(), "SET after-failover yes"), ok());
+    assert_eq!(q(&mut promoted.redis(), "GET after-failover"), bulk("yes"));
+
+    // The other replica follows the new primary (sentinel's SLAVEOF + CONFIG REWRITE).
+    let follows = eventually(FAILOVER_TIMEOUT, || replicates(other, promoted.port));
+    assert!(
+        follows,
+        "the other replica does not follow the new primary: ROLE {:?}{}",
+        try_role(other),
+        s.report()
+    );
+    acked.extend(write_acknowledged(promoted, "after", 20, 1));
+    assert_holds(other, &acked, "the other replica");
+}
+
+/// `SENTINEL FAILOVER` with the primary alive: the replica becomes the primary, the old
+/// primary its replica, and no acknowledged write is lost on either.
+#[test]
+fn sentinel_failover_command_swaps_a_live_primary_and_its_replica() {
+    if !sentinel_available() {
+        return;
+    }
+    let s = Setup::start("sentinel-manual", &[2]);
+    let mut acked = write_acknowledged(&s.primary, "before", 50, 1);
+
+    let reply = run(&mut s.sentinels[0].con(), &["SENTINEL", "FAILOVER", MASTER]);
+    assert_eq!(reply, ok(), "{}", s.report());
+    s.promoted();
+    let replica = &s.replicas[0];
+    assert_eq!(role(replica), "master");
+    let follows = eventually(FAILOVER_TIMEOUT, || replicates(&s.primary, replica.port));
+    assert!(
+        follows,
+        "the old primary does not follow the new one: ROLE {:?}{}",
+        try_role(&s.primary),
+        s.report()
+    );
+    acked.extend(write_acknowledged(replica, "after", 20, 1));
+    assert_holds(replica, &acked, "the new primary");
+    assert_holds(&s.primary, &acked, "the old primary");
+    let refused = q(&mut s.primary.redis(), "SET x 1");
+    assert_eq!(
+        err_text(&refused),
+        "READONLY You can't write against a read only replica."
+    );
+}
+
+/// The old primary comes back on its port with its old config file, as an empty primary;
+/// the sentinels, which list it as a replica of the new primary by now, make it one.
 #[test]
 fn sentinel_turns_the_returning_old_primary_into_a_replica() {
-    if !redis_server_installed() {
-        eprintln!("redis-server is not installed: skipping the sentinel failover test");
+    if !sentinel_available() {
         return;
     }
-    if !baton_only("Baton under redis-sentinel") {
-        return;
-    }
-    let dir = Scratch::new("sentinel-return");
-    let (mut primary, replica, sentinels) = setup(&dir);
-    let old_port = primary.port.to_string();
-    let mut acked = write_acknowledged(&primary, "before", 20);
+    let mut s = Setup::start("sentinel-return", &[2]);
+    let old_port = s.primary.port.to_string();
+    let mut acked = write_acknowledged(&s.primary, "before", 20, 1);
 
-    primary.signal(libc::SIGKILL);
-    assert!(primary.wait_exit(EXIT_TIMEOUT).is_some());
-    let promoted = eventually(FAILOVER_TIMEOUT, || {
-        sentinels
-            .iter()
-            .all(|s| s.master_addr() == Some(("127.0.0.1".into(), replica.port)))
-    });
-    assert!(
-        promoted,
-        "no failover{}",
-        report(&sentinels, &[("primary", &primary), ("replica", &replica)])
-    );
-    drop(primary);
-
-    // Back on its old port, with its old config file: it starts as an empty primary, and
-    // the sentinels, which list it as a replica of the new primary by now, reconfigure it.
-    let (old, _) = baton(&dir, "primary", &["--port", &old_port]);
-    let converted = eventually(CONVERT_TIMEOUT, || {
-        let v = q(&mut old.redis(), "ROLE");
-        let r = as_array(&v);
-        as_str(&r[0]) == "slave"
-            && as_int(&r[2]) == replica.port as i64
-            && as_str(&r[3]) == "connected"
-    });
+    s.primary.signal(libc::SIGKILL);
+    assert!(s.primary.wait_exit(EXIT_TIMEOUT).is_some());
+    s.promoted();
+    let (old, _) = baton(&s.dir, "primary", 2, &["--port", &old_port]);
+    s.primary = old;
+    let new_port = s.replicas[0].port;
+    let converted = eventually(CONVERT_TIMEOUT, || replicates(&s.primary, new_port));
     assert!(
         converted,
         "the sentinels did not make the old primary a replica of the new one within {CONVERT_TIMEOUT:?}: ROLE {:?}{}",
-        q(&mut old.redis(), "ROLE"),
-        report(&sentinels, &[("old primary", &old), ("new primary", &replica)])
+        try_role(&s.primary),
+        s.report()
     );
-    acked.extend(write_acknowledged(&replica, "after", 20));
-    let mut con = old.redis();
-    for (k, v) in &acked {
-        assert_eq!(
-            run(&mut con, &["GET", k]),
-            bulk(v),
-            "key {k} on the old primary"
-        );
-    }
-    let refused = q(&mut con, "SET x 1");
+    acked.extend(write_acknowledged(&s.replicas[0], "after", 20, 1));
+    assert_holds(&s.primary, &acked, "the old primary");
+    let refused = q(&mut s.primary.redis(), "SET x 1");
     assert_eq!(
         err_text(&refused),
         "READONLY You can't write against a read only replica."
     );
     // Every sentinel lists it as the new primary's replica, up.
+    let old_port = s.primary.port;
     let listed = eventually(CONVERT_TIMEOUT, || {
-        sentinels
+        s.sentinels
             .iter()
-            .all(|s| s.replicas().contains(&(old.port, true)))
+            .all(|t| t.replicas().contains(&(old_port, true)))
     });
     assert!(
         listed,
         "{:?}{}",
-        sentinels.iter().map(Sentinel::replicas).collect::<Vec<_>>(),
-        report(
-            &sentinels,
-            &[("old primary", &old), ("new primary", &replica)]
-        )
+        s.sentinels
+            .iter()
+            .map(Sentinel::replicas)
+            .collect::<Vec<_>>(),
+        s.report()
     );
 }
 
@@ -421,8 +523,8 @@ fn config_rewrite_persists_replicaof_for_sentinel() {
         return;
     }
     let dir = Scratch::new("sentinel-rewrite");
-    let (primary, _) = baton(&dir, "primary", &[]);
-    let (replica, conf) = baton(&dir, "replica", &[]);
+    let (primary, _) = baton(&dir, "primary", 2, &[]);
+    let (replica, conf) = baton(&dir, "replica", 2, &[]);
     let mut con = replica.redis();
     let reply = run(
         &mut con,
@@ -440,5 +542,8 @@ fn config_rewrite_persists_replicaof_for_sentinel() {
     let again = Server::builder(2)
         .args(&["--config", conf.to_str().unwrap()])
         .start();
-    assert!(eventually(DISCOVERY_TIMEOUT, || role(&again) == "slave"));
+    assert!(eventually(DISCOVERY_TIMEOUT, || replicates(
+        &again,
+        primary.port
+    )));
 }
