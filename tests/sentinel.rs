@@ -37,6 +37,10 @@ const FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
 /// replica's INFO every 10 s).
 const CONVERT_TIMEOUT: Duration = Duration::from_secs(40);
 const SENTINELS: usize = 3;
+/// Sentinel's `down-after-milliseconds`: 2 s rather than 1 s, as Redis's own sentinel
+/// tests use, so that a loaded machine (two cores, other builds) does not make a sentinel
+/// think a healthy new primary is down right after a failover, which starts a second one.
+const DOWN_AFTER_MS: u64 = 2000;
 const MASTER: &str = "mymaster";
 
 fn redis_server_installed() -> bool {
@@ -100,7 +104,7 @@ impl Sentinel {
                      dir {dir}\n\
                      logfile {log}\n\
                      sentinel monitor {MASTER} 127.0.0.1 {primary_port} 2\n\
-                     sentinel down-after-milliseconds {MASTER} 1000\n\
+                     sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}\n\
                      sentinel failover-timeout {MASTER} 5000\n\
                      sentinel parallel-syncs {MASTER} 1\n",
                     dir = dir.0.display(),
@@ -172,6 +176,26 @@ impl Sentinel {
 
     fn other_sentinels(&self) -> usize {
         self.entries("SENTINELS").len()
+    }
+
+    /// Whether this sentinel sees the master up as a master (flags exactly `master`), and
+    /// holds no other sentinel's "master is down" vote from the last failover (a stale
+    /// one, with one false `+sdown`, starts a second failover at once).
+    fn settled(&self) -> bool {
+        let master = as_pairs(&run(&mut self.con(), &["SENTINEL", "MASTER", MASTER]));
+        let get = |k: &str| {
+            master
+                .iter()
+                .find(|(name, _)| name == k)
+                .map(|(_, v)| as_str(v))
+                .unwrap_or_default()
+        };
+        get("flags") == "master"
+            && get("role-reported") == "master"
+            && self.entries("SENTINELS").iter().all(|e| {
+                e.iter()
+                    .all(|(k, v)| k != "flags" || !as_str(v).contains("master_down"))
+            })
     }
 
     /// `SENTINEL GET-MASTER-ADDR-BY-NAME mymaster` as (ip, port).
@@ -390,6 +414,14 @@ fn assert_holds(server: &Server, keys: &[(String, String)], what: &str) {
     }
 }
 
+/// The sentinel tests run one at a time: their timing (a 2 s failure detection) should
+/// not depend on how many other sentinels and servers share the two cores.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn sentinel_available() -> bool {
     if !redis_server_installed() {
         eprintln!("redis-server is not installed: skipping the sentinel test");
@@ -405,6 +437,7 @@ fn sentinel_promotes_a_replica_when_the_primary_dies() {
     if !sentinel_available() {
         return;
     }
+    let _serial = serial();
     let mut s = Setup::start("sentinel-failover", &[2, 1]);
     let mut acked = write_acknowledged(&s.primary, "before", 100, 2);
 
@@ -439,6 +472,7 @@ fn sentinel_failover_command_swaps_a_live_primary_and_its_replica() {
     if !sentinel_available() {
         return;
     }
+    let _serial = serial();
     let s = Setup::start("sentinel-manual", &[2]);
     let mut acked = write_acknowledged(&s.primary, "before", 50, 1);
 
@@ -471,6 +505,7 @@ fn sentinel_turns_the_returning_old_primary_into_a_replica() {
     if !sentinel_available() {
         return;
     }
+    let _serial = serial();
     let mut s = Setup::start("sentinel-return", &[2]);
     let old_port = s.primary.port.to_string();
     let mut acked = write_acknowledged(&s.primary, "before", 20, 1);
@@ -478,6 +513,12 @@ fn sentinel_turns_the_returning_old_primary_into_a_replica() {
     s.primary.signal(libc::SIGKILL);
     assert!(s.primary.wait_exit(EXIT_TIMEOUT).is_some());
     s.promoted();
+    // Restarted empty too early, while a sentinel still holds the other sentinels'
+    // "down" votes, it could be promoted by a second failover (as with Redis).
+    let settled = eventually(FAILOVER_TIMEOUT, || {
+        s.sentinels.iter().all(Sentinel::settled)
+    });
+    assert!(settled, "the sentinels did not settle{}", s.report());
     let (old, _) = baton(&s.dir, "primary", 2, &["--port", &old_port]);
     s.primary = old;
     let new_port = s.replicas[0].port;
