@@ -11,11 +11,16 @@
 //! `MULTI; SLAVEOF NO ONE | SLAVEOF host port; CONFIG REWRITE; CLIENT KILL TYPE normal;
 //! CLIENT KILL TYPE pubsub; EXEC` (so each node runs with a `--config` file).
 //!
-//! Known server gap (the test marked `#[ignore]` below): `CONFIG REWRITE` after
-//! `SLAVEOF host port` does not write a `replicaof host port` line to the config file
-//! (and the config file does not accept one), so a node sentinel turned into a replica
-//! forgets it on restart; Redis persists it (sentinel.c, `sentinelSendSlaveOf`: "CONFIG
-//! REWRITE ... so that the configuration is persisted").
+//! Known server gaps, each an `#[ignore]`d test below (checked against redis-server 7):
+//! * `CONFIG REWRITE` after `SLAVEOF host port` does not write `replicaof host port` (and
+//!   the config file does not take one), so a node sentinel made a replica forgets it on
+//!   restart; sentinel.c's `sentinelSendSlaveOf` relies on CONFIG REWRITE to persist it.
+//! * `CLIENT KILL TYPE normal` (in every sentinel reconfiguration) kills the node's
+//!   replicas' connections, which Redis types as `replica`, not `normal`.
+//! * A primary turned replica (`SENTINEL FAILOVER`, a returning old primary) syncs in full
+//!   where Redis resumes from its own history.
+//! * `masterauth`, `replica-priority`, `replica-read-only`, `replica-announce-ip/port` are
+//!   not settings.
 //!
 //! Skipped, with a note, when `redis-server` is not installed. Every child (Baton and the
 //! sentinels) is killed when the test ends, panics included.
@@ -587,4 +592,114 @@ fn config_rewrite_persists_replicaof_for_sentinel() {
         &again,
         primary.port
     )));
+}
+
+/// A primary with one replica of it (both 2 cores), linked.
+fn pair(dir: &Scratch, primary_extra: &[&str], replica_extra: &[&str]) -> (Server, Server) {
+    let (primary, _) = baton(dir, "primary", 2, primary_extra);
+    let (replica, _) = baton(dir, "replica", 2, replica_extra);
+    let cmd = format!("REPLICAOF 127.0.0.1 {}", primary.port);
+    assert_eq!(q(&mut replica.redis(), &cmd), ok());
+    assert!(
+        eventually(DISCOVERY_TIMEOUT, || replicates(&replica, primary.port)),
+        "the replica did not connect:\n{}",
+        replica.stderr()
+    );
+    (primary, replica)
+}
+
+/// An `INFO` field's value.
+fn info_field(server: &Server, section: &str, name: &str) -> String {
+    let text = as_str(&q(&mut server.redis(), &format!("INFO {section}")));
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("no {name} in INFO {section}: {text}"))
+        .to_string()
+}
+
+/// Server gap: sentinel's promotion transaction ends with `CLIENT KILL TYPE normal`, and
+/// so does every reconfiguration (`sentinelSendSlaveOf`). In Redis a replica's connection
+/// is of type `replica` (flags `S`, `getClientType` returns `CLIENT_TYPE_SLAVE`), so that
+/// kill leaves the node's replicas linked; Baton lists and kills a replica's control
+/// connection as a normal client, which breaks every replica's link (each then resyncs).
+#[test]
+#[ignore = "server gap: a replica's connection is a normal client for CLIENT LIST/KILL TYPE"]
+fn client_kill_type_normal_leaves_replica_links_alone() {
+    if !baton_only("Baton's replication links") {
+        return;
+    }
+    let dir = Scratch::new("sentinel-kill-type");
+    let (primary, replica) = pair(&dir, &[], &[]);
+    let mut con = primary.redis();
+    assert_eq!(
+        q(&mut con, "CLIENT KILL TYPE normal"),
+        int(0),
+        "only this client is normal, and it is skipped"
+    );
+    assert_eq!(q(&mut con, "CLIENT KILL TYPE replica"), int(1));
+    let mut con = replica.redis();
+    assert_eq!(q(&mut con, "CLIENT KILL TYPE master"), int(1));
+}
+
+/// Server gap: when a primary becomes a replica (sentinel's `SLAVEOF host port` to a
+/// demoted or returning primary, `SENTINEL FAILOVER`), Redis resumes from its own history
+/// (`replicationCacheMasterUsingMyself`): the promoted replica holds it as
+/// `master_replid2`, so the sync is partial. Baton starts the link with no replication id
+/// per flow and so always syncs in full.
+#[test]
+#[ignore = "server gap: a demoted primary syncs in full instead of resuming"]
+fn a_demoted_primary_resumes_from_the_promoted_replica() {
+    if !baton_only("Baton's replication") {
+        return;
+    }
+    let dir = Scratch::new("sentinel-demote");
+    let (primary, replica) = pair(&dir, &[], &[]);
+    write_acknowledged(&primary, "k", 20, 1);
+    assert_eq!(q(&mut replica.redis(), "REPLICAOF NO ONE"), ok());
+    let cmd = format!("REPLICAOF 127.0.0.1 {}", replica.port);
+    assert_eq!(q(&mut primary.redis(), &cmd), ok());
+    assert!(eventually(DISCOVERY_TIMEOUT, || replicates(
+        &primary,
+        replica.port
+    )));
+    assert_eq!(info_field(&replica, "stats", "sync_full"), "0");
+    assert_eq!(info_field(&replica, "stats", "sync_partial_ok"), "1");
+}
+
+/// Server gap: the replication settings a sentinel deployment sets are not settings:
+/// `masterauth` (a replica of a primary with `requirepass`; sentinel's `auth-pass`
+/// setups), `replica-priority` (0 keeps sentinel from promoting a replica; INFO's
+/// `slave_priority`), `replica-read-only`, `replica-announce-ip`/`-port` (what the
+/// primary's `slaveN` lines, and so sentinel, see behind NAT). Neither CONFIG SET nor
+/// flags nor the config file take them.
+#[test]
+#[ignore = "server gap: masterauth, replica-priority, replica-read-only, replica-announce-ip/port are not settings"]
+fn replication_settings_sentinel_deployments_use() {
+    if !baton_only("Baton's settings") {
+        return;
+    }
+    let dir = Scratch::new("sentinel-settings");
+    let (primary, _) = baton(&dir, "primary", 2, &["--requirepass", "pw"]);
+    let (replica, _) = baton(&dir, "replica", 2, &[]);
+    let mut con = replica.redis();
+    for set in [
+        "CONFIG SET masterauth pw",
+        "CONFIG SET replica-priority 0",
+        "CONFIG SET replica-read-only yes",
+        "CONFIG SET replica-announce-ip 10.1.2.3",
+        "CONFIG SET replica-announce-port 7777",
+    ] {
+        assert_eq!(q(&mut con, set), ok(), "{set}");
+    }
+    let cmd = format!("REPLICAOF 127.0.0.1 {}", primary.port);
+    assert_eq!(q(&mut con, &cmd), ok());
+    assert!(
+        eventually(DISCOVERY_TIMEOUT, || replicates(&replica, primary.port)),
+        "{}",
+        replica.stderr()
+    );
+    assert_eq!(info_field(&replica, "replication", "slave_priority"), "0");
+    let mut pcon = primary.redis_auth("pw");
+    let info = as_str(&q(&mut pcon, "INFO replication"));
+    assert!(info.contains("slave0:ip=10.1.2.3,port=7777,"), "{info}");
 }
