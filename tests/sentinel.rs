@@ -40,9 +40,10 @@ const FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
 /// replica's INFO every 10 s).
 const CONVERT_TIMEOUT: Duration = Duration::from_secs(40);
 const SENTINELS: usize = 3;
-/// Sentinel's `down-after-milliseconds`: 2 s rather than 1 s, as Redis's own sentinel
-/// tests use, so that a loaded machine (two cores, other builds) does not make a sentinel
-/// think a healthy new primary is down right after a failover, which starts a second one.
+/// Sentinel's `down-after-milliseconds`: 2 s rather than 1 s, so that a loaded machine
+/// (two cores, other builds) does not make a sentinel think a healthy new primary is down
+/// right after a failover, which, with the other sentinels' votes from that failover
+/// still held, starts a second one at once (seen with 1 s under three parallel runs).
 const DOWN_AFTER_MS: u64 = 2000;
 const MASTER: &str = "mymaster";
 
@@ -322,11 +323,13 @@ fn replicates(server: &Server, port: u16) -> bool {
 }
 
 /// A primary, its replicas, the sentinels watching them, and the scratch directory.
+/// Fields drop in this order: the sentinels stop first (so they do not react to the
+/// servers going away), the directory with their files last.
 struct Setup {
-    dir: Scratch,
+    sentinels: Vec<Sentinel>,
     primary: Server,
     replicas: Vec<Server>,
-    sentinels: Vec<Sentinel>,
+    dir: Scratch,
 }
 
 impl Setup {
@@ -356,10 +359,10 @@ impl Setup {
             assert_eq!(q(&mut connect(r), &cmd), ok());
         }
         let mut setup = Setup {
-            dir,
+            sentinels: Vec::new(),
             primary,
             replicas,
-            sentinels: Vec::new(),
+            dir,
         };
         let linked = eventually(DISCOVERY_TIMEOUT, || {
             setup
