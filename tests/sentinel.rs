@@ -504,20 +504,30 @@ fn sentinel_available() -> bool {
     baton_only("Baton under redis-sentinel")
 }
 
-/// The primary dies; of its two replicas (2 and 1 cores) the sentinels promote one, which
-/// holds every acknowledged write and takes writes, and make the other its replica.
+/// The primary (2 cores) dies; of its two replicas the sentinels promote the one with the
+/// better `replica-priority`, on 1 core, which holds every acknowledged write and takes
+/// writes, and make the other, on 2 cores, its replica (a full sync: another shape).
 #[test]
 fn sentinel_promotes_a_replica_when_the_primary_dies() {
     if !sentinel_available() {
         return;
     }
     let _serial = serial();
-    let mut s = Setup::start("sentinel-failover", &[(2, &[]), (1, &[])]);
+    let mut s = Setup::start(
+        "sentinel-failover",
+        &[(2, &[]), (1, &["--replica-priority", "10"])],
+    );
     let mut acked = write_acknowledged(&s.primary, "before", 100, 2);
 
     s.primary.signal(libc::SIGKILL);
     assert!(s.primary.wait_exit(EXIT_TIMEOUT).is_some());
     let new = s.promoted();
+    assert_eq!(
+        new,
+        1,
+        "the replica with priority 10 is preferred{}",
+        s.report()
+    );
     let (promoted, other) = (&s.replicas[new], &s.replicas[1 - new]);
 
     assert_eq!(role(promoted), "master", "{}", s.report());
