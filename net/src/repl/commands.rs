@@ -145,10 +145,10 @@ pub fn replconf(shared: &Shared, args: &[Bytes]) -> Reply {
     Reply::Ok
 }
 
-/// `FLOWSYNC shard replid offset replica-id listening-port`: the connection becomes the
+/// `FLOWSYNC shard replid offset replica-id listening-port [announce-ip]`: the connection becomes the
 /// flow of `shard`. Checked here; the loop then moves the socket to that shard's core.
 pub fn flowsync(shared: &Shared, client: &Client, args: &[Bytes]) -> Result<FeedRequest, Reply> {
-    if args.len() != 6 {
+    if !(6..=7).contains(&args.len()) {
         return Err(Reply::error(
             "ERR wrong number of arguments for 'flowsync' command",
         ));
@@ -185,11 +185,15 @@ pub fn flowsync(shared: &Shared, client: &Client, args: &[Bytes]) -> Result<Feed
     let port = num(&args[5])
         .filter(|p| (0..=65535).contains(p))
         .ok_or_else(|| Reply::error("ERR Invalid listening port"))? as u16;
-    let ip = client
-        .conn
-        .peer
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "?".into());
+    // The address the replica announces (`replica-announce-ip`), else the socket's.
+    let ip = match args.get(6) {
+        Some(ip) => text(ip),
+        None => client
+            .conn
+            .peer
+            .map(|a| a.ip().to_string())
+            .unwrap_or_else(|| "?".into()),
+    };
     Ok(FeedRequest {
         shard,
         asked,
