@@ -14,11 +14,10 @@
 //!
 //! The tests without sentinels check, each against one thing sentinel relies on, what
 //! Redis 7 does (checked against redis-server 7): CONFIG REWRITE persisting `replicaof`,
-//! a demoted primary resuming partially. Known server gaps, `#[ignore]`d tests below:
-//! * `CLIENT KILL TYPE normal` (in every sentinel reconfiguration) kills the node's
-//!   replicas' connections, which Redis types as `replica`, not `normal`; each replica's
-//!   link then breaks and resyncs.
-//! * The primary's `slaveN:ip=` ignores `replica-announce-ip` (`REPLCONF ip-address`).
+//! a demoted primary resuming partially, `slaveN:ip=` under `replica-announce-ip`. One
+//! known server gap is an `#[ignore]`d test below: `CLIENT KILL TYPE normal` (in every
+//! sentinel reconfiguration) kills the node's replicas' control connections, which Redis
+//! types as `replica`, not `normal`; each replica's link then breaks and resyncs.
 //!
 //! Skipped, with a note, when `redis-server` is not installed. Every child (Baton and the
 //! sentinels) is killed when the test ends, panics included.
@@ -804,7 +803,8 @@ fn info_field(server: &Server, section: &str, name: &str) -> String {
 /// so does every reconfiguration (`sentinelSendSlaveOf`). In Redis a replica's connection
 /// is of type `replica` (flags `S`, `getClientType` returns `CLIENT_TYPE_SLAVE`), so that
 /// kill leaves the node's replicas linked; Baton lists and kills a replica's control
-/// connection as a normal client, which breaks every replica's link (each then resyncs).
+/// connection (the one that sent `REPLCONF listening-port`/`flows` and pings) as a normal
+/// client (`flags=N`), which breaks every replica's link (each then resyncs).
 #[test]
 #[ignore = "server gap: a replica's connection is a normal client for CLIENT LIST/KILL TYPE"]
 fn client_kill_type_normal_leaves_replica_links_alone() {
@@ -850,13 +850,10 @@ fn a_demoted_primary_resumes_from_the_promoted_replica() {
     assert_eq!(info_field(&replica, "stats", "sync_partial_ok"), "1");
 }
 
-/// Server gap: `replica-announce-ip` is sent as `REPLCONF ip-address` on the control
-/// connection, but the primary lists each replica under its flow connections' peer
-/// address (`repl::commands::flowsync` takes `ip` from `client.conn.peer`), so behind NAT
-/// sentinel discovers the replica at an address it cannot reach. Redis lists
-/// `REPLCONF ip-address` in `slaveN:ip=` (`replicationGetSlaveName`, `slave_addr`).
+/// The primary lists a replica under its `replica-announce-ip`/`-port`, which is where
+/// sentinel looks for it (behind NAT, the peer address is unreachable), as Redis lists
+/// `REPLCONF ip-address` in `slaveN:ip=` (`replicationGetSlaveName`).
 #[test]
-#[ignore = "server gap: the primary's slaveN lines ignore REPLCONF ip-address"]
 fn replica_announce_ip_is_what_the_primary_lists() {
     if !baton_only("Baton's replication") {
         return;
