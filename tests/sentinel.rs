@@ -14,10 +14,9 @@
 //!
 //! The tests without sentinels check, each against one thing sentinel relies on, what
 //! Redis 7 does (checked against redis-server 7): CONFIG REWRITE persisting `replicaof`,
-//! a demoted primary resuming partially, `slaveN:ip=` under `replica-announce-ip`. One
-//! known server gap is an `#[ignore]`d test below: `CLIENT KILL TYPE normal` (in every
-//! sentinel reconfiguration) kills the node's replicas' control connections, which Redis
-//! types as `replica`, not `normal`; each replica's link then breaks and resyncs.
+//! a demoted primary resuming partially, `slaveN:ip=` under `replica-announce-ip`, and
+//! `CLIENT KILL TYPE normal` (in every sentinel reconfiguration) leaving the node's
+//! replicas' control connections alone (their type is `replica`, as in Redis).
 //!
 //! Skipped, with a note, when `redis-server` is not installed. Every child (Baton and the
 //! sentinels) is killed when the test ends, panics included.
@@ -799,14 +798,11 @@ fn info_field(server: &Server, section: &str, name: &str) -> String {
         .to_string()
 }
 
-/// Server gap: sentinel's promotion transaction ends with `CLIENT KILL TYPE normal`, and
-/// so does every reconfiguration (`sentinelSendSlaveOf`). In Redis a replica's connection
-/// is of type `replica` (flags `S`, `getClientType` returns `CLIENT_TYPE_SLAVE`), so that
-/// kill leaves the node's replicas linked; Baton lists and kills a replica's control
-/// connection (the one that sent `REPLCONF listening-port`/`flows` and pings) as a normal
-/// client (`flags=N`), which breaks every replica's link (each then resyncs).
+/// Sentinel's promotion transaction ends with `CLIENT KILL TYPE normal`, and so does every
+/// reconfiguration (`sentinelSendSlaveOf`). As in Redis (flags `S`, `getClientType` gives
+/// `CLIENT_TYPE_SLAVE`), a replica's control connection is of type `replica`, so that kill
+/// leaves the node's replicas linked.
 #[test]
-#[ignore = "server gap: a replica's connection is a normal client for CLIENT LIST/KILL TYPE"]
 fn client_kill_type_normal_leaves_replica_links_alone() {
     if !baton_only("Baton's replication links") {
         return;
@@ -819,9 +815,18 @@ fn client_kill_type_normal_leaves_replica_links_alone() {
         int(0),
         "only this client is normal, and it is skipped"
     );
+    assert!(
+        replicates(&replica, primary.port),
+        "the replica's link survived TYPE normal"
+    );
     // Redis counts one connection per replica; Baton may count a replica's flows too.
     let killed = as_int(&q(&mut con, "CLIENT KILL TYPE replica"));
     assert!(killed >= 1, "CLIENT KILL TYPE replica killed {killed}");
+    // The replica reconnects; then its own side of the link can be killed.
+    assert!(
+        eventually(DISCOVERY_TIMEOUT, || replicates(&replica, primary.port)),
+        "the replica did not reconnect"
+    );
     let mut con = connect(&replica);
     let killed = as_int(&q(&mut con, "CLIENT KILL TYPE master"));
     assert!(killed >= 1, "CLIENT KILL TYPE master killed {killed}");

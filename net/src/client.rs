@@ -109,7 +109,13 @@ impl ClientEntry {
             text(&st.name),
             now_ms.saturating_sub(conn.created_ms) / 1000,
             now_ms.saturating_sub(conn.last_ms.get()) / 1000,
-            if st.subscriptions() > 0 { "P" } else { "N" },
+            if conn.replica.get() {
+                "S"
+            } else if st.subscriptions() > 0 {
+                "P"
+            } else {
+                "N"
+            },
             st.db,
             st.channels.len(),
             st.patterns.len(),
