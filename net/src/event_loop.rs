@@ -34,7 +34,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use baton_engine::runtime::{now_ms, wake, Core};
 use bytes::BytesMut;
@@ -64,6 +64,12 @@ const OP_FLOW_SEND: u64 = 7;
 const READ_CHUNK: usize = 16 * 1024;
 /// A replication flow's receive buffer.
 const FLOW_READ: usize = 64 * 1024;
+/// A replica flow's journal records wait up to this long (or until this many bytes
+/// gather) before they are sent, so that a busy primary sends each replica flow a buffer
+/// every quarter millisecond at most rather than one per turn: each send costs the core
+/// about what answering a client does.
+const FLOW_COALESCE: Duration = Duration::from_micros(250);
+const FLOW_COALESCE_BYTES: u64 = 16 * 1024;
 const RING_ENTRIES: u32 = 1024;
 /// IORING_RECVSEND_POLL_FIRST: arm the socket's poll at once instead of trying the
 /// receive first (the crate keeps the constant private).
@@ -178,6 +184,8 @@ struct FlowConn {
     cancel_sent: bool,
     /// When a replica's unsent output first passed the soft limit (0 = it is below).
     soft_since_ms: u64,
+    /// When journal records first waited unsent.
+    waiting_since: Option<Instant>,
     kind: FlowKind,
 }
 
@@ -251,6 +259,8 @@ struct Loop {
     was_replica: bool,
     /// `Repl::feed_kills` as this core last acted on it.
     feed_kills: u64,
+    /// When a replica flow's waiting records are due.
+    flow_due: Option<Instant>,
 }
 
 /// Serves this core's listeners until the server is asked to stop and every connection
@@ -322,6 +332,7 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
         repl_epoch: u64::MAX,
         was_replica: false,
         feed_kills: 0,
+        flow_due: None,
     };
     lp.nc.shared.repl.set_doorbell(lp.nc.core.id, doorbell);
     for i in 0..lp.listeners.len() {
@@ -402,9 +413,13 @@ impl Loop {
             if !self.nc.core.mesh().may_sleep(self.nc.core.id) {
                 continue;
             }
-            let timeout = self.next_deadline().map(|at| {
+            let mut timeout = self.next_deadline().map(|at| {
                 Duration::from_millis(at.saturating_sub(baton_engine::runtime::now_ms()))
             });
+            if let Some(due) = self.flow_due {
+                let left = due.saturating_duration_since(Instant::now());
+                timeout = Some(timeout.map_or(left, |t| t.min(left)));
+            }
             if let Err(e) = self.ring.wait(timeout) {
                 tracing::error!(core = self.nc.core.id, error = %e, "io_uring wait failed");
             }
@@ -419,7 +434,8 @@ impl Loop {
     }
 
     /// When a sleeping loop must wake on its own (unix ms): the earliest timer of this
-    /// core, and the once-a-second checks when they have work.
+    /// core, the once-a-second checks when they have work, and replica flows whose
+    /// waiting records fall due.
     fn next_deadline(&self) -> Option<u64> {
         let timeout = self.nc.shared.settings.timeout_secs.load(Ordering::Relaxed) > 0;
         let cron = (self.cron_wanted || timeout).then_some(self.next_cron_ms);
@@ -1176,6 +1192,7 @@ impl Loop {
             closing: false,
             cancel_sent: false,
             soft_since_ms: 0,
+            waiting_since: None,
             kind,
         });
         self.flow_arm_recv(token);
@@ -1267,6 +1284,8 @@ impl Loop {
     /// Feeds every replica flow of this core what is due. True if anything was queued.
     fn pump_flows(&mut self) -> bool {
         let mut progress = false;
+        self.flow_due = None;
+        let mut now = None;
         for token in 0..self.flows.len() as Token {
             let nc = self.nc.clone();
             let Some(f) = self.flows[token as usize].as_mut() else {
@@ -1278,6 +1297,22 @@ impl Loop {
             let FlowKind::Feed(feed) = &mut f.kind else {
                 continue;
             };
+            if !feed.walking() {
+                // Journal records only: send them once enough gathered or the oldest
+                // waited long enough.
+                let unshipped = feed.unshipped();
+                if unshipped == 0 {
+                    f.waiting_since = None;
+                    continue;
+                }
+                let now = *now.get_or_insert_with(Instant::now);
+                let due = *f.waiting_since.get_or_insert(now) + FLOW_COALESCE;
+                if unshipped < FLOW_COALESCE_BYTES && now < due {
+                    self.flow_due = Some(self.flow_due.map_or(due, |d| d.min(due)));
+                    continue;
+                }
+                f.waiting_since = None;
+            }
             let shard = nc.core.shard.borrow();
             if let Err(e) = feed.fill(&nc.shared.repl, &shard, &mut f.out) {
                 tracing::warn!(core = nc.core.id, "replica flow dropped: {e}");
