@@ -240,6 +240,11 @@ fn preload(s: &Server, n: usize) {
                 .arg("PX")
                 .arg(3_600_000 + i as u64),
             2 => pipe.cmd("INCRBY").arg(format!("ctr:{i}")).arg(i),
+            // Some large values, so that the snapshot walk takes many turns.
+            _ if i % 50 == 3 => pipe
+                .cmd("SET")
+                .arg(format!("k:{i}"))
+                .arg(vec![b'L'; 20_000]),
             _ => pipe
                 .cmd("SET")
                 .arg(format!("k:{i}"))
@@ -301,16 +306,25 @@ fn writer(
                     5 => pipe.cmd("APPEND").arg(&k).arg("+a"),
                     6 => pipe.cmd("PERSIST").arg(&k),
                     _ => {
+                        let k = format!("mc:{i}");
                         let value = format!("m{}", rng.next() % 100_000);
+                        let flags = rng.below(1 << 16);
                         let exptime = if rng.below(2) == 0 { 0 } else { 3000 };
-                        mc_batch.extend_from_slice(
-                            format!(
-                                "set mc:{i} {} {exptime} {}\r\n{value}\r\n",
-                                rng.below(1 << 16),
-                                value.len()
-                            )
-                            .as_bytes(),
-                        );
+                        let cmd = match rng.below(6) {
+                            0 | 1 => {
+                                format!("set {k} {flags} {exptime} {}\r\n{value}\r\n", value.len())
+                            }
+                            2 => format!("append {k} 0 0 2\r\n+m\r\n"),
+                            3 => format!("touch {k} {}\r\n", 2000 + rng.below(1000)),
+                            4 => format!("delete {k}\r\n"),
+                            // A CAS that may or may not match: STORED, EXISTS or NOT_FOUND.
+                            _ => format!(
+                                "cas {k} {flags} 0 {} {}\r\n{value}\r\n",
+                                value.len(),
+                                rng.next() % 4
+                            ),
+                        };
+                        mc_batch.extend_from_slice(cmd.as_bytes());
                         mc_sets += 1;
                         continue;
                     }
@@ -320,7 +334,19 @@ fn writer(
             if mc_sets > 0 {
                 mc.send(&mc_batch);
                 for _ in 0..mc_sets {
-                    mc.expect(b"STORED\r\n");
+                    let line = mc.read_line();
+                    assert!(
+                        [
+                            "STORED",
+                            "NOT_STORED",
+                            "EXISTS",
+                            "NOT_FOUND",
+                            "TOUCHED",
+                            "DELETED"
+                        ]
+                        .contains(&line.trim_end()),
+                        "memcached write answered {line:?}"
+                    );
                 }
             }
             batches.fetch_add(1, Ordering::Relaxed);
@@ -357,7 +383,26 @@ fn full_sync_under_load(primary_cores: usize, replica_cores: usize) {
     let p = server(primary_cores);
     let r = server(replica_cores);
     preload(&p, 4000);
-    assert_eq!(q(&mut r.redis(), "DBSIZE"), int(0));
+    // Data of the replica's own, which the full sync must replace: keys the primary does
+    // not have, and keys it has with other values, TTLs and flags.
+    let mut rc = r.redis();
+    let mut pipe = redis::pipe();
+    for i in 0..1000 {
+        pipe.cmd("SET")
+            .arg(format!("stale:{i}"))
+            .arg(i)
+            .arg("EX")
+            .arg(5000);
+        pipe.cmd("SET")
+            .arg(format!("k:{}", i * 4))
+            .arg("stale")
+            .arg("EX")
+            .arg(9000);
+    }
+    pipe.query::<Value>(&mut rc).expect("replica's own data");
+    let mut rm = r.memcache_raw();
+    rm.send(b"set mc:1 999 0 5\r\nstale\r\n");
+    rm.expect(b"STORED\r\n");
     with_writer(&p, 0x5eed + primary_cores as u64, 4000, 20, || {
         // Let the writer get going before the sync starts, so the snapshot walk races it.
         replicaof(&r, &p);
