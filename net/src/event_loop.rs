@@ -221,6 +221,8 @@ struct Loop {
     /// The replication epoch this core last acted on, and whether it was a replica then.
     repl_epoch: u64,
     was_replica: bool,
+    /// `Repl::feed_kills` as this core last acted on it.
+    feed_kills: u64,
 }
 
 /// Serves this core's listeners until the server is asked to stop and every connection
@@ -291,6 +293,7 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
         flow_generations: Vec::new(),
         repl_epoch: u64::MAX,
         was_replica: false,
+        feed_kills: 0,
     };
     lp.nc.shared.repl.set_doorbell(lp.nc.core.id, doorbell);
     for i in 0..lp.listeners.len() {
@@ -1039,14 +1042,19 @@ impl Loop {
                 }
             }
             let generation = crate::repl_state::lock(&repl.link).generation;
-            let became_replica = replica && !self.was_replica;
+            let mut drop_feeds = replica && !self.was_replica;
             self.was_replica = replica;
+            let kills = repl.feed_kills.load(Ordering::Acquire);
+            if kills != self.feed_kills {
+                self.feed_kills = kills;
+                drop_feeds = true;
+            }
             for token in 0..self.flows.len() as Token {
                 let stale = match self.flows[token as usize].as_ref().map(|f| &f.kind) {
                     Some(FlowKind::Apply(a)) => a.start.generation != generation || !replica,
                     // This server's history is about to be replaced: its replicas
                     // start again from the new one.
-                    Some(FlowKind::Feed(_)) => became_replica,
+                    Some(FlowKind::Feed(_)) => drop_feeds,
                     None => false,
                 };
                 if stale {

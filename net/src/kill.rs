@@ -34,8 +34,10 @@ pub enum ClientKind {
     Normal,
     /// Subscribed to at least one channel or pattern.
     Pubsub,
-    /// master, replica, slave: no client of Baton is one.
-    None,
+    /// A replica's flows on a primary (replica, slave): not in the client table.
+    Replica,
+    /// A replica's link to its primary (master): not in the client table.
+    Master,
 }
 
 impl ClientKind {
@@ -45,8 +47,10 @@ impl ClientKind {
             Ok(ClientKind::Normal)
         } else if eq(name, "pubsub") {
             Ok(ClientKind::Pubsub)
-        } else if ["master", "replica", "slave"].iter().any(|t| eq(name, t)) {
-            Ok(ClientKind::None)
+        } else if eq(name, "master") {
+            Ok(ClientKind::Master)
+        } else if eq(name, "replica") || eq(name, "slave") {
+            Ok(ClientKind::Replica)
         } else {
             Err(Reply::error(format!(
                 "ERR Unknown client type '{}'",
@@ -61,7 +65,7 @@ impl ClientKind {
         match self {
             ClientKind::Normal => !subscribed,
             ClientKind::Pubsub => subscribed,
-            ClientKind::None => false,
+            ClientKind::Replica | ClientKind::Master => false,
         }
     }
 }
@@ -149,11 +153,24 @@ pub async fn client_kill(nc: &NetCore, client: &Client, args: &[Bytes]) -> Reply
     };
     let caller = client.borrow().id;
     let old_form = filter.old_form;
+    // Replication connections are not clients of the table: the replication state
+    // closes them (only TYPE names them; an address or id never does).
+    let repl = &nc.shared.repl;
+    let links = match filter.kind {
+        Some(ClientKind::Replica) if filter.id.is_none() && filter.addr.is_none() => {
+            repl.kill_feeds() as i64
+        }
+        Some(ClientKind::Master) if filter.id.is_none() && filter.addr.is_none() => {
+            repl.kill_link() as i64
+        }
+        _ => 0,
+    };
     let killed: i64 = nc
         .on_every_core(move |nc, _now| kill(&nc.clients, &filter, caller))
         .await
         .into_iter()
-        .sum();
+        .sum::<i64>()
+        + links;
     match (old_form, killed) {
         (true, 0) => Reply::err("ERR No such client"),
         (true, _) => Reply::Ok,
@@ -239,7 +256,7 @@ mod tests {
             KillFilter::parse(&args("CLIENT KILL TYPE replica"))
                 .unwrap()
                 .kind,
-            Some(ClientKind::None)
+            Some(ClientKind::Replica)
         );
     }
 

@@ -31,6 +31,10 @@ pub struct ApplyStart {
     pub generation: u64,
 }
 
+/// Redis's default hard output limit for replicas (`client-output-buffer-limit replica
+/// 256mb 64mb 60`).
+pub const DEFAULT_REPLICA_HARD_LIMIT: u64 = 256 << 20;
+
 /// Who this server is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
@@ -158,6 +162,11 @@ pub struct Repl {
     pub announce_port: AtomicU64,
     /// Redis's `master_failover_state`.
     pub failover_state: Mutex<&'static str>,
+    /// `client-output-buffer-limit replica`'s hard limit (0: none): what a backlog keeps
+    /// beyond its size for a slow replica, split over the shards.
+    pub replica_hard_limit: AtomicU64,
+    /// Bumped by `CLIENT KILL TYPE replica`: each core closes the replica flows it feeds.
+    pub feed_kills: AtomicU64,
 }
 
 /// A fresh replication id: 40 random hex characters.
@@ -190,6 +199,8 @@ impl Repl {
             announce_ip: Mutex::new(None),
             announce_port: AtomicU64::new(0),
             failover_state: Mutex::new("no-failover"),
+            feed_kills: AtomicU64::new(0),
+            replica_hard_limit: AtomicU64::new(DEFAULT_REPLICA_HARD_LIMIT),
         }
     }
 
@@ -234,9 +245,34 @@ impl Repl {
         let j = self.journals[shard].get_or_init(|| {
             created = true;
             let per_shard = self.backlog_size.load(Ordering::Relaxed) as usize / self.cores;
-            Journal::new(per_shard.max(16 * 1024), 0)
+            let j = Journal::new(per_shard.max(16 * 1024), 0);
+            j.backlog().set_pin_limit(self.pin_limit());
+            j
         });
         (j, created)
+    }
+
+    /// What each shard's backlog keeps for slow replicas beyond its size.
+    fn pin_limit(&self) -> usize {
+        match self.replica_hard_limit.load(Ordering::Relaxed) {
+            // No limit: a replica is never dropped for its output; keep up to 1 GiB.
+            0 => (1usize << 30) / self.cores,
+            hard => hard as usize / self.cores,
+        }
+    }
+
+    /// Applies `repl-backlog-size` and the replica output limit to the journals that
+    /// exist (new ones read them when created).
+    pub fn resize_backlogs(&self) {
+        let per_shard =
+            (self.backlog_size.load(Ordering::Relaxed) as usize / self.cores).max(16 * 1024);
+        for k in 0..self.cores {
+            if let Some(j) = self.journal(k) {
+                let mut b = j.backlog();
+                b.set_capacity(per_shard);
+                b.set_pin_limit(self.pin_limit());
+            }
+        }
     }
 
     /// Every shard's journal end (0 for a shard with none): the offsets a write is
@@ -289,6 +325,31 @@ impl Repl {
             return Vec::new();
         }
         std::mem::take(&mut *lock(&self.inbox[core]))
+    }
+
+    /// Closes every replica's flows (`CLIENT KILL TYPE replica`); they reconnect and
+    /// resync. Returns how many replicas were connected.
+    pub fn kill_feeds(&self) -> usize {
+        let n = lock(&self.replicas).len();
+        if n > 0 {
+            self.feed_kills.fetch_add(1, Ordering::AcqRel);
+            self.bump();
+        }
+        n
+    }
+
+    /// Breaks this replica's link to its primary (`CLIENT KILL TYPE master`); the link
+    /// thread reconnects and resumes. Returns 1 if there was a link.
+    pub fn kill_link(&self) -> usize {
+        if !self.is_replica() {
+            return 0;
+        }
+        let mut l = lock(&self.link);
+        if l.live_flows == 0 {
+            return 0;
+        }
+        l.broken = true;
+        1
     }
 
     pub fn replica(&self, id: &str) -> Option<ReplicaInfo> {

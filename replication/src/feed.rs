@@ -69,9 +69,15 @@ pub struct Lagged {
     pub start: u64,
 }
 
-/// One flow being fed.
+/// Each feeder's pin in its backlog.
+static NEXT_PIN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// One flow being fed. It pins the journal records it has yet to ship in the backlog
+/// (within the backlog's pin limit: a replica's output buffer limit), and unpins when
+/// dropped.
 #[derive(Debug)]
 pub struct Feeder {
+    pin: u64,
     journal: Journal,
     /// The journal offset shipped so far (the next record to send starts here).
     sent: u64,
@@ -92,7 +98,10 @@ impl Feeder {
         asked: Option<(ReplId, u64)>,
         out: &mut Vec<u8>,
     ) -> Feeder {
-        let backlog = journal.backlog();
+        let mut backlog = journal.backlog();
+        let pin = NEXT_PIN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let end = backlog.end();
+        backlog.pin(pin, end);
         let partial = asked
             .filter(|(id, offset)| ids.continues(id, shard, *offset))
             .and_then(|(_, offset)| backlog.since(offset).ok().map(|parts| (offset, parts)));
@@ -113,6 +122,7 @@ impl Feeder {
                     out.extend_from_slice(part);
                 }
                 Feeder {
+                    pin,
                     journal: journal.clone(),
                     sent: backlog.end(),
                     walk: None,
@@ -122,6 +132,7 @@ impl Feeder {
             None => {
                 encode_hello(&hello, out);
                 Feeder {
+                    pin,
                     journal: journal.clone(),
                     sent: backlog.end(),
                     walk: Some(SnapshotWalk::new()),
@@ -164,14 +175,20 @@ impl Feeder {
         Ok(())
     }
 
+    /// Journal bytes written that this flow has not shipped yet.
+    pub fn unshipped(&self) -> u64 {
+        self.journal.backlog().end().saturating_sub(self.sent)
+    }
+
     fn ship_journal(&mut self, out: &mut Vec<u8>) -> Result<(), Lagged> {
-        let backlog = self.journal.backlog();
+        let mut backlog = self.journal.backlog();
         match backlog.since(self.sent) {
             Ok(parts) => {
                 for part in parts {
                     out.extend_from_slice(part);
                 }
                 self.sent = backlog.end();
+                backlog.pin(self.pin, self.sent);
                 Ok(())
             }
             Err(Resume::Gone { start }) => Err(Lagged {
@@ -185,6 +202,12 @@ impl Feeder {
                 start: end,
             }),
         }
+    }
+}
+
+impl Drop for Feeder {
+    fn drop(&mut self) {
+        self.journal.backlog().unpin(self.pin);
     }
 }
 

@@ -29,6 +29,11 @@ pub struct Backlog {
     /// Bytes held at most, beyond the newest chunk (which is always kept).
     capacity: usize,
     held: usize,
+    /// Offsets live flows still have to ship, by flow: the backlog keeps them past its
+    /// capacity, up to `pin_limit` more bytes (a replica's output buffer limit), so that
+    /// a replica that is slow for a moment is not dropped to a full sync.
+    pins: Vec<(u64, u64)>,
+    pin_limit: usize,
 }
 
 /// Why a backlog cannot serve an offset.
@@ -49,7 +54,40 @@ impl Backlog {
             end: start,
             capacity,
             held: 0,
+            pins: Vec::new(),
+            pin_limit: 0,
         }
+    }
+
+    /// How many bytes past the capacity the backlog may keep for pinned flows (0: none).
+    pub fn set_pin_limit(&mut self, limit: usize) {
+        self.pin_limit = limit;
+    }
+
+    /// Changes the capacity (`repl-backlog-size`); a smaller one drops old chunks now.
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity;
+        self.trim();
+    }
+
+    /// Flow `flow` still has to ship everything from `offset`: keep it (within the pin
+    /// limit). Pinning again moves the flow's pin.
+    pub fn pin(&mut self, flow: u64, offset: u64) {
+        match self.pins.iter_mut().find(|(f, _)| *f == flow) {
+            Some(p) => p.1 = offset,
+            None => self.pins.push((flow, offset)),
+        }
+        self.trim();
+    }
+
+    pub fn unpin(&mut self, flow: u64) {
+        self.pins.retain(|(f, _)| *f != flow);
+        self.trim();
+    }
+
+    /// Bytes held beyond the capacity for pinned flows.
+    pub fn pinned_excess(&self) -> usize {
+        self.held.saturating_sub(self.capacity)
     }
 
     /// The offset the next record gets.
@@ -75,11 +113,23 @@ impl Backlog {
         let len = chunk.len() - before;
         self.end += len as u64;
         self.held += len;
+        self.trim();
+        at
+    }
+
+    /// Drops the oldest chunks past the capacity, except those a pinned flow still needs
+    /// while the excess stays within the pin limit.
+    fn trim(&mut self) {
+        let floor = self.pins.iter().map(|(_, o)| *o).min();
         while self.chunks.len() > 1 && self.held - self.chunks[0].1.len() >= self.capacity {
+            let (at, first) = (&self.chunks[0].0, &self.chunks[0].1);
+            let needed = floor.is_some_and(|f| f < at + first.len() as u64);
+            if needed && self.held - first.len() < self.capacity + self.pin_limit {
+                break;
+            }
             let (_, old) = self.chunks.pop_front().expect("more than one chunk");
             self.held -= old.len();
         }
-        at
     }
 
     /// Every byte from `offset` to the end, in order (several slices). `offset` must be
@@ -121,8 +171,9 @@ impl Journal {
     /// when a full sync of the primary shard it mirrors begins at that offset.
     pub fn restart(&self, offset: u64) {
         let mut b = self.backlog();
-        let capacity = b.capacity;
+        let (capacity, pin_limit) = (b.capacity, b.pin_limit);
         *b = Backlog::new(capacity, offset);
+        b.pin_limit = pin_limit;
     }
 
     /// The backlog, locked. Only the shard's own core ever touches it, so the lock is
@@ -141,6 +192,32 @@ impl EffectSink for Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pinned_flow_keeps_its_records_up_to_the_pin_limit() {
+        let mut b = Backlog::new(CHUNK, 0);
+        b.set_pin_limit(4 * CHUNK);
+        b.pin(1, 0);
+        for _ in 0..8 {
+            record(&mut b, CHUNK / 2);
+        }
+        assert_eq!(b.start(), 0, "pinned and within the limit: kept");
+        assert!(b.since(0).is_ok());
+        for _ in 0..16 {
+            record(&mut b, CHUNK / 2);
+        }
+        assert!(b.start() > 0, "past the limit the pin gives way");
+        assert!(b.held <= CHUNK + 4 * CHUNK + CHUNK, "bounded: {}", b.held);
+        b.pin(1, b.end());
+        record(&mut b, 10);
+        assert!(
+            b.held <= 2 * CHUNK + 10,
+            "a pin at the end keeps nothing extra"
+        );
+        b.unpin(1);
+        b.set_capacity(0);
+        assert_eq!(b.chunks.len(), 1, "the newest chunk always stays");
+    }
 
     fn record(b: &mut Backlog, len: usize) -> u64 {
         b.append(|out| out.extend_from_slice(&vec![7u8; len]))

@@ -12,7 +12,7 @@ use super::link;
 use crate::client::Client;
 use crate::config::Shared;
 use crate::netcore::NetCore;
-use crate::repl_state::{lock, new_replid, FeedRequest, Role};
+use crate::repl_state::{lock, new_replid, FeedRequest, ReplicaInfo, Role};
 
 fn bulk(s: impl Into<String>) -> Reply {
     Reply::Bulk(Bytes::from(s.into()))
@@ -232,6 +232,27 @@ pub async fn wait(nc: &NetCore, args: &[Bytes]) -> Reply {
     }
 }
 
+/// INFO's `slaveN` line for replica `i`. Its lag is the seconds since its last ACK, or 0
+/// while it holds everything the primary wrote (an idle primary sends nothing to ack).
+fn replica_line(i: usize, r: &ReplicaInfo, ends: &[u64], now: u64) -> String {
+    let caught_up = ends
+        .iter()
+        .enumerate()
+        .all(|(k, &e)| r.acked.get(k).is_some_and(|&a| a >= e));
+    let lag = if caught_up {
+        0
+    } else {
+        now.saturating_sub(r.last_ack_ms) / 1000
+    };
+    format!(
+        "slave{i}:ip={},port={},state={},offset={},lag={lag}",
+        r.ip,
+        r.port,
+        r.state(),
+        r.offset(),
+    )
+}
+
 /// INFO's `# Replication` lines, in Redis 7's order.
 pub fn info_lines(shared: &Shared) -> Vec<String> {
     let repl = &shared.repl;
@@ -243,15 +264,9 @@ pub fn info_lines(shared: &Shared) -> Vec<String> {
             lines.push("role:master".into());
             let replicas = lock(&repl.replicas).clone();
             lines.push(format!("connected_slaves:{}", replicas.len()));
+            let ends = repl.ends();
             for (i, r) in replicas.iter().enumerate() {
-                lines.push(format!(
-                    "slave{i}:ip={},port={},state={},offset={},lag={}",
-                    r.ip,
-                    r.port,
-                    r.state(),
-                    r.offset(),
-                    now.saturating_sub(r.last_ack_ms) / 1000
-                ));
+                lines.push(replica_line(i, r, &ends, now));
             }
         }
         Role::Replica { host, port } => {
@@ -294,15 +309,9 @@ pub fn info_lines(shared: &Shared) -> Vec<String> {
             lines.push("replica_announced:1".into());
             let replicas = lock(&repl.replicas).clone();
             lines.push(format!("connected_slaves:{}", replicas.len()));
+            let ends = repl.ends();
             for (i, r) in replicas.iter().enumerate() {
-                lines.push(format!(
-                    "slave{i}:ip={},port={},state={},offset={},lag={}",
-                    r.ip,
-                    r.port,
-                    r.state(),
-                    r.offset(),
-                    now.saturating_sub(r.last_ack_ms) / 1000
-                ));
+                lines.push(replica_line(i, r, &ends, now));
             }
         }
     }

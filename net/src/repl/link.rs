@@ -457,6 +457,13 @@ impl ApplyState {
     pub fn on_close(&mut self, repl: &Repl) {
         let mut l = lock(&repl.link);
         l.live_flows = l.live_flows.saturating_sub(1);
+        if self.applier.loading() {
+            // The snapshot was cut short: what this flow holds is incomplete, and only a
+            // full sync makes it whole again.
+            if let Some(id) = l.flow_ids.get_mut(self.start.shard) {
+                *id = None;
+            }
+        }
         if l.generation == self.start.generation {
             l.broken = true;
             if let Some(c) = l.connected.get_mut(self.start.shard) {
