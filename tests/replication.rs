@@ -513,13 +513,11 @@ fn partial_resync(primary_cores: usize, replica_cores: usize) {
 }
 
 #[test]
-#[ignore = "needs CLIENT KILL TYPE master/replica (not in this branch yet)"]
 fn partial_resync_after_client_kill_2_to_1() {
     partial_resync(2, 1);
 }
 
 #[test]
-#[ignore = "needs CLIENT KILL TYPE master/replica (not in this branch yet)"]
 fn partial_resync_after_client_kill_2_to_2() {
     partial_resync(2, 2);
 }
