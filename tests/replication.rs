@@ -1959,3 +1959,97 @@ fn dead_replica_is_forgotten() {
     assert_same_data(&p, &r3);
     assert_eq!(stat(&p, "sync_full"), 3);
 }
+
+/// Evictions on a primary at its maxmemory reach the replica (which holds exactly what
+/// the primary kept).
+#[test]
+fn evictions_replicate() {
+    let p = Server::builder(2)
+        .args(&["--maxmemory", "4mb"])
+        .memcache()
+        .start();
+    let r = server(1);
+    replicaof(&r, &p);
+    wait_link_up(&r);
+    let mut pc = p.redis();
+    for chunk in 0..20 {
+        let mut pipe = redis::pipe();
+        for i in 0..1000 {
+            pipe.cmd("SET")
+                .arg(format!("e:{chunk}:{i}"))
+                .arg(vec![b'e'; 500]);
+        }
+        pipe.query::<Value>(&mut pc).unwrap();
+    }
+    assert!(info_number(&mut pc, "stats", "evicted_keys") > 0);
+    wait_in_sync(&p, &r);
+    assert_eq!(info_number(&mut r.redis(), "stats", "evicted_keys"), 0);
+    assert_same_data(&p, &r);
+}
+
+// ---------------------------------------------------------------------------------------
+// Loops: a replica must not feed others before it holds its primary's data
+// ---------------------------------------------------------------------------------------
+
+/// How many keys `s` holds.
+fn dbsize(s: &Server) -> i64 {
+    as_int(&q(&mut s.redis(), "DBSIZE"))
+}
+
+/// `REPLICAOF` its own address: as in Redis (whose replicas refuse to feed others while
+/// their own link is not up: `-NOMASTERLINK`), the link never comes up and the data
+/// stays.
+#[test]
+#[ignore = "server bug: a replica feeds flows while its own link is down, so REPLICAOF <itself> reports the link up and erases the dataset"]
+fn replica_of_itself_keeps_its_data() {
+    let s = server(2);
+    write_keys(&s, "mine", 200);
+    let mut c = s.redis();
+    assert_reply(&mut c, &format!("REPLICAOF 127.0.0.1 {}", s.port), ok());
+    // Let it try a few times.
+    assert!(eventually(SYNC_TIMEOUT, || s
+        .stderr()
+        .matches("MASTER")
+        .count()
+        >= 3));
+    // A negative check: watch a while for the link to (wrongly) come up.
+    thread::sleep(Duration::from_millis(500));
+    assert_eq!(info(&mut c, "replication")["master_link_status"], "down");
+    assert_eq!(dbsize(&s), 200, "the dataset was erased");
+}
+
+/// A -> B, then B's primary A is made a replica of B: a loop. Neither link may come up
+/// (nobody holds a primary's data), and neither dataset may be lost.
+#[test]
+#[ignore = "server bug: in a replication loop both links report up and both datasets are erased"]
+fn replication_loop_keeps_the_data() {
+    let a = server(2);
+    let b = server(1);
+    write_keys(&a, "a", 200);
+    replicaof(&b, &a);
+    wait_in_sync(&a, &b);
+    replicaof(&a, &b);
+    assert!(eventually(SYNC_TIMEOUT, || a
+        .stderr()
+        .matches("MASTER")
+        .count()
+        >= 3));
+    // A negative check: watch a while for the link to (wrongly) come up.
+    thread::sleep(Duration::from_millis(500));
+    assert_eq!(dbsize(&a), 200, "A's dataset was erased");
+    assert_eq!(dbsize(&b), 200, "B's dataset was erased");
+    let up = |s: &Server| info(&mut s.redis(), "replication")["master_link_status"] == "up";
+    assert!(!(up(&a) && up(&b)), "both links of a loop are up");
+}
+
+/// A replica whose link is down refuses to start a flow, as Redis's SYNC/PSYNC do.
+#[test]
+#[ignore = "server bug: FLOWSYNC is served by a replica whose own link is down (Redis: -NOMASTERLINK)"]
+fn flowsync_to_a_replica_without_link_is_refused() {
+    let s = server(1);
+    let dead = free_port();
+    assert_reply(&mut s.redis(), &format!("REPLICAOF 127.0.0.1 {dead}"), ok());
+    let mut raw = s.raw();
+    raw.send_command(&["FLOWSYNC", "0", "?", "-1", "x", "1"]);
+    raw.expect(b"-NOMASTERLINK Can't SYNC while not connected with my master\r\n");
+}
