@@ -89,6 +89,7 @@ pub fn handle(
         Conn::Slowlog if eq(&args[1], "help") => slowlog::help(),
         Conn::Replicaof => crate::repl::commands::replicaof(shared, args),
         Conn::Role => crate::repl::commands::role(shared),
+        Conn::Failover => crate::repl::failover::failover(shared, args),
         Conn::Replconf => crate::repl::commands::replconf(shared, args),
         // A flow connection is taken over before its FLOWSYNC gets here; one that does
         // came in a pipeline or a transaction.

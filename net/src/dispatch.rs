@@ -68,6 +68,8 @@ enum Step {
     /// EXEC or WATCH, which need other cores ([`multi`]), with its row in the command
     /// statistics.
     Multi(multi::Action, usize, Vec<Bytes>),
+    /// A write while FAILOVER pauses writes: it waits, then is looked at again.
+    Paused(Vec<Bytes>),
 }
 
 /// Looks a command up and checks its arity and the client's auth: the command's spec and
@@ -133,6 +135,15 @@ fn step(nc: &NetCore, client: &Client, args: Vec<Bytes>, now: u64) -> Step {
             return Step::Reply(reply);
         }
     };
+    if nc
+        .shared
+        .repl
+        .writes_paused
+        .load(std::sync::atomic::Ordering::Acquire)
+        && paused_here(spec, client.borrow().multi.is_some())
+    {
+        return Step::Paused(args);
+    }
     // MULTI and its family, and every command while a transaction is being queued.
     let conn = match spec.route {
         Route::Connection(c) => Some(c),
@@ -167,6 +178,16 @@ fn step(nc: &NetCore, client: &Client, args: Vec<Bytes>, now: u64) -> Step {
             Step::Reply(reply)
         }
         None => Step::Admin(conn, row, args),
+    }
+}
+
+/// Whether a paused server holds this command back: a write outside a transaction (one
+/// inside is only queued), or the EXEC of a transaction.
+fn paused_here(spec: &CommandSpec, in_multi: bool) -> bool {
+    if in_multi {
+        spec.name == "exec"
+    } else {
+        spec.has(baton_engine::command::flags::WRITE)
     }
 }
 
@@ -366,6 +387,20 @@ async fn slow_pipeline(
                 let ticks = if skip { 0 } else { clock::since(start) };
                 nc.executed(&client, row, ticks, &reply, &args);
                 resp::encode(&reply, client.borrow().resp, &mut out);
+            }
+            Step::Paused(args) => {
+                flush(&mut p, &nc, &client, &mut out).await;
+                while shared
+                    .repl
+                    .writes_paused
+                    .load(std::sync::atomic::Ordering::Acquire)
+                {
+                    core.timers
+                        .sleep_until(baton_engine::runtime::now_ms() + 1)
+                        .await;
+                }
+                next = Some(step(&nc, &client, args, nc.core.turn_now()));
+                continue;
             }
             Step::Admin(conn, row, args) => {
                 flush(&mut p, &nc, &client, &mut out).await;

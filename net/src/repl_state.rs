@@ -165,6 +165,8 @@ pub struct Repl {
     /// `client-output-buffer-limit replica`'s hard limit (0: none): what a backlog keeps
     /// beyond its size for a slow replica, split over the shards.
     pub replica_hard_limit: AtomicU64,
+    /// FAILOVER paused writes: they wait until it ends.
+    pub writes_paused: AtomicBool,
     /// Bumped by `CLIENT KILL TYPE replica`: each core closes the replica flows it feeds.
     pub feed_kills: AtomicU64,
 }
@@ -200,6 +202,7 @@ impl Repl {
             announce_port: AtomicU64::new(0),
             failover_state: Mutex::new("no-failover"),
             feed_kills: AtomicU64::new(0),
+            writes_paused: AtomicBool::new(false),
             replica_hard_limit: AtomicU64::new(DEFAULT_REPLICA_HARD_LIMIT),
         }
     }

@@ -34,8 +34,21 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// (of an earlier REPLICAOF) stops: its thread and flows see they are no longer current.
 pub fn start(shared: &Arc<Shared>, host: String, port: u16) {
     let repl = &shared.repl;
+    let was_primary = !repl.is_replica();
     let me = {
         let mut l = lock(&repl.link);
+        if was_primary {
+            // A primary that becomes a replica resumes from its own history, as Redis's
+            // does: its journals are where it stands, under its own id (a new primary
+            // that was its replica holds that id as its second one). A shard that never
+            // kept a journal has nothing to resume from.
+            let id = lock(&repl.ids).id;
+            l.primary_cores = repl.cores;
+            l.offsets = repl.ends();
+            l.flow_ids = (0..repl.cores)
+                .map(|k| repl.journal(k).map(|_| id))
+                .collect();
+        }
         l.thread += 1;
         l.generation += 1;
         l.broken = false;

@@ -17,5 +17,6 @@
 //! socket to a core.
 
 pub mod commands;
+pub mod failover;
 pub mod feed;
 pub mod link;
