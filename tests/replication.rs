@@ -522,40 +522,76 @@ fn partial_resync_after_client_kill_2_to_2() {
     partial_resync(2, 2);
 }
 
-/// A replica promoted and pointed back at its primary (nothing written on it meanwhile)
-/// resumes with a partial resync, as Redis's replicas do after REPLICAOF NO ONE.
-fn resume_after_no_one(primary_cores: usize, replica_cores: usize) {
-    let p = server(primary_cores);
-    let r = server(replica_cores);
-    preload(&p, 1000);
-    replicaof(&r, &p);
-    wait_in_sync(&p, &r);
-    assert_reply(&mut r.redis(), "REPLICAOF NO ONE", ok());
+/// Points `r` at a port where nothing listens, so that its link stays down (it stays a
+/// replica of the same primary's history), and waits until `p` no longer lists it.
+fn detour(p: &Server, r: &Server) {
+    let dead = free_port();
+    assert_reply(&mut r.redis(), &format!("REPLICAOF 127.0.0.1 {dead}"), ok());
     let mut pc = p.redis();
     assert!(
         eventually(SYNC_TIMEOUT, || num(
             &info(&mut pc, "replication"),
             "connected_slaves"
         ) == 0),
-        "the primary still lists the replica after REPLICAOF NO ONE"
+        "the primary still lists the replica after it moved away"
     );
+}
+
+/// A replica sent to a dead primary and back resumes with a partial resync: nothing was
+/// lost from the primary's backlog meanwhile.
+fn resume_after_a_detour(primary_cores: usize, replica_cores: usize) {
+    let p = server(primary_cores);
+    let r = server(replica_cores);
+    preload(&p, 1000);
+    replicaof(&r, &p);
+    wait_in_sync(&p, &r);
+    detour(&p, &r);
     write_keys(&p, "while-away", 300);
     replicaof(&r, &p);
     wait_in_sync(&p, &r);
-    let stats = info(&mut pc, "stats");
+    let stats = info(&mut p.redis(), "stats");
     assert_eq!(num(&stats, "sync_full"), 1, "{stats:?}");
     assert_eq!(num(&stats, "sync_partial_ok"), 1, "{stats:?}");
     assert_same_data(&p, &r);
 }
 
 #[test]
-fn resume_after_no_one_2_to_2() {
-    resume_after_no_one(2, 2);
+fn resume_after_a_detour_2_to_2() {
+    resume_after_a_detour(2, 2);
 }
 
 #[test]
-fn resume_after_no_one_2_to_1() {
-    resume_after_no_one(2, 1);
+fn resume_after_a_detour_2_to_1() {
+    resume_after_a_detour(2, 1);
+}
+
+/// A replica promoted (REPLICAOF NO ONE) and then pointed back at its old primary asks
+/// under its new replication id, which the old primary never had: a full sync, as in
+/// Redis (checked against redis-server 7: sync_full goes to 2).
+fn back_after_no_one(primary_cores: usize, replica_cores: usize) {
+    let p = server(primary_cores);
+    let r = server(replica_cores);
+    preload(&p, 1000);
+    replicaof(&r, &p);
+    wait_in_sync(&p, &r);
+    assert_reply(&mut r.redis(), "REPLICAOF NO ONE", ok());
+    write_keys(&p, "while-away", 300);
+    replicaof(&r, &p);
+    wait_in_sync(&p, &r);
+    let stats = info(&mut p.redis(), "stats");
+    assert_eq!(num(&stats, "sync_full"), 2, "{stats:?}");
+    assert_eq!(num(&stats, "sync_partial_ok"), 0, "{stats:?}");
+    assert_same_data(&p, &r);
+}
+
+#[test]
+fn back_after_no_one_2_to_2() {
+    back_after_no_one(2, 2);
+}
+
+#[test]
+fn back_after_no_one_2_to_1() {
+    back_after_no_one(2, 1);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -579,12 +615,8 @@ fn backlog_overrun(primary_cores: usize, replica_cores: usize) {
         num(&info(&mut pc, "replication"), "repl_backlog_size"),
         16 * 1024
     );
-    // A link that stays down while the primary writes: the replica stops replicating.
-    assert_reply(&mut r.redis(), "REPLICAOF NO ONE", ok());
-    assert!(eventually(SYNC_TIMEOUT, || num(
-        &info(&mut pc, "replication"),
-        "connected_slaves"
-    ) == 0));
+    // A link that stays down while the primary writes.
+    detour(&p, &r);
     let before = num(&info(&mut pc, "replication"), "master_repl_offset");
     let mut pipe = redis::pipe();
     for i in 0..400 {
