@@ -2137,3 +2137,41 @@ fn chain_repointed_2_2() {
 fn chain_repointed_1_2() {
     chain_repointed(1, 2);
 }
+
+/// A replica that stalls (SIGSTOP) while the primary writes several times its backlog
+/// keeps its flows: the feeders hold what they have yet to ship, and once it runs again
+/// it catches up without any new sync.
+#[test]
+fn stalled_replica_catches_up_without_a_resync() {
+    let p = server(2);
+    let r = server(1);
+    preload(&p, 500);
+    replicaof(&r, &p);
+    wait_in_sync(&p, &r);
+    r.signal(libc::SIGSTOP);
+    struct Cont<'a>(&'a Server);
+    impl Drop for Cont<'_> {
+        fn drop(&mut self) {
+            self.0.signal(libc::SIGCONT);
+        }
+    }
+    let cont = Cont(&r);
+    let mut pc = p.redis();
+    for chunk in 0..8 {
+        let mut pipe = redis::pipe();
+        for i in 0..500 {
+            pipe.cmd("SET")
+                .arg(format!("stall:{chunk}:{i}"))
+                .arg(vec![b's'; 1000]);
+        }
+        pipe.query::<Value>(&mut pc).unwrap();
+    }
+    let written = num(&info(&mut pc, "replication"), "master_repl_offset");
+    assert!(written > 3 << 20, "only {written} bytes journaled");
+    drop(cont);
+    wait_in_sync(&p, &r);
+    let stats = info(&mut pc, "stats");
+    assert_eq!(num(&stats, "sync_full"), 1, "{stats:?}");
+    assert_eq!(num(&stats, "sync_partial_ok"), 0, "{stats:?}");
+    assert_same_data(&p, &r);
+}
