@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
@@ -11,6 +12,7 @@ use baton_engine::runtime;
 use baton_net::config::{self, OutputLimit, ServerConfig, SettingsInit, Shared};
 use baton_net::event_loop::{serve, CoreListeners};
 use baton_net::protect;
+use baton_net::repl_state::lock;
 use clap::Parser;
 
 use baton_net::units;
@@ -75,17 +77,65 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     timeout: u64,
 
-    /// Output limit for normal clients, as Redis's `client-output-buffer-limit`:
-    /// `<hard> <soft> <soft-seconds>` (units as above; 0 turns a limit off). A client
-    /// whose unsent output passes the hard limit, or stays past the soft limit for the
-    /// given seconds, is disconnected and logged.
-    #[arg(long, default_value = "256mb 64mb 60", value_parser = parse_output_limit)]
-    client_output_buffer_limit: OutputLimit,
+    /// Output limit for a class of clients, as Redis's `client-output-buffer-limit`:
+    /// `[<class>] <hard> <soft> <soft-seconds>` (units as above; 0 turns a limit off),
+    /// where the class is `normal` (the default), `pubsub` or `replica` (`slave`); give it
+    /// once per class. A client whose unsent output passes the hard limit, or stays past
+    /// the soft limit for the given seconds, is disconnected and logged. Defaults: normal
+    /// `256mb 64mb 60`, pubsub `32mb 8mb 60`, replica `256mb 64mb 60`.
+    #[arg(long, action = clap::ArgAction::Append, value_name = "[CLASS] HARD SOFT SECS", value_parser = parse_classed_limit)]
+    client_output_buffer_limit: Vec<(LimitClass, OutputLimit)>,
 
     /// Output limit for clients subscribed to Pub/Sub channels or patterns (Redis's
-    /// `client-output-buffer-limit pubsub`): `<hard> <soft> <soft-seconds>`.
-    #[arg(long, default_value = "32mb 8mb 60", value_parser = parse_pubsub_output_limit)]
-    client_output_buffer_limit_pubsub: OutputLimit,
+    /// `client-output-buffer-limit pubsub`): `<hard> <soft> <soft-seconds>`. Default
+    /// `32mb 8mb 60`.
+    #[arg(long, value_name = "HARD SOFT SECS", value_parser = parse_pubsub_output_limit)]
+    client_output_buffer_limit_pubsub: Option<OutputLimit>,
+
+    /// Output limit for replicas (Redis's `client-output-buffer-limit replica`): `<hard>
+    /// <soft> <soft-seconds>`. Default `256mb 64mb 60`. Kept so that configuration written
+    /// for Redis applies: a flow is fed only as fast as its replica reads, and a replica
+    /// that falls behind the backlog resyncs.
+    #[arg(long, alias = "client-output-buffer-limit-slave", value_name = "HARD SOFT SECS", value_parser = parse_replica_output_limit)]
+    client_output_buffer_limit_replica: Option<OutputLimit>,
+
+    /// Start as a replica of this primary: `"<host> <port>"` (Redis's `replicaof`;
+    /// `"no one"`, as in Redis, starts a primary;
+    /// `slaveof` is accepted). REPLICAOF NO ONE at run time makes it a primary.
+    #[arg(long, alias = "slaveof", value_name = "HOST PORT", value_parser = parse_replicaof)]
+    replicaof: Option<Replicaof>,
+
+    /// Whether a replica refuses writes from clients (`-READONLY`, and `SERVER_ERROR
+    /// READONLY` on the memcached port): yes or no.
+    #[arg(long, alias = "slave-read-only", default_value = "yes", value_name = "yes|no", action = clap::ArgAction::Set, value_parser = parse_yes_no)]
+    replica_read_only: bool,
+
+    /// The password a replica AUTHs with to its primary.
+    #[arg(long, value_name = "PASSWORD")]
+    masterauth: Option<String>,
+
+    /// How much of the recent write stream a primary keeps for replicas that reconnect
+    /// (partial resync), in total over all shards (units as above; at least 1).
+    #[arg(long, default_value = "1mb", value_parser = parse_backlog_size)]
+    repl_backlog_size: u64,
+
+    /// The replica's priority, as redis-sentinel reads it (lower is promoted first; 0
+    /// never).
+    #[arg(long, alias = "slave-priority", allow_negative_numbers = true, default_value_t = config::DEFAULT_REPLICA_PRIORITY, value_parser = clap::value_parser!(u64).range(0..=i32::MAX as u64))]
+    replica_priority: u64,
+
+    /// The address a replica tells its primary to list it under (behind NAT).
+    #[arg(long, alias = "slave-announce-ip", value_name = "IP")]
+    replica_announce_ip: Option<String>,
+
+    /// The port a replica tells its primary to list it under (0: the port it listens on).
+    #[arg(
+        long,
+        alias = "slave-announce-port",
+        default_value_t = 0,
+        value_name = "PORT"
+    )]
+    replica_announce_port: u16,
 
     /// Log commands slower than this many microseconds in SLOWLOG (negative: off,
     /// 0: every command).
@@ -119,23 +169,70 @@ fn disable_thp() {
     }
 }
 
-/// Parses `<hard> <soft> <soft-seconds>`, optionally led by Redis's class name `normal`.
-fn parse_output_limit(s: &str) -> Result<OutputLimit, String> {
-    parse_class_limit(s, "normal")
+/// A class of clients `client-output-buffer-limit` sets a limit for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LimitClass {
+    Normal,
+    Pubsub,
+    Replica,
+}
+
+impl LimitClass {
+    fn parse(word: &str) -> Option<LimitClass> {
+        match word.to_ascii_lowercase().as_str() {
+            "normal" => Some(LimitClass::Normal),
+            "pubsub" => Some(LimitClass::Pubsub),
+            "replica" | "slave" => Some(LimitClass::Replica),
+            _ => None,
+        }
+    }
+}
+
+/// Parses `[<class>] <hard> <soft> <soft-seconds>`; no class is `normal`.
+fn parse_classed_limit(s: &str) -> Result<(LimitClass, OutputLimit), String> {
+    let class = s
+        .split_whitespace()
+        .next()
+        .and_then(LimitClass::parse)
+        .unwrap_or(LimitClass::Normal);
+    let names: &[&str] = match class {
+        LimitClass::Normal => &["normal"],
+        LimitClass::Pubsub => &["pubsub"],
+        LimitClass::Replica => &["replica", "slave"],
+    };
+    match parse_class_limit(s, names) {
+        Ok(l) => Ok((class, l)),
+        Err(e) if e.starts_with("expected") => Err(
+            "expected [normal|pubsub|replica] <hard> <soft> <soft-seconds>, e.g. 'replica 256mb 64mb 60'"
+                .into(),
+        ),
+        Err(e) => Err(e),
+    }
 }
 
 /// Parses `<hard> <soft> <soft-seconds>`, optionally led by Redis's class name `pubsub`.
 fn parse_pubsub_output_limit(s: &str) -> Result<OutputLimit, String> {
-    parse_class_limit(s, "pubsub")
+    parse_class_limit(s, &["pubsub"])
 }
 
-fn parse_class_limit(s: &str, class: &str) -> Result<OutputLimit, String> {
+/// Parses `<hard> <soft> <soft-seconds>`, optionally led by `replica` or `slave`.
+fn parse_replica_output_limit(s: &str) -> Result<OutputLimit, String> {
+    parse_class_limit(s, &["replica", "slave"])
+}
+
+fn parse_class_limit(s: &str, classes: &[&str]) -> Result<OutputLimit, String> {
     let mut words: Vec<&str> = s.split_whitespace().collect();
-    if words.first().is_some_and(|w| w.eq_ignore_ascii_case(class)) {
+    if words
+        .first()
+        .is_some_and(|w| classes.iter().any(|c| w.eq_ignore_ascii_case(c)))
+    {
         words.remove(0);
     }
     let [hard, soft, secs] = words[..] else {
-        return Err("expected <hard> <soft> <soft-seconds>, e.g. '256mb 64mb 60'".into());
+        return Err(format!(
+            "expected [{}] <hard> <soft> <soft-seconds>, e.g. '256mb 64mb 60'",
+            classes.join("|")
+        ));
     };
     Ok(OutputLimit {
         hard: units::parse_bytes(hard)?,
@@ -144,6 +241,55 @@ fn parse_class_limit(s: &str, class: &str) -> Result<OutputLimit, String> {
             .parse()
             .map_err(|_| format!("soft-seconds must be a whole number, not '{secs}'"))?,
     })
+}
+
+/// The limit given for `class` last, if any.
+fn last_limit(given: &[(LimitClass, OutputLimit)], class: LimitClass) -> Option<OutputLimit> {
+    given
+        .iter()
+        .rev()
+        .find(|(c, _)| *c == class)
+        .map(|(_, l)| *l)
+}
+
+/// `--replicaof`'s value: the primary's host and port, or none (`no one`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Replicaof(Option<(String, u16)>);
+
+/// Parses `"<host> <port>"`, or `"no one"`.
+fn parse_replicaof(s: &str) -> Result<Replicaof, String> {
+    let words: Vec<&str> = s.split_whitespace().collect();
+    if let [no, one] = words[..] {
+        if no.eq_ignore_ascii_case("no") && one.eq_ignore_ascii_case("one") {
+            return Ok(Replicaof(None));
+        }
+    }
+    let [host, port] = words[..] else {
+        return Err(format!(
+            "expected \"<host> <port>\" (the primary's address), not '{s}'"
+        ));
+    };
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(Replicaof(Some((host.to_string(), p)))),
+        _ => Err(format!("'{port}' is not a port (1-65535)")),
+    }
+}
+
+/// Parses `yes` or `no`, as Redis's boolean settings.
+fn parse_yes_no(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err(format!("expected yes or no, not '{s}'")),
+    }
+}
+
+/// Parses `--repl-backlog-size`: a size of at least one byte.
+fn parse_backlog_size(s: &str) -> Result<u64, String> {
+    match units::parse_bytes(s)? {
+        0 => Err("the backlog must hold at least one byte".into()),
+        n => Ok(n),
+    }
 }
 
 /// Raises the open-files limit so `maxclients` clients fit, or lowers `maxclients` to what
@@ -229,6 +375,30 @@ fn parse_args() -> Result<Args> {
         .map_err(|e| anyhow::anyhow!("in config file {}: {e}", path.display()))
 }
 
+/// Puts the replication settings the flags gave into `Shared::repl`, where the link, the
+/// feeds and CONFIG read them, and starts the link to the primary under `--replicaof`.
+/// Each core picks the replica role up on its first turn.
+fn start_replication(shared: &Arc<Shared>) {
+    let init = &shared.config.settings;
+    let repl = &shared.repl;
+    repl.read_only
+        .store(init.replica_read_only, Ordering::Relaxed);
+    *lock(&repl.masterauth) = init.masterauth.clone();
+    repl.backlog_size
+        .store(init.repl_backlog_size, Ordering::Relaxed);
+    repl.priority
+        .store(init.replica_priority, Ordering::Relaxed);
+    *lock(&repl.announce_ip) = init.replica_announce_ip.clone();
+    repl.announce_port
+        .store(u64::from(init.replica_announce_port), Ordering::Relaxed);
+    repl.replica_hard_limit
+        .store(init.replica_output_limit.hard, Ordering::Relaxed);
+    if let Some((host, port)) = shared.config.replicaof.clone() {
+        tracing::info!("starting as a replica of {host}:{port}");
+        baton_net::repl::link::start(shared, host, port);
+    }
+}
+
 fn main() {
     if let Err(e) = run() {
         eprintln!("baton: {e:#}");
@@ -266,6 +436,7 @@ fn run() -> Result<()> {
             parsed.name()
         );
     }
+    let limits = &args.client_output_buffer_limit;
     let (redis, redis_addr) = baton_net::listener::listen_group(&args.bind, args.port, cores)?;
     let (memcache, memcache_addr): (Vec<Option<OwnedFd>>, Option<SocketAddr>) =
         if args.memcache_port == 0 {
@@ -289,13 +460,27 @@ fn run() -> Result<()> {
         max_item_size: args.max_item_size as usize,
         maxmemory: args.maxmemory,
         maxmemory_policy: policy,
+        replicaof: args.replicaof.clone().and_then(|r| r.0),
         settings: SettingsInit {
             maxclients,
             timeout_secs: args.timeout,
-            output_limit: args.client_output_buffer_limit,
-            pubsub_output_limit: args.client_output_buffer_limit_pubsub,
+            output_limit: last_limit(limits, LimitClass::Normal).unwrap_or_default(),
+            pubsub_output_limit: args
+                .client_output_buffer_limit_pubsub
+                .or_else(|| last_limit(limits, LimitClass::Pubsub))
+                .unwrap_or(OutputLimit::PUBSUB),
+            replica_output_limit: args
+                .client_output_buffer_limit_replica
+                .or_else(|| last_limit(limits, LimitClass::Replica))
+                .unwrap_or(OutputLimit::REPLICA),
             slowlog_log_slower_than: args.slowlog_log_slower_than,
             slowlog_max_len: args.slowlog_max_len,
+            replica_read_only: args.replica_read_only,
+            masterauth: args.masterauth.clone().filter(|p| !p.is_empty()),
+            repl_backlog_size: args.repl_backlog_size,
+            replica_priority: args.replica_priority,
+            replica_announce_ip: args.replica_announce_ip.clone().filter(|ip| !ip.is_empty()),
+            replica_announce_port: args.replica_announce_port,
         },
     };
     let shared = Arc::new(Shared::new(
@@ -304,6 +489,7 @@ fn run() -> Result<()> {
         memcache_addr.map_or(0, |a| a.port()),
         runtime::now_ms(),
     ));
+    start_replication(&shared);
 
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
@@ -346,4 +532,84 @@ fn run() -> Result<()> {
     })?;
     tracing::info!("bye");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_limit_lines_take_a_class() {
+        let l = |h, s, t| OutputLimit {
+            hard: h,
+            soft: s,
+            soft_secs: t,
+        };
+        assert_eq!(
+            parse_classed_limit("1 2 3"),
+            Ok((LimitClass::Normal, l(1, 2, 3)))
+        );
+        assert_eq!(
+            parse_classed_limit("SLAVE 1kb 2 3"),
+            Ok((LimitClass::Replica, l(1024, 2, 3)))
+        );
+        assert_eq!(
+            parse_classed_limit("pubsub 1 2 3"),
+            Ok((LimitClass::Pubsub, l(1, 2, 3)))
+        );
+        assert!(parse_classed_limit("master 1 2 3").is_err());
+        assert_eq!(parse_replica_output_limit("replica 1 2 3"), Ok(l(1, 2, 3)));
+        assert!(parse_replica_output_limit("pubsub 1 2 3").is_err());
+        let given = [
+            (LimitClass::Normal, l(1, 1, 1)),
+            (LimitClass::Replica, l(2, 2, 2)),
+            (LimitClass::Normal, l(3, 3, 3)),
+        ];
+        assert_eq!(last_limit(&given, LimitClass::Normal), Some(l(3, 3, 3)));
+        assert_eq!(last_limit(&given, LimitClass::Pubsub), None);
+    }
+
+    #[test]
+    fn replicaof_and_yes_no_values() {
+        assert_eq!(
+            parse_replicaof(" 10.0.0.1   6380 "),
+            Ok(Replicaof(Some(("10.0.0.1".into(), 6380))))
+        );
+        assert_eq!(parse_replicaof("NO ONE"), Ok(Replicaof(None)));
+        for bad in ["", "host", "host 0", "host x", "a b c"] {
+            assert!(parse_replicaof(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_yes_no("YES"), Ok(true));
+        assert_eq!(parse_yes_no("no"), Ok(false));
+        assert!(parse_yes_no("true").is_err());
+        assert!(parse_backlog_size("0").is_err());
+        assert_eq!(parse_backlog_size("1mb"), Ok(1 << 20));
+    }
+
+    #[test]
+    fn flags_parse_with_redis_aliases() {
+        let args = Args::try_parse_from([
+            "baton",
+            "--slaveof",
+            "h 1",
+            "--slave-read-only",
+            "no",
+            "--slave-priority",
+            "0",
+            "--client-output-buffer-limit",
+            "replica 1 2 3",
+            "--client-output-buffer-limit",
+            "4 5 6",
+        ])
+        .unwrap();
+        assert_eq!(args.replicaof, Some(Replicaof(Some(("h".into(), 1)))));
+        assert!(!args.replica_read_only);
+        assert_eq!(args.replica_priority, 0);
+        assert_eq!(args.client_output_buffer_limit.len(), 2);
+        let defaults = Args::try_parse_from(["baton"]).unwrap();
+        assert!(defaults.replica_read_only);
+        assert_eq!(defaults.repl_backlog_size, 1 << 20);
+        assert_eq!(defaults.replica_priority, 100);
+        assert!(defaults.client_output_buffer_limit.is_empty());
+    }
 }

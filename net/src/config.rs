@@ -24,6 +24,8 @@ pub struct ServerConfig {
     pub max_item_size: usize,
     pub maxmemory: u64,
     pub maxmemory_policy: String,
+    /// `--replicaof "<host> <port>"`: start as a replica of this primary.
+    pub replicaof: Option<(String, u16)>,
     /// Initial values of the settings CONFIG SET can change at run time.
     pub settings: SettingsInit,
 }
@@ -43,6 +45,7 @@ impl Default for ServerConfig {
             max_item_size: 1 << 20,
             maxmemory: 0,
             maxmemory_policy: EvictionPolicy::default().name().into(),
+            replicaof: None,
             settings: SettingsInit::default(),
         }
     }
@@ -54,6 +57,10 @@ pub const DEFAULT_MAXCLIENTS: u64 = 10_000;
 pub const DEFAULT_SLOWLOG_SLOWER_THAN: i64 = 10_000;
 /// `--slowlog-max-len` when nothing sets it.
 pub const DEFAULT_SLOWLOG_MAX_LEN: u64 = 128;
+/// `--replica-priority` when nothing sets it (Redis's default).
+pub const DEFAULT_REPLICA_PRIORITY: u64 = 100;
+/// `--repl-backlog-size` when nothing sets it: the total over all shards.
+pub const DEFAULT_REPL_BACKLOG_SIZE: u64 = baton_replication::journal::DEFAULT_BACKLOG_SIZE as u64;
 
 /// Start values of [`Settings`], as the flags give them.
 #[derive(Debug, Clone)]
@@ -67,6 +74,18 @@ pub struct SettingsInit {
     /// Microseconds; negative disables the slow log, 0 logs every command.
     pub slowlog_log_slower_than: i64,
     pub slowlog_max_len: u64,
+    /// The limit for replicas' flow connections (Redis's `replica` class).
+    pub replica_output_limit: OutputLimit,
+    /// Replication settings (their run-time values live in `Shared::repl`):
+    /// `replica-read-only`, `masterauth`, `repl-backlog-size` (total over all shards),
+    /// `replica-priority`, `replica-announce-ip`, `replica-announce-port` (0 = the port
+    /// this server listens on).
+    pub replica_read_only: bool,
+    pub masterauth: Option<String>,
+    pub repl_backlog_size: u64,
+    pub replica_priority: u64,
+    pub replica_announce_ip: Option<String>,
+    pub replica_announce_port: u16,
 }
 
 impl Default for SettingsInit {
@@ -78,6 +97,13 @@ impl Default for SettingsInit {
             pubsub_output_limit: OutputLimit::PUBSUB,
             slowlog_log_slower_than: 10_000,
             slowlog_max_len: 128,
+            replica_output_limit: OutputLimit::REPLICA,
+            replica_read_only: true,
+            masterauth: None,
+            repl_backlog_size: DEFAULT_REPL_BACKLOG_SIZE,
+            replica_priority: DEFAULT_REPLICA_PRIORITY,
+            replica_announce_ip: None,
+            replica_announce_port: 0,
         }
     }
 }
@@ -97,6 +123,13 @@ impl OutputLimit {
     pub const PUBSUB: OutputLimit = OutputLimit {
         hard: 32 << 20,
         soft: 8 << 20,
+        soft_secs: 60,
+    };
+
+    /// Redis's default for the replica class: `256mb 64mb 60`.
+    pub const REPLICA: OutputLimit = OutputLimit {
+        hard: 256 << 20,
+        soft: 64 << 20,
         soft_secs: 60,
     };
 }
@@ -122,6 +155,9 @@ pub struct Settings {
     pub pubsub_hard: AtomicU64,
     pub pubsub_soft: AtomicU64,
     pub pubsub_soft_secs: AtomicU64,
+    pub replica_hard: AtomicU64,
+    pub replica_soft: AtomicU64,
+    pub replica_soft_secs: AtomicU64,
     pub slowlog_log_slower_than: AtomicI64,
     pub slowlog_max_len: AtomicU64,
     /// Bytes for the whole server (split evenly over the shards); 0 = no limit.
@@ -143,6 +179,9 @@ impl Settings {
             pubsub_hard: AtomicU64::new(init.pubsub_output_limit.hard),
             pubsub_soft: AtomicU64::new(init.pubsub_output_limit.soft),
             pubsub_soft_secs: AtomicU64::new(init.pubsub_output_limit.soft_secs),
+            replica_hard: AtomicU64::new(init.replica_output_limit.hard),
+            replica_soft: AtomicU64::new(init.replica_output_limit.soft),
+            replica_soft_secs: AtomicU64::new(init.replica_output_limit.soft_secs),
             slowlog_log_slower_than: AtomicI64::new(init.slowlog_log_slower_than),
             slowlog_max_len: AtomicU64::new(init.slowlog_max_len),
         }
@@ -162,6 +201,15 @@ impl Settings {
             hard: self.pubsub_hard.load(Ordering::Relaxed),
             soft: self.pubsub_soft.load(Ordering::Relaxed),
             soft_secs: self.pubsub_soft_secs.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The output limit of replicas' flow connections (Redis's `replica` class).
+    pub fn replica_output_limit(&self) -> OutputLimit {
+        OutputLimit {
+            hard: self.replica_hard.load(Ordering::Relaxed),
+            soft: self.replica_soft.load(Ordering::Relaxed),
+            soft_secs: self.replica_soft_secs.load(Ordering::Relaxed),
         }
     }
 }

@@ -2,6 +2,10 @@
 //! change at run time, a parser that checks a value the way Redis 7 does and answers with
 //! its exact error texts. (CONFIG RESETSTAT zeroes every core's counters: `crate::admin`.)
 //!
+//! Replication's settings (`replica-read-only`, `masterauth`, `repl-backlog-size`, ...) live
+//! in `Shared::repl`, where the link and the feeds read them; Redis's `slave-*` names are
+//! aliases of the `replica-*` ones.
+//!
 //! CONFIG SET with several `name value` pairs is atomic, as in Redis 7: every name is
 //! looked up and every value parsed before anything changes. New values land in
 //! [`Settings`](crate::config::Settings), where the rest of the server reads them;
@@ -19,8 +23,10 @@ use baton_engine::runtime::Core;
 use bytes::Bytes;
 
 use crate::config::{
-    OutputLimit, Shared, DEFAULT_MAXCLIENTS, DEFAULT_SLOWLOG_MAX_LEN, DEFAULT_SLOWLOG_SLOWER_THAN,
+    OutputLimit, Shared, DEFAULT_MAXCLIENTS, DEFAULT_REPLICA_PRIORITY, DEFAULT_REPL_BACKLOG_SIZE,
+    DEFAULT_SLOWLOG_MAX_LEN, DEFAULT_SLOWLOG_SLOWER_THAN,
 };
+use crate::repl_state::{lock, Role};
 
 /// The names `maxmemory-policy` accepts, in the order the error text lists them.
 pub const POLICY_NAMES: [&str; 6] = EvictionPolicy::NAMES;
@@ -34,11 +40,24 @@ pub enum Change {
     OutputLimits {
         normal: Option<OutputLimit>,
         pubsub: Option<OutputLimit>,
+        replica: Option<OutputLimit>,
     },
     SlowlogSlowerThan(i64),
     SlowlogMaxLen(u64),
     MaxMemory(u64),
     Policy(EvictionPolicy),
+    /// `replica-read-only`.
+    ReadOnly(bool),
+    /// `masterauth` (empty: none).
+    MasterAuth(Option<String>),
+    /// `repl-backlog-size`: the total over all shards.
+    BacklogSize(u64),
+    /// `replica-priority`.
+    Priority(u64),
+    /// `replica-announce-ip` (empty: none).
+    AnnounceIp(Option<String>),
+    /// `replica-announce-port` (0: the port this server listens on).
+    AnnouncePort(u64),
     /// A value that is already in force (`appendonly no`, `save ""`).
     Unchanged,
 }
@@ -60,6 +79,23 @@ struct Param {
 fn load(a: &std::sync::atomic::AtomicU64) -> String {
     a.load(Ordering::Relaxed).to_string()
 }
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.into()
+}
+
+/// A string setting where empty means none, as Redis's `EMPTY_STRING_IS_NULL` configs.
+fn optional_string(v: &[u8]) -> Option<String> {
+    (!v.is_empty()).then(|| String::from_utf8_lossy(v).into_owned())
+}
+
+/// Redis's other names for some parameters (`slave-*`): (alias, parameter).
+static ALIASES: &[(&str, &str)] = &[
+    ("slave-announce-ip", "replica-announce-ip"),
+    ("slave-announce-port", "replica-announce-port"),
+    ("slave-priority", "replica-priority"),
+    ("slave-read-only", "replica-read-only"),
+];
 
 /// Every parameter, sorted by name.
 static PARAMS: &[Param] = &[
@@ -83,9 +119,18 @@ static PARAMS: &[Param] = &[
         get: |s| {
             let l = s.settings.output_limit();
             let p = s.settings.pubsub_output_limit();
+            let r = s.settings.replica_output_limit();
             format!(
-                "normal {} {} {} slave 268435456 67108864 60 pubsub {} {} {}",
-                l.hard, l.soft, l.soft_secs, p.hard, p.soft, p.soft_secs
+                "normal {} {} {} slave {} {} {} pubsub {} {} {}",
+                l.hard,
+                l.soft,
+                l.soft_secs,
+                r.hard,
+                r.soft,
+                r.soft_secs,
+                p.hard,
+                p.soft,
+                p.soft_secs
             )
         },
         set: Some(parse_output_limit),
@@ -102,6 +147,12 @@ static PARAMS: &[Param] = &[
         get: |_| "1".into(),
         set: None,
         sensitive: false,
+    },
+    Param {
+        name: "masterauth",
+        get: |s| lock(&s.repl.masterauth).clone().unwrap_or_default(),
+        set: Some(|v| Ok(Change::MasterAuth(optional_string(v)))),
+        sensitive: true,
     },
     Param {
         name: "maxclients",
@@ -162,6 +213,43 @@ static PARAMS: &[Param] = &[
         sensitive: false,
     },
     Param {
+        name: "repl-backlog-size",
+        get: |s| load(&s.repl.backlog_size),
+        set: Some(|v| match parse_memory(v) {
+            None => Err("argument must be a memory value".into()),
+            Some(0) => Err(format!(
+                "argument must be between 1 and {} inclusive",
+                i64::MAX
+            )),
+            Some(n) => Ok(Change::BacklogSize(n)),
+        }),
+        sensitive: false,
+    },
+    Param {
+        name: "replica-announce-ip",
+        get: |s| lock(&s.repl.announce_ip).clone().unwrap_or_default(),
+        set: Some(|v| Ok(Change::AnnounceIp(optional_string(v)))),
+        sensitive: false,
+    },
+    Param {
+        name: "replica-announce-port",
+        get: |s| load(&s.repl.announce_port),
+        set: Some(|v| int_in(v, 0, 65535).map(|n| Change::AnnouncePort(n as u64))),
+        sensitive: false,
+    },
+    Param {
+        name: "replica-priority",
+        get: |s| load(&s.repl.priority),
+        set: Some(|v| int_in(v, 0, i32::MAX as i64).map(|n| Change::Priority(n as u64))),
+        sensitive: false,
+    },
+    Param {
+        name: "replica-read-only",
+        get: |s| yes_no(s.repl.read_only.load(Ordering::Relaxed)),
+        set: Some(|v| parse_bool(v).map(Change::ReadOnly)),
+        sensitive: false,
+    },
+    Param {
         name: "requirepass",
         get: |s| s.config.requirepass.clone().unwrap_or_default(),
         set: None,
@@ -202,9 +290,26 @@ static PARAMS: &[Param] = &[
 ];
 
 fn find(name: &[u8]) -> Option<&'static Param> {
-    PARAMS
-        .iter()
-        .find(|p| p.name.as_bytes().eq_ignore_ascii_case(name))
+    let by_name = |n: &[u8]| {
+        PARAMS
+            .iter()
+            .find(|p| p.name.as_bytes().eq_ignore_ascii_case(n))
+    };
+    by_name(name).or_else(|| {
+        ALIASES
+            .iter()
+            .find(|(alias, _)| alias.as_bytes().eq_ignore_ascii_case(name))
+            .and_then(|(_, canonical)| by_name(canonical.as_bytes()))
+    })
+}
+
+/// Every name CONFIG GET knows, aliases included, with its parameter.
+fn names() -> impl Iterator<Item = (&'static str, &'static Param)> {
+    PARAMS.iter().map(|p| (p.name, p)).chain(
+        ALIASES
+            .iter()
+            .filter_map(|(alias, canonical)| Some((*alias, find(canonical.as_bytes())?))),
+    )
 }
 
 /// Whether CONFIG SET `name`'s value is a secret (kept out of the slow log).
@@ -256,9 +361,8 @@ fn parse_memory(v: &[u8]) -> Option<u64> {
     crate::units::parse_bytes(std::str::from_utf8(v).ok()?).ok()
 }
 
-/// `<class> <hard> <soft> <soft-seconds>` for one or more classes. Baton has normal and
-/// pubsub clients: limits for `replica`/`slave` are checked and ignored, so configuration
-/// written for Redis applies.
+/// `<class> <hard> <soft> <soft-seconds>` for one or more classes: `normal`, `pubsub`, and
+/// `replica` (or `slave`) for replicas' flow connections.
 fn parse_output_limit(v: &[u8]) -> Result<Change, String> {
     let text = std::str::from_utf8(v).map_err(|_| {
         "Error in hard, soft or soft_seconds setting in buffer limit configuration."
@@ -267,7 +371,7 @@ fn parse_output_limit(v: &[u8]) -> Result<Change, String> {
     if !words.len().is_multiple_of(4) {
         return Err("Wrong number of arguments in buffer limit configuration.".into());
     }
-    let (mut normal, mut pubsub) = (None, None);
+    let (mut normal, mut pubsub, mut replica) = (None, None, None);
     for group in words.chunks(4) {
         let class = group[0].to_ascii_lowercase();
         if !["normal", "replica", "slave", "pubsub"].contains(&class.as_str()) {
@@ -290,28 +394,31 @@ fn parse_output_limit(v: &[u8]) -> Result<Change, String> {
         match class.as_str() {
             "normal" => normal = limit,
             "pubsub" => pubsub = limit,
-            _ => {}
+            _ => replica = limit,
         }
     }
-    if normal.is_none() && pubsub.is_none() {
+    if normal.is_none() && pubsub.is_none() && replica.is_none() {
         return Ok(Change::Unchanged);
     }
-    Ok(Change::OutputLimits { normal, pubsub })
+    Ok(Change::OutputLimits {
+        normal,
+        pubsub,
+        replica,
+    })
 }
 
 /// CONFIG GET pattern [pattern ...]: every parameter matching any pattern, once.
 pub fn get(shared: &Shared, patterns: &[Bytes]) -> Reply {
     Reply::Map(
-        PARAMS
-            .iter()
-            .filter(|p| {
+        names()
+            .filter(|(name, _)| {
                 patterns
                     .iter()
-                    .any(|pat| glob_match_nocase(pat, p.name.as_bytes()))
+                    .any(|pat| glob_match_nocase(pat, name.as_bytes()))
             })
-            .map(|p| {
+            .map(|(name, p)| {
                 (
-                    Reply::Bulk(Bytes::from_static(p.name.as_bytes())),
+                    Reply::Bulk(Bytes::from_static(name.as_bytes())),
                     Reply::Bulk(Bytes::from((p.get)(shared))),
                 )
             })
@@ -364,7 +471,11 @@ pub async fn apply(core: &Rc<Core>, shared: &Arc<Shared>, changes: Vec<Change>) 
         match change {
             Change::MaxClients(n) => s.maxclients.store(n, Ordering::Relaxed),
             Change::Timeout(n) => s.timeout_secs.store(n, Ordering::Relaxed),
-            Change::OutputLimits { normal, pubsub } => {
+            Change::OutputLimits {
+                normal,
+                pubsub,
+                replica,
+            } => {
                 if let Some(l) = normal {
                     s.output_hard.store(l.hard, Ordering::Relaxed);
                     s.output_soft.store(l.soft, Ordering::Relaxed);
@@ -374,6 +485,16 @@ pub async fn apply(core: &Rc<Core>, shared: &Arc<Shared>, changes: Vec<Change>) 
                     s.pubsub_hard.store(l.hard, Ordering::Relaxed);
                     s.pubsub_soft.store(l.soft, Ordering::Relaxed);
                     s.pubsub_soft_secs.store(l.soft_secs, Ordering::Relaxed);
+                }
+                if let Some(l) = replica {
+                    s.replica_hard.store(l.hard, Ordering::Relaxed);
+                    s.replica_soft.store(l.soft, Ordering::Relaxed);
+                    s.replica_soft_secs.store(l.soft_secs, Ordering::Relaxed);
+                    shared
+                        .repl
+                        .replica_hard_limit
+                        .store(l.hard, Ordering::Relaxed);
+                    shared.repl.resize_backlogs();
                 }
             }
             Change::SlowlogSlowerThan(n) => s.slowlog_log_slower_than.store(n, Ordering::Relaxed),
@@ -387,9 +508,23 @@ pub async fn apply(core: &Rc<Core>, shared: &Arc<Shared>, changes: Vec<Change>) 
                 *s.maxmemory_policy.lock().unwrap() = policy.name().to_string();
                 on_every_core(core, move |shard, _| shard.set_policy(policy)).await;
             }
+            Change::ReadOnly(on) => shared.repl.read_only.store(on, Ordering::Relaxed),
+            Change::MasterAuth(auth) => *lock(&shared.repl.masterauth) = auth,
+            Change::BacklogSize(total) => set_backlog_size(shared, total),
+            Change::Priority(n) => shared.repl.priority.store(n, Ordering::Relaxed),
+            Change::AnnounceIp(ip) => *lock(&shared.repl.announce_ip) = ip,
+            Change::AnnouncePort(n) => shared.repl.announce_port.store(n, Ordering::Relaxed),
             Change::Unchanged => {}
         }
     }
+}
+
+/// Sets `repl-backlog-size` (the total over all shards): journals created from now on get
+/// their part, and every shard's existing journal is resized to it.
+pub fn set_backlog_size(shared: &Shared, total: u64) {
+    let repl = &shared.repl;
+    repl.backlog_size.store(total, Ordering::Relaxed);
+    repl.resize_backlogs();
 }
 
 /// Each shard's part of `maxmemory` (0 = no limit stays 0).
@@ -401,66 +536,180 @@ pub fn shard_budget(maxmemory: u64, cores: usize) -> usize {
     }
 }
 
-/// The parameters CONFIG REWRITE writes: each run-time setting whose config-file line is
-/// a flag of the binary, with its value as that flag reads it, and the value the binary
-/// starts with when neither flag nor file names it.
-fn rewritable(s: &Shared) -> Vec<(&'static str, String, String)> {
-    let limit = s.settings.output_limit();
-    let default_limit = OutputLimit::default();
-    let limit_text = |l: &OutputLimit| format!("{} {} {}", l.hard, l.soft, l.soft_secs);
+/// One setting CONFIG REWRITE keeps in the config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewrite {
+    /// What names its lines (see [`line_key`]): the setting's name, and for
+    /// `client-output-buffer-limit` the class too.
+    pub key: String,
+    /// Its line as things are now; `None` drops every line of it.
+    pub line: Option<String>,
+    /// Whether a file without such a line gets it appended: the value differs from what
+    /// the binary starts with.
+    pub append: bool,
+}
+
+impl Rewrite {
+    /// `name value`, appended only when `value` is not `default`.
+    fn value(name: &str, value: String, default: &str) -> Rewrite {
+        Rewrite {
+            key: name.to_string(),
+            append: value != default,
+            line: Some(format!("{name} {}", quote(&value))),
+        }
+    }
+
+    /// `name value` when there is a value; no line at all when there is none.
+    fn optional(name: &str, value: Option<String>) -> Rewrite {
+        Rewrite {
+            key: name.to_string(),
+            append: value.is_some(),
+            line: value.map(|v| format!("{name} {}", quote(&v))),
+        }
+    }
+
+    /// `client-output-buffer-limit <class> <hard> <soft> <secs>`, as Redis writes it.
+    fn output_limit(class: &str, now: OutputLimit, default: OutputLimit) -> Rewrite {
+        let name = "client-output-buffer-limit";
+        Rewrite {
+            key: format!("{name} {class}"),
+            append: now != default,
+            line: Some(format!(
+                "{name} {class} {} {} {}",
+                now.hard, now.soft, now.soft_secs
+            )),
+        }
+    }
+}
+
+/// The settings CONFIG REWRITE writes: each run-time setting whose config-file line is a
+/// flag of the binary, with its value as that flag reads it, and `replicaof` while this
+/// server is a replica (none while it is a primary: sentinel's `SLAVEOF NO ONE` then
+/// `CONFIG REWRITE` must leave a file that starts a primary).
+fn rewritable(s: &Shared) -> Vec<Rewrite> {
+    let repl = &s.repl;
+    let replicaof = match repl.role() {
+        Role::Primary => None,
+        Role::Replica { host, port } => Some(format!("{host} {port}")),
+    };
     vec![
-        (
-            "client-output-buffer-limit",
-            limit_text(&limit),
-            limit_text(&default_limit),
+        Rewrite::output_limit("normal", s.settings.output_limit(), OutputLimit::default()),
+        Rewrite::output_limit(
+            "pubsub",
+            s.settings.pubsub_output_limit(),
+            OutputLimit::PUBSUB,
         ),
-        (
-            "client-output-buffer-limit-pubsub",
-            limit_text(&s.settings.pubsub_output_limit()),
-            limit_text(&OutputLimit::PUBSUB),
+        Rewrite::output_limit(
+            "replica",
+            s.settings.replica_output_limit(),
+            OutputLimit::REPLICA,
         ),
-        (
+        Rewrite::optional("masterauth", lock(&repl.masterauth).clone()),
+        Rewrite::value(
             "maxclients",
             load(&s.settings.maxclients),
-            DEFAULT_MAXCLIENTS.to_string(),
+            &DEFAULT_MAXCLIENTS.to_string(),
         ),
-        ("maxmemory", load(&s.settings.maxmemory), "0".into()),
-        (
+        Rewrite::value("maxmemory", load(&s.settings.maxmemory), "0"),
+        Rewrite::value(
             "maxmemory-policy",
             s.settings.maxmemory_policy.lock().unwrap().clone(),
-            EvictionPolicy::default().name().into(),
+            EvictionPolicy::default().name(),
         ),
-        (
+        Rewrite::value(
+            "repl-backlog-size",
+            load(&repl.backlog_size),
+            &DEFAULT_REPL_BACKLOG_SIZE.to_string(),
+        ),
+        Rewrite::optional("replica-announce-ip", lock(&repl.announce_ip).clone()),
+        Rewrite::value("replica-announce-port", load(&repl.announce_port), "0"),
+        Rewrite::value(
+            "replica-priority",
+            load(&repl.priority),
+            &DEFAULT_REPLICA_PRIORITY.to_string(),
+        ),
+        Rewrite::value(
+            "replica-read-only",
+            yes_no(repl.read_only.load(Ordering::Relaxed)),
+            "yes",
+        ),
+        Rewrite {
+            key: "replicaof".into(),
+            append: replicaof.is_some(),
+            line: replicaof.map(|r| format!("replicaof {r}")),
+        },
+        Rewrite::value(
             "slowlog-log-slower-than",
             s.settings
                 .slowlog_log_slower_than
                 .load(Ordering::Relaxed)
                 .to_string(),
-            DEFAULT_SLOWLOG_SLOWER_THAN.to_string(),
+            &DEFAULT_SLOWLOG_SLOWER_THAN.to_string(),
         ),
-        (
+        Rewrite::value(
             "slowlog-max-len",
             load(&s.settings.slowlog_max_len),
-            DEFAULT_SLOWLOG_MAX_LEN.to_string(),
+            &DEFAULT_SLOWLOG_MAX_LEN.to_string(),
         ),
-        ("timeout", load(&s.settings.timeout_secs), "0".into()),
+        Rewrite::value("timeout", load(&s.settings.timeout_secs), "0"),
     ]
 }
 
-/// The config file `old` with every line of a rewritable parameter set to its value now
-/// (the first such line; later duplicates go), and the parameters the file did not name
-/// appended when they differ from the start value, as Redis's CONFIG REWRITE does.
-/// Comments, blank lines and every other line stay as they were.
-pub fn rewritten(old: &str, values: &[(&str, String, String)]) -> String {
+/// What setting a config-file line sets, by the name [`Rewrite::key`] uses: Redis's
+/// `slave*` names are their `replica*` names, and `client-output-buffer-limit` lines are
+/// told apart by class (`normal` when none is given, as the flag reads them).
+pub fn line_key(line: &str) -> Option<String> {
+    let mut words = line.split_whitespace();
+    let name = words.next()?.to_ascii_lowercase();
+    let class = |c: &str| match c {
+        "slave" => "replica".to_string(),
+        c => c.to_string(),
+    };
+    Some(match name.as_str() {
+        "slaveof" => "replicaof".into(),
+        "slave-read-only" | "slave-priority" | "slave-announce-ip" | "slave-announce-port" => {
+            name.replacen("slave", "replica", 1)
+        }
+        "client-output-buffer-limit-pubsub"
+        | "client-output-buffer-limit-replica"
+        | "client-output-buffer-limit-slave" => {
+            let (base, c) = name.rsplit_once('-').expect("a dash in the name");
+            format!("{base} {}", class(c))
+        }
+        "client-output-buffer-limit" => {
+            let first = words
+                .next()
+                .unwrap_or("")
+                .trim_start_matches('"')
+                .to_ascii_lowercase();
+            let c = match first.as_str() {
+                "normal" | "pubsub" | "replica" | "slave" => class(&first),
+                _ => "normal".into(),
+            };
+            format!("{name} {c}")
+        }
+        _ => name,
+    })
+}
+
+/// The config file `old` with the first line of each rewritable setting set to its value
+/// now (later duplicates go, and every line of a setting that has no value now), and the
+/// settings the file did not name appended when they differ from the start value, as
+/// Redis's CONFIG REWRITE does. Comments, blank lines and every other line stay as they
+/// were.
+pub fn rewritten(old: &str, values: &[Rewrite]) -> String {
     let mut seen = vec![false; values.len()];
     let mut out = String::with_capacity(old.len() + 256);
     for line in old.lines() {
-        let name = line.split_whitespace().next().unwrap_or("");
-        match values.iter().position(|(n, _, _)| *n == name) {
+        let key = line_key(line);
+        match values.iter().position(|v| Some(&v.key) == key.as_ref()) {
             Some(i) if seen[i] => continue,
             Some(i) => {
                 seen[i] = true;
-                out.push_str(&format!("{} {}\n", values[i].0, quote(&values[i].1)));
+                if let Some(l) = &values[i].line {
+                    out.push_str(l);
+                    out.push('\n');
+                }
             }
             None => {
                 out.push_str(line);
@@ -469,15 +718,17 @@ pub fn rewritten(old: &str, values: &[(&str, String, String)]) -> String {
         }
     }
     let mut header = false;
-    for (i, (name, now, start)) in values.iter().enumerate() {
-        if seen[i] || now == start {
+    for (i, v) in values.iter().enumerate() {
+        let Some(line) = &v.line else { continue };
+        if seen[i] || !v.append {
             continue;
         }
         if !header {
             out.push_str("# Generated by CONFIG REWRITE\n");
             header = true;
         }
-        out.push_str(&format!("{name} {}\n", quote(now)));
+        out.push_str(line);
+        out.push('\n');
     }
     out
 }
@@ -541,22 +792,79 @@ mod tests {
     #[test]
     fn rewrite_keeps_other_lines_updates_and_appends() {
         let old = "# my server\nport 7000\nmaxmemory 1mb\n\nmaxmemory 2mb\ntimeout 5\n";
+        let limit = |n| OutputLimit {
+            hard: n,
+            soft: n + 1,
+            soft_secs: n + 2,
+        };
         let values = vec![
-            ("maxmemory", "10485760".to_string(), "0".to_string()),
-            ("timeout", "0".to_string(), "0".to_string()),
-            ("maxclients", "10000".to_string(), "10000".to_string()),
-            (
-                "client-output-buffer-limit",
-                "1 2 3".to_string(),
-                "4 5 6".to_string(),
-            ),
+            Rewrite::value("maxmemory", "10485760".into(), "0"),
+            Rewrite::value("timeout", "0".into(), "0"),
+            Rewrite::value("maxclients", "10000".into(), "10000"),
+            Rewrite::output_limit("normal", limit(1), limit(4)),
         ];
         assert_eq!(
             rewritten(old, &values),
             "# my server\nport 7000\nmaxmemory 10485760\n\ntimeout 0\n\
-             # Generated by CONFIG REWRITE\nclient-output-buffer-limit \"1 2 3\"\n"
+             # Generated by CONFIG REWRITE\nclient-output-buffer-limit normal 1 2 3\n"
         );
         assert_eq!(rewritten("", &values[2..3]), "", "defaults are not written");
+    }
+
+    #[test]
+    fn rewrite_tells_output_limit_classes_and_aliases_apart() {
+        let limit = |n| OutputLimit {
+            hard: n,
+            soft: n,
+            soft_secs: n,
+        };
+        let values = vec![
+            Rewrite::output_limit("normal", limit(1), limit(1)),
+            Rewrite::output_limit("pubsub", limit(2), limit(0)),
+            Rewrite::output_limit("replica", limit(3), limit(0)),
+            Rewrite::value("replica-priority", "7".into(), "100"),
+            Rewrite::optional("masterauth", None),
+        ];
+        let old = "client-output-buffer-limit \"9 9 9\"\n\
+                   client-output-buffer-limit slave 8 8 8\n\
+                   client-output-buffer-limit-pubsub \"7 7 7\"\n\
+                   slave-priority 5\nmasterauth secret\nreplica-priority 6\n";
+        assert_eq!(
+            rewritten(old, &values),
+            "client-output-buffer-limit normal 1 1 1\n\
+             client-output-buffer-limit replica 3 3 3\n\
+             client-output-buffer-limit pubsub 2 2 2\n\
+             replica-priority 7\n"
+        );
+        assert_eq!(line_key("SLAVEOF 1.2.3.4 5").as_deref(), Some("replicaof"));
+        assert_eq!(
+            line_key("client-output-buffer-limit-slave 1 2 3").as_deref(),
+            Some("client-output-buffer-limit replica")
+        );
+        assert_eq!(
+            line_key("client-output-buffer-limit \"pubsub 1 2 3\"").as_deref(),
+            Some("client-output-buffer-limit pubsub")
+        );
+        assert_eq!(line_key("   "), None);
+    }
+
+    #[test]
+    fn rewrite_writes_replicaof_only_on_a_replica() {
+        let replica = |at: Option<&str>| Rewrite {
+            key: "replicaof".into(),
+            append: at.is_some(),
+            line: at.map(|a| format!("replicaof {a}")),
+        };
+        let old = "port 7001\nslaveof 10.0.0.1 6379\n";
+        assert_eq!(rewritten(old, &[replica(None)]), "port 7001\n");
+        assert_eq!(
+            rewritten(old, &[replica(Some("127.0.0.1 7000"))]),
+            "port 7001\nreplicaof 127.0.0.1 7000\n"
+        );
+        assert_eq!(
+            rewritten("port 7001\n", &[replica(Some("h 1"))]),
+            "port 7001\n# Generated by CONFIG REWRITE\nreplicaof h 1\n"
+        );
     }
 
     fn args(v: &[&str]) -> Vec<Bytes> {
@@ -574,6 +882,13 @@ mod tests {
     fn table_is_sorted() {
         for w in PARAMS.windows(2) {
             assert!(w[0].name < w[1].name, "{}", w[1].name);
+        }
+        for (alias, canonical) in ALIASES {
+            assert_eq!(find(alias.as_bytes()).map(|p| p.name), Some(*canonical));
+            assert_eq!(
+                find(alias.to_ascii_uppercase().as_bytes()).map(|p| p.name),
+                Some(*canonical)
+            );
         }
         for name in POLICY_NAMES {
             assert_eq!(EvictionPolicy::parse(name).map(|p| p.name()), Some(name));
@@ -614,11 +929,48 @@ mod tests {
                     soft: 2,
                     soft_secs: 3
                 }),
+                replica: None,
             }]
         );
         assert_eq!(
             ok(&["client-output-buffer-limit", ""]),
             vec![Change::Unchanged]
+        );
+        assert_eq!(
+            ok(&["client-output-buffer-limit", "slave 1 2 3"]),
+            vec![Change::OutputLimits {
+                normal: None,
+                pubsub: None,
+                replica: Some(OutputLimit {
+                    hard: 1,
+                    soft: 2,
+                    soft_secs: 3
+                }),
+            }]
+        );
+        assert_eq!(
+            ok(&[
+                "slave-read-only",
+                "no",
+                "masterauth",
+                "pw",
+                "repl-backlog-size",
+                "2mb",
+                "slave-priority",
+                "0",
+                "replica-announce-ip",
+                "",
+                "replica-announce-port",
+                "6380",
+            ]),
+            vec![
+                Change::ReadOnly(false),
+                Change::MasterAuth(Some("pw".into())),
+                Change::BacklogSize(2 << 20),
+                Change::Priority(0),
+                Change::AnnounceIp(None),
+                Change::AnnouncePort(6380),
+            ]
         );
         assert_eq!(
             ok(&["appendonly", "NO", "save", ""]),
@@ -683,6 +1035,32 @@ mod tests {
             failed("MaxClients", "duplicate parameter")
         );
         assert_eq!(
+            err(&["replica-read-only", "yes", "SLAVE-READ-ONLY", "no"]),
+            failed("SLAVE-READ-ONLY", "duplicate parameter")
+        );
+        assert_eq!(
+            err(&["slave-read-only", "maybe"]),
+            failed("replica-read-only", "argument must be 'yes' or 'no'")
+        );
+        assert_eq!(
+            err(&["repl-backlog-size", "0"]),
+            failed(
+                "repl-backlog-size",
+                "argument must be between 1 and 9223372036854775807 inclusive"
+            )
+        );
+        assert_eq!(
+            err(&["repl-backlog-size", "lots"]),
+            failed("repl-backlog-size", "argument must be a memory value")
+        );
+        assert_eq!(
+            err(&["replica-announce-port", "65536"]),
+            failed(
+                "replica-announce-port",
+                "argument must be between 0 and 65535 inclusive"
+            )
+        );
+        assert_eq!(
             err(&["databases", "2"]),
             failed("databases", "can't set immutable config")
         );
@@ -733,6 +1111,13 @@ mod tests {
         assert_eq!(shard_budget(100, 3), 33);
         assert_eq!(shard_budget(100, 0), 100);
         assert!(is_sensitive(b"REQUIREPASS"));
+        assert!(is_sensitive(b"masterauth"));
+        assert_eq!(crate::repl_state::backlog_per_shard(1 << 20, 4), 256 << 10);
+        assert_eq!(
+            crate::repl_state::backlog_per_shard(1, 4),
+            16 << 10,
+            "at least 16 KiB a shard"
+        );
         assert!(!is_sensitive(b"maxclients"));
     }
 

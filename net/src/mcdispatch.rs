@@ -24,8 +24,8 @@ use crate::config::Shared;
 use crate::dispatch::{Outcome, MAX_SLOW_REQUESTS, OUTPUT_PAUSE, SLOW_FLUSH_EVERY};
 use crate::memcache::{
     encode, encode_end, encode_error, encode_item, encode_multi, encode_noop, encode_ok,
-    encode_reset, encode_stats, encode_version, McConn, McLimits, McOp, McReply, McRequest,
-    McResult, McStats,
+    encode_refusal, encode_reset, encode_stats, encode_version, McConn, McLimits, McOp, McReply,
+    McRequest, McResult, McStats, READONLY,
 };
 use crate::netcore::NetCore;
 
@@ -62,6 +62,20 @@ fn run_local(nc: &NetCore, op: McOp, ctx: &McCtx) -> McResult {
     r
 }
 
+/// Answers a write that a replica under `replica-read-only` refuses, as Redis's `-READONLY`
+/// (nothing under `noreply`), without running it. Returns whether it did.
+fn refused(shared: &Shared, req: &McRequest, out: &mut Vec<u8>) -> bool {
+    if !req.writes() || !shared.repl.refuses_writes() {
+        return false;
+    }
+    match req {
+        McRequest::Single { reply, .. } => encode_refusal(reply, READONLY, out),
+        McRequest::Conn(McConn::FlushAll { noreply: true, .. }) => {}
+        _ => encode_error(READONLY, out),
+    }
+    true
+}
+
 /// Whether a request can run inline on this core right now.
 fn is_local(core: &Core, req: &McRequest) -> bool {
     if !core.is_unlocked() {
@@ -96,6 +110,9 @@ pub fn run(nc: &Rc<NetCore>, client: &Client, rbuf: &mut BytesMut, out: &mut Vec
             }
         };
         client.borrow_mut().last_cmd = "memcache";
+        if refused(shared, &req, out) {
+            continue;
+        }
         if !is_local(core, &req) {
             let mut rest = vec![req];
             let mut trailing_close = false;
@@ -223,6 +240,13 @@ async fn slow(nc: Rc<NetCore>, reqs: Vec<McRequest>, close_at_end: bool) -> (Vec
     let mut close = close_at_end;
     for req in reqs {
         let ctx = ctx(&nc);
+        let mut refusal = Vec::new();
+        if refused(shared, &req, &mut refusal) {
+            if !refusal.is_empty() {
+                p.queue(entry(McQueued::Ready(refusal)));
+            }
+            continue;
+        }
         match req {
             McRequest::Single { op, reply } => {
                 let (ticket, kind) = job(core, &mut p, op, ctx);

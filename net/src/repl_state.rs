@@ -35,6 +35,11 @@ pub struct ApplyStart {
 /// 256mb 64mb 60`).
 pub const DEFAULT_REPLICA_HARD_LIMIT: u64 = 256 << 20;
 
+/// Each shard's part of `repl-backlog-size` (a total), never under 16 KiB.
+pub fn backlog_per_shard(total: u64, cores: usize) -> usize {
+    ((total / cores.max(1) as u64).min(usize::MAX as u64) as usize).max(16 * 1024)
+}
+
 /// Who this server is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
@@ -247,8 +252,9 @@ impl Repl {
         let mut created = false;
         let j = self.journals[shard].get_or_init(|| {
             created = true;
-            let per_shard = self.backlog_size.load(Ordering::Relaxed) as usize / self.cores;
-            let j = Journal::new(per_shard.max(16 * 1024), 0);
+            let per_shard =
+                backlog_per_shard(self.backlog_size.load(Ordering::Relaxed), self.cores);
+            let j = Journal::new(per_shard, 0);
             j.backlog().set_pin_limit(self.pin_limit());
             j
         });
@@ -267,8 +273,7 @@ impl Repl {
     /// Applies `repl-backlog-size` and the replica output limit to the journals that
     /// exist (new ones read them when created).
     pub fn resize_backlogs(&self) {
-        let per_shard =
-            (self.backlog_size.load(Ordering::Relaxed) as usize / self.cores).max(16 * 1024);
+        let per_shard = backlog_per_shard(self.backlog_size.load(Ordering::Relaxed), self.cores);
         for k in 0..self.cores {
             if let Some(j) = self.journal(k) {
                 let mut b = j.backlog();

@@ -117,6 +117,11 @@ impl Backlog {
         at
     }
 
+    /// The bytes of the past it keeps at most, beyond the newest chunk.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Drops the oldest chunks past the capacity, except those a pinned flow still needs
     /// while the excess stays within the pin limit.
     fn trim(&mut self) {
@@ -174,6 +179,11 @@ impl Journal {
         let (capacity, pin_limit) = (b.capacity, b.pin_limit);
         *b = Backlog::new(capacity, offset);
         b.pin_limit = pin_limit;
+    }
+
+    /// Changes the backlog's capacity (see [`Backlog::set_capacity`]).
+    pub fn set_capacity(&self, capacity: usize) {
+        self.backlog().set_capacity(capacity);
     }
 
     /// The backlog, locked. Only the shard's own core ever touches it, so the lock is
@@ -243,5 +253,35 @@ mod tests {
         assert_eq!(tail.len(), CHUNK / 2 + 1);
         let all = b.since(b.start()).unwrap().concat();
         assert_eq!(all.len() as u64, b.end() - b.start());
+    }
+
+    #[test]
+    fn capacity_changes_at_run_time() {
+        let mut b = Backlog::new(8 * CHUNK, 0);
+        for _ in 0..8 {
+            record(&mut b, CHUNK);
+        }
+        assert_eq!(b.start(), 0, "everything fits");
+        b.set_capacity(2 * CHUNK);
+        assert_eq!(b.capacity(), 2 * CHUNK);
+        assert!(b.start() > 0, "shrinking drops the oldest chunks at once");
+        assert!(
+            b.held <= 3 * CHUNK,
+            "bounded by the new capacity: {}",
+            b.held
+        );
+        let all = b.since(b.start()).unwrap().concat();
+        assert_eq!(all.len() as u64, b.end() - b.start());
+        let start = b.start();
+        b.set_capacity(16 * CHUNK);
+        assert_eq!(b.start(), start, "growing keeps what is held");
+        for _ in 0..8 {
+            record(&mut b, CHUNK);
+        }
+        assert_eq!(b.start(), start, "and keeps more from now on");
+
+        let j = Journal::new(8 * CHUNK, 0);
+        j.set_capacity(CHUNK);
+        assert_eq!(j.backlog().capacity(), CHUNK);
     }
 }

@@ -11,6 +11,18 @@ const OUT_OF_MEMORY: &[u8] = b"SERVER_ERROR out of memory storing object";
 /// rather than dropped, so the client's reply count stays right.
 const MISMATCH: &[u8] = b"SERVER_ERROR unexpected result";
 
+/// What a replica under `replica-read-only` answers a write on the memcached port (the
+/// text Redis's `-READONLY` carries).
+pub const READONLY: &str = "SERVER_ERROR READONLY You can't write against a read only replica.";
+
+/// Answers a request refused before it ran with `text`, a whole error line: nothing under
+/// `noreply` (as memcached's errors on the text protocol), always for meta commands.
+pub fn encode_refusal(reply: &McReply, text: &str, out: &mut Vec<u8>) {
+    if *reply != (McReply::Text { noreply: true }) {
+        line(out, text.as_bytes());
+    }
+}
+
 fn line(out: &mut Vec<u8>, text: &[u8]) {
     out.extend_from_slice(text);
     out.extend_from_slice(b"\r\n");

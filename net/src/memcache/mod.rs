@@ -46,7 +46,7 @@ mod tests_parse;
 pub use baton_engine::memcache::{McOp, McOpKind, McResult};
 pub use encode::{
     encode, encode_end, encode_error, encode_item, encode_multi, encode_noop, encode_ok,
-    encode_reset, encode_version,
+    encode_refusal, encode_reset, encode_version, READONLY,
 };
 pub use meta::{MetaCmd, MetaReply};
 pub use parse::McParser;
@@ -116,6 +116,36 @@ pub enum McRequest {
     Conn(McConn),
     /// The parser has answered already (a protocol error): write it with [`encode_error`].
     Error(&'static str),
+}
+
+impl McRequest {
+    /// Whether it changes data, so that a replica under `replica-read-only` refuses it
+    /// (with [`READONLY`]): storage commands, `delete`, `incr`/`decr`, `touch`,
+    /// `gat`/`gats`, `flush_all`, `ms`, `md`, `ma`, and `mg` with `T` (touch) or `N`
+    /// (vivify). Plain reads, `mg` without those flags (`R` included: the replica only
+    /// hands out the recache token), `me`, `stats` and the like are not.
+    pub fn writes(&self) -> bool {
+        fn op_writes(op: &McOp) -> bool {
+            match op {
+                McOp::Get { touch, .. } => touch.is_some(),
+                McOp::MetaGet(m) => m.touch.is_some() || m.vivify.is_some(),
+                McOp::MetaDebug { .. } => false,
+                McOp::Store(_)
+                | McOp::Delete { .. }
+                | McOp::Arith { .. }
+                | McOp::Touch { .. }
+                | McOp::MetaSet(_)
+                | McOp::MetaDelete(_)
+                | McOp::MetaArith(_) => true,
+            }
+        }
+        match self {
+            McRequest::Single { op, .. } => op_writes(op),
+            McRequest::Multi { ops, .. } => ops.iter().any(op_writes),
+            McRequest::Conn(c) => matches!(c, McConn::FlushAll { .. }),
+            McRequest::Error(_) => false,
+        }
+    }
 }
 
 /// How to encode one op's result.

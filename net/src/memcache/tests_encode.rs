@@ -303,3 +303,61 @@ fn encoder_edge_cases() {
     encode_ok(true, &mut out);
     assert_eq!(out, b"ERROR\r\nOK\r\n");
 }
+
+#[test]
+fn writes_are_told_from_reads_and_refused_as_memcached_errors() {
+    let parse = |line: &str| {
+        let mut buf = bytes::BytesMut::from(line.as_bytes());
+        McParser::new()
+            .parse(&mut buf, &McLimits::default())
+            .unwrap()
+            .unwrap_or_else(|| panic!("{line:?} is incomplete"))
+    };
+    for w in [
+        "set k 0 0 1\r\nv\r\n",
+        "add k 0 0 1 noreply\r\nv\r\n",
+        "replace k 0 0 1\r\nv\r\n",
+        "append k 0 0 1\r\nv\r\n",
+        "prepend k 0 0 1\r\nv\r\n",
+        "cas k 0 0 1 5\r\nv\r\n",
+        "incr k 1\r\n",
+        "decr k 1\r\n",
+        "delete k\r\n",
+        "touch k 10\r\n",
+        "gat 10 k\r\n",
+        "gats 10 a b\r\n",
+        "flush_all\r\n",
+        "ms k 1\r\nv\r\n",
+        "md k\r\n",
+        "ma k\r\n",
+        "mg k v T30\r\n",
+        "mg k N30\r\n",
+    ] {
+        assert!(parse(w).writes(), "{w:?} writes");
+    }
+    for r in [
+        "get k\r\n",
+        "gets a b\r\n",
+        "mg k v\r\n",
+        "me k\r\n",
+        "mn\r\n",
+        "stats\r\n",
+        "version\r\n",
+        "bogus\r\n",
+    ] {
+        assert!(!parse(r).writes(), "{r:?} only reads");
+    }
+    let refusal = |line: &str| {
+        let mut out = Vec::new();
+        match parse(line) {
+            McRequest::Single { reply, .. } => encode_refusal(&reply, READONLY, &mut out),
+            other => panic!("{other:?}"),
+        }
+        String::from_utf8(out).unwrap()
+    };
+    let line = format!("{READONLY}\r\n");
+    assert_eq!(refusal("set k 0 0 1\r\nv\r\n"), line);
+    assert_eq!(refusal("set k 0 0 1 noreply\r\nv\r\n"), "");
+    assert_eq!(refusal("ms k 1 q\r\nv\r\n"), line, "meta errors ignore q");
+    assert_eq!(refusal("gat 10 k\r\n"), line);
+}
