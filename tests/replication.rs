@@ -636,13 +636,11 @@ fn backlog_overrun(primary_cores: usize, replica_cores: usize) {
 }
 
 #[test]
-#[ignore = "needs --repl-backlog-size (not in this branch yet)"]
 fn backlog_overrun_full_sync_2_to_1() {
     backlog_overrun(2, 1);
 }
 
 #[test]
-#[ignore = "needs --repl-backlog-size (not in this branch yet)"]
 fn backlog_overrun_full_sync_1_to_2() {
     backlog_overrun(1, 2);
 }
@@ -650,7 +648,6 @@ fn backlog_overrun_full_sync_1_to_2() {
 /// As [`backlog_overrun`], with the link broken by `CLIENT KILL TYPE replica` and the
 /// writes right behind it in one pipeline, so they land before the replica reconnects.
 #[test]
-#[ignore = "needs --repl-backlog-size and CLIENT KILL TYPE replica (not in this branch yet)"]
 fn backlog_overrun_after_client_kill() {
     let p = Server::builder(2)
         .args(&["--repl-backlog-size", "16kb"])
@@ -922,7 +919,6 @@ fn replica_refuses_writes_and_serves_reads() {
 /// The memcached protocol's writes on a read-only replica: refused, and the data stays
 /// the primary's.
 #[test]
-#[ignore = "server bug: memcached-protocol writes on a read-only replica are applied (STORED)"]
 fn replica_refuses_memcached_writes() {
     let p = server(1);
     let r = server(1);
@@ -942,14 +938,40 @@ fn replica_refuses_memcached_writes() {
         "flush_all\r\n",
     ] {
         rm.send(cmd.as_bytes());
-        let line = rm.read_line();
-        assert!(
-            line.starts_with("SERVER_ERROR") || line.starts_with("CLIENT_ERROR"),
-            "a memcached write on a read-only replica: {cmd:?} answered {line:?}"
+        assert_eq!(
+            rm.read_line(),
+            "SERVER_ERROR READONLY You can't write against a read only replica.\r\n",
+            "a memcached write on a read-only replica: {cmd:?}"
         );
     }
+    // Quiet and meta forms too.
+    rm.send(b"set k 0 0 1 noreply\r\nx\r\nms k 1\r\ny\r\nmd k\r\nmn\r\n");
+    for _ in 0..2 {
+        assert!(
+            rm.read_line().starts_with("SERVER_ERROR READONLY"),
+            "a meta write on a read-only replica"
+        );
+    }
+    // A refused noreply write still says why (memcached reports errors even under
+    // noreply), or nothing at all; either way the data is untouched.
+    let mut rest = Vec::new();
+    loop {
+        let line = rm.read_line();
+        if line == "MN\r\n" {
+            break;
+        }
+        rest.push(line);
+    }
+    assert!(
+        rest.iter().all(|l| l.starts_with("SERVER_ERROR READONLY")),
+        "{rest:?}"
+    );
     rm.send(b"get k k2\r\n");
     rm.expect(b"VALUE k 5 2\r\npv\r\nEND\r\n");
+    // Reads of every kind work.
+    rm.send(b"gets k\r\n");
+    assert!(rm.read_line().starts_with("VALUE k 5 2 "));
+    rm.expect(b"pv\r\nEND\r\n");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1822,7 +1844,6 @@ fn large_values_replicate() {
 /// A primary with requirepass: the replica needs masterauth; without it the link stays
 /// down and says why.
 #[test]
-#[ignore = "server gap: nothing sets masterauth (no --masterauth flag, CONFIG SET masterauth is unknown)"]
 fn masterauth() {
     let p = Server::builder(2).requirepass("sesame").memcache().start();
     let mut pc = p.redis_auth("sesame");
@@ -2174,4 +2195,88 @@ fn stalled_replica_catches_up_without_a_resync() {
     assert_eq!(num(&stats, "sync_full"), 1, "{stats:?}");
     assert_eq!(num(&stats, "sync_partial_ok"), 0, "{stats:?}");
     assert_same_data(&p, &r);
+}
+
+// ---------------------------------------------------------------------------------------
+// Replication settings
+// ---------------------------------------------------------------------------------------
+
+/// `--replicaof` and `--masterauth` at startup, announce and priority settings as the
+/// primary and INFO show them.
+#[test]
+fn replication_flags() {
+    let p = Server::builder(2).requirepass("pw").memcache().start();
+    let mut pc = p.redis_auth("pw");
+    assert_reply(&mut pc, "SET k v", ok());
+    let replicaof = format!("127.0.0.1 {}", p.port);
+    let r = Server::builder(1)
+        .args(&["--replicaof", &replicaof, "--masterauth", "pw"])
+        .args(&["--replica-announce-ip", "10.1.2.3"])
+        .args(&["--replica-announce-port", "7777"])
+        .args(&["--replica-priority", "7"])
+        .memcache()
+        .start();
+    wait_link_up(&r);
+    let mut rc = r.redis();
+    assert_reply(&mut rc, "GET k", bulk("v"));
+    let ri = info(&mut rc, "replication");
+    assert_eq!(ri["slave_priority"], "7", "{ri:?}");
+    assert_eq!(ri["master_port"], p.port.to_string(), "{ri:?}");
+    let pi = info(&mut pc, "replication");
+    let s0 = slave_line(&pi["slave0"]);
+    assert_eq!(s0["port"], "7777", "{pi:?}");
+    let role = as_array(&q(&mut pc, "ROLE"));
+    let first = as_array(&as_array(&role[2])[0]);
+    assert_eq!(first[1], bulk("7777"));
+}
+
+/// `replica-announce-ip`: the primary lists the replica under the address it announced.
+#[test]
+#[ignore = "server bug: the primary lists a replica under its flows' peer address; REPLCONF ip-address (sent on the control connection) is ignored"]
+fn replica_announce_ip() {
+    let p = server(2);
+    let r = Server::builder(1)
+        .args(&["--replica-announce-ip", "10.1.2.3"])
+        .start();
+    replicaof(&r, &p);
+    wait_link_up(&r);
+    let mut pc = p.redis();
+    let s0 = slave_line(&info(&mut pc, "replication")["slave0"]);
+    assert_eq!(s0["ip"], "10.1.2.3", "{s0:?}");
+    let role = as_array(&q(&mut pc, "ROLE"));
+    assert_eq!(as_array(&as_array(&role[2])[0])[0], bulk("10.1.2.3"));
+}
+
+/// `replica-read-only no` lets a replica take local writes (as Redis's does); turning it
+/// back on refuses them again.
+#[test]
+fn replica_read_only_setting() {
+    let p = server(2);
+    let r = Server::builder(2)
+        .args(&["--replica-read-only", "no"])
+        .memcache()
+        .start();
+    replicaof(&r, &p);
+    wait_link_up(&r);
+    let mut rc = r.redis();
+    assert_eq!(info(&mut rc, "replication")["slave_read_only"], "0");
+    assert_reply(&mut rc, "SET local 1", ok());
+    assert_reply(&mut rc, "GET local", bulk("1"));
+    let mut rm = r.memcache_raw();
+    rm.send(b"set mlocal 0 0 1\r\nx\r\n");
+    rm.expect(b"STORED\r\n");
+    // Local writes are not sent back to the primary.
+    assert_reply(&mut p.redis(), "EXISTS local mlocal", int(0));
+    assert_reply(&mut rc, "CONFIG SET replica-read-only yes", ok());
+    assert_eq!(info(&mut rc, "replication")["slave_read_only"], "1");
+    assert_err(&mut rc, "SET local 2", READONLY);
+    rm.send(b"set mlocal 0 0 1\r\ny\r\n");
+    assert_eq!(
+        rm.read_line(),
+        "SERVER_ERROR READONLY You can't write against a read only replica.\r\n"
+    );
+    assert_eq!(
+        q(&mut rc, "CONFIG GET replica-read-only"),
+        arr(vec![bulk("replica-read-only"), bulk("yes")])
+    );
 }
