@@ -2280,3 +2280,70 @@ fn replica_read_only_setting() {
         arr(vec![bulk("replica-read-only"), bulk("yes")])
     );
 }
+
+/// In A -> B -> C, B's link to A breaks and resumes partially: C keeps following, and
+/// when B is promoted, C goes on with B as its primary's primary is gone.
+fn chain_survives_middle_events(b_cores: usize) {
+    let a = server(2);
+    let b = server(b_cores);
+    let c = server(2);
+    preload(&a, 500);
+    replicaof(&b, &a);
+    wait_in_sync(&a, &b);
+    replicaof(&c, &b);
+    wait_link_up(&c);
+    wait_same_data(&a, &c);
+    assert_reply(&mut b.redis(), "CLIENT KILL TYPE master", int(1));
+    write_keys(&a, "while-b-resumes", 200);
+    wait_in_sync(&a, &b);
+    wait_same_data(&a, &c);
+    assert_eq!(stat(&a, "sync_full"), 1);
+    // B is promoted: C's data stays, and B's writes reach it.
+    assert_reply(&mut b.redis(), "REPLICAOF NO ONE", ok());
+    write_keys(&b, "from-b", 100);
+    assert_reply(&mut b.redis(), "WAIT 1 5000", int(1));
+    wait_same_data(&b, &c);
+}
+
+#[test]
+fn chain_survives_middle_events_2_2_2() {
+    chain_survives_middle_events(2);
+}
+
+#[test]
+fn chain_survives_middle_events_2_1_2() {
+    chain_survives_middle_events(1);
+}
+
+/// In A -> B -> C, B falls out of A's backlog and full-syncs again: C must end with A's
+/// data.
+#[test]
+fn chain_after_middle_full_resync() {
+    let a = Server::builder(2)
+        .args(&["--repl-backlog-size", "16kb"])
+        .memcache()
+        .start();
+    let b = server(2);
+    let c = server(2);
+    write_keys(&a, "old", 300);
+    replicaof(&b, &a);
+    wait_in_sync(&a, &b);
+    replicaof(&c, &b);
+    wait_link_up(&c);
+    wait_same_data(&a, &c);
+    detour(&a, &b);
+    let mut ac = a.redis();
+    assert_reply(&mut ac, "DEL old:0 old:1 old:2", int(3));
+    let mut pipe = redis::pipe();
+    for i in 0..200 {
+        pipe.cmd("SET")
+            .arg(format!("big:{i}"))
+            .arg(vec![b'b'; 1000]);
+    }
+    pipe.query::<Value>(&mut ac).unwrap();
+    replicaof(&b, &a);
+    wait_in_sync(&a, &b);
+    assert_eq!(stat(&a, "sync_full"), 2);
+    assert_same_data(&a, &b);
+    wait_same_data(&a, &c);
+}
