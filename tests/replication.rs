@@ -2189,7 +2189,10 @@ fn stalled_replica_catches_up_without_a_resync() {
     }
     let written = num(&info(&mut pc, "replication"), "master_repl_offset");
     assert!(written > 3 << 20, "only {written} bytes journaled");
+    // While it is stopped, WAIT times out without it.
+    assert_reply(&mut pc, "WAIT 1 200", int(0));
     drop(cont);
+    assert_reply(&mut pc, "WAIT 1 10000", int(1));
     wait_in_sync(&p, &r);
     let stats = info(&mut pc, "stats");
     assert_eq!(num(&stats, "sync_full"), 1, "{stats:?}");
@@ -2346,4 +2349,31 @@ fn chain_after_middle_full_resync() {
     assert_eq!(stat(&a, "sync_full"), 2);
     assert_same_data(&a, &b);
     wait_same_data(&a, &c);
+}
+
+/// The primary process is replaced by a new one on the same port (another replication
+/// id, other data, another core count): the replica full-syncs and holds exactly the new
+/// one's data.
+#[test]
+fn primary_replaced_on_the_same_port() {
+    let p1 = server(2);
+    let port = p1.port.to_string();
+    write_keys(&p1, "first", 300);
+    let r = server(2);
+    replicaof(&r, &p1);
+    wait_in_sync(&p1, &r);
+    drop(p1);
+    let mut rc = r.redis();
+    assert!(eventually(SYNC_TIMEOUT, || {
+        info(&mut rc, "replication")["master_link_status"] == "down"
+    }));
+    let p2 = Server::builder(1)
+        .args(&["--port", &port])
+        .memcache()
+        .start();
+    assert_eq!(p2.port.to_string(), port);
+    write_keys(&p2, "second", 100);
+    wait_in_sync(&p2, &r);
+    assert_eq!(stat(&p2, "sync_full"), 1);
+    assert_same_data(&p2, &r);
 }
