@@ -538,12 +538,11 @@ fn masterauth_and_announce_flags_reach_the_primary() {
         .start();
     wait_link_up(&replica);
     wait_value(&mut replica.redis(), "secret", "kept");
-    // The primary lists the replica under the announced port. (The announced ip is sent
-    // as REPLCONF ip-address but the primary lists a flow's peer address for now.)
+    // The primary lists the replica under the announced address and port.
     let mut listed = String::new();
     let seen = eventually(LINK_TIMEOUT, || {
         listed = info_field(&mut p, "slave0").unwrap_or_default();
-        listed.contains(",port=7777,")
+        listed.starts_with("ip=10.9.8.7,port=7777,")
     });
     assert!(seen, "the primary lists the replica as {listed:?}");
 }

@@ -90,7 +90,10 @@ pub fn handle(
         Conn::Replicaof => crate::repl::commands::replicaof(shared, args),
         Conn::Role => crate::repl::commands::role(shared),
         Conn::Failover => crate::repl::failover::failover(shared, args),
-        Conn::Replconf => crate::repl::commands::replconf(shared, args),
+        Conn::Psync => Reply::err(
+            "ERR Baton replicates only to Baton replicas (its flows are not RDB): run a Baton replica with REPLICAOF",
+        ),
+        Conn::Replconf => crate::repl::commands::replconf(shared, client, args),
         // A flow connection is taken over before its FLOWSYNC gets here; one that does
         // came in a pipeline or a transaction.
         Conn::Flowsync => Reply::err("ERR FLOWSYNC must be the only command of its connection"),

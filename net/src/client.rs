@@ -30,6 +30,9 @@ pub struct ConnInfo {
     /// The connection's token in its core's loop (`u32::MAX` until the loop sets it), so
     /// that Pub/Sub messages queued for this client find its connection.
     pub token: Cell<u32>,
+    /// A replica's control connection (it sent `REPLCONF listening-port`): CLIENT KILL and
+    /// CLIENT LIST count it as type `replica`, not `normal`.
+    pub replica: Cell<bool>,
 }
 
 impl ConnInfo {
@@ -47,6 +50,7 @@ impl ConnInfo {
             last_ms: Cell::new(now_ms),
             killed: Cell::new(false),
             token: Cell::new(u32::MAX),
+            replica: Cell::new(false),
         }
     }
 }
@@ -105,7 +109,13 @@ impl ClientEntry {
             text(&st.name),
             now_ms.saturating_sub(conn.created_ms) / 1000,
             now_ms.saturating_sub(conn.last_ms.get()) / 1000,
-            if st.subscriptions() > 0 { "P" } else { "N" },
+            if conn.replica.get() {
+                "S"
+            } else if st.subscriptions() > 0 {
+                "P"
+            } else {
+                "N"
+            },
             st.db,
             st.channels.len(),
             st.patterns.len(),

@@ -150,6 +150,8 @@ struct FlowConn {
     send_armed: bool,
     closing: bool,
     cancel_sent: bool,
+    /// When a replica's unsent output first passed the soft limit (0 = it is below).
+    soft_since_ms: u64,
     kind: FlowKind,
 }
 
@@ -864,7 +866,47 @@ impl Loop {
             }
             self.maybe_finish(token);
         }
+        wanted |= self.check_replica_limits();
         self.cron_wanted = wanted;
+    }
+
+    /// Applies `client-output-buffer-limit replica` to the replica flows this core feeds:
+    /// their unsent output is the journal they have not shipped plus what waits in their
+    /// buffers. Past the hard limit, or past the soft one for its seconds, a flow is
+    /// dropped (the replica resyncs). True while any flow has output waiting.
+    fn check_replica_limits(&mut self) -> bool {
+        let limit = self.nc.shared.settings.replica_output_limit();
+        let mut waiting = false;
+        for token in 0..self.flows.len() as Token {
+            let Some(f) = self.flows[token as usize].as_mut() else {
+                continue;
+            };
+            let FlowKind::Feed(feed) = &f.kind else {
+                continue;
+            };
+            if f.closing {
+                continue;
+            }
+            let pending = feed.unshipped() + (f.out.len() + f.inflight.len() - f.sent) as u64;
+            waiting |= pending > 0;
+            let Some(breach) =
+                protect::output_breach(pending, limit, &mut f.soft_since_ms, self.now)
+            else {
+                continue;
+            };
+            tracing::warn!(
+                core = self.nc.core.id,
+                limit = breach.name(),
+                "Replica {} closed for overcoming of output buffer limits ({pending} bytes unsent).",
+                feed.replica_addr()
+            );
+            self.nc
+                .shared
+                .client_output_limit_disconnections
+                .fetch_add(1, Ordering::Relaxed);
+            self.close_flow(token);
+        }
+        waiting
     }
 
     /// Moves finished slow-path output into its connection and resumes it.
@@ -1118,6 +1160,7 @@ impl Loop {
             send_armed: false,
             closing: false,
             cancel_sent: false,
+            soft_since_ms: 0,
             kind,
         });
         self.flow_arm_recv(token);
@@ -1243,6 +1286,8 @@ impl Loop {
             drop(shard);
             if !f.out.is_empty() {
                 progress = true;
+                // The once-a-second checks watch its output limit.
+                self.cron_wanted = true;
                 self.flow_flush(token);
             }
         }

@@ -62,10 +62,12 @@ impl ClientKind {
     /// Whether `c` is of this type.
     pub fn matches(self, c: &ClientEntry) -> bool {
         let subscribed = c.borrow().subscriptions() > 0;
+        let replica = c.conn.replica.get();
         match self {
-            ClientKind::Normal => !subscribed,
-            ClientKind::Pubsub => subscribed,
-            ClientKind::Replica | ClientKind::Master => false,
+            ClientKind::Normal => !subscribed && !replica,
+            ClientKind::Pubsub => subscribed && !replica,
+            ClientKind::Replica => replica,
+            ClientKind::Master => false,
         }
     }
 }
@@ -153,8 +155,9 @@ pub async fn client_kill(nc: &NetCore, client: &Client, args: &[Bytes]) -> Reply
     };
     let caller = client.borrow().id;
     let old_form = filter.old_form;
-    // Replication connections are not clients of the table: the replication state
-    // closes them (only TYPE names them; an address or id never does).
+    // A replica's flows are not clients of the table: the replication state closes them
+    // (only TYPE names them; an address or id never does). Its control connection is a
+    // client of type replica; a replica counts once.
     let repl = &nc.shared.repl;
     let links = match filter.kind {
         Some(ClientKind::Replica) if filter.id.is_none() && filter.addr.is_none() => {
@@ -165,12 +168,12 @@ pub async fn client_kill(nc: &NetCore, client: &Client, args: &[Bytes]) -> Reply
         }
         _ => 0,
     };
-    let killed: i64 = nc
+    let clients: i64 = nc
         .on_every_core(move |nc, _now| kill(&nc.clients, &filter, caller))
         .await
         .into_iter()
-        .sum::<i64>()
-        + links;
+        .sum::<i64>();
+    let killed = clients.max(links);
     match (old_form, killed) {
         (true, 0) => Reply::err("ERR No such client"),
         (true, _) => Reply::Ok,

@@ -25,7 +25,7 @@ use crate::dispatch::{Outcome, MAX_SLOW_REQUESTS, OUTPUT_PAUSE, SLOW_FLUSH_EVERY
 use crate::memcache::{
     encode, encode_end, encode_error, encode_item, encode_multi, encode_noop, encode_ok,
     encode_refusal, encode_reset, encode_stats, encode_version, McConn, McLimits, McOp, McReply,
-    McRequest, McResult, McStats, READONLY,
+    McRequest, McResult, McStats, PAUSED, READONLY,
 };
 use crate::netcore::NetCore;
 
@@ -63,15 +63,29 @@ fn run_local(nc: &NetCore, op: McOp, ctx: &McCtx) -> McResult {
 }
 
 /// Answers a write that a replica under `replica-read-only` refuses, as Redis's `-READONLY`
+/// (or one that comes while FAILOVER pauses writes)
 /// (nothing under `noreply`), without running it. Returns whether it did.
 fn refused(shared: &Shared, req: &McRequest, out: &mut Vec<u8>) -> bool {
-    if !req.writes() || !shared.repl.refuses_writes() {
+    if !req.writes() {
         return false;
     }
+    let why = if shared.repl.refuses_writes() {
+        READONLY
+    } else if shared
+        .repl
+        .writes_paused
+        .load(std::sync::atomic::Ordering::Acquire)
+    {
+        // FAILOVER pauses writes; a memcached connection cannot wait the way a Redis one
+        // does, and a write taken now could be lost with the switch: refused instead.
+        PAUSED
+    } else {
+        return false;
+    };
     match req {
-        McRequest::Single { reply, .. } => encode_refusal(reply, READONLY, out),
+        McRequest::Single { reply, .. } => encode_refusal(reply, why, out),
         McRequest::Conn(McConn::FlushAll { noreply: true, .. }) => {}
-        _ => encode_error(READONLY, out),
+        _ => encode_error(why, out),
     }
     true
 }

@@ -329,7 +329,10 @@ impl Repl {
 
     /// The flow sockets waiting for core `core`.
     pub fn take(&self, core: usize) -> Vec<FlowStart> {
-        if !self.inbox_ready[core].swap(false, Ordering::AcqRel) {
+        // A load first: every turn asks, and a write here would bounce the cache line
+        // between cores.
+        let ready = &self.inbox_ready[core];
+        if !ready.load(Ordering::Acquire) || !ready.swap(false, Ordering::AcqRel) {
             return Vec::new();
         }
         std::mem::take(&mut *lock(&self.inbox[core]))

@@ -14,6 +14,8 @@ const MISMATCH: &[u8] = b"SERVER_ERROR unexpected result";
 /// What a replica under `replica-read-only` answers a write on the memcached port (the
 /// text Redis's `-READONLY` carries).
 pub const READONLY: &str = "SERVER_ERROR READONLY You can't write against a read only replica.";
+/// A memcached write while FAILOVER pauses writes.
+pub const PAUSED: &str = "SERVER_ERROR writes are paused for a failover; retry";
 
 /// Answers a request refused before it ran with `text`, a whole error line: nothing under
 /// `noreply` (as memcached's errors on the text protocol), always for meta commands.

@@ -112,7 +112,7 @@ pub fn role(shared: &Shared) -> Reply {
 /// `REPLCONF option value ...`: what a replica tells its primary on the control
 /// connection. `REPLCONF flows` answers the primary's shape: its core count and
 /// replication id.
-pub fn replconf(shared: &Shared, args: &[Bytes]) -> Reply {
+pub fn replconf(shared: &Shared, client: &Client, args: &[Bytes]) -> Reply {
     if args.len() == 2 && args[1].eq_ignore_ascii_case(b"flows") {
         let id = lock(&shared.repl.ids).id;
         return Reply::Array(vec![
@@ -124,6 +124,9 @@ pub fn replconf(shared: &Shared, args: &[Bytes]) -> Reply {
         return Reply::error("ERR syntax error");
     }
     for pair in args[1..].chunks(2) {
+        if pair[0].eq_ignore_ascii_case(b"listening-port") {
+            client.conn.replica.set(true);
+        }
         let known = [
             "listening-port",
             "ip-address",
@@ -145,16 +148,23 @@ pub fn replconf(shared: &Shared, args: &[Bytes]) -> Reply {
     Reply::Ok
 }
 
-/// `FLOWSYNC shard replid offset replica-id listening-port`: the connection becomes the
+/// `FLOWSYNC shard replid offset replica-id listening-port [announce-ip]`: the connection becomes the
 /// flow of `shard`. Checked here; the loop then moves the socket to that shard's core.
 pub fn flowsync(shared: &Shared, client: &Client, args: &[Bytes]) -> Result<FeedRequest, Reply> {
-    if args.len() != 6 {
+    if !(6..=7).contains(&args.len()) {
         return Err(Reply::error(
             "ERR wrong number of arguments for 'flowsync' command",
         ));
     }
     if !client.borrow().authenticated {
         return Err(Reply::error("NOAUTH Authentication required."));
+    }
+    if shared.repl.is_replica() && !crate::repl_state::lock(&shared.repl.link).up {
+        // As Redis's: a replica serves its own replicas only while its link is up, so a
+        // loop of replicas (or one of itself) never feeds on its own stale data.
+        return Err(Reply::error(
+            "NOMASTERLINK Can't SYNC while not connected with my master",
+        ));
     }
     let num = |b: &Bytes| {
         std::str::from_utf8(b)
@@ -185,11 +195,15 @@ pub fn flowsync(shared: &Shared, client: &Client, args: &[Bytes]) -> Result<Feed
     let port = num(&args[5])
         .filter(|p| (0..=65535).contains(p))
         .ok_or_else(|| Reply::error("ERR Invalid listening port"))? as u16;
-    let ip = client
-        .conn
-        .peer
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "?".into());
+    // The address the replica announces (`replica-announce-ip`), else the socket's.
+    let ip = match args.get(6) {
+        Some(ip) => text(ip),
+        None => client
+            .conn
+            .peer
+            .map(|a| a.ip().to_string())
+            .unwrap_or_else(|| "?".into()),
+    };
     Ok(FeedRequest {
         shard,
         asked,

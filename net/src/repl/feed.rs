@@ -15,6 +15,35 @@ pub const FILL_BUDGET: usize = 256 * 1024;
 /// Longest ACK line a replica sends; a longer one ends the flow.
 const MAX_ACK_LINE: usize = 64;
 
+/// Reads a replica's `REPLCONF ACK <offset>` lines (or bare `ACK <offset>`) from
+/// `bytes`, continuing the incomplete line in `line`: the last complete ACK's offset, or
+/// an error for anything else (an over-long line, another command).
+pub fn take_acks(line: &mut Vec<u8>, bytes: &[u8]) -> Result<Option<u64>, String> {
+    let mut acked = None;
+    for &b in bytes {
+        if b != b'\n' {
+            if line.len() >= MAX_ACK_LINE {
+                return Err("an over-long line from the replica on a flow".into());
+            }
+            line.push(b);
+            continue;
+        }
+        let done = std::mem::take(line);
+        let text = String::from_utf8_lossy(&done);
+        let words: Vec<&str> = text.split_ascii_whitespace().collect();
+        let offset = match words.as_slice() {
+            [r, a, n] if r.eq_ignore_ascii_case("replconf") && a.eq_ignore_ascii_case("ack") => {
+                n.parse::<u64>().ok()
+            }
+            [a, n] if a.eq_ignore_ascii_case("ack") => n.parse::<u64>().ok(),
+            _ => None,
+        }
+        .ok_or_else(|| format!("unexpected input from the replica on a flow: {text:?}"))?;
+        acked = Some(offset);
+    }
+    Ok(acked)
+}
+
 /// One flow being fed, on its shard's core.
 pub struct FeedState {
     req: FeedRequest,
@@ -121,6 +150,16 @@ impl FeedState {
         Ok(())
     }
 
+    /// Journal bytes written that this flow has not shipped yet.
+    pub fn unshipped(&self) -> u64 {
+        self.feeder.unshipped()
+    }
+
+    /// `ip:port` of the replica, for the log.
+    pub fn replica_addr(&self) -> String {
+        format!("{}:{}", self.req.ip, self.req.port)
+    }
+
     /// Whether the snapshot walk still has items to send.
     pub fn walking(&self) -> bool {
         self.feeder.walking()
@@ -129,27 +168,7 @@ impl FeedState {
     /// Takes bytes the replica sent: `REPLCONF ACK <offset>` lines (or bare `ACK
     /// <offset>`), each the journal offset it applied on this flow.
     pub fn on_input(&mut self, repl: &Repl, bytes: &[u8], now_ms: u64) -> Result<(), String> {
-        let mut acked = None;
-        for &b in bytes {
-            if b != b'\n' {
-                if self.line.len() >= MAX_ACK_LINE {
-                    return Err("an over-long line from the replica on a flow".into());
-                }
-                self.line.push(b);
-                continue;
-            }
-            let line = std::mem::take(&mut self.line);
-            let text = String::from_utf8_lossy(&line);
-            let offset = text
-                .trim_end()
-                .rsplit(' ')
-                .next()
-                .and_then(|n| n.parse::<u64>().ok())
-                .filter(|_| text.to_ascii_uppercase().contains("ACK"))
-                .ok_or_else(|| format!("unexpected input from the replica on a flow: {text:?}"))?;
-            acked = Some(offset);
-        }
-        if let Some(offset) = acked {
+        if let Some(offset) = take_acks(&mut self.line, bytes)? {
             if let Some(r) = lock(&repl.replicas)
                 .iter_mut()
                 .find(|r| r.id == self.req.replica_id)
@@ -171,5 +190,25 @@ impl FeedState {
         }
         replicas.retain(|r| r.connected.iter().any(|c| *c));
         tracing::info!(shard = self.req.shard, replica = %format!("{}:{}", self.req.ip, self.req.port), "Replica flow closed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acks_are_read_across_reads_and_anything_else_is_an_error() {
+        let mut line = Vec::new();
+        assert_eq!(
+            take_acks(&mut line, b"REPLCONF ACK 12\r\nREPLCONF A"),
+            Ok(Some(12))
+        );
+        assert_eq!(take_acks(&mut line, b"CK 40\r\n"), Ok(Some(40)));
+        assert_eq!(take_acks(&mut line, b"ack 7\n"), Ok(Some(7)));
+        assert_eq!(take_acks(&mut line, b""), Ok(None));
+        assert!(take_acks(&mut Vec::new(), b"SET a b\r\n").is_err());
+        assert!(take_acks(&mut Vec::new(), b"REPLCONF ACK -1\r\n").is_err());
+        assert!(take_acks(&mut Vec::new(), &[b'x'; 100]).is_err());
     }
 }

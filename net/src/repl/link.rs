@@ -134,7 +134,7 @@ fn end_flows(shared: &Shared, me: u64) {
 
 /// A minimal RESP reply, as far as the handshake needs one.
 #[derive(Debug)]
-enum Resp {
+pub enum Resp {
     Simple(String),
     Error(String),
     Int(i64),
@@ -143,7 +143,9 @@ enum Resp {
     Nil,
 }
 
-fn read_reply(r: &mut impl BufRead, depth: usize) -> std::io::Result<Resp> {
+/// Reads one reply of the primary's, within limits (lines of 64 KiB, bulks of 1 MiB,
+/// arrays of 1024 items, nesting 4 deep): an error for anything else.
+pub fn read_reply(r: &mut impl BufRead, depth: usize) -> std::io::Result<Resp> {
     let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
     let mut line = Vec::new();
     r.by_ref().take(64 * 1024).read_until(b'\n', &mut line)?;
@@ -295,14 +297,13 @@ fn sync(shared: &Shared, host: &str, port: u16, me: u64) -> std::io::Result<BufR
             Some(id) => (hex(&id), offset.to_string()),
             None => ("?".to_string(), "-1".to_string()),
         };
-        s.get_mut().write_all(&encode_command(&[
-            "FLOWSYNC",
-            &k.to_string(),
-            &id,
-            &off,
-            &run_id,
-            &my_port,
-        ]))?;
+        let k_text = k.to_string();
+        let mut cmd = vec!["FLOWSYNC", &k_text, &id, &off, &run_id, &my_port];
+        let announce = lock(&repl.announce_ip).clone();
+        if let Some(ip) = &announce {
+            cmd.push(ip);
+        }
+        s.get_mut().write_all(&encode_command(&cmd))?;
         if !s.buffer().is_empty() {
             return Err(std::io::Error::other("the primary answered FLOWSYNC early"));
         }
@@ -429,6 +430,21 @@ impl ApplyState {
         result.map_err(|e| e.to_string())?;
         let k = self.start.shard;
         let offset = self.applier.offset();
+        let full_hello = !self.hello_seen && self.applier.hello().is_some_and(|h| h.full);
+        if full_hello {
+            // This replica's data is being replaced: its own replicas start again from
+            // the new history (as Redis's do), under a new id unless its journals mirror
+            // the primary's (equal core counts: the journal restarts at the primary's
+            // offsets and the id is the primary's).
+            if self
+                .applier
+                .hello()
+                .is_some_and(|h| h.cores as usize != repl.cores)
+            {
+                lock(&repl.ids).id = crate::repl_state::new_replid();
+            }
+            repl.kill_feeds();
+        }
         {
             let mut l = lock(&repl.link);
             if l.generation == self.start.generation && k < l.offsets.len() {

@@ -94,9 +94,14 @@ impl Shard {
     // ---- effects -----------------------------------------------------------------------
 
     /// Reports an effect, building it only when a sink listens: without one a write pays
-    /// a branch and copies nothing.
+    /// a branch and copies nothing. A replica's shard reports only what its primary sent
+    /// ([`Shard::apply`]): a client's write on a writable replica (`replica-read-only
+    /// no`) stays local, as on Redis, so the replica's journal stays its primary's.
     #[inline]
     fn emit(&mut self, effect: impl FnOnce(&Store) -> Effect) {
+        if self.replica {
+            return;
+        }
         if let Some(sink) = &mut self.sink {
             sink.emit(effect(&self.store));
         }
