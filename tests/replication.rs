@@ -123,14 +123,23 @@ struct Entry {
 /// Every key of `s`: value and PEXPIRETIME over Redis, flags and CAS over memcached.
 fn dump(s: &Server) -> BTreeMap<String, Entry> {
     let mut c = s.redis();
-    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).expect("KEYS");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query(&mut c)
+        .unwrap_or_else(|e| panic!("KEYS on {}: {e}\nstderr:\n{}", s.port, s.stderr()));
     let mut out = BTreeMap::new();
     for chunk in keys.chunks(200) {
         let mut pipe = redis::pipe();
         for k in chunk {
             pipe.cmd("GET").arg(k).cmd("PEXPIRETIME").arg(k);
         }
-        let replies: Vec<Value> = pipe.query(&mut c).expect("GET/PEXPIRETIME pipeline");
+        let replies: Vec<Value> = pipe.query(&mut c).unwrap_or_else(|e| {
+            panic!(
+                "GET/PEXPIRETIME on {}: {e}\nstderr:\n{}",
+                s.port,
+                s.stderr()
+            )
+        });
         let mut mc = mc_gets(s, chunk);
         for (k, pair) in chunk.iter().zip(replies.chunks(2)) {
             // A key deleted between KEYS and GET is simply not there.
