@@ -2380,3 +2380,64 @@ fn primary_replaced_on_the_same_port() {
     assert_eq!(stat(&p2, "sync_full"), 1);
     assert_same_data(&p2, &r);
 }
+
+/// Every kind of write Baton has, on keys spread over the primary's shards (RENAME and
+/// COPY across shards included), ends identical on replicas of both shapes.
+#[test]
+fn every_write_command_replicates() {
+    let p = server(2);
+    let r1 = server(1);
+    let r2 = server(2);
+    replicaof(&r1, &p);
+    replicaof(&r2, &p);
+    wait_link_up(&r1);
+    wait_link_up(&r2);
+    let mut c = p.redis();
+    for i in 0..20 {
+        let k = format!("w{i}");
+        let o = format!("o{i}");
+        for line in [
+            format!("SET {k} 10"),
+            format!("INCRBY {k} 5"),
+            format!("DECRBY {k} 3"),
+            format!("INCRBYFLOAT {k} 0.1"),
+            format!("INCRBYFLOAT {k} 1e-3"),
+            format!("APPEND {k} xyz"),
+            format!("SETRANGE {k} 20 tail"),
+            format!("SET {o} old EX 300"),
+            format!("SET {o} new KEEPTTL GET"),
+            format!("GETEX {o} PX 123456"),
+            format!("SETNX {o} never"),
+            format!("PSETEX p{i} 500000 ps"),
+            format!("SETEX s{i} 600 se"),
+            format!("MSET m{i}a 1 m{i}b 2"),
+            format!("MSETNX n{i}a 1 n{i}b 2"),
+            format!("COPY {k} copy{i}"),
+            format!("RENAME m{i}a renamed{i}"),
+            format!("RENAMENX m{i}b {o}"),
+            format!("RENAMENX m{i}b fresh{i}"),
+            format!("GETSET s{i} gs"),
+            format!("EXPIREAT p{i} 4102444800"),
+            format!("PEXPIRE copy{i} 900000"),
+            format!("PERSIST {o}"),
+            format!("SET d{i} x"),
+            format!("GETDEL d{i}"),
+            format!("SET u{i} x"),
+            format!("UNLINK u{i}"),
+            format!("SET g{i} x EX 100"),
+            format!("GETEX g{i} PERSIST"),
+        ] {
+            let v = q(&mut c, &line);
+            assert!(!matches!(v, Value::ServerError(_)), "{line}: {v:?}");
+        }
+    }
+    let mut m = p.memcache_raw();
+    m.send(b"set mc 9 0 1\r\n1\r\nincr mc 41\r\nappend mc 0 0 1\r\n!\r\nprepend mc 0 0 1\r\n^\r\n");
+    m.expect(b"STORED\r\n42\r\nSTORED\r\nSTORED\r\n");
+    m.send(b"set t 1 0 1\r\nt\r\ntouch t 500\r\ngat 600 t\r\n");
+    m.expect(b"STORED\r\nTOUCHED\r\nVALUE t 1 1\r\nt\r\nEND\r\n");
+    wait_in_sync(&p, &r1);
+    wait_in_sync(&p, &r2);
+    assert_same_data(&p, &r1);
+    assert_same_data(&p, &r2);
+}
