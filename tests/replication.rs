@@ -2441,3 +2441,45 @@ fn every_write_command_replicates() {
     assert_same_data(&p, &r1);
     assert_same_data(&p, &r2);
 }
+
+/// Once WAIT counted a replica, that replica serves the write: its ACK follows the
+/// write being applied, on whichever of its cores the key lives.
+fn wait_then_read_on_replica(primary_cores: usize, replica_cores: usize) {
+    let p = server(primary_cores);
+    let r = server(replica_cores);
+    replicaof(&r, &p);
+    wait_link_up(&r);
+    let mut pc = p.redis();
+    let mut rc = r.redis();
+    let mut stale = Vec::new();
+    for i in 0..300 {
+        let k = format!("key{}", i % 37);
+        assert_reply(&mut pc, &format!("SET {k} {i}"), ok());
+        assert_reply(&mut pc, "WAIT 1 5000", int(1));
+        let got = q(&mut rc, &format!("GET {k}"));
+        if got != bulk(i.to_string()) {
+            stale.push(format!("{k}: wrote {i}, read {got:?}"));
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "{} of 300 reads after WAIT were stale, e.g. {:?}",
+        stale.len(),
+        &stale[..stale.len().min(5)]
+    );
+}
+
+#[test]
+fn wait_then_read_on_replica_1_to_2() {
+    wait_then_read_on_replica(1, 2);
+}
+
+#[test]
+fn wait_then_read_on_replica_2_to_1() {
+    wait_then_read_on_replica(2, 1);
+}
+
+#[test]
+fn wait_then_read_on_replica_2_to_2() {
+    wait_then_read_on_replica(2, 2);
+}
