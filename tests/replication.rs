@@ -2057,6 +2057,11 @@ fn dbsize(s: &Server) -> i64 {
     as_int(&q(&mut s.redis(), "DBSIZE"))
 }
 
+/// How many times `s`'s link failed and started again.
+fn attempts(s: &Server) -> usize {
+    s.stderr().matches("Reconnecting to MASTER").count()
+}
+
 /// `REPLICAOF` its own address: as in Redis (whose replicas refuse to feed others while
 /// their own link is not up: `-NOMASTERLINK`), the link never comes up and the data
 /// stays.
@@ -2066,14 +2071,12 @@ fn replica_of_itself_keeps_its_data() {
     write_keys(&s, "mine", 200);
     let mut c = s.redis();
     assert_reply(&mut c, &format!("REPLICAOF 127.0.0.1 {}", s.port), ok());
-    // Let it try a few times.
-    assert!(eventually(SYNC_TIMEOUT, || s
-        .stderr()
-        .matches("MASTER")
-        .count()
-        >= 3));
-    // A negative check: watch a while for the link to (wrongly) come up.
-    thread::sleep(Duration::from_millis(500));
+    // It tries, and fails, more than once (the link thread backs off and retries).
+    assert!(
+        eventually(SYNC_TIMEOUT, || attempts(&s) >= 2),
+        "no failed attempts:\n{}",
+        s.stderr()
+    );
     assert_eq!(info(&mut c, "replication")["master_link_status"], "down");
     assert_eq!(dbsize(&s), 200, "the dataset was erased");
 }
@@ -2088,13 +2091,14 @@ fn replication_loop_keeps_the_data() {
     replicaof(&b, &a);
     wait_in_sync(&a, &b);
     replicaof(&a, &b);
-    assert!(eventually(SYNC_TIMEOUT, || a
-        .stderr()
-        .matches("MASTER")
-        .count()
-        >= 3));
-    // A negative check: watch a while for the link to (wrongly) come up.
-    thread::sleep(Duration::from_millis(500));
+    // Both sides try, and fail, more than once.
+    for s in [&a, &b] {
+        assert!(
+            eventually(SYNC_TIMEOUT, || attempts(s) >= 2),
+            "no failed attempts:\n{}",
+            s.stderr()
+        );
+    }
     assert_eq!(dbsize(&a), 200, "A's dataset was erased");
     assert_eq!(dbsize(&b), 200, "B's dataset was erased");
     let up = |s: &Server| info(&mut s.redis(), "replication")["master_link_status"] == "up";
@@ -2482,4 +2486,29 @@ fn wait_then_read_on_replica_2_to_1() {
 #[test]
 fn wait_then_read_on_replica_2_to_2() {
     wait_then_read_on_replica(2, 2);
+}
+
+/// When the primary refuses a FLOWSYNC (here -NOMASTERLINK: it is a replica whose own
+/// link is down), the replica's log says what the primary answered.
+#[test]
+#[ignore = "server bug: the flow's error reply is decoded as a record (\"unknown record tag 0x2d\"), so the primary's reason never reaches the log"]
+fn flowsync_refusal_is_logged() {
+    let b = server(1);
+    assert_reply(
+        &mut b.redis(),
+        &format!("REPLICAOF 127.0.0.1 {}", free_port()),
+        ok(),
+    );
+    let c = server(1);
+    replicaof(&c, &b);
+    assert!(
+        eventually(SYNC_TIMEOUT, || attempts(&c) >= 1),
+        "{}",
+        c.stderr()
+    );
+    assert!(
+        c.stderr().contains("NOMASTERLINK"),
+        "the refusal is not in the log:\n{}",
+        c.stderr()
+    );
 }
