@@ -94,6 +94,32 @@ fn decode(ud: u64) -> (u64, Token, u32) {
     )
 }
 
+/// The send of a connection's output: what is left of `inflight` (the buffer a send is
+/// working through), or else `out`, swapped in. `None` when there is nothing to send. The
+/// caller arms it, and must leave `inflight` untouched until it completes.
+fn next_send(
+    fd: RawFd,
+    out: &mut Vec<u8>,
+    inflight: &mut Vec<u8>,
+    sent: &mut usize,
+    user_data: u64,
+) -> Option<io_uring::squeue::Entry> {
+    if inflight.is_empty() {
+        if out.is_empty() {
+            return None;
+        }
+        std::mem::swap(inflight, out);
+        *sent = 0;
+    }
+    let rest = &inflight[*sent..];
+    Some(
+        opcode::Send::new(types::Fd(fd), rest.as_ptr(), rest.len() as u32)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(user_data),
+    )
+}
+
 /// The sockets one core serves.
 pub struct CoreListeners {
     pub redis: OwnedFd,
@@ -711,22 +737,11 @@ impl Loop {
         if conn.send_armed || conn.closing {
             return;
         }
-        if conn.inflight.is_empty() {
-            if conn.out.is_empty() {
-                return;
-            }
-            std::mem::swap(&mut conn.inflight, &mut conn.out);
-            conn.sent = 0;
-        }
-        let rest = &conn.inflight[conn.sent..];
-        let sqe = opcode::Send::new(
-            types::Fd(conn.fd.as_raw_fd()),
-            rest.as_ptr(),
-            rest.len() as u32,
-        )
-        .flags(libc::MSG_NOSIGNAL)
-        .build()
-        .user_data(user_data(OP_SEND, token, conn.generation));
+        let ud = user_data(OP_SEND, token, conn.generation);
+        let fd = conn.fd.as_raw_fd();
+        let Some(sqe) = next_send(fd, &mut conn.out, &mut conn.inflight, &mut conn.sent, ud) else {
+            return;
+        };
         conn.send_armed = true;
         // SAFETY: `inflight` is neither written nor dropped while `send_armed` is true
         // (new output goes to `out`), and the connection is dropped only after the send
@@ -1194,22 +1209,11 @@ impl Loop {
         if f.send_armed || f.closing {
             return;
         }
-        if f.inflight.is_empty() {
-            if f.out.is_empty() {
-                return;
-            }
-            std::mem::swap(&mut f.inflight, &mut f.out);
-            f.sent = 0;
-        }
-        let rest = &f.inflight[f.sent..];
-        let sqe = opcode::Send::new(
-            types::Fd(f.fd.as_raw_fd()),
-            rest.as_ptr(),
-            rest.len() as u32,
-        )
-        .flags(libc::MSG_NOSIGNAL)
-        .build()
-        .user_data(user_data(OP_FLOW_SEND, token, f.generation));
+        let ud = user_data(OP_FLOW_SEND, token, f.generation);
+        let fd = f.fd.as_raw_fd();
+        let Some(sqe) = next_send(fd, &mut f.out, &mut f.inflight, &mut f.sent, ud) else {
+            return;
+        };
         f.send_armed = true;
         // SAFETY: `inflight` is untouched while the send is armed (new output goes to
         // `out`), and the flow is dropped only once nothing is armed.
