@@ -363,6 +363,56 @@ fn writer(
     })
 }
 
+/// A thread that reads from `s` (GET, MGET, KEYS, a SCAN walk, DBSIZE, PTTL, memcached gets)
+/// until `stop`, checking only that every read is answered; returns how many rounds ran.
+fn reader(s: &Server, stop: Arc<AtomicBool>) -> thread::JoinHandle<u64> {
+    let mut c = s.redis();
+    let mut mc = s.memcache_raw();
+    thread::spawn(move || {
+        let mut rounds = 0;
+        let mut rng = Rng(99);
+        let mut cursor = "0".to_string();
+        while !stop.load(Ordering::Relaxed) {
+            let i = rng.below(4000);
+            let mut pipe = redis::pipe();
+            pipe.cmd("GET")
+                .arg(format!("k:{i}"))
+                .cmd("MGET")
+                .arg(format!("k:{i}"))
+                .arg(format!("ctr:{i}"))
+                .arg(format!("mc:{i}"))
+                .cmd("SCAN")
+                .arg(&cursor)
+                .arg("COUNT")
+                .arg(100)
+                .cmd("DBSIZE")
+                .cmd("PTTL")
+                .arg(format!("k:{i}"));
+            let replies: Vec<Value> = pipe.query(&mut c).expect("reads on the replica");
+            // Walk the keyspace with SCAN's own cursors, across rounds.
+            cursor = as_str(&as_array(&replies[2])[0]);
+            if rounds % 20 == 0 {
+                let _: Vec<String> = redis::cmd("KEYS").arg("k:1*").query(&mut c).unwrap();
+            }
+            mc.send(format!("gets mc:{i} k:{i}\r\n").as_bytes());
+            loop {
+                let line = mc.read_line();
+                if line == "END\r\n" {
+                    break;
+                }
+                let len: usize = line
+                    .split_whitespace()
+                    .nth(3)
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("gets answered {line:?}"));
+                mc.read_n(len + 2);
+            }
+            rounds += 1;
+        }
+        rounds
+    })
+}
+
 /// Runs `writer` while `during` runs, then until it finished at least `more` further
 /// pipelines, and stops it.
 fn with_writer(s: &Server, seed: u64, keys: usize, more: u64, during: impl FnOnce()) {
@@ -412,11 +462,17 @@ fn full_sync_under_load(primary_cores: usize, replica_cores: usize) {
     let mut rm = r.memcache_raw();
     rm.send(b"set mc:1 999 0 5\r\nstale\r\n");
     rm.expect(b"STORED\r\n");
+    // Clients keep reading from the replica, over both protocols, while it loads.
+    let stop_readers = Arc::new(AtomicBool::new(false));
+    let readers = reader(&r, stop_readers.clone());
     with_writer(&p, 0x5eed + primary_cores as u64, 4000, 20, || {
         // Let the writer get going before the sync starts, so the snapshot walk races it.
         replicaof(&r, &p);
         wait_link_up(&r);
     });
+    stop_readers.store(true, Ordering::Relaxed);
+    let reads = readers.join().expect("reader thread panicked");
+    assert!(reads > 0);
     wait_in_sync(&p, &r);
     let stats = info(&mut p.redis(), "stats");
     assert_eq!(num(&stats, "sync_full"), 1, "{stats:?}");
