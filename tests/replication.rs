@@ -2568,3 +2568,54 @@ fn flowsync_refusal_is_logged() {
         c.stderr()
     );
 }
+
+/// A replica that stalls past the primary's replica output limit loses its flows and
+/// full-syncs once it runs again (its offsets are gone from the small backlog), ending
+/// identical.
+#[test]
+fn stalled_replica_past_the_output_limit_resyncs() {
+    let p = Server::builder(2)
+        .args(&["--repl-backlog-size", "16kb"])
+        .args(&["--client-output-buffer-limit-replica", "1mb 0 0"])
+        .memcache()
+        .start();
+    let r = server(1);
+    preload(&p, 500);
+    replicaof(&r, &p);
+    wait_in_sync(&p, &r);
+    r.signal(libc::SIGSTOP);
+    struct Cont<'a>(&'a Server);
+    impl Drop for Cont<'_> {
+        fn drop(&mut self) {
+            self.0.signal(libc::SIGCONT);
+        }
+    }
+    let cont = Cont(&r);
+    let mut pc = p.redis();
+    // Far more than the loopback socket buffers hold (tcp_rmem lets them absorb tens of
+    // megabytes before anything counts as the primary's unsent output): 64 MB.
+    for chunk in 0..64 {
+        let mut pipe = redis::pipe();
+        for i in 0..16 {
+            pipe.cmd("SET")
+                .arg(format!("stall:{chunk}:{i}"))
+                .arg(vec![b's'; 64 * 1024]);
+        }
+        pipe.query::<Value>(&mut pc).unwrap();
+    }
+    // The primary drops the stalled replica's flows.
+    let dropped = eventually(SYNC_TIMEOUT, || {
+        num(&info(&mut pc, "replication"), "connected_slaves") == 0
+    });
+    assert!(
+        dropped,
+        "{:?}\n{}",
+        info(&mut pc, "replication"),
+        p.stderr()
+    );
+    drop(cont);
+    wait_in_sync(&p, &r);
+    let stats = info(&mut pc, "stats");
+    assert_eq!(num(&stats, "sync_full"), 2, "{stats:?}");
+    assert_same_data(&p, &r);
+}
