@@ -2619,3 +2619,35 @@ fn stalled_replica_past_the_output_limit_resyncs() {
     assert_eq!(num(&stats, "sync_full"), 2, "{stats:?}");
     assert_same_data(&p, &r);
 }
+
+/// A replica never serves a key past its expiry, even before the primary's DEL arrives
+/// (here the primary is stopped, so none can), as Redis's replicas since 3.2.
+#[test]
+fn replica_hides_logically_expired_keys() {
+    let p = server(2);
+    let r = server(1);
+    let mut pc = p.redis();
+    assert_reply(&mut pc, "SET soon v PX 400", ok());
+    assert_reply(&mut pc, "SET later v EX 1000", ok());
+    replicaof(&r, &p);
+    wait_in_sync(&p, &r);
+    let expire_at = as_int(&q(&mut r.redis(), "PEXPIRETIME soon"));
+    assert!(expire_at > 0);
+    p.signal(libc::SIGSTOP);
+    struct Cont<'a>(&'a Server);
+    impl Drop for Cont<'_> {
+        fn drop(&mut self) {
+            self.0.signal(libc::SIGCONT);
+        }
+    }
+    let _cont = Cont(&p);
+    let mut rc = r.redis();
+    assert!(eventually(Duration::from_secs(5), || unix_ms() > expire_at + 50));
+    assert_reply(&mut rc, "GET soon", nil());
+    assert_reply(&mut rc, "EXISTS soon", int(0));
+    assert_reply(&mut rc, "PTTL soon", int(-2));
+    assert_reply(&mut rc, "GET later", bulk("v"));
+    let mut m = r.memcache_raw();
+    m.send(b"get soon\r\n");
+    m.expect(b"END\r\n");
+}
