@@ -399,6 +399,17 @@ impl ApplyState {
     ) -> Result<(), String> {
         let repl = &nc.shared.repl;
         let me = nc.core.id;
+        if self.applier.hello().is_none() && bytes.first() == Some(&b'-') {
+            // The primary refused FLOWSYNC with an error reply instead of a hello.
+            let line = bytes
+                .split(|&b| b == b'\r' || b == b'\n')
+                .next()
+                .unwrap_or(bytes);
+            return Err(format!(
+                "the primary refused the flow: {}",
+                String::from_utf8_lossy(&line[1..])
+            ));
+        }
         let result = {
             let mut shard = nc.core.shard.borrow_mut();
             let journal = repl.journal(me);
