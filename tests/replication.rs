@@ -2547,7 +2547,6 @@ fn wait_then_read_on_replica_2_to_2() {
 /// When the primary refuses a FLOWSYNC (here -NOMASTERLINK: it is a replica whose own
 /// link is down), the replica's log says what the primary answered.
 #[test]
-#[ignore = "server bug: the flow's error reply is decoded as a record (\"unknown record tag 0x2d\"), so the primary's reason never reaches the log"]
 fn flowsync_refusal_is_logged() {
     let b = server(1);
     assert_reply(
