@@ -2650,3 +2650,43 @@ fn replica_hides_logically_expired_keys() {
     m.send(b"get soon\r\n");
     m.expect(b"END\r\n");
 }
+
+/// A replica switched to another primary in the middle of a large full sync ends with
+/// exactly the second primary's data: nothing of the abandoned sync lands afterwards.
+fn switch_mid_sync(replica_cores: usize) {
+    let p1 = server(2);
+    let p2 = server(2);
+    let r = server(replica_cores);
+    let mut c1 = p1.redis();
+    for chunk in 0..10 {
+        let mut pipe = redis::pipe();
+        for i in 0..40 {
+            pipe.cmd("SET")
+                .arg(format!("big:{chunk}:{i}"))
+                .arg(vec![b'1'; 64 * 1024]);
+        }
+        pipe.query::<Value>(&mut c1).unwrap();
+    }
+    write_keys(&p2, "two", 200);
+    replicaof(&r, &p1);
+    // As soon as the first sync has begun (some of it landed), switch.
+    let mut rc = r.redis();
+    assert!(eventually(SYNC_TIMEOUT, || as_int(&q(&mut rc, "DBSIZE")) > 0));
+    replicaof(&r, &p2);
+    wait_in_sync(&p2, &r);
+    assert_same_data(&p2, &r);
+    // And it stays so: nothing late from the first primary.
+    write_keys(&p2, "more", 10);
+    wait_in_sync(&p2, &r);
+    assert_same_data(&p2, &r);
+}
+
+#[test]
+fn switch_mid_sync_to_1() {
+    switch_mid_sync(1);
+}
+
+#[test]
+fn switch_mid_sync_to_2() {
+    switch_mid_sync(2);
+}
