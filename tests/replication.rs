@@ -2690,3 +2690,34 @@ fn switch_mid_sync_to_1() {
 fn switch_mid_sync_to_2() {
     switch_mid_sync(2);
 }
+
+/// The link cut in the middle of a full sync: the next sync is a full one again, and the
+/// replica ends identical (nothing half-loaded passes for a resumable state).
+#[test]
+fn link_cut_mid_full_sync() {
+    let p = server(2);
+    let r = server(1);
+    let mut pc = p.redis();
+    for chunk in 0..10 {
+        let mut pipe = redis::pipe();
+        for i in 0..40 {
+            pipe.cmd("SET")
+                .arg(format!("big:{chunk}:{i}"))
+                .arg(vec![b'c'; 64 * 1024]);
+        }
+        pipe.query::<Value>(&mut pc).unwrap();
+    }
+    replicaof(&r, &p);
+    let mut rc = r.redis();
+    assert!(eventually(SYNC_TIMEOUT, || as_int(&q(&mut rc, "DBSIZE")) > 0));
+    let cut_while_loading = info(&mut rc, "replication")["master_link_status"] == "down";
+    assert_reply(&mut pc, "CLIENT KILL TYPE replica", int(1));
+    write_keys(&p, "after-cut", 50);
+    wait_in_sync(&p, &r);
+    assert_same_data(&p, &r);
+    let stats = info(&mut pc, "stats");
+    if cut_while_loading {
+        assert_eq!(num(&stats, "sync_full"), 2, "{stats:?}");
+        assert_eq!(num(&stats, "sync_partial_ok"), 0, "{stats:?}");
+    }
+}
