@@ -414,9 +414,13 @@ fn run() -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&args.log_level))
         .context("invalid --log-level")?;
+    // A log line that cannot be written (stderr closed: the reader went away) is dropped;
+    // tracing would otherwise report it with eprintln!, which panics on EPIPE and would
+    // take the signal thread or a core down with it.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .init();
 
     let cores = runtime::resolve_cores(args.cores)?;
