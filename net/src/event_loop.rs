@@ -1294,8 +1294,16 @@ impl Loop {
             if f.closing || f.send_armed || !f.inflight.is_empty() {
                 continue;
             }
-            let FlowKind::Feed(feed) = &mut f.kind else {
-                continue;
+            let feed = match &mut f.kind {
+                FlowKind::Feed(feed) => feed,
+                FlowKind::Apply(apply) => {
+                    // A replica's ACK, once its other cores applied what it acknowledges.
+                    if apply.take_ack(&mut f.out) {
+                        progress = true;
+                        self.flow_flush(token);
+                    }
+                    continue;
+                }
             };
             if !feed.walking() {
                 // Journal records only: send them once enough gathered or the oldest

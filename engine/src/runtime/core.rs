@@ -266,25 +266,6 @@ impl Core {
         rx.await
     }
 
-    /// Queues `jobs` for the shard of another core without waiting for them: they run in
-    /// the order posted, after this core's earlier requests to that core, and their
-    /// outputs are dropped. (A replica applying a flow routes records this way.)
-    pub fn post(&self, core: usize, jobs: Vec<Job>) {
-        debug_assert_ne!(
-            core, self.id,
-            "post to another core; run local work directly"
-        );
-        let id = self.next_request_id();
-        self.send(
-            core,
-            Msg::Req {
-                id,
-                txn: NO_TXN,
-                jobs,
-            },
-        );
-    }
-
     /// Resolves once the local shard's lock is free.
     pub fn unlocked(self: &Rc<Self>) -> impl Future<Output = ()> {
         Unlocked { core: self.clone() }

@@ -16,7 +16,11 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use baton_engine::runtime::{now_ms, Job, Out};
+use std::cell::Cell;
+use std::rc::Rc;
+
+use baton_engine::exec::Batch;
+use baton_engine::runtime::{now_ms, wake, Job, Out};
 use baton_engine::Shard;
 use baton_replication::apply::{apply_op, Op};
 use baton_replication::{Applier, Journal, Limits, ReplId};
@@ -365,6 +369,11 @@ pub struct ApplyState {
     applier: Applier,
     /// Ops for other cores, gathered during one input and posted together.
     remote: Vec<Vec<Op>>,
+    /// The offset whose records every core of this replica has applied: what may be
+    /// acknowledged (a WAIT that counts this replica means a read here sees the write).
+    applied: Rc<Cell<u64>>,
+    /// The offset whose records were handed to the cores.
+    posted: u64,
     /// The offset last acknowledged to the primary.
     acked: u64,
     hello_seen: bool,
@@ -383,6 +392,8 @@ impl ApplyState {
         ApplyState {
             applier: Applier::new(cores, start.offset, Limits::default()),
             remote: (0..cores).map(|_| Vec::new()).collect(),
+            applied: Rc::new(Cell::new(start.offset)),
+            posted: start.offset,
             acked: start.offset,
             start,
             hello_seen: false,
@@ -422,25 +433,10 @@ impl ApplyState {
                 }
             })
         };
-        for (c, ops) in self.remote.iter_mut().enumerate() {
-            if ops.is_empty() {
-                continue;
-            }
-            let ops = std::mem::take(ops);
-            let journal = repl.journal(c).cloned();
-            nc.core.post(
-                c,
-                vec![Job::Call(Box::new(move |shard, _| {
-                    for op in &ops {
-                        apply_here(shard, journal.as_ref(), op);
-                    }
-                    Out::Value(Box::new(()))
-                }))],
-            );
-        }
+        let offset = self.applier.offset();
+        self.post_remote(nc, offset);
         result.map_err(|e| e.to_string())?;
         let k = self.start.shard;
-        let offset = self.applier.offset();
         let full_hello = !self.hello_seen && self.applier.hello().is_some_and(|h| h.full);
         if full_hello {
             // This replica's data is being replaced: its own replicas start again from
@@ -486,11 +482,60 @@ impl ApplyState {
                 }
             }
         }
-        if offset != self.acked {
-            self.acked = offset;
-            out.extend_from_slice(format!("REPLCONF ACK {offset}\r\n").as_bytes());
-        }
+        self.take_ack(out);
         Ok(())
+    }
+
+    /// Hands the other cores their ops of this input, with a barrier: every other core
+    /// gets a request (empty when it has no op), and once all have answered, everything
+    /// up to `offset` is applied everywhere (each core runs one peer's requests in order,
+    /// so this input's answers come after every earlier input's). Then `offset` may be
+    /// acknowledged. With one core, at once.
+    fn post_remote(&mut self, nc: &NetCore, offset: u64) {
+        let me = nc.core.id;
+        let any_ops = self.remote.iter().any(|ops| !ops.is_empty());
+        if !any_ops && offset == self.posted {
+            return;
+        }
+        self.posted = offset;
+        if nc.core.cores == 1 {
+            self.applied.set(offset);
+            return;
+        }
+        let mut batch = Batch::new(nc.core.cores);
+        for (c, ops) in self.remote.iter_mut().enumerate() {
+            if c == me {
+                continue;
+            }
+            let ops = std::mem::take(ops);
+            let journal = nc.shared.repl.journal(c).cloned();
+            batch.push(
+                c,
+                Job::Call(Box::new(move |shard, _| {
+                    for op in &ops {
+                        apply_here(shard, journal.as_ref(), op);
+                    }
+                    Out::Value(Box::new(()))
+                })),
+            );
+        }
+        let (core, applied) = (nc.core.clone(), self.applied.clone());
+        wake::spawn(async move {
+            batch.run(&core).await;
+            applied.set(applied.get().max(offset));
+        });
+    }
+
+    /// Appends an ACK of what every core applied, if it moved since the last one.
+    /// True if it did.
+    pub fn take_ack(&mut self, out: &mut Vec<u8>) -> bool {
+        let applied = self.applied.get();
+        if applied <= self.acked {
+            return false;
+        }
+        self.acked = applied;
+        out.extend_from_slice(format!("REPLCONF ACK {applied}\r\n").as_bytes());
+        true
     }
 
     /// The flow's connection closed: the link starts over unless it was being replaced.
