@@ -530,6 +530,13 @@ fn scan_match_type_count(cores: usize) {
     assert!(got.is_empty(), "{got:?}");
 
     assert_err(&mut c, "SCAN abc", "ERR invalid cursor");
+    // Any number is a cursor, as in Redis: one this server never handed out (its core
+    // bits name no core) ends the walk.
+    let odd = (1u64 << 16) - 1;
+    match q(&mut c, &format!("SCAN {odd}")) {
+        Value::Array(parts) => assert_eq!(parts.len(), 2, "{parts:?}"),
+        other => panic!("SCAN {odd} answered {other:?}"),
+    }
     assert_err(&mut c, "SCAN 0 COUNT 0", "ERR syntax error");
     assert_err(
         &mut c,

@@ -220,7 +220,12 @@ pub fn run_redis(
                 return Outcome::Close;
             }
         };
-        if args[0].eq_ignore_ascii_case(b"flowsync") && rbuf.is_empty() {
+        // A replica's flow connection: alone in its input, and not a subscriber (one gets
+        // the subscribed-mode refusal below, as Redis refuses its PSYNC).
+        if args[0].eq_ignore_ascii_case(b"flowsync")
+            && rbuf.is_empty()
+            && client.borrow().subscriptions() == 0
+        {
             match crate::repl::commands::flowsync(&nc.shared, client, &args) {
                 Ok(req) => return Outcome::Flow(req),
                 Err(reply) => {

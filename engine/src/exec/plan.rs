@@ -75,6 +75,15 @@ pub fn plan(router: &Router, spec: &'static CommandSpec, args: Vec<Bytes>) -> Pl
             split(router, spec, merge, args)
         }
         Route::AllCores(Merge::Scan) => match scan_cursor(&args[1], cores) {
+            // A number this server never handed out (its core bits name no core, e.g.
+            // after a restart with fewer cores): the walk is over, as Redis answers any
+            // number rather than an error.
+            None if std::str::from_utf8(&args[1]).is_ok_and(|c| c.parse::<u64>().is_ok()) => {
+                Plan::Done(
+                    Reply::Array(vec![Reply::bulk("0"), Reply::Array(Vec::new())]),
+                    args,
+                )
+            }
             None => Plan::Done(Reply::err("ERR invalid cursor"), args),
             Some((core, shard_cursor)) => {
                 let mut args = args;
