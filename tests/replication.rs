@@ -488,6 +488,22 @@ fn full_sync_under_load(primary_cores: usize, replica_cores: usize) {
     assert_eq!(q(&mut p.redis(), "WAIT 1 5000"), int(1));
 }
 
+/// A server stopped with SIGSTOP until this guard drops (SIGCONT, also on a panic).
+struct Stopped<'a>(&'a Server);
+
+impl<'a> Stopped<'a> {
+    fn new(server: &'a Server) -> Stopped<'a> {
+        server.signal(libc::SIGSTOP);
+        Stopped(server)
+    }
+}
+
+impl Drop for Stopped<'_> {
+    fn drop(&mut self) {
+        self.0.signal(libc::SIGCONT);
+    }
+}
+
 #[test]
 fn full_sync_under_load_2_to_1() {
     full_sync_under_load(2, 1);
@@ -2233,14 +2249,7 @@ fn stalled_replica_catches_up_without_a_resync() {
     preload(&p, 500);
     replicaof(&r, &p);
     wait_in_sync(&p, &r);
-    r.signal(libc::SIGSTOP);
-    struct Cont<'a>(&'a Server);
-    impl Drop for Cont<'_> {
-        fn drop(&mut self) {
-            self.0.signal(libc::SIGCONT);
-        }
-    }
-    let cont = Cont(&r);
+    let cont = Stopped::new(&r);
     let mut pc = p.redis();
     for chunk in 0..8 {
         let mut pipe = redis::pipe();
@@ -2582,14 +2591,7 @@ fn stalled_replica_past_the_output_limit_resyncs() {
     preload(&p, 500);
     replicaof(&r, &p);
     wait_in_sync(&p, &r);
-    r.signal(libc::SIGSTOP);
-    struct Cont<'a>(&'a Server);
-    impl Drop for Cont<'_> {
-        fn drop(&mut self) {
-            self.0.signal(libc::SIGCONT);
-        }
-    }
-    let cont = Cont(&r);
+    let cont = Stopped::new(&r);
     let mut pc = p.redis();
     // Far more than the loopback socket buffers hold (tcp_rmem lets them absorb tens of
     // megabytes before anything counts as the primary's unsent output): 64 MB.
@@ -2632,14 +2634,7 @@ fn replica_hides_logically_expired_keys() {
     wait_in_sync(&p, &r);
     let expire_at = as_int(&q(&mut r.redis(), "PEXPIRETIME soon"));
     assert!(expire_at > 0);
-    p.signal(libc::SIGSTOP);
-    struct Cont<'a>(&'a Server);
-    impl Drop for Cont<'_> {
-        fn drop(&mut self) {
-            self.0.signal(libc::SIGCONT);
-        }
-    }
-    let _cont = Cont(&p);
+    let _cont = Stopped::new(&p);
     let mut rc = r.redis();
     assert!(eventually(Duration::from_secs(5), || unix_ms() > expire_at + 50));
     assert_reply(&mut rc, "GET soon", nil());
