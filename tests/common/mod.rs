@@ -322,25 +322,37 @@ impl Server {
 
     /// A connected `redis::Connection` with timeouts (the crate's handshake included).
     pub fn redis(&self) -> redis::Connection {
-        let client = redis::Client::open(format!("redis://{}/", self.addr())).unwrap();
-        let con = client
-            .get_connection_with_timeout(IO_TIMEOUT)
-            .unwrap_or_else(|e| {
-                panic!(
-                    "connect to {}: {e}; stderr:\n{}",
-                    self.addr(),
-                    self.stderr()
-                )
-            });
-        con.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        con.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-        con
+        self.connect_redis(format!("redis://{}/", self.addr()))
     }
 
     /// A `redis::Connection` that authenticates with `pass` during its handshake.
     pub fn redis_auth(&self, pass: &str) -> redis::Connection {
-        let client = redis::Client::open(format!("redis://:{pass}@{}/", self.addr())).unwrap();
-        let con = client.get_connection_with_timeout(IO_TIMEOUT).unwrap();
+        self.connect_redis(format!("redis://:{pass}@{}/", self.addr()))
+    }
+
+    /// Connects with `url`, bounded in time as a whole: the redis crate times only the
+    /// TCP connect, and a server that accepts but never answers would hang its handshake,
+    /// so the connection is made on a thread of its own and abandoned past the timeout.
+    fn connect_redis(&self, url: String) -> redis::Connection {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let con =
+                redis::Client::open(url).and_then(|c| c.get_connection_with_timeout(IO_TIMEOUT));
+            let _ = tx.send(con);
+        });
+        let con = match rx.recv_timeout(IO_TIMEOUT * 2) {
+            Ok(Ok(con)) => con,
+            Ok(Err(e)) => panic!(
+                "connect to {}: {e}; stderr:\n{}",
+                self.addr(),
+                self.stderr()
+            ),
+            Err(_) => panic!(
+                "connect to {}: no answer to the handshake; stderr:\n{}",
+                self.addr(),
+                self.stderr()
+            ),
+        };
         con.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         con.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
         con
