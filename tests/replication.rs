@@ -68,6 +68,14 @@ fn replicaof(replica: &Server, primary: &Server) {
     );
 }
 
+/// Makes `replica` follow `primary` and waits until it holds everything `primary`
+/// journaled.
+#[track_caller]
+fn follow(replica: &Server, primary: &Server) {
+    replicaof(replica, primary);
+    wait_in_sync(primary, replica);
+}
+
 /// Waits until `replica`'s link to `primary` is up and it applied everything `primary`
 /// journaled (`slave_repl_offset == master_repl_offset`, both read twice in a row so a
 /// write in between cannot make them meet by chance).
@@ -578,8 +586,7 @@ fn partial_resync(primary_cores: usize, replica_cores: usize) {
     let p = server(primary_cores);
     let r = server(replica_cores);
     preload(&p, 2000);
-    replicaof(&r, &p);
-    wait_in_sync(&p, &r);
+    follow(&r, &p);
     assert_eq!(stat(&p, "sync_full"), 1);
     // Nothing of the other side's type to kill.
     assert_reply(&mut p.redis(), "CLIENT KILL TYPE master", int(0));
@@ -623,12 +630,10 @@ fn resume_after_a_detour(primary_cores: usize, replica_cores: usize) {
     let p = server(primary_cores);
     let r = server(replica_cores);
     preload(&p, 1000);
-    replicaof(&r, &p);
-    wait_in_sync(&p, &r);
+    follow(&r, &p);
     detour(&p, &r);
     write_keys(&p, "while-away", 300);
-    replicaof(&r, &p);
-    wait_in_sync(&p, &r);
+    follow(&r, &p);
     let stats = info(&mut p.redis(), "stats");
     assert_eq!(num(&stats, "sync_full"), 1, "{stats:?}");
     assert_eq!(num(&stats, "sync_partial_ok"), 1, "{stats:?}");
@@ -652,12 +657,10 @@ fn back_after_no_one(primary_cores: usize, replica_cores: usize) {
     let p = server(primary_cores);
     let r = server(replica_cores);
     preload(&p, 1000);
-    replicaof(&r, &p);
-    wait_in_sync(&p, &r);
+    follow(&r, &p);
     assert_reply(&mut r.redis(), "REPLICAOF NO ONE", ok());
     write_keys(&p, "while-away", 300);
-    replicaof(&r, &p);
-    wait_in_sync(&p, &r);
+    follow(&r, &p);
     let stats = info(&mut p.redis(), "stats");
     assert_eq!(num(&stats, "sync_full"), 2, "{stats:?}");
     assert_eq!(num(&stats, "sync_partial_ok"), 0, "{stats:?}");
@@ -688,8 +691,7 @@ fn backlog_overrun(primary_cores: usize, replica_cores: usize) {
         .start();
     let r = server(replica_cores);
     preload(&p, 1000);
-    replicaof(&r, &p);
-    wait_in_sync(&p, &r);
+    follow(&r, &p);
     let mut pc = p.redis();
     assert_eq!(
         num(&info(&mut pc, "replication"), "repl_backlog_size"),
@@ -707,8 +709,7 @@ fn backlog_overrun(primary_cores: usize, replica_cores: usize) {
     pipe.query::<Value>(&mut pc).expect("big writes");
     let written = num(&info(&mut pc, "replication"), "master_repl_offset") - before;
     assert!(written > 16 * 1024 * 4, "only {written} bytes journaled");
-    replicaof(&r, &p);
-    wait_in_sync(&p, &r);
+    follow(&r, &p);
     let stats = info(&mut pc, "stats");
     assert_eq!(num(&stats, "sync_full"), 2, "{stats:?}");
     assert_eq!(num(&stats, "sync_partial_ok"), 0, "{stats:?}");
@@ -736,8 +737,7 @@ fn backlog_overrun_after_client_kill() {
         .start();
     let r = server(2);
     preload(&p, 1000);
-    replicaof(&r, &p);
-    wait_in_sync(&p, &r);
+    follow(&r, &p);
     let mut pc = p.redis();
     let mut pipe = redis::pipe();
     pipe.cmd("CLIENT").arg("KILL").arg("TYPE").arg("replica");
@@ -767,8 +767,7 @@ fn promotion_makes_a_writable_master() {
     let p = server(2);
     let r = server(1);
     preload(&p, 200);
-    replicaof(&r, &p);
-    wait_in_sync(&p, &r);
+    follow(&r, &p);
     let mut rc = r.redis();
     assert_err(
         &mut rc,
@@ -831,8 +830,7 @@ fn promote_and_repoint(cores: usize) {
     // Writes on the new primary before the other replica follows it are part of the
     // resync.
     write_keys(&r1, "between", 100);
-    replicaof(&r2, &r1);
-    wait_in_sync(&r1, &r2);
+    follow(&r2, &r1);
     assert_eq!(
         q(&mut r2.redis(), "GET between:99"),
         bulk("between-value-99")
@@ -939,8 +937,7 @@ fn replica_refuses_writes_and_serves_reads() {
     assert_reply(&mut pc, "SET s hello", ok());
     assert_reply(&mut pc, "SET n 10", ok());
     assert_reply(&mut pc, "SET t v EX 1000", ok());
-    replicaof(&r, &p);
-    wait_in_sync(&p, &r);
+    follow(&r, &p);
     let mut rc = r.redis();
     for cmd in [
         "SET s x",
@@ -1006,8 +1003,7 @@ fn replica_refuses_memcached_writes() {
     let mut pm = p.memcache_raw();
     pm.send(b"set k 5 0 2\r\npv\r\n");
     pm.expect(b"STORED\r\n");
-    replicaof(&r, &p);
-    wait_in_sync(&p, &r);
+    follow(&r, &p);
     let mut rm = r.memcache_raw();
     for cmd in [
         "set k 0 0 1\r\nx\r\n",
@@ -1065,8 +1061,7 @@ fn chain(a_cores: usize, b_cores: usize, c_cores: usize) {
     let b = server(b_cores);
     let c = server(c_cores);
     preload(&a, 1000);
-    replicaof(&b, &a);
-    wait_in_sync(&a, &b);
+    follow(&b, &a);
     replicaof(&c, &b);
     wait_link_up(&c);
     write_keys(&a, "chain", 300);
@@ -1121,8 +1116,7 @@ fn role_and_info_formats() {
     let p = server(2);
     let r = server(1);
     write_keys(&p, "f", 50);
-    replicaof(&r, &p);
-    wait_in_sync(&p, &r);
+    follow(&r, &p);
     write_keys(&p, "g", 50);
     wait_in_sync(&p, &r);
     let mut pc = p.redis();
@@ -1457,8 +1451,7 @@ fn garbage_on_a_flow_drops_only_that_flow() {
     assert_reply(&mut pc, "GET k:0", bulk("v0"));
     // A real replica still syncs.
     let r = server(1);
-    replicaof(&r, &p);
-    wait_in_sync(&p, &r);
+    follow(&r, &p);
     assert_same_data(&p, &r);
 }
 
@@ -1806,8 +1799,7 @@ fn expiry_reaches_the_replica() {
             .arg(1000);
     }
     pipe.query::<Value>(&mut pc).unwrap();
-    replicaof(&r, &p);
-    wait_in_sync(&p, &r);
+    follow(&r, &p);
     let mut rc = r.redis();
     assert_reply(&mut rc, "EXISTS short:0 long:0", int(2));
     // An expiry in the past deletes at once, on both.
@@ -1843,8 +1835,7 @@ fn flushall_and_transactions_replicate() {
     let p = server(2);
     let r = server(2);
     preload(&p, 500);
-    replicaof(&r, &p);
-    wait_in_sync(&p, &r);
+    follow(&r, &p);
     let mut pc = p.redis();
     let mut rc = r.redis();
     assert_reply(&mut pc, "FLUSHALL", ok());
@@ -1892,8 +1883,7 @@ fn large_values_replicate() {
             .query::<()>(&mut pc)
             .unwrap();
     }
-    replicaof(&r, &p);
-    wait_in_sync(&p, &r);
+    follow(&r, &p);
     for i in 0..4 {
         redis::cmd("SET")
             .arg(format!("live:{i}"))
@@ -1962,11 +1952,9 @@ fn switching_primaries() {
     let r = server(2);
     write_keys(&p1, "one", 500);
     write_keys(&p2, "two", 300);
-    replicaof(&r, &p1);
-    wait_in_sync(&p1, &r);
+    follow(&r, &p1);
     assert_reply(&mut r.redis(), "GET one:0", bulk("one-value-0"));
-    replicaof(&r, &p2);
-    wait_in_sync(&p2, &r);
+    follow(&r, &p2);
     assert_same_data(&p2, &r);
     assert_reply(&mut r.redis(), "EXISTS one:0", int(0));
     let mut c1 = p1.redis();
@@ -1980,8 +1968,7 @@ fn switching_primaries() {
     );
     // Back to the first one: its data again, none of the second's.
     write_keys(&p1, "one-more", 10);
-    replicaof(&r, &p1);
-    wait_in_sync(&p1, &r);
+    follow(&r, &p1);
     assert_same_data(&p1, &r);
 }
 
@@ -1991,8 +1978,7 @@ fn resyncs_under_load(primary_cores: usize, replica_cores: usize) {
     let p = server(primary_cores);
     let r = server(replica_cores);
     preload(&p, 2000);
-    replicaof(&r, &p);
-    wait_in_sync(&p, &r);
+    follow(&r, &p);
     let mut pc = p.redis();
     let mut rc = r.redis();
     with_writer(&p, 77, 2000, 10, || {
@@ -2046,8 +2032,7 @@ fn promote_and_repoint_mixed_cores() {
     wait_in_sync(&p, &r2);
     assert_reply(&mut r1.redis(), "REPLICAOF NO ONE", ok());
     write_keys(&r1, "between", 100);
-    replicaof(&r2, &r1);
-    wait_in_sync(&r1, &r2);
+    follow(&r2, &r1);
     let stats = info(&mut r1.redis(), "stats");
     assert_eq!(num(&stats, "sync_full"), 1, "{stats:?}");
     assert_same_data(&r1, &r2);
@@ -2086,8 +2071,7 @@ fn dead_replica_is_forgotten() {
     write_keys(&p, "b", 10);
     assert_reply(&mut pc, "WAIT 2 300", int(1));
     let r3 = server(1);
-    replicaof(&r3, &p);
-    wait_in_sync(&p, &r3);
+    follow(&r3, &p);
     assert_reply(&mut pc, "WAIT 2 5000", int(2));
     assert_same_data(&p, &r3);
     assert_eq!(stat(&p, "sync_full"), 3);
@@ -2160,8 +2144,7 @@ fn replication_loop_keeps_the_data() {
     let a = server(2);
     let b = server(1);
     write_keys(&a, "a", 200);
-    replicaof(&b, &a);
-    wait_in_sync(&a, &b);
+    follow(&b, &a);
     replicaof(&a, &b);
     // Both sides try, and fail, more than once.
     for s in [&a, &b] {
@@ -2197,13 +2180,10 @@ fn chain_repointed(b_cores: usize, c_cores: usize) {
     let c = server(c_cores);
     write_keys(&a, "from-a", 300);
     write_keys(&d, "from-d", 200);
-    replicaof(&b, &a);
-    wait_in_sync(&a, &b);
-    replicaof(&c, &b);
-    wait_in_sync(&b, &c);
+    follow(&b, &a);
+    follow(&c, &b);
     assert_same_data(&a, &c);
-    replicaof(&b, &d);
-    wait_in_sync(&d, &b);
+    follow(&b, &d);
     write_keys(&d, "later", 50);
     wait_in_sync(&d, &b);
     assert_same_data(&d, &b);
@@ -2247,8 +2227,7 @@ fn stalled_replica_catches_up_without_a_resync() {
     let p = server(2);
     let r = server(1);
     preload(&p, 500);
-    replicaof(&r, &p);
-    wait_in_sync(&p, &r);
+    follow(&r, &p);
     let cont = Stopped::new(&r);
     let mut pc = p.redis();
     for chunk in 0..8 {
@@ -2363,8 +2342,7 @@ fn chain_survives_middle_events(b_cores: usize) {
     let b = server(b_cores);
     let c = server(2);
     preload(&a, 500);
-    replicaof(&b, &a);
-    wait_in_sync(&a, &b);
+    follow(&b, &a);
     replicaof(&c, &b);
     wait_link_up(&c);
     wait_same_data(&a, &c);
@@ -2401,8 +2379,7 @@ fn chain_after_middle_full_resync() {
     let b = server(2);
     let c = server(2);
     write_keys(&a, "old", 300);
-    replicaof(&b, &a);
-    wait_in_sync(&a, &b);
+    follow(&b, &a);
     replicaof(&c, &b);
     wait_link_up(&c);
     wait_same_data(&a, &c);
@@ -2416,8 +2393,7 @@ fn chain_after_middle_full_resync() {
             .arg(vec![b'b'; 1000]);
     }
     pipe.query::<Value>(&mut ac).unwrap();
-    replicaof(&b, &a);
-    wait_in_sync(&a, &b);
+    follow(&b, &a);
     assert_eq!(stat(&a, "sync_full"), 2);
     assert_same_data(&a, &b);
     wait_same_data(&a, &c);
@@ -2432,8 +2408,7 @@ fn primary_replaced_on_the_same_port() {
     let port = p1.port.to_string();
     write_keys(&p1, "first", 300);
     let r = server(2);
-    replicaof(&r, &p1);
-    wait_in_sync(&p1, &r);
+    follow(&r, &p1);
     drop(p1);
     let mut rc = r.redis();
     assert!(eventually(SYNC_TIMEOUT, || {
@@ -2589,8 +2564,7 @@ fn stalled_replica_past_the_output_limit_resyncs() {
         .start();
     let r = server(1);
     preload(&p, 500);
-    replicaof(&r, &p);
-    wait_in_sync(&p, &r);
+    follow(&r, &p);
     let cont = Stopped::new(&r);
     let mut pc = p.redis();
     // Far more than the loopback socket buffers hold (tcp_rmem lets them absorb tens of
@@ -2630,8 +2604,7 @@ fn replica_hides_logically_expired_keys() {
     let mut pc = p.redis();
     assert_reply(&mut pc, "SET soon v PX 400", ok());
     assert_reply(&mut pc, "SET later v EX 1000", ok());
-    replicaof(&r, &p);
-    wait_in_sync(&p, &r);
+    follow(&r, &p);
     let expire_at = as_int(&q(&mut r.redis(), "PEXPIRETIME soon"));
     assert!(expire_at > 0);
     let _cont = Stopped::new(&p);
@@ -2667,8 +2640,7 @@ fn switch_mid_sync(replica_cores: usize) {
     // As soon as the first sync has begun (some of it landed), switch.
     let mut rc = r.redis();
     assert!(eventually(SYNC_TIMEOUT, || as_int(&q(&mut rc, "DBSIZE")) > 0));
-    replicaof(&r, &p2);
-    wait_in_sync(&p2, &r);
+    follow(&r, &p2);
     assert_same_data(&p2, &r);
     // And it stays so: nothing late from the first primary.
     write_keys(&p2, "more", 10);
