@@ -363,8 +363,11 @@ impl Repl {
         1
     }
 
-    pub fn replica(&self, id: &str) -> Option<ReplicaInfo> {
-        lock(&self.replicas).iter().find(|r| r.id == id).cloned()
+    /// Changes the entry of replica `id`, if it has one.
+    pub fn update_replica(&self, id: &str, change: impl FnOnce(&mut ReplicaInfo)) {
+        if let Some(r) = lock(&self.replicas).iter_mut().find(|r| r.id == id) {
+            change(r);
+        }
     }
 
     /// How many replicas acknowledged every shard's offset in `targets`.

@@ -140,12 +140,8 @@ impl FeedState {
             .fill(shard, out, FILL_BUDGET)
             .map_err(|e| e.to_string())?;
         if walking && !self.feeder.walking() {
-            if let Some(r) = lock(&repl.replicas)
-                .iter_mut()
-                .find(|r| r.id == self.req.replica_id)
-            {
-                r.loading[self.req.shard] = false;
-            }
+            let k = self.req.shard;
+            repl.update_replica(&self.req.replica_id, |r| r.loading[k] = false);
         }
         Ok(())
     }
@@ -169,13 +165,11 @@ impl FeedState {
     /// <offset>`), each the journal offset it applied on this flow.
     pub fn on_input(&mut self, repl: &Repl, bytes: &[u8], now_ms: u64) -> Result<(), String> {
         if let Some(offset) = take_acks(&mut self.line, bytes)? {
-            if let Some(r) = lock(&repl.replicas)
-                .iter_mut()
-                .find(|r| r.id == self.req.replica_id)
-            {
-                r.acked[self.req.shard] = r.acked[self.req.shard].max(offset);
+            let k = self.req.shard;
+            repl.update_replica(&self.req.replica_id, |r| {
+                r.acked[k] = r.acked[k].max(offset);
                 r.last_ack_ms = now_ms;
-            }
+            });
         }
         Ok(())
     }
@@ -183,13 +177,13 @@ impl FeedState {
     /// The flow's connection closed: the replica is gone from INFO once none of its flows
     /// is connected.
     pub fn on_close(&mut self, repl: &Repl) {
-        let mut replicas = lock(&repl.replicas);
-        if let Some(r) = replicas.iter_mut().find(|r| r.id == self.req.replica_id) {
-            r.connected[self.req.shard] = false;
-            r.loading[self.req.shard] = false;
-        }
-        replicas.retain(|r| r.connected.iter().any(|c| *c));
-        tracing::info!(shard = self.req.shard, replica = %format!("{}:{}", self.req.ip, self.req.port), "Replica flow closed");
+        let k = self.req.shard;
+        repl.update_replica(&self.req.replica_id, |r| {
+            r.connected[k] = false;
+            r.loading[k] = false;
+        });
+        lock(&repl.replicas).retain(|r| r.connected.iter().any(|c| *c));
+        tracing::info!(shard = k, replica = %self.replica_addr(), "Replica flow closed");
     }
 }
 
