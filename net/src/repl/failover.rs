@@ -7,8 +7,6 @@
 //! The driver is a thread of its own: it only reads shared state, sleeps, and makes one
 //! blocking connection to the target, none of which may stall a core.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -183,35 +181,10 @@ fn drive(shared: &Arc<Shared>, req: Request) {
 }
 
 /// Tells the target to become a primary (`REPLICAOF NO ONE`, authenticated with
-/// masterauth when set).
+/// masterauth when set), over a connection like the replication link's.
 fn promote_target(shared: &Shared, host: &str, port: u16) -> std::io::Result<()> {
-    let addr = (host, port)
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| std::io::Error::other("no address"))?;
-    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut s = BufReader::new(s);
-    let mut send = |cmd: &[&str]| -> std::io::Result<String> {
-        let mut out = format!("*{}\r\n", cmd.len());
-        for a in cmd {
-            out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-        }
-        s.get_mut().write_all(out.as_bytes())?;
-        let mut line = String::new();
-        s.read_line(&mut line)?;
-        Ok(line.trim_end().to_string())
-    };
-    if let Some(pw) = lock(&shared.repl.masterauth).clone() {
-        let r = send(&["AUTH", &pw])?;
-        if !r.starts_with('+') {
-            return Err(std::io::Error::other(format!("AUTH: {r}")));
-        }
-    }
-    let r = send(&["REPLICAOF", "NO", "ONE"])?;
-    if !r.starts_with('+') {
-        return Err(std::io::Error::other(format!("REPLICAOF NO ONE: {r}")));
-    }
+    let mut s = link::connect(shared, host, port)?;
+    link::call(&mut s, &["REPLICAOF", "NO", "ONE"])?;
     Ok(())
 }
 

@@ -207,18 +207,24 @@ fn encode_command(args: &[&str]) -> Vec<u8> {
 }
 
 /// Sends one command and reads its reply; an error reply is an error.
-fn call(s: &mut BufReader<TcpStream>, args: &[&str]) -> std::io::Result<Resp> {
+pub(crate) fn call(s: &mut BufReader<TcpStream>, args: &[&str]) -> std::io::Result<Resp> {
     s.get_mut().write_all(&encode_command(args))?;
     match read_reply(s, 0)? {
         Resp::Error(e) => Err(std::io::Error::other(format!(
-            "the primary answered {} with: {e}",
+            "{} was answered with: {e}",
             args[0]
         ))),
         r => Ok(r),
     }
 }
 
-fn connect(shared: &Shared, host: &str, port: u16) -> std::io::Result<BufReader<TcpStream>> {
+/// Connects to a server of this one's replication (its primary, or a FAILOVER target),
+/// with timeouts, and authenticates with `masterauth` when it is set.
+pub(crate) fn connect(
+    shared: &Shared,
+    host: &str,
+    port: u16,
+) -> std::io::Result<BufReader<TcpStream>> {
     let addr = (host, port)
         .to_socket_addrs()?
         .next()
