@@ -246,6 +246,17 @@ pub async fn wait(nc: &NetCore, args: &[Bytes]) -> Reply {
     }
 }
 
+/// INFO's `connected_slaves` and `slaveN` lines: this server's own replicas (a
+/// replica's too, when it has some).
+fn replica_lines(repl: &crate::repl_state::Repl, now: u64, lines: &mut Vec<String>) {
+    let replicas = lock(&repl.replicas).clone();
+    lines.push(format!("connected_slaves:{}", replicas.len()));
+    let ends = repl.ends();
+    for (i, r) in replicas.iter().enumerate() {
+        lines.push(replica_line(i, r, &ends, now));
+    }
+}
+
 /// INFO's `slaveN` line for replica `i`. Its lag is the seconds since its last ACK, or 0
 /// while it holds everything the primary wrote (an idle primary sends nothing to ack).
 fn replica_line(i: usize, r: &ReplicaInfo, ends: &[u64], now: u64) -> String {
@@ -276,12 +287,7 @@ pub fn info_lines(shared: &Shared) -> Vec<String> {
     match repl.role() {
         Role::Primary => {
             lines.push("role:master".into());
-            let replicas = lock(&repl.replicas).clone();
-            lines.push(format!("connected_slaves:{}", replicas.len()));
-            let ends = repl.ends();
-            for (i, r) in replicas.iter().enumerate() {
-                lines.push(replica_line(i, r, &ends, now));
-            }
+            replica_lines(repl, now, &mut lines);
         }
         Role::Replica { host, port } => {
             let l = lock(&repl.link).clone();
@@ -321,12 +327,7 @@ pub fn info_lines(shared: &Shared) -> Vec<String> {
                 repl.read_only.load(Ordering::Relaxed) as u8
             ));
             lines.push("replica_announced:1".into());
-            let replicas = lock(&repl.replicas).clone();
-            lines.push(format!("connected_slaves:{}", replicas.len()));
-            let ends = repl.ends();
-            for (i, r) in replicas.iter().enumerate() {
-                lines.push(replica_line(i, r, &ends, now));
-            }
+            replica_lines(repl, now, &mut lines);
         }
     }
     let ids = lock(&repl.ids).clone();
