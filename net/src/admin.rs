@@ -94,9 +94,9 @@ pub fn handle(
             "ERR Baton replicates only to Baton replicas (its flows are not RDB): run a Baton replica with REPLICAOF",
         ),
         Conn::Replconf => crate::repl::commands::replconf(shared, client, args),
-        // A flow connection is taken over before its FLOWSYNC gets here; one that does
-        // came in a pipeline or a transaction.
-        Conn::Flowsync => Reply::err("ERR FLOWSYNC must be the only command of its connection"),
+        // The loop takes a flow connection over before its FLOWSYNC gets here; one that
+        // does was queued in a transaction.
+        Conn::Flowsync => crate::repl::commands::FLOWSYNC_NOT_ALONE,
         Conn::Info | Conn::Slowlog | Conn::Wait => return None,
         // `crate::multi` answers these before a command reaches here.
         Conn::Multi | Conn::Exec | Conn::Discard | Conn::Watch | Conn::Unwatch => return None,

@@ -70,6 +70,8 @@ enum Step {
     Multi(multi::Action, usize, Vec<Bytes>),
     /// A write while FAILOVER pauses writes: it waits, then is looked at again.
     Paused(Vec<Bytes>),
+    /// FLOWSYNC: the connection becomes a replica's flow, if it sent nothing else.
+    Flow(Vec<Bytes>),
 }
 
 /// Looks a command up and checks its arity and the client's auth: the command's spec and
@@ -171,6 +173,9 @@ fn step(nc: &NetCore, client: &Client, args: Vec<Bytes>, now: u64) -> Step {
             plan => Step::Exec(plan),
         };
     };
+    if conn == Conn::Flowsync {
+        return Step::Flow(args);
+    }
     let start = clock::ticks();
     match admin::handle(nc, client, conn, &args, now) {
         Some(reply) => {
@@ -220,22 +225,17 @@ pub fn run_redis(
                 return Outcome::Close;
             }
         };
-        // A replica's flow connection: alone in its input, and not a subscriber (one gets
-        // the subscribed-mode refusal below, as Redis refuses its PSYNC).
-        if args[0].eq_ignore_ascii_case(b"flowsync")
-            && rbuf.is_empty()
-            && client.borrow().subscriptions() == 0
-        {
-            match crate::repl::commands::flowsync(&nc.shared, client, &args) {
-                Ok(req) => return Outcome::Flow(req),
-                Err(reply) => {
-                    resp::encode(&reply, client.borrow().resp, out);
-                    continue;
-                }
-            }
-        }
         let reply = match step(nc, client, args, nc.core.turn_now()) {
             Step::Reply(r) => r,
+            // A replica's flow connection: FLOWSYNC alone in its input (a subscriber's
+            // was refused in `check`, as Redis refuses its PSYNC).
+            Step::Flow(args) if rbuf.is_empty() => {
+                match crate::repl::commands::flowsync(&nc.shared, client, &args) {
+                    Ok(req) => return Outcome::Flow(req),
+                    Err(reply) => reply,
+                }
+            }
+            Step::Flow(_) => crate::repl::commands::FLOWSYNC_NOT_ALONE,
             Step::Exec(Plan::Run {
                 core: c,
                 spec,
@@ -392,6 +392,10 @@ async fn slow_pipeline(
                 let ticks = if skip { 0 } else { clock::since(start) };
                 nc.executed(&client, row, ticks, &reply, &args);
                 resp::encode(&reply, client.borrow().resp, &mut out);
+            }
+            Step::Flow(_) => {
+                let r = crate::repl::commands::FLOWSYNC_NOT_ALONE;
+                p.queue((RedisEntry::Ready(r), proto))
             }
             Step::Paused(args) => {
                 flush(&mut p, &nc, &client, &mut out).await;

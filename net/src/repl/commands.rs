@@ -148,16 +148,18 @@ pub fn replconf(shared: &Shared, client: &Client, args: &[Bytes]) -> Reply {
     Reply::Ok
 }
 
-/// `FLOWSYNC shard replid offset replica-id listening-port [announce-ip]`: the connection becomes the
-/// flow of `shard`. Checked here; the loop then moves the socket to that shard's core.
+/// FLOWSYNC's answer when it came with other commands (pipelined, or in a transaction).
+pub const FLOWSYNC_NOT_ALONE: Reply =
+    Reply::err("ERR FLOWSYNC must be the only command of its connection");
+
+/// `FLOWSYNC shard replid offset replica-id listening-port [announce-ip]`: the connection
+/// becomes the flow of `shard`. Its arguments are checked here (the dispatcher checked
+/// arity and auth); the loop then moves the socket to that shard's core.
 pub fn flowsync(shared: &Shared, client: &Client, args: &[Bytes]) -> Result<FeedRequest, Reply> {
     if !(6..=7).contains(&args.len()) {
         return Err(Reply::error(
             "ERR wrong number of arguments for 'flowsync' command",
         ));
-    }
-    if !client.borrow().authenticated {
-        return Err(Reply::error("NOAUTH Authentication required."));
     }
     if shared.repl.is_replica() && !crate::repl_state::lock(&shared.repl.link).up {
         // As Redis's: a replica serves its own replicas only while its link is up, so a
