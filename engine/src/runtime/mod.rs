@@ -154,6 +154,20 @@ where
     failed.map_or(Ok(()), Err)
 }
 
+/// glommio's preemption timer, set far beyond any turn so that it never fires while a
+/// core's event loop runs.
+///
+/// glommio 0.9 arms this timer each time it polls its rings, and its run loop parks
+/// without checking its run queue when the timer has fired before it looks at the
+/// queue: a task that yielded (the event loop, which yields to let woken tasks run and is
+/// then queued again) is left queued while glommio sleeps in a ring that nothing will
+/// ever complete, and the core stops for good. With the default 100 ms it takes a thread
+/// descheduled for 100 ms between two of glommio's steps, which heavy parallel test runs
+/// on two CPUs produced; with a 1 us timer every core hangs before its first request.
+/// The loop yields on its own terms ([`wake`]), runs no other task queue, and uses no
+/// glommio I/O or timers while it runs, so nothing needs glommio to preempt it.
+const PREEMPT_TIMER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// Starts `cores` executors, each pinned to one online CPU (falling back to an unpinned
 /// executor when pinning fails), hands each its [`Core`] and runs `serve` to completion on
 /// every core. Returns when every core's `serve` has returned.
@@ -182,6 +196,7 @@ where
         let pinned = cpus.get(id).map(|&cpu| {
             LocalExecutorBuilder::new(Placement::Fixed(cpu))
                 .name(&name)
+                .preempt_timer(PREEMPT_TIMER)
                 .spawn(start.clone())
         });
         let handle = match pinned {
@@ -192,6 +207,7 @@ where
                 }
                 LocalExecutorBuilder::new(Placement::Unbound)
                     .name(&name)
+                    .preempt_timer(PREEMPT_TIMER)
                     .spawn(start)
                     .map_err(|e| RuntimeError::Spawn {
                         core: id,
