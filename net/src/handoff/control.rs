@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use super::fdpass::{self, read_line, send_line};
 use super::{Handoff, COPYING, FREEZING, IDLE, MOVING, PROTO};
 use crate::config::Shared;
-use crate::repl_state::lock;
+use crate::repl_state::{lock, Role};
 use crate::session::Protocol;
 
 /// How long the cores may take to finish the commands running when the freeze begins.
@@ -154,18 +154,6 @@ fn serve(shared: &Arc<Shared>, conn: UnixStream) {
             };
             if h.busy.swap(true, Ordering::AcqRel) {
                 let _ = send_line(&conn, "ERR a handoff is already in progress", &[]);
-                return;
-            }
-            if shared.repl.is_replica() {
-                let _ = send_line(
-                    &conn,
-                    "ERR this server is a replica; handing over a replica is not supported yet",
-                    &[],
-                );
-                h.event(
-                    "ABORT this server is a replica; handing over a replica is not supported yet",
-                );
-                h.busy.store(false, Ordering::Release);
                 return;
             }
             let outcome = drive(shared, &conn, pid, cores);
@@ -347,8 +335,13 @@ fn drive(
         std::thread::sleep(Duration::from_micros(50));
     }
 
-    // 3. The commit point: the new process promotes itself.
-    send_line(conn, "PROMOTE", &[]).map_err(|e| format!("cannot reach the new process: {e}"))?;
+    // 3. The commit point: the new process promotes itself, or, when this server is a
+    // replica, follows this server's primary from where it stands (a partial resync).
+    let commit = match repl.role() {
+        Role::Primary => "PROMOTE".to_string(),
+        Role::Replica { host, port } => format!("FOLLOW {host} {port}"),
+    };
+    send_line(conn, &commit, &[]).map_err(|e| format!("cannot reach the new process: {e}"))?;
     let asked = Instant::now();
     loop {
         match check(h, &from_new)? {
@@ -366,6 +359,10 @@ fn drive(
     h.event("STEP the new process holds the data; moving the connections");
     for d in &h.done {
         d.store(false, Ordering::Release);
+    }
+    if repl.is_replica() {
+        // The new process follows the primary now; this one must not reconnect to it.
+        crate::repl::link::stop(repl);
     }
     h.set_phase(MOVING);
     repl.ring_all();

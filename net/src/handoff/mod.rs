@@ -54,8 +54,9 @@
 //!  ... the old process freezes: no command starts, the running ones finish ...
 //!  old ─► CATCHUP <offset of shard 0> <offset of shard 1> ...   (its journal ends)
 //!  new ─► CAUGHTUP    (every core applied every flow up to those offsets)
-//!  old ─► PROMOTE
-//!  new ─► PROMOTED    (it is a primary now, and accepts on the listeners)
+//!  old ─► PROMOTE | FOLLOW <host> <port>   (FOLLOW when the old process is a replica)
+//!  new ─► PROMOTED    (it is a primary now, or a replica of <host>:<port> resuming the
+//!                      old process's flows)
 //!  ... old cores send their connections over the CONNS sockets ...
 //!  old ─► DONE <connections moved>
 //! ```

@@ -182,6 +182,24 @@ impl Takeover {
                         break;
                     }
                 }
+                Some(l) if l.starts_with("FOLLOW ") => {
+                    // The old process is a replica: follow its primary, resuming each flow
+                    // from the offsets copied (its journals mirror the primary's).
+                    let w: Vec<&str> = l.split(' ').collect();
+                    let (Some(host), Some(Ok(port))) =
+                        (w.get(1), w.get(2).map(|p| p.parse::<u16>()))
+                    else {
+                        tracing::warn!("handoff: malformed line from the old process: {l:?}");
+                        break;
+                    };
+                    *lock(&shared.repl.masterauth) = shared.config.settings.masterauth.clone();
+                    crate::repl::link::start(shared, host.to_string(), port);
+                    promoted = true;
+                    tracing::info!("handoff: following {host}:{port}; the old process hands over its connections");
+                    if send_line(&self.conn, "PROMOTED", &[]).is_err() {
+                        break;
+                    }
+                }
                 Some(l) if l.starts_with("CATCHUP") => {
                     let targets: Option<Vec<u64>> =
                         l.split(' ').skip(1).map(|t| t.parse().ok()).collect();
