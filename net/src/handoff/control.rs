@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::fdpass::{self, read_line, send_line};
+use super::lines::{self, Request, TakeoverOk};
 use super::{Handoff, COPYING, FREEZING, IDLE, MOVING, PROTO};
 use crate::config::Shared;
 use crate::repl_state::{lock, Role};
@@ -92,20 +93,27 @@ fn serve(shared: &Arc<Shared>, conn: UnixStream) {
     let Ok(Some((line, _))) = read_line(&conn) else {
         return;
     };
-    let words: Vec<&str> = line.split(' ').collect();
     let h = &shared.handoff;
-    match words.as_slice() {
-        ["HELLO", v] => {
-            if v.parse::<u32>().ok() != Some(PROTO) {
-                let _ = send_line(
-                    &conn,
-                    &format!(
-                        "ERR protocol version {v} is not supported (this server speaks {PROTO})"
-                    ),
-                    &[],
-                );
-                return;
-            }
+    let request = match lines::request(&line) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = send_line(&conn, &format!("ERR {e}"), &[]);
+            return;
+        }
+    };
+    let proto = match request {
+        Request::Hello { proto } | Request::Takeover { proto, .. } => proto,
+    };
+    if proto != PROTO {
+        let _ = send_line(
+            &conn,
+            &format!("ERR protocol version {proto} is not supported (this server speaks {PROTO})"),
+            &[],
+        );
+        return;
+    }
+    match request {
+        Request::Hello { .. } => {
             {
                 let mut watchers = lock(&h.watchers);
                 if !watchers.is_empty() || h.phase() != IDLE || h.busy.load(Ordering::Acquire) {
@@ -137,21 +145,7 @@ fn serve(shared: &Arc<Shared>, conn: UnixStream) {
                 }
             }
         }
-        ["TAKEOVER", v, "pid", pid, "cores", cores] => {
-            if v.parse::<u32>().ok() != Some(PROTO) {
-                let _ = send_line(
-                    &conn,
-                    &format!(
-                        "ERR protocol version {v} is not supported (this server speaks {PROTO})"
-                    ),
-                    &[],
-                );
-                return;
-            }
-            let (Ok(pid), Ok(cores)) = (pid.parse::<i32>(), cores.parse::<usize>()) else {
-                let _ = send_line(&conn, "ERR malformed TAKEOVER", &[]);
-                return;
-            };
+        Request::Takeover { pid, cores, .. } => {
             if h.busy.swap(true, Ordering::AcqRel) {
                 let _ = send_line(&conn, "ERR a handoff is already in progress", &[]);
                 return;
@@ -161,9 +155,6 @@ fn serve(shared: &Arc<Shared>, conn: UnixStream) {
                 abort(shared, pid, &reason);
             }
             h.busy.store(false, Ordering::Release);
-        }
-        _ => {
-            let _ = send_line(&conn, "ERR unknown handoff request", &[]);
         }
     }
 }
@@ -233,24 +224,23 @@ fn drive(
         "::" => "::1".to_string(),
         b => b.to_string(),
     };
-    let ok = format!(
-        "OK {PROTO} port {} memcache-port {} cores {} host {host} next-client-id {} listeners {redis_n} {mc_n}",
-        shared.redis_port,
-        shared.memcache_port,
-        shared.config.cores,
-        crate::session::next_client_id(),
-    );
+    let ok = lines::takeover_ok(&TakeoverOk {
+        proto: PROTO,
+        port: shared.redis_port,
+        memcache_port: shared.memcache_port,
+        cores: shared.config.cores,
+        host,
+        next_client_id: crate::session::next_client_id(),
+        redis_listeners: redis_n,
+        memcache_listeners: mc_n,
+    });
     send_line(conn, &ok, &fds).map_err(|e| format!("cannot pass the listeners: {e}"))?;
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
     let (line, socks) = read_line(conn)
         .map_err(|e| format!("the new process did not answer: {e}"))?
         .ok_or("the new process went away")?;
-    let words: Vec<&str> = line.split(' ').collect();
-    let ["CONNS", m, "runid", runid] = words.as_slice() else {
-        return Err(format!("unexpected answer from the new process: {line:?}"));
-    };
-    let runid = runid.to_string();
-    if m.parse::<usize>().ok() != Some(shared.config.cores) || socks.len() != shared.config.cores {
+    let (m, runid) = lines::parse_conns(&line)?;
+    if m != shared.config.cores || socks.len() != shared.config.cores {
         return Err(format!(
             "the new process sent {} connection sockets for {} cores",
             socks.len(),

@@ -75,6 +75,7 @@
 
 mod control;
 pub mod fdpass;
+pub mod lines;
 mod takeover;
 
 use std::os::fd::RawFd;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::fdpass::{self, read_line, send_line};
+use super::lines;
 use super::{Adopted, IDLE, PROTO, TAKING};
 use crate::config::Shared;
 use crate::repl_state::{lock, FlowStart};
@@ -47,34 +48,21 @@ pub fn takeover(path: &Path, cores: usize) -> std::io::Result<Takeover> {
     )?;
     let (line, fds) =
         read_line(&conn)?.ok_or_else(|| bad("the old process closed the handoff socket"))?;
-    if let Some(reason) = line.strip_prefix("ERR ") {
+    let ok = lines::parse_takeover_ok(&line).map_err(bad)?;
+    if ok.proto != PROTO {
         return Err(bad(format!(
-            "the old process refused the takeover: {reason}"
+            "the old process speaks handoff protocol {}, not {PROTO}",
+            ok.proto
         )));
     }
-    let w: Vec<&str> = line.split(' ').collect();
-    let ["OK", v, "port", port, "memcache-port", mport, "cores", old_cores, "host", host, "next-client-id", next_id, "listeners", rn, mn] =
-        w.as_slice()
-    else {
-        return Err(bad(format!("unexpected answer to TAKEOVER: {line:?}")));
-    };
-    let num = |s: &str| {
-        s.parse::<u64>()
-            .map_err(|_| bad(format!("bad number in {line:?}")))
-    };
-    if num(v)? != PROTO as u64 {
-        return Err(bad(format!(
-            "the old process speaks handoff protocol {v}, not {PROTO}"
-        )));
-    }
-    let (rn, mn) = (num(rn)? as usize, num(mn)? as usize);
-    if fds.len() != rn + mn || rn == 0 {
+    let (rn, mn) = (ok.redis_listeners, ok.memcache_listeners);
+    if fds.len() != rn + mn {
         return Err(bad(format!(
             "the old process passed {} listeners, announced {rn} + {mn}",
             fds.len()
         )));
     }
-    crate::session::reserve_ids_through(num(next_id)?.saturating_sub(1));
+    crate::session::reserve_ids_through(ok.next_client_id.saturating_sub(1));
     let listeners = fds
         .into_iter()
         .enumerate()
@@ -92,11 +80,11 @@ pub fn takeover(path: &Path, cores: usize) -> std::io::Result<Takeover> {
     Ok(Takeover {
         conn,
         path: path.to_path_buf(),
-        port: num(port)? as u16,
-        memcache_port: num(mport)? as u16,
-        host: host.to_string(),
+        port: ok.port,
+        memcache_port: ok.memcache_port,
+        host: ok.host,
         listeners,
-        old_cores: num(old_cores)? as usize,
+        old_cores: ok.cores,
     })
 }
 
@@ -185,30 +173,28 @@ impl Takeover {
                 Some(l) if l.starts_with("FOLLOW ") => {
                     // The old process is a replica: follow its primary, resuming each flow
                     // from the offsets copied (its journals mirror the primary's).
-                    let w: Vec<&str> = l.split(' ').collect();
-                    let (Some(host), Some(Ok(port))) =
-                        (w.get(1), w.get(2).map(|p| p.parse::<u16>()))
-                    else {
-                        tracing::warn!("handoff: malformed line from the old process: {l:?}");
-                        break;
+                    let (host, port) = match lines::parse_follow(l) {
+                        Ok(f) => f,
+                        Err(e) => {
+                            tracing::warn!("handoff: {e}");
+                            break;
+                        }
                     };
                     *lock(&shared.repl.masterauth) = shared.config.settings.masterauth.clone();
-                    crate::repl::link::start(shared, host.to_string(), port);
+                    crate::repl::link::start(shared, host.clone(), port);
                     promoted = true;
                     tracing::info!("handoff: following {host}:{port}; the old process hands over its connections");
                     if send_line(&self.conn, "PROMOTED", &[]).is_err() {
                         break;
                     }
                 }
-                Some(l) if l.starts_with("CATCHUP") => {
-                    let targets: Option<Vec<u64>> =
-                        l.split(' ').skip(1).map(|t| t.parse().ok()).collect();
-                    catch_up = targets;
-                    if catch_up.is_none() {
-                        tracing::warn!("handoff: malformed line from the old process: {l:?}");
+                Some(l) if l.starts_with("CATCHUP") => match lines::parse_catchup(l) {
+                    Ok(t) => catch_up = Some(t),
+                    Err(e) => {
+                        tracing::warn!("handoff: {e}");
                         break;
                     }
-                }
+                },
                 Some(l) if l.starts_with("DONE") => {
                     tracing::info!("handoff: done ({l}); serving");
                     break;

@@ -1,0 +1,241 @@
+//! The handoff's control lines, parsed: pure functions over text (fuzzed by the
+//! `handoff_lines` target), so that the threads that speak the protocol only match.
+
+/// What a peer of the old process's control socket asks first.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Request {
+    /// `HELLO <proto>`: the tool, watching.
+    Hello { proto: u32 },
+    /// `TAKEOVER <proto> pid <pid> cores <n>`: a new process.
+    Takeover { proto: u32, pid: i32, cores: usize },
+}
+
+/// The old process's answer to TAKEOVER.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TakeoverOk {
+    pub proto: u32,
+    pub port: u16,
+    pub memcache_port: u16,
+    pub cores: usize,
+    pub host: String,
+    pub next_client_id: u64,
+    pub redis_listeners: usize,
+    pub memcache_listeners: usize,
+}
+
+/// The most cores either side may announce (sanity, not a limit of the server).
+const MAX_CORES: usize = 4096;
+
+fn num<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, String> {
+    s.parse()
+        .map_err(|_| format!("{what} is not a valid number: {s:?}"))
+}
+
+fn cores(s: &str) -> Result<usize, String> {
+    let n: usize = num(s, "the core count")?;
+    if n == 0 || n > MAX_CORES {
+        return Err(format!("a core count of {n} is out of range"));
+    }
+    Ok(n)
+}
+
+/// Parses the first line a peer sends the old process.
+pub fn request(line: &str) -> Result<Request, String> {
+    let w: Vec<&str> = line.split(' ').collect();
+    match w.as_slice() {
+        ["HELLO", v] => Ok(Request::Hello {
+            proto: num(v, "the protocol version")?,
+        }),
+        ["TAKEOVER", v, "pid", pid, "cores", n] => {
+            let pid: i32 = num(pid, "the pid")?;
+            if pid <= 0 {
+                return Err(format!("pid {pid} is out of range"));
+            }
+            Ok(Request::Takeover {
+                proto: num(v, "the protocol version")?,
+                pid,
+                cores: cores(n)?,
+            })
+        }
+        _ => Err("unknown handoff request".into()),
+    }
+}
+
+/// Formats [`TakeoverOk`] as the old process sends it.
+pub fn takeover_ok(ok: &TakeoverOk) -> String {
+    format!(
+        "OK {} port {} memcache-port {} cores {} host {} next-client-id {} listeners {} {}",
+        ok.proto,
+        ok.port,
+        ok.memcache_port,
+        ok.cores,
+        ok.host,
+        ok.next_client_id,
+        ok.redis_listeners,
+        ok.memcache_listeners
+    )
+}
+
+/// Parses the old process's answer to TAKEOVER (`ERR <reason>` gives the reason).
+pub fn parse_takeover_ok(line: &str) -> Result<TakeoverOk, String> {
+    if let Some(reason) = line.strip_prefix("ERR ") {
+        return Err(format!("the old process refused the takeover: {reason}"));
+    }
+    let w: Vec<&str> = line.split(' ').collect();
+    let ["OK", v, "port", port, "memcache-port", mport, "cores", n, "host", host, "next-client-id", next_id, "listeners", rn, mn] =
+        w.as_slice()
+    else {
+        return Err(format!("unexpected answer to TAKEOVER: {line:?}"));
+    };
+    if host.is_empty() {
+        return Err("the old process named no host".into());
+    }
+    let redis_listeners: usize = num(rn, "the listener count")?;
+    let memcache_listeners: usize = num(mn, "the listener count")?;
+    if redis_listeners == 0 || redis_listeners > MAX_CORES || memcache_listeners > MAX_CORES {
+        return Err(format!(
+            "listener counts {redis_listeners} and {memcache_listeners} are out of range"
+        ));
+    }
+    Ok(TakeoverOk {
+        proto: num(v, "the protocol version")?,
+        port: num(port, "the port")?,
+        memcache_port: num(mport, "the port")?,
+        cores: cores(n)?,
+        host: host.to_string(),
+        next_client_id: num(next_id, "the next client id")?,
+        redis_listeners,
+        memcache_listeners,
+    })
+}
+
+/// Parses `CONNS <m> runid <id>`: the connection socket count and the new process's run
+/// id (40 hex characters).
+pub fn parse_conns(line: &str) -> Result<(usize, String), String> {
+    let w: Vec<&str> = line.split(' ').collect();
+    let ["CONNS", m, "runid", id] = w.as_slice() else {
+        return Err(format!("unexpected answer from the new process: {line:?}"));
+    };
+    if id.len() != 40 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("a run id must be 40 hex characters: {id:?}"));
+    }
+    Ok((cores(m)?, id.to_string()))
+}
+
+/// Parses `CATCHUP <offset>...`: one journal end per old shard.
+pub fn parse_catchup(line: &str) -> Result<Vec<u64>, String> {
+    let mut w = line.split(' ');
+    if w.next() != Some("CATCHUP") {
+        return Err(format!("not a CATCHUP line: {line:?}"));
+    }
+    let offsets: Vec<u64> = w.map(|t| num(t, "an offset")).collect::<Result<_, _>>()?;
+    if offsets.is_empty() || offsets.len() > MAX_CORES {
+        return Err(format!("CATCHUP names {} shards", offsets.len()));
+    }
+    Ok(offsets)
+}
+
+/// Parses `FOLLOW <host> <port>`.
+pub fn parse_follow(line: &str) -> Result<(String, u16), String> {
+    let w: Vec<&str> = line.split(' ').collect();
+    let ["FOLLOW", host, port] = w.as_slice() else {
+        return Err(format!("not a FOLLOW line: {line:?}"));
+    };
+    if host.is_empty() {
+        return Err("FOLLOW names no host".into());
+    }
+    Ok((host.to_string(), num(port, "the port")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    quickcheck::quickcheck! {
+        /// No parser panics on any text, and a TAKEOVER answer that parses formats back
+        /// to the same (the bounded in-tree run of the `handoff_lines` fuzz target).
+        fn no_line_panics_and_answers_round_trip(words: Vec<String>, sep: bool) -> bool {
+            let line = words.join(if sep { " " } else { "" });
+            let _ = request(&line);
+            let _ = parse_conns(&line);
+            let _ = parse_catchup(&line);
+            let _ = parse_follow(&line);
+            match parse_takeover_ok(&line) {
+                Ok(ok) => parse_takeover_ok(&takeover_ok(&ok)) == Ok(ok),
+                Err(_) => true,
+            }
+        }
+    }
+
+    #[test]
+    fn requests_parse_and_bad_ones_say_why() {
+        assert_eq!(request("HELLO 1"), Ok(Request::Hello { proto: 1 }));
+        assert_eq!(
+            request("TAKEOVER 1 pid 42 cores 2"),
+            Ok(Request::Takeover {
+                proto: 1,
+                pid: 42,
+                cores: 2
+            })
+        );
+        for bad in [
+            "",
+            "HELLO",
+            "HELLO x",
+            "HELLO 1 2",
+            "TAKEOVER 1 pid 0 cores 2",
+            "TAKEOVER 1 pid -3 cores 2",
+            "TAKEOVER 1 pid 4 cores 0",
+            "TAKEOVER 1 pid 4 cores 99999",
+            "TAKEOVER 1 cores 2 pid 4",
+            "takeover 1 pid 4 cores 2",
+        ] {
+            assert!(request(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_takeover_answer_round_trips() {
+        let ok = TakeoverOk {
+            proto: 1,
+            port: 6379,
+            memcache_port: 0,
+            cores: 2,
+            host: "127.0.0.1".into(),
+            next_client_id: 17,
+            redis_listeners: 2,
+            memcache_listeners: 0,
+        };
+        assert_eq!(parse_takeover_ok(&takeover_ok(&ok)), Ok(ok));
+        assert!(parse_takeover_ok("ERR busy").unwrap_err().contains("busy"));
+        assert!(parse_takeover_ok(
+            "OK 1 port 70000 memcache-port 0 cores 2 host h next-client-id 1 listeners 2 0"
+        )
+        .is_err());
+        assert!(parse_takeover_ok(
+            "OK 1 port 1 memcache-port 0 cores 2 host h next-client-id 1 listeners 0 0"
+        )
+        .is_err());
+        assert!(parse_takeover_ok("OK 1").is_err());
+    }
+
+    #[test]
+    fn conns_catchup_and_follow_lines() {
+        let id = "a".repeat(40);
+        assert_eq!(
+            parse_conns(&format!("CONNS 2 runid {id}")),
+            Ok((2, id.clone()))
+        );
+        assert!(parse_conns("CONNS 2 runid xyz").is_err());
+        assert!(parse_conns(&format!("CONNS 0 runid {id}")).is_err());
+        assert_eq!(parse_catchup("CATCHUP 0 17"), Ok(vec![0, 17]));
+        assert!(parse_catchup("CATCHUP").is_err());
+        assert!(parse_catchup("CATCHUP 1 -2").is_err());
+        assert_eq!(
+            parse_follow("FOLLOW 10.0.0.1 6379"),
+            Ok(("10.0.0.1".into(), 6379))
+        );
+        assert!(parse_follow("FOLLOW  6379").is_err());
+        assert!(parse_follow("FOLLOW h 65536").is_err());
+    }
+}
