@@ -133,7 +133,8 @@ fn serve(shared: &Arc<Shared>, conn: UnixStream) {
                 let Ok(events) = conn.try_clone() else { return };
                 watchers.push(events);
             }
-            // The tool may ask to abort; its going away changes nothing.
+            // The tool may ask to abort; its going away changes nothing but the list of
+            // watchers (a tool that left must not make the next one look like a second).
             let _ = conn.set_read_timeout(None);
             while let Ok(Some((line, _))) = read_line(&conn) {
                 if line == "ABORT" {
@@ -144,6 +145,8 @@ fn serve(shared: &Arc<Shared>, conn: UnixStream) {
                     }
                 }
             }
+            let me = fdpass::inode(&conn);
+            lock(&h.watchers).retain(|w| fdpass::inode(w) != me);
         }
         Request::Takeover { pid, cores, .. } => {
             if h.busy.swap(true, Ordering::AcqRel) {

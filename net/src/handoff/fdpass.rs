@@ -229,6 +229,17 @@ pub fn peer_uid(sock: &UnixStream) -> io::Result<u32> {
     Ok(cred.uid)
 }
 
+/// The socket's inode: the same for every descriptor of one socket (a clone of it too).
+pub fn inode(sock: &UnixStream) -> u64 {
+    // SAFETY: `st` is a live stat buffer; fstat fills it for an open descriptor.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::fstat(sock.as_raw_fd(), &mut st) } < 0 {
+        return 0;
+    }
+    st.st_ino
+}
+
 /// This process's uid.
 pub fn my_uid() -> u32 {
     // SAFETY: getuid cannot fail.
