@@ -1279,7 +1279,9 @@ impl Loop {
             progress = true;
             match start {
                 FlowStart::Feed(req, fd) => {
-                    if self.stopping {
+                    // A handoff that is moving the connections serves no new flow: the
+                    // replica reconnects to the new process.
+                    if self.stopping || self.handoff_phase == crate::handoff::MOVING {
                         continue;
                     }
                     let mut out = Vec::new();
