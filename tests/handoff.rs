@@ -42,6 +42,14 @@ const TTL: i64 = 1000;
 // Processes
 // ---------------------------------------------------------------------------------------
 
+/// The tests of this file run one at a time: each runs two servers, the tool and client
+/// threads under load, and the kill points are moments in a handoff, which a machine
+/// busy with the other tests would stretch.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The `baton-handoff` binary (built once when missing).
 fn tool_bin() -> PathBuf {
     static TOOL: OnceLock<PathBuf> = OnceLock::new();
@@ -832,6 +840,7 @@ const KEYS: usize = 20_000;
 
 #[test]
 fn handoff_under_load_redis() {
+    let _serial = serial();
     let s = Setup::new("redis");
     let mut old = s.start_old(2, false);
     let old_pid = old.pid();
@@ -862,6 +871,7 @@ fn handoff_under_load_redis() {
 
 #[test]
 fn handoff_under_load_memcached() {
+    let _serial = serial();
     let s = Setup::new("memcached");
     let mut old = s.start_old(2, true);
     let old_pid = old.pid();
@@ -958,6 +968,7 @@ fn handoff_under_load_memcached() {
 
 #[test]
 fn handoff_to_a_different_core_count() {
+    let _serial = serial();
     let s = Setup::new("cores");
     let mut old = s.start_old(2, false);
     let old_pid = old.pid();
@@ -1000,6 +1011,7 @@ fn is_copy_line(line: &str) -> bool {
 
 #[test]
 fn new_process_killed_at_each_step() {
+    let _serial = serial();
     const N: usize = 50_000;
     const LEN: usize = 200;
     let s = Setup::new("kill");
@@ -1095,6 +1107,7 @@ fn new_process_killed_at_each_step() {
 
 #[test]
 fn second_handoff() {
+    let _serial = serial();
     let s = Setup::new("second");
     let mut old = s.start_old(2, false);
     let old_pid = old.pid();
@@ -1122,6 +1135,7 @@ fn second_handoff() {
 
 #[test]
 fn subscriber_gets_each_message_once() {
+    let _serial = serial();
     let s = Setup::new("pubsub");
     let mut old = s.start_old(2, false);
     let old_pid = old.pid();
@@ -1226,6 +1240,7 @@ fn subscriber_gets_each_message_once() {
 /// fail without disturbing it, and the first completes once its new process runs again.
 #[test]
 fn concurrent_handoff_is_refused() {
+    let _serial = serial();
     let s = Setup::new("concurrent");
     let mut old = s.start_old(2, false);
     let old_pid = old.pid();
