@@ -1004,9 +1004,11 @@ enum KillPoint {
     FirstCopyLine,
 }
 
-/// A copy-progress line of the tool (the protocol's `COPY` events, however it shows them).
+/// A copy-progress line of the tool: its `core <n>: copying, <k> keys (...)` or
+/// `core <n>: copied <k> keys (...)`, or a raw `COPY` event line.
 fn is_copy_line(line: &str) -> bool {
-    line.contains("COPY") || line.trim_start().to_ascii_lowercase().starts_with("copy")
+    let l = line.to_ascii_lowercase();
+    line.contains("COPY") || l.contains(": copying") || l.contains(": copied")
 }
 
 #[test]
