@@ -2,7 +2,7 @@
 //! listeners, starts one executor per core and serves until SIGINT/SIGTERM.
 
 use std::net::SocketAddr;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
@@ -11,8 +11,10 @@ use baton_engine::evict::EvictionPolicy;
 use baton_engine::runtime;
 use baton_net::config::{self, OutputLimit, ServerConfig, SettingsInit, Shared};
 use baton_net::event_loop::{serve, CoreListeners};
+use baton_net::handoff;
 use baton_net::protect;
 use baton_net::repl_state::lock;
+use baton_net::session::Protocol;
 use clap::Parser;
 
 use baton_net::units;
@@ -109,6 +111,17 @@ struct Args {
     /// READONLY` on the memcached port): yes or no.
     #[arg(long, alias = "slave-read-only", default_value = "yes", value_name = "yes|no", action = clap::ArgAction::Set, value_parser = parse_yes_no)]
     replica_read_only: bool,
+
+    /// The private Unix socket `baton-handoff` drives a zero-downtime upgrade through
+    /// (mode 0600; same user or root only). Default: /tmp/baton-<port>.handoff.
+    #[arg(long, value_name = "PATH")]
+    handoff_socket: Option<std::path::PathBuf>,
+
+    /// Start by taking over from the server listening on this handoff socket: its
+    /// listeners, data and client connections (`baton-handoff` passes this; see the
+    /// README's "Upgrading without downtime").
+    #[arg(long, value_name = "PATH")]
+    takeover: Option<std::path::PathBuf>,
 
     /// The password a replica AUTHs with to its primary.
     #[arg(long, value_name = "PASSWORD")]
@@ -399,6 +412,44 @@ fn start_replication(shared: &Arc<Shared>) {
     }
 }
 
+/// Deals the listeners a handoff passed out to `cores` cores: each core gets a Redis
+/// listener (and a memcached one if there are any), shared by duplicating when the old
+/// process had fewer cores; with more, some cores take the rest, since closing a
+/// listener would drop the connections in its accept queue.
+fn split_listeners(
+    listeners: Vec<(OwnedFd, Protocol)>,
+    cores: usize,
+) -> Result<Vec<CoreListeners>> {
+    let (redis, memcache): (Vec<_>, Vec<_>) = listeners
+        .into_iter()
+        .partition(|(_, p)| *p == Protocol::Redis);
+    let redis: Vec<OwnedFd> = redis.into_iter().map(|(fd, _)| fd).collect();
+    let memcache: Vec<OwnedFd> = memcache.into_iter().map(|(fd, _)| fd).collect();
+    if redis.is_empty() {
+        bail!("the old process passed no Redis listener");
+    }
+    let pick = |fds: &[OwnedFd], i: usize| fds[i % fds.len()].try_clone();
+    let mut out = Vec::with_capacity(cores);
+    for i in 0..cores {
+        out.push(CoreListeners {
+            redis: pick(&redis, i)?,
+            memcache: if memcache.is_empty() {
+                None
+            } else {
+                Some(pick(&memcache, i)?)
+            },
+            extra: Vec::new(),
+        });
+    }
+    for (i, fd) in redis.into_iter().enumerate().skip(cores) {
+        out[i % cores].extra.push((fd, Protocol::Redis));
+    }
+    for (i, fd) in memcache.into_iter().enumerate().skip(cores) {
+        out[i % cores].extra.push((fd, Protocol::Memcache));
+    }
+    Ok(out)
+}
+
 fn main() {
     if let Err(e) = run() {
         eprintln!("baton: {e:#}");
@@ -441,15 +492,41 @@ fn run() -> Result<()> {
         );
     }
     let limits = &args.client_output_buffer_limit;
-    let (redis, redis_addr) = baton_net::listener::listen_group(&args.bind, args.port, cores)?;
-    let (memcache, memcache_addr): (Vec<Option<OwnedFd>>, Option<SocketAddr>) =
-        if args.memcache_port == 0 {
-            ((0..cores).map(|_| None).collect(), None)
-        } else {
-            let (fds, addr) =
-                baton_net::listener::listen_group(&args.bind, args.memcache_port, cores)?;
-            (fds.into_iter().map(Some).collect(), Some(addr))
-        };
+    let mut takeover = None;
+    let (per_core, redis_addr, memcache_addr) = match &args.takeover {
+        None => {
+            let (redis, redis_addr) =
+                baton_net::listener::listen_group(&args.bind, args.port, cores)?;
+            let (memcache, memcache_addr): (Vec<Option<OwnedFd>>, Option<SocketAddr>) =
+                if args.memcache_port == 0 {
+                    ((0..cores).map(|_| None).collect(), None)
+                } else {
+                    let (fds, addr) =
+                        baton_net::listener::listen_group(&args.bind, args.memcache_port, cores)?;
+                    (fds.into_iter().map(Some).collect(), Some(addr))
+                };
+            let per_core: Vec<CoreListeners> = redis
+                .into_iter()
+                .zip(memcache)
+                .map(|(redis, memcache)| CoreListeners {
+                    redis,
+                    memcache,
+                    extra: Vec::new(),
+                })
+                .collect();
+            (per_core, redis_addr, memcache_addr)
+        }
+        Some(path) => {
+            let mut t = handoff::takeover(path, cores)?;
+            let per_core = split_listeners(std::mem::take(&mut t.listeners), cores)?;
+            let ip: std::net::IpAddr = args.bind.parse().unwrap_or([127, 0, 0, 1].into());
+            let redis_addr = SocketAddr::new(ip, t.port);
+            let memcache_addr =
+                (t.memcache_port != 0).then(|| SocketAddr::new(ip, t.memcache_port));
+            takeover = Some(t);
+            (per_core, redis_addr, memcache_addr)
+        }
+    };
     let config = ServerConfig {
         config_file: args.config.clone(),
         bind: args.bind.clone(),
@@ -494,6 +571,33 @@ fn run() -> Result<()> {
         runtime::now_ms(),
     ));
     start_replication(&shared);
+    {
+        let mut fds = lock(&shared.handoff.listeners);
+        for l in &per_core {
+            fds.push((l.redis.as_raw_fd(), Protocol::Redis));
+            fds.extend(
+                l.memcache
+                    .iter()
+                    .map(|m| (m.as_raw_fd(), Protocol::Memcache)),
+            );
+            fds.extend(l.extra.iter().map(|(fd, p)| (fd.as_raw_fd(), *p)));
+        }
+    }
+    match takeover {
+        Some(t) => t.start(&shared).context("cannot take over")?,
+        None => {
+            let path = args
+                .handoff_socket
+                .clone()
+                .unwrap_or_else(|| handoff::default_socket_path(shared.redis_port));
+            match handoff::listen(&shared, &path) {
+                Ok(()) => {}
+                // A path the operator named must work; the default is a convenience.
+                Err(e) if args.handoff_socket.is_some() => return Err(e.into()),
+                Err(e) => tracing::warn!("{e}; zero-downtime handoff is off"),
+            }
+        }
+    }
 
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
@@ -515,13 +619,8 @@ fn run() -> Result<()> {
             })?;
     }
 
-    let per_core: Arc<Mutex<Vec<Option<CoreListeners>>>> = Arc::new(Mutex::new(
-        redis
-            .into_iter()
-            .zip(memcache)
-            .map(|(redis, memcache)| Some(CoreListeners { redis, memcache }))
-            .collect(),
-    ));
+    let per_core: Arc<Mutex<Vec<Option<CoreListeners>>>> =
+        Arc::new(Mutex::new(per_core.into_iter().map(Some).collect()));
     println!(
         "Ready to accept connections: redis={} memcache={}",
         redis_addr,

@@ -237,6 +237,8 @@ pub struct Shared {
     pub client_output_limit_disconnections: AtomicU64,
     /// Replication: role, journals, replicas, the link to a primary.
     pub repl: crate::repl_state::Repl,
+    /// The zero-downtime handoff's shared state.
+    pub handoff: crate::handoff::Handoff,
 }
 
 impl Shared {
@@ -261,6 +263,7 @@ impl Shared {
             rejected_connections: AtomicU64::new(0),
             client_output_limit_disconnections: AtomicU64::new(0),
             repl: crate::repl_state::Repl::new(cores),
+            handoff: crate::handoff::Handoff::new(cores),
         }
     }
 

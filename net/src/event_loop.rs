@@ -130,6 +130,18 @@ fn next_send(
 pub struct CoreListeners {
     pub redis: OwnedFd,
     pub memcache: Option<OwnedFd>,
+    /// More listeners (a handoff to fewer cores than the old process had: no listener
+    /// is ever closed, so some core takes two).
+    pub extra: Vec<(OwnedFd, Protocol)>,
+}
+
+/// Where a connection is going once its output is out.
+enum Move {
+    /// FLOWSYNC made it a replica's flow: it leaves the client table for the core of the
+    /// shard it asked for.
+    Flow(FeedRequest),
+    /// A handoff: it goes to the new process with its session.
+    Handoff,
 }
 
 struct Conn {
@@ -164,9 +176,8 @@ struct Conn {
     /// The session and the facts CLIENT LIST shows, shared with the core's registry and
     /// with a running slow-path pipeline.
     client: client::Client,
-    /// FLOWSYNC made this a replica's flow: once its output is out, the socket leaves
-    /// the client table for the core of the shard it asked for.
-    moving: Option<FeedRequest>,
+    /// Once its output is out, the socket leaves this loop ([`Move`]).
+    moving: Option<Move>,
 }
 
 /// A replication flow's connection: a replica's flow fed by this core's shard (primary
@@ -261,6 +272,9 @@ struct Loop {
     feed_kills: u64,
     /// When a replica flow's waiting records are due.
     flow_due: Option<Instant>,
+    /// The handoff phase this core last acted on, and whether it starts no command.
+    handoff_phase: u8,
+    frozen: bool,
 }
 
 /// Serves this core's listeners until the server is asked to stop and every connection
@@ -307,6 +321,14 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
             retry_at_ms: 0,
         });
     }
+    for (fd, protocol) in listeners.extra {
+        ls.push(Listener {
+            fd,
+            protocol,
+            armed: false,
+            retry_at_ms: 0,
+        });
+    }
     let now = nc.core.tick();
     let mut lp = Loop {
         nc,
@@ -333,6 +355,8 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
         was_replica: false,
         feed_kills: 0,
         flow_due: None,
+        handoff_phase: crate::handoff::IDLE,
+        frozen: false,
     };
     lp.nc.shared.repl.set_doorbell(lp.nc.core.id, doorbell);
     for i in 0..lp.listeners.len() {
@@ -357,7 +381,8 @@ impl Loop {
                 self.begin_stop();
             }
             self.now = self.nc.core.tick();
-            let mut progress = self.repl_turn();
+            let mut progress = self.handoff_turn();
+            progress |= self.repl_turn();
             progress |= self.take_finished();
             progress |= self.nc.core.timers.fire(self.now);
             if self.now >= self.next_cron_ms {
@@ -464,6 +489,70 @@ impl Loop {
         self.conns.iter().filter(|c| c.is_some()).count()
     }
 
+    /// Follows the handoff ([`crate::handoff`]): freezes (starts no command), thaws,
+    /// stops or starts accepting, hands the connections over, and tells the driver when
+    /// this core is quiet or done. True if anything happened.
+    fn handoff_turn(&mut self) -> bool {
+        use crate::handoff::{Handoff, FREEZING, MOVING};
+        let nc = self.nc.clone();
+        let h = &nc.shared.handoff;
+        let me = nc.core.id;
+        let phase = h.phase();
+        let mut progress = false;
+        if phase != self.handoff_phase {
+            let was_frozen = self.frozen;
+            self.handoff_phase = phase;
+            self.frozen = Handoff::frozen(phase);
+            progress = true;
+            for i in 0..self.listeners.len() {
+                if Handoff::accepting(phase) {
+                    if !self.listeners[i].armed {
+                        self.arm_accept(i);
+                    }
+                } else if self.listeners[i].armed {
+                    self.push_cancel(user_data(OP_ACCEPT, i as u32, 0));
+                }
+            }
+            if phase == MOVING {
+                // The new process serves now: replicas (the new process's own copy among
+                // them) reconnect to it, and every client goes to it.
+                for token in 0..self.flows.len() as Token {
+                    self.close_flow(token);
+                }
+                for token in 0..self.conns.len() as Token {
+                    if let Some(c) = self.conns[token as usize].as_mut() {
+                        if c.client.conn.replica.get() {
+                            // A replica's control connection: the replica reconnects to
+                            // the new process and resumes there.
+                            c.draining = true;
+                        } else if !c.draining && !c.closing && c.moving.is_none() {
+                            c.moving = Some(Move::Handoff);
+                        }
+                    }
+                    self.maybe_finish(token);
+                }
+            } else if was_frozen && !self.frozen {
+                // Thawed (an aborted handoff, or the new process's start): run what waited.
+                for token in 0..self.conns.len() as Token {
+                    self.process(token);
+                    self.maybe_finish(token);
+                }
+            }
+        }
+        if phase == FREEZING && self.tasks.get() == 0 && !h.quiet[me].load(Ordering::Acquire) {
+            h.quiet[me].store(true, Ordering::Release);
+        }
+        if phase == MOVING
+            && !h.done[me].load(Ordering::Acquire)
+            && self.live_conns() == 0
+            && self.flows.iter().all(Option::is_none)
+            && !self.listeners.iter().any(|l| l.armed)
+        {
+            h.done[me].store(true, Ordering::Release);
+        }
+        progress
+    }
+
     fn begin_stop(&mut self) {
         self.stopping = true;
         for token in 0..self.flows.len() as Token {
@@ -494,7 +583,7 @@ impl Loop {
     }
 
     fn arm_accept(&mut self, i: usize) {
-        if self.stopping {
+        if self.stopping || !crate::handoff::Handoff::accepting(self.handoff_phase) {
             return;
         }
         let l = &mut self.listeners[i];
@@ -591,23 +680,62 @@ impl Loop {
     }
 
     fn add_conn(&mut self, fd: OwnedFd, protocol: Protocol) {
-        let raw = fd.as_raw_fd();
-        listener::set_nodelay(raw);
-        let now = now_ms();
+        listener::set_nodelay(fd.as_raw_fd());
         let authenticated = self.nc.shared.config.requirepass.is_none();
+        // `connected_clients` counted it already, in protect::admit.
+        self.nc
+            .shared
+            .total_connections
+            .fetch_add(1, Ordering::Relaxed);
+        let session = Session::new(protocol, authenticated);
+        self.insert_conn(fd, session, BytesMut::with_capacity(READ_CHUNK));
+    }
+
+    /// Takes a connection the old process of a handoff sent, with its session and the
+    /// input it had not parsed yet. Its commands run once the handoff is over.
+    fn adopt(&mut self, a: crate::handoff::Adopted) {
+        self.nc
+            .shared
+            .connected_clients
+            .fetch_add(1, Ordering::Relaxed);
+        let token = self.insert_conn(a.fd, a.session, a.unparsed);
+        if let Some(conn) = self.conns[token as usize].as_ref() {
+            self.nc.pubsub.restore(&conn.client);
+        }
+        self.process(token);
+    }
+
+    /// Old process of a handoff: sends a connection that has nothing in flight to the
+    /// new process, with its session and unparsed input. The socket itself is never shut
+    /// down: the new process holds it before this one lets go.
+    fn hand_over(&mut self, conn: Conn) {
+        let me = self.nc.core.id;
+        let mut payload = Vec::with_capacity(256 + conn.rbuf.len());
+        conn.client.borrow().encode(&conn.rbuf, &mut payload);
+        let h = &self.nc.shared.handoff;
+        match h.send_conn(me, conn.fd.as_raw_fd(), &payload) {
+            Ok(()) => {
+                h.moved[me].fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(core = me, client = %conn.client.ident(), "handoff: moved");
+            }
+            Err(e) => {
+                tracing::warn!(core = me, client = %conn.client.ident(), error = %e, "handoff: a connection could not be handed over; it is closed");
+            }
+        }
+    }
+
+    /// Adds a connection to this loop's table and starts reading it; returns its token.
+    fn insert_conn(&mut self, fd: OwnedFd, session: Session, rbuf: BytesMut) -> Token {
+        let raw = fd.as_raw_fd();
+        let now = now_ms();
         let info = ConnInfo::new(
             raw,
             listener::peer_addr(raw).ok(),
             listener::local_addr(&fd).ok(),
             now,
         );
-        let client = ClientEntry::new(Session::new(protocol, authenticated), info);
+        let client = ClientEntry::new(session, info);
         self.nc.clients.register(&client);
-        // `connected_clients` counted it already, in protect::admit.
-        self.nc
-            .shared
-            .total_connections
-            .fetch_add(1, Ordering::Relaxed);
         let token = match self.free.pop() {
             Some(s) => s,
             None => {
@@ -621,7 +749,7 @@ impl Loop {
         self.conns[token as usize] = Some(Conn {
             fd,
             generation,
-            rbuf: BytesMut::with_capacity(READ_CHUNK),
+            rbuf,
             out: Vec::new(),
             inflight: Vec::new(),
             sent: 0,
@@ -645,13 +773,20 @@ impl Loop {
             .token
             .set(token);
         self.arm_recv(token);
+        token
     }
 
     fn arm_recv(&mut self, token: Token) {
         let Some(conn) = self.conns[token as usize].as_mut() else {
             return;
         };
-        if conn.recv_armed || conn.busy || conn.draining || conn.closing || conn.moving.is_some() {
+        if conn.recv_armed
+            || conn.busy
+            || conn.draining
+            || conn.closing
+            || conn.moving.is_some()
+            || self.frozen
+        {
             return;
         }
         if conn.out.len() + conn.inflight.len() - conn.sent > dispatch::OUTPUT_PAUSE {
@@ -774,7 +909,8 @@ impl Loop {
         if conn.busy || conn.closing || conn.moving.is_some() {
             return;
         }
-        if !conn.rbuf.is_empty() {
+        // A handoff's freeze starts no command: the input waits, buffered.
+        if !conn.rbuf.is_empty() && !self.frozen {
             let protocol = conn.client.borrow().protocol;
             let outcome = match protocol {
                 Protocol::Redis => {
@@ -786,7 +922,7 @@ impl Loop {
             };
             match outcome {
                 dispatch::Outcome::Continue => {}
-                dispatch::Outcome::Flow(req) => conn.moving = Some(req),
+                dispatch::Outcome::Flow(req) => conn.moving = Some(Move::Flow(req)),
                 dispatch::Outcome::Close => {
                     // QUIT or a protocol error: whatever else the client sent goes unanswered.
                     conn.rbuf.clear();
@@ -1033,7 +1169,7 @@ impl Loop {
             if conn.send_armed || conn.busy || conn.pending_output() > 0 {
                 return;
             }
-            let conn = self.conns[token as usize].take().expect("live conn");
+            let mut conn = self.conns[token as usize].take().expect("live conn");
             self.nc.clients.unregister(&conn.client);
             self.nc.pubsub.forget(&conn.client);
             self.nc
@@ -1041,12 +1177,16 @@ impl Loop {
                 .connected_clients
                 .fetch_sub(1, Ordering::Relaxed);
             self.free.push(token);
-            let req = conn.moving.expect("moving");
-            let shard = req.shard;
-            self.nc
-                .shared
-                .repl
-                .post(shard, FlowStart::Feed(req, conn.fd));
+            match conn.moving.take().expect("moving") {
+                Move::Flow(req) => {
+                    let shard = req.shard;
+                    self.nc
+                        .shared
+                        .repl
+                        .post(shard, FlowStart::Feed(req, conn.fd));
+                }
+                Move::Handoff => self.hand_over(conn),
+            }
             return;
         }
         if conn.draining
@@ -1152,6 +1292,12 @@ impl Loop {
                         f.out = out;
                     }
                     self.flow_flush(token);
+                }
+                FlowStart::Adopt(adopted) => {
+                    if self.stopping {
+                        continue;
+                    }
+                    self.adopt(*adopted);
                 }
                 FlowStart::Apply(start, fd) => {
                     let current =
@@ -1298,6 +1444,7 @@ impl Loop {
                 FlowKind::Feed(feed) => feed,
                 FlowKind::Apply(apply) => {
                     // A replica's ACK, once its other cores applied what it acknowledges.
+                    apply.settle(&nc.shared.repl);
                     if apply.take_ack(&mut f.out) {
                         progress = true;
                         self.flow_flush(token);

@@ -31,6 +31,7 @@ pub mod config;
 pub mod config_command;
 pub mod dispatch;
 pub mod event_loop;
+pub mod handoff;
 pub mod ids;
 pub mod kill;
 pub mod listener;

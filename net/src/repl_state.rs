@@ -57,6 +57,8 @@ pub enum FlowStart {
     Feed(FeedRequest, OwnedFd),
     /// Replica side: the flow of primary shard `shard`, after its FLOWSYNC was sent.
     Apply(ApplyStart, OwnedFd),
+    /// A client connection handed over by the old process of a handoff.
+    Adopt(Box<crate::handoff::Adopted>),
 }
 
 /// One replica as the primary sees it (INFO's `slaveN`, WAIT).
@@ -72,6 +74,9 @@ pub struct ReplicaInfo {
     pub connected: Vec<bool>,
     pub loading: Vec<bool>,
     pub last_ack_ms: u64,
+    /// Per primary shard: keys and bytes of the full sync's snapshot sent so far.
+    pub copied_keys: Vec<u64>,
+    pub copied_bytes: Vec<u64>,
     /// Flows started in the sync being counted, whether any of them is a full sync, and
     /// whether the replica asked to resume (INFO's `sync_*` counters).
     pub pending: usize,
@@ -127,6 +132,10 @@ pub struct LinkState {
     pub flow_ids: Vec<Option<ReplId>>,
     pub connected: Vec<bool>,
     pub loading: Vec<bool>,
+    /// Per primary flow: the offset every core of this replica has applied, once the
+    /// flow's snapshot (if any) is applied on every core too; `None` before that. A
+    /// handoff waits on it.
+    pub settled: Vec<Option<u64>>,
 }
 
 /// What a primary counts about syncs (INFO stats).

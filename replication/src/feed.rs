@@ -82,6 +82,8 @@ pub struct Feeder {
     /// The journal offset shipped so far (the next record to send starts here).
     sent: u64,
     walk: Option<SnapshotWalk>,
+    /// Items of a walk that is over.
+    walked: u64,
     full: bool,
 }
 
@@ -126,6 +128,7 @@ impl Feeder {
                     journal: journal.clone(),
                     sent: backlog.end(),
                     walk: None,
+                    walked: 0,
                     full: false,
                 }
             }
@@ -136,6 +139,7 @@ impl Feeder {
                     journal: journal.clone(),
                     sent: backlog.end(),
                     walk: Some(SnapshotWalk::new()),
+                    walked: 0,
                     full: true,
                 }
             }
@@ -154,6 +158,11 @@ impl Feeder {
         self.walk.is_some()
     }
 
+    /// Items the snapshot walk has sent so far (0 for a partial sync).
+    pub fn walked(&self) -> u64 {
+        self.walked + self.walk.as_ref().map_or(0, SnapshotWalk::items)
+    }
+
     /// The journal offset shipped so far.
     pub fn sent(&self) -> u64 {
         self.sent
@@ -169,6 +178,7 @@ impl Feeder {
             let Some(walk) = &mut self.walk else { break };
             let room = budget - out.len();
             if walk.next_chunk(shard, room.min(64 * 1024), out) {
+                self.walked = walk.items();
                 self.walk = None;
             }
         }

@@ -11,6 +11,8 @@ use crate::record::{encode_end, encode_item};
 pub struct SnapshotWalk {
     /// The next slab position to read.
     pos: usize,
+    /// Items sent so far.
+    items: u64,
     done: bool,
 }
 
@@ -21,6 +23,11 @@ impl SnapshotWalk {
 
     pub fn is_done(&self) -> bool {
         self.done
+    }
+
+    /// Items sent so far.
+    pub fn items(&self) -> u64 {
+        self.items
     }
 
     /// Appends the items of the next slab positions to `out` as ITEM records, until about
@@ -38,6 +45,7 @@ impl SnapshotWalk {
             if let Some((key, e)) = store.at(self.pos) {
                 let bits = e.item_bits();
                 encode_item(key, e.value(), e.expire_at(), e.flags(), e.cas(), bits, out);
+                self.items += 1;
             }
             self.pos += 1;
         }

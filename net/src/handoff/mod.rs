@@ -43,12 +43,17 @@
 //! ## The new process
 //!
 //! ```text
-//!  new ─► TAKEOVER <proto> pid <pid> cores <n> runid <40 hex>
+//!  new ─► TAKEOVER <proto> pid <pid> cores <n>
 //!  old ─► OK <proto> port <p> memcache-port <p|0> cores <n> host <ip> next-client-id <id>
-//!         [fds: the old's redis listeners, then its memcached listeners]
+//!            listeners <r> <m>
+//!         [fds: the old's <r> redis listeners, then its <m> memcached listeners]
 //!       | ERR <reason>
-//!  new ─► CONNS <m>   [fds: m sockets, one per old core, for the connections]
+//!  new ─► CONNS <m> runid <40 hex>   [fds: m sockets, one per old core, for the connections]
 //!  ... the new process replicates from <host>:<port> like a replica ...
+//!  new ─► SYNCED      (every flow's snapshot is applied on every core)
+//!  ... the old process freezes: no command starts, the running ones finish ...
+//!  old ─► CATCHUP <offset of shard 0> <offset of shard 1> ...   (its journal ends)
+//!  new ─► CAUGHTUP    (every core applied every flow up to those offsets)
 //!  old ─► PROMOTE
 //!  new ─► PROMOTED    (it is a primary now, and accepts on the listeners)
 //!  ... old cores send their connections over the CONNS sockets ...
@@ -66,3 +71,152 @@
 //!   commands again, and nothing it held changed.
 //! - If the old process goes away before `PROMOTE`, the new one promotes itself and
 //!   serves what it copied, logging which shards were still being copied.
+
+mod control;
+pub mod fdpass;
+mod takeover;
+
+use std::os::fd::RawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{mpsc, Mutex};
+
+use bytes::BytesMut;
+
+pub use control::{default_socket_path, listen};
+pub use takeover::{takeover, Takeover};
+
+use crate::session::{Protocol, Session};
+
+/// The version of the handoff protocol; both sides must speak the same.
+pub const PROTO: u32 = 1;
+
+/// Serving as usual.
+pub const IDLE: u8 = 0;
+/// Old process: the new one is copying the shards; everything serves as usual.
+pub const COPYING: u8 = 1;
+/// Old process: no command starts; the ones running finish.
+pub const FREEZING: u8 = 2;
+/// Old process: the new one serves; the cores hand over their connections.
+pub const MOVING: u8 = 3;
+/// New process: connections arrive from the old one; none runs a command and nothing
+/// is accepted until the old process has handed over the last one.
+pub const TAKING: u8 = 4;
+
+/// A connection handed over, on its way to the core that adopts it.
+pub struct Adopted {
+    pub fd: std::os::fd::OwnedFd,
+    pub session: Session,
+    pub unparsed: BytesMut,
+}
+
+/// What the cores and the handoff's threads share (in [`crate::config::Shared`]).
+pub struct Handoff {
+    phase: AtomicU8,
+    /// Old process, per core: no command of this core is running (while freezing).
+    pub quiet: Vec<AtomicBool>,
+    /// Old process, per core: every connection and flow of this core is gone (moving).
+    pub done: Vec<AtomicBool>,
+    /// Old process, per core: connections handed over.
+    pub moved: Vec<AtomicU64>,
+    /// Old process, per core: the socket its connections go down (the new process's
+    /// CONNS sockets, one per old core).
+    pub conn_socks: Mutex<Vec<Option<UnixStream>>>,
+    /// Old process: the listening sockets, to pass (they stay owned by the cores).
+    pub listeners: Mutex<Vec<(RawFd, Protocol)>>,
+    /// This process's control socket path, if it listens on one.
+    pub socket_path: Mutex<Option<std::path::PathBuf>>,
+    /// Old process: the tools watching the handoff (their event streams).
+    watchers: Mutex<Vec<UnixStream>>,
+    /// Old process: a handoff (a TAKEOVER) is being driven.
+    busy: AtomicBool,
+    /// Old process: the operator (the tool) asked to abort.
+    abort: AtomicBool,
+}
+
+impl Handoff {
+    pub fn new(cores: usize) -> Handoff {
+        Handoff {
+            phase: AtomicU8::new(IDLE),
+            quiet: (0..cores).map(|_| AtomicBool::new(false)).collect(),
+            done: (0..cores).map(|_| AtomicBool::new(false)).collect(),
+            moved: (0..cores).map(|_| AtomicU64::new(0)).collect(),
+            conn_socks: Mutex::new((0..cores).map(|_| None).collect()),
+            listeners: Mutex::new(Vec::new()),
+            socket_path: Mutex::new(None),
+            watchers: Mutex::new(Vec::new()),
+            busy: AtomicBool::new(false),
+            abort: AtomicBool::new(false),
+        }
+    }
+
+    /// Where the handoff stands ([`IDLE`], [`COPYING`], ...); one load, read every turn.
+    #[inline]
+    pub fn phase(&self) -> u8 {
+        self.phase.load(Ordering::Acquire)
+    }
+
+    /// Moves to `phase`; the caller rings the cores.
+    pub fn set_phase(&self, phase: u8) {
+        self.phase.store(phase, Ordering::Release);
+    }
+
+    /// Whether cores start no command (they buffer their input).
+    pub fn frozen(phase: u8) -> bool {
+        matches!(phase, FREEZING | MOVING | TAKING)
+    }
+
+    /// Whether cores accept new connections.
+    pub fn accepting(phase: u8) -> bool {
+        !matches!(phase, MOVING | TAKING)
+    }
+
+    /// Old process: sends `line` to every watching tool; a tool that went away is dropped.
+    pub fn event(&self, line: &str) {
+        tracing::info!("handoff: {line}");
+        crate::repl_state::lock(&self.watchers).retain(|w| fdpass::send_line(w, line, &[]).is_ok());
+    }
+
+    /// Old process: sends one connection to the new process down core `core`'s socket.
+    pub fn send_conn(&self, core: usize, fd: RawFd, payload: &[u8]) -> std::io::Result<()> {
+        let socks = crate::repl_state::lock(&self.conn_socks);
+        let Some(Some(sock)) = socks.get(core) else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "no connection socket for this core",
+            ));
+        };
+        fdpass::send_frame(sock, fd, payload)
+    }
+}
+
+/// The lines the other side sends, read on a thread: `Some(line)` each, then `None`
+/// once it goes away.
+pub(crate) fn reader(conn: &UnixStream) -> mpsc::Receiver<Option<String>> {
+    let (tx, rx) = mpsc::channel();
+    let conn = conn.try_clone();
+    std::thread::Builder::new()
+        .name("baton-handoff-rd".into())
+        .spawn(move || {
+            let Ok(conn) = conn else {
+                let _ = tx.send(None);
+                return;
+            };
+            let _ = conn.set_read_timeout(None);
+            loop {
+                match fdpass::read_line(&conn) {
+                    Ok(Some((line, _))) => {
+                        if tx.send(Some(line)).is_err() {
+                            return;
+                        }
+                    }
+                    _ => {
+                        let _ = tx.send(None);
+                        return;
+                    }
+                }
+            }
+        })
+        .expect("spawn the handoff reader");
+    rx
+}

@@ -94,6 +94,8 @@ impl FeedState {
                     connected: vec![false; repl.cores],
                     loading: vec![false; repl.cores],
                     last_ack_ms: now_ms,
+                    copied_keys: vec![0; repl.cores],
+                    copied_bytes: vec![0; repl.cores],
                     pending: 0,
                     any_full: false,
                     asked_partial: false,
@@ -136,12 +138,22 @@ impl FeedState {
     /// Appends what is due to `out`. An error ends the flow (the replica lagged out).
     pub fn fill(&mut self, repl: &Repl, shard: &Shard, out: &mut Vec<u8>) -> Result<(), String> {
         let walking = self.feeder.walking();
+        let before = out.len();
         self.feeder
             .fill(shard, out, FILL_BUDGET)
             .map_err(|e| e.to_string())?;
-        if walking && !self.feeder.walking() {
+        if walking {
+            // A handoff shows the copy's progress; a full sync is counted as it goes.
             let k = self.req.shard;
-            repl.update_replica(&self.req.replica_id, |r| r.loading[k] = false);
+            let (keys, bytes) = (self.feeder.walked(), (out.len() - before) as u64);
+            let done = !self.feeder.walking();
+            repl.update_replica(&self.req.replica_id, |r| {
+                r.copied_keys[k] = keys;
+                r.copied_bytes[k] += bytes;
+                if done {
+                    r.loading[k] = false;
+                }
+            });
         }
         Ok(())
     }

@@ -288,6 +288,7 @@ fn sync(shared: &Shared, host: &str, port: u16, me: u64) -> std::io::Result<BufR
         }
         l.connected = vec![false; cores];
         l.loading = vec![false; cores];
+        l.settled = vec![None; cores];
         l.replid = Some(replid);
         l.generation
     };
@@ -383,6 +384,10 @@ pub struct ApplyState {
     /// The offset last acknowledged to the primary.
     acked: u64,
     hello_seen: bool,
+    /// Barriers posted to the other cores and not answered yet.
+    inflight: Rc<Cell<usize>>,
+    /// What [`ApplyState::settle`] last published.
+    settled: Option<u64>,
 }
 
 /// Applies an op to a replica shard, restarting its journal where a full sync says.
@@ -403,6 +408,8 @@ impl ApplyState {
             acked: start.offset,
             start,
             hello_seen: false,
+            inflight: Rc::new(Cell::new(0)),
+            settled: None,
         }
     }
 
@@ -525,11 +532,30 @@ impl ApplyState {
                 })),
             );
         }
-        let (core, applied) = (nc.core.clone(), self.applied.clone());
+        let (core, applied, inflight) =
+            (nc.core.clone(), self.applied.clone(), self.inflight.clone());
+        inflight.set(inflight.get() + 1);
         wake::spawn(async move {
             batch.run(&core).await;
             applied.set(applied.get().max(offset));
+            inflight.set(inflight.get() - 1);
         });
+    }
+
+    /// Publishes, when it changed, the offset every core applied once the snapshot is in
+    /// on every core ([`crate::repl_state::LinkState::settled`]).
+    pub fn settle(&mut self, repl: &Repl) {
+        let settled = (self.hello_seen && !self.applier.loading() && self.inflight.get() == 0)
+            .then(|| self.applied.get());
+        if settled == self.settled {
+            return;
+        }
+        self.settled = settled;
+        let mut l = lock(&repl.link);
+        let k = self.start.shard;
+        if l.generation == self.start.generation && k < l.settled.len() {
+            l.settled[k] = settled;
+        }
     }
 
     /// Appends an ACK of what every core applied, if it moved since the last one.
@@ -556,6 +582,9 @@ impl ApplyState {
             }
         }
         if l.generation == self.start.generation {
+            if let Some(s) = l.settled.get_mut(self.start.shard) {
+                *s = None;
+            }
             l.broken = true;
             if let Some(c) = l.connected.get_mut(self.start.shard) {
                 *c = false;

@@ -114,6 +114,11 @@ impl Session {
     }
 }
 
+/// The id [`Session::new`] hands out next.
+pub fn next_client_id() -> u64 {
+    NEXT_CLIENT_ID.load(Ordering::Relaxed)
+}
+
 /// Makes every id that [`Session::new`] hands out from now on greater than `id`.
 ///
 /// A process that restores sessions calls this with each restored id, so that no new

@@ -1,0 +1,408 @@
+//! The old process's side: the control socket, and the thread that drives a handoff from
+//! a new process's TAKEOVER to the last connection moved (see the module doc of
+//! [`crate::handoff`] for the protocol).
+
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::fdpass::{self, read_line, send_line};
+use super::{Handoff, COPYING, FREEZING, IDLE, MOVING, PROTO};
+use crate::config::Shared;
+use crate::repl_state::lock;
+use crate::session::Protocol;
+
+/// How long the cores may take to finish the commands running when the freeze begins.
+const QUIET_WITHIN: Duration = Duration::from_secs(5);
+/// How long the new process may take to apply the last writes, and to promote itself.
+const CATCH_UP_WITHIN: Duration = Duration::from_secs(5);
+const PROMOTE_WITHIN: Duration = Duration::from_secs(10);
+/// How long the cores may take to hand over their connections (each waits for its
+/// output to be written first).
+const MOVE_WITHIN: Duration = Duration::from_secs(30);
+/// How often the driver looks at the copy and the cores.
+const POLL: Duration = Duration::from_millis(2);
+/// Copy progress goes to the tool at most this often per core.
+const PROGRESS_EVERY: Duration = Duration::from_millis(200);
+
+/// The control socket a server on `port` listens on unless told otherwise.
+pub fn default_socket_path(port: u16) -> PathBuf {
+    PathBuf::from(format!("/tmp/baton-{port}.handoff"))
+}
+
+/// Listens on the control socket at `path` (mode 0600, replacing a stale file) and
+/// serves it on a thread.
+pub fn listen(shared: &Arc<Shared>, path: &Path) -> std::io::Result<()> {
+    listen_at(shared, path, false)
+}
+
+/// [`listen`]; `replace` takes the path over even from a live process (the old process
+/// of a handoff, about to exit).
+pub(super) fn listen_at(shared: &Arc<Shared>, path: &Path, replace: bool) -> std::io::Result<()> {
+    if path.exists() {
+        if !replace && UnixStream::connect(path).is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!(
+                    "another server listens on the handoff socket {}",
+                    path.display()
+                ),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!(
+                "cannot listen on the handoff socket {}: {e}",
+                path.display()
+            ),
+        )
+    })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    *lock(&shared.handoff.socket_path) = Some(path.to_path_buf());
+    let shared = shared.clone();
+    std::thread::Builder::new()
+        .name("baton-handoff".into())
+        .spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let shared = shared.clone();
+                let _ = std::thread::Builder::new()
+                    .name("baton-handoff-conn".into())
+                    .spawn(move || serve(&shared, conn));
+            }
+        })?;
+    Ok(())
+}
+
+fn serve(shared: &Arc<Shared>, conn: UnixStream) {
+    let allowed = fdpass::peer_uid(&conn).is_ok_and(|uid| uid == 0 || uid == fdpass::my_uid());
+    if !allowed {
+        let _ = send_line(&conn, "ERR permission denied", &[]);
+        return;
+    }
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+    let Ok(Some((line, _))) = read_line(&conn) else {
+        return;
+    };
+    let words: Vec<&str> = line.split(' ').collect();
+    let h = &shared.handoff;
+    match words.as_slice() {
+        ["HELLO", v] => {
+            if v.parse::<u32>().ok() != Some(PROTO) {
+                let _ = send_line(
+                    &conn,
+                    &format!(
+                        "ERR protocol version {v} is not supported (this server speaks {PROTO})"
+                    ),
+                    &[],
+                );
+                return;
+            }
+            {
+                let mut watchers = lock(&h.watchers);
+                if !watchers.is_empty() || h.phase() != IDLE || h.busy.load(Ordering::Acquire) {
+                    let _ = send_line(&conn, "ERR a handoff is already in progress", &[]);
+                    return;
+                }
+                let hello = format!(
+                    "OK {PROTO} pid {} port {} cores {} version {}",
+                    std::process::id(),
+                    shared.redis_port,
+                    shared.config.cores,
+                    env!("CARGO_PKG_VERSION")
+                );
+                if send_line(&conn, &hello, &[]).is_err() {
+                    return;
+                }
+                let Ok(events) = conn.try_clone() else { return };
+                watchers.push(events);
+            }
+            // The tool may ask to abort; its going away changes nothing.
+            let _ = conn.set_read_timeout(None);
+            while let Ok(Some((line, _))) = read_line(&conn) {
+                if line == "ABORT" {
+                    if h.phase() == MOVING {
+                        let _ = send_line(&conn, "ERR too late", &[]);
+                    } else {
+                        h.abort.store(true, Ordering::Release);
+                    }
+                }
+            }
+        }
+        ["TAKEOVER", v, "pid", pid, "cores", cores] => {
+            if v.parse::<u32>().ok() != Some(PROTO) {
+                let _ = send_line(
+                    &conn,
+                    &format!(
+                        "ERR protocol version {v} is not supported (this server speaks {PROTO})"
+                    ),
+                    &[],
+                );
+                return;
+            }
+            let (Ok(pid), Ok(cores)) = (pid.parse::<i32>(), cores.parse::<usize>()) else {
+                let _ = send_line(&conn, "ERR malformed TAKEOVER", &[]);
+                return;
+            };
+            if h.busy.swap(true, Ordering::AcqRel) {
+                let _ = send_line(&conn, "ERR a handoff is already in progress", &[]);
+                return;
+            }
+            if shared.repl.is_replica() {
+                let _ = send_line(
+                    &conn,
+                    "ERR this server is a replica; handing over a replica is not supported yet",
+                    &[],
+                );
+                h.event(
+                    "ABORT this server is a replica; handing over a replica is not supported yet",
+                );
+                h.busy.store(false, Ordering::Release);
+                return;
+            }
+            let outcome = drive(shared, &conn, pid, cores);
+            if let Err(reason) = outcome {
+                abort(shared, pid, &reason);
+            }
+            h.busy.store(false, Ordering::Release);
+        }
+        _ => {
+            let _ = send_line(&conn, "ERR unknown handoff request", &[]);
+        }
+    }
+}
+
+/// Aborts a handoff before its commit point: the new process is stopped (it may be
+/// alive, copying), the cores serve as before.
+fn abort(shared: &Shared, pid: i32, reason: &str) {
+    let h = &shared.handoff;
+    if pid > 0 {
+        // SAFETY: kill(2) with a pid the new process announced; at worst it is gone.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    for s in lock(&h.conn_socks).iter_mut() {
+        *s = None;
+    }
+    h.set_phase(IDLE);
+    shared.repl.ring_all();
+    h.abort.store(false, Ordering::Release);
+    h.event(&format!("ABORT {reason}"));
+    lock(&h.watchers).clear();
+    tracing::warn!("handoff aborted: {reason}; serving on");
+}
+
+/// Fails if the operator aborted or the new process went away; returns its next line.
+fn check(h: &Handoff, from_new: &mpsc::Receiver<Option<String>>) -> Result<Option<String>, String> {
+    if h.abort.load(Ordering::Acquire) {
+        return Err("aborted by the operator".into());
+    }
+    match from_new.try_recv() {
+        Ok(Some(line)) => Ok(Some(line)),
+        Ok(None) | Err(mpsc::TryRecvError::Disconnected) => Err("the new process went away".into()),
+        Err(mpsc::TryRecvError::Empty) => Ok(None),
+    }
+}
+
+fn drive(
+    shared: &Arc<Shared>,
+    conn: &UnixStream,
+    pid: i32,
+    new_cores: usize,
+) -> Result<(), String> {
+    let h = &shared.handoff;
+    let repl = &shared.repl;
+    let started = Instant::now();
+    h.abort.store(false, Ordering::Release);
+    h.set_phase(COPYING);
+    h.event(&format!(
+        "STEP new process pid {pid} ({new_cores} cores) connected; passing the listeners"
+    ));
+    let (fds, redis_n, mc_n) = {
+        let ls = lock(&h.listeners);
+        let redis: Vec<i32> = ls
+            .iter()
+            .filter(|l| l.1 == Protocol::Redis)
+            .map(|l| l.0)
+            .collect();
+        let mc: Vec<i32> = ls
+            .iter()
+            .filter(|l| l.1 == Protocol::Memcache)
+            .map(|l| l.0)
+            .collect();
+        let (rn, mn) = (redis.len(), mc.len());
+        ([redis, mc].concat(), rn, mn)
+    };
+    let host = match shared.config.bind.as_str() {
+        "0.0.0.0" | "" => "127.0.0.1".to_string(),
+        "::" => "::1".to_string(),
+        b => b.to_string(),
+    };
+    let ok = format!(
+        "OK {PROTO} port {} memcache-port {} cores {} host {host} next-client-id {} listeners {redis_n} {mc_n}",
+        shared.redis_port,
+        shared.memcache_port,
+        shared.config.cores,
+        crate::session::next_client_id(),
+    );
+    send_line(conn, &ok, &fds).map_err(|e| format!("cannot pass the listeners: {e}"))?;
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+    let (line, socks) = read_line(conn)
+        .map_err(|e| format!("the new process did not answer: {e}"))?
+        .ok_or("the new process went away")?;
+    let words: Vec<&str> = line.split(' ').collect();
+    let ["CONNS", m, "runid", runid] = words.as_slice() else {
+        return Err(format!("unexpected answer from the new process: {line:?}"));
+    };
+    let runid = runid.to_string();
+    if m.parse::<usize>().ok() != Some(shared.config.cores) || socks.len() != shared.config.cores {
+        return Err(format!(
+            "the new process sent {} connection sockets for {} cores",
+            socks.len(),
+            shared.config.cores
+        ));
+    }
+    {
+        let mut slots = lock(&h.conn_socks);
+        for (slot, fd) in slots.iter_mut().zip(socks) {
+            *slot = Some(UnixStream::from(fd));
+        }
+    }
+    let from_new = super::reader(conn);
+    h.event("STEP copying the shards to the new process");
+
+    // 1. The copy: the new process replicates from this one; wait until it is online.
+    let cores = shared.config.cores;
+    let mut last_sent: Vec<(u64, u64, bool)> = vec![(u64::MAX, 0, false); cores];
+    let mut last_at = vec![Instant::now() - PROGRESS_EVERY; cores];
+    let mut synced = false;
+    loop {
+        let info = lock(&repl.replicas).iter().find(|r| r.id == runid).cloned();
+        if let Some(r) = &info {
+            for k in 0..cores {
+                let now = (
+                    r.copied_keys.get(k).copied().unwrap_or(0),
+                    r.copied_bytes.get(k).copied().unwrap_or(0),
+                    r.connected[k] && !r.loading[k],
+                );
+                let changed = now != last_sent[k];
+                if changed && (now.2 || last_at[k].elapsed() >= PROGRESS_EVERY) {
+                    h.event(&format!("COPY {k} {} {} {}", now.0, now.1, now.2 as u8));
+                    last_sent[k] = now;
+                    last_at[k] = Instant::now();
+                }
+            }
+        }
+        if synced {
+            break;
+        }
+        std::thread::sleep(POLL);
+        match check(h, &from_new)? {
+            Some(l) if l == "SYNCED" => synced = true,
+            Some(l) => return Err(format!("unexpected line from the new process: {l:?}")),
+            None => {}
+        }
+    }
+    let (keys, bytes) = last_sent
+        .iter()
+        .fold((0u64, 0u64), |(k, b), s| (k + s.0, b + s.1));
+
+    // 2. The freeze: no command starts; wait for the running ones, then for the copy.
+    h.event("STEP freezing: no new command starts; waiting for the new process to catch up");
+    for q in &h.quiet {
+        q.store(false, Ordering::Release);
+    }
+    let frozen_at = Instant::now();
+    h.set_phase(FREEZING);
+    repl.ring_all();
+    while !h.quiet.iter().all(|q| q.load(Ordering::Acquire)) {
+        check(h, &from_new)?;
+        if frozen_at.elapsed() > QUIET_WITHIN {
+            return Err(format!(
+                "commands were still running {} s into the freeze (a blocked client?)",
+                QUIET_WITHIN.as_secs()
+            ));
+        }
+        std::thread::yield_now();
+    }
+    let targets: Vec<String> = repl.ends().iter().map(u64::to_string).collect();
+    send_line(conn, &format!("CATCHUP {}", targets.join(" ")), &[])
+        .map_err(|e| format!("cannot reach the new process: {e}"))?;
+    loop {
+        match check(h, &from_new)? {
+            Some(l) if l == "CAUGHTUP" => break,
+            Some(l) => return Err(format!("unexpected line from the new process: {l:?}")),
+            None => {}
+        }
+        if frozen_at.elapsed() > QUIET_WITHIN + CATCH_UP_WITHIN {
+            return Err("the new process did not catch up with the last writes".into());
+        }
+        std::thread::sleep(Duration::from_micros(50));
+    }
+
+    // 3. The commit point: the new process promotes itself.
+    send_line(conn, "PROMOTE", &[]).map_err(|e| format!("cannot reach the new process: {e}"))?;
+    let asked = Instant::now();
+    loop {
+        match check(h, &from_new)? {
+            Some(l) if l == "PROMOTED" => break,
+            Some(l) => return Err(format!("unexpected answer from the new process: {l:?}")),
+            None => {}
+        }
+        if asked.elapsed() > PROMOTE_WITHIN {
+            return Err("the new process did not take over in time".into());
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+
+    // 4. The connections move; nothing can be undone from here on.
+    h.event("STEP the new process holds the data; moving the connections");
+    for d in &h.done {
+        d.store(false, Ordering::Release);
+    }
+    h.set_phase(MOVING);
+    repl.ring_all();
+    let moving = Instant::now();
+    let mut reported = vec![false; cores];
+    while reported.iter().any(|r| !r) {
+        for (k, reported) in reported.iter_mut().enumerate() {
+            if !*reported && h.done[k].load(Ordering::Acquire) {
+                *reported = true;
+                h.event(&format!("MOVED {k} {}", h.moved[k].load(Ordering::Acquire)));
+            }
+        }
+        if moving.elapsed() > MOVE_WITHIN {
+            tracing::warn!(
+                "handoff: connections still not moved after {} s; going on",
+                MOVE_WITHIN.as_secs()
+            );
+            break;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let moved: u64 = h.moved.iter().map(|m| m.load(Ordering::Acquire)).sum();
+    // The new process runs the moved connections' commands from now on.
+    for s in lock(&h.conn_socks).iter_mut() {
+        *s = None;
+    }
+    let _ = send_line(conn, &format!("DONE {moved}"), &[]);
+    let freeze_us = frozen_at.elapsed().as_micros();
+    h.event(&format!("FREEZE {freeze_us}"));
+    h.event(&format!(
+        "DONE new pid {pid}: {keys} keys and {bytes} bytes copied, {moved} connections moved, freeze {:.1} ms, {:.2} s in all",
+        freeze_us as f64 / 1000.0,
+        started.elapsed().as_secs_f64()
+    ));
+    lock(&h.watchers).clear();
+    tracing::info!("handoff done: the new process (pid {pid}) serves; exiting");
+    shared.request_stop();
+    let _ = conn.as_raw_fd();
+    Ok(())
+}

@@ -1,0 +1,261 @@
+//! The new process's side: `--takeover PATH`. It asks the old process for its listeners,
+//! copies its shards as a replica does, and on PROMOTE becomes the primary and adopts
+//! the connections the old cores send (see [`crate::handoff`] for the protocol).
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::fdpass::{self, read_line, send_line};
+use super::{Adopted, IDLE, PROTO, TAKING};
+use crate::config::Shared;
+use crate::repl_state::{lock, FlowStart};
+use crate::session::{Protocol, Session};
+
+/// What the old process handed over at TAKEOVER: its listeners and where it serves.
+pub struct Takeover {
+    conn: UnixStream,
+    path: PathBuf,
+    pub port: u16,
+    pub memcache_port: u16,
+    host: String,
+    /// The old process's listening sockets (owned by this process now as well).
+    pub listeners: Vec<(OwnedFd, Protocol)>,
+    old_cores: usize,
+}
+
+fn bad(what: impl Into<String>) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, what.into())
+}
+
+/// Connects to the old process's control socket and takes its listeners.
+pub fn takeover(path: &Path, cores: usize) -> std::io::Result<Takeover> {
+    let conn = UnixStream::connect(path).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot reach the handoff socket {}: {e}", path.display()),
+        )
+    })?;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    send_line(
+        &conn,
+        &format!("TAKEOVER {PROTO} pid {} cores {cores}", std::process::id()),
+        &[],
+    )?;
+    let (line, fds) =
+        read_line(&conn)?.ok_or_else(|| bad("the old process closed the handoff socket"))?;
+    if let Some(reason) = line.strip_prefix("ERR ") {
+        return Err(bad(format!(
+            "the old process refused the takeover: {reason}"
+        )));
+    }
+    let w: Vec<&str> = line.split(' ').collect();
+    let ["OK", v, "port", port, "memcache-port", mport, "cores", old_cores, "host", host, "next-client-id", next_id, "listeners", rn, mn] =
+        w.as_slice()
+    else {
+        return Err(bad(format!("unexpected answer to TAKEOVER: {line:?}")));
+    };
+    let num = |s: &str| {
+        s.parse::<u64>()
+            .map_err(|_| bad(format!("bad number in {line:?}")))
+    };
+    if num(v)? != PROTO as u64 {
+        return Err(bad(format!(
+            "the old process speaks handoff protocol {v}, not {PROTO}"
+        )));
+    }
+    let (rn, mn) = (num(rn)? as usize, num(mn)? as usize);
+    if fds.len() != rn + mn || rn == 0 {
+        return Err(bad(format!(
+            "the old process passed {} listeners, announced {rn} + {mn}",
+            fds.len()
+        )));
+    }
+    crate::session::reserve_ids_through(num(next_id)?.saturating_sub(1));
+    let listeners = fds
+        .into_iter()
+        .enumerate()
+        .map(|(i, fd)| {
+            (
+                fd,
+                if i < rn {
+                    Protocol::Redis
+                } else {
+                    Protocol::Memcache
+                },
+            )
+        })
+        .collect();
+    Ok(Takeover {
+        conn,
+        path: path.to_path_buf(),
+        port: num(port)? as u16,
+        memcache_port: num(mport)? as u16,
+        host: host.to_string(),
+        listeners,
+        old_cores: num(old_cores)? as usize,
+    })
+}
+
+impl Takeover {
+    /// Starts taking over: sends the connection sockets, starts copying from the old
+    /// process, and drives the rest on a thread. The cores must start in [`TAKING`]
+    /// (they accept nothing and run no adopted connection's command until the end).
+    pub fn start(self, shared: &Arc<Shared>) -> std::io::Result<()> {
+        let h = &shared.handoff;
+        h.set_phase(TAKING);
+        let mut ours = Vec::new();
+        let mut theirs = Vec::new();
+        for _ in 0..self.old_cores {
+            let (a, b) = fdpass::pair()?;
+            ours.push(a);
+            theirs.push(b);
+        }
+        let fds: Vec<i32> = theirs.iter().map(|s| s.as_raw_fd()).collect();
+        send_line(
+            &self.conn,
+            &format!("CONNS {} runid {}", self.old_cores, shared.run_id),
+            &fds,
+        )?;
+        drop(theirs);
+        let next = Arc::new(AtomicUsize::new(0));
+        for (i, sock) in ours.into_iter().enumerate() {
+            let shared = shared.clone();
+            let next = next.clone();
+            std::thread::Builder::new()
+                .name(format!("baton-adopt-{i}"))
+                .spawn(move || receive(&shared, sock, &next))?;
+        }
+        // Copy the shards: this process is a replica of the old one until PROMOTE.
+        if lock(&shared.repl.masterauth).is_none() {
+            *lock(&shared.repl.masterauth) = shared.config.requirepass.clone();
+        }
+        crate::repl::link::start(shared, self.host.clone(), self.port);
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("baton-takeover".into())
+            .spawn(move || self.drive(&shared))?;
+        Ok(())
+    }
+
+    fn drive(self, shared: &Arc<Shared>) {
+        let h = &shared.handoff;
+        let from_old = super::reader(&self.conn);
+        let mut synced = false;
+        let mut catch_up: Option<Vec<u64>> = None;
+        let mut promoted = false;
+        loop {
+            let line = match from_old.recv_timeout(Duration::from_millis(1)) {
+                Ok(Some(line)) => Some(line),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+                Ok(None) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    if promoted {
+                        tracing::warn!("handoff: the old process went away while handing over its connections; the ones it still held are lost");
+                    } else {
+                        let copying = {
+                            let l = lock(&shared.repl.link);
+                            l.settled.iter().filter(|s| s.is_none()).count()
+                        };
+                        tracing::warn!(
+                            "handoff: the old process went away before the handoff finished; serving the data copied so far{}",
+                            if copying == 0 {
+                                String::new()
+                            } else {
+                                format!(" ({copying} shards were still being copied: what they had not sent is lost)")
+                            }
+                        );
+                        crate::repl::commands::promote(shared);
+                    }
+                    break;
+                }
+            };
+            match line.as_deref() {
+                None => {}
+                Some("PROMOTE") => {
+                    crate::repl::commands::promote(shared);
+                    promoted = true;
+                    tracing::info!("handoff: promoted; the old process hands over its connections");
+                    if send_line(&self.conn, "PROMOTED", &[]).is_err() {
+                        break;
+                    }
+                }
+                Some(l) if l.starts_with("CATCHUP") => {
+                    let targets: Option<Vec<u64>> =
+                        l.split(' ').skip(1).map(|t| t.parse().ok()).collect();
+                    catch_up = targets;
+                    if catch_up.is_none() {
+                        tracing::warn!("handoff: malformed line from the old process: {l:?}");
+                        break;
+                    }
+                }
+                Some(l) if l.starts_with("DONE") => {
+                    tracing::info!("handoff: done ({l}); serving");
+                    break;
+                }
+                Some(l) => tracing::warn!("handoff: unexpected line from the old process: {l:?}"),
+            }
+            let settled = lock(&shared.repl.link).settled.clone();
+            if !synced && !settled.is_empty() && settled.iter().all(Option::is_some) {
+                synced = true;
+                tracing::info!("handoff: every shard is copied");
+                if send_line(&self.conn, "SYNCED", &[]).is_err() {
+                    continue;
+                }
+            }
+            if let Some(targets) = &catch_up {
+                let caught_up = targets.len() == settled.len()
+                    && targets
+                        .iter()
+                        .zip(&settled)
+                        .all(|(t, s)| s.is_some_and(|s| s >= *t));
+                if caught_up {
+                    catch_up = None;
+                    let _ = send_line(&self.conn, "CAUGHTUP", &[]);
+                }
+            }
+        }
+        h.set_phase(IDLE);
+        shared.repl.ring_all();
+        // The old process has let go of the control socket path: this process serves it.
+        if let Err(e) = super::control::listen_at(shared, &self.path, true) {
+            tracing::warn!("handoff: {e}; no further handoff from this process");
+        }
+    }
+}
+
+/// Receives the connections one old core sends, and hands each to a core of this process.
+fn receive(shared: &Shared, sock: UnixStream, next: &AtomicUsize) {
+    let cores = shared.config.cores;
+    loop {
+        let (fd, payload) = match fdpass::recv_frame(&sock) {
+            Ok(Some(f)) => f,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!("handoff: a connection could not be received: {e}");
+                return;
+            }
+        };
+        let (session, unparsed) = match Session::decode(&payload) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(
+                    "handoff: a connection's session could not be read ({e}); closing it"
+                );
+                continue;
+            }
+        };
+        crate::session::reserve_ids_through(session.id);
+        let core = next.fetch_add(1, Ordering::Relaxed) % cores;
+        shared.repl.post(
+            core,
+            FlowStart::Adopt(Box::new(Adopted {
+                fd,
+                session,
+                unparsed,
+            })),
+        );
+    }
+}
