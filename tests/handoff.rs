@@ -372,6 +372,7 @@ impl Setup {
             self.new_log(run),
             old.stderr()
         );
+        eprintln!("handoff {run}: baton-handoff output:\n{}", tool.log());
         let mut c = connect(old.port);
         let pid = info_number(&mut c, "server", "process_id") as i32;
         self.procs.add(pid);
@@ -1011,11 +1012,37 @@ fn is_copy_line(line: &str) -> bool {
     line.contains("COPY") || l.contains(": copying") || l.contains(": copied")
 }
 
-#[test]
-fn new_process_killed_at_each_step() {
-    let _serial = serial();
+/// One test per kill point, each with its own old server: the new process is SIGKILLed
+/// at `point`; the tool must exit non-zero, the old process serve on (the same
+/// connections, all data, writes), and a handoff afterwards succeed.
+mod new_process_killed {
+    use super::*;
+
+    #[test]
+    fn at_start() {
+        killed_at(KillPoint::After(0))
+    }
+
+    #[test]
+    fn after_50ms() {
+        killed_at(KillPoint::After(50))
+    }
+
+    #[test]
+    fn after_200ms() {
+        killed_at(KillPoint::After(200))
+    }
+
+    #[test]
+    fn at_first_copy_line() {
+        killed_at(KillPoint::FirstCopyLine)
+    }
+}
+
+fn killed_at(point: KillPoint) {
     const N: usize = 50_000;
     const LEN: usize = 200;
+    let _serial = serial();
     let s = Setup::new("kill");
     let mut old = s.start_old(2, false);
     let old_pid = old.pid();
@@ -1023,84 +1050,73 @@ fn new_process_killed_at_each_step() {
     load_keys(&mut c, "k", N, LEN);
     let loads = start_loads(old.port, 2);
 
-    let points = [
-        KillPoint::After(0),
-        KillPoint::After(50),
-        KillPoint::After(200),
-        KillPoint::FirstCopyLine,
-    ];
-    for (round, point) in points.into_iter().enumerate() {
-        let label = format!("kill{round}");
-        let mut tool = s.start_tool(&old, 2, &label);
-        let started = Instant::now();
-        if let KillPoint::FirstCopyLine = point {
-            assert!(
-                tool.wait_line(Duration::from_secs(30), is_copy_line),
-                "{point:?}: the tool printed no copy-progress line; its output:\n{}",
-                tool.log()
-            );
-        }
-        let pid = find_new_process(&s.socket, Duration::from_secs(20)).unwrap_or_else(|| {
-            panic!(
-                "{point:?}: no process with --takeover {} appeared; tool output:\n{}",
-                s.socket,
-                tool.log()
-            )
-        });
-        s.procs.add(pid);
-        if let KillPoint::After(ms) = point {
-            let at = started + Duration::from_millis(ms);
-            // The kill moment is the test's input, not a synchronisation.
-            thread::sleep(at.saturating_duration_since(Instant::now()));
-        }
-        kill(pid, libc::SIGKILL);
-        let status = tool.wait();
+    let mut tool = s.start_tool(&old, 2, "killed");
+    let started = Instant::now();
+    if let KillPoint::FirstCopyLine = point {
         assert!(
-            old.wait_exit(Duration::ZERO).is_none(),
-            "{point:?}: the old process exited after its new process was killed; \
-             tool output:\n{}\nold stderr:\n{}",
-            tool.log(),
-            old.stderr()
-        );
-        assert!(
-            !status.success(),
-            "{point:?}: the tool exited 0 although the new process was SIGKILLed \
-             (did the handoff finish before the kill? then this kill point is too late \
-             for this data size); tool output:\n{}",
-            tool.log()
-        );
-        assert!(
-            eventually(Duration::from_secs(5), || !alive(pid)),
-            "the killed process {pid} still runs"
-        );
-        // The old process serves on: the same connection, all data, writes.
-        assert_eq!(
-            info_number(&mut c, "server", "process_id") as i32,
-            old_pid,
-            "{point:?}: the port is not served by the old process after the abort"
-        );
-        check_keys(&mut c, "k", N, LEN, true);
-        assert_eq!(
-            run(&mut c, &["SET", &format!("after:{round}"), "x"]),
-            ok(),
-            "{point:?}: a write after the abort"
-        );
-        assert_eq!(run(&mut c, &["GET", &format!("after:{round}")]), bulk("x"));
-        eprintln!(
-            "{point:?}: tool exited {status} after the kill; output:\n{}",
+            tool.wait_line(Duration::from_secs(30), is_copy_line),
+            "{point:?}: the tool printed no copy-progress line; its output:\n{}",
             tool.log()
         );
     }
+    let pid = find_new_process(&s.socket, Duration::from_secs(20)).unwrap_or_else(|| {
+        panic!(
+            "{point:?}: no process with --takeover {} appeared; tool output:\n{}",
+            s.socket,
+            tool.log()
+        )
+    });
+    s.procs.add(pid);
+    if let KillPoint::After(ms) = point {
+        let at = started + Duration::from_millis(ms);
+        // The kill moment is the test's input, not a synchronisation.
+        thread::sleep(at.saturating_duration_since(Instant::now()));
+    }
+    kill(pid, libc::SIGKILL);
+    let status = tool.wait();
+    eprintln!(
+        "{point:?}: tool exited {status} after the kill; output:\n{}",
+        tool.log()
+    );
+    assert!(
+        old.wait_exit(Duration::ZERO).is_none(),
+        "{point:?}: the old process exited after its new process was killed; \
+         tool output:\n{}\nold stderr:\n{}",
+        tool.log(),
+        old.stderr()
+    );
+    assert!(
+        !status.success(),
+        "{point:?}: the tool exited 0 although the new process was SIGKILLed \
+         (did the handoff finish before the kill? then this kill point is too late \
+         for this data size); tool output:\n{}",
+        tool.log()
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || !alive(pid)),
+        "the killed process {pid} still runs"
+    );
+    // The old process serves on: the same connection, all data, writes.
+    assert_eq!(
+        info_number(&mut c, "server", "process_id") as i32,
+        old_pid,
+        "{point:?}: the port is not served by the old process after the abort"
+    );
+    check_keys(&mut c, "k", N, LEN, true);
+    assert_eq!(
+        run(&mut c, &["SET", "after", "x"]),
+        ok(),
+        "{point:?}: a write after the abort"
+    );
+    assert_eq!(run(&mut c, &["GET", "after"]), bulk("x"));
 
     // A handoff afterwards succeeds, with everything.
-    let new_pid = s.handoff(&old, 2, "final", old_pid);
+    let new_pid = s.handoff(&old, 2, "afterwards", old_pid);
     assert_old_exits_0(&mut old);
     let mut results = finish_loads(loads, 200);
     check_same_sessions(&mut results, new_pid);
     check_keys(&mut c, "k", N, LEN, true);
-    for round in 0..points.len() {
-        assert_eq!(run(&mut c, &["GET", &format!("after:{round}")]), bulk("x"));
-    }
+    assert_eq!(run(&mut c, &["GET", "after"]), bulk("x"));
 }
 
 // ---------------------------------------------------------------------------------------
