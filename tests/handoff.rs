@@ -1110,9 +1110,31 @@ fn killed_at(point: KillPoint) {
     );
     assert_eq!(run(&mut c, &["GET", "after"]), bulk("x"));
 
-    // A handoff afterwards succeeds, with everything.
-    let new_pid = s.handoff(&old, 2, "afterwards", old_pid);
+    // A handoff afterwards succeeds, with everything. The old process may take a moment
+    // to notice the abort: while it refuses with "already in progress" (nothing is
+    // started then), retry for a bounded time.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut probe = s.start_tool(&old, 2, "probe");
+        if probe.wait().success() {
+            let mut c2 = connect(old.port);
+            let pid = info_number(&mut c2, "server", "process_id") as i32;
+            s.procs.add(pid);
+            assert_ne!(pid, old_pid, "the tool exited 0 but the old process serves");
+            break;
+        }
+        let log = probe.log();
+        assert!(
+            log.contains("already in progress") && Instant::now() < deadline,
+            "{point:?}: the handoff after the abort failed (refused for 10 s, or failed \
+             otherwise); its output:\n{log}\nnew process log:\n{}\nold stderr:\n{}",
+            s.new_log("probe"),
+            old.stderr()
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
     assert_old_exits_0(&mut old);
+    let new_pid = info_number(&mut c, "server", "process_id") as i32;
     let mut results = finish_loads(loads, 200);
     check_same_sessions(&mut results, new_pid);
     check_keys(&mut c, "k", N, LEN, true);
