@@ -1299,6 +1299,7 @@ fn concurrent_handoff_is_refused() {
 
     let mut second = s.start_tool(&old, 2, "second");
     let status = second.wait();
+    eprintln!("the second tool exited {status}; output:\n{}", second.log());
     for pid in takeover_pids(&s.socket) {
         if pid != pid1 {
             s.procs.add(pid);
