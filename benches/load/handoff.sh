@@ -207,7 +207,7 @@ PEAK_OLD=${PEAK_OLD:-0}
 PEAK_NEW=${PEAK_NEW:-0}
 RSS_RATIO=$(python3 -c "print('%.2f' % ($PEAK_KB / max(1, $STEADY_KB)))")
 RSS_TARGET=$(python3 -c "print('%.2f' % (1 + 1.5 / $CORES))")
-FREEZE=$(grep -i freeze "$WORK/tool.out" | tr '\n' ';' || true)
+FREEZE=$(grep -m1 -E "^freeze|FREEZE" "$WORK/tool.out" || true)
 row() { printf '  %-34s %s\n' "$1" "$2"; }
 echo
 echo "== handoff: $KEYS keys x $VALUE_SIZE B, --cores $CORES -> $NEW_CORES, load $CLIENT for ${DURATION}s, handoff at ${HANDOFF_AT}s"
