@@ -693,7 +693,7 @@ impl Loop {
 
     /// Takes a connection the old process of a handoff sent, with its session and the
     /// input it had not parsed yet. Its commands run once the handoff is over.
-    fn adopt(&mut self, a: crate::handoff::Adopted) {
+    fn adopt(&mut self, a: crate::session::Adopted) {
         self.nc
             .shared
             .connected_clients

@@ -58,7 +58,7 @@ pub enum FlowStart {
     /// Replica side: the flow of primary shard `shard`, after its FLOWSYNC was sent.
     Apply(ApplyStart, OwnedFd),
     /// A client connection handed over by the old process of a handoff.
-    Adopt(Box<crate::handoff::Adopted>),
+    Adopt(Box<crate::session::Adopted>),
 }
 
 /// One replica as the primary sees it (INFO's `slaveN`, WAIT).

@@ -83,12 +83,10 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{mpsc, Mutex};
 
-use bytes::BytesMut;
-
 pub use control::{default_socket_path, listen};
 pub use takeover::{takeover, Takeover};
 
-use crate::session::{Protocol, Session};
+use crate::session::Protocol;
 
 /// The version of the handoff protocol; both sides must speak the same.
 pub const PROTO: u32 = 1;
@@ -104,13 +102,6 @@ pub const MOVING: u8 = 3;
 /// New process: connections arrive from the old one; none runs a command and nothing
 /// is accepted until the old process has handed over the last one.
 pub const TAKING: u8 = 4;
-
-/// A connection handed over, on its way to the core that adopts it.
-pub struct Adopted {
-    pub fd: std::os::fd::OwnedFd,
-    pub session: Session,
-    pub unparsed: BytesMut,
-}
 
 /// What the cores and the handoff's threads share (in [`crate::config::Shared`]).
 pub struct Handoff {

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use super::fdpass::{self, read_line, send_line};
 use super::lines;
-use super::{Adopted, IDLE, PROTO, TAKING};
+use super::{IDLE, PROTO, TAKING};
 use crate::config::Shared;
 use crate::repl_state::{lock, FlowStart};
-use crate::session::{Protocol, Session};
+use crate::session::{Adopted, Protocol, Session};
 
 /// What the old process handed over at TAKEOVER: its listeners and where it serves.
 pub struct Takeover {

@@ -119,6 +119,14 @@ pub fn next_client_id() -> u64 {
     NEXT_CLIENT_ID.load(Ordering::Relaxed)
 }
 
+/// A connection another process handed over (a handoff), on its way to the core that
+/// adopts it: the socket, its session and the input it had not parsed yet.
+pub struct Adopted {
+    pub fd: std::os::fd::OwnedFd,
+    pub session: Session,
+    pub unparsed: bytes::BytesMut,
+}
+
 /// Makes every id that [`Session::new`] hands out from now on greater than `id`.
 ///
 /// A process that restores sessions calls this with each restored id, so that no new
