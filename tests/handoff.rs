@@ -1330,3 +1330,78 @@ fn concurrent_handoff_is_refused() {
     assert_ne!(pid, old_pid);
     check_keys(&mut c, "k", 50_000, 200, true);
 }
+
+// ---------------------------------------------------------------------------------------
+// The old process dies mid-handoff
+// ---------------------------------------------------------------------------------------
+
+/// The old process is SIGKILLed while the new one copies: the new one promotes itself,
+/// accepts on the listeners it was passed, and serves what it copied (logging the loss).
+#[test]
+fn old_process_killed_during_the_copy_leaves_the_new_one_serving() {
+    const N: usize = 200_000;
+    const LEN: usize = 200;
+    let _serial = serial();
+    let s = Setup::new("oldkill");
+    let mut old = s.start_old(2, false);
+    let old_pid = old.pid();
+    let port = old.port;
+    let mut c = old.redis();
+    load_keys(&mut c, "k", N, LEN);
+    let mut tool = s.start_tool(&old, 2, "oldkill");
+    assert!(
+        tool.wait_line(Duration::from_secs(30), is_copy_line),
+        "the tool printed no copy-progress line; its output:\n{}",
+        tool.log()
+    );
+    let new_pid = find_new_process(&s.socket, Duration::from_secs(5))
+        .expect("the new process runs while it copies");
+    s.procs.add(new_pid);
+    old.signal(libc::SIGKILL);
+    assert!(
+        old.wait_exit(Duration::from_secs(10)).is_some(),
+        "the old process is gone"
+    );
+    let status = tool.wait();
+    assert!(
+        !status.success(),
+        "the tool exited 0 although the old process died mid-copy; output:\n{}",
+        tool.log()
+    );
+    // The new process serves the port now, as a primary, with what it copied.
+    let mut served = None;
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) else {
+                return false;
+            };
+            let Ok(mut c) = client.get_connection_with_timeout(Duration::from_secs(1)) else {
+                return false;
+            };
+            let pid = info_number(&mut c, "server", "process_id") as i32;
+            let ok = pid == new_pid;
+            served = Some(c);
+            ok
+        }),
+        "the new process does not serve the port after the old one died; its log:\n{}",
+        s.new_log("oldkill")
+    );
+    let mut c = served.expect("connected");
+    assert_ne!(new_pid, old_pid);
+    let role = as_array(&run(&mut c, &["ROLE"]));
+    assert_eq!(
+        as_str(&role[0]),
+        "master",
+        "the new process promoted itself"
+    );
+    let keys = as_int(&run(&mut c, &["DBSIZE"])) as usize;
+    assert!(keys <= N, "{keys} keys, more than were written");
+    assert_eq!(run(&mut c, &["SET", "after", "x"]), ok());
+    assert_eq!(run(&mut c, &["GET", "after"]), bulk("x"));
+    let log = s.new_log("oldkill");
+    assert!(
+        log.contains("went away before the handoff finished"),
+        "the new process does not say what happened; its log:\n{log}"
+    );
+    eprintln!("the new process kept {keys} of {N} keys");
+}
