@@ -149,6 +149,12 @@ fn serve(shared: &Arc<Shared>, conn: UnixStream) {
             lock(&h.watchers).retain(|w| fdpass::inode(w) != me);
         }
         Request::Takeover { pid, cores, .. } => {
+            if let Some(reason) = not_now(shared) {
+                let _ = send_line(&conn, &format!("ERR {reason}"), &[]);
+                h.event(&format!("ABORT {reason}"));
+                lock(&h.watchers).clear();
+                return;
+            }
             if h.busy.swap(true, Ordering::AcqRel) {
                 let _ = send_line(&conn, "ERR a handoff is already in progress", &[]);
                 return;
@@ -160,6 +166,20 @@ fn serve(shared: &Arc<Shared>, conn: UnixStream) {
             h.busy.store(false, Ordering::Release);
         }
     }
+}
+
+/// Why this server cannot be handed over right now, if it cannot.
+fn not_now(shared: &Shared) -> Option<String> {
+    let repl = &shared.repl;
+    if *lock(&repl.failover_state) != "no-failover" {
+        return Some("a FAILOVER is in progress".into());
+    }
+    if repl.is_replica() && !lock(&repl.link).up {
+        return Some(
+            "this replica's link to its primary is down (the new process could not copy it)".into(),
+        );
+    }
+    None
 }
 
 /// Aborts a handoff before its commit point: the new process is stopped (it may be
@@ -236,6 +256,7 @@ fn drive(
         next_client_id: crate::session::next_client_id(),
         redis_listeners: redis_n,
         memcache_listeners: mc_n,
+        auth: shared.config.requirepass.clone(),
     });
     send_line(conn, &ok, &fds).map_err(|e| format!("cannot pass the listeners: {e}"))?;
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));

@@ -21,6 +21,24 @@ pub struct TakeoverOk {
     pub next_client_id: u64,
     pub redis_listeners: usize,
     pub memcache_listeners: usize,
+    /// The old process's `requirepass`, which the new one's copy AUTHs with (hex on the
+    /// line, so any bytes travel; `-` for none).
+    pub auth: Option<String>,
+}
+
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Result<String, String> {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("the password is not hex".into());
+    }
+    let bytes: Vec<u8> = (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("checked hex"))
+        .collect();
+    String::from_utf8(bytes).map_err(|_| "the password is not UTF-8".to_string())
 }
 
 /// The most cores either side may announce (sanity, not a limit of the server).
@@ -64,7 +82,7 @@ pub fn request(line: &str) -> Result<Request, String> {
 /// Formats [`TakeoverOk`] as the old process sends it.
 pub fn takeover_ok(ok: &TakeoverOk) -> String {
     format!(
-        "OK {} port {} memcache-port {} cores {} host {} next-client-id {} listeners {} {}",
+        "OK {} port {} memcache-port {} cores {} host {} next-client-id {} listeners {} {} auth {}",
         ok.proto,
         ok.port,
         ok.memcache_port,
@@ -72,7 +90,8 @@ pub fn takeover_ok(ok: &TakeoverOk) -> String {
         ok.host,
         ok.next_client_id,
         ok.redis_listeners,
-        ok.memcache_listeners
+        ok.memcache_listeners,
+        ok.auth.as_deref().map_or_else(|| "-".to_string(), hex)
     )
 }
 
@@ -82,7 +101,7 @@ pub fn parse_takeover_ok(line: &str) -> Result<TakeoverOk, String> {
         return Err(format!("the old process refused the takeover: {reason}"));
     }
     let w: Vec<&str> = line.split(' ').collect();
-    let ["OK", v, "port", port, "memcache-port", mport, "cores", n, "host", host, "next-client-id", next_id, "listeners", rn, mn] =
+    let ["OK", v, "port", port, "memcache-port", mport, "cores", n, "host", host, "next-client-id", next_id, "listeners", rn, mn, "auth", auth] =
         w.as_slice()
     else {
         return Err(format!("unexpected answer to TAKEOVER: {line:?}"));
@@ -106,6 +125,10 @@ pub fn parse_takeover_ok(line: &str) -> Result<TakeoverOk, String> {
         next_client_id: num(next_id, "the next client id")?,
         redis_listeners,
         memcache_listeners,
+        auth: match *auth {
+            "-" => None,
+            a => Some(unhex(a)?),
+        },
     })
 }
 
@@ -205,15 +228,28 @@ mod tests {
             next_client_id: 17,
             redis_listeners: 2,
             memcache_listeners: 0,
+            auth: None,
         };
         assert_eq!(parse_takeover_ok(&takeover_ok(&ok)), Ok(ok));
+        let with_auth = TakeoverOk {
+            auth: Some("p w\n!".into()),
+            ..parse_takeover_ok(
+                "OK 1 port 1 memcache-port 0 cores 2 host h next-client-id 1 listeners 2 0 auth -",
+            )
+            .unwrap()
+        };
+        assert_eq!(parse_takeover_ok(&takeover_ok(&with_auth)), Ok(with_auth));
+        assert!(parse_takeover_ok(
+            "OK 1 port 1 memcache-port 0 cores 2 host h next-client-id 1 listeners 2 0 auth 7"
+        )
+        .is_err());
         assert!(parse_takeover_ok("ERR busy").unwrap_err().contains("busy"));
         assert!(parse_takeover_ok(
-            "OK 1 port 70000 memcache-port 0 cores 2 host h next-client-id 1 listeners 2 0"
+            "OK 1 port 70000 memcache-port 0 cores 2 host h next-client-id 1 listeners 2 0 auth -"
         )
         .is_err());
         assert!(parse_takeover_ok(
-            "OK 1 port 1 memcache-port 0 cores 2 host h next-client-id 1 listeners 0 0"
+            "OK 1 port 1 memcache-port 0 cores 2 host h next-client-id 1 listeners 0 0 auth -"
         )
         .is_err());
         assert!(parse_takeover_ok("OK 1").is_err());

@@ -45,7 +45,7 @@
 //! ```text
 //!  new ─► TAKEOVER <proto> pid <pid> cores <n>
 //!  old ─► OK <proto> port <p> memcache-port <p|0> cores <n> host <ip> next-client-id <id>
-//!            listeners <r> <m>
+//!            listeners <r> <m> auth <requirepass in hex, or ->
 //!         [fds: the old's <r> redis listeners, then its <m> memcached listeners]
 //!       | ERR <reason>
 //!  new ─► CONNS <m> runid <40 hex>   [fds: m sockets, one per old core, for the connections]

@@ -26,6 +26,8 @@ pub struct Takeover {
     /// The old process's listening sockets (owned by this process now as well).
     pub listeners: Vec<(OwnedFd, Protocol)>,
     old_cores: usize,
+    /// The old process's requirepass: the copy AUTHs with it.
+    auth: Option<String>,
 }
 
 fn bad(what: impl Into<String>) -> std::io::Error {
@@ -63,6 +65,7 @@ pub fn takeover(path: &Path, cores: usize) -> std::io::Result<Takeover> {
         )));
     }
     crate::session::reserve_ids_through(ok.next_client_id.saturating_sub(1));
+    let auth = ok.auth.clone();
     let listeners = fds
         .into_iter()
         .enumerate()
@@ -85,6 +88,7 @@ pub fn takeover(path: &Path, cores: usize) -> std::io::Result<Takeover> {
         host: ok.host,
         listeners,
         old_cores: ok.cores,
+        auth,
     })
 }
 
@@ -118,9 +122,7 @@ impl Takeover {
                 .spawn(move || receive(&shared, sock, &next))?;
         }
         // Copy the shards: this process is a replica of the old one until PROMOTE.
-        if lock(&shared.repl.masterauth).is_none() {
-            *lock(&shared.repl.masterauth) = shared.config.requirepass.clone();
-        }
+        *lock(&shared.repl.masterauth) = self.auth.clone();
         crate::repl::link::start(shared, self.host.clone(), self.port);
         let shared = shared.clone();
         std::thread::Builder::new()
