@@ -688,7 +688,14 @@ impl Loop {
             .total_connections
             .fetch_add(1, Ordering::Relaxed);
         let session = Session::new(protocol, authenticated);
-        self.insert_conn(fd, session, BytesMut::with_capacity(READ_CHUNK));
+        let token = self.insert_conn(fd, session, BytesMut::with_capacity(READ_CHUNK));
+        if self.handoff_phase == crate::handoff::MOVING {
+            // Accepted just before the accepts were cancelled: it moves like the rest.
+            if let Some(c) = self.conns[token as usize].as_mut() {
+                c.moving = Some(Move::Handoff);
+            }
+            self.maybe_finish(token);
+        }
     }
 
     /// Takes a connection the old process of a handoff sent, with its session and the
