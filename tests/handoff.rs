@@ -1405,3 +1405,135 @@ fn old_process_killed_during_the_copy_leaves_the_new_one_serving() {
     );
     eprintln!("the new process kept {keys} of {N} keys");
 }
+
+// ---------------------------------------------------------------------------------------
+// Replication links across a handoff
+// ---------------------------------------------------------------------------------------
+
+/// `INFO <section>`'s value of `name` as text.
+fn info_text(c: &mut redis::Connection, section: &str, name: &str) -> String {
+    let text: String = redis::cmd("INFO").arg(section).query(c).expect("INFO");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// Waits until `replica` holds `key` with `value`.
+#[track_caller]
+fn wait_for(replica: u16, key: &str, value: &str) {
+    assert!(
+        eventually(Duration::from_secs(15), || {
+            let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{replica}/")) else {
+                return false;
+            };
+            let Ok(mut c) = client.get_connection_with_timeout(Duration::from_secs(1)) else {
+                return false;
+            };
+            redis::cmd("GET")
+                .arg(key)
+                .query::<Option<String>>(&mut c)
+                .ok()
+                .flatten()
+                .as_deref()
+                == Some(value)
+        }),
+        "the replica on port {replica} never got {key}={value}"
+    );
+}
+
+/// A primary handed over: its replica reconnects to the new process and resumes by
+/// partial resync (the new process keeps the old replication id as its second one).
+#[test]
+fn a_primary_handed_over_keeps_its_replica_on_a_partial_resync() {
+    let _serial = serial();
+    let s = Setup::new("replp");
+    let mut old = s.start_old(2, false);
+    let old_pid = old.pid();
+    let replica = Server::builder(2).start();
+    let mut c = old.redis();
+    load_keys(&mut c, "k", 5_000, 100);
+    let mut rc = replica.redis();
+    assert_eq!(
+        run(&mut rc, &["REPLICAOF", "127.0.0.1", &old.port.to_string()]),
+        ok()
+    );
+    assert_eq!(run(&mut c, &["SET", "before", "1"]), ok());
+    wait_for(replica.port, "before", "1");
+
+    let new_pid = s.handoff(&old, 2, "replp", old_pid);
+    assert_old_exits_0(&mut old);
+    let mut nc = connect(old.port);
+    assert_eq!(run(&mut nc, &["SET", "after", "2"]), ok());
+    wait_for(replica.port, "after", "2");
+    assert_eq!(
+        info_text(&mut nc, "stats", "sync_partial_ok"),
+        "1",
+        "the replica did not resume by partial resync from the new process (pid {new_pid})"
+    );
+    assert_eq!(info_text(&mut nc, "stats", "sync_full"), "0");
+    assert_eq!(info_text(&mut nc, "replication", "connected_slaves"), "1");
+    check_keys(&mut rc, "k", 5_000, 100, false);
+}
+
+/// A replica handed over: the new process copies from it, then follows its primary from
+/// the copied offsets (a partial resync on the primary), and stays a replica.
+#[test]
+fn a_replica_handed_over_follows_its_primary_on_a_partial_resync() {
+    let _serial = serial();
+    let primary = Server::builder(2).start();
+    let s = Setup::new("replr");
+    let mut old = s.start_old(2, false);
+    let old_pid = old.pid();
+    let mut pc = primary.redis();
+    load_keys(&mut pc, "k", 5_000, 100);
+    let mut oc = old.redis();
+    assert_eq!(
+        run(
+            &mut oc,
+            &["REPLICAOF", "127.0.0.1", &primary.port.to_string()]
+        ),
+        ok()
+    );
+    assert_eq!(run(&mut pc, &["SET", "before", "1"]), ok());
+    wait_for(old.port, "before", "1");
+    assert!(
+        eventually(Duration::from_secs(10), || info_text(
+            &mut oc,
+            "replication",
+            "master_link_status"
+        ) == "up"),
+        "the replica's link never came up"
+    );
+    let full_before = info_text(&mut pc, "stats", "sync_full");
+
+    let mut flags = s.new_flags(&old, 2);
+    flags.extend(["--replicaof".into(), format!("127.0.0.1 {}", primary.port)]);
+    let mut tool = Tool::start(&s.socket, &s.dir.path("new-replr.log"), &flags);
+    let status = tool.wait();
+    if let Some(pid) = find_new_process(&s.socket, Duration::ZERO) {
+        s.procs.add(pid);
+    }
+    assert!(
+        status.success(),
+        "the replica's handoff failed: {status}; output:\n{}\nnew log:\n{}",
+        tool.log(),
+        s.new_log("replr")
+    );
+    assert_old_exits_0(&mut old);
+    let mut nc = connect(old.port);
+    let new_pid = info_number(&mut nc, "server", "process_id") as i32;
+    s.procs.add(new_pid);
+    assert_ne!(new_pid, old_pid);
+    assert_eq!(info_text(&mut nc, "replication", "role"), "slave");
+    assert_eq!(run(&mut pc, &["SET", "after", "2"]), ok());
+    wait_for(old.port, "after", "2");
+    assert_eq!(
+        info_text(&mut pc, "stats", "sync_full"),
+        full_before,
+        "the primary had to full-sync the new process"
+    );
+    assert_eq!(info_text(&mut pc, "stats", "sync_partial_ok"), "1");
+    check_keys(&mut nc, "k", 5_000, 100, false);
+}
