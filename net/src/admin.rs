@@ -97,6 +97,10 @@ pub fn handle(
         // The loop takes a flow connection over before its FLOWSYNC gets here; one that
         // does was queued in a transaction.
         Conn::Flowsync => crate::repl::commands::FLOWSYNC_NOT_ALONE,
+        Conn::Cluster => return crate::cluster::commands::handle(nc, client, args),
+        Conn::Asking => crate::cluster::commands::connection_flag(nc, client, "asking"),
+        Conn::Readonly => crate::cluster::commands::connection_flag(nc, client, "readonly"),
+        Conn::Readwrite => crate::cluster::commands::connection_flag(nc, client, "readwrite"),
         Conn::Info | Conn::Slowlog | Conn::Wait => return None,
         // `crate::multi` answers these before a command reaches here.
         Conn::Multi | Conn::Exec | Conn::Discard | Conn::Watch | Conn::Unwatch => return None,
@@ -436,6 +440,7 @@ pub async fn run_async(nc: &NetCore, client: &Client, conn: Conn, args: &[Bytes]
         Conn::Client if eq(&args[1], "list") => client_list(nc, args).await,
         Conn::Client => crate::kill::client_kill(nc, client, args).await,
         Conn::Publish | Conn::Pubsub => crate::pubsub::run_async(nc, conn, args).await,
+        Conn::Cluster => crate::cluster::commands::run_async(nc, client, args).await,
         other => Reply::error(format!("ERR {other:?} is answered by the connection")),
     }
 }

@@ -160,8 +160,11 @@ fn step(nc: &NetCore, client: &Client, args: Vec<Bytes>, now: u64) -> Step {
         Some(multi::Hook::Run(action)) => return Step::Multi(action, row, args),
         None => {}
     }
+    // ASKING holds for the one command after it.
+    let asking = client.conn.asking.replace(false) && conn != Some(Conn::Asking);
     let Route::Connection(conn) = spec.route else {
-        return match exec::plan(&nc.core.router, spec, args) {
+        nc.sync_cluster();
+        return match exec::plan_asking(&nc.core.router, spec, args, asking) {
             Plan::Refused(reply) => {
                 nc.stats.reject(row);
                 Step::Reply(reply)
