@@ -553,6 +553,32 @@ mod tests {
         assert_eq!(x.me().config_epoch, 1);
     }
 
+    /// A random node line: id digit, port, bus port, config epoch, slot ranges.
+    type RandomLine = (u8, u16, u16, u64, Vec<(u16, u16)>);
+
+    quickcheck::quickcheck! {
+        /// Bounded no-panic property of merging whatever parses (the fuzz target
+        /// `cluster_view` explores further): the state renders back to a view that parses.
+        fn merging_never_panics(lines: Vec<RandomLine>) -> bool {
+            let mut text = format!("{}\n", wire::MAGIC);
+            for (i, (c, port, cport, epoch, slots)) in lines.iter().take(8).enumerate() {
+                let flags = if i == 0 { "myself,master" } else { "master" };
+                let hex = format!("{:x}", c % 16).repeat(40);
+                text.push_str(&format!("{hex} 127.0.0.1:{port}@{cport} {flags} - 0 0 {epoch} connected"));
+                for (a, b) in slots.iter().take(4) {
+                    text.push_str(&format!(" {}-{}", a % SLOTS, b % SLOTS));
+                }
+                text.push('\n');
+            }
+            let Ok(view) = parse_message(text.as_bytes()) else {
+                return true;
+            };
+            let mut st = node('f', 1);
+            let _ = st.merge(&view, None, 1);
+            parse_message(st.render_message().as_bytes()).is_ok()
+        }
+    }
+
     #[test]
     fn own_view_and_forgotten_nodes_are_not_merged() {
         let (mut a, mut b) = (node('a', 1), node('b', 2));
