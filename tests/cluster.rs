@@ -337,6 +337,26 @@ fn create_check_route_and_redirect() {
     got.sort();
     assert_eq!(got, expected);
     assert_eq!(as_int(&q(&mut c0, "CLUSTER KEYSLOT foo")), 12182);
+    // What cluster clients ask to find a command's keys.
+    assert_eq!(
+        as_strings(&q(&mut c0, "COMMAND GETKEYS MSET a 1 b 2")),
+        ["a", "b"]
+    );
+    assert_err(
+        &mut c0,
+        "COMMAND GETKEYS PING",
+        "ERR The command has no key arguments",
+    );
+    assert_err(
+        &mut c0,
+        "COMMAND GETKEYS NOSUCH x",
+        "ERR Invalid command specified",
+    );
+    assert_err(
+        &mut c0,
+        "COMMAND GETKEYS GET",
+        "ERR Invalid number of arguments specified for command",
+    );
 
     // CROSSSLOT, and one slot through a hash tag.
     assert_err(

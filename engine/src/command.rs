@@ -357,7 +357,8 @@ pub static SUBCOMMANDS: &[(&str, &[SubcommandSpec])] = &[
     (
         "command",
         subs!(
-            "command|count" 2, "command|docs" -2, "command|help" 2, "command|info" -2,
+            "command|count" 2, "command|docs" -2, "command|getkeys" -3, "command|help" 2,
+            "command|info" -2,
             "command|list" -2,
         ),
     ),

@@ -265,7 +265,26 @@ fn command_docs(c: &CommandSpec) -> Reply {
     ])
 }
 
-/// COMMAND [COUNT | INFO [name ...] | DOCS [name ...] | LIST]
+/// COMMAND GETKEYS <command> [arg ...]: the keys the command table finds in a command
+/// line (cluster clients route by them), with Redis 7's errors.
+fn command_getkeys(line: &[Bytes]) -> Reply {
+    let Some(spec) = lookup(&line[0]) else {
+        return Reply::err("ERR Invalid command specified");
+    };
+    if !spec.arity_ok(line.len()) {
+        return Reply::err("ERR Invalid number of arguments specified for command");
+    }
+    let keys: Vec<Reply> = spec
+        .key_positions(line.len())
+        .map(|i| Reply::Bulk(line[i].clone()))
+        .collect();
+    if keys.is_empty() {
+        return Reply::err("ERR The command has no key arguments");
+    }
+    Reply::Array(keys)
+}
+
+/// COMMAND [COUNT | INFO [name ...] | DOCS [name ...] | LIST | GETKEYS command [arg ...]]
 fn command(args: &[Bytes]) -> Reply {
     if args.len() == 1 {
         return Reply::Array(COMMANDS.iter().map(command_info).collect());
@@ -296,6 +315,8 @@ fn command(args: &[Bytes]) -> Reply {
         )
     } else if eq(sub, "list") && args.len() == 2 {
         Reply::Array(COMMANDS.iter().map(|c| bulk(c.name)).collect())
+    } else if eq(sub, "getkeys") {
+        command_getkeys(&args[2..])
     } else if eq(sub, "help") {
         help(
             "COMMAND",
