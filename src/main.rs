@@ -112,6 +112,30 @@ struct Args {
     #[arg(long, alias = "slave-read-only", default_value = "yes", value_name = "yes|no", action = clap::ArgAction::Set, value_parser = parse_yes_no)]
     replica_read_only: bool,
 
+    /// Cluster mode (Redis Cluster's protocol, driven by `redis-cli --cluster`): yes or no.
+    #[arg(long, default_value = "no", value_name = "yes|no", action = clap::ArgAction::Set, value_parser = parse_yes_no)]
+    cluster_enabled: bool,
+
+    /// Where a cluster node keeps its id, epochs and view of the cluster (rewritten
+    /// atomically on every change, reloaded at start). Default: nodes-<port>.conf in the
+    /// working directory.
+    #[arg(long, value_name = "FILE")]
+    cluster_config_file: Option<std::path::PathBuf>,
+
+    /// The IP address other cluster nodes and clients are told for this node (MOVED,
+    /// CLUSTER SLOTS/NODES). Default: --bind, or the address peers reach it at when
+    /// --bind is a wildcard.
+    #[arg(long, value_name = "IP", value_parser = parse_announce_ip)]
+    cluster_announce_ip: Option<String>,
+
+    /// The client port other cluster nodes and clients are told (0 = --port).
+    #[arg(long, default_value_t = 0, value_name = "PORT")]
+    cluster_announce_port: u16,
+
+    /// Milliseconds after which a cluster node that does not answer is flagged `fail?`.
+    #[arg(long, default_value_t = baton_net::cluster::DEFAULT_NODE_TIMEOUT_MS, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    cluster_node_timeout: u64,
+
     /// The private Unix socket `baton-handoff` drives a zero-downtime upgrade through
     /// (mode 0600; same user or root only). Default: /tmp/baton-<port>.handoff.
     #[arg(long, value_name = "PATH")]
@@ -288,6 +312,13 @@ fn parse_replicaof(s: &str) -> Result<Replicaof, String> {
     }
 }
 
+/// An IP address (v4 or v6) for --cluster-announce-ip.
+fn parse_announce_ip(s: &str) -> Result<String, String> {
+    s.parse::<std::net::IpAddr>()
+        .map(|ip| ip.to_string())
+        .map_err(|_| format!("'{s}' is not an IP address"))
+}
+
 /// Parses `yes` or `no`, as Redis's boolean settings.
 fn parse_yes_no(s: &str) -> Result<bool, String> {
     match s.to_ascii_lowercase().as_str() {
@@ -410,6 +441,32 @@ fn start_replication(shared: &Arc<Shared>) {
         tracing::info!("starting as a replica of {host}:{port}");
         baton_net::repl::link::start(shared, host, port);
     }
+}
+
+/// Loads (or creates) the cluster config file and starts the propagation thread.
+fn start_cluster(shared: &Arc<Shared>, args: &Args) -> Result<()> {
+    use baton_net::cluster::{gossip, Cluster, ClusterConfig};
+    let config = ClusterConfig {
+        config_file: args
+            .cluster_config_file
+            .clone()
+            .unwrap_or_else(|| format!("nodes-{}.conf", shared.redis_port).into()),
+        announce_ip: args.cluster_announce_ip.clone(),
+        announce_port: args.cluster_announce_port,
+        node_timeout_ms: args.cluster_node_timeout,
+    };
+    let cluster =
+        Arc::new(Cluster::open(config, &args.bind, shared.redis_port).map_err(anyhow::Error::msg)?);
+    tracing::info!(
+        id = %cluster.read(|st| st.myself.clone()),
+        file = %cluster.config.config_file.display(),
+        "cluster mode"
+    );
+    if shared.cluster.set(cluster.clone()).is_err() {
+        bail!("cluster mode started twice");
+    }
+    gossip::start(shared, cluster);
+    Ok(())
 }
 
 /// Deals the listeners a handoff passed out to `cores` cores: each core gets a Redis
@@ -571,6 +628,9 @@ fn run() -> Result<()> {
         runtime::now_ms(),
     ));
     start_replication(&shared);
+    if args.cluster_enabled {
+        start_cluster(&shared, &args)?;
+    }
     {
         let mut fds = lock(&shared.handoff.listeners);
         for l in &per_core {

@@ -90,6 +90,13 @@ pub enum Conn {
     /// PSYNC and SYNC: a Redis replica's handshake, which Baton does not serve.
     Psync,
     Reset,
+    /// CLUSTER and its subcommands (cluster mode; an error otherwise).
+    Cluster,
+    /// ASKING: the next command may touch a slot being imported here.
+    Asking,
+    /// READONLY and READWRITE: a cluster client's read-from-replica flag.
+    Readonly,
+    Readwrite,
     Select,
     Slowlog,
     Subscribe,
@@ -209,8 +216,10 @@ const CONN: u16 = NOSCRIPT | LOADING | STALE | FAST;
 /// Every command Baton knows, sorted by name.
 pub static COMMANDS: &[CommandSpec] = &[
     spec!("append", 3, WF, (1, 1, 1), Key, Some(st::append), "string", "2.0.0", "Appends a string to the value of a key. Creates the key if it doesn't exist."),
+    spec!("asking", 1, CONN, (0, 0, 0), Connection(Conn::Asking), None, "cluster", "3.0.0", "Signals that a cluster client is following an -ASK redirect."),
     spec!("auth", -2, CONN | NO_AUTH | ALLOW_BUSY, (0, 0, 0), Connection(Conn::Auth), None, "connection", "1.0.0", "Authenticates the connection."),
     spec!("client", -2, NOSCRIPT | LOADING | STALE, (0, 0, 0), Connection(Conn::Client), None, "connection", "2.4.0", "A container for client connection commands."),
+    spec!("cluster", -2, 0, (0, 0, 0), Connection(Conn::Cluster), None, "cluster", "3.0.0", "A container for Redis Cluster commands."),
     spec!("command", -1, LOADING | STALE, (0, 0, 0), Connection(Conn::Command), None, "server", "2.8.13", "Returns detailed information about all commands."),
     spec!("config", -2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), Connection(Conn::Config), None, "server", "2.0.0", "A container for server configuration commands."),
     spec!("copy", -3, W, (1, 2, 1), Atomic(Txn::Copy), Some(ks::copy), "generic", "6.2.0", "Copies the value of a key to a new key."),
@@ -261,6 +270,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("punsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, (0, 0, 0), Connection(Conn::Punsubscribe), None, "pubsub", "2.0.0", "Stops listening to messages published to channels that match one or more patterns."),
     spec!("quit", -1, CONN | NO_AUTH | ALLOW_BUSY, (0, 0, 0), Connection(Conn::Quit), None, "connection", "1.0.0", "Closes the connection."),
     spec!("randomkey", 1, READONLY, (0, 0, 0), AllCores(M::Random), Some(ks::randomkey), "generic", "1.0.0", "Returns a random key name from the database."),
+    spec!("readonly", 1, CONN, (0, 0, 0), Connection(Conn::Readonly), None, "cluster", "3.0.0", "Enables read-only queries for a connection to a Redis Cluster replica node."),
+    spec!("readwrite", 1, CONN, (0, 0, 0), Connection(Conn::Readwrite), None, "cluster", "3.0.0", "Enables read-write queries for a connection to a Redis Cluster replica node."),
     spec!("rename", 3, WRITE, (1, 2, 1), Atomic(Txn::Rename), Some(ks::rename), "generic", "1.0.0", "Renames a key and overwrites the destination."),
     spec!("renamenx", 3, WRITE | FAST, (1, 2, 1), Atomic(Txn::RenameNx), Some(ks::renamenx), "generic", "1.0.0", "Renames a key only when the target key name doesn't exist."),
     spec!("replconf", -1, ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, (0, 0, 0), Connection(Conn::Replconf), None, "server", "3.0.0", "An internal command for configuring the replication stream."),
@@ -332,9 +343,22 @@ pub static SUBCOMMANDS: &[(&str, &[SubcommandSpec])] = &[
         ),
     ),
     (
+        "cluster",
+        subs!(
+            "cluster|addslots" -3, "cluster|addslotsrange" -4, "cluster|baton-view" 3,
+            "cluster|bumpepoch" 2, "cluster|countkeysinslot" 3, "cluster|delslots" -3,
+            "cluster|delslotsrange" -4, "cluster|forget" 3, "cluster|getkeysinslot" 4,
+            "cluster|help" 2, "cluster|info" 2, "cluster|keyslot" 3, "cluster|meet" -4,
+            "cluster|myid" 2, "cluster|nodes" 2, "cluster|reset" -2,
+            "cluster|set-config-epoch" 3, "cluster|setslot" -4, "cluster|shards" 2,
+            "cluster|slots" 2,
+        ),
+    ),
+    (
         "command",
         subs!(
-            "command|count" 2, "command|docs" -2, "command|help" 2, "command|info" -2,
+            "command|count" 2, "command|docs" -2, "command|getkeys" -3, "command|help" 2,
+            "command|info" -2,
             "command|list" -2,
         ),
     ),

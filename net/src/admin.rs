@@ -97,6 +97,10 @@ pub fn handle(
         // The loop takes a flow connection over before its FLOWSYNC gets here; one that
         // does was queued in a transaction.
         Conn::Flowsync => crate::repl::commands::FLOWSYNC_NOT_ALONE,
+        Conn::Cluster => return crate::cluster::commands::handle(nc, client, args),
+        Conn::Asking => crate::cluster::commands::connection_flag(nc, client, "asking"),
+        Conn::Readonly => crate::cluster::commands::connection_flag(nc, client, "readonly"),
+        Conn::Readwrite => crate::cluster::commands::connection_flag(nc, client, "readwrite"),
         Conn::Info | Conn::Slowlog | Conn::Wait => return None,
         // `crate::multi` answers these before a command reaches here.
         Conn::Multi | Conn::Exec | Conn::Discard | Conn::Watch | Conn::Unwatch => return None,
@@ -261,7 +265,26 @@ fn command_docs(c: &CommandSpec) -> Reply {
     ])
 }
 
-/// COMMAND [COUNT | INFO [name ...] | DOCS [name ...] | LIST]
+/// COMMAND GETKEYS <command> [arg ...]: the keys the command table finds in a command
+/// line (cluster clients route by them), with Redis 7's errors.
+fn command_getkeys(line: &[Bytes]) -> Reply {
+    let Some(spec) = lookup(&line[0]) else {
+        return Reply::err("ERR Invalid command specified");
+    };
+    if !spec.arity_ok(line.len()) {
+        return Reply::err("ERR Invalid number of arguments specified for command");
+    }
+    let keys: Vec<Reply> = spec
+        .key_positions(line.len())
+        .map(|i| Reply::Bulk(line[i].clone()))
+        .collect();
+    if keys.is_empty() {
+        return Reply::err("ERR The command has no key arguments");
+    }
+    Reply::Array(keys)
+}
+
+/// COMMAND [COUNT | INFO [name ...] | DOCS [name ...] | LIST | GETKEYS command [arg ...]]
 fn command(args: &[Bytes]) -> Reply {
     if args.len() == 1 {
         return Reply::Array(COMMANDS.iter().map(command_info).collect());
@@ -292,6 +315,8 @@ fn command(args: &[Bytes]) -> Reply {
         )
     } else if eq(sub, "list") && args.len() == 2 {
         Reply::Array(COMMANDS.iter().map(|c| bulk(c.name)).collect())
+    } else if eq(sub, "getkeys") {
+        command_getkeys(&args[2..])
     } else if eq(sub, "help") {
         help(
             "COMMAND",
@@ -436,6 +461,7 @@ pub async fn run_async(nc: &NetCore, client: &Client, conn: Conn, args: &[Bytes]
         Conn::Client if eq(&args[1], "list") => client_list(nc, args).await,
         Conn::Client => crate::kill::client_kill(nc, client, args).await,
         Conn::Publish | Conn::Pubsub => crate::pubsub::run_async(nc, conn, args).await,
+        Conn::Cluster => crate::cluster::commands::run_async(nc, client, args).await,
         other => Reply::error(format!("ERR {other:?} is answered by the connection")),
     }
 }

@@ -33,6 +33,10 @@ pub struct ConnInfo {
     /// A replica's control connection (it sent `REPLCONF listening-port`): CLIENT KILL and
     /// CLIENT LIST count it as type `replica`, not `normal`.
     pub replica: Cell<bool>,
+    /// ASKING was the previous command: the next one may touch a slot being imported.
+    pub asking: Cell<bool>,
+    /// READONLY (cluster): reads may be served by a replica.
+    pub readonly: Cell<bool>,
 }
 
 impl ConnInfo {
@@ -51,6 +55,8 @@ impl ConnInfo {
             killed: Cell::new(false),
             token: Cell::new(u32::MAX),
             replica: Cell::new(false),
+            asking: Cell::new(false),
+            readonly: Cell::new(false),
         }
     }
 }

@@ -239,6 +239,9 @@ pub struct Shared {
     pub repl: crate::repl_state::Repl,
     /// The zero-downtime handoff's shared state.
     pub handoff: crate::handoff::Handoff,
+    /// Cluster mode's state (`--cluster-enabled yes`), set once at start; unset
+    /// otherwise.
+    pub cluster: std::sync::OnceLock<std::sync::Arc<crate::cluster::Cluster>>,
 }
 
 impl Shared {
@@ -264,6 +267,7 @@ impl Shared {
             client_output_limit_disconnections: AtomicU64::new(0),
             repl: crate::repl_state::Repl::new(cores),
             handoff: crate::handoff::Handoff::new(cores),
+            cluster: std::sync::OnceLock::new(),
         }
     }
 

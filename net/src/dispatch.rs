@@ -130,6 +130,9 @@ fn check(
 /// Looks a command up, checks arity and auth, answers connection commands, and has the
 /// execution layer plan the rest. Refused commands are counted as rejected.
 fn step(nc: &NetCore, client: &Client, args: Vec<Bytes>, now: u64) -> Step {
+    // A changed cluster view reaches this core's Router before anything is planned
+    // (also the commands EXEC runs): one atomic load when nothing changed.
+    nc.sync_cluster();
     let (spec, row) = match check(nc, client, &args) {
         Ok(checked) => checked,
         Err(reply) => {
@@ -160,8 +163,10 @@ fn step(nc: &NetCore, client: &Client, args: Vec<Bytes>, now: u64) -> Step {
         Some(multi::Hook::Run(action)) => return Step::Multi(action, row, args),
         None => {}
     }
+    // ASKING holds for the one command after it.
+    let asking = client.conn.asking.replace(false) && conn != Some(Conn::Asking);
     let Route::Connection(conn) = spec.route else {
-        return match exec::plan(&nc.core.router, spec, args) {
+        return match exec::plan_asking(&nc.core.router, spec, args, asking) {
             Plan::Refused(reply) => {
                 nc.stats.reject(row);
                 Step::Reply(reply)

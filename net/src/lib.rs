@@ -27,6 +27,7 @@
 
 pub mod admin;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod config_command;
 pub mod dispatch;

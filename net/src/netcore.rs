@@ -14,7 +14,7 @@
 //!                                         (mesh)        └─► core 1: NetCore::of(core) ─► clients
 //! ```
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -45,6 +45,8 @@ pub struct NetCore {
     pub memcache: RefCell<McStats>,
     /// This core's Pub/Sub subscribers and the messages its loop has yet to send them.
     pub pubsub: PubSub,
+    /// The cluster view version this core's Router holds (see [`NetCore::sync_cluster`]).
+    cluster_seen: Cell<u64>,
 }
 
 impl NetCore {
@@ -59,6 +61,20 @@ impl NetCore {
             slowlog: SlowLog::default(),
             memcache: RefCell::new(McStats::default()),
             pubsub: PubSub::new(),
+            cluster_seen: Cell::new(0),
+        }
+    }
+
+    /// In cluster mode, installs the cluster's current routing view in this core's
+    /// Router when it changed since the last call: one atomic load when it did not.
+    #[inline]
+    pub fn sync_cluster(&self) {
+        if let Some(cluster) = self.shared.cluster.get() {
+            let version = cluster.version();
+            if version != self.cluster_seen.get() {
+                self.core.router.set_cluster(Some(cluster.view()));
+                self.cluster_seen.set(version);
+            }
         }
     }
 

@@ -35,6 +35,6 @@ mod table;
 
 pub use crate::core::{core_hash, core_of, fastrange, SEED};
 pub use crate::crc::crc16;
-pub use crate::router::{ClusterView, Router, Target};
+pub use crate::router::{ClusterView, Router, Target, UNASSIGNED};
 pub use crate::slot::{hash_tag, slot, SLOTS};
 pub use crate::table::{NodeId, SlotTable};

@@ -9,7 +9,9 @@
 //! Which core of a node holds a key does not depend on the slot: keys of one slot spread
 //! over all cores, so moving a slot between nodes never moves keys between cores.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::core::core_of;
 use crate::slot::slot;
@@ -26,24 +28,46 @@ pub enum Target {
     Ask { slot: u16, node: NodeId },
     /// The keys of one command hash to different slots (cluster mode only).
     CrossSlot,
+    /// No node serves the slot (`-CLUSTERDOWN Hash slot not served`).
+    Unassigned { slot: u16 },
 }
 
+/// The owner recorded for a slot no node serves (a [`ClusterView`]'s table holds it).
+pub const UNASSIGNED: NodeId = 0;
+
 /// This node's view of the cluster: who owns which slot and which slots are leaving.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ClusterView {
     pub me: NodeId,
+    /// Owner of every slot; [`UNASSIGNED`] for a slot nobody serves.
     pub table: SlotTable,
     /// Slots this node owns that are being moved to another node.
     pub migrating: HashMap<u16, NodeId>,
+    /// Slots another node owns that are being moved here: served to a client that sent
+    /// ASKING just before.
+    pub importing: HashMap<u16, NodeId>,
+    /// `ip:port` of every node a redirection may name.
+    pub addrs: HashMap<NodeId, String>,
+}
+
+impl ClusterView {
+    /// The `ip:port` clients are sent to for `node` (empty when unknown).
+    pub fn addr(&self, node: NodeId) -> &str {
+        self.addrs.get(&node).map_or("", String::as_str)
+    }
 }
 
 /// Routes keys for one core.
+///
+/// The cluster view sits in a `RefCell` so that the core owning the router can swap in a
+/// new view when the cluster changes ([`Router::set_cluster`]) without a lock: the router
+/// is never shared between threads, and a route reads the cell without any atomic.
 #[derive(Debug, Clone)]
 pub struct Router {
     /// The core this router serves.
     core: usize,
     cores: usize,
-    cluster: Option<Box<ClusterView>>,
+    cluster: RefCell<Option<Arc<ClusterView>>>,
 }
 
 impl Router {
@@ -53,14 +77,25 @@ impl Router {
         Router {
             core,
             cores,
-            cluster: None,
+            cluster: RefCell::new(None),
         }
     }
 
     /// The same router with a cluster view: slots owned elsewhere are redirected.
-    pub fn with_cluster(mut self, view: ClusterView) -> Router {
-        self.cluster = Some(Box::new(view));
+    pub fn with_cluster(self, view: ClusterView) -> Router {
+        self.set_cluster(Some(Arc::new(view)));
         self
+    }
+
+    /// Replaces the cluster view (`None`: standalone again). Called by the core that owns
+    /// the router, between commands.
+    pub fn set_cluster(&self, view: Option<Arc<ClusterView>>) {
+        *self.cluster.borrow_mut() = view;
+    }
+
+    /// The cluster view in use, if any.
+    pub fn view(&self) -> Option<Arc<ClusterView>> {
+        self.cluster.borrow().clone()
     }
 
     /// The core asking.
@@ -71,7 +106,7 @@ impl Router {
     /// Whether this node is part of a cluster (only then can a key be refused).
     #[inline]
     pub fn clustered(&self) -> bool {
-        self.cluster.is_some()
+        self.cluster.borrow().is_some()
     }
 
     /// How many cores this node runs.
@@ -95,11 +130,25 @@ impl Router {
     /// asked only for a slot that is migrating away (the ASK case).
     #[inline]
     pub fn route(&self, key: &[u8], held: impl FnOnce() -> bool) -> Target {
-        let Some(view) = &self.cluster else {
+        self.route_asking(key, false, held)
+    }
+
+    /// [`Router::route`] for a client that sent ASKING just before: a slot being imported
+    /// here is served instead of redirected.
+    #[inline]
+    pub fn route_asking(&self, key: &[u8], asking: bool, held: impl FnOnce() -> bool) -> Target {
+        let cluster = self.cluster.borrow();
+        let Some(view) = cluster.as_deref() else {
             return Target::Core(self.core_of(key));
         };
         let s = slot(key);
         let owner = view.table.node_of(s);
+        if asking && view.importing.contains_key(&s) {
+            return Target::Core(self.core_of(key));
+        }
+        if owner == UNASSIGNED {
+            return Target::Unassigned { slot: s };
+        }
         if owner != view.me {
             return Target::Moved {
                 slot: s,
@@ -115,15 +164,24 @@ impl Router {
     /// Where a command naming `keys` must go, by its first key, or CROSSSLOT when a
     /// cluster node sees keys of several slots. `None` for a command with no key.
     /// Standalone, keys of any slots may meet in one command (it may still span cores).
-    pub fn route_keys<'a>(&self, mut keys: impl Iterator<Item = &'a [u8]>) -> Option<Target> {
+    pub fn route_keys<'a>(&self, keys: impl Iterator<Item = &'a [u8]>) -> Option<Target> {
+        self.route_keys_asking(keys, false)
+    }
+
+    /// [`Router::route_keys`] for a client that may have sent ASKING just before.
+    pub fn route_keys_asking<'a>(
+        &self,
+        mut keys: impl Iterator<Item = &'a [u8]>,
+        asking: bool,
+    ) -> Option<Target> {
         let first = keys.next()?;
-        if self.cluster.is_some() {
+        if self.clustered() {
             let s = slot(first);
             if keys.any(|k| slot(k) != s) {
                 return Some(Target::CrossSlot);
             }
         }
-        Some(self.route(first, || true))
+        Some(self.route_asking(first, asking, || true))
     }
 }
 
@@ -160,6 +218,7 @@ mod tests {
             me: 1,
             table,
             migrating,
+            ..Default::default()
         });
         assert_eq!(
             r.route(b"bar", || true),
@@ -182,5 +241,34 @@ mod tests {
             r.route_keys([&b"foo"[..], b"bar"].into_iter()),
             Some(Target::CrossSlot)
         );
+    }
+
+    #[test]
+    fn unassigned_and_importing_slots() {
+        let mut table = SlotTable::single(2);
+        table.assign(0..=99, UNASSIGNED);
+        let key = (0..)
+            .map(|i| format!("k{i}"))
+            .find(|k| slot(k.as_bytes()) < 100)
+            .unwrap();
+        let mut importing = HashMap::new();
+        importing.insert(slot(b"foo"), 2);
+        let r = Router::standalone(0, 1).with_cluster(ClusterView {
+            me: 1,
+            table,
+            importing,
+            ..Default::default()
+        });
+        assert_eq!(
+            r.route(key.as_bytes(), || true),
+            Target::Unassigned {
+                slot: slot(key.as_bytes())
+            }
+        );
+        assert!(matches!(r.route(b"foo", || true), Target::Moved { .. }));
+        assert_eq!(r.route_asking(b"foo", true, || true), Target::Core(0));
+        r.set_cluster(None);
+        assert!(!r.clustered());
+        assert_eq!(r.route(key.as_bytes(), || true), Target::Core(0));
     }
 }

@@ -100,6 +100,13 @@ impl SlotTable {
     }
 }
 
+impl Default for SlotTable {
+    /// Every slot owned by node 0, which a cluster view reads as "unassigned".
+    fn default() -> SlotTable {
+        SlotTable::single(0)
+    }
+}
+
 impl fmt::Debug for SlotTable {
     /// Prints the epoch and the ranges, not 16384 owners.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

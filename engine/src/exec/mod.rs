@@ -31,7 +31,7 @@ pub mod txn;
 pub use batch::{on_every_core, with_every_core, Batch, Outputs, Ticket};
 pub use baton_ring::{ClusterView, Router, Target};
 pub use pipeline::{Entry, Pipeline, RedisDone, RedisEntry};
-pub use plan::{plan, Plan, Post};
+pub use plan::{plan, plan_asking, Plan, Post};
 
 /// Command arguments from words, for the unit tests of this layer.
 #[cfg(test)]

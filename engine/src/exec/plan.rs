@@ -51,7 +51,18 @@ pub enum Plan {
 
 /// Decides how a shard command (any route but [`Route::Connection`]) runs.
 pub fn plan(router: &Router, spec: &'static CommandSpec, args: Vec<Bytes>) -> Plan {
-    if let Some(refused) = redirect(router, spec, &args) {
+    plan_asking(router, spec, args, false)
+}
+
+/// [`plan`] for a command that may follow ASKING (`asking`): in a cluster, a slot being
+/// imported here is then served instead of redirected.
+pub fn plan_asking(
+    router: &Router,
+    spec: &'static CommandSpec,
+    args: Vec<Bytes>,
+    asking: bool,
+) -> Plan {
+    if let Some(refused) = redirect(router, spec, &args, asking) {
         return Plan::Refused(refused);
     }
     let cores = router.cores();
@@ -131,18 +142,24 @@ pub fn plan(router: &Router, spec: &'static CommandSpec, args: Vec<Bytes>) -> Pl
 
 /// The cluster's answer for a command whose keys this node does not serve.
 #[inline]
-fn redirect(router: &Router, spec: &CommandSpec, args: &[Bytes]) -> Option<Reply> {
+fn redirect(router: &Router, spec: &CommandSpec, args: &[Bytes], asking: bool) -> Option<Reply> {
     if !router.clustered() {
         return None;
     }
     let keys = spec.key_positions(args.len()).map(|i| &args[i][..]);
-    match router.route_keys(keys)? {
+    let addr = |node| {
+        router
+            .view()
+            .map_or_else(String::new, |v| v.addr(node).to_string())
+    };
+    match router.route_keys_asking(keys, asking)? {
         Target::Core(_) => None,
         Target::CrossSlot => Some(Reply::err(
             "CROSSSLOT Keys in request don't hash to the same slot",
         )),
-        Target::Moved { slot, node } => Some(Reply::error(format!("MOVED {slot} {node}"))),
-        Target::Ask { slot, node } => Some(Reply::error(format!("ASK {slot} {node}"))),
+        Target::Unassigned { .. } => Some(Reply::err("CLUSTERDOWN Hash slot not served")),
+        Target::Moved { slot, node } => Some(Reply::error(format!("MOVED {slot} {}", addr(node)))),
+        Target::Ask { slot, node } => Some(Reply::error(format!("ASK {slot} {}", addr(node)))),
     }
 }
 
@@ -399,15 +416,33 @@ mod tests {
     #[test]
     fn a_cluster_node_refuses_keys_it_does_not_serve() {
         use baton_ring::{ClusterView, SlotTable};
+        let mut table = SlotTable::single(2);
+        table.assign(0..=0, baton_ring::UNASSIGNED);
         let r = Router::standalone(0, 1).with_cluster(ClusterView {
             me: 1,
-            table: SlotTable::single(2),
-            migrating: Default::default(),
+            table,
+            addrs: [(2, "10.0.0.2:7000".to_string())].into_iter().collect(),
+            ..Default::default()
         });
         let get = lookup(b"get").unwrap();
         match plan(&r, get, args(&["GET", "foo"])) {
-            Plan::Refused(Reply::Error(e)) => assert_eq!(&e[..], b"MOVED 12182 2"),
+            Plan::Refused(Reply::Error(e)) => assert_eq!(&e[..], b"MOVED 12182 10.0.0.2:7000"),
             _ => panic!("another node's slot is redirected"),
+        }
+        let slot0 = (0..)
+            .map(|i| format!("k{i}"))
+            .find(|k| baton_ring::slot(k.as_bytes()) == 0)
+            .unwrap();
+        match plan(&r, get, args(&["GET", &slot0])) {
+            Plan::Refused(Reply::Error(e)) => {
+                assert_eq!(&e[..], b"CLUSTERDOWN Hash slot not served")
+            }
+            _ => panic!("an unassigned slot is down"),
+        }
+        let mget = lookup(b"mget").unwrap();
+        match plan(&r, mget, args(&["MGET", "foo", "bar"])) {
+            Plan::Refused(Reply::Error(e)) => assert!(e.starts_with(b"CROSSSLOT")),
+            _ => panic!("keys of two slots are refused"),
         }
     }
 

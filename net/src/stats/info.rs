@@ -92,6 +92,8 @@ pub struct Facts {
     pub replication: Vec<String>,
     /// `sync_full`, `sync_partial_ok`, `sync_partial_err`.
     pub syncs: [u64; 3],
+    /// `--cluster-enabled yes`.
+    pub cluster_enabled: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -107,6 +109,7 @@ impl Facts {
         let now_us = now_us();
         let s = &shared.settings;
         Facts {
+            cluster_enabled: shared.cluster.get().is_some(),
             port: shared.redis_port,
             pid: std::process::id(),
             run_id: shared.run_id.clone(),
@@ -201,7 +204,7 @@ pub fn cpu_usage() -> Cpu {
 }
 
 /// The sections in output order, and whether `default` includes each.
-const SECTIONS: [(&str, bool); 9] = [
+const SECTIONS: [(&str, bool); 10] = [
     ("server", true),
     ("clients", true),
     ("memory", true),
@@ -209,6 +212,7 @@ const SECTIONS: [(&str, bool); 9] = [
     ("replication", true),
     ("cpu", true),
     ("commandstats", false),
+    ("cluster", true),
     ("keyspace", true),
     ("cores", true),
 ];
@@ -268,7 +272,14 @@ pub fn render(want: &[bool; SECTIONS.len()], f: &Facts, cores: &[CoreInfo]) -> S
                 lines.extend([
                     format!("redis_version:{REDIS_VERSION}"),
                     format!("baton_version:{}", env!("CARGO_PKG_VERSION")),
-                    "redis_mode:standalone".into(),
+                    format!(
+                        "redis_mode:{}",
+                        if f.cluster_enabled {
+                            "cluster"
+                        } else {
+                            "standalone"
+                        }
+                    ),
                     format!("os:{} {}", std::env::consts::OS, std::env::consts::ARCH),
                     "arch_bits:64".into(),
                     "multiplexing_api:io_uring".into(),
@@ -357,6 +368,10 @@ pub fn render(want: &[bool; SECTIONS.len()], f: &Facts, cores: &[CoreInfo]) -> S
             "commandstats" => {
                 lines.extend(commandstats(cores));
                 "Commandstats"
+            }
+            "cluster" => {
+                lines.push(format!("cluster_enabled:{}", u8::from(f.cluster_enabled)));
+                "Cluster"
             }
             "keyspace" => {
                 let (keys, expires) = (sum(|c| c.keys), sum(|c| c.expires));
@@ -453,6 +468,7 @@ mod tests {
             "stats",
             "replication",
             "cpu",
+            "cluster",
             "keyspace",
             "cores",
         ];
@@ -509,7 +525,7 @@ mod tests {
             assert!(text.contains(want), "{want:?} not in\n{text}");
         }
         let mut only = [false; SECTIONS.len()];
-        only[7] = true;
+        only[8] = true;
         assert_eq!(render(&only, &Facts::default(), &[]), "# Keyspace\r\n");
     }
 

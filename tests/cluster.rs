@@ -1,0 +1,724 @@
+//! Cluster mode: three Baton nodes on loopback, made a cluster by an unmodified
+//! `redis-cli --cluster create` (or by the same commands sent by hand when redis-cli is
+//! not installed), then checked by `redis-cli --cluster check`, by every node's CLUSTER
+//! NODES, by a client that follows MOVED, and by the redirection and bad-input cases.
+//!
+//! Every server is a child killed on drop (also on panic); every socket read has a
+//! timeout; redis-cli runs under a deadline and is killed past it.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// How long redis-cli may run.
+const CLI_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long nodes may take to agree after a change (the target is one second; the
+/// bound leaves room for a loaded CI machine, and the measured time is printed).
+const CONVERGE: Duration = Duration::from_secs(5);
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "baton-cluster-{tag}-{}-{}",
+            std::process::id(),
+            unix_ms()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn file(&self, name: &str) -> String {
+        self.0.join(name).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A cluster node on `port` (0: any) with its own config file.
+fn node(config_file: &str, port: u16) -> Server {
+    Server::builder(2)
+        .args(&[
+            "--port",
+            &port.to_string(),
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            config_file,
+        ])
+        .start()
+}
+
+fn redis_cli_present() -> bool {
+    Command::new("redis-cli")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs redis-cli with `args` under [`CLI_TIMEOUT`]: (exit success, stdout + stderr).
+fn redis_cli(args: &[&str]) -> (bool, String) {
+    let mut child = Command::new("redis-cli")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn redis-cli");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let reader = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + CLI_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let text = reader.join().unwrap_or_default();
+    match status {
+        Some(s) => (s.success(), text),
+        None => panic!("redis-cli {args:?} ran past {CLI_TIMEOUT:?}:\n{text}"),
+    }
+}
+
+/// The cluster made by hand, with the commands redis-cli sends: slots, config epochs,
+/// MEET to the first node, then a wait for agreement.
+fn create_by_hand(nodes: &[Server]) {
+    let ranges = [(0, 5460), (5461, 10922), (10923, 16383)];
+    for (i, (n, (a, b))) in nodes.iter().zip(ranges).enumerate() {
+        let mut c = n.redis();
+        assert_eq!(q(&mut c, &format!("CLUSTER ADDSLOTSRANGE {a} {b}")), ok());
+        assert_eq!(
+            q(&mut c, &format!("CLUSTER SET-CONFIG-EPOCH {}", i + 1)),
+            ok()
+        );
+    }
+    for n in &nodes[1..] {
+        let mut c = n.redis();
+        assert_eq!(
+            q(&mut c, &format!("CLUSTER MEET 127.0.0.1 {}", nodes[0].port)),
+            ok()
+        );
+    }
+}
+
+/// Makes the three nodes a cluster, with redis-cli when it is installed.
+fn create(nodes: &[Server]) {
+    if !redis_cli_present() {
+        eprintln!(
+            "\n!!!!!!!! redis-cli is not installed: the cluster is created by hand and \
+             `redis-cli --cluster create/check` are NOT tested (apt-get install redis-tools) !!!!!!!!\n"
+        );
+        create_by_hand(nodes);
+        assert!(
+            eventually(CONVERGE, || agree(nodes)),
+            "nodes never agreed: {:#?}",
+            all_nodes(nodes)
+        );
+        return;
+    }
+    let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
+    args.extend(nodes.iter().map(|n| n.addr()));
+    args.push("--cluster-yes".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, out) = redis_cli(&args);
+    assert!(ok, "redis-cli --cluster create failed:\n{out}");
+    assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
+}
+
+/// CLUSTER NODES of a node, one normalized line per node: id, address, flags without
+/// `myself`, config epoch and slots (the ping/pong times and the link differ per node).
+fn nodes_of(s: &Server) -> Vec<String> {
+    let text = as_str(&q(&mut s.redis(), "CLUSTER NODES"));
+    assert!(text.ends_with('\n'), "every line ends with \\n: {text:?}");
+    let mut lines: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let flags = f[2].replace("myself,", "");
+            let slots: Vec<&str> = f[8..]
+                .iter()
+                .copied()
+                .filter(|s| !s.starts_with('['))
+                .collect();
+            format!("{} {} {} {} {}", f[0], f[1], flags, f[6], slots.join(" "))
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn all_nodes(nodes: &[Server]) -> Vec<Vec<String>> {
+    nodes.iter().map(nodes_of).collect()
+}
+
+fn agree(nodes: &[Server]) -> bool {
+    let views = all_nodes(nodes);
+    views
+        .iter()
+        .all(|v| v == &views[0] && v.len() == nodes.len())
+}
+
+fn myid(s: &Server) -> String {
+    as_str(&q(&mut s.redis(), "CLUSTER MYID"))
+}
+
+/// A key whose slot is owned by node `i` of the standard 3-way split.
+fn key_on(i: usize) -> String {
+    key_in("key", i)
+}
+
+/// A key `<prefix>:<n>` whose slot is owned by node `i` of the standard 3-way split.
+fn key_in(prefix: &str, i: usize) -> String {
+    let ranges = [(0, 5460), (5461, 10922), (10923, 16383)];
+    let (a, b) = ranges[i];
+    (0..)
+        .map(|n| format!("{prefix}:{n}"))
+        .find(|k| (a..=b).contains(&slot_of(k)))
+        .unwrap()
+}
+
+fn slot_of(key: &str) -> u16 {
+    baton_ring::slot(key.as_bytes())
+}
+
+/// Runs a command through a client that follows MOVED (at most 5 hops), starting at
+/// `start`; returns the reply and the port that answered it.
+fn follow(start: u16, args: &[&str]) -> (Value, u16) {
+    let mut port = start;
+    for _ in 0..5 {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+        let mut con = client.get_connection_with_timeout(IO_TIMEOUT).unwrap();
+        con.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let v = run(&mut con, args);
+        if let Value::ServerError(_) = &v {
+            let text = err_text(&v);
+            if let Some(rest) = text.strip_prefix("MOVED ") {
+                let addr = rest.split(' ').nth(1).unwrap();
+                port = addr.rsplit(':').next().unwrap().parse().unwrap();
+                continue;
+            }
+        }
+        return (v, port);
+    }
+    panic!("{args:?}: too many redirections");
+}
+
+#[test]
+fn create_check_route_and_redirect() {
+    let dir = TempDir::new("create");
+    let nodes: Vec<Server> = (0..3)
+        .map(|i| node(&dir.file(&format!("nodes-{i}.conf")), 0))
+        .collect();
+
+    // Before any slot is assigned: the cluster is down, and says so per slot.
+    let mut c0 = nodes[0].redis();
+    assert_err(&mut c0, "GET foo", "CLUSTERDOWN Hash slot not served");
+    let info = as_str(&q(&mut c0, "CLUSTER INFO"));
+    assert!(info.starts_with("cluster_state:fail\r\n"), "{info}");
+    let info = as_str(&q(&mut c0, "INFO cluster"));
+    assert!(info.contains("cluster_enabled:1"), "{info}");
+
+    create(&nodes);
+    assert!(
+        eventually(CONVERGE, || agree(&nodes)),
+        "nodes disagree: {:#?}",
+        all_nodes(&nodes)
+    );
+    if redis_cli_present() {
+        let (ok, out) = redis_cli(&["--cluster", "check", &nodes[1].addr()]);
+        assert!(ok, "redis-cli --cluster check failed:\n{out}");
+        assert!(
+            out.contains("[OK] All nodes agree about slots configuration."),
+            "{out}"
+        );
+    }
+    for n in &nodes {
+        let info = as_str(&q(&mut n.redis(), "CLUSTER INFO"));
+        for line in [
+            "cluster_state:ok",
+            "cluster_slots_assigned:16384",
+            "cluster_known_nodes:3",
+            "cluster_size:3",
+            "cluster_current_epoch:3",
+        ] {
+            assert!(info.contains(&format!("{line}\r\n")), "{line} in {info}");
+        }
+        let myself: Vec<String> = as_str(&q(&mut n.redis(), "CLUSTER NODES"))
+            .lines()
+            .filter(|l| l.contains("myself,master"))
+            .map(String::from)
+            .collect();
+        assert_eq!(myself.len(), 1);
+        assert!(myself[0].starts_with(&myid(n)));
+    }
+
+    // CLUSTER SLOTS: integer slots and ports, 40-hex ids, in slot order.
+    let slots = as_array(&q(&mut c0, "CLUSTER SLOTS"));
+    assert_eq!(slots.len(), 3);
+    for (i, range) in slots.iter().enumerate() {
+        let r = as_array(range);
+        let (a, b) = [(0, 5460), (5461, 10922), (10923, 16383)][i];
+        assert_eq!((as_int(&r[0]), as_int(&r[1])), (a, b));
+        let owner = as_array(&r[2]);
+        assert_eq!(as_str(&owner[0]), "127.0.0.1");
+        assert_eq!(as_int(&owner[1]), i64::from(nodes[i].port));
+        assert_eq!(as_str(&owner[2]), myid(&nodes[i]));
+    }
+    let shards = as_array(&q(&mut c0, "CLUSTER SHARDS"));
+    assert_eq!(shards.len(), 3);
+
+    // Keys written through a MOVED-following client land on their owner.
+    for n in 0..150 {
+        let key = format!("user:{n}");
+        let (v, port) = follow(nodes[0].port, &["SET", &key, &n.to_string()]);
+        assert_eq!(v, ok());
+        let owner = match slot_of(&key) {
+            0..=5460 => 0,
+            5461..=10922 => 1,
+            _ => 2,
+        };
+        assert_eq!(port, nodes[owner].port, "{key}");
+        assert_eq!(
+            run(&mut nodes[owner].redis(), &["GET", &key]),
+            bulk(n.to_string())
+        );
+        let other = &nodes[(owner + 1) % 3];
+        assert_eq!(
+            err_text(&run(&mut other.redis(), &["GET", &key])),
+            format!("MOVED {} 127.0.0.1:{}", slot_of(&key), nodes[owner].port)
+        );
+    }
+    let counted: i64 = nodes
+        .iter()
+        .map(|n| as_int(&q(&mut n.redis(), "DBSIZE")))
+        .sum();
+    assert_eq!(counted, 150);
+    let k = key_on(0);
+    run(&mut c0, &["SET", &k, "v"]);
+    let s = slot_of(&k);
+    let mut expected: Vec<String> = (0..150)
+        .map(|n| format!("user:{n}"))
+        .chain([k.clone()])
+        .filter(|key| slot_of(key) == s)
+        .collect();
+    expected.sort();
+    assert_eq!(
+        as_int(&q(&mut c0, &format!("CLUSTER COUNTKEYSINSLOT {s}"))),
+        expected.len() as i64
+    );
+    let mut got = as_strings(&q(&mut c0, &format!("CLUSTER GETKEYSINSLOT {s} 1000")));
+    got.sort();
+    assert_eq!(got, expected);
+    assert_eq!(as_int(&q(&mut c0, "CLUSTER KEYSLOT foo")), 12182);
+    // What cluster clients ask to find a command's keys.
+    assert_eq!(
+        as_strings(&q(&mut c0, "COMMAND GETKEYS MSET a 1 b 2")),
+        ["a", "b"]
+    );
+    assert_err(
+        &mut c0,
+        "COMMAND GETKEYS PING",
+        "ERR The command has no key arguments",
+    );
+    assert_err(
+        &mut c0,
+        "COMMAND GETKEYS NOSUCH x",
+        "ERR Invalid command specified",
+    );
+    assert_err(
+        &mut c0,
+        "COMMAND GETKEYS GET",
+        "ERR Invalid number of arguments specified for command",
+    );
+
+    // CROSSSLOT, and one slot through a hash tag.
+    assert_err(
+        &mut c0,
+        "MSET a 1 b 2",
+        "CROSSSLOT Keys in request don't hash to the same slot",
+    );
+    let (v, _) = follow(nodes[0].port, &["MSET", "{t}a", "1", "{t}b", "2"]);
+    assert_eq!(v, ok());
+
+    // Importing / migrating markers, and ASKING.
+    let (id0, id1) = (myid(&nodes[0]), myid(&nodes[1]));
+    let mut c1 = nodes[1].redis();
+    let empty = key_in("empty", 0);
+    let es = slot_of(&empty);
+    assert_eq!(
+        q(&mut c0, &format!("CLUSTER SETSLOT {es} MIGRATING {id1}")),
+        ok()
+    );
+    assert_eq!(
+        q(&mut c1, &format!("CLUSTER SETSLOT {es} IMPORTING {id0}")),
+        ok()
+    );
+    let mine = |c: &mut redis::Connection| {
+        as_str(&q(c, "CLUSTER NODES"))
+            .lines()
+            .find(|l| l.contains("myself"))
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        mine(&mut c0).ends_with(&format!(" [{es}->-{id1}]")),
+        "{}",
+        mine(&mut c0)
+    );
+    assert!(
+        mine(&mut c1).ends_with(&format!(" [{es}-<-{id0}]")),
+        "{}",
+        mine(&mut c1)
+    );
+    assert!(err_text(&run(&mut c1, &["GET", &empty])).starts_with("MOVED "));
+    assert_eq!(q(&mut c1, "ASKING"), ok());
+    assert_eq!(run(&mut c1, &["GET", &empty]), nil(), "served after ASKING");
+    assert!(
+        err_text(&run(&mut c1, &["GET", &empty])).starts_with("MOVED "),
+        "ASKING holds for one command"
+    );
+    if redis_cli_present() {
+        let (ok, out) = redis_cli(&["--cluster", "check", &nodes[0].addr()]);
+        assert!(
+            !ok && out.contains(&format!("The following slots are open: {es}")),
+            "check sees the open slot:\n{out}"
+        );
+    }
+    for c in [&mut c0, &mut c1] {
+        assert_eq!(q(c, &format!("CLUSTER SETSLOT {es} STABLE")), ok());
+    }
+    assert!(!mine(&mut c0).contains('['));
+
+    // A change spreads to every node within the convergence bound.
+    let started = Instant::now();
+    let bumped = as_str(&q(&mut c0, "CLUSTER BUMPEPOCH"));
+    assert!(bumped.starts_with("BUMPED "), "{bumped}");
+    let epoch = bumped.trim_start_matches("BUMPED ").to_string();
+    assert!(
+        eventually(CONVERGE, || nodes.iter().all(|n| {
+            nodes_of(n)
+                .iter()
+                .any(|l| l.starts_with(&id0) && l.split(' ').nth(3) == Some(epoch.as_str()))
+        })),
+        "the new epoch did not spread: {:#?}",
+        all_nodes(&nodes)
+    );
+    eprintln!(
+        "a config epoch change reached every node in {:?}",
+        started.elapsed()
+    );
+    assert!(agree(&nodes));
+}
+
+#[test]
+fn restart_from_config_file() {
+    let dir = TempDir::new("restart");
+    let files: Vec<String> = (0..3).map(|i| dir.file(&format!("n{i}.conf"))).collect();
+    let mut nodes: Vec<Server> = files.iter().map(|f| node(f, 0)).collect();
+    create_by_hand(&nodes);
+    assert!(
+        eventually(CONVERGE, || agree(&nodes)),
+        "{:#?}",
+        all_nodes(&nodes)
+    );
+    let before = nodes_of(&nodes[2]);
+    let id = myid(&nodes[2]);
+    let port = nodes[2].port;
+    let stopped = nodes.pop().unwrap();
+    drop(stopped);
+    let text = std::fs::read_to_string(&files[2]).unwrap();
+    assert!(
+        text.contains("myself,master") && text.contains("vars currentEpoch 3"),
+        "{text}"
+    );
+    nodes.push(node(&files[2], port));
+    assert_eq!(myid(&nodes[2]), id, "same id after a restart");
+    assert_eq!(nodes_of(&nodes[2]), before, "same view after a restart");
+    assert!(
+        eventually(CONVERGE, || agree(&nodes)),
+        "{:#?}",
+        all_nodes(&nodes)
+    );
+    let (v, _) = follow(nodes[0].port, &["SET", &key_on(2), "x"]);
+    assert_eq!(v, ok());
+}
+
+/// A plain TCP listener that reads and answers nonsense: not a Baton node.
+fn impostor() -> (u16, thread::JoinHandle<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let h = thread::spawn(move || {
+        if let Ok((mut s, _)) = l.accept() {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"+HELLO I am not Baton\r\n");
+        }
+    });
+    (port, h)
+}
+
+#[test]
+fn bad_input_gets_an_error_and_changes_nothing() {
+    let dir = TempDir::new("bad");
+    let a = node(&dir.file("a.conf"), 0);
+    let mut c = a.redis();
+    assert_eq!(q(&mut c, "CLUSTER ADDSLOTSRANGE 0 99"), ok());
+    let before = as_str(&q(&mut c, "CLUSTER NODES"));
+    let file_before = std::fs::read_to_string(dir.file("a.conf")).unwrap();
+    let unchanged = |c: &mut redis::Connection| {
+        assert_eq!(as_str(&q(c, "CLUSTER NODES")), before);
+        assert_eq!(
+            std::fs::read_to_string(dir.file("a.conf")).unwrap(),
+            file_before
+        );
+    };
+
+    // Malformed propagation messages.
+    for payload in [
+        "hello".to_string(),
+        "baton-view 1\nnot a node line".to_string(),
+        format!(
+            "baton-view 1\n{} 1.2.3.4:1@2 master - 0 0 1 connected 0-99999",
+            "a".repeat(40)
+        ),
+        format!(
+            "baton-view 1\n{} 1.2.3.4:1@2 master - 0 0 1 connected 1",
+            "b".repeat(40)
+        ),
+    ] {
+        let v = run(&mut c, &["CLUSTER", "BATON-VIEW", &payload]);
+        assert!(
+            err_text(&v).starts_with("ERR malformed cluster view"),
+            "{payload}: {v:?}"
+        );
+    }
+    unchanged(&mut c);
+
+    // Unknown node ids.
+    let ghost = "0123456789abcdef0123456789abcdef01234567";
+    assert_err(
+        &mut c,
+        &format!("CLUSTER FORGET {ghost}"),
+        &format!("ERR Unknown node {ghost}"),
+    );
+    assert_err(
+        &mut c,
+        &format!("CLUSTER SETSLOT 5 NODE {ghost}"),
+        &format!("ERR Unknown node {ghost}"),
+    );
+    assert_err(
+        &mut c,
+        &format!("CLUSTER SETSLOT 5 MIGRATING {ghost}"),
+        &format!("ERR I don't know about node {ghost}"),
+    );
+    assert_err(&mut c, "CLUSTER FORGET x", "ERR Unknown node x");
+    let me = myid(&a);
+    assert_err(
+        &mut c,
+        &format!("CLUSTER FORGET {me}"),
+        "ERR I tried hard but I can't forget myself...",
+    );
+
+    // Slots.
+    assert_err(&mut c, "CLUSTER ADDSLOTS 5", "ERR Slot 5 is already busy");
+    assert_err(
+        &mut c,
+        "CLUSTER ADDSLOTS 200 200",
+        "ERR Slot 200 specified multiple times",
+    );
+    assert_err(
+        &mut c,
+        "CLUSTER ADDSLOTS 16384",
+        "ERR Invalid or out of range slot",
+    );
+    assert_err(
+        &mut c,
+        "CLUSTER DELSLOTS 300",
+        "ERR Slot 300 is already unassigned",
+    );
+    assert_err(
+        &mut c,
+        "CLUSTER ADDSLOTSRANGE 9 3",
+        "ERR start slot number 9 is greater than end slot number 3",
+    );
+    assert_err(
+        &mut c,
+        "CLUSTER SETSLOT 5 DANCE",
+        "ERR Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP",
+    );
+    assert_err(&mut c, "CLUSTER COUNTKEYSINSLOT -1", "ERR Invalid slot");
+    assert_err(
+        &mut c,
+        "CLUSTER GETKEYSINSLOT 1 -1",
+        "ERR Invalid slot or number of keys",
+    );
+    assert_err(&mut c, "CLUSTER RESET MEDIUM", "ERR syntax error");
+    assert!(err_text(&q(&mut c, "CLUSTER NOPE")).starts_with("ERR unknown subcommand 'NOPE'"));
+    unchanged(&mut c);
+
+    // MEET: bad arguments, a port nobody listens on, a TCP listener that is not Baton, a
+    // Baton without cluster mode.
+    assert_err(
+        &mut c,
+        "CLUSTER MEET 127.0.0.1 0",
+        "ERR Invalid base port specified: 0",
+    );
+    assert_err(
+        &mut c,
+        "CLUSTER MEET 127.0.0.1 70000",
+        "ERR Invalid base port specified: 70000",
+    );
+    assert_err(
+        &mut c,
+        "CLUSTER MEET nohost 7000",
+        "ERR Invalid node address specified: nohost:7000",
+    );
+    let closed = free_port();
+    assert!(
+        err_text(&q(&mut c, &format!("CLUSTER MEET 127.0.0.1 {closed}")))
+            .starts_with("ERR cannot reach")
+    );
+    let (port, h) = impostor();
+    let v = q(&mut c, &format!("CLUSTER MEET 127.0.0.1 {port}"));
+    assert!(
+        err_text(&v).contains("is not a Baton cluster node"),
+        "{v:?}"
+    );
+    h.join().unwrap();
+    let plain = Server::start(1);
+    let v = q(&mut c, &format!("CLUSTER MEET 127.0.0.1 {}", plain.port));
+    assert!(
+        err_text(&v).contains("is not a Baton cluster node"),
+        "{v:?}"
+    );
+    unchanged(&mut c);
+
+    // Without cluster mode: Redis's error, and INFO says so.
+    let mut p = plain.redis();
+    for line in ["CLUSTER INFO", "CLUSTER NODES", "ASKING", "READONLY"] {
+        assert_err(
+            &mut p,
+            line,
+            "ERR This instance has cluster support disabled",
+        );
+    }
+    assert!(as_str(&q(&mut p, "INFO cluster")).contains("cluster_enabled:0"));
+    assert_eq!(
+        q(&mut p, "SET foo bar"),
+        ok(),
+        "no redirection without cluster mode"
+    );
+
+    // SET-CONFIG-EPOCH rules.
+    assert_err(
+        &mut c,
+        "CLUSTER SET-CONFIG-EPOCH -1",
+        "ERR Invalid config epoch specified: -1",
+    );
+    assert_eq!(q(&mut c, "CLUSTER SET-CONFIG-EPOCH 7"), ok());
+    assert_err(
+        &mut c,
+        "CLUSTER SET-CONFIG-EPOCH 8",
+        "ERR Node config epoch is already non-zero",
+    );
+}
+
+#[test]
+fn bad_flags_and_config_files_are_refused_at_start() {
+    let dir = TempDir::new("flags");
+    let start = |args: &[&str]| -> (bool, String) {
+        Command::new(env!("CARGO_BIN_EXE_baton"))
+            .args(["--port", "0", "--memcache-port", "0", "--cores", "1"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output_with_timeout()
+    };
+    let (ok, err) = start(&["--cluster-enabled", "maybe"]);
+    assert!(!ok && err.contains("yes"), "{err}");
+    let (ok, err) = start(&["--cluster-enabled", "yes", "--cluster-announce-ip", "nope"]);
+    assert!(!ok && err.contains("'nope' is not an IP address"), "{err}");
+    let (ok, err) = start(&["--cluster-node-timeout", "0"]);
+    assert!(!ok, "{err}");
+    let bad = dir.file("bad.conf");
+    std::fs::write(&bad, "this is not a nodes file\n").unwrap();
+    let (ok, err) = start(&["--cluster-enabled", "yes", "--cluster-config-file", &bad]);
+    assert!(
+        !ok && err.contains("cluster config file") && err.contains("bad.conf"),
+        "{err}"
+    );
+
+    // The config-file form of the flags.
+    let conf = dir.file("baton.conf");
+    let nodes = dir.file("from-conf.conf");
+    std::fs::write(
+        &conf,
+        format!("cluster-enabled yes\ncluster-config-file {nodes}\n"),
+    )
+    .unwrap();
+    let s = Server::builder(1).args(&["--config", &conf]).start();
+    assert!(as_str(&q(&mut s.redis(), "INFO cluster")).contains("cluster_enabled:1"));
+    let text = std::fs::read_to_string(&nodes).unwrap();
+    assert!(text.starts_with(&myid(&s)), "{text}");
+}
+
+/// `Command::output` bounded in time: (success, stderr).
+trait OutputWithTimeout {
+    fn output_with_timeout(&mut self) -> (bool, String);
+}
+
+impl OutputWithTimeout for Command {
+    fn output_with_timeout(&mut self) -> (bool, String) {
+        let mut child = self
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn baton");
+        let mut err = child.stderr.take().unwrap();
+        let reader = thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("baton did not exit on bad flags");
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
+        (status.success(), reader.join().unwrap_or_default())
+    }
+}
