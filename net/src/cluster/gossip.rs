@@ -6,8 +6,8 @@
 //! Connections are kept between rounds and re-made after any error.
 
 use std::collections::HashMap;
-use std::io::{BufReader, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::io::BufReader;
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,8 +15,7 @@ use baton_engine::runtime::now_ms;
 
 use super::{wire, Cluster};
 use crate::config::Shared;
-use crate::repl::link::{read_reply, Resp};
-use crate::repl_state::lock;
+use crate::repl::link::Resp;
 
 /// How often every peer gets this node's view.
 pub const PERIOD: Duration = Duration::from_millis(100);
@@ -97,39 +96,6 @@ fn apply(cluster: &Cluster, id: &str, ip: &str, port: u16, reply: &[u8], local_i
     }
 }
 
-/// Connects to a peer with short timeouts and authenticates with `masterauth` when it is
-/// set (the cluster's nodes share one password, as Redis's replicas do).
-pub fn connect(shared: &Shared, ip: &str, port: u16) -> std::io::Result<BufReader<TcpStream>> {
-    let addr = (ip, port)
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| std::io::Error::other(format!("{ip} resolves to no address")))?;
-    let s = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
-    s.set_nodelay(true)?;
-    s.set_read_timeout(Some(IO_TIMEOUT))?;
-    s.set_write_timeout(Some(IO_TIMEOUT))?;
-    let mut s = BufReader::new(s);
-    let auth = lock(&shared.repl.masterauth).clone();
-    if let Some(pw) = auth {
-        if let Resp::Error(e) = call(&mut s, &["AUTH", &pw])? {
-            return Err(std::io::Error::other(format!("AUTH failed: {e}")));
-        }
-    }
-    Ok(s)
-}
-
-/// Sends one command and reads its reply (errors are replies here).
-pub fn call(s: &mut BufReader<TcpStream>, args: &[&str]) -> std::io::Result<Resp> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    s.get_mut().write_all(&out)?;
-    read_reply(s, 0)
-}
-
 /// One exchange with a peer: this node's view out, the peer's view back, and the local
 /// address of the connection (this node's ip as the peer sees it).
 fn exchange(
@@ -141,11 +107,14 @@ fn exchange(
     message: &str,
 ) -> std::io::Result<(Vec<u8>, String)> {
     if !links.contains_key(id) {
-        links.insert(id.to_string(), connect(shared, ip, port)?);
+        links.insert(
+            id.to_string(),
+            crate::repl::link::connect_within(shared, ip, port, CONNECT_TIMEOUT, IO_TIMEOUT)?,
+        );
     }
     let link = links.get_mut(id).expect("just inserted");
     let local_ip = link.get_ref().local_addr()?.ip().to_string();
-    match call(link, &["CLUSTER", "BATON-VIEW", message])? {
+    match crate::repl::link::call_raw(link, &["CLUSTER", "BATON-VIEW", message])? {
         Resp::Bulk(b) => Ok((b, local_ip)),
         Resp::Error(e) => Err(std::io::Error::other(e)),
         _ => Err(std::io::Error::other("not a Baton cluster view")),
@@ -155,8 +124,9 @@ fn exchange(
 /// MEET: one exchange with a node that is not known yet, on a fresh connection. The
 /// answer must be a Baton view; anything else is an error and changes nothing.
 pub fn meet(shared: &Shared, ip: &str, port: u16, message: &str) -> Result<Vec<u8>, String> {
-    let mut s = connect(shared, ip, port).map_err(|e| format!("cannot reach {ip}:{port}: {e}"))?;
-    match call(&mut s, &["CLUSTER", "BATON-VIEW", message]) {
+    let mut s = crate::repl::link::connect_within(shared, ip, port, CONNECT_TIMEOUT, IO_TIMEOUT)
+        .map_err(|e| format!("cannot reach {ip}:{port}: {e}"))?;
+    match crate::repl::link::call_raw(&mut s, &["CLUSTER", "BATON-VIEW", message]) {
         Ok(Resp::Bulk(b)) if wire::parse_message(&b).is_ok() => Ok(b),
         Ok(Resp::Error(e)) => Err(format!("{ip}:{port} is not a Baton cluster node ({e})")),
         Ok(_) => Err(format!(

@@ -206,10 +206,15 @@ fn encode_command(args: &[&str]) -> Vec<u8> {
     out
 }
 
+/// Sends one command and reads its reply (an error reply is a reply here).
+pub(crate) fn call_raw(s: &mut BufReader<TcpStream>, args: &[&str]) -> std::io::Result<Resp> {
+    s.get_mut().write_all(&encode_command(args))?;
+    read_reply(s, 0)
+}
+
 /// Sends one command and reads its reply; an error reply is an error.
 pub(crate) fn call(s: &mut BufReader<TcpStream>, args: &[&str]) -> std::io::Result<Resp> {
-    s.get_mut().write_all(&encode_command(args))?;
-    match read_reply(s, 0)? {
+    match call_raw(s, args)? {
         Resp::Error(e) => Err(std::io::Error::other(format!(
             "{} was answered with: {e}",
             args[0]
@@ -218,21 +223,32 @@ pub(crate) fn call(s: &mut BufReader<TcpStream>, args: &[&str]) -> std::io::Resu
     }
 }
 
-/// Connects to a server of this one's replication (its primary, or a FAILOVER target),
-/// with timeouts, and authenticates with `masterauth` when it is set.
+/// Connects to another Baton (this one's primary, a FAILOVER target, a cluster node), with
+/// timeouts, and authenticates with `masterauth` when it is set.
 pub(crate) fn connect(
     shared: &Shared,
     host: &str,
     port: u16,
 ) -> std::io::Result<BufReader<TcpStream>> {
+    connect_within(shared, host, port, CONNECT_TIMEOUT, IO_TIMEOUT)
+}
+
+/// [`connect`] with its own timeouts for the connect and for each read and write.
+pub(crate) fn connect_within(
+    shared: &Shared,
+    host: &str,
+    port: u16,
+    connect_timeout: Duration,
+    io_timeout: Duration,
+) -> std::io::Result<BufReader<TcpStream>> {
     let addr = (host, port)
         .to_socket_addrs()?
         .next()
         .ok_or_else(|| std::io::Error::other(format!("{host} resolves to no address")))?;
-    let s = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
+    let s = TcpStream::connect_timeout(&addr, connect_timeout)?;
     s.set_nodelay(true)?;
-    s.set_read_timeout(Some(IO_TIMEOUT))?;
-    s.set_write_timeout(Some(IO_TIMEOUT))?;
+    s.set_read_timeout(Some(io_timeout))?;
+    s.set_write_timeout(Some(io_timeout))?;
     let mut s = BufReader::new(s);
     let auth = lock(&shared.repl.masterauth).clone();
     if let Some(pw) = auth {
