@@ -722,3 +722,91 @@ impl OutputWithTimeout for Command {
         (status.success(), reader.join().unwrap_or_default())
     }
 }
+
+/// `redis-cli --cluster reshard` moves slots with their keys (CLUSTER SETSLOT, GETKEYSINSLOT,
+/// MIGRATE ... KEYS, RESTORE-ASKING on the target), and `--cluster check` agrees after;
+/// every key keeps its value and TTL, and the old owner answers MOVED for it.
+#[test]
+fn reshard_moves_slots_with_their_keys() {
+    if !redis_cli_present() {
+        eprintln!("\n!!!!!!!! redis-cli is not installed: reshard is NOT tested !!!!!!!!\n");
+        return;
+    }
+    let dir = TempDir::new("reshard");
+    let nodes: Vec<Server> = (0..3)
+        .map(|i| node(&dir.file(&format!("n{i}.conf")), 0))
+        .collect();
+    create(&nodes);
+    assert!(
+        eventually(CONVERGE, || agree(&nodes)),
+        "{:#?}",
+        all_nodes(&nodes)
+    );
+    // Keys in the 20 slots that move (hash tags place them), and as many elsewhere.
+    const SLOTS: u16 = 20;
+    let tags: Vec<String> = (0..)
+        .map(|t| format!("t{t}"))
+        .filter(|t| slot_of(&format!("{{{t}}}")) < SLOTS)
+        .take(10)
+        .collect();
+    let keys: Vec<String> = (0..300)
+        .map(|i| format!("{{{}}}rk:{i}", tags[i % tags.len()]))
+        .chain((0..300).map(|i| format!("rk:{i}")))
+        .collect();
+    let n = keys.len();
+    for (i, k) in keys.iter().enumerate() {
+        let (v, _) = follow(nodes[0].port, &["SET", k, &format!("v{i}"), "EX", "1000"]);
+        assert_eq!(v, ok());
+    }
+    let from = myid(&nodes[0]);
+    let to = myid(&nodes[1]);
+    let moving: Vec<&String> = keys.iter().filter(|k| slot_of(k) < SLOTS).collect();
+    assert!(moving.len() >= 300);
+    let (ok_, out) = redis_cli(&[
+        "--cluster",
+        "reshard",
+        &nodes[0].addr(),
+        "--cluster-from",
+        &from,
+        "--cluster-to",
+        &to,
+        "--cluster-slots",
+        &SLOTS.to_string(),
+        "--cluster-yes",
+    ]);
+    assert!(ok_, "redis-cli --cluster reshard failed:\n{out}");
+    let (ok_, out) = redis_cli(&["--cluster", "check", &nodes[0].addr()]);
+    assert!(
+        ok_,
+        "redis-cli --cluster check failed after the reshard:\n{out}"
+    );
+    assert!(
+        out.contains("[OK] All nodes agree about slots configuration."),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("[OK] {n} keys in 3 masters.")),
+        "{out}"
+    );
+    assert!(
+        eventually(CONVERGE, || agree(&nodes)),
+        "{:#?}",
+        all_nodes(&nodes)
+    );
+    for (i, k) in keys.iter().enumerate() {
+        let (v, port) = follow(nodes[0].port, &["GET", k]);
+        assert_eq!(v, bulk(format!("v{i}")), "{k} after the reshard");
+        let ttl = as_int(&follow(port, &["TTL", k]).0);
+        assert!((900..=1000).contains(&ttl), "{k}: TTL {ttl}");
+        if moving.contains(&k) {
+            assert_eq!(port, nodes[1].port, "{k} (slot {}) moved", slot_of(k));
+        }
+    }
+    // The old owner redirects to the new one.
+    let k = moving[0];
+    let v = run(&mut nodes[0].redis(), &["GET", k]);
+    assert_eq!(
+        err_text(&v),
+        format!("MOVED {} 127.0.0.1:{}", slot_of(k), nodes[1].port)
+    );
+}

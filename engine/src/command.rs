@@ -24,9 +24,11 @@ pub mod flags {
     pub const NO_AUTH: u16 = 1 << 8;
     pub const ALLOW_BUSY: u16 = 1 << 9;
     pub const PUBSUB: u16 = 1 << 10;
+    /// Runs as if ASKING came before it (RESTORE-ASKING, which MIGRATE sends).
+    pub const ASKING: u16 = 1 << 11;
 
     /// Flag names in `COMMAND INFO` order.
-    pub const NAMES: [(u16, &str); 11] = [
+    pub const NAMES: [(u16, &str); 12] = [
         (WRITE, "write"),
         (READONLY, "readonly"),
         (DENYOOM, "denyoom"),
@@ -38,6 +40,7 @@ pub mod flags {
         (NO_AUTH, "no_auth"),
         (ALLOW_BUSY, "allow_busy"),
         (PUBSUB, "pubsub"),
+        (ASKING, "asking"),
     ];
 }
 
@@ -94,6 +97,8 @@ pub enum Conn {
     Cluster,
     /// ASKING: the next command may touch a slot being imported here.
     Asking,
+    /// MIGRATE: keys to another server (a thread talks to it).
+    Migrate,
     /// READONLY and READWRITE: a cluster client's read-from-replica flag.
     Readonly,
     Readwrite,
@@ -203,7 +208,7 @@ macro_rules! spec {
     };
 }
 
-use crate::commands::{db, introspect as is, keyspace as ks, strings as st};
+use crate::commands::{db, dump as du, introspect as is, keyspace as ks, strings as st};
 use flags::*;
 use Merge as M;
 use Route::*;
@@ -228,6 +233,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("decrby", 3, WF, (1, 1, 1), Key, Some(st::decrby), "string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist."),
     spec!("del", -2, WRITE, (1, -1, 1), MultiKey(M::Sum), Some(ks::del), "generic", "1.0.0", "Deletes one or more keys."),
     spec!("discard", 1, CONN | ALLOW_BUSY, (0, 0, 0), Connection(Conn::Discard), None, "transactions", "2.0.0", "Discards a transaction."),
+    spec!("dump", 2, READONLY, (1, 1, 1), Key, Some(du::dump), "generic", "2.6.0", "Returns a serialized representation of the value stored at a key."),
     spec!("echo", 2, CONN, (0, 0, 0), Connection(Conn::Echo), None, "connection", "1.0.0", "Returns the given string."),
     spec!("exec", 1, NOSCRIPT | LOADING | STALE, (0, 0, 0), Connection(Conn::Exec), None, "transactions", "1.2.0", "Executes all commands in a transaction."),
     spec!("exists", -2, RF, (1, -1, 1), MultiKey(M::Sum), Some(ks::exists), "generic", "1.0.0", "Determines whether one or more keys exist."),
@@ -252,6 +258,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("lcs", -3, READONLY, (1, 2, 1), Atomic(Txn::Lcs), Some(st::lcs), "string", "7.0.0", "Finds the longest common substring."),
     spec!("memory", -2, READONLY, (2, 2, 1), Key, Some(is::memory), "server", "4.0.0", "A container for memory diagnostics commands."),
     spec!("mget", -2, RF, (1, -1, 1), MultiKey(M::Array), Some(st::mget), "string", "1.0.0", "Atomically returns the string values of one or more keys."),
+    spec!("migrate", -6, WRITE, (3, 3, 1), Connection(Conn::Migrate), None, "generic", "2.6.0", "Atomically transfers a key from one Redis instance to another."),
     spec!("mset", -3, W, (1, -1, 2), MultiKey(M::Ok), Some(st::mset), "string", "1.0.1", "Atomically creates or modifies the string values of one or more keys."),
     spec!("msetnx", -3, W, (1, -1, 2), Atomic(Txn::MsetNx), Some(st::msetnx), "string", "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist."),
     spec!("multi", 1, CONN | ALLOW_BUSY, (0, 0, 0), Connection(Conn::Multi), None, "transactions", "1.2.0", "Starts a transaction."),
@@ -277,6 +284,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("replconf", -1, ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, (0, 0, 0), Connection(Conn::Replconf), None, "server", "3.0.0", "An internal command for configuring the replication stream."),
     spec!("replicaof", 3, ADMIN | NOSCRIPT | STALE, (0, 0, 0), Connection(Conn::Replicaof), None, "server", "5.0.0", "Configures a server as replica of another, or promotes it to a master."),
     spec!("reset", 1, CONN | NO_AUTH | ALLOW_BUSY, (0, 0, 0), Connection(Conn::Reset), None, "connection", "6.2.0", "Resets the connection."),
+    spec!("restore", -4, W, (1, 1, 1), Key, Some(du::restore), "generic", "2.6.0", "Creates a key from the serialized representation of a value."),
+    spec!("restore-asking", -4, W | ASKING, (1, 1, 1), Key, Some(du::restore), "server", "3.0.0", "An internal command for migrating keys in a cluster."),
     spec!("role", 1, NOSCRIPT | LOADING | STALE | FAST, (0, 0, 0), Connection(Conn::Role), None, "server", "2.8.12", "Returns the replication role."),
     spec!("scan", -2, READONLY, (0, 0, 0), AllCores(M::Scan), Some(ks::scan), "generic", "2.8.0", "Iterates over the key names in the database."),
     spec!("select", 2, CONN, (0, 0, 0), Connection(Conn::Select), None, "connection", "1.0.0", "Changes the selected database."),

@@ -101,7 +101,7 @@ pub fn handle(
         Conn::Asking => crate::cluster::commands::connection_flag(nc, client, "asking"),
         Conn::Readonly => crate::cluster::commands::connection_flag(nc, client, "readonly"),
         Conn::Readwrite => crate::cluster::commands::connection_flag(nc, client, "readwrite"),
-        Conn::Info | Conn::Slowlog | Conn::Wait => return None,
+        Conn::Info | Conn::Slowlog | Conn::Wait | Conn::Migrate => return None,
         // `crate::multi` answers these before a command reaches here.
         Conn::Multi | Conn::Exec | Conn::Discard | Conn::Watch | Conn::Unwatch => return None,
         Conn::Subscribe
@@ -447,6 +447,7 @@ pub async fn run_async(nc: &NetCore, client: &Client, conn: Conn, args: &[Bytes]
         Conn::Info => Reply::Verbatim(Bytes::from(info::info(nc, &args[1..]).await)),
         Conn::Slowlog => slowlog_command(nc, args).await,
         Conn::Wait => crate::repl::commands::wait(nc, args).await,
+        Conn::Migrate => crate::cluster::migrate::migrate(nc, args).await,
         Conn::Config if eq(&args[1], "resetstat") => {
             reset_stats(nc).await;
             Reply::Ok

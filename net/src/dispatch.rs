@@ -164,7 +164,8 @@ fn step(nc: &NetCore, client: &Client, args: Vec<Bytes>, now: u64) -> Step {
         None => {}
     }
     // ASKING holds for the one command after it.
-    let asking = client.conn.asking.replace(false) && conn != Some(Conn::Asking);
+    let asking = (client.conn.asking.replace(false) && conn != Some(Conn::Asking))
+        || spec.flags & baton_engine::command::flags::ASKING != 0;
     let Route::Connection(conn) = spec.route else {
         return match exec::plan_asking(&nc.core.router, spec, args, asking) {
             Plan::Refused(reply) => {

@@ -15,6 +15,7 @@
 //! effect.
 
 pub mod db;
+pub mod dump;
 pub mod expire;
 pub mod incr;
 pub mod introspect;

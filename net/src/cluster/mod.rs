@@ -20,6 +20,7 @@
 
 pub mod commands;
 pub mod gossip;
+pub mod migrate;
 pub mod state;
 pub mod wire;
 
@@ -115,9 +116,9 @@ impl Cluster {
     /// is rewritten, the cores' routing view replaced and the peers told.
     pub fn change<R>(&self, f: impl FnOnce(&mut State) -> Result<R, Reply>) -> Result<R, Reply> {
         let mut st = lock(&self.state);
-        let before = st.render_file();
+        let before = st.saved_facts();
         let r = f(&mut st)?;
-        if st.render_file() != before {
+        if st.saved_facts() != before {
             self.changed(&st).map_err(|e| {
                 Reply::error(format!("ERR error saving the cluster node config: {e}"))
             })?;

@@ -38,6 +38,17 @@ pub struct Node {
     pub ping_ms: u64,
 }
 
+/// [`State::saved_facts`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct SavedFacts {
+    nodes: Vec<(String, String, u16, u16, u64, NodeId)>,
+    owners: Vec<NodeId>,
+    migrating: BTreeMap<u16, String>,
+    importing: BTreeMap<u16, String>,
+    epochs: (u64, u64),
+    myself: String,
+}
+
 /// The whole view.
 #[derive(Debug, Clone)]
 pub struct State {
@@ -222,6 +233,32 @@ impl State {
             out.push('\n');
         }
         out
+    }
+
+    /// What the config file holds, cheap to take and compare (a change saves only when
+    /// this differs; ping and pong times are not in it).
+    pub fn saved_facts(&self) -> SavedFacts {
+        SavedFacts {
+            nodes: self
+                .nodes
+                .values()
+                .map(|n| {
+                    (
+                        n.id.clone(),
+                        n.ip.clone(),
+                        n.port,
+                        n.cport,
+                        n.config_epoch,
+                        n.handle,
+                    )
+                })
+                .collect(),
+            owners: self.owners.clone(),
+            migrating: self.migrating.clone(),
+            importing: self.importing.clone(),
+            epochs: (self.current_epoch, self.last_vote_epoch),
+            myself: self.myself.clone(),
+        }
     }
 
     /// The config file's text.

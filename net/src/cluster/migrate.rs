@@ -1,0 +1,277 @@
+//! MIGRATE host port key|"" destination-db timeout [COPY] [REPLACE]
+//! [AUTH password | AUTH2 username password] [KEYS key ...]: moves keys to another Baton
+//! (what `redis-cli --cluster reshard` calls for each batch of a slot's keys).
+//!
+//! Each key is read on its own core (value, flags and TTL, as DUMP's payload), the batch
+//! goes to the target as RESTORE-ASKING (RESTORE outside cluster mode) on a blocking
+//! connection of a helper thread, and once the target has answered every one, the keys
+//! are deleted here (not with COPY). Not fenced yet: a write to one of the keys between
+//! its read and its delete is lost (Redis, single-threaded, has no such window).
+
+use std::io::{BufReader, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use baton_engine::commands::dump::encode_payload;
+use baton_engine::commands::{is_opt, parse_i64};
+use baton_engine::exec::Batch;
+use baton_engine::reply::{errors, Reply};
+use baton_engine::runtime::{now_ms, Job, Out};
+use bytes::Bytes;
+
+use crate::netcore::NetCore;
+use crate::repl::link::{read_reply, Resp};
+
+/// MIGRATE's parsed arguments.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Request {
+    pub host: String,
+    pub port: u16,
+    pub timeout_ms: u64,
+    pub copy: bool,
+    pub replace: bool,
+    /// `AUTH password` or `AUTH2 username password`.
+    pub auth: Option<(Option<Bytes>, Bytes)>,
+    pub keys: Vec<Bytes>,
+}
+
+/// Parses MIGRATE's arguments with Redis's errors.
+pub fn parse(args: &[Bytes]) -> Result<Request, Reply> {
+    let text = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
+    let mut req = Request {
+        host: text(&args[1]),
+        port: 0,
+        timeout_ms: 0,
+        copy: false,
+        replace: false,
+        auth: None,
+        keys: Vec::new(),
+    };
+    let mut keys_at = None;
+    let mut i = 6;
+    while i < args.len() {
+        let a = &args[i];
+        if is_opt(a, "COPY") {
+            req.copy = true;
+        } else if is_opt(a, "REPLACE") {
+            req.replace = true;
+        } else if is_opt(a, "AUTH") && i + 1 < args.len() {
+            req.auth = Some((None, args[i + 1].clone()));
+            i += 1;
+        } else if is_opt(a, "AUTH2") && i + 2 < args.len() {
+            req.auth = Some((Some(args[i + 1].clone()), args[i + 2].clone()));
+            i += 2;
+        } else if is_opt(a, "KEYS") {
+            if !args[3].is_empty() {
+                return Err(Reply::err(
+                    "ERR When using MIGRATE KEYS option, the key argument must be set to the empty string",
+                ));
+            }
+            keys_at = Some(i + 1);
+            break;
+        } else {
+            return Err(errors::SYNTAX);
+        }
+        i += 1;
+    }
+    let port = parse_i64(&args[2]).ok_or(errors::NOT_INTEGER)?;
+    req.port = u16::try_from(port)
+        .ok()
+        .filter(|&p| p != 0)
+        .ok_or_else(|| Reply::err("ERR Invalid port"))?;
+    match parse_i64(&args[4]) {
+        Some(0) => {}
+        Some(_) => return Err(Reply::err("ERR DB index is out of range")),
+        None => return Err(errors::NOT_INTEGER),
+    }
+    let timeout = parse_i64(&args[5]).ok_or(errors::NOT_INTEGER)?;
+    req.timeout_ms = if timeout <= 0 { 1000 } else { timeout as u64 };
+    req.keys = match keys_at {
+        Some(at) => args[at..].to_vec(),
+        None => vec![args[3].clone()],
+    };
+    Ok(req)
+}
+
+fn resp_command(args: &[&[u8]], out: &mut Vec<u8>) {
+    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Sends the batch to the target and reads every answer; the error MIGRATE replies with
+/// when anything fails.
+fn send(req: &Request, items: &[(Bytes, u64, Vec<u8>)], restore: &[u8]) -> Result<(), String> {
+    let timeout = Duration::from_millis(req.timeout_ms);
+    let addr = (req.host.as_str(), req.port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or("IOERR error or timeout connecting to the client")?;
+    let s = TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|_| "IOERR error or timeout connecting to the client".to_string())?;
+    let _ = s.set_nodelay(true);
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    let mut answers = items.len();
+    if let Some((user, pass)) = &req.auth {
+        match user {
+            Some(u) => resp_command(&[b"AUTH", u, pass], &mut out),
+            None => resp_command(&[b"AUTH", pass], &mut out),
+        }
+        answers += 1;
+    }
+    for (key, ttl, payload) in items {
+        let ttl = ttl.to_string();
+        let mut args: Vec<&[u8]> = vec![restore, key, ttl.as_bytes(), payload];
+        if req.replace {
+            args.push(b"REPLACE");
+        }
+        resp_command(&args, &mut out);
+    }
+    let mut s = BufReader::new(s);
+    s.get_mut()
+        .write_all(&out)
+        .map_err(|_| "IOERR error or timeout writing to target instance".to_string())?;
+    let mut first_error = None;
+    for _ in 0..answers {
+        match read_reply(&mut s, 0) {
+            Ok(Resp::Error(e)) => {
+                first_error.get_or_insert(format!("ERR Target instance replied with error: {e}"));
+            }
+            Ok(_) => {}
+            Err(_) => return Err("IOERR error or timeout reading to target instance".into()),
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// MIGRATE, on the core of the connection that sent it.
+pub async fn migrate(nc: &NetCore, args: &[Bytes]) -> Reply {
+    let req = match parse(args) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let core = nc.core.clone();
+    // 1. Read every key on its core: DUMP's payload and the TTL left.
+    let mut batch = Batch::new(core.cores);
+    let tickets: Vec<_> = req
+        .keys
+        .iter()
+        .map(|k| {
+            let key = k.clone();
+            batch.push(
+                core.router.core_of(k),
+                Job::Call(Box::new(move |shard, now| {
+                    let item = shard.copy_item(&key, now).map(|c| {
+                        let ttl = match c.expire_at {
+                            0 => 0,
+                            at => at.saturating_sub(now).max(1),
+                        };
+                        (ttl, encode_payload(&c.value, c.flags))
+                    });
+                    Out::Value(Box::new(item))
+                })),
+            )
+        })
+        .collect();
+    let mut outs = batch.run(&core).await;
+    let mut items = Vec::new();
+    for (key, t) in req.keys.iter().zip(tickets) {
+        let item = outs
+            .take(t)
+            .and_then(|o| o.into_value::<Option<(u64, Vec<u8>)>>())
+            .flatten();
+        if let Some((ttl, payload)) = item {
+            items.push((key.clone(), ttl, payload));
+        }
+    }
+    if items.is_empty() {
+        return Reply::simple("NOKEY");
+    }
+    // 2. Send them, off the core.
+    let restore: &'static [u8] = if nc.shared.cluster.get().is_some() {
+        b"RESTORE-ASKING"
+    } else {
+        b"RESTORE"
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let keys: Vec<Bytes> = items.iter().map(|i| i.0.clone()).collect();
+    let spawned = std::thread::Builder::new()
+        .name("baton-migrate".into())
+        .spawn(move || {
+            let _ = tx.send(send(&req, &items, restore).map(|()| req.copy));
+        });
+    if let Err(e) = spawned {
+        return Reply::error(format!("ERR cannot start MIGRATE: {e}"));
+    }
+    let outcome = loop {
+        match rx.try_recv() {
+            Ok(o) => break o,
+            Err(std::sync::mpsc::TryRecvError::Empty) => {
+                core.timers.sleep_until(now_ms() + 1).await;
+            }
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                break Err("ERR MIGRATE's sender went away".into())
+            }
+        }
+    };
+    let copy = match outcome {
+        Ok(copy) => copy,
+        Err(e) => return Reply::error(e),
+    };
+    // 3. The target holds them: delete them here.
+    if !copy {
+        let mut batch = Batch::new(core.cores);
+        for k in keys {
+            let c = core.router.core_of(&k);
+            batch.push(
+                c,
+                Job::Call(Box::new(move |shard, now| {
+                    shard.delete(&k, now);
+                    Out::Value(Box::new(()))
+                })),
+            );
+        }
+        batch.run(&core).await;
+    }
+    Reply::Ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<Bytes> {
+        line.split(' ')
+            .map(|w| Bytes::copy_from_slice(if w == "\"\"" { b"" } else { w.as_bytes() }))
+            .collect()
+    }
+
+    #[test]
+    fn parses_redis_forms_and_refuses_bad_ones() {
+        let r = parse(&args(
+            "MIGRATE 127.0.0.1 7001 \"\" 0 5000 REPLACE AUTH pw KEYS a b",
+        ))
+        .unwrap();
+        assert_eq!(r.port, 7001);
+        assert!(r.replace && !r.copy);
+        assert_eq!(r.auth, Some((None, Bytes::from("pw"))));
+        assert_eq!(r.keys, vec![Bytes::from("a"), Bytes::from("b")]);
+        let r = parse(&args("MIGRATE h 1 k 0 0 COPY AUTH2 u p")).unwrap();
+        assert_eq!(r.keys, vec![Bytes::from("k")]);
+        assert_eq!(r.timeout_ms, 1000);
+        assert_eq!(r.auth, Some((Some(Bytes::from("u")), Bytes::from("p"))));
+        assert!(parse(&args("MIGRATE h 1 k 0 10 KEYS a")).is_err());
+        assert!(parse(&args("MIGRATE h 1 k 1 10")).is_err());
+        assert!(parse(&args("MIGRATE h x k 0 10")).is_err());
+        assert!(parse(&args("MIGRATE h 70000 k 0 10")).is_err());
+        assert!(parse(&args("MIGRATE h 1 k 0 10 BOGUS")).is_err());
+    }
+}
