@@ -687,12 +687,14 @@ fn run() -> Result<()> {
         memcache_addr.map_or_else(|| "off".to_string(), |a| a.to_string())
     );
     tracing::info!(cores, redis = %redis_addr, memcache = ?memcache_addr, "baton started");
+    let shared_at_exit = shared.clone();
     runtime::run(cores, move |core| {
         let listeners = per_core.lock().unwrap()[core.id]
             .take()
             .expect("each core takes its listeners once");
         serve(core, shared.clone(), listeners)
     })?;
+    shared_at_exit.handoff.remove_socket();
     tracing::info!("bye");
     Ok(())
 }

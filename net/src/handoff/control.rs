@@ -3,7 +3,7 @@
 //! [`crate::handoff`] for the protocol).
 
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -67,7 +67,8 @@ pub(super) fn listen_at(shared: &Arc<Shared>, path: &Path, replace: bool) -> std
         )
     })?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    *lock(&shared.handoff.socket_path) = Some(path.to_path_buf());
+    let inode = std::fs::metadata(path).map(|m| m.ino()).unwrap_or(0);
+    *lock(&shared.handoff.socket_path) = Some((path.to_path_buf(), inode));
     let shared = shared.clone();
     std::thread::Builder::new()
         .name("baton-handoff".into())

@@ -117,8 +117,8 @@ pub struct Handoff {
     pub conn_socks: Mutex<Vec<Option<UnixStream>>>,
     /// Old process: the listening sockets, to pass (they stay owned by the cores).
     pub listeners: Mutex<Vec<(RawFd, Protocol)>>,
-    /// This process's control socket path, if it listens on one.
-    pub socket_path: Mutex<Option<std::path::PathBuf>>,
+    /// This process's control socket path, if it listens on one, and the inode it bound.
+    socket_path: Mutex<Option<(std::path::PathBuf, u64)>>,
     /// Old process: the tools watching the handoff (their event streams).
     watchers: Mutex<Vec<UnixStream>>,
     /// Old process: a handoff (a TAKEOVER) is being driven.
@@ -162,6 +162,20 @@ impl Handoff {
     /// Whether cores accept new connections.
     pub fn accepting(phase: u8) -> bool {
         !matches!(phase, MOVING | TAKING)
+    }
+
+    /// At exit: removes the control socket's file, unless this process handed over (the
+    /// new process serves the path now) or another process took the path over since.
+    pub fn remove_socket(&self) {
+        use std::os::unix::fs::MetadataExt;
+        if self.phase() == MOVING {
+            return;
+        }
+        if let Some((path, inode)) = crate::repl_state::lock(&self.socket_path).take() {
+            if std::fs::metadata(&path).is_ok_and(|m| m.ino() == inode) {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
     }
 
     /// Old process: sends `line` to every watching tool; a tool that went away is dropped.
