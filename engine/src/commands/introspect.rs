@@ -76,9 +76,10 @@ pub fn object(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
     }
     let key = &a[2];
     match *name {
-        "encoding" => s
-            .lookup(key, now)
-            .map_or(Reply::Nil, |e| Reply::simple(string_encoding(e.value()))),
+        "encoding" => s.lookup(key, now).map_or(Reply::Nil, |e| match e.hash() {
+            Some(h) => Reply::simple(h.encoding()),
+            None => Reply::simple(string_encoding(e.value())),
+        }),
         "freq" => match s.key_freq(key, now) {
             None => Reply::Nil,
             Some(Ok(f)) => Reply::Int(i64::from(f)),
