@@ -213,11 +213,11 @@ fn random_fields_and_scan() {
     }
     assert_eq!(
         run(&mut s, &["OBJECT", "ENCODING", "big"], NOW),
-        Reply::simple("hashtable")
+        bulk("hashtable")
     );
     assert_eq!(
         run(&mut s, &["OBJECT", "ENCODING", "h"], NOW),
-        Reply::simple("listpack")
+        bulk("listpack")
     );
     let mut seen = std::collections::HashSet::new();
     let mut cursor = "0".to_string();
@@ -247,32 +247,32 @@ fn conversion_at_the_thresholds() {
     run(&mut s, &["HSET", "h", "f", &long], NOW);
     assert_eq!(
         run(&mut s, &["OBJECT", "ENCODING", "h"], NOW),
-        Reply::simple("listpack")
+        bulk("listpack")
     );
     let longer = "x".repeat(65);
     run(&mut s, &["HSET", "h", "g", &longer], NOW);
     assert_eq!(
         run(&mut s, &["OBJECT", "ENCODING", "h"], NOW),
-        Reply::simple("hashtable")
+        bulk("hashtable")
     );
     for i in 0..128 {
         run(&mut s, &["HSET", "n", &i.to_string(), "v"], NOW);
     }
     assert_eq!(
         run(&mut s, &["OBJECT", "ENCODING", "n"], NOW),
-        Reply::simple("listpack")
+        bulk("listpack")
     );
     run(&mut s, &["HSET", "n", "one more", "v"], NOW);
     assert_eq!(
         run(&mut s, &["OBJECT", "ENCODING", "n"], NOW),
-        Reply::simple("hashtable")
+        bulk("hashtable")
     );
     assert_eq!(run(&mut s, &["HLEN", "n"], NOW), Reply::Int(129));
     // RENAME and COPY keep the hash and its encoding.
     assert_eq!(run(&mut s, &["RENAME", "n", "m"], NOW), Reply::Ok);
     assert_eq!(
         run(&mut s, &["OBJECT", "ENCODING", "m"], NOW),
-        Reply::simple("hashtable")
+        bulk("hashtable")
     );
     assert_eq!(run(&mut s, &["COPY", "h", "h2"], NOW), Reply::Int(1));
     assert_eq!(run(&mut s, &["HGET", "h2", "g"], NOW), bulk(&longer));

@@ -76,9 +76,10 @@ pub fn object(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
     }
     let key = &a[2];
     match *name {
+        // A bulk string, as Redis's `addReplyBulkCString`.
         "encoding" => s.lookup(key, now).map_or(Reply::Nil, |e| match e.hash() {
-            Some(h) => Reply::simple(h.encoding()),
-            None => Reply::simple(string_encoding(e.value())),
+            Some(h) => Reply::bulk(h.encoding()),
+            None => Reply::bulk(string_encoding(e.value())),
         }),
         "freq" => match s.key_freq(key, now) {
             None => Reply::Nil,
@@ -147,7 +148,7 @@ mod tests {
         s.put(b"k", b"hello", NO_EXPIRY, 0);
         assert_eq!(
             object(&mut s, &args(&["object", "encoding", "k"]), 0),
-            Reply::simple("embstr")
+            Reply::bulk("embstr")
         );
         assert_eq!(
             object(&mut s, &args(&["object", "refcount", "nokey"]), 0),
