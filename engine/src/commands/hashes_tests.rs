@@ -282,3 +282,33 @@ fn conversion_at_the_thresholds() {
     let Reply::Array(keys) = &r[1] else { panic!() };
     assert_eq!(keys.len(), 3);
 }
+
+quickcheck::quickcheck! {
+    /// Any arguments to any hash command get a reply, never a panic.
+    fn hash_commands_never_panic(cmds: Vec<(u8, Vec<(u8, String)>)>) -> bool {
+        const NAMES: [&str; 16] = [
+            "HSET", "HMSET", "HSETNX", "HGET", "HMGET", "HGETALL", "HDEL", "HEXISTS", "HLEN",
+            "HSTRLEN", "HKEYS", "HVALS", "HINCRBY", "HINCRBYFLOAT", "HRANDFIELD", "HSCAN",
+        ];
+        const WORDS: [&str; 12] = [
+            "-5", "3", "0", "1.5", "-9223372036854775808", "9223372036854775807", "WITHVALUES",
+            "MATCH", "*", "COUNT", "f", "",
+        ];
+        let mut s = Shard::new(0);
+        for (n, args) in cmds {
+            let name = NAMES[n as usize % NAMES.len()];
+            let mut words = vec![name, if n % 3 == 0 { "s" } else { "h" }];
+            for (pick, text) in args.iter().take(7) {
+                words.push(if pick % 2 == 0 { WORDS[*pick as usize % WORDS.len()] } else { text });
+            }
+            if n % 7 == 0 {
+                run(&mut s, &["SET", "s", "v"], NOW);
+            }
+            let spec = crate::command::COMMANDS.iter().find(|c| c.name.eq_ignore_ascii_case(name));
+            if spec.is_some_and(|c| c.arity_ok(words.len())) {
+                run(&mut s, &words, NOW);
+            }
+        }
+        true
+    }
+}

@@ -21,7 +21,7 @@
 pub enum PackedError {
     #[error("a length runs past the end of the packed hash")]
     Truncated,
-    #[error("a length varint is longer than 10 bytes")]
+    #[error("a length varint is not the shortest encoding of a 64-bit number")]
     BadVarint,
     #[error("the packed hash holds more than {max} pairs")]
     TooMany { max: usize },
@@ -36,12 +36,16 @@ pub fn put_varint(out: &mut Vec<u8>, mut v: usize) {
     out.push(v as u8);
 }
 
-/// Reads a varint at `*at`, advancing it.
+/// Reads a varint at `*at`, advancing it. Only the shortest encoding of a number is
+/// accepted, so equal pairs always have equal bytes.
 fn varint(b: &[u8], at: &mut usize) -> Result<usize, PackedError> {
     let mut v: u64 = 0;
     for i in 0..10 {
         let byte = *b.get(*at).ok_or(PackedError::Truncated)?;
         *at += 1;
+        if (i > 0 && byte == 0) || (i == 9 && byte > 1) {
+            return Err(PackedError::BadVarint);
+        }
         v |= u64::from(byte & 0x7f) << (7 * i);
         if byte & 0x80 == 0 {
             return usize::try_from(v).map_err(|_| PackedError::BadVarint);
@@ -234,6 +238,10 @@ mod tests {
             Err(PackedError::Truncated)
         );
         assert_eq!(pairs(&[3, b'a']).count(), 0);
+        assert_eq!(
+            validate(&[0x81, 0x00, b'a', 0], 10),
+            Err(PackedError::BadVarint)
+        );
     }
 
     quickcheck! {
@@ -242,7 +250,13 @@ mod tests {
             let n = validate(&b, 1 << 20);
             let _ = get(&b, b"x");
             match n {
-                Ok(n) => len(&b) == n,
+                Ok(n) => {
+                    let mut again = Vec::new();
+                    for (f, v) in pairs(&b) {
+                        push(&mut again, f, v);
+                    }
+                    len(&b) == n && again == b
+                }
                 Err(_) => true,
             }
         }
