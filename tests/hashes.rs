@@ -22,6 +22,7 @@ cores_tests!(
     expiry_rename_copy_and_memory,
     memcached_sees_a_hash_as_no_item,
     replica_holds_the_same_hashes,
+    eviction_counts_hash_memory,
 );
 
 fn sorted(v: &Value) -> Vec<String> {
@@ -641,4 +642,54 @@ fn replica_holds_the_same_hashes(cores: usize) {
     assert!(!got.contains_key("small5"));
     assert!(!got.contains_key("small8"));
     assert_eq!(got["big"].3.len(), 347);
+}
+
+fn info_field(c: &mut redis::Connection, section: &str, name: &str) -> i64 {
+    let text: String = redis::cmd("INFO").arg(section).query(c).expect("INFO");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("no {name} in INFO {section}"))
+        .trim()
+        .parse()
+        .expect("a number")
+}
+
+fn eviction_counts_hash_memory(cores: usize) {
+    if !baton_only("Baton's memory accounting") {
+        return;
+    }
+    let s = Server::start(cores);
+    let mut c = s.redis();
+    let budget = 4 << 20;
+    assert_reply(&mut c, &format!("CONFIG SET maxmemory {budget}"), ok());
+    assert_reply(&mut c, "CONFIG SET maxmemory-policy allkeys-lru", ok());
+    // 400 hashes of 300 fields, about 6 MiB in all: the tables' memory must count.
+    let value = "v".repeat(20);
+    for i in 0..400 {
+        let mut pipe = redis::pipe();
+        for j in 0..300 {
+            pipe.cmd("HSET")
+                .arg(format!("h{i}"))
+                .arg(format!("field:{j}"))
+                .arg(&value)
+                .ignore();
+        }
+        pipe.query::<()>(&mut c).expect("HSET");
+    }
+    let evicted = info_field(&mut c, "stats", "evicted_keys");
+    let used = info_field(&mut c, "memory", "used_memory");
+    let keys = as_int(&q(&mut c, "DBSIZE"));
+    assert!(
+        evicted > 0 && keys < 400,
+        "evicted {evicted}, {keys} keys left"
+    );
+    assert!(
+        used <= budget + budget / 10,
+        "used_memory {used} over {budget}"
+    );
+    // The last hash written is the one eviction is least likely to have taken.
+    if as_int(&q(&mut c, "HLEN h399")) == 300 {
+        let usage = as_int(&q(&mut c, "MEMORY USAGE h399"));
+        assert!(usage > 300 * 30, "MEMORY USAGE counts the fields: {usage}");
+    }
 }
