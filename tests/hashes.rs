@@ -571,6 +571,10 @@ fn hashes(s: &Server) -> BTreeMap<String, (String, String, i64, Vec<String>)> {
             Value::SimpleString(t) => t,
             v => panic!("{v:?}"),
         };
+        if t == "none" {
+            // Expired or deleted since KEYS listed it (small8 expires within the test).
+            continue;
+        }
         let enc = as_str(&run(&mut c, &["OBJECT", "ENCODING", &k]));
         let at = as_int(&run(&mut c, &["PEXPIRETIME", &k]));
         let mut pairs: Vec<String> = match t.as_str() {
@@ -578,7 +582,7 @@ fn hashes(s: &Server) -> BTreeMap<String, (String, String, i64, Vec<String>)> {
                 .chunks(2)
                 .map(|p| format!("{}={}", p[0], p[1]))
                 .collect(),
-            _ => vec![as_str(&run(&mut c, &["GET", &k]))],
+            _ => vec![format!("{:?}", run(&mut c, &["GET", &k]))],
         };
         pairs.sort();
         out.insert(k, (t, enc, at, pairs));
