@@ -434,7 +434,11 @@ fn create_check_route_and_redirect() {
         "a config epoch change reached every node in {:?}",
         started.elapsed()
     );
-    assert!(agree(&nodes));
+    assert!(
+        eventually(CONVERGE, || agree(&nodes)),
+        "the nodes disagree after the epoch spread: {:#?}",
+        all_nodes(&nodes)
+    );
 }
 
 #[test]

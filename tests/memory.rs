@@ -189,18 +189,9 @@ fn object_and_memory_usage(cores: usize) {
     q(&mut c, "SET short hello");
     let long = "x".repeat(100);
     q(&mut c, &format!("SET long {long}"));
-    assert_eq!(
-        q(&mut c, "OBJECT ENCODING n"),
-        Value::SimpleString("int".into())
-    );
-    assert_eq!(
-        q(&mut c, "OBJECT ENCODING short"),
-        Value::SimpleString("embstr".into())
-    );
-    assert_eq!(
-        q(&mut c, "OBJECT ENCODING long"),
-        Value::SimpleString("raw".into())
-    );
+    assert_eq!(q(&mut c, "OBJECT ENCODING n"), bulk("int"));
+    assert_eq!(q(&mut c, "OBJECT ENCODING short"), bulk("embstr"));
+    assert_eq!(q(&mut c, "OBJECT ENCODING long"), bulk("raw"));
     assert_eq!(q(&mut c, "OBJECT ENCODING missing"), Value::Nil);
     assert_eq!(q(&mut c, "OBJECT REFCOUNT short"), Value::Int(1));
     assert!(matches!(

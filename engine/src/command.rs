@@ -208,7 +208,9 @@ macro_rules! spec {
     };
 }
 
-use crate::commands::{db, dump as du, introspect as is, keyspace as ks, strings as st};
+use crate::commands::{
+    db, dump as du, hashes as hs, introspect as is, keyspace as ks, strings as st,
+};
 use flags::*;
 use Merge as M;
 use Route::*;
@@ -249,7 +251,23 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("getex", -2, WRITE | FAST, (1, 1, 1), Key, Some(st::getex), "string", "6.2.0", "Returns the string value of a key after setting its expiration time."),
     spec!("getrange", 4, READONLY, (1, 1, 1), Key, Some(st::getrange), "string", "2.4.0", "Returns a substring of the string stored at a key."),
     spec!("getset", 3, WF, (1, 1, 1), Key, Some(st::getset), "string", "1.0.0", "Returns the previous string value of a key after setting it to a new value."),
+    spec!("hdel", -3, WRITE | FAST, (1, 1, 1), Key, Some(hs::hdel), "hash", "2.0.0", "Deletes one or more fields and their values from a hash. Deletes the hash if no fields remain."),
     spec!("hello", -1, CONN | NO_AUTH | ALLOW_BUSY, (0, 0, 0), Connection(Conn::Hello), None, "connection", "6.0.0", "Handshakes with the Redis server."),
+    spec!("hexists", 3, RF, (1, 1, 1), Key, Some(hs::hexists), "hash", "2.0.0", "Determines whether a field exists in a hash."),
+    spec!("hget", 3, RF, (1, 1, 1), Key, Some(hs::hget), "hash", "2.0.0", "Returns the value of a field in a hash."),
+    spec!("hgetall", 2, READONLY, (1, 1, 1), Key, Some(hs::hgetall), "hash", "2.0.0", "Returns all fields and values in a hash."),
+    spec!("hincrby", 4, WF, (1, 1, 1), Key, Some(hs::hincrby), "hash", "2.0.0", "Increments the integer value of a field in a hash by a number. Uses 0 as initial value if the field doesn't exist."),
+    spec!("hincrbyfloat", 4, WF, (1, 1, 1), Key, Some(hs::hincrbyfloat), "hash", "2.6.0", "Increments the floating point value of a field by a number. Uses 0 as initial value if the field doesn't exist."),
+    spec!("hkeys", 2, READONLY, (1, 1, 1), Key, Some(hs::hkeys), "hash", "2.0.0", "Returns all fields in a hash."),
+    spec!("hlen", 2, RF, (1, 1, 1), Key, Some(hs::hlen), "hash", "2.0.0", "Returns the number of fields in a hash."),
+    spec!("hmget", -3, RF, (1, 1, 1), Key, Some(hs::hmget), "hash", "2.0.0", "Returns the values of all fields in a hash."),
+    spec!("hmset", -4, WF, (1, 1, 1), Key, Some(hs::hmset), "hash", "2.0.0", "Sets the values of multiple fields."),
+    spec!("hrandfield", -2, READONLY, (1, 1, 1), Key, Some(hs::hrandfield), "hash", "6.2.0", "Returns one or more random fields from a hash."),
+    spec!("hscan", -3, READONLY, (1, 1, 1), Key, Some(hs::hscan), "hash", "2.8.0", "Iterates over fields and values of a hash."),
+    spec!("hset", -4, WF, (1, 1, 1), Key, Some(hs::hset), "hash", "2.0.0", "Creates or modifies the value of a field in a hash."),
+    spec!("hsetnx", 4, WF, (1, 1, 1), Key, Some(hs::hsetnx), "hash", "2.0.0", "Sets the value of a field in a hash only when the field doesn't exist."),
+    spec!("hstrlen", 3, RF, (1, 1, 1), Key, Some(hs::hstrlen), "hash", "3.2.0", "Returns the length of the value of a field."),
+    spec!("hvals", 2, READONLY, (1, 1, 1), Key, Some(hs::hvals), "hash", "2.0.0", "Returns all values in a hash."),
     spec!("incr", 2, WF, (1, 1, 1), Key, Some(st::incr), "string", "1.0.0", "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
     spec!("incrby", 3, WF, (1, 1, 1), Key, Some(st::incrby), "string", "1.0.0", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
     spec!("incrbyfloat", 3, WF, (1, 1, 1), Key, Some(st::incrbyfloat), "string", "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist."),

@@ -15,7 +15,10 @@
 //!
 //! - `cas`: memcached's CAS unique, bumped on every write.
 //! - `access`: unix seconds of the last read (OBJECT IDLETIME, memcached meta `l`).
-//! - `meta`: which optional fields follow, plus per-item bits (fetched, stale, won).
+//! - `meta`: which optional fields follow, plus per-item bits (fetched, stale, won), and
+//!   in its top three bits the value's [`Kind`]: a string, a packed hash (the value bytes
+//!   are the pairs, see [`crate::hash::packed`]), or a boxed large value (the value bytes
+//!   are a pointer to a [`Big`] the entry owns, such as a hash's table form).
 //! - lengths are LEB128 varints (one byte each below 128), so short keys and values pay 2.
 //! - `expire_at` (unix ms) and the 32-bit client `flags` are present only when set.
 //!
@@ -25,6 +28,8 @@
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::ptr::NonNull;
+
+use crate::hash::{BigHash, HashRef};
 
 /// Absolute expiry in unix milliseconds; `NO_EXPIRY` means the key is persistent.
 pub const NO_EXPIRY: u64 = 0;
@@ -42,6 +47,65 @@ const M_FETCHED: u8 = 1 << 2;
 const M_STALE: u8 = 1 << 3;
 /// A client already received the win token for this stale or missing item.
 const M_WON: u8 = 1 << 4;
+/// The top three bits: the value's [`Kind`].
+const KIND_SHIFT: u8 = 5;
+const M_KIND: u8 = 0b111 << KIND_SHIFT;
+
+/// How the value bytes of an entry are to be read. Three bits of the meta byte; the
+/// values not used yet are left for lists, sets and sorted sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// The value bytes are the string.
+    Str = 0,
+    /// The value bytes are a packed hash ([`crate::hash::packed`]).
+    HashPacked = 1,
+    /// The value bytes are a pointer to a [`Big`] the entry owns.
+    Boxed = 7,
+}
+
+impl Kind {
+    fn from_bits(b: u8) -> Kind {
+        match b {
+            1 => Kind::HashPacked,
+            7 => Kind::Boxed,
+            _ => Kind::Str,
+        }
+    }
+}
+
+/// The data type a key holds, as TYPE names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ValueType {
+    String,
+    Hash,
+}
+
+impl ValueType {
+    /// TYPE's answer.
+    pub fn name(self) -> &'static str {
+        match self {
+            ValueType::String => "string",
+            ValueType::Hash => "hash",
+        }
+    }
+}
+
+/// A value too large to live packed in its entry: it has its own heap structures, which
+/// the entry points to and owns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Big {
+    Hash(BigHash),
+}
+
+impl Big {
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Big::Hash(h) => std::mem::size_of::<Big>() + h.heap_bytes(),
+        }
+    }
+}
+
+const PTR_LEN: usize = std::mem::size_of::<usize>();
 
 /// The heap block size an allocator hands out for a request of `n` bytes: the size
 /// classes of mimalloc (8-byte steps up to 64, then four classes per doubling), which
@@ -157,7 +221,44 @@ impl Entry {
         cas: u64,
         fill: impl FnOnce(&mut [u8]),
     ) -> Entry {
-        let shape = Shape::for_parts(key.len(), vlen, expire_at, flags);
+        Entry::build_kind(Kind::Str, key, vlen, expire_at, flags, cas, fill)
+    }
+
+    /// A new entry of `kind` holding copies of `key` and `value` (a string or a packed
+    /// hash; a [`Kind::Boxed`] entry is made with [`Entry::new_big`]).
+    pub fn new_kind(
+        kind: Kind,
+        key: &[u8],
+        value: &[u8],
+        expire_at: u64,
+        flags: u32,
+        cas: u64,
+    ) -> Entry {
+        debug_assert!(kind != Kind::Boxed);
+        Entry::build_kind(kind, key, value.len(), expire_at, flags, cas, |v| {
+            v.copy_from_slice(value)
+        })
+    }
+
+    /// A new entry owning `big`.
+    pub fn new_big(key: &[u8], big: Box<Big>, expire_at: u64, flags: u32, cas: u64) -> Entry {
+        let ptr = Box::into_raw(big) as usize;
+        Entry::build_kind(Kind::Boxed, key, PTR_LEN, expire_at, flags, cas, |v| {
+            v.copy_from_slice(&ptr.to_ne_bytes())
+        })
+    }
+
+    fn build_kind(
+        kind: Kind,
+        key: &[u8],
+        vlen: usize,
+        expire_at: u64,
+        flags: u32,
+        cas: u64,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Entry {
+        let mut shape = Shape::for_parts(key.len(), vlen, expire_at, flags);
+        shape.meta |= (kind as u8) << KIND_SHIFT;
         let layout = shape.layout();
         // SAFETY: the layout has a non-zero size (the header alone is 15 bytes).
         let raw = unsafe { alloc(layout) };
@@ -242,6 +343,65 @@ impl Entry {
         unsafe {
             let m = self.ptr.as_ptr().add(OFF_META);
             *m = if on { *m | bit } else { *m & !bit };
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        Kind::from_bits(self.meta() >> KIND_SHIFT)
+    }
+
+    pub fn value_type(&self) -> ValueType {
+        match self.kind() {
+            Kind::Str => ValueType::String,
+            Kind::HashPacked => ValueType::Hash,
+            Kind::Boxed => match self.big() {
+                Some(Big::Hash(_)) | None => ValueType::Hash,
+            },
+        }
+    }
+
+    /// The string value, or `None` when the key holds another type.
+    pub fn string(&self) -> Option<&[u8]> {
+        (self.kind() == Kind::Str).then(|| self.value())
+    }
+
+    /// The hash value, or `None` when the key holds another type.
+    pub fn hash(&self) -> Option<HashRef<'_>> {
+        match self.kind() {
+            Kind::HashPacked => Some(HashRef::Packed(self.value())),
+            Kind::Boxed => self.big().map(|Big::Hash(h)| HashRef::Table(h)),
+            Kind::Str => None,
+        }
+    }
+
+    fn big_ptr(&self) -> Option<*mut Big> {
+        if self.kind() != Kind::Boxed {
+            return None;
+        }
+        let mut b = [0u8; PTR_LEN];
+        b.copy_from_slice(self.value());
+        Some(usize::from_ne_bytes(b) as *mut Big)
+    }
+
+    /// The boxed value of a [`Kind::Boxed`] entry.
+    pub fn big(&self) -> Option<&Big> {
+        // SAFETY: a Boxed entry's value bytes are the pointer `new_big` took from a Box
+        // the entry owns until it drops; the borrow of `self` keeps it alive.
+        self.big_ptr().map(|p| unsafe { &*p })
+    }
+
+    /// As [`Entry::big`], writable (the write path changes a large hash in place).
+    pub(crate) fn big_mut(&mut self) -> Option<&mut Big> {
+        // SAFETY: as `big`; `&mut self` gives exclusive access to what the entry owns.
+        self.big_ptr().map(|p| unsafe { &mut *p })
+    }
+
+    /// The bytes that stand for the value in effects and records: the string, or a hash's
+    /// packed pairs (a table is serialized).
+    pub fn value_bytes(&self) -> std::borrow::Cow<'_, [u8]> {
+        match self.big() {
+            Some(Big::Hash(h)) => std::borrow::Cow::Owned(h.to_packed()),
+            None => std::borrow::Cow::Borrowed(self.value()),
         }
     }
 
@@ -412,13 +572,35 @@ impl Entry {
         if s.meta & M_EXPIRE == 0 && expire_at == NO_EXPIRY {
             return self;
         }
-        self.rebuilt(expire_at, self.flags())
+        let mut old = self;
+        let e = old.rebuilt(expire_at, old.flags());
+        // The new block took over the boxed value, if any: the old one only frees itself.
+        old.set_kind(Kind::Str);
+        e
     }
 
-    /// A copy with another expiry and flags, keeping key, value, CAS and the item bits.
+    fn set_kind(&mut self, kind: Kind) {
+        // SAFETY: as `meta`, with exclusive access.
+        unsafe {
+            let m = self.ptr.as_ptr().add(OFF_META);
+            *m = (*m & !M_KIND) | ((kind as u8) << KIND_SHIFT);
+        }
+    }
+
+    /// A copy of the block with another expiry and flags, keeping key, value bytes (a
+    /// boxed value's pointer too: the caller gives up the old block's claim), kind, CAS
+    /// and the item bits.
     fn rebuilt(&self, expire_at: u64, flags: u32) -> Entry {
         let (key, value) = self.key_value();
-        let mut e = Entry::new(key, value, expire_at, flags, self.cas());
+        let mut e = Entry::build_kind(
+            self.kind(),
+            key,
+            value.len(),
+            expire_at,
+            flags,
+            self.cas(),
+            |v| v.copy_from_slice(value),
+        );
         e.copy_item_state(self);
         e
     }
@@ -426,7 +608,38 @@ impl Entry {
     /// A copy with a new value, keeping key, expiry, flags and the item bits; `cas` is
     /// the new version.
     pub fn with_value(&self, vlen: usize, cas: u64, fill: impl FnOnce(&mut [u8])) -> Entry {
-        let mut e = Entry::build(self.key(), vlen, self.expire_at(), self.flags(), cas, fill);
+        let kind = match self.kind() {
+            Kind::Boxed => Kind::Str,
+            k => k,
+        };
+        self.with_kind_value(kind, vlen, cas, fill)
+    }
+
+    /// A copy with a new value of `kind` (not [`Kind::Boxed`]), keeping key, expiry,
+    /// flags and the item bits.
+    pub fn with_kind_value(
+        &self,
+        kind: Kind,
+        vlen: usize,
+        cas: u64,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Entry {
+        let mut e = Entry::build_kind(
+            kind,
+            self.key(),
+            vlen,
+            self.expire_at(),
+            self.flags(),
+            cas,
+            fill,
+        );
+        e.copy_item_state(self);
+        e
+    }
+
+    /// A copy owning `big` as its value, keeping key, expiry, flags and the item bits.
+    pub fn with_big(&self, big: Box<Big>, cas: u64) -> Entry {
+        let mut e = Entry::new_big(self.key(), big, self.expire_at(), self.flags(), cas);
         e.copy_item_state(self);
         e
     }
@@ -445,12 +658,17 @@ impl Entry {
 
     /// Bytes the allocator really holds for this entry (its size class).
     pub fn alloc_size(&self) -> usize {
-        alloc_class(self.shape().size())
+        alloc_class(self.shape().size()) + self.big().map_or(0, Big::heap_bytes)
     }
 }
 
 impl Drop for Entry {
     fn drop(&mut self) {
+        if let Some(p) = self.big_ptr() {
+            // SAFETY: the pointer came from `Box::into_raw` in `new_big` and this entry is
+            // its only owner (a rebuild that took it over turned this entry into a string).
+            drop(unsafe { Box::from_raw(p) });
+        }
         let layout = self.shape().layout();
         // SAFETY: the block was allocated by `build` with exactly this layout (the header
         // it is computed from never changes size after `build`).
@@ -460,13 +678,23 @@ impl Drop for Entry {
 
 impl Clone for Entry {
     fn clone(&self) -> Entry {
-        let mut e = Entry::new(
-            self.key(),
-            self.value(),
-            self.expire_at(),
-            self.flags(),
-            self.cas(),
-        );
+        let mut e = match self.big() {
+            Some(big) => Entry::new_big(
+                self.key(),
+                Box::new(big.clone()),
+                self.expire_at(),
+                self.flags(),
+                self.cas(),
+            ),
+            None => Entry::new_kind(
+                self.kind(),
+                self.key(),
+                self.value(),
+                self.expire_at(),
+                self.flags(),
+                self.cas(),
+            ),
+        };
         e.copy_item_state(self);
         e
     }
@@ -474,7 +702,14 @@ impl Clone for Entry {
 
 impl PartialEq for Entry {
     fn eq(&self, other: &Entry) -> bool {
-        self.key_value() == other.key_value()
+        let values = match (self.big(), other.big()) {
+            (Some(a), Some(b)) => a == b,
+            (None, None) => self.value() == other.value(),
+            _ => false,
+        };
+        values
+            && self.key() == other.key()
+            && self.kind() == other.kind()
             && self.expire_at() == other.expire_at()
             && self.flags() == other.flags()
             && self.cas() == other.cas()
@@ -487,6 +722,7 @@ impl std::fmt::Debug for Entry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Entry")
             .field("key", &String::from_utf8_lossy(self.key()))
+            .field("kind", &self.kind())
             .field("value_len", &self.value().len())
             .field("expire_at", &self.expire_at())
             .field("flags", &self.flags())

@@ -27,6 +27,7 @@ pub mod entry;
 pub mod evict;
 pub mod exec;
 pub mod glob;
+pub mod hash;
 pub mod memcache;
 pub mod reply;
 mod rng;

@@ -21,6 +21,9 @@ pub enum Reply {
     Array(Vec<Reply>),
     /// A map in RESP3; a flat array of key, value, key, value in RESP2.
     Map(Vec<(Reply, Reply)>),
+    /// Pairs: an array of two-element arrays in RESP3, a flat array of key, value, key,
+    /// value in RESP2 (HRANDFIELD ... WITHVALUES).
+    Pairs(Vec<(Reply, Reply)>),
     /// A set in RESP3; an array in RESP2.
     Set(Vec<Reply>),
     /// A double in RESP3; a bulk string in RESP2.

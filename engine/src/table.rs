@@ -83,7 +83,7 @@ const EMPTY_GROUP: Group = Group {
     slots: [0; GROUP],
 };
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct IndexTable {
     groups: Vec<Group>,
     len: usize,

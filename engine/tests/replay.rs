@@ -114,7 +114,13 @@ fn set_options(g: &mut Gen) -> Vec<Arg> {
 fn redis(g: &mut Gen) -> Vec<Arg> {
     use Arg::*;
     let (k, k2, v) = (Key(key(g)), Key(key(g)), Val(value(g)));
-    match u8::arbitrary(g) % 26 {
+    let field = |g: &mut Gen| Lit(pick(g, &["f0", "f1", "f2", "f3"]));
+    // Now and then a value past hash-max-listpack-value, which converts a hash to a table.
+    let hval = |g: &mut Gen| match u8::arbitrary(g) % 6 {
+        0 => Val(vec![b'x'; 70]),
+        _ => Val(value(g)),
+    };
+    match u8::arbitrary(g) % 31 {
         0..=2 => [vec![Lit("SET"), k, v], set_options(g)].concat(),
         3 => vec![Lit(pick(g, &["SETEX", "PSETEX"])), k, Lit("1500"), v],
         4 => vec![Lit(pick(g, &["SETNX", "GETSET"])), k, v],
@@ -161,6 +167,21 @@ fn redis(g: &mut Gen) -> Vec<Arg> {
         21 | 22 => vec![Lit(pick(g, &["GET", "EXISTS", "TTL", "STRLEN"])), k],
         23 => vec![Lit("RANDOMKEY")],
         24 => vec![Lit("OBJECT"), Lit("FREQ"), k],
+        26 | 27 => {
+            let mut args = vec![Lit(pick(g, &["HSET", "HMSET"])), k, field(g), hval(g)];
+            if bool::arbitrary(g) {
+                args.extend([field(g), hval(g)]);
+            }
+            args
+        }
+        28 => vec![Lit("HDEL"), k, field(g), field(g)],
+        29 => match u8::arbitrary(g) % 3 {
+            0 => vec![Lit("HINCRBY"), k, field(g), Lit("3")],
+            1 => vec![Lit("HINCRBYFLOAT"), k, field(g), Lit("1.5")],
+            _ => vec![Lit("HSETNX"), k, field(g), hval(g)],
+        },
+        30 if bool::arbitrary(g) => vec![Lit("HGET"), k, field(g)],
+        30 => vec![Lit(pick(g, &["HLEN", "HGETALL", "TYPE", "HRANDFIELD"])), k],
         _ => vec![Lit("TOUCH"), k, k2],
     }
 }
@@ -378,8 +399,9 @@ fn with_compare(op: &McOp, pick: Option<CasPick>, shard: &Shard, now: u64) -> Mc
     op
 }
 
-/// What replication must reproduce of one item: value, expiry, flags, CAS, item bits.
-type Item = (Bytes, u64, u32, u64, ItemBits);
+/// What replication must reproduce of one item: value (a hash's packed pairs), kind
+/// (string, packed hash or table), expiry, flags, CAS, item bits.
+type Item = (Bytes, String, u64, u32, u64, ItemBits);
 
 /// Every item the shard holds, expired-but-unreclaimed ones included.
 fn items(s: &Shard) -> BTreeMap<Bytes, Item> {
@@ -388,7 +410,8 @@ fn items(s: &Shard) -> BTreeMap<Bytes, Item> {
         .iter()
         .map(|(k, e)| {
             let item = (
-                bytes(e.value()),
+                bytes(&e.value_bytes()),
+                format!("{:?}", e.kind()),
                 e.expire_at(),
                 e.flags(),
                 e.cas(),

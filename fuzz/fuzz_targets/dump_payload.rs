@@ -3,10 +3,11 @@
 
 #![no_main]
 
-use baton_engine::commands::dump::{decode_payload, encode_payload};
+use baton_engine::commands::dump::{decode, decode_payload, encode_payload};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    let _ = decode(data);
     if let Some((value, flags)) = decode_payload(data) {
         assert_eq!(encode_payload(value, flags), data);
     }

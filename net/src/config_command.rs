@@ -58,6 +58,10 @@ pub enum Change {
     AnnounceIp(Option<String>),
     /// `replica-announce-port` (0: the port this server listens on).
     AnnouncePort(u64),
+    /// `hash-max-listpack-entries`.
+    HashMaxEntries(usize),
+    /// `hash-max-listpack-value`.
+    HashMaxValue(usize),
     /// A value that is already in force (`appendonly no`, `save ""`).
     Unchanged,
 }
@@ -91,6 +95,8 @@ fn optional_string(v: &[u8]) -> Option<String> {
 
 /// Redis's other names for some parameters (`slave-*`): (alias, parameter).
 static ALIASES: &[(&str, &str)] = &[
+    ("hash-max-ziplist-entries", "hash-max-listpack-entries"),
+    ("hash-max-ziplist-value", "hash-max-listpack-value"),
     ("slave-announce-ip", "replica-announce-ip"),
     ("slave-announce-port", "replica-announce-port"),
     ("slave-priority", "replica-priority"),
@@ -140,6 +146,18 @@ static PARAMS: &[Param] = &[
         name: "databases",
         get: |_| "1".into(),
         set: None,
+        sensitive: false,
+    },
+    Param {
+        name: "hash-max-listpack-entries",
+        get: |_| baton_engine::hash::limits().max_entries.to_string(),
+        set: Some(|v| int_in(v, 0, i64::MAX).map(|n| Change::HashMaxEntries(n as usize))),
+        sensitive: false,
+    },
+    Param {
+        name: "hash-max-listpack-value",
+        get: |_| baton_engine::hash::limits().max_value.to_string(),
+        set: Some(|v| int_in(v, 0, i64::MAX).map(|n| Change::HashMaxValue(n as usize))),
         sensitive: false,
     },
     Param {
@@ -514,6 +532,9 @@ pub async fn apply(core: &Rc<Core>, shared: &Arc<Shared>, changes: Vec<Change>) 
             Change::Priority(n) => shared.repl.priority.store(n, Ordering::Relaxed),
             Change::AnnounceIp(ip) => *lock(&shared.repl.announce_ip) = ip,
             Change::AnnouncePort(n) => shared.repl.announce_port.store(n, Ordering::Relaxed),
+            // Process-wide: every shard reads them when a hash is written.
+            Change::HashMaxEntries(n) => baton_engine::hash::set_max_entries(n),
+            Change::HashMaxValue(n) => baton_engine::hash::set_max_value(n),
             Change::Unchanged => {}
         }
     }

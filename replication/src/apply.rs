@@ -178,7 +178,10 @@ impl Applier {
             Effect::Put { key, .. }
             | Effect::Expire { key, .. }
             | Effect::Stamp { key, .. }
-            | Effect::Del { key, .. } => route(self.router.core_of(key), Op::Effect(e)),
+            | Effect::Del { key, .. }
+            | Effect::HashPut { key, .. }
+            | Effect::HashSet { key, .. }
+            | Effect::HashDel { key, .. } => route(self.router.core_of(key), Op::Effect(e)),
             Effect::Flush if cores as usize == self.router.cores() => {
                 route(shard as usize, Op::Effect(e))
             }
@@ -193,11 +196,5 @@ impl Applier {
 
 /// The key of a snapshot item (always a `Put`; the decoder makes nothing else an item).
 fn item_key(e: &Effect) -> &[u8] {
-    match e {
-        Effect::Put { key, .. }
-        | Effect::Expire { key, .. }
-        | Effect::Stamp { key, .. }
-        | Effect::Del { key, .. } => key,
-        Effect::Flush => &[],
-    }
+    e.key().map_or(&[], |k| &k[..])
 }

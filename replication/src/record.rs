@@ -12,8 +12,17 @@
 //!  FLUSH   0x05                                                       journal
 //!  ITEM    0x06 key value expire_at:u64 flags:u32 cas:u64 bits:u8      snapshot
 //!  END     0x07                                                       snapshot done
-//!  key, value: len:u32 then the bytes
+//!  HPUT    0x08 key pairs table:u8 expire_at:u64 flags:u32 cas:u64 bits:u8   journal (v2)
+//!  HSET    0x09 key pairs cas:u64                                     journal (v2)
+//!  HDEL    0x0a key n:u32 field*n cas:u64                             journal (v2)
+//!  HITEM   0x0b key pairs table:u8 expire_at:u64 flags:u32 cas:u64 bits:u8   snapshot (v2)
+//!  key, value, pairs, field: len:u32 then the bytes
+//!  pairs: a hash's packed field/value pairs (baton_engine::hash::packed), validated
 //! ```
+//!
+//! Version 2 added the hash records (0x08-0x0b); a version 1 flow holds none of them and
+//! decodes unchanged, so this build reads both. A version 1 build refuses a version 2
+//! flow at its HELLO rather than meet a record it cannot read.
 //!
 //! Journal records are the shard's [`Effect`]s; their encoded bytes are what a flow's
 //! offset counts. Snapshot records (ITEM, END) go to one replica during its full sync and
@@ -28,7 +37,9 @@ use baton_engine::shard::{DelCause, Effect};
 use bytes::Bytes;
 
 /// The format version this build speaks.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
+/// The oldest format version this build still reads.
+pub const MIN_VERSION: u16 = 1;
 const MAGIC: &[u8; 4] = b"BTNR";
 /// A replication id: 40 hex characters, as Redis's.
 pub type ReplId = [u8; 40];
@@ -41,6 +52,10 @@ const T_DEL: u8 = 4;
 const T_FLUSH: u8 = 5;
 const T_ITEM: u8 = 6;
 const T_END: u8 = 7;
+const T_HPUT: u8 = 8;
+const T_HSET: u8 = 9;
+const T_HDEL: u8 = 10;
+const T_HITEM: u8 = 11;
 
 /// What opens a flow: who sends it, and from where in the journal it resumes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,7 +115,7 @@ pub enum DecodeError {
     Tag(u8),
     #[error("not a Baton replication flow (bad magic)")]
     Magic,
-    #[error("replication format version {found} is not {VERSION}, the one this build speaks")]
+    #[error("replication format version {found} is not one this build reads ({MIN_VERSION} to {VERSION})")]
     Version { found: u16 },
     #[error("{field} of {len} bytes is over the limit of {max}")]
     TooLong {
@@ -108,6 +123,8 @@ pub enum DecodeError {
         len: usize,
         max: usize,
     },
+    #[error("a hash's packed pairs are malformed: {0}")]
+    Pairs(baton_engine::hash::packed::PackedError),
     #[error("invalid {field}: {value}")]
     Invalid { field: &'static str, value: u64 },
 }
@@ -147,6 +164,46 @@ pub fn encode_effect(effect: &Effect, out: &mut Vec<u8>) {
             });
         }
         Effect::Flush => out.push(T_FLUSH),
+        Effect::HashPut { .. } => put_hash_item(out, T_HPUT, effect),
+        Effect::HashSet { key, pairs, cas } => {
+            out.push(T_HSET);
+            put_bytes(out, key);
+            put_bytes(out, pairs);
+            out.extend_from_slice(&cas.to_le_bytes());
+        }
+        Effect::HashDel { key, fields, cas } => {
+            out.push(T_HDEL);
+            put_bytes(out, key);
+            out.extend_from_slice(&(fields.len() as u32).to_le_bytes());
+            for f in fields {
+                put_bytes(out, f);
+            }
+            out.extend_from_slice(&cas.to_le_bytes());
+        }
+    }
+}
+
+/// Appends a whole hash (`HashPut`) under `tag` (HPUT in the journal, HITEM in a
+/// snapshot).
+fn put_hash_item(out: &mut Vec<u8>, tag: u8, effect: &Effect) {
+    if let Effect::HashPut {
+        key,
+        pairs,
+        table,
+        expire_at,
+        flags,
+        cas,
+        bits,
+    } = effect
+    {
+        out.push(tag);
+        put_bytes(out, key);
+        put_bytes(out, pairs);
+        out.push(*table as u8);
+        out.extend_from_slice(&expire_at.to_le_bytes());
+        out.extend_from_slice(&flags.to_le_bytes());
+        out.extend_from_slice(&cas.to_le_bytes());
+        out.push(bits_byte(*bits));
     }
 }
 
@@ -194,6 +251,7 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) {
             cas,
             bits,
         }) => encode_item(key, value, *expire_at, *flags, *cas, *bits, out),
+        Record::Item(h @ Effect::HashPut { .. }) => put_hash_item(out, T_HITEM, h),
         Record::Item(other) => encode_effect(other, out),
         Record::End => encode_end(out),
     }
@@ -263,7 +321,7 @@ impl Reader<'_> {
                     return Err(DecodeError::Magic.into());
                 }
                 let version = u16::from_le_bytes(self.array()?);
-                if version != VERSION {
+                if !(MIN_VERSION..=VERSION).contains(&version) {
                     return Err(DecodeError::Version { found: version }.into());
                 }
                 let shard = self.u32()?;
@@ -334,6 +392,43 @@ impl Reader<'_> {
                 Record::Effect(Effect::Del { key, cause })
             }
             T_FLUSH => Record::Effect(Effect::Flush),
+            T_HPUT | T_HITEM => {
+                let put = Effect::HashPut {
+                    key: self.bytes("key", limits.max_key)?,
+                    pairs: self.pairs(limits)?,
+                    table: self.flag("hash table flag")?,
+                    expire_at: self.u64()?,
+                    flags: self.u32()?,
+                    cas: self.u64()?,
+                    bits: self.bits()?,
+                };
+                if tag == T_HPUT {
+                    Record::Effect(put)
+                } else {
+                    Record::Item(put)
+                }
+            }
+            T_HSET => Record::Effect(Effect::HashSet {
+                key: self.bytes("key", limits.max_key)?,
+                pairs: self.pairs(limits)?,
+                cas: self.u64()?,
+            }),
+            T_HDEL => {
+                let key = self.bytes("key", limits.max_key)?;
+                let n = self.u32()? as usize;
+                // Each field takes at least its 4-byte length: no count beyond what the
+                // bytes could hold is believed before they arrive.
+                let room = (self.buf.len() - self.pos) / 4;
+                let mut fields = Vec::with_capacity(n.min(room));
+                for _ in 0..n {
+                    fields.push(self.bytes("field", limits.max_value)?);
+                }
+                Record::Effect(Effect::HashDel {
+                    key,
+                    fields,
+                    cas: self.u64()?,
+                })
+            }
             T_END => Record::End,
             other => return Err(DecodeError::Tag(other).into()),
         })
@@ -389,6 +484,13 @@ impl Reader<'_> {
             stale: b & 1 != 0,
             won: b & 2 != 0,
         })
+    }
+
+    /// A hash's packed pairs: a byte string that must parse as pairs.
+    fn pairs(&mut self, limits: &Limits) -> Result<Bytes, Fail> {
+        let b = self.bytes("pairs", limits.max_value)?;
+        baton_engine::hash::packed::validate(&b, usize::MAX).map_err(DecodeError::Pairs)?;
+        Ok(b)
     }
 
     /// A length-prefixed byte string, its length checked before it is read.
@@ -462,6 +564,31 @@ mod tests {
         }
         round_trip(Record::Effect(Effect::Flush));
         round_trip(Record::End);
+        let pairs = Bytes::from(baton_engine::hash::packed::from_pairs([
+            (&b"f"[..], &b"v"[..]),
+            (b"g", b""),
+        ]));
+        let hput = Effect::HashPut {
+            key: key("h"),
+            pairs: pairs.clone(),
+            table: true,
+            expire_at: 5,
+            flags: 0,
+            cas: 77,
+            bits: ItemBits::default(),
+        };
+        round_trip(Record::Effect(hput.clone()));
+        round_trip(Record::Item(hput));
+        round_trip(Record::Effect(Effect::HashSet {
+            key: key("h"),
+            pairs,
+            cas: 78,
+        }));
+        round_trip(Record::Effect(Effect::HashDel {
+            key: key("h"),
+            fields: vec![key("f"), key("")],
+            cas: 79,
+        }));
     }
 
     #[test]
@@ -510,6 +637,21 @@ mod tests {
             decode(&old, &limits),
             Err(DecodeError::Version { found: 9 })
         );
+        let mut v1 = hello.clone();
+        v1[5] = 1;
+        assert!(
+            matches!(decode(&v1, &limits), Ok(Some((Record::Hello(_), _)))),
+            "version 1 flows still decode"
+        );
+        let mut bad_pairs = vec![T_HSET];
+        bad_pairs.extend_from_slice(&1u32.to_le_bytes());
+        bad_pairs.push(b'h');
+        bad_pairs.extend_from_slice(&2u32.to_le_bytes());
+        bad_pairs.extend_from_slice(&[5, b'x']);
+        assert!(matches!(
+            decode(&bad_pairs, &limits),
+            Err(DecodeError::Pairs(_))
+        ));
         let mut magic = hello.clone();
         magic[1] = b'X';
         assert_eq!(decode(&magic, &limits), Err(DecodeError::Magic));

@@ -2,9 +2,10 @@
 //! at a time while the shard keeps serving. See the crate doc for why the chunks and the
 //! journal, sent down one flow in the order they happen, leave the replica exact.
 
+use baton_engine::shard::Effect;
 use baton_engine::Shard;
 
-use crate::record::{encode_end, encode_item};
+use crate::record::{encode, encode_end, encode_item, Record};
 
 /// Where a full sync's walk over one shard stands.
 #[derive(Debug, Default, Clone)]
@@ -43,8 +44,12 @@ impl SnapshotWalk {
         let start = out.len();
         while self.pos < store.slab_len() && out.len() - start < max_bytes {
             if let Some((key, e)) = store.at(self.pos) {
-                let bits = e.item_bits();
-                encode_item(key, e.value(), e.expire_at(), e.flags(), e.cas(), bits, out);
+                if e.hash().is_some() {
+                    encode(&Record::Item(Effect::put(e)), out);
+                } else {
+                    let bits = e.item_bits();
+                    encode_item(key, e.value(), e.expire_at(), e.flags(), e.cas(), bits, out);
+                }
                 self.items += 1;
             }
             self.pos += 1;

@@ -20,7 +20,8 @@ fn feed(bytes: &[u8], cut: usize) -> Result<(), FlowError> {
     Ok(())
 }
 
-/// A valid flow: a hello, a few puts, a delete, a flush and the end of a snapshot.
+/// A valid flow: a hello, a few puts, a hash and its field changes, a delete, a flush and
+/// the end of a snapshot.
 fn valid_flow() -> Vec<u8> {
     let mut out = Vec::new();
     encode_hello(
@@ -47,6 +48,39 @@ fn valid_flow() -> Vec<u8> {
             &mut out,
         );
     }
+    // Hashes: a whole one in the snapshot, then fields set and removed.
+    let pairs = Bytes::from(baton_engine::hash::packed::from_pairs([
+        (&b"f"[..], &b"v"[..]),
+        (b"g", b"w"),
+    ]));
+    encode(
+        &Record::Item(Effect::HashPut {
+            key: Bytes::from_static(b"h"),
+            pairs: pairs.clone(),
+            table: false,
+            expire_at: 0,
+            flags: 0,
+            cas: 9 << 16,
+            bits: Default::default(),
+        }),
+        &mut out,
+    );
+    encode(
+        &Record::Effect(Effect::HashSet {
+            key: Bytes::from_static(b"h"),
+            pairs,
+            cas: 10 << 16,
+        }),
+        &mut out,
+    );
+    encode(
+        &Record::Effect(Effect::HashDel {
+            key: Bytes::from_static(b"h"),
+            fields: vec![Bytes::from_static(b"f")],
+            cas: 11 << 16,
+        }),
+        &mut out,
+    );
     encode(
         &Record::Effect(Effect::Del {
             key: Bytes::from_static(b"k\x01"),

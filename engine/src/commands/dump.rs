@@ -6,13 +6,17 @@
 //!  kind u8 | flags u32 BE | value ... | version u16 LE | CRC-64 (Jones) LE, of all before
 //! ```
 //!
-//! `kind` 0 is a string; `flags` are memcached's client flags. Redis's payloads (an RDB
+//! `kind` 0 is a string, 1 a hash (its value the packed pairs, whatever its encoding
+//! here: RESTORE picks the encoding by the thresholds in force); `flags` are memcached's
+//! client flags. Redis's payloads (an RDB
 //! type byte, then RDB versions 9-11) are refused by the version and checksum checks, as
 //! Redis refuses payloads from a newer Redis.
 
 use bytes::Bytes;
 
 use crate::commands::{is_opt, parse_i64};
+use crate::entry::Kind;
+use crate::hash::packed;
 use crate::reply::{errors, Reply};
 use crate::store::ItemCopy;
 use crate::Shard;
@@ -20,6 +24,7 @@ use crate::Shard;
 /// The payload format's version (the two bytes before the checksum).
 pub const PAYLOAD_VERSION: u16 = 0xBA01;
 const KIND_STRING: u8 = 0;
+const KIND_HASH: u8 = 1;
 /// kind + flags before the value; version + checksum after it.
 const HEAD: usize = 5;
 const TAIL: usize = 10;
@@ -57,10 +62,28 @@ pub fn crc64(bytes: &[u8]) -> u64 {
     })
 }
 
-/// The payload DUMP returns for a value and its flags.
+/// What a payload holds.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Payload<'a> {
+    pub hash: bool,
+    /// The string, or a hash's packed pairs.
+    pub value: &'a [u8],
+    pub flags: u32,
+}
+
+/// The payload DUMP returns for a string.
 pub fn encode_payload(value: &[u8], flags: u32) -> Vec<u8> {
+    encode(false, value, flags)
+}
+
+/// The payload DUMP returns for a copy of any value.
+pub fn encode_copy(copy: &ItemCopy) -> Vec<u8> {
+    encode(copy.kind != Kind::Str, &copy.value, copy.flags)
+}
+
+fn encode(hash: bool, value: &[u8], flags: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEAD + value.len() + TAIL);
-    out.push(KIND_STRING);
+    out.push(if hash { KIND_HASH } else { KIND_STRING });
     out.extend_from_slice(&flags.to_be_bytes());
     out.extend_from_slice(value);
     out.extend_from_slice(&PAYLOAD_VERSION.to_le_bytes());
@@ -69,8 +92,16 @@ pub fn encode_payload(value: &[u8], flags: u32) -> Vec<u8> {
     out
 }
 
-/// The value and flags of a payload, if its version, checksum and kind are right.
+/// The value and flags of a string payload, if its version, checksum and kind are right.
 pub fn decode_payload(payload: &[u8]) -> Option<(&[u8], u32)> {
+    decode(payload)
+        .filter(|p| !p.hash)
+        .map(|p| (p.value, p.flags))
+}
+
+/// What a payload holds, if its version and checksum are right and a hash's pairs are
+/// well formed, at least one, with no field twice.
+pub fn decode(payload: &[u8]) -> Option<Payload<'_>> {
     if payload.len() < HEAD + TAIL {
         return None;
     }
@@ -79,17 +110,26 @@ pub fn decode_payload(payload: &[u8]) -> Option<(&[u8], u32)> {
         return None;
     }
     let (body, version) = body.split_at(body.len() - 2);
-    if version != PAYLOAD_VERSION.to_le_bytes() || body[0] != KIND_STRING {
+    if version != PAYLOAD_VERSION.to_le_bytes() || body[0] > KIND_HASH {
         return None;
     }
     let flags = u32::from_be_bytes(body[1..5].try_into().expect("four bytes"));
-    Some((&body[HEAD..], flags))
+    let value = &body[HEAD..];
+    let hash = body[0] == KIND_HASH;
+    if hash {
+        let n = packed::validate(value, usize::MAX).ok()?;
+        let fields: std::collections::HashSet<&[u8]> = packed::pairs(value).map(|p| p.0).collect();
+        if n == 0 || fields.len() != n {
+            return None;
+        }
+    }
+    Some(Payload { hash, value, flags })
 }
 
 /// DUMP key
 pub fn dump(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
     match s.copy_item(&a[1], now) {
-        Some(copy) => Reply::Bulk(Bytes::from(encode_payload(&copy.value, copy.flags))),
+        Some(copy) => Reply::Bulk(Bytes::from(encode_copy(&copy))),
         None => Reply::Nil,
     }
 }
@@ -131,7 +171,7 @@ pub fn restore(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
     if !replace && s.exists(&a[1], now) {
         return BUSYKEY;
     }
-    let Some((value, flags)) = decode_payload(&a[3]) else {
+    let Some(payload) = decode(&a[3]) else {
         return BAD_PAYLOAD;
     };
     let expire_at = match (ttl, absttl) {
@@ -146,12 +186,25 @@ pub fn restore(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
         }
         return Reply::Ok;
     }
+    let kind = if !payload.hash {
+        Kind::Str
+    } else {
+        let limits = crate::hash::limits();
+        let packed_fits = packed::len(payload.value) <= limits.max_entries
+            && packed::pairs(payload.value).all(|(f, v)| limits.fits(f, v));
+        if packed_fits {
+            Kind::HashPacked
+        } else {
+            Kind::Boxed
+        }
+    };
     s.put_copy(
         &a[1],
         &ItemCopy {
-            value: Bytes::copy_from_slice(value),
+            value: Bytes::copy_from_slice(payload.value),
             expire_at,
-            flags,
+            flags: payload.flags,
+            kind,
         },
     );
     Reply::Ok
@@ -254,10 +307,58 @@ mod tests {
         assert_eq!(run(&mut s, &["PTTL", "k"], NOW), Reply::Int(9000));
     }
 
+    #[test]
+    fn hashes_round_trip_in_either_encoding_and_bad_pairs_are_refused() {
+        let mut s = Shard::new(0);
+        run(&mut s, &["HSET", "h", "a", "1", "b", "2"], NOW);
+        let big: Vec<String> = (0..300)
+            .flat_map(|i| [format!("f{i}"), format!("v{i}")])
+            .collect();
+        let mut hset = vec!["HSET", "big"];
+        hset.extend(big.iter().map(String::as_str));
+        run(&mut s, &hset, NOW);
+        for (key, enc) in [("h", "listpack"), ("big", "hashtable")] {
+            let payload = bulk(run(&mut s, &["DUMP", key], NOW));
+            assert!(decode(&payload).is_some_and(|p| p.hash));
+            let mut t = Shard::new(1);
+            let args = vec![
+                Bytes::from_static(b"RESTORE"),
+                Bytes::from(key.to_string()),
+                Bytes::from_static(b"0"),
+                payload,
+            ];
+            assert_eq!(restore(&mut t, &args, NOW), Reply::Ok);
+            assert_eq!(
+                run(&mut t, &["HGETALL", key], NOW),
+                run(&mut s, &["HGETALL", key], NOW)
+            );
+            assert_eq!(
+                run(&mut t, &["OBJECT", "ENCODING", key], NOW),
+                Reply::Bulk(enc.into())
+            );
+        }
+        let twice = [1, b'f', 1, b'1', 1, b'f', 1, b'2'];
+        assert_eq!(decode(&encode(true, &twice, 0)), None, "a field twice");
+        assert_eq!(decode(&encode(true, b"", 0)), None, "an empty hash");
+        assert_eq!(
+            decode(&encode(true, &[9, b'x'], 0)),
+            None,
+            "truncated pairs"
+        );
+        assert_eq!(
+            decode_payload(&encode(
+                true,
+                &packed::from_pairs([(&b"f"[..], &b"1"[..])]),
+                0
+            )),
+            None
+        );
+    }
+
     quickcheck::quickcheck! {
         /// Any bytes: decoding never panics, and whatever decodes re-encodes to itself.
         fn payload_decoding_never_panics(bytes: Vec<u8>, value: Vec<u8>, flags: u32) -> bool {
-            let _ = decode_payload(&bytes);
+            let _ = decode(&bytes);
             let p = encode_payload(&value, flags);
             decode_payload(&p) == Some((&value[..], flags))
         }

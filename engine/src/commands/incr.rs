@@ -5,7 +5,7 @@
 use bytes::Bytes;
 
 use super::longdouble::LongDouble;
-use super::{int_arg, parse_i64};
+use super::{int_arg, parse_i64, string_of};
 use crate::reply::{errors, Reply};
 use crate::shard::Shard;
 use crate::store::NO_EXPIRY;
@@ -21,12 +21,13 @@ fn replace_value(s: &mut Shard, key: &[u8], value: Vec<u8>, existed: bool, now: 
 
 /// Adds `by` to the integer under `key` (absent counts as 0), as `incrDecrCommand`.
 fn incr_by(s: &mut Shard, key: &[u8], by: i64, now: u64) -> Reply {
-    let (old, existed) = match s.lookup(key, now) {
-        Some(e) => match parse_i64(e.value()) {
+    let (old, existed) = match string_of(s.lookup(key, now)) {
+        Ok(Some(v)) => match parse_i64(v) {
             Some(n) => (n, true),
             None => return errors::NOT_INTEGER,
         },
-        None => (0, false),
+        Ok(None) => (0, false),
+        Err(e) => return e,
     };
     let Some(new) = old.checked_add(by) else {
         return errors::OVERFLOW;
@@ -71,12 +72,13 @@ pub fn decrby(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
 pub fn incrbyfloat(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
     let key = &a[1];
     // The stored value is checked before the increment, as Redis does.
-    let (old, existed) = match s.lookup(key, now) {
-        Some(e) => match LongDouble::parse(e.value()) {
+    let (old, existed) = match string_of(s.lookup(key, now)) {
+        Ok(Some(v)) => match LongDouble::parse(v) {
             Some(v) => (v, true),
             None => return errors::NOT_FLOAT,
         },
-        None => (LongDouble::parse(b"0").expect("zero parses"), false),
+        Ok(None) => (LongDouble::parse(b"0").expect("zero parses"), false),
+        Err(e) => return e,
     };
     let Some(by) = LongDouble::parse(&a[2]) else {
         return errors::NOT_FLOAT;

@@ -76,9 +76,11 @@ pub fn object(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
     }
     let key = &a[2];
     match *name {
-        "encoding" => s
-            .lookup(key, now)
-            .map_or(Reply::Nil, |e| Reply::simple(string_encoding(e.value()))),
+        // A bulk string, as Redis's `addReplyBulkCString`.
+        "encoding" => s.lookup(key, now).map_or(Reply::Nil, |e| match e.hash() {
+            Some(h) => Reply::bulk(h.encoding()),
+            None => Reply::bulk(string_encoding(e.value())),
+        }),
         "freq" => match s.key_freq(key, now) {
             None => Reply::Nil,
             Some(Ok(f)) => Reply::Int(i64::from(f)),
@@ -146,7 +148,7 @@ mod tests {
         s.put(b"k", b"hello", NO_EXPIRY, 0);
         assert_eq!(
             object(&mut s, &args(&["object", "encoding", "k"]), 0),
-            Reply::simple("embstr")
+            Reply::bulk("embstr")
         );
         assert_eq!(
             object(&mut s, &args(&["object", "refcount", "nokey"]), 0),

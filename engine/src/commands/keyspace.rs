@@ -13,6 +13,7 @@ pub use super::expire::{
 };
 
 use super::{int_arg, is_opt};
+use crate::entry::ValueType;
 use crate::glob::glob_match;
 use crate::reply::{errors, Reply};
 use crate::shard::Shard;
@@ -40,7 +41,7 @@ pub fn touch(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
 /// TYPE key
 pub fn type_(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
     match s.lookup_read(&a[1], now) {
-        Some(_) => Reply::simple("string"),
+        Some(e) => Reply::simple(e.value_type().name()),
         None => Reply::simple("none"),
     }
 }
@@ -146,7 +147,7 @@ pub fn keys(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
 /// Parses a SCAN cursor as Redis 7.0 does, with `strtoul`: optional sign and decimal
 /// digits, no leading space; the empty string is 0 and `-n` wraps around; overflow or
 /// trailing junk is invalid.
-fn parse_cursor(b: &[u8]) -> Option<u64> {
+pub(crate) fn parse_cursor(b: &[u8]) -> Option<u64> {
     if b.is_empty() {
         return Some(0);
     }
@@ -173,7 +174,8 @@ pub fn scan(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
     };
     let mut count = 10usize;
     let mut pattern: Option<&[u8]> = None;
-    let mut type_ok = true;
+    // TYPE: `None` = any type, `Some(None)` = a name no key has (matches nothing).
+    let mut want: Option<Option<ValueType>> = None;
     let mut i = 2;
     while i < a.len() {
         let more = i + 1 < a.len();
@@ -186,8 +188,14 @@ pub fn scan(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
         } else if is_opt(&a[i], "MATCH") && more {
             pattern = Some(&a[i + 1]).filter(|p| &p[..] != b"*").map(|p| &p[..]);
         } else if is_opt(&a[i], "TYPE") && more {
-            // Every value is a string; an unknown type name matches nothing, as in Redis 7.
-            type_ok = is_opt(&a[i + 1], "STRING");
+            // An unknown type name matches nothing, as in Redis 7.0.
+            want = Some(if is_opt(&a[i + 1], "STRING") {
+                Some(ValueType::String)
+            } else if is_opt(&a[i + 1], "HASH") {
+                Some(ValueType::Hash)
+            } else {
+                None
+            });
         } else {
             return errors::SYNTAX;
         }
@@ -195,6 +203,7 @@ pub fn scan(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
     }
     let mut keys = Vec::new();
     let next = s.store().scan(cursor, count, |k, e| {
+        let type_ok = want.is_none_or(|w| w == Some(e.value_type()));
         if type_ok && !e.is_expired(now) && pattern.is_none_or(|p| glob_match(p, k)) {
             keys.push(Reply::bulk(k));
         }

@@ -166,14 +166,23 @@ impl Table {
     }
 }
 
+/// Redis's LCS answer when a key holds another type.
+pub const NOT_STRINGS: &str = "ERR The specified keys must contain string values";
+
 /// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN min-match-len] [WITHMATCHLEN]
 pub fn lcs(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
     let limit = s.max_value_len();
-    let x = s
+    let x = match s
         .lookup_read(&a[1], now)
-        .map(|e| e.value().to_vec())
-        .unwrap_or_default();
-    let y = s.lookup_read(&a[2], now).map_or(&[][..], |e| e.value());
+        .map(|e| e.string().map(<[u8]>::to_vec))
+    {
+        Some(None) => return Reply::err(NOT_STRINGS),
+        x => x.flatten().unwrap_or_default(),
+    };
+    let y = match s.lookup_read(&a[2], now).map(|e| e.string()) {
+        Some(None) => return Reply::err(NOT_STRINGS),
+        y => y.flatten().unwrap_or_default(),
+    };
     lcs_reply_with_limit(&x, y, a, limit)
 }
 

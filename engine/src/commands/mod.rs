@@ -17,6 +17,7 @@
 pub mod db;
 pub mod dump;
 pub mod expire;
+pub mod hashes;
 pub mod incr;
 pub mod introspect;
 pub mod keyspace;
@@ -133,11 +134,21 @@ pub(crate) fn already_expired(at: u64, now: u64) -> bool {
     at <= now
 }
 
-/// A reply for an optional value: the bulk string or Nil.
-pub(crate) fn bulk_or_nil(v: Option<&[u8]>) -> Reply {
-    match v {
-        Some(v) => Reply::bulk(v),
+/// A string read's reply: the bulk string, Nil for a missing key, WRONGTYPE for a key
+/// of another type (Redis's `lookupKeyReadOrReply` + `checkType`).
+pub(crate) fn string_reply(e: Option<&crate::Entry>) -> Reply {
+    match e.map(|e| e.string()) {
         None => Reply::Nil,
+        Some(Some(v)) => Reply::bulk(v),
+        Some(None) => errors::WRONGTYPE,
+    }
+}
+
+/// The string under a live key, `Ok(None)` for a missing key, WRONGTYPE for another type.
+pub(crate) fn string_of(e: Option<&crate::Entry>) -> Result<Option<&[u8]>, Reply> {
+    match e {
+        None => Ok(None),
+        Some(e) => e.string().map(Some).ok_or(errors::WRONGTYPE),
     }
 }
 

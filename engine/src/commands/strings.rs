@@ -8,7 +8,8 @@ pub use super::incr::{decr, decrby, incr, incrby, incrbyfloat};
 pub use super::lcs::{lcs, lcs_reply, lcs_reply_with_limit};
 
 use super::{
-    already_expired, bulk_or_nil, cmd_name, expire_deadline, int_arg, is_opt, ExpireOpt, ExpireUnit,
+    already_expired, cmd_name, expire_deadline, int_arg, is_opt, string_of, string_reply,
+    ExpireOpt, ExpireUnit,
 };
 use crate::reply::{errors, Reply};
 use crate::shard::Shard;
@@ -16,7 +17,7 @@ use crate::store::NO_EXPIRY;
 
 /// GET key
 pub fn get(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
-    bulk_or_nil(s.lookup_read(&a[1], now).map(|e| e.value()))
+    string_reply(s.lookup_read(&a[1], now))
 }
 
 /// Options of SET or GETEX after the key (and value), as Redis's
@@ -132,9 +133,13 @@ fn set_generic(
     let found = old.is_some();
     let old_expire = old.map_or(NO_EXPIRY, |e| e.expire_at());
     let old_reply = match reply {
-        SetReply::Old => bulk_or_nil(old.map(|e| e.value())),
+        SetReply::Old => string_reply(old),
         _ => Reply::Nil,
     };
+    if old_reply.is_error() {
+        // SET ... GET and GETSET on another type: WRONGTYPE, and nothing written.
+        return old_reply;
+    }
     let write = match cond {
         Cond::Always => true,
         Cond::IfAbsent => !found,
@@ -237,8 +242,8 @@ pub fn getset(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
 
 /// GETDEL key
 pub fn getdel(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
-    let reply = bulk_or_nil(s.lookup_read(&a[1], now).map(|e| e.value()));
-    if reply != Reply::Nil {
+    let reply = string_reply(s.lookup_read(&a[1], now));
+    if matches!(reply, Reply::Bulk(_)) {
         s.delete(&a[1], now);
     }
     reply
@@ -256,7 +261,10 @@ pub fn getex(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
     let Some(e) = s.lookup_read(&a[1], now) else {
         return Reply::Nil;
     };
-    let reply = Reply::bulk(e.value());
+    let Some(v) = e.string() else {
+        return errors::WRONGTYPE;
+    };
+    let reply = Reply::bulk(v);
     let has_ttl = e.expire_at() != NO_EXPIRY;
     let expire = match opts.expiry(now, &cmd_name(a)) {
         Ok(x) => x,
@@ -282,7 +290,11 @@ pub fn mget(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
     Reply::Array(
         a[1..]
             .iter()
-            .map(|k| bulk_or_nil(s.lookup_read(k, now).map(|e| e.value())))
+            // A key of another type is Nil, as in Redis.
+            .map(|k| match string_reply(s.lookup_read(k, now)) {
+                Reply::Error(_) => Reply::Nil,
+                r => r,
+            })
             .collect(),
     )
 }
@@ -332,7 +344,11 @@ fn check_len(s: &Shard, offset: usize, len: usize) -> Result<(), Reply> {
 /// APPEND key value
 pub fn append(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
     let (key, tail) = (&a[1], &a[2]);
-    let Some(len) = s.lookup(key, now).map(|e| e.value().len()) else {
+    let found = match string_of(s.lookup(key, now)) {
+        Ok(v) => v.map(|v| v.len()),
+        Err(e) => return e,
+    };
+    let Some(len) = found else {
         s.put(key, tail, NO_EXPIRY, 0);
         return Reply::Int(tail.len() as i64);
     };
@@ -348,10 +364,10 @@ pub fn append(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
 
 /// STRLEN key
 pub fn strlen(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
-    Reply::Int(
-        s.lookup_read(&a[1], now)
-            .map_or(0, |e| e.value().len() as i64),
-    )
+    match string_of(s.lookup_read(&a[1], now)) {
+        Ok(v) => Reply::Int(v.map_or(0, |v| v.len() as i64)),
+        Err(e) => e,
+    }
 }
 
 /// The byte range GETRANGE returns for `start..=end` over `len` bytes, as Redis's
@@ -372,11 +388,13 @@ pub fn getrange(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
         (Ok(st), Ok(en)) => (st, en),
         (Err(e), _) | (_, Err(e)) => return e,
     };
-    let Some(e) = s.lookup_read(&a[1], now) else {
-        return Reply::bulk(b"");
+    let v = match string_of(s.lookup_read(&a[1], now)) {
+        Ok(Some(v)) => v,
+        Ok(None) => return Reply::bulk(b""),
+        Err(e) => return e,
     };
-    match clamp_range(start, end, e.value().len()) {
-        Some((st, en)) => Reply::bulk(&e.value()[st..=en]),
+    match clamp_range(start, end, v.len()) {
+        Some((st, en)) => Reply::bulk(&v[st..=en]),
         None => Reply::bulk(b""),
     }
 }
@@ -389,7 +407,10 @@ pub fn setrange(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
         Ok(n) => usize::try_from(n).unwrap_or(usize::MAX),
         Err(e) => return e,
     };
-    let old_len = s.lookup(key, now).map(|e| e.value().len());
+    let old_len = match string_of(s.lookup(key, now)) {
+        Ok(v) => v.map(|v| v.len()),
+        Err(e) => return e,
+    };
     if patch.is_empty() {
         return Reply::Int(old_len.unwrap_or(0) as i64);
     }

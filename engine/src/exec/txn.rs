@@ -14,6 +14,7 @@ use bytes::Bytes;
 use crate::command::{lookup, CommandSpec, Route, Txn};
 use crate::commands::keyspace::parse_copy_options;
 use crate::commands::lcs::lcs_reply;
+use crate::entry::Kind;
 use crate::reply::{errors, Reply};
 use crate::runtime::{Core, Job, Out};
 use crate::shard::Shard;
@@ -179,17 +180,15 @@ async fn apply(
             let (k1, k2) = (args[1].clone(), args[2].clone());
             let (a, b) = (owner(&k1), owner(&k2));
             let txn = Locked::begin(core, outer, vec![a, b]).await;
-            let v1 = txn
-                .copy_item(a, k1)
-                .await
-                .map(|s| s.value)
-                .unwrap_or_default();
-            let v2 = txn
-                .copy_item(b, k2)
-                .await
-                .map(|s| s.value)
-                .unwrap_or_default();
+            let i1 = txn.copy_item(a, k1).await;
+            let i2 = txn.copy_item(b, k2).await;
             txn.commit().await;
+            let not_string = |i: &Option<ItemCopy>| i.as_ref().is_some_and(|i| i.kind != Kind::Str);
+            if not_string(&i1) || not_string(&i2) {
+                return Reply::err(crate::commands::lcs::NOT_STRINGS);
+            }
+            let v1 = i1.map(|s| s.value).unwrap_or_default();
+            let v2 = i2.map(|s| s.value).unwrap_or_default();
             lcs_reply(&v1, &v2, args)
         }
     }

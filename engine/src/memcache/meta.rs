@@ -106,7 +106,12 @@ impl MetaArith {
 
 pub(super) fn get(shard: &mut Shard, m: MetaGet, ctx: &McCtx) -> MetaResult {
     let now = ctx.now_ms;
-    let Some((e, seen)) = shard.lookup_read_seen(&m.key, now) else {
+    // A key of another Redis type (a hash) is a miss to memcached, and is not replaced.
+    let found = shard.lookup_read_seen(&m.key, now);
+    if found.as_ref().is_some_and(|(e, _)| e.string().is_none()) {
+        return MetaResult::status(MetaStatus::Miss);
+    }
+    let Some((e, seen)) = found else {
         return match m.vivify {
             Some(exptime) => vivify(shard, &m, exptime, ctx),
             None => MetaResult::status(MetaStatus::Miss),
@@ -255,8 +260,8 @@ pub(super) fn arith(shard: &mut Shard, m: MetaArith, ctx: &McCtx) -> Option<Meta
     let current = shard.lookup(&m.key, now).map(|e| {
         (
             e.cas(),
-            e.value().is_empty(),
-            parse_counter(e.value()),
+            e.value().is_empty() && e.string().is_some(),
+            e.string().and_then(parse_counter),
             e.expire_at(),
         )
     });

@@ -117,9 +117,11 @@ pub(super) fn apply_delta(n: u64, incr: bool, delta: u64) -> u64 {
 /// The storage logic shared by the text commands and `ms` (memcached's `do_store_item`).
 pub(super) fn store_item(shard: &mut Shard, key: &[u8], w: Write, ctx: &McCtx) -> StoreOutcome {
     let now = ctx.now_ms;
-    let current = shard.lookup(key, now).map(|e| (e.cas(), e.value().len()));
+    let current = shard
+        .lookup(key, now)
+        .map(|e| (e.cas(), e.value().len(), e.string().is_some()));
     let compare = w.compare.filter(|&c| c != 0);
-    let Some((cur_cas, cur_len)) = current else {
+    let Some((cur_cas, cur_len, is_string)) = current else {
         return match (w.mode, w.vivify) {
             (StoreMode::Set | StoreMode::Add, _) => put_whole(shard, key, w, now),
             (StoreMode::Append | StoreMode::Prepend, Some(ttl)) => {
@@ -133,6 +135,8 @@ pub(super) fn store_item(shard: &mut Shard, key: &[u8], w: Write, ctx: &McCtx) -
         StoreMode::Add => StoreOutcome::NotStored,
         StoreMode::Cas if compare != Some(cur_cas) => StoreOutcome::Exists,
         StoreMode::Set | StoreMode::Replace | StoreMode::Cas => put_whole(shard, key, w, now),
+        // A key of another Redis type (a hash) cannot take bytes: not stored.
+        StoreMode::Append | StoreMode::Prepend if !is_string => StoreOutcome::NotStored,
         StoreMode::Append | StoreMode::Prepend => {
             if compare.is_some_and(|c| c != cur_cas) {
                 return StoreOutcome::Exists;
@@ -167,7 +171,7 @@ pub(super) fn get(shard: &mut Shard, key: Vec<u8>, touch: Option<i64>, ctx: &McC
     let now = ctx.now_ms;
     let Some((value, flags, cas)) = shard
         .lookup_read(&key, now)
-        .map(|e| (e.value().to_vec(), e.flags(), e.cas()))
+        .and_then(|e| e.string().map(|v| (v.to_vec(), e.flags(), e.cas())))
     else {
         return McResult::Value(None);
     };
@@ -222,7 +226,7 @@ pub(super) fn arith(
     let now = ctx.now_ms;
     let current = match shard.lookup(key, now) {
         None => return McResult::NotFound,
-        Some(e) => parse_counter(e.value()),
+        Some(e) => e.string().and_then(parse_counter),
     };
     let Some(n) = current else {
         return McResult::NonNumeric;

@@ -47,6 +47,29 @@ pub enum Effect {
     Del { key: Bytes, cause: DelCause },
     /// Every key is gone (FLUSHDB, FLUSHALL, memcached's flush_all).
     Flush,
+    /// A whole hash as it stands (RENAME and COPY of a hash, a snapshot item): it replaces
+    /// whatever the key held. `pairs` is the packed form ([`crate::hash::packed`]) of
+    /// every field in order; `table` says the hash is in its table form.
+    HashPut {
+        key: Bytes,
+        pairs: Bytes,
+        table: bool,
+        expire_at: u64,
+        flags: u32,
+        cas: u64,
+        bits: ItemBits,
+    },
+    /// Fields set to final values on the hash at `key` (HSET, HSETNX, HMSET, and HINCRBY
+    /// and HINCRBYFLOAT with their results), in order; a key that is absent becomes a new
+    /// hash without expiry. `cas` is the item's version after the write.
+    HashSet { key: Bytes, pairs: Bytes, cas: u64 },
+    /// Fields removed from the hash at `key` (HDEL), which keeps at least one field
+    /// (removing the last one is a `Del`).
+    HashDel {
+        key: Bytes,
+        fields: Vec<Bytes>,
+        cas: u64,
+    },
 }
 
 /// Why a key went away. Replicas delete alike; the cause is for statistics and for
@@ -64,6 +87,17 @@ pub enum DelCause {
 impl Effect {
     /// The `Put` that recreates `e` exactly.
     pub fn put(e: &Entry) -> Effect {
+        if let Some(h) = e.hash() {
+            return Effect::HashPut {
+                key: Bytes::copy_from_slice(e.key()),
+                pairs: Bytes::from(e.value_bytes().into_owned()),
+                table: matches!(h, crate::hash::HashRef::Table(_)),
+                expire_at: e.expire_at(),
+                flags: e.flags(),
+                cas: e.cas(),
+                bits: e.item_bits(),
+            };
+        }
         let (key, value) = e.key_value();
         Effect::Put {
             key: Bytes::copy_from_slice(key),
@@ -72,6 +106,22 @@ impl Effect {
             flags: e.flags(),
             cas: e.cas(),
             bits: e.item_bits(),
+        }
+    }
+}
+
+impl Effect {
+    /// The key the effect changes (`None` for a flush).
+    pub fn key(&self) -> Option<&Bytes> {
+        match self {
+            Effect::Put { key, .. }
+            | Effect::Expire { key, .. }
+            | Effect::Stamp { key, .. }
+            | Effect::Del { key, .. }
+            | Effect::HashPut { key, .. }
+            | Effect::HashSet { key, .. }
+            | Effect::HashDel { key, .. } => Some(key),
+            Effect::Flush => None,
         }
     }
 }

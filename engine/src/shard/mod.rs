@@ -383,11 +383,7 @@ impl Shard {
 
     /// A copy of the live value under `key`, to move it to another shard.
     pub fn copy_item(&mut self, key: &[u8], now: u64) -> Option<ItemCopy> {
-        self.lookup(key, now).map(|e| ItemCopy {
-            value: Bytes::copy_from_slice(e.value()),
-            expire_at: e.expire_at(),
-            flags: e.flags(),
-        })
+        self.lookup(key, now).map(ItemCopy::of)
     }
 
     // ---- sampling ------------------------------------------------------------------

@@ -12,7 +12,7 @@ use std::io::{BufReader, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use baton_engine::commands::dump::encode_payload;
+use baton_engine::commands::dump::encode_copy;
 use baton_engine::commands::{is_opt, parse_i64};
 use baton_engine::exec::Batch;
 use baton_engine::reply::{errors, Reply};
@@ -174,7 +174,7 @@ pub async fn migrate(nc: &NetCore, args: &[Bytes]) -> Reply {
                             0 => 0,
                             at => at.saturating_sub(now).max(1),
                         };
-                        (ttl, encode_payload(&c.value, c.flags))
+                        (ttl, encode_copy(&c))
                     });
                     Out::Value(Box::new(item))
                 })),

@@ -41,6 +41,21 @@ pub fn encode(reply: &Reply, proto: u8, out: &mut Vec<u8>) {
                 encode(value, proto, out);
             }
         }
+        Reply::Pairs(pairs) if resp3 => {
+            header(out, b'*', pairs.len());
+            for (key, value) in pairs {
+                header(out, b'*', 2);
+                encode(key, proto, out);
+                encode(value, proto, out);
+            }
+        }
+        Reply::Pairs(pairs) => {
+            header(out, b'*', pairs.len() * 2);
+            for (key, value) in pairs {
+                encode(key, proto, out);
+                encode(value, proto, out);
+            }
+        }
         Reply::Set(items) => {
             header(out, if resp3 { b'~' } else { b'*' }, items.len());
             for item in items {

@@ -18,13 +18,14 @@
 //! Reads change only an entry's access time and fetched bit, which are not effects.
 //! [`Shard::apply`] is the way back: it replays an effect with the same three primitives.
 
+mod hash;
 pub mod store;
 
 use bytes::Bytes;
 
 use super::effect::{DelCause, Effect, EffectSink};
 use super::{policy_size, Shard, Tracker};
-use crate::entry::ItemBits;
+use crate::entry::{ItemBits, Kind};
 use crate::store::{Entry, ItemCopy, Store, NO_EXPIRY};
 
 impl Shard {
@@ -196,13 +197,25 @@ impl Shard {
 
     /// Writes a copy taken from another shard ([`Shard::copy_item`]).
     pub fn put_copy(&mut self, key: &[u8], copy: &ItemCopy) {
-        self.put(key, &copy.value, copy.expire_at, copy.flags);
+        match copy.kind {
+            Kind::Str => self.put(key, &copy.value, copy.expire_at, copy.flags),
+            kind => self.put_hash(
+                key,
+                &copy.value,
+                kind == Kind::Boxed,
+                copy.expire_at,
+                copy.flags,
+            ),
+        }
     }
 
     /// Stores `e`'s value, expiry and flags under `key`: RENAME within one shard moves an
     /// entry taken with [`Shard::take`] this way.
     pub fn put_entry(&mut self, key: &[u8], e: &Entry) {
-        self.put(key, e.value(), e.expire_at(), e.flags());
+        match e.kind() {
+            Kind::Str => self.put(key, e.value(), e.expire_at(), e.flags()),
+            _ => self.put_copy(key, &ItemCopy::of(e)),
+        }
     }
 
     /// Changes a live value through `f`, keeping its expiry and flags; returns `None` if
@@ -383,6 +396,9 @@ impl Shard {
                 }
             }
             Effect::Flush => self.clear(),
+            Effect::HashPut { .. } | Effect::HashSet { .. } | Effect::HashDel { .. } => {
+                self.apply_hash(effect)
+            }
         }
     }
 

@@ -35,9 +35,24 @@ pub use crate::entry::{Entry, NO_EXPIRY};
 /// A value lifted out of one shard to be written into another (cross-core RENAME, COPY).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemCopy {
+    /// The string, or a hash's packed pairs.
     pub value: Bytes,
     pub expire_at: u64,
     pub flags: u32,
+    /// What `value` is: a string, a packed hash, or a hash in its table form (`Boxed`).
+    pub kind: crate::entry::Kind,
+}
+
+impl ItemCopy {
+    /// A copy of what `e` holds.
+    pub fn of(e: &Entry) -> ItemCopy {
+        ItemCopy {
+            value: Bytes::from(e.value_bytes().into_owned()),
+            expire_at: e.expire_at(),
+            flags: e.flags(),
+            kind: e.kind(),
+        }
+    }
 }
 
 /// The table itself. Expired entries may still sit in it until touched; every lookup
