@@ -814,3 +814,120 @@ fn reshard_moves_slots_with_their_keys() {
         format!("MOVED {} 127.0.0.1:{}", slot_of(k), nodes[1].port)
     );
 }
+
+/// The redirections of Redis's slot-migration tests, step by step: while a slot migrates,
+/// the old owner serves the keys it still holds and answers `-ASK` for the ones MIGRATE
+/// moved (and for new ones); the new owner serves them only after ASKING, and answers
+/// MOVED otherwise; after SETSLOT NODE, MOVED points at the new owner.
+#[test]
+fn migrating_slot_redirections() {
+    let dir = TempDir::new("ask");
+    let nodes: Vec<Server> = (0..3)
+        .map(|i| node(&dir.file(&format!("n{i}.conf")), 0))
+        .collect();
+    create(&nodes);
+    assert!(
+        eventually(CONVERGE, || agree(&nodes)),
+        "{:#?}",
+        all_nodes(&nodes)
+    );
+    let (src, dst) = (&nodes[0], &nodes[1]);
+    let (src_id, dst_id) = (myid(src), myid(dst));
+    let tag = (0..)
+        .map(|t| format!("{{m{t}}}"))
+        .find(|t| slot_of(t) <= 5460)
+        .unwrap();
+    let slot = slot_of(&tag);
+    let (moved_key, kept_key) = (format!("{tag}moved"), format!("{tag}kept"));
+    let mut s = src.redis();
+    let mut d = dst.redis();
+    assert_eq!(run(&mut s, &["SET", &moved_key, "1"]), ok());
+    assert_eq!(run(&mut s, &["SET", &kept_key, "2"]), ok());
+    let slot_s = slot.to_string();
+    assert_eq!(
+        run(
+            &mut d,
+            &["CLUSTER", "SETSLOT", &slot_s, "IMPORTING", &src_id]
+        ),
+        ok()
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            &["CLUSTER", "SETSLOT", &slot_s, "MIGRATING", &dst_id]
+        ),
+        ok()
+    );
+    let port = dst.port.to_string();
+    assert_eq!(
+        run(
+            &mut s,
+            &["MIGRATE", "127.0.0.1", &port, &moved_key, "0", "5000"]
+        ),
+        ok()
+    );
+    let ask = format!("ASK {slot} 127.0.0.1:{}", dst.port);
+    assert_eq!(err_text(&run(&mut s, &["GET", &moved_key])), ask);
+    assert_eq!(
+        err_text(&run(&mut s, &["SET", &format!("{tag}new"), "x"])),
+        ask
+    );
+    assert_eq!(run(&mut s, &["GET", &kept_key]), bulk("2"));
+    let moved_to_src = format!("MOVED {slot} 127.0.0.1:{}", src.port);
+    assert_eq!(err_text(&run(&mut d, &["GET", &moved_key])), moved_to_src);
+    assert_eq!(run(&mut d, &["ASKING"]), ok());
+    assert_eq!(run(&mut d, &["GET", &moved_key]), bulk("1"));
+    // ASKING holds for one command only.
+    assert_eq!(err_text(&run(&mut d, &["GET", &moved_key])), moved_to_src);
+    // Finish the move as redis-cli does.
+    assert_eq!(
+        run(
+            &mut s,
+            &[
+                "MIGRATE",
+                "127.0.0.1",
+                &port,
+                "",
+                "0",
+                "5000",
+                "KEYS",
+                &kept_key
+            ]
+        ),
+        ok()
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            &[
+                "MIGRATE",
+                "127.0.0.1",
+                &port,
+                "",
+                "0",
+                "5000",
+                "KEYS",
+                &kept_key
+            ]
+        ),
+        simple("NOKEY")
+    );
+    for n in [dst, src, &nodes[2]] {
+        assert_eq!(
+            run(
+                &mut n.redis(),
+                &["CLUSTER", "SETSLOT", &slot_s, "NODE", &dst_id]
+            ),
+            ok()
+        );
+    }
+    let moved_to_dst = format!("MOVED {slot} 127.0.0.1:{}", dst.port);
+    assert_eq!(err_text(&run(&mut s, &["GET", &kept_key])), moved_to_dst);
+    assert_eq!(run(&mut d, &["GET", &kept_key]), bulk("2"));
+    assert_eq!(run(&mut d, &["GET", &moved_key]), bulk("1"));
+    assert!(
+        eventually(CONVERGE, || agree(&nodes)),
+        "{:#?}",
+        all_nodes(&nodes)
+    );
+}

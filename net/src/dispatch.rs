@@ -249,10 +249,13 @@ pub fn run_redis(
                 post,
             }) if c == core.id && core.is_unlocked() => {
                 let start = clock::ticks();
-                let r = core
-                    .shard
-                    .borrow_mut()
-                    .execute(spec, &args, nc.core.turn_now());
+                let r = exec::plan::execute(
+                    &core.router,
+                    &mut core.shard.borrow_mut(),
+                    spec,
+                    &args,
+                    nc.core.turn_now(),
+                );
                 nc.executed(client, command_index(spec), clock::since(start), &r, &args);
                 exec::plan::post_process(post, r)
             }

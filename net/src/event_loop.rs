@@ -389,6 +389,9 @@ impl Loop {
                 self.next_cron_ms = self.now + CRON_INTERVAL_MS;
                 self.cron();
             }
+            // A cluster view changed on another core: this core's jobs route by it too
+            // (the change happened before the request that brings them).
+            self.nc.sync_cluster();
             progress |= self.nc.core.drain_inbox();
             // Jobs from other cores (and this core's tasks) may have queued Pub/Sub
             // messages: send them this turn.

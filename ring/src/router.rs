@@ -109,6 +109,20 @@ impl Router {
         self.cluster.borrow().is_some()
     }
 
+    /// In a cluster, for a key whose slot this node is migrating away: the slot and the
+    /// `ip:port` of the node it goes to (where a missing key is asked for, `-ASK`).
+    pub fn migrating(&self, key: &[u8]) -> Option<(u16, String)> {
+        let cluster = self.cluster.borrow();
+        let view = cluster.as_deref()?;
+        if view.migrating.is_empty() {
+            return None;
+        }
+        let s = slot(key);
+        view.migrating
+            .get(&s)
+            .map(|&node| (s, view.addr(node).to_string()))
+    }
+
     /// How many cores this node runs.
     pub fn cores(&self) -> usize {
         self.cores

@@ -140,6 +140,28 @@ pub fn plan_asking(
     }
 }
 
+/// Runs a one-core command on its key's shard (`router` is that core's). In a cluster,
+/// a key missing from a slot this node is migrating away is asked for at the node it goes
+/// to (`-ASK slot ip:port`, Redis's rule), since MIGRATE may have moved it already.
+pub fn execute(
+    router: &Router,
+    shard: &mut crate::Shard,
+    spec: &CommandSpec,
+    args: &[Bytes],
+    now: u64,
+) -> Reply {
+    if router.clustered() {
+        let first = spec.key_positions(args.len()).next();
+        if let Some((slot, addr)) = first.and_then(|i| router.migrating(&args[i])) {
+            let i = first.expect("a key");
+            if !shard.exists(&args[i], now) {
+                return Reply::error(format!("ASK {slot} {addr}"));
+            }
+        }
+    }
+    shard.execute(spec, args, now)
+}
+
 /// The cluster's answer for a command whose keys this node does not serve.
 #[inline]
 fn redirect(router: &Router, spec: &CommandSpec, args: &[Bytes], asking: bool) -> Option<Reply> {

@@ -318,7 +318,13 @@ impl Core {
             outs.push(match job {
                 Job::Cmd(spec, args) => {
                     let start = clock::ticks();
-                    let reply = self.shard.borrow_mut().execute(spec, &args, now);
+                    let reply = crate::exec::plan::execute(
+                        &self.router,
+                        &mut self.shard.borrow_mut(),
+                        spec,
+                        &args,
+                        now,
+                    );
                     Out::Cmd {
                         reply,
                         ticks: clock::since(start),
