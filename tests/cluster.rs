@@ -921,8 +921,15 @@ fn migrating_slot_redirections() {
             ok()
         );
     }
+    // Asked until the views settle: gossip races the three SETSLOTs (a stale view of the
+    // new owner once unassigned the slot here for a moment; see state.rs merge_slots).
     let moved_to_dst = format!("MOVED {slot} 127.0.0.1:{}", dst.port);
-    assert_eq!(err_text(&run(&mut s, &["GET", &kept_key])), moved_to_dst);
+    assert!(
+        eventually(CONVERGE, || err_text(&run(&mut s, &["GET", &kept_key]))
+            == moved_to_dst),
+        "the old owner does not redirect to the new one: {:?}",
+        run(&mut s, &["GET", &kept_key])
+    );
     assert_eq!(run(&mut d, &["GET", &kept_key]), bulk("2"));
     assert_eq!(run(&mut d, &["GET", &moved_key]), bulk("1"));
     assert!(

@@ -486,7 +486,10 @@ impl State {
                 }
             }
         }
-        if sender.config_epoch >= recorded {
+        // A sender drops slots it no longer claims only with a newer config epoch than
+        // the one recorded: a view it sent before a SETSLOT NODE gave it a slot (same
+        // epoch, slot not claimed yet) must not unassign the slot here.
+        if sender.config_epoch > recorded {
             for (s, h) in self.owners.iter_mut().enumerate() {
                 if *h == handle && !claimed[s] {
                     *h = UNASSIGNED;
