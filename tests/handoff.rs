@@ -1040,14 +1040,19 @@ mod new_process_killed {
 }
 
 fn killed_at(point: KillPoint) {
-    const N: usize = 50_000;
+    // The copy must outlast the kill point: 50k keys copied in 0.16 s on a quiet
+    // machine, before the 200 ms point came.
+    let n: usize = match point {
+        KillPoint::After(ms) if ms >= 100 => 250_000,
+        _ => 50_000,
+    };
     const LEN: usize = 200;
     let _serial = serial();
     let s = Setup::new("kill");
     let mut old = s.start_old(2, false);
     let old_pid = old.pid();
     let mut c = old.redis();
-    load_keys(&mut c, "k", N, LEN);
+    load_keys(&mut c, "k", n, LEN);
     let loads = start_loads(old.port, 2);
 
     let mut tool = s.start_tool(&old, 2, "killed");
@@ -1102,7 +1107,7 @@ fn killed_at(point: KillPoint) {
         old_pid,
         "{point:?}: the port is not served by the old process after the abort"
     );
-    check_keys(&mut c, "k", N, LEN, true);
+    check_keys(&mut c, "k", n, LEN, true);
     assert_eq!(
         run(&mut c, &["SET", "after", "x"]),
         ok(),
@@ -1137,7 +1142,7 @@ fn killed_at(point: KillPoint) {
     let new_pid = info_number(&mut c, "server", "process_id") as i32;
     let mut results = finish_loads(loads, 200);
     check_same_sessions(&mut results, new_pid);
-    check_keys(&mut c, "k", N, LEN, true);
+    check_keys(&mut c, "k", n, LEN, true);
     assert_eq!(run(&mut c, &["GET", "after"]), bulk("x"));
 }
 
