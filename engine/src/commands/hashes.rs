@@ -8,7 +8,7 @@
 use bytes::Bytes;
 
 use super::longdouble::LongDouble;
-use super::{cmd_name, int_arg, is_opt, parse_i64};
+use super::{cmd_name, int_arg, is_opt, parse_i64, scan_option};
 use crate::glob::glob_match;
 use crate::hash::HashRef;
 use crate::reply::{errors, Reply};
@@ -346,17 +346,10 @@ pub fn hscan(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
     let mut pattern: Option<&[u8]> = None;
     let mut i = 3;
     while i < a.len() {
-        let more = i + 1 < a.len();
-        if is_opt(&a[i], "COUNT") && more {
-            match int_arg(&a[i + 1]) {
-                Ok(n) if n < 1 => return errors::SYNTAX,
-                Ok(n) => count = usize::try_from(n).unwrap_or(usize::MAX),
-                Err(e) => return e,
-            }
-        } else if is_opt(&a[i], "MATCH") && more {
-            pattern = Some(&a[i + 1]).filter(|p| &p[..] != b"*").map(|p| &p[..]);
-        } else {
-            return errors::SYNTAX;
+        match scan_option(a, i, &mut count, &mut pattern) {
+            Ok(true) => {}
+            Ok(false) => return errors::SYNTAX,
+            Err(e) => return e,
         }
         i += 2;
     }

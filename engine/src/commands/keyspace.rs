@@ -12,7 +12,7 @@ pub use super::expire::{
     expire, expireat, expiretime, persist, pexpire, pexpireat, pexpiretime, pttl, ttl,
 };
 
-use super::{int_arg, is_opt};
+use super::{int_arg, is_opt, scan_option};
 use crate::entry::ValueType;
 use crate::glob::glob_match;
 use crate::reply::{errors, Reply};
@@ -179,25 +179,20 @@ pub fn scan(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
     let mut i = 2;
     while i < a.len() {
         let more = i + 1 < a.len();
-        if is_opt(&a[i], "COUNT") && more {
-            match int_arg(&a[i + 1]) {
-                Ok(n) if n < 1 => return errors::SYNTAX,
-                Ok(n) => count = usize::try_from(n).unwrap_or(usize::MAX),
-                Err(e) => return e,
+        match scan_option(a, i, &mut count, &mut pattern) {
+            Ok(true) => {}
+            Err(e) => return e,
+            Ok(false) if is_opt(&a[i], "TYPE") && more => {
+                // An unknown type name matches nothing, as in Redis 7.0.
+                want = Some(if is_opt(&a[i + 1], "STRING") {
+                    Some(ValueType::String)
+                } else if is_opt(&a[i + 1], "HASH") {
+                    Some(ValueType::Hash)
+                } else {
+                    None
+                });
             }
-        } else if is_opt(&a[i], "MATCH") && more {
-            pattern = Some(&a[i + 1]).filter(|p| &p[..] != b"*").map(|p| &p[..]);
-        } else if is_opt(&a[i], "TYPE") && more {
-            // An unknown type name matches nothing, as in Redis 7.0.
-            want = Some(if is_opt(&a[i + 1], "STRING") {
-                Some(ValueType::String)
-            } else if is_opt(&a[i + 1], "HASH") {
-                Some(ValueType::Hash)
-            } else {
-                None
-            });
-        } else {
-            return errors::SYNTAX;
+            Ok(false) => return errors::SYNTAX,
         }
         i += 2;
     }

@@ -65,6 +65,32 @@ pub fn int_arg(b: &Bytes) -> Result<i64, Reply> {
     parse_i64(b).ok_or(errors::NOT_INTEGER)
 }
 
+/// The SCAN family's `COUNT n` and `MATCH pattern` (a `*` pattern matches everything, so
+/// it is dropped): applies the option at `a[i]` and returns true, or false when `a[i]` is
+/// neither (or has no value after it).
+pub(crate) fn scan_option<'a>(
+    a: &'a [Bytes],
+    i: usize,
+    count: &mut usize,
+    pattern: &mut Option<&'a [u8]>,
+) -> Result<bool, Reply> {
+    if i + 1 >= a.len() {
+        return Ok(false);
+    }
+    if is_opt(&a[i], "COUNT") {
+        match int_arg(&a[i + 1])? {
+            n if n < 1 => return Err(errors::SYNTAX),
+            n => *count = usize::try_from(n).unwrap_or(usize::MAX),
+        }
+        Ok(true)
+    } else if is_opt(&a[i], "MATCH") {
+        *pattern = Some(&a[i + 1]).filter(|p| &p[..] != b"*").map(|p| &p[..]);
+        Ok(true)
+    } else {
+        Ok(false)
+    }
+}
+
 /// Whether an argument spells `word` (given in upper case), ignoring ASCII case.
 pub fn is_opt(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())
