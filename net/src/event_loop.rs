@@ -272,9 +272,8 @@ struct Loop {
     feed_kills: u64,
     /// When a replica flow's waiting records are due.
     flow_due: Option<Instant>,
-    /// The handoff phase this core last acted on, and whether it starts no command.
+    /// The handoff phase this core last acted on.
     handoff_phase: u8,
-    frozen: bool,
 }
 
 /// Serves this core's listeners until the server is asked to stop and every connection
@@ -356,7 +355,6 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
         feed_kills: 0,
         flow_due: None,
         handoff_phase: crate::handoff::IDLE,
-        frozen: false,
     };
     lp.nc.shared.repl.set_doorbell(lp.nc.core.id, doorbell);
     for i in 0..lp.listeners.len() {
@@ -492,6 +490,12 @@ impl Loop {
         self.conns.iter().filter(|c| c.is_some()).count()
     }
 
+    /// Whether a handoff's freeze holds: this core starts no command.
+    #[inline]
+    fn frozen(&self) -> bool {
+        crate::handoff::Handoff::frozen(self.handoff_phase)
+    }
+
     /// Follows the handoff ([`crate::handoff`]): freezes (starts no command), thaws,
     /// stops or starts accepting, hands the connections over, and tells the driver when
     /// this core is quiet or done. True if anything happened.
@@ -503,9 +507,8 @@ impl Loop {
         let phase = h.phase();
         let mut progress = false;
         if phase != self.handoff_phase {
-            let was_frozen = self.frozen;
+            let was_frozen = self.frozen();
             self.handoff_phase = phase;
-            self.frozen = Handoff::frozen(phase);
             progress = true;
             for i in 0..self.listeners.len() {
                 if Handoff::accepting(phase) {
@@ -534,7 +537,7 @@ impl Loop {
                     }
                     self.maybe_finish(token);
                 }
-            } else if was_frozen && !self.frozen {
+            } else if was_frozen && !self.frozen() {
                 // Thawed (an aborted handoff, or the new process's start): run what waited.
                 for token in 0..self.conns.len() as Token {
                     self.process(token);
@@ -795,7 +798,7 @@ impl Loop {
             || conn.draining
             || conn.closing
             || conn.moving.is_some()
-            || self.frozen
+            || crate::handoff::Handoff::frozen(self.handoff_phase)
         {
             return;
         }
@@ -920,7 +923,7 @@ impl Loop {
             return;
         }
         // A handoff's freeze starts no command: the input waits, buffered.
-        if !conn.rbuf.is_empty() && !self.frozen {
+        if !conn.rbuf.is_empty() && !crate::handoff::Handoff::frozen(self.handoff_phase) {
             let protocol = conn.client.borrow().protocol;
             let outcome = match protocol {
                 Protocol::Redis => {

@@ -174,21 +174,17 @@ impl Applier {
     }
 
     fn route(&self, shard: u32, cores: u32, e: Effect, route: &mut impl FnMut(usize, Op)) {
-        match &e {
-            Effect::Put { key, .. }
-            | Effect::Expire { key, .. }
-            | Effect::Stamp { key, .. }
-            | Effect::Del { key, .. }
-            | Effect::HashPut { key, .. }
-            | Effect::HashSet { key, .. }
-            | Effect::HashDel { key, .. } => route(self.router.core_of(key), Op::Effect(e)),
-            Effect::Flush if cores as usize == self.router.cores() => {
-                route(shard as usize, Op::Effect(e))
-            }
-            Effect::Flush => {
-                for c in 0..self.router.cores() {
-                    route(c, Op::FlushShard { shard, cores });
-                }
+        if let Some(key) = e.key() {
+            let core = self.router.core_of(key);
+            return route(core, Op::Effect(e));
+        }
+        // The one effect with no key: a flush of the primary's shard.
+        debug_assert!(matches!(e, Effect::Flush), "{e:?} has no key");
+        if cores as usize == self.router.cores() {
+            route(shard as usize, Op::Effect(e));
+        } else {
+            for c in 0..self.router.cores() {
+                route(c, Op::FlushShard { shard, cores });
             }
         }
     }

@@ -8,8 +8,7 @@
 //! are deleted here (not with COPY). Not fenced yet: a write to one of the keys between
 //! its read and its delete is lost (Redis, single-threaded, has no such window).
 
-use std::io::{BufReader, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::io::Write;
 use std::time::Duration;
 
 use baton_engine::commands::dump::encode_copy;
@@ -20,7 +19,7 @@ use baton_engine::runtime::{now_ms, Job, Out};
 use bytes::Bytes;
 
 use crate::netcore::NetCore;
-use crate::repl::link::{read_reply, Resp};
+use crate::repl::link::{dial, encode_command, read_reply, Resp};
 
 /// MIGRATE's parsed arguments.
 #[derive(Debug, PartialEq, Eq)]
@@ -93,37 +92,18 @@ pub fn parse(args: &[Bytes]) -> Result<Request, Reply> {
     Ok(req)
 }
 
-fn resp_command(args: &[&[u8]], out: &mut Vec<u8>) {
-    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-}
-
 /// Sends the batch to the target and reads every answer; the error MIGRATE replies with
 /// when anything fails.
 fn send(req: &Request, items: &[(Bytes, u64, Vec<u8>)], restore: &[u8]) -> Result<(), String> {
     let timeout = Duration::from_millis(req.timeout_ms);
-    let addr = (req.host.as_str(), req.port)
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or("IOERR error or timeout connecting to the client")?;
-    let s = TcpStream::connect_timeout(&addr, timeout)
+    let mut s = dial(&req.host, req.port, timeout, timeout)
         .map_err(|_| "IOERR error or timeout connecting to the client".to_string())?;
-    let _ = s.set_nodelay(true);
-    s.set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    s.set_write_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     let mut answers = items.len();
     if let Some((user, pass)) = &req.auth {
         match user {
-            Some(u) => resp_command(&[b"AUTH", u, pass], &mut out),
-            None => resp_command(&[b"AUTH", pass], &mut out),
+            Some(u) => out.extend(encode_command(&[&b"AUTH"[..], u, pass])),
+            None => out.extend(encode_command(&[&b"AUTH"[..], pass])),
         }
         answers += 1;
     }
@@ -133,9 +113,8 @@ fn send(req: &Request, items: &[(Bytes, u64, Vec<u8>)], restore: &[u8]) -> Resul
         if req.replace {
             args.push(b"REPLACE");
         }
-        resp_command(&args, &mut out);
+        out.extend(encode_command(&args));
     }
-    let mut s = BufReader::new(s);
     s.get_mut()
         .write_all(&out)
         .map_err(|_| "IOERR error or timeout writing to target instance".to_string())?;

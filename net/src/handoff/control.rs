@@ -2,7 +2,6 @@
 //! a new process's TAKEOVER to the last connection moved (see the module doc of
 //! [`crate::handoff`] for the protocol).
 
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -415,6 +414,5 @@ fn drive(
     lock(&h.watchers).clear();
     tracing::info!("handoff done: the new process (pid {pid}) serves; exiting");
     shared.request_stop();
-    let _ = conn.as_raw_fd();
     Ok(())
 }

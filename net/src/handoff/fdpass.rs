@@ -246,19 +246,14 @@ pub fn my_uid() -> u32 {
     unsafe { libc::getuid() }
 }
 
-/// A connected pair of Unix stream sockets (CLOEXEC).
-pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
-    UnixStream::pair()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn lines_carry_descriptors_and_stop_at_the_newline() {
-        let (a, b) = pair().unwrap();
-        let (x, _y) = pair().unwrap();
+        let (a, b) = UnixStream::pair().unwrap();
+        let (x, _y) = UnixStream::pair().unwrap();
         send_line(&a, "HELLO 1", &[x.as_raw_fd()]).unwrap();
         send_line(&a, "NEXT", &[]).unwrap();
         let (line, fds) = read_line(&b).unwrap().unwrap();
@@ -273,8 +268,8 @@ mod tests {
 
     #[test]
     fn frames_carry_one_descriptor_and_their_payload() {
-        let (a, b) = pair().unwrap();
-        let (x, _y) = pair().unwrap();
+        let (a, b) = UnixStream::pair().unwrap();
+        let (x, _y) = UnixStream::pair().unwrap();
         let payload = vec![7u8; 300_000];
         let sender = {
             let a = a.try_clone().unwrap();
@@ -297,7 +292,7 @@ mod tests {
 
     #[test]
     fn a_frame_without_a_descriptor_is_refused() {
-        let (a, b) = pair().unwrap();
+        let (a, b) = UnixStream::pair().unwrap();
         let mut s = &a;
         std::io::Write::write_all(&mut s, &3u32.to_be_bytes()).unwrap();
         std::io::Write::write_all(&mut s, b"abc").unwrap();
@@ -306,7 +301,7 @@ mod tests {
 
     #[test]
     fn over_long_lines_are_refused() {
-        let (a, b) = pair().unwrap();
+        let (a, b) = UnixStream::pair().unwrap();
         let long = "x".repeat(MAX_LINE + 10);
         let t = std::thread::spawn(move || {
             let _ = send_line(&a, &long, &[]);
@@ -318,7 +313,7 @@ mod tests {
 
     #[test]
     fn the_peer_is_this_process_user() {
-        let (a, _b) = pair().unwrap();
+        let (a, _b) = UnixStream::pair().unwrap();
         assert_eq!(peer_uid(&a).unwrap(), my_uid());
     }
 }

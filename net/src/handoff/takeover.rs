@@ -102,7 +102,7 @@ impl Takeover {
         let mut ours = Vec::new();
         let mut theirs = Vec::new();
         for _ in 0..self.old_cores {
-            let (a, b) = fdpass::pair()?;
+            let (a, b) = UnixStream::pair()?;
             ours.push(a);
             theirs.push(b);
         }

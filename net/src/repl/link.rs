@@ -196,11 +196,12 @@ pub fn read_reply(r: &mut impl BufRead, depth: usize) -> std::io::Result<Resp> {
     })
 }
 
-fn encode_command(args: &[&str]) -> Vec<u8> {
+pub(crate) fn encode_command<A: AsRef<[u8]>>(args: &[A]) -> Vec<u8> {
     let mut out = format!("*{}\r\n", args.len()).into_bytes();
     for a in args {
+        let a = a.as_ref();
         out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a.as_bytes());
+        out.extend_from_slice(a);
         out.extend_from_slice(b"\r\n");
     }
     out
@@ -233,9 +234,9 @@ pub(crate) fn connect(
     connect_within(shared, host, port, CONNECT_TIMEOUT, IO_TIMEOUT)
 }
 
-/// [`connect`] with its own timeouts for the connect and for each read and write.
-pub(crate) fn connect_within(
-    shared: &Shared,
+/// A TCP connection to `host:port` with no delay and these timeouts for the connect and
+/// for each read and write; nothing is sent.
+pub(crate) fn dial(
     host: &str,
     port: u16,
     connect_timeout: Duration,
@@ -249,7 +250,18 @@ pub(crate) fn connect_within(
     s.set_nodelay(true)?;
     s.set_read_timeout(Some(io_timeout))?;
     s.set_write_timeout(Some(io_timeout))?;
-    let mut s = BufReader::new(s);
+    Ok(BufReader::new(s))
+}
+
+/// [`connect`] with its own timeouts for the connect and for each read and write.
+pub(crate) fn connect_within(
+    shared: &Shared,
+    host: &str,
+    port: u16,
+    connect_timeout: Duration,
+    io_timeout: Duration,
+) -> std::io::Result<BufReader<TcpStream>> {
+    let mut s = dial(host, port, connect_timeout, io_timeout)?;
     let auth = lock(&shared.repl.masterauth).clone();
     if let Some(pw) = auth {
         call(&mut s, &["AUTH", &pw])?;
