@@ -727,6 +727,20 @@ impl OutputWithTimeout for Command {
     }
 }
 
+/// Three nodes with their config files in `dir`, made a cluster, agreeing on its view.
+fn three_agreeing_nodes(dir: &TempDir) -> Vec<Server> {
+    let nodes: Vec<Server> = (0..3)
+        .map(|i| node(&dir.file(&format!("n{i}.conf")), 0))
+        .collect();
+    create(&nodes);
+    assert!(
+        eventually(CONVERGE, || agree(&nodes)),
+        "{:#?}",
+        all_nodes(&nodes)
+    );
+    nodes
+}
+
 /// `redis-cli --cluster reshard` moves slots with their keys (CLUSTER SETSLOT, GETKEYSINSLOT,
 /// MIGRATE ... KEYS, RESTORE-ASKING on the target), and `--cluster check` agrees after;
 /// every key keeps its value and TTL, and the old owner answers MOVED for it.
@@ -737,15 +751,7 @@ fn reshard_moves_slots_with_their_keys() {
         return;
     }
     let dir = TempDir::new("reshard");
-    let nodes: Vec<Server> = (0..3)
-        .map(|i| node(&dir.file(&format!("n{i}.conf")), 0))
-        .collect();
-    create(&nodes);
-    assert!(
-        eventually(CONVERGE, || agree(&nodes)),
-        "{:#?}",
-        all_nodes(&nodes)
-    );
+    let nodes = three_agreeing_nodes(&dir);
     // Keys in the 20 slots that move (hash tags place them), and as many elsewhere.
     const SLOTS: u16 = 20;
     let tags: Vec<String> = (0..)
@@ -822,15 +828,7 @@ fn reshard_moves_slots_with_their_keys() {
 #[test]
 fn migrating_slot_redirections() {
     let dir = TempDir::new("ask");
-    let nodes: Vec<Server> = (0..3)
-        .map(|i| node(&dir.file(&format!("n{i}.conf")), 0))
-        .collect();
-    create(&nodes);
-    assert!(
-        eventually(CONVERGE, || agree(&nodes)),
-        "{:#?}",
-        all_nodes(&nodes)
-    );
+    let nodes = three_agreeing_nodes(&dir);
     let (src, dst) = (&nodes[0], &nodes[1]);
     let (src_id, dst_id) = (myid(src), myid(dst));
     let tag = (0..)
@@ -879,39 +877,19 @@ fn migrating_slot_redirections() {
     assert_eq!(run(&mut d, &["GET", &moved_key]), bulk("1"));
     // ASKING holds for one command only.
     assert_eq!(err_text(&run(&mut d, &["GET", &moved_key])), moved_to_src);
-    // Finish the move as redis-cli does.
-    assert_eq!(
-        run(
-            &mut s,
-            &[
-                "MIGRATE",
-                "127.0.0.1",
-                &port,
-                "",
-                "0",
-                "5000",
-                "KEYS",
-                &kept_key
-            ]
-        ),
-        ok()
-    );
-    assert_eq!(
-        run(
-            &mut s,
-            &[
-                "MIGRATE",
-                "127.0.0.1",
-                &port,
-                "",
-                "0",
-                "5000",
-                "KEYS",
-                &kept_key
-            ]
-        ),
-        simple("NOKEY")
-    );
+    // Finish the move as redis-cli does; a second MIGRATE finds nothing left.
+    let migrate_kept = [
+        "MIGRATE",
+        "127.0.0.1",
+        &port,
+        "",
+        "0",
+        "5000",
+        "KEYS",
+        &kept_key,
+    ];
+    assert_eq!(run(&mut s, &migrate_kept), ok());
+    assert_eq!(run(&mut s, &migrate_kept), simple("NOKEY"));
     for n in [dst, src, &nodes[2]] {
         assert_eq!(
             run(
