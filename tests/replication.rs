@@ -1062,6 +1062,10 @@ fn chain(a_cores: usize, b_cores: usize, c_cores: usize) {
     let c = server(c_cores);
     preload(&a, 1000);
     follow(&b, &a);
+    // B applies part of A's stream before C attaches, so that B's own history (a
+    // journal created only when C arrives) and A's offsets are different numbers.
+    write_keys(&a, "early", 200);
+    wait_in_sync(&a, &b);
     replicaof(&c, &b);
     wait_link_up(&c);
     write_keys(&a, "chain", 300);
@@ -1078,7 +1082,59 @@ fn chain(a_cores: usize, b_cores: usize, c_cores: usize) {
     assert_eq!(bi["role"], "slave");
     assert_eq!(num(&bi, "connected_slaves"), 1, "{bi:?}");
     assert!(bi["slave0"].contains(&format!("port={}", c.port)), "{bi:?}");
+    assert_offsets_agree(&a, &b);
+    assert_offsets_agree(&b, &c);
     assert_same_data(&a, &c);
+}
+
+/// `primary`'s own offset (`master_repl_offset`) is the one its replica acknowledges
+/// (`slaveN:offset`) and the one the replica reports as applied (`slave_repl_offset`),
+/// whatever the core counts along the chain.
+#[track_caller]
+fn assert_offsets_agree(primary: &Server, replica: &Server) {
+    let mut last = (HashMap::new(), HashMap::new());
+    let agreed = eventually(SYNC_TIMEOUT, || {
+        let pi = info(&mut primary.redis(), "replication");
+        let ri = info(&mut replica.redis(), "replication");
+        let acked = pi
+            .iter()
+            .filter(|(k, _)| k.starts_with("slave") && k[5..].parse::<u32>().is_ok())
+            .map(|(_, v)| slave_line(v))
+            .find(|l| l["port"] == replica.port.to_string())
+            .map(|l| l["offset"].clone());
+        let ok = acked.as_ref() == pi.get("master_repl_offset")
+            && ri.get("slave_repl_offset") == pi.get("master_repl_offset");
+        last = (pi, ri);
+        ok
+    });
+    assert!(
+        agreed,
+        "offsets of {} and its replica {} never agreed\nprimary: {:?}\nreplica: {:?}",
+        primary.port, replica.port, last.0, last.1
+    );
+}
+
+/// A -> B -> C -> D with alternating core counts: C's journals start when C's own full
+/// sync ends, so C's history and the offset it applied from B are different numbers, and
+/// D acknowledges C's.
+#[test]
+fn chain_offsets_along_four_servers() {
+    let a = server(2);
+    let b = server(1);
+    let c = server(2);
+    let d = server(1);
+    follow(&b, &a);
+    write_keys(&a, "early", 200);
+    wait_in_sync(&a, &b);
+    replicaof(&c, &b);
+    wait_link_up(&c);
+    replicaof(&d, &c);
+    wait_link_up(&d);
+    write_keys(&a, "late", 100);
+    assert_offsets_agree(&a, &b);
+    assert_offsets_agree(&b, &c);
+    assert_offsets_agree(&c, &d);
+    assert_same_data(&a, &d);
 }
 
 #[test]

@@ -300,14 +300,32 @@ impl Repl {
             .collect()
     }
 
-    /// What INFO's `master_repl_offset` shows: the sum over flows (on a replica, of the
-    /// primary's flows it applied).
+    /// What INFO's `master_repl_offset` and a primary's ROLE show: where this server's
+    /// own history stands, summed over its flows. That is the position its own replicas
+    /// acknowledge, so it is the number their `slaveN:offset` is compared with.
+    ///
+    /// - A primary: its journals' ends.
+    /// - A replica with its primary's core count: its journals mirror the primary's flows
+    ///   byte for byte under the primary's id, so this is the primary's offset it applied
+    ///   (journals it has not created yet would read 0, so the applied offsets are used).
+    /// - A replica with another core count: its journals are a history of its own, under
+    ///   an id of its own, and its ends are that history's offset. (Redis has only one
+    ///   shape, where the two numbers are the same.)
     pub fn offset(&self) -> u64 {
         if self.is_replica() {
-            lock(&self.link).offsets.iter().sum()
-        } else {
-            self.ends().iter().sum()
+            let l = lock(&self.link);
+            if l.primary_cores == self.cores {
+                return l.offsets.iter().sum();
+            }
         }
+        self.ends().iter().sum()
+    }
+
+    /// What a replica's `slave_repl_offset` and ROLE show: the primary's offset it
+    /// applied, summed over the primary's flows, in the primary's numbers whatever this
+    /// replica's core count. Sentinel compares it across a primary's replicas.
+    pub fn applied_offset(&self) -> u64 {
+        lock(&self.link).offsets.iter().sum()
     }
 
     /// Registers core `core`'s doorbell (its loop started).

@@ -310,8 +310,9 @@ pub fn info_lines(shared: &Shared) -> Vec<String> {
                 "master_sync_in_progress:{}",
                 l.sync_in_progress as u8
             ));
-            lines.push(format!("slave_read_repl_offset:{offset}"));
-            lines.push(format!("slave_repl_offset:{offset}"));
+            let applied = repl.applied_offset();
+            lines.push(format!("slave_read_repl_offset:{applied}"));
+            lines.push(format!("slave_repl_offset:{applied}"));
             if !l.up {
                 let since = if l.down_since_ms == 0 {
                     -1
