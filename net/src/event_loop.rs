@@ -47,7 +47,7 @@ use crate::listener;
 use crate::netcore::NetCore;
 use crate::protect::{self, Breach};
 use crate::repl::feed::FeedState;
-use crate::repl::link::ApplyState;
+use crate::repl::link::{Ack, ApplyState};
 use crate::repl_state::{FeedRequest, FlowStart};
 use crate::session::{Protocol, Session, NO_COMMAND};
 use crate::uring::{Completion, Uring};
@@ -64,10 +64,14 @@ const OP_FLOW_SEND: u64 = 7;
 const READ_CHUNK: usize = 16 * 1024;
 /// A replication flow's receive buffer.
 const FLOW_READ: usize = 64 * 1024;
-/// A replica flow's journal records wait up to this long (or until this many bytes
-/// gather) before they are sent, so that a busy primary sends each replica flow a buffer
-/// every quarter millisecond at most rather than one per turn: each send costs the core
-/// about what answering a client does.
+/// A replica flow ships its journal records at most once per this span (or sooner when
+/// this many bytes gather), so that a busy primary sends each replica flow a buffer every
+/// quarter millisecond at most rather than one per turn: each send costs the core about
+/// what answering a client does, and over loopback the receiver's TCP work too. The span
+/// runs from the last shipment, so a write after a quiet spell ships in the turn that
+/// made it (no added lag, and WAIT answers as soon as the replica does); only writes that
+/// follow a shipment closely wait for the next. The replica paces its ACKs the same way
+/// (`link::ACK_INTERVAL`). benches/RESULTS.md (session 8) has what 250 and 500 µs cost.
 const FLOW_COALESCE: Duration = Duration::from_micros(250);
 const FLOW_COALESCE_BYTES: u64 = 16 * 1024;
 const RING_ENTRIES: u32 = 1024;
@@ -195,8 +199,9 @@ struct FlowConn {
     cancel_sent: bool,
     /// When a replica's unsent output first passed the soft limit (0 = it is below).
     soft_since_ms: u64,
-    /// When journal records first waited unsent.
-    waiting_since: Option<Instant>,
+    /// When journal records were last shipped: the next ones wait until
+    /// `FLOW_COALESCE` after it.
+    last_shipped: Option<Instant>,
     kind: FlowKind,
 }
 
@@ -1353,7 +1358,7 @@ impl Loop {
             closing: false,
             cancel_sent: false,
             soft_since_ms: 0,
-            waiting_since: None,
+            last_shipped: None,
             kind,
         });
         self.flow_arm_recv(token);
@@ -1460,9 +1465,15 @@ impl Loop {
                 FlowKind::Apply(apply) => {
                     // A replica's ACK, once its other cores applied what it acknowledges.
                     apply.settle(&nc.shared.repl);
-                    if apply.take_ack(&mut f.out) {
-                        progress = true;
-                        self.flow_flush(token);
+                    match apply.take_ack(&mut f.out) {
+                        Ack::Queued => {
+                            progress = true;
+                            self.flow_flush(token);
+                        }
+                        Ack::Later(due) => {
+                            self.flow_due = Some(self.flow_due.map_or(due, |d| d.min(due)));
+                        }
+                        Ack::Nothing => {}
                     }
                     continue;
                 }
@@ -1472,16 +1483,16 @@ impl Loop {
                 // waited long enough.
                 let unshipped = feed.unshipped();
                 if unshipped == 0 {
-                    f.waiting_since = None;
                     continue;
                 }
                 let now = *now.get_or_insert_with(Instant::now);
-                let due = *f.waiting_since.get_or_insert(now) + FLOW_COALESCE;
-                if unshipped < FLOW_COALESCE_BYTES && now < due {
-                    self.flow_due = Some(self.flow_due.map_or(due, |d| d.min(due)));
-                    continue;
+                if let Some(due) = f.last_shipped.map(|at| at + FLOW_COALESCE) {
+                    if unshipped < FLOW_COALESCE_BYTES && now < due {
+                        self.flow_due = Some(self.flow_due.map_or(due, |d| d.min(due)));
+                        continue;
+                    }
                 }
-                f.waiting_since = None;
+                f.last_shipped = Some(now);
             }
             let shard = nc.core.shard.borrow();
             if let Err(e) = feed.fill(&nc.shared.repl, &shard, &mut f.out) {

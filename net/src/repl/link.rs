@@ -398,6 +398,38 @@ fn watch(shared: &Shared, mut ctl: BufReader<TcpStream>, me: u64) -> std::io::Re
     }
 }
 
+/// A replica acknowledges each flow at most this often. An ACK is a receive the
+/// primary's core must complete and parse: acknowledging every buffer the primary sends
+/// (up to one per `FLOW_COALESCE`, a quarter millisecond) cost a loaded primary about as
+/// many receives as it made sends. An idle link still acknowledges at once (the first
+/// ACK after a quiet millisecond goes out immediately), so WAIT waits at most this much
+/// longer under load. Redis's replicas acknowledge once a second, and on GETACK.
+pub const ACK_INTERVAL: Duration = Duration::from_millis(1);
+
+/// What [`ApplyState::take_ack`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    /// Nothing new to acknowledge.
+    Nothing,
+    /// An ACK was appended to the output.
+    Queued,
+    /// An ACK is owed but the last one was too recent: ask again at this instant.
+    Later(Instant),
+}
+
+/// Whether an ACK may go out at `now`, given when the last one went (recorded here when
+/// it may), or the instant it may.
+fn pace(last: &mut Option<Instant>, now: Instant) -> Result<(), Instant> {
+    if let Some(at) = *last {
+        let due = at + ACK_INTERVAL;
+        if now < due {
+            return Err(due);
+        }
+    }
+    *last = Some(now);
+    Ok(())
+}
+
 /// One flow being applied, on the core its link handed it to.
 pub struct ApplyState {
     pub start: ApplyStart,
@@ -409,8 +441,9 @@ pub struct ApplyState {
     applied: Rc<Cell<u64>>,
     /// The offset whose records were handed to the cores.
     posted: u64,
-    /// The offset last acknowledged to the primary.
+    /// The offset last acknowledged to the primary, and when.
     acked: u64,
+    last_ack: Option<Instant>,
     hello_seen: bool,
     /// Barriers posted to the other cores and not answered yet.
     inflight: Rc<Cell<usize>>,
@@ -434,6 +467,7 @@ impl ApplyState {
             applied: Rc::new(Cell::new(start.offset)),
             posted: start.offset,
             acked: start.offset,
+            last_ack: None,
             start,
             hello_seen: false,
             inflight: Rc::new(Cell::new(0)),
@@ -523,7 +557,8 @@ impl ApplyState {
                 }
             }
         }
-        self.take_ack(out);
+        // Queued now, or by the loop's flow pump when it falls due.
+        let _ = self.take_ack(out);
         Ok(())
     }
 
@@ -588,14 +623,17 @@ impl ApplyState {
 
     /// Appends an ACK of what every core applied, if it moved since the last one.
     /// True if it did.
-    pub fn take_ack(&mut self, out: &mut Vec<u8>) -> bool {
+    pub fn take_ack(&mut self, out: &mut Vec<u8>) -> Ack {
         let applied = self.applied.get();
         if applied <= self.acked {
-            return false;
+            return Ack::Nothing;
+        }
+        if let Err(due) = pace(&mut self.last_ack, Instant::now()) {
+            return Ack::Later(due);
         }
         self.acked = applied;
         out.extend_from_slice(format!("REPLCONF ACK {applied}\r\n").as_bytes());
-        true
+        Ack::Queued
     }
 
     /// The flow's connection closed: the link starts over unless it was being replaced.
@@ -619,5 +657,25 @@ impl ApplyState {
             }
             l.up = false;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acks_are_paced_to_one_per_interval() {
+        let t0 = Instant::now();
+        let mut last = None;
+        // The first ACK after a quiet spell goes at once.
+        assert_eq!(pace(&mut last, t0), Ok(()));
+        // Another within the interval waits for its end...
+        let soon = t0 + ACK_INTERVAL / 4;
+        assert_eq!(pace(&mut last, soon), Err(t0 + ACK_INTERVAL));
+        assert_eq!(last, Some(t0), "a refused ACK does not move the clock");
+        // ...and goes once it has passed.
+        assert_eq!(pace(&mut last, t0 + ACK_INTERVAL), Ok(()));
+        assert_eq!(last, Some(t0 + ACK_INTERVAL));
     }
 }
