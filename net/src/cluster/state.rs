@@ -49,6 +49,21 @@ pub struct SavedFacts {
     myself: String,
 }
 
+impl SavedFacts {
+    /// Whether an epoch differs between the two (the cluster's current epoch, the last
+    /// vote, or any node's config epoch): such a change is saved durably, with fsync, as
+    /// Redis saves it; slot and membership changes are saved without.
+    pub fn epochs_differ(&self, other: &SavedFacts) -> bool {
+        self.epochs != other.epochs
+            || self.nodes.len() != other.nodes.len()
+            || self
+                .nodes
+                .iter()
+                .zip(&other.nodes)
+                .any(|(a, b)| a.0 != b.0 || a.4 != b.4)
+    }
+}
+
 /// The whole view.
 #[derive(Debug, Clone)]
 pub struct State {
@@ -161,13 +176,20 @@ impl State {
             .flatten()
     }
 
-    /// Slots owned by each handle, in slot order.
-    fn slots_by_handle(&self) -> HashMap<NodeId, Vec<u16>> {
-        let mut out: HashMap<NodeId, Vec<u16>> = HashMap::new();
-        for (s, &h) in self.owners.iter().enumerate() {
+    /// The canonical slot ranges of each handle, in slot order.
+    fn ranges_by_handle(&self) -> HashMap<NodeId, Vec<(u16, u16)>> {
+        // One walk over the runs of equal owners: a map operation per run, not per slot
+        // (16384 hashes made every config save and CLUSTER NODES cost about a millisecond).
+        let mut out: HashMap<NodeId, Vec<(u16, u16)>> = HashMap::new();
+        let mut start = 0;
+        while start < self.owners.len() {
+            let h = self.owners[start];
+            let len = self.owners[start..].iter().take_while(|&&o| o == h).count();
             if h != UNASSIGNED {
-                out.entry(h).or_default().push(s as u16);
+                let end = start + len - 1;
+                out.entry(h).or_default().push((start as u16, end as u16));
             }
+            start += len;
         }
         out
     }
@@ -195,7 +217,7 @@ impl State {
 
     /// `CLUSTER NODES` (`now` = 0 renders the config file / message form: no times).
     pub fn render_nodes(&self, now: u64, timeout_ms: u64) -> String {
-        let mut by = self.slots_by_handle();
+        let mut by = self.ranges_by_handle();
         let mut out = String::new();
         for n in self.nodes.values() {
             let myself = n.id == self.myself;
@@ -215,7 +237,7 @@ impl State {
                 "{} {}:{}@{} {flags} - {ping} {pong} {} {link}",
                 n.id, n.ip, n.port, n.cport, n.config_epoch
             );
-            for (a, b) in wire::ranges(by.remove(&n.handle).unwrap_or_default()) {
+            for (a, b) in by.remove(&n.handle).unwrap_or_default() {
                 if a == b {
                     let _ = write!(out, " {a}");
                 } else {
