@@ -275,7 +275,7 @@ fn command_getkeys(line: &[Bytes]) -> Reply {
         return Reply::err("ERR Invalid number of arguments specified for command");
     }
     let keys: Vec<Reply> = spec
-        .key_positions(line.len())
+        .key_positions_in(line)
         .map(|i| Reply::Bulk(line[i].clone()))
         .collect();
     if keys.is_empty() {
