@@ -203,6 +203,32 @@ impl BigList {
         None
     }
 
+    /// Replaces the element at `index` (LSET): only its chunk is rebuilt (into two when
+    /// the new element no longer fits one). False when `index` is out of range.
+    pub fn set(&mut self, mut index: usize, value: &[u8]) -> bool {
+        let Some(ci) = self.chunks.iter().position(|c| {
+            let here = index < c.count as usize;
+            if !here {
+                index -= c.count as usize;
+            }
+            here
+        }) else {
+            return false;
+        };
+        let old = &self.chunks[ci];
+        let elems: Vec<&[u8]> = packed::elems(old.live()).collect();
+        let mut rebuilt = BigList::new();
+        for (i, e) in elems.iter().enumerate() {
+            rebuilt.push_back(if i == index { value } else { e });
+        }
+        self.bytes = self.bytes - packed::elem_len(elems[index]) + packed::elem_len(value);
+        self.chunks.remove(ci);
+        for (k, c) in rebuilt.chunks.into_iter().enumerate() {
+            self.chunks.insert(ci + k, c);
+        }
+        true
+    }
+
     /// Every element, head first.
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
         self.chunks.iter().flat_map(|c| packed::elems(c.live()))
@@ -272,6 +298,11 @@ mod tests {
                     0 | 1 => { l.push_back(&v); m.push_back(v); }
                     2 => { l.push_front(&v); m.push_front(v); }
                     3 => if l.pop_front() != m.pop_front() { return false; },
+                    _ if op % 7 == 0 && !m.is_empty() => {
+                        let i = v.len() % m.len();
+                        l.set(i, &v);
+                        m[i] = v;
+                    }
                     _ => if l.pop_back() != m.pop_back() { return false; },
                 }
                 if l.len() != m.len()

@@ -150,16 +150,8 @@ fn set_on(mut old: Entry, index: usize, value: &[u8], cas: u64) -> Entry {
         return old;
     };
     if let list::ListRef::Big(_) = l {
-        // Rebuild the chunks (LSET on a long list is O(n), as in Redis).
-        let items: Vec<u8> = {
-            let mut b = Vec::new();
-            for (i, e) in l.iter().enumerate() {
-                packed::push(&mut b, if i == index { value } else { e });
-            }
-            b
-        };
         if let Some(Big::List(big)) = old.big_mut() {
-            *big = BigList::from_elems(packed::elems(&items));
+            big.set(index, value);
         }
         old.set_cas(cas);
         return old;
