@@ -24,7 +24,7 @@ cores_tests!(
 );
 
 fn strs(items: &[&str]) -> Value {
-    arr(items.iter().map(|s| bulk(s)).collect())
+    arr(items.iter().map(bulk).collect())
 }
 
 fn push_pop_and_reads(cores: usize) {
@@ -493,4 +493,28 @@ fn replica_holds_the_same_lists(cores: usize) {
     assert!(got["small3"].0, "the TTL came along");
     assert!(!got.contains_key("small5"));
     assert_eq!(got["moved"].1, ["a"]);
+}
+
+#[test]
+fn command_info_and_getkeys_of_lmpop() {
+    let s = Server::start(1);
+    let mut c = s.redis();
+    let info = as_array(&as_array(&q(&mut c, "COMMAND INFO lmpop"))[0]);
+    assert_eq!(info[1], int(-4));
+    assert!(
+        as_strings(&info[2]).contains(&"movablekeys".to_string()),
+        "{:?}",
+        info[2]
+    );
+    assert_eq!(&info[3..6], &[int(0), int(0), int(0)]);
+    assert_reply(
+        &mut c,
+        "COMMAND GETKEYS LMPOP 2 a b LEFT",
+        strs(&["a", "b"]),
+    );
+    assert_reply(
+        &mut c,
+        "COMMAND GETKEYS LMOVE a b LEFT LEFT",
+        strs(&["a", "b"]),
+    );
 }
