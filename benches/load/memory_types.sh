@@ -3,23 +3,27 @@
 # loading, in the same run, through redis-cli --pipe:
 #   big-hash     one hash of N fields   (HSET bighash field:<i> value:<i>), N = 1,000,000
 #   small-hashes M hashes of 10 fields  (HSET hash:<i> f0 value:<i> ... f9 value:<i>), M = 100,000
+#   big-list     one list of N elements (RPUSH biglist value:<i>), N = 1,000,000
 # and prints bytes per field (RSS growth / fields) and the ratio Baton / Redis.
 # redis-server runs with hash-max-listpack-entries 128 (redis.conf's value; Baton's
 # default), so both keep the small hashes packed and the big one in a table.
 #
 # Usage: benches/load/memory_types.sh [--fields N] [--hashes M] [--baton-bin PATH]
+#                                     [--loads "big-hash small-hashes big-list"]
 # Needs redis-server and redis-cli (apt: redis-server redis-tools).
 set -euo pipefail
 
 fields=1000000
 hashes=100000
 baton_bin=${CARGO_TARGET_DIR:-target}/release/baton
+loads="big-hash small-hashes big-list"
 while [ $# -gt 0 ]; do
     case "$1" in
         --fields) fields=$2; shift 2 ;;
         --hashes) hashes=$2; shift 2 ;;
         --baton-bin) baton_bin=$2; shift 2 ;;
-        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        --loads) loads=$2; shift 2 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
 done
@@ -51,6 +55,9 @@ with open(f"{tmp}/small-hashes", "wb") as f:
         for j in range(10):
             args += [f"f{j}", f"value:{i}"]
         f.write(cmd(*args))
+with open(f"{tmp}/big-list", "wb") as f:
+    for i in range(fields):
+        f.write(cmd("RPUSH", "biglist", f"value:{i}"))
 PY
 
 declare -A per
@@ -64,7 +71,9 @@ measure() { # name load elements start-command...
     local before; before=$(rss_kb "$pid")
     redis-cli -p "$port" --pipe < "$tmp/$load" >/dev/null
     local after; after=$(rss_kb "$pid")
-    local enc; enc=$(redis-cli -p "$port" object encoding "$( [ "$load" = big-hash ] && echo bighash || echo hash:0 )")
+    local probe
+    case "$load" in big-hash) probe=bighash ;; big-list) probe=biglist ;; *) probe=hash:0 ;; esac
+    local enc; enc=$(redis-cli -p "$port" object encoding "$probe")
     local b; b=$(echo "($after - $before) * 1024 / $n" | bc -l)
     per[$name/$load]=$b
     printf '%-13s %-13s %-10s %10d %12d %12d %10.1f\n' "$name" "$load" "$enc" "$n" "$before" "$after" "$b"
@@ -72,11 +81,11 @@ measure() { # name load elements start-command...
 }
 
 printf '%-13s %-13s %-10s %10s %12s %12s %10s\n' server load encoding fields rss_before_kb rss_after_kb bytes/field
-for load in big-hash small-hashes; do
+for load in $loads; do
     n=$fields; [ "$load" = small-hashes ] && n=$((hashes * 10))
     measure baton "$load" "$n" "$baton_bin" --cores 1 --bind 127.0.0.1 --port PORT --memcache-port 0
     measure redis-server "$load" "$n" redis-server --port PORT --bind 127.0.0.1 --save '' --appendonly no
 done
-for load in big-hash small-hashes; do
+for load in $loads; do
     printf 'ratio baton/redis %-13s %.2f\n' "$load" "$(echo "${per[baton/$load]} / ${per[redis-server/$load]}" | bc -l)"
 done

@@ -26,9 +26,12 @@ pub mod flags {
     pub const PUBSUB: u16 = 1 << 10;
     /// Runs as if ASKING came before it (RESTORE-ASKING, which MIGRATE sends).
     pub const ASKING: u16 = 1 << 11;
+    /// The keys start at `first_key` and the argument before them counts them (LMPOP's
+    /// `numkeys`); `last_key` and `step` are not used.
+    pub const MOVABLEKEYS: u16 = 1 << 12;
 
     /// Flag names in `COMMAND INFO` order.
-    pub const NAMES: [(u16, &str); 12] = [
+    pub const NAMES: [(u16, &str); 13] = [
         (WRITE, "write"),
         (READONLY, "readonly"),
         (DENYOOM, "denyoom"),
@@ -41,6 +44,7 @@ pub mod flags {
         (ALLOW_BUSY, "allow_busy"),
         (PUBSUB, "pubsub"),
         (ASKING, "asking"),
+        (MOVABLEKEYS, "movablekeys"),
     ];
 }
 
@@ -116,6 +120,9 @@ pub enum Conn {
 pub enum Txn {
     Copy,
     Lcs,
+    /// LMOVE and RPOPLPUSH.
+    Lmove,
+    Lmpop,
     MsetNx,
     Rename,
     RenameNx,
@@ -173,8 +180,25 @@ impl CommandSpec {
         self.flags & flag != 0
     }
 
+    /// The positions of the key arguments in the command line `args` (name at 0): as
+    /// [`CommandSpec::key_positions`], or for a [`flags::MOVABLEKEYS`] command the keys its
+    /// count argument names (none when the count is not a positive number that fits).
+    pub fn key_positions_in(&self, args: &[Bytes]) -> std::iter::StepBy<std::ops::Range<usize>> {
+        if !self.has(flags::MOVABLEKEYS) {
+            return self.key_positions(args.len());
+        }
+        let first = self.first_key.max(1) as usize;
+        let n = args
+            .get(first - 1)
+            .and_then(|n| crate::commands::parse_i64(n))
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|&n| n > 0 && first + n <= args.len())
+            .unwrap_or(0);
+        (first..first + n).step_by(1)
+    }
+
     /// The positions of the key arguments in `args` (name at 0).
-    pub fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
+    pub fn key_positions(&self, argc: usize) -> std::iter::StepBy<std::ops::Range<usize>> {
         let (first, step) = (self.first_key, self.step.max(1) as usize);
         let last = if self.last_key < 0 {
             argc as i64 + self.last_key as i64
@@ -209,7 +233,7 @@ macro_rules! spec {
 }
 
 use crate::commands::{
-    db, dump as du, hashes as hs, introspect as is, keyspace as ks, strings as st,
+    db, dump as du, hashes as hs, introspect as is, keyspace as ks, lists as ls, strings as st,
 };
 use flags::*;
 use Merge as M;
@@ -274,6 +298,19 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("info", -1, LOADING | STALE, (0, 0, 0), Connection(Conn::Info), None, "server", "1.0.0", "Returns information and statistics about the server."),
     spec!("keys", 2, READONLY, (0, 0, 0), AllCores(M::Concat), Some(ks::keys), "generic", "1.0.0", "Returns all key names that match a pattern."),
     spec!("lcs", -3, READONLY, (1, 2, 1), Atomic(Txn::Lcs), Some(st::lcs), "string", "7.0.0", "Finds the longest common substring."),
+    spec!("lindex", 3, READONLY, (1, 1, 1), Key, Some(ls::lindex), "list", "1.0.0", "Returns an element from a list by its index."),
+    spec!("linsert", 5, W, (1, 1, 1), Key, Some(ls::linsert), "list", "2.2.0", "Inserts an element before or after another element in a list."),
+    spec!("llen", 2, RF, (1, 1, 1), Key, Some(ls::llen), "list", "1.0.0", "Returns the length of a list."),
+    spec!("lmove", 5, W, (1, 2, 1), Atomic(Txn::Lmove), Some(ls::lmove), "list", "6.2.0", "Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved."),
+    spec!("lmpop", -4, WRITE | MOVABLEKEYS, (2, 2, 1), Atomic(Txn::Lmpop), Some(ls::lmpop), "list", "7.0.0", "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped."),
+    spec!("lpop", -2, WRITE | FAST, (1, 1, 1), Key, Some(ls::lpop), "list", "1.0.0", "Returns the first elements in a list after removing it. Deletes the list if the last element was popped."),
+    spec!("lpos", -3, READONLY, (1, 1, 1), Key, Some(ls::lpos), "list", "6.0.6", "Returns the index of matching elements in a list."),
+    spec!("lpush", -3, WF, (1, 1, 1), Key, Some(ls::lpush), "list", "1.0.0", "Prepends one or more elements to a list. Creates the key if it doesn't exist."),
+    spec!("lpushx", -3, WF, (1, 1, 1), Key, Some(ls::lpushx), "list", "2.2.0", "Prepends one or more elements to a list only when the list exists."),
+    spec!("lrange", 4, READONLY, (1, 1, 1), Key, Some(ls::lrange), "list", "1.0.0", "Returns a range of elements from a list."),
+    spec!("lrem", 4, WRITE, (1, 1, 1), Key, Some(ls::lrem), "list", "1.0.0", "Removes elements from a list. Deletes the list if the last element was removed."),
+    spec!("lset", 4, W, (1, 1, 1), Key, Some(ls::lset), "list", "1.0.0", "Sets the value of an element in a list by its index."),
+    spec!("ltrim", 4, WRITE, (1, 1, 1), Key, Some(ls::ltrim), "list", "1.0.0", "Removes elements from both ends a list. Deletes the list if all elements were trimmed."),
     spec!("memory", -2, READONLY, (2, 2, 1), Key, Some(is::memory), "server", "4.0.0", "A container for memory diagnostics commands."),
     spec!("mget", -2, RF, (1, -1, 1), MultiKey(M::Array), Some(st::mget), "string", "1.0.0", "Atomically returns the string values of one or more keys."),
     spec!("migrate", -6, WRITE, (3, 3, 1), Connection(Conn::Migrate), None, "generic", "2.6.0", "Atomically transfers a key from one Redis instance to another."),
@@ -305,6 +342,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("restore", -4, W, (1, 1, 1), Key, Some(du::restore), "generic", "2.6.0", "Creates a key from the serialized representation of a value."),
     spec!("restore-asking", -4, W | ASKING, (1, 1, 1), Key, Some(du::restore), "server", "3.0.0", "An internal command for migrating keys in a cluster."),
     spec!("role", 1, NOSCRIPT | LOADING | STALE | FAST, (0, 0, 0), Connection(Conn::Role), None, "server", "2.8.12", "Returns the replication role."),
+    spec!("rpop", -2, WRITE | FAST, (1, 1, 1), Key, Some(ls::rpop), "list", "1.0.0", "Returns and removes the last elements of a list. Deletes the list if the last element was popped."),
+    spec!("rpoplpush", 3, W, (1, 2, 1), Atomic(Txn::Lmove), Some(ls::rpoplpush), "list", "1.2.0", "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped."),
+    spec!("rpush", -3, WF, (1, 1, 1), Key, Some(ls::rpush), "list", "1.0.0", "Appends one or more elements to a list. Creates the key if it doesn't exist."),
+    spec!("rpushx", -3, WF, (1, 1, 1), Key, Some(ls::rpushx), "list", "2.2.0", "Appends an element to a list only when the list exists."),
     spec!("scan", -2, READONLY, (0, 0, 0), AllCores(M::Scan), Some(ks::scan), "generic", "2.8.0", "Iterates over the key names in the database."),
     spec!("select", 2, CONN, (0, 0, 0), Connection(Conn::Select), None, "connection", "1.0.0", "Changes the selected database."),
     spec!("set", -3, W, (1, 1, 1), Key, Some(st::set), "string", "1.0.0", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist."),

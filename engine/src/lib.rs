@@ -28,6 +28,7 @@ pub mod evict;
 pub mod exec;
 pub mod glob;
 pub mod hash;
+pub mod list;
 pub mod memcache;
 pub mod reply;
 mod rng;

@@ -120,7 +120,12 @@ fn redis(g: &mut Gen) -> Vec<Arg> {
         0 => Val(vec![b'x'; 70]),
         _ => Val(value(g)),
     };
-    match u8::arbitrary(g) % 31 {
+    // Now and then a long element: three of them pass a packed list's 8 KiB.
+    let lval = |g: &mut Gen| match u8::arbitrary(g) % 5 {
+        0 => Val(vec![b'y'; 3000]),
+        _ => Val(value(g)),
+    };
+    match u8::arbitrary(g) % 36 {
         0..=2 => [vec![Lit("SET"), k, v], set_options(g)].concat(),
         3 => vec![Lit(pick(g, &["SETEX", "PSETEX"])), k, Lit("1500"), v],
         4 => vec![Lit(pick(g, &["SETNX", "GETSET"])), k, v],
@@ -182,6 +187,61 @@ fn redis(g: &mut Gen) -> Vec<Arg> {
         },
         30 if bool::arbitrary(g) => vec![Lit("HGET"), k, field(g)],
         30 => vec![Lit(pick(g, &["HLEN", "HGETALL", "TYPE", "HRANDFIELD"])), k],
+        31 | 32 => {
+            let mut args = vec![
+                Lit(pick(g, &["LPUSH", "RPUSH", "LPUSHX", "RPUSHX"])),
+                k,
+                lval(g),
+            ];
+            if bool::arbitrary(g) {
+                args.push(lval(g));
+            }
+            args
+        }
+        33 => match u8::arbitrary(g) % 3 {
+            0 => vec![Lit(pick(g, &["LPOP", "RPOP"])), k],
+            _ => vec![
+                Lit(pick(g, &["LPOP", "RPOP"])),
+                k,
+                Lit(pick(g, &["0", "1", "2", "9"])),
+            ],
+        },
+        34 => match u8::arbitrary(g) % 4 {
+            0 => vec![Lit("LSET"), k, Lit(pick(g, &["0", "-1", "1"])), lval(g)],
+            1 => vec![
+                Lit("LINSERT"),
+                k,
+                Lit(pick(g, &["BEFORE", "AFTER"])),
+                v,
+                lval(g),
+            ],
+            2 => vec![Lit("LREM"), k, Lit(pick(g, &["0", "1", "-1"])), v],
+            _ => vec![
+                Lit("LTRIM"),
+                k,
+                Lit(pick(g, &["0", "1", "-2"])),
+                Lit(pick(g, &["-1", "-2", "0", "2"])),
+            ],
+        },
+        35 => match u8::arbitrary(g) % 3 {
+            0 => vec![
+                Lit("LMOVE"),
+                k,
+                k2,
+                Lit(pick(g, &["LEFT", "RIGHT"])),
+                Lit(pick(g, &["LEFT", "RIGHT"])),
+            ],
+            1 => vec![Lit("RPOPLPUSH"), k, k2],
+            _ => vec![
+                Lit("LMPOP"),
+                Lit("2"),
+                k,
+                k2,
+                Lit(pick(g, &["LEFT", "RIGHT"])),
+                Lit("COUNT"),
+                Lit("2"),
+            ],
+        },
         _ => vec![Lit("TOUCH"), k, k2],
     }
 }

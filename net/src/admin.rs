@@ -243,13 +243,20 @@ fn command_info(c: &CommandSpec) -> Reply {
         .filter(|(f, _)| c.flags & f != 0)
         .map(|(_, n)| Reply::Simple(Bytes::from_static(n.as_bytes())))
         .collect();
+    // A command whose keys a count argument gives (LMPOP) has no fixed key range: Redis
+    // lists 0 0 0 and the movablekeys flag.
+    let (first, last, step) = if c.has(flags::MOVABLEKEYS) {
+        (0, 0, 0)
+    } else {
+        (c.first_key, c.last_key, c.step)
+    };
     Reply::Array(vec![
         bulk(c.name),
         Reply::Int(c.arity as i64),
         Reply::Set(fl),
-        Reply::Int(c.first_key as i64),
-        Reply::Int(c.last_key as i64),
-        Reply::Int(c.step as i64),
+        Reply::Int(first as i64),
+        Reply::Int(last as i64),
+        Reply::Int(step as i64),
         Reply::Set(vec![Reply::Simple(Bytes::from(format!("@{}", c.group)))]),
         Reply::Array(Vec::new()),
         Reply::Array(Vec::new()),
@@ -275,7 +282,7 @@ fn command_getkeys(line: &[Bytes]) -> Reply {
         return Reply::err("ERR Invalid number of arguments specified for command");
     }
     let keys: Vec<Reply> = spec
-        .key_positions(line.len())
+        .key_positions_in(line)
         .map(|i| Reply::Bulk(line[i].clone()))
         .collect();
     if keys.is_empty() {

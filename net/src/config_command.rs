@@ -62,6 +62,8 @@ pub enum Change {
     HashMaxEntries(usize),
     /// `hash-max-listpack-value`.
     HashMaxValue(usize),
+    /// `list-max-listpack-size`.
+    ListMaxSize(i64),
     /// A value that is already in force (`appendonly no`, `save ""`).
     Unchanged,
 }
@@ -97,6 +99,7 @@ fn optional_string(v: &[u8]) -> Option<String> {
 static ALIASES: &[(&str, &str)] = &[
     ("hash-max-ziplist-entries", "hash-max-listpack-entries"),
     ("hash-max-ziplist-value", "hash-max-listpack-value"),
+    ("list-max-ziplist-size", "list-max-listpack-size"),
     ("slave-announce-ip", "replica-announce-ip"),
     ("slave-announce-port", "replica-announce-port"),
     ("slave-priority", "replica-priority"),
@@ -164,6 +167,12 @@ static PARAMS: &[Param] = &[
         name: "io-threads",
         get: |_| "1".into(),
         set: None,
+        sensitive: false,
+    },
+    Param {
+        name: "list-max-listpack-size",
+        get: |_| baton_engine::list::max_size().to_string(),
+        set: Some(|v| int_in(v, i32::MIN.into(), i32::MAX.into()).map(Change::ListMaxSize)),
         sensitive: false,
     },
     Param {
@@ -535,6 +544,7 @@ pub async fn apply(core: &Rc<Core>, shared: &Arc<Shared>, changes: Vec<Change>) 
             // Process-wide: every shard reads them when a hash is written.
             Change::HashMaxEntries(n) => baton_engine::hash::set_max_entries(n),
             Change::HashMaxValue(n) => baton_engine::hash::set_max_value(n),
+            Change::ListMaxSize(n) => baton_engine::list::set_max_size(n),
             Change::Unchanged => {}
         }
     }

@@ -56,6 +56,12 @@ const T_HPUT: u8 = 8;
 const T_HSET: u8 = 9;
 const T_HDEL: u8 = 10;
 const T_HITEM: u8 = 11;
+// Lists (12..=17).
+const T_LPUT: u8 = 12;
+const T_LPUSH: u8 = 13;
+const T_LPOP: u8 = 14;
+const T_LSET: u8 = 15;
+const T_LITEM: u8 = 16;
 
 /// What opens a flow: who sends it, and from where in the journal it resumes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +131,8 @@ pub enum DecodeError {
     },
     #[error("a hash's packed pairs are malformed: {0}")]
     Pairs(baton_engine::hash::packed::PackedError),
+    #[error("a list's packed elements are malformed: {0}")]
+    Items(baton_engine::list::packed::PackedError),
     #[error("invalid {field}: {value}")]
     Invalid { field: &'static str, value: u64 },
 }
@@ -180,6 +188,65 @@ pub fn encode_effect(effect: &Effect, out: &mut Vec<u8>) {
             }
             out.extend_from_slice(&cas.to_le_bytes());
         }
+        Effect::ListPut { .. } => put_list_item(out, T_LPUT, effect),
+        Effect::ListPush {
+            key,
+            left,
+            items,
+            cas,
+        } => {
+            out.push(T_LPUSH);
+            put_bytes(out, key);
+            out.push(*left as u8);
+            put_bytes(out, items);
+            out.extend_from_slice(&cas.to_le_bytes());
+        }
+        Effect::ListPop {
+            key,
+            left,
+            count,
+            cas,
+        } => {
+            out.push(T_LPOP);
+            put_bytes(out, key);
+            out.push(*left as u8);
+            out.extend_from_slice(&count.to_le_bytes());
+            out.extend_from_slice(&cas.to_le_bytes());
+        }
+        Effect::ListSet {
+            key,
+            index,
+            value,
+            cas,
+        } => {
+            out.push(T_LSET);
+            put_bytes(out, key);
+            out.extend_from_slice(&index.to_le_bytes());
+            put_bytes(out, value);
+            out.extend_from_slice(&cas.to_le_bytes());
+        }
+    }
+}
+
+/// Appends a whole list (`ListPut`) under `tag` (LPUT in the journal, LITEM in a
+/// snapshot).
+fn put_list_item(out: &mut Vec<u8>, tag: u8, effect: &Effect) {
+    if let Effect::ListPut {
+        key,
+        items,
+        expire_at,
+        flags,
+        cas,
+        bits,
+    } = effect
+    {
+        out.push(tag);
+        put_bytes(out, key);
+        put_bytes(out, items);
+        out.extend_from_slice(&expire_at.to_le_bytes());
+        out.extend_from_slice(&flags.to_le_bytes());
+        out.extend_from_slice(&cas.to_le_bytes());
+        out.push(bits_byte(*bits));
     }
 }
 
@@ -252,6 +319,7 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) {
             bits,
         }) => encode_item(key, value, *expire_at, *flags, *cas, *bits, out),
         Record::Item(h @ Effect::HashPut { .. }) => put_hash_item(out, T_HITEM, h),
+        Record::Item(l @ Effect::ListPut { .. }) => put_list_item(out, T_LITEM, l),
         Record::Item(other) => encode_effect(other, out),
         Record::End => encode_end(out),
     }
@@ -429,6 +497,39 @@ impl Reader<'_> {
                     cas: self.u64()?,
                 })
             }
+            T_LPUT | T_LITEM => {
+                let put = Effect::ListPut {
+                    key: self.bytes("key", limits.max_key)?,
+                    items: self.items(limits)?,
+                    expire_at: self.u64()?,
+                    flags: self.u32()?,
+                    cas: self.u64()?,
+                    bits: self.bits()?,
+                };
+                if tag == T_LPUT {
+                    Record::Effect(put)
+                } else {
+                    Record::Item(put)
+                }
+            }
+            T_LPUSH => Record::Effect(Effect::ListPush {
+                key: self.bytes("key", limits.max_key)?,
+                left: self.flag("list side")?,
+                items: self.items(limits)?,
+                cas: self.u64()?,
+            }),
+            T_LPOP => Record::Effect(Effect::ListPop {
+                key: self.bytes("key", limits.max_key)?,
+                left: self.flag("list side")?,
+                count: self.u64()?,
+                cas: self.u64()?,
+            }),
+            T_LSET => Record::Effect(Effect::ListSet {
+                key: self.bytes("key", limits.max_key)?,
+                index: self.u64()?,
+                value: self.bytes("value", limits.max_value)?,
+                cas: self.u64()?,
+            }),
             T_END => Record::End,
             other => return Err(DecodeError::Tag(other).into()),
         })
@@ -490,6 +591,13 @@ impl Reader<'_> {
     fn pairs(&mut self, limits: &Limits) -> Result<Bytes, Fail> {
         let b = self.bytes("pairs", limits.max_value)?;
         baton_engine::hash::packed::validate(&b, usize::MAX).map_err(DecodeError::Pairs)?;
+        Ok(b)
+    }
+
+    /// A list's packed elements: a byte string that must parse as elements.
+    fn items(&mut self, limits: &Limits) -> Result<Bytes, Fail> {
+        let b = self.bytes("items", limits.max_value)?;
+        baton_engine::list::packed::validate(&b, usize::MAX).map_err(DecodeError::Items)?;
         Ok(b)
     }
 
@@ -589,6 +697,37 @@ mod tests {
             fields: vec![key("f"), key("")],
             cas: 79,
         }));
+        let items = Bytes::from(baton_engine::list::packed::pack([&b"a"[..], b"", b"c"]));
+        let lput = Effect::ListPut {
+            key: key("l"),
+            items: items.clone(),
+            expire_at: 9,
+            flags: 3,
+            cas: 80,
+            bits: ItemBits::default(),
+        };
+        round_trip(Record::Effect(lput.clone()));
+        round_trip(Record::Item(lput));
+        for left in [true, false] {
+            round_trip(Record::Effect(Effect::ListPush {
+                key: key("l"),
+                left,
+                items: items.clone(),
+                cas: 81,
+            }));
+            round_trip(Record::Effect(Effect::ListPop {
+                key: key("l"),
+                left,
+                count: u64::MAX,
+                cas: 82,
+            }));
+        }
+        round_trip(Record::Effect(Effect::ListSet {
+            key: key("l"),
+            index: 7,
+            value: key("v"),
+            cas: 83,
+        }));
     }
 
     #[test]
@@ -651,6 +790,24 @@ mod tests {
         assert!(matches!(
             decode(&bad_pairs, &limits),
             Err(DecodeError::Pairs(_))
+        ));
+        let mut bad_items = vec![T_LPUSH];
+        bad_items.extend_from_slice(&1u32.to_le_bytes());
+        bad_items.extend_from_slice(&[b'l', 1]);
+        bad_items.extend_from_slice(&2u32.to_le_bytes());
+        bad_items.extend_from_slice(&[5, b'x']);
+        bad_items.extend_from_slice(&0u64.to_le_bytes());
+        assert!(matches!(
+            decode(&bad_items, &limits),
+            Err(DecodeError::Items(_))
+        ));
+        let mut bad_side = vec![T_LPOP];
+        bad_side.extend_from_slice(&1u32.to_le_bytes());
+        bad_side.extend_from_slice(&[b'l', 2]);
+        bad_side.extend_from_slice(&[0; 16]);
+        assert!(matches!(
+            decode(&bad_side, &limits),
+            Err(DecodeError::Invalid { .. })
         ));
         let mut magic = hello.clone();
         magic[1] = b'X';

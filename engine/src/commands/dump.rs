@@ -7,7 +7,8 @@
 //! ```
 //!
 //! `kind` 0 is a string, 1 a hash (its value the packed pairs, whatever its encoding
-//! here: RESTORE picks the encoding by the thresholds in force); `flags` are memcached's
+//! here: RESTORE picks the encoding by the thresholds in force), 2 a list (its packed
+//! elements, [`crate::list::packed`]); `flags` are memcached's
 //! client flags. Redis's payloads (an RDB
 //! type byte, then RDB versions 9-11) are refused by the version and checksum checks, as
 //! Redis refuses payloads from a newer Redis.
@@ -25,6 +26,7 @@ use crate::Shard;
 pub const PAYLOAD_VERSION: u16 = 0xBA01;
 const KIND_STRING: u8 = 0;
 const KIND_HASH: u8 = 1;
+const KIND_LIST: u8 = 2;
 /// kind + flags before the value; version + checksum after it.
 const HEAD: usize = 5;
 const TAIL: usize = 10;
@@ -66,24 +68,31 @@ pub fn crc64(bytes: &[u8]) -> u64 {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Payload<'a> {
     pub hash: bool,
-    /// The string, or a hash's packed pairs.
+    /// A list: `value` is its packed elements.
+    pub list: bool,
+    /// The string, a hash's packed pairs, or a list's packed elements.
     pub value: &'a [u8],
     pub flags: u32,
 }
 
 /// The payload DUMP returns for a string.
 pub fn encode_payload(value: &[u8], flags: u32) -> Vec<u8> {
-    encode(false, value, flags)
+    encode(KIND_STRING, value, flags)
 }
 
 /// The payload DUMP returns for a copy of any value.
 pub fn encode_copy(copy: &ItemCopy) -> Vec<u8> {
-    encode(copy.kind != Kind::Str, &copy.value, copy.flags)
+    let kind = match copy.kind {
+        Kind::Str => KIND_STRING,
+        Kind::ListPacked => KIND_LIST,
+        _ => KIND_HASH,
+    };
+    encode(kind, &copy.value, copy.flags)
 }
 
-fn encode(hash: bool, value: &[u8], flags: u32) -> Vec<u8> {
+fn encode(kind: u8, value: &[u8], flags: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEAD + value.len() + TAIL);
-    out.push(if hash { KIND_HASH } else { KIND_STRING });
+    out.push(kind);
     out.extend_from_slice(&flags.to_be_bytes());
     out.extend_from_slice(value);
     out.extend_from_slice(&PAYLOAD_VERSION.to_le_bytes());
@@ -95,7 +104,7 @@ fn encode(hash: bool, value: &[u8], flags: u32) -> Vec<u8> {
 /// The value and flags of a string payload, if its version, checksum and kind are right.
 pub fn decode_payload(payload: &[u8]) -> Option<(&[u8], u32)> {
     decode(payload)
-        .filter(|p| !p.hash)
+        .filter(|p| !p.hash && !p.list)
         .map(|p| (p.value, p.flags))
 }
 
@@ -110,7 +119,7 @@ pub fn decode(payload: &[u8]) -> Option<Payload<'_>> {
         return None;
     }
     let (body, version) = body.split_at(body.len() - 2);
-    if version != PAYLOAD_VERSION.to_le_bytes() || body[0] > KIND_HASH {
+    if version != PAYLOAD_VERSION.to_le_bytes() || body[0] > KIND_LIST {
         return None;
     }
     let flags = u32::from_be_bytes(body[1..5].try_into().expect("four bytes"));
@@ -123,7 +132,16 @@ pub fn decode(payload: &[u8]) -> Option<Payload<'_>> {
             return None;
         }
     }
-    Some(Payload { hash, value, flags })
+    let list = body[0] == KIND_LIST;
+    if list && crate::list::packed::validate(value, usize::MAX).ok()? == 0 {
+        return None;
+    }
+    Some(Payload {
+        hash,
+        list,
+        value,
+        flags,
+    })
 }
 
 /// DUMP key
@@ -186,7 +204,9 @@ pub fn restore(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
         }
         return Reply::Ok;
     }
-    let kind = if !payload.hash {
+    let kind = if payload.list {
+        Kind::ListPacked
+    } else if !payload.hash {
         Kind::Str
     } else {
         let limits = crate::hash::limits();
@@ -338,21 +358,49 @@ mod tests {
             );
         }
         let twice = [1, b'f', 1, b'1', 1, b'f', 1, b'2'];
-        assert_eq!(decode(&encode(true, &twice, 0)), None, "a field twice");
-        assert_eq!(decode(&encode(true, b"", 0)), None, "an empty hash");
+        assert_eq!(decode(&encode(KIND_HASH, &twice, 0)), None, "a field twice");
+        assert_eq!(decode(&encode(KIND_HASH, b"", 0)), None, "an empty hash");
         assert_eq!(
-            decode(&encode(true, &[9, b'x'], 0)),
+            decode(&encode(KIND_HASH, &[9, b'x'], 0)),
             None,
             "truncated pairs"
         );
         assert_eq!(
             decode_payload(&encode(
-                true,
+                KIND_HASH,
                 &packed::from_pairs([(&b"f"[..], &b"1"[..])]),
                 0
             )),
             None
         );
+    }
+
+    #[test]
+    fn lists_round_trip_and_bad_elements_are_refused() {
+        let mut s = Shard::new(0);
+        run(&mut s, &["RPUSH", "l", "a", "", "c"], NOW);
+        run(&mut s, &["PEXPIRE", "l", "100000"], NOW);
+        let payload = bulk(run(&mut s, &["DUMP", "l"], NOW));
+        assert!(decode(&payload).is_some_and(|p| p.list && !p.hash));
+        assert_eq!(decode_payload(&payload), None, "not a string");
+        let mut t = Shard::new(1);
+        let args = |k: &'static str, ttl: &'static str| {
+            vec![
+                Bytes::from_static(b"RESTORE"),
+                Bytes::from_static(k.as_bytes()),
+                Bytes::from_static(ttl.as_bytes()),
+                payload.clone(),
+            ]
+        };
+        assert_eq!(restore(&mut t, &args("l", "0"), NOW), Reply::Ok);
+        assert_eq!(
+            run(&mut t, &["LRANGE", "l", "0", "-1"], NOW),
+            run(&mut s, &["LRANGE", "l", "0", "-1"], NOW)
+        );
+        assert_eq!(run(&mut t, &["TYPE", "l"], NOW), Reply::simple("list"));
+        assert_eq!(decode(&encode(KIND_LIST, b"", 0)), None, "an empty list");
+        assert_eq!(decode(&encode(KIND_LIST, &[9, b'x'], 0)), None, "truncated");
+        assert_eq!(decode(&encode(3, b"x", 0)), None, "an unknown kind");
     }
 
     quickcheck::quickcheck! {

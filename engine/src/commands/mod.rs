@@ -22,6 +22,7 @@ pub mod incr;
 pub mod introspect;
 pub mod keyspace;
 pub mod lcs;
+pub mod lists;
 mod longdouble;
 pub mod strings;
 

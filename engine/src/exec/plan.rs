@@ -123,7 +123,7 @@ pub fn plan_asking(
         },
         Route::Atomic(_) => {
             let mut owners = spec
-                .key_positions(args.len())
+                .key_positions_in(&args)
                 .map(|i| router.core_of(&args[i]));
             let first = owners.next().unwrap_or(router.core());
             if owners.all(|c| c == first) {
@@ -151,7 +151,7 @@ pub fn execute(
     now: u64,
 ) -> Reply {
     if router.clustered() {
-        let first = spec.key_positions(args.len()).next();
+        let first = spec.key_positions_in(args).next();
         if let Some((slot, addr)) = first.and_then(|i| router.migrating(&args[i])) {
             let i = first.expect("a key");
             if !shard.exists(&args[i], now) {
@@ -168,7 +168,7 @@ fn redirect(router: &Router, spec: &CommandSpec, args: &[Bytes], asking: bool) -
     if !router.clustered() {
         return None;
     }
-    let keys = spec.key_positions(args.len()).map(|i| &args[i][..]);
+    let keys = spec.key_positions_in(args).map(|i| &args[i][..]);
     let addr = |node| {
         router
             .view()
@@ -196,7 +196,7 @@ pub fn scan_cursor(arg: &[u8], cores: usize) -> Option<(usize, u64)> {
 /// Splits a multi-key command by core (MGET, MSET, DEL, EXISTS, TOUCH, UNLINK).
 fn split(router: &Router, spec: &'static CommandSpec, merge: Merge, args: Vec<Bytes>) -> Plan {
     let step = spec.step.max(1) as usize;
-    let positions: Vec<usize> = spec.key_positions(args.len()).collect();
+    let positions: Vec<usize> = spec.key_positions_in(&args).collect();
     let owners: Vec<usize> = positions
         .iter()
         .map(|&i| router.core_of(&args[i]))

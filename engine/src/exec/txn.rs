@@ -14,6 +14,7 @@ use bytes::Bytes;
 use crate::command::{lookup, CommandSpec, Route, Txn};
 use crate::commands::keyspace::parse_copy_options;
 use crate::commands::lcs::lcs_reply;
+use crate::commands::lists;
 use crate::entry::Kind;
 use crate::reply::{errors, Reply};
 use crate::runtime::{Core, Job, Out};
@@ -191,5 +192,85 @@ async fn apply(
             let v2 = i2.map(|s| s.value).unwrap_or_default();
             lcs_reply(&v1, &v2, args)
         }
+        Txn::Lmove => {
+            let (from, to) = match lists::move_sides(args) {
+                Ok(d) => d,
+                Err(e) => return e,
+            };
+            let (src, dst) = (args[1].clone(), args[2].clone());
+            let (a, b) = (owner(&src), owner(&dst));
+            let txn = Locked::begin(core, outer, vec![a, b]).await;
+            let reply = lmove_locked(&txn, a, b, src, dst, from, to).await;
+            txn.commit().await;
+            reply
+        }
+        Txn::Lmpop => {
+            let m = match lists::mpop_args(args) {
+                Ok(m) => m,
+                Err(e) => return e,
+            };
+            let keys = &args[m.keys];
+            let txn = Locked::begin(core, outer, keys.iter().map(owner).collect()).await;
+            let mut reply = Reply::NilArray;
+            for k in keys {
+                let (key, left, count) = (k.clone(), m.left, m.count);
+                let step = txn
+                    .run(owner(k), move |s, now| {
+                        lists::mpop_one(s, &key, left, count, now)
+                    })
+                    .await;
+                match step {
+                    Ok(None) => continue,
+                    Ok(Some(popped)) => reply = lists::mpop_reply(k.clone(), popped),
+                    Err(e) => reply = e,
+                }
+                break;
+            }
+            txn.commit().await;
+            reply
+        }
     }
+}
+
+/// LMOVE's steps with `src` on core `a` and `dst` on core `b`, both locked: the checks of
+/// both keys first (as Redis: the source's type, then the destination's), then the pop
+/// and the push, each through its shard's write path.
+async fn lmove_locked(
+    txn: &Locked<'_>,
+    a: usize,
+    b: usize,
+    src: Bytes,
+    dst: Bytes,
+    from: bool,
+    to: bool,
+) -> Reply {
+    let key = src.clone();
+    match txn
+        .run(a, move |s, now| lists::source_state(s, &key, now))
+        .await
+    {
+        Err(e) => return e,
+        Ok(false) => return Reply::Nil,
+        Ok(true) => {}
+    }
+    let key = dst.clone();
+    if let Err(e) = txn
+        .run(b, move |s, now| lists::check_list_or_absent(s, &key, now))
+        .await
+    {
+        return e;
+    }
+    let popped = txn
+        .run(a, move |s, now| s.list_pop(&src, from, 1, now).pop())
+        .await;
+    let Some(v) = popped else {
+        return Reply::Nil;
+    };
+    let value = Bytes::from(v);
+    let pushed = value.clone();
+    txn.run(b, move |s, now| {
+        s.list_push(&dst, to, &[&pushed], now);
+    })
+    .await;
+    Reply::Bulk(value)
 }

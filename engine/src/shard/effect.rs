@@ -70,6 +70,44 @@ pub enum Effect {
         fields: Vec<Bytes>,
         cas: u64,
     },
+    /// A whole list as it stands (RENAME and COPY of a list, LINSERT, LREM, a snapshot
+    /// item): it replaces whatever the key held. `items` is the packed form
+    /// ([`crate::list::packed`]) of every element, head first.
+    ListPut {
+        key: Bytes,
+        items: Bytes,
+        expire_at: u64,
+        flags: u32,
+        cas: u64,
+        bits: ItemBits,
+    },
+    /// Elements pushed on the list at `key`, one after another, at the head (`left`, so
+    /// the last one ends up first) or at the tail; a key that is absent becomes a new list
+    /// without expiry. `items` is packed. `cas` is the item's version after the write; a
+    /// replay that finds the list already at `cas` skips it (as for `ListPop`), so applying
+    /// it twice is applying it once.
+    ListPush {
+        key: Bytes,
+        left: bool,
+        items: Bytes,
+        cas: u64,
+    },
+    /// `count` elements popped from the head (`left`) or the tail of the list at `key`
+    /// (LPOP, RPOP, LTRIM, LMOVE's source), which keeps at least one element (popping
+    /// the last one is a `Del`).
+    ListPop {
+        key: Bytes,
+        left: bool,
+        count: u64,
+        cas: u64,
+    },
+    /// The element at `index` (from the head) of the list at `key` replaced (LSET).
+    ListSet {
+        key: Bytes,
+        index: u64,
+        value: Bytes,
+        cas: u64,
+    },
 }
 
 /// Why a key went away. Replicas delete alike; the cause is for statistics and for
@@ -98,6 +136,16 @@ impl Effect {
                 bits: e.item_bits(),
             };
         }
+        if e.list().is_some() {
+            return Effect::ListPut {
+                key: Bytes::copy_from_slice(e.key()),
+                items: Bytes::from(e.value_bytes().into_owned()),
+                expire_at: e.expire_at(),
+                flags: e.flags(),
+                cas: e.cas(),
+                bits: e.item_bits(),
+            };
+        }
         let (key, value) = e.key_value();
         Effect::Put {
             key: Bytes::copy_from_slice(key),
@@ -120,7 +168,11 @@ impl Effect {
             | Effect::Del { key, .. }
             | Effect::HashPut { key, .. }
             | Effect::HashSet { key, .. }
-            | Effect::HashDel { key, .. } => Some(key),
+            | Effect::HashDel { key, .. }
+            | Effect::ListPut { key, .. }
+            | Effect::ListPush { key, .. }
+            | Effect::ListPop { key, .. }
+            | Effect::ListSet { key, .. } => Some(key),
             Effect::Flush => None,
         }
     }

@@ -19,6 +19,7 @@
 //! [`Shard::apply`] is the way back: it replays an effect with the same three primitives.
 
 mod hash;
+mod list;
 pub mod store;
 
 use bytes::Bytes;
@@ -199,6 +200,7 @@ impl Shard {
     pub fn put_copy(&mut self, key: &[u8], copy: &ItemCopy) {
         match copy.kind {
             Kind::Str => self.put(key, &copy.value, copy.expire_at, copy.flags),
+            Kind::ListPacked => self.put_list(key, &copy.value, copy.expire_at, copy.flags),
             kind => self.put_hash(
                 key,
                 &copy.value,
@@ -399,6 +401,10 @@ impl Shard {
             Effect::HashPut { .. } | Effect::HashSet { .. } | Effect::HashDel { .. } => {
                 self.apply_hash(effect)
             }
+            Effect::ListPut { .. }
+            | Effect::ListPush { .. }
+            | Effect::ListPop { .. }
+            | Effect::ListSet { .. } => self.apply_list(effect),
         }
     }
 

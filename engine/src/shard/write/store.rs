@@ -39,7 +39,8 @@ pub struct ItemCopy {
     pub value: Bytes,
     pub expire_at: u64,
     pub flags: u32,
-    /// What `value` is: a string, a packed hash, or a hash in its table form (`Boxed`).
+    /// What `value` is: a string, a packed hash, a hash in its table form (`Boxed`), or
+    /// a list's packed elements (`ListPacked`, whatever the list's form).
     pub kind: crate::entry::Kind,
 }
 
@@ -50,7 +51,12 @@ impl ItemCopy {
             value: Bytes::from(e.value_bytes().into_owned()),
             expire_at: e.expire_at(),
             flags: e.flags(),
-            kind: e.kind(),
+            // A list travels packed whatever its form; its length decides the form.
+            kind: if e.list().is_some() {
+                crate::entry::Kind::ListPacked
+            } else {
+                e.kind()
+            },
         }
     }
 }
