@@ -30,6 +30,7 @@ use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::ptr::NonNull;
 
 use crate::hash::{BigHash, HashRef};
+use crate::set::{BigSet, SetRef};
 
 /// Absolute expiry in unix milliseconds; `NO_EXPIRY` means the key is persistent.
 pub const NO_EXPIRY: u64 = 0;
@@ -59,6 +60,10 @@ pub enum Kind {
     Str = 0,
     /// The value bytes are a packed hash ([`crate::hash::packed`]).
     HashPacked = 1,
+    /// The value bytes are an intset ([`crate::set::intset`]).
+    SetInts = 3,
+    /// The value bytes are a packed set ([`crate::set::packed`]).
+    SetPacked = 4,
     /// The value bytes are a pointer to a [`Big`] the entry owns.
     Boxed = 7,
 }
@@ -67,6 +72,8 @@ impl Kind {
     fn from_bits(b: u8) -> Kind {
         match b {
             1 => Kind::HashPacked,
+            3 => Kind::SetInts,
+            4 => Kind::SetPacked,
             7 => Kind::Boxed,
             _ => Kind::Str,
         }
@@ -78,6 +85,7 @@ impl Kind {
 pub enum ValueType {
     String,
     Hash,
+    Set,
 }
 
 impl ValueType {
@@ -86,6 +94,7 @@ impl ValueType {
         match self {
             ValueType::String => "string",
             ValueType::Hash => "hash",
+            ValueType::Set => "set",
         }
     }
 }
@@ -95,12 +104,14 @@ impl ValueType {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Big {
     Hash(BigHash),
+    Set(BigSet),
 }
 
 impl Big {
     fn heap_bytes(&self) -> usize {
         match self {
             Big::Hash(h) => std::mem::size_of::<Big>() + h.heap_bytes(),
+            Big::Set(t) => std::mem::size_of::<Big>() + t.heap_bytes(),
         }
     }
 }
@@ -354,8 +365,10 @@ impl Entry {
         match self.kind() {
             Kind::Str => ValueType::String,
             Kind::HashPacked => ValueType::Hash,
+            Kind::SetInts | Kind::SetPacked => ValueType::Set,
             Kind::Boxed => match self.big() {
                 Some(Big::Hash(_)) | None => ValueType::Hash,
+                Some(Big::Set(_)) => ValueType::Set,
             },
         }
     }
@@ -369,8 +382,24 @@ impl Entry {
     pub fn hash(&self) -> Option<HashRef<'_>> {
         match self.kind() {
             Kind::HashPacked => Some(HashRef::Packed(self.value())),
-            Kind::Boxed => self.big().map(|Big::Hash(h)| HashRef::Table(h)),
-            Kind::Str => None,
+            Kind::Boxed => match self.big() {
+                Some(Big::Hash(h)) => Some(HashRef::Table(h)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The set value, or `None` when the key holds another type.
+    pub fn set(&self) -> Option<SetRef<'_>> {
+        match self.kind() {
+            Kind::SetInts => Some(SetRef::Ints(self.value())),
+            Kind::SetPacked => Some(SetRef::Packed(self.value())),
+            Kind::Boxed => match self.big() {
+                Some(Big::Set(t)) => Some(SetRef::Table(t)),
+                _ => None,
+            },
+            _ => None,
         }
     }
 
@@ -396,11 +425,17 @@ impl Entry {
         self.big_ptr().map(|p| unsafe { &mut *p })
     }
 
-    /// The bytes that stand for the value in effects and records: the string, or a hash's
-    /// packed pairs (a table is serialized).
+    /// The bytes that stand for the value in effects and records: the string, a hash's
+    /// packed pairs or a set's packed members (a table or an intset is serialized).
     pub fn value_bytes(&self) -> std::borrow::Cow<'_, [u8]> {
         match self.big() {
             Some(Big::Hash(h)) => std::borrow::Cow::Owned(h.to_packed()),
+            Some(Big::Set(_)) => {
+                std::borrow::Cow::Owned(self.set().map(|s| s.to_packed()).unwrap_or_default())
+            }
+            None if self.kind() == Kind::SetInts => {
+                std::borrow::Cow::Owned(self.set().map(|s| s.to_packed()).unwrap_or_default())
+            }
             None => std::borrow::Cow::Borrowed(self.value()),
         }
     }

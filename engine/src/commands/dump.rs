@@ -7,7 +7,8 @@
 //! ```
 //!
 //! `kind` 0 is a string, 1 a hash (its value the packed pairs, whatever its encoding
-//! here: RESTORE picks the encoding by the thresholds in force); `flags` are memcached's
+//! here: RESTORE picks the encoding by the thresholds in force), 2 a set (its packed
+//! members, likewise); `flags` are memcached's
 //! client flags. Redis's payloads (an RDB
 //! type byte, then RDB versions 9-11) are refused by the version and checksum checks, as
 //! Redis refuses payloads from a newer Redis.
@@ -25,6 +26,7 @@ use crate::Shard;
 pub const PAYLOAD_VERSION: u16 = 0xBA01;
 const KIND_STRING: u8 = 0;
 const KIND_HASH: u8 = 1;
+const KIND_SET: u8 = 2;
 /// kind + flags before the value; version + checksum after it.
 const HEAD: usize = 5;
 const TAIL: usize = 10;
@@ -66,6 +68,8 @@ pub fn crc64(bytes: &[u8]) -> u64 {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Payload<'a> {
     pub hash: bool,
+    /// A set: `value` is its packed members ([`crate::set::packed`]).
+    pub set: bool,
     /// The string, or a hash's packed pairs.
     pub value: &'a [u8],
     pub flags: u32,
@@ -78,12 +82,21 @@ pub fn encode_payload(value: &[u8], flags: u32) -> Vec<u8> {
 
 /// The payload DUMP returns for a copy of any value.
 pub fn encode_copy(copy: &ItemCopy) -> Vec<u8> {
-    encode(copy.kind != Kind::Str, &copy.value, copy.flags)
+    let kind = match copy.kind {
+        Kind::Str => KIND_STRING,
+        Kind::SetInts | Kind::SetPacked => KIND_SET,
+        _ => KIND_HASH,
+    };
+    encode_kind(kind, &copy.value, copy.flags)
 }
 
 fn encode(hash: bool, value: &[u8], flags: u32) -> Vec<u8> {
+    encode_kind(if hash { KIND_HASH } else { KIND_STRING }, value, flags)
+}
+
+fn encode_kind(kind: u8, value: &[u8], flags: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEAD + value.len() + TAIL);
-    out.push(if hash { KIND_HASH } else { KIND_STRING });
+    out.push(kind);
     out.extend_from_slice(&flags.to_be_bytes());
     out.extend_from_slice(value);
     out.extend_from_slice(&PAYLOAD_VERSION.to_le_bytes());
@@ -95,7 +108,7 @@ fn encode(hash: bool, value: &[u8], flags: u32) -> Vec<u8> {
 /// The value and flags of a string payload, if its version, checksum and kind are right.
 pub fn decode_payload(payload: &[u8]) -> Option<(&[u8], u32)> {
     decode(payload)
-        .filter(|p| !p.hash)
+        .filter(|p| !p.hash && !p.set)
         .map(|p| (p.value, p.flags))
 }
 
@@ -110,7 +123,7 @@ pub fn decode(payload: &[u8]) -> Option<Payload<'_>> {
         return None;
     }
     let (body, version) = body.split_at(body.len() - 2);
-    if version != PAYLOAD_VERSION.to_le_bytes() || body[0] > KIND_HASH {
+    if version != PAYLOAD_VERSION.to_le_bytes() || body[0] > KIND_SET {
         return None;
     }
     let flags = u32::from_be_bytes(body[1..5].try_into().expect("four bytes"));
@@ -123,7 +136,21 @@ pub fn decode(payload: &[u8]) -> Option<Payload<'_>> {
             return None;
         }
     }
-    Some(Payload { hash, value, flags })
+    let set = body[0] == KIND_SET;
+    if set {
+        let n = crate::set::packed::validate(value, usize::MAX).ok()?;
+        let members: std::collections::HashSet<&[u8]> =
+            crate::set::packed::members(value).collect();
+        if n == 0 || members.len() != n {
+            return None;
+        }
+    }
+    Some(Payload {
+        hash,
+        set,
+        value,
+        flags,
+    })
 }
 
 /// DUMP key
@@ -184,6 +211,10 @@ pub fn restore(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
         if replace {
             s.delete(&a[1], now);
         }
+        return Reply::Ok;
+    }
+    if payload.set {
+        s.put_set(&a[1], payload.value, None, expire_at, payload.flags);
         return Reply::Ok;
     }
     let kind = if !payload.hash {

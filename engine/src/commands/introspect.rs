@@ -79,7 +79,10 @@ pub fn object(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
         // A bulk string, as Redis's `addReplyBulkCString`.
         "encoding" => s.lookup(key, now).map_or(Reply::Nil, |e| match e.hash() {
             Some(h) => Reply::bulk(h.encoding()),
-            None => Reply::bulk(string_encoding(e.value())),
+            None => match e.set() {
+                Some(set) => Reply::bulk(set.encoding().name()),
+                None => Reply::bulk(string_encoding(e.value())),
+            },
         }),
         "freq" => match s.key_freq(key, now) {
             None => Reply::Nil,

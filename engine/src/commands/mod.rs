@@ -22,7 +22,9 @@ pub mod incr;
 pub mod introspect;
 pub mod keyspace;
 pub mod lcs;
+// Sets (issue 14).
 mod longdouble;
+pub mod sets;
 pub mod strings;
 
 use bytes::Bytes;

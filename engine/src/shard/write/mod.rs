@@ -19,6 +19,7 @@
 //! [`Shard::apply`] is the way back: it replays an effect with the same three primitives.
 
 mod hash;
+mod set;
 pub mod store;
 
 use bytes::Bytes;
@@ -199,6 +200,14 @@ impl Shard {
     pub fn put_copy(&mut self, key: &[u8], copy: &ItemCopy) {
         match copy.kind {
             Kind::Str => self.put(key, &copy.value, copy.expire_at, copy.flags),
+            Kind::SetInts | Kind::SetPacked => {
+                let enc = if copy.kind == Kind::SetInts {
+                    crate::set::Encoding::Ints
+                } else {
+                    crate::set::Encoding::Packed
+                };
+                self.put_set(key, &copy.value, Some(enc), copy.expire_at, copy.flags)
+            }
             kind => self.put_hash(
                 key,
                 &copy.value,
@@ -398,6 +407,9 @@ impl Shard {
             Effect::Flush => self.clear(),
             Effect::HashPut { .. } | Effect::HashSet { .. } | Effect::HashDel { .. } => {
                 self.apply_hash(effect)
+            }
+            Effect::SetPut { .. } | Effect::SetAdd { .. } | Effect::SetRem { .. } => {
+                self.apply_set(effect)
             }
         }
     }

@@ -39,7 +39,9 @@ pub struct ItemCopy {
     pub value: Bytes,
     pub expire_at: u64,
     pub flags: u32,
-    /// What `value` is: a string, a packed hash, or a hash in its table form (`Boxed`).
+    /// What `value` is: a string, a packed hash, or a hash in its table form (`Boxed`);
+    /// for a set, whose `value` is always its packed members, `SetInts` for an intset and
+    /// `SetPacked` for either other form (both are "hashtable" to OBJECT ENCODING).
     pub kind: crate::entry::Kind,
 }
 
@@ -50,7 +52,11 @@ impl ItemCopy {
             value: Bytes::from(e.value_bytes().into_owned()),
             expire_at: e.expire_at(),
             flags: e.flags(),
-            kind: e.kind(),
+            kind: match e.set() {
+                Some(crate::set::SetRef::Ints(_)) => crate::entry::Kind::SetInts,
+                Some(_) => crate::entry::Kind::SetPacked,
+                None => e.kind(),
+            },
         }
     }
 }
