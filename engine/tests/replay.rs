@@ -120,7 +120,13 @@ fn redis(g: &mut Gen) -> Vec<Arg> {
         0 => Val(vec![b'x'; 70]),
         _ => Val(value(g)),
     };
-    match u8::arbitrary(g) % 31 {
+    // Sets (issue 14): integers keep an intset, a word or a long member converts it.
+    let member = |g: &mut Gen| match u8::arbitrary(g) % 8 {
+        0 => Val(vec![b'x'; 70]),
+        n @ 1..=4 => Lit(["1", "2", "3", "-7"][usize::from(n - 1)]),
+        n => Lit(["a", "b", "c"][usize::from(n - 5)]),
+    };
+    match u8::arbitrary(g) % 36 {
         0..=2 => [vec![Lit("SET"), k, v], set_options(g)].concat(),
         3 => vec![Lit(pick(g, &["SETEX", "PSETEX"])), k, Lit("1500"), v],
         4 => vec![Lit(pick(g, &["SETNX", "GETSET"])), k, v],
@@ -182,6 +188,25 @@ fn redis(g: &mut Gen) -> Vec<Arg> {
         },
         30 if bool::arbitrary(g) => vec![Lit("HGET"), k, field(g)],
         30 => vec![Lit(pick(g, &["HLEN", "HGETALL", "TYPE", "HRANDFIELD"])), k],
+        31 | 32 => {
+            let mut args = vec![Lit("SADD"), k, member(g)];
+            if bool::arbitrary(g) {
+                args.extend([member(g), member(g)]);
+            }
+            args
+        }
+        33 => vec![Lit("SREM"), k, member(g), member(g)],
+        34 => match u8::arbitrary(g) % 3 {
+            0 => vec![Lit("SPOP"), k],
+            1 => vec![Lit("SPOP"), k, Lit("2")],
+            _ => vec![Lit("SMOVE"), k, k2, member(g)],
+        },
+        35 => vec![
+            Lit(pick(g, &["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"])),
+            k,
+            k2,
+            Key(key(g)),
+        ],
         _ => vec![Lit("TOUCH"), k, k2],
     }
 }
