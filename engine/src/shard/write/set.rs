@@ -345,4 +345,35 @@ mod tests {
         b.apply(&e);
         assert_eq!(a.lookup(b"s", 0), b.lookup(b"s", 0));
     }
+
+    quickcheck::quickcheck! {
+        /// Any bytes as a stored set's members (a malformed or duplicated record), in any
+        /// form: every set command answers without panicking.
+        fn any_members_serve_every_command(b: Vec<u8>, form: u8) -> bool {
+            let enc = [Encoding::Ints, Encoding::Packed, Encoding::Table][usize::from(form % 3)];
+            let mut s = Shard::new(0);
+            s.apply(&Effect::SetPut {
+                key: Bytes::from_static(b"s"),
+                members: Bytes::from(b),
+                enc,
+                expire_at: NO_EXPIRY,
+                flags: 0,
+                cas: 1,
+                bits: Default::default(),
+            });
+            for cmd in [
+                &["SMEMBERS", "s"][..],
+                &["SRANDMEMBER", "s", "-3"],
+                &["SSCAN", "s", "0"],
+                &["SINTER", "s", "s"],
+                &["SPOP", "s", "2"],
+                &["SADD", "s", "1", "x"],
+                &["SREM", "s", "1"],
+                &["SCARD", "s"],
+            ] {
+                crate::commands::run(&mut s, cmd, 0);
+            }
+            true
+        }
+    }
 }
