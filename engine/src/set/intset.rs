@@ -4,6 +4,34 @@
 //!
 //! Bytes from elsewhere (a replication record) are [`validate`]d first.
 
+/// Parses a whole decimal i64 as Redis's `string2ll` does (no spaces, no `+`, no leading
+/// zeros, no "-0"): only such members are kept in an intset.
+pub fn parse(b: &[u8]) -> Option<i64> {
+    if b.is_empty() || b.len() > 20 {
+        return None;
+    }
+    let (neg, digits) = match b[0] {
+        b'-' => (true, &b[1..]),
+        _ => (false, b),
+    };
+    if digits.is_empty() || (digits[0] == b'0' && (digits.len() > 1 || neg)) {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        let d = i64::from(d - b'0');
+        v = if neg {
+            v.checked_mul(10)?.checked_sub(d)?
+        } else {
+            v.checked_mul(10)?.checked_add(d)?
+        };
+    }
+    Some(v)
+}
+
 /// The number of members.
 pub fn len(b: &[u8]) -> usize {
     b.len() / 8
@@ -81,6 +109,13 @@ mod tests {
                 if !ok { return false; }
             }
             validate(&b) && iter(&b).eq(model.iter().copied()) && model.iter().all(|&v| contains(&b, v))
+        }
+
+        fn parse_reads_what_itoa_writes(v: i64, junk: Vec<u8>) -> bool {
+            let text = v.to_string();
+            let other = parse(&junk);
+            parse(text.as_bytes()) == Some(v)
+                && other.is_none_or(|n| n.to_string().as_bytes() == &junk[..])
         }
 
         fn any_bytes_never_panic(b: Vec<u8>, v: i64) -> bool {

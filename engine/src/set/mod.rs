@@ -45,9 +45,10 @@ pub fn set_max_intset_entries(n: usize) {
     MAX_INTSET.store(n, Ordering::Relaxed);
 }
 
-/// The member as an intset holds it: Redis's `string2ll` form only ("007" is a string).
+/// The member as an intset holds it: Redis's `string2ll` form only ("007", "+1" and
+/// "-0" are strings).
 pub fn as_int(m: &[u8]) -> Option<i64> {
-    crate::commands::parse_i64(m)
+    intset::parse(m)
 }
 
 /// Which form a set is in.
@@ -157,22 +158,21 @@ impl<'a> SetRef<'a> {
 }
 
 /// A set's value in the form `enc` from distinct `members`: the value bytes of an
-/// intset or packed entry, or a table. An intset asked for with a member that is not an
-/// integer comes back packed or as a table.
+/// intset ([`Encoding::Ints`]) or packed entry ([`Encoding::Packed`]), or a table. An
+/// intset asked for with a member that is not an integer comes back packed or as a table.
 pub enum Built {
-    Bytes(crate::entry::Kind, Vec<u8>),
+    Bytes(Encoding, Vec<u8>),
     Table(BigSet),
 }
 
 pub fn build<'a>(enc: Encoding, members: impl Iterator<Item = &'a [u8]> + Clone) -> Built {
-    use crate::entry::Kind;
     match enc {
         Encoding::Ints if members.clone().all(|m| as_int(m).is_some()) => {
             let mut b = Vec::new();
             for m in members {
                 intset::insert(&mut b, as_int(m).expect("checked"));
             }
-            Built::Bytes(Kind::SetInts, b)
+            Built::Bytes(Encoding::Ints, b)
         }
         Encoding::Ints | Encoding::Packed
             if members.clone().count() <= MAX_PACKED_ENTRIES
@@ -184,7 +184,7 @@ pub fn build<'a>(enc: Encoding, members: impl Iterator<Item = &'a [u8]> + Clone)
                     packed::push(&mut b, m);
                 }
             }
-            Built::Bytes(Kind::SetPacked, b)
+            Built::Bytes(Encoding::Packed, b)
         }
         _ => Built::Table(BigSet::from_members(members)),
     }

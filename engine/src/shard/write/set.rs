@@ -12,9 +12,17 @@ use crate::set::{self, as_int, intset, packed, BigSet, Built, Encoding};
 use crate::store::{Entry, NO_EXPIRY};
 
 /// A new entry holding a set built from distinct members.
+/// The entry kind of a set form kept in the value bytes.
+fn kind_of(enc: Encoding) -> Kind {
+    match enc {
+        Encoding::Ints => Kind::SetInts,
+        _ => Kind::SetPacked,
+    }
+}
+
 fn set_entry(key: &[u8], built: Built, expire_at: u64, flags: u32, cas: u64) -> Entry {
     match built {
-        Built::Bytes(kind, b) => Entry::new_kind(kind, key, &b, expire_at, flags, cas),
+        Built::Bytes(enc, b) => Entry::new_kind(kind_of(enc), key, &b, expire_at, flags, cas),
         Built::Table(t) => Entry::new_big(key, Box::new(Big::Set(t)), expire_at, flags, cas),
     }
 }
@@ -22,7 +30,9 @@ fn set_entry(key: &[u8], built: Built, expire_at: u64, flags: u32, cas: u64) -> 
 /// `old` with a new set value, keeping key, expiry, flags and item bits.
 fn with_built(old: &Entry, built: Built, cas: u64) -> Entry {
     match built {
-        Built::Bytes(kind, b) => old.with_kind_value(kind, b.len(), cas, |v| v.copy_from_slice(&b)),
+        Built::Bytes(enc, b) => {
+            old.with_kind_value(kind_of(enc), b.len(), cas, |v| v.copy_from_slice(&b))
+        }
         Built::Table(t) => old.with_big(Box::new(Big::Set(t)), cas),
     }
 }
@@ -126,6 +136,16 @@ fn rem_on(mut old: Entry, members: &[&[u8]], cas: u64) -> Entry {
 
 /// The distinct members of `members` for which `keep` holds, in order.
 fn distinct<'a>(members: &[&'a [u8]], mut keep: impl FnMut(&[u8]) -> bool) -> Vec<&'a [u8]> {
+    if members.len() <= 8 {
+        // The common case (SADD of a member or a few): no table to build.
+        let mut out: Vec<&[u8]> = Vec::with_capacity(members.len());
+        for &m in members {
+            if !out.contains(&m) && keep(m) {
+                out.push(m);
+            }
+        }
+        return out;
+    }
     let mut seen = std::collections::HashSet::with_capacity(members.len());
     members
         .iter()
