@@ -4,23 +4,26 @@
 #   big-hash     one hash of N fields   (HSET bighash field:<i> value:<i>), N = 1,000,000
 #   small-hashes M hashes of 10 fields  (HSET hash:<i> f0 value:<i> ... f9 value:<i>), M = 100,000
 #   big-list     one list of N elements (RPUSH biglist value:<i>), N = 1,000,000
+#   big-set      one set of S members   (SADD bigset member:<i>), S = 1,000,000
 # and prints bytes per field (RSS growth / fields) and the ratio Baton / Redis.
 # redis-server runs with hash-max-listpack-entries 128 (redis.conf's value; Baton's
 # default), so both keep the small hashes packed and the big one in a table.
 #
-# Usage: benches/load/memory_types.sh [--fields N] [--hashes M] [--baton-bin PATH]
-#                                     [--loads "big-hash small-hashes big-list"]
+# Usage: benches/load/memory_types.sh [--fields N] [--hashes M] [--members S] [--baton-bin PATH]
+#                                     [--loads "big-hash small-hashes big-list big-set"]
 # Needs redis-server and redis-cli (apt: redis-server redis-tools).
 set -euo pipefail
 
 fields=1000000
 hashes=100000
+members=1000000
 baton_bin=${CARGO_TARGET_DIR:-target}/release/baton
-loads="big-hash small-hashes big-list"
+loads="big-hash small-hashes big-list big-set"
 while [ $# -gt 0 ]; do
     case "$1" in
         --fields) fields=$2; shift 2 ;;
         --hashes) hashes=$2; shift 2 ;;
+        --members) members=$2; shift 2 ;;
         --baton-bin) baton_bin=$2; shift 2 ;;
         --loads) loads=$2; shift 2 ;;
         -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
@@ -37,9 +40,10 @@ rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 tmp=$(mktemp -d); trap 'cleanup; rm -rf "$tmp"' EXIT
 # RESP for the two loads, written once (pipelined by redis-cli --pipe).
-python3 - "$fields" "$hashes" "$tmp" <<'PY'
+python3 - "$fields" "$hashes" "$tmp" "$members" <<'PY'
 import sys
 fields, hashes, tmp = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+members = int(sys.argv[4])
 def cmd(*args):
     out = [b"*%d\r\n" % len(args)]
     for a in args:
@@ -58,6 +62,9 @@ with open(f"{tmp}/small-hashes", "wb") as f:
 with open(f"{tmp}/big-list", "wb") as f:
     for i in range(fields):
         f.write(cmd("RPUSH", "biglist", f"value:{i}"))
+with open(f"{tmp}/big-set", "wb") as f:
+    for i in range(members):
+        f.write(cmd("SADD", "bigset", f"member:{i}"))
 PY
 
 declare -A per
@@ -72,7 +79,7 @@ measure() { # name load elements start-command...
     redis-cli -p "$port" --pipe < "$tmp/$load" >/dev/null
     local after; after=$(rss_kb "$pid")
     local probe
-    case "$load" in big-hash) probe=bighash ;; big-list) probe=biglist ;; *) probe=hash:0 ;; esac
+    case "$load" in big-hash) probe=bighash ;; big-list) probe=biglist ;; big-set) probe=bigset ;; *) probe=hash:0 ;; esac
     local enc; enc=$(redis-cli -p "$port" object encoding "$probe")
     local b; b=$(echo "($after - $before) * 1024 / $n" | bc -l)
     per[$name/$load]=$b
@@ -82,7 +89,7 @@ measure() { # name load elements start-command...
 
 printf '%-13s %-13s %-10s %10s %12s %12s %10s\n' server load encoding fields rss_before_kb rss_after_kb bytes/field
 for load in $loads; do
-    n=$fields; [ "$load" = small-hashes ] && n=$((hashes * 10))
+    n=$fields; [ "$load" = small-hashes ] && n=$((hashes * 10)); [ "$load" = big-set ] && n=$members
     measure baton "$load" "$n" "$baton_bin" --cores 1 --bind 127.0.0.1 --port PORT --memcache-port 0
     measure redis-server "$load" "$n" redis-server --port PORT --bind 127.0.0.1 --save '' --appendonly no
 done

@@ -26,9 +26,10 @@ pub mod flags {
     pub const PUBSUB: u16 = 1 << 10;
     /// Runs as if ASKING came before it (RESTORE-ASKING, which MIGRATE sends).
     pub const ASKING: u16 = 1 << 11;
-    /// The keys start at `first_key` and the argument before them counts them (LMPOP's
-    /// `numkeys`); `last_key` and `step` are not used.
-    pub const MOVABLEKEYS: u16 = 1 << 12;
+    /// The keys are counted by a `numkeys` argument at `first_key`, and follow it
+    /// (SINTERCARD, LMPOP): [`CommandSpec::keys_in`] reads it. Redis's `movablekeys`;
+    /// COMMAND INFO shows such a command's key range as 0 0 0, as Redis does.
+    pub const NUMKEYS: u16 = 1 << 12;
 
     /// Flag names in `COMMAND INFO` order.
     pub const NAMES: [(u16, &str); 13] = [
@@ -44,7 +45,7 @@ pub mod flags {
         (ALLOW_BUSY, "allow_busy"),
         (PUBSUB, "pubsub"),
         (ASKING, "asking"),
-        (MOVABLEKEYS, "movablekeys"),
+        (NUMKEYS, "movablekeys"),
     ];
 }
 
@@ -126,6 +127,10 @@ pub enum Txn {
     MsetNx,
     Rename,
     RenameNx,
+    /// SINTER, SUNION, SDIFF, their STORE forms and SINTERCARD.
+    SetAlgebra,
+    /// SMOVE.
+    Smove,
 }
 
 /// Where a command runs: the command's kind, which decides who executes it.
@@ -180,21 +185,21 @@ impl CommandSpec {
         self.flags & flag != 0
     }
 
-    /// The positions of the key arguments in the command line `args` (name at 0): as
-    /// [`CommandSpec::key_positions`], or for a [`flags::MOVABLEKEYS`] command the keys its
-    /// count argument names (none when the count is not a positive number that fits).
-    pub fn key_positions_in(&self, args: &[Bytes]) -> std::iter::StepBy<std::ops::Range<usize>> {
-        if !self.has(flags::MOVABLEKEYS) {
-            return self.key_positions(args.len());
+    /// The positions of the key arguments in `args` (name at 0), for routing, cluster
+    /// checks and COMMAND GETKEYS: the table's (first, last, step), or for a
+    /// [`flags::NUMKEYS`] command the `numkeys` arguments after its count (none when the
+    /// count is not a positive number that fits; the handler then answers the error).
+    pub fn keys_in(&self, args: &[Bytes]) -> Vec<usize> {
+        if !self.has(flags::NUMKEYS) {
+            return self.key_positions(args.len()).collect();
         }
-        let first = self.first_key.max(1) as usize;
+        let at = self.first_key.max(0) as usize;
         let n = args
-            .get(first - 1)
+            .get(at)
             .and_then(|n| crate::commands::parse_i64(n))
             .and_then(|n| usize::try_from(n).ok())
-            .filter(|&n| n > 0 && first + n <= args.len())
-            .unwrap_or(0);
-        (first..first + n).step_by(1)
+            .filter(|&n| n > 0 && at + n < args.len());
+        n.map_or_else(Vec::new, |n| (at + 1..at + 1 + n).collect())
     }
 
     /// The positions of the key arguments in `args` (name at 0).
@@ -235,6 +240,8 @@ macro_rules! spec {
 use crate::commands::{
     db, dump as du, hashes as hs, introspect as is, keyspace as ks, lists as ls, strings as st,
 };
+// Sets (issue 14).
+use crate::commands::sets as se;
 use flags::*;
 use Merge as M;
 use Route::*;
@@ -302,7 +309,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("linsert", 5, W, (1, 1, 1), Key, Some(ls::linsert), "list", "2.2.0", "Inserts an element before or after another element in a list."),
     spec!("llen", 2, RF, (1, 1, 1), Key, Some(ls::llen), "list", "1.0.0", "Returns the length of a list."),
     spec!("lmove", 5, W, (1, 2, 1), Atomic(Txn::Lmove), Some(ls::lmove), "list", "6.2.0", "Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved."),
-    spec!("lmpop", -4, WRITE | MOVABLEKEYS, (2, 2, 1), Atomic(Txn::Lmpop), Some(ls::lmpop), "list", "7.0.0", "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped."),
+    spec!("lmpop", -4, WRITE | NUMKEYS, (1, 1, 1), Atomic(Txn::Lmpop), Some(ls::lmpop), "list", "7.0.0", "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped."),
     spec!("lpop", -2, WRITE | FAST, (1, 1, 1), Key, Some(ls::lpop), "list", "1.0.0", "Returns the first elements in a list after removing it. Deletes the list if the last element was popped."),
     spec!("lpos", -3, READONLY, (1, 1, 1), Key, Some(ls::lpos), "list", "6.0.6", "Returns the index of matching elements in a list."),
     spec!("lpush", -3, WF, (1, 1, 1), Key, Some(ls::lpush), "list", "1.0.0", "Prepends one or more elements to a list. Creates the key if it doesn't exist."),
@@ -346,17 +353,34 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("rpoplpush", 3, W, (1, 2, 1), Atomic(Txn::Lmove), Some(ls::rpoplpush), "list", "1.2.0", "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped."),
     spec!("rpush", -3, WF, (1, 1, 1), Key, Some(ls::rpush), "list", "1.0.0", "Appends one or more elements to a list. Creates the key if it doesn't exist."),
     spec!("rpushx", -3, WF, (1, 1, 1), Key, Some(ls::rpushx), "list", "2.2.0", "Appends an element to a list only when the list exists."),
+    spec!("sadd", -3, WF, (1, 1, 1), Key, Some(se::sadd), "set", "1.0.0", "Adds one or more members to a set. Creates the key if it doesn't exist."),
     spec!("scan", -2, READONLY, (0, 0, 0), AllCores(M::Scan), Some(ks::scan), "generic", "2.8.0", "Iterates over the key names in the database."),
+    spec!("scard", 2, RF, (1, 1, 1), Key, Some(se::scard), "set", "1.0.0", "Returns the number of members in a set."),
+    spec!("sdiff", -2, READONLY, (1, -1, 1), Atomic(Txn::SetAlgebra), Some(se::algebra), "set", "1.0.0", "Returns the difference of multiple sets."),
+    spec!("sdiffstore", -3, W, (1, -1, 1), Atomic(Txn::SetAlgebra), Some(se::algebra), "set", "1.0.0", "Stores the difference of multiple sets in a key."),
     spec!("select", 2, CONN, (0, 0, 0), Connection(Conn::Select), None, "connection", "1.0.0", "Changes the selected database."),
     spec!("set", -3, W, (1, 1, 1), Key, Some(st::set), "string", "1.0.0", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist."),
     spec!("setex", 4, W, (1, 1, 1), Key, Some(st::setex), "string", "2.0.0", "Sets the string value and expiration time of a key. Creates the key if it doesn't exist."),
     spec!("setnx", 3, WF, (1, 1, 1), Key, Some(st::setnx), "string", "1.0.0", "Set the string value of a key only when the key doesn't exist."),
     spec!("setrange", 4, W, (1, 1, 1), Key, Some(st::setrange), "string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist."),
+    spec!("sinter", -2, READONLY, (1, -1, 1), Atomic(Txn::SetAlgebra), Some(se::algebra), "set", "1.0.0", "Returns the intersect of multiple sets."),
+    spec!("sintercard", -3, READONLY | NUMKEYS, (1, 1, 1), Atomic(Txn::SetAlgebra), Some(se::algebra), "set", "7.0.0", "Returns the number of members of the intersect of multiple sets."),
+    spec!("sinterstore", -3, W, (1, -1, 1), Atomic(Txn::SetAlgebra), Some(se::algebra), "set", "1.0.0", "Stores the intersect of multiple sets in a key."),
+    spec!("sismember", 3, RF, (1, 1, 1), Key, Some(se::sismember), "set", "1.0.0", "Determines whether a member belongs to a set."),
     spec!("slaveof", 3, ADMIN | NOSCRIPT | STALE, (0, 0, 0), Connection(Conn::Replicaof), None, "server", "1.0.0", "Sets a Redis server as a replica of another, or promotes it to being a master."),
     spec!("slowlog", -2, ADMIN | LOADING | STALE, (0, 0, 0), Connection(Conn::Slowlog), None, "server", "2.2.12", "A container for slow log commands."),
+    spec!("smembers", 2, READONLY, (1, 1, 1), Key, Some(se::smembers), "set", "1.0.0", "Returns all members of a set."),
+    spec!("smismember", -3, RF, (1, 1, 1), Key, Some(se::smismember), "set", "6.2.0", "Determines whether multiple members belong to a set."),
+    spec!("smove", 4, WRITE | FAST, (1, 2, 1), Atomic(Txn::Smove), Some(se::smove), "set", "1.0.0", "Moves a member from one set to another."),
+    spec!("spop", -2, WRITE | FAST, (1, 1, 1), Key, Some(se::spop), "set", "1.0.0", "Returns one or more random members from a set after removing them. Deletes the set if the last member was popped."),
+    spec!("srandmember", -2, READONLY, (1, 1, 1), Key, Some(se::srandmember), "set", "1.0.0", "Get one or multiple random members from a set"),
+    spec!("srem", -3, WRITE | FAST, (1, 1, 1), Key, Some(se::srem), "set", "1.0.0", "Removes one or more members from a set. Deletes the set if the last member was removed."),
+    spec!("sscan", -3, READONLY, (1, 1, 1), Key, Some(se::sscan), "set", "2.8.0", "Iterates over members of a set."),
     spec!("strlen", 2, RF, (1, 1, 1), Key, Some(st::strlen), "string", "2.2.0", "Returns the length of a string value."),
     spec!("subscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, (0, 0, 0), Connection(Conn::Subscribe), None, "pubsub", "2.0.0", "Listens for messages published to channels."),
     spec!("substr", 4, READONLY, (1, 1, 1), Key, Some(st::getrange), "string", "1.0.0", "Returns a substring from a string value."),
+    spec!("sunion", -2, READONLY, (1, -1, 1), Atomic(Txn::SetAlgebra), Some(se::algebra), "set", "1.0.0", "Returns the union of multiple sets."),
+    spec!("sunionstore", -3, W, (1, -1, 1), Atomic(Txn::SetAlgebra), Some(se::algebra), "set", "1.0.0", "Stores the union of multiple sets in a key."),
     spec!("sync", 1, ADMIN | NOSCRIPT | STALE, (0, 0, 0), Connection(Conn::Psync), None, "server", "1.0.0", "An internal command used in replication (a Redis replica's; Baton's replicas use flows)."),
     spec!("time", 1, LOADING | STALE | FAST, (0, 0, 0), Connection(Conn::Time), None, "server", "2.6.0", "Returns the server time."),
     spec!("touch", -2, RF, (1, -1, 1), MultiKey(M::Sum), Some(ks::touch), "generic", "3.2.1", "Returns the number of existing keys out of those specified after updating the time they were last accessed."),

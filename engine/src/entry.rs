@@ -31,6 +31,7 @@ use std::ptr::NonNull;
 
 use crate::hash::{BigHash, HashRef};
 use crate::list::{BigList, ListRef};
+use crate::set::{BigSet, SetRef};
 
 /// Absolute expiry in unix milliseconds; `NO_EXPIRY` means the key is persistent.
 pub const NO_EXPIRY: u64 = 0;
@@ -62,6 +63,10 @@ pub enum Kind {
     HashPacked = 1,
     /// The value bytes are a packed list ([`crate::list::packed`]).
     ListPacked = 2,
+    /// The value bytes are an intset ([`crate::set::intset`]).
+    SetInts = 3,
+    /// The value bytes are a packed set ([`crate::set::packed`]).
+    SetPacked = 4,
     /// The value bytes are a pointer to a [`Big`] the entry owns.
     Boxed = 7,
 }
@@ -71,6 +76,8 @@ impl Kind {
         match b {
             1 => Kind::HashPacked,
             2 => Kind::ListPacked,
+            3 => Kind::SetInts,
+            4 => Kind::SetPacked,
             7 => Kind::Boxed,
             _ => Kind::Str,
         }
@@ -83,6 +90,7 @@ pub enum ValueType {
     String,
     Hash,
     List,
+    Set,
 }
 
 impl ValueType {
@@ -92,6 +100,7 @@ impl ValueType {
             ValueType::String => "string",
             ValueType::Hash => "hash",
             ValueType::List => "list",
+            ValueType::Set => "set",
         }
     }
 }
@@ -102,6 +111,7 @@ impl ValueType {
 pub enum Big {
     Hash(BigHash),
     List(BigList),
+    Set(BigSet),
 }
 
 impl Big {
@@ -109,6 +119,7 @@ impl Big {
         match self {
             Big::Hash(h) => std::mem::size_of::<Big>() + h.heap_bytes(),
             Big::List(l) => std::mem::size_of::<Big>() + l.heap_bytes(),
+            Big::Set(t) => std::mem::size_of::<Big>() + t.heap_bytes(),
         }
     }
 }
@@ -363,9 +374,11 @@ impl Entry {
             Kind::Str => ValueType::String,
             Kind::HashPacked => ValueType::Hash,
             Kind::ListPacked => ValueType::List,
+            Kind::SetInts | Kind::SetPacked => ValueType::Set,
             Kind::Boxed => match self.big() {
                 Some(Big::Hash(_)) | None => ValueType::Hash,
                 Some(Big::List(_)) => ValueType::List,
+                Some(Big::Set(_)) => ValueType::Set,
             },
         }
     }
@@ -383,7 +396,7 @@ impl Entry {
                 Some(Big::Hash(h)) => Some(HashRef::Table(h)),
                 _ => None,
             },
-            Kind::Str | Kind::ListPacked => None,
+            _ => None,
         }
     }
 
@@ -395,7 +408,20 @@ impl Entry {
                 Some(Big::List(l)) => Some(ListRef::Big(l)),
                 _ => None,
             },
-            Kind::Str | Kind::HashPacked => None,
+            _ => None,
+        }
+    }
+
+    /// The set value, or `None` when the key holds another type.
+    pub fn set(&self) -> Option<SetRef<'_>> {
+        match self.kind() {
+            Kind::SetInts => Some(SetRef::Ints(self.value())),
+            Kind::SetPacked => Some(SetRef::Packed(self.value())),
+            Kind::Boxed => match self.big() {
+                Some(Big::Set(t)) => Some(SetRef::Table(t)),
+                _ => None,
+            },
+            _ => None,
         }
     }
 
@@ -427,6 +453,12 @@ impl Entry {
         match self.big() {
             Some(Big::Hash(h)) => std::borrow::Cow::Owned(h.to_packed()),
             Some(Big::List(l)) => std::borrow::Cow::Owned(l.to_packed()),
+            Some(Big::Set(_)) => {
+                std::borrow::Cow::Owned(self.set().map(|s| s.to_packed()).unwrap_or_default())
+            }
+            None if self.kind() == Kind::SetInts => {
+                std::borrow::Cow::Owned(self.set().map(|s| s.to_packed()).unwrap_or_default())
+            }
             None => std::borrow::Cow::Borrowed(self.value()),
         }
     }

@@ -33,6 +33,7 @@ pub mod memcache;
 pub mod reply;
 mod rng;
 pub mod runtime;
+pub mod set;
 pub mod shard;
 mod table;
 

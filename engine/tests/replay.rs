@@ -125,7 +125,13 @@ fn redis(g: &mut Gen) -> Vec<Arg> {
         0 => Val(vec![b'y'; 3000]),
         _ => Val(value(g)),
     };
-    match u8::arbitrary(g) % 36 {
+    // Sets (issue 14): integers keep an intset, a word or a long member converts it.
+    let member = |g: &mut Gen| match u8::arbitrary(g) % 8 {
+        0 => Val(vec![b'x'; 70]),
+        n @ 1..=4 => Lit(["1", "2", "3", "-7"][usize::from(n - 1)]),
+        n => Lit(["a", "b", "c"][usize::from(n - 5)]),
+    };
+    match u8::arbitrary(g) % 41 {
         0..=2 => [vec![Lit("SET"), k, v], set_options(g)].concat(),
         3 => vec![Lit(pick(g, &["SETEX", "PSETEX"])), k, Lit("1500"), v],
         4 => vec![Lit(pick(g, &["SETNX", "GETSET"])), k, v],
@@ -242,6 +248,25 @@ fn redis(g: &mut Gen) -> Vec<Arg> {
                 Lit("2"),
             ],
         },
+        36 | 37 => {
+            let mut args = vec![Lit("SADD"), k, member(g)];
+            if bool::arbitrary(g) {
+                args.extend([member(g), member(g)]);
+            }
+            args
+        }
+        38 => vec![Lit("SREM"), k, member(g), member(g)],
+        39 => match u8::arbitrary(g) % 3 {
+            0 => vec![Lit("SPOP"), k],
+            1 => vec![Lit("SPOP"), k, Lit("2")],
+            _ => vec![Lit("SMOVE"), k, k2, member(g)],
+        },
+        40 => vec![
+            Lit(pick(g, &["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"])),
+            k,
+            k2,
+            Key(key(g)),
+        ],
         _ => vec![Lit("TOUCH"), k, k2],
     }
 }

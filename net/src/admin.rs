@@ -243,9 +243,9 @@ fn command_info(c: &CommandSpec) -> Reply {
         .filter(|(f, _)| c.flags & f != 0)
         .map(|(_, n)| Reply::Simple(Bytes::from_static(n.as_bytes())))
         .collect();
-    // A command whose keys a count argument gives (LMPOP) has no fixed key range: Redis
+    // A command whose keys a count argument gives (LMPOP, SINTERCARD) has no fixed key range: Redis
     // lists 0 0 0 and the movablekeys flag.
-    let (first, last, step) = if c.has(flags::MOVABLEKEYS) {
+    let (first, last, step) = if c.has(flags::NUMKEYS) {
         (0, 0, 0)
     } else {
         (c.first_key, c.last_key, c.step)
@@ -282,7 +282,8 @@ fn command_getkeys(line: &[Bytes]) -> Reply {
         return Reply::err("ERR Invalid number of arguments specified for command");
     }
     let keys: Vec<Reply> = spec
-        .key_positions_in(line)
+        .keys_in(line)
+        .into_iter()
         .map(|i| Reply::Bulk(line[i].clone()))
         .collect();
     if keys.is_empty() {

@@ -64,6 +64,8 @@ pub enum Change {
     HashMaxValue(usize),
     /// `list-max-listpack-size`.
     ListMaxSize(i64),
+    /// `set-max-intset-entries`.
+    SetMaxIntset(usize),
     /// A value that is already in force (`appendonly no`, `save ""`).
     Unchanged,
 }
@@ -289,6 +291,13 @@ static PARAMS: &[Param] = &[
             b"" => Ok(Change::Unchanged),
             _ => Err("Baton does not save snapshots; only \"\" is accepted".into()),
         }),
+        sensitive: false,
+    },
+    // Sets (issue 14). Redis 7.0 has no set-max-listpack-* (7.2 added them).
+    Param {
+        name: "set-max-intset-entries",
+        get: |_| baton_engine::set::max_intset_entries().to_string(),
+        set: Some(|v| int_in(v, 0, i64::MAX).map(|n| Change::SetMaxIntset(n as usize))),
         sensitive: false,
     },
     Param {
@@ -545,6 +554,7 @@ pub async fn apply(core: &Rc<Core>, shared: &Arc<Shared>, changes: Vec<Change>) 
             Change::HashMaxEntries(n) => baton_engine::hash::set_max_entries(n),
             Change::HashMaxValue(n) => baton_engine::hash::set_max_value(n),
             Change::ListMaxSize(n) => baton_engine::list::set_max_size(n),
+            Change::SetMaxIntset(n) => baton_engine::set::set_max_intset_entries(n),
             Change::Unchanged => {}
         }
     }

@@ -16,6 +16,12 @@
 //!  HSET    0x09 key pairs cas:u64                                     journal (v2)
 //!  HDEL    0x0a key n:u32 field*n cas:u64                             journal (v2)
 //!  HITEM   0x0b key pairs table:u8 expire_at:u64 flags:u32 cas:u64 bits:u8   snapshot (v2)
+//!  SPUT    0x12 key members enc:u8 expire_at:u64 flags:u32 cas:u64 bits:u8  journal (sets)
+//!  SADD    0x13 key members cas:u64                                   journal (sets)
+//!  SREM    0x14 key n:u32 member*n cas:u64                            journal (sets)
+//!  SITEM   0x15 key members enc:u8 expire_at:u64 flags:u32 cas:u64 bits:u8  snapshot (sets)
+//!  members: a set's packed members (baton_engine::set::packed), validated; enc: 0 intset,
+//!  1 packed, 2 table
 //!  key, value, pairs, field: len:u32 then the bytes
 //!  pairs: a hash's packed field/value pairs (baton_engine::hash::packed), validated
 //! ```
@@ -62,6 +68,11 @@ const T_LPUSH: u8 = 13;
 const T_LPOP: u8 = 14;
 const T_LSET: u8 = 15;
 const T_LITEM: u8 = 16;
+// Sets (issue 14): 18..=23.
+const T_SPUT: u8 = 18;
+const T_SADD: u8 = 19;
+const T_SREM: u8 = 20;
+const T_SITEM: u8 = 21;
 
 /// What opens a flow: who sends it, and from where in the journal it resumes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +144,8 @@ pub enum DecodeError {
     Pairs(baton_engine::hash::packed::PackedError),
     #[error("a list's packed elements are malformed: {0}")]
     Items(baton_engine::list::packed::PackedError),
+    #[error("a set's packed members are malformed: {0}")]
+    Members(baton_engine::hash::packed::PackedError),
     #[error("invalid {field}: {value}")]
     Invalid { field: &'static str, value: u64 },
 }
@@ -225,6 +238,22 @@ pub fn encode_effect(effect: &Effect, out: &mut Vec<u8>) {
             put_bytes(out, value);
             out.extend_from_slice(&cas.to_le_bytes());
         }
+        Effect::SetPut { .. } => put_set_item(out, T_SPUT, effect),
+        Effect::SetAdd { key, members, cas } => {
+            out.push(T_SADD);
+            put_bytes(out, key);
+            put_bytes(out, members);
+            out.extend_from_slice(&cas.to_le_bytes());
+        }
+        Effect::SetRem { key, members, cas } => {
+            out.push(T_SREM);
+            put_bytes(out, key);
+            out.extend_from_slice(&(members.len() as u32).to_le_bytes());
+            for m in members {
+                put_bytes(out, m);
+            }
+            out.extend_from_slice(&cas.to_le_bytes());
+        }
     }
 }
 
@@ -243,6 +272,34 @@ fn put_list_item(out: &mut Vec<u8>, tag: u8, effect: &Effect) {
         out.push(tag);
         put_bytes(out, key);
         put_bytes(out, items);
+        out.extend_from_slice(&expire_at.to_le_bytes());
+        out.extend_from_slice(&flags.to_le_bytes());
+        out.extend_from_slice(&cas.to_le_bytes());
+        out.push(bits_byte(*bits));
+    }
+}
+
+/// Appends a whole set (`SetPut`) under `tag` (SPUT in the journal, SITEM in a snapshot).
+fn put_set_item(out: &mut Vec<u8>, tag: u8, effect: &Effect) {
+    use baton_engine::set::Encoding;
+    if let Effect::SetPut {
+        key,
+        members,
+        enc,
+        expire_at,
+        flags,
+        cas,
+        bits,
+    } = effect
+    {
+        out.push(tag);
+        put_bytes(out, key);
+        put_bytes(out, members);
+        out.push(match enc {
+            Encoding::Ints => 0,
+            Encoding::Packed => 1,
+            Encoding::Table => 2,
+        });
         out.extend_from_slice(&expire_at.to_le_bytes());
         out.extend_from_slice(&flags.to_le_bytes());
         out.extend_from_slice(&cas.to_le_bytes());
@@ -320,6 +377,7 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) {
         }) => encode_item(key, value, *expire_at, *flags, *cas, *bits, out),
         Record::Item(h @ Effect::HashPut { .. }) => put_hash_item(out, T_HITEM, h),
         Record::Item(l @ Effect::ListPut { .. }) => put_list_item(out, T_LITEM, l),
+        Record::Item(s @ Effect::SetPut { .. }) => put_set_item(out, T_SITEM, s),
         Record::Item(other) => encode_effect(other, out),
         Record::End => encode_end(out),
     }
@@ -530,6 +588,57 @@ impl Reader<'_> {
                 value: self.bytes("value", limits.max_value)?,
                 cas: self.u64()?,
             }),
+            T_SPUT | T_SITEM => {
+                use baton_engine::set::Encoding;
+                let key = self.bytes("key", limits.max_key)?;
+                let members = self.members(limits)?;
+                let enc = match self.u8()? {
+                    0 => Encoding::Ints,
+                    1 => Encoding::Packed,
+                    2 => Encoding::Table,
+                    other => {
+                        return Err(DecodeError::Invalid {
+                            field: "set encoding",
+                            value: u64::from(other),
+                        }
+                        .into())
+                    }
+                };
+                let put = Effect::SetPut {
+                    key,
+                    members,
+                    enc,
+                    expire_at: self.u64()?,
+                    flags: self.u32()?,
+                    cas: self.u64()?,
+                    bits: self.bits()?,
+                };
+                if tag == T_SPUT {
+                    Record::Effect(put)
+                } else {
+                    Record::Item(put)
+                }
+            }
+            T_SADD => Record::Effect(Effect::SetAdd {
+                key: self.bytes("key", limits.max_key)?,
+                members: self.members(limits)?,
+                cas: self.u64()?,
+            }),
+            T_SREM => {
+                let key = self.bytes("key", limits.max_key)?;
+                let n = self.u32()? as usize;
+                // As HDEL: no count beyond what the bytes present could hold is believed.
+                let room = (self.buf.len() - self.pos) / 4;
+                let mut members = Vec::with_capacity(n.min(room));
+                for _ in 0..n {
+                    members.push(self.bytes("member", limits.max_value)?);
+                }
+                Record::Effect(Effect::SetRem {
+                    key,
+                    members,
+                    cas: self.u64()?,
+                })
+            }
             T_END => Record::End,
             other => return Err(DecodeError::Tag(other).into()),
         })
@@ -598,6 +707,13 @@ impl Reader<'_> {
     fn items(&mut self, limits: &Limits) -> Result<Bytes, Fail> {
         let b = self.bytes("items", limits.max_value)?;
         baton_engine::list::packed::validate(&b, usize::MAX).map_err(DecodeError::Items)?;
+        Ok(b)
+    }
+
+    /// A set's packed members: a byte string that must parse as members.
+    fn members(&mut self, limits: &Limits) -> Result<Bytes, Fail> {
+        let b = self.bytes("members", limits.max_value)?;
+        baton_engine::set::packed::validate(&b, usize::MAX).map_err(DecodeError::Members)?;
         Ok(b)
     }
 
@@ -728,6 +844,54 @@ mod tests {
             value: key("v"),
             cas: 83,
         }));
+    }
+
+    #[test]
+    fn set_records_round_trip_and_refuse_bad_members() {
+        use baton_engine::set::{packed, Encoding};
+        let members = Bytes::from(packed::from_members([&b"a"[..], b"", b"12"]));
+        for enc in [Encoding::Ints, Encoding::Packed, Encoding::Table] {
+            let sput = Effect::SetPut {
+                key: key("s"),
+                members: members.clone(),
+                enc,
+                expire_at: 5,
+                flags: 3,
+                cas: 80,
+                bits: ItemBits::default(),
+            };
+            round_trip(Record::Effect(sput.clone()));
+            round_trip(Record::Item(sput));
+        }
+        round_trip(Record::Effect(Effect::SetAdd {
+            key: key("s"),
+            members,
+            cas: 81,
+        }));
+        round_trip(Record::Effect(Effect::SetRem {
+            key: key("s"),
+            members: vec![key("a"), key("")],
+            cas: 82,
+        }));
+        let mut bad = vec![T_SADD];
+        put_bytes(&mut bad, b"s");
+        put_bytes(&mut bad, &[5, b'a']);
+        bad.extend_from_slice(&0u64.to_le_bytes());
+        assert!(matches!(
+            decode(&bad, &Limits::default()),
+            Err(DecodeError::Members(_))
+        ));
+        let mut enc = vec![T_SPUT];
+        put_bytes(&mut enc, b"s");
+        put_bytes(&mut enc, b"");
+        enc.push(3);
+        assert!(matches!(
+            decode(&enc, &Limits::default()),
+            Err(DecodeError::Invalid {
+                field: "set encoding",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -81,6 +81,36 @@ fn valid_flow() -> Vec<u8> {
         }),
         &mut out,
     );
+    // Sets (issue 14): a whole one in the snapshot, then members added and removed.
+    let members = Bytes::from(baton_engine::set::packed::from_members([&b"1"[..], b"a"]));
+    encode(
+        &Record::Item(Effect::SetPut {
+            key: Bytes::from_static(b"s"),
+            members: members.clone(),
+            enc: baton_engine::set::Encoding::Packed,
+            expire_at: 0,
+            flags: 0,
+            cas: 12 << 16,
+            bits: Default::default(),
+        }),
+        &mut out,
+    );
+    encode(
+        &Record::Effect(Effect::SetAdd {
+            key: Bytes::from_static(b"s"),
+            members,
+            cas: 13 << 16,
+        }),
+        &mut out,
+    );
+    encode(
+        &Record::Effect(Effect::SetRem {
+            key: Bytes::from_static(b"s"),
+            members: vec![Bytes::from_static(b"1")],
+            cas: 14 << 16,
+        }),
+        &mut out,
+    );
     encode(
         &Record::Effect(Effect::Del {
             key: Bytes::from_static(b"k\x01"),

@@ -8,7 +8,8 @@
 //!
 //! `kind` 0 is a string, 1 a hash (its value the packed pairs, whatever its encoding
 //! here: RESTORE picks the encoding by the thresholds in force), 2 a list (its packed
-//! elements, [`crate::list::packed`]); `flags` are memcached's
+//! elements, [`crate::list::packed`]), 3 a set (its packed members, likewise);
+//! `flags` are memcached's
 //! client flags. Redis's payloads (an RDB
 //! type byte, then RDB versions 9-11) are refused by the version and checksum checks, as
 //! Redis refuses payloads from a newer Redis.
@@ -27,6 +28,7 @@ pub const PAYLOAD_VERSION: u16 = 0xBA01;
 const KIND_STRING: u8 = 0;
 const KIND_HASH: u8 = 1;
 const KIND_LIST: u8 = 2;
+const KIND_SET: u8 = 3;
 /// kind + flags before the value; version + checksum after it.
 const HEAD: usize = 5;
 const TAIL: usize = 10;
@@ -70,6 +72,8 @@ pub struct Payload<'a> {
     pub hash: bool,
     /// A list: `value` is its packed elements.
     pub list: bool,
+    /// A set: `value` is its packed members ([`crate::set::packed`]).
+    pub set: bool,
     /// The string, a hash's packed pairs, or a list's packed elements.
     pub value: &'a [u8],
     pub flags: u32,
@@ -85,6 +89,7 @@ pub fn encode_copy(copy: &ItemCopy) -> Vec<u8> {
     let kind = match copy.kind {
         Kind::Str => KIND_STRING,
         Kind::ListPacked => KIND_LIST,
+        Kind::SetInts | Kind::SetPacked => KIND_SET,
         _ => KIND_HASH,
     };
     encode(kind, &copy.value, copy.flags)
@@ -104,7 +109,7 @@ fn encode(kind: u8, value: &[u8], flags: u32) -> Vec<u8> {
 /// The value and flags of a string payload, if its version, checksum and kind are right.
 pub fn decode_payload(payload: &[u8]) -> Option<(&[u8], u32)> {
     decode(payload)
-        .filter(|p| !p.hash && !p.list)
+        .filter(|p| !p.hash && !p.list && !p.set)
         .map(|p| (p.value, p.flags))
 }
 
@@ -119,7 +124,7 @@ pub fn decode(payload: &[u8]) -> Option<Payload<'_>> {
         return None;
     }
     let (body, version) = body.split_at(body.len() - 2);
-    if version != PAYLOAD_VERSION.to_le_bytes() || body[0] > KIND_LIST {
+    if version != PAYLOAD_VERSION.to_le_bytes() || body[0] > KIND_SET {
         return None;
     }
     let flags = u32::from_be_bytes(body[1..5].try_into().expect("four bytes"));
@@ -136,9 +141,19 @@ pub fn decode(payload: &[u8]) -> Option<Payload<'_>> {
     if list && crate::list::packed::validate(value, usize::MAX).ok()? == 0 {
         return None;
     }
+    let set = body[0] == KIND_SET;
+    if set {
+        let n = crate::set::packed::validate(value, usize::MAX).ok()?;
+        let members: std::collections::HashSet<&[u8]> =
+            crate::set::packed::members(value).collect();
+        if n == 0 || members.len() != n {
+            return None;
+        }
+    }
     Some(Payload {
         hash,
         list,
+        set,
         value,
         flags,
     })
@@ -202,6 +217,10 @@ pub fn restore(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
         if replace {
             s.delete(&a[1], now);
         }
+        return Reply::Ok;
+    }
+    if payload.set {
+        s.put_set(&a[1], payload.value, None, expire_at, payload.flags);
         return Reply::Ok;
     }
     let kind = if payload.list {

@@ -80,7 +80,10 @@ pub fn object(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
         "encoding" => s.lookup(key, now).map_or(Reply::Nil, |e| match e.hash() {
             Some(h) => Reply::bulk(h.encoding()),
             None if e.list().is_some() => Reply::bulk("quicklist"),
-            None => Reply::bulk(string_encoding(e.value())),
+            None => match e.set() {
+                Some(set) => Reply::bulk(set.encoding().name()),
+                None => Reply::bulk(string_encoding(e.value())),
+            },
         }),
         "freq" => match s.key_freq(key, now) {
             None => Reply::Nil,

@@ -190,6 +190,8 @@ pub fn scan(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
                     Some(ValueType::Hash)
                 } else if is_opt(&a[i + 1], "LIST") {
                     Some(ValueType::List)
+                } else if is_opt(&a[i + 1], "SET") {
+                    Some(ValueType::Set)
                 } else {
                     None
                 });

@@ -23,7 +23,9 @@ pub mod introspect;
 pub mod keyspace;
 pub mod lcs;
 pub mod lists;
+// Sets (issue 14).
 mod longdouble;
+pub mod sets;
 pub mod strings;
 
 use bytes::Bytes;

@@ -122,9 +122,8 @@ pub fn plan_asking(
             order: Vec::new(),
         },
         Route::Atomic(_) => {
-            let mut owners = spec
-                .key_positions_in(&args)
-                .map(|i| router.core_of(&args[i]));
+            let keys = spec.keys_in(&args);
+            let mut owners = keys.iter().map(|&i| router.core_of(&args[i]));
             let first = owners.next().unwrap_or(router.core());
             if owners.all(|c| c == first) {
                 Plan::Run {
@@ -151,7 +150,7 @@ pub fn execute(
     now: u64,
 ) -> Reply {
     if router.clustered() {
-        let first = spec.key_positions_in(args).next();
+        let first = spec.keys_in(args).first().copied();
         if let Some((slot, addr)) = first.and_then(|i| router.migrating(&args[i])) {
             let i = first.expect("a key");
             if !shard.exists(&args[i], now) {
@@ -168,7 +167,8 @@ fn redirect(router: &Router, spec: &CommandSpec, args: &[Bytes], asking: bool) -
     if !router.clustered() {
         return None;
     }
-    let keys = spec.key_positions_in(args).map(|i| &args[i][..]);
+    let positions = spec.keys_in(args);
+    let keys = positions.iter().map(|&i| &args[i][..]);
     let addr = |node| {
         router
             .view()
@@ -196,7 +196,7 @@ pub fn scan_cursor(arg: &[u8], cores: usize) -> Option<(usize, u64)> {
 /// Splits a multi-key command by core (MGET, MSET, DEL, EXISTS, TOUCH, UNLINK).
 fn split(router: &Router, spec: &'static CommandSpec, merge: Merge, args: Vec<Bytes>) -> Plan {
     let step = spec.step.max(1) as usize;
-    let positions: Vec<usize> = spec.key_positions_in(&args).collect();
+    let positions: Vec<usize> = spec.keys_in(&args);
     let owners: Vec<usize> = positions
         .iter()
         .map(|&i| router.core_of(&args[i]))

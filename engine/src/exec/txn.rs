@@ -229,6 +229,8 @@ async fn apply(
             txn.commit().await;
             reply
         }
+        Txn::SetAlgebra => set_algebra(core, outer, args).await,
+        Txn::Smove => smove(core, outer, args).await,
     }
 }
 
@@ -273,4 +275,95 @@ async fn lmove_locked(
     })
     .await;
     Reply::Bulk(value)
+}
+
+// ---- sets (issue 14) ----------------------------------------------------------------------
+
+/// SINTER, SUNION, SDIFF, their STORE forms and SINTERCARD over keys on several cores:
+/// every set is copied under the locks, combined here, and a STORE form's result written
+/// on the destination's core through its write path.
+async fn set_algebra(core: &Rc<Core>, outer: Option<u64>, args: &[Bytes]) -> Reply {
+    use crate::commands::sets::{outcome, parse_algebra, store_result, Copied, Outcome};
+    let owner = |k: &Bytes| core.router.core_of(k);
+    let alg = match parse_algebra(args) {
+        Ok(alg) => alg,
+        Err(e) => return e,
+    };
+    let mut involved: Vec<usize> = alg.keys.iter().map(owner).collect();
+    involved.extend(alg.dst.iter().map(owner));
+    let txn = Locked::begin(core, outer, involved).await;
+    let mut copies = Vec::with_capacity(alg.keys.len());
+    let mut failed = None;
+    for k in &alg.keys {
+        match txn.copy_item(owner(k), k.clone()).await.map(Copied::of) {
+            None => copies.push(None),
+            Some(Ok(c)) => copies.push(Some(c)),
+            Some(Err(e)) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    let done = match failed {
+        Some(e) => Outcome::Reply(e),
+        None => {
+            let sets: Vec<_> = copies
+                .iter()
+                .map(|c| c.as_ref().map(Copied::as_ref))
+                .collect();
+            outcome(&alg, &sets)
+        }
+    };
+    let reply = match done {
+        Outcome::Reply(r) => r,
+        Outcome::Store { members, count } => {
+            let dst = alg.dst.clone().expect("a store form has a destination");
+            txn.run(owner(&dst), move |s, now| {
+                store_result(s, &dst, &members, count, now)
+            })
+            .await
+        }
+    };
+    txn.commit().await;
+    reply
+}
+
+/// SMOVE source destination member with the two keys on different cores.
+async fn smove(core: &Rc<Core>, outer: Option<u64>, args: &[Bytes]) -> Reply {
+    let owner = |k: &Bytes| core.router.core_of(k);
+    let (src, dst, m) = (args[1].clone(), args[2].clone(), args[3].clone());
+    let (a, b) = (owner(&src), owner(&dst));
+    let txn = Locked::begin(core, outer, vec![a, b]).await;
+    let (s1, m1) = (src.clone(), m.clone());
+    // None: WRONGTYPE; Some(None): no source; Some(Some(has)): whether it holds `m`.
+    let has = txn
+        .run(a, move |s, now| match s.lookup(&s1, now) {
+            None => Some(None),
+            Some(e) => e.set().map(|t| Some(t.contains(&m1))),
+        })
+        .await;
+    let d = dst.clone();
+    let reply = match has {
+        None => errors::WRONGTYPE,
+        Some(None) => Reply::Int(0),
+        Some(Some(has)) => {
+            let dst_ok = txn
+                .run(b, move |s, now| {
+                    s.lookup(&d, now).is_none_or(|e| e.set().is_some())
+                })
+                .await;
+            if !dst_ok {
+                errors::WRONGTYPE
+            } else if !has {
+                Reply::Int(0)
+            } else {
+                let m2 = m.clone();
+                txn.run(a, move |s, now| s.set_rem(&src, &[&m2], now)).await;
+                txn.run(b, move |s, now| s.set_add(&dst, &[&m], now)).await;
+                Reply::Int(1)
+            }
+        }
+    };
+    txn.commit().await;
+    reply
 }

@@ -108,6 +108,32 @@ pub enum Effect {
         value: Bytes,
         cas: u64,
     },
+    /// A whole set as it stands (RENAME and COPY of a set, SINTERSTORE and friends, a
+    /// snapshot item): it replaces whatever the key held. `members` is the packed form
+    /// ([`crate::set::packed`]) of every member in order; `enc` the form it is in.
+    SetPut {
+        key: Bytes,
+        members: Bytes,
+        enc: crate::set::Encoding,
+        expire_at: u64,
+        flags: u32,
+        cas: u64,
+        bits: ItemBits,
+    },
+    /// Members added to the set at `key` (SADD, SMOVE's destination), packed, each one
+    /// new; a key that is absent becomes a new set without expiry.
+    SetAdd {
+        key: Bytes,
+        members: Bytes,
+        cas: u64,
+    },
+    /// Members removed from the set at `key` (SREM, SPOP's outcome, SMOVE's source),
+    /// which keeps at least one member (removing the last one is a `Del`).
+    SetRem {
+        key: Bytes,
+        members: Vec<Bytes>,
+        cas: u64,
+    },
 }
 
 /// Why a key went away. Replicas delete alike; the cause is for statistics and for
@@ -146,6 +172,17 @@ impl Effect {
                 bits: e.item_bits(),
             };
         }
+        if let Some(s) = e.set() {
+            return Effect::SetPut {
+                key: Bytes::copy_from_slice(e.key()),
+                members: Bytes::from(s.to_packed()),
+                enc: s.encoding(),
+                expire_at: e.expire_at(),
+                flags: e.flags(),
+                cas: e.cas(),
+                bits: e.item_bits(),
+            };
+        }
         let (key, value) = e.key_value();
         Effect::Put {
             key: Bytes::copy_from_slice(key),
@@ -172,7 +209,10 @@ impl Effect {
             | Effect::ListPut { key, .. }
             | Effect::ListPush { key, .. }
             | Effect::ListPop { key, .. }
-            | Effect::ListSet { key, .. } => Some(key),
+            | Effect::ListSet { key, .. }
+            | Effect::SetPut { key, .. }
+            | Effect::SetAdd { key, .. }
+            | Effect::SetRem { key, .. } => Some(key),
             Effect::Flush => None,
         }
     }

@@ -92,7 +92,7 @@ fn del_on(mut old: Entry, fields: &[&[u8]], cas: u64) -> (Entry, usize) {
             old.set_cas(cas);
             (old, removed)
         }
-        Kind::Str | Kind::ListPacked => (old, 0),
+        _ => (old, 0),
     }
 }
 

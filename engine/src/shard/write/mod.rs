@@ -20,6 +20,7 @@
 
 mod hash;
 mod list;
+mod set;
 pub mod store;
 
 use bytes::Bytes;
@@ -201,6 +202,14 @@ impl Shard {
         match copy.kind {
             Kind::Str => self.put(key, &copy.value, copy.expire_at, copy.flags),
             Kind::ListPacked => self.put_list(key, &copy.value, copy.expire_at, copy.flags),
+            Kind::SetInts | Kind::SetPacked => {
+                let enc = if copy.kind == Kind::SetInts {
+                    crate::set::Encoding::Ints
+                } else {
+                    crate::set::Encoding::Packed
+                };
+                self.put_set(key, &copy.value, Some(enc), copy.expire_at, copy.flags)
+            }
             kind => self.put_hash(
                 key,
                 &copy.value,
@@ -405,6 +414,9 @@ impl Shard {
             | Effect::ListPush { .. }
             | Effect::ListPop { .. }
             | Effect::ListSet { .. } => self.apply_list(effect),
+            Effect::SetPut { .. } | Effect::SetAdd { .. } | Effect::SetRem { .. } => {
+                self.apply_set(effect)
+            }
         }
     }
 

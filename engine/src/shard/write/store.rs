@@ -40,7 +40,9 @@ pub struct ItemCopy {
     pub expire_at: u64,
     pub flags: u32,
     /// What `value` is: a string, a packed hash, a hash in its table form (`Boxed`), or
-    /// a list's packed elements (`ListPacked`, whatever the list's form).
+    /// a list's packed elements (`ListPacked`, whatever the list's form); for a set, whose
+    /// `value` is always its packed members, `SetInts` for an intset and `SetPacked` for
+    /// either other form (both are "hashtable" to OBJECT ENCODING).
     pub kind: crate::entry::Kind,
 }
 
@@ -55,7 +57,11 @@ impl ItemCopy {
             kind: if e.list().is_some() {
                 crate::entry::Kind::ListPacked
             } else {
-                e.kind()
+                match e.set() {
+                    Some(crate::set::SetRef::Ints(_)) => crate::entry::Kind::SetInts,
+                    Some(_) => crate::entry::Kind::SetPacked,
+                    None => e.kind(),
+                }
             },
         }
     }
