@@ -22,6 +22,7 @@ cores_tests!(
     encodings_and_threshold,
     expiry_rename_copy_dump,
     replica_holds_the_same_sets,
+    inside_multi_exec,
 );
 
 fn sorted(v: &Value) -> Vec<String> {
@@ -501,4 +502,27 @@ fn replica_holds_the_same_sets(cores: usize) {
     assert_eq!(got["bigcopy"].2, got["big"].2);
     assert!(!got.contains_key("small9") && !got.contains_key("small8"));
     assert_eq!(got["moved"].2, ["w"]);
+}
+
+/// The cross-core forms inside MULTI/EXEC run under the EXEC's locks, in order.
+fn inside_multi_exec(cores: usize) {
+    let s = Server::start(cores);
+    let mut c = s.redis();
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    for i in 0..4 {
+        let (a, b, d) = (format!("ma{i}"), format!("mb{i}"), format!("md{i}"));
+        pipe.cmd("SADD").arg(&a).arg("1").arg("2").arg("x");
+        pipe.cmd("SADD").arg(&b).arg("2").arg("x").arg("y");
+        pipe.cmd("SINTERSTORE").arg(&d).arg(&a).arg(&b);
+        pipe.cmd("SMOVE").arg(&a).arg(&d).arg("1");
+        pipe.cmd("SINTERCARD").arg(2).arg(&a).arg(&d);
+        pipe.cmd("SUNION").arg(&a).arg(&b).arg(&d);
+    }
+    let replies: Vec<Value> = pipe.query(&mut c).expect("EXEC");
+    assert_eq!(replies.len(), 24);
+    for r in replies.chunks(6) {
+        assert_eq!(&r[..5], &[int(3), int(3), int(2), int(1), int(2)]);
+        assert_eq!(sorted(&r[5]), ["1", "2", "x", "y"]);
+    }
 }
