@@ -23,6 +23,7 @@ cores_tests!(
     expiry_rename_copy_dump,
     replica_holds_the_same_sets,
     inside_multi_exec,
+    migrate_moves_sets,
 );
 
 fn sorted(v: &Value) -> Vec<String> {
@@ -525,4 +526,34 @@ fn inside_multi_exec(cores: usize) {
         assert_eq!(&r[..5], &[int(3), int(3), int(2), int(1), int(2)]);
         assert_eq!(sorted(&r[5]), ["1", "2", "x", "y"]);
     }
+}
+
+/// MIGRATE (what slot migration sends, a DUMP payload) carries a set whole: members,
+/// encoding and TTL.
+fn migrate_moves_sets(cores: usize) {
+    let src = Server::start(cores);
+    let dst = Server::start(3 - cores);
+    let mut c = src.redis();
+    assert_eq!(add(&mut c, "ints", &["3", "1", "2"]), 3);
+    add_range(&mut c, "big", "m", 1000);
+    run(&mut c, &["EXPIRE", "big", "1000"]);
+    let port = dst.port.to_string();
+    for key in ["ints", "big"] {
+        assert_eq!(
+            run(&mut c, &["MIGRATE", "127.0.0.1", &port, key, "0", "5000"]),
+            ok()
+        );
+        assert_eq!(run(&mut c, &["EXISTS", key]), int(0));
+    }
+    let mut d = dst.redis();
+    assert_reply(
+        &mut d,
+        "SMEMBERS ints",
+        arr(vec![bulk("1"), bulk("2"), bulk("3")]),
+    );
+    assert_reply(&mut d, "OBJECT ENCODING ints", bulk("intset"));
+    assert_reply(&mut d, "SCARD big", int(1000));
+    assert_reply(&mut d, "SISMEMBER big m999", int(1));
+    assert_reply(&mut d, "OBJECT ENCODING big", bulk("hashtable"));
+    assert!(as_int(&q(&mut d, "TTL big")) > 900);
 }
