@@ -24,6 +24,7 @@ cores_tests!(
     replica_holds_the_same_sets,
     inside_multi_exec,
     migrate_moves_sets,
+    eviction_counts_set_memory,
 );
 
 fn sorted(v: &Value) -> Vec<String> {
@@ -556,4 +557,41 @@ fn migrate_moves_sets(cores: usize) {
     assert_reply(&mut d, "SISMEMBER big m999", int(1));
     assert_reply(&mut d, "OBJECT ENCODING big", bulk("hashtable"));
     assert!(as_int(&q(&mut d, "TTL big")) > 900);
+}
+
+fn info_field(c: &mut redis::Connection, section: &str, name: &str) -> i64 {
+    let text: String = redis::cmd("INFO").arg(section).query(c).expect("INFO");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("no {name} in INFO {section}"))
+        .trim()
+        .parse()
+        .expect("a number")
+}
+
+/// A set's table counts toward the memory budget: eviction keeps used_memory in it.
+fn eviction_counts_set_memory(cores: usize) {
+    if !baton_only("Baton's memory accounting") {
+        return;
+    }
+    let s = Server::start(cores);
+    let mut c = s.redis();
+    let budget = 4 << 20;
+    assert_reply(&mut c, &format!("CONFIG SET maxmemory {budget}"), ok());
+    assert_reply(&mut c, "CONFIG SET maxmemory-policy allkeys-lru", ok());
+    // 400 sets of 300 members of ~20 bytes, about 6 MiB in all.
+    for i in 0..400 {
+        add_range(&mut c, &format!("s{i}"), "member-of-a-set:", 300);
+    }
+    let evicted = info_field(&mut c, "stats", "evicted_keys");
+    let used = info_field(&mut c, "memory", "used_memory");
+    let keys = as_int(&q(&mut c, "DBSIZE"));
+    assert!(
+        evicted > 0 && keys < 400,
+        "evicted {evicted}, {keys} keys left"
+    );
+    assert!(
+        used <= budget + budget / 10,
+        "used_memory {used} over {budget}"
+    );
 }
