@@ -27,7 +27,7 @@ pub mod flags {
     /// Runs as if ASKING came before it (RESTORE-ASKING, which MIGRATE sends).
     pub const ASKING: u16 = 1 << 11;
     /// The keys are counted by a `numkeys` argument at `first_key`, and follow it
-    /// (SINTERCARD): [`CommandSpec::key_indices`] reads it. Redis's `movablekeys`.
+    /// (SINTERCARD): [`super::CommandSpec::key_indices`] reads it. Redis's `movablekeys`.
     pub const NUMKEYS: u16 = 1 << 12;
 
     /// Flag names in `COMMAND INFO` order.
