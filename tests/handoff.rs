@@ -975,12 +975,14 @@ fn handoff_to_a_different_core_count() {
     let old_pid = old.pid();
     let mut c = old.redis();
     load_keys(&mut c, "k", KEYS, 32);
+    load_sets(&mut c);
     let loads = start_loads(old.port, 2);
 
     // 2 -> 1
     let pid1 = s.handoff(&old, 1, "to1", old_pid);
     assert_old_exits_0(&mut old);
     check_keys(&mut c, "k", KEYS, 32, true);
+    check_sets(&mut c);
 
     // 1 -> 2: the new process is handed off in turn.
     let pid2 = s.handoff(&old, 2, "to2", pid1);
@@ -990,7 +992,34 @@ fn handoff_to_a_different_core_count() {
     check_keys(&mut c, "k", KEYS, 32, true);
     let mut fresh = connect(old.port);
     check_keys(&mut fresh, "k", KEYS, 32, true);
-    assert_eq!(as_int(&q(&mut fresh, "DBSIZE")) as usize, KEYS + 2 * 101);
+    check_sets(&mut fresh);
+    assert_eq!(
+        as_int(&q(&mut fresh, "DBSIZE")) as usize,
+        KEYS + 2 * 101 + 3
+    );
+}
+
+/// Sets (issue 14) in each form, which a handoff must carry whole.
+fn load_sets(c: &mut redis::Connection) {
+    run(c, &["SADD", "set:ints", "3", "1", "2"]);
+    run(c, &["SADD", "set:small", "a", "b", "1"]);
+    for i in 0..300 {
+        run(c, &["SADD", "set:big", &format!("m{i}")]);
+    }
+}
+
+fn check_sets(c: &mut redis::Connection) {
+    assert_eq!(
+        as_strings(&q(c, "SMEMBERS set:ints")),
+        ["1", "2", "3"],
+        "an intset lists its members in order"
+    );
+    assert_eq!(q(c, "OBJECT ENCODING set:ints"), bulk("intset"));
+    let mut small = as_strings(&q(c, "SMEMBERS set:small"));
+    small.sort();
+    assert_eq!(small, ["1", "a", "b"]);
+    assert_eq!(q(c, "SCARD set:big"), int(300));
+    assert_eq!(q(c, "SISMEMBER set:big m299"), int(1));
 }
 
 // ---------------------------------------------------------------------------------------

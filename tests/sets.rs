@@ -22,6 +22,9 @@ cores_tests!(
     encodings_and_threshold,
     expiry_rename_copy_dump,
     replica_holds_the_same_sets,
+    inside_multi_exec,
+    migrate_moves_sets,
+    eviction_counts_set_memory,
 );
 
 fn sorted(v: &Value) -> Vec<String> {
@@ -501,4 +504,94 @@ fn replica_holds_the_same_sets(cores: usize) {
     assert_eq!(got["bigcopy"].2, got["big"].2);
     assert!(!got.contains_key("small9") && !got.contains_key("small8"));
     assert_eq!(got["moved"].2, ["w"]);
+}
+
+/// The cross-core forms inside MULTI/EXEC run under the EXEC's locks, in order.
+fn inside_multi_exec(cores: usize) {
+    let s = Server::start(cores);
+    let mut c = s.redis();
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    for i in 0..4 {
+        let (a, b, d) = (format!("ma{i}"), format!("mb{i}"), format!("md{i}"));
+        pipe.cmd("SADD").arg(&a).arg("1").arg("2").arg("x");
+        pipe.cmd("SADD").arg(&b).arg("2").arg("x").arg("y");
+        pipe.cmd("SINTERSTORE").arg(&d).arg(&a).arg(&b);
+        pipe.cmd("SMOVE").arg(&a).arg(&d).arg("1");
+        pipe.cmd("SINTERCARD").arg(2).arg(&a).arg(&d);
+        pipe.cmd("SUNION").arg(&a).arg(&b).arg(&d);
+    }
+    let replies: Vec<Value> = pipe.query(&mut c).expect("EXEC");
+    assert_eq!(replies.len(), 24);
+    for r in replies.chunks(6) {
+        assert_eq!(&r[..5], &[int(3), int(3), int(2), int(1), int(2)]);
+        assert_eq!(sorted(&r[5]), ["1", "2", "x", "y"]);
+    }
+}
+
+/// MIGRATE (what slot migration sends, a DUMP payload) carries a set whole: members,
+/// encoding and TTL.
+fn migrate_moves_sets(cores: usize) {
+    let src = Server::start(cores);
+    let dst = Server::start(3 - cores);
+    let mut c = src.redis();
+    assert_eq!(add(&mut c, "ints", &["3", "1", "2"]), 3);
+    add_range(&mut c, "big", "m", 1000);
+    run(&mut c, &["EXPIRE", "big", "1000"]);
+    let port = dst.port.to_string();
+    for key in ["ints", "big"] {
+        assert_eq!(
+            run(&mut c, &["MIGRATE", "127.0.0.1", &port, key, "0", "5000"]),
+            ok()
+        );
+        assert_eq!(run(&mut c, &["EXISTS", key]), int(0));
+    }
+    let mut d = dst.redis();
+    assert_reply(
+        &mut d,
+        "SMEMBERS ints",
+        arr(vec![bulk("1"), bulk("2"), bulk("3")]),
+    );
+    assert_reply(&mut d, "OBJECT ENCODING ints", bulk("intset"));
+    assert_reply(&mut d, "SCARD big", int(1000));
+    assert_reply(&mut d, "SISMEMBER big m999", int(1));
+    assert_reply(&mut d, "OBJECT ENCODING big", bulk("hashtable"));
+    assert!(as_int(&q(&mut d, "TTL big")) > 900);
+}
+
+fn info_field(c: &mut redis::Connection, section: &str, name: &str) -> i64 {
+    let text: String = redis::cmd("INFO").arg(section).query(c).expect("INFO");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("no {name} in INFO {section}"))
+        .trim()
+        .parse()
+        .expect("a number")
+}
+
+/// A set's table counts toward the memory budget: eviction keeps used_memory in it.
+fn eviction_counts_set_memory(cores: usize) {
+    if !baton_only("Baton's memory accounting") {
+        return;
+    }
+    let s = Server::start(cores);
+    let mut c = s.redis();
+    let budget = 4 << 20;
+    assert_reply(&mut c, &format!("CONFIG SET maxmemory {budget}"), ok());
+    assert_reply(&mut c, "CONFIG SET maxmemory-policy allkeys-lru", ok());
+    // 400 sets of 300 members of ~20 bytes, about 6 MiB in all.
+    for i in 0..400 {
+        add_range(&mut c, &format!("s{i}"), "member-of-a-set:", 300);
+    }
+    let evicted = info_field(&mut c, "stats", "evicted_keys");
+    let used = info_field(&mut c, "memory", "used_memory");
+    let keys = as_int(&q(&mut c, "DBSIZE"));
+    assert!(
+        evicted > 0 && keys < 400,
+        "evicted {evicted}, {keys} keys left"
+    );
+    assert!(
+        used <= budget + budget / 10,
+        "used_memory {used} over {budget}"
+    );
 }

@@ -27,7 +27,7 @@ pub mod flags {
     /// Runs as if ASKING came before it (RESTORE-ASKING, which MIGRATE sends).
     pub const ASKING: u16 = 1 << 11;
     /// The keys are counted by a `numkeys` argument at `first_key`, and follow it
-    /// (SINTERCARD, LMPOP): [`CommandSpec::keys_in`] reads it. Redis's `movablekeys`;
+    /// (SINTERCARD, LMPOP): [`super::CommandSpec::keys_in`] reads it. Redis's `movablekeys`;
     /// COMMAND INFO shows such a command's key range as 0 0 0, as Redis does.
     pub const NUMKEYS: u16 = 1 << 12;
 

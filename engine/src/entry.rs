@@ -17,8 +17,9 @@
 //! - `access`: unix seconds of the last read (OBJECT IDLETIME, memcached meta `l`).
 //! - `meta`: which optional fields follow, plus per-item bits (fetched, stale, won), and
 //!   in its top three bits the value's [`Kind`]: a string, a packed hash (the value bytes
-//!   are the pairs, see [`crate::hash::packed`]), or a boxed large value (the value bytes
-//!   are a pointer to a [`Big`] the entry owns, such as a hash's table form).
+//!   are the pairs, see [`crate::hash::packed`]), an intset or packed set (see
+//!   [`crate::set`]), or a boxed large value (the value bytes are a pointer to a [`Big`]
+//!   the entry owns, such as a hash's or a set's table form).
 //! - lengths are LEB128 varints (one byte each below 128), so short keys and values pay 2.
 //! - `expire_at` (unix ms) and the 32-bit client `flags` are present only when set.
 //!
@@ -54,7 +55,7 @@ const KIND_SHIFT: u8 = 5;
 const M_KIND: u8 = 0b111 << KIND_SHIFT;
 
 /// How the value bytes of an entry are to be read. Three bits of the meta byte; the
-/// values not used yet are left for lists, sets and sorted sets.
+/// values not used yet are left for lists (2) and sorted sets (5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// The value bytes are the string.

@@ -8,6 +8,8 @@
 //!   (EXPIRE family, TTL, PERSIST) is split out and re-exported from it.
 //! - [`db`]: DBSIZE, FLUSHDB, FLUSHALL (the whole database, on every shard).
 //! - [`introspect`]: OBJECT and MEMORY USAGE.
+//! - [`sets`]: the set commands; the algebra is one pure function that the cross-core
+//!   transactions (`exec::txn`) share.
 //!
 //! Handlers only read through `Shard::lookup*` and only write through the shard's write
 //! path (`put`, `update`, `delete`, `take`, `set_expire`, `flush`); the store itself

@@ -81,7 +81,8 @@ impl<'a> Locked<'a> {
     }
 }
 
-/// Runs MSETNX, RENAME, RENAMENX, COPY or LCS whose keys span several cores.
+/// Runs MSETNX, RENAME, RENAMENX, COPY, LCS, SMOVE or a set-algebra command whose keys
+/// span several cores.
 pub async fn run(core: &Rc<Core>, spec: &'static CommandSpec, args: &[Bytes]) -> Reply {
     apply(core, None, spec, args).await
 }
