@@ -518,3 +518,31 @@ fn command_info_and_getkeys_of_lmpop() {
         strs(&["a", "b"]),
     );
 }
+
+/// MIGRATE carries a list (short and long) to another server through its DUMP payload,
+/// TTL included, and removes it here.
+#[test]
+fn migrate_moves_lists() {
+    let a = Server::start(2);
+    let b = Server::start(1);
+    let mut c = a.redis();
+    run(&mut c, &["RPUSH", "short", "a", "b"]);
+    run(&mut c, &["EXPIRE", "short", "1000"]);
+    let long: Vec<String> = (0..3000).map(|i| format!("e{i}")).collect();
+    let mut args = vec!["RPUSH".to_string(), "long".into()];
+    args.extend(long.iter().cloned());
+    run(&mut c, &args);
+    let port = b.port.to_string();
+    for key in ["short", "long"] {
+        assert_eq!(
+            run(&mut c, &["MIGRATE", "127.0.0.1", &port, key, "0", "5000"]),
+            ok(),
+            "{key}"
+        );
+        assert_eq!(run(&mut c, &["EXISTS", key]), int(0));
+    }
+    let mut d = b.redis();
+    assert_reply(&mut d, "LRANGE short 0 -1", strs(&["a", "b"]));
+    assert!(as_int(&q(&mut d, "TTL short")) > 900);
+    assert_eq!(as_strings(&q(&mut d, "LRANGE long 0 -1")), long);
+}
