@@ -30,6 +30,7 @@ use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::ptr::NonNull;
 
 use crate::hash::{BigHash, HashRef};
+use crate::zset::{BigZset, ZsetRef};
 
 /// Absolute expiry in unix milliseconds; `NO_EXPIRY` means the key is persistent.
 pub const NO_EXPIRY: u64 = 0;
@@ -59,6 +60,8 @@ pub enum Kind {
     Str = 0,
     /// The value bytes are a packed hash ([`crate::hash::packed`]).
     HashPacked = 1,
+    /// The value bytes are a packed sorted set ([`crate::zset::packed`]).
+    ZsetPacked = 5,
     /// The value bytes are a pointer to a [`Big`] the entry owns.
     Boxed = 7,
 }
@@ -67,6 +70,7 @@ impl Kind {
     fn from_bits(b: u8) -> Kind {
         match b {
             1 => Kind::HashPacked,
+            5 => Kind::ZsetPacked,
             7 => Kind::Boxed,
             _ => Kind::Str,
         }
@@ -78,6 +82,7 @@ impl Kind {
 pub enum ValueType {
     String,
     Hash,
+    Zset,
 }
 
 impl ValueType {
@@ -86,6 +91,7 @@ impl ValueType {
         match self {
             ValueType::String => "string",
             ValueType::Hash => "hash",
+            ValueType::Zset => "zset",
         }
     }
 }
@@ -95,12 +101,14 @@ impl ValueType {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Big {
     Hash(BigHash),
+    ZSet(BigZset),
 }
 
 impl Big {
     fn heap_bytes(&self) -> usize {
         match self {
             Big::Hash(h) => std::mem::size_of::<Big>() + h.heap_bytes(),
+            Big::ZSet(z) => std::mem::size_of::<Big>() + z.heap_bytes(),
         }
     }
 }
@@ -354,8 +362,10 @@ impl Entry {
         match self.kind() {
             Kind::Str => ValueType::String,
             Kind::HashPacked => ValueType::Hash,
+            Kind::ZsetPacked => ValueType::Zset,
             Kind::Boxed => match self.big() {
                 Some(Big::Hash(_)) | None => ValueType::Hash,
+                Some(Big::ZSet(_)) => ValueType::Zset,
             },
         }
     }
@@ -369,8 +379,23 @@ impl Entry {
     pub fn hash(&self) -> Option<HashRef<'_>> {
         match self.kind() {
             Kind::HashPacked => Some(HashRef::Packed(self.value())),
-            Kind::Boxed => self.big().map(|Big::Hash(h)| HashRef::Table(h)),
-            Kind::Str => None,
+            Kind::Boxed => match self.big() {
+                Some(Big::Hash(h)) => Some(HashRef::Table(h)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The sorted set value, or `None` when the key holds another type.
+    pub fn zset(&self) -> Option<ZsetRef<'_>> {
+        match self.kind() {
+            Kind::ZsetPacked => Some(ZsetRef::Packed(self.value())),
+            Kind::Boxed => match self.big() {
+                Some(Big::ZSet(z)) => Some(ZsetRef::Big(z)),
+                _ => None,
+            },
+            _ => None,
         }
     }
 
@@ -401,6 +426,7 @@ impl Entry {
     pub fn value_bytes(&self) -> std::borrow::Cow<'_, [u8]> {
         match self.big() {
             Some(Big::Hash(h)) => std::borrow::Cow::Owned(h.to_packed()),
+            Some(Big::ZSet(z)) => std::borrow::Cow::Owned(z.to_packed()),
             None => std::borrow::Cow::Borrowed(self.value()),
         }
     }

@@ -34,6 +34,7 @@ mod rng;
 pub mod runtime;
 pub mod shard;
 mod table;
+pub mod zset;
 
 pub use command::{lookup, CommandSpec, Merge, Route};
 

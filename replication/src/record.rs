@@ -16,6 +16,11 @@
 //!  HSET    0x09 key pairs cas:u64                                     journal (v2)
 //!  HDEL    0x0a key n:u32 field*n cas:u64                             journal (v2)
 //!  HITEM   0x0b key pairs table:u8 expire_at:u64 flags:u32 cas:u64 bits:u8   snapshot (v2)
+//!  ZPUT    0x18 key entries big:u8 expire_at:u64 flags:u32 cas:u64 bits:u8  journal
+//!  ZADD    0x19 key entries cas:u64                                   journal
+//!  ZREM    0x1a key n:u32 member*n cas:u64                            journal
+//!  ZITEM   0x1b key entries big:u8 expire_at:u64 flags:u32 cas:u64 bits:u8  snapshot
+//!  entries: a sorted set's packed members and scores (baton_engine::zset::packed), validated
 //!  key, value, pairs, field: len:u32 then the bytes
 //!  pairs: a hash's packed field/value pairs (baton_engine::hash::packed), validated
 //! ```
@@ -56,6 +61,11 @@ const T_HPUT: u8 = 8;
 const T_HSET: u8 = 9;
 const T_HDEL: u8 = 10;
 const T_HITEM: u8 = 11;
+// Sorted sets: 24..=29.
+const T_ZPUT: u8 = 24;
+const T_ZADD: u8 = 25;
+const T_ZREM: u8 = 26;
+const T_ZITEM: u8 = 27;
 
 /// What opens a flow: who sends it, and from where in the journal it resumes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +135,8 @@ pub enum DecodeError {
     },
     #[error("a hash's packed pairs are malformed: {0}")]
     Pairs(baton_engine::hash::packed::PackedError),
+    #[error("a sorted set's packed entries are malformed: {0}")]
+    Entries(baton_engine::zset::packed::PackedError),
     #[error("invalid {field}: {value}")]
     Invalid { field: &'static str, value: u64 },
 }
@@ -180,6 +192,46 @@ pub fn encode_effect(effect: &Effect, out: &mut Vec<u8>) {
             }
             out.extend_from_slice(&cas.to_le_bytes());
         }
+        Effect::ZsetPut { .. } => put_zset_item(out, T_ZPUT, effect),
+        Effect::ZsetAdd { key, entries, cas } => {
+            out.push(T_ZADD);
+            put_bytes(out, key);
+            put_bytes(out, entries);
+            out.extend_from_slice(&cas.to_le_bytes());
+        }
+        Effect::ZsetRem { key, members, cas } => {
+            out.push(T_ZREM);
+            put_bytes(out, key);
+            out.extend_from_slice(&(members.len() as u32).to_le_bytes());
+            for m in members {
+                put_bytes(out, m);
+            }
+            out.extend_from_slice(&cas.to_le_bytes());
+        }
+    }
+}
+
+/// Appends a whole sorted set (`ZsetPut`) under `tag` (ZPUT in the journal, ZITEM in a
+/// snapshot).
+fn put_zset_item(out: &mut Vec<u8>, tag: u8, effect: &Effect) {
+    if let Effect::ZsetPut {
+        key,
+        entries,
+        big,
+        expire_at,
+        flags,
+        cas,
+        bits,
+    } = effect
+    {
+        out.push(tag);
+        put_bytes(out, key);
+        put_bytes(out, entries);
+        out.push(*big as u8);
+        out.extend_from_slice(&expire_at.to_le_bytes());
+        out.extend_from_slice(&flags.to_le_bytes());
+        out.extend_from_slice(&cas.to_le_bytes());
+        out.push(bits_byte(*bits));
     }
 }
 
@@ -252,6 +304,7 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) {
             bits,
         }) => encode_item(key, value, *expire_at, *flags, *cas, *bits, out),
         Record::Item(h @ Effect::HashPut { .. }) => put_hash_item(out, T_HITEM, h),
+        Record::Item(z @ Effect::ZsetPut { .. }) => put_zset_item(out, T_ZITEM, z),
         Record::Item(other) => encode_effect(other, out),
         Record::End => encode_end(out),
     }
@@ -429,6 +482,41 @@ impl Reader<'_> {
                     cas: self.u64()?,
                 })
             }
+            T_ZPUT | T_ZITEM => {
+                let put = Effect::ZsetPut {
+                    key: self.bytes("key", limits.max_key)?,
+                    entries: self.entries(limits)?,
+                    big: self.flag("sorted set form flag")?,
+                    expire_at: self.u64()?,
+                    flags: self.u32()?,
+                    cas: self.u64()?,
+                    bits: self.bits()?,
+                };
+                if tag == T_ZPUT {
+                    Record::Effect(put)
+                } else {
+                    Record::Item(put)
+                }
+            }
+            T_ZADD => Record::Effect(Effect::ZsetAdd {
+                key: self.bytes("key", limits.max_key)?,
+                entries: self.entries(limits)?,
+                cas: self.u64()?,
+            }),
+            T_ZREM => {
+                let key = self.bytes("key", limits.max_key)?;
+                let n = self.u32()? as usize;
+                let room = (self.buf.len() - self.pos) / 4;
+                let mut members = Vec::with_capacity(n.min(room));
+                for _ in 0..n {
+                    members.push(self.bytes("member", limits.max_value)?);
+                }
+                Record::Effect(Effect::ZsetRem {
+                    key,
+                    members,
+                    cas: self.u64()?,
+                })
+            }
             T_END => Record::End,
             other => return Err(DecodeError::Tag(other).into()),
         })
@@ -490,6 +578,13 @@ impl Reader<'_> {
     fn pairs(&mut self, limits: &Limits) -> Result<Bytes, Fail> {
         let b = self.bytes("pairs", limits.max_value)?;
         baton_engine::hash::packed::validate(&b, usize::MAX).map_err(DecodeError::Pairs)?;
+        Ok(b)
+    }
+
+    /// A sorted set's packed entries: a byte string that must parse as entries.
+    fn entries(&mut self, limits: &Limits) -> Result<Bytes, Fail> {
+        let b = self.bytes("entries", limits.max_value)?;
+        baton_engine::zset::packed::validate(&b, usize::MAX).map_err(DecodeError::Entries)?;
         Ok(b)
     }
 
@@ -589,6 +684,40 @@ mod tests {
             fields: vec![key("f"), key("")],
             cas: 79,
         }));
+        let entries = Bytes::from(baton_engine::zset::packed::from_entries([
+            (&b"m"[..], 1.5),
+            (b"", f64::NEG_INFINITY),
+        ]));
+        let zput = Effect::ZsetPut {
+            key: key("z"),
+            entries: entries.clone(),
+            big: true,
+            expire_at: 5,
+            flags: 0,
+            cas: 80,
+            bits: ItemBits::default(),
+        };
+        round_trip(Record::Effect(zput.clone()));
+        round_trip(Record::Item(zput));
+        round_trip(Record::Effect(Effect::ZsetAdd {
+            key: key("z"),
+            entries,
+            cas: 81,
+        }));
+        round_trip(Record::Effect(Effect::ZsetRem {
+            key: key("z"),
+            members: vec![key("m"), key("")],
+            cas: 82,
+        }));
+        let mut bad_entries = vec![T_ZADD];
+        bad_entries.extend_from_slice(&1u32.to_le_bytes());
+        bad_entries.push(b'z');
+        bad_entries.extend_from_slice(&3u32.to_le_bytes());
+        bad_entries.extend_from_slice(&[0, 0, 0]);
+        assert!(matches!(
+            decode(&bad_entries, &Limits::default()),
+            Err(DecodeError::Entries(_))
+        ));
     }
 
     #[test]

@@ -25,6 +25,8 @@ use crate::Shard;
 pub const PAYLOAD_VERSION: u16 = 0xBA01;
 const KIND_STRING: u8 = 0;
 const KIND_HASH: u8 = 1;
+/// A sorted set: its value the packed entries (`crate::zset::packed`).
+const KIND_ZSET: u8 = 5;
 /// kind + flags before the value; version + checksum after it.
 const HEAD: usize = 5;
 const TAIL: usize = 10;
@@ -66,6 +68,8 @@ pub fn crc64(bytes: &[u8]) -> u64 {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Payload<'a> {
     pub hash: bool,
+    /// A sorted set (its value the packed entries).
+    pub zset: bool,
     /// The string, or a hash's packed pairs.
     pub value: &'a [u8],
     pub flags: u32,
@@ -78,12 +82,19 @@ pub fn encode_payload(value: &[u8], flags: u32) -> Vec<u8> {
 
 /// The payload DUMP returns for a copy of any value.
 pub fn encode_copy(copy: &ItemCopy) -> Vec<u8> {
+    if copy.vtype == crate::entry::ValueType::Zset {
+        return encode_kind(KIND_ZSET, &copy.value, copy.flags);
+    }
     encode(copy.kind != Kind::Str, &copy.value, copy.flags)
 }
 
 fn encode(hash: bool, value: &[u8], flags: u32) -> Vec<u8> {
+    encode_kind(if hash { KIND_HASH } else { KIND_STRING }, value, flags)
+}
+
+fn encode_kind(kind: u8, value: &[u8], flags: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEAD + value.len() + TAIL);
-    out.push(if hash { KIND_HASH } else { KIND_STRING });
+    out.push(kind);
     out.extend_from_slice(&flags.to_be_bytes());
     out.extend_from_slice(value);
     out.extend_from_slice(&PAYLOAD_VERSION.to_le_bytes());
@@ -95,7 +106,7 @@ fn encode(hash: bool, value: &[u8], flags: u32) -> Vec<u8> {
 /// The value and flags of a string payload, if its version, checksum and kind are right.
 pub fn decode_payload(payload: &[u8]) -> Option<(&[u8], u32)> {
     decode(payload)
-        .filter(|p| !p.hash)
+        .filter(|p| !p.hash && !p.zset)
         .map(|p| (p.value, p.flags))
 }
 
@@ -110,7 +121,7 @@ pub fn decode(payload: &[u8]) -> Option<Payload<'_>> {
         return None;
     }
     let (body, version) = body.split_at(body.len() - 2);
-    if version != PAYLOAD_VERSION.to_le_bytes() || body[0] > KIND_HASH {
+    if version != PAYLOAD_VERSION.to_le_bytes() || (body[0] > KIND_HASH && body[0] != KIND_ZSET) {
         return None;
     }
     let flags = u32::from_be_bytes(body[1..5].try_into().expect("four bytes"));
@@ -123,7 +134,21 @@ pub fn decode(payload: &[u8]) -> Option<Payload<'_>> {
             return None;
         }
     }
-    Some(Payload { hash, value, flags })
+    let zset = body[0] == KIND_ZSET;
+    if zset {
+        let n = crate::zset::packed::validate(value, usize::MAX).ok()?;
+        let members: std::collections::HashSet<&[u8]> =
+            crate::zset::packed::entries(value).map(|e| e.0).collect();
+        if n == 0 || members.len() != n {
+            return None;
+        }
+    }
+    Some(Payload {
+        hash,
+        zset,
+        value,
+        flags,
+    })
 }
 
 /// DUMP key
@@ -186,6 +211,19 @@ pub fn restore(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
         }
         return Reply::Ok;
     }
+    if payload.zset {
+        s.put_copy(
+            &a[1],
+            &ItemCopy {
+                value: Bytes::copy_from_slice(payload.value),
+                expire_at,
+                flags: payload.flags,
+                kind: Kind::ZsetPacked,
+                vtype: crate::entry::ValueType::Zset,
+            },
+        );
+        return Reply::Ok;
+    }
     let kind = if !payload.hash {
         Kind::Str
     } else {
@@ -205,6 +243,11 @@ pub fn restore(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
             expire_at,
             flags: payload.flags,
             kind,
+            vtype: if payload.hash {
+                crate::entry::ValueType::Hash
+            } else {
+                crate::entry::ValueType::String
+            },
         },
     );
     Reply::Ok

@@ -188,6 +188,8 @@ pub fn scan(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
                     Some(ValueType::String)
                 } else if is_opt(&a[i + 1], "HASH") {
                     Some(ValueType::Hash)
+                } else if is_opt(&a[i + 1], "ZSET") {
+                    Some(ValueType::Zset)
                 } else {
                     None
                 });

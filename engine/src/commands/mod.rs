@@ -24,6 +24,7 @@ pub mod keyspace;
 pub mod lcs;
 mod longdouble;
 pub mod strings;
+pub mod zsets;
 
 use bytes::Bytes;
 

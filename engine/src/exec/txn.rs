@@ -176,6 +176,28 @@ async fn apply(
             txn.commit().await;
             reply
         }
+        Txn::ZrangeStore => {
+            let (dst, src) = (args[1].clone(), args[2].clone());
+            let (a, b) = (owner(&src), owner(&dst));
+            let txn = Locked::begin(core, outer, vec![a, b]).await;
+            let owned: Vec<Bytes> = args.to_vec();
+            let selected = txn
+                .run(a, move |s, now| {
+                    crate::commands::zsets::zrangestore_select(s, &owned, now)
+                })
+                .await;
+            let reply = match selected {
+                Err(e) => e,
+                Ok(packed) => {
+                    txn.run(b, move |s, _| {
+                        crate::commands::zsets::zrangestore_put(s, &dst, &packed)
+                    })
+                    .await
+                }
+            };
+            txn.commit().await;
+            reply
+        }
         Txn::Lcs => {
             let (k1, k2) = (args[1].clone(), args[2].clone());
             let (a, b) = (owner(&k1), owner(&k2));

@@ -70,6 +70,34 @@ pub enum Effect {
         fields: Vec<Bytes>,
         cas: u64,
     },
+    /// A whole sorted set as it stands (RENAME, COPY, the STORE commands, a snapshot
+    /// item): it replaces whatever the key held. `entries` is the packed form
+    /// ([`crate::zset::packed`]) of every member in order; `big` says it is in its large
+    /// form.
+    ZsetPut {
+        key: Bytes,
+        entries: Bytes,
+        big: bool,
+        expire_at: u64,
+        flags: u32,
+        cas: u64,
+        bits: ItemBits,
+    },
+    /// Members set to their final scores on the sorted set at `key` (ZADD, ZINCRBY with
+    /// their outcomes), packed as in [`crate::zset::packed`] but in the order given; an
+    /// absent key becomes a new sorted set without expiry.
+    ZsetAdd {
+        key: Bytes,
+        entries: Bytes,
+        cas: u64,
+    },
+    /// Members removed from the sorted set at `key` (ZREM, ZPOP*, ZREMRANGE*), which keeps
+    /// at least one member (removing the last one is a `Del`).
+    ZsetRem {
+        key: Bytes,
+        members: Vec<Bytes>,
+        cas: u64,
+    },
 }
 
 /// Why a key went away. Replicas delete alike; the cause is for statistics and for
@@ -87,6 +115,17 @@ pub enum DelCause {
 impl Effect {
     /// The `Put` that recreates `e` exactly.
     pub fn put(e: &Entry) -> Effect {
+        if let Some(z) = e.zset() {
+            return Effect::ZsetPut {
+                key: Bytes::copy_from_slice(e.key()),
+                entries: Bytes::from(z.to_packed()),
+                big: matches!(z, crate::zset::ZsetRef::Big(_)),
+                expire_at: e.expire_at(),
+                flags: e.flags(),
+                cas: e.cas(),
+                bits: e.item_bits(),
+            };
+        }
         if let Some(h) = e.hash() {
             return Effect::HashPut {
                 key: Bytes::copy_from_slice(e.key()),
@@ -120,7 +159,10 @@ impl Effect {
             | Effect::Del { key, .. }
             | Effect::HashPut { key, .. }
             | Effect::HashSet { key, .. }
-            | Effect::HashDel { key, .. } => Some(key),
+            | Effect::HashDel { key, .. }
+            | Effect::ZsetPut { key, .. }
+            | Effect::ZsetAdd { key, .. }
+            | Effect::ZsetRem { key, .. } => Some(key),
             Effect::Flush => None,
         }
     }

@@ -65,13 +65,13 @@ fn set_on<'a>(
         Kind::Boxed => {
             let added = match old.big_mut() {
                 Some(Big::Hash(t)) => pairs.filter(|(f, v)| t.insert(f, v)).count(),
-                None => 0,
+                _ => 0,
             };
             old.set_cas(cas);
             (old, added)
         }
         // Not a hash (only a stream out of order could ask): it becomes one.
-        Kind::Str => new_hash(old.key(), pairs, limits, NO_EXPIRY, 0, cas),
+        _ => new_hash(old.key(), pairs, limits, NO_EXPIRY, 0, cas),
     }
 }
 
@@ -87,12 +87,12 @@ fn del_on(mut old: Entry, fields: &[&[u8]], cas: u64) -> (Entry, usize) {
         Kind::Boxed => {
             let removed = match old.big_mut() {
                 Some(Big::Hash(t)) => fields.iter().filter(|f| t.remove(f)).count(),
-                None => 0,
+                _ => 0,
             };
             old.set_cas(cas);
             (old, removed)
         }
-        Kind::Str => (old, 0),
+        _ => (old, 0),
     }
 }
 

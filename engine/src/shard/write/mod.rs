@@ -20,6 +20,7 @@
 
 mod hash;
 pub mod store;
+mod zset;
 
 use bytes::Bytes;
 
@@ -197,6 +198,10 @@ impl Shard {
 
     /// Writes a copy taken from another shard ([`Shard::copy_item`]).
     pub fn put_copy(&mut self, key: &[u8], copy: &ItemCopy) {
+        if copy.vtype == crate::entry::ValueType::Zset {
+            let big = copy.kind == Kind::Boxed;
+            return self.put_zset(key, &copy.value, big, copy.expire_at, copy.flags);
+        }
         match copy.kind {
             Kind::Str => self.put(key, &copy.value, copy.expire_at, copy.flags),
             kind => self.put_hash(
@@ -398,6 +403,9 @@ impl Shard {
             Effect::Flush => self.clear(),
             Effect::HashPut { .. } | Effect::HashSet { .. } | Effect::HashDel { .. } => {
                 self.apply_hash(effect)
+            }
+            Effect::ZsetPut { .. } | Effect::ZsetAdd { .. } | Effect::ZsetRem { .. } => {
+                self.apply_zset(effect)
             }
         }
     }

@@ -41,6 +41,8 @@ pub struct ItemCopy {
     pub flags: u32,
     /// What `value` is: a string, a packed hash, or a hash in its table form (`Boxed`).
     pub kind: crate::entry::Kind,
+    /// The data type (a `Boxed` kind is a hash's table or a sorted set's large form).
+    pub vtype: crate::entry::ValueType,
 }
 
 impl ItemCopy {
@@ -51,6 +53,7 @@ impl ItemCopy {
             expire_at: e.expire_at(),
             flags: e.flags(),
             kind: e.kind(),
+            vtype: e.value_type(),
         }
     }
 }
