@@ -3,23 +3,26 @@
 # loading, in the same run, through redis-cli --pipe:
 #   big-hash     one hash of N fields   (HSET bighash field:<i> value:<i>), N = 1,000,000
 #   small-hashes M hashes of 10 fields  (HSET hash:<i> f0 value:<i> ... f9 value:<i>), M = 100,000
+#   big-zset     one sorted set of N members (ZADD bigz <i> member:<i>), N = --fields
 # and prints bytes per field (RSS growth / fields) and the ratio Baton / Redis.
 # redis-server runs with hash-max-listpack-entries 128 (redis.conf's value; Baton's
 # default), so both keep the small hashes packed and the big one in a table.
 #
-# Usage: benches/load/memory_types.sh [--fields N] [--hashes M] [--baton-bin PATH]
+# Usage: benches/load/memory_types.sh [--fields N] [--hashes M] [--loads "big-hash ..."] [--baton-bin PATH]
 # Needs redis-server and redis-cli (apt: redis-server redis-tools).
 set -euo pipefail
 
 fields=1000000
 hashes=100000
+loads="big-hash small-hashes big-zset"
 baton_bin=${CARGO_TARGET_DIR:-target}/release/baton
 while [ $# -gt 0 ]; do
     case "$1" in
         --fields) fields=$2; shift 2 ;;
         --hashes) hashes=$2; shift 2 ;;
+        --loads) loads=$2; shift 2 ;;
         --baton-bin) baton_bin=$2; shift 2 ;;
-        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
 done
@@ -51,6 +54,9 @@ with open(f"{tmp}/small-hashes", "wb") as f:
         for j in range(10):
             args += [f"f{j}", f"value:{i}"]
         f.write(cmd(*args))
+with open(f"{tmp}/big-zset", "wb") as f:
+    for i in range(fields):
+        f.write(cmd("ZADD", "bigz", str(i), f"member:{i}"))
 PY
 
 declare -A per
@@ -61,10 +67,13 @@ measure() { # name load elements start-command...
     local pid=$!; pids+=("$pid")
     wait_ready "$port" redis
     redis-cli -p "$port" config set hash-max-listpack-entries 128 >/dev/null
+    redis-cli -p "$port" config set zset-max-listpack-entries 128 >/dev/null
     local before; before=$(rss_kb "$pid")
     redis-cli -p "$port" --pipe < "$tmp/$load" >/dev/null
     local after; after=$(rss_kb "$pid")
-    local enc; enc=$(redis-cli -p "$port" object encoding "$( [ "$load" = big-hash ] && echo bighash || echo hash:0 )")
+    local key=hash:0
+    case "$load" in big-hash) key=bighash ;; big-zset) key=bigz ;; esac
+    local enc; enc=$(redis-cli -p "$port" object encoding "$key")
     local b; b=$(echo "($after - $before) * 1024 / $n" | bc -l)
     per[$name/$load]=$b
     printf '%-13s %-13s %-10s %10d %12d %12d %10.1f\n' "$name" "$load" "$enc" "$n" "$before" "$after" "$b"
@@ -72,11 +81,11 @@ measure() { # name load elements start-command...
 }
 
 printf '%-13s %-13s %-10s %10s %12s %12s %10s\n' server load encoding fields rss_before_kb rss_after_kb bytes/field
-for load in big-hash small-hashes; do
+for load in $loads; do
     n=$fields; [ "$load" = small-hashes ] && n=$((hashes * 10))
     measure baton "$load" "$n" "$baton_bin" --cores 1 --bind 127.0.0.1 --port PORT --memcache-port 0
     measure redis-server "$load" "$n" redis-server --port PORT --bind 127.0.0.1 --save '' --appendonly no
 done
-for load in big-hash small-hashes; do
+for load in $loads; do
     printf 'ratio baton/redis %-13s %.2f\n' "$load" "$(echo "${per[baton/$load]} / ${per[redis-server/$load]}" | bc -l)"
 done

@@ -120,7 +120,13 @@ fn redis(g: &mut Gen) -> Vec<Arg> {
         0 => Val(vec![b'x'; 70]),
         _ => Val(value(g)),
     };
-    match u8::arbitrary(g) % 31 {
+    // Sorted sets: a few members, now and then one past zset-max-listpack-value.
+    let member = |g: &mut Gen| match u8::arbitrary(g) % 6 {
+        0 => Val(vec![b'z'; 70]),
+        _ => Lit(pick(g, &["m0", "m1", "m2", "m3"])),
+    };
+    let score = |g: &mut Gen| Lit(pick(g, &["0", "1.5", "-2", "inf", "0.1"]));
+    match u8::arbitrary(g) % 36 {
         0..=2 => [vec![Lit("SET"), k, v], set_options(g)].concat(),
         3 => vec![Lit(pick(g, &["SETEX", "PSETEX"])), k, Lit("1500"), v],
         4 => vec![Lit(pick(g, &["SETNX", "GETSET"])), k, v],
@@ -182,6 +188,33 @@ fn redis(g: &mut Gen) -> Vec<Arg> {
         },
         30 if bool::arbitrary(g) => vec![Lit("HGET"), k, field(g)],
         30 => vec![Lit(pick(g, &["HLEN", "HGETALL", "TYPE", "HRANDFIELD"])), k],
+        31 | 32 => {
+            let flags: &[&[&str]] = &[&[], &[], &["NX"], &["XX", "CH"], &["GT"], &["LT", "CH"]];
+            let mut args = vec![Lit("ZADD"), k];
+            args.extend(pick(g, flags).iter().map(|f| Lit(f)));
+            args.extend([score(g), member(g)]);
+            if bool::arbitrary(g) {
+                args.extend([score(g), member(g)]);
+            }
+            args
+        }
+        33 => match u8::arbitrary(g) % 3 {
+            0 => vec![Lit("ZINCRBY"), k, score(g), member(g)],
+            1 => vec![Lit("ZADD"), k, Lit("INCR"), score(g), member(g)],
+            _ => vec![Lit("ZREM"), k, member(g), member(g)],
+        },
+        34 => match u8::arbitrary(g) % 4 {
+            0 => vec![
+                Lit(pick(g, &["ZPOPMIN", "ZPOPMAX"])),
+                k,
+                Lit(pick(g, &["1", "2"])),
+            ],
+            1 => vec![Lit("ZREMRANGEBYSCORE"), k, Lit("(0"), Lit("+inf")],
+            2 => vec![Lit("ZREMRANGEBYRANK"), k, Lit("0"), Lit("0")],
+            _ => vec![Lit("ZRANGESTORE"), k2, k, Lit("0"), Lit("1")],
+        },
+        35 if bool::arbitrary(g) => vec![Lit("ZCARD"), k],
+        35 => vec![Lit("ZRANGE"), k, Lit("0"), Lit("-1"), Lit("WITHSCORES")],
         _ => vec![Lit("TOUCH"), k, k2],
     }
 }
