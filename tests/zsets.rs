@@ -22,6 +22,7 @@ cores_tests!(
     encodings_and_thresholds,
     store_rename_copy_dump_and_expiry,
     replica_holds_the_same_zsets,
+    set_operations_and_mpop_across_cores,
 );
 
 fn strs(items: &[&str]) -> Value {
@@ -549,4 +550,136 @@ fn replica_holds_the_same_zsets(cores: usize) {
     assert!(!got.contains_key("small8"));
     assert_eq!(got["stored"].3.len(), 20);
     assert_eq!(got["big"].3.len(), 2 * (300 - 2 - 3 - 11));
+}
+
+fn set_operations_and_mpop_across_cores(cores: usize) {
+    let s = Server::start(cores);
+    let mut c = s.redis();
+    // Key names chosen so that, on two cores, some live apart.
+    for i in 0..6 {
+        let (a, b, d) = (format!("a{i}"), format!("b{i}"), format!("out{i}"));
+        run(&mut c, &["ZADD", &a, "1", "x", "2", "y", "3", "z"]);
+        run(&mut c, &["ZADD", &b, "10", "y", "20", "z", "30", "w"]);
+        assert_eq!(
+            run(&mut c, &["ZUNION", "2", &a, &b, "WITHSCORES"]),
+            strs(&["x", "1", "y", "12", "z", "23", "w", "30"])
+        );
+        assert_eq!(
+            run(
+                &mut c,
+                &[
+                    "ZINTER",
+                    "2",
+                    &a,
+                    &b,
+                    "WEIGHTS",
+                    "2",
+                    "1",
+                    "AGGREGATE",
+                    "MAX",
+                    "WITHSCORES"
+                ]
+            ),
+            strs(&["y", "10", "z", "20"])
+        );
+        assert_eq!(run(&mut c, &["ZDIFF", "2", &a, &b]), strs(&["x"]));
+        assert_eq!(run(&mut c, &["ZINTERCARD", "2", &a, &b]), int(2));
+        assert_eq!(
+            run(&mut c, &["ZINTERCARD", "2", &a, &b, "LIMIT", "1"]),
+            int(1)
+        );
+        assert_eq!(
+            run(
+                &mut c,
+                &["ZUNIONSTORE", &d, "2", &a, &b, "AGGREGATE", "MIN"]
+            ),
+            int(4)
+        );
+        assert_eq!(
+            run(&mut c, &["ZRANGE", &d, "0", "-1", "WITHSCORES"]),
+            strs(&["x", "1", "y", "2", "z", "3", "w", "30"])
+        );
+        assert_eq!(run(&mut c, &["ZINTERSTORE", &d, "2", &a, &b]), int(2));
+        assert_eq!(run(&mut c, &["ZSCORE", &d, "z"]), bulk("23"));
+        assert_eq!(run(&mut c, &["ZDIFFSTORE", &d, "2", &b, &a]), int(1));
+        assert_eq!(run(&mut c, &["ZRANGE", &d, "0", "-1"]), strs(&["w"]));
+        assert_eq!(run(&mut c, &["ZDIFFSTORE", &d, "2", &a, &a]), int(0));
+        assert_eq!(run(&mut c, &["EXISTS", &d]), int(0));
+        assert_eq!(
+            run(
+                &mut c,
+                &["ZMPOP", "3", "missing", &a, &b, "MAX", "COUNT", "2"]
+            ),
+            arr(vec![
+                bulk(&a),
+                arr(vec![strs(&["z", "3"]), strs(&["y", "2"])])
+            ])
+        );
+        assert_eq!(
+            run(&mut c, &["ZMPOP", "2", &a, &b, "MIN", "COUNT", "5"]),
+            arr(vec![bulk(&a), arr(vec![strs(&["x", "1"])])])
+        );
+        assert_eq!(run(&mut c, &["EXISTS", &a]), int(0));
+        assert_eq!(
+            run(&mut c, &["ZMPOP", "2", &a, &b, "MIN"]),
+            arr(vec![bulk(&b), arr(vec![strs(&["y", "10"])])])
+        );
+        assert_eq!(run(&mut c, &["ZCARD", &b]), int(2));
+    }
+    assert_eq!(run(&mut c, &["ZMPOP", "1", "missing", "MIN"]), nil());
+    assert_reply(&mut c, "ZADD inf1 inf m", int(1));
+    assert_reply(&mut c, "ZADD inf2 -inf m", int(1));
+    assert_reply(&mut c, "ZUNION 2 inf1 inf2 WITHSCORES", strs(&["m", "0"]));
+    assert_reply(&mut c, "SET str v", ok());
+    assert_err(
+        &mut c,
+        "ZUNION 2 inf1 str",
+        "WRONGTYPE Operation against a key holding the wrong kind of value",
+    );
+    assert_err(
+        &mut c,
+        "ZUNION 0 inf1",
+        "ERR at least 1 input key is needed for 'zunion' command",
+    );
+    assert_err(
+        &mut c,
+        "ZINTERSTORE dst 0 inf1",
+        "ERR at least 1 input key is needed for 'zinterstore' command",
+    );
+    assert_err(&mut c, "ZUNION 3 inf1 inf2", "ERR syntax error");
+    assert_err(
+        &mut c,
+        "ZUNION 1 inf1 WEIGHTS x",
+        "ERR weight value is not a float",
+    );
+    assert_err(&mut c, "ZUNION 1 inf1 AGGREGATE avg", "ERR syntax error");
+    assert_err(&mut c, "ZDIFF 1 inf1 WEIGHTS 1", "ERR syntax error");
+    assert_err(
+        &mut c,
+        "ZUNIONSTORE d 1 inf1 WITHSCORES",
+        "ERR syntax error",
+    );
+    assert_err(
+        &mut c,
+        "ZINTERCARD 0 inf1",
+        "ERR at least 1 input key is needed for 'zintercard' command",
+    );
+    assert_err(&mut c, "ZINTERCARD 3 inf1 inf2", "ERR syntax error");
+    assert_err(
+        &mut c,
+        "ZINTERCARD 1 inf1 LIMIT -1",
+        "ERR LIMIT can't be negative",
+    );
+    assert_err(
+        &mut c,
+        "ZMPOP 0 inf1 MIN",
+        "ERR numkeys should be greater than 0",
+    );
+    assert_err(&mut c, "ZMPOP 1 inf1 LEFT", "ERR syntax error");
+    assert_err(
+        &mut c,
+        "ZMPOP 1 inf1 MIN COUNT 0",
+        "ERR count should be greater than 0",
+    );
+    assert_err(&mut c, "ZMPOP 2 inf1 MIN", "ERR syntax error");
 }

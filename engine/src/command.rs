@@ -121,6 +121,9 @@ pub enum Txn {
     RenameNx,
     /// ZRANGESTORE: the destination's core stores what the source's core selects.
     ZrangeStore,
+    /// ZUNION, ZINTER, ZDIFF, their STORE forms, ZINTERCARD and ZMPOP: the command runs on
+    /// copies of its keys, and the keys it changed are written back.
+    ZsetKeys,
 }
 
 /// Where a command runs: the command's kind, which decides who executes it.
@@ -173,6 +176,14 @@ impl CommandSpec {
 
     pub fn has(&self, flag: u16) -> bool {
         self.flags & flag != 0
+    }
+
+    /// The positions of the key arguments in `args` (name at 0), for routing, cluster
+    /// checks and COMMAND GETKEYS: the table's (first, last, step), or for the sorted-set
+    /// commands whose keys follow a `numkeys` argument (ZUNION, ZMPOP, ...), those.
+    pub fn keys_in(&self, args: &[bytes::Bytes]) -> Vec<usize> {
+        crate::commands::zsets::numkeys_positions(self.name, args)
+            .unwrap_or_else(|| self.key_positions(args.len()).collect())
     }
 
     /// The positions of the key arguments in `args` (name at 0).
@@ -332,8 +343,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("zadd", -4, WF, (1, 1, 1), Key, Some(zs::zadd), "sorted-set", "1.2.0", "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist."),
     spec!("zcard", 2, RF, (1, 1, 1), Key, Some(zs::zcard), "sorted-set", "1.2.0", "Returns the number of members in a sorted set."),
     spec!("zcount", 4, RF, (1, 1, 1), Key, Some(zs::zcount), "sorted-set", "2.0.0", "Returns the count of members in a sorted set that have scores within a range."),
+    spec!("zdiff", -3, READONLY, (0, 0, 0), Atomic(Txn::ZsetKeys), Some(zs::zdiff), "sorted-set", "6.2.0", "Returns the difference between multiple sorted sets."),
+    spec!("zdiffstore", -4, W, (1, 1, 1), Atomic(Txn::ZsetKeys), Some(zs::zdiffstore), "sorted-set", "6.2.0", "Stores the difference of multiple sorted sets in a key."),
     spec!("zincrby", 4, WF, (1, 1, 1), Key, Some(zs::zincrby), "sorted-set", "1.2.0", "Increments the score of a member in a sorted set."),
+    spec!("zinter", -3, READONLY, (0, 0, 0), Atomic(Txn::ZsetKeys), Some(zs::zinter), "sorted-set", "6.2.0", "Returns the intersect of multiple sorted sets."),
+    spec!("zintercard", -3, READONLY, (0, 0, 0), Atomic(Txn::ZsetKeys), Some(zs::zintercard), "sorted-set", "7.0.0", "Returns the number of members of the intersect of multiple sorted sets."),
+    spec!("zinterstore", -4, W, (1, 1, 1), Atomic(Txn::ZsetKeys), Some(zs::zinterstore), "sorted-set", "2.0.0", "Stores the intersect of multiple sorted sets in a key."),
     spec!("zlexcount", 4, RF, (1, 1, 1), Key, Some(zs::zlexcount), "sorted-set", "2.8.9", "Returns the number of members in a sorted set within a lexicographical range."),
+    spec!("zmpop", -4, WRITE, (0, 0, 0), Atomic(Txn::ZsetKeys), Some(zs::zmpop), "sorted-set", "7.0.0", "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped."),
     spec!("zmscore", -3, RF, (1, 1, 1), Key, Some(zs::zmscore), "sorted-set", "6.2.0", "Returns the score of one or more members in a sorted set."),
     spec!("zpopmax", -2, WRITE | FAST, (1, 1, 1), Key, Some(zs::zpopmax), "sorted-set", "5.0.0", "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped."),
     spec!("zpopmin", -2, WRITE | FAST, (1, 1, 1), Key, Some(zs::zpopmin), "sorted-set", "5.0.0", "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped."),
@@ -353,6 +370,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("zrevrank", 3, RF, (1, 1, 1), Key, Some(zs::zrevrank), "sorted-set", "2.0.0", "Returns the index of a member in a sorted set ordered by descending scores."),
     spec!("zscan", -3, READONLY, (1, 1, 1), Key, Some(zs::zscan), "sorted-set", "2.8.0", "Iterates over members and scores of a sorted set."),
     spec!("zscore", 3, RF, (1, 1, 1), Key, Some(zs::zscore), "sorted-set", "1.2.0", "Returns the score of a member in a sorted set."),
+    spec!("zunion", -3, READONLY, (0, 0, 0), Atomic(Txn::ZsetKeys), Some(zs::zunion), "sorted-set", "6.2.0", "Returns the union of multiple sorted sets."),
+    spec!("zunionstore", -4, W, (1, 1, 1), Atomic(Txn::ZsetKeys), Some(zs::zunionstore), "sorted-set", "2.0.0", "Stores the union of multiple sorted sets in a key."),
 ];
 
 /// A subcommand of a container command (`CLIENT LIST`), with its own arity, as Redis 7

@@ -275,7 +275,8 @@ fn command_getkeys(line: &[Bytes]) -> Reply {
         return Reply::err("ERR Invalid number of arguments specified for command");
     }
     let keys: Vec<Reply> = spec
-        .key_positions(line.len())
+        .keys_in(line)
+        .into_iter()
         .map(|i| Reply::Bulk(line[i].clone()))
         .collect();
     if keys.is_empty() {

@@ -901,3 +901,278 @@ pub fn zscan(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
 #[cfg(test)]
 #[path = "zsets_tests.rs"]
 mod tests;
+
+// ---- ZUNION, ZINTER, ZDIFF, their STORE forms, ZINTERCARD -------------------------------
+
+/// The key positions of a sorted-set command whose keys follow a `numkeys` argument:
+/// ZUNION/ZINTER/ZDIFF/ZINTERCARD/ZMPOP (`numkeys` at 1), and ZUNIONSTORE/ZINTERSTORE/
+/// ZDIFFSTORE (the destination at 1, `numkeys` at 2). `None` for other commands; a bad or
+/// too large `numkeys` gives the keys that are there (the handler then answers the error).
+pub fn numkeys_positions(name: &str, args: &[Bytes]) -> Option<Vec<usize>> {
+    let (at, dst) = match name {
+        "zunion" | "zinter" | "zdiff" | "zintercard" | "zmpop" => (1, false),
+        "zunionstore" | "zinterstore" | "zdiffstore" => (2, true),
+        _ => return None,
+    };
+    let n = args
+        .get(at)
+        .and_then(|b| super::parse_i64(b))
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0);
+    let last = (at + 1 + n).min(args.len());
+    let mut keys: Vec<usize> = if dst { vec![1] } else { Vec::new() };
+    keys.extend(at + 1..last);
+    Some(keys)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SetOp {
+    Union,
+    Inter,
+    Diff,
+}
+
+#[derive(Clone, Copy)]
+enum Aggregate {
+    Sum,
+    Min,
+    Max,
+}
+
+fn aggregate(a: Aggregate, acc: f64, v: f64) -> f64 {
+    match a {
+        Aggregate::Sum => {
+            let s = acc + v;
+            // inf + -inf: Redis keeps 0 rather than NaN.
+            if s.is_nan() {
+                0.0
+            } else {
+                s
+            }
+        }
+        Aggregate::Min => acc.min(v),
+        Aggregate::Max => acc.max(v),
+    }
+}
+
+/// A source's entries, owned (read before the destination is written).
+type Entries = Vec<(Vec<u8>, f64)>;
+
+/// Reads the `n` source sets from `a[first..first + n]`: missing keys are empty sets.
+fn read_sources(
+    s: &mut Shard,
+    a: &[Bytes],
+    first: usize,
+    n: usize,
+    now: u64,
+) -> Result<Vec<Entries>, Reply> {
+    let mut out = Vec::with_capacity(n);
+    for key in &a[first..first + n] {
+        let z = read(s, key, now)?;
+        out.push(
+            z.map(|z| z.iter_from(0).map(|(m, sc)| (m.to_vec(), sc)).collect())
+                .unwrap_or_default(),
+        );
+    }
+    Ok(out)
+}
+
+/// Parses `numkeys` at `a[at]` and checks that many keys follow.
+fn parse_numkeys(a: &[Bytes], at: usize, cmd: &str) -> Result<usize, Reply> {
+    let n = int_arg(&a[at])?;
+    if n < 1 {
+        return Err(Reply::error(format!(
+            "ERR at least 1 input key is needed for '{cmd}' command"
+        )));
+    }
+    let n = usize::try_from(n).unwrap_or(usize::MAX);
+    if n > a.len() - at - 1 {
+        return Err(errors::SYNTAX);
+    }
+    Ok(n)
+}
+
+/// The result of a set operation over weighted sources, in order.
+fn combine(op: SetOp, mut sources: Vec<(Entries, f64)>, agg: Aggregate) -> Entries {
+    let weighted = |sc: f64, w: f64| {
+        let v = sc * w;
+        if v.is_nan() {
+            0.0
+        } else {
+            v
+        }
+    };
+    let mut acc: std::collections::HashMap<Vec<u8>, f64> = std::collections::HashMap::new();
+    match op {
+        SetOp::Diff => {
+            let mut it = sources.into_iter();
+            if let Some((first, _)) = it.next() {
+                let rest: Vec<std::collections::HashSet<Vec<u8>>> = it
+                    .map(|(e, _)| e.into_iter().map(|(m, _)| m).collect())
+                    .collect();
+                for (m, sc) in first {
+                    if !rest.iter().any(|r| r.contains(&m)) {
+                        acc.insert(m, sc);
+                    }
+                }
+            }
+        }
+        SetOp::Union => {
+            sources.sort_by_key(|(e, _)| e.len());
+            for (entries, w) in sources {
+                for (m, sc) in entries {
+                    let v = weighted(sc, w);
+                    acc.entry(m)
+                        .and_modify(|x| *x = aggregate(agg, *x, v))
+                        .or_insert(v);
+                }
+            }
+        }
+        SetOp::Inter => {
+            sources.sort_by_key(|(e, _)| e.len());
+            let mut it = sources.into_iter();
+            if let Some((first, w)) = it.next() {
+                let rest: Vec<(std::collections::HashMap<Vec<u8>, f64>, f64)> =
+                    it.map(|(e, w)| (e.into_iter().collect(), w)).collect();
+                'member: for (m, sc) in first {
+                    let mut v = weighted(sc, w);
+                    for (r, w) in &rest {
+                        match r.get(&m) {
+                            Some(&x) => v = aggregate(agg, v, weighted(x, *w)),
+                            None => continue 'member,
+                        }
+                    }
+                    acc.insert(m, v);
+                }
+            }
+        }
+    }
+    let mut out: Entries = acc.into_iter().collect();
+    out.sort_by(|x, y| zset::packed::cmp((x.1, &x.0), (y.1, &y.0)));
+    out
+}
+
+/// ZUNION/ZINTER/ZDIFF (`store` false, `numkeys` at 1) and their STORE forms (`numkeys`
+/// at 2), as Redis's `zunionInterDiffGenericCommand`.
+fn set_op_generic(s: &mut Shard, a: &[Bytes], now: u64, op: SetOp, store: bool) -> Reply {
+    let cmd = super::cmd_name(a);
+    let at = if store { 2 } else { 1 };
+    let n = match parse_numkeys(a, at, &cmd) {
+        Ok(n) => n,
+        Err(e) => return e,
+    };
+    let sources = match read_sources(s, a, at + 1, n, now) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let mut weights = vec![1.0; n];
+    let mut agg = Aggregate::Sum;
+    let mut withscores = false;
+    let mut j = at + 1 + n;
+    while j < a.len() {
+        let left = a.len() - j - 1;
+        if op != SetOp::Diff && is_opt(&a[j], "WEIGHTS") && left >= n {
+            for (i, w) in weights.iter_mut().enumerate() {
+                match zset::parse_score(&a[j + 1 + i]) {
+                    Some(v) => *w = v,
+                    None => return Reply::err("ERR weight value is not a float"),
+                }
+            }
+            j += n;
+        } else if op != SetOp::Diff && is_opt(&a[j], "AGGREGATE") && left >= 1 {
+            agg = if is_opt(&a[j + 1], "SUM") {
+                Aggregate::Sum
+            } else if is_opt(&a[j + 1], "MIN") {
+                Aggregate::Min
+            } else if is_opt(&a[j + 1], "MAX") {
+                Aggregate::Max
+            } else {
+                return errors::SYNTAX;
+            };
+            j += 1;
+        } else if !store && is_opt(&a[j], "WITHSCORES") {
+            withscores = true;
+        } else {
+            return errors::SYNTAX;
+        }
+        j += 1;
+    }
+    let result = combine(op, sources.into_iter().zip(weights).collect(), agg);
+    if store {
+        let mut packed = Vec::new();
+        for (m, sc) in &result {
+            zset::packed::push(&mut packed, m, *sc);
+        }
+        s.put_zset(&a[1], &packed, false, crate::NO_EXPIRY, 0);
+        return Reply::Int(result.len() as i64);
+    }
+    let refs: Vec<(&[u8], f64)> = result.iter().map(|(m, sc)| (&m[..], *sc)).collect();
+    entries_reply(&refs, withscores)
+}
+
+/// ZUNION numkeys key [key ...] [WEIGHTS weight ...] [AGGREGATE SUM|MIN|MAX] [WITHSCORES]
+pub fn zunion(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
+    set_op_generic(s, a, now, SetOp::Union, false)
+}
+
+/// ZINTER numkeys key [key ...] [WEIGHTS weight ...] [AGGREGATE SUM|MIN|MAX] [WITHSCORES]
+pub fn zinter(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
+    set_op_generic(s, a, now, SetOp::Inter, false)
+}
+
+/// ZDIFF numkeys key [key ...] [WITHSCORES]
+pub fn zdiff(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
+    set_op_generic(s, a, now, SetOp::Diff, false)
+}
+
+/// ZUNIONSTORE destination numkeys key [key ...] [WEIGHTS weight ...] [AGGREGATE ...]
+pub fn zunionstore(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
+    set_op_generic(s, a, now, SetOp::Union, true)
+}
+
+/// ZINTERSTORE destination numkeys key [key ...] [WEIGHTS weight ...] [AGGREGATE ...]
+pub fn zinterstore(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
+    set_op_generic(s, a, now, SetOp::Inter, true)
+}
+
+/// ZDIFFSTORE destination numkeys key [key ...]
+pub fn zdiffstore(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
+    set_op_generic(s, a, now, SetOp::Diff, true)
+}
+
+/// ZINTERCARD numkeys key [key ...] [LIMIT limit]
+pub fn zintercard(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
+    let n = match parse_numkeys(a, 1, "zintercard") {
+        Ok(n) => n,
+        Err(e) => return e,
+    };
+    let mut limit = 0usize;
+    let mut j = 2 + n;
+    while j < a.len() {
+        if is_opt(&a[j], "LIMIT") && j + 1 < a.len() {
+            match int_arg(&a[j + 1]) {
+                Ok(l) if l < 0 => return Reply::err("ERR LIMIT can't be negative"),
+                Ok(l) => limit = usize::try_from(l).unwrap_or(usize::MAX),
+                Err(e) => return e,
+            }
+            j += 2;
+        } else {
+            return errors::SYNTAX;
+        }
+    }
+    let sources = match read_sources(s, a, 2, n, now) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let all = combine(
+        SetOp::Inter,
+        sources.into_iter().map(|e| (e, 1.0)).collect(),
+        Aggregate::Sum,
+    );
+    let card = if limit == 0 {
+        all.len()
+    } else {
+        all.len().min(limit)
+    };
+    Reply::Int(card as i64)
+}

@@ -31,7 +31,8 @@ pub fn cores_of(router: &Router, spec: &CommandSpec, args: &[Bytes]) -> Vec<usiz
         Route::AllCores(_) => (0..router.cores()).collect(),
         Route::Key | Route::MultiKey(_) | Route::Atomic(_) => {
             let owners: Vec<usize> = spec
-                .key_positions(args.len())
+                .keys_in(args)
+                .into_iter()
                 .map(|i| router.core_of(&args[i]))
                 .collect();
             if owners.is_empty() {

@@ -122,9 +122,8 @@ pub fn plan_asking(
             order: Vec::new(),
         },
         Route::Atomic(_) => {
-            let mut owners = spec
-                .key_positions(args.len())
-                .map(|i| router.core_of(&args[i]));
+            let positions = spec.keys_in(&args);
+            let mut owners = positions.iter().map(|&i| router.core_of(&args[i]));
             let first = owners.next().unwrap_or(router.core());
             if owners.all(|c| c == first) {
                 Plan::Run {
@@ -151,7 +150,7 @@ pub fn execute(
     now: u64,
 ) -> Reply {
     if router.clustered() {
-        let first = spec.key_positions(args.len()).next();
+        let first = spec.keys_in(args).first().copied();
         if let Some((slot, addr)) = first.and_then(|i| router.migrating(&args[i])) {
             let i = first.expect("a key");
             if !shard.exists(&args[i], now) {
@@ -168,7 +167,8 @@ fn redirect(router: &Router, spec: &CommandSpec, args: &[Bytes], asking: bool) -
     if !router.clustered() {
         return None;
     }
-    let keys = spec.key_positions(args.len()).map(|i| &args[i][..]);
+    let positions = spec.keys_in(args);
+    let keys = positions.iter().map(|&i| &args[i][..]);
     let addr = |node| {
         router
             .view()

@@ -235,13 +235,20 @@ impl Shard {
                 cas,
                 bits,
             } => {
+                if entries.is_empty() {
+                    // Never emitted (an empty set is a Del); foreign bytes could say it.
+                    if let Some(idx) = self.store.index_of(key) {
+                        self.unlink(idx);
+                    }
+                    return;
+                }
                 let mut e = zset_entry(key, entries, *big, *expire_at, *flags, *cas);
                 e.set_item_bits(*bits);
                 e.set_accessed(self.now);
                 self.link(e);
                 self.witness_cas(*cas);
             }
-            Effect::ZsetAdd { key, entries, cas } => {
+            Effect::ZsetAdd { key, entries, cas } if !entries.is_empty() => {
                 self.zset_add_at(key, packed::entries(entries), *cas, self.now);
                 self.witness_cas(*cas);
             }
