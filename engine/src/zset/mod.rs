@@ -185,15 +185,52 @@ pub fn score_text(d: f64) -> String {
     out
 }
 
+/// A C99 hexadecimal float as `strtod` reads it (`0x10`, `-0x1.8p3`).
+fn parse_hex(text: &str) -> Option<f64> {
+    let (neg, rest) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let rest = rest
+        .strip_prefix("0x")
+        .or_else(|| rest.strip_prefix("0X"))?;
+    let (mant, exp) = match rest.find(['p', 'P']) {
+        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+        None => (rest, None),
+    };
+    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mut v = 0f64;
+    for c in int.chars() {
+        v = v * 16.0 + f64::from(c.to_digit(16)?);
+    }
+    let mut scale = 1.0 / 16.0;
+    for c in frac.chars() {
+        v += f64::from(c.to_digit(16)?) * scale;
+        scale /= 16.0;
+    }
+    if let Some(e) = exp {
+        let e: i32 = e.parse().ok()?;
+        v *= 2f64.powi(e.clamp(-2000, 2000));
+    }
+    Some(if neg { -v } else { v })
+}
+
 /// Parses a score argument as Redis's `getDoubleFromObject` does (`strtod` over the whole
-/// text, no leading space, no NaN, no overflow or underflow to infinity or zero):
-/// `None` is "ERR value is not a valid float". Hexadecimal floats are not accepted.
+/// text, no leading space, no NaN, no overflow or underflow to infinity or zero, C99
+/// hexadecimal floats too): `None` is "ERR value is not a valid float".
 pub fn parse_score(b: &[u8]) -> Option<f64> {
     let text = std::str::from_utf8(b).ok()?;
     if text.is_empty() || text.len() > 400 || text.starts_with(|c: char| c.is_whitespace()) {
         return None;
     }
-    let v: f64 = text.parse().ok()?;
+    let v: f64 = match text.parse() {
+        Ok(v) => v,
+        Err(_) => parse_hex(text)?,
+    };
     if v.is_nan() {
         return None;
     }
@@ -215,7 +252,10 @@ pub fn parse_bound_score(b: &[u8]) -> Option<f64> {
     if text.is_empty() || text.len() > 400 || text.starts_with(|c: char| c.is_whitespace()) {
         return None;
     }
-    let v: f64 = text.parse().ok()?;
+    let v: f64 = match text.parse() {
+        Ok(v) => v,
+        Err(_) => parse_hex(text)?,
+    };
     (!v.is_nan()).then_some(v)
 }
 
@@ -251,6 +291,9 @@ mod tests {
         assert_eq!(parse_score(b"-inf"), Some(f64::NEG_INFINITY));
         assert_eq!(parse_score(b"+Infinity"), Some(f64::INFINITY));
         assert_eq!(parse_score(b"1e5"), Some(1e5));
+        assert_eq!(parse_score(b"0x10"), Some(16.0));
+        assert_eq!(parse_score(b"-0x1.8p3"), Some(-12.0));
+        assert_eq!(parse_score(b"0x"), None);
         for bad in [
             &b""[..],
             b" 1",
