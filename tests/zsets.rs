@@ -23,6 +23,7 @@ cores_tests!(
     store_rename_copy_dump_and_expiry,
     replica_holds_the_same_zsets,
     set_operations_and_mpop_across_cores,
+    migrate_moves_a_sorted_set,
 );
 
 fn strs(items: &[&str]) -> Value {
@@ -682,4 +683,35 @@ fn set_operations_and_mpop_across_cores(cores: usize) {
         "ERR count should be greater than 0",
     );
     assert_err(&mut c, "ZMPOP 2 inf1 MIN", "ERR syntax error");
+}
+
+fn migrate_moves_a_sorted_set(cores: usize) {
+    if !baton_only("Baton's DUMP payload between two Batons") {
+        return;
+    }
+    let (a, b) = (Server::start(cores), Server::start(3 - cores));
+    let mut c = a.redis();
+    for i in 0..300 {
+        run(&mut c, &["ZADD", "big", &i.to_string(), &format!("m{i}")]);
+    }
+    run(&mut c, &["ZADD", "small", "1.5", "x", "-inf", "y"]);
+    run(&mut c, &["EXPIRE", "small", "1000"]);
+    let port = b.port.to_string();
+    for key in ["big", "small"] {
+        assert_eq!(
+            run(&mut c, &["MIGRATE", "127.0.0.1", &port, key, "0", "5000"]),
+            ok()
+        );
+        assert_eq!(run(&mut c, &["EXISTS", key]), int(0));
+    }
+    let mut d = b.redis();
+    assert_reply(&mut d, "ZCARD big", int(300));
+    assert_reply(&mut d, "ZRANK big m123", int(123));
+    assert_reply(&mut d, "OBJECT ENCODING big", bulk("skiplist"));
+    assert_reply(
+        &mut d,
+        "ZRANGE small 0 -1 WITHSCORES",
+        strs(&["y", "-inf", "x", "1.5"]),
+    );
+    assert!(as_int(&q(&mut d, "TTL small")) > 900);
 }
