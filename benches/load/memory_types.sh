@@ -4,6 +4,7 @@
 #   big-hash     one hash of N fields   (HSET bighash field:<i> value:<i>), N = 1,000,000
 #   small-hashes M hashes of 10 fields  (HSET hash:<i> f0 value:<i> ... f9 value:<i>), M = 100,000
 #   big-zset     one sorted set of N members (ZADD bigz <i> member:<i>), N = --fields
+#   random-zset  the same members in shuffled order with random scores (not run by default)
 # and prints bytes per field (RSS growth / fields) and the ratio Baton / Redis.
 # redis-server runs with hash-max-listpack-entries 128 (redis.conf's value; Baton's
 # default), so both keep the small hashes packed and the big one in a table.
@@ -22,7 +23,7 @@ while [ $# -gt 0 ]; do
         --hashes) hashes=$2; shift 2 ;;
         --loads) loads=$2; shift 2 ;;
         --baton-bin) baton_bin=$2; shift 2 ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
 done
@@ -57,6 +58,13 @@ with open(f"{tmp}/small-hashes", "wb") as f:
 with open(f"{tmp}/big-zset", "wb") as f:
     for i in range(fields):
         f.write(cmd("ZADD", "bigz", str(i), f"member:{i}"))
+import random
+rng = random.Random(7)
+order = list(range(fields))
+rng.shuffle(order)
+with open(f"{tmp}/random-zset", "wb") as f:
+    for i in order:
+        f.write(cmd("ZADD", "bigz", repr(rng.random()), f"member:{i}"))
 PY
 
 declare -A per
@@ -72,7 +80,7 @@ measure() { # name load elements start-command...
     redis-cli -p "$port" --pipe < "$tmp/$load" >/dev/null
     local after; after=$(rss_kb "$pid")
     local key=hash:0
-    case "$load" in big-hash) key=bighash ;; big-zset) key=bigz ;; esac
+    case "$load" in big-hash) key=bighash ;; big-zset|random-zset) key=bigz ;; esac
     local enc; enc=$(redis-cli -p "$port" object encoding "$key")
     local b; b=$(echo "($after - $before) * 1024 / $n" | bc -l)
     per[$name/$load]=$b
