@@ -5,12 +5,14 @@
 #   small-hashes M hashes of 10 fields  (HSET hash:<i> f0 value:<i> ... f9 value:<i>), M = 100,000
 #   big-list     one list of N elements (RPUSH biglist value:<i>), N = 1,000,000
 #   big-set      one set of S members   (SADD bigset member:<i>), S = 1,000,000
+#   big-zset     one sorted set of N members (ZADD bigz <i> member:<i>), N = --fields
+#   random-zset  the same members in shuffled order with random scores (not run by default)
 # and prints bytes per field (RSS growth / fields) and the ratio Baton / Redis.
 # redis-server runs with hash-max-listpack-entries 128 (redis.conf's value; Baton's
 # default), so both keep the small hashes packed and the big one in a table.
 #
 # Usage: benches/load/memory_types.sh [--fields N] [--hashes M] [--members S] [--baton-bin PATH]
-#                                     [--loads "big-hash small-hashes big-list big-set"]
+#          [--loads "big-hash small-hashes big-list big-set big-zset random-zset"]
 # Needs redis-server and redis-cli (apt: redis-server redis-tools).
 set -euo pipefail
 
@@ -18,15 +20,15 @@ fields=1000000
 hashes=100000
 members=1000000
 baton_bin=${CARGO_TARGET_DIR:-target}/release/baton
-loads="big-hash small-hashes big-list big-set"
+loads="big-hash small-hashes big-list big-set big-zset"
 while [ $# -gt 0 ]; do
     case "$1" in
         --fields) fields=$2; shift 2 ;;
         --hashes) hashes=$2; shift 2 ;;
         --members) members=$2; shift 2 ;;
-        --baton-bin) baton_bin=$2; shift 2 ;;
         --loads) loads=$2; shift 2 ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        --baton-bin) baton_bin=$2; shift 2 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
 done
@@ -65,6 +67,16 @@ with open(f"{tmp}/big-list", "wb") as f:
 with open(f"{tmp}/big-set", "wb") as f:
     for i in range(members):
         f.write(cmd("SADD", "bigset", f"member:{i}"))
+with open(f"{tmp}/big-zset", "wb") as f:
+    for i in range(fields):
+        f.write(cmd("ZADD", "bigz", str(i), f"member:{i}"))
+import random
+rng = random.Random(7)
+order = list(range(fields))
+rng.shuffle(order)
+with open(f"{tmp}/random-zset", "wb") as f:
+    for i in order:
+        f.write(cmd("ZADD", "bigz", repr(rng.random()), f"member:{i}"))
 PY
 
 declare -A per
@@ -75,11 +87,12 @@ measure() { # name load elements start-command...
     local pid=$!; pids+=("$pid")
     wait_ready "$port" redis
     redis-cli -p "$port" config set hash-max-listpack-entries 128 >/dev/null
+    redis-cli -p "$port" config set zset-max-listpack-entries 128 >/dev/null
     local before; before=$(rss_kb "$pid")
     redis-cli -p "$port" --pipe < "$tmp/$load" >/dev/null
     local after; after=$(rss_kb "$pid")
     local probe
-    case "$load" in big-hash) probe=bighash ;; big-list) probe=biglist ;; big-set) probe=bigset ;; *) probe=hash:0 ;; esac
+    case "$load" in big-hash) probe=bighash ;; big-list) probe=biglist ;; big-set) probe=bigset ;; big-zset|random-zset) probe=bigz ;; *) probe=hash:0 ;; esac
     local enc; enc=$(redis-cli -p "$port" object encoding "$probe")
     local b; b=$(echo "($after - $before) * 1024 / $n" | bc -l)
     per[$name/$load]=$b

@@ -131,6 +131,11 @@ pub enum Txn {
     SetAlgebra,
     /// SMOVE.
     Smove,
+    /// ZRANGESTORE: the destination's core stores what the source's core selects.
+    ZrangeStore,
+    /// ZUNION, ZINTER, ZDIFF, their STORE forms, ZINTERCARD and ZMPOP: the command runs on
+    /// copies of its keys, and the keys it changed are written back.
+    ZsetKeys,
 }
 
 /// Where a command runs: the command's kind, which decides who executes it.
@@ -186,10 +191,16 @@ impl CommandSpec {
     }
 
     /// The positions of the key arguments in `args` (name at 0), for routing, cluster
-    /// checks and COMMAND GETKEYS: the table's (first, last, step), or for a
+    /// checks and COMMAND GETKEYS: the table's (first, last, step); for a
     /// [`flags::NUMKEYS`] command the `numkeys` arguments after its count (none when the
-    /// count is not a positive number that fits; the handler then answers the error).
+    /// count is not a positive number that fits; the handler then answers the error); and
+    /// for the sorted-set commands with a destination before their `numkeys` (ZUNIONSTORE
+    /// and friends) or their own layouts (ZUNION, ZMPOP, ...), what
+    /// [`crate::commands::zsets::numkeys_positions`] finds.
     pub fn keys_in(&self, args: &[Bytes]) -> Vec<usize> {
+        if let Some(positions) = crate::commands::zsets::numkeys_positions(self.name, args) {
+            return positions;
+        }
         if !self.has(flags::NUMKEYS) {
             return self.key_positions(args.len()).collect();
         }
@@ -237,6 +248,7 @@ macro_rules! spec {
     };
 }
 
+use crate::commands::zsets as zs;
 use crate::commands::{
     db, dump as du, hashes as hs, introspect as is, keyspace as ks, lists as ls, strings as st,
 };
@@ -391,6 +403,38 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("unwatch", 1, CONN | ALLOW_BUSY, (0, 0, 0), Connection(Conn::Unwatch), None, "transactions", "2.2.0", "Forgets about watched keys of a transaction."),
     spec!("wait", 3, NOSCRIPT, (0, 0, 0), Connection(Conn::Wait), None, "generic", "3.0.0", "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed."),
     spec!("watch", -2, CONN | ALLOW_BUSY, (1, -1, 1), Connection(Conn::Watch), None, "transactions", "2.2.0", "Monitors changes to keys to determine the execution of a transaction."),
+    spec!("zadd", -4, WF, (1, 1, 1), Key, Some(zs::zadd), "sorted-set", "1.2.0", "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist."),
+    spec!("zcard", 2, RF, (1, 1, 1), Key, Some(zs::zcard), "sorted-set", "1.2.0", "Returns the number of members in a sorted set."),
+    spec!("zcount", 4, RF, (1, 1, 1), Key, Some(zs::zcount), "sorted-set", "2.0.0", "Returns the count of members in a sorted set that have scores within a range."),
+    spec!("zdiff", -3, READONLY, (0, 0, 0), Atomic(Txn::ZsetKeys), Some(zs::zdiff), "sorted-set", "6.2.0", "Returns the difference between multiple sorted sets."),
+    spec!("zdiffstore", -4, W, (1, 1, 1), Atomic(Txn::ZsetKeys), Some(zs::zdiffstore), "sorted-set", "6.2.0", "Stores the difference of multiple sorted sets in a key."),
+    spec!("zincrby", 4, WF, (1, 1, 1), Key, Some(zs::zincrby), "sorted-set", "1.2.0", "Increments the score of a member in a sorted set."),
+    spec!("zinter", -3, READONLY, (0, 0, 0), Atomic(Txn::ZsetKeys), Some(zs::zinter), "sorted-set", "6.2.0", "Returns the intersect of multiple sorted sets."),
+    spec!("zintercard", -3, READONLY, (0, 0, 0), Atomic(Txn::ZsetKeys), Some(zs::zintercard), "sorted-set", "7.0.0", "Returns the number of members of the intersect of multiple sorted sets."),
+    spec!("zinterstore", -4, W, (1, 1, 1), Atomic(Txn::ZsetKeys), Some(zs::zinterstore), "sorted-set", "2.0.0", "Stores the intersect of multiple sorted sets in a key."),
+    spec!("zlexcount", 4, RF, (1, 1, 1), Key, Some(zs::zlexcount), "sorted-set", "2.8.9", "Returns the number of members in a sorted set within a lexicographical range."),
+    spec!("zmpop", -4, WRITE, (0, 0, 0), Atomic(Txn::ZsetKeys), Some(zs::zmpop), "sorted-set", "7.0.0", "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped."),
+    spec!("zmscore", -3, RF, (1, 1, 1), Key, Some(zs::zmscore), "sorted-set", "6.2.0", "Returns the score of one or more members in a sorted set."),
+    spec!("zpopmax", -2, WRITE | FAST, (1, 1, 1), Key, Some(zs::zpopmax), "sorted-set", "5.0.0", "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped."),
+    spec!("zpopmin", -2, WRITE | FAST, (1, 1, 1), Key, Some(zs::zpopmin), "sorted-set", "5.0.0", "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped."),
+    spec!("zrandmember", -2, READONLY, (1, 1, 1), Key, Some(zs::zrandmember), "sorted-set", "6.2.0", "Returns one or more random members from a sorted set."),
+    spec!("zrange", -4, READONLY, (1, 1, 1), Key, Some(zs::zrange), "sorted-set", "1.2.0", "Returns members in a sorted set within a range of indexes."),
+    spec!("zrangebylex", -4, READONLY, (1, 1, 1), Key, Some(zs::zrangebylex), "sorted-set", "2.8.9", "Returns members in a sorted set within a lexicographical range."),
+    spec!("zrangebyscore", -4, READONLY, (1, 1, 1), Key, Some(zs::zrangebyscore), "sorted-set", "1.0.5", "Returns members in a sorted set within a range of scores."),
+    spec!("zrangestore", -5, W, (1, 2, 1), Atomic(Txn::ZrangeStore), Some(zs::zrangestore), "sorted-set", "6.2.0", "Stores a range of members from sorted set in a key."),
+    spec!("zrank", 3, RF, (1, 1, 1), Key, Some(zs::zrank), "sorted-set", "2.0.0", "Returns the index of a member in a sorted set ordered by ascending scores."),
+    spec!("zrem", -3, WRITE | FAST, (1, 1, 1), Key, Some(zs::zrem), "sorted-set", "1.2.0", "Removes one or more members from a sorted set. Deletes the sorted set if all members were removed."),
+    spec!("zremrangebylex", 4, WRITE, (1, 1, 1), Key, Some(zs::zremrangebylex), "sorted-set", "2.8.9", "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed."),
+    spec!("zremrangebyrank", 4, WRITE, (1, 1, 1), Key, Some(zs::zremrangebyrank), "sorted-set", "2.0.0", "Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed."),
+    spec!("zremrangebyscore", 4, WRITE, (1, 1, 1), Key, Some(zs::zremrangebyscore), "sorted-set", "1.2.0", "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed."),
+    spec!("zrevrange", -4, READONLY, (1, 1, 1), Key, Some(zs::zrevrange), "sorted-set", "1.2.0", "Returns members in a sorted set within a range of indexes in reverse order."),
+    spec!("zrevrangebylex", -4, READONLY, (1, 1, 1), Key, Some(zs::zrevrangebylex), "sorted-set", "2.8.9", "Returns members in a sorted set within a lexicographical range in reverse order."),
+    spec!("zrevrangebyscore", -4, READONLY, (1, 1, 1), Key, Some(zs::zrevrangebyscore), "sorted-set", "2.2.0", "Returns members in a sorted set within a range of scores in reverse order."),
+    spec!("zrevrank", 3, RF, (1, 1, 1), Key, Some(zs::zrevrank), "sorted-set", "2.0.0", "Returns the index of a member in a sorted set ordered by descending scores."),
+    spec!("zscan", -3, READONLY, (1, 1, 1), Key, Some(zs::zscan), "sorted-set", "2.8.0", "Iterates over members and scores of a sorted set."),
+    spec!("zscore", 3, RF, (1, 1, 1), Key, Some(zs::zscore), "sorted-set", "1.2.0", "Returns the score of a member in a sorted set."),
+    spec!("zunion", -3, READONLY, (0, 0, 0), Atomic(Txn::ZsetKeys), Some(zs::zunion), "sorted-set", "6.2.0", "Returns the union of multiple sorted sets."),
+    spec!("zunionstore", -4, W, (1, 1, 1), Atomic(Txn::ZsetKeys), Some(zs::zunionstore), "sorted-set", "2.0.0", "Stores the union of multiple sorted sets in a key."),
 ];
 
 /// A subcommand of a container command (`CLIENT LIST`), with its own arity, as Redis 7
@@ -523,18 +567,19 @@ pub fn row_name(row: usize) -> Option<&'static str> {
         .map(|s| s.name)
 }
 
-/// A command name folded to lower case and packed into one integer (length in the top
-/// byte), so lookup compares integers instead of byte strings. `None` for names longer
-/// than 15 bytes, which no command has.
+/// A command name folded to lower case and packed into one integer, so lookup compares
+/// integers instead of byte strings. Names hold no NUL byte, so distinct names of up to
+/// 16 bytes (`zremrangebyscore`) pack to distinct integers. `None` for longer names and
+/// names with a NUL byte, which no command has.
 fn pack(name: &[u8]) -> Option<u128> {
-    if name.is_empty() || name.len() > 15 {
+    if name.is_empty() || name.len() > 16 || name.contains(&0) {
         return None;
     }
     let mut v: u128 = 0;
     for &b in name {
         v = (v << 8) | b.to_ascii_lowercase() as u128;
     }
-    Some(v | ((name.len() as u128) << 120))
+    Some(v)
 }
 
 /// The table's packed names, sorted, with each row's index.

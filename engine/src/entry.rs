@@ -33,6 +33,7 @@ use std::ptr::NonNull;
 use crate::hash::{BigHash, HashRef};
 use crate::list::{BigList, ListRef};
 use crate::set::{BigSet, SetRef};
+use crate::zset::{BigZset, ZsetRef};
 
 /// Absolute expiry in unix milliseconds; `NO_EXPIRY` means the key is persistent.
 pub const NO_EXPIRY: u64 = 0;
@@ -68,6 +69,8 @@ pub enum Kind {
     SetInts = 3,
     /// The value bytes are a packed set ([`crate::set::packed`]).
     SetPacked = 4,
+    /// The value bytes are a packed sorted set ([`crate::zset::packed`]).
+    ZsetPacked = 5,
     /// The value bytes are a pointer to a [`Big`] the entry owns.
     Boxed = 7,
 }
@@ -79,6 +82,7 @@ impl Kind {
             2 => Kind::ListPacked,
             3 => Kind::SetInts,
             4 => Kind::SetPacked,
+            5 => Kind::ZsetPacked,
             7 => Kind::Boxed,
             _ => Kind::Str,
         }
@@ -92,6 +96,7 @@ pub enum ValueType {
     Hash,
     List,
     Set,
+    Zset,
 }
 
 impl ValueType {
@@ -102,6 +107,7 @@ impl ValueType {
             ValueType::Hash => "hash",
             ValueType::List => "list",
             ValueType::Set => "set",
+            ValueType::Zset => "zset",
         }
     }
 }
@@ -113,6 +119,7 @@ pub enum Big {
     Hash(BigHash),
     List(BigList),
     Set(BigSet),
+    ZSet(BigZset),
 }
 
 impl Big {
@@ -121,6 +128,7 @@ impl Big {
             Big::Hash(h) => std::mem::size_of::<Big>() + h.heap_bytes(),
             Big::List(l) => std::mem::size_of::<Big>() + l.heap_bytes(),
             Big::Set(t) => std::mem::size_of::<Big>() + t.heap_bytes(),
+            Big::ZSet(z) => std::mem::size_of::<Big>() + z.heap_bytes(),
         }
     }
 }
@@ -376,10 +384,12 @@ impl Entry {
             Kind::HashPacked => ValueType::Hash,
             Kind::ListPacked => ValueType::List,
             Kind::SetInts | Kind::SetPacked => ValueType::Set,
+            Kind::ZsetPacked => ValueType::Zset,
             Kind::Boxed => match self.big() {
                 Some(Big::Hash(_)) | None => ValueType::Hash,
                 Some(Big::List(_)) => ValueType::List,
                 Some(Big::Set(_)) => ValueType::Set,
+                Some(Big::ZSet(_)) => ValueType::Zset,
             },
         }
     }
@@ -426,6 +436,18 @@ impl Entry {
         }
     }
 
+    /// The sorted set value, or `None` when the key holds another type.
+    pub fn zset(&self) -> Option<ZsetRef<'_>> {
+        match self.kind() {
+            Kind::ZsetPacked => Some(ZsetRef::Packed(self.value())),
+            Kind::Boxed => match self.big() {
+                Some(Big::ZSet(z)) => Some(ZsetRef::Big(z)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     fn big_ptr(&self) -> Option<*mut Big> {
         if self.kind() != Kind::Boxed {
             return None;
@@ -460,6 +482,7 @@ impl Entry {
             None if self.kind() == Kind::SetInts => {
                 std::borrow::Cow::Owned(self.set().map(|s| s.to_packed()).unwrap_or_default())
             }
+            Some(Big::ZSet(z)) => std::borrow::Cow::Owned(z.to_packed()),
             None => std::borrow::Cow::Borrowed(self.value()),
         }
     }

@@ -36,6 +36,7 @@ pub mod runtime;
 pub mod set;
 pub mod shard;
 mod table;
+pub mod zset;
 
 pub use command::{lookup, CommandSpec, Merge, Route};
 

@@ -131,7 +131,13 @@ fn redis(g: &mut Gen) -> Vec<Arg> {
         n @ 1..=4 => Lit(["1", "2", "3", "-7"][usize::from(n - 1)]),
         n => Lit(["a", "b", "c"][usize::from(n - 5)]),
     };
-    match u8::arbitrary(g) % 41 {
+    // Sorted sets: a few members, now and then one past zset-max-listpack-value.
+    let zmember = |g: &mut Gen| match u8::arbitrary(g) % 6 {
+        0 => Val(vec![b'z'; 70]),
+        _ => Lit(pick(g, &["m0", "m1", "m2", "m3"])),
+    };
+    let score = |g: &mut Gen| Lit(pick(g, &["0", "1.5", "-2", "inf", "0.1"]));
+    match u8::arbitrary(g) % 46 {
         0..=2 => [vec![Lit("SET"), k, v], set_options(g)].concat(),
         3 => vec![Lit(pick(g, &["SETEX", "PSETEX"])), k, Lit("1500"), v],
         4 => vec![Lit(pick(g, &["SETNX", "GETSET"])), k, v],
@@ -267,6 +273,33 @@ fn redis(g: &mut Gen) -> Vec<Arg> {
             k2,
             Key(key(g)),
         ],
+        41 | 42 => {
+            let flags: &[&[&str]] = &[&[], &[], &["NX"], &["XX", "CH"], &["GT"], &["LT", "CH"]];
+            let mut args = vec![Lit("ZADD"), k];
+            args.extend(pick(g, flags).iter().map(|f| Lit(f)));
+            args.extend([score(g), zmember(g)]);
+            if bool::arbitrary(g) {
+                args.extend([score(g), zmember(g)]);
+            }
+            args
+        }
+        43 => match u8::arbitrary(g) % 3 {
+            0 => vec![Lit("ZINCRBY"), k, score(g), zmember(g)],
+            1 => vec![Lit("ZADD"), k, Lit("INCR"), score(g), zmember(g)],
+            _ => vec![Lit("ZREM"), k, zmember(g), zmember(g)],
+        },
+        44 => match u8::arbitrary(g) % 4 {
+            0 => vec![
+                Lit(pick(g, &["ZPOPMIN", "ZPOPMAX"])),
+                k,
+                Lit(pick(g, &["1", "2"])),
+            ],
+            1 => vec![Lit("ZREMRANGEBYSCORE"), k, Lit("(0"), Lit("+inf")],
+            2 => vec![Lit("ZREMRANGEBYRANK"), k, Lit("0"), Lit("0")],
+            _ => vec![Lit("ZRANGESTORE"), k2, k, Lit("0"), Lit("1")],
+        },
+        45 if bool::arbitrary(g) => vec![Lit("ZCARD"), k],
+        45 => vec![Lit("ZRANGE"), k, Lit("0"), Lit("-1"), Lit("WITHSCORES")],
         _ => vec![Lit("TOUCH"), k, k2],
     }
 }

@@ -66,6 +66,10 @@ pub enum Change {
     ListMaxSize(i64),
     /// `set-max-intset-entries`.
     SetMaxIntset(usize),
+    /// `zset-max-listpack-entries`.
+    ZsetMaxEntries(usize),
+    /// `zset-max-listpack-value`.
+    ZsetMaxValue(usize),
     /// A value that is already in force (`appendonly no`, `save ""`).
     Unchanged,
 }
@@ -106,6 +110,8 @@ static ALIASES: &[(&str, &str)] = &[
     ("slave-announce-port", "replica-announce-port"),
     ("slave-priority", "replica-priority"),
     ("slave-read-only", "replica-read-only"),
+    ("zset-max-ziplist-entries", "zset-max-listpack-entries"),
+    ("zset-max-ziplist-value", "zset-max-listpack-value"),
 ];
 
 /// Every parameter, sorted by name.
@@ -321,6 +327,18 @@ static PARAMS: &[Param] = &[
         name: "timeout",
         get: |s| load(&s.settings.timeout_secs),
         set: Some(|v| int_in(v, 0, i32::MAX as i64).map(|n| Change::Timeout(n as u64))),
+        sensitive: false,
+    },
+    Param {
+        name: "zset-max-listpack-entries",
+        get: |_| baton_engine::zset::limits().max_entries.to_string(),
+        set: Some(|v| int_in(v, 0, i64::MAX).map(|n| Change::ZsetMaxEntries(n as usize))),
+        sensitive: false,
+    },
+    Param {
+        name: "zset-max-listpack-value",
+        get: |_| baton_engine::zset::limits().max_value.to_string(),
+        set: Some(|v| int_in(v, 0, i64::MAX).map(|n| Change::ZsetMaxValue(n as usize))),
         sensitive: false,
     },
 ];
@@ -555,6 +573,8 @@ pub async fn apply(core: &Rc<Core>, shared: &Arc<Shared>, changes: Vec<Change>) 
             Change::HashMaxValue(n) => baton_engine::hash::set_max_value(n),
             Change::ListMaxSize(n) => baton_engine::list::set_max_size(n),
             Change::SetMaxIntset(n) => baton_engine::set::set_max_intset_entries(n),
+            Change::ZsetMaxEntries(n) => baton_engine::zset::set_max_entries(n),
+            Change::ZsetMaxValue(n) => baton_engine::zset::set_max_value(n),
             Change::Unchanged => {}
         }
     }

@@ -22,13 +22,19 @@
 //!  SITEM   0x15 key members enc:u8 expire_at:u64 flags:u32 cas:u64 bits:u8  snapshot (sets)
 //!  members: a set's packed members (baton_engine::set::packed), validated; enc: 0 intset,
 //!  1 packed, 2 table
+//!  ZPUT    0x18 key entries big:u8 expire_at:u64 flags:u32 cas:u64 bits:u8  journal
+//!  ZADD    0x19 key entries cas:u64                                   journal
+//!  ZREM    0x1a key n:u32 member*n cas:u64                            journal
+//!  ZITEM   0x1b key entries big:u8 expire_at:u64 flags:u32 cas:u64 bits:u8  snapshot
+//!  entries: a sorted set's packed members and scores (baton_engine::zset::packed), validated
 //!  key, value, pairs, field: len:u32 then the bytes
 //!  pairs: a hash's packed field/value pairs (baton_engine::hash::packed), validated
 //! ```
 //!
-//! Version 2 added the hash records (0x08-0x0b); a version 1 flow holds none of them and
-//! decodes unchanged, so this build reads both. A version 1 build refuses a version 2
-//! flow at its HELLO rather than meet a record it cannot read.
+//! Version 2 added the hash records (0x08-0x0b), version 3 the list, set and sorted-set
+//! records (0x0c-0x1b); an older flow holds none of them and decodes unchanged, so this
+//! build reads all three. An older build refuses a newer flow at its HELLO rather than
+//! meet a record it cannot read.
 //!
 //! Journal records are the shard's [`Effect`]s; their encoded bytes are what a flow's
 //! offset counts. Snapshot records (ITEM, END) go to one replica during its full sync and
@@ -43,7 +49,7 @@ use baton_engine::shard::{DelCause, Effect};
 use bytes::Bytes;
 
 /// The format version this build speaks.
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 /// The oldest format version this build still reads.
 pub const MIN_VERSION: u16 = 1;
 const MAGIC: &[u8; 4] = b"BTNR";
@@ -73,6 +79,11 @@ const T_SPUT: u8 = 18;
 const T_SADD: u8 = 19;
 const T_SREM: u8 = 20;
 const T_SITEM: u8 = 21;
+// Sorted sets: 24..=29.
+const T_ZPUT: u8 = 24;
+const T_ZADD: u8 = 25;
+const T_ZREM: u8 = 26;
+const T_ZITEM: u8 = 27;
 
 /// What opens a flow: who sends it, and from where in the journal it resumes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +157,8 @@ pub enum DecodeError {
     Items(baton_engine::list::packed::PackedError),
     #[error("a set's packed members are malformed: {0}")]
     Members(baton_engine::hash::packed::PackedError),
+    #[error("a sorted set's packed entries are malformed: {0}")]
+    Entries(baton_engine::zset::packed::PackedError),
     #[error("invalid {field}: {value}")]
     Invalid { field: &'static str, value: u64 },
 }
@@ -254,6 +267,22 @@ pub fn encode_effect(effect: &Effect, out: &mut Vec<u8>) {
             }
             out.extend_from_slice(&cas.to_le_bytes());
         }
+        Effect::ZsetPut { .. } => put_zset_item(out, T_ZPUT, effect),
+        Effect::ZsetAdd { key, entries, cas } => {
+            out.push(T_ZADD);
+            put_bytes(out, key);
+            put_bytes(out, entries);
+            out.extend_from_slice(&cas.to_le_bytes());
+        }
+        Effect::ZsetRem { key, members, cas } => {
+            out.push(T_ZREM);
+            put_bytes(out, key);
+            out.extend_from_slice(&(members.len() as u32).to_le_bytes());
+            for m in members {
+                put_bytes(out, m);
+            }
+            out.extend_from_slice(&cas.to_le_bytes());
+        }
     }
 }
 
@@ -300,6 +329,30 @@ fn put_set_item(out: &mut Vec<u8>, tag: u8, effect: &Effect) {
             Encoding::Packed => 1,
             Encoding::Table => 2,
         });
+        out.extend_from_slice(&expire_at.to_le_bytes());
+        out.extend_from_slice(&flags.to_le_bytes());
+        out.extend_from_slice(&cas.to_le_bytes());
+        out.push(bits_byte(*bits));
+    }
+}
+
+/// Appends a whole sorted set (`ZsetPut`) under `tag` (ZPUT in the journal, ZITEM in a
+/// snapshot).
+fn put_zset_item(out: &mut Vec<u8>, tag: u8, effect: &Effect) {
+    if let Effect::ZsetPut {
+        key,
+        entries,
+        big,
+        expire_at,
+        flags,
+        cas,
+        bits,
+    } = effect
+    {
+        out.push(tag);
+        put_bytes(out, key);
+        put_bytes(out, entries);
+        out.push(*big as u8);
         out.extend_from_slice(&expire_at.to_le_bytes());
         out.extend_from_slice(&flags.to_le_bytes());
         out.extend_from_slice(&cas.to_le_bytes());
@@ -378,6 +431,7 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) {
         Record::Item(h @ Effect::HashPut { .. }) => put_hash_item(out, T_HITEM, h),
         Record::Item(l @ Effect::ListPut { .. }) => put_list_item(out, T_LITEM, l),
         Record::Item(s @ Effect::SetPut { .. }) => put_set_item(out, T_SITEM, s),
+        Record::Item(z @ Effect::ZsetPut { .. }) => put_zset_item(out, T_ZITEM, z),
         Record::Item(other) => encode_effect(other, out),
         Record::End => encode_end(out),
     }
@@ -639,6 +693,41 @@ impl Reader<'_> {
                     cas: self.u64()?,
                 })
             }
+            T_ZPUT | T_ZITEM => {
+                let put = Effect::ZsetPut {
+                    key: self.bytes("key", limits.max_key)?,
+                    entries: self.entries(limits)?,
+                    big: self.flag("sorted set form flag")?,
+                    expire_at: self.u64()?,
+                    flags: self.u32()?,
+                    cas: self.u64()?,
+                    bits: self.bits()?,
+                };
+                if tag == T_ZPUT {
+                    Record::Effect(put)
+                } else {
+                    Record::Item(put)
+                }
+            }
+            T_ZADD => Record::Effect(Effect::ZsetAdd {
+                key: self.bytes("key", limits.max_key)?,
+                entries: self.entries(limits)?,
+                cas: self.u64()?,
+            }),
+            T_ZREM => {
+                let key = self.bytes("key", limits.max_key)?;
+                let n = self.u32()? as usize;
+                let room = (self.buf.len() - self.pos) / 4;
+                let mut members = Vec::with_capacity(n.min(room));
+                for _ in 0..n {
+                    members.push(self.bytes("member", limits.max_value)?);
+                }
+                Record::Effect(Effect::ZsetRem {
+                    key,
+                    members,
+                    cas: self.u64()?,
+                })
+            }
             T_END => Record::End,
             other => return Err(DecodeError::Tag(other).into()),
         })
@@ -714,6 +803,13 @@ impl Reader<'_> {
     fn members(&mut self, limits: &Limits) -> Result<Bytes, Fail> {
         let b = self.bytes("members", limits.max_value)?;
         baton_engine::set::packed::validate(&b, usize::MAX).map_err(DecodeError::Members)?;
+        Ok(b)
+    }
+
+    /// A sorted set's packed entries: a byte string that must parse as entries.
+    fn entries(&mut self, limits: &Limits) -> Result<Bytes, Fail> {
+        let b = self.bytes("entries", limits.max_value)?;
+        baton_engine::zset::packed::validate(&b, usize::MAX).map_err(DecodeError::Entries)?;
         Ok(b)
     }
 
@@ -891,6 +987,40 @@ mod tests {
                 field: "set encoding",
                 ..
             })
+        ));
+        let entries = Bytes::from(baton_engine::zset::packed::from_entries([
+            (&b"m"[..], 1.5),
+            (b"", f64::NEG_INFINITY),
+        ]));
+        let zput = Effect::ZsetPut {
+            key: key("z"),
+            entries: entries.clone(),
+            big: true,
+            expire_at: 5,
+            flags: 0,
+            cas: 80,
+            bits: ItemBits::default(),
+        };
+        round_trip(Record::Effect(zput.clone()));
+        round_trip(Record::Item(zput));
+        round_trip(Record::Effect(Effect::ZsetAdd {
+            key: key("z"),
+            entries,
+            cas: 81,
+        }));
+        round_trip(Record::Effect(Effect::ZsetRem {
+            key: key("z"),
+            members: vec![key("m"), key("")],
+            cas: 82,
+        }));
+        let mut bad_entries = vec![T_ZADD];
+        bad_entries.extend_from_slice(&1u32.to_le_bytes());
+        bad_entries.push(b'z');
+        bad_entries.extend_from_slice(&3u32.to_le_bytes());
+        bad_entries.extend_from_slice(&[0, 0, 0]);
+        assert!(matches!(
+            decode(&bad_entries, &Limits::default()),
+            Err(DecodeError::Entries(_))
         ));
     }
 

@@ -44,7 +44,11 @@ impl SnapshotWalk {
         let start = out.len();
         while self.pos < store.slab_len() && out.len() - start < max_bytes {
             if let Some((key, e)) = store.at(self.pos) {
-                if e.hash().is_some() || e.list().is_some() || e.set().is_some() {
+                if e.hash().is_some()
+                    || e.list().is_some()
+                    || e.set().is_some()
+                    || e.zset().is_some()
+                {
                     encode(&Record::Item(Effect::put(e)), out);
                 } else {
                     let bits = e.item_bits();

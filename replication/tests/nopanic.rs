@@ -20,8 +20,8 @@ fn feed(bytes: &[u8], cut: usize) -> Result<(), FlowError> {
     Ok(())
 }
 
-/// A valid flow: a hello, a few puts, a hash and its field changes, a delete, a flush and
-/// the end of a snapshot.
+/// A valid flow: a hello, a few puts, a hash and its field changes, a sorted set and its
+/// member changes, a delete, a flush and the end of a snapshot.
 fn valid_flow() -> Vec<u8> {
     let mut out = Vec::new();
     encode_hello(
@@ -107,6 +107,39 @@ fn valid_flow() -> Vec<u8> {
         &Record::Effect(Effect::SetRem {
             key: Bytes::from_static(b"s"),
             members: vec![Bytes::from_static(b"1")],
+            cas: 14 << 16,
+        }),
+        &mut out,
+    );
+    // Sorted sets: a whole one in the snapshot, then members set and removed.
+    let entries = Bytes::from(baton_engine::zset::packed::from_entries([
+        (&b"m"[..], 1.5),
+        (b"n", -2.0),
+    ]));
+    encode(
+        &Record::Item(Effect::ZsetPut {
+            key: Bytes::from_static(b"z"),
+            entries: entries.clone(),
+            big: true,
+            expire_at: 0,
+            flags: 0,
+            cas: 12 << 16,
+            bits: Default::default(),
+        }),
+        &mut out,
+    );
+    encode(
+        &Record::Effect(Effect::ZsetAdd {
+            key: Bytes::from_static(b"z"),
+            entries,
+            cas: 13 << 16,
+        }),
+        &mut out,
+    );
+    encode(
+        &Record::Effect(Effect::ZsetRem {
+            key: Bytes::from_static(b"z"),
+            members: vec![Bytes::from_static(b"m")],
             cas: 14 << 16,
         }),
         &mut out,

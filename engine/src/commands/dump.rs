@@ -29,6 +29,8 @@ const KIND_STRING: u8 = 0;
 const KIND_HASH: u8 = 1;
 const KIND_LIST: u8 = 2;
 const KIND_SET: u8 = 3;
+/// A sorted set: its value the packed entries (`crate::zset::packed`).
+const KIND_ZSET: u8 = 5;
 /// kind + flags before the value; version + checksum after it.
 const HEAD: usize = 5;
 const TAIL: usize = 10;
@@ -74,7 +76,10 @@ pub struct Payload<'a> {
     pub list: bool,
     /// A set: `value` is its packed members ([`crate::set::packed`]).
     pub set: bool,
-    /// The string, a hash's packed pairs, or a list's packed elements.
+    /// A sorted set (its value the packed entries).
+    pub zset: bool,
+    /// The string, a hash's packed pairs, a list's packed elements, or a (sorted) set's
+    /// packed members.
     pub value: &'a [u8],
     pub flags: u32,
 }
@@ -86,6 +91,9 @@ pub fn encode_payload(value: &[u8], flags: u32) -> Vec<u8> {
 
 /// The payload DUMP returns for a copy of any value.
 pub fn encode_copy(copy: &ItemCopy) -> Vec<u8> {
+    if copy.vtype == crate::entry::ValueType::Zset {
+        return encode(KIND_ZSET, &copy.value, copy.flags);
+    }
     let kind = match copy.kind {
         Kind::Str => KIND_STRING,
         Kind::ListPacked => KIND_LIST,
@@ -109,7 +117,7 @@ fn encode(kind: u8, value: &[u8], flags: u32) -> Vec<u8> {
 /// The value and flags of a string payload, if its version, checksum and kind are right.
 pub fn decode_payload(payload: &[u8]) -> Option<(&[u8], u32)> {
     decode(payload)
-        .filter(|p| !p.hash && !p.list && !p.set)
+        .filter(|p| !p.hash && !p.list && !p.set && !p.zset)
         .map(|p| (p.value, p.flags))
 }
 
@@ -124,7 +132,7 @@ pub fn decode(payload: &[u8]) -> Option<Payload<'_>> {
         return None;
     }
     let (body, version) = body.split_at(body.len() - 2);
-    if version != PAYLOAD_VERSION.to_le_bytes() || body[0] > KIND_SET {
+    if version != PAYLOAD_VERSION.to_le_bytes() || (body[0] > KIND_SET && body[0] != KIND_ZSET) {
         return None;
     }
     let flags = u32::from_be_bytes(body[1..5].try_into().expect("four bytes"));
@@ -150,10 +158,20 @@ pub fn decode(payload: &[u8]) -> Option<Payload<'_>> {
             return None;
         }
     }
+    let zset = body[0] == KIND_ZSET;
+    if zset {
+        let n = crate::zset::packed::validate(value, usize::MAX).ok()?;
+        let members: std::collections::HashSet<&[u8]> =
+            crate::zset::packed::entries(value).map(|e| e.0).collect();
+        if n == 0 || members.len() != n {
+            return None;
+        }
+    }
     Some(Payload {
         hash,
         list,
         set,
+        zset,
         value,
         flags,
     })
@@ -223,6 +241,19 @@ pub fn restore(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
         s.put_set(&a[1], payload.value, None, expire_at, payload.flags);
         return Reply::Ok;
     }
+    if payload.zset {
+        s.put_copy(
+            &a[1],
+            &ItemCopy {
+                value: Bytes::copy_from_slice(payload.value),
+                expire_at,
+                flags: payload.flags,
+                kind: Kind::ZsetPacked,
+                vtype: crate::entry::ValueType::Zset,
+            },
+        );
+        return Reply::Ok;
+    }
     let kind = if payload.list {
         Kind::ListPacked
     } else if !payload.hash {
@@ -244,6 +275,11 @@ pub fn restore(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
             expire_at,
             flags: payload.flags,
             kind,
+            vtype: if payload.hash {
+                crate::entry::ValueType::Hash
+            } else {
+                crate::entry::ValueType::String
+            },
         },
     );
     Reply::Ok

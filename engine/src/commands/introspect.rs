@@ -77,13 +77,18 @@ pub fn object(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
     let key = &a[2];
     match *name {
         // A bulk string, as Redis's `addReplyBulkCString`.
-        "encoding" => s.lookup(key, now).map_or(Reply::Nil, |e| match e.hash() {
-            Some(h) => Reply::bulk(h.encoding()),
-            None if e.list().is_some() => Reply::bulk("quicklist"),
-            None => match e.set() {
-                Some(set) => Reply::bulk(set.encoding().name()),
-                None => Reply::bulk(string_encoding(e.value())),
-            },
+        "encoding" => s.lookup(key, now).map_or(Reply::Nil, |e| {
+            if let Some(z) = e.zset() {
+                return Reply::bulk(z.encoding());
+            }
+            match e.hash() {
+                Some(h) => Reply::bulk(h.encoding()),
+                None if e.list().is_some() => Reply::bulk("quicklist"),
+                None => match e.set() {
+                    Some(set) => Reply::bulk(set.encoding().name()),
+                    None => Reply::bulk(string_encoding(e.value())),
+                },
+            }
         }),
         "freq" => match s.key_freq(key, now) {
             None => Reply::Nil,

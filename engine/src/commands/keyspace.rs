@@ -192,6 +192,8 @@ pub fn scan(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
                     Some(ValueType::List)
                 } else if is_opt(&a[i + 1], "SET") {
                     Some(ValueType::Set)
+                } else if is_opt(&a[i + 1], "ZSET") {
+                    Some(ValueType::Zset)
                 } else {
                     None
                 });

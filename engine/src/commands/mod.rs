@@ -29,6 +29,7 @@ pub mod lists;
 mod longdouble;
 pub mod sets;
 pub mod strings;
+pub mod zsets;
 
 use bytes::Bytes;
 

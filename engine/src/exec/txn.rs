@@ -81,6 +81,17 @@ impl<'a> Locked<'a> {
     }
 }
 
+/// Whether two copies hold the same value, type, expiry and flags.
+fn same_item(a: &Option<ItemCopy>, b: &Option<ItemCopy>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => {
+            (&a.value, a.expire_at, a.flags, a.vtype) == (&b.value, b.expire_at, b.flags, b.vtype)
+        }
+        _ => false,
+    }
+}
+
 /// Runs MSETNX, RENAME, RENAMENX, COPY, LCS, SMOVE or a set-algebra command whose keys
 /// span several cores.
 pub async fn run(core: &Rc<Core>, spec: &'static CommandSpec, args: &[Bytes]) -> Reply {
@@ -173,6 +184,74 @@ async fn apply(
                             Reply::Int(1)
                         }
                     }
+                }
+            };
+            txn.commit().await;
+            reply
+        }
+        Txn::ZsetKeys => {
+            // Every key the command names (sources and destination), each once.
+            let mut keys: Vec<Bytes> = Vec::new();
+            for i in spec.keys_in(args) {
+                if !keys.contains(&args[i]) {
+                    keys.push(args[i].clone());
+                }
+            }
+            let cores: Vec<usize> = keys.iter().map(owner).collect();
+            let txn = Locked::begin(core, outer, cores.clone()).await;
+            let mut before = Vec::with_capacity(keys.len());
+            for (k, &c) in keys.iter().zip(&cores) {
+                before.push(txn.copy_item(c, k.clone()).await);
+            }
+            // The command runs on a scratch shard holding copies of its keys (on the first
+            // key's core, for its clock); what it changed there is written back.
+            let (owned, names) = (args.to_vec(), keys.clone());
+            let first = cores.first().copied().unwrap_or(core.id);
+            let (reply, before, after) = txn
+                .run(first, move |_, now| {
+                    let mut scratch = Shard::new(0);
+                    for (k, item) in names.iter().zip(&before) {
+                        if let Some(item) = item {
+                            scratch.put_copy(k, item);
+                        }
+                    }
+                    let reply = scratch.execute(spec, &owned, now);
+                    let after: Vec<Option<ItemCopy>> =
+                        names.iter().map(|k| scratch.copy_item(k, now)).collect();
+                    (reply, before, after)
+                })
+                .await;
+            for (((k, c), b), a) in keys.into_iter().zip(cores).zip(before).zip(after) {
+                if !same_item(&b, &a) {
+                    txn.run(c, move |s, now| {
+                        s.delete(&k, now);
+                        if let Some(a) = a {
+                            s.put_copy(&k, &a);
+                        }
+                    })
+                    .await;
+                }
+            }
+            txn.commit().await;
+            reply
+        }
+        Txn::ZrangeStore => {
+            let (dst, src) = (args[1].clone(), args[2].clone());
+            let (a, b) = (owner(&src), owner(&dst));
+            let txn = Locked::begin(core, outer, vec![a, b]).await;
+            let owned: Vec<Bytes> = args.to_vec();
+            let selected = txn
+                .run(a, move |s, now| {
+                    crate::commands::zsets::zrangestore_select(s, &owned, now)
+                })
+                .await;
+            let reply = match selected {
+                Err(e) => e,
+                Ok(packed) => {
+                    txn.run(b, move |s, _| {
+                        crate::commands::zsets::zrangestore_put(s, &dst, &packed)
+                    })
+                    .await
                 }
             };
             txn.commit().await;

@@ -134,6 +134,34 @@ pub enum Effect {
         members: Vec<Bytes>,
         cas: u64,
     },
+    /// A whole sorted set as it stands (RENAME, COPY, the STORE commands, a snapshot
+    /// item): it replaces whatever the key held. `entries` is the packed form
+    /// ([`crate::zset::packed`]) of every member in order; `big` says it is in its large
+    /// form.
+    ZsetPut {
+        key: Bytes,
+        entries: Bytes,
+        big: bool,
+        expire_at: u64,
+        flags: u32,
+        cas: u64,
+        bits: ItemBits,
+    },
+    /// Members set to their final scores on the sorted set at `key` (ZADD, ZINCRBY with
+    /// their outcomes), packed as in [`crate::zset::packed`] but in the order given; an
+    /// absent key becomes a new sorted set without expiry.
+    ZsetAdd {
+        key: Bytes,
+        entries: Bytes,
+        cas: u64,
+    },
+    /// Members removed from the sorted set at `key` (ZREM, ZPOP*, ZREMRANGE*), which keeps
+    /// at least one member (removing the last one is a `Del`).
+    ZsetRem {
+        key: Bytes,
+        members: Vec<Bytes>,
+        cas: u64,
+    },
 }
 
 /// Why a key went away. Replicas delete alike; the cause is for statistics and for
@@ -151,6 +179,17 @@ pub enum DelCause {
 impl Effect {
     /// The `Put` that recreates `e` exactly.
     pub fn put(e: &Entry) -> Effect {
+        if let Some(z) = e.zset() {
+            return Effect::ZsetPut {
+                key: Bytes::copy_from_slice(e.key()),
+                entries: Bytes::from(z.to_packed()),
+                big: matches!(z, crate::zset::ZsetRef::Big(_)),
+                expire_at: e.expire_at(),
+                flags: e.flags(),
+                cas: e.cas(),
+                bits: e.item_bits(),
+            };
+        }
         if let Some(h) = e.hash() {
             return Effect::HashPut {
                 key: Bytes::copy_from_slice(e.key()),
@@ -212,7 +251,10 @@ impl Effect {
             | Effect::ListSet { key, .. }
             | Effect::SetPut { key, .. }
             | Effect::SetAdd { key, .. }
-            | Effect::SetRem { key, .. } => Some(key),
+            | Effect::SetRem { key, .. }
+            | Effect::ZsetPut { key, .. }
+            | Effect::ZsetAdd { key, .. }
+            | Effect::ZsetRem { key, .. } => Some(key),
             Effect::Flush => None,
         }
     }

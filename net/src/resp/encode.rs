@@ -106,9 +106,8 @@ pub fn encode_to_vec(reply: &Reply, proto: u8) -> Vec<u8> {
     out
 }
 
-/// Formats a double as Redis replies with it: `inf`, `-inf`, `nan`, otherwise the shortest
-/// digits that read back as the same double, laid out like C's `%.17g` (`1.5`, `3`,
-/// `0.0001`, `1e-05`, `1.2345e+20`).
+/// Formats a double as Redis 7.0 replies with it: `inf`, `-inf`, `nan`, otherwise C's
+/// `%.17g` (`1.5`, `3`, `0.0001`, `0.10000000000000001`, `1.0000000000000001e-05`).
 pub fn format_double(d: f64) -> String {
     // DoubleText holds ASCII only.
     String::from_utf8_lossy(DoubleText::new(d).as_bytes()).into_owned()
@@ -184,8 +183,10 @@ impl DoubleText {
     }
 
     fn push_finite(&mut self, d: f64) {
-        let mut ryu = ryu::Buffer::new();
-        let (digits, exponent) = shortest_digits(ryu.format_finite(d).as_bytes());
+        // C's `%.17g`, as Redis 7.0's addReplyDouble: 17 significant digits, correctly
+        // rounded, trailing zeros dropped.
+        let text = format!("{:.16e}", d.abs());
+        let (digits, exponent) = shortest_digits(text.as_bytes());
         if d.is_sign_negative() {
             self.push(b'-');
         }
@@ -225,7 +226,7 @@ impl DoubleText {
     }
 }
 
-/// Splits ryu's output (`1.5`, `1e-7`, `1.2345e20`, `0.0001`, `-0.0`) into its significant
+/// Splits a float's text (`1.5`, `1e-7`, `1.2345e20`, `1.0000000000000000e-1`) into its significant
 /// digits (no leading or trailing zeros; empty for zero) and the decimal exponent of the
 /// first digit.
 fn shortest_digits(text: &[u8]) -> (Vec<u8>, i32) {
@@ -373,23 +374,23 @@ mod tests {
             (-3.0, "-3"),
             (10.0, "10"),
             (100.25, "100.25"),
-            (0.1, "0.1"),
-            (0.3, "0.3"),
+            (0.1, "0.10000000000000001"),
+            (0.3, "0.29999999999999999"),
             (0.1 + 0.2, "0.30000000000000004"),
             (0.0001, "0.0001"),
-            (0.00001, "1e-05"),
-            (1.5e-7, "1.5e-07"),
+            (0.00001, "1.0000000000000001e-05"),
+            (1.5e-7, "1.4999999999999999e-07"),
             (1e16, "10000000000000000"),
             (1e17, "1e+17"),
             (1.2345e20, "1.2345e+20"),
             (123456789012345680.0, "1.2345678901234568e+17"),
-            (1e300, "1e+300"),
+            (1e300, "1.0000000000000001e+300"),
             (f64::MAX, "1.7976931348623157e+308"),
             (f64::MIN_POSITIVE, "2.2250738585072014e-308"),
-            (5e-324, "5e-324"),
-            (-2.5e-5, "-2.5e-05"),
+            (5e-324, "4.9406564584124654e-324"),
+            (-2.5e-5, "-2.5000000000000001e-05"),
             (2.71, "2.71"),
-            (std::f64::consts::PI, "3.141592653589793"),
+            (std::f64::consts::PI, "3.1415926535897931"),
         ];
         for &(d, want) in cases {
             assert_eq!(format_double(d), want, "formatting {d:e}");

@@ -22,6 +22,7 @@ mod hash;
 mod list;
 mod set;
 pub mod store;
+mod zset;
 
 use bytes::Bytes;
 
@@ -199,6 +200,10 @@ impl Shard {
 
     /// Writes a copy taken from another shard ([`Shard::copy_item`]).
     pub fn put_copy(&mut self, key: &[u8], copy: &ItemCopy) {
+        if copy.vtype == crate::entry::ValueType::Zset {
+            let big = copy.kind == Kind::Boxed;
+            return self.put_zset(key, &copy.value, big, copy.expire_at, copy.flags);
+        }
         match copy.kind {
             Kind::Str => self.put(key, &copy.value, copy.expire_at, copy.flags),
             Kind::ListPacked => self.put_list(key, &copy.value, copy.expire_at, copy.flags),
@@ -416,6 +421,9 @@ impl Shard {
             | Effect::ListSet { .. } => self.apply_list(effect),
             Effect::SetPut { .. } | Effect::SetAdd { .. } | Effect::SetRem { .. } => {
                 self.apply_set(effect)
+            }
+            Effect::ZsetPut { .. } | Effect::ZsetAdd { .. } | Effect::ZsetRem { .. } => {
+                self.apply_zset(effect)
             }
         }
     }

@@ -44,6 +44,8 @@ pub struct ItemCopy {
     /// `value` is always its packed members, `SetInts` for an intset and `SetPacked` for
     /// either other form (both are "hashtable" to OBJECT ENCODING).
     pub kind: crate::entry::Kind,
+    /// The data type (a `Boxed` kind is a hash's table or a sorted set's large form).
+    pub vtype: crate::entry::ValueType,
 }
 
 impl ItemCopy {
@@ -63,6 +65,7 @@ impl ItemCopy {
                     None => e.kind(),
                 }
             },
+            vtype: e.value_type(),
         }
     }
 }

@@ -1,0 +1,325 @@
+//! The packed form of a sorted set (Redis's `listpack` encoding), also the layout of every
+//! chunk of the large form ([`super::big`]): entries sorted by (score, member), each the
+//! score as 8 little-endian bytes of an IEEE double, then the member prefixed by its
+//! length as a LEB128 varint.
+//!
+//! ```text
+//!  ┌───────────┬─────────┬────────┬───────────┬─────────┬────────┬ ...
+//!  │ score f64 │ mlen LEB│ member │ score f64 │ mlen LEB│ member │
+//!  └───────────┴─────────┴────────┴───────────┴─────────┴────────┴ ...
+//! ```
+//!
+//! Scores are never NaN and never -0 (stored as 0, which is how Redis answers for it), so
+//! `partial_cmp` orders them totally. Bytes built here are trusted; bytes from elsewhere
+//! (a replication record, a RESTORE payload) go through [`validate`], which checks every
+//! length against what is present and never allocates.
+
+use std::cmp::Ordering;
+
+pub use crate::hash::packed::put_varint;
+
+/// Why packed bytes are not a sorted set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PackedError {
+    #[error("an entry runs past the end of the packed sorted set")]
+    Truncated,
+    #[error("a length varint is not the shortest encoding of a 64-bit number")]
+    BadVarint,
+    #[error("a score is not a number")]
+    NaN,
+    #[error("the packed sorted set holds more than {max} entries")]
+    TooMany { max: usize },
+}
+
+/// The stored form of a score: -0 becomes 0.
+pub fn norm(score: f64) -> f64 {
+    if score == 0.0 {
+        0.0
+    } else {
+        score
+    }
+}
+
+/// Redis's order: by score, then by member bytes.
+pub fn cmp(a: (f64, &[u8]), b: (f64, &[u8])) -> Ordering {
+    a.0.partial_cmp(&b.0)
+        .unwrap_or(Ordering::Equal)
+        .then_with(|| a.1.cmp(b.1))
+}
+
+fn varint(b: &[u8], at: &mut usize) -> Result<usize, PackedError> {
+    let mut v: u64 = 0;
+    for i in 0..10 {
+        let byte = *b.get(*at).ok_or(PackedError::Truncated)?;
+        *at += 1;
+        if (i > 0 && byte == 0) || (i == 9 && byte > 1) {
+            return Err(PackedError::BadVarint);
+        }
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return usize::try_from(v).map_err(|_| PackedError::BadVarint);
+        }
+    }
+    Err(PackedError::BadVarint)
+}
+
+/// Reads the entry at `*at`, advancing it.
+fn entry<'a>(b: &'a [u8], at: &mut usize) -> Result<(&'a [u8], f64), PackedError> {
+    let s = b.get(*at..*at + 8).ok_or(PackedError::Truncated)?;
+    let score = f64::from_le_bytes(s.try_into().expect("8 bytes"));
+    if score.is_nan() {
+        return Err(PackedError::NaN);
+    }
+    *at += 8;
+    let len = varint(b, at)?;
+    let end = at.checked_add(len).ok_or(PackedError::Truncated)?;
+    let m = b.get(*at..end).ok_or(PackedError::Truncated)?;
+    *at = end;
+    Ok((m, score))
+}
+
+/// The number of entries in `b`, checking that each is well formed (at most `max`).
+/// Order and uniqueness are not checked: foreign bytes are rebuilt entry by entry.
+pub fn validate(b: &[u8], max: usize) -> Result<usize, PackedError> {
+    let mut at = 0;
+    let mut n = 0;
+    while at < b.len() {
+        if n == max {
+            return Err(PackedError::TooMany { max });
+        }
+        entry(b, &mut at)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// The entries of packed bytes, in order, as (member, score). Stops at the first
+/// malformed entry (bytes built here never have one).
+#[derive(Clone)]
+pub struct Entries<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = (&'a [u8], f64);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.at >= self.b.len() {
+            return None;
+        }
+        match entry(self.b, &mut self.at) {
+            Ok(e) => Some(e),
+            Err(_) => {
+                self.at = self.b.len();
+                None
+            }
+        }
+    }
+}
+
+pub fn entries(b: &[u8]) -> Entries<'_> {
+    Entries { b, at: 0 }
+}
+
+/// Entries with the byte offset each starts at and the offset past it.
+fn spans(b: &[u8]) -> impl Iterator<Item = (usize, usize, &[u8], f64)> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        if at >= b.len() {
+            return None;
+        }
+        let start = at;
+        match entry(b, &mut at) {
+            Ok((m, s)) => Some((start, at, m, s)),
+            Err(_) => {
+                at = b.len();
+                None
+            }
+        }
+    })
+}
+
+pub fn len(b: &[u8]) -> usize {
+    entries(b).count()
+}
+
+/// The first entry, if any.
+pub fn first(b: &[u8]) -> Option<(&[u8], f64)> {
+    entries(b).next()
+}
+
+/// The member's score and its position (0-based) among the entries.
+pub fn find(b: &[u8], member: &[u8]) -> Option<(usize, f64)> {
+    entries(b)
+        .enumerate()
+        .find(|(_, (m, _))| *m == member)
+        .map(|(i, (_, s))| (i, s))
+}
+
+pub fn score(b: &[u8], member: &[u8]) -> Option<f64> {
+    find(b, member).map(|(_, s)| s)
+}
+
+/// The encoded size of one entry.
+pub fn entry_len(member: &[u8]) -> usize {
+    8 + varint_len(member.len()) + member.len()
+}
+
+fn varint_len(mut v: usize) -> usize {
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
+}
+
+/// Appends one entry (the caller keeps the order).
+pub fn push(out: &mut Vec<u8>, member: &[u8], score: f64) {
+    out.extend_from_slice(&norm(score).to_le_bytes());
+    put_varint(out, member.len());
+    out.extend_from_slice(member);
+}
+
+/// Inserts an entry for a member that is absent, at its place in the order; returns its
+/// position among the entries.
+pub fn insert(b: &mut Vec<u8>, member: &[u8], score: f64) -> usize {
+    let score = norm(score);
+    let mut at = b.len();
+    let mut i = 0;
+    for (start, _, m, s) in spans(b) {
+        if cmp((s, m), (score, member)) == Ordering::Greater {
+            at = start;
+            break;
+        }
+        i += 1;
+    }
+    let mut e = Vec::with_capacity(entry_len(member));
+    push(&mut e, member, score);
+    let need = e.len();
+    if b.capacity() - b.len() < need {
+        // Grow by an eighth, not double: large sets hold many chunks.
+        b.reserve_exact(need.max(b.capacity() / 8));
+    }
+    b.splice(at..at, e);
+    i
+}
+
+/// Removes a member; returns its score.
+pub fn remove(b: &mut Vec<u8>, member: &[u8]) -> Option<f64> {
+    let (start, end, _, s) = spans(b).find(|(_, _, m, _)| *m == member)?;
+    b.drain(start..end);
+    Some(s)
+}
+
+/// The byte offset of the entry at position `i` (`b.len()` past the last).
+pub fn offset_of(b: &[u8], i: usize) -> usize {
+    spans(b).nth(i).map_or(b.len(), |(start, ..)| start)
+}
+
+/// How many leading entries satisfy `before` (which holds for a prefix of the order).
+pub fn count_while(b: &[u8], mut before: impl FnMut(&[u8], f64) -> bool) -> usize {
+    entries(b).take_while(|&(m, s)| before(m, s)).count()
+}
+
+/// Packs entries given in any order (a later duplicate replaces the earlier score).
+pub fn from_entries<'a>(items: impl IntoIterator<Item = (&'a [u8], f64)>) -> Vec<u8> {
+    let mut v: Vec<(&[u8], f64)> = Vec::new();
+    let mut seen = std::collections::HashMap::new();
+    for (m, s) in items {
+        match seen.get(m) {
+            Some(&i) => v[i] = (m, norm(s)),
+            None => {
+                seen.insert(m, v.len());
+                v.push((m, norm(s)));
+            }
+        }
+    }
+    v.sort_by(|a, b| cmp((a.1, a.0), (b.1, b.0)));
+    let mut out = Vec::with_capacity(v.iter().map(|(m, _)| entry_len(m)).sum());
+    for (m, s) in v {
+        push(&mut out, m, s);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quickcheck::quickcheck;
+
+    #[test]
+    fn keeps_score_member_order() {
+        let mut b = Vec::new();
+        assert_eq!(insert(&mut b, b"b", 1.0), 0);
+        assert_eq!(insert(&mut b, b"a", 1.0), 0);
+        assert_eq!(insert(&mut b, b"c", -0.0), 0);
+        assert_eq!(insert(&mut b, b"z", f64::INFINITY), 3);
+        let got: Vec<_> = entries(&b).collect();
+        assert_eq!(
+            got,
+            vec![
+                (&b"c"[..], 0.0),
+                (b"a", 1.0),
+                (b"b", 1.0),
+                (b"z", f64::INFINITY)
+            ]
+        );
+        assert!(
+            score(&b, b"c").unwrap().is_sign_positive(),
+            "-0 is kept as 0"
+        );
+        assert_eq!(find(&b, b"b"), Some((2, 1.0)));
+        assert_eq!(remove(&mut b, b"a"), Some(1.0));
+        assert_eq!(remove(&mut b, b"a"), None);
+        assert_eq!(validate(&b, 10), Ok(3));
+        assert_eq!(count_while(&b, |_, s| s < 1.0), 1);
+        assert_eq!(validate(&b, 2), Err(PackedError::TooMany { max: 2 }));
+    }
+
+    #[test]
+    fn malformed_bytes_are_errors_not_panics() {
+        assert_eq!(validate(&[0; 7], 10), Err(PackedError::Truncated));
+        assert_eq!(
+            validate(&[0, 0, 0, 0, 0, 0, 0, 0, 3, b'a'], 10),
+            Err(PackedError::Truncated)
+        );
+        let mut nan = f64::NAN.to_le_bytes().to_vec();
+        nan.push(0);
+        assert_eq!(validate(&nan, 10), Err(PackedError::NaN));
+        let mut bad = vec![0u8; 8];
+        bad.extend_from_slice(&[0x80, 0x00]);
+        assert_eq!(validate(&bad, 10), Err(PackedError::BadVarint));
+    }
+
+    quickcheck! {
+        fn any_bytes_never_panic(b: Vec<u8>) -> bool {
+            let n = validate(&b, 1 << 20);
+            let _ = score(&b, b"x");
+            match n {
+                Ok(n) => len(&b) == n,
+                Err(_) => true,
+            }
+        }
+
+        fn behaves_like_a_sorted_map(ops: Vec<(bool, u8, i8)>) -> bool {
+            let mut b = Vec::new();
+            let mut model: std::collections::BTreeMap<Vec<u8>, f64> = Default::default();
+            for (add, m, s) in ops {
+                let m = vec![b'a' + m % 8];
+                if add {
+                    remove(&mut b, &m);
+                    insert(&mut b, &m, f64::from(s));
+                    model.insert(m, f64::from(s));
+                } else if remove(&mut b, &m).is_some() != model.remove(&m).is_some() {
+                    return false;
+                }
+            }
+            let mut want: Vec<(Vec<u8>, f64)> = model.into_iter().collect();
+            want.sort_by(|a, b| cmp((a.1, &a.0), (b.1, &b.0)));
+            let got: Vec<(Vec<u8>, f64)> = entries(&b).map(|(m, s)| (m.to_vec(), s)).collect();
+            got == want && from_entries(entries(&b)) == b
+        }
+    }
+}
