@@ -33,6 +33,7 @@ pub mod reply;
 mod rng;
 pub mod runtime;
 pub mod shard;
+mod slot_index;
 mod table;
 
 pub use command::{lookup, CommandSpec, Merge, Route};

@@ -406,32 +406,25 @@ fn shards(st: &State, now: u64, timeout: u64) -> Reply {
     )
 }
 
-/// Keys of `slot` on every core. A scan of each shard: Baton has no per-slot key index
-/// yet (issue 13, live migration), so this costs a walk of the whole store.
+/// Keys of `slot` on every core (one read of each shard's per-slot index).
 async fn count_keys(nc: &NetCore, s: u16) -> usize {
     with_every_core(&nc.core, move |core, _| {
-        core.shard
-            .borrow()
-            .store()
-            .iter()
-            .filter(|(k, _)| slot(k) == s)
-            .count()
+        core.shard.borrow().store().count_in_slot(s)
     })
     .await
     .into_iter()
     .sum()
 }
 
-/// Up to `max` keys of `slot` (a scan, as [`count_keys`]).
+/// Up to `max` keys of `slot` (a walk of each shard's list for the slot).
 async fn keys_in_slot(nc: &NetCore, s: u16, max: usize) -> Vec<Bytes> {
     let per_core = with_every_core(&nc.core, move |core, _| {
         core.shard
             .borrow()
             .store()
-            .iter()
-            .filter(|(k, _)| slot(k) == s)
-            .take(max)
-            .map(|(k, _)| Bytes::copy_from_slice(k))
+            .keys_in_slot(s, max)
+            .into_iter()
+            .map(Bytes::copy_from_slice)
             .collect::<Vec<_>>()
     })
     .await;
