@@ -871,6 +871,49 @@ fn migrating_slot_redirections() {
         ask
     );
     assert_eq!(run(&mut s, &["GET", &kept_key]), bulk("2"));
+    // Several keys, some here and some gone: TRYAGAIN; all gone: ASK; all here: served.
+    let tryagain = "TRYAGAIN Multiple keys request during rehashing of slot";
+    let new_key = format!("{tag}new");
+    assert_eq!(
+        err_text(&run(&mut s, &["MGET", &moved_key, &kept_key])),
+        tryagain
+    );
+    assert_eq!(
+        err_text(&run(&mut s, &["DEL", &kept_key, &moved_key])),
+        tryagain
+    );
+    assert_eq!(err_text(&run(&mut s, &["MGET", &moved_key, &new_key])), ask);
+    assert_eq!(
+        run(&mut s, &["MGET", &kept_key, &kept_key]),
+        Value::Array(vec![bulk("2"), bulk("2")])
+    );
+    // The per-slot index counts what each side holds.
+    assert_eq!(
+        run(&mut s, &["CLUSTER", "COUNTKEYSINSLOT", &slot.to_string()]),
+        Value::Int(1)
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            &["CLUSTER", "GETKEYSINSLOT", &slot.to_string(), "10"]
+        ),
+        Value::Array(vec![bulk(&kept_key)])
+    );
+    assert_eq!(
+        run(&mut d, &["CLUSTER", "COUNTKEYSINSLOT", &slot.to_string()]),
+        Value::Int(1)
+    );
+    // The new owner, after ASKING: every key here or TRYAGAIN.
+    assert_eq!(run(&mut d, &["ASKING"]), ok());
+    assert_eq!(
+        err_text(&run(&mut d, &["MGET", &moved_key, &kept_key])),
+        tryagain
+    );
+    assert_eq!(run(&mut d, &["ASKING"]), ok());
+    assert_eq!(
+        run(&mut d, &["MGET", &moved_key, &moved_key]),
+        Value::Array(vec![bulk("1"), bulk("1")])
+    );
     let moved_to_src = format!("MOVED {slot} 127.0.0.1:{}", src.port);
     assert_eq!(err_text(&run(&mut d, &["GET", &moved_key])), moved_to_src);
     assert_eq!(run(&mut d, &["ASKING"]), ok());
@@ -888,6 +931,15 @@ fn migrating_slot_redirections() {
         "KEYS",
         &kept_key,
     ];
+    // Handing the slot away while a key of it is still here is refused, changing nothing.
+    let give_away = ["CLUSTER", "SETSLOT", &slot_s, "NODE", &dst_id];
+    assert_eq!(
+        err_text(&run(&mut s, &give_away)),
+        format!(
+            "ERR Can't assign hashslot {slot} to a different node while I still hold keys for this hash slot."
+        )
+    );
+    assert_eq!(run(&mut s, &["GET", &kept_key]), bulk("2"));
     assert_eq!(run(&mut s, &migrate_kept), ok());
     assert_eq!(run(&mut s, &migrate_kept), simple("NOKEY"));
     for n in [dst, src, &nodes[2]] {
@@ -898,6 +950,33 @@ fn migrating_slot_redirections() {
             ),
             ok()
         );
+    }
+    // MOVED only once this node's own CLUSTER SLOTS names the new owner: a redirection
+    // comes from the routing view, which is published after the state CLUSTER SLOTS reads.
+    for _ in 0..50 {
+        let moved = err_text(&run(&mut s, &["GET", &kept_key]));
+        let slots = run(&mut s, &["CLUSTER", "SLOTS"]);
+        if moved.starts_with("MOVED ") {
+            let Value::Array(ranges) = &slots else {
+                panic!("{slots:?}")
+            };
+            let owner = ranges.iter().find_map(|r| match r {
+                Value::Array(f)
+                    if as_int(&f[0]) <= i64::from(slot) && i64::from(slot) <= as_int(&f[1]) =>
+                {
+                    Some(f[2].clone())
+                }
+                _ => None,
+            });
+            let Some(Value::Array(owner)) = owner else {
+                panic!("slot {slot} not in {slots:?}")
+            };
+            assert_eq!(
+                moved,
+                format!("MOVED {slot} 127.0.0.1:{}", as_int(&owner[1])),
+                "{slots:?}"
+            );
+        }
     }
     // Asked until the views settle: gossip races the three SETSLOTs (a stale view of the
     // new owner once unassigned the slot here for a moment; see state.rs merge_slots).
