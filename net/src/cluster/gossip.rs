@@ -66,7 +66,7 @@ fn run(shared: &Shared, cluster: &Cluster) {
     }
 }
 
-/// Merges a peer's answer. A peer that answers with another id than the one this node
+/// Merges a peer's answer, if the peer is still known. A peer that answers with another id than the one this node
 /// knows it by was reset (or the address now belongs to another node): the old entry
 /// goes, the answer is merged as a new node's.
 fn apply(cluster: &Cluster, id: &str, ip: &str, port: u16, reply: &[u8], local_ip: &str) {
@@ -79,6 +79,12 @@ fn apply(cluster: &Cluster, id: &str, ip: &str, port: u16, reply: &[u8], local_i
     };
     let now = now_ms();
     let res = cluster.change(|st| {
+        if !st.nodes.contains_key(id) {
+            // Forgotten, or this node was reset, since the round began: Redis merges
+            // only what known nodes say (MEET is how a node becomes known), and a reset
+            // node that merged its old peers' answers would rejoin the cluster.
+            return Ok(());
+        }
         st.learn_my_ip(local_ip);
         let sender = view.myself().map(|n| n.id.clone()).unwrap_or_default();
         if sender != id {
