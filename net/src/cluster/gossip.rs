@@ -132,7 +132,7 @@ fn exchange(
 pub fn meet(shared: &Shared, ip: &str, port: u16, message: &str) -> Result<Vec<u8>, String> {
     let mut s = crate::repl::link::connect_within(shared, ip, port, CONNECT_TIMEOUT, IO_TIMEOUT)
         .map_err(|e| format!("cannot reach {ip}:{port}: {e}"))?;
-    match crate::repl::link::call_raw(&mut s, &["CLUSTER", "BATON-VIEW", message]) {
+    match crate::repl::link::call_raw(&mut s, &["CLUSTER", "BATON-VIEW", message, "MEET"]) {
         Ok(Resp::Bulk(b)) if wire::parse_message(&b).is_ok() => Ok(b),
         Ok(Resp::Error(e)) => Err(format!("{ip}:{port} is not a Baton cluster node ({e})")),
         Ok(_) => Err(format!(
