@@ -214,6 +214,11 @@ pub fn execute(
 ) -> Reply {
     if router.clustered() {
         let first = spec.key_positions(args.len()).next();
+        // Planned on another core with an older view: this core's may already name the
+        // new owner (the slot changed hands in between), and then the key is not here.
+        if let Some((slot, addr)) = first.and_then(|i| router.moved_away(&args[i])) {
+            return Reply::error(format!("MOVED {slot} {addr}"));
+        }
         if let Some((slot, addr)) = first.and_then(|i| router.migrating(&args[i])) {
             let i = first.expect("a key");
             if !shard.exists(&args[i], now) {
