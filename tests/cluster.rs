@@ -10,225 +10,12 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::cluster::*;
 use common::*;
-
-/// How long redis-cli may run.
-const CLI_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long nodes may take to agree after a change (the target is one second; the
-/// bound leaves room for a loaded CI machine, and the measured time is printed).
-const CONVERGE: Duration = Duration::from_secs(5);
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "baton-cluster-{tag}-{}-{}",
-            std::process::id(),
-            unix_ms()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn file(&self, name: &str) -> String {
-        self.0.join(name).to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A cluster node on `port` (0: any) with its own config file.
-fn node(config_file: &str, port: u16) -> Server {
-    Server::builder(2)
-        .args(&[
-            "--port",
-            &port.to_string(),
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            config_file,
-        ])
-        .start()
-}
-
-fn redis_cli_present() -> bool {
-    Command::new("redis-cli")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Runs redis-cli with `args` under [`CLI_TIMEOUT`]: (exit success, stdout + stderr).
-fn redis_cli(args: &[&str]) -> (bool, String) {
-    let mut child = Command::new("redis-cli")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn redis-cli");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let reader = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + CLI_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    let text = reader.join().unwrap_or_default();
-    match status {
-        Some(s) => (s.success(), text),
-        None => panic!("redis-cli {args:?} ran past {CLI_TIMEOUT:?}:\n{text}"),
-    }
-}
-
-/// The cluster made by hand, with the commands redis-cli sends: slots, config epochs,
-/// MEET to the first node, then a wait for agreement.
-fn create_by_hand(nodes: &[Server]) {
-    let ranges = [(0, 5460), (5461, 10922), (10923, 16383)];
-    for (i, (n, (a, b))) in nodes.iter().zip(ranges).enumerate() {
-        let mut c = n.redis();
-        assert_eq!(q(&mut c, &format!("CLUSTER ADDSLOTSRANGE {a} {b}")), ok());
-        assert_eq!(
-            q(&mut c, &format!("CLUSTER SET-CONFIG-EPOCH {}", i + 1)),
-            ok()
-        );
-    }
-    for n in &nodes[1..] {
-        let mut c = n.redis();
-        assert_eq!(
-            q(&mut c, &format!("CLUSTER MEET 127.0.0.1 {}", nodes[0].port)),
-            ok()
-        );
-    }
-}
-
-/// Makes the three nodes a cluster, with redis-cli when it is installed.
-fn create(nodes: &[Server]) {
-    if !redis_cli_present() {
-        eprintln!(
-            "\n!!!!!!!! redis-cli is not installed: the cluster is created by hand and \
-             `redis-cli --cluster create/check` are NOT tested (apt-get install redis-tools) !!!!!!!!\n"
-        );
-        create_by_hand(nodes);
-        assert!(
-            eventually(CONVERGE, || agree(nodes)),
-            "nodes never agreed: {:#?}",
-            all_nodes(nodes)
-        );
-        return;
-    }
-    let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
-    args.extend(nodes.iter().map(|n| n.addr()));
-    args.push("--cluster-yes".into());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (ok, out) = redis_cli(&args);
-    assert!(ok, "redis-cli --cluster create failed:\n{out}");
-    assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
-}
-
-/// CLUSTER NODES of a node, one normalized line per node: id, address, flags without
-/// `myself`, config epoch and slots (the ping/pong times and the link differ per node).
-fn nodes_of(s: &Server) -> Vec<String> {
-    let text = as_str(&q(&mut s.redis(), "CLUSTER NODES"));
-    assert!(text.ends_with('\n'), "every line ends with \\n: {text:?}");
-    let mut lines: Vec<String> = text
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            let flags = f[2].replace("myself,", "");
-            let slots: Vec<&str> = f[8..]
-                .iter()
-                .copied()
-                .filter(|s| !s.starts_with('['))
-                .collect();
-            format!("{} {} {} {} {}", f[0], f[1], flags, f[6], slots.join(" "))
-        })
-        .collect();
-    lines.sort();
-    lines
-}
-
-fn all_nodes(nodes: &[Server]) -> Vec<Vec<String>> {
-    nodes.iter().map(nodes_of).collect()
-}
-
-fn agree(nodes: &[Server]) -> bool {
-    let views = all_nodes(nodes);
-    views
-        .iter()
-        .all(|v| v == &views[0] && v.len() == nodes.len())
-}
-
-fn myid(s: &Server) -> String {
-    as_str(&q(&mut s.redis(), "CLUSTER MYID"))
-}
-
-/// A key whose slot is owned by node `i` of the standard 3-way split.
-fn key_on(i: usize) -> String {
-    key_in("key", i)
-}
-
-/// A key `<prefix>:<n>` whose slot is owned by node `i` of the standard 3-way split.
-fn key_in(prefix: &str, i: usize) -> String {
-    let ranges = [(0, 5460), (5461, 10922), (10923, 16383)];
-    let (a, b) = ranges[i];
-    (0..)
-        .map(|n| format!("{prefix}:{n}"))
-        .find(|k| (a..=b).contains(&slot_of(k)))
-        .unwrap()
-}
-
-fn slot_of(key: &str) -> u16 {
-    baton_ring::slot(key.as_bytes())
-}
-
-/// Runs a command through a client that follows MOVED (at most 5 hops), starting at
-/// `start`; returns the reply and the port that answered it.
-fn follow(start: u16, args: &[&str]) -> (Value, u16) {
-    let mut port = start;
-    for _ in 0..5 {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
-        let mut con = client.get_connection_with_timeout(IO_TIMEOUT).unwrap();
-        con.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        let v = run(&mut con, args);
-        if let Value::ServerError(_) = &v {
-            let text = err_text(&v);
-            if let Some(rest) = text.strip_prefix("MOVED ") {
-                let addr = rest.split(' ').nth(1).unwrap();
-                port = addr.rsplit(':').next().unwrap().parse().unwrap();
-                continue;
-            }
-        }
-        return (v, port);
-    }
-    panic!("{args:?}: too many redirections");
-}
 
 #[test]
 fn create_check_route_and_redirect() {
@@ -727,20 +514,6 @@ impl OutputWithTimeout for Command {
     }
 }
 
-/// Three nodes with their config files in `dir`, made a cluster, agreeing on its view.
-fn three_agreeing_nodes(dir: &TempDir) -> Vec<Server> {
-    let nodes: Vec<Server> = (0..3)
-        .map(|i| node(&dir.file(&format!("n{i}.conf")), 0))
-        .collect();
-    create(&nodes);
-    assert!(
-        eventually(CONVERGE, || agree(&nodes)),
-        "{:#?}",
-        all_nodes(&nodes)
-    );
-    nodes
-}
-
 /// `redis-cli --cluster reshard` moves slots with their keys (CLUSTER SETSLOT, GETKEYSINSLOT,
 /// MIGRATE ... KEYS, RESTORE-ASKING on the target), and `--cluster check` agrees after;
 /// every key keeps its value and TTL, and the old owner answers MOVED for it.
@@ -871,6 +644,49 @@ fn migrating_slot_redirections() {
         ask
     );
     assert_eq!(run(&mut s, &["GET", &kept_key]), bulk("2"));
+    // Several keys, some here and some gone: TRYAGAIN; all gone: ASK; all here: served.
+    let tryagain = "TRYAGAIN Multiple keys request during rehashing of slot";
+    let new_key = format!("{tag}new");
+    assert_eq!(
+        err_text(&run(&mut s, &["MGET", &moved_key, &kept_key])),
+        tryagain
+    );
+    assert_eq!(
+        err_text(&run(&mut s, &["DEL", &kept_key, &moved_key])),
+        tryagain
+    );
+    assert_eq!(err_text(&run(&mut s, &["MGET", &moved_key, &new_key])), ask);
+    assert_eq!(
+        run(&mut s, &["MGET", &kept_key, &kept_key]),
+        Value::Array(vec![bulk("2"), bulk("2")])
+    );
+    // The per-slot index counts what each side holds.
+    assert_eq!(
+        run(&mut s, &["CLUSTER", "COUNTKEYSINSLOT", &slot.to_string()]),
+        Value::Int(1)
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            &["CLUSTER", "GETKEYSINSLOT", &slot.to_string(), "10"]
+        ),
+        Value::Array(vec![bulk(&kept_key)])
+    );
+    assert_eq!(
+        run(&mut d, &["CLUSTER", "COUNTKEYSINSLOT", &slot.to_string()]),
+        Value::Int(1)
+    );
+    // The new owner, after ASKING: every key here or TRYAGAIN.
+    assert_eq!(run(&mut d, &["ASKING"]), ok());
+    assert_eq!(
+        err_text(&run(&mut d, &["MGET", &moved_key, &kept_key])),
+        tryagain
+    );
+    assert_eq!(run(&mut d, &["ASKING"]), ok());
+    assert_eq!(
+        run(&mut d, &["MGET", &moved_key, &moved_key]),
+        Value::Array(vec![bulk("1"), bulk("1")])
+    );
     let moved_to_src = format!("MOVED {slot} 127.0.0.1:{}", src.port);
     assert_eq!(err_text(&run(&mut d, &["GET", &moved_key])), moved_to_src);
     assert_eq!(run(&mut d, &["ASKING"]), ok());
@@ -888,6 +704,29 @@ fn migrating_slot_redirections() {
         "KEYS",
         &kept_key,
     ];
+    // Handing the slot away while a key of it is still here is refused, changing nothing.
+    let give_away = ["CLUSTER", "SETSLOT", &slot_s, "NODE", &dst_id];
+    let view_before = as_str(&q(&mut s, "CLUSTER NODES"));
+    assert_eq!(
+        err_text(&run(&mut s, &give_away)),
+        format!(
+            "ERR Can't assign hashslot {slot} to a different node while I still hold keys for this hash slot."
+        )
+    );
+    assert_eq!(run(&mut s, &["GET", &kept_key]), bulk("2"));
+    let strip_times = |t: &str| -> Vec<String> {
+        t.lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                format!("{} {}", f[..4].join(" "), f[6..].join(" "))
+            })
+            .collect()
+    };
+    assert_eq!(
+        strip_times(&as_str(&q(&mut s, "CLUSTER NODES"))),
+        strip_times(&view_before),
+        "the refused SETSLOT changed nothing"
+    );
     assert_eq!(run(&mut s, &migrate_kept), ok());
     assert_eq!(run(&mut s, &migrate_kept), simple("NOKEY"));
     for n in [dst, src, &nodes[2]] {
@@ -898,6 +737,33 @@ fn migrating_slot_redirections() {
             ),
             ok()
         );
+    }
+    // MOVED only once this node's own CLUSTER SLOTS names the new owner: a redirection
+    // comes from the routing view, which is published after the state CLUSTER SLOTS reads.
+    for _ in 0..50 {
+        let moved = err_text(&run(&mut s, &["GET", &kept_key]));
+        let slots = run(&mut s, &["CLUSTER", "SLOTS"]);
+        if moved.starts_with("MOVED ") {
+            let Value::Array(ranges) = &slots else {
+                panic!("{slots:?}")
+            };
+            let owner = ranges.iter().find_map(|r| match r {
+                Value::Array(f)
+                    if as_int(&f[0]) <= i64::from(slot) && i64::from(slot) <= as_int(&f[1]) =>
+                {
+                    Some(f[2].clone())
+                }
+                _ => None,
+            });
+            let Some(Value::Array(owner)) = owner else {
+                panic!("slot {slot} not in {slots:?}")
+            };
+            assert_eq!(
+                moved,
+                format!("MOVED {slot} 127.0.0.1:{}", as_int(&owner[1])),
+                "{slots:?}"
+            );
+        }
     }
     // Asked until the views settle: gossip races the three SETSLOTs (a stale view of the
     // new owner once unassigned the slot here for a moment; see state.rs merge_slots).

@@ -35,6 +35,7 @@ mod rng;
 pub mod runtime;
 pub mod set;
 pub mod shard;
+mod slot_index;
 mod table;
 pub mod zset;
 

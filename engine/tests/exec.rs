@@ -50,7 +50,7 @@ fn queue(core: &Core, p: &mut Pipeline<RedisEntry>, words: &[&str]) {
             order,
         } => RedisEntry::multi(p, spec, merge, parts, order),
         Plan::Done(r, _) | Plan::Refused(r) => RedisEntry::Ready(r),
-        Plan::Txn(..) => panic!("{words:?} needs a transaction"),
+        Plan::Txn(..) | Plan::Open { .. } => panic!("{words:?} needs a transaction"),
     };
     p.queue(entry);
 }

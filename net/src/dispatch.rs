@@ -383,6 +383,15 @@ async fn slow_pipeline(
             Step::Exec(Plan::Done(r, _) | Plan::Refused(r)) => {
                 p.queue((RedisEntry::Ready(r), proto))
             }
+            Step::Exec(Plan::Open { spec, args, asking }) => {
+                // Like a cross-core transaction: a barrier, then the keys' cores locked.
+                flush(&mut p, &nc, &client, &mut out).await;
+                let start = clock::ticks();
+                let reply = exec::multi::run_open(core, spec, args.clone(), asking).await;
+                let row = command_index(spec);
+                nc.executed(&client, row, clock::since(start), &reply, &args);
+                resp::encode(&reply, client.borrow().resp, &mut out);
+            }
             Step::Exec(Plan::Txn(spec, args)) => {
                 // A barrier: everything before it completes first. Timed here, waits
                 // for the other cores included.

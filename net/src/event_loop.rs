@@ -297,6 +297,9 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
     {
         let mut shard = core.shard.borrow_mut();
         shard.set_max_value_len(shared.config.limits.max_bulk_len);
+        if shared.cluster.get().is_some() {
+            shard.index_slots();
+        }
         // Policy first: the budget then builds the policy's state once, for that policy.
         let policy = shared.settings.maxmemory_policy.lock().unwrap().clone();
         if let Some(p) = baton_engine::evict::EvictionPolicy::parse(&policy) {

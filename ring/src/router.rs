@@ -123,6 +123,18 @@ impl Router {
             .map(|&node| (s, view.addr(node).to_string()))
     }
 
+    /// In a cluster, for a key whose slot another node owns and this node does not import:
+    /// the slot and the owner's `ip:port` (`-MOVED`). Asked again on the core that runs a
+    /// command, whose view may be newer than the one it was planned with.
+    pub fn moved_away(&self, key: &[u8]) -> Option<(u16, String)> {
+        let cluster = self.cluster.borrow();
+        let view = cluster.as_deref()?;
+        let s = slot(key);
+        let owner = view.table.node_of(s);
+        (owner != UNASSIGNED && owner != view.me && !view.importing.contains_key(&s))
+            .then(|| (s, view.addr(owner).to_string()))
+    }
+
     /// How many cores this node runs.
     pub fn cores(&self) -> usize {
         self.cores
@@ -247,6 +259,8 @@ mod tests {
             r.route(b"foo", || false),
             Target::Ask { slot: foo, node: 3 }
         );
+        assert_eq!(r.moved_away(b"bar"), Some((bar, String::new())));
+        assert_eq!(r.moved_away(b"foo"), None, "migrating, still owned here");
         assert_eq!(
             r.route_keys([&b"{foo}a"[..], b"{foo}b"].into_iter()),
             Some(Target::Core(core_of(b"{foo}a", 2)))

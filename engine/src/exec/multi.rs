@@ -16,7 +16,7 @@ use std::rc::Rc;
 use baton_ring::Router;
 use bytes::Bytes;
 
-use super::plan::{merge_replies, plan, post_process, Plan};
+use super::plan::{merge_replies, open_verdict, plan, plan_here, post_process, redirect, Plan};
 use crate::command::{CommandSpec, Route};
 use crate::reply::Reply;
 use crate::runtime::{Core, Job, Out};
@@ -110,8 +110,23 @@ pub async fn run_queued(
     spec: &'static CommandSpec,
     args: Vec<Bytes>,
 ) -> Reply {
-    match plan(&core.router, spec, args) {
+    let planned = match plan(&core.router, spec, args) {
+        Plan::Open { spec, args, asking } => {
+            if let Some(refused) = open_check(core, txn, spec, &args, asking).await {
+                return refused;
+            }
+            plan_here(&core.router, spec, args)
+        }
+        planned => planned,
+    };
+    run_planned(core, txn, planned).await
+}
+
+/// Runs a planned command inside `txn` (see [`run_queued`]).
+async fn run_planned(core: &Rc<Core>, txn: u64, planned: Plan) -> Reply {
+    match planned {
         Plan::Done(reply, _) | Plan::Refused(reply) => reply,
+        Plan::Open { .. } => unreachable!("plan_here leaves the cluster's checks to plan"),
         Plan::Run {
             core: c,
             spec,
@@ -135,6 +150,52 @@ pub async fn run_queued(
         }
         Plan::Txn(spec, args) => super::txn::run_within(core, txn, spec, &args).await,
     }
+}
+
+/// Runs a [`Plan::Open`] command: its keys' cores locked, the keys this node holds
+/// counted, then the command or Redis's refusal (`-ASK`, `-TRYAGAIN`).
+pub async fn run_open(
+    core: &Rc<Core>,
+    spec: &'static CommandSpec,
+    args: Vec<Bytes>,
+    asking: bool,
+) -> Reply {
+    let held = Held::lock(core, cores_of(&core.router, spec, &args)).await;
+    let reply = match open_check(core, held.id, spec, &args, asking).await {
+        Some(refused) => refused,
+        None => run_planned(core, held.id, plan_here(&core.router, spec, args)).await,
+    };
+    held.release(core).await;
+    reply
+}
+
+/// The refusal for a command on an open slot (see [`Plan::Open`]), its keys' presence
+/// read within `txn`; `None` when it may run. Checked again against the view of the
+/// moment, since the slot may have closed (or moved) while the locks were taken.
+async fn open_check(
+    core: &Rc<Core>,
+    txn: u64,
+    spec: &'static CommandSpec,
+    args: &[Bytes],
+    asking: bool,
+) -> Option<Reply> {
+    if let Some(refused) = redirect(&core.router, spec, args, asking) {
+        return Some(refused);
+    }
+    let mut keys: Vec<Bytes> = spec
+        .keys_in(args)
+        .into_iter()
+        .map(|i| args[i].clone())
+        .collect();
+    let first = keys.first()?.clone();
+    keys.sort_unstable();
+    keys.dedup();
+    let held = versions(core, txn, &keys)
+        .await
+        .iter()
+        .filter(|v| v.is_some())
+        .count();
+    open_verdict(&core.router, &first, asking, held, keys.len() - held)
 }
 
 async fn one(core: &Rc<Core>, c: usize, txn: u64, job: Job) -> Reply {

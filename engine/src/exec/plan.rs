@@ -47,6 +47,61 @@ pub enum Plan {
     /// A multi-key command whose keys live on several cores: a cross-core transaction
     /// ([`super::txn`]) that must run alone, after everything before it.
     Txn(&'static CommandSpec, Vec<Bytes>),
+    /// Cluster: a command naming several keys of a slot that is migrating away, or being
+    /// imported here after ASKING. Which of its keys are here decides between running it,
+    /// `-ASK` and `-TRYAGAIN` ([`super::multi::run_open`]), under the locks of their cores.
+    Open {
+        spec: &'static CommandSpec,
+        args: Vec<Bytes>,
+        asking: bool,
+    },
+}
+
+/// Redis's answer to a multi-key command on an open slot when only some of its keys are
+/// here (or, importing, any is missing).
+pub const TRYAGAIN: &str = "TRYAGAIN Multiple keys request during rehashing of slot";
+
+/// Whether a command that passed [`redirect`] names several keys of a slot that is open
+/// here: migrating away, or importing for a client that sent ASKING. (Redis's
+/// getNodeByQuery: one key, or the same key twice, is not "multiple keys".)
+fn is_open(router: &Router, spec: &CommandSpec, args: &[Bytes], asking: bool) -> bool {
+    let Some(view) = router.view() else {
+        return false;
+    };
+    if view.migrating.is_empty() && (!asking || view.importing.is_empty()) {
+        return false;
+    }
+    let positions = spec.keys_in(args);
+    let mut keys = positions.iter().map(|&i| &args[i][..]);
+    let Some(first) = keys.next() else {
+        return false;
+    };
+    if !keys.any(|k| k != first) {
+        return false;
+    }
+    let s = baton_ring::slot(first);
+    view.migrating.contains_key(&s) || (asking && view.importing.contains_key(&s))
+}
+
+/// What an open slot means for a command with several keys, once it is known how many
+/// of them this node holds: `None` runs it, else the refusal (Redis's rules).
+pub fn open_verdict(
+    router: &Router,
+    key: &[u8],
+    asking: bool,
+    held: usize,
+    missing: usize,
+) -> Option<Reply> {
+    let view = router.view()?;
+    let s = baton_ring::slot(key);
+    if let Some(&node) = view.migrating.get(&s) {
+        return match (held, missing) {
+            (_, 0) => None,
+            (0, _) => Some(Reply::error(format!("ASK {s} {}", view.addr(node)))),
+            _ => Some(Reply::err(TRYAGAIN)),
+        };
+    }
+    (asking && missing > 0 && view.importing.contains_key(&s)).then(|| Reply::err(TRYAGAIN))
 }
 
 /// Decides how a shard command (any route but [`Route::Connection`]) runs.
@@ -65,6 +120,14 @@ pub fn plan_asking(
     if let Some(refused) = redirect(router, spec, &args, asking) {
         return Plan::Refused(refused);
     }
+    if router.clustered() && is_open(router, spec, &args, asking) {
+        return Plan::Open { spec, args, asking };
+    }
+    plan_here(router, spec, args)
+}
+
+/// [`plan_asking`] after the cluster's checks: how the command runs on this node.
+pub fn plan_here(router: &Router, spec: &'static CommandSpec, args: Vec<Bytes>) -> Plan {
     let cores = router.cores();
     match spec.route {
         // OBJECT and MEMORY name their key second; their HELP names none and runs on any
@@ -151,6 +214,11 @@ pub fn execute(
 ) -> Reply {
     if router.clustered() {
         let first = spec.keys_in(args).first().copied();
+        // Planned on another core with an older view: this core's may already name the
+        // new owner (the slot changed hands in between), and then the key is not here.
+        if let Some((slot, addr)) = first.and_then(|i| router.moved_away(&args[i])) {
+            return Reply::error(format!("MOVED {slot} {addr}"));
+        }
         if let Some((slot, addr)) = first.and_then(|i| router.migrating(&args[i])) {
             let i = first.expect("a key");
             if !shard.exists(&args[i], now) {
@@ -163,7 +231,12 @@ pub fn execute(
 
 /// The cluster's answer for a command whose keys this node does not serve.
 #[inline]
-fn redirect(router: &Router, spec: &CommandSpec, args: &[Bytes], asking: bool) -> Option<Reply> {
+pub fn redirect(
+    router: &Router,
+    spec: &CommandSpec,
+    args: &[Bytes],
+    asking: bool,
+) -> Option<Reply> {
     if !router.clustered() {
         return None;
     }
@@ -477,5 +550,54 @@ mod tests {
         ];
         let joined = joined_args(mset, &parts, &[(0, 0), (1, 0), (0, 1)]);
         assert_eq!(joined, args(&["MSET", "a", "1", "b", "2", "c", "3"]));
+    }
+
+    #[test]
+    fn open_slots_plan_a_check_and_refuse_by_redis_rules() {
+        use baton_ring::{slot, ClusterView, SlotTable};
+        let foo = slot(b"foo");
+        let bar = slot(b"bar");
+        let mut view = ClusterView {
+            me: 1,
+            table: SlotTable::single(1),
+            ..Default::default()
+        };
+        view.table.assign(bar..=bar, 2);
+        view.migrating.insert(foo, 3);
+        view.importing.insert(bar, 2);
+        view.addrs.insert(3, "127.0.0.1:7003".into());
+        let r = Router::standalone(0, 2).with_cluster(view);
+        let mget = lookup(b"mget").unwrap();
+        let open = |words: &[&str], asking| {
+            matches!(
+                plan_asking(&r, mget, args(words), asking),
+                Plan::Open { .. }
+            )
+        };
+        assert!(open(&["MGET", "{foo}a", "{foo}b"], false));
+        assert!(!open(&["MGET", "{foo}a", "{foo}a"], false), "one key twice");
+        assert!(
+            !open(&["MGET", "{foo}a"], false),
+            "one key: the shard decides"
+        );
+        assert!(!open(&["MGET", "x", "{x}y"], false), "a stable slot");
+        assert!(open(&["MGET", "{bar}a", "{bar}b"], true));
+        assert!(
+            matches!(
+                plan_asking(&r, mget, args(&["MGET", "{bar}a", "{bar}b"]), false),
+                Plan::Refused(_)
+            ),
+            "importing without ASKING is MOVED"
+        );
+        let tryagain = Some(Reply::err(TRYAGAIN));
+        assert_eq!(open_verdict(&r, b"foo", false, 2, 0), None);
+        assert_eq!(
+            open_verdict(&r, b"foo", false, 0, 2),
+            Some(Reply::error(format!("ASK {foo} 127.0.0.1:7003")))
+        );
+        assert_eq!(open_verdict(&r, b"foo", false, 1, 1), tryagain);
+        assert_eq!(open_verdict(&r, b"bar", true, 1, 1), tryagain);
+        assert_eq!(open_verdict(&r, b"bar", true, 0, 2), tryagain);
+        assert_eq!(open_verdict(&r, b"bar", true, 2, 0), None);
     }
 }

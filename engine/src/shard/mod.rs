@@ -181,6 +181,11 @@ impl Shard {
         &self.store
     }
 
+    /// Keeps a per-slot key index from now on (cluster mode): see `slot_index.rs`.
+    pub fn index_slots(&mut self) {
+        self.store.index_slots();
+    }
+
     /// A pseudo-random number (xorshift64*), for RANDOMKEY and sampling.
     pub fn random(&mut self) -> u64 {
         self.rng.next()

@@ -146,7 +146,13 @@ pub fn handle(nc: &NetCore, client: &Client, args: &[Bytes]) -> Option<Reply> {
                 })
                 .unwrap_or_else(|e| e)
         }
-        "baton-view" => baton_view(cluster, client, &args[2]),
+        "baton-view" => match args.get(3) {
+            None => baton_view(cluster, client, &args[2], false),
+            Some(a) if eq(a, "meet") && args.len() == 4 => {
+                baton_view(cluster, client, &args[2], true)
+            }
+            Some(_) => errors::SYNTAX,
+        },
         "meet" | "setslot" | "reset" | "countkeysinslot" | "getkeysinslot" => return None,
         _ => unknown_subcommand(&args[1]),
     };
@@ -228,7 +234,7 @@ const HELP: &[&str] = &[
     "SETSLOT <slot> (IMPORTING <node-id>|MIGRATING <node-id>|STABLE|NODE <node-id>)",
     "SHARDS",
     "SLOTS",
-    "BATON-VIEW <payload> (between Baton nodes only)",
+    "BATON-VIEW <payload> [MEET] (between Baton nodes only)",
 ];
 
 /// ADDSLOTS / DELSLOTS (and their RANGE forms) of parsed slots, all or nothing.
@@ -281,8 +287,11 @@ fn set_config_epoch(cluster: &Cluster, arg: &[u8]) -> Reply {
         .unwrap_or_else(|e| e)
 }
 
-/// CLUSTER BATON-VIEW <payload>: a peer's view; merged, answered with this node's.
-fn baton_view(cluster: &Cluster, client: &Client, payload: &[u8]) -> Reply {
+/// CLUSTER BATON-VIEW <payload> [MEET]: a peer's view, answered with this node's. It is
+/// merged only when its sender is known here or it comes from a MEET: as in Redis, where
+/// only a MEET makes a node known, so a node that was forgotten (or reset) and still
+/// sends its view does not join again.
+fn baton_view(cluster: &Cluster, client: &Client, payload: &[u8], meet: bool) -> Reply {
     let view = match wire::parse_message(payload) {
         Ok(v) => v,
         Err(e) => return Reply::error(format!("ERR malformed cluster view: {e}")),
@@ -292,6 +301,10 @@ fn baton_view(cluster: &Cluster, client: &Client, payload: &[u8]) -> Reply {
     let now = now_ms();
     cluster
         .change(|st| {
+            let known = view.myself().is_some_and(|n| st.nodes.contains_key(&n.id));
+            if !known && !meet {
+                return Ok(bulk(st.render_message()));
+            }
             if let Some(ip) = &local_ip {
                 st.learn_my_ip(ip);
             }
@@ -406,32 +419,25 @@ fn shards(st: &State, now: u64, timeout: u64) -> Reply {
     )
 }
 
-/// Keys of `slot` on every core. A scan of each shard: Baton has no per-slot key index
-/// yet (issue 13, live migration), so this costs a walk of the whole store.
+/// Keys of `slot` on every core (one read of each shard's per-slot index).
 async fn count_keys(nc: &NetCore, s: u16) -> usize {
     with_every_core(&nc.core, move |core, _| {
-        core.shard
-            .borrow()
-            .store()
-            .iter()
-            .filter(|(k, _)| slot(k) == s)
-            .count()
+        core.shard.borrow().store().count_in_slot(s)
     })
     .await
     .into_iter()
     .sum()
 }
 
-/// Up to `max` keys of `slot` (a scan, as [`count_keys`]).
+/// Up to `max` keys of `slot` (a walk of each shard's list for the slot).
 async fn keys_in_slot(nc: &NetCore, s: u16, max: usize) -> Vec<Bytes> {
     let per_core = with_every_core(&nc.core, move |core, _| {
         core.shard
             .borrow()
             .store()
-            .iter()
-            .filter(|(k, _)| slot(k) == s)
-            .take(max)
-            .map(|(k, _)| Bytes::copy_from_slice(k))
+            .keys_in_slot(s, max)
+            .into_iter()
+            .map(Bytes::copy_from_slice)
             .collect::<Vec<_>>()
     })
     .await;

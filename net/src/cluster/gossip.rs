@@ -66,7 +66,7 @@ fn run(shared: &Shared, cluster: &Cluster) {
     }
 }
 
-/// Merges a peer's answer. A peer that answers with another id than the one this node
+/// Merges a peer's answer, if the peer is still known. A peer that answers with another id than the one this node
 /// knows it by was reset (or the address now belongs to another node): the old entry
 /// goes, the answer is merged as a new node's.
 fn apply(cluster: &Cluster, id: &str, ip: &str, port: u16, reply: &[u8], local_ip: &str) {
@@ -79,6 +79,12 @@ fn apply(cluster: &Cluster, id: &str, ip: &str, port: u16, reply: &[u8], local_i
     };
     let now = now_ms();
     let res = cluster.change(|st| {
+        if !st.nodes.contains_key(id) {
+            // Forgotten, or this node was reset, since the round began: Redis merges
+            // only what known nodes say (MEET is how a node becomes known), and a reset
+            // node that merged its old peers' answers would rejoin the cluster.
+            return Ok(());
+        }
         st.learn_my_ip(local_ip);
         let sender = view.myself().map(|n| n.id.clone()).unwrap_or_default();
         if sender != id {
@@ -126,7 +132,7 @@ fn exchange(
 pub fn meet(shared: &Shared, ip: &str, port: u16, message: &str) -> Result<Vec<u8>, String> {
     let mut s = crate::repl::link::connect_within(shared, ip, port, CONNECT_TIMEOUT, IO_TIMEOUT)
         .map_err(|e| format!("cannot reach {ip}:{port}: {e}"))?;
-    match crate::repl::link::call_raw(&mut s, &["CLUSTER", "BATON-VIEW", message]) {
+    match crate::repl::link::call_raw(&mut s, &["CLUSTER", "BATON-VIEW", message, "MEET"]) {
         Ok(Resp::Bulk(b)) if wire::parse_message(&b).is_ok() => Ok(b),
         Ok(Resp::Error(e)) => Err(format!("{ip}:{port} is not a Baton cluster node ({e})")),
         Ok(_) => Err(format!(

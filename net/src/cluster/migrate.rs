@@ -5,8 +5,13 @@
 //! Each key is read on its own core (value, flags and TTL, as DUMP's payload), the batch
 //! goes to the target as RESTORE-ASKING (RESTORE outside cluster mode) on a blocking
 //! connection of a helper thread, and once the target has answered every one, the keys
-//! are deleted here (not with COPY). Not fenced yet: a write to one of the keys between
-//! its read and its delete is lost (Redis, single-threaded, has no such window).
+//! are deleted here (not with COPY). Not fenced, but no write is lost: each key's CAS
+//! (which every write changes) is read with its value, and the delete happens only when
+//! the CAS is still the same (on the key's core, atomically). A key written in between
+//! stays, is read again and sent again with REPLACE, up to [`ROUNDS`] times; a key still
+//! changing after that is left here and MIGRATE fails (`-IOERR`), so redis-cli stops
+//! instead of giving the slot away. Commands on the keys are not held meanwhile, as a
+//! real fence would do.
 
 use std::io::Write;
 use std::time::Duration;
@@ -131,96 +136,159 @@ fn send(req: &Request, items: &[(Bytes, u64, Vec<u8>)], restore: &[u8]) -> Resul
     first_error.map_or(Ok(()), Err)
 }
 
-/// MIGRATE, on the core of the connection that sent it.
-pub async fn migrate(nc: &NetCore, args: &[Bytes]) -> Reply {
-    let req = match parse(args) {
-        Ok(r) => r,
-        Err(e) => return e,
-    };
-    let core = nc.core.clone();
-    // 1. Read every key on its core: DUMP's payload and the TTL left.
+/// How many times MIGRATE sends a key again that was written while it was being sent.
+pub const ROUNDS: usize = 8;
+
+/// One key as read for sending: its TTL (0 = none), DUMP payload and CAS.
+type Read = (Bytes, u64, Vec<u8>, u64);
+
+/// Reads `keys` on their cores: value, TTL and CAS of those present.
+async fn read_keys(nc: &NetCore, keys: &[Bytes]) -> Vec<Read> {
+    let core = &nc.core;
     let mut batch = Batch::new(core.cores);
-    let tickets: Vec<_> = req
-        .keys
+    let tickets: Vec<_> = keys
         .iter()
         .map(|k| {
             let key = k.clone();
             batch.push(
                 core.router.core_of(k),
                 Job::Call(Box::new(move |shard, now| {
-                    let item = shard.copy_item(&key, now).map(|c| {
+                    let cas = shard.lookup(&key, now).map(|e| e.cas());
+                    let item = shard.copy_item(&key, now).zip(cas).map(|(c, cas)| {
                         let ttl = match c.expire_at {
                             0 => 0,
                             at => at.saturating_sub(now).max(1),
                         };
-                        (ttl, encode_copy(&c))
+                        (ttl, encode_copy(&c), cas)
                     });
                     Out::Value(Box::new(item))
                 })),
             )
         })
         .collect();
-    let mut outs = batch.run(&core).await;
+    let mut outs = batch.run(core).await;
     let mut items = Vec::new();
-    for (key, t) in req.keys.iter().zip(tickets) {
+    for (key, t) in keys.iter().zip(tickets) {
         let item = outs
             .take(t)
-            .and_then(|o| o.into_value::<Option<(u64, Vec<u8>)>>())
+            .and_then(|o| o.into_value::<Option<(u64, Vec<u8>, u64)>>())
             .flatten();
-        if let Some((ttl, payload)) = item {
-            items.push((key.clone(), ttl, payload));
+        if let Some((ttl, payload, cas)) = item {
+            items.push((key.clone(), ttl, payload, cas));
         }
     }
+    items
+}
+
+/// Deletes each key whose CAS is still the one read; returns the keys that changed.
+async fn delete_unchanged(nc: &NetCore, items: &[Read]) -> Vec<Bytes> {
+    let core = &nc.core;
+    let mut batch = Batch::new(core.cores);
+    let tickets: Vec<_> = items
+        .iter()
+        .map(|(k, _, _, cas)| {
+            let (key, cas) = (k.clone(), *cas);
+            batch.push(
+                core.router.core_of(k),
+                Job::Call(Box::new(move |shard, now| {
+                    let same = shard.lookup(&key, now).map(|e| e.cas()) == Some(cas);
+                    if same {
+                        shard.delete(&key, now);
+                    }
+                    Out::Value(Box::new(same))
+                })),
+            )
+        })
+        .collect();
+    let mut outs = batch.run(core).await;
+    items
+        .iter()
+        .zip(tickets)
+        .filter(|(_, t)| {
+            !outs
+                .take(*t)
+                .and_then(|o| o.into_value::<bool>())
+                .unwrap_or(false)
+        })
+        .map(|(i, _)| i.0.clone())
+        .collect()
+}
+
+/// Sends `items` from a helper thread (blocking sockets) while this core keeps serving.
+async fn send_off(
+    nc: &NetCore,
+    req: &Request,
+    items: &[Read],
+    restore: &'static [u8],
+) -> Result<(), String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let req = Request {
+        host: req.host.clone(),
+        auth: req.auth.clone(),
+        keys: Vec::new(),
+        ..*req
+    };
+    let items: Vec<(Bytes, u64, Vec<u8>)> = items
+        .iter()
+        .map(|(k, ttl, p, _)| (k.clone(), *ttl, p.clone()))
+        .collect();
+    std::thread::Builder::new()
+        .name("baton-migrate".into())
+        .spawn(move || {
+            let _ = tx.send(send(&req, &items, restore));
+        })
+        .map_err(|e| format!("ERR cannot start MIGRATE: {e}"))?;
+    loop {
+        match rx.try_recv() {
+            Ok(o) => return o,
+            Err(std::sync::mpsc::TryRecvError::Empty) => {
+                nc.core.timers.sleep_until(now_ms() + 1).await;
+            }
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                return Err("ERR MIGRATE's sender went away".into())
+            }
+        }
+    }
+}
+
+/// MIGRATE (see the module doc).
+pub async fn migrate(nc: &NetCore, args: &[Bytes]) -> Reply {
+    let mut req = match parse(args) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let mut items = read_keys(nc, &req.keys).await;
     if items.is_empty() {
         return Reply::simple("NOKEY");
     }
-    // 2. Send them, off the core.
     let restore: &'static [u8] = if nc.shared.cluster.get().is_some() {
         b"RESTORE-ASKING"
     } else {
         b"RESTORE"
     };
-    let (tx, rx) = std::sync::mpsc::channel();
-    let keys: Vec<Bytes> = items.iter().map(|i| i.0.clone()).collect();
-    let spawned = std::thread::Builder::new()
-        .name("baton-migrate".into())
-        .spawn(move || {
-            let _ = tx.send(send(&req, &items, restore).map(|()| req.copy));
-        });
-    if let Err(e) = spawned {
-        return Reply::error(format!("ERR cannot start MIGRATE: {e}"));
-    }
-    let outcome = loop {
-        match rx.try_recv() {
-            Ok(o) => break o,
-            Err(std::sync::mpsc::TryRecvError::Empty) => {
-                core.timers.sleep_until(now_ms() + 1).await;
-            }
-            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                break Err("ERR MIGRATE's sender went away".into())
-            }
+    for _ in 0..ROUNDS {
+        if let Err(e) = send_off(nc, &req, &items, restore).await {
+            return Reply::error(e);
         }
-    };
-    let copy = match outcome {
-        Ok(copy) => copy,
-        Err(e) => return Reply::error(e),
-    };
-    // 3. The target holds them: delete them here.
-    if !copy {
-        let mut batch = Batch::new(core.cores);
-        for k in keys {
-            let c = core.router.core_of(&k);
-            batch.push(
-                c,
-                Job::Call(Box::new(move |shard, now| {
-                    shard.delete(&k, now);
-                    Out::Value(Box::new(()))
-                })),
-            );
+        if req.copy {
+            return Reply::Ok;
         }
-        batch.run(&core).await;
+        let changed = delete_unchanged(nc, &items).await;
+        if changed.is_empty() {
+            return Reply::Ok;
+        }
+        // The target holds this node's older copy of these now: replace it.
+        req.replace = true;
+        items = read_keys(nc, &changed).await;
+        if items.is_empty() {
+            // Deleted meanwhile: the copy sent is the only one left, as after a delete
+            // that follows the move.
+            return Reply::Ok;
+        }
     }
-    Reply::Ok
+    Reply::err(
+        "IOERR error or timeout writing to target instance: keys kept changing during MIGRATE",
+    )
 }
 
 #[cfg(test)]

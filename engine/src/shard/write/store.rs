@@ -28,6 +28,7 @@
 use ahash::RandomState;
 use bytes::Bytes;
 
+use crate::slot_index::SlotIndex;
 use crate::table::IndexTable;
 
 pub use crate::entry::{Entry, NO_EXPIRY};
@@ -91,6 +92,8 @@ pub struct Store {
     expires: usize,
     /// Sum of the allocator size classes of the entries held.
     entry_bytes: usize,
+    /// Keys per cluster slot; only in cluster mode ([`Store::index_slots`]).
+    slots: Option<Box<SlotIndex>>,
 }
 
 fn key_of(slab: &[Option<Entry>], idx: u32) -> &[u8] {
@@ -132,6 +135,7 @@ impl Store {
             + self.slab.capacity() * 8
             + self.free.capacity() * 4
             + self.table.heap_bytes()
+            + self.slots.as_ref().map_or(0, |ix| ix.heap_bytes())
     }
 
     /// Sum of the entries' allocator size classes (the part eviction can free).
@@ -226,6 +230,9 @@ impl Store {
         let (slab, hasher) = (&self.slab, &self.hasher);
         self.table
             .insert_unique(h, idx, |i| hasher.hash_one(key_of(slab, i)));
+        if let Some(ix) = &mut self.slots {
+            ix.insert(idx, baton_ring::slot(key_of(&self.slab, idx)));
+        }
         (idx, None)
     }
 
@@ -273,6 +280,9 @@ impl Store {
         let old = self.slab[idx as usize]
             .take()
             .unwrap_or_else(|| unreachable!("table points at a free position"));
+        if let Some(ix) = &mut self.slots {
+            ix.remove(idx, baton_ring::slot(old.key()));
+        }
         self.free.push(idx);
         self.count_out(&old);
         old
@@ -298,6 +308,52 @@ impl Store {
         self.free = Vec::new();
         self.expires = 0;
         self.entry_bytes = 0;
+        if let Some(ix) = &mut self.slots {
+            ix.clear();
+        }
+    }
+
+    /// Starts keeping the per-slot key index (cluster mode), filing the keys already held.
+    pub(in crate::shard) fn index_slots(&mut self) {
+        if self.slots.is_some() {
+            return;
+        }
+        let mut ix = SlotIndex::new();
+        for (pos, e) in self.slab.iter().enumerate() {
+            if let Some(e) = e {
+                ix.insert(pos as u32, baton_ring::slot(e.key()));
+            }
+        }
+        self.slots = Some(Box::new(ix));
+    }
+
+    /// Keys held in cluster slot `slot`, expired-but-unreclaimed ones included: one read
+    /// with the index, a walk of the whole store without it.
+    pub fn count_in_slot(&self, slot: u16) -> usize {
+        match &self.slots {
+            Some(ix) => ix.count(slot),
+            None => self
+                .iter()
+                .filter(|(k, _)| baton_ring::slot(k) == slot)
+                .count(),
+        }
+    }
+
+    /// Up to `max` keys held in cluster slot `slot` (as [`Store::count_in_slot`]).
+    pub fn keys_in_slot(&self, slot: u16, max: usize) -> Vec<&[u8]> {
+        match &self.slots {
+            Some(ix) => ix
+                .positions(slot)
+                .take(max)
+                .map(|pos| key_of(&self.slab, pos))
+                .collect(),
+            None => self
+                .iter()
+                .map(|(k, _)| k)
+                .filter(|k| baton_ring::slot(k) == slot)
+                .take(max)
+                .collect(),
+        }
     }
 
     /// Number of slab positions (full or free); valid cursors and positions are below it.
@@ -393,6 +449,64 @@ mod tests {
         assert_eq!(s.remove(b"a").unwrap().1.value()[..], b"2"[..]);
         assert_eq!((s.len(), s.expires()), (0, 0));
         assert!(s.remove(b"a").is_none());
+    }
+
+    #[test]
+    fn slot_index_agrees_with_a_scan_through_inserts_removes_and_clear() {
+        let mut s = Store::new();
+        // Keys from before the index was turned on are filed too.
+        for i in 0..500 {
+            ins(
+                &mut s,
+                format!("{{t{}}}k{i}", i % 7).as_bytes(),
+                b"v",
+                NO_EXPIRY,
+            );
+        }
+        s.index_slots();
+        for i in 0..300 {
+            ins(
+                &mut s,
+                format!("{{t{}}}n{i}", i % 7).as_bytes(),
+                b"v",
+                NO_EXPIRY,
+            );
+            ins(
+                &mut s,
+                format!("{{t{}}}k{i}", i % 7).as_bytes(),
+                b"w",
+                NO_EXPIRY,
+            );
+            if i % 3 == 0 {
+                s.remove(format!("{{t{}}}k{i}", i % 7).as_bytes());
+            }
+        }
+        let mut scanned = std::collections::HashMap::<u16, Vec<Vec<u8>>>::new();
+        for (k, _) in s.iter() {
+            scanned
+                .entry(baton_ring::slot(k))
+                .or_default()
+                .push(k.to_vec());
+        }
+        assert_eq!(scanned.len(), 7);
+        for (slot, mut keys) in scanned {
+            assert_eq!(s.count_in_slot(slot), keys.len());
+            let mut listed: Vec<Vec<u8>> = s
+                .keys_in_slot(slot, usize::MAX)
+                .into_iter()
+                .map(<[u8]>::to_vec)
+                .collect();
+            keys.sort();
+            listed.sort();
+            assert_eq!(listed, keys, "slot {slot}");
+            assert_eq!(s.keys_in_slot(slot, 3).len(), 3);
+        }
+        let one = baton_ring::slot(b"t1");
+        assert_eq!(s.count_in_slot(one + 1), 0);
+        s.clear();
+        assert_eq!(s.count_in_slot(one), 0);
+        ins(&mut s, b"{t1}again", b"v", NO_EXPIRY);
+        assert_eq!(s.keys_in_slot(one, 10), vec![&b"{t1}again"[..]]);
     }
 
     #[test]
