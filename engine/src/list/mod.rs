@@ -50,12 +50,19 @@ pub fn fits(size: i64, count: usize, bytes: usize) -> bool {
 /// Whether a list should be packed under the limit in force: `count` elements of
 /// `bytes` fit; a chunked list returns to the packed form only at half the limit, so
 /// that a list at the threshold does not convert back and forth.
+///
+/// Past one chunk of the chunked form ([`big::CHUNK_BYTES`]) a list is chunked whatever
+/// the limit: a packed list is copied whole by every push and walked by every pop from
+/// its tail, so at 8 KiB an LPUSH/RPOP load spent 1.39x Redis's CPU per op
+/// (benches/RESULTS.md, session 8). OBJECT ENCODING says "quicklist" for both forms, as
+/// Redis 7.0 does, so where the switch happens is not visible to a client.
 pub fn stays_packed(count: usize, bytes: usize, was_big: bool) -> bool {
     let size = max_size();
     if was_big {
-        fits(size, count.saturating_mul(2), bytes.saturating_mul(2))
+        bytes.saturating_mul(2) <= big::CHUNK_BYTES
+            && fits(size, count.saturating_mul(2), bytes.saturating_mul(2))
     } else {
-        fits(size, count, bytes)
+        bytes <= big::CHUNK_BYTES && fits(size, count, bytes)
     }
 }
 
