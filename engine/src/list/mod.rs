@@ -4,7 +4,7 @@
 //!
 //! A list is packed while it fits one node under `list-max-listpack-size` (as in Redis:
 //! a positive value is a count of elements, a negative one -1..-5 a node size of 4..64
-//! KiB; default -2, 8 KiB). Past that it converts to the chunked form, and back when it
+//! KiB; default -2, 8 KiB) and one chunk (1 KiB, see [`stays_packed`]). Past that it converts to the chunked form, and back when it
 //! shrinks to half of that, as Redis 7.2 does. OBJECT ENCODING answers "quicklist" for
 //! both forms, which is what Redis 7.0 answers for every list.
 //!
