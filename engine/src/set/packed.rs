@@ -14,29 +14,16 @@
 
 pub use crate::hash::packed::{put_varint, PackedError};
 
-/// Reads a varint at `*at`, advancing it; only the shortest encoding is accepted.
-fn varint(b: &[u8], at: &mut usize) -> Result<usize, PackedError> {
-    let mut v: u64 = 0;
-    for i in 0..10 {
-        let byte = *b.get(*at).ok_or(PackedError::Truncated)?;
-        *at += 1;
-        if (i > 0 && byte == 0) || (i == 9 && byte > 1) {
-            return Err(PackedError::BadVarint);
-        }
-        v |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            return usize::try_from(v).map_err(|_| PackedError::BadVarint);
-        }
-    }
-    Err(PackedError::BadVarint)
-}
-
+/// Reads the member at `*at`, advancing past it: the same format as a packed list's
+/// element, read by the list's reader (one varint decoder for both), with the error
+/// told in this module's terms.
 fn member<'a>(b: &'a [u8], at: &mut usize) -> Result<&'a [u8], PackedError> {
-    let len = varint(b, at)?;
-    let end = at.checked_add(len).ok_or(PackedError::Truncated)?;
-    let s = b.get(*at..end).ok_or(PackedError::Truncated)?;
-    *at = end;
-    Ok(s)
+    use crate::list::packed::PackedError as ListError;
+    crate::list::packed::element(b, at).map_err(|e| match e {
+        ListError::Truncated => PackedError::Truncated,
+        ListError::BadVarint => PackedError::BadVarint,
+        ListError::TooMany { max } => PackedError::TooMany { max },
+    })
 }
 
 /// The number of members in `b`, checking it is well formed with at most `max`.
