@@ -47,7 +47,7 @@ use crate::listener;
 use crate::netcore::NetCore;
 use crate::protect::{self, Breach};
 use crate::repl::feed::FeedState;
-use crate::repl::link::{Ack, ApplyState};
+use crate::repl::link::{pace, Ack, ApplyState};
 use crate::repl_state::{FeedRequest, FlowStart};
 use crate::session::{Protocol, Session, NO_COMMAND};
 use crate::uring::{Completion, Uring};
@@ -1450,6 +1450,11 @@ impl Loop {
         self.flow_flush(token);
     }
 
+    /// Makes the loop's wait end by `due` at the latest (a paced flow's next turn).
+    fn flow_due_by(&mut self, due: Instant) {
+        self.flow_due = Some(self.flow_due.map_or(due, |d| d.min(due)));
+    }
+
     /// Feeds every replica flow of this core what is due. True if anything was queued.
     fn pump_flows(&mut self) -> bool {
         let mut progress = false;
@@ -1473,9 +1478,7 @@ impl Loop {
                             progress = true;
                             self.flow_flush(token);
                         }
-                        Ack::Later(due) => {
-                            self.flow_due = Some(self.flow_due.map_or(due, |d| d.min(due)));
-                        }
+                        Ack::Later(due) => self.flow_due_by(due),
                         Ack::Nothing => {}
                     }
                     continue;
@@ -1489,13 +1492,12 @@ impl Loop {
                     continue;
                 }
                 let now = *now.get_or_insert_with(Instant::now);
-                if let Some(due) = f.last_shipped.map(|at| at + FLOW_COALESCE) {
-                    if unshipped < FLOW_COALESCE_BYTES && now < due {
-                        self.flow_due = Some(self.flow_due.map_or(due, |d| d.min(due)));
-                        continue;
-                    }
+                if unshipped >= FLOW_COALESCE_BYTES {
+                    f.last_shipped = Some(now);
+                } else if let Err(due) = pace(&mut f.last_shipped, now, FLOW_COALESCE) {
+                    self.flow_due_by(due);
+                    continue;
                 }
-                f.last_shipped = Some(now);
             }
             let shard = nc.core.shard.borrow();
             if let Err(e) = feed.fill(&nc.shared.repl, &shard, &mut f.out) {

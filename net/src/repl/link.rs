@@ -417,11 +417,16 @@ pub enum Ack {
     Later(Instant),
 }
 
-/// Whether an ACK may go out at `now`, given when the last one went (recorded here when
-/// it may), or the instant it may.
-fn pace(last: &mut Option<Instant>, now: Instant) -> Result<(), Instant> {
+/// Whether something paced to once per `every` (a replica's ACK, a primary's shipment
+/// to a flow) may go at `now`, given when it last went (recorded here when it may), or
+/// the instant it may.
+pub(crate) fn pace(
+    last: &mut Option<Instant>,
+    now: Instant,
+    every: Duration,
+) -> Result<(), Instant> {
     if let Some(at) = *last {
-        let due = at + ACK_INTERVAL;
+        let due = at + every;
         if now < due {
             return Err(due);
         }
@@ -628,7 +633,7 @@ impl ApplyState {
         if applied <= self.acked {
             return Ack::Nothing;
         }
-        if let Err(due) = pace(&mut self.last_ack, Instant::now()) {
+        if let Err(due) = pace(&mut self.last_ack, Instant::now(), ACK_INTERVAL) {
             return Ack::Later(due);
         }
         self.acked = applied;
@@ -669,13 +674,13 @@ mod tests {
         let t0 = Instant::now();
         let mut last = None;
         // The first ACK after a quiet spell goes at once.
-        assert_eq!(pace(&mut last, t0), Ok(()));
+        assert_eq!(pace(&mut last, t0, ACK_INTERVAL), Ok(()));
         // Another within the interval waits for its end...
         let soon = t0 + ACK_INTERVAL / 4;
-        assert_eq!(pace(&mut last, soon), Err(t0 + ACK_INTERVAL));
+        assert_eq!(pace(&mut last, soon, ACK_INTERVAL), Err(t0 + ACK_INTERVAL));
         assert_eq!(last, Some(t0), "a refused ACK does not move the clock");
         // ...and goes once it has passed.
-        assert_eq!(pace(&mut last, t0 + ACK_INTERVAL), Ok(()));
+        assert_eq!(pace(&mut last, t0 + ACK_INTERVAL, ACK_INTERVAL), Ok(()));
         assert_eq!(last, Some(t0 + ACK_INTERVAL));
     }
 }
