@@ -51,8 +51,9 @@ pub struct SavedFacts {
 
 impl SavedFacts {
     /// Whether an epoch differs between the two (the cluster's current epoch, the last
-    /// vote, or any node's config epoch): such a change is saved durably, with fsync, as
-    /// Redis saves it; slot and membership changes are saved without.
+    /// vote, or any node's config epoch; a node that came or went counts, since its
+    /// epoch came or went with it): such a change is saved durably, with fsync, as Redis
+    /// saves it; slot changes and address updates are saved without.
     pub fn epochs_differ(&self, other: &SavedFacts) -> bool {
         self.epochs != other.epochs
             || self.nodes.len() != other.nodes.len()
