@@ -301,10 +301,7 @@ fn put_list_item(out: &mut Vec<u8>, tag: u8, effect: &Effect) {
         out.push(tag);
         put_bytes(out, key);
         put_bytes(out, items);
-        out.extend_from_slice(&expire_at.to_le_bytes());
-        out.extend_from_slice(&flags.to_le_bytes());
-        out.extend_from_slice(&cas.to_le_bytes());
-        out.push(bits_byte(*bits));
+        put_meta(out, *expire_at, *flags, *cas, *bits);
     }
 }
 
@@ -329,10 +326,7 @@ fn put_set_item(out: &mut Vec<u8>, tag: u8, effect: &Effect) {
             Encoding::Packed => 1,
             Encoding::Table => 2,
         });
-        out.extend_from_slice(&expire_at.to_le_bytes());
-        out.extend_from_slice(&flags.to_le_bytes());
-        out.extend_from_slice(&cas.to_le_bytes());
-        out.push(bits_byte(*bits));
+        put_meta(out, *expire_at, *flags, *cas, *bits);
     }
 }
 
@@ -353,10 +347,7 @@ fn put_zset_item(out: &mut Vec<u8>, tag: u8, effect: &Effect) {
         put_bytes(out, key);
         put_bytes(out, entries);
         out.push(*big as u8);
-        out.extend_from_slice(&expire_at.to_le_bytes());
-        out.extend_from_slice(&flags.to_le_bytes());
-        out.extend_from_slice(&cas.to_le_bytes());
-        out.push(bits_byte(*bits));
+        put_meta(out, *expire_at, *flags, *cas, *bits);
     }
 }
 
@@ -377,11 +368,17 @@ fn put_hash_item(out: &mut Vec<u8>, tag: u8, effect: &Effect) {
         put_bytes(out, key);
         put_bytes(out, pairs);
         out.push(*table as u8);
-        out.extend_from_slice(&expire_at.to_le_bytes());
-        out.extend_from_slice(&flags.to_le_bytes());
-        out.extend_from_slice(&cas.to_le_bytes());
-        out.push(bits_byte(*bits));
+        put_meta(out, *expire_at, *flags, *cas, *bits);
     }
+}
+
+/// Appends the fields every whole item ends with: absolute expiry, memcached flags, CAS
+/// and item bits.
+fn put_meta(out: &mut Vec<u8>, expire_at: u64, flags: u32, cas: u64, bits: ItemBits) {
+    out.extend_from_slice(&expire_at.to_le_bytes());
+    out.extend_from_slice(&flags.to_le_bytes());
+    out.extend_from_slice(&cas.to_le_bytes());
+    out.push(bits_byte(bits));
 }
 
 /// Appends one snapshot item.
@@ -448,10 +445,7 @@ fn put_item(
 ) {
     put_bytes(out, key);
     put_bytes(out, value);
-    out.extend_from_slice(&expire_at.to_le_bytes());
-    out.extend_from_slice(&flags.to_le_bytes());
-    out.extend_from_slice(&cas.to_le_bytes());
-    out.push(bits_byte(bits));
+    put_meta(out, expire_at, flags, cas, bits);
 }
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
