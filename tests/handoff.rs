@@ -1571,3 +1571,79 @@ fn a_replica_handed_over_follows_its_primary_on_a_partial_resync() {
     assert_eq!(info_text(&mut pc, "stats", "sync_partial_ok"), "1");
     check_keys(&mut nc, "k", 5_000, 100, false);
 }
+
+// ---------------------------------------------------------------------------------------
+// 8. A client blocked in WAIT, and the copy is not a replica to clients
+// ---------------------------------------------------------------------------------------
+
+/// A client blocked in `WAIT 1 0` (no replica: it would wait forever) does not hold the
+/// freeze: it is answered with the count it has (0) and moves with its session. While the
+/// new process copies the shards (as a replica would), the old one does not count or
+/// list it as a replica: WAIT 1 returns 0 and INFO shows `connected_slaves:0`.
+#[test]
+fn a_blocked_wait_does_not_hold_the_handoff_and_the_copy_is_no_replica() {
+    const N: usize = 250_000; // a copy long enough to look at the old process during it
+    let _serial = serial();
+    let s = Setup::new("wait");
+    let mut old = s.start_old(2, false);
+    let old_pid = old.pid();
+    let mut c = old.redis();
+    load_keys(&mut c, "k", N, 64);
+
+    let mut blocked = connect(old.port);
+    let blocked_id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut blocked).unwrap();
+    let waiter = thread::spawn(move || {
+        let n: redis::RedisResult<i64> = redis::cmd("WAIT").arg(1).arg(0).query(&mut blocked);
+        (n, blocked)
+    });
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut c).unwrap();
+            list.lines()
+                .any(|l| l.starts_with(&format!("id={blocked_id} ")) && l.contains("cmd=wait"))
+        }),
+        "the WAIT client never showed up as running WAIT"
+    );
+
+    let mut tool = s.start_tool(&old, 2, "wait");
+    assert!(
+        tool.wait_line(Duration::from_secs(30), is_copy_line),
+        "the tool printed no copy-progress line; its output:\n{}",
+        tool.log()
+    );
+    // The copy runs: the old process has a replica-like flow to the new one.
+    let mut probe = connect(old.port);
+    let during: i64 = redis::cmd("WAIT").arg(1).arg(20).query(&mut probe).unwrap();
+    let slaves = info_text(&mut probe, "replication", "connected_slaves");
+    let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut probe).unwrap();
+    let status = tool.wait();
+    if let Some(pid) = find_new_process(&s.socket, Duration::ZERO) {
+        s.procs.add(pid);
+    }
+    assert!(
+        status.success(),
+        "the handoff failed with a client blocked in WAIT 1 0; tool output:\n{}\nold stderr:\n{}",
+        tool.log(),
+        old.stderr()
+    );
+    assert_eq!(during, 0, "WAIT counted the handoff's copy as a replica");
+    assert_eq!(slaves, "0", "INFO listed the handoff's copy as a replica");
+    assert!(
+        matches!(role.get(2), Some(redis::Value::Array(a)) if a.is_empty()),
+        "ROLE listed the handoff's copy as a replica: {role:?}"
+    );
+
+    let (n, mut blocked) = waiter.join().unwrap();
+    assert_eq!(n.expect("the blocked WAIT's reply"), 0);
+    // The same socket, now served by the new process, with the same client id.
+    let pid = info_number(&mut blocked, "server", "process_id") as i32;
+    s.procs.add(pid);
+    assert_ne!(
+        pid, old_pid,
+        "the WAIT client is still served by the old process"
+    );
+    let id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut blocked).unwrap();
+    assert_eq!(id, blocked_id);
+    assert_old_exits_0(&mut old);
+    check_keys(&mut c, "k", N, 64, true);
+}

@@ -161,6 +161,10 @@ pub struct Repl {
     pub epoch: AtomicU64,
     pub link: Mutex<LinkState>,
     pub replicas: Mutex<Vec<ReplicaInfo>>,
+    /// Old process of a handoff: the run id of the new process, which copies the shards
+    /// as a replica would. It is not a replica to clients: WAIT does not count it, and
+    /// INFO, ROLE and FAILOVER do not list it (after the handoff it *is* this server).
+    pub handoff_copy: Mutex<Option<String>>,
     pub stats: SyncStats,
     /// Per core: flow sockets waiting for that core's loop, and whether there are any.
     inbox: Vec<Mutex<Vec<FlowStart>>>,
@@ -204,6 +208,7 @@ impl Repl {
             epoch: AtomicU64::new(0),
             link: Mutex::new(LinkState::default()),
             replicas: Mutex::new(Vec::new()),
+            handoff_copy: Mutex::new(None),
             stats: SyncStats::default(),
             inbox: (0..cores).map(|_| Mutex::new(Vec::new())).collect(),
             inbox_ready: (0..cores).map(|_| AtomicBool::new(false)).collect(),
@@ -397,10 +402,21 @@ impl Repl {
         }
     }
 
-    /// How many replicas acknowledged every shard's offset in `targets`.
+    /// The replicas clients see (INFO, ROLE, FAILOVER): every one but a handoff's copy.
+    pub fn listed_replicas(&self) -> Vec<ReplicaInfo> {
+        let copy = lock(&self.handoff_copy).clone();
+        let mut replicas = lock(&self.replicas).clone();
+        replicas.retain(|r| copy.as_ref() != Some(&r.id));
+        replicas
+    }
+
+    /// How many replicas acknowledged every shard's offset in `targets` (a handoff's
+    /// copy is not one).
     pub fn acked_count(&self, targets: &[u64]) -> usize {
+        let copy = lock(&self.handoff_copy).clone();
         lock(&self.replicas)
             .iter()
+            .filter(|r| copy.as_ref() != Some(&r.id))
             .filter(|r| {
                 targets
                     .iter()

@@ -163,6 +163,7 @@ fn serve(shared: &Arc<Shared>, conn: UnixStream) {
             if let Err(reason) = outcome {
                 abort(shared, pid, &reason);
             }
+            *lock(&shared.repl.handoff_copy) = None;
             h.busy.store(false, Ordering::Release);
         }
     }
@@ -264,6 +265,7 @@ fn drive(
         .map_err(|e| format!("the new process did not answer: {e}"))?
         .ok_or("the new process went away")?;
     let (m, runid) = lines::parse_conns(&line)?;
+    *lock(&repl.handoff_copy) = Some(runid.clone());
     if m != shared.config.cores || socks.len() != shared.config.cores {
         return Err(format!(
             "the new process sent {} connection sockets for {} cores",

@@ -71,7 +71,8 @@ pub fn role(shared: &Shared) -> Reply {
     let repl = &shared.repl;
     match repl.role() {
         Role::Primary => {
-            let replicas = lock(&repl.replicas)
+            let replicas = repl
+                .listed_replicas()
                 .iter()
                 .map(|r| {
                     Reply::Array(vec![
@@ -244,6 +245,12 @@ pub async fn wait(nc: &NetCore, args: &[Bytes]) -> Reply {
         if n as i64 >= wanted || deadline.is_some_and(|d| now_ms() >= d) {
             return Reply::Int(n as i64);
         }
+        if crate::handoff::Handoff::frozen(nc.shared.handoff.phase()) {
+            // A handoff is freezing this server: WAIT answers now with what it has, as a
+            // timeout would, instead of holding the freeze (a `WAIT n 0` never returns).
+            // The client's connection then moves to the new process like any other.
+            return Reply::Int(n as i64);
+        }
         nc.core.timers.sleep_until(now_ms() + 1).await;
     }
 }
@@ -251,7 +258,7 @@ pub async fn wait(nc: &NetCore, args: &[Bytes]) -> Reply {
 /// INFO's `connected_slaves` and `slaveN` lines: this server's own replicas (a
 /// replica's too, when it has some).
 fn replica_lines(repl: &crate::repl_state::Repl, now: u64, lines: &mut Vec<String>) {
-    let replicas = lock(&repl.replicas).clone();
+    let replicas = repl.listed_replicas();
     lines.push(format!("connected_slaves:{}", replicas.len()));
     let ends = repl.ends();
     for (i, r) in replicas.iter().enumerate() {

@@ -97,7 +97,7 @@ pub fn failover(shared: &Arc<Shared>, args: &[Bytes]) -> Reply {
     if repl.is_replica() {
         return Reply::error("ERR FAILOVER is not valid when server is a replica.");
     }
-    let replicas = lock(&repl.replicas).clone();
+    let replicas = repl.listed_replicas();
     if replicas.is_empty() {
         return Reply::error("ERR FAILOVER requires connected replicas.");
     }
@@ -146,7 +146,7 @@ fn drive(shared: &Arc<Shared>, req: Request) {
             tracing::info!("FAILOVER aborted by the user");
             return end(repl);
         }
-        let replicas = lock(&repl.replicas).clone();
+        let replicas = repl.listed_replicas();
         let caught_up = replicas.iter().find(|r| {
             req.to.as_ref().is_none_or(|(h, p)| names(r, h, *p))
                 && r.state() == "online"
