@@ -21,6 +21,7 @@
 pub mod commands;
 pub mod gossip;
 pub mod migrate;
+pub mod replicas;
 pub mod state;
 pub mod wire;
 
@@ -60,6 +61,9 @@ pub struct Cluster {
     view: Mutex<Arc<ClusterView>>,
     /// Wakes the gossip thread early (a change to spread).
     wake: (Mutex<bool>, Condvar),
+    /// Until when (unix ms) writes are paused for a replica's manual failover; 0: not
+    /// paused ([`replicas`]).
+    pub pause_until: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -100,6 +104,7 @@ impl Cluster {
             state: Mutex::new(state),
             version: AtomicU64::new(1),
             wake: (Mutex::new(false), Condvar::new()),
+            pause_until: AtomicU64::new(0),
         };
         cluster
             .save(&lock(&cluster.state), true)
