@@ -421,10 +421,14 @@ fn replicate_by_hand_then_force_failover_after_the_primary_died() {
     assert!(info.contains("cluster_slots_pfail:5461\r\n"), "{info}");
 
     // The operator promotes the replica: FORCE, since the primary is down.
-    assert!(eventually(FAILOVER_WAIT, || {
-        err_text(&q(&mut rc, "CLUSTER FAILOVER"))
-            == "ERR Master is down or failed, please use CLUSTER FAILOVER FORCE"
-    }));
+    assert!(eventually(FAILOVER_WAIT, || lines_of(&nodes[3])[&p_id]
+        .flags
+        .contains("fail?")));
+    assert_err(
+        &mut rc,
+        "CLUSTER FAILOVER",
+        "ERR Master is down or failed, please use CLUSTER FAILOVER FORCE",
+    );
     assert_eq!(q(&mut rc, "CLUSTER FAILOVER FORCE"), ok());
     let alive = [&nodes[1], &nodes[2], &nodes[3]];
     assert!(
@@ -460,4 +464,70 @@ fn replicate_by_hand_then_force_failover_after_the_primary_died() {
     assert_eq!(q(&mut p, "READONLY"), ok());
     assert!(eventually(FAILOVER_WAIT, || run(&mut p, &["GET", &key])
         == bulk("after")));
+}
+
+/// `redis-cli --cluster add-node --cluster-slave --cluster-master-id` joins a replica;
+/// CLUSTER FAILOVER TAKEOVER promotes it; `redis-cli --cluster del-node` then removes
+/// the old primary, now a replica holding data (CLUSTER RESET empties a replica).
+#[test]
+fn add_node_as_replica_takeover_and_del_node() {
+    if !redis_cli_present() {
+        eprintln!("\n!!!!!!!! redis-cli is not installed: add-node --cluster-slave is NOT tested !!!!!!!!\n");
+        return;
+    }
+    let dir = TempDir::new("addslave");
+    let mut nodes = three_agreeing_nodes(&dir);
+    let p_id = myid(&nodes[0]);
+    let key = key_on(0);
+    assert_eq!(run(&mut nodes[0].redis(), &["SET", &key, "v"]), ok());
+    nodes.push(node(&dir.file("n3.conf"), 0));
+    let (ok_, out) = redis_cli(&[
+        "--cluster",
+        "add-node",
+        &nodes[3].addr(),
+        &nodes[0].addr(),
+        "--cluster-slave",
+        "--cluster-master-id",
+        &p_id,
+    ]);
+    assert!(
+        ok_,
+        "redis-cli --cluster add-node --cluster-slave failed:\n{out}"
+    );
+    assert!(
+        eventually(CONVERGE, || agree(&nodes) && me(&nodes[3]).primary == p_id),
+        "{:#?}",
+        all_nodes(&nodes)
+    );
+    let out = check_ok(&nodes[1].addr());
+    assert!(out.contains(&format!("replicates {p_id}")), "{out}");
+
+    let r_id = myid(&nodes[3]);
+    let mut rc = nodes[3].redis();
+    assert_eq!(q(&mut rc, "READONLY"), ok());
+    assert!(eventually(FAILOVER_WAIT, || run(&mut rc, &["GET", &key]) == bulk("v")));
+    assert_eq!(q(&mut rc, "CLUSTER FAILOVER TAKEOVER"), ok());
+    assert!(
+        eventually(FAILOVER_WAIT, || agree(&nodes)
+            && me(&nodes[0]).primary == r_id
+            && me(&nodes[3]).slots.iter().any(|s| s == "0-5460")),
+        "{:#?}",
+        all_nodes(&nodes)
+    );
+    check_ok(&nodes[3].addr());
+    // The old primary replicates the new one's data, then leaves.
+    let mut pc = nodes[0].redis();
+    assert_eq!(q(&mut pc, "READONLY"), ok());
+    assert!(eventually(FAILOVER_WAIT, || run(&mut pc, &["GET", &key]) == bulk("v")));
+    let (ok_, out) = redis_cli(&["--cluster", "del-node", &nodes[1].addr(), &p_id]);
+    assert!(ok_, "redis-cli --cluster del-node failed:\n{out}");
+    assert_eq!(me(&nodes[0]).primary, "-", "reset: a primary again");
+    assert_eq!(q(&mut pc, "DBSIZE"), int(0), "reset: emptied");
+    let rest = [&nodes[1], &nodes[2], &nodes[3]];
+    assert!(
+        eventually(CONVERGE, || agree_on(&rest, 3)),
+        "{:#?}",
+        rest.iter().map(|s| nodes_of(s)).collect::<Vec<_>>()
+    );
+    assert_eq!(run(&mut nodes[3].redis(), &["GET", &key]), bulk("v"));
 }

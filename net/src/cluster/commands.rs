@@ -209,17 +209,25 @@ pub async fn run_async(nc: &NetCore, _client: &Client, args: &[Bytes]) -> Reply 
             if args.len() > 3 {
                 return errors::SYNTAX;
             }
-            if total_keys(nc).await > 0 {
+            // A replica is made an empty primary (Redis flushes it); a primary must be
+            // empty already.
+            let replica = cluster.read(|st| st.me().primary.is_some());
+            if !replica && total_keys(nc).await > 0 {
                 return Reply::err(
                     "ERR CLUSTER RESET can't be called with master nodes containing keys",
                 );
             }
-            cluster
+            let r = cluster
                 .change(|st| {
                     st.reset(hard, crate::ids::new_run_id());
                     Ok(Reply::Ok)
                 })
-                .unwrap_or_else(|e| e)
+                .unwrap_or_else(|e| e);
+            if replica {
+                super::replicas::sync_role(&nc.shared, &cluster);
+                super::replicas::flush(nc).await;
+            }
+            r
         }
         _ => unknown_subcommand(&args[1]),
     }

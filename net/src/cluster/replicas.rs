@@ -27,7 +27,7 @@
 //! FORCE and TAKEOVER skip the handshake (the primary may be unreachable) and promote at
 //! once: Baton has no failure-detection votes, so the two are the same here.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -57,8 +57,9 @@ const MAX_PAUSE_MS: u64 = 60_000;
 /// Serialises changes of the replication role (the gossip thread's [`sync_role`] and a
 /// failover's promotion), so that one never undoes the other half-way.
 static ROLE_CHANGE: Mutex<()> = Mutex::new(());
-/// A failover of this node is under way (one at a time).
-static FAILING_OVER: AtomicBool = AtomicBool::new(false);
+/// Bumped by every CLUSTER FAILOVER: a failover that is no longer the latest one gives
+/// up (a FORCE sent while a manual failover waits replaces it, as in Redis).
+static FAILOVER_GEN: AtomicU64 = AtomicU64::new(0);
 
 fn eq(a: &[u8], b: &str) -> bool {
     a.eq_ignore_ascii_case(b.as_bytes())
@@ -169,6 +170,21 @@ pub async fn replicate(nc: &NetCore, cluster: &Arc<Cluster>, arg: &[u8]) -> Repl
     }
 }
 
+/// Empties every shard (FLUSHALL on each core, through the sealed write path): a
+/// replica that CLUSTER RESET made a primary starts empty, as Redis's does.
+pub async fn flush(nc: &NetCore) {
+    let Some(spec) = baton_engine::command::lookup(b"flushall") else {
+        return;
+    };
+    with_every_core(&nc.core, move |core, now| {
+        let _ = core
+            .shard
+            .borrow_mut()
+            .execute(spec, &[Bytes::from_static(b"FLUSHALL")], now);
+    })
+    .await;
+}
+
 /// CLUSTER REPLICAS|SLAVES <node-id>: the `CLUSTER NODES` line of each replica.
 pub fn list(st: &State, arg: &[u8], now: u64, timeout: u64) -> Reply {
     let id = String::from_utf8_lossy(arg);
@@ -227,34 +243,46 @@ pub fn failover(shared: &Arc<Shared>, cluster: &Arc<Cluster>, args: &[Bytes]) ->
         Ok(p) => p,
         Err(e) => return e,
     };
-    if FAILING_OVER.swap(true, Ordering::AcqRel) {
-        // One is under way already; it goes on (Redis restarts it, with the same end).
-        return Reply::Ok;
-    }
+    let gen = FAILOVER_GEN.fetch_add(1, Ordering::AcqRel) + 1;
     tracing::info!("cluster: {mode:?} failover requested by the user");
     let (shared, cluster) = (shared.clone(), cluster.clone());
     let spawned = std::thread::Builder::new()
         .name("baton-cl-failover".into())
-        .spawn(move || {
-            drive(&shared, &cluster, mode, primary);
-            FAILING_OVER.store(false, Ordering::Release);
-        });
+        .spawn(move || drive(&shared, &cluster, mode, primary, gen));
     if let Err(e) = spawned {
-        FAILING_OVER.store(false, Ordering::Release);
         return Reply::error(format!("ERR cannot start the failover: {e}"));
     }
     Reply::Ok
 }
 
-fn drive(shared: &Arc<Shared>, cluster: &Cluster, mode: Mode, primary: (String, String, u16)) {
+fn current(gen: u64) -> bool {
+    FAILOVER_GEN.load(Ordering::Acquire) == gen
+}
+
+fn drive(
+    shared: &Arc<Shared>,
+    cluster: &Cluster,
+    mode: Mode,
+    primary: (String, String, u16),
+    gen: u64,
+) {
     let (id, ip, port) = primary;
     if mode == Mode::Manual {
-        if let Err(e) = catch_up(shared, cluster, &id, &ip, port) {
+        if let Err(e) = catch_up(shared, cluster, &id, &ip, port, gen) {
             tracing::warn!("cluster: manual failover aborted: {e}");
+            // The primary's writes wait no longer: a pause of 1 ms ends at its next round.
+            if let Ok(mut s) = link::connect(shared, &ip, port) {
+                let me = cluster.read(|st| st.myself.clone());
+                let _ = mf_start(&mut s, &me, 1);
+            }
             return;
         }
     }
     let _g = lock(&ROLE_CHANGE);
+    if !current(gen) {
+        tracing::info!("cluster: failover replaced by a later one");
+        return;
+    }
     let still = cluster.read(|st| st.me().primary.as_deref() == Some(id.as_str()));
     if !still {
         tracing::warn!("cluster: failover aborted: this node no longer replicates {id}");
@@ -279,14 +307,18 @@ fn catch_up(
     id: &str,
     ip: &str,
     port: u16,
+    gen: u64,
 ) -> Result<(), String> {
     let deadline = Instant::now() + MF_TIMEOUT;
     let me = cluster.read(|st| st.myself.clone());
     let mut s = link::connect(shared, ip, port).map_err(|e| format!("{ip}:{port}: {e}"))?;
-    let mut ends = mf_start(&mut s, &me)?;
+    let mut ends = mf_start(&mut s, &me, MF_PAUSE_MS)?;
     loop {
         if Instant::now() >= deadline {
             return Err("the replica did not catch up with its primary in time".into());
+        }
+        if !current(gen) {
+            return Err("a later CLUSTER FAILOVER replaced it".into());
         }
         if !cluster.read(|st| st.me().primary.as_deref() == Some(id)) {
             return Err(format!("this node no longer replicates {id}"));
@@ -303,7 +335,7 @@ fn catch_up(
             })
         };
         if caught_up {
-            let again = mf_start(&mut s, &me)?;
+            let again = mf_start(&mut s, &me, MF_PAUSE_MS)?;
             if again == ends {
                 return Ok(());
             }
@@ -313,9 +345,14 @@ fn catch_up(
     }
 }
 
-/// Asks the primary to pause writes (again) and returns its shards' journal ends.
-fn mf_start(s: &mut std::io::BufReader<std::net::TcpStream>, me: &str) -> Result<Vec<u64>, String> {
-    let pause = MF_PAUSE_MS.to_string();
+/// Asks the primary to pause writes for `pause_ms` from now (again) and returns its
+/// shards' journal ends.
+fn mf_start(
+    s: &mut std::io::BufReader<std::net::TcpStream>,
+    me: &str,
+    pause_ms: u64,
+) -> Result<Vec<u64>, String> {
+    let pause = pause_ms.to_string();
     match link::call_raw(s, &["CLUSTER", "BATON-MFSTART", me, &pause]) {
         Ok(Resp::Array(items)) => items
             .into_iter()
