@@ -221,6 +221,11 @@ fn redis_cli_replicas_serve_reads_and_fail_over_without_losing_writes() {
     );
     assert_err(
         &mut rc,
+        "CLUSTER SETSLOT 0 STABLE",
+        "ERR Please use SETSLOT only with masters.",
+    );
+    assert_err(
+        &mut rc,
         "REPLICAOF 127.0.0.1 1",
         "ERR REPLICAOF not allowed in cluster mode.",
     );
@@ -236,6 +241,25 @@ fn redis_cli_replicas_serve_reads_and_fail_over_without_losing_writes() {
         "the write reached the replica"
     );
     assert_eq!(err_text(&run(&mut rc, &["SET", &key, "v2"])), moved);
+    // Multi-key reads of one slot, whatever cores the keys live on.
+    let tagged: Vec<String> = (0..8).map(|i| format!("{{{key}}}m{i}")).collect();
+    for (i, k) in tagged.iter().enumerate() {
+        assert_eq!(run(&mut pc, &["SADD", k, &i.to_string(), "x"]), int(2));
+    }
+    let mut mget = vec!["MGET"];
+    mget.extend(tagged.iter().map(String::as_str));
+    assert!(eventually(CONVERGE, || run(
+        &mut rc,
+        &["EXISTS", &tagged[7]]
+    ) == int(1)));
+    assert_eq!(
+        run(&mut rc, &mget),
+        arr(tagged.iter().map(|_| Value::Nil).collect()),
+        "MGET of sets reads nil for each"
+    );
+    let mut sunion = vec!["SUNION"];
+    sunion.extend(tagged.iter().map(String::as_str));
+    assert_eq!(as_array(&run(&mut rc, &sunion)).len(), 9);
     let other_key = key_on(2);
     assert!(
         err_text(&run(&mut rc, &["GET", &other_key])).starts_with("MOVED "),

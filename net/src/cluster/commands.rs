@@ -579,6 +579,9 @@ async fn setslot(nc: &NetCore, cluster: &Cluster, args: &[Bytes]) -> Reply {
     };
     cluster
         .change(|st| {
+            if st.me().primary.is_some() {
+                return Err(Reply::err("ERR Please use SETSLOT only with masters."));
+            }
             let mine = st.owner(s).is_some_and(|n| n.id == st.myself);
             match action.as_str() {
                 "migrating" => {
