@@ -160,10 +160,8 @@ pub fn handle(nc: &NetCore, client: &Client, args: &[Bytes]) -> Option<Reply> {
             cluster.read(|st| super::replicas::list(st, &args[2], now_ms(), timeout))
         }
         "failover" => super::replicas::failover(&nc.shared, cluster, args),
-        "baton-mfstart" => super::replicas::mf_start_command(&nc.shared, cluster, args),
-        "meet" | "setslot" | "reset" | "countkeysinslot" | "getkeysinslot" | "replicate" => {
-            return None
-        }
+        "meet" | "setslot" | "reset" | "countkeysinslot" | "getkeysinslot" | "replicate"
+        | "baton-mfstart" => return None,
         _ => unknown_subcommand(&args[1]),
     };
     Some(r)
@@ -199,6 +197,7 @@ pub async fn run_async(nc: &NetCore, _client: &Client, args: &[Bytes]) -> Reply 
         }
         "setslot" => setslot(nc, &cluster, args).await,
         "replicate" => super::replicas::replicate(nc, &cluster, &args[2]).await,
+        "baton-mfstart" => super::replicas::mf_start_command(nc, &cluster, args).await,
         "reset" => {
             let hard = match args.get(2) {
                 None => false,

@@ -369,8 +369,12 @@ fn mf_start(
 
 /// CLUSTER BATON-MFSTART <replica-id> <pause-ms> (between Baton nodes only): a replica of
 /// this primary starts a manual failover. Writes pause (they wait) until this node
-/// follows the replica or `pause-ms` passes; the answer is each shard's journal end.
-pub fn mf_start_command(shared: &Shared, cluster: &Cluster, args: &[Bytes]) -> Reply {
+/// follows the replica or `pause-ms` passes; the answer is each shard's journal end,
+/// read after two rounds over every core, so that a write planned before the pause and
+/// still on its way to another core has reached its journal (the replica also asks
+/// again once it caught up, and waits more if an end still moved).
+pub async fn mf_start_command(nc: &NetCore, cluster: &Cluster, args: &[Bytes]) -> Reply {
+    let shared = &nc.shared;
     let id = String::from_utf8_lossy(&args[2]).into_owned();
     let Some(pause) = baton_engine::commands::parse_i64(&args[3])
         .filter(|&n| n > 0)
@@ -392,6 +396,9 @@ pub fn mf_start_command(shared: &Shared, cluster: &Cluster, args: &[Bytes]) -> R
         .pause_until
         .store(now_ms() + pause, Ordering::Release);
     shared.repl.writes_paused.store(true, Ordering::Release);
+    for _ in 0..2 {
+        with_every_core(&nc.core, |_, _| ()).await;
+    }
     Reply::Array(
         shared
             .repl
