@@ -197,6 +197,19 @@ fn redis_cli_replicas_serve_reads_and_fail_over_without_losing_writes() {
         "CLUSTER FAILOVER",
         "ERR You should send CLUSTER FAILOVER to a replica",
     );
+    // The failover handshake's internal command refuses a node that is not a replica
+    // here, and pauses nothing.
+    assert_err(
+        &mut pc,
+        &format!("CLUSTER BATON-MFSTART {} 60000", "e".repeat(40)),
+        &format!("ERR {} is not a replica of this primary", "e".repeat(40)),
+    );
+    assert_err(
+        &mut pc,
+        &format!("CLUSTER BATON-MFSTART {r_id} soon"),
+        "ERR value is not an integer or out of range",
+    );
+    assert_eq!(run(&mut pc, &["SET", &key_in("unpaused", 0), "1"]), ok());
     assert_err(&mut rc, "CLUSTER FAILOVER SOON", "ERR syntax error");
     assert_err(
         &mut pc,
@@ -549,7 +562,13 @@ fn add_node_as_replica_takeover_and_del_node() {
         all_nodes(&nodes)
     );
     check_ok(&nodes[3].addr());
-    // The old primary replicates the new one's data, then leaves.
+    // The old primary, restarted from its config file, is still a replica of the new
+    // one and syncs its data again; then it leaves.
+    let port0 = nodes[0].port;
+    nodes[0].signal(libc::SIGKILL);
+    assert!(nodes[0].wait_exit(IO_TIMEOUT).is_some());
+    nodes[0] = node(&dir.file("n0.conf"), port0);
+    assert_eq!(me(&nodes[0]).primary, r_id, "restarted as a replica");
     let mut pc = nodes[0].redis();
     assert_eq!(q(&mut pc, "READONLY"), ok());
     assert!(eventually(FAILOVER_WAIT, || run(&mut pc, &["GET", &key]) == bulk("v")));
