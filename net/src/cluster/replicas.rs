@@ -563,4 +563,49 @@ mod tests {
         .unwrap();
         assert_eq!(round.me().primary.as_deref(), Some(id('a').as_str()));
     }
+
+    /// A random node line: id digit, primary digit (none when it is the node's own),
+    /// config epoch, slot ranges.
+    type RandomLine = (u8, u8, u64, Vec<(u16, u16)>);
+
+    quickcheck::quickcheck! {
+        /// Bounded no-panic property of merging views with replicas in them, into a node
+        /// that is a primary or a replica: the state renders back to a view that parses,
+        /// and this node never replicates itself.
+        fn merging_replica_lines_never_panics(lines: Vec<RandomLine>, replica: bool) -> bool {
+            let mut text = format!("{}\n", crate::cluster::wire::MAGIC);
+            for (i, (c, p, epoch, slots)) in lines.iter().take(8).enumerate() {
+                let flags = if i == 0 { "myself," } else { "" };
+                let hex = format!("{:x}", c % 16).repeat(40);
+                let primary = format!("{:x}", p % 16).repeat(40);
+                let (role, master) = if primary == hex {
+                    ("master", "-".to_string())
+                } else {
+                    ("slave", primary)
+                };
+                text.push_str(&format!(
+                    "{hex} 127.0.0.1:{}@1 {flags}{role} {master} 0 0 {epoch} connected",
+                    1000 + i
+                ));
+                for (a, b) in slots.iter().take(4) {
+                    text.push_str(&format!(" {}-{}", a % SLOTS, b % SLOTS));
+                }
+                text.push('\n');
+            }
+            let Ok(view) = parse_message(text.as_bytes()) else {
+                return true;
+            };
+            let mut st = node('f', 1);
+            if replica {
+                let mut p = node('e', 2);
+                exchange(&mut p, &mut st, 1);
+                st.set_primary(&id('e'));
+            }
+            let _ = st.merge(&view, None, 2);
+            let _ = st.take_over();
+            let _ = st.merge(&view, None, 3);
+            parse_message(st.render_message().as_bytes()).is_ok()
+                && st.me().primary.as_deref() != Some(st.myself.as_str())
+        }
+    }
 }
