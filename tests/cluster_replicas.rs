@@ -547,7 +547,8 @@ fn replicate_by_hand_then_force_failover_after_the_primary_died() {
 }
 
 /// `redis-cli --cluster add-node --cluster-slave --cluster-master-id` joins a replica;
-/// CLUSTER FAILOVER TAKEOVER promotes it; `redis-cli --cluster del-node` then removes
+/// a reshard moves two slots away from its primary (the replica's copy of them goes
+/// too); CLUSTER FAILOVER TAKEOVER promotes it; `redis-cli --cluster del-node` then removes
 /// the old primary, now a replica holding data (CLUSTER RESET empties a replica).
 #[test]
 fn add_node_as_replica_takeover_and_del_node() {
@@ -582,6 +583,47 @@ fn add_node_as_replica_takeover_and_del_node() {
     let out = check_ok(&nodes[1].addr());
     assert!(out.contains(&format!("replicates {p_id}")), "{out}");
 
+    // A reshard with a replica in the cluster: redis-cli moves slots between primaries
+    // only, and the replica of the source follows what its primary holds.
+    let moved_key = (0..)
+        .map(|n| format!("r:{n}"))
+        .find(|k| slot_of(k) < 2)
+        .unwrap();
+    assert_eq!(run(&mut nodes[0].redis(), &["SET", &moved_key, "m"]), ok());
+    let to = myid(&nodes[1]);
+    let (ok_, out) = redis_cli(&[
+        "--cluster",
+        "reshard",
+        &nodes[0].addr(),
+        "--cluster-from",
+        &p_id,
+        "--cluster-to",
+        &to,
+        "--cluster-slots",
+        "2",
+        "--cluster-yes",
+    ]);
+    assert!(ok_, "redis-cli --cluster reshard failed:\n{out}");
+    assert!(
+        eventually(CONVERGE, || agree(&nodes)
+            && lines_of(&nodes[3])[&to]
+                .slots
+                .iter()
+                .any(|s| s.starts_with("0-1"))),
+        "{:#?}",
+        all_nodes(&nodes)
+    );
+    check_ok(&nodes[2].addr());
+    assert_eq!(run(&mut nodes[1].redis(), &["GET", &moved_key]), bulk("m"));
+    let mut r3 = nodes[3].redis();
+    assert_eq!(q(&mut r3, "READONLY"), ok());
+    assert_eq!(
+        err_text(&run(&mut r3, &["GET", &moved_key])),
+        format!("MOVED {} 127.0.0.1:{}", slot_of(&moved_key), nodes[1].port),
+        "the slot left the replica's primary"
+    );
+    assert!(eventually(CONVERGE, || q(&mut r3, "DBSIZE") == int(1)));
+
     let r_id = myid(&nodes[3]);
     let mut rc = nodes[3].redis();
     assert_eq!(q(&mut rc, "READONLY"), ok());
@@ -590,7 +632,7 @@ fn add_node_as_replica_takeover_and_del_node() {
     assert!(
         eventually(FAILOVER_WAIT, || agree(&nodes)
             && me(&nodes[0]).primary == r_id
-            && me(&nodes[3]).slots.iter().any(|s| s == "0-5460")),
+            && me(&nodes[3]).slots.iter().any(|s| s == "2-5460")),
         "{:#?}",
         all_nodes(&nodes)
     );
