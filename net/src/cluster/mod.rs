@@ -6,6 +6,8 @@
 //! client port of every node it knows, from one background thread ([`gossip`]), every
 //! [`gossip::PERIOD`] and at once after a change; the receiver merges it with Redis's
 //! epoch rules ([`state`]) and answers with its own view, which the sender merges too.
+//! A view also says who replicates whom; [`replicas`] keeps the node's replication role
+//! in line with it and runs `CLUSTER REPLICATE` and `CLUSTER FAILOVER`.
 //!
 //! ```text
 //!   CLUSTER ADDSLOTS/SETSLOT/... (any core) ─┐
