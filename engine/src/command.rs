@@ -488,6 +488,8 @@ pub static SUBCOMMANDS: &[(&str, &[SubcommandSpec])] = &[
             "cluster|myid" 2, "cluster|nodes" 2, "cluster|reset" -2,
             "cluster|set-config-epoch" 3, "cluster|setslot" -4, "cluster|shards" 2,
             "cluster|slots" 2,
+            "cluster|replicate" 3, "cluster|failover" -2, "cluster|replicas" 3,
+            "cluster|slaves" 3, "cluster|baton-mfstart" 4,
         ),
     ),
     (

@@ -87,6 +87,13 @@ pub fn handle(
         Conn::Client => return client_cmd(client, args, now),
         Conn::Config => return config(shared, args),
         Conn::Slowlog if eq(&args[1], "help") => slowlog::help(),
+        // Cluster mode: the view decides who replicates whom (CLUSTER REPLICATE).
+        Conn::Replicaof if shared.cluster.get().is_some() => {
+            Reply::err("ERR REPLICAOF not allowed in cluster mode.")
+        }
+        Conn::Failover if shared.cluster.get().is_some() => {
+            Reply::err("ERR FAILOVER not allowed in cluster mode.")
+        }
         Conn::Replicaof => crate::repl::commands::replicaof(shared, args),
         Conn::Role => crate::repl::commands::role(shared),
         Conn::Failover => crate::repl::failover::failover(shared, args),

@@ -113,7 +113,10 @@ fn check(
             nc.stats.reject(row);
             return Err(errors::NOAUTH);
         }
-        if spec.has(baton_engine::command::flags::WRITE) && nc.shared.repl.refuses_writes() {
+        if spec.has(baton_engine::command::flags::WRITE)
+            && nc.shared.repl.refuses_writes()
+            && !crate::cluster::replicas::redirects_writes(&nc.shared, spec, args)
+        {
             nc.stats.reject(row);
             return Err(Reply::err(
                 "READONLY You can't write against a read only replica.",
@@ -167,7 +170,13 @@ fn step(nc: &NetCore, client: &Client, args: Vec<Bytes>, now: u64) -> Step {
     let asking = (client.conn.asking.replace(false) && conn != Some(Conn::Asking))
         || spec.flags & baton_engine::command::flags::ASKING != 0;
     let Route::Connection(conn) = spec.route else {
-        return match exec::plan_asking(&nc.core.router, spec, args, asking) {
+        let router = &nc.core.router;
+        let planned = if crate::cluster::replicas::readonly_read(router, client, spec, &args) {
+            exec::plan::plan_here(router, spec, args)
+        } else {
+            exec::plan_asking(router, spec, args, asking)
+        };
+        return match planned {
             Plan::Refused(reply) => {
                 nc.stats.reject(row);
                 Step::Reply(reply)

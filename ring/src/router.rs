@@ -48,6 +48,9 @@ pub struct ClusterView {
     pub importing: HashMap<u16, NodeId>,
     /// `ip:port` of every node a redirection may name.
     pub addrs: HashMap<NodeId, String>,
+    /// The primary this node replicates ([`UNASSIGNED`] on a primary): its slots are
+    /// read here by a client that sent READONLY.
+    pub replica_of: NodeId,
 }
 
 impl ClusterView {
@@ -133,6 +136,15 @@ impl Router {
         let owner = view.table.node_of(s);
         (owner != UNASSIGNED && owner != view.me && !view.importing.contains_key(&s))
             .then(|| (s, view.addr(owner).to_string()))
+    }
+
+    /// Whether this node is a replica of the owner of `slot`: a read of a client that
+    /// sent READONLY is served here (Redis's rule); everything else is MOVED.
+    pub fn replica_serves(&self, slot: u16) -> bool {
+        let cluster = self.cluster.borrow();
+        cluster
+            .as_deref()
+            .is_some_and(|v| v.replica_of != UNASSIGNED && v.table.node_of(slot) == v.replica_of)
     }
 
     /// How many cores this node runs.

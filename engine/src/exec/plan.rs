@@ -217,7 +217,10 @@ pub fn execute(
         // Planned on another core with an older view: this core's may already name the
         // new owner (the slot changed hands in between), and then the key is not here.
         if let Some((slot, addr)) = first.and_then(|i| router.moved_away(&args[i])) {
-            return Reply::error(format!("MOVED {slot} {addr}"));
+            // A replica's READONLY read of its primary's slot passed the planner.
+            if spec.has(crate::command::flags::WRITE) || !router.replica_serves(slot) {
+                return Reply::error(format!("MOVED {slot} {addr}"));
+            }
         }
         if let Some((slot, addr)) = first.and_then(|i| router.migrating(&args[i])) {
             let i = first.expect("a key");

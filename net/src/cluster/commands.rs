@@ -89,7 +89,10 @@ pub fn handle(nc: &NetCore, client: &Client, args: &[Bytes]) -> Option<Reply> {
         "info" => cluster.read(|st| text(info(st, now_ms(), timeout))),
         "nodes" => cluster.read(|st| text(st.render_nodes(now_ms(), timeout))),
         "slots" => cluster.read(slots),
-        "shards" => cluster.read(|st| shards(st, now_ms(), timeout)),
+        "shards" => {
+            let offset = nc.shared.repl.offset();
+            cluster.read(|st| shards(st, now_ms(), timeout, offset))
+        }
         "keyslot" => Reply::Int(i64::from(slot(&args[2]))),
         "addslots" | "delslots" => {
             let add = sub == "addslots";
@@ -153,7 +156,12 @@ pub fn handle(nc: &NetCore, client: &Client, args: &[Bytes]) -> Option<Reply> {
             }
             Some(_) => errors::SYNTAX,
         },
-        "meet" | "setslot" | "reset" | "countkeysinslot" | "getkeysinslot" => return None,
+        "replicas" | "slaves" => {
+            cluster.read(|st| super::replicas::list(st, &args[2], now_ms(), timeout))
+        }
+        "failover" => super::replicas::failover(&nc.shared, cluster, args),
+        "meet" | "setslot" | "reset" | "countkeysinslot" | "getkeysinslot" | "replicate"
+        | "baton-mfstart" => return None,
         _ => unknown_subcommand(&args[1]),
     };
     Some(r)
@@ -188,6 +196,8 @@ pub async fn run_async(nc: &NetCore, _client: &Client, args: &[Bytes]) -> Reply 
             }
         }
         "setslot" => setslot(nc, &cluster, args).await,
+        "replicate" => super::replicas::replicate(nc, &cluster, &args[2]).await,
+        "baton-mfstart" => super::replicas::mf_start_command(nc, &cluster, args).await,
         "reset" => {
             let hard = match args.get(2) {
                 None => false,
@@ -198,17 +208,25 @@ pub async fn run_async(nc: &NetCore, _client: &Client, args: &[Bytes]) -> Reply 
             if args.len() > 3 {
                 return errors::SYNTAX;
             }
-            if total_keys(nc).await > 0 {
+            // A replica is made an empty primary (Redis flushes it); a primary must be
+            // empty already.
+            let replica = cluster.read(|st| st.me().primary.is_some());
+            if !replica && total_keys(nc).await > 0 {
                 return Reply::err(
                     "ERR CLUSTER RESET can't be called with master nodes containing keys",
                 );
             }
-            cluster
+            let r = cluster
                 .change(|st| {
                     st.reset(hard, crate::ids::new_run_id());
                     Ok(Reply::Ok)
                 })
-                .unwrap_or_else(|e| e)
+                .unwrap_or_else(|e| e);
+            if replica {
+                super::replicas::sync_role(&nc.shared, &cluster);
+                super::replicas::flush(nc).await;
+            }
+            r
         }
         _ => unknown_subcommand(&args[1]),
     }
@@ -222,6 +240,7 @@ const HELP: &[&str] = &[
     "COUNTKEYSINSLOT <slot>",
     "DELSLOTS <slot> [<slot> ...]",
     "DELSLOTSRANGE <start slot> <end slot> [<start slot> <end slot> ...]",
+    "FAILOVER [FORCE|TAKEOVER]",
     "FORGET <node-id>",
     "GETKEYSINSLOT <slot> <count>",
     "INFO",
@@ -229,12 +248,16 @@ const HELP: &[&str] = &[
     "MEET <ip> <port> [<bus-port>]",
     "MYID",
     "NODES",
+    "REPLICATE <node-id>",
+    "REPLICAS <node-id>",
     "RESET [HARD|SOFT]",
     "SET-CONFIG-EPOCH <epoch>",
     "SETSLOT <slot> (IMPORTING <node-id>|MIGRATING <node-id>|STABLE|NODE <node-id>)",
     "SHARDS",
+    "SLAVES <node-id>",
     "SLOTS",
     "BATON-VIEW <payload> [MEET] (between Baton nodes only)",
+    "BATON-MFSTART <replica-id> <pause-ms> (between Baton nodes only)",
 ];
 
 /// ADDSLOTS / DELSLOTS (and their RANGE forms) of parsed slots, all or nothing.
@@ -360,59 +383,74 @@ fn info(st: &State, now: u64, timeout: u64) -> String {
     .collect()
 }
 
-/// CLUSTER SLOTS: [start, end, [ip, port, id, {}]] per owned range, in slot order.
+/// CLUSTER SLOTS: [start, end, [ip, port, id, {}], replicas...] per owned range, in
+/// slot order; each range lists the owner, then its replicas.
 fn slots(st: &State) -> Reply {
+    let entry = |n: &super::state::Node| {
+        Reply::Array(vec![
+            bulk(n.ip.clone()),
+            Reply::Int(i64::from(n.port)),
+            bulk(n.id.clone()),
+            Reply::Map(Vec::new()),
+        ])
+    };
     let mut out = Vec::new();
-    for n in st.nodes.values() {
+    for n in st.nodes.values().filter(|n| n.primary.is_none()) {
+        let replicas = st.replicas_of(&n.id);
         for (a, b) in st.ranges_of(n) {
-            out.push((
-                a,
-                Reply::Array(vec![
-                    Reply::Int(i64::from(a)),
-                    Reply::Int(i64::from(b)),
-                    Reply::Array(vec![
-                        bulk(n.ip.clone()),
-                        Reply::Int(i64::from(n.port)),
-                        bulk(n.id.clone()),
-                        Reply::Map(Vec::new()),
-                    ]),
-                ]),
-            ));
+            let mut range = vec![Reply::Int(i64::from(a)), Reply::Int(i64::from(b)), entry(n)];
+            range.extend(replicas.iter().map(|r| entry(r)));
+            out.push((a, Reply::Array(range)));
         }
     }
     out.sort_by_key(|(a, _)| *a);
     Reply::Array(out.into_iter().map(|(_, r)| r).collect())
 }
 
-/// CLUSTER SHARDS: one shard per primary (Baton has no cluster replicas yet).
-fn shards(st: &State, now: u64, timeout: u64) -> Reply {
+/// CLUSTER SHARDS: one shard per primary, its replicas after it (a replica whose
+/// primary is not known here is a shard of its own). `offset`: this node's replication
+/// offset (the others' are not known here: 0).
+fn shards(st: &State, now: u64, timeout: u64, offset: u64) -> Reply {
     let pair = |k: &str, v: Reply| (bulk(k), v);
+    let node = |n: &super::state::Node| {
+        let health = if st.pfail(n, now, timeout) {
+            "fail"
+        } else {
+            "online"
+        };
+        let role = if n.primary.is_some() {
+            "replica"
+        } else {
+            "master"
+        };
+        let off = if n.id == st.myself { offset } else { 0 };
+        Reply::Map(vec![
+            pair("id", bulk(n.id.clone())),
+            pair("port", Reply::Int(i64::from(n.port))),
+            pair("ip", bulk(n.ip.clone())),
+            pair("endpoint", bulk(n.ip.clone())),
+            pair("role", bulk(role)),
+            pair("replication-offset", Reply::Int(off as i64)),
+            pair("health", bulk(health)),
+        ])
+    };
     Reply::Array(
         st.nodes
             .values()
+            .filter(|n| n.primary.as_ref().is_none_or(|p| !st.nodes.contains_key(p)))
             .map(|n| {
                 let mut slots = Vec::new();
                 for (a, b) in st.ranges_of(n) {
                     slots.push(Reply::Int(i64::from(a)));
                     slots.push(Reply::Int(i64::from(b)));
                 }
-                let health = if st.pfail(n, now, timeout) {
-                    "fail"
-                } else {
-                    "online"
-                };
-                let node = Reply::Map(vec![
-                    pair("id", bulk(n.id.clone())),
-                    pair("port", Reply::Int(i64::from(n.port))),
-                    pair("ip", bulk(n.ip.clone())),
-                    pair("endpoint", bulk(n.ip.clone())),
-                    pair("role", bulk("master")),
-                    pair("replication-offset", Reply::Int(0)),
-                    pair("health", bulk(health)),
-                ]);
+                let mut nodes = vec![node(n)];
+                if n.primary.is_none() {
+                    nodes.extend(st.replicas_of(&n.id).into_iter().map(node));
+                }
                 Reply::Map(vec![
                     pair("slots", Reply::Array(slots)),
-                    pair("nodes", Reply::Array(vec![node])),
+                    pair("nodes", Reply::Array(nodes)),
                 ])
             })
             .collect(),
@@ -540,6 +578,9 @@ async fn setslot(nc: &NetCore, cluster: &Cluster, args: &[Bytes]) -> Reply {
     };
     cluster
         .change(|st| {
+            if st.me().primary.is_some() {
+                return Err(Reply::err("ERR Please use SETSLOT only with masters."));
+            }
             let mine = st.owner(s).is_some_and(|n| n.id == st.myself);
             match action.as_str() {
                 "migrating" => {

@@ -35,7 +35,7 @@ pub fn start(shared: &Arc<Shared>, cluster: Arc<Cluster>) {
     }
 }
 
-fn run(shared: &Shared, cluster: &Cluster) {
+fn run(shared: &Arc<Shared>, cluster: &Cluster) {
     let mut links: HashMap<String, BufReader<TcpStream>> = HashMap::new();
     while !shared.stopping() {
         let (message, peers) = cluster.read(|st| {
@@ -62,6 +62,7 @@ fn run(shared: &Shared, cluster: &Cluster) {
                 }
             }
         }
+        super::replicas::tick(shared, cluster);
         cluster.wait(PERIOD);
     }
 }

@@ -6,6 +6,8 @@
 //! client port of every node it knows, from one background thread ([`gossip`]), every
 //! [`gossip::PERIOD`] and at once after a change; the receiver merges it with Redis's
 //! epoch rules ([`state`]) and answers with its own view, which the sender merges too.
+//! A view also says who replicates whom; [`replicas`] keeps the node's replication role
+//! in line with it and runs `CLUSTER REPLICATE` and `CLUSTER FAILOVER`.
 //!
 //! ```text
 //!   CLUSTER ADDSLOTS/SETSLOT/... (any core) ─┐
@@ -21,6 +23,7 @@
 pub mod commands;
 pub mod gossip;
 pub mod migrate;
+pub mod replicas;
 pub mod state;
 pub mod wire;
 
@@ -60,6 +63,9 @@ pub struct Cluster {
     view: Mutex<Arc<ClusterView>>,
     /// Wakes the gossip thread early (a change to spread).
     wake: (Mutex<bool>, Condvar),
+    /// Until when (unix ms) writes are paused for a replica's manual failover; 0: not
+    /// paused ([`replicas`]).
+    pub pause_until: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -100,6 +106,7 @@ impl Cluster {
             state: Mutex::new(state),
             version: AtomicU64::new(1),
             wake: (Mutex::new(false), Condvar::new()),
+            pause_until: AtomicU64::new(0),
         };
         cluster
             .save(&lock(&cluster.state), true)

@@ -30,6 +30,8 @@ pub struct Node {
     pub port: u16,
     pub cport: u16,
     pub config_epoch: u64,
+    /// The primary this node replicates (CLUSTER REPLICATE); `None` for a primary.
+    pub primary: Option<String>,
     /// The small number the slot table stores for this node (never [`UNASSIGNED`]).
     pub handle: NodeId,
     /// When this node last answered a view (unix ms; 0 = never).
@@ -38,10 +40,14 @@ pub struct Node {
     pub ping_ms: u64,
 }
 
+/// One node as the config file saves it: id, ip, port, bus port, config epoch, handle,
+/// and the primary it replicates.
+type SavedNode = (String, String, u16, u16, u64, NodeId, Option<String>);
+
 /// [`State::saved_facts`].
 #[derive(Debug, PartialEq, Eq)]
 pub struct SavedFacts {
-    nodes: Vec<(String, String, u16, u16, u64, NodeId)>,
+    nodes: Vec<SavedNode>,
     owners: Vec<NodeId>,
     migrating: BTreeMap<u16, String>,
     importing: BTreeMap<u16, String>,
@@ -127,6 +133,7 @@ impl State {
             };
             if let Some(node) = s.nodes.get_mut(&n.id) {
                 node.config_epoch = n.config_epoch;
+                node.primary = n.primary.clone();
             }
             for &(a, b) in &n.slots {
                 s.owners[usize::from(a)..=usize::from(b)].fill(handle);
@@ -153,6 +160,7 @@ impl State {
                 port,
                 cport,
                 config_epoch: epoch,
+                primary: None,
                 handle,
                 pong_ms: 0,
                 ping_ms: 0,
@@ -221,39 +229,67 @@ impl State {
         let mut by = self.ranges_by_handle();
         let mut out = String::new();
         for n in self.nodes.values() {
-            let myself = n.id == self.myself;
-            let pfail = now != 0 && self.pfail(n, now, timeout_ms);
-            let mut flags = if myself { "myself,master" } else { "master" }.to_string();
-            if pfail {
-                flags.push_str(",fail?");
-            }
-            let (ping, pong) = if now == 0 || myself {
-                (0, 0)
-            } else {
-                (n.ping_ms, n.pong_ms)
-            };
-            let link = if pfail { "disconnected" } else { "connected" };
-            let _ = write!(
-                out,
-                "{} {}:{}@{} {flags} - {ping} {pong} {} {link}",
-                n.id, n.ip, n.port, n.cport, n.config_epoch
-            );
-            for (a, b) in by.remove(&n.handle).unwrap_or_default() {
-                if a == b {
-                    let _ = write!(out, " {a}");
-                } else {
-                    let _ = write!(out, " {a}-{b}");
-                }
-            }
-            if myself {
-                for (s, id) in &self.migrating {
-                    let _ = write!(out, " [{s}->-{id}]");
-                }
-                for (s, id) in &self.importing {
-                    let _ = write!(out, " [{s}-<-{id}]");
-                }
-            }
+            let ranges = by.remove(&n.handle).unwrap_or_default();
+            out.push_str(&self.render_line(n, &ranges, now, timeout_ms));
             out.push('\n');
+        }
+        out
+    }
+
+    /// One node's `CLUSTER NODES` line, without its newline (CLUSTER REPLICAS lists
+    /// these). A replica's line shows its primary's config epoch, as Redis's does.
+    pub fn render_line(
+        &self,
+        n: &Node,
+        ranges: &[(u16, u16)],
+        now: u64,
+        timeout_ms: u64,
+    ) -> String {
+        let myself = n.id == self.myself;
+        let pfail = now != 0 && self.pfail(n, now, timeout_ms);
+        let role = if n.primary.is_some() {
+            "slave"
+        } else {
+            "master"
+        };
+        let mut flags = if myself {
+            format!("myself,{role}")
+        } else {
+            role.to_string()
+        };
+        if pfail {
+            flags.push_str(",fail?");
+        }
+        let (ping, pong) = if now == 0 || myself {
+            (0, 0)
+        } else {
+            (n.ping_ms, n.pong_ms)
+        };
+        let link = if pfail { "disconnected" } else { "connected" };
+        let epoch = n
+            .primary
+            .as_ref()
+            .and_then(|p| self.nodes.get(p))
+            .map_or(n.config_epoch, |p| p.config_epoch);
+        let master = n.primary.as_deref().unwrap_or("-");
+        let mut out = format!(
+            "{} {}:{}@{} {flags} {master} {ping} {pong} {epoch} {link}",
+            n.id, n.ip, n.port, n.cport
+        );
+        for &(a, b) in ranges {
+            if a == b {
+                let _ = write!(out, " {a}");
+            } else {
+                let _ = write!(out, " {a}-{b}");
+            }
+        }
+        if myself {
+            for (s, id) in &self.migrating {
+                let _ = write!(out, " [{s}->-{id}]");
+            }
+            for (s, id) in &self.importing {
+                let _ = write!(out, " [{s}-<-{id}]");
+            }
         }
         out
     }
@@ -273,6 +309,7 @@ impl State {
                         n.cport,
                         n.config_epoch,
                         n.handle,
+                        n.primary.clone(),
                     )
                 })
                 .collect(),
@@ -311,6 +348,7 @@ impl State {
         }
         ClusterView {
             me: self.me().handle,
+            replica_of: self.me().primary.as_ref().map_or(UNASSIGNED, handle),
             table,
             migrating: self
                 .migrating
@@ -444,6 +482,15 @@ impl State {
         }
         self.received += 1;
         let before = self.render_file();
+        // Whom this node follows when a replica takes its primary's slots: the primary
+        // it replicates, or itself when it is a primary (Redis's
+        // clusterUpdateSlotsConfigWith).
+        let anchor = self
+            .me()
+            .primary
+            .clone()
+            .unwrap_or_else(|| self.myself.clone());
+        let sender_was_replica_of = self.nodes.get(&sender.id).and_then(|n| n.primary.clone());
         let ip = match (sender.ip.is_empty(), addr) {
             (true, Some((ip, _))) => ip.to_string(),
             _ => sender.ip.clone(),
@@ -464,15 +511,38 @@ impl State {
             n.port = sender.port;
             n.cport = sender.cport;
             n.config_epoch = sender.config_epoch;
+            n.primary = sender.primary.clone();
             n.pong_ms = now;
             n.ping_ms = 0;
             recorded
         };
         self.current_epoch = self.current_epoch.max(view.current_epoch);
         self.merge_slots(sender, handle, recorded);
-        // Epoch collision: the smaller id moves on.
+        // A failover: a replica of the anchor took every slot of it, so follow that
+        // replica; or my primary says it follows another node now, so follow that one.
+        let owns = |st: &State, id: &str| {
+            st.nodes
+                .get(id)
+                .is_some_and(|n| st.owners.contains(&n.handle))
+        };
+        if sender.primary.is_none()
+            && sender_was_replica_of.as_deref() == Some(anchor.as_str())
+            && !owns(self, &anchor)
+            && owns(self, &sender.id)
+        {
+            self.set_primary(&sender.id);
+        } else if let Some(next) = &sender.primary {
+            if sender.id == anchor && anchor != self.myself && *next != self.myself {
+                self.set_primary(next);
+            }
+        }
+        // Epoch collision between two primaries: the smaller id moves on.
         let mine = self.me().config_epoch;
-        if sender.config_epoch == mine && sender.id > self.myself {
+        if sender.config_epoch == mine
+            && sender.id > self.myself
+            && sender.primary.is_none()
+            && self.me().primary.is_none()
+        {
             self.current_epoch += 1;
             let e = self.current_epoch;
             self.me_mut().config_epoch = e;
@@ -484,6 +554,17 @@ impl State {
     }
 
     fn merge_slots(&mut self, sender: &NodeLine, handle: NodeId, recorded: u64) {
+        if let Some(primary) = &sender.primary {
+            // A replica serves no slot: what it was recorded with (it was a primary that
+            // failed over) goes to its primary, whose own view will claim it anyway.
+            if primary != &self.myself {
+                let to = self.nodes.get(primary).map_or(UNASSIGNED, |n| n.handle);
+                for h in self.owners.iter_mut().filter(|h| **h == handle) {
+                    *h = to;
+                }
+            }
+            return;
+        }
         let epoch_of: HashMap<NodeId, u64> = self
             .nodes
             .values()
@@ -532,6 +613,41 @@ impl State {
             return;
         }
         self.add(n.id.clone(), n.ip.clone(), n.port, n.cport, 0);
+    }
+
+    /// CLUSTER REPLICATE (checked by the caller), or following a replica that took this
+    /// node's slots: myself replicates `id` from now on and moves no slot.
+    pub fn set_primary(&mut self, id: &str) {
+        self.me_mut().primary = Some(id.to_string());
+        self.migrating.clear();
+        self.importing.clear();
+    }
+
+    /// The end of a failover on this replica: it takes every slot of its primary under a
+    /// new config epoch (the highest, so every node's merge gives it the slots) and is a
+    /// primary from now on. Returns whether it was a replica.
+    pub fn take_over(&mut self) -> bool {
+        let Some(old) = self.me_mut().primary.take() else {
+            return false;
+        };
+        let me = self.me().handle;
+        if let Some(h) = self.nodes.get(&old).map(|n| n.handle) {
+            for o in self.owners.iter_mut().filter(|o| **o == h) {
+                *o = me;
+            }
+        }
+        self.current_epoch += 1;
+        let e = self.current_epoch;
+        self.me_mut().config_epoch = e;
+        true
+    }
+
+    /// The replicas of `id` that this node knows, in id order.
+    pub fn replicas_of(&self, id: &str) -> Vec<&Node> {
+        self.nodes
+            .values()
+            .filter(|n| n.primary.as_deref() == Some(id))
+            .collect()
     }
 
     /// Records that a view is being sent to `id` now (for the failure flag).

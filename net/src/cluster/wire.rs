@@ -37,6 +37,8 @@ pub struct NodeLine {
     pub cport: u16,
     /// The node that wrote the view.
     pub myself: bool,
+    /// The primary this node replicates (`slave <id>`); `None` for a primary.
+    pub primary: Option<String>,
     pub config_epoch: u64,
     /// Owned slots as inclusive ranges, in the order given.
     pub slots: Vec<(u16, u16)>,
@@ -199,6 +201,7 @@ fn parse_node(n: usize, line: &str, owned: &mut [bool]) -> Result<NodeLine, View
         port,
         cport,
         myself,
+        primary: (master != "-").then(|| master.to_string()),
         config_epoch,
         slots: Vec::new(),
         migrating: Vec::new(),
