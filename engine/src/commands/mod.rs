@@ -140,10 +140,12 @@ pub(crate) fn expire_deadline(
     arg: &Bytes,
     unit: ExpireUnit,
     now: u64,
-    cmd: &str,
+    cmd: &[u8],
 ) -> Result<u64, Reply> {
     let n = int_arg(arg)?;
-    let invalid = || errors::invalid_expire(cmd);
+    // The command's name is spelled out only for the error (SET runs this on every call
+    // with an expiry; a name built up front was an allocation per SET).
+    let invalid = || errors::invalid_expire(&String::from_utf8_lossy(cmd).to_ascii_lowercase());
     if n <= 0 {
         return Err(invalid());
     }
@@ -225,19 +227,19 @@ mod tests {
         let b = |s: &str| Bytes::copy_from_slice(s.as_bytes());
         let now = 1_000_000;
         assert_eq!(
-            expire_deadline(&b("10"), ExpireUnit::Secs, now, "set"),
+            expire_deadline(&b("10"), ExpireUnit::Secs, now, b"set"),
             Ok(1_010_000)
         );
         assert_eq!(
-            expire_deadline(&b("10"), ExpireUnit::Millis, now, "set"),
+            expire_deadline(&b("10"), ExpireUnit::Millis, now, b"set"),
             Ok(1_000_010)
         );
         assert_eq!(
-            expire_deadline(&b("10"), ExpireUnit::AtSecs, now, "set"),
+            expire_deadline(&b("10"), ExpireUnit::AtSecs, now, b"set"),
             Ok(10_000)
         );
         assert_eq!(
-            expire_deadline(&b("10"), ExpireUnit::AtMillis, now, "set"),
+            expire_deadline(&b("10"), ExpireUnit::AtMillis, now, b"set"),
             Ok(10)
         );
         let invalid = errors::invalid_expire("getex");
@@ -248,12 +250,12 @@ mod tests {
             ("9223372036854775807", ExpireUnit::Millis),
         ] {
             assert_eq!(
-                expire_deadline(&b(arg), unit, now, "getex"),
+                expire_deadline(&b(arg), unit, now, b"getex"),
                 Err(invalid.clone())
             );
         }
         assert_eq!(
-            expire_deadline(&b("x"), ExpireUnit::Secs, now, "set"),
+            expire_deadline(&b("x"), ExpireUnit::Secs, now, b"set"),
             Err(errors::NOT_INTEGER)
         );
     }

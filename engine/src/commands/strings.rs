@@ -82,7 +82,7 @@ impl StringOpts {
     }
 
     /// The expiry as an absolute deadline (errors name `cmd`).
-    fn expiry(&self, now: u64, cmd: &str) -> Result<ExpireOpt, Reply> {
+    fn expiry(&self, now: u64, cmd: &[u8]) -> Result<ExpireOpt, Reply> {
         Ok(match &self.expire {
             Some((unit, arg)) => ExpireOpt::At(expire_deadline(arg, *unit, now, cmd)?),
             None if self.keepttl => ExpireOpt::KeepTtl,
@@ -175,7 +175,7 @@ pub fn set(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
         Ok(o) => o,
         Err(e) => return e,
     };
-    let expire = match o.expiry(now, &cmd_name(a)) {
+    let expire = match o.expiry(now, &a[0]) {
         Ok(x) => x,
         Err(e) => return e,
     };
@@ -203,7 +203,7 @@ pub fn setnx(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
 
 /// SETEX and PSETEX: key, a relative expiry in `unit`, value.
 fn setex_generic(s: &mut Shard, a: &[Bytes], unit: ExpireUnit, now: u64) -> Reply {
-    match expire_deadline(&a[2], unit, now, &cmd_name(a)) {
+    match expire_deadline(&a[2], unit, now, &a[0]) {
         Ok(at) => set_generic(
             s,
             &a[1],
@@ -266,7 +266,7 @@ pub fn getex(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
     };
     let reply = Reply::bulk(v);
     let has_ttl = e.expire_at() != NO_EXPIRY;
-    let expire = match opts.expiry(now, &cmd_name(a)) {
+    let expire = match opts.expiry(now, &a[0]) {
         Ok(x) => x,
         Err(e) => return e,
     };
