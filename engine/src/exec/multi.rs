@@ -73,6 +73,11 @@ impl Held {
         }
     }
 
+    /// The cores held (sorted, unique), for a caller that releases them itself.
+    pub fn into_cores(self) -> Vec<usize> {
+        self.cores
+    }
+
     /// Releases the locks (in descending order); [`Held::relock`] takes them again.
     pub async fn release(&self, core: &Rc<Core>) {
         for &c in self.cores.iter().rev() {
@@ -160,7 +165,8 @@ pub async fn run_open(
     args: Vec<Bytes>,
     asking: bool,
 ) -> Reply {
-    let held = Held::lock(core, cores_of(&core.router, spec, &args)).await;
+    let keys = super::fence::keys_of(spec, &args);
+    let held = super::fence::lock_unfenced(core, cores_of(&core.router, spec, &args), &keys).await;
     let reply = match open_check(core, held.id, spec, &args, asking).await {
         Some(refused) => refused,
         None => run_planned(core, held.id, plan_here(&core.router, spec, args)).await,
