@@ -81,13 +81,38 @@ impl Writer {
     }
 }
 
-/// One writer's keys and counts: INCR, INCR, DEL on each key in turn, every reply
-/// checked against the count; what went wrong is returned, not panicked on.
-fn write_until(mut w: Writer, keys: Vec<String>, stop: Arc<AtomicBool>) -> (Vec<i64>, Vec<String>) {
+/// What one writer saw: its own keys' counts, the INCRs acknowledged on each shared key,
+/// and the replies that were not what they had to be.
+struct Written {
+    counts: Vec<i64>,
+    shared_acks: Vec<i64>,
+    anomalies: Vec<String>,
+}
+
+/// One writer: INCR, INCR, DEL on each of its own keys in turn, every reply checked
+/// against its count, and an INCR of every shared key per round (each reply must be above
+/// the writer's previous one). What went wrong is returned, not panicked on.
+fn write_until(
+    mut w: Writer,
+    keys: Vec<String>,
+    shared: Vec<String>,
+    stop: Arc<AtomicBool>,
+) -> Written {
     let mut counts = vec![0i64; keys.len()];
     let mut visits = vec![0u64; keys.len()];
+    let mut shared_acks = vec![0i64; shared.len()];
+    let mut shared_last = vec![0i64; shared.len()];
     let mut anomalies = Vec::new();
     while !stop.load(Ordering::Relaxed) {
+        for (i, key) in shared.iter().enumerate() {
+            match w.cmd(&["INCR", key]) {
+                redis::Value::Int(n) if n > shared_last[i] => {
+                    shared_last[i] = n;
+                    shared_acks[i] += 1;
+                }
+                other => anomalies.push(format!("INCR {key}: {other:?} after {}", shared_last[i])),
+            }
+        }
         for (i, key) in keys.iter().enumerate() {
             visits[i] += 1;
             if visits[i] % 3 == 0 {
@@ -109,7 +134,11 @@ fn write_until(mut w: Writer, keys: Vec<String>, stop: Arc<AtomicBool>) -> (Vec<
             }
         }
     }
-    (counts, anomalies)
+    Written {
+        counts,
+        shared_acks,
+        anomalies,
+    }
 }
 
 /// Moves every key of `slot` from `from` to `to` with MIGRATE (a few keys at a time, as
@@ -166,6 +195,7 @@ fn writes_during_migrations_match_the_writers_counts() {
     let slot = slot_of(&tag);
     let ports = [nodes[0].port, nodes[1].port];
     let stop = Arc::new(AtomicBool::new(false));
+    let shared: Vec<String> = (0..3).map(|k| format!("{tag}shared:{k}")).collect();
     let writers: Vec<_> = (0..6)
         .map(|w| {
             let keys: Vec<String> = (0..6).map(|k| format!("{tag}w{w}:k{k}")).collect();
@@ -174,11 +204,10 @@ fn writes_during_migrations_match_the_writers_counts() {
                 ports,
                 home: 0,
             };
-            let stop = stop.clone();
-            let spawned = keys.clone();
+            let (stop, spawned, shared) = (stop.clone(), keys.clone(), shared.clone());
             (
                 keys,
-                thread::spawn(move || write_until(writer, spawned, stop)),
+                thread::spawn(move || write_until(writer, spawned, shared, stop)),
             )
         })
         .collect();
@@ -195,15 +224,20 @@ fn writes_during_migrations_match_the_writers_counts() {
     stop.store(true, Ordering::Relaxed);
     let mut anomalies = Vec::new();
     let mut finals = Vec::new();
+    let mut shared_acks = vec![0i64; shared.len()];
     for (keys, handle) in writers {
-        let (counts, found) = handle.join().expect("a writer panicked");
-        anomalies.extend(found);
-        finals.extend(keys.into_iter().zip(counts));
+        let written = handle.join().expect("a writer panicked");
+        anomalies.extend(written.anomalies);
+        finals.extend(keys.into_iter().zip(written.counts));
+        for (total, acks) in shared_acks.iter_mut().zip(written.shared_acks) {
+            *total += acks;
+        }
     }
-    assert!(failures.is_empty(), "MIGRATE failed: {failures:#?}");
+    // A shared key ends at the number of INCRs its writers saw acknowledged.
+    finals.extend(shared.iter().cloned().zip(shared_acks));
     assert!(
-        anomalies.is_empty(),
-        "{} replies differ from the writers' counts: {:#?}",
+        failures.is_empty() && anomalies.is_empty(),
+        "MIGRATE failed: {failures:#?}\n{} replies differ from the writers' counts: {:#?}",
         anomalies.len(),
         &anomalies[..anomalies.len().min(20)]
     );
@@ -351,6 +385,40 @@ fn the_fence_of_a_migrate_whose_client_left_lifts() {
         read_n(&mut p, 5),
         b":11\r\n",
         "the parked INCR answers once the fence lifts"
+    );
+    assert_eq!(q(&mut c, "GET k"), bulk("11"));
+}
+
+/// A target that never answers: MIGRATE gives up within its timeout (plus the margin)
+/// and says so, and the command parked on the key then answers, here.
+#[test]
+fn a_hung_target_times_out_and_the_parked_command_answers() {
+    if !baton_only("MIGRATE's fence") {
+        return;
+    }
+    let s = Server::start(2);
+    let mut c = s.redis();
+    assert_eq!(q(&mut c, "SET k 10"), ok());
+    let (port, got, _close) = hung_target();
+    let addr = s.port;
+    let migrate = thread::spawn(move || {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{addr}/")).unwrap();
+        let mut m = client.get_connection().unwrap();
+        m.set_read_timeout(Some(PARKED_BOUND)).unwrap();
+        run(
+            &mut m,
+            &["MIGRATE", "127.0.0.1", &port.to_string(), "k", "0", "500"],
+        )
+    });
+    got.recv_timeout(PARKED_BOUND)
+        .expect("MIGRATE never reached the target");
+    let mut p = connect(&s, PARKED_BOUND);
+    p.write_all(b"INCR k\r\n").unwrap();
+    assert_eq!(read_n(&mut p, 5), b":11\r\n", "the parked INCR answers");
+    let v = migrate.join().unwrap();
+    assert_eq!(
+        err_text(&v),
+        "IOERR error or timeout reading to target instance"
     );
     assert_eq!(q(&mut c, "GET k"), bulk("11"));
 }

@@ -35,13 +35,15 @@
 //!   fence job cannot run on a core they hold; if a key is fenced they let go, wait,
 //!   and lock again.
 //!
-//! A connection's inline fast path runs nothing while its core has a fence (it takes the
-//! path through a job, which checks). Cost while no MIGRATE runs: one `Cell` load per
-//! command on its core, plus one relaxed atomic load per locking command.
+//! memcached operations ([`crate::runtime::Job::Mc`]) park the same way; as memcached
+//! has no ASK, one parked behind a key that moved then runs here on the key's absence.
 //!
-//! Not covered: memcached operations (their port forwards keys in cluster mode; a
-//! memcached command on a fenced key runs at once), and FLUSHALL or expiry, which may
-//! still drop a fenced key (MIGRATE's delete then finds the key changed).
+//! A connection's inline fast path (both protocols) runs nothing while its core has a
+//! fence (it takes the path through a job, which checks). Cost while no MIGRATE runs:
+//! one `Cell` load per command on its core, plus one atomic load per locking command.
+//!
+//! Not covered: FLUSHALL, expiry and eviction may still drop a fenced key (MIGRATE's
+//! delete then finds the key changed, see its module).
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};

@@ -370,7 +370,13 @@ impl Core {
                         args,
                     }
                 }
-                Job::Mc(op, ctx) => Out::Mc(execute(&mut self.shard.borrow_mut(), op, &ctx)),
+                Job::Mc(op, ctx) => {
+                    if txn == NO_TXN && self.fence.is_active() && self.fence.holds(op.key(), now) {
+                        jobs.push_front(Job::Mc(op, ctx));
+                        return Ran::Fenced(jobs, outs);
+                    }
+                    Out::Mc(execute(&mut self.shard.borrow_mut(), op, &ctx))
+                }
                 Job::Call(f) => f(&mut self.shard.borrow_mut(), now),
                 Job::OnCore(f) => f(self, now),
                 Job::FlushAt(at) => {
