@@ -69,9 +69,11 @@ pub fn announce(n: usize) {
     ACTIVE.fetch_add(n, Ordering::SeqCst);
 }
 
-/// Lowers it by `n` (keys announced but not fenced, or lifted).
+/// Lowers it by `n` (keys announced but not fenced, or lifted); never below zero.
 pub fn retract(n: usize) {
-    ACTIVE.fetch_sub(n, Ordering::SeqCst);
+    let _ = ACTIVE.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |a| {
+        Some(a.saturating_sub(n))
+    });
 }
 
 /// Whether any core may hold a fence.
@@ -105,6 +107,10 @@ pub struct Fence {
     /// `keys.len()`, readable without a borrow: the hot path's one test.
     count: Cell<usize>,
     pub(crate) parked: RefCell<Vec<Parked>>,
+    /// The deadline the core's reaper ([`reap`]) sleeps until (0: none runs), and its
+    /// generation: one timer per core however many MIGRATEs run, not one per MIGRATE.
+    reaper_at: Cell<u64>,
+    reaper_gen: Cell<u64>,
 }
 
 impl Fence {
@@ -145,6 +151,11 @@ impl Fence {
         Some(replaced)
     }
 
+    /// The earliest deadline of a fence, if any.
+    fn earliest(&self) -> Option<u64> {
+        self.keys.borrow().values().map(|&(_, d)| d).min()
+    }
+
     /// Lifts the fences of MIGRATE `id` on `keys` (all of its keys when `keys` is
     /// `None`) and those whose deadline passed; returns how many were lifted.
     fn remove(&self, id: u64, keys: Option<&[Bytes]>, now: u64) -> usize {
@@ -178,22 +189,50 @@ pub fn lift(core: &Core, id: u64, keys: Option<&[Bytes]>, now: u64) {
 /// On `core`: fences `key` for MIGRATE `id` until `deadline` and makes sure the core's
 /// timer lifts it then, whatever becomes of MIGRATE. False when another MIGRATE holds it.
 pub fn fence_key(core: &Core, key: &Bytes, id: u64, deadline: u64, now: u64) -> bool {
-    let fresh = !core.fence.keys.borrow().values().any(|&(o, _)| o == id);
-    match core.fence.add(key, id, deadline, now) {
+    let f = &core.fence;
+    match f.add(key, id, deadline, now) {
         None => return false,
         // Announced again by this MIGRATE, but one key counts once.
         Some(true) => retract(1),
         Some(false) => {}
     }
-    if fresh {
+    let at = f.reaper_at.get();
+    if at == 0 || deadline < at {
+        // No reaper, or one that would wake too late: a new one takes over.
+        let generation = f.reaper_gen.get() + 1;
+        f.reaper_gen.set(generation);
+        f.reaper_at.set(deadline);
         if let Some(rc) = core.this() {
-            crate::runtime::wake::spawn(async move {
-                rc.timers.sleep_until(deadline).await;
-                lift(&rc, id, None, now_ms());
-            });
+            crate::runtime::wake::spawn(reap(rc, generation, deadline));
         }
     }
     true
+}
+
+/// A core's reaper: at the earliest deadline, lifts the fences whose deadline passed (and
+/// lets their parked batches go on), then sleeps until the next one; ends when no fence
+/// is left, or when a reaper with an earlier deadline took over.
+async fn reap(core: Rc<Core>, generation: u64, mut at: u64) {
+    loop {
+        core.timers.sleep_until(at).await;
+        let f = &core.fence;
+        if f.reaper_gen.get() != generation {
+            return;
+        }
+        let now = now_ms();
+        retract(f.remove(0, Some(&[]), now));
+        core.resume_parked();
+        match f.earliest() {
+            Some(next) => {
+                at = next.max(now + 1);
+                f.reaper_at.set(at);
+            }
+            None => {
+                f.reaper_at.set(0);
+                return;
+            }
+        }
+    }
 }
 
 /// Locks `cores` like [`Held::lock`] once none of `keys` is fenced: a command that locks
