@@ -20,7 +20,7 @@ use std::rc::Rc;
 use baton_engine::clock;
 use baton_engine::command::{command_index, lookup, Conn, Route};
 use baton_engine::exec;
-use baton_engine::exec::multi as shard_multi;
+use baton_engine::exec::multi::{self as shard_multi, Held};
 use baton_engine::reply::Reply;
 use baton_engine::runtime::NO_TXN;
 use bytes::Bytes;
@@ -151,7 +151,7 @@ async fn exec(nc: &Rc<NetCore>, client: &Client, commands: Vec<Vec<Bytes>>) -> R
             keys.extend(exec::fence::keys_of(spec, args));
         }
     }
-    let held = exec::fence::lock_unfenced(core, cores, &keys).await;
+    let held = Held::lock_unfenced(core, cores, &keys).await;
     if !watched.is_empty() {
         let keys: Vec<Bytes> = watched.iter().map(|(k, _)| k.clone()).collect();
         let now = shard_multi::versions(core, held.id, &keys).await;

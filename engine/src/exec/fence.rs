@@ -52,7 +52,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 
-use super::multi::Held;
 use crate::command::CommandSpec;
 use crate::runtime::{now_ms, oneshot, Core, Job, Out};
 
@@ -235,16 +234,29 @@ async fn reap(core: Rc<Core>, generation: u64, mut at: u64) {
     }
 }
 
-/// Locks `cores` like [`Held::lock`] once none of `keys` is fenced: a command that locks
-/// its cores checks the fences under the locks (MIGRATE's fence job cannot run on a
-/// core it holds), and when one of its keys is fenced it lets go, waits, and locks again.
-pub async fn lock_unfenced(core: &Rc<Core>, cores: Vec<usize>, keys: &[Bytes]) -> Held {
+/// Takes the locks of `cores` (any order, duplicates allowed; taken in ascending order
+/// like every cross-core transaction's) once none of `keys` is fenced: a command that
+/// locks its cores checks the fences under the locks (MIGRATE's fence job cannot run on
+/// a core it holds), and when one of its keys is fenced it lets go, waits, and locks
+/// again. Returns the transaction id and the cores held (sorted, unique).
+pub async fn lock_unfenced(
+    core: &Rc<Core>,
+    mut cores: Vec<usize>,
+    keys: &[Bytes],
+) -> (u64, Vec<usize>) {
+    cores.sort_unstable();
+    cores.dedup();
     loop {
-        let held = Held::lock(core, cores.clone()).await;
-        if !any_fenced(core, held.id, &cores, keys).await {
-            return held;
+        let id = core.new_txn();
+        for &c in &cores {
+            core.call(c, id, vec![Job::Lock]).await;
         }
-        held.release(core).await;
+        if !any_fenced(core, id, &cores, keys).await {
+            return (id, cores);
+        }
+        for &c in cores.iter().rev() {
+            core.call(c, id, vec![Job::Unlock]).await;
+        }
         core.timers.sleep_until(now_ms() + 1).await;
     }
 }

@@ -66,16 +66,18 @@ impl Held {
         held
     }
 
+    /// [`Held::lock`] once none of `keys` is fenced by MIGRATE
+    /// ([`super::fence::lock_unfenced`]).
+    pub async fn lock_unfenced(core: &Rc<Core>, cores: Vec<usize>, keys: &[Bytes]) -> Held {
+        let (id, cores) = super::fence::lock_unfenced(core, cores, keys).await;
+        Held { id, cores }
+    }
+
     /// Takes the locks again after [`Held::release`].
     pub async fn relock(&self, core: &Rc<Core>) {
         for &c in &self.cores {
             core.call(c, self.id, vec![Job::Lock]).await;
         }
-    }
-
-    /// The cores held (sorted, unique), for a caller that releases them itself.
-    pub fn into_cores(self) -> Vec<usize> {
-        self.cores
     }
 
     /// Releases the locks (in descending order); [`Held::relock`] takes them again.
@@ -166,7 +168,7 @@ pub async fn run_open(
     asking: bool,
 ) -> Reply {
     let keys = super::fence::keys_of(spec, &args);
-    let held = super::fence::lock_unfenced(core, cores_of(&core.router, spec, &args), &keys).await;
+    let held = Held::lock_unfenced(core, cores_of(&core.router, spec, &args), &keys).await;
     let reply = match open_check(core, held.id, spec, &args, asking).await {
         Some(refused) => refused,
         None => run_planned(core, held.id, plan_here(&core.router, spec, args)).await,

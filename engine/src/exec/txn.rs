@@ -49,12 +49,8 @@ impl<'a> Locked<'a> {
             };
         }
         let keys = lookup(&args[0]).map_or_else(Vec::new, |spec| super::fence::keys_of(spec, args));
-        let held = super::fence::lock_unfenced(core, cores, &keys).await;
-        Locked {
-            core,
-            id: held.id,
-            cores: held.into_cores(),
-        }
+        let (id, cores) = super::fence::lock_unfenced(core, cores, &keys).await;
+        Locked { core, id, cores }
     }
 
     /// Runs `f` on shard `c` within the transaction and returns what it computed.
