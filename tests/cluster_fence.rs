@@ -8,8 +8,8 @@
 //!   copy sent before it, and the next INCR, asked there, continues from it).
 //! - A target that hangs then dies: commands on the key are parked (with the rest of
 //!   their pipeline) while other keys are served, and run here once MIGRATE has failed.
-//! - A MIGRATE whose connection dies: its fence still lifts, within its timeout plus the
-//!   margin.
+//! - A MIGRATE whose connection dies, or a target that never answers: the fence still
+//!   lifts, within MIGRATE's timeout plus the margin.
 //!
 //! Every server is a child killed on drop (also on panic); waits are bounded.
 
@@ -362,8 +362,9 @@ fn a_dead_target_lifts_the_fence_and_parked_commands_run_here() {
     assert_eq!(q(&mut c, "GET k"), bulk("12"));
 }
 
-/// A MIGRATE whose connection closes while the target hangs still lifts its fence (from
-/// a task of its own, or at its deadline): the command parked on the key answers, here.
+/// A MIGRATE whose connection closes while the target hangs still has its fence lifted
+/// (by MIGRATE giving up, or by the core's reaper at the deadline): the command parked on
+/// the key answers, here.
 #[test]
 fn the_fence_of_a_migrate_whose_client_left_lifts() {
     if !baton_only("MIGRATE's fence") {

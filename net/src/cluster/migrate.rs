@@ -19,9 +19,9 @@
 //! (and its effect is in the copy) or after the key was deleted here (at the target,
 //! after ASK), never in between; so no write is lost and no read sees a value older than
 //! one already acknowledged. A fence never outlives MIGRATE's `timeout` plus
-//! [`fence::MARGIN_MS`]: MIGRATE gives up on the target before that, a MIGRATE whose
-//! connection died lifts its fences from a task of its own, and each core lifts a
-//! fence whose deadline passed by its own timer.
+//! [`fence::MARGIN_MS`]: MIGRATE gives up on the target before that, and each core lifts
+//! a fence whose deadline passed by its own timer (also the fences of a MIGRATE whose
+//! connection died).
 //!
 //! A fence cannot stop a FLUSHALL, an expiry or an eviction, nor a write after its
 //! deadline: the delete happens only when the CAS (which every write changes) is still
@@ -38,7 +38,7 @@ use baton_engine::commands::dump::encode_copy;
 use baton_engine::commands::{is_opt, parse_i64};
 use baton_engine::exec::{fence, with_every_core, Batch};
 use baton_engine::reply::{errors, Reply};
-use baton_engine::runtime::{now_ms, wake, Core, Job, Out};
+use baton_engine::runtime::{now_ms, Core, Job, Out};
 use bytes::Bytes;
 
 use crate::netcore::NetCore;
@@ -277,30 +277,6 @@ async fn lift_all(core: &Rc<Core>, id: u64) {
     with_every_core(core, move |c, now| fence::lift(c, id, None, now)).await;
 }
 
-/// Lifts a MIGRATE's fences when it ends, also when its task is dropped (its connection
-/// closed): then from a task of its own. The fences' deadline is the last resort.
-struct Lifter {
-    core: Rc<Core>,
-    id: u64,
-    armed: bool,
-}
-
-impl Lifter {
-    async fn lift(mut self) {
-        self.armed = false;
-        lift_all(&self.core, self.id).await;
-    }
-}
-
-impl Drop for Lifter {
-    fn drop(&mut self) {
-        if self.armed {
-            let (core, id) = (self.core.clone(), self.id);
-            wake::spawn(async move { lift_all(&core, id).await });
-        }
-    }
-}
-
 /// Sends `items` from a helper thread (blocking sockets) while this core keeps serving;
 /// gives up at `give_up` (unix ms), before the fences' deadline.
 async fn send_off(
@@ -350,14 +326,12 @@ pub async fn migrate(nc: &NetCore, args: &[Bytes]) -> Reply {
         Ok(r) => r,
         Err(e) => return e,
     };
-    let core = &nc.core;
-    let lifter = Lifter {
-        core: core.clone(),
-        id: core.new_txn(),
-        armed: true,
-    };
-    let reply = run(nc, req, lifter.id).await;
-    lifter.lift().await;
+    // If this task is dropped (its connection closed) before the end, the cores' reapers
+    // lift its fences at their deadline (spawning from a drop could run outside the
+    // executor, at shutdown).
+    let id = nc.core.new_txn();
+    let reply = run(nc, req, id).await;
+    lift_all(&nc.core, id).await;
     reply
 }
 
