@@ -1,7 +1,8 @@
 //! The execution layer on a real two-core runtime, with no sockets: pipelines that span
 //! cores finish in request order, cross-core transactions apply atomically, memcached
-//! ops and delayed flushes run on the core that owns the shard, and a job sent to every
-//! core reaches what a layer above attached to that core.
+//! ops and delayed flushes run on the core that owns the shard, a job sent to every
+//! core reaches what a layer above attached to that core, and a command on a key MIGRATE
+//! fenced waits until the fence is lifted or its deadline passes.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -202,5 +203,67 @@ fn a_job_on_every_core_reaches_what_each_core_attached() {
         // The job gets the whole core: the shard too, not borrowed.
         let lens = with_every_core(&core, |c, _| c.shard.borrow().len()).await;
         assert_eq!(lens, vec![0, 0]);
+    });
+}
+
+/// Fences `key` on its core for MIGRATE `id` until `deadline`, as MIGRATE's first job does
+/// (announced first, the announcement taken back when the key is not fenced).
+async fn fence(core: &Rc<Core>, key: &str, id: u64, deadline: u64) -> bool {
+    exec::fence::announce(1);
+    let k = Bytes::copy_from_slice(key.as_bytes());
+    let job = Job::OnCore(Box::new(move |c, now| {
+        Out::Value(Box::new(exec::fence::fence_key(c, &k, id, deadline, now)))
+    }));
+    let owner = core.router.core_of(key.as_bytes());
+    let mut outs = core.call(owner, runtime::NO_TXN, vec![job]).await;
+    let fenced = outs.pop().and_then(Out::into_value::<bool>) == Some(true);
+    if !fenced {
+        exec::fence::retract(1);
+    }
+    fenced
+}
+
+#[test]
+fn a_fenced_key_parks_its_commands_until_lifted_or_its_deadline() {
+    on_two_cores(|core| async move {
+        let (a, b) = apart(&core);
+        assert_eq!(run(&core, &["SET", &a, "1"]).await, Reply::Ok);
+        assert_eq!(run(&core, &["SET", &b, "1"]).await, Reply::Ok);
+
+        // Lifted by MIGRATE: the parked INCR waits, another key is served meanwhile.
+        assert!(fence(&core, &a, 8, now_ms() + 60_000).await);
+        assert!(
+            !fence(&core, &a, 9, now_ms() + 60_000).await,
+            "another MIGRATE's key"
+        );
+        let done: Rc<std::cell::RefCell<Option<Reply>>> = Rc::default();
+        let (c2, d2, a2) = (core.clone(), done.clone(), a.clone());
+        runtime::wake::spawn(async move {
+            let r = run(&c2, &["INCR", &a2]).await;
+            *d2.borrow_mut() = Some(r);
+        });
+        assert_eq!(run(&core, &["INCR", &b]).await, Reply::Int(2));
+        glommio::timer::sleep(Duration::from_millis(50)).await;
+        assert!(done.borrow().is_none(), "a command on a fenced key ran");
+        let owner = core.router.core_of(a.as_bytes());
+        let lift = Job::OnCore(Box::new(|c, now| {
+            exec::fence::lift(c, 8, None, now);
+            Out::Value(Box::new(()))
+        }));
+        core.call(owner, runtime::NO_TXN, vec![lift]).await;
+        for _ in 0..1000 {
+            if done.borrow().is_some() {
+                break;
+            }
+            glommio::timer::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(done.borrow().clone(), Some(Reply::Int(2)));
+
+        // Nobody lifts it: the core's own timer does, at the deadline.
+        let deadline = now_ms() + 300;
+        assert!(fence(&core, &a, 10, deadline).await);
+        assert_eq!(run(&core, &["INCR", &a]).await, Reply::Int(3));
+        assert!(now_ms() >= deadline, "answered before the fence's deadline");
+        assert!(!exec::fence::any_active(), "every fence was lifted");
     });
 }

@@ -256,7 +256,9 @@ pub fn run_redis(
                 spec,
                 args,
                 post,
-            }) if c == core.id && core.is_unlocked() => {
+            }) if c == core.id && core.is_unlocked() && !core.fence.is_active() => {
+                // (While MIGRATE fences keys of this core, its commands take the path
+                // through a job, where the core checks them: `exec::fence`.)
                 let start = clock::ticks();
                 let r = exec::plan::execute(
                     &core.router,

@@ -92,7 +92,9 @@ fn refused(shared: &Shared, req: &McRequest, out: &mut Vec<u8>) -> bool {
 
 /// Whether a request can run inline on this core right now.
 fn is_local(core: &Core, req: &McRequest) -> bool {
-    if !core.is_unlocked() {
+    // While MIGRATE fences keys of this core, ops take the path through a job, where the
+    // core checks them (`exec::fence`).
+    if !core.is_unlocked() || core.fence.is_active() {
         return false;
     }
     let mine = |op: &McOp| core.router.is_local(op.key());

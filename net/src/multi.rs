@@ -19,6 +19,7 @@ use std::rc::Rc;
 
 use baton_engine::clock;
 use baton_engine::command::{command_index, lookup, Conn, Route};
+use baton_engine::exec;
 use baton_engine::exec::multi::{self as shard_multi, Held};
 use baton_engine::reply::Reply;
 use baton_engine::runtime::NO_TXN;
@@ -143,7 +144,14 @@ async fn exec(nc: &Rc<NetCore>, client: &Client, commands: Vec<Vec<Bytes>>) -> R
             cores.extend(shard_multi::cores_of(&core.router, spec, args));
         }
     }
-    let held = Held::lock(core, cores).await;
+    // MIGRATE's fences are checked under the locks: a key being moved waits for it.
+    let mut keys: Vec<Bytes> = watched.iter().map(|(k, _)| k.clone()).collect();
+    for args in &commands {
+        if let Some(spec) = lookup(&args[0]) {
+            keys.extend(exec::fence::keys_of(spec, args));
+        }
+    }
+    let held = Held::lock_unfenced(core, cores, &keys).await;
     if !watched.is_empty() {
         let keys: Vec<Bytes> = watched.iter().map(|(k, _)| k.clone()).collect();
         let now = shard_multi::versions(core, held.id, &keys).await;

@@ -10,6 +10,8 @@
 //!   each; a pipeline of either protocol finishes in request order. [`on_every_core`] and
 //!   [`with_every_core`] run one function on every core (all-core commands and statistics).
 //! - [`txn`]: cross-core transactions (RENAME, COPY, MSETNX, LCS over several cores).
+//! - [`fence`]: MIGRATE's key fences (commands on a key being moved wait where the key
+//!   lives until it is gone or stays).
 //! - [`multi`]: the shard side of MULTI/EXEC and WATCH (locks, watched key versions, a
 //!   queued command run inside the locks).
 //!
@@ -23,6 +25,7 @@
 //! ```
 
 pub mod batch;
+pub mod fence;
 pub mod multi;
 pub mod pipeline;
 pub mod plan;

@@ -66,6 +66,13 @@ impl Held {
         held
     }
 
+    /// [`Held::lock`] once none of `keys` is fenced by MIGRATE
+    /// ([`super::fence::lock_unfenced`]).
+    pub async fn lock_unfenced(core: &Rc<Core>, cores: Vec<usize>, keys: &[Bytes]) -> Held {
+        let (id, cores) = super::fence::lock_unfenced(core, cores, keys).await;
+        Held { id, cores }
+    }
+
     /// Takes the locks again after [`Held::release`].
     pub async fn relock(&self, core: &Rc<Core>) {
         for &c in &self.cores {
@@ -160,7 +167,8 @@ pub async fn run_open(
     args: Vec<Bytes>,
     asking: bool,
 ) -> Reply {
-    let held = Held::lock(core, cores_of(&core.router, spec, &args)).await;
+    let keys = super::fence::keys_of(spec, &args);
+    let held = Held::lock_unfenced(core, cores_of(&core.router, spec, &args), &keys).await;
     let reply = match open_check(core, held.id, spec, &args, asking).await {
         Some(refused) => refused,
         None => run_planned(core, held.id, plan_here(&core.router, spec, args)).await,

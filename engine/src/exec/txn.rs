@@ -31,9 +31,16 @@ struct Locked<'a> {
 }
 
 impl<'a> Locked<'a> {
-    /// Locks `cores`, or, within an outer transaction (`outer`, which already holds every
-    /// lock this command needs), takes nothing and runs with the outer id.
-    async fn begin(core: &'a Rc<Core>, outer: Option<u64>, mut cores: Vec<usize>) -> Locked<'a> {
+    /// Locks `cores` once none of the keys in `args` is fenced by MIGRATE
+    /// ([`super::fence::lock_unfenced`]), or, within an outer transaction (`outer`, which
+    /// already holds every lock this command needs and checked the fences), takes
+    /// nothing and runs with the outer id.
+    async fn begin(
+        core: &'a Rc<Core>,
+        outer: Option<u64>,
+        cores: Vec<usize>,
+        args: &[Bytes],
+    ) -> Locked<'a> {
         if let Some(id) = outer {
             return Locked {
                 core,
@@ -41,12 +48,8 @@ impl<'a> Locked<'a> {
                 cores: Vec::new(),
             };
         }
-        cores.sort_unstable();
-        cores.dedup();
-        let id = core.new_txn();
-        for &c in &cores {
-            core.call(c, id, vec![Job::Lock]).await;
-        }
+        let keys = lookup(&args[0]).map_or_else(Vec::new, |spec| super::fence::keys_of(spec, args));
+        let (id, cores) = super::fence::lock_unfenced(core, cores, &keys).await;
         Locked { core, id, cores }
     }
 
@@ -131,7 +134,7 @@ async fn apply(
             let involved: Vec<usize> = (0..core.cores)
                 .filter(|&c| !per_core[c].is_empty())
                 .collect();
-            let txn = Locked::begin(core, outer, involved.clone()).await;
+            let txn = Locked::begin(core, outer, involved.clone(), args).await;
             let mut any = false;
             for &c in &involved {
                 let keys: Vec<Bytes> = per_core[c].chunks(2).map(|p| p[0].clone()).collect();
@@ -160,7 +163,7 @@ async fn apply(
             };
             let (src, dst) = (args[1].clone(), args[2].clone());
             let (a, b) = (owner(&src), owner(&dst));
-            let txn = Locked::begin(core, outer, vec![a, b]).await;
+            let txn = Locked::begin(core, outer, vec![a, b], args).await;
             let reply = match txn.copy_item(a, src.clone()).await {
                 None if copy => Reply::Int(0),
                 None => errors::NO_SUCH_KEY,
@@ -198,7 +201,7 @@ async fn apply(
                 }
             }
             let cores: Vec<usize> = keys.iter().map(owner).collect();
-            let txn = Locked::begin(core, outer, cores.clone()).await;
+            let txn = Locked::begin(core, outer, cores.clone(), args).await;
             let mut before = Vec::with_capacity(keys.len());
             for (k, &c) in keys.iter().zip(&cores) {
                 before.push(txn.copy_item(c, k.clone()).await);
@@ -238,7 +241,7 @@ async fn apply(
         Txn::ZrangeStore => {
             let (dst, src) = (args[1].clone(), args[2].clone());
             let (a, b) = (owner(&src), owner(&dst));
-            let txn = Locked::begin(core, outer, vec![a, b]).await;
+            let txn = Locked::begin(core, outer, vec![a, b], args).await;
             let owned: Vec<Bytes> = args.to_vec();
             let selected = txn
                 .run(a, move |s, now| {
@@ -260,7 +263,7 @@ async fn apply(
         Txn::Lcs => {
             let (k1, k2) = (args[1].clone(), args[2].clone());
             let (a, b) = (owner(&k1), owner(&k2));
-            let txn = Locked::begin(core, outer, vec![a, b]).await;
+            let txn = Locked::begin(core, outer, vec![a, b], args).await;
             let i1 = txn.copy_item(a, k1).await;
             let i2 = txn.copy_item(b, k2).await;
             txn.commit().await;
@@ -279,7 +282,7 @@ async fn apply(
             };
             let (src, dst) = (args[1].clone(), args[2].clone());
             let (a, b) = (owner(&src), owner(&dst));
-            let txn = Locked::begin(core, outer, vec![a, b]).await;
+            let txn = Locked::begin(core, outer, vec![a, b], args).await;
             let reply = lmove_locked(&txn, a, b, src, dst, from, to).await;
             txn.commit().await;
             reply
@@ -290,7 +293,7 @@ async fn apply(
                 Err(e) => return e,
             };
             let keys = &args[m.keys];
-            let txn = Locked::begin(core, outer, keys.iter().map(owner).collect()).await;
+            let txn = Locked::begin(core, outer, keys.iter().map(owner).collect(), args).await;
             let mut reply = Reply::NilArray;
             for k in keys {
                 let (key, left, count) = (k.clone(), m.left, m.count);
@@ -371,7 +374,7 @@ async fn set_algebra(core: &Rc<Core>, outer: Option<u64>, args: &[Bytes]) -> Rep
     };
     let mut involved: Vec<usize> = alg.keys.iter().map(owner).collect();
     involved.extend(alg.dst.iter().map(owner));
-    let txn = Locked::begin(core, outer, involved).await;
+    let txn = Locked::begin(core, outer, involved, args).await;
     let mut copies = Vec::with_capacity(alg.keys.len());
     let mut failed = None;
     for k in &alg.keys {
@@ -413,7 +416,7 @@ async fn smove(core: &Rc<Core>, outer: Option<u64>, args: &[Bytes]) -> Reply {
     let owner = |k: &Bytes| core.router.core_of(k);
     let (src, dst, m) = (args[1].clone(), args[2].clone(), args[3].clone());
     let (a, b) = (owner(&src), owner(&dst));
-    let txn = Locked::begin(core, outer, vec![a, b]).await;
+    let txn = Locked::begin(core, outer, vec![a, b], args).await;
     let (s1, m1) = (src.clone(), m.clone());
     // None: WRONGTYPE; Some(None): no source; Some(Some(has)): whether it holds `m`.
     let has = txn

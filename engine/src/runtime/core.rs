@@ -36,6 +36,7 @@ use super::oneshot;
 use super::wake::{self, Timers};
 use crate::clock;
 use crate::command::CommandSpec;
+use crate::exec::fence::{Fence, Parked, ReplyTo};
 use crate::memcache::{execute, McCtx, McOp, McResult};
 use crate::reply::Reply;
 use crate::shard::Shard;
@@ -163,6 +164,19 @@ pub struct Core {
     /// Per-core state of the layers above the engine, at most one value per type
     /// ([`Core::attach`]).
     attached: RefCell<Vec<Rc<dyn Any>>>,
+    /// MIGRATE's fences on this core's keys and the batches parked behind them
+    /// ([`crate::exec::fence`]).
+    pub fence: Fence,
+}
+
+/// How running a batch went.
+enum Ran {
+    Done(Vec<Out>),
+    /// Another transaction holds the lock: the jobs, untouched.
+    Locked(Vec<Job>),
+    /// Stopped at a command on a fenced key: the jobs left (that one first) and the
+    /// outputs so far.
+    Fenced(VecDeque<Job>, Vec<Out>),
 }
 
 impl Core {
@@ -189,6 +203,7 @@ impl Core {
             lock_waiters: RefCell::new(Vec::new()),
             finished,
             attached: RefCell::new(Vec::new()),
+            fence: Fence::default(),
         })
     }
 
@@ -210,6 +225,11 @@ impl Core {
         let attached = self.attached.borrow();
         let value = attached.iter().find(|v| v.is::<T>())?;
         value.clone().downcast::<T>().ok()
+    }
+
+    /// This core's own `Rc`, for work it schedules for later.
+    pub fn this(&self) -> Option<Rc<Core>> {
+        self.this.upgrade()
     }
 
     /// Reads the clock and keeps it as this core's time for the current loop turn: one
@@ -251,10 +271,15 @@ impl Core {
             let mut jobs = jobs;
             loop {
                 match self.try_run(txn, jobs) {
-                    Ok(outs) => return outs,
-                    Err(back) => {
+                    Ran::Done(outs) => return outs,
+                    Ran::Locked(back) => {
                         jobs = back;
                         self.unlocked().await;
+                    }
+                    Ran::Fenced(jobs, outs) => {
+                        let (tx, rx) = oneshot::channel();
+                        self.park(txn, jobs, outs, ReplyTo::Local(tx));
+                        return rx.await;
                     }
                 }
             }
@@ -305,18 +330,32 @@ impl Core {
     }
 
     /// Runs a batch if the lock allows it; gives the jobs back otherwise.
-    fn try_run(&self, txn: u64, jobs: Vec<Job>) -> Result<Vec<Out>, Vec<Job>> {
+    fn try_run(&self, txn: u64, jobs: Vec<Job>) -> Ran {
         let held = self.lock.get();
         if held != NO_TXN && held != txn {
-            return Err(jobs);
+            return Ran::Locked(jobs);
         }
+        let outs = Vec::with_capacity(jobs.len());
+        self.run_jobs(txn, jobs.into(), outs)
+    }
+
+    /// Runs `jobs` in order after the outputs `outs` of those before them, until a
+    /// command outside a transaction names a fenced key ([`crate::exec::fence`]).
+    fn run_jobs(&self, txn: u64, mut jobs: VecDeque<Job>, mut outs: Vec<Out>) -> Ran {
         // This core's turn time: one clock read per loop turn, not one per batch.
         let now = self.turn_now();
-        let mut outs = Vec::with_capacity(jobs.len());
         let mut released = false;
-        for job in jobs {
+        while let Some(job) = jobs.pop_front() {
             outs.push(match job {
                 Job::Cmd(spec, args) => {
+                    // The hot path's one test while no MIGRATE runs: a `Cell` load.
+                    if txn == NO_TXN
+                        && self.fence.is_active()
+                        && self.fence.blocks(spec, &args, now)
+                    {
+                        jobs.push_front(Job::Cmd(spec, args));
+                        return Ran::Fenced(jobs, outs);
+                    }
                     let start = clock::ticks();
                     let reply = crate::exec::plan::execute(
                         &self.router,
@@ -331,7 +370,13 @@ impl Core {
                         args,
                     }
                 }
-                Job::Mc(op, ctx) => Out::Mc(execute(&mut self.shard.borrow_mut(), op, &ctx)),
+                Job::Mc(op, ctx) => {
+                    if txn == NO_TXN && self.fence.is_active() && self.fence.holds(op.key(), now) {
+                        jobs.push_front(Job::Mc(op, ctx));
+                        return Ran::Fenced(jobs, outs);
+                    }
+                    Out::Mc(execute(&mut self.shard.borrow_mut(), op, &ctx))
+                }
                 Job::Call(f) => f(&mut self.shard.borrow_mut(), now),
                 Job::OnCore(f) => f(self, now),
                 Job::FlushAt(at) => {
@@ -354,7 +399,41 @@ impl Core {
         if released {
             self.after_unlock();
         }
-        Ok(outs)
+        Ran::Done(outs)
+    }
+
+    /// Keeps a batch stopped at a fenced key until [`Core::resume_parked`].
+    fn park(&self, txn: u64, jobs: VecDeque<Job>, outs: Vec<Out>, to: ReplyTo) {
+        self.fence.parked.borrow_mut().push(Parked {
+            txn,
+            jobs,
+            outs,
+            to,
+        });
+    }
+
+    /// Runs on the parked batches (in the order they parked) after a fence was lifted;
+    /// one that meets another fenced key parks again. Waits while a transaction holds
+    /// the lock ([`Core::after_unlock`] calls it again).
+    pub fn resume_parked(&self) {
+        if !self.is_unlocked() || self.fence.parked.borrow().is_empty() {
+            return;
+        }
+        let parked = std::mem::take(&mut *self.fence.parked.borrow_mut());
+        for p in parked {
+            if !self.is_unlocked() {
+                self.fence.parked.borrow_mut().push(p);
+                continue;
+            }
+            match self.run_jobs(p.txn, p.jobs, p.outs) {
+                Ran::Done(outs) => match p.to {
+                    ReplyTo::Remote { from, id } => self.send(from, Msg::Resp { id, outs }),
+                    ReplyTo::Local(tx) => tx.send(outs),
+                },
+                Ran::Fenced(jobs, outs) => self.park(p.txn, jobs, outs, p.to),
+                Ran::Locked(_) => unreachable!("run_jobs does not check the lock"),
+            }
+        }
     }
 
     /// Runs the batches that waited for the lock, in arrival order, until one takes the
@@ -368,15 +447,25 @@ impl Core {
                 break;
             };
             match self.try_run(d.txn, d.jobs) {
-                Ok(outs) => self.send(d.from, Msg::Resp { id: d.id, outs }),
-                Err(jobs) => {
+                Ran::Done(outs) => self.send(d.from, Msg::Resp { id: d.id, outs }),
+                Ran::Locked(jobs) => {
                     self.deferred
                         .borrow_mut()
                         .push_front(Deferred { jobs, ..d });
                     break;
                 }
+                Ran::Fenced(jobs, outs) => self.park(
+                    d.txn,
+                    jobs,
+                    outs,
+                    ReplyTo::Remote {
+                        from: d.from,
+                        id: d.id,
+                    },
+                ),
             }
         }
+        self.resume_parked();
         if self.is_unlocked() {
             let waiters = std::mem::take(&mut *self.lock_waiters.borrow_mut());
             for w in waiters {
@@ -404,13 +493,16 @@ impl Core {
                     return;
                 }
                 match self.try_run(txn, jobs) {
-                    Ok(outs) => self.send(from, Msg::Resp { id, outs }),
-                    Err(jobs) => self.deferred.borrow_mut().push_back(Deferred {
+                    Ran::Done(outs) => self.send(from, Msg::Resp { id, outs }),
+                    Ran::Locked(jobs) => self.deferred.borrow_mut().push_back(Deferred {
                         from,
                         id,
                         txn,
                         jobs,
                     }),
+                    Ran::Fenced(jobs, outs) => {
+                        self.park(txn, jobs, outs, ReplyTo::Remote { from, id })
+                    }
                 }
             }
         }

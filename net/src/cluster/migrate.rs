@@ -2,25 +2,43 @@
 //! [AUTH password | AUTH2 username password] [KEYS key ...]: moves keys to another Baton
 //! (what `redis-cli --cluster reshard` calls for each batch of a slot's keys).
 //!
-//! Each key is read on its own core (value, flags and TTL, as DUMP's payload), the batch
-//! goes to the target as RESTORE-ASKING (RESTORE outside cluster mode) on a blocking
-//! connection of a helper thread, and once the target has answered every one, the keys
-//! are deleted here (not with COPY). Not fenced, but no write is lost: each key's CAS
-//! (which every write changes) is read with its value, and the delete happens only when
-//! the CAS is still the same (on the key's core, atomically). A key written in between
-//! stays, is read again and sent again with REPLACE, up to [`ROUNDS`] times; a key still
-//! changing after that is left here and MIGRATE fails (`-IOERR`), so redis-cli stops
-//! instead of giving the slot away. Commands on the keys are not held meanwhile, as a
-//! real fence would do.
+//! 1. Each key is fenced and read on its own core, in one job (value, flags and TTL, as
+//!    DUMP's payload, and its CAS). From then on, a command touching the key (from any
+//!    connection and core, MULTI/EXEC and multi-key commands included) is parked where
+//!    the key lives: not run, not answered, its connection's later commands behind it;
+//!    other keys and connections are served ([`baton_engine::exec::fence`]).
+//! 2. The batch goes to the target as RESTORE-ASKING (RESTORE outside cluster mode) on a
+//!    blocking connection of a helper thread.
+//! 3. Once the target has answered every one, each key is deleted here (not with COPY)
+//!    and its fence lifted, again in one job on its core: the parked commands go on,
+//!    find the key gone in a migrating slot and answer `-ASK`. If the target fails or
+//!    times out, the fences are lifted and the parked commands run here on the keys,
+//!    which stayed.
+//!
+//! The guarantee: a command on a migrated key runs either wholly before MIGRATE read it
+//! (and its effect is in the copy) or after the key was deleted here (at the target,
+//! after ASK), never in between; so no write is lost and no read sees a value older than
+//! one already acknowledged. A fence never outlives MIGRATE's `timeout` plus
+//! [`fence::MARGIN_MS`]: MIGRATE gives up on the target before that, and each core lifts
+//! a fence whose deadline passed by its own timer (also the fences of a MIGRATE whose
+//! connection died).
+//!
+//! A fence cannot stop a FLUSHALL, an expiry or an eviction, nor a write after its
+//! deadline: the delete happens only when the CAS (which every write changes) is still
+//! the one read; a key changed in between stays, is read again and sent again with
+//! REPLACE, up to [`ROUNDS`] times, and after that MIGRATE fails (`-IOERR`), so
+//! redis-cli stops instead of giving the slot away.
 
 use std::io::Write;
 use std::time::Duration;
 
+use std::rc::Rc;
+
 use baton_engine::commands::dump::encode_copy;
 use baton_engine::commands::{is_opt, parse_i64};
-use baton_engine::exec::Batch;
+use baton_engine::exec::{fence, with_every_core, Batch};
 use baton_engine::reply::{errors, Reply};
-use baton_engine::runtime::{now_ms, Job, Out};
+use baton_engine::runtime::{now_ms, Core, Job, Out};
 use bytes::Bytes;
 
 use crate::netcore::NetCore;
@@ -136,15 +154,38 @@ fn send(req: &Request, items: &[(Bytes, u64, Vec<u8>)], restore: &[u8]) -> Resul
     first_error.map_or(Ok(()), Err)
 }
 
-/// How many times MIGRATE sends a key again that was written while it was being sent.
+/// How many times MIGRATE sends a key again that changed while it was being sent (a
+/// fence cannot stop a FLUSHALL, an expiry or an eviction, or a write after the fence's
+/// deadline).
 pub const ROUNDS: usize = 8;
 
 /// One key as read for sending: its TTL (0 = none), DUMP payload and CAS.
 type Read = (Bytes, u64, Vec<u8>, u64);
 
-/// Reads `keys` on their cores: value, TTL and CAS of those present.
-async fn read_keys(nc: &NetCore, keys: &[Bytes]) -> Vec<Read> {
+/// What fencing and reading one key found.
+enum Taken {
+    /// Fenced and read: TTL, payload, CAS.
+    Item(u64, Vec<u8>, u64),
+    /// Not here: nothing to move, nothing fenced.
+    Absent,
+    /// Another MIGRATE fences it.
+    Busy,
+}
+
+/// Fences `keys` for MIGRATE `id` until `deadline` on their cores and reads those present
+/// (value, TTL and CAS), in the same job on each key's core, so that no command on a key
+/// runs between its read and its delete ([`baton_engine::exec::fence`]). `Err` lists
+/// keys another MIGRATE holds (those of this call stay fenced; lift them).
+async fn fence_and_read(
+    nc: &NetCore,
+    keys: &[Bytes],
+    id: u64,
+    deadline: u64,
+) -> Result<Vec<Read>, Vec<Bytes>> {
     let core = &nc.core;
+    // Raised before any fence exists, so that a locking command that sees zero knows
+    // no core holds one; lowered below by the keys left unfenced.
+    fence::announce(keys.len());
     let mut batch = Batch::new(core.cores);
     let tickets: Vec<_> = keys
         .iter()
@@ -152,36 +193,48 @@ async fn read_keys(nc: &NetCore, keys: &[Bytes]) -> Vec<Read> {
             let key = k.clone();
             batch.push(
                 core.router.core_of(k),
-                Job::Call(Box::new(move |shard, now| {
-                    let cas = shard.lookup(&key, now).map(|e| e.cas());
-                    let item = shard.copy_item(&key, now).zip(cas).map(|(c, cas)| {
-                        let ttl = match c.expire_at {
-                            0 => 0,
-                            at => at.saturating_sub(now).max(1),
-                        };
-                        (ttl, encode_copy(&c), cas)
-                    });
-                    Out::Value(Box::new(item))
+                Job::OnCore(Box::new(move |c, now| {
+                    let mut shard = c.shard.borrow_mut();
+                    let Some(cas) = shard.lookup(&key, now).map(|e| e.cas()) else {
+                        return Out::Value(Box::new(Taken::Absent));
+                    };
+                    let Some(copy) = shard.copy_item(&key, now) else {
+                        return Out::Value(Box::new(Taken::Absent));
+                    };
+                    drop(shard);
+                    if !fence::fence_key(c, &key, id, deadline, now) {
+                        return Out::Value(Box::new(Taken::Busy));
+                    }
+                    let ttl = match copy.expire_at {
+                        0 => 0,
+                        at => at.saturating_sub(now).max(1),
+                    };
+                    Out::Value(Box::new(Taken::Item(ttl, encode_copy(&copy), cas)))
                 })),
             )
         })
         .collect();
     let mut outs = batch.run(core).await;
-    let mut items = Vec::new();
+    let (mut items, mut busy) = (Vec::new(), Vec::new());
     for (key, t) in keys.iter().zip(tickets) {
-        let item = outs
-            .take(t)
-            .and_then(|o| o.into_value::<Option<(u64, Vec<u8>, u64)>>())
-            .flatten();
-        if let Some((ttl, payload, cas)) = item {
-            items.push((key.clone(), ttl, payload, cas));
+        match outs.take(t).and_then(|o| o.into_value::<Taken>()) {
+            Some(Taken::Item(ttl, payload, cas)) => items.push((key.clone(), ttl, payload, cas)),
+            Some(Taken::Busy) => busy.push(key.clone()),
+            Some(Taken::Absent) | None => {}
         }
     }
-    items
+    fence::retract(keys.len() - items.len());
+    if busy.is_empty() {
+        Ok(items)
+    } else {
+        Err(busy)
+    }
 }
 
-/// Deletes each key whose CAS is still the one read; returns the keys that changed.
-async fn delete_unchanged(nc: &NetCore, items: &[Read]) -> Vec<Bytes> {
+/// Deletes each key whose CAS is still the one read and lifts its fence, on its core in
+/// one job: the commands parked behind it go on and find it gone (`-ASK` in a migrating
+/// slot). Returns the keys that changed (they stay fenced).
+async fn delete_unchanged(nc: &NetCore, items: &[Read], id: u64) -> Vec<Bytes> {
     let core = &nc.core;
     let mut batch = Batch::new(core.cores);
     let tickets: Vec<_> = items
@@ -190,10 +243,15 @@ async fn delete_unchanged(nc: &NetCore, items: &[Read]) -> Vec<Bytes> {
             let (key, cas) = (k.clone(), *cas);
             batch.push(
                 core.router.core_of(k),
-                Job::Call(Box::new(move |shard, now| {
+                Job::OnCore(Box::new(move |c, now| {
+                    let mut shard = c.shard.borrow_mut();
                     let same = shard.lookup(&key, now).map(|e| e.cas()) == Some(cas);
                     if same {
                         shard.delete(&key, now);
+                    }
+                    drop(shard);
+                    if same {
+                        fence::lift(c, id, Some(std::slice::from_ref(&key)), now);
                     }
                     Out::Value(Box::new(same))
                 })),
@@ -214,12 +272,19 @@ async fn delete_unchanged(nc: &NetCore, items: &[Read]) -> Vec<Bytes> {
         .collect()
 }
 
-/// Sends `items` from a helper thread (blocking sockets) while this core keeps serving.
+/// Lifts every fence of MIGRATE `id` on every core (the parked commands then run here).
+async fn lift_all(core: &Rc<Core>, id: u64) {
+    with_every_core(core, move |c, now| fence::lift(c, id, None, now)).await;
+}
+
+/// Sends `items` from a helper thread (blocking sockets) while this core keeps serving;
+/// gives up at `give_up` (unix ms), before the fences' deadline.
 async fn send_off(
     nc: &NetCore,
     req: &Request,
     items: &[Read],
     restore: &'static [u8],
+    give_up: u64,
 ) -> Result<(), String> {
     let (tx, rx) = std::sync::mpsc::channel();
     let req = Request {
@@ -242,7 +307,11 @@ async fn send_off(
         match rx.try_recv() {
             Ok(o) => return o,
             Err(std::sync::mpsc::TryRecvError::Empty) => {
-                nc.core.timers.sleep_until(now_ms() + 1).await;
+                let now = now_ms();
+                if now >= give_up {
+                    return Err("IOERR error or timeout reading to target instance".into());
+                }
+                nc.core.timers.sleep_until(now + 1).await;
             }
             Err(std::sync::mpsc::TryRecvError::Disconnected) => {
                 return Err("ERR MIGRATE's sender went away".into())
@@ -253,11 +322,38 @@ async fn send_off(
 
 /// MIGRATE (see the module doc).
 pub async fn migrate(nc: &NetCore, args: &[Bytes]) -> Reply {
-    let mut req = match parse(args) {
+    let req = match parse(args) {
         Ok(r) => r,
         Err(e) => return e,
     };
-    let mut items = read_keys(nc, &req.keys).await;
+    // If this task is dropped (its connection closed) before the end, the cores' reapers
+    // lift its fences at their deadline (spawning from a drop could run outside the
+    // executor, at shutdown).
+    let id = nc.core.new_txn();
+    let reply = run(nc, req, id).await;
+    lift_all(&nc.core, id).await;
+    reply
+}
+
+/// MIGRATE's work between fencing its keys and lifting what is left of the fences.
+async fn run(nc: &NetCore, mut req: Request, id: u64) -> Reply {
+    let start = now_ms();
+    let deadline = start + req.timeout_ms + fence::MARGIN_MS;
+    let give_up = start + req.timeout_ms + fence::MARGIN_MS / 2;
+    let mut items =
+        loop {
+            match fence_and_read(nc, &req.keys, id, deadline).await {
+                Ok(items) => break items,
+                // Another MIGRATE moves some of these keys: wait for it, within the timeout.
+                Err(_) if now_ms() < start + req.timeout_ms => {
+                    lift_all(&nc.core, id).await;
+                    nc.core.timers.sleep_until(now_ms() + 1).await;
+                }
+                Err(_) => return Reply::err(
+                    "IOERR error or timeout writing to target instance: keys are being migrated",
+                ),
+            }
+        };
     if items.is_empty() {
         return Reply::simple("NOKEY");
     }
@@ -267,19 +363,22 @@ pub async fn migrate(nc: &NetCore, args: &[Bytes]) -> Reply {
         b"RESTORE"
     };
     for _ in 0..ROUNDS {
-        if let Err(e) = send_off(nc, &req, &items, restore).await {
+        if let Err(e) = send_off(nc, &req, &items, restore, give_up).await {
             return Reply::error(e);
         }
         if req.copy {
             return Reply::Ok;
         }
-        let changed = delete_unchanged(nc, &items).await;
+        let changed = delete_unchanged(nc, &items, id).await;
         if changed.is_empty() {
             return Reply::Ok;
         }
         // The target holds this node's older copy of these now: replace it.
         req.replace = true;
-        items = read_keys(nc, &changed).await;
+        items = match fence_and_read(nc, &changed, id, deadline).await {
+            Ok(items) => items,
+            Err(_) => break,
+        };
         if items.is_empty() {
             // Deleted meanwhile: the copy sent is the only one left, as after a delete
             // that follows the move.
