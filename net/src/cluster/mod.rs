@@ -20,6 +20,8 @@
 
 pub mod commands;
 pub mod gossip;
+pub mod mclink;
+pub mod mcroute;
 pub mod migrate;
 pub mod state;
 pub mod wire;
