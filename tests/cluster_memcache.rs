@@ -222,8 +222,9 @@ fn one_node_serves_every_key_with_exact_replies() {
 
 /// A memcached writer on node 0 sets and reads back keys of slots that move (from node 1
 /// to node 2, and from node 0 to node 1) while redis-cli reshards them, with no error;
-/// afterwards every key holds its last value on its new owner. Then node 2 is killed:
-/// its keys answer `SERVER_ERROR` within a bounded time and node 0's own keys still work.
+/// afterwards every key holds its last value on its new owner. Then node 1 is stopped and
+/// node 2 killed: their keys answer `SERVER_ERROR` within a bounded time (node 1's again
+/// once it runs), and node 0's own keys still work.
 #[test]
 fn reshard_under_a_memcached_writer_then_an_owner_dies() {
     let dir = TempDir::new("mc-reshard");
@@ -313,12 +314,32 @@ fn reshard_under_a_memcached_writer_then_an_owner_dies() {
         raw.expect(format!("{}END\r\n", value(k, 5, &v)).as_bytes());
     }
 
-    // The owner of a key dies: a bounded SERVER_ERROR, never a hang; node 0's own keys
-    // keep working on the same connection.
+    // The owner of a key stops answering (SIGSTOP): SERVER_ERROR once the node timeout
+    // is up, not a hang; once it runs again, its keys are served again.
     let dead = keys_on("d", 2, 1).remove(0);
     let mine = keys_on("d", 0, 1).remove(0);
-    raw.send(format!("set {mine} 0 0 1\r\n1\r\n").as_bytes());
-    raw.expect(b"STORED\r\n");
+    let stalled = keys_on("d", 1, 1).remove(0);
+    raw.send(format!("set {mine} 0 0 1\r\n1\r\nset {stalled} 0 0 1\r\n2\r\n").as_bytes());
+    raw.expect(b"STORED\r\nSTORED\r\n");
+    nodes[1].signal(libc::SIGSTOP);
+    let start = Instant::now();
+    raw.send(format!("get {stalled}\r\n").as_bytes());
+    let line = raw.read_line();
+    let took = start.elapsed();
+    nodes[1].signal(libc::SIGCONT);
+    assert!(
+        line.starts_with("SERVER_ERROR ") && line.contains("did not answer"),
+        "{line:?}"
+    );
+    assert!(
+        took < Duration::from_millis(NODE_TIMEOUT_MS) * 3,
+        "SERVER_ERROR took {took:?}"
+    );
+    raw.send(format!("get {stalled}\r\n").as_bytes());
+    raw.expect(format!("{}END\r\n", value(&stalled, 0, "2")).as_bytes());
+
+    // The owner of a key dies: a bounded SERVER_ERROR, never a hang; node 0's own keys
+    // keep working on the same connection.
     nodes[2].signal(libc::SIGKILL);
     let _ = nodes[2].wait_exit(Duration::from_secs(10));
     let start = Instant::now();

@@ -122,13 +122,21 @@ pub fn send(
             }
         }
     }
-    if work.is_some() && failed.is_none() {
-        failed = Some(format!("the link to {addr} is down"));
+    if work.is_some() {
+        // Answered through this core's own inbox, as the link would have, so the reply
+        // awaited is never left pending.
+        let why = failed.unwrap_or_else(|| format!("the link to {addr} is down"));
+        let answers: Vec<Answer> = vec![Err(why); n];
+        core.mesh_handle().post(
+            core.id,
+            core.id,
+            [Msg::Resp {
+                id,
+                outs: vec![Out::Value(Box::new(answers))],
+            }],
+        );
     }
     async move {
-        if let Some(e) = failed {
-            return vec![Err(e); n];
-        }
         let outs = rx.await;
         outs.into_iter()
             .next()
