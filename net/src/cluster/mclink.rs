@@ -1,5 +1,5 @@
 //! The connections a core keeps to the other nodes of the cluster, for the memcached
-//! requests it forwards ([`super::mcroute`]).
+//! requests it forwards ([`crate::mcdispatch`]'s cluster mode).
 //!
 //! One persistent connection per peer per core, to the peer's client (Redis) port, driven
 //! by a helper thread of its own with blocking sockets, as MIGRATE's and the gossip's

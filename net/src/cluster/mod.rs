@@ -21,7 +21,7 @@
 pub mod commands;
 pub mod gossip;
 pub mod mclink;
-pub mod mcroute;
+pub mod mcserve;
 pub mod migrate;
 pub mod state;
 pub mod wire;

@@ -1,7 +1,7 @@
 //! The memcached port in cluster mode. memcached clients cannot follow redirections, so
 //! the node a client talks to answers for every key itself: keys of slots it serves run
 //! here as always, and a key of a slot another node owns is forwarded to that node
-//! ([`super::mclink`]), whose answer goes back to the client as if it came from here.
+//! ([`crate::cluster::mclink`]), whose answer goes back to the client as if it came from here.
 //!
 //! ```text
 //!  get a b c ─► route each key by its slot ─┬─ a: served here ──► this node's cores
@@ -11,7 +11,8 @@
 //! ```
 //!
 //! * Every key is routed as the Redis port routes it (CRC16 slot, hash tags). A node
-//!   serves a forwarded request only if it serves the slot itself ([`serve`]); for a key
+//!   serves a forwarded request only if it serves the slot itself
+//!   ([`crate::cluster::mcserve`]); for a key
 //!   it does not, it answers `MOVED`/`ASK` for that key instead, and the forwarding node
 //!   follows: `ASK` with ASKING semantics (the importing node serves it), as a Redis
 //!   cluster client would, so a slot migration shows memcached clients no error.
@@ -28,19 +29,18 @@
 use std::rc::Rc;
 
 use baton_engine::exec::Batch;
-use baton_engine::memcache::{execute, McCtx};
-use baton_engine::reply::Reply;
-use baton_engine::runtime::{now_ms, Core, Job, Out};
+use baton_engine::runtime::{now_ms, Core};
 use baton_ring::Target;
 use bytes::{Bytes, BytesMut};
 
-use super::mclink::{self, Answer, Part};
+use super::{answer_inline, conn_command, ctx, limits, refused};
 use crate::client::Client;
+use crate::cluster::mclink::{self, Answer, Part};
+use crate::cluster::mcserve::{job, ran, Ran, Shape};
 use crate::dispatch::{Outcome, SlowResult, MAX_SLOW_REQUESTS, OUTPUT_PAUSE};
-use crate::mcdispatch::{answer_inline, conn_command, ctx, limits, refused};
 use crate::memcache::{
-    encode, encode_end, encode_error, encode_item, encode_refusal, McConn, McError, McOp, McOpKind,
-    McParser, McReply, McRequest, McResult,
+    encode_end, encode_error, encode_refusal, McConn, McError, McOp, McOpKind, McParser, McReply,
+    McRequest,
 };
 use crate::netcore::NetCore;
 
@@ -48,68 +48,6 @@ use crate::netcore::NetCore;
 const MAX_HOPS: u8 = 8;
 /// How long an op told `TRYAGAIN` waits before it asks again.
 const TRYAGAIN_WAIT_MS: u64 = 20;
-
-/// What running an op on the core that holds its key gave.
-enum Ran {
-    Done(McResult),
-    /// Not this node's (the view changed since the op was routed).
-    Moved(u16, String),
-    /// The slot is migrating and the key has left: ask the importing node.
-    Ask(u16, String),
-    Unassigned,
-}
-
-/// Runs `op` on this core's shard if this node serves its key now (checked on this core,
-/// whose view may be newer than the one the op was routed with).
-fn run_checked(core: &Core, op: McOp, asking: bool, ctx: &McCtx, now: u64) -> Ran {
-    let key = op.key();
-    let addr = |node| {
-        core.router
-            .view()
-            .map_or_else(String::new, |v| v.addr(node).to_string())
-    };
-    let target = core
-        .router
-        .route_asking(key, asking, || core.shard.borrow_mut().exists(key, now));
-    match target {
-        Target::Core(_) | Target::CrossSlot => {
-            Ran::Done(execute(&mut core.shard.borrow_mut(), op, ctx))
-        }
-        Target::Moved { slot, node } => Ran::Moved(slot, addr(node)),
-        Target::Ask { slot, node } => Ran::Ask(slot, addr(node)),
-        Target::Unassigned { .. } => Ran::Unassigned,
-    }
-}
-
-/// The job that runs `op` where its key lives ([`run_checked`]).
-fn job(op: McOp, asking: bool, ctx: McCtx) -> Job {
-    Job::OnCore(Box::new(move |core, now| {
-        Out::Value(Box::new(run_checked(core, op, asking, &ctx, now)))
-    }))
-}
-
-fn ran(out: Option<Out>) -> Ran {
-    out.and_then(|o| o.into_value::<Ran>())
-        .expect("a core answers every forwarded op")
-}
-
-/// How an op's result is written.
-#[derive(Clone)]
-enum Shape {
-    /// A request of its own.
-    One(McReply),
-    /// One key of a retrieval (`get`/`gets`/`gat`/`gats`).
-    Item { cas: bool, touch: Option<i64> },
-}
-
-impl Shape {
-    fn encode(&self, r: &McResult, out: &mut Vec<u8>) {
-        match self {
-            Shape::One(reply) => encode(reply, r, out),
-            Shape::Item { cas, .. } => encode_item(*cas, r, out),
-        }
-    }
-}
 
 /// Where an op goes next.
 #[derive(Clone, PartialEq, Eq)]
@@ -198,7 +136,7 @@ fn parse(
     res
 }
 
-/// [`crate::mcdispatch::run`] in cluster mode.
+/// [`super::run`] in cluster mode.
 pub fn run(nc: &Rc<NetCore>, client: &Client, rbuf: &mut BytesMut, out: &mut Vec<u8>) -> Outcome {
     let (core, shared) = (&nc.core, &nc.shared);
     let limits = limits(shared);
@@ -555,83 +493,4 @@ fn reparse(nc: &NetCore, text: &Bytes) -> Option<McOp> {
         Ok(Some(McRequest::Multi { ops, .. })) => ops.into_iter().next(),
         _ => None,
     }
-}
-
-/// `CLUSTER BATON-MC <asking 0|1> <request>`: serves one memcached request forwarded by
-/// another node, for keys this node serves, with one answer element per key: the
-/// memcached reply, or the redirection for a key it does not serve (see the module doc).
-pub async fn serve(nc: &NetCore, args: &[Bytes]) -> Reply {
-    const USAGE: &str = "ERR CLUSTER BATON-MC takes 0|1 and one memcached key request";
-    let asking = match &args[2][..] {
-        b"0" => false,
-        b"1" => true,
-        _ => return Reply::err(USAGE),
-    };
-    let mut buf = BytesMut::from(&args[3][..]);
-    let mut parser = McParser::new();
-    let req = match parser.parse(&mut buf, &limits(&nc.shared)) {
-        Ok(Some(r)) if buf.is_empty() && parser.swallowing() == 0 => r,
-        _ => return Reply::err(USAGE),
-    };
-    let (ops, shapes): (Vec<McOp>, Vec<Shape>) = match req {
-        // A one-key retrieval is answered as one item (no END): the forwarding node may
-        // be merging it into a retrieval of several keys.
-        McRequest::Single {
-            op: McOp::Get { key, touch },
-            reply: McReply::Get { cas },
-        } => (
-            vec![McOp::Get { key, touch }],
-            vec![Shape::Item { cas, touch }],
-        ),
-        McRequest::Single { op, reply } => (vec![op], vec![Shape::One(reply)]),
-        McRequest::Multi { ops, cas } => {
-            let shapes = ops
-                .iter()
-                .map(|op| Shape::Item {
-                    cas,
-                    touch: match op {
-                        McOp::Get { touch, .. } => *touch,
-                        _ => None,
-                    },
-                })
-                .collect();
-            (ops, shapes)
-        }
-        McRequest::Error(text) => {
-            let mut b = Vec::new();
-            encode_error(text, &mut b);
-            return Reply::Array(vec![Reply::Bulk(Bytes::from(b))]);
-        }
-        McRequest::Conn(_) => return Reply::err(USAGE),
-    };
-    let core = &nc.core;
-    let ctx = ctx(nc);
-    let mut batch = Batch::new(core.cores);
-    let jobs: Vec<_> = ops
-        .into_iter()
-        .map(|op| {
-            let kind = op.kind();
-            (
-                kind,
-                batch.push(core.router.core_of(op.key()), job(op, asking, ctx)),
-            )
-        })
-        .collect();
-    let mut outs = batch.run(core).await;
-    let parts = jobs
-        .into_iter()
-        .zip(shapes)
-        .map(|((kind, t), shape)| match ran(outs.take(t)) {
-            Ran::Done(r) => {
-                nc.memcache.borrow_mut().record(kind, &r);
-                let mut b = Vec::new();
-                shape.encode(&r, &mut b);
-                Reply::Bulk(Bytes::from(b))
-            }
-            Ran::Moved(slot, addr) => Reply::error(format!("MOVED {slot} {addr}")),
-            Ran::Ask(slot, addr) => Reply::error(format!("ASK {slot} {addr}")),
-            Ran::Unassigned => Reply::err("CLUSTERDOWN Hash slot not served"),
-        })
-        .collect();
-    Reply::Array(parts)
 }

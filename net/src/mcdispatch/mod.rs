@@ -10,6 +10,8 @@
 //! Commands are counted (`stats`) on the core of the connection that sent them, in that
 //! core's [`NetCore::memcache`].
 
+mod cluster;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -108,7 +110,7 @@ fn is_local(core: &Core, req: &McRequest) -> bool {
 pub fn run(nc: &Rc<NetCore>, client: &Client, rbuf: &mut BytesMut, out: &mut Vec<u8>) -> Outcome {
     let (core, shared) = (&nc.core, &nc.shared);
     if shared.cluster.get().is_some() {
-        return crate::cluster::mcroute::run(nc, client, rbuf, out);
+        return cluster::run(nc, client, rbuf, out);
     }
     let limits = limits(shared);
     loop {
