@@ -481,7 +481,7 @@ pub static SUBCOMMANDS: &[(&str, &[SubcommandSpec])] = &[
     (
         "cluster",
         subs!(
-            "cluster|addslots" -3, "cluster|addslotsrange" -4, "cluster|baton-view" -3,
+            "cluster|addslots" -3, "cluster|addslotsrange" -4, "cluster|baton-mc" 4, "cluster|baton-view" -3,
             "cluster|bumpepoch" 2, "cluster|countkeysinslot" 3, "cluster|delslots" -3,
             "cluster|delslotsrange" -4, "cluster|forget" 3, "cluster|getkeysinslot" 4,
             "cluster|help" 2, "cluster|info" 2, "cluster|keyslot" 3, "cluster|meet" -4,

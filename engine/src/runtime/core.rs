@@ -291,6 +291,22 @@ impl Core {
         rx.await
     }
 
+    /// An id for a reply that comes from outside the cores: a helper thread (a
+    /// connection to another node, say) posts it to this core's inbox as a
+    /// [`Msg::Resp`] with this id, through [`Core::mesh_handle`], and the receiver
+    /// resolves on this core with the outputs posted.
+    pub fn expect_reply(&self) -> (u64, oneshot::Receiver<Vec<Out>>) {
+        let id = self.next_request_id();
+        let (tx, rx) = oneshot::channel();
+        self.pending.borrow_mut().insert(id, tx);
+        (id, rx)
+    }
+
+    /// The mesh, for a helper thread that posts replies ([`Core::expect_reply`]).
+    pub fn mesh_handle(&self) -> Arc<Mesh<Msg>> {
+        self.mesh.clone()
+    }
+
     /// Resolves once the local shard's lock is free.
     pub fn unlocked(self: &Rc<Self>) -> impl Future<Output = ()> {
         Unlocked { core: self.clone() }

@@ -161,7 +161,7 @@ pub fn handle(nc: &NetCore, client: &Client, args: &[Bytes]) -> Option<Reply> {
         }
         "failover" => super::replicas::failover(&nc.shared, cluster, args),
         "meet" | "setslot" | "reset" | "countkeysinslot" | "getkeysinslot" | "replicate"
-        | "baton-mfstart" => return None,
+        | "baton-mfstart" | "baton-mc" => return None,
         _ => unknown_subcommand(&args[1]),
     };
     Some(r)
@@ -176,6 +176,7 @@ pub async fn run_async(nc: &NetCore, _client: &Client, args: &[Bytes]) -> Reply 
     let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
     match sub.as_str() {
         "meet" => meet(nc, &cluster, args).await,
+        "baton-mc" => super::mcserve::serve(nc, args).await,
         "countkeysinslot" => match slot_arg(&args[2]) {
             Ok(s) => Reply::Int(count_keys(nc, s).await as i64),
             Err(_) => Reply::err("ERR Invalid slot"),

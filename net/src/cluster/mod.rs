@@ -22,6 +22,8 @@
 
 pub mod commands;
 pub mod gossip;
+pub mod mclink;
+pub mod mcserve;
 pub mod migrate;
 pub mod replicas;
 pub mod state;

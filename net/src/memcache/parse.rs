@@ -2,7 +2,7 @@
 //! trailing `\r` is dropped), plus a data block for the storage commands. Tokens are split
 //! on spaces only, as memcached's tokenizer does.
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::lex::{
     data_block, data_len, parse_i32, parse_u32, parse_u64, reject_block, split, Step, Tokens,
@@ -67,6 +67,42 @@ impl McParser {
                     self.swallow = swallow;
                     if request.is_some() {
                         return Ok(request);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl McParser {
+    /// [`McParser::parse`], also handing back the request's own bytes (command line and
+    /// data block), split off the buffer without a copy: what a cluster node forwards to
+    /// the node that owns the key.
+    pub fn parse_framed(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &McLimits,
+    ) -> Result<Option<(McRequest, Bytes)>, McError> {
+        loop {
+            if self.swallow > 0 {
+                let n = self.swallow.min(buf.len());
+                buf.advance(n);
+                self.swallow -= n;
+                if self.swallow > 0 {
+                    return Ok(None);
+                }
+            }
+            match parse_one(buf, limits)? {
+                Step::NeedMore => return Ok(None),
+                Step::Done {
+                    consumed,
+                    swallow,
+                    request,
+                } => {
+                    let raw = buf.split_to(consumed).freeze();
+                    self.swallow = swallow;
+                    if let Some(r) = request {
+                        return Ok(Some((r, raw)));
                     }
                 }
             }

@@ -503,3 +503,38 @@ fn number_tokens() {
         assert_eq!(parse_u64(bad), None, "{bad:?}");
     }
 }
+
+#[test]
+fn framed_parse_hands_back_each_requests_own_bytes() {
+    let input = b"set a 1 2 3\r\nxyz\r\nbogus\r\nget a b\r\nmg a v\r\nget";
+    let limits = McLimits {
+        max_item_size: 1024,
+        ..McLimits::default()
+    };
+    let mut buf = BytesMut::from(&input[..]);
+    let mut p = McParser::new();
+    let mut frames = Vec::new();
+    while let Some((r, raw)) = p.parse_framed(&mut buf, &limits).unwrap() {
+        frames.push((r, raw));
+    }
+    let raws: Vec<&[u8]> = frames.iter().map(|(_, raw)| &raw[..]).collect();
+    assert_eq!(
+        raws,
+        vec![
+            &b"set a 1 2 3\r\nxyz\r\n"[..],
+            b"bogus\r\n",
+            b"get a b\r\n",
+            b"mg a v\r\n",
+        ]
+    );
+    // Each frame parses alone to the same request.
+    for (r, raw) in &frames {
+        let mut alone = BytesMut::from(&raw[..]);
+        assert_eq!(
+            McParser::new().parse(&mut alone, &limits).unwrap().as_ref(),
+            Some(r)
+        );
+    }
+    assert!(matches!(frames[1].0, McRequest::Error(_)));
+    assert_eq!(&buf[..], b"get", "a partial request stays");
+}

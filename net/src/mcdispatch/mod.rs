@@ -10,6 +10,8 @@
 //! Commands are counted (`stats`) on the core of the connection that sent them, in that
 //! core's [`NetCore::memcache`].
 
+mod cluster;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -29,21 +31,21 @@ use crate::memcache::{
 };
 use crate::netcore::NetCore;
 
-fn limits(shared: &Shared) -> McLimits {
+pub(crate) fn limits(shared: &Shared) -> McLimits {
     McLimits {
         max_item_size: shared.config.max_item_size,
         ..McLimits::default()
     }
 }
 
-fn ctx(nc: &NetCore) -> McCtx {
+pub(crate) fn ctx(nc: &NetCore) -> McCtx {
     McCtx {
         now_ms: nc.core.turn_now(),
         max_item_size: nc.shared.config.max_item_size,
     }
 }
 
-fn parse(
+pub(crate) fn parse(
     client: &Client,
     rbuf: &mut BytesMut,
     limits: &McLimits,
@@ -55,7 +57,7 @@ fn parse(
 }
 
 /// Runs one op on the local shard and counts it.
-fn run_local(nc: &NetCore, op: McOp, ctx: &McCtx) -> McResult {
+pub(crate) fn run_local(nc: &NetCore, op: McOp, ctx: &McCtx) -> McResult {
     let kind = op.kind();
     let r = execute(&mut nc.core.shard.borrow_mut(), op, ctx);
     nc.memcache.borrow_mut().record(kind, &r);
@@ -65,7 +67,7 @@ fn run_local(nc: &NetCore, op: McOp, ctx: &McCtx) -> McResult {
 /// Answers a write that a replica under `replica-read-only` refuses, as Redis's `-READONLY`
 /// (or one that comes while FAILOVER pauses writes)
 /// (nothing under `noreply`), without running it. Returns whether it did.
-fn refused(shared: &Shared, req: &McRequest, out: &mut Vec<u8>) -> bool {
+pub(crate) fn refused(shared: &Shared, req: &McRequest, out: &mut Vec<u8>) -> bool {
     if !req.writes() {
         return false;
     }
@@ -109,6 +111,9 @@ fn is_local(core: &Core, req: &McRequest) -> bool {
 /// Parses and answers a connection's buffered memcached input, inline while it can.
 pub fn run(nc: &Rc<NetCore>, client: &Client, rbuf: &mut BytesMut, out: &mut Vec<u8>) -> Outcome {
     let (core, shared) = (&nc.core, &nc.shared);
+    if shared.cluster.get().is_some() {
+        return cluster::run(nc, client, rbuf, out);
+    }
     let limits = limits(shared);
     loop {
         if out.len() > OUTPUT_PAUSE {
@@ -149,30 +154,39 @@ pub fn run(nc: &Rc<NetCore>, client: &Client, rbuf: &mut BytesMut, out: &mut Vec
             }
             return Outcome::Slow(Box::pin(slow(nc.clone(), rest, trailing_close)));
         }
-        match req {
-            McRequest::Single { op, reply } => {
-                let r = run_local(nc, op, &ctx(nc));
-                encode(&reply, &r, out);
-            }
-            McRequest::Multi { ops, cas } => {
-                let ctx = ctx(nc);
-                let results: Vec<McResult> =
-                    ops.into_iter().map(|op| run_local(nc, op, &ctx)).collect();
-                encode_multi(cas, &results, out);
-            }
-            McRequest::Error(text) => {
-                nc.memcache.borrow_mut().record_error(text);
-                encode_error(text, out);
-            }
-            McRequest::Conn(McConn::Quit) => return Outcome::Close,
-            McRequest::Conn(McConn::Version) => encode_version(env!("CARGO_PKG_VERSION"), out),
-            McRequest::Conn(McConn::Verbosity { noreply }) => encode_ok(noreply, out),
-            McRequest::Conn(McConn::NoOp) => encode_noop(out),
-            McRequest::Conn(_) => {
-                unreachable!("is_local sends stats and flush_all to the slow path")
-            }
+        if answer_inline(nc, req, out) {
+            return Outcome::Close;
         }
     }
+}
+
+/// Answers a request that [`is_local`] (or, in cluster mode, its own check) let run
+/// inline; true when the connection must close (`quit`).
+pub(crate) fn answer_inline(nc: &NetCore, req: McRequest, out: &mut Vec<u8>) -> bool {
+    match req {
+        McRequest::Single { op, reply } => {
+            let r = run_local(nc, op, &ctx(nc));
+            encode(&reply, &r, out);
+        }
+        McRequest::Multi { ops, cas } => {
+            let ctx = ctx(nc);
+            let results: Vec<McResult> =
+                ops.into_iter().map(|op| run_local(nc, op, &ctx)).collect();
+            encode_multi(cas, &results, out);
+        }
+        McRequest::Error(text) => {
+            nc.memcache.borrow_mut().record_error(text);
+            encode_error(text, out);
+        }
+        McRequest::Conn(McConn::Quit) => return true,
+        McRequest::Conn(McConn::Version) => encode_version(env!("CARGO_PKG_VERSION"), out),
+        McRequest::Conn(McConn::Verbosity { noreply }) => encode_ok(noreply, out),
+        McRequest::Conn(McConn::NoOp) => encode_noop(out),
+        McRequest::Conn(_) => {
+            unreachable!("is_local sends stats and flush_all to the slow path")
+        }
+    }
+    false
 }
 
 /// A memcached request's place in a pipeline, and the counters its results go to (the
@@ -340,7 +354,7 @@ impl CoreNumbers {
 }
 
 /// Answers `version`, `verbosity`, `stats`, `stats reset`, `flush_all` and `mn`.
-async fn conn_command(nc: &NetCore, c: McConn) -> Vec<u8> {
+pub(crate) async fn conn_command(nc: &NetCore, c: McConn) -> Vec<u8> {
     let (core, shared) = (&nc.core, &nc.shared);
     let mut out = Vec::new();
     match c {
