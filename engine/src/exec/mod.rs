@@ -10,6 +10,8 @@
 //!   each; a pipeline of either protocol finishes in request order. [`on_every_core`] and
 //!   [`with_every_core`] run one function on every core (all-core commands and statistics).
 //! - [`txn`]: cross-core transactions (RENAME, COPY, MSETNX, LCS over several cores).
+//! - [`blocking`]: BLPOP and the other blocking pops: per-core FIFO registries of
+//!   waiting clients, woken when a key they wait for fills.
 //! - [`multi`]: the shard side of MULTI/EXEC and WATCH (locks, watched key versions, a
 //!   queued command run inside the locks).
 //!
@@ -23,6 +25,7 @@
 //! ```
 
 pub mod batch;
+pub mod blocking;
 pub mod multi;
 pub mod pipeline;
 pub mod plan;
