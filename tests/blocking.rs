@@ -26,6 +26,7 @@ cores_tests!(
     inside_multi_nothing_blocks,
     resp3_replies,
     blocked_clients_are_listed,
+    a_replica_refuses_them_as_writes,
 );
 
 /// How long a test waits for the server to see a client blocked (bounded retries).
@@ -506,4 +507,27 @@ fn blocked_clients_are_listed(cores: usize) {
     await_blocked(&mut c, 0);
     let list = as_str(&q(&mut c, "CLIENT LIST"));
     assert!(!list.contains(" flags=b "), "{list}");
+}
+
+fn a_replica_refuses_them_as_writes(cores: usize) {
+    let primary = Server::start(cores);
+    let replica = Server::start(cores);
+    let mut c = replica.redis();
+    let addr = primary.addr();
+    let (host, port) = addr.rsplit_once(':').expect("host:port");
+    assert_eq!(run(&mut c, &["REPLICAOF", host, port]), ok());
+    let readonly = "READONLY You can't write against a read only replica.";
+    for line in [
+        "BLPOP k 0.01",
+        "BRPOP k 0",
+        "BLMOVE k d LEFT LEFT 0",
+        "BRPOPLPUSH k d 0",
+        "BLMPOP 0 1 k LEFT",
+        "BZPOPMIN k 0",
+        "BZPOPMAX k 0",
+        "BZMPOP 0 1 k MIN",
+    ] {
+        assert_err(&mut c, line, readonly);
+    }
+    assert_eq!(blocked_clients(&mut c), 0);
 }

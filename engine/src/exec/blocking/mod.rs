@@ -375,3 +375,6 @@ pub fn cores_in_multi(core: &Core, args: &[Bytes]) -> Vec<usize> {
         Err(_) => Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests;
