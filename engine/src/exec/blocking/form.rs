@@ -317,6 +317,38 @@ mod tests {
         assert!(f.keys.is_empty());
     }
 
+    quickcheck::quickcheck! {
+        /// Any bytes are a timeout or one of Redis's two errors, never a panic; what
+        /// parses is the milliseconds of a finite, non-negative number.
+        fn any_timeout_bytes_parse_or_fail_cleanly(b: Vec<u8>) -> bool {
+            match parse_timeout(&b) {
+                Ok(ms) => std::str::from_utf8(&b)
+                    .ok()
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .is_some_and(|v| v.is_finite() && (v * 1000.0).ceil() == ms as f64),
+                Err(Reply::Error(e)) => {
+                    &e[..] == b"ERR timeout is not a float or out of range"
+                        || &e[..] == b"ERR timeout is negative"
+                }
+                Err(_) => false,
+            }
+        }
+
+        /// Any argument list of a blocking command parses or fails with an error reply.
+        fn any_arguments_parse_or_fail_cleanly(name: u8, rest: Vec<Vec<u8>>) -> bool {
+            let names = ["BLPOP", "BRPOP", "BLMOVE", "BRPOPLPUSH", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP"];
+            let mut a = vec![Bytes::from_static(names[name as usize % names.len()].as_bytes())];
+            a.extend(rest.into_iter().take(8).map(Bytes::from));
+            if !lookup(&a[0]).is_some_and(|s| s.arity_ok(a.len())) {
+                return true;
+            }
+            match parse(&a) {
+                Ok(f) => f.keys.len() < a.len(),
+                Err(r) => r.is_error(),
+            }
+        }
+    }
+
     /// No input panics or allocates with its numbers: random argument lists.
     #[test]
     fn random_arguments_never_panic() {

@@ -41,6 +41,15 @@
 //!
 //! Inside MULTI the form runs once, under the transaction's locks ([`in_multi`]), and
 //! an empty result is returned at once, as Redis does.
+//!
+//! Known differences from Redis 7.0: Redis serves a woken client from the key that was
+//! pushed, this module from the first non-empty key in argument order (so a wrong-typed
+//! key before it gives WRONGTYPE where Redis would serve the later key); a client that
+//! does not block can take an element between a push and the woken client's try (in
+//! Redis the blocked client gets it); and a client that disconnects in the instant
+//! between the check of its socket and its pop loses that element, as one whose reply
+//! Redis writes to a closed socket does. A blocked client whose socket still holds unread
+//! input when it disconnects is only seen gone once it is served or times out.
 
 pub mod form;
 pub mod registry;
