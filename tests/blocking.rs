@@ -27,6 +27,7 @@ cores_tests!(
     resp3_replies,
     blocked_clients_are_listed,
     a_replica_refuses_them_as_writes,
+    a_replica_follows_what_blocked_clients_popped,
 );
 
 /// How long a test waits for the server to see a client blocked (bounded retries).
@@ -530,4 +531,59 @@ fn a_replica_refuses_them_as_writes(cores: usize) {
         assert_err(&mut c, line, readonly);
     }
     assert_eq!(blocked_clients(&mut c), 0);
+}
+
+/// What a blocked client popped reaches a replica as the non-blocking form's effects: the
+/// replica ends with the same keys as the primary.
+fn a_replica_follows_what_blocked_clients_popped(cores: usize) {
+    if !baton_only("Baton's replication flows") {
+        return;
+    }
+    let p = Server::start(cores);
+    let r = Server::start(3 - cores);
+    let mut c = p.redis();
+    let mut rc = r.redis();
+    assert_eq!(
+        run(&mut rc, &["REPLICAOF", "127.0.0.1", &p.port.to_string()]),
+        ok()
+    );
+    assert!(
+        eventually(SETTLE, || as_str(&q(&mut rc, "INFO replication"))
+            .contains("master_link_status:up")),
+        "the replica never linked"
+    );
+    let (a, b) = apart("repl");
+    let h1 = block(&p, &mut c, 0, &["BLMOVE", &a, &b, "LEFT", "RIGHT", "0"]);
+    let h2 = block(&p, &mut c, 1, &["BZPOPMIN", "rz", "0"]);
+    let h3 = block(
+        &p,
+        &mut c,
+        2,
+        &["BLMPOP", "0", "1", &a, "LEFT", "COUNT", "2"],
+    );
+    run(&mut c, &["RPUSH", &a, "x", "y", "z", "w"]);
+    run(&mut c, &["ZADD", "rz", "1", "one", "2", "two"]);
+    assert_eq!(h1.join().unwrap(), bulk("x"));
+    assert_eq!(
+        h2.join().unwrap(),
+        arr(vec![bulk("rz"), bulk("one"), bulk("1")])
+    );
+    assert_eq!(h3.join().unwrap(), arr(vec![bulk(&a), strs(&["y", "z"])]));
+    let state = |con: &mut redis::Connection| {
+        (
+            run(con, &["LRANGE", &a, "0", "-1"]),
+            run(con, &["LRANGE", &b, "0", "-1"]),
+            run(con, &["ZRANGE", "rz", "0", "-1", "WITHSCORES"]),
+        )
+    };
+    let want = (strs(&["w"]), strs(&["x"]), strs(&["two", "2"]));
+    assert_eq!(state(&mut c), want);
+    let mut seen = None;
+    assert!(
+        eventually(SETTLE, || {
+            seen = Some(state(&mut rc));
+            seen.as_ref() == Some(&want)
+        }),
+        "the replica holds {seen:?}"
+    );
 }
