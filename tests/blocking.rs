@@ -351,6 +351,14 @@ fn a_woken_client_that_finds_nothing_keeps_waiting(cores: usize) {
     assert_eq!(blocked_clients(&mut c), 1);
     run(&mut c, &["RPUSH", &a, "kept"]);
     assert_eq!(h.join().unwrap(), strs(&[&a, "kept"]));
+    await_blocked(&mut c, 0);
+    // A key that turns into a string while the client waits is passed over: a push to
+    // its other key serves it.
+    let (x, y) = apart("passed");
+    let h = block(&s, &mut c, 0, &["BLPOP", &x, &y, "0"]);
+    run(&mut c, &["SET", &x, "now a string"]);
+    run(&mut c, &["RPUSH", &y, "v"]);
+    assert_eq!(h.join().unwrap(), strs(&[&y, "v"]));
 }
 
 fn client_unblock(cores: usize) {

@@ -42,9 +42,13 @@
 //! Inside MULTI the form runs once, under the transaction's locks ([`in_multi`]), and
 //! an empty result is returned at once, as Redis does.
 //!
+//! A try after the client blocked runs the form over only those of its keys that hold
+//! the type it pops (looked at just before), so a key that became a string meanwhile is
+//! passed over, as Redis never serves a waiter from one; only a change in the instant
+//! between that look and the pop can still answer WRONGTYPE.
+//!
 //! Known differences from Redis 7.0: Redis serves a woken client from the key that was
-//! pushed, this module from the first non-empty key in argument order (so a wrong-typed
-//! key before it gives WRONGTYPE where Redis would serve the later key); a client that
+//! pushed, this module from the first non-empty key in argument order; a client that
 //! does not block can take an element between a push and the woken client's try (in
 //! Redis the blocked client gets it); and a client that disconnects in the instant
 //! between the check of its socket and its pop loses that element, as one whose reply
@@ -183,13 +187,9 @@ pub fn turn(core: &Rc<Core>) {
     let now = core.turn_now();
     let woken = {
         let mut shard = core.shard.borrow_mut();
-        b.registry.borrow_mut().wake_ready(version, |key, want| {
-            let t = shard.lookup(key, now).map(|e| e.value_type());
-            matches!(
-                (t, want),
-                (Some(ValueType::List), Want::List) | (Some(ValueType::Zset), Want::Zset)
-            )
-        })
+        b.registry
+            .borrow_mut()
+            .wake_ready(version, |key, want| holds(&mut shard, key, want, now))
     };
     for (home, id) in woken {
         if home == core.id {
@@ -267,6 +267,77 @@ async fn try_once(core: &Rc<Core>, form: &Form) -> Reply {
     }
 }
 
+/// Whether the value at `key` is of the type a waiter pops.
+fn holds(shard: &mut crate::Shard, key: &[u8], want: Want, now: u64) -> bool {
+    let t = shard.lookup(key, now).map(|e| e.value_type());
+    matches!(
+        (t, want),
+        (Some(ValueType::List), Want::List) | (Some(ValueType::Zset), Want::Zset)
+    )
+}
+
+/// A try after the client blocked: the form over only the keys that hold the type it
+/// pops, in argument order (none: nothing to pop). A key that became a string while the
+/// client waited is passed over, as Redis never serves a waiter from it, where the first
+/// try (the non-blocking form as sent) answers WRONGTYPE like the non-blocking command.
+async fn try_ready(core: &Rc<Core>, form: &Form) -> Reply {
+    let mut ready: Vec<Bytes> = Vec::with_capacity(form.keys.len());
+    let mut by_core: Vec<(usize, Vec<Bytes>)> = Vec::new();
+    for k in &form.keys {
+        let c = core.router.core_of(k);
+        match by_core.iter_mut().find(|(o, _)| *o == c) {
+            Some((_, v)) => v.push(k.clone()),
+            None => by_core.push((c, vec![k.clone()])),
+        }
+    }
+    let want = form.want;
+    for (owner, keys) in by_core {
+        let job = Job::Call(Box::new(move |shard, now| {
+            let held: Vec<Bytes> = keys
+                .into_iter()
+                .filter(|k| holds(shard, k, want, now))
+                .collect();
+            Out::Value(Box::new(held))
+        }));
+        if let Some(held) = core
+            .call(owner, NO_TXN, vec![job])
+            .await
+            .pop()
+            .and_then(Out::into_value::<Vec<Bytes>>)
+        {
+            ready.extend(held);
+        }
+    }
+    if ready.is_empty() {
+        return Reply::NilArray;
+    }
+    if form.shape == Shape::Move {
+        return try_once(core, form).await;
+    }
+    // LMPOP / ZMPOP numkeys key... rest: the ready keys in argument order.
+    let n = form.spec.keys_in(&form.args).len();
+    let ready: Vec<Bytes> = form
+        .keys
+        .iter()
+        .filter(|k| ready.contains(k))
+        .cloned()
+        .collect();
+    let mut args = Vec::with_capacity(form.args.len());
+    args.push(form.args[0].clone());
+    args.push(Bytes::from(ready.len().to_string()));
+    args.extend(ready);
+    args.extend_from_slice(&form.args[(2 + n).min(form.args.len())..]);
+    let narrowed = Form {
+        spec: form.spec,
+        args,
+        keys: Vec::new(),
+        want: form.want,
+        shape: form.shape,
+        timeout_ms: form.timeout_ms,
+    };
+    try_once(core, &narrowed).await
+}
+
 /// The home side's wait: resolves when the slot is woken or interrupted.
 struct Woken(Rc<Slot>);
 
@@ -297,7 +368,7 @@ impl Drop for Leave {
 /// Runs a blocking command for client `id` (unique in the process) of this core: at once
 /// when a key holds data (or the form fails), else once one does, or the timeout passes,
 /// or CLIENT UNBLOCK or a hang-up ends the wait. `on_block` runs when the client starts
-/// to wait (the caller's statistics and flags). `alive` says whether the client is still
+/// to wait, registered with every owner core (the caller's statistics and flags). `alive` says whether the client is still
 /// connected: it is asked before every try after the first (nothing is popped for a
 /// client that left) and every [`ALIVE_CHECK_MS`] while it waits.
 pub async fn block(
@@ -322,8 +393,10 @@ pub async fn block(
         blocking: blocking.clone(),
         id,
     };
-    on_block();
     tell_owners(core, id, &form.keys, Op::Add(form.want)).await;
+    // Counted as blocked once registered and found empty again: from then on, only a
+    // wake-up (in arrival order) makes it try.
+    let mut on_block = Some(on_block);
     let outcome = loop {
         if let Some(why) = slot.interrupt.get() {
             break Err(why);
@@ -332,11 +405,14 @@ pub async fn block(
             break Err(Interrupt::Hangup);
         }
         slot.woken.set(false);
-        let r = try_once(core, form).await;
+        let r = try_ready(core, form).await;
         if !form::is_empty(&r) {
             break Ok(r);
         }
         tell_owners(core, id, &form.keys, Op::Rearm).await;
+        if let Some(f) = on_block.take() {
+            f();
+        }
         loop {
             let check = now_ms() + ALIVE_CHECK_MS;
             let until = deadline.map_or(check, |at| at.min(check));
