@@ -86,7 +86,6 @@ pub async fn pump(core: Rc<Core>, stop: impl Fn() -> bool) {
         let now = core.tick();
         core.drain_inbox();
         core.timers.fire(now);
-        crate::exec::blocking::turn(&core);
         core.flush_outbox();
         glommio::timer::sleep(std::time::Duration::from_micros(200)).await;
     }

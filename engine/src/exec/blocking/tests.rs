@@ -10,6 +10,21 @@ use crate::command::lookup;
 use crate::exec::args;
 use crate::runtime::run_test;
 
+/// Every core's setup: what the server's loop does each turn for blocked clients
+/// ([`turn`]), which the test runtime's pump (below `exec`) does not.
+fn setup(core: &Rc<Core>) -> Rc<Core> {
+    let c = core.clone();
+    glommio::spawn_local(async move {
+        loop {
+            turn(&c);
+            c.flush_outbox();
+            glommio::timer::sleep(Duration::from_micros(200)).await;
+        }
+    })
+    .detach();
+    core.clone()
+}
+
 /// A key that core `owner` of a two-core runtime owns.
 fn key_of(core: &Core, owner: usize) -> String {
     (0..)
@@ -65,47 +80,39 @@ fn pair(key: &str, v: &str) -> Reply {
 
 #[test]
 fn waiters_of_another_core_are_woken_in_order_and_leave_no_trace() {
-    run_test(
-        2,
-        |core: &Rc<Core>| core.clone(),
-        |core: Rc<Core>| async move {
-            let k = key_of(&core, 1);
-            let first = spawn_block(&core, 1, &["BLPOP", &k, "0"]);
-            until_waiting(&core, 1, 1).await;
-            let second = spawn_block(&core, 2, &["BRPOP", &k, "0"]);
-            until_waiting(&core, 1, 2).await;
-            assert_eq!(cmd(&core, &["RPUSH", &k, "a", "b"]).await, Reply::Int(2));
-            assert_eq!(first.await, Some(pair(&k, "a")));
-            assert_eq!(second.await, Some(pair(&k, "b")));
-            until_waiting(&core, 1, 0).await;
-            assert_eq!(Blocking::of(&core).blocked(), 0);
-        },
-    )
+    run_test(2, setup, |core: Rc<Core>| async move {
+        let k = key_of(&core, 1);
+        let first = spawn_block(&core, 1, &["BLPOP", &k, "0"]);
+        until_waiting(&core, 1, 1).await;
+        let second = spawn_block(&core, 2, &["BRPOP", &k, "0"]);
+        until_waiting(&core, 1, 2).await;
+        assert_eq!(cmd(&core, &["RPUSH", &k, "a", "b"]).await, Reply::Int(2));
+        assert_eq!(first.await, Some(pair(&k, "a")));
+        assert_eq!(second.await, Some(pair(&k, "b")));
+        until_waiting(&core, 1, 0).await;
+        assert_eq!(Blocking::of(&core).blocked(), 0);
+    })
     .unwrap();
 }
 
 #[test]
 fn timeouts_and_interrupts_pop_nothing() {
-    run_test(
-        2,
-        |core: &Rc<Core>| core.clone(),
-        |core: Rc<Core>| async move {
-            let k = key_of(&core, 1);
-            let timed = spawn_block(&core, 7, &["BLPOP", &k, "0.05"]);
-            assert_eq!(timed.await, Some(Reply::NilArray));
-            let waiting = spawn_block(&core, 8, &["BLMOVE", &k, "dst", "LEFT", "LEFT", "0"]);
-            until_waiting(&core, 1, 1).await;
-            assert!(Blocking::of(&core).interrupt(8, Interrupt::Hangup));
-            assert_eq!(waiting.await, Some(Reply::NilArray));
-            until_waiting(&core, 1, 0).await;
-            assert!(!Blocking::of(&core).interrupt(8, Interrupt::Error));
-            assert_eq!(cmd(&core, &["RPUSH", &k, "stays"]).await, Reply::Int(1));
-            assert_eq!(cmd(&core, &["LLEN", &k]).await, Reply::Int(1));
-            let unblocked = spawn_block(&core, 9, &["BZPOPMIN", "z", "0"]);
-            until_waiting(&core, core.router.core_of(b"z"), 1).await;
-            assert!(Blocking::of(&core).interrupt(9, Interrupt::Error));
-            assert_eq!(unblocked.await, Some(UNBLOCKED));
-        },
-    )
+    run_test(2, setup, |core: Rc<Core>| async move {
+        let k = key_of(&core, 1);
+        let timed = spawn_block(&core, 7, &["BLPOP", &k, "0.05"]);
+        assert_eq!(timed.await, Some(Reply::NilArray));
+        let waiting = spawn_block(&core, 8, &["BLMOVE", &k, "dst", "LEFT", "LEFT", "0"]);
+        until_waiting(&core, 1, 1).await;
+        assert!(Blocking::of(&core).interrupt(8, Interrupt::Hangup));
+        assert_eq!(waiting.await, Some(Reply::NilArray));
+        until_waiting(&core, 1, 0).await;
+        assert!(!Blocking::of(&core).interrupt(8, Interrupt::Error));
+        assert_eq!(cmd(&core, &["RPUSH", &k, "stays"]).await, Reply::Int(1));
+        assert_eq!(cmd(&core, &["LLEN", &k]).await, Reply::Int(1));
+        let unblocked = spawn_block(&core, 9, &["BZPOPMIN", "z", "0"]);
+        until_waiting(&core, core.router.core_of(b"z"), 1).await;
+        assert!(Blocking::of(&core).interrupt(9, Interrupt::Error));
+        assert_eq!(unblocked.await, Some(UNBLOCKED));
+    })
     .unwrap();
 }
