@@ -1647,3 +1647,50 @@ fn a_blocked_wait_does_not_hold_the_handoff_and_the_copy_is_no_replica() {
     assert_old_exits_0(&mut old);
     check_keys(&mut c, "k", N, 64, true);
 }
+
+/// A client blocked in BLPOP when the handoff freezes its core is answered as timed out
+/// (a null array: it popped nothing), and its connection moves with its session: it can
+/// block again on the new process and is woken there.
+#[test]
+fn a_blocked_client_is_released_and_moves() {
+    let _serial = serial();
+    let s = Setup::new("blocked");
+    let mut old = s.start_old(2, false);
+    let old_pid = old.pid();
+    let mut c = old.redis();
+    let mut blocker = old.redis();
+    let id = as_int(&q(&mut blocker, "CLIENT ID"));
+    let waiting = thread::spawn(move || {
+        let v = q(&mut blocker, "BLPOP blk 0");
+        (v, blocker)
+    });
+    assert!(
+        eventually(Duration::from_secs(20), || info_number(
+            &mut c,
+            "clients",
+            "blocked_clients"
+        ) == 1),
+        "the client never blocked"
+    );
+    let pid = s.handoff(&old, 2, "blocked", old_pid);
+    assert_old_exits_0(&mut old);
+    let (v, mut blocker) = waiting.join().unwrap();
+    assert_eq!(v, Value::Nil, "released as a timeout");
+    assert_eq!(
+        as_int(&q(&mut blocker, "CLIENT ID")),
+        id,
+        "the same session"
+    );
+    let again = thread::spawn(move || q(&mut blocker, "BLPOP blk 0"));
+    assert!(
+        eventually(Duration::from_secs(20), || info_number(
+            &mut c,
+            "clients",
+            "blocked_clients"
+        ) == 1),
+        "the client never blocked on the new process"
+    );
+    assert_eq!(q(&mut c, "RPUSH blk after"), int(1));
+    assert_eq!(again.join().unwrap(), arr(vec![bulk("blk"), bulk("after")]));
+    assert_eq!(info_number(&mut c, "server", "process_id") as i32, pid);
+}

@@ -70,6 +70,9 @@ pub enum Merge {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Conn {
     Auth,
+    /// BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP: the
+    /// connection waits ([`crate::exec::blocking`]) and runs their non-blocking forms.
+    Blocking,
     Client,
     Command,
     Config,
@@ -268,6 +271,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("append", 3, WF, (1, 1, 1), Key, Some(st::append), "string", "2.0.0", "Appends a string to the value of a key. Creates the key if it doesn't exist."),
     spec!("asking", 1, CONN, (0, 0, 0), Connection(Conn::Asking), None, "cluster", "3.0.0", "Signals that a cluster client is following an -ASK redirect."),
     spec!("auth", -2, CONN | NO_AUTH | ALLOW_BUSY, (0, 0, 0), Connection(Conn::Auth), None, "connection", "1.0.0", "Authenticates the connection."),
+    spec!("blmove", 6, WRITE | DENYOOM | NOSCRIPT, (1, 2, 1), Connection(Conn::Blocking), None, "list", "6.2.0", "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved."),
+    spec!("blmpop", -5, WRITE | NOSCRIPT | NUMKEYS, (2, 2, 1), Connection(Conn::Blocking), None, "list", "7.0.0", "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped."),
+    spec!("blpop", -3, WRITE | NOSCRIPT, (1, -2, 1), Connection(Conn::Blocking), None, "list", "2.0.0", "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped."),
+    spec!("brpop", -3, WRITE | NOSCRIPT, (1, -2, 1), Connection(Conn::Blocking), None, "list", "2.0.0", "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped."),
+    spec!("brpoplpush", 4, WRITE | DENYOOM | NOSCRIPT, (1, 2, 1), Connection(Conn::Blocking), None, "list", "2.2.0", "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped."),
+    spec!("bzmpop", -5, WRITE | NOSCRIPT | NUMKEYS, (2, 2, 1), Connection(Conn::Blocking), None, "sorted-set", "7.0.0", "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped."),
+    spec!("bzpopmax", -3, WRITE | NOSCRIPT | FAST, (1, -2, 1), Connection(Conn::Blocking), None, "sorted-set", "5.0.0", "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise. Deletes the sorted set if the last element was popped."),
+    spec!("bzpopmin", -3, WRITE | NOSCRIPT | FAST, (1, -2, 1), Connection(Conn::Blocking), None, "sorted-set", "5.0.0", "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped."),
     spec!("client", -2, NOSCRIPT | LOADING | STALE, (0, 0, 0), Connection(Conn::Client), None, "connection", "2.4.0", "A container for client connection commands."),
     spec!("cluster", -2, 0, (0, 0, 0), Connection(Conn::Cluster), None, "cluster", "3.0.0", "A container for Redis Cluster commands."),
     spec!("command", -1, LOADING | STALE, (0, 0, 0), Connection(Conn::Command), None, "server", "2.8.13", "Returns detailed information about all commands."),
@@ -475,7 +486,7 @@ pub static SUBCOMMANDS: &[(&str, &[SubcommandSpec])] = &[
         subs!(
             "client|getname" 2, "client|help" 2, "client|id" 2, "client|info" 2,
             "client|kill" -3, "client|list" -2, "client|no-evict" 3, "client|no-touch" 3,
-            "client|setinfo" 4, "client|setname" 3,
+            "client|setinfo" 4, "client|setname" 3, "client|unblock" -3,
         ),
     ),
     (

@@ -108,7 +108,7 @@ pub fn handle(
         Conn::Asking => crate::cluster::commands::connection_flag(nc, client, "asking"),
         Conn::Readonly => crate::cluster::commands::connection_flag(nc, client, "readonly"),
         Conn::Readwrite => crate::cluster::commands::connection_flag(nc, client, "readwrite"),
-        Conn::Info | Conn::Slowlog | Conn::Wait | Conn::Migrate => return None,
+        Conn::Info | Conn::Slowlog | Conn::Wait | Conn::Migrate | Conn::Blocking => return None,
         // `crate::multi` answers these before a command reaches here.
         Conn::Multi | Conn::Exec | Conn::Discard | Conn::Watch | Conn::Unwatch => return None,
         Conn::Subscribe
@@ -405,6 +405,11 @@ fn client_cmd(client: &Client, args: &[Bytes], now: u64) -> Option<Reply> {
         || (eq(sub, "kill") && args.len() >= 3)
     {
         return None;
+    } else if eq(sub, "unblock") && (args.len() == 3 || args.len() == 4) {
+        match crate::blocking::check_unblock(args) {
+            Ok(_) => return None,
+            Err(e) => e,
+        }
     } else if (eq(sub, "no-evict") || eq(sub, "no-touch")) && args.len() == 3 {
         if eq(&args[2], "on") || eq(&args[2], "off") {
             Reply::Ok
@@ -424,10 +429,12 @@ fn client_cmd(client: &Client, args: &[Bytes], now: u64) -> Option<Reply> {
                 "SETINFO <LIB-NAME|LIB-VER> <value>",
                 "NO-EVICT (ON|OFF)",
                 "NO-TOUCH (ON|OFF)",
+                "UNBLOCK <clientid> [TIMEOUT|ERROR]",
             ],
         )
     } else if [
         "id", "setname", "getname", "info", "setinfo", "list", "kill", "no-evict", "no-touch",
+        "unblock",
     ]
     .iter()
     .any(|s| eq(sub, s))
@@ -462,6 +469,8 @@ pub async fn run_async(nc: &NetCore, client: &Client, conn: Conn, args: &[Bytes]
         Conn::Info => Reply::Verbatim(Bytes::from(info::info(nc, &args[1..]).await)),
         Conn::Slowlog => slowlog_command(nc, args).await,
         Conn::Wait => crate::repl::commands::wait(nc, args).await,
+        Conn::Blocking => crate::blocking::run(nc, client, args).await,
+        Conn::Client if eq(&args[1], "unblock") => crate::blocking::unblock(nc, args).await,
         Conn::Migrate => crate::cluster::migrate::migrate(nc, args).await,
         Conn::Config if eq(&args[1], "resetstat") => {
             reset_stats(nc).await;

@@ -37,6 +37,8 @@ pub struct ConnInfo {
     pub asking: Cell<bool>,
     /// READONLY (cluster): reads may be served by a replica.
     pub readonly: Cell<bool>,
+    /// Waiting in a blocking command (BLPOP ...): CLIENT LIST's `b` flag.
+    pub blocked: Cell<bool>,
 }
 
 impl ConnInfo {
@@ -57,6 +59,7 @@ impl ConnInfo {
             replica: Cell::new(false),
             asking: Cell::new(false),
             readonly: Cell::new(false),
+            blocked: Cell::new(false),
         }
     }
 }
@@ -119,6 +122,8 @@ impl ClientEntry {
                 "S"
             } else if st.subscriptions() > 0 {
                 "P"
+            } else if conn.blocked.get() {
+                "b"
             } else {
                 "N"
             },

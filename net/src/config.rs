@@ -231,6 +231,8 @@ pub struct Shared {
     pub wakeups: Mutex<Vec<RawFd>>,
     pub total_connections: AtomicU64,
     pub connected_clients: AtomicU64,
+    /// Clients waiting in a blocking command (INFO's `blocked_clients`).
+    pub blocked_clients: AtomicU64,
     pub rejected_connections: AtomicU64,
     /// Clients closed for passing the output buffer limit (INFO's
     /// `client_output_buffer_limit_disconnections`).
@@ -263,6 +265,7 @@ impl Shared {
             wakeups: Mutex::new(Vec::new()),
             total_connections: AtomicU64::new(0),
             connected_clients: AtomicU64::new(0),
+            blocked_clients: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
             client_output_limit_disconnections: AtomicU64::new(0),
             repl: crate::repl_state::Repl::new(cores),

@@ -422,6 +422,8 @@ impl Loop {
             }
             progress |= self.deliver_pushes();
             progress |= self.pump_flows();
+            // Blocked clients whose keys filled this turn are woken (BLPOP ...).
+            baton_engine::exec::blocking::turn(&self.nc.core);
             self.nc.core.flush_outbox();
             if self.stopping
                 && self.live_conns() == 0
@@ -552,6 +554,12 @@ impl Loop {
                     self.maybe_finish(token);
                 }
             }
+        }
+        if phase == FREEZING {
+            // A client waiting in BLPOP would keep this core from ever being quiet: it is
+            // answered as if its timeout had passed (it pops nothing), and its connection
+            // moves like the others.
+            crate::blocking::release_all(&nc);
         }
         if phase == FREEZING && self.tasks.get() == 0 && !h.quiet[me].load(Ordering::Acquire) {
             h.quiet[me].store(true, Ordering::Release);
@@ -847,6 +855,10 @@ impl Loop {
             }
             // EOF or error: nothing more will be read; answer what was, then close.
             conn.draining = true;
+            if conn.busy {
+                // A command waiting for a key (BLPOP) stops waiting and pops nothing.
+                crate::blocking::hangup(&self.nc, &conn.client);
+            }
             self.process(token);
             return;
         }
@@ -1177,6 +1189,9 @@ impl Loop {
         if conn.client.conn.killed.get() && !conn.closing {
             // CLIENT KILL: close now, unsent output is dropped (Redis frees the client).
             conn.abort();
+            if conn.busy {
+                crate::blocking::hangup(&self.nc, &conn.client);
+            }
         }
         if conn.moving.is_some() && !conn.closing {
             if conn.recv_armed {

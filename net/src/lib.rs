@@ -26,6 +26,7 @@
 //! ```
 
 pub mod admin;
+pub mod blocking;
 pub mod client;
 pub mod cluster;
 pub mod config;

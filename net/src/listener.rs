@@ -103,6 +103,31 @@ pub fn refuse(fd: OwnedFd, line: &[u8]) {
     drop(fd);
 }
 
+/// Whether the peer of socket `fd` has closed its side (or the socket failed), looked at
+/// without blocking and without taking any input: a blocked client's connection, whose
+/// loop arms no receive while the command runs.
+pub fn peer_closed(fd: RawFd) -> bool {
+    let mut byte = [0u8; 1];
+    // SAFETY: `byte` is a live buffer of one byte; `fd` is a socket the caller's
+    // connection keeps open for the duration of the call.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            byte.as_mut_ptr().cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    match n {
+        0 => true,
+        n if n > 0 => false,
+        _ => {
+            let e = std::io::Error::last_os_error().raw_os_error();
+            !matches!(e, Some(libc::EAGAIN) | Some(libc::EINTR))
+        }
+    }
+}
+
 fn listen_one(addr: &SocketAddr) -> io::Result<OwnedFd> {
     let domain = if addr.is_ipv4() {
         libc::AF_INET

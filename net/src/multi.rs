@@ -142,6 +142,9 @@ async fn exec(nc: &Rc<NetCore>, client: &Client, commands: Vec<Vec<Bytes>>) -> R
     for args in &commands {
         if let Some(spec) = lookup(&args[0]) {
             cores.extend(shard_multi::cores_of(&core.router, spec, args));
+            if spec.route == Route::Connection(Conn::Blocking) {
+                cores.extend(baton_engine::exec::blocking::cores_in_multi(core, args));
+            }
         }
     }
     // MIGRATE's fences are checked under the locks: a key being moved waits for it.
@@ -174,6 +177,10 @@ async fn exec(nc: &Rc<NetCore>, client: &Client, commands: Vec<Vec<Bytes>>) -> R
         let start = clock::ticks();
         let reply = match spec.route {
             Route::Connection(Conn::Unwatch) => Reply::Ok,
+            // Inside MULTI a blocking pop does not block: its non-blocking form, once.
+            Route::Connection(Conn::Blocking) => {
+                baton_engine::exec::blocking::in_multi(core, held.id, &args).await
+            }
             Route::Connection(conn) => {
                 match admin::handle(nc, client, conn, &args, nc.core.turn_now()) {
                     Some(r) => r,

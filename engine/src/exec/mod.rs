@@ -12,6 +12,8 @@
 //! - [`txn`]: cross-core transactions (RENAME, COPY, MSETNX, LCS over several cores).
 //! - [`fence`]: MIGRATE's key fences (commands on a key being moved wait where the key
 //!   lives until it is gone or stays).
+//! - [`blocking`]: BLPOP and the other blocking pops: per-core FIFO registries of
+//!   waiting clients, woken when a key they wait for fills.
 //! - [`multi`]: the shard side of MULTI/EXEC and WATCH (locks, watched key versions, a
 //!   queued command run inside the locks).
 //!
@@ -26,6 +28,7 @@
 
 pub mod batch;
 pub mod fence;
+pub mod blocking;
 pub mod multi;
 pub mod pipeline;
 pub mod plan;

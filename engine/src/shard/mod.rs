@@ -94,6 +94,9 @@ pub struct Shard {
     store: Store,
     pub stats: ShardStats,
     next_cas: u64,
+    /// Entries stored by `link` (with `next_cas`, the shard's write version: blocked
+    /// clients' owners look at their keys again when it moves).
+    links: u64,
     rng: XorShift64Star,
     /// The largest value APPEND, SETRANGE and LCS may build (`proto-max-bulk-len`).
     pub(crate) max_value_len: usize,
@@ -123,6 +126,7 @@ impl Shard {
             store: Store::new(),
             stats: ShardStats::default(),
             next_cas: 0,
+            links: 0,
             rng: XorShift64Star::new(
                 0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03),
             ),

@@ -79,6 +79,7 @@ pub struct Facts {
     pub executable: String,
     pub cores: usize,
     pub connected_clients: u64,
+    pub blocked_clients: u64,
     pub maxclients: u64,
     pub total_connections: u64,
     pub rejected_connections: u64,
@@ -127,6 +128,7 @@ impl Facts {
                 .unwrap_or_default(),
             cores: core.cores,
             connected_clients: shared.connected_clients.load(Ordering::Relaxed),
+            blocked_clients: shared.blocked_clients.load(Ordering::Relaxed),
             maxclients: s.maxclients.load(Ordering::Relaxed),
             total_connections: shared.total_connections.load(Ordering::Relaxed),
             rejected_connections: shared.rejected_connections.load(Ordering::Relaxed),
@@ -301,7 +303,7 @@ pub fn render(want: &[bool; SECTIONS.len()], f: &Facts, cores: &[CoreInfo]) -> S
                     format!("connected_clients:{}", f.connected_clients),
                     "cluster_connections:0".into(),
                     format!("maxclients:{}", f.maxclients),
-                    "blocked_clients:0".into(),
+                    format!("blocked_clients:{}", f.blocked_clients),
                     "tracking_clients:0".into(),
                 ]);
                 "Clients"

@@ -45,6 +45,7 @@ impl Shard {
     // ---- the three primitives: the store changes here and nowhere else ----------------
 
     fn link(&mut self, entry: Entry) -> u32 {
+        self.links = self.links.wrapping_add(1);
         if matches!(self.tracker, Tracker::Off) {
             return self.store.insert(entry).0;
         }
@@ -181,6 +182,13 @@ impl Shard {
     }
 
     // ---- writes ------------------------------------------------------------------------
+
+    /// A number that changes whenever a write may have filled a key (a new item version
+    /// or a newly stored entry): blocked clients' owner cores look at their keys again
+    /// when it moves.
+    pub fn write_version(&self) -> u64 {
+        self.next_cas.wrapping_add(self.links)
+    }
 
     pub(crate) fn bump_cas(&mut self) -> u64 {
         self.next_cas += 1;
