@@ -27,8 +27,8 @@
 //! ```
 
 pub mod batch;
-pub mod fence;
 pub mod blocking;
+pub mod fence;
 pub mod multi;
 pub mod pipeline;
 pub mod plan;
