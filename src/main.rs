@@ -22,6 +22,19 @@ use baton_net::units;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+extern "C" {
+    /// mimalloc's own API (linked in with the global allocator): frees what the calling
+    /// thread's heap holds unused, and with `force` purges freed pages to the OS now.
+    fn mi_collect(force: bool);
+}
+
+/// The engine's hook after a store's table or slab array was replaced by a larger one:
+/// the old array's pages go back to the OS now rather than after mimalloc's purge delay.
+fn purge_freed() {
+    // SAFETY: mi_collect takes no pointers and may be called from any thread at any time.
+    unsafe { mi_collect(true) }
+}
+
 /// Baton: a thread-per-core cache server that speaks the Redis and memcached protocols.
 #[derive(Parser, Debug)]
 #[command(name = "baton", version, about, args_override_self = true)]
@@ -591,6 +604,7 @@ fn run() -> Result<()> {
 
     let cores = runtime::resolve_cores(args.cores)?;
     set_type_thresholds(&args);
+    baton_engine::trim::set_release_hook(purge_freed);
     let maxclients = fit_maxclients(args.maxclients, cores)?;
     let policy = args.maxmemory_policy.to_ascii_lowercase();
     let Some(parsed) = EvictionPolicy::parse(&policy) else {
