@@ -22,6 +22,19 @@ use baton_net::units;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+extern "C" {
+    /// mimalloc's own API (linked in with the global allocator): frees what the calling
+    /// thread's heap holds unused, and with `force` purges freed pages to the OS now.
+    fn mi_collect(force: bool);
+}
+
+/// The engine's hook after a store's table or slab array was replaced by a larger one:
+/// the old array's pages go back to the OS now rather than after mimalloc's purge delay.
+fn purge_freed() {
+    // SAFETY: mi_collect takes no pointers and may be called from any thread at any time.
+    unsafe { mi_collect(true) }
+}
+
 /// Baton: a thread-per-core cache server that speaks the Redis and memcached protocols.
 #[derive(Parser, Debug)]
 #[command(name = "baton", version, about, args_override_self = true)]
@@ -188,6 +201,36 @@ struct Args {
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     disable_thp: bool,
 
+    /// A hash stays packed (`OBJECT ENCODING` listpack) up to this many fields; past it,
+    /// a hash table (`hashtable`). Redis's `hash-max-ziplist-entries` is accepted.
+    #[arg(long, alias = "hash-max-ziplist-entries", default_value_t = baton_engine::hash::DEFAULT_MAX_ENTRIES, value_name = "N", allow_negative_numbers = true, value_parser = parse_type_count)]
+    hash_max_listpack_entries: usize,
+
+    /// A hash stays packed while every field and value is at most this many bytes (units
+    /// as above). Redis's `hash-max-ziplist-value` is accepted.
+    #[arg(long, alias = "hash-max-ziplist-value", default_value_t = baton_engine::hash::DEFAULT_MAX_VALUE, value_name = "BYTES", allow_negative_numbers = true, value_parser = parse_type_bytes)]
+    hash_max_listpack_value: usize,
+
+    /// A list's packed nodes hold at most this many elements when positive, or at most
+    /// 4, 8, 16, 32 or 64 KiB for -1..-5 (`OBJECT ENCODING` is `quicklist` either way,
+    /// as in Redis 7.0). Redis's `list-max-ziplist-size` is accepted.
+    #[arg(long, alias = "list-max-ziplist-size", default_value_t = baton_engine::list::DEFAULT_MAX_SIZE, value_name = "N", allow_negative_numbers = true, value_parser = parse_list_size)]
+    list_max_listpack_size: i64,
+
+    /// A set of integers stays an `intset` up to this many members.
+    #[arg(long, default_value_t = baton_engine::set::DEFAULT_MAX_INTSET_ENTRIES, value_name = "N", allow_negative_numbers = true, value_parser = parse_type_count)]
+    set_max_intset_entries: usize,
+
+    /// A sorted set stays packed (`listpack`) up to this many members; past it, a
+    /// `skiplist`. Redis's `zset-max-ziplist-entries` is accepted.
+    #[arg(long, alias = "zset-max-ziplist-entries", default_value_t = baton_engine::zset::DEFAULT_MAX_ENTRIES, value_name = "N", allow_negative_numbers = true, value_parser = parse_type_count)]
+    zset_max_listpack_entries: usize,
+
+    /// A sorted set stays packed while every member is at most this many bytes (units as
+    /// above). Redis's `zset-max-ziplist-value` is accepted.
+    #[arg(long, alias = "zset-max-ziplist-value", default_value_t = baton_engine::zset::DEFAULT_MAX_VALUE, value_name = "BYTES", allow_negative_numbers = true, value_parser = parse_type_bytes)]
+    zset_max_listpack_value: usize,
+
     /// Log filter (error, warn, info, debug, trace, or a tracing directive); RUST_LOG wins.
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -326,6 +369,34 @@ fn parse_yes_no(s: &str) -> Result<bool, String> {
         "no" => Ok(false),
         _ => Err(format!("expected yes or no, not '{s}'")),
     }
+}
+
+/// Parses a data-type threshold counted in entries or bytes (`hash-max-listpack-entries`,
+/// ...): what CONFIG SET takes, with its error texts.
+fn parse_type_count(s: &str) -> Result<usize, String> {
+    baton_net::config_command::int_in(s.as_bytes(), 0, i64::MAX).map(|n| n as usize)
+}
+
+/// Parses a data-type threshold in bytes (`hash-max-listpack-value`, ...): a memory value
+/// (`1kb`), as CONFIG SET takes it, with its error texts.
+fn parse_type_bytes(s: &str) -> Result<usize, String> {
+    baton_net::config_command::byte_size(s.as_bytes())
+}
+
+/// Parses `--list-max-listpack-size`: any 32-bit integer, as CONFIG SET takes it.
+fn parse_list_size(s: &str) -> Result<i64, String> {
+    baton_net::config_command::int_in(s.as_bytes(), i32::MIN.into(), i32::MAX.into())
+}
+
+/// Puts the data-type thresholds the flags gave in force. They are process-wide: every
+/// shard reads them when it writes a collection, and CONFIG SET changes them later.
+fn set_type_thresholds(args: &Args) {
+    baton_engine::hash::set_max_entries(args.hash_max_listpack_entries);
+    baton_engine::hash::set_max_value(args.hash_max_listpack_value);
+    baton_engine::list::set_max_size(args.list_max_listpack_size);
+    baton_engine::set::set_max_intset_entries(args.set_max_intset_entries);
+    baton_engine::zset::set_max_entries(args.zset_max_listpack_entries);
+    baton_engine::zset::set_max_value(args.zset_max_listpack_value);
 }
 
 /// Parses `--repl-backlog-size`: a size of at least one byte.
@@ -532,6 +603,8 @@ fn run() -> Result<()> {
         .init();
 
     let cores = runtime::resolve_cores(args.cores)?;
+    set_type_thresholds(&args);
+    baton_engine::trim::set_release_hook(purge_freed);
     let maxclients = fit_maxclients(args.maxclients, cores)?;
     let policy = args.maxmemory_policy.to_ascii_lowercase();
     let Some(parsed) = EvictionPolicy::parse(&policy) else {

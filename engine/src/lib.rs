@@ -37,6 +37,7 @@ pub mod set;
 pub mod shard;
 mod slot_index;
 mod table;
+pub mod trim;
 pub mod zset;
 
 pub use command::{lookup, CommandSpec, Merge, Route};

@@ -168,7 +168,7 @@ static PARAMS: &[Param] = &[
     Param {
         name: "hash-max-listpack-value",
         get: |_| baton_engine::hash::limits().max_value.to_string(),
-        set: Some(|v| int_in(v, 0, i64::MAX).map(|n| Change::HashMaxValue(n as usize))),
+        set: Some(|v| byte_size(v).map(Change::HashMaxValue)),
         sensitive: false,
     },
     Param {
@@ -338,7 +338,7 @@ static PARAMS: &[Param] = &[
     Param {
         name: "zset-max-listpack-value",
         get: |_| baton_engine::zset::limits().max_value.to_string(),
-        set: Some(|v| int_in(v, 0, i64::MAX).map(|n| Change::ZsetMaxValue(n as usize))),
+        set: Some(|v| byte_size(v).map(Change::ZsetMaxValue)),
         sensitive: false,
     },
 ];
@@ -371,7 +371,6 @@ pub fn is_sensitive(name: &[u8]) -> bool {
     find(name).is_some_and(|p| p.sensitive)
 }
 
-/// An integer as Redis's numeric configs take it (no sign, spaces or leading zeros).
 /// Raises the open-files limit for `maxclients` clients if it must (as Redis does on
 /// CONFIG SET maxclients), or says how many clients the system allows.
 fn fd_room_for(maxclients: u64) -> Result<(), String> {
@@ -387,7 +386,9 @@ fn fd_room_for(maxclients: u64) -> Result<(), String> {
     }
 }
 
-fn int_in(v: &[u8], min: i64, max: i64) -> Result<i64, String> {
+/// An integer as Redis's numeric configs take it (no sign, spaces or leading zeros),
+/// within `min..=max`; the error is Redis's text after `... - `.
+pub fn int_in(v: &[u8], min: i64, max: i64) -> Result<i64, String> {
     match baton_engine::commands::parse_i64(v) {
         None => Err("argument couldn't be parsed into an integer".into()),
         Some(n) if n < min || n > max => Err(format!(
@@ -404,6 +405,19 @@ fn parse_bool(v: &[u8]) -> Result<bool, String> {
         Ok(false)
     } else {
         Err("argument must be 'yes' or 'no'".into())
+    }
+}
+
+/// A byte count with Redis's units within `0..=i64::MAX`, as Redis's `ssize_t` memory
+/// configs take it (`hash-max-listpack-value 1kb`); the error is Redis's text.
+pub fn byte_size(v: &[u8]) -> Result<usize, String> {
+    match parse_memory(v) {
+        None => Err("argument must be a memory value".into()),
+        Some(n) if n > i64::MAX as u64 => Err(format!(
+            "argument must be between 0 and {} inclusive",
+            i64::MAX
+        )),
+        Some(n) => Ok(n as usize),
     }
 }
 
@@ -653,7 +667,7 @@ fn rewritable(s: &Shared) -> Vec<Rewrite> {
         Role::Primary => None,
         Role::Replica { host, port } => Some(format!("{host} {port}")),
     };
-    vec![
+    let mut out = vec![
         Rewrite::output_limit("normal", s.settings.output_limit(), OutputLimit::default()),
         Rewrite::output_limit(
             "pubsub",
@@ -713,12 +727,54 @@ fn rewritable(s: &Shared) -> Vec<Rewrite> {
             &DEFAULT_SLOWLOG_MAX_LEN.to_string(),
         ),
         Rewrite::value("timeout", load(&s.settings.timeout_secs), "0"),
+    ];
+    out.extend(type_thresholds());
+    out
+}
+
+/// The data-type thresholds (`hash-max-listpack-entries`, ...) as CONFIG REWRITE writes
+/// them, each appended only when it differs from Redis's default.
+fn type_thresholds() -> [Rewrite; 6] {
+    use baton_engine::{hash, list, set, zset};
+    let n = |v: usize| v.to_string();
+    let (h, z) = (hash::limits(), zset::limits());
+    [
+        Rewrite::value(
+            "hash-max-listpack-entries",
+            n(h.max_entries),
+            &n(hash::DEFAULT_MAX_ENTRIES),
+        ),
+        Rewrite::value(
+            "hash-max-listpack-value",
+            n(h.max_value),
+            &n(hash::DEFAULT_MAX_VALUE),
+        ),
+        Rewrite::value(
+            "list-max-listpack-size",
+            list::max_size().to_string(),
+            &list::DEFAULT_MAX_SIZE.to_string(),
+        ),
+        Rewrite::value(
+            "set-max-intset-entries",
+            n(set::max_intset_entries()),
+            &n(set::DEFAULT_MAX_INTSET_ENTRIES),
+        ),
+        Rewrite::value(
+            "zset-max-listpack-entries",
+            n(z.max_entries),
+            &n(zset::DEFAULT_MAX_ENTRIES),
+        ),
+        Rewrite::value(
+            "zset-max-listpack-value",
+            n(z.max_value),
+            &n(zset::DEFAULT_MAX_VALUE),
+        ),
     ]
 }
 
 /// What setting a config-file line sets, by the name [`Rewrite::key`] uses: Redis's
-/// `slave*` names are their `replica*` names, and `client-output-buffer-limit` lines are
-/// told apart by class (`normal` when none is given, as the flag reads them).
+/// `slave*` names are their `replica*` names, `*-ziplist-*` their `*-listpack-*` names,
+/// and `client-output-buffer-limit` lines are told apart by class (`normal` when none is given, as the flag reads them).
 pub fn line_key(line: &str) -> Option<String> {
     let mut words = line.split_whitespace();
     let name = words.next()?.to_ascii_lowercase();
@@ -731,6 +787,11 @@ pub fn line_key(line: &str) -> Option<String> {
         "slave-read-only" | "slave-priority" | "slave-announce-ip" | "slave-announce-port" => {
             name.replacen("slave", "replica", 1)
         }
+        "hash-max-ziplist-entries"
+        | "hash-max-ziplist-value"
+        | "list-max-ziplist-size"
+        | "zset-max-ziplist-entries"
+        | "zset-max-ziplist-value" => name.replacen("ziplist", "listpack", 1),
         "client-output-buffer-limit-pubsub"
         | "client-output-buffer-limit-replica"
         | "client-output-buffer-limit-slave" => {
@@ -870,6 +931,64 @@ mod tests {
              # Generated by CONFIG REWRITE\nclient-output-buffer-limit normal 1 2 3\n"
         );
         assert_eq!(rewritten("", &values[2..3]), "", "defaults are not written");
+    }
+
+    #[test]
+    fn value_thresholds_are_memory_values() {
+        let ok = |v: &[&str]| check_set(&args(v)).unwrap();
+        let failed = |name: &str, why: &str| {
+            format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")
+        };
+        assert_eq!(
+            ok(&[
+                "hash-max-listpack-value",
+                "1kb",
+                "zset-max-ziplist-value",
+                "2K"
+            ]),
+            vec![Change::HashMaxValue(1024), Change::ZsetMaxValue(2000)]
+        );
+        assert_eq!(
+            ok(&["hash-max-ziplist-value", ""]),
+            vec![Change::HashMaxValue(0)]
+        );
+        for bad in ["-1", "+3", "1.5", "abc", "99999999999999999999"] {
+            assert_eq!(
+                err(&["zset-max-listpack-value", bad]),
+                failed("zset-max-listpack-value", "argument must be a memory value")
+            );
+        }
+        assert_eq!(
+            err(&["hash-max-listpack-value", "9223372036854775808"]),
+            failed(
+                "hash-max-listpack-value",
+                "argument must be between 0 and 9223372036854775807 inclusive"
+            )
+        );
+        assert_eq!(
+            err(&["hash-max-listpack-entries", "1kb"]),
+            failed(
+                "hash-max-listpack-entries",
+                "argument couldn't be parsed into an integer"
+            )
+        );
+    }
+
+    #[test]
+    fn rewrite_writes_ziplist_lines_under_their_listpack_names() {
+        let values = vec![
+            Rewrite::value("hash-max-listpack-entries", "10".into(), "128"),
+            Rewrite::value("list-max-listpack-size", "-2".into(), "-2"),
+            Rewrite::value("zset-max-listpack-value", "9".into(), "64"),
+        ];
+        assert_eq!(
+            rewritten(
+                "# c\nhash-max-ziplist-entries 5\nlist-max-ziplist-size 3\nHASH-MAX-LISTPACK-ENTRIES 6\n",
+                &values
+            ),
+            "# c\nhash-max-listpack-entries 10\nlist-max-listpack-size -2\n\
+             # Generated by CONFIG REWRITE\nzset-max-listpack-value 9\n"
+        );
     }
 
     #[test]

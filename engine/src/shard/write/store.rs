@@ -223,7 +223,12 @@ impl Store {
             }
             None => {
                 assert!(self.slab.len() < u32::MAX as usize, "store slab is full");
+                let before = self.slab.capacity();
                 self.slab.push(Some(entry));
+                if self.slab.capacity() != before {
+                    // The old slab array was freed.
+                    crate::trim::freed(before * std::mem::size_of::<Option<Entry>>());
+                }
                 (self.slab.len() - 1) as u32
             }
         };
