@@ -47,6 +47,21 @@ impl McParser {
         buf: &mut BytesMut,
         limits: &McLimits,
     ) -> Result<Option<McRequest>, McError> {
+        self.next(buf, limits, |buf, consumed, request| {
+            buf.advance(consumed);
+            request
+        })
+    }
+
+    /// The next complete request, after any data block still being swallowed; `take`
+    /// removes the request's `consumed` bytes from the buffer (they may be kept) and
+    /// makes what is returned. Bytes of a line that makes no request are dropped.
+    fn next<T>(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &McLimits,
+        mut take: impl FnMut(&mut BytesMut, usize, McRequest) -> T,
+    ) -> Result<Option<T>, McError> {
         loop {
             if self.swallow > 0 {
                 let n = self.swallow.min(buf.len());
@@ -63,10 +78,16 @@ impl McParser {
                     swallow,
                     request,
                 } => {
-                    buf.advance(consumed);
+                    let taken = match request {
+                        Some(r) => Some(take(buf, consumed, r)),
+                        None => {
+                            buf.advance(consumed);
+                            None
+                        }
+                    };
                     self.swallow = swallow;
-                    if request.is_some() {
-                        return Ok(request);
+                    if taken.is_some() {
+                        return Ok(taken);
                     }
                 }
             }
@@ -83,30 +104,9 @@ impl McParser {
         buf: &mut BytesMut,
         limits: &McLimits,
     ) -> Result<Option<(McRequest, Bytes)>, McError> {
-        loop {
-            if self.swallow > 0 {
-                let n = self.swallow.min(buf.len());
-                buf.advance(n);
-                self.swallow -= n;
-                if self.swallow > 0 {
-                    return Ok(None);
-                }
-            }
-            match parse_one(buf, limits)? {
-                Step::NeedMore => return Ok(None),
-                Step::Done {
-                    consumed,
-                    swallow,
-                    request,
-                } => {
-                    let raw = buf.split_to(consumed).freeze();
-                    self.swallow = swallow;
-                    if let Some(r) = request {
-                        return Ok(Some((r, raw)));
-                    }
-                }
-            }
-        }
+        self.next(buf, limits, |buf, consumed, request| {
+            (request, buf.split_to(consumed).freeze())
+        })
     }
 }
 
