@@ -412,23 +412,9 @@ pub async fn mf_start_command(nc: &NetCore, cluster: &Cluster, args: &[Bytes]) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::state::tests::{exchange, id, node};
     use crate::cluster::wire::parse_message;
     use baton_ring::SLOTS;
-
-    fn id(c: char) -> String {
-        std::iter::repeat_n(c, 40).collect()
-    }
-
-    fn node(c: char, port: u16) -> State {
-        State::fresh(id(c), "127.0.0.1".into(), port)
-    }
-
-    fn exchange(a: &mut State, b: &mut State, now: u64) {
-        let msg = parse_message(a.render_message().as_bytes()).unwrap();
-        b.merge(&msg, None, now).unwrap();
-        let back = parse_message(b.render_message().as_bytes()).unwrap();
-        a.merge(&back, None, now).unwrap();
-    }
 
     fn gossip(nodes: &mut [&mut State], now: u64) {
         for _ in 0..2 {

@@ -662,19 +662,22 @@ impl State {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::cluster::wire::parse_message;
 
-    fn id(c: char) -> String {
+    /// A node id of 40 times `c`.
+    pub(crate) fn id(c: char) -> String {
         std::iter::repeat_n(c, 40).collect()
     }
 
-    fn node(c: char, port: u16) -> State {
+    /// A fresh node `c` on loopback at `port`.
+    pub(crate) fn node(c: char, port: u16) -> State {
         State::fresh(id(c), "127.0.0.1".into(), port)
     }
 
-    fn exchange(a: &mut State, b: &mut State, now: u64) {
+    /// One round of gossip between `a` and `b`: each merges the other's message.
+    pub(crate) fn exchange(a: &mut State, b: &mut State, now: u64) {
         let msg = parse_message(a.render_message().as_bytes()).unwrap();
         b.merge(&msg, None, now).unwrap();
         let back = parse_message(b.render_message().as_bytes()).unwrap();
