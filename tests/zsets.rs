@@ -24,6 +24,7 @@ cores_tests!(
     replica_holds_the_same_zsets,
     set_operations_and_mpop_across_cores,
     migrate_moves_a_sorted_set,
+    plain_sets_are_inputs_with_score_one,
 );
 
 fn strs(items: &[&str]) -> Value {
@@ -714,4 +715,46 @@ fn migrate_moves_a_sorted_set(cores: usize) {
         strs(&["y", "-inf", "x", "1.5"]),
     );
     assert!(as_int(&q(&mut d, "TTL small")) > 900);
+}
+
+/// ZUNION, ZINTER, ZDIFF, their STORE forms and ZINTERCARD take plain sets as inputs, each
+/// member with score 1 (Redis's rule), whatever the set's encoding; a string is WRONGTYPE.
+fn plain_sets_are_inputs_with_score_one(cores: usize) {
+    let s = Server::start(cores);
+    let mut c = s.redis();
+    assert_reply(&mut c, "SADD ints 1 2 3", int(3)); // intset
+    assert_reply(&mut c, "SADD words b c d", int(3)); // listpack
+    let many: Vec<String> = (0..200).map(|i| format!("m{i:03}")).collect();
+    let mut cmd = vec!["SADD", "big"];
+    cmd.extend(many.iter().map(String::as_str));
+    assert_eq!(run(&mut c, &cmd), int(200)); // hashtable
+    assert_reply(&mut c, "ZADD z 5 b 7 2 9 m000", int(3));
+    assert_reply(
+        &mut c,
+        "ZUNION 3 ints words z WITHSCORES",
+        strs(&[
+            "1", "1", "3", "1", "c", "1", "d", "1", "b", "6", "2", "8", "m000", "9",
+        ]),
+    );
+    assert_reply(
+        &mut c,
+        "ZINTER 2 words z WEIGHTS 10 1 WITHSCORES",
+        strs(&["b", "15"]),
+    );
+    assert_reply(
+        &mut c,
+        "ZINTER 2 z ints AGGREGATE MAX WITHSCORES",
+        strs(&["2", "7"]),
+    );
+    assert_reply(&mut c, "ZDIFF 2 words z", strs(&["c", "d"]));
+    assert_reply(&mut c, "ZINTERCARD 2 big z", int(1));
+    assert_reply(&mut c, "ZUNIONSTORE out 2 big ints", int(203));
+    assert_reply(&mut c, "ZSCORE out m199", bulk("1"));
+    assert_reply(&mut c, "TYPE out", simple("zset"));
+    assert_reply(&mut c, "SET str v", ok());
+    assert_err(
+        &mut c,
+        "ZUNION 2 words str",
+        "WRONGTYPE Operation against a key holding the wrong kind of value",
+    );
 }

@@ -968,11 +968,16 @@ fn read_sources(
 ) -> Result<Vec<Entries>, Reply> {
     let mut out = Vec::with_capacity(n);
     for key in &a[first..first + n] {
-        let z = read(s, key, now)?;
-        out.push(
-            z.map(|z| z.iter_from(0).map(|(m, sc)| (m.to_vec(), sc)).collect())
-                .unwrap_or_default(),
-        );
+        // A plain set is an input too, every member with score 1 (as in Redis).
+        let entries = match s.lookup_read(key, now) {
+            None => Entries::default(),
+            Some(e) => match (e.zset(), e.set()) {
+                (Some(z), _) => z.iter_from(0).map(|(m, sc)| (m.to_vec(), sc)).collect(),
+                (None, Some(set)) => set.iter().map(|m| (m.into_owned(), 1.0)).collect(),
+                (None, None) => return Err(errors::WRONGTYPE),
+            },
+        };
+        out.push(entries);
     }
     Ok(out)
 }
