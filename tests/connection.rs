@@ -21,6 +21,7 @@ cores_tests!(
     time,
     dbsize_and_flush,
     unknown_command_and_arity,
+    shutdown_stops_the_server,
 );
 
 fn ping_echo(cores: usize) {
@@ -667,4 +668,44 @@ fn unknown_command_and_arity(cores: usize) {
     }
     // The connection keeps working after errors.
     assert_reply(&mut c, "PING", simple("PONG"));
+}
+
+/// SHUTDOWN: its errors (ABORT with none in progress, bad options, inside MULTI), then
+/// `SHUTDOWN NOSAVE` closes the asking connection with no reply and the server exits 0.
+fn shutdown_stops_the_server(cores: usize) {
+    let mut s = Server::start(cores);
+    let mut c = s.redis();
+    assert_err(&mut c, "SHUTDOWN ABORT", "ERR No shutdown in progress.");
+    assert_err(&mut c, "SHUTDOWN BOGUS", "ERR syntax error");
+    assert_err(&mut c, "SHUTDOWN SAVE NOSAVE", "ERR syntax error");
+    if !reference_mode() {
+        // Baton keeps nothing on disk: SAVE is refused and the server serves on.
+        assert_err(
+            &mut c,
+            "SHUTDOWN SAVE",
+            "ERR Errors trying to SHUTDOWN. Check logs.",
+        );
+    }
+    assert_reply(&mut c, "MULTI", ok());
+    assert_err(
+        &mut c,
+        "SHUTDOWN",
+        "ERR Command not allowed inside a transaction",
+    );
+    assert_err(
+        &mut c,
+        "EXEC",
+        "EXECABORT Transaction discarded because of previous errors.",
+    );
+    assert_reply(&mut c, "PING", simple("PONG"));
+    let mut r = s.raw();
+    r.send(b"*2\r\n$8\r\nSHUTDOWN\r\n$6\r\nNOSAVE\r\n");
+    r.expect_closed();
+    let status = s
+        .wait_exit(Duration::from_secs(10))
+        .expect("the server still runs 10 s after SHUTDOWN");
+    assert!(
+        status.success(),
+        "the server exited with {status} after SHUTDOWN"
+    );
 }

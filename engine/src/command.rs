@@ -90,6 +90,8 @@ pub enum Conn {
     Psubscribe,
     Punsubscribe,
     Quit,
+    /// SHUTDOWN: the server stops as on SIGTERM.
+    Shutdown,
     /// REPLICAOF and SLAVEOF.
     Replicaof,
     Replconf,
@@ -361,6 +363,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("pubsub", -2, 0, (0, 0, 0), Connection(Conn::Pubsub), None, "pubsub", "2.8.0", "A container for Pub/Sub commands."),
     spec!("punsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, (0, 0, 0), Connection(Conn::Punsubscribe), None, "pubsub", "2.0.0", "Stops listening to messages published to channels that match one or more patterns."),
     spec!("quit", -1, CONN | NO_AUTH | ALLOW_BUSY, (0, 0, 0), Connection(Conn::Quit), None, "connection", "1.0.0", "Closes the connection."),
+    spec!("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, (0, 0, 0), Connection(Conn::Shutdown), None, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server."),
     spec!("randomkey", 1, READONLY, (0, 0, 0), AllCores(M::Random), Some(ks::randomkey), "generic", "1.0.0", "Returns a random key name from the database."),
     spec!("readonly", 1, CONN, (0, 0, 0), Connection(Conn::Readonly), None, "cluster", "3.0.0", "Enables read-only queries for a connection to a Redis Cluster replica node."),
     spec!("readwrite", 1, CONN, (0, 0, 0), Connection(Conn::Readwrite), None, "cluster", "3.0.0", "Enables read-write queries for a connection to a Redis Cluster replica node."),

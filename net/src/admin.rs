@@ -68,6 +68,7 @@ pub fn handle(
             client.borrow_mut().close_after_reply = true;
             Reply::Ok
         }
+        Conn::Shutdown => shutdown(shared, client, args),
         Conn::Reset => reset(nc, client),
         Conn::Select => match baton_engine::commands::parse_i64(&args[1]) {
             Some(0) => Reply::Ok,
@@ -594,4 +595,38 @@ async fn reset_stats(nc: &NetCore) {
     .await;
     nc.shared.total_connections.store(0, Ordering::Relaxed);
     nc.shared.rejected_connections.store(0, Ordering::Relaxed);
+}
+
+/// `SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]`: the server stops as on SIGTERM (every
+/// core answers what it read and closes), and the asking connection closes with no reply,
+/// as Redis's does. Baton keeps nothing on disk, so `NOSAVE` changes nothing and `SAVE`
+/// is refused (Redis refuses when its save fails); no shutdown ever waits, so `ABORT`
+/// finds none in progress.
+fn shutdown(shared: &crate::config::Shared, client: &Client, args: &[Bytes]) -> Reply {
+    let (mut save, mut nosave, mut abort) = (false, false, false);
+    for a in &args[1..] {
+        if a.eq_ignore_ascii_case(b"save") {
+            save = true;
+        } else if a.eq_ignore_ascii_case(b"nosave") {
+            nosave = true;
+        } else if a.eq_ignore_ascii_case(b"abort") {
+            abort = true;
+        } else if !(a.eq_ignore_ascii_case(b"now") || a.eq_ignore_ascii_case(b"force")) {
+            return errors::SYNTAX;
+        }
+    }
+    if (save && nosave) || (abort && args.len() > 2) {
+        return errors::SYNTAX;
+    }
+    if abort {
+        return Reply::err("ERR No shutdown in progress.");
+    }
+    if save {
+        tracing::warn!("SHUTDOWN SAVE refused: Baton keeps no data on disk to save to");
+        return Reply::err("ERR Errors trying to SHUTDOWN. Check logs.");
+    }
+    tracing::warn!("User requested shutdown...");
+    shared.request_stop();
+    client.borrow_mut().close_after_reply = true;
+    Reply::Sequence(Vec::new())
 }

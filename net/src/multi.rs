@@ -94,6 +94,14 @@ pub(crate) fn intercept(client: &Client, conn: Option<Conn>, args: &[Bytes]) -> 
             }
         },
         Some(Conn::Watch) if queuing => Reply::err("ERR WATCH inside MULTI is not allowed"),
+        // SHUTDOWN is not allowed inside a transaction (Redis's no-multi flag): refused,
+        // and the transaction with it.
+        Some(Conn::Shutdown) if queuing => {
+            if let Some(q) = st.multi.as_mut() {
+                q.dirty = true;
+            }
+            Reply::err("ERR Command not allowed inside a transaction")
+        }
         Some(Conn::Watch) => return Some(Hook::Run(Action::Watch(args[1..].to_vec()))),
         Some(Conn::Unwatch) if !queuing => {
             st.watched.clear();
