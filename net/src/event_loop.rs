@@ -165,6 +165,8 @@ struct Conn {
     send_armed: bool,
     /// A pipeline of this connection is running in a slow-path task.
     busy: bool,
+    /// While `busy`: the output waits for the task's, to go out in one send.
+    hold: bool,
     /// No more reading: close once the output is written.
     draining: bool,
     /// Closing: cancel what is armed and drop the connection (freeing its token) once
@@ -786,6 +788,7 @@ impl Loop {
             drained: true,
             send_armed: false,
             busy: false,
+            hold: false,
             draining: false,
             closing: false,
             cancel_sent: false,
@@ -918,7 +921,7 @@ impl Loop {
         let Some(conn) = self.conns[token as usize].as_mut() else {
             return;
         };
-        if conn.send_armed || conn.closing {
+        if conn.send_armed || conn.closing || (conn.busy && conn.hold) {
             return;
         }
         let ud = user_data(OP_SEND, token, conn.generation);
@@ -961,8 +964,9 @@ impl Loop {
                     conn.rbuf.clear();
                     conn.draining = true;
                 }
-                dispatch::Outcome::Slow(task) => {
+                dispatch::Outcome::Slow { task, hold } => {
                     conn.busy = true;
+                    conn.hold = hold;
                     let (finished, tasks) = (self.finished.clone(), self.tasks.clone());
                     let generation = conn.generation;
                     tasks.set(tasks.get() + 1);
@@ -1121,6 +1125,7 @@ impl Loop {
                 continue;
             }
             conn.busy = false;
+            conn.hold = false;
             if conn.closing {
                 // Killed or over a limit while the pipeline ran: its replies go nowhere.
             } else if conn.out.is_empty() {

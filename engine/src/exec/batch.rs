@@ -42,6 +42,11 @@ impl Batch {
         self.jobs.iter().all(Vec::is_empty)
     }
 
+    /// Whether jobs for `core` are queued.
+    pub fn has_jobs_for(&self, core: usize) -> bool {
+        self.jobs.get(core).is_some_and(|b| !b.is_empty())
+    }
+
     /// Sends every core its batch (emptying this one), runs them concurrently, and
     /// returns the outputs.
     pub async fn run(&mut self, core: &Rc<Core>) -> Outputs {

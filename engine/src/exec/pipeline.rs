@@ -61,6 +61,12 @@ impl<E: Entry> Pipeline<E> {
         self.entries.is_empty()
     }
 
+    /// Whether shard work for `core` is queued and not yet run: a command for that core
+    /// may then not run ahead of it.
+    pub fn has_jobs_for(&self, core: usize) -> bool {
+        self.batch.has_jobs_for(core)
+    }
+
     /// Runs every queued batch (one request per core involved, all at once) and finishes
     /// the queued requests in order.
     pub async fn flush(&mut self, core: &Rc<Core>) -> Vec<E::Done> {

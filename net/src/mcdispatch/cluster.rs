@@ -176,7 +176,10 @@ pub fn run(nc: &Rc<NetCore>, client: &Client, rbuf: &mut BytesMut, out: &mut Vec
                     }
                 }
             }
-            return Outcome::Slow(Box::pin(slow(nc.clone(), rest, trailing_close)));
+            return Outcome::Slow {
+                task: Box::pin(slow(nc.clone(), rest, trailing_close)),
+                hold: false,
+            };
         }
         if answer_inline(nc, req, out) {
             return Outcome::Close;

@@ -152,7 +152,10 @@ pub fn run(nc: &Rc<NetCore>, client: &Client, rbuf: &mut BytesMut, out: &mut Vec
                     }
                 }
             }
-            return Outcome::Slow(Box::pin(slow(nc.clone(), rest, trailing_close)));
+            return Outcome::Slow {
+                task: Box::pin(slow(nc.clone(), rest, trailing_close)),
+                hold: true,
+            };
         }
         if answer_inline(nc, req, out) {
             return Outcome::Close;
