@@ -20,6 +20,7 @@ use baton_engine::clock;
 use baton_engine::command::{command_index, lookup, subcommand, CommandSpec, Conn, Route};
 use baton_engine::exec::{self, Pipeline, Plan, RedisDone, RedisEntry};
 use baton_engine::reply::{errors, Reply};
+use baton_engine::runtime::{Answer, Core};
 use bytes::{Bytes, BytesMut};
 
 use crate::admin;
@@ -56,6 +57,9 @@ pub enum Outcome {
     Slow {
         task: Pin<Box<dyn Future<Output = SlowResult>>>,
         hold: bool,
+        /// The other core answers the client itself ([`answer`]): the connection's next
+        /// request may arrive before the task ends, so keep a receive armed.
+        answered: bool,
     },
     /// The connection is a replica's flow (FLOWSYNC): it leaves the client table for the
     /// core of the shard it asked for.
@@ -225,11 +229,14 @@ fn is_container(spec: &CommandSpec) -> bool {
 }
 
 /// Parses and answers a connection's buffered RESP input, inline while it can.
+/// `idle_fd` is the connection's socket when it has no output pending or in flight: a
+/// lone command for another core may then be answered from there ([`answer`]).
 pub fn run_redis(
     nc: &Rc<NetCore>,
     client: &Client,
     rbuf: &mut BytesMut,
     out: &mut Vec<u8>,
+    idle_fd: Option<std::os::fd::RawFd>,
 ) -> Outcome {
     let core = &nc.core;
     let limits = &nc.shared.config.limits;
@@ -276,7 +283,10 @@ pub fn run_redis(
                 nc.executed(client, command_index(spec), clock::since(start), &r, &args);
                 exec::plan::post_process(post, r)
             }
-            other => return slow(nc, client, other, rbuf),
+            other => {
+                let fd = idle_fd.filter(|_| out.is_empty());
+                return slow(nc, client, other, rbuf, fd);
+            }
         };
         resp::encode(&reply, client.borrow().resp, out);
         if client.borrow().close_after_reply {
@@ -298,7 +308,13 @@ fn parse(
 
 /// Moves the rest of the pipeline (this step and every complete command still buffered)
 /// into a slow-path task.
-fn slow(nc: &Rc<NetCore>, client: &Client, first: Step, rbuf: &mut BytesMut) -> Outcome {
+fn slow(
+    nc: &Rc<NetCore>,
+    client: &Client,
+    first: Step,
+    rbuf: &mut BytesMut,
+    idle_fd: Option<std::os::fd::RawFd>,
+) -> Outcome {
     let mut rest = Vec::new();
     let mut trailing = None;
     while rest.len() < MAX_SLOW_REQUESTS {
@@ -323,15 +339,88 @@ fn slow(nc: &Rc<NetCore>, client: &Client, first: Step, rbuf: &mut BytesMut) -> 
         && rest.iter().all(|args| {
             lookup(&args[0]).is_none_or(|spec| !matches!(spec.route, Route::Connection(_)))
         });
+    // A lone command for one other core, on a connection with no output waiting: that
+    // core sends the reply itself, and this one need not wake for it (the response comes
+    // back lazily; `Mesh::post_with`).
+    let answer = match (&first, idle_fd) {
+        (
+            Step::Exec(Plan::Run {
+                core: c,
+                post: exec::plan::Post::None,
+                ..
+            }),
+            Some(fd),
+        ) if *c != nc.core.id
+            && rest.is_empty()
+            && trailing.is_none()
+            && !client.borrow().close_after_reply =>
+        {
+            Some(Answer {
+                fd,
+                proto: client.borrow().resp,
+            })
+        }
+        _ => None,
+    };
     Outcome::Slow {
+        answered: answer.is_some(),
         task: Box::pin(slow_pipeline(
             nc.clone(),
             client.clone(),
             first,
             rest,
             trailing,
+            answer,
         )),
         hold,
+    }
+}
+
+/// The largest encoded reply another core sends to a client itself ([`answer`]).
+const ANSWER_MAX: usize = 16 * 1024;
+
+/// Runs on the core that ran a command for a client of another core ([`Answer`]): counts
+/// the command in this core's statistics, encodes the reply and sends it without waiting.
+/// Returns what the socket did not take (all of it if the socket was full), which the
+/// client's core sends next. A failed send drops the reply: the connection is broken, and
+/// its core finds out from its own receive.
+pub fn answer(
+    core: &Core,
+    spec: &'static CommandSpec,
+    reply: &Reply,
+    ticks: u64,
+    to: Answer,
+) -> Vec<u8> {
+    if let Some(nc) = NetCore::of(core) {
+        nc.stats
+            .record(command_index(spec), ticks, reply.is_error());
+    }
+    let mut bytes = Vec::new();
+    resp::encode(reply, to.proto, &mut bytes);
+    if bytes.len() > ANSWER_MAX {
+        // A big reply goes through the client's core, which applies the output limits
+        // to it as to any other.
+        return bytes;
+    }
+    // SAFETY: sends from a live buffer; the client's core keeps the socket open until
+    // this batch's response is back (a busy connection is never dropped).
+    let n = unsafe {
+        libc::send(
+            to.fd,
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    match n {
+        n if n >= 0 => {
+            bytes.drain(..n as usize);
+            bytes
+        }
+        _ => match std::io::Error::last_os_error().raw_os_error() {
+            Some(libc::EAGAIN) | Some(libc::EINTR) => bytes,
+            _ => Vec::new(),
+        },
     }
 }
 
@@ -343,6 +432,19 @@ async fn flush(p: &mut Pipeline<Queued>, nc: &NetCore, client: &Client, out: &mu
     for (done, proto) in p.flush(&nc.core).await {
         match &done {
             RedisDone::Ready(_) => {}
+            RedisDone::Answered {
+                reply: _,
+                ticks,
+                args,
+                unsent,
+            } => {
+                // Counted where it ran; sent from there, but for what the socket left.
+                if let Some(us) = stats::slow_us(&nc.shared, *ticks) {
+                    nc.slowlog.push(&nc.shared, client, args, us);
+                }
+                out.extend_from_slice(unsent);
+                continue;
+            }
             RedisDone::Ran {
                 reply,
                 row,
@@ -375,11 +477,20 @@ async fn slow_pipeline(
     first: Step,
     rest: Vec<Vec<Bytes>>,
     trailing: Option<String>,
+    answer: Option<Answer>,
 ) -> SlowResult {
     let (core, shared) = (&nc.core, &nc.shared);
     let mut out = Vec::new();
     let mut p: Pipeline<Queued> = Pipeline::new(core.cores);
     let mut next = Some(first);
+    if let (Some(answer), Some(Step::Exec(Plan::Run { core: c, .. }))) = (answer, &next) {
+        let c = *c;
+        let Some(Step::Exec(Plan::Run { spec, args, .. })) = next.take() else {
+            unreachable!("matched just above")
+        };
+        let e = RedisEntry::answer(&mut p, c, spec, args, answer);
+        p.queue((e, client.borrow().resp));
+    }
     let mut rest = rest.into_iter();
     let mut close = false;
     loop {

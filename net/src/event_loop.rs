@@ -167,6 +167,10 @@ struct Conn {
     busy: bool,
     /// While `busy`: the output waits for the task's, to go out in one send.
     hold: bool,
+    /// While `busy`: another core answers this connection's request itself, so a
+    /// receive stays armed (one at most) for the next request, which then waits in
+    /// `rbuf` until the task ends.
+    answered: bool,
     /// No more reading: close once the output is written.
     draining: bool,
     /// Closing: cancel what is armed and drop the connection (freeing its token) once
@@ -281,12 +285,16 @@ struct Loop {
     flow_due: Option<Instant>,
     /// The handoff phase this core last acted on.
     handoff_phase: u8,
+    /// Connections that got input while their task waits for a lazy response.
+    waiting_lazy: Vec<Token>,
 }
 
 /// Serves this core's listeners until the server is asked to stop and every connection
 /// of this core has been answered and closed. Creates the core's [`NetCore`] and attaches
 /// it to the core, where jobs from other cores find it.
 pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners) {
+    // Commands another core sends here for its clients are answered from here.
+    baton_engine::runtime::set_answerer(dispatch::answer);
     let ring = match Uring::new(RING_ENTRIES) {
         Ok(r) => r,
         Err(e) => {
@@ -365,6 +373,7 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
         feed_kills: 0,
         flow_due: None,
         handoff_phase: crate::handoff::IDLE,
+        waiting_lazy: Vec::new(),
     };
     lp.nc.shared.repl.set_doorbell(lp.nc.core.id, doorbell);
     for i in 0..lp.listeners.len() {
@@ -443,12 +452,17 @@ impl Loop {
             // - a socket event: its task work wakes this thread inside the wait and posts
             //   the completion there;
             // - mail from another core: the sender rings the doorbell, whose read is armed
-            //   in the ring (`Mesh::may_sleep` for why no ring is missed);
+            //   in the ring (`Mesh::may_sleep` for why no ring is missed). Lazy mail (the
+            //   response for a request another core answered itself) rings only if
+            //   `lazy_ok` says this core waits for it; otherwise the connection's task
+            //   has nothing to do until its next request, whose receive is armed and
+            //   wakes this core like any socket event;
             // - this core's timers and the once-a-second checks: the wait's timeout;
             // - a task woken or a pipeline finished: only this thread does either, within
             //   a turn, and both are checked just above;
             // - a stop signal or CLIENT KILL: each rings the doorbell.
-            if !self.nc.core.mesh().may_sleep(self.nc.core.id) {
+            let lazy_ok = self.lazy_ok();
+            if !self.nc.core.mesh().may_sleep_with(self.nc.core.id, lazy_ok) {
                 continue;
             }
             let mut timeout = self.next_deadline().map(|at| {
@@ -789,6 +803,7 @@ impl Loop {
             send_armed: false,
             busy: false,
             hold: false,
+            answered: false,
             draining: false,
             closing: false,
             cancel_sent: false,
@@ -813,7 +828,7 @@ impl Loop {
             return;
         };
         if conn.recv_armed
-            || conn.busy
+            || (conn.busy && !conn.answered)
             || conn.draining
             || conn.closing
             || conn.moving.is_some()
@@ -848,6 +863,11 @@ impl Loop {
         conn.recv_armed = false;
         conn.cancel_sent = false;
         conn.drained = flags & CQE_F_SOCK_NONEMPTY == 0;
+        if conn.busy && conn.answered {
+            // Input (or a hang-up) for a connection whose task waits for a lazy
+            // response: this core must not sleep through that response.
+            self.waiting_lazy.push(token);
+        }
         if result > 0 {
             // Reads and writes both count as interaction (idle= and the timeout), as in Redis.
             conn.client.conn.last_ms.set(now);
@@ -917,6 +937,21 @@ impl Loop {
         self.process(token);
     }
 
+    /// Whether this core may sleep through lazy mail ([`baton_engine::runtime::mesh`]):
+    /// not while a connection waiting for a lazily answered request has input or a
+    /// hang-up buffered, nor during a handoff or a stop, whose steps wait for busy
+    /// connections.
+    fn lazy_ok(&mut self) -> bool {
+        let conns = &self.conns;
+        self.waiting_lazy.retain(|&t| {
+            conns
+                .get(t as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|c| c.busy && c.answered)
+        });
+        self.waiting_lazy.is_empty() && self.handoff_phase == crate::handoff::IDLE && !self.stopping
+    }
+
     fn flush(&mut self, token: Token) {
         let Some(conn) = self.conns[token as usize].as_mut() else {
             return;
@@ -948,10 +983,16 @@ impl Loop {
         // A handoff's freeze starts no command: the input waits, buffered.
         if !conn.rbuf.is_empty() && !crate::handoff::Handoff::frozen(self.handoff_phase) {
             let protocol = conn.client.borrow().protocol;
+            let idle_fd =
+                (conn.pending_output() == 0 && !conn.send_armed).then(|| conn.fd.as_raw_fd());
             let outcome = match protocol {
-                Protocol::Redis => {
-                    dispatch::run_redis(&self.nc, &conn.client, &mut conn.rbuf, &mut conn.out)
-                }
+                Protocol::Redis => dispatch::run_redis(
+                    &self.nc,
+                    &conn.client,
+                    &mut conn.rbuf,
+                    &mut conn.out,
+                    idle_fd,
+                ),
                 Protocol::Memcache => {
                     crate::mcdispatch::run(&self.nc, &conn.client, &mut conn.rbuf, &mut conn.out)
                 }
@@ -964,9 +1005,14 @@ impl Loop {
                     conn.rbuf.clear();
                     conn.draining = true;
                 }
-                dispatch::Outcome::Slow { task, hold } => {
+                dispatch::Outcome::Slow {
+                    task,
+                    hold,
+                    answered,
+                } => {
                     conn.busy = true;
                     conn.hold = hold;
+                    conn.answered = answered;
                     let (finished, tasks) = (self.finished.clone(), self.tasks.clone());
                     let generation = conn.generation;
                     tasks.set(tasks.get() + 1);
@@ -1126,6 +1172,7 @@ impl Loop {
             }
             conn.busy = false;
             conn.hold = false;
+            conn.answered = false;
             if conn.closing {
                 // Killed or over a limit while the pipeline ran: its replies go nowhere.
             } else if conn.out.is_empty() {

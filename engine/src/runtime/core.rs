@@ -63,10 +63,37 @@ pub type ShardFn = Box<dyn FnOnce(&mut Shard, u64) -> Out + Send>;
 /// must be `Send`.
 pub type CoreFn = Box<dyn FnOnce(&Core, u64) -> Out + Send>;
 
+/// Where a command's reply goes when the core that runs it answers the client itself
+/// ([`Job::Answer`]): the client's socket (the connection's core keeps it open until the
+/// batch's response is back) and the RESP version to encode in.
+#[derive(Debug, Clone, Copy)]
+pub struct Answer {
+    pub fd: std::os::fd::RawFd,
+    pub proto: u8,
+}
+
+/// Answers a client from the core that ran its command: records the command in that
+/// core's statistics, encodes the reply and sends it on the socket without waiting, and
+/// returns what the socket did not take (empty when all of it went). Provided by the
+/// layer that owns connections ([`set_answerer`]).
+pub type AnswerFn = fn(&Core, &'static CommandSpec, &Reply, u64, Answer) -> Vec<u8>;
+
+static ANSWERER: std::sync::OnceLock<AnswerFn> = std::sync::OnceLock::new();
+
+/// Installs the function that runs [`Job::Answer`]s (once per process; later calls are
+/// ignored). Without one, a `Job::Answer` runs as a [`Job::Cmd`].
+pub fn set_answerer(f: AnswerFn) {
+    let _ = ANSWERER.set(f);
+}
+
 /// One unit of work for a shard.
 pub enum Job {
     /// A command whose arity was checked; `args[0]` is the name.
     Cmd(&'static CommandSpec, Vec<Bytes>),
+    /// A command whose reply this core sends to the client itself ([`AnswerFn`]): the
+    /// client's core need not wake for it (its response is posted lazily, see
+    /// [`super::mesh`]). Gives [`Out::Answered`].
+    Answer(&'static CommandSpec, Vec<Bytes>, Answer),
     /// A memcached operation, run with the asking core's clock and limits.
     Mc(McOp, McCtx),
     /// Any work on the shard (cross-core transaction steps, all-core statistics).
@@ -96,6 +123,15 @@ pub enum Out {
         ticks: u64,
         args: Vec<Bytes>,
     },
+    /// What a [`Job::Answer`] gives back: like [`Out::Cmd`] (the command is counted in
+    /// the statistics of the core that ran it already), and the encoded reply's bytes the
+    /// socket did not take, which the client's core sends before anything else.
+    Answered {
+        reply: Reply,
+        ticks: u64,
+        args: Vec<Bytes>,
+        unsent: Vec<u8>,
+    },
     /// What a [`Job::Mc`] gives back.
     Mc(McResult),
     /// What a [`Job::Call`] or [`Job::OnCore`] computed; the caller that built the call
@@ -107,7 +143,7 @@ impl Out {
     /// The reply inside, or an internal error reply if this was not a reply.
     pub fn into_reply(self) -> Reply {
         match self {
-            Out::Reply(r) | Out::Cmd { reply: r, .. } => r,
+            Out::Reply(r) | Out::Cmd { reply: r, .. } | Out::Answered { reply: r, .. } => r,
             Out::Mc(_) | Out::Value(_) => Reply::err("ERR internal: expected a reply"),
         }
     }
@@ -116,7 +152,7 @@ impl Out {
     pub fn into_value<T: 'static>(self) -> Option<T> {
         match self {
             Out::Value(v) => v.downcast::<T>().ok().map(|b| *b),
-            Out::Reply(_) | Out::Cmd { .. } | Out::Mc(_) => None,
+            Out::Reply(_) | Out::Cmd { .. } | Out::Answered { .. } | Out::Mc(_) => None,
         }
     }
 }
@@ -149,6 +185,9 @@ pub struct Core {
     mesh: Arc<Mesh<Msg>>,
     /// Messages of this turn, per destination core.
     outbox: RefCell<Vec<Vec<Msg>>>,
+    /// Per destination core: whether this turn's messages include one that must wake it
+    /// (anything but a response whose clients were all answered here).
+    urgent: RefCell<Vec<bool>>,
     /// This core's timers; its event loop drives them.
     pub timers: Timers,
     next_id: Cell<u64>,
@@ -194,6 +233,7 @@ impl Core {
             this: this.clone(),
             mesh,
             outbox: RefCell::new((0..cores).map(|_| Vec::new()).collect()),
+            urgent: RefCell::new(vec![false; cores]),
             timers: Timers::default(),
             next_id: Cell::new(1),
             turn: Cell::new(0),
@@ -313,7 +353,22 @@ impl Core {
     }
 
     fn send(&self, to: usize, msg: Msg) {
+        self.urgent.borrow_mut()[to] = true;
         self.outbox.borrow_mut()[to].push(msg);
+    }
+
+    /// Sends a batch's response; lazily when every job of it answered its client here
+    /// in full, since then nothing waits for it but the connection's next request.
+    fn respond(&self, to: usize, id: u64, outs: Vec<Out>) {
+        let lazy = !outs.is_empty()
+            && outs
+                .iter()
+                .all(|o| matches!(o, Out::Answered { unsent, .. } if unsent.is_empty()));
+        if lazy {
+            self.outbox.borrow_mut()[to].push(Msg::Resp { id, outs });
+        } else {
+            self.send(to, Msg::Resp { id, outs });
+        }
     }
 
     /// Posts this turn's messages, one post per destination core. The event loop calls
@@ -322,7 +377,8 @@ impl Core {
         for to in 0..self.cores {
             let batch = std::mem::take(&mut self.outbox.borrow_mut()[to]);
             if !batch.is_empty() {
-                self.mesh.post(self.id, to, batch);
+                let urgent = std::mem::take(&mut self.urgent.borrow_mut()[to]);
+                self.mesh.post_with(self.id, to, batch, !urgent);
             }
         }
     }
@@ -363,6 +419,33 @@ impl Core {
         let mut released = false;
         while let Some(job) = jobs.pop_front() {
             outs.push(match job {
+                Job::Answer(spec, args, answer) => {
+                    if txn == NO_TXN
+                        && self.fence.is_active()
+                        && self.fence.blocks(spec, &args, now)
+                    {
+                        jobs.push_front(Job::Answer(spec, args, answer));
+                        return Ran::Fenced(jobs, outs);
+                    }
+                    let start = clock::ticks();
+                    let reply = crate::exec::plan::execute(
+                        &self.router,
+                        &mut self.shard.borrow_mut(),
+                        spec,
+                        &args,
+                        now,
+                    );
+                    let ticks = clock::since(start);
+                    match ANSWERER.get() {
+                        Some(answer_fn) => Out::Answered {
+                            unsent: answer_fn(self, spec, &reply, ticks, answer),
+                            reply,
+                            ticks,
+                            args,
+                        },
+                        None => Out::Cmd { reply, ticks, args },
+                    }
+                }
                 Job::Cmd(spec, args) => {
                     // The hot path's one test while no MIGRATE runs: a `Cell` load.
                     if txn == NO_TXN
@@ -509,7 +592,7 @@ impl Core {
                     return;
                 }
                 match self.try_run(txn, jobs) {
-                    Ran::Done(outs) => self.send(from, Msg::Resp { id, outs }),
+                    Ran::Done(outs) => self.respond(from, id, outs),
                     Ran::Locked(jobs) => self.deferred.borrow_mut().push_back(Deferred {
                         from,
                         id,

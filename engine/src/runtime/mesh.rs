@@ -14,6 +14,14 @@
 //! fence) looks at its inbox before it sleeps. Either the receiver sees the mail, or the
 //! sender sees the flag and rings. The receiver's event loop keeps a read armed on its
 //! doorbell eventfd, so a ring ends its sleep like any socket event.
+//!
+//! Lazy mail: a post may be marked lazy (the response to a batch whose commands all
+//! answered their clients from the core that ran them). A core going to sleep says
+//! whether it waits for lazy mail; if it does not, a lazy post leaves it asleep and the
+//! mail is read at its next wake-up, whatever wakes it. Its event loop says it waits
+//! whenever a connection with a lazily answered request has input or a hang-up buffered
+//! (and during a handoff or a stop), so nothing that needs the mail sleeps through it;
+//! otherwise the connection's next request, a socket event, wakes the core anyway.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -25,6 +33,9 @@ struct Inbox<M> {
     /// Messages waiting, readable without the lock.
     waiting: AtomicUsize,
     sleeping: AtomicBool,
+    /// Set with `sleeping`: the sleeper waits for no lazy mail, so a lazy post need not
+    /// ring.
+    lazy_ok: AtomicBool,
     doorbell: OwnedFd,
     /// Doorbell writes, for the statistics.
     rings: AtomicUsize,
@@ -48,6 +59,7 @@ impl<M> Mesh<M> {
                     mail: Mutex::new(Vec::new()),
                     waiting: AtomicUsize::new(0),
                     sleeping: AtomicBool::new(false),
+                    lazy_ok: AtomicBool::new(false),
                     // SAFETY: `fd` is valid and owned by nobody else.
                     doorbell: unsafe { OwnedFd::from_raw_fd(fd) },
                     rings: AtomicUsize::new(0),
@@ -60,6 +72,13 @@ impl<M> Mesh<M> {
     /// Appends `msgs` from core `from` to the inbox of `to`, and rings its doorbell if it
     /// sleeps.
     pub fn post(&self, from: usize, to: usize, msgs: impl IntoIterator<Item = M>) {
+        self.post_with(from, to, msgs, false);
+    }
+
+    /// Like [`Mesh::post`]; a `lazy` post rings a sleeping core only if it said, going to
+    /// sleep, that it waits for lazy mail ([`Mesh::may_sleep_with`]). Otherwise the mail
+    /// waits for the core's next wake-up, whatever its cause.
+    pub fn post_with(&self, from: usize, to: usize, msgs: impl IntoIterator<Item = M>, lazy: bool) {
         let inbox = &self.inboxes[to];
         {
             let mut mail = inbox.mail.lock().unwrap_or_else(|e| e.into_inner());
@@ -70,7 +89,8 @@ impl<M> Mesh<M> {
                 .fetch_add(mail.len() - before, Ordering::Relaxed);
         }
         fence(Ordering::SeqCst);
-        if inbox.sleeping.load(Ordering::Relaxed) {
+        if inbox.sleeping.load(Ordering::SeqCst) && !(lazy && inbox.lazy_ok.load(Ordering::SeqCst))
+        {
             inbox.rings.fetch_add(1, Ordering::Relaxed);
             ring(inbox.doorbell.as_raw_fd());
         }
@@ -95,8 +115,16 @@ impl<M> Mesh<M> {
     /// Announces that `core` is about to sleep; false (and the flag cleared again) when
     /// mail arrived meanwhile, so it must not.
     pub fn may_sleep(&self, core: usize) -> bool {
+        self.may_sleep_with(core, false)
+    }
+
+    /// Like [`Mesh::may_sleep`]; with `lazy_ok`, lazy posts made while `core` sleeps do
+    /// not wake it. (The flag is stored before `sleeping`, and both are read after the
+    /// sender's fence: a sender that sees the core asleep sees the flag it slept with.)
+    pub fn may_sleep_with(&self, core: usize, lazy_ok: bool) -> bool {
         let inbox = &self.inboxes[core];
-        inbox.sleeping.store(true, Ordering::Relaxed);
+        inbox.lazy_ok.store(lazy_ok, Ordering::SeqCst);
+        inbox.sleeping.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         if inbox.waiting.load(Ordering::Relaxed) > 0 {
             inbox.sleeping.store(false, Ordering::Relaxed);
@@ -180,6 +208,29 @@ mod tests {
         mesh.awake(1);
         mesh.post(0, 1, [resp(3)]);
         assert_eq!(mesh.rings(1), 1);
+    }
+
+    #[test]
+    fn a_lazy_post_rings_only_a_core_that_waits_for_lazy_mail() {
+        let mesh = Mesh::new(2).unwrap();
+        assert!(mesh.may_sleep_with(1, true));
+        mesh.post_with(0, 1, [resp(1)], true);
+        assert_eq!(
+            mesh.rings(1),
+            0,
+            "lazy mail leaves a core that does not wait for it"
+        );
+        mesh.post_with(0, 1, [resp(2)], false);
+        assert_eq!(mesh.rings(1), 1, "other mail rings");
+        let mut out = Vec::new();
+        mesh.take(1, &mut out);
+        assert_eq!(ids(&out), vec![(0, 1), (0, 2)]);
+        mesh.awake(1);
+        assert!(mesh.may_sleep_with(1, false));
+        mesh.post_with(0, 1, [resp(3)], true);
+        assert_eq!(mesh.rings(1), 2, "a core that waits for lazy mail is rung");
+        mesh.awake(1);
+        assert!(!mesh.may_sleep_with(1, true), "mail is waiting: no sleep");
     }
 
     #[test]

@@ -26,7 +26,9 @@ use glommio::{LocalExecutorBuilder, Placement};
 
 use self::mesh::Mesh;
 
-pub use self::core::{now_ms, Core, CoreFn, Job, Msg, Out, ShardFn, NO_TXN};
+pub use self::core::{
+    now_ms, set_answerer, Answer, AnswerFn, Core, CoreFn, Job, Msg, Out, ShardFn, NO_TXN,
+};
 
 /// Errors starting the runtime.
 #[derive(Debug, thiserror::Error)]

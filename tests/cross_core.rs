@@ -1,0 +1,126 @@
+//! A lone request for another core's key is answered from that core: it sends the reply
+//! on the client's socket itself, and the client's core reads the batch's response
+//! lazily (without being woken for it). These tests check what that must not change:
+//! every reply arrives once, in order, promptly on an otherwise idle server (a lazy
+//! response slept through would hold the connection's next request until a timer), big
+//! replies still go through the client's core and its output limits, and the command is
+//! counted once in INFO commandstats and logged in the slow log under its client.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Sequential round trips; each lost wake-up costs up to 100 ms (the next timer), so the
+/// bound catches a few of them while leaving a busy test machine fifty times Redis's pace.
+const ROUND_TRIPS: usize = 400;
+const BOUND: Duration = Duration::from_secs(2);
+
+#[test]
+fn lone_requests_for_the_other_core_are_answered_promptly_and_in_order() {
+    let s = Server::start(2);
+    let mut raw = s.raw();
+    let start = Instant::now();
+    for i in 0..ROUND_TRIPS {
+        let key = format!("k{i}");
+        let value = format!("v{i}");
+        raw.send_command(&["SET", &key, &value]);
+        raw.expect(b"+OK\r\n");
+        raw.send_command(&["GET", &key]);
+        raw.expect(format!("${}\r\n{value}\r\n", value.len()).as_bytes());
+    }
+    let took = start.elapsed();
+    assert!(
+        took < BOUND,
+        "{} sequential requests took {took:?}",
+        2 * ROUND_TRIPS
+    );
+    // Counted once each, on whichever core ran them.
+    let mut c = s.redis();
+    let stats = as_str(&run(&mut c, &["INFO", "commandstats"]));
+    for (cmd, calls) in [("get", ROUND_TRIPS), ("set", ROUND_TRIPS)] {
+        let line = stats
+            .lines()
+            .find(|l| l.starts_with(&format!("cmdstat_{cmd}:")))
+            .unwrap_or_else(|| panic!("no cmdstat_{cmd} in {stats}"));
+        assert!(
+            line.starts_with(&format!("cmdstat_{cmd}:calls={calls},")),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn a_request_sent_before_the_last_reply_is_read_waits_its_turn() {
+    let s = Server::start(2);
+    let mut raw = s.raw();
+    for i in 0..200 {
+        raw.send_command(&["SET", &format!("k{i}"), &format!("v{i}")]);
+        raw.expect(b"+OK\r\n");
+    }
+    // A lone request, then more before its reply is read: the replies keep their order.
+    for i in 0..200 {
+        raw.send_command(&["GET", &format!("k{i}")]);
+        raw.send_command(&["INCR", &format!("n{i}")]);
+        raw.send_command(&["GET", &format!("k{}", 199 - i)]);
+        let want = format!(
+            "${}\r\nv{i}\r\n:1\r\n${}\r\nv{}\r\n",
+            format!("v{i}").len(),
+            format!("v{}", 199 - i).len(),
+            199 - i
+        );
+        raw.expect(want.as_bytes());
+    }
+}
+
+#[test]
+fn big_replies_and_resp3_from_the_other_core_arrive_whole() {
+    let s = Server::start(2);
+    let mut c = s.redis();
+    let big: Vec<u8> = (0..300_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    for i in 0..20 {
+        let key = format!("big{i}");
+        assert_eq!(
+            run(
+                &mut c,
+                &[b"SET".to_vec(), key.clone().into_bytes(), big.clone()]
+            ),
+            ok()
+        );
+        assert_eq!(run(&mut c, &["GET", &key]), Value::BulkString(big.clone()));
+        assert_eq!(run(&mut c, &["STRLEN", &key]), int(big.len() as i64));
+    }
+    let mut raw = s.raw();
+    raw.send_command(&["HELLO", "3"]);
+    let _ = raw.read_value();
+    for i in 0..50 {
+        raw.send_command(&["GET", &format!("missing{i}")]);
+        raw.expect(b"_\r\n");
+    }
+}
+
+#[test]
+fn the_slow_log_names_the_client_of_a_command_another_core_ran() {
+    let s = Server::start(2);
+    let mut c = s.redis();
+    assert_eq!(q(&mut c, "CLIENT SETNAME lone"), ok());
+    assert_eq!(q(&mut c, "CONFIG SET slowlog-log-slower-than 0"), ok());
+    assert_eq!(q(&mut c, "SLOWLOG RESET"), ok());
+    for i in 0..50 {
+        assert_eq!(run(&mut c, &["SET", &format!("s{i}"), "x"]), ok());
+    }
+    let keys: Vec<String> = (0..50).map(|i| format!("s{i}")).collect();
+    let mut seen = std::collections::HashSet::new();
+    for entry in as_array(&q(&mut c, "SLOWLOG GET 200")) {
+        let fields = as_array(&entry);
+        let args = as_strings(&fields[3]);
+        if args.first().map(String::as_str) == Some("SET") {
+            assert_eq!(as_str(&fields[5]), "lone", "{fields:?}");
+            seen.insert(args[1].clone());
+        }
+    }
+    for k in &keys {
+        assert!(seen.contains(k), "SET {k} is not in the slow log");
+    }
+}
