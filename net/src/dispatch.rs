@@ -20,7 +20,7 @@ use baton_engine::clock;
 use baton_engine::command::{command_index, lookup, subcommand, CommandSpec, Conn, Route};
 use baton_engine::exec::{self, Pipeline, Plan, RedisDone, RedisEntry};
 use baton_engine::reply::{errors, Reply};
-use baton_engine::runtime::{Answer, Core};
+use baton_engine::runtime::{Answer, Core, Job};
 use bytes::{Bytes, BytesMut};
 
 use crate::admin;
@@ -57,8 +57,16 @@ pub enum Outcome {
     Slow {
         task: Pin<Box<dyn Future<Output = SlowResult>>>,
         hold: bool,
-        /// The other core answers the client itself ([`answer`]): the connection's next
-        /// request may arrive before the task ends, so keep a receive armed.
+    },
+    /// A lone command for another core, sent there by the loop itself with no task
+    /// ([`baton_engine::runtime::Core::call_for_loop`]); the loop finishes it when the
+    /// response comes. `row` is its row in the command statistics. With `answered`, that
+    /// core sends the reply itself ([`Job::Answer`], [`answer`]) and the response comes
+    /// lazily: the connection's next request may arrive first, so a receive stays armed.
+    Lane {
+        core: usize,
+        job: Job,
+        row: usize,
         answered: bool,
     },
     /// The connection is a replica's flow (FLOWSYNC): it leaves the client table for the
@@ -339,38 +347,50 @@ fn slow(
         && rest.iter().all(|args| {
             lookup(&args[0]).is_none_or(|spec| !matches!(spec.route, Route::Connection(_)))
         });
-    // A lone command for one other core, on a connection with no output waiting: that
-    // core sends the reply itself, and this one need not wake for it (the response comes
-    // back lazily; `Mesh::post_with`).
-    let answer = match (&first, idle_fd) {
-        (
-            Step::Exec(Plan::Run {
-                core: c,
-                post: exec::plan::Post::None,
-                ..
-            }),
-            Some(fd),
-        ) if *c != nc.core.id
-            && rest.is_empty()
-            && trailing.is_none()
-            && !client.borrow().close_after_reply =>
+    // A lone command for one other core: the loop sends it there itself, without a task.
+    // On a connection with no output waiting, that core also sends the reply itself, and
+    // this one need not wake for it (the response comes back lazily; `Mesh::post_with`).
+    if rest.is_empty() && trailing.is_none() && !client.borrow().close_after_reply {
+        if let Step::Exec(Plan::Run {
+            core: c,
+            post: exec::plan::Post::None,
+            ..
+        }) = &first
         {
-            Some(Answer {
-                fd,
-                proto: client.borrow().resp,
-            })
+            if *c != nc.core.id {
+                let Step::Exec(Plan::Run {
+                    core, spec, args, ..
+                }) = first
+                else {
+                    unreachable!("matched just above")
+                };
+                let job = match idle_fd {
+                    Some(fd) => Job::Answer(
+                        spec,
+                        args,
+                        Answer {
+                            fd,
+                            proto: client.borrow().resp,
+                        },
+                    ),
+                    None => Job::Cmd(spec, args),
+                };
+                return Outcome::Lane {
+                    core,
+                    job,
+                    row: command_index(spec),
+                    answered: idle_fd.is_some(),
+                };
+            }
         }
-        _ => None,
-    };
+    }
     Outcome::Slow {
-        answered: answer.is_some(),
         task: Box::pin(slow_pipeline(
             nc.clone(),
             client.clone(),
             first,
             rest,
             trailing,
-            answer,
         )),
         hold,
     }
@@ -432,19 +452,6 @@ async fn flush(p: &mut Pipeline<Queued>, nc: &NetCore, client: &Client, out: &mu
     for (done, proto) in p.flush(&nc.core).await {
         match &done {
             RedisDone::Ready(_) => {}
-            RedisDone::Answered {
-                reply: _,
-                ticks,
-                args,
-                unsent,
-            } => {
-                // Counted where it ran; sent from there, but for what the socket left.
-                if let Some(us) = stats::slow_us(&nc.shared, *ticks) {
-                    nc.slowlog.push(&nc.shared, client, args, us);
-                }
-                out.extend_from_slice(unsent);
-                continue;
-            }
             RedisDone::Ran {
                 reply,
                 row,
@@ -477,20 +484,11 @@ async fn slow_pipeline(
     first: Step,
     rest: Vec<Vec<Bytes>>,
     trailing: Option<String>,
-    answer: Option<Answer>,
 ) -> SlowResult {
     let (core, shared) = (&nc.core, &nc.shared);
     let mut out = Vec::new();
     let mut p: Pipeline<Queued> = Pipeline::new(core.cores);
     let mut next = Some(first);
-    if let (Some(answer), Some(Step::Exec(Plan::Run { core: c, .. }))) = (answer, &next) {
-        let c = *c;
-        let Some(Step::Exec(Plan::Run { spec, args, .. })) = next.take() else {
-            unreachable!("matched just above")
-        };
-        let e = RedisEntry::answer(&mut p, c, spec, args, answer);
-        p.queue((e, client.borrow().resp));
-    }
     let mut rest = rest.into_iter();
     let mut close = false;
     loop {

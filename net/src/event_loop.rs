@@ -36,7 +36,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use baton_engine::runtime::{now_ms, wake, Core};
+use baton_engine::reply::Reply;
+use baton_engine::runtime::{now_ms, wake, Core, Out};
 use bytes::BytesMut;
 use io_uring::{opcode, types};
 
@@ -171,6 +172,9 @@ struct Conn {
     /// receive stays armed (one at most) for the next request, which then waits in
     /// `rbuf` until the task ends.
     answered: bool,
+    /// While `busy` with a lone request sent to another core: the command's row in the
+    /// command statistics.
+    lane_row: usize,
     /// No more reading: close once the output is written.
     draining: bool,
     /// Closing: cancel what is armed and drop the connection (freeing its token) once
@@ -265,7 +269,8 @@ struct Loop {
     doorbell_buf: &'static mut [u8; 8],
     doorbell_armed: bool,
     stopping: bool,
-    /// Slow-path tasks still running.
+    /// Slow-path tasks still running, and lone requests sent to other cores whose
+    /// responses have not come back (`Outcome::Lane`).
     tasks: Rc<Cell<usize>>,
     /// This turn's time (unix ms).
     now: u64,
@@ -287,6 +292,8 @@ struct Loop {
     handoff_phase: u8,
     /// Connections that got input while their task waits for a lazy response.
     waiting_lazy: Vec<Token>,
+    /// Responses to lone requests sent to other cores (kept for its allocation).
+    lane_replies: Vec<(u64, Vec<Out>)>,
 }
 
 /// Serves this core's listeners until the server is asked to stop and every connection
@@ -374,6 +381,7 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
         flow_due: None,
         handoff_phase: crate::handoff::IDLE,
         waiting_lazy: Vec::new(),
+        lane_replies: Vec::new(),
     };
     lp.nc.shared.repl.set_doorbell(lp.nc.core.id, doorbell);
     for i in 0..lp.listeners.len() {
@@ -410,6 +418,7 @@ impl Loop {
             // (the change happened before the request that brings them).
             self.nc.sync_cluster();
             progress |= self.nc.core.drain_inbox();
+            progress |= self.take_lane_replies();
             // Jobs from other cores (and this core's tasks) may have queued Pub/Sub
             // messages: send them this turn.
             progress |= self.deliver_pushes();
@@ -804,6 +813,7 @@ impl Loop {
             busy: false,
             hold: false,
             answered: false,
+            lane_row: 0,
             draining: false,
             closing: false,
             cancel_sent: false,
@@ -1005,14 +1015,24 @@ impl Loop {
                     conn.rbuf.clear();
                     conn.draining = true;
                 }
-                dispatch::Outcome::Slow {
-                    task,
-                    hold,
+                dispatch::Outcome::Lane {
+                    core,
+                    job,
+                    row,
                     answered,
                 } => {
                     conn.busy = true;
-                    conn.hold = hold;
+                    conn.hold = true;
                     conn.answered = answered;
+                    conn.lane_row = row;
+                    let tag = (u64::from(token) << 32) | u64::from(conn.generation);
+                    // In flight like a task: a handoff's freeze and a stop wait for it.
+                    self.tasks.set(self.tasks.get() + 1);
+                    self.nc.core.call_for_loop(core, vec![job], tag);
+                }
+                dispatch::Outcome::Slow { task, hold } => {
+                    conn.busy = true;
+                    conn.hold = hold;
                     let (finished, tasks) = (self.finished.clone(), self.tasks.clone());
                     let generation = conn.generation;
                     tasks.set(tasks.get() + 1);
@@ -1164,11 +1184,73 @@ impl Loop {
         let done: Vec<Finished> = std::mem::take(&mut *self.finished.borrow_mut());
         let any = !done.is_empty();
         for f in done {
-            let Some(Some(conn)) = self.conns.get_mut(f.token as usize) else {
+            self.resume(f);
+        }
+        any
+    }
+
+    /// Takes the responses to this turn's lone requests for other cores
+    /// ([`dispatch::Outcome::Lane`]), finishes each (its reply, or what the other core's
+    /// send left of it) and resumes its connection. True if there were any.
+    fn take_lane_replies(&mut self) -> bool {
+        let mut replies = std::mem::take(&mut self.lane_replies);
+        self.nc.core.take_loop_replies(&mut replies);
+        let any = !replies.is_empty();
+        for (tag, outs) in replies.drain(..) {
+            self.tasks.set(self.tasks.get() - 1);
+            let (token, generation) = ((tag >> 32) as Token, tag as u32);
+            let Some(Some(conn)) = self.conns.get(token as usize) else {
                 continue;
             };
-            if conn.generation != f.generation {
+            if conn.generation != generation {
                 continue;
+            }
+            let (client, row) = (conn.client.clone(), conn.lane_row);
+            let mut bytes = Vec::new();
+            match outs.into_iter().next() {
+                Some(Out::Answered {
+                    ticks,
+                    args,
+                    unsent,
+                    ..
+                }) => {
+                    // Counted and sent where it ran, but for what the socket left.
+                    if let Some(us) = crate::stats::slow_us(&self.nc.shared, ticks) {
+                        self.nc.slowlog.push(&self.nc.shared, &client, &args, us);
+                    }
+                    bytes = unsent;
+                }
+                Some(Out::Cmd { reply, ticks, args }) => {
+                    self.nc.executed(&client, row, ticks, &reply, &args);
+                    crate::resp::encode(&reply, client.borrow().resp, &mut bytes);
+                }
+                other => {
+                    let reply = other.map_or(Reply::err("ERR internal: missing reply"), |o| {
+                        o.into_reply()
+                    });
+                    crate::resp::encode(&reply, client.borrow().resp, &mut bytes);
+                }
+            }
+            self.resume(Finished {
+                token,
+                generation,
+                bytes,
+                close: false,
+            });
+        }
+        self.lane_replies = replies;
+        any
+    }
+
+    /// A connection's slow-path work ended with `f`: its output goes out, and what it
+    /// buffered meanwhile is processed.
+    fn resume(&mut self, f: Finished) {
+        {
+            let Some(Some(conn)) = self.conns.get_mut(f.token as usize) else {
+                return;
+            };
+            if conn.generation != f.generation {
+                return;
             }
             conn.busy = false;
             conn.hold = false;
@@ -1188,11 +1270,10 @@ impl Loop {
                 conn.rbuf.clear();
                 conn.draining = true;
             }
-            self.process(f.token);
-            self.flush(f.token);
-            self.maybe_finish(f.token);
         }
-        any
+        self.process(f.token);
+        self.flush(f.token);
+        self.maybe_finish(f.token);
     }
 
     /// Moves the Pub/Sub messages queued for this core's subscribers into their

@@ -81,20 +81,6 @@ impl Outputs {
             .get_mut(ticket.pos as usize)?
             .take()
     }
-
-    /// The output of the job `ticket` names if it is an [`Out::Answered`] (taken);
-    /// otherwise `None`, and the output stays.
-    pub fn take_answered(&mut self, ticket: Ticket) -> Option<Out> {
-        let slot = self
-            .outs
-            .get_mut(ticket.core as usize)?
-            .get_mut(ticket.pos as usize)?;
-        if matches!(slot, Some(Out::Answered { .. })) {
-            slot.take()
-        } else {
-            None
-        }
-    }
 }
 
 /// Runs `f` on every core's shard (concurrently, one batch each) and returns the

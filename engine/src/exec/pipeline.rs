@@ -10,7 +10,7 @@ use super::batch::{Batch, Outputs, Ticket};
 use super::plan::{merge_replies, post_process, Post};
 use crate::command::{command_index, CommandSpec, Merge};
 use crate::reply::Reply;
-use crate::runtime::{Answer, Core, Job, Out};
+use crate::runtime::{Core, Job, Out};
 
 /// One request of a pipeline: what it waits for, and what it becomes once its batches
 /// have run.
@@ -109,15 +109,6 @@ pub enum RedisDone {
         ticks: u64,
         args: Vec<Bytes>,
     },
-    /// Ran on another core, which answered the client itself and counted the command
-    /// in its statistics: what remains is the slow log, and sending the bytes the
-    /// client's socket did not take (before anything after it).
-    Answered {
-        reply: Reply,
-        ticks: u64,
-        args: Vec<Bytes>,
-        unsent: Vec<u8>,
-    },
     /// Ran on several cores: the ticks of all parts and each part's arguments
     /// ([`super::plan::joined_args`] puts them back together).
     Merged {
@@ -134,7 +125,6 @@ impl RedisDone {
         match self {
             RedisDone::Ready(r)
             | RedisDone::Ran { reply: r, .. }
-            | RedisDone::Answered { reply: r, .. }
             | RedisDone::Merged { reply: r, .. } => r,
         }
     }
@@ -166,22 +156,6 @@ impl RedisEntry {
         }
     }
 
-    /// Queues a planned command for `core`, which answers the client itself
-    /// ([`Job::Answer`]; `post` must be [`Post::None`]: the reply goes out as it is).
-    pub fn answer<E: Entry>(
-        p: &mut Pipeline<E>,
-        core: usize,
-        spec: &'static CommandSpec,
-        args: Vec<Bytes>,
-        answer: Answer,
-    ) -> RedisEntry {
-        RedisEntry::One {
-            ticket: p.job(core, Job::Answer(spec, args, answer)),
-            post: Post::None,
-            row: command_index(spec),
-        }
-    }
-
     /// Queues the parts of a split command in `p` and returns its entry.
     pub fn multi<E: Entry>(
         p: &mut Pipeline<E>,
@@ -206,20 +180,6 @@ impl Entry for RedisEntry {
         match self {
             RedisEntry::Ready(r) => RedisDone::Ready(r),
             RedisEntry::One { ticket, post, row } => {
-                if let Some(Out::Answered {
-                    reply,
-                    ticks,
-                    args,
-                    unsent,
-                }) = outs.take_answered(ticket)
-                {
-                    return RedisDone::Answered {
-                        reply,
-                        ticks,
-                        args,
-                        unsent,
-                    };
-                }
                 let (reply, ticks, args) = command_out(outs.take(ticket));
                 RedisDone::Ran {
                     reply: post_process(post, reply),

@@ -194,7 +194,9 @@ pub struct Core {
     /// The time this core's loop read at the start of its current turn (unix ms; 0
     /// before the first turn).
     turn: Cell<u64>,
-    pending: RefCell<HashMap<u64, oneshot::Sender<Vec<Out>>>>,
+    pending: RefCell<HashMap<u64, Waiting>>,
+    /// Responses to [`Core::call_for_loop`], for the event loop to take.
+    loop_replies: RefCell<Vec<(u64, Vec<Out>)>>,
     /// The transaction holding this shard's lock, or [`NO_TXN`].
     lock: Cell<u64>,
     deferred: RefCell<VecDeque<Deferred>>,
@@ -206,6 +208,14 @@ pub struct Core {
     /// MIGRATE's fences on this core's keys and the batches parked behind them
     /// ([`crate::exec::fence`]).
     pub fence: Fence,
+}
+
+/// Who waits for the response to a request this core sent.
+enum Waiting {
+    /// A task, through a oneshot channel.
+    Task(oneshot::Sender<Vec<Out>>),
+    /// The event loop, which takes it by this tag ([`Core::take_loop_replies`]).
+    Loop(u64),
 }
 
 /// How running a batch went.
@@ -238,6 +248,7 @@ impl Core {
             next_id: Cell::new(1),
             turn: Cell::new(0),
             pending: RefCell::new(HashMap::new()),
+            loop_replies: RefCell::new(Vec::new()),
             lock: Cell::new(NO_TXN),
             deferred: RefCell::new(VecDeque::new()),
             lock_waiters: RefCell::new(Vec::new()),
@@ -326,9 +337,35 @@ impl Core {
         }
         let id = self.next_request_id();
         let (tx, rx) = oneshot::channel();
-        self.pending.borrow_mut().insert(id, tx);
+        self.pending.borrow_mut().insert(id, Waiting::Task(tx));
         self.send(core, Msg::Req { id, txn, jobs });
         rx.await
+    }
+
+    /// Sends `jobs` to another core for the event loop itself, with no task: the
+    /// response waits under `tag` until the loop takes it ([`Core::take_loop_replies`]),
+    /// in the turn that drained it.
+    pub fn call_for_loop(&self, core: usize, jobs: Vec<Job>, tag: u64) {
+        debug_assert_ne!(core, self.id, "a loop call goes to another core");
+        let id = self.next_request_id();
+        self.pending.borrow_mut().insert(id, Waiting::Loop(tag));
+        self.send(
+            core,
+            Msg::Req {
+                id,
+                txn: NO_TXN,
+                jobs,
+            },
+        );
+    }
+
+    /// Moves the responses to [`Core::call_for_loop`] received so far into `out`, with
+    /// their tags.
+    pub fn take_loop_replies(&self, out: &mut Vec<(u64, Vec<Out>)>) {
+        let mut replies = self.loop_replies.borrow_mut();
+        if !replies.is_empty() {
+            out.append(&mut replies);
+        }
     }
 
     /// An id for a reply that comes from outside the cores: a helper thread (a
@@ -338,7 +375,7 @@ impl Core {
     pub fn expect_reply(&self) -> (u64, oneshot::Receiver<Vec<Out>>) {
         let id = self.next_request_id();
         let (tx, rx) = oneshot::channel();
-        self.pending.borrow_mut().insert(id, tx);
+        self.pending.borrow_mut().insert(id, Waiting::Task(tx));
         (id, rx)
     }
 
@@ -576,8 +613,11 @@ impl Core {
     fn on_message(&self, from: usize, msg: Msg) {
         match msg {
             Msg::Resp { id, outs } => {
-                if let Some(tx) = self.pending.borrow_mut().remove(&id) {
-                    tx.send(outs);
+                let waiting = self.pending.borrow_mut().remove(&id);
+                match waiting {
+                    Some(Waiting::Task(tx)) => tx.send(outs),
+                    Some(Waiting::Loop(tag)) => self.loop_replies.borrow_mut().push((tag, outs)),
+                    None => {}
                 }
             }
             Msg::Req { id, txn, jobs } => {

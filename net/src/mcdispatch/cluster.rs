@@ -179,7 +179,6 @@ pub fn run(nc: &Rc<NetCore>, client: &Client, rbuf: &mut BytesMut, out: &mut Vec
             return Outcome::Slow {
                 task: Box::pin(slow(nc.clone(), rest, trailing_close)),
                 hold: false,
-                answered: false,
             };
         }
         if answer_inline(nc, req, out) {
