@@ -2,11 +2,12 @@
 //! ranges to a target by itself.
 //!
 //! - Three two-core nodes made a cluster by redis-cli; thousands of keys of every type
-//!   (some with TTLs) in slots 0-2000 of node 0, and writers that INCR and DEL keys of
-//!   those slots while the range moves to node 1: every reply is what each writer's own
-//!   count says (only MOVED, ASK and TRYAGAIN may come in between, never another error),
-//!   every key ends with its count, every value, type and TTL arrives, the source keeps
-//!   none, all nodes agree and `redis-cli --cluster check` passes.
+//!   (some with TTLs, one memcached item with client flags) in slots 0-2000 of node 0,
+//!   and writers that INCR and DEL keys of those slots while the range moves to node 1:
+//!   every reply is what each writer's own count says (only MOVED, ASK and TRYAGAIN may
+//!   come in between, never another error), every key ends with its count, every value,
+//!   type, TTL and flag arrives, the source keeps none, all nodes agree and
+//!   `redis-cli --cluster check` passes.
 //! - Bad input (syntax, unknown node, myself, a slot not owned, a slot already
 //!   migrating, an unreachable target) gets an error and changes nothing.
 //!
@@ -168,7 +169,22 @@ fn a_range_moves_under_writers_with_every_type_and_ttl() {
         return;
     }
     let dir = TempDir::new("slotmove");
-    let nodes = three_agreeing_nodes(&dir);
+    // Two-core nodes with their memcached port open (flags must travel too).
+    let nodes: Vec<Server> = (0..3)
+        .map(|i| {
+            let file = dir.file(&format!("n{i}.conf"));
+            Server::builder(2)
+                .memcache()
+                .args(&["--cluster-enabled", "yes", "--cluster-config-file", &file])
+                .start()
+        })
+        .collect();
+    create(&nodes);
+    assert!(
+        eventually(CONVERGE, || agree(&nodes)),
+        "{:#?}",
+        all_nodes(&nodes)
+    );
     let target = myid(&nodes[1]);
     let mut c0 = nodes[0].redis();
 
@@ -204,6 +220,14 @@ fn a_range_moves_under_writers_with_every_type_and_ttl() {
     assert_eq!(as_int(&run(&mut c0, &["SADD", s, "m1", "m2"])), 2);
     assert_eq!(as_int(&run(&mut c0, &["ZADD", z, "1.5", "a", "2", "b"])), 2);
     assert_eq!(run(&mut c0, &["SET", e, "soon", "PX", "600000"]), ok());
+    // A memcached item with client flags.
+    let mc_key = (0..)
+        .map(|i| format!("mc:{i}"))
+        .find(|k| in_range(k))
+        .unwrap();
+    let mut mc = nodes[0].memcache_raw();
+    mc.send(format!("set {mc_key} 4242 0 5\r\nhello\r\n").as_bytes());
+    mc.expect(b"STORED\r\n");
     // A key outside the range stays.
     let stays = (0..)
         .map(|i| format!("stays:{i}"))
@@ -310,6 +334,9 @@ fn a_range_moves_under_writers_with_every_type_and_ttl() {
     assert!((1..=600_000).contains(&pttl), "pttl {pttl}");
     assert_eq!(as_str(&run(&mut c1, &["TYPE", z])), "zset");
     assert_eq!(run(&mut c0, &["GET", &stays]), bulk("here"));
+    let mut mc = nodes[1].memcache_raw();
+    mc.send(format!("get {mc_key}\r\n").as_bytes());
+    mc.expect(format!("VALUE {mc_key} 4242 5\r\nhello\r\nEND\r\n").as_bytes());
 
     let (ok_, out) = redis_cli(&["--cluster", "check", &nodes[0].addr()]);
     assert!(ok_, "redis-cli --cluster check failed:\n{out}");

@@ -11,8 +11,10 @@
 #   redis, baton-cli: `redis-cli --cluster reshard --cluster-from A --cluster-to B
 #                      --cluster-slots SLOTS --cluster-yes` (returns once done)
 #   baton-stream:     `CLUSTER MIGRATESLOTS SLOTSRANGE 0 SLOTS-1 NODE B` on node 0, then
-#                      CLUSTER GETSLOTMIGRATIONS polled every 5 ms until the job is
-#                      `success` (both ends own their new slots by then)
+#                      CLUSTER GETSLOTMIGRATIONS polled every millisecond until the job
+#                      is `success`, then node 2's CLUSTER NODES until it names B as
+#                      slot 0's owner (benches/load/slotmove_probe.py, which times it
+#                      itself: a Python start-up on a busy machine is not the move)
 # Keys moved = DBSIZE of node 1 after minus before. Prints keys/s and slots/s for each,
 # and the ratios against redis.
 #
@@ -87,12 +89,28 @@ for p, cmds in out.items():
 EOF
 }
 
+# A port below 55536 that is free, with its cluster bus port (+10000) free too.
+cluster_port() {
+    python3 -c '
+import random, socket
+for _ in range(1000):
+    p = random.randint(20000, 30000)
+    try:
+        for q in (p, p + 10000):
+            s = socket.socket(); s.bind(("127.0.0.1", q)); s.close()
+    except OSError:
+        continue
+    print(p)
+    break
+'
+}
+
 # start_cluster baton|redis: three nodes made a cluster; sets `ports`.
 start_cluster() {
     local kind=$1 p i
     ports=()
     for i in 0 1 2; do
-        p=$(free_port)
+        p=$(cluster_port)
         mkdir -p "$dir/$kind-$p"
         if [ "$kind" = baton ]; then
             "$BATON" --port "$p" --memcache-port 0 --cores 1 --cluster-enabled yes \
@@ -124,32 +142,26 @@ stop_cluster() {
 
 # measure redis|baton-cli|baton-stream: prints "keys secs".
 measure() {
-    local mode=$1 kind=baton a b before after t0 t1 state
+    local mode=$1 kind=baton a b before after t0 t1 secs
     [ "$mode" = redis ] && kind=redis
     start_cluster "$kind"
     load "$(IFS=,; echo "${ports[*]}")" "$keys"
     a=$(redis-cli -p "${ports[0]}" cluster myid)
     b=$(redis-cli -p "${ports[1]}" cluster myid)
     before=$(redis-cli -p "${ports[1]}" dbsize)
-    t0=$(date +%s.%N)
     if [ "$mode" = baton-stream ]; then
-        [ "$(redis-cli -p "${ports[0]}" cluster migrateslots slotsrange 0 $((slots - 1)) node "$b")" = OK ] \
-            || { echo "MIGRATESLOTS failed" >&2; exit 1; }
-        while :; do
-            state=$(redis-cli -p "${ports[0]}" cluster getslotmigrations | sed -n '/^state$/{n;p}' | tail -1)
-            [ "$state" = running ] || break
-            sleep 0.005
-        done
-        [ "$state" = success ] || { redis-cli -p "${ports[0]}" cluster getslotmigrations >&2; exit 1; }
+        secs=$(python3 benches/load/slotmove_probe.py "${ports[0]}" "${ports[2]}" "$b" "$slots") || exit 1
     else
+        t0=$(date +%s.%N)
         redis-cli --cluster reshard "127.0.0.1:${ports[0]}" --cluster-from "$a" --cluster-to "$b" \
             --cluster-slots "$slots" --cluster-yes >"$dir/reshard.log" 2>&1 \
             || { tail -5 "$dir/reshard.log" >&2; exit 1; }
+        t1=$(date +%s.%N)
+        secs=$(python3 -c "print($t1 - $t0)")
     fi
-    t1=$(date +%s.%N)
     after=$(redis-cli -p "${ports[1]}" dbsize)
     stop_cluster
-    echo "$((after - before)) $(python3 -c "print($t1 - $t0)")"
+    echo "$((after - before)) $secs"
 }
 
 echo "keys=$keys slots=$slots rounds=$rounds baton=$BATON"
