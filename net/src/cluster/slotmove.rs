@@ -13,8 +13,9 @@
 //!  ──────────────────────────────────────────────────        ──────────────────────────
 //!  check: target known, a primary, reachable (PING);
 //!    every slot mine, none migrating or importing
-//!  CLUSTER SETSLOT s IMPORTING <me>, every s, pipelined ───►  importing markers
-//!  migrating markers here (one state change)                  (CLUSTER NODES shows both)
+//!  CLUSTER BATON-SLOTS IMPORTING <me> <ranges> ───────────►  importing markers (one
+//!  migrating markers here (one state change)                  change; CLUSTER NODES
+//!                                                             shows both ends' markers)
 //!  +OK to the caller
 //!  loop, in rounds:
 //!    every core: fence + read up to CHUNK_KEYS keys of the
@@ -24,7 +25,7 @@
 //!      lift the round's fences (parked commands on a
 //!      deleted key then get -ASK)
 //!  until no core holds a key of the range
-//!  CLUSTER SETSLOT s NODE <target>, every s, pipelined ────►  owner, epoch bumped
+//!  CLUSTER BATON-SLOTS NODE <target> <ranges> ────────────►  owner, epoch bumped
 //!  here: every slot assigned to the target, markers gone
 //!    (this node's CLUSTER SLOTS names the target before
 //!     it answers MOVED); gossip spreads the new view
@@ -41,7 +42,8 @@
 //! [`CHUNK_BYTES`] of payload per core, never a whole slot.
 //!
 //! Not done: CLUSTER CANCELSLOTMIGRATIONS; AUTH towards the target (a target with
-//! `requirepass` fails the job); the job list lives on the source only. A job that
+//! `requirepass` refuses the PING, so the command fails and changes nothing); the job
+//! list lives on the source only. A job that
 //! fails half way leaves the slots migrating here and importing at the target, as an
 //! interrupted `redis-cli --cluster reshard` does; `redis-cli --cluster fix` closes them.
 
