@@ -504,6 +504,8 @@ pub static SUBCOMMANDS: &[(&str, &[SubcommandSpec])] = &[
             "cluster|slots" 2,
             "cluster|replicate" 3, "cluster|failover" -2, "cluster|replicas" 3,
             "cluster|slaves" 3, "cluster|baton-mfstart" 4,
+            "cluster|migrateslots" -7, "cluster|getslotmigrations" 2,
+            "cluster|baton-slots" -6,
         ),
     ),
     (

@@ -160,8 +160,9 @@ pub fn handle(nc: &NetCore, client: &Client, args: &[Bytes]) -> Option<Reply> {
             cluster.read(|st| super::replicas::list(st, &args[2], now_ms(), timeout))
         }
         "failover" => super::replicas::failover(&nc.shared, cluster, args),
+        "getslotmigrations" => super::slotmove::list(cluster),
         "meet" | "setslot" | "reset" | "countkeysinslot" | "getkeysinslot" | "replicate"
-        | "baton-mfstart" | "baton-mc" => return None,
+        | "baton-mfstart" | "baton-mc" | "migrateslots" | "baton-slots" => return None,
         _ => unknown_subcommand(&args[1]),
     };
     Some(r)
@@ -197,6 +198,8 @@ pub async fn run_async(nc: &NetCore, _client: &Client, args: &[Bytes]) -> Reply 
             }
         }
         "setslot" => setslot(nc, &cluster, args).await,
+        "migrateslots" => super::slotmove::start(nc, &cluster, args).await,
+        "baton-slots" => super::slotmove::bulk_setslot(nc, &cluster, args).await,
         "replicate" => super::replicas::replicate(nc, &cluster, &args[2]).await,
         "baton-mfstart" => super::replicas::mf_start_command(nc, &cluster, args).await,
         "reset" => {
@@ -244,9 +247,11 @@ const HELP: &[&str] = &[
     "FAILOVER [FORCE|TAKEOVER]",
     "FORGET <node-id>",
     "GETKEYSINSLOT <slot> <count>",
+    "GETSLOTMIGRATIONS",
     "INFO",
     "KEYSLOT <key>",
     "MEET <ip> <port> [<bus-port>]",
+    "MIGRATESLOTS SLOTSRANGE <start slot> <end slot> [<start slot> <end slot> ...] NODE <node-id> [SLOTSRANGE ... NODE <node-id> ...]",
     "MYID",
     "NODES",
     "REPLICATE <node-id>",
@@ -259,6 +264,7 @@ const HELP: &[&str] = &[
     "SLOTS",
     "BATON-VIEW <payload> [MEET] (between Baton nodes only)",
     "BATON-MFSTART <replica-id> <pause-ms> (between Baton nodes only)",
+    "BATON-SLOTS IMPORTING|NODE|STABLE <node-id> <start slot> <end slot> [...] (between Baton nodes only)",
 ];
 
 /// ADDSLOTS / DELSLOTS (and their RANGE forms) of parsed slots, all or nothing.

@@ -26,6 +26,7 @@ pub mod mclink;
 pub mod mcserve;
 pub mod migrate;
 pub mod replicas;
+pub mod slotmove;
 pub mod state;
 pub mod wire;
 
@@ -68,6 +69,8 @@ pub struct Cluster {
     /// Until when (unix ms) writes are paused for a replica's manual failover; 0: not
     /// paused ([`replicas`]).
     pub pause_until: AtomicU64,
+    /// CLUSTER MIGRATESLOTS jobs started here ([`slotmove`]).
+    pub slot_jobs: slotmove::Jobs,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -109,6 +112,7 @@ impl Cluster {
             version: AtomicU64::new(1),
             wake: (Mutex::new(false), Condvar::new()),
             pause_until: AtomicU64::new(0),
+            slot_jobs: slotmove::Jobs::default(),
         };
         cluster
             .save(&lock(&cluster.state), true)
