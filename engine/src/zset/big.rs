@@ -119,9 +119,9 @@ impl BigZset {
         r
     }
 
-    /// The handle of `member`, its chunk, and its place in the chunk with its score: the
-    /// chunk is scanned once, by the index's check of the candidate.
-    fn member_at(&self, member: &[u8]) -> Option<(u32, u32, (usize, f64))> {
+    /// The chunk of `member`, and its place in the chunk with its score: the chunk is
+    /// scanned once, by the index's check of the candidate.
+    fn member_at(&self, member: &[u8]) -> Option<(u32, (usize, f64))> {
         let h = self.h32(member);
         let (handles, chunks) = (&self.handles, &self.chunks);
         let mut hit = None;
@@ -134,16 +134,16 @@ impl BigZset {
             };
             hit.is_some()
         })?;
-        Some((x, handles[x as usize].0, hit?))
+        Some((handles[x as usize].0, hit?))
     }
 
     pub fn score(&self, member: &[u8]) -> Option<f64> {
-        self.member_at(member).map(|(_, _, (_, s))| s)
+        self.member_at(member).map(|(_, (_, s))| s)
     }
 
     /// The member's 0-based rank (ascending) and score.
     pub fn rank(&self, member: &[u8]) -> Option<(usize, f64)> {
-        let (_, c, (i, s)) = self.member_at(member)?;
+        let (c, (i, s)) = self.member_at(member)?;
         Some((self.prefix(self.pos[c as usize] as usize) + i, s))
     }
 

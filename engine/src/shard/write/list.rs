@@ -48,25 +48,20 @@ fn push_on(mut old: Entry, left: bool, items: &[&[u8]], cas: u64) -> Entry {
                     packed::push(&mut add, e);
                 }
             }
-            let count = packed::len(cur) + items.len();
-            let len = cur.len() + add.len();
-            if list::stays_packed(count, len, false) {
-                // The new entry's value is written once: the pushed bytes and the old.
-                let (first, second) = if left {
-                    (&add[..], cur)
-                } else {
-                    (cur, &add[..])
-                };
-                return old.with_kind_value(Kind::ListPacked, len, cas, |v| {
-                    v[..first.len()].copy_from_slice(first);
-                    v[first.len()..].copy_from_slice(second);
-                });
-            }
             let (first, second) = if left {
                 (&add[..], cur)
             } else {
                 (cur, &add[..])
             };
+            let count = packed::len(cur) + items.len();
+            let len = cur.len() + add.len();
+            if list::stays_packed(count, len, false) {
+                // The new entry's value is written once: the pushed bytes and the old.
+                return old.with_kind_value(Kind::ListPacked, len, cas, |v| {
+                    v[..first.len()].copy_from_slice(first);
+                    v[first.len()..].copy_from_slice(second);
+                });
+            }
             let l = BigList::from_elems(packed::elems(first).chain(packed::elems(second)));
             old.with_big(Box::new(Big::List(l)), cas)
         }
