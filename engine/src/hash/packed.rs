@@ -168,6 +168,10 @@ pub fn set<'a>(b: &mut Vec<u8>, new: impl IntoIterator<Item = (&'a [u8], &'a [u8
             }
         }
         match found {
+            // A value of the same length is written over the old one.
+            Some((start, end)) if end - start == pair_len(field, value) => {
+                b[end - value.len()..end].copy_from_slice(value);
+            }
             Some((start, end)) => {
                 let mut pair = Vec::with_capacity(pair_len(field, value));
                 push(&mut pair, field, value);
@@ -180,6 +184,33 @@ pub fn set<'a>(b: &mut Vec<u8>, new: impl IntoIterator<Item = (&'a [u8], &'a [u8
         }
     }
     added
+}
+
+/// Sets `new` pairs on packed bytes `b` when every field is present with a value as long
+/// as its new one, writing the values over the old ones (the bytes keep their length);
+/// false, leaving `b` as it was, when any is not.
+pub fn overwrite<'a>(
+    b: &mut [u8],
+    new: impl IntoIterator<Item = (&'a [u8], &'a [u8])> + Clone,
+) -> bool {
+    let same_length =
+        |field: &[u8], value: &[u8]| pairs(b).any(|(f, v)| f == field && v.len() == value.len());
+    if !new.clone().into_iter().all(|(f, v)| same_length(f, v)) {
+        return false;
+    }
+    for (field, value) in new {
+        let mut at = 0;
+        while at < b.len() {
+            let (Ok(f), Ok(_)) = (string(b, &mut at), string(b, &mut at)) else {
+                break;
+            };
+            if f == field {
+                b[at - value.len()..at].copy_from_slice(value);
+                break;
+            }
+        }
+    }
+    true
 }
 
 /// Removes `fields` from packed bytes `b` in place; returns how many were present.
@@ -226,6 +257,24 @@ mod tests {
     }
 
     #[test]
+    fn overwrite_takes_same_length_values_only() {
+        let mut b = from_pairs([(&b"a"[..], &b"12"[..]), (b"b", b"34")]);
+        let before = b.clone();
+        assert!(!overwrite(
+            &mut b,
+            [(&b"a"[..], &b"xy"[..]), (b"b", b"long")]
+        ));
+        assert!(!overwrite(&mut b, [(&b"c"[..], &b"xy"[..])]));
+        assert_eq!(b, before, "a refused overwrite changes nothing");
+        assert!(overwrite(
+            &mut b,
+            [(&b"b"[..], &b"xy"[..]), (b"a", b"zz"), (b"b", b"vw")]
+        ));
+        let got: Vec<_> = pairs(&b).collect();
+        assert_eq!(got, vec![(&b"a"[..], &b"zz"[..]), (b"b", b"vw")]);
+    }
+
+    #[test]
     fn malformed_bytes_are_errors_not_panics() {
         assert_eq!(validate(&[5, b'a'], 10), Err(PackedError::Truncated));
         assert_eq!(validate(&[1, b'a'], 10), Err(PackedError::Truncated));
@@ -258,6 +307,22 @@ mod tests {
                     len(&b) == n && again == b
                 }
                 Err(_) => true,
+            }
+        }
+
+        /// Where `overwrite` applies, it gives the bytes `set` gives, adding no field.
+        fn overwrite_agrees_with_set(ops: Vec<(u8, Vec<u8>)>, new: Vec<(u8, Vec<u8>)>) -> bool {
+            let fields: Vec<(Vec<u8>, Vec<u8>)> = ops.into_iter().map(|(f, v)| (vec![f % 8], v)).collect();
+            let b = from_pairs(fields.iter().map(|(f, v)| (&f[..], &v[..])));
+            let new: Vec<(Vec<u8>, Vec<u8>)> = new.into_iter().map(|(f, v)| (vec![f % 8], v)).collect();
+            let new = new.iter().map(|(f, v)| (&f[..], &v[..]));
+            let mut set_b = b.clone();
+            let added = set(&mut set_b, new.clone());
+            let mut over_b = b.clone();
+            if overwrite(&mut over_b, new) {
+                added == 0 && over_b == set_b
+            } else {
+                over_b == b
             }
         }
 

@@ -90,6 +90,9 @@ pub struct BigList {
     len: usize,
     /// The packed size of all elements (what [`BigList::to_packed`] would return).
     bytes: usize,
+    /// The chunks' buffers in allocator size classes (kept, as memory accounting asks
+    /// for it on every write).
+    chunk_bytes: usize,
 }
 
 impl PartialEq for BigList {
@@ -129,6 +132,7 @@ impl BigList {
         if !self.chunks.back_mut().is_some_and(|c| c.push_back(e)) {
             let mut c = Chunk::new(packed::elem_len(e), false);
             c.push_back(e);
+            self.chunk_bytes += c.heap_bytes();
             self.chunks.push_back(c);
         }
         self.len += 1;
@@ -139,6 +143,7 @@ impl BigList {
         if !self.chunks.front_mut().is_some_and(|c| c.push_front(e)) {
             let mut c = Chunk::new(packed::elem_len(e), true);
             c.push_front(e);
+            self.chunk_bytes += c.heap_bytes();
             self.chunks.push_front(c);
         }
         self.len += 1;
@@ -154,6 +159,7 @@ impl BigList {
         c.start = at as u32;
         c.count -= 1;
         if c.count == 0 {
+            self.chunk_bytes -= c.heap_bytes();
             self.chunks.pop_front();
         }
         self.len -= 1;
@@ -171,6 +177,7 @@ impl BigList {
         c.end = last as u32;
         c.count -= 1;
         if c.count == 0 {
+            self.chunk_bytes -= c.heap_bytes();
             self.chunks.pop_back();
         }
         self.len -= 1;
@@ -222,6 +229,7 @@ impl BigList {
             rebuilt.push_back(if i == index { value } else { e });
         }
         self.bytes = self.bytes - packed::elem_len(elems[index]) + packed::elem_len(value);
+        self.chunk_bytes = self.chunk_bytes - old.heap_bytes() + rebuilt.chunk_bytes;
         self.chunks.remove(ci);
         for (k, c) in rebuilt.chunks.into_iter().enumerate() {
             self.chunks.insert(ci + k, c);
@@ -275,7 +283,7 @@ impl BigList {
     /// Heap bytes besides the `Big` itself: chunk buffers and the deque's slots.
     pub fn heap_bytes(&self) -> usize {
         let slots = self.chunks.capacity() * std::mem::size_of::<Chunk>();
-        alloc_class(slots.max(1)) + self.chunks.iter().map(Chunk::heap_bytes).sum::<usize>()
+        alloc_class(slots.max(1)) + self.chunk_bytes
     }
 }
 
@@ -306,7 +314,8 @@ mod tests {
                     _ => if l.pop_back() != m.pop_back() { return false; },
                 }
                 if l.len() != m.len()
-                    || l.packed_len() != m.iter().map(|e| packed::elem_len(e)).sum::<usize>() {
+                    || l.packed_len() != m.iter().map(|e| packed::elem_len(e)).sum::<usize>()
+                    || l.chunk_bytes != l.chunks.iter().map(Chunk::heap_bytes).sum::<usize>() {
                     return false;
                 }
             }

@@ -137,6 +137,18 @@ pub fn len(b: &[u8]) -> usize {
     elems(b).count()
 }
 
+/// The byte offset where element `index` of `b` starts (`b.len()` for `index` at or past
+/// the end).
+pub(crate) fn offset(b: &[u8], index: usize) -> usize {
+    let mut at = 0;
+    for _ in 0..index {
+        if at >= b.len() || element(b, &mut at).is_err() {
+            return b.len();
+        }
+    }
+    at
+}
+
 /// The byte offset where the last element of `b` starts (`b` non-empty and well formed).
 pub(crate) fn last_offset(b: &[u8]) -> usize {
     let (mut at, mut last) = (0, 0);
@@ -173,6 +185,9 @@ mod tests {
             validate(&b, usize::MAX) == Ok(v.len())
                 && back == v.iter().map(|e| &e[..]).collect::<Vec<_>>()
                 && (v.is_empty() || elems(&b[last_offset(&b)..]).next() == v.last().map(|e| &e[..]))
+                && (0..=v.len() + 1).all(|i| {
+                    elems(&b[offset(&b, i)..]).eq(v.iter().skip(i).map(|e| &e[..]))
+                })
         }
 
         fn validate_never_panics(b: Vec<u8>) -> bool {

@@ -119,26 +119,31 @@ impl BigZset {
         r
     }
 
-    /// The handle of `member` and its chunk.
-    fn find(&self, member: &[u8]) -> Option<(u32, u32)> {
+    /// The chunk of `member`, and its place in the chunk with its score: the chunk is
+    /// scanned once, by the index's check of the candidate.
+    fn member_at(&self, member: &[u8]) -> Option<(u32, (usize, f64))> {
         let h = self.h32(member);
         let (handles, chunks) = (&self.handles, &self.chunks);
+        let mut hit = None;
         let x = self.index.find(wide(h), |x| {
             let (c, hh) = handles[x as usize];
-            hh == h && packed::find(&chunks[c as usize].buf, member).is_some()
+            hit = if hh == h {
+                packed::find(&chunks[c as usize].buf, member)
+            } else {
+                None
+            };
+            hit.is_some()
         })?;
-        Some((x, handles[x as usize].0))
+        Some((handles[x as usize].0, hit?))
     }
 
     pub fn score(&self, member: &[u8]) -> Option<f64> {
-        let (_, c) = self.find(member)?;
-        packed::score(self.buf(c), member)
+        self.member_at(member).map(|(_, (_, s))| s)
     }
 
     /// The member's 0-based rank (ascending) and score.
     pub fn rank(&self, member: &[u8]) -> Option<(usize, f64)> {
-        let (_, c) = self.find(member)?;
-        let (i, s) = packed::find(self.buf(c), member)?;
+        let (c, (i, s)) = self.member_at(member)?;
         Some((self.prefix(self.pos[c as usize] as usize) + i, s))
     }
 

@@ -10,6 +10,10 @@ use crate::entry::{Big, Kind};
 use crate::hash::{self, packed, BigHash, Limits};
 use crate::store::{Entry, NO_EXPIRY};
 
+/// The most pairs a new hash packs directly, field by field (quadratic in them); more go
+/// through the table, which folds repeated fields in linear time.
+const DIRECT_PACK: usize = 32;
+
 /// A new entry for a hash holding `pairs` (later duplicates win), packed when it fits.
 fn new_hash<'a>(
     key: &[u8],
@@ -22,6 +26,16 @@ fn new_hash<'a>(
     // As Redis's `hashTypeTryConversion`: any pair too long makes a table, even if a
     // later duplicate replaces it.
     let fits = pairs.clone().all(|(f, v)| limits.fits(f, v));
+    let count = pairs.clone().count();
+    if fits && count <= limits.max_entries.min(DIRECT_PACK) {
+        // Few pairs: packed at once (folding repeated fields) without the table.
+        let mut b = Vec::with_capacity(pairs.clone().map(|(f, v)| packed::pair_len(f, v)).sum());
+        let n = packed::set(&mut b, pairs);
+        return (
+            Entry::new_kind(Kind::HashPacked, key, &b, expire_at, flags, cas),
+            n,
+        );
+    }
     let t = BigHash::from_pairs(pairs);
     let n = t.len();
     let e = if fits && n <= limits.max_entries {
@@ -42,6 +56,11 @@ fn set_on<'a>(
 ) -> (Entry, usize) {
     match old.kind() {
         Kind::HashPacked => {
+            // Values as long as the ones they replace: written over them in place.
+            if packed::overwrite(old.value_mut(), pairs.clone()) {
+                old.set_cas(cas);
+                return (old, 0);
+            }
             let fits = pairs.clone().all(|(f, v)| limits.fits(f, v));
             let n = packed::len(old.value());
             if fits && n + pairs.clone().count() <= limits.max_entries {

@@ -38,25 +38,31 @@ fn push_on(mut old: Entry, left: bool, items: &[&[u8]], cas: u64) -> Entry {
     match old.kind() {
         Kind::ListPacked => {
             let cur = old.value();
-            let add: usize = items.iter().map(|e| packed::elem_len(e)).sum();
-            let count = packed::len(cur) + items.len();
-            let mut b = Vec::with_capacity(cur.len() + add);
+            let mut add = Vec::with_capacity(items.iter().map(|e| packed::elem_len(e)).sum());
             if left {
                 for e in items.iter().rev() {
-                    packed::push(&mut b, e);
+                    packed::push(&mut add, e);
                 }
-                b.extend_from_slice(cur);
             } else {
-                b.extend_from_slice(cur);
                 for e in items {
-                    packed::push(&mut b, e);
+                    packed::push(&mut add, e);
                 }
             }
-            if list::stays_packed(count, b.len(), false) {
-                return old
-                    .with_kind_value(Kind::ListPacked, b.len(), cas, |v| v.copy_from_slice(&b));
+            let (first, second) = if left {
+                (&add[..], cur)
+            } else {
+                (cur, &add[..])
+            };
+            let count = packed::len(cur) + items.len();
+            let len = cur.len() + add.len();
+            if list::stays_packed(count, len, false) {
+                // The new entry's value is written once: the pushed bytes and the old.
+                return old.with_kind_value(Kind::ListPacked, len, cas, |v| {
+                    v[..first.len()].copy_from_slice(first);
+                    v[first.len()..].copy_from_slice(second);
+                });
             }
-            let l = BigList::from_elems(packed::elems(&b));
+            let l = BigList::from_elems(packed::elems(first).chain(packed::elems(second)));
             old.with_big(Box::new(Big::List(l)), cas)
         }
         Kind::Boxed if old.list().is_some() => {
@@ -93,26 +99,23 @@ fn push_on(mut old: Entry, left: bool, items: &[&[u8]], cas: u64) -> Entry {
 fn pop_on(mut old: Entry, left: bool, count: usize, cas: u64) -> (Entry, Vec<Vec<u8>>) {
     match old.kind() {
         Kind::ListPacked => {
+            // The popped elements and the rest are byte ranges of the packed value, split
+            // at one element boundary.
             let cur = old.value();
-            let all: Vec<&[u8]> = packed::elems(cur).collect();
-            let n = count.min(all.len());
-            let (popped, rest): (Vec<Vec<u8>>, Vec<&[u8]>) = if left {
-                (
-                    all[..n].iter().map(|e| e.to_vec()).collect(),
-                    all[n..].to_vec(),
-                )
+            let (gone, rest) = if left {
+                cur.split_at(packed::offset(cur, count))
             } else {
-                (
-                    all[all.len() - n..]
-                        .iter()
-                        .rev()
-                        .map(|e| e.to_vec())
-                        .collect(),
-                    all[..all.len() - n].to_vec(),
-                )
+                let n = packed::len(cur);
+                let (rest, gone) = cur.split_at(packed::offset(cur, n - count.min(n)));
+                (gone, rest)
             };
-            let b = packed::pack(rest);
-            let e = old.with_kind_value(Kind::ListPacked, b.len(), cas, |v| v.copy_from_slice(&b));
+            let mut popped: Vec<Vec<u8>> = packed::elems(gone).map(|e| e.to_vec()).collect();
+            if !left {
+                popped.reverse();
+            }
+            let e = old.with_kind_value(Kind::ListPacked, rest.len(), cas, |v| {
+                v.copy_from_slice(rest)
+            });
             (e, popped)
         }
         Kind::Boxed => {
