@@ -46,6 +46,7 @@
 
 use baton_engine::entry::ItemBits;
 use baton_engine::shard::{DelCause, Effect};
+use baton_engine::Entry;
 use bytes::Bytes;
 
 /// The format version this build speaks.
@@ -188,15 +189,7 @@ pub fn encode_effect(effect: &Effect, out: &mut Vec<u8>) {
             out.extend_from_slice(&cas.to_le_bytes());
             out.push(bits_byte(*bits));
         }
-        Effect::Del { key, cause } => {
-            out.push(T_DEL);
-            put_bytes(out, key);
-            out.push(match cause {
-                DelCause::Deleted => 0,
-                DelCause::Expired => 1,
-                DelCause::Evicted => 2,
-            });
-        }
+        Effect::Del { key, cause } => encode_del(key, *cause, out),
         Effect::Flush => out.push(T_FLUSH),
         Effect::HashPut { .. } => put_hash_item(out, T_HPUT, effect),
         Effect::HashSet { key, pairs, cas } => {
@@ -432,6 +425,31 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) {
         Record::Item(other) => encode_effect(other, out),
         Record::End => encode_end(out),
     }
+}
+
+/// Appends the journal record of [`Effect::put`]`(e)`, read from the entry in place: the
+/// same bytes as encoding that effect, without building it (a string's key and value are
+/// copied once, into `out`; other types go through the effect).
+pub fn encode_put_entry(e: &Entry, out: &mut Vec<u8>) {
+    match e.string() {
+        Some(value) => {
+            out.push(T_PUT);
+            let bits = e.item_bits();
+            put_item(out, e.key(), value, e.expire_at(), e.flags(), e.cas(), bits);
+        }
+        None => encode_effect(&Effect::put(e), out),
+    }
+}
+
+/// Appends the journal record of an [`Effect::Del`] of `key`, without building it.
+pub fn encode_del(key: &[u8], cause: DelCause, out: &mut Vec<u8>) {
+    out.push(T_DEL);
+    put_bytes(out, key);
+    out.push(match cause {
+        DelCause::Deleted => 0,
+        DelCause::Expired => 1,
+        DelCause::Evicted => 2,
+    });
 }
 
 fn put_item(
