@@ -12,7 +12,9 @@ use baton_engine::shard::Effect;
 use baton_engine::Shard;
 use baton_ring::Router;
 
-use crate::record::{decode, DecodeError, Hello, Limits, Record};
+use bytes::BytesMut;
+
+use crate::record::{decode_shared, DecodeError, Hello, Limits, Record};
 
 /// What one replica shard must do for a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +63,10 @@ pub enum FlowError {
     UnexpectedItem,
 }
 
+/// The receive buffer a flow starts with: once the records decoded from its front are
+/// applied and dropped, it is reused whole.
+const PENDING_CAPACITY: usize = 64 * 1024;
+
 /// The replica's state for one flow.
 #[derive(Debug)]
 pub struct Applier {
@@ -72,9 +78,8 @@ pub struct Applier {
     offset: u64,
     /// Whether the snapshot is still coming (a full sync before its END).
     loading: bool,
-    /// Received bytes not yet decoded (a record cut by the network), from `start`.
-    pending: Vec<u8>,
-    start: usize,
+    /// Received bytes not yet decoded (a record cut by the network).
+    pending: BytesMut,
 }
 
 impl Applier {
@@ -87,8 +92,7 @@ impl Applier {
             hello: None,
             offset,
             loading: false,
-            pending: Vec::new(),
-            start: 0,
+            pending: BytesMut::with_capacity(PENDING_CAPACITY),
         }
     }
 
@@ -114,20 +118,26 @@ impl Applier {
         bytes: &[u8],
         mut route: impl FnMut(usize, Op),
     ) -> Result<(), FlowError> {
-        if self.start == self.pending.len() {
-            self.pending.clear();
-            self.start = 0;
-        }
+        // The records decoded from these bytes share them: frozen, they stay alive while
+        // any record's key or value does, and what follows the last complete record
+        // (the start of one cut by the network) goes back to `pending`.
         self.pending.extend_from_slice(bytes);
-        while let Some((record, used)) = decode(&self.pending[self.start..], &self.limits)? {
-            self.start += used;
-            self.take(record, used as u64, &mut route)?;
-        }
-        if self.start > self.pending.len() / 2 {
-            self.pending.drain(..self.start);
-            self.start = 0;
-        }
-        Ok(())
+        let buf = self.pending.split().freeze();
+        let mut at = 0;
+        let result = loop {
+            match decode_shared(&buf, at, &self.limits) {
+                Ok(Some((record, used))) => {
+                    at += used;
+                    if let Err(e) = self.take(record, used as u64, &mut route) {
+                        break Err(e);
+                    }
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e.into()),
+            }
+        };
+        self.pending.extend_from_slice(&buf[at..]);
+        result
     }
 
     fn take(

@@ -8,9 +8,10 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use baton_engine::shard::{Effect, EffectSink};
+use baton_engine::shard::{DelCause, Effect, EffectSink};
+use baton_engine::Entry;
 
-use crate::record::encode_effect;
+use crate::record::{encode_del, encode_effect, encode_put_entry};
 
 /// Records go into chunks of about this many bytes; the backlog drops whole chunks, so
 /// what it holds always starts at a record.
@@ -195,7 +196,22 @@ impl Journal {
 
 impl EffectSink for Journal {
     fn emit(&mut self, effect: Effect) {
-        self.backlog().append(|out| encode_effect(&effect, out));
+        self.emit_ref(&effect);
+    }
+
+    fn emit_ref(&mut self, effect: &Effect) {
+        self.backlog().append(|out| encode_effect(effect, out));
+    }
+
+    // A write's two most common effects are encoded from the entry (or key) in place:
+    // building the effect first would copy the key and value into fresh allocations
+    // only to copy them again into the backlog and free them.
+    fn emit_put(&mut self, e: &Entry) {
+        self.backlog().append(|out| encode_put_entry(e, out));
+    }
+
+    fn emit_del(&mut self, key: &[u8], cause: DelCause) {
+        self.backlog().append(|out| encode_del(key, cause, out));
     }
 }
 
@@ -227,6 +243,69 @@ mod tests {
         b.unpin(1);
         b.set_capacity(0);
         assert_eq!(b.chunks.len(), 1, "the newest chunk always stays");
+    }
+
+    /// Feeds a journal through the in-place path and keeps the effects the default path
+    /// builds for the same calls, to compare their encodings.
+    struct Tee(Journal, baton_engine::shard::Collector);
+
+    impl EffectSink for Tee {
+        fn emit(&mut self, effect: Effect) {
+            self.1.emit(effect.clone());
+            self.0.emit(effect);
+        }
+        fn emit_put(&mut self, e: &Entry) {
+            self.1.emit(Effect::put(e));
+            self.0.emit_put(e);
+        }
+        fn emit_del(&mut self, key: &[u8], cause: DelCause) {
+            self.1.emit(Effect::Del {
+                key: bytes::Bytes::copy_from_slice(key),
+                cause,
+            });
+            self.0.emit_del(key, cause);
+        }
+    }
+
+    #[test]
+    fn entries_encoded_in_place_match_their_effects_byte_for_byte() {
+        let journal = Journal::new(1 << 20, 0);
+        let collector = baton_engine::shard::Collector::new();
+        let mut shard = baton_engine::Shard::new(3);
+        shard.set_effect_sink(Box::new(Tee(journal.clone(), collector.clone())));
+        shard.put(b"plain", b"value", baton_engine::NO_EXPIRY, 0);
+        shard.put(b"timed", &[0xff; 300], 1_000, 0xdead_beef);
+        shard.update(b"plain", 5, |v| v.extend_from_slice(b"+more"));
+        shard.put(b"", b"", baton_engine::NO_EXPIRY, 1);
+        shard.hash_set(b"h", &[(b"f".as_slice(), b"v".as_slice())], 5);
+        shard.put_hash(b"h2", &[], false, 2_000, 9);
+        shard.list_push(b"l", true, &[b"x".as_slice()], 5);
+        shard.delete(b"plain", 5);
+        assert!(shard.lookup(b"timed", 1_000).is_none(), "expired");
+        shard.flush();
+        let effects = collector.take();
+        assert!(effects.len() >= 9, "{effects:?}");
+        assert!(effects.iter().any(|e| matches!(
+            e,
+            Effect::Del {
+                cause: DelCause::Expired,
+                ..
+            }
+        )));
+        let mut want = Vec::new();
+        for e in &effects {
+            encode_effect(e, &mut want);
+        }
+        assert_eq!(journal.backlog().since(0).unwrap().concat(), want);
+
+        // A replica's shard passes on what it applies, encoded from the effect in place.
+        let chained = Journal::new(1 << 20, 0);
+        let mut replica = baton_engine::Shard::new(0);
+        replica.set_effect_sink(Box::new(chained.clone()));
+        for e in &effects {
+            replica.apply(e);
+        }
+        assert_eq!(chained.backlog().since(0).unwrap().concat(), want);
     }
 
     fn record(b: &mut Backlog, len: usize) -> u64 {

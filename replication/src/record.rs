@@ -46,6 +46,7 @@
 
 use baton_engine::entry::ItemBits;
 use baton_engine::shard::{DelCause, Effect};
+use baton_engine::Entry;
 use bytes::Bytes;
 
 /// The format version this build speaks.
@@ -188,15 +189,7 @@ pub fn encode_effect(effect: &Effect, out: &mut Vec<u8>) {
             out.extend_from_slice(&cas.to_le_bytes());
             out.push(bits_byte(*bits));
         }
-        Effect::Del { key, cause } => {
-            out.push(T_DEL);
-            put_bytes(out, key);
-            out.push(match cause {
-                DelCause::Deleted => 0,
-                DelCause::Expired => 1,
-                DelCause::Evicted => 2,
-            });
-        }
+        Effect::Del { key, cause } => encode_del(key, *cause, out),
         Effect::Flush => out.push(T_FLUSH),
         Effect::HashPut { .. } => put_hash_item(out, T_HPUT, effect),
         Effect::HashSet { key, pairs, cas } => {
@@ -434,6 +427,31 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) {
     }
 }
 
+/// Appends the journal record of [`Effect::put`]`(e)`, read from the entry in place: the
+/// same bytes as encoding that effect, without building it (a string's key and value are
+/// copied once, into `out`; other types go through the effect).
+pub fn encode_put_entry(e: &Entry, out: &mut Vec<u8>) {
+    match e.string() {
+        Some(value) => {
+            out.push(T_PUT);
+            let bits = e.item_bits();
+            put_item(out, e.key(), value, e.expire_at(), e.flags(), e.cas(), bits);
+        }
+        None => encode_effect(&Effect::put(e), out),
+    }
+}
+
+/// Appends the journal record of an [`Effect::Del`] of `key`, without building it.
+pub fn encode_del(key: &[u8], cause: DelCause, out: &mut Vec<u8>) {
+    out.push(T_DEL);
+    put_bytes(out, key);
+    out.push(match cause {
+        DelCause::Deleted => 0,
+        DelCause::Expired => 1,
+        DelCause::Evicted => 2,
+    });
+}
+
 fn put_item(
     out: &mut Vec<u8>,
     key: &[u8],
@@ -461,17 +479,35 @@ fn bits_byte(bits: ItemBits) -> u8 {
 /// Reads the record at the front of `buf`: `Ok(None)` when it has not all arrived yet,
 /// else the record and the bytes it took.
 pub fn decode(buf: &[u8], limits: &Limits) -> Result<Option<(Record, usize)>, DecodeError> {
-    let mut r = Reader { buf, pos: 0 };
-    match r.record(limits) {
-        Ok(record) => Ok(Some((record, r.pos))),
-        Err(Fail::Short) => Ok(None),
-        Err(Fail::Bad(e)) => Err(e),
+    Reader {
+        buf,
+        pos: 0,
+        src: None,
     }
+    .finish(limits)
+}
+
+/// [`decode`] of the record at `buf[at..]`, whose byte strings (keys, values, ...) are
+/// slices sharing `buf` rather than copies: a replica applying a stream copies each
+/// value once, into its store, instead of first into an allocation of its own.
+pub fn decode_shared(
+    buf: &Bytes,
+    at: usize,
+    limits: &Limits,
+) -> Result<Option<(Record, usize)>, DecodeError> {
+    Reader {
+        buf: &buf[at..],
+        pos: 0,
+        src: Some(buf),
+    }
+    .finish(limits)
 }
 
 struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// What `buf` lies in, when byte strings are to share it.
+    src: Option<&'a Bytes>,
 }
 
 /// What reading a field can end in: not there yet, or wrong.
@@ -487,6 +523,14 @@ impl From<DecodeError> for Fail {
 }
 
 impl Reader<'_> {
+    fn finish(mut self, limits: &Limits) -> Result<Option<(Record, usize)>, DecodeError> {
+        match self.record(limits) {
+            Ok(record) => Ok(Some((record, self.pos))),
+            Err(Fail::Short) => Ok(None),
+            Err(Fail::Bad(e)) => Err(e),
+        }
+    }
+
     fn record(&mut self, limits: &Limits) -> Result<Record, Fail> {
         let tag = self.u8()?;
         Ok(match tag {
@@ -813,7 +857,12 @@ impl Reader<'_> {
         if len > max {
             return Err(DecodeError::TooLong { field, len, max }.into());
         }
-        Ok(Bytes::copy_from_slice(self.take(len)?))
+        let src = self.src;
+        let b = self.take(len)?;
+        Ok(match src {
+            Some(src) => src.slice_ref(b),
+            None => Bytes::copy_from_slice(b),
+        })
     }
 }
 
@@ -828,6 +877,27 @@ mod tests {
         assert_eq!(decode(&buf, &limits), Ok(Some((r.clone(), buf.len()))));
         for cut in 0..buf.len() {
             assert_eq!(decode(&buf[..cut], &limits), Ok(None), "{r:?} cut at {cut}");
+        }
+        // The same record behind another, its byte strings shared with the buffer.
+        let mut two = vec![T_FLUSH];
+        two.extend_from_slice(&buf);
+        let shared = Bytes::from(two);
+        let decoded = decode_shared(&shared, 1, &limits);
+        assert_eq!(decoded, Ok(Some((r.clone(), buf.len()))));
+        if let Some(k) = decoded.unwrap().and_then(|(r, _)| match r {
+            Record::Effect(e) | Record::Item(e) => e.key().cloned(),
+            _ => None,
+        }) {
+            let within = shared.as_ptr_range();
+            assert!(k.is_empty() || within.contains(&k.as_ptr()), "not a copy");
+        }
+        for cut in 1..shared.len() {
+            let short = shared.slice(..cut);
+            assert_eq!(
+                decode_shared(&short, 1, &limits),
+                Ok(None),
+                "{r:?} cut at {cut}"
+            );
         }
     }
 

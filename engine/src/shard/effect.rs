@@ -264,6 +264,29 @@ impl Effect {
 /// per change and in the order the changes happened.
 pub trait EffectSink: Send {
     fn emit(&mut self, effect: Effect);
+
+    /// The entry `e` as it now stands: the effect [`Effect::put`] builds from it. A sink
+    /// that encodes effects may read the entry in place instead, sparing the copies of its
+    /// key and value that building the effect takes (a write's replication cost).
+    fn emit_put(&mut self, e: &Entry) {
+        self.emit(Effect::put(e));
+    }
+
+    /// A change `effect` already describes (a replica passing on what it applied): a
+    /// sink that encodes effects may read it in place instead of taking the clone the
+    /// default makes (cloning shares a `Bytes` only after allocating for it).
+    fn emit_ref(&mut self, effect: &Effect) {
+        self.emit(effect.clone());
+    }
+
+    /// `key` is gone, for `cause`: an [`Effect::Del`], which a sink that encodes may write
+    /// without copying the key first.
+    fn emit_del(&mut self, key: &[u8], cause: DelCause) {
+        self.emit(Effect::Del {
+            key: Bytes::copy_from_slice(key),
+            cause,
+        });
+    }
 }
 
 /// A sink that keeps effects in memory for whoever holds a clone of it (tests, and

@@ -406,6 +406,14 @@ fn watch(shared: &Shared, mut ctl: BufReader<TcpStream>, me: u64) -> std::io::Re
 /// longer under load. Redis's replicas acknowledge once a second, and on GETACK.
 pub const ACK_INTERVAL: Duration = Duration::from_millis(1);
 
+/// An ACK held back by [`ACK_INTERVAL`] goes with the first input that arrives once the
+/// interval is over; the loop wakes on its own for it only this much later. A busy
+/// primary ships at least every `FLOW_COALESCE` (a quarter millisecond), so under load
+/// the ACK rides on a wake-up the replica makes anyway instead of costing one of its
+/// own (a wake-up of an idle replica costs it about as much as applying a shipment).
+/// When the stream stops, the last ACK goes at most this much later.
+pub const ACK_WAKE_SLACK: Duration = Duration::from_micros(500);
+
 /// What [`ApplyState::take_ack`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ack {
@@ -413,7 +421,8 @@ pub enum Ack {
     Nothing,
     /// An ACK was appended to the output.
     Queued,
-    /// An ACK is owed but the last one was too recent: ask again at this instant.
+    /// An ACK is owed but the last one was too recent: ask again at the next input, or
+    /// at this instant at the latest (the interval's end plus [`ACK_WAKE_SLACK`]).
     Later(Instant),
 }
 
@@ -634,7 +643,7 @@ impl ApplyState {
             return Ack::Nothing;
         }
         if let Err(due) = pace(&mut self.last_ack, Instant::now(), ACK_INTERVAL) {
-            return Ack::Later(due);
+            return Ack::Later(due + ACK_WAKE_SLACK);
         }
         self.acked = applied;
         out.extend_from_slice(format!("REPLCONF ACK {applied}\r\n").as_bytes());
@@ -682,5 +691,30 @@ mod tests {
         // ...and goes once it has passed.
         assert_eq!(pace(&mut last, t0 + ACK_INTERVAL, ACK_INTERVAL), Ok(()));
         assert_eq!(last, Some(t0 + ACK_INTERVAL));
+    }
+
+    #[test]
+    fn a_held_back_ack_wakes_the_loop_only_after_the_slack() {
+        let start = ApplyStart {
+            shard: 0,
+            offset: 10,
+            generation: 1,
+        };
+        let mut a = ApplyState::new(start, 1);
+        let mut out = Vec::new();
+        assert_eq!(a.take_ack(&mut out), Ack::Nothing, "nothing new applied");
+        a.applied.set(20);
+        let before = Instant::now();
+        assert_eq!(a.take_ack(&mut out), Ack::Queued, "the first goes at once");
+        assert_eq!(out, b"REPLCONF ACK 20\r\n");
+        a.applied.set(30);
+        let Ack::Later(wake) = a.take_ack(&mut out) else {
+            panic!("a second ACK within the interval waits");
+        };
+        assert!(wake >= before + ACK_INTERVAL + ACK_WAKE_SLACK, "{wake:?}");
+        // Any turn after the interval (an input arriving) sends it, before the wake-up.
+        a.last_ack = Some(Instant::now() - ACK_INTERVAL);
+        assert_eq!(a.take_ack(&mut out), Ack::Queued);
+        assert_eq!(out, b"REPLCONF ACK 20\r\nREPLCONF ACK 30\r\n");
     }
 }

@@ -112,9 +112,11 @@ impl Shard {
         }
     }
 
-    /// Reports the entry at `idx` as it now stands.
+    /// Reports the entry at `idx` as it now stands (the sink reads it in place).
     fn emit_put(&mut self, idx: u32) {
-        self.emit(|s| Effect::put(s.entry_at(idx)));
+        if let (false, Some(sink)) = (self.replica, &mut self.sink) {
+            sink.emit_put(self.store.entry_at(idx));
+        }
     }
 
     /// Reports a new CAS or new item bits of the entry at `idx`.
@@ -129,13 +131,12 @@ impl Shard {
         });
     }
 
-    /// Deletes the entry at `idx` and reports why.
+    /// Deletes the entry at `idx` and reports why (the sink reads the key in place).
     fn remove_at(&mut self, idx: u32, cause: DelCause) -> Entry {
         let e = self.unlink(idx);
-        self.emit(|_| Effect::Del {
-            key: Bytes::copy_from_slice(e.key()),
-            cause,
-        });
+        if let (false, Some(sink)) = (self.replica, &mut self.sink) {
+            sink.emit_del(e.key(), cause);
+        }
         e
     }
 
@@ -377,7 +378,7 @@ impl Shard {
     pub fn apply(&mut self, effect: &Effect) {
         self.apply_quiet(effect);
         if let Some(sink) = &mut self.sink {
-            sink.emit(effect.clone());
+            sink.emit_ref(effect);
         }
     }
 
