@@ -1332,10 +1332,12 @@ impl Loop {
                     self.flow_flush(token);
                 }
                 FlowStart::Adopt(adopted) => {
-                    if self.stopping {
-                        continue;
+                    if !self.stopping {
+                        self.adopt(*adopted);
                     }
-                    self.adopt(*adopted);
+                    // Registered here (subscriptions included) or closed: the handoff
+                    // lets the cores run commands only once every connection is settled.
+                    nc.shared.handoff.settled_one();
                 }
                 FlowStart::Apply(start, fd) => {
                     let current =

@@ -170,6 +170,15 @@ pub fn parse_follow(line: &str) -> Result<(String, u16), String> {
     Ok((host.to_string(), num(port, "the port")?))
 }
 
+/// Parses `DONE <connections moved>`.
+pub fn parse_done(line: &str) -> Result<u64, String> {
+    let w: Vec<&str> = line.split(' ').collect();
+    let ["DONE", n] = w.as_slice() else {
+        return Err(format!("not a DONE line: {line:?}"));
+    };
+    num(n, "the connection count")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +192,7 @@ mod tests {
             let _ = parse_conns(&line);
             let _ = parse_catchup(&line);
             let _ = parse_follow(&line);
+            let _ = parse_done(&line);
             match parse_takeover_ok(&line) {
                 Ok(ok) => parse_takeover_ok(&takeover_ok(&ok)) == Ok(ok),
                 Err(_) => true,
@@ -273,5 +283,8 @@ mod tests {
         );
         assert!(parse_follow("FOLLOW  6379").is_err());
         assert!(parse_follow("FOLLOW h 65536").is_err());
+        assert_eq!(parse_done("DONE 3"), Ok(3));
+        assert!(parse_done("DONE").is_err());
+        assert!(parse_done("DONE -1").is_err());
     }
 }

@@ -59,6 +59,8 @@
 //!                      old process's flows)
 //!  ... old cores send their connections over the CONNS sockets ...
 //!  old ─► DONE <connections moved>
+//!  ... new waits until its cores have adopted that many connections (subscriptions
+//!      registered), then its cores start commands and accept ...
 //! ```
 //! Each connection on a CONNS socket is one frame: a 4-byte big-endian length with the
 //! connection's fd attached, then that many bytes of [`crate::session::Session::encode`].
@@ -80,7 +82,7 @@ mod takeover;
 
 use std::os::fd::RawFd;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};
 
 pub use control::{default_socket_path, listen};
@@ -125,6 +127,13 @@ pub struct Handoff {
     busy: AtomicBool,
     /// Old process: the operator (the tool) asked to abort.
     abort: AtomicBool,
+    /// New process: connections taken off the CONNS sockets.
+    arrived: AtomicU64,
+    /// New process: connections settled here: adopted by a core (its subscriptions
+    /// registered in that core's registry) or closed (unreadable).
+    settled: AtomicU64,
+    /// New process: CONNS sockets still being read.
+    receiving: AtomicUsize,
 }
 
 impl Handoff {
@@ -140,6 +149,9 @@ impl Handoff {
             watchers: Mutex::new(Vec::new()),
             busy: AtomicBool::new(false),
             abort: AtomicBool::new(false),
+            arrived: AtomicU64::new(0),
+            settled: AtomicU64::new(0),
+            receiving: AtomicUsize::new(0),
         }
     }
 
@@ -182,6 +194,11 @@ impl Handoff {
     pub fn event(&self, line: &str) {
         tracing::info!("handoff: {line}");
         crate::repl_state::lock(&self.watchers).retain(|w| fdpass::send_line(w, line, &[]).is_ok());
+    }
+
+    /// New process: a connection the old one sent is adopted by its core, or closed.
+    pub fn settled_one(&self) {
+        self.settled.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Old process: sends one connection to the new process down core `core`'s socket.

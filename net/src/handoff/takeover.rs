@@ -114,12 +114,16 @@ impl Takeover {
         )?;
         drop(theirs);
         let next = Arc::new(AtomicUsize::new(0));
+        h.receiving.store(ours.len(), Ordering::Release);
         for (i, sock) in ours.into_iter().enumerate() {
             let shared = shared.clone();
             let next = next.clone();
             std::thread::Builder::new()
                 .name(format!("baton-adopt-{i}"))
-                .spawn(move || receive(&shared, sock, &next))?;
+                .spawn(move || {
+                    receive(&shared, sock, &next);
+                    shared.handoff.receiving.fetch_sub(1, Ordering::AcqRel);
+                })?;
         }
         // Copy the shards: this process is a replica of the old one until PROMOTE.
         *lock(&shared.repl.masterauth) = self.auth.clone();
@@ -137,6 +141,8 @@ impl Takeover {
         let mut synced = false;
         let mut catch_up: Option<Vec<u64>> = None;
         let mut promoted = false;
+        // How many connections the old process says it sent (its DONE), if it said.
+        let mut sent: Option<u64> = None;
         loop {
             let line = match from_old.recv_timeout(Duration::from_millis(1)) {
                 Ok(Some(line)) => Some(line),
@@ -198,6 +204,9 @@ impl Takeover {
                     }
                 },
                 Some(l) if l.starts_with("DONE") => {
+                    sent = lines::parse_done(l)
+                        .map_err(|e| tracing::warn!("handoff: {e}"))
+                        .ok();
                     tracing::info!("handoff: done ({l}); serving");
                     break;
                 }
@@ -223,6 +232,9 @@ impl Takeover {
                 }
             }
         }
+        if promoted {
+            adopt_all(h, sent);
+        }
         h.set_phase(IDLE);
         shared.repl.ring_all();
         // The old process has let go of the control socket path: this process serves it.
@@ -232,12 +244,59 @@ impl Takeover {
     }
 }
 
+/// How long the new process waits, after the old one's DONE, for the connections it sent
+/// to be adopted (they are in the CONNS sockets already: this is a bound, not a pace).
+const ADOPT_WITHIN: Duration = Duration::from_secs(10);
+
+/// Waits until every connection the old process sent is adopted by a core of this one
+/// (or closed, unreadable): `sent` of them, as its DONE said, or, when it did not say,
+/// every one the CONNS sockets held until the old process closed them.
+///
+/// Only then may the cores start commands (leave [`TAKING`]). The old process sends DONE
+/// once its cores have written every connection into the CONNS sockets, but this
+/// process's receiving threads read those sockets, and the cores adopt what they post,
+/// on their own time. A moved publisher whose core ran its first PUBLISH before the core
+/// of a moved subscriber had adopted it (registering its channels in that core's Pub/Sub
+/// registry) reached no subscriber there: a message published after the commit point
+/// missed a subscriber that had been subscribed all along (`PUBLISH` answered 0).
+fn adopt_all(h: &super::Handoff, sent: Option<u64>) {
+    let started = std::time::Instant::now();
+    loop {
+        // In this order: once no socket is read, `arrived` is final.
+        let receiving = h.receiving.load(Ordering::Acquire);
+        let arrived = h.arrived.load(Ordering::Acquire);
+        let settled = h.settled.load(Ordering::Acquire);
+        let all_read = receiving == 0 && settled >= arrived;
+        match sent {
+            Some(n) if settled >= n => return,
+            Some(n) if all_read => {
+                tracing::warn!("handoff: the old process sent {n} connections; {settled} arrived");
+                return;
+            }
+            None if all_read => return,
+            _ => {}
+        }
+        if started.elapsed() > ADOPT_WITHIN {
+            tracing::warn!(
+                "handoff: {settled} of {} connections adopted after {} s; serving",
+                sent.map_or_else(|| arrived.to_string(), |n| n.to_string()),
+                ADOPT_WITHIN.as_secs()
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_micros(50));
+    }
+}
+
 /// Receives the connections one old core sends, and hands each to a core of this process.
 fn receive(shared: &Shared, sock: UnixStream, next: &AtomicUsize) {
     let cores = shared.config.cores;
     loop {
         let (fd, payload) = match fdpass::recv_frame(&sock) {
-            Ok(Some(f)) => f,
+            Ok(Some(f)) => {
+                shared.handoff.arrived.fetch_add(1, Ordering::AcqRel);
+                f
+            }
             Ok(None) => return,
             Err(e) => {
                 tracing::warn!("handoff: a connection could not be received: {e}");
@@ -250,6 +309,7 @@ fn receive(shared: &Shared, sock: UnixStream, next: &AtomicUsize) {
                 tracing::warn!(
                     "handoff: a connection's session could not be read ({e}); closing it"
                 );
+                shared.handoff.settled_one();
                 continue;
             }
         };
