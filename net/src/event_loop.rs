@@ -337,6 +337,7 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
         });
     }
     let now = nc.core.tick();
+    let shared_phase = nc.shared.handoff.phase();
     let mut lp = Loop {
         nc,
         ring,
@@ -362,7 +363,13 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
         was_replica: false,
         feed_kills: 0,
         flow_due: None,
-        handoff_phase: crate::handoff::IDLE,
+        // The new process of a handoff starts its cores in TAKING: they must not arm an
+        // accept even for a moment. The listeners are the old process's own sockets, and
+        // this process's copy connects to them (its FLOWSYNC connections) before the
+        // cores start: a core that armed an accept here, before its first turn cancelled
+        // it, could take those connections itself and, running no command until the
+        // handoff ends, stall the copy until the tool's timeout.
+        handoff_phase: shared_phase,
     };
     lp.nc.shared.repl.set_doorbell(lp.nc.core.id, doorbell);
     for i in 0..lp.listeners.len() {
