@@ -1676,3 +1676,77 @@ fn a_blocked_client_is_released_and_moves() {
     assert_eq!(again.join().unwrap(), arr(vec![bulk("blk"), bulk("after")]));
     assert_eq!(info_number(&mut c, "server", "process_id") as i32, pid);
 }
+
+// ---------------------------------------------------------------------------------------
+// 9. CLIENT LIST's age= and idle= go on from the old process
+// ---------------------------------------------------------------------------------------
+
+/// `name=value` field `name` of a CLIENT LIST / CLIENT INFO line, as a number.
+fn client_field(line: &str, name: &str) -> u64 {
+    line.split(' ')
+        .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("no {name}= in {line:?}"))
+        .parse()
+        .unwrap_or_else(|_| panic!("{name}= is not a number in {line:?}"))
+}
+
+/// The CLIENT LIST line of client `id`, asked on `c`.
+fn client_line(c: &mut redis::Connection, id: i64) -> String {
+    let list = as_str(&q(c, "CLIENT LIST"));
+    list.lines()
+        .find(|l| l.starts_with(&format!("id={id} ")))
+        .unwrap_or_else(|| panic!("client {id} is not in CLIENT LIST:\n{list}"))
+        .to_string()
+}
+
+/// A connection moved by a handoff keeps its age (CLIENT INFO `age=`) and its idle time
+/// (`idle=` of a connection that sent nothing meanwhile): neither starts again at 0 in
+/// the new process.
+#[test]
+fn client_age_and_idle_survive_the_handoff() {
+    let _serial = serial();
+    let s = Setup::new("age");
+    let mut old = s.start_old(2, false);
+    let old_pid = old.pid();
+    let mut long = old.redis();
+    let mut quiet = old.redis();
+    let quiet_id = as_int(&q(&mut quiet, "CLIENT ID"));
+    // Let both connections age past 2 s (a wait for the clock, not a timing assertion).
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            client_field(&client_line(&mut long, quiet_id), "idle") >= 2
+        }),
+        "the quiet connection never reached idle=2"
+    );
+    let age_before = client_field(&as_str(&q(&mut long, "CLIENT INFO")), "age");
+    let idle_before = client_field(&client_line(&mut long, quiet_id), "idle");
+    assert!(age_before >= 2, "age={age_before} before the handoff");
+
+    let new_pid = s.handoff(&old, 2, "age", old_pid);
+    assert_old_exits_0(&mut old);
+    assert_eq!(
+        info_number(&mut long, "server", "process_id") as i32,
+        new_pid,
+        "the long-lived connection is served by the new process"
+    );
+    let info = as_str(&q(&mut long, "CLIENT INFO"));
+    let age_after = client_field(&info, "age");
+    assert!(
+        age_after >= age_before,
+        "CLIENT INFO age went back over the handoff: {age_before} before, {age_after} after ({info})"
+    );
+    let line = client_line(&mut long, quiet_id);
+    let idle_after = client_field(&line, "idle");
+    assert!(
+        idle_after >= idle_before,
+        "the quiet connection's idle went back over the handoff: {idle_before} before, \
+         {idle_after} after ({line})"
+    );
+    // The quiet connection is the same session, and now it was used: idle=0.
+    assert_eq!(as_int(&q(&mut quiet, "CLIENT ID")), quiet_id);
+    assert_eq!(
+        client_field(&client_line(&mut long, quiet_id), "idle"),
+        0,
+        "a command on the moved connection did not reset its idle time"
+    );
+}

@@ -34,8 +34,13 @@ fn bad(what: impl Into<String>) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, what.into())
 }
 
-/// Connects to the old process's control socket and takes its listeners.
-pub fn takeover(path: &Path, cores: usize) -> std::io::Result<Takeover> {
+/// Sends TAKEOVER (naming the session formats this binary reads, if `sessions`) and
+/// reads the answer.
+fn ask(
+    path: &Path,
+    cores: usize,
+    sessions: bool,
+) -> std::io::Result<(UnixStream, String, Vec<OwnedFd>)> {
     let conn = UnixStream::connect(path).map_err(|e| {
         std::io::Error::new(
             e.kind(),
@@ -43,14 +48,32 @@ pub fn takeover(path: &Path, cores: usize) -> std::io::Result<Takeover> {
         )
     })?;
     conn.set_read_timeout(Some(Duration::from_secs(10)))?;
-    send_line(
-        &conn,
-        &format!("TAKEOVER {PROTO} pid {} cores {cores}", std::process::id()),
-        &[],
-    )?;
+    let mut line = format!("TAKEOVER {PROTO} pid {} cores {cores}", std::process::id());
+    if sessions {
+        use crate::session::{OLDEST_VERSION, VERSION};
+        line.push_str(&format!(" sessions {OLDEST_VERSION} {VERSION}"));
+    }
+    send_line(&conn, &line, &[])?;
     let (line, fds) =
         read_line(&conn)?.ok_or_else(|| bad("the old process closed the handoff socket"))?;
+    Ok((conn, line, fds))
+}
+
+/// Connects to the old process's control socket and takes its listeners.
+pub fn takeover(path: &Path, cores: usize) -> std::io::Result<Takeover> {
+    let (mut conn, mut line, mut fds) = ask(path, cores, true)?;
+    if line == "ERR unknown handoff request" {
+        // An old process from before session format 4 knows no `sessions`: ask as it
+        // expects; it sends format 3, which this binary reads.
+        (conn, line, fds) = ask(path, cores, false)?;
+    }
     let ok = lines::parse_takeover_ok(&line).map_err(bad)?;
+    let session = ok.session.unwrap_or(crate::session::OLDEST_VERSION);
+    if !(crate::session::OLDEST_VERSION..=crate::session::VERSION).contains(&session) {
+        return Err(bad(format!(
+            "the old process would send session format {session}, which this binary does not read"
+        )));
+    }
     if ok.proto != PROTO {
         return Err(bad(format!(
             "the old process speaks handoff protocol {}, not {PROTO}",
@@ -303,7 +326,7 @@ fn receive(shared: &Shared, sock: UnixStream, next: &AtomicUsize) {
                 return;
             }
         };
-        let (session, unparsed) = match Session::decode(&payload) {
+        let (session, times, unparsed) = match Session::decode(&payload) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(
@@ -320,6 +343,7 @@ fn receive(shared: &Shared, sock: UnixStream, next: &AtomicUsize) {
             FlowStart::Adopt(Box::new(Adopted {
                 fd,
                 session,
+                times,
                 unparsed,
             })),
         );
