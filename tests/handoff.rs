@@ -359,7 +359,15 @@ impl Setup {
     /// Runs a whole handoff and asserts that the tool exits 0; the new server's pid (from
     /// `INFO server` on a fresh connection, which must differ from `old_pid`).
     fn handoff(&self, old: &Server, cores: usize, run: &str, old_pid: i32) -> i32 {
-        let mut tool = self.start_tool(old, cores, run);
+        self.finish(self.start_tool(old, cores, run), old, run, old_pid)
+    }
+
+    /// Waits for `tool` (started for run `run`, its log in `new-<run>.log`) to exit,
+    /// records the new process for the cleanup, and asserts that the tool exited 0 (with
+    /// its output, the new process's log and the old server's stderr otherwise); the new
+    /// server's pid, as [`Setup::handoff`].
+    #[track_caller]
+    fn finish(&self, mut tool: Tool, old: &Server, run: &str, old_pid: i32) -> i32 {
         let status = tool.wait();
         if let Some(pid) = find_new_process(&self.socket, Duration::ZERO) {
             self.procs.add(pid);
@@ -1321,7 +1329,7 @@ fn concurrent_handoff_is_refused() {
     let mut c = old.redis();
     load_keys(&mut c, "k", 50_000, 200);
 
-    let mut first = s.start_tool(&old, 2, "first");
+    let first = s.start_tool(&old, 2, "first");
     assert!(
         first.wait_line(Duration::from_secs(30), is_copy_line),
         "the tool printed no copy-progress line; its output:\n{}",
@@ -1351,17 +1359,11 @@ fn concurrent_handoff_is_refused() {
         old.stderr()
     );
 
-    let status = first.wait();
-    assert!(
-        status.success(),
-        "the first handoff failed after the refused one: {status}; output:\n{}\nnew log:\n{}",
-        first.log(),
-        s.new_log("first")
-    );
-    assert_old_exits_0(&mut old);
-    let pid = info_number(&mut c, "server", "process_id") as i32;
+    // The first handoff completes after the refused one.
+    let pid = s.finish(first, &old, "first", old_pid);
     assert_eq!(pid, pid1, "the first handoff's process serves");
-    assert_ne!(pid, old_pid);
+    assert_old_exits_0(&mut old);
+    assert_eq!(info_number(&mut c, "server", "process_id") as i32, pid1);
     check_keys(&mut c, "k", 50_000, 200, true);
 }
 
@@ -1544,22 +1546,11 @@ fn a_replica_handed_over_follows_its_primary_on_a_partial_resync() {
 
     let mut flags = s.new_flags(&old, 2);
     flags.extend(["--replicaof".into(), format!("127.0.0.1 {}", primary.port)]);
-    let mut tool = Tool::start(&s.socket, &s.dir.path("new-replr.log"), &flags);
-    let status = tool.wait();
-    if let Some(pid) = find_new_process(&s.socket, Duration::ZERO) {
-        s.procs.add(pid);
-    }
-    assert!(
-        status.success(),
-        "the replica's handoff failed: {status}; output:\n{}\nnew log:\n{}",
-        tool.log(),
-        s.new_log("replr")
-    );
+    let tool = Tool::start(&s.socket, &s.dir.path("new-replr.log"), &flags);
+    let new_pid = s.finish(tool, &old, "replr", old_pid);
     assert_old_exits_0(&mut old);
     let mut nc = connect(old.port);
-    let new_pid = info_number(&mut nc, "server", "process_id") as i32;
-    s.procs.add(new_pid);
-    assert_ne!(new_pid, old_pid);
+    assert_eq!(info_number(&mut nc, "server", "process_id") as i32, new_pid);
     assert_eq!(info_text(&mut nc, "replication", "role"), "slave");
     assert_eq!(run(&mut pc, &["SET", "after", "2"]), ok());
     wait_for(old.port, "after", "2");
@@ -1605,7 +1596,7 @@ fn a_blocked_wait_does_not_hold_the_handoff_and_the_copy_is_no_replica() {
         "the WAIT client never showed up as running WAIT"
     );
 
-    let mut tool = s.start_tool(&old, 2, "wait");
+    let tool = s.start_tool(&old, 2, "wait");
     assert!(
         tool.wait_line(Duration::from_secs(30), is_copy_line),
         "the tool printed no copy-progress line; its output:\n{}",
@@ -1616,16 +1607,8 @@ fn a_blocked_wait_does_not_hold_the_handoff_and_the_copy_is_no_replica() {
     let during: i64 = redis::cmd("WAIT").arg(1).arg(20).query(&mut probe).unwrap();
     let slaves = info_text(&mut probe, "replication", "connected_slaves");
     let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut probe).unwrap();
-    let status = tool.wait();
-    if let Some(pid) = find_new_process(&s.socket, Duration::ZERO) {
-        s.procs.add(pid);
-    }
-    assert!(
-        status.success(),
-        "the handoff failed with a client blocked in WAIT 1 0; tool output:\n{}\nold stderr:\n{}",
-        tool.log(),
-        old.stderr()
-    );
+    // The handoff succeeds with a client blocked in WAIT 1 0.
+    let new_pid = s.finish(tool, &old, "wait", old_pid);
     assert_eq!(during, 0, "WAIT counted the handoff's copy as a replica");
     assert_eq!(slaves, "0", "INFO listed the handoff's copy as a replica");
     assert!(
@@ -1637,10 +1620,9 @@ fn a_blocked_wait_does_not_hold_the_handoff_and_the_copy_is_no_replica() {
     assert_eq!(n.expect("the blocked WAIT's reply"), 0);
     // The same socket, now served by the new process, with the same client id.
     let pid = info_number(&mut blocked, "server", "process_id") as i32;
-    s.procs.add(pid);
-    assert_ne!(
-        pid, old_pid,
-        "the WAIT client is still served by the old process"
+    assert_eq!(
+        pid, new_pid,
+        "the WAIT client is not served by the new process"
     );
     let id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut blocked).unwrap();
     assert_eq!(id, blocked_id);
@@ -1693,4 +1675,78 @@ fn a_blocked_client_is_released_and_moves() {
     assert_eq!(q(&mut c, "RPUSH blk after"), int(1));
     assert_eq!(again.join().unwrap(), arr(vec![bulk("blk"), bulk("after")]));
     assert_eq!(info_number(&mut c, "server", "process_id") as i32, pid);
+}
+
+// ---------------------------------------------------------------------------------------
+// 9. CLIENT LIST's age= and idle= go on from the old process
+// ---------------------------------------------------------------------------------------
+
+/// `name=value` field `name` of a CLIENT LIST / CLIENT INFO line, as a number.
+fn client_field(line: &str, name: &str) -> u64 {
+    line.split(' ')
+        .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("no {name}= in {line:?}"))
+        .parse()
+        .unwrap_or_else(|_| panic!("{name}= is not a number in {line:?}"))
+}
+
+/// The CLIENT LIST line of client `id`, asked on `c`.
+fn client_line(c: &mut redis::Connection, id: i64) -> String {
+    let list = as_str(&q(c, "CLIENT LIST"));
+    list.lines()
+        .find(|l| l.starts_with(&format!("id={id} ")))
+        .unwrap_or_else(|| panic!("client {id} is not in CLIENT LIST:\n{list}"))
+        .to_string()
+}
+
+/// A connection moved by a handoff keeps its age (CLIENT INFO `age=`) and its idle time
+/// (`idle=` of a connection that sent nothing meanwhile): neither starts again at 0 in
+/// the new process.
+#[test]
+fn client_age_and_idle_survive_the_handoff() {
+    let _serial = serial();
+    let s = Setup::new("age");
+    let mut old = s.start_old(2, false);
+    let old_pid = old.pid();
+    let mut long = old.redis();
+    let mut quiet = old.redis();
+    let quiet_id = as_int(&q(&mut quiet, "CLIENT ID"));
+    // Let both connections age past 2 s (a wait for the clock, not a timing assertion).
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            client_field(&client_line(&mut long, quiet_id), "idle") >= 2
+        }),
+        "the quiet connection never reached idle=2"
+    );
+    let age_before = client_field(&as_str(&q(&mut long, "CLIENT INFO")), "age");
+    let idle_before = client_field(&client_line(&mut long, quiet_id), "idle");
+    assert!(age_before >= 2, "age={age_before} before the handoff");
+
+    let new_pid = s.handoff(&old, 2, "age", old_pid);
+    assert_old_exits_0(&mut old);
+    assert_eq!(
+        info_number(&mut long, "server", "process_id") as i32,
+        new_pid,
+        "the long-lived connection is served by the new process"
+    );
+    let info = as_str(&q(&mut long, "CLIENT INFO"));
+    let age_after = client_field(&info, "age");
+    assert!(
+        age_after >= age_before,
+        "CLIENT INFO age went back over the handoff: {age_before} before, {age_after} after ({info})"
+    );
+    let line = client_line(&mut long, quiet_id);
+    let idle_after = client_field(&line, "idle");
+    assert!(
+        idle_after >= idle_before,
+        "the quiet connection's idle went back over the handoff: {idle_before} before, \
+         {idle_after} after ({line})"
+    );
+    // The quiet connection is the same session, and now it was used: idle=0.
+    assert_eq!(as_int(&q(&mut quiet, "CLIENT ID")), quiet_id);
+    assert_eq!(
+        client_field(&client_line(&mut long, quiet_id), "idle"),
+        0,
+        "a command on the moved connection did not reset its idle time"
+    );
 }

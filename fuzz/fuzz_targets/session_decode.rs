@@ -11,13 +11,17 @@ use baton_net::session::Session;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok((mut session, unparsed)) = Session::decode(data) else {
+    let Ok((mut session, times, unparsed)) = Session::decode(data) else {
         return;
     };
+    // Re-encoded in the format it came in (bytes 4..6): the same session, the same times.
+    let version = u16::from_le_bytes([data[4], data[5]]);
     let mut again = Vec::new();
-    session.encode(&unparsed, &mut again);
-    let (copy, copy_unparsed) = Session::decode(&again).expect("a re-encoded session decodes");
+    session.encode(version, times.unwrap_or_default(), &unparsed, &mut again);
+    let (copy, copy_times, copy_unparsed) =
+        Session::decode(&again).expect("a re-encoded session decodes");
     assert_eq!(copy, session);
+    assert_eq!(copy_times, times);
     assert_eq!(copy_unparsed, unparsed);
 
     let mut buf = unparsed.clone();

@@ -354,6 +354,7 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
         });
     }
     let now = nc.core.tick();
+    let shared_phase = nc.shared.handoff.phase();
     let mut lp = Loop {
         nc,
         ring,
@@ -379,7 +380,13 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
         was_replica: false,
         feed_kills: 0,
         flow_due: None,
-        handoff_phase: crate::handoff::IDLE,
+        // The new process of a handoff starts its cores in TAKING: they must not arm an
+        // accept even for a moment. The listeners are the old process's own sockets, and
+        // this process's copy connects to them (its FLOWSYNC connections) before the
+        // cores start: a core that armed an accept here, before its first turn cancelled
+        // it, could take those connections itself and, running no command until the
+        // handoff ends, stall the copy until the tool's timeout.
+        handoff_phase: shared_phase,
         waiting_lazy: Vec::new(),
         lane_replies: Vec::new(),
     };
@@ -735,7 +742,7 @@ impl Loop {
             .total_connections
             .fetch_add(1, Ordering::Relaxed);
         let session = Session::new(protocol, authenticated);
-        let token = self.insert_conn(fd, session, BytesMut::with_capacity(READ_CHUNK));
+        let token = self.insert_conn(fd, session, BytesMut::with_capacity(READ_CHUNK), None);
         if self.handoff_phase == crate::handoff::MOVING {
             // Accepted just before the accepts were cancelled: it moves like the rest.
             if let Some(c) = self.conns[token as usize].as_mut() {
@@ -752,7 +759,7 @@ impl Loop {
             .shared
             .connected_clients
             .fetch_add(1, Ordering::Relaxed);
-        let token = self.insert_conn(a.fd, a.session, a.unparsed);
+        let token = self.insert_conn(a.fd, a.session, a.unparsed, a.times);
         if let Some(conn) = self.conns[token as usize].as_ref() {
             self.nc.pubsub.restore(&conn.client);
         }
@@ -765,8 +772,14 @@ impl Loop {
     fn hand_over(&mut self, conn: Conn) {
         let me = self.nc.core.id;
         let mut payload = Vec::with_capacity(256 + conn.rbuf.len());
-        conn.client.borrow().encode(&conn.rbuf, &mut payload);
         let h = &self.nc.shared.handoff;
+        let times = crate::session::ConnTimes {
+            created_ms: conn.client.conn.created_ms,
+            last_ms: conn.client.conn.last_ms.get(),
+        };
+        conn.client
+            .borrow()
+            .encode(h.session_version(), times, &conn.rbuf, &mut payload);
         match h.send_conn(me, conn.fd.as_raw_fd(), &payload) {
             Ok(()) => {
                 h.moved[me].fetch_add(1, Ordering::Relaxed);
@@ -779,15 +792,27 @@ impl Loop {
     }
 
     /// Adds a connection to this loop's table and starts reading it; returns its token.
-    fn insert_conn(&mut self, fd: OwnedFd, session: Session, rbuf: BytesMut) -> Token {
+    /// `times`: when a connection handed over from another process was accepted and last
+    /// used there (none in the future); a new connection's are now.
+    fn insert_conn(
+        &mut self,
+        fd: OwnedFd,
+        session: Session,
+        rbuf: BytesMut,
+        times: Option<crate::session::ConnTimes>,
+    ) -> Token {
         let raw = fd.as_raw_fd();
         let now = now_ms();
-        let info = ConnInfo::new(
+        let mut info = ConnInfo::new(
             raw,
             listener::peer_addr(raw).ok(),
             listener::local_addr(&fd).ok(),
             now,
         );
+        if let Some(t) = times {
+            info.created_ms = t.created_ms.min(now);
+            info.last_ms.set(t.last_ms.clamp(info.created_ms, now));
+        }
         let client = ClientEntry::new(session, info);
         self.nc.clients.register(&client);
         let token = match self.free.pop() {
@@ -1465,10 +1490,12 @@ impl Loop {
                     self.flow_flush(token);
                 }
                 FlowStart::Adopt(adopted) => {
-                    if self.stopping {
-                        continue;
+                    if !self.stopping {
+                        self.adopt(*adopted);
                     }
-                    self.adopt(*adopted);
+                    // Registered here (subscriptions included) or closed: the handoff
+                    // lets the cores run commands only once every connection is settled.
+                    nc.shared.handoff.settled_one();
                 }
                 FlowStart::Apply(start, fd) => {
                     let current =

@@ -148,8 +148,14 @@ fn serve(shared: &Arc<Shared>, conn: UnixStream) {
             let me = fdpass::inode(&conn);
             lock(&h.watchers).retain(|w| fdpass::inode(w) != me);
         }
-        Request::Takeover { pid, cores, .. } => {
-            if let Some(reason) = not_now(shared) {
+        Request::Takeover {
+            pid,
+            cores,
+            sessions,
+            ..
+        } => {
+            let session = crate::session::common_version(sessions);
+            if let Some(reason) = session.as_ref().err().cloned().or_else(|| not_now(shared)) {
                 let _ = send_line(&conn, &format!("ERR {reason}"), &[]);
                 h.event(&format!("ABORT {reason}"));
                 lock(&h.watchers).clear();
@@ -159,7 +165,12 @@ fn serve(shared: &Arc<Shared>, conn: UnixStream) {
                 let _ = send_line(&conn, "ERR a handoff is already in progress", &[]);
                 return;
             }
-            let outcome = drive(shared, &conn, pid, cores);
+            let session = session.expect("checked above");
+            // A new process that named its formats is told the one chosen; one that did
+            // not (an older binary) reads format 3, and its OK line has no such field.
+            let announced = sessions.map(|_| session);
+            h.session_version.store(session, Ordering::Release);
+            let outcome = drive(shared, &conn, pid, cores, announced);
             if let Err(reason) = outcome {
                 abort(shared, pid, &reason);
             }
@@ -219,6 +230,7 @@ fn drive(
     conn: &UnixStream,
     pid: i32,
     new_cores: usize,
+    session: Option<u16>,
 ) -> Result<(), String> {
     let h = &shared.handoff;
     let repl = &shared.repl;
@@ -258,6 +270,7 @@ fn drive(
         redis_listeners: redis_n,
         memcache_listeners: mc_n,
         auth: shared.config.requirepass.clone(),
+        session,
     });
     send_line(conn, &ok, &fds).map_err(|e| format!("cannot pass the listeners: {e}"))?;
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));

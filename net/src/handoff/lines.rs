@@ -6,8 +6,14 @@
 pub enum Request {
     /// `HELLO <proto>`: the tool, watching.
     Hello { proto: u32 },
-    /// `TAKEOVER <proto> pid <pid> cores <n>`: a new process.
-    Takeover { proto: u32, pid: i32, cores: usize },
+    /// `TAKEOVER <proto> pid <pid> cores <n> [sessions <lowest> <highest>]`: a new
+    /// process, and the session formats it reads (`None`: it did not say, format 3 only).
+    Takeover {
+        proto: u32,
+        pid: i32,
+        cores: usize,
+        sessions: Option<(u16, u16)>,
+    },
 }
 
 /// The old process's answer to TAKEOVER.
@@ -24,6 +30,9 @@ pub struct TakeoverOk {
     /// The old process's `requirepass`, which the new one's copy AUTHs with (hex on the
     /// line, so any bytes travel; `-` for none).
     pub auth: Option<String>,
+    /// `session <format>`: the session format the connections will come in (absent when
+    /// the TAKEOVER named none, and from binaries before session format 4).
+    pub session: Option<u16>,
 }
 
 fn hex(s: &str) -> String {
@@ -64,15 +73,24 @@ pub fn request(line: &str) -> Result<Request, String> {
         ["HELLO", v] => Ok(Request::Hello {
             proto: num(v, "the protocol version")?,
         }),
-        ["TAKEOVER", v, "pid", pid, "cores", n] => {
+        ["TAKEOVER", v, "pid", pid, "cores", n, rest @ ..] => {
             let pid: i32 = num(pid, "the pid")?;
             if pid <= 0 {
                 return Err(format!("pid {pid} is out of range"));
             }
+            let sessions = match rest {
+                [] => None,
+                ["sessions", lowest, highest] => Some((
+                    num(lowest, "a session format")?,
+                    num(highest, "a session format")?,
+                )),
+                _ => return Err("unknown handoff request".into()),
+            };
             Ok(Request::Takeover {
                 proto: num(v, "the protocol version")?,
                 pid,
                 cores: cores(n)?,
+                sessions,
             })
         }
         _ => Err("unknown handoff request".into()),
@@ -92,7 +110,9 @@ pub fn takeover_ok(ok: &TakeoverOk) -> String {
         ok.redis_listeners,
         ok.memcache_listeners,
         ok.auth.as_deref().map_or_else(|| "-".to_string(), hex)
-    )
+    ) + &ok
+        .session
+        .map_or_else(String::new, |v| format!(" session {v}"))
 }
 
 /// Parses the old process's answer to TAKEOVER (`ERR <reason>` gives the reason).
@@ -101,10 +121,15 @@ pub fn parse_takeover_ok(line: &str) -> Result<TakeoverOk, String> {
         return Err(format!("the old process refused the takeover: {reason}"));
     }
     let w: Vec<&str> = line.split(' ').collect();
-    let ["OK", v, "port", port, "memcache-port", mport, "cores", n, "host", host, "next-client-id", next_id, "listeners", rn, mn, "auth", auth] =
+    let ["OK", v, "port", port, "memcache-port", mport, "cores", n, "host", host, "next-client-id", next_id, "listeners", rn, mn, "auth", auth, rest @ ..] =
         w.as_slice()
     else {
         return Err(format!("unexpected answer to TAKEOVER: {line:?}"));
+    };
+    let session = match rest {
+        [] => None,
+        ["session", v] => Some(num(v, "the session format")?),
+        _ => return Err(format!("unexpected answer to TAKEOVER: {line:?}")),
     };
     if host.is_empty() {
         return Err("the old process named no host".into());
@@ -129,6 +154,7 @@ pub fn parse_takeover_ok(line: &str) -> Result<TakeoverOk, String> {
             "-" => None,
             a => Some(unhex(a)?),
         },
+        session,
     })
 }
 
@@ -170,6 +196,15 @@ pub fn parse_follow(line: &str) -> Result<(String, u16), String> {
     Ok((host.to_string(), num(port, "the port")?))
 }
 
+/// Parses `DONE <connections moved>`.
+pub fn parse_done(line: &str) -> Result<u64, String> {
+    let w: Vec<&str> = line.split(' ').collect();
+    let ["DONE", n] = w.as_slice() else {
+        return Err(format!("not a DONE line: {line:?}"));
+    };
+    num(n, "the connection count")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +218,7 @@ mod tests {
             let _ = parse_conns(&line);
             let _ = parse_catchup(&line);
             let _ = parse_follow(&line);
+            let _ = parse_done(&line);
             match parse_takeover_ok(&line) {
                 Ok(ok) => parse_takeover_ok(&takeover_ok(&ok)) == Ok(ok),
                 Err(_) => true,
@@ -198,7 +234,17 @@ mod tests {
             Ok(Request::Takeover {
                 proto: 1,
                 pid: 42,
-                cores: 2
+                cores: 2,
+                sessions: None
+            })
+        );
+        assert_eq!(
+            request("TAKEOVER 1 pid 42 cores 2 sessions 3 4"),
+            Ok(Request::Takeover {
+                proto: 1,
+                pid: 42,
+                cores: 2,
+                sessions: Some((3, 4))
             })
         );
         for bad in [
@@ -212,6 +258,10 @@ mod tests {
             "TAKEOVER 1 pid 4 cores 99999",
             "TAKEOVER 1 cores 2 pid 4",
             "takeover 1 pid 4 cores 2",
+            "TAKEOVER 1 pid 4 cores 2 sessions 3",
+            "TAKEOVER 1 pid 4 cores 2 sessions 3 x",
+            "TAKEOVER 1 pid 4 cores 2 sessions 3 4 5",
+            "TAKEOVER 1 pid 4 cores 2 formats 3 4",
         ] {
             assert!(request(bad).is_err(), "{bad:?}");
         }
@@ -229,8 +279,24 @@ mod tests {
             redis_listeners: 2,
             memcache_listeners: 0,
             auth: None,
+            session: None,
         };
         assert_eq!(parse_takeover_ok(&takeover_ok(&ok)), Ok(ok));
+        let with_session = TakeoverOk {
+            session: Some(4),
+            ..parse_takeover_ok(
+                "OK 1 port 1 memcache-port 0 cores 2 host h next-client-id 1 listeners 2 0 auth -",
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            parse_takeover_ok(&takeover_ok(&with_session)),
+            Ok(with_session)
+        );
+        assert!(parse_takeover_ok(
+            "OK 1 port 1 memcache-port 0 cores 2 host h next-client-id 1 listeners 2 0 auth - session"
+        )
+        .is_err());
         let with_auth = TakeoverOk {
             auth: Some("p w\n!".into()),
             ..parse_takeover_ok(
@@ -273,5 +339,8 @@ mod tests {
         );
         assert!(parse_follow("FOLLOW  6379").is_err());
         assert!(parse_follow("FOLLOW h 65536").is_err());
+        assert_eq!(parse_done("DONE 3"), Ok(3));
+        assert!(parse_done("DONE").is_err());
+        assert!(parse_done("DONE -1").is_err());
     }
 }

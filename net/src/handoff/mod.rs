@@ -43,9 +43,9 @@
 //! ## The new process
 //!
 //! ```text
-//!  new ─► TAKEOVER <proto> pid <pid> cores <n>
+//!  new ─► TAKEOVER <proto> pid <pid> cores <n> sessions <lowest> <highest>
 //!  old ─► OK <proto> port <p> memcache-port <p|0> cores <n> host <ip> next-client-id <id>
-//!            listeners <r> <m> auth <requirepass in hex, or ->
+//!            listeners <r> <m> auth <requirepass in hex, or -> session <format>
 //!         [fds: the old's <r> redis listeners, then its <m> memcached listeners]
 //!       | ERR <reason>
 //!  new ─► CONNS <m> runid <40 hex>   [fds: m sockets, one per old core, for the connections]
@@ -59,7 +59,17 @@
 //!                      old process's flows)
 //!  ... old cores send their connections over the CONNS sockets ...
 //!  old ─► DONE <connections moved>
+//!  ... new waits until its cores have adopted that many connections (subscriptions
+//!      registered), then its cores start commands and accept ...
 //! ```
+//! `sessions` names the session formats the new process reads
+//! ([`crate::session::Session::decode`]); the old process answers with the newest one
+//! both know (`session <format>`), in which it will send the connections, or refuses
+//! with `ERR` when there is none. A binary from before session format 4 sends TAKEOVER
+//! without `sessions` (it reads format 3 only) and gets the OK line without `session`
+//! and format 3; a newer new process that an older old process answers
+//! `ERR unknown handoff request` asks again without `sessions`.
+//!
 //! Each connection on a CONNS socket is one frame: a 4-byte big-endian length with the
 //! connection's fd attached, then that many bytes of [`crate::session::Session::encode`].
 //!
@@ -80,7 +90,7 @@ mod takeover;
 
 use std::os::fd::RawFd;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};
 
 pub use control::{default_socket_path, listen};
@@ -125,6 +135,15 @@ pub struct Handoff {
     busy: AtomicBool,
     /// Old process: the operator (the tool) asked to abort.
     abort: AtomicBool,
+    /// Old process: the session format the new process reads (negotiated at TAKEOVER).
+    session_version: AtomicU16,
+    /// New process: connections taken off the CONNS sockets.
+    arrived: AtomicU64,
+    /// New process: connections settled here: adopted by a core (its subscriptions
+    /// registered in that core's registry) or closed (unreadable).
+    settled: AtomicU64,
+    /// New process: CONNS sockets still being read.
+    receiving: AtomicUsize,
 }
 
 impl Handoff {
@@ -140,6 +159,10 @@ impl Handoff {
             watchers: Mutex::new(Vec::new()),
             busy: AtomicBool::new(false),
             abort: AtomicBool::new(false),
+            session_version: AtomicU16::new(crate::session::OLDEST_VERSION),
+            arrived: AtomicU64::new(0),
+            settled: AtomicU64::new(0),
+            receiving: AtomicUsize::new(0),
         }
     }
 
@@ -182,6 +205,16 @@ impl Handoff {
     pub fn event(&self, line: &str) {
         tracing::info!("handoff: {line}");
         crate::repl_state::lock(&self.watchers).retain(|w| fdpass::send_line(w, line, &[]).is_ok());
+    }
+
+    /// Old process: the session format to hand connections over in.
+    pub fn session_version(&self) -> u16 {
+        self.session_version.load(Ordering::Acquire)
+    }
+
+    /// New process: a connection the old one sent is adopted by its core, or closed.
+    pub fn settled_one(&self) {
+        self.settled.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Old process: sends one connection to the new process down core `core`'s socket.

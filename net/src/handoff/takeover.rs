@@ -34,8 +34,13 @@ fn bad(what: impl Into<String>) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, what.into())
 }
 
-/// Connects to the old process's control socket and takes its listeners.
-pub fn takeover(path: &Path, cores: usize) -> std::io::Result<Takeover> {
+/// Sends TAKEOVER (naming the session formats this binary reads, if `sessions`) and
+/// reads the answer.
+fn ask(
+    path: &Path,
+    cores: usize,
+    sessions: bool,
+) -> std::io::Result<(UnixStream, String, Vec<OwnedFd>)> {
     let conn = UnixStream::connect(path).map_err(|e| {
         std::io::Error::new(
             e.kind(),
@@ -43,14 +48,32 @@ pub fn takeover(path: &Path, cores: usize) -> std::io::Result<Takeover> {
         )
     })?;
     conn.set_read_timeout(Some(Duration::from_secs(10)))?;
-    send_line(
-        &conn,
-        &format!("TAKEOVER {PROTO} pid {} cores {cores}", std::process::id()),
-        &[],
-    )?;
+    let mut line = format!("TAKEOVER {PROTO} pid {} cores {cores}", std::process::id());
+    if sessions {
+        use crate::session::{OLDEST_VERSION, VERSION};
+        line.push_str(&format!(" sessions {OLDEST_VERSION} {VERSION}"));
+    }
+    send_line(&conn, &line, &[])?;
     let (line, fds) =
         read_line(&conn)?.ok_or_else(|| bad("the old process closed the handoff socket"))?;
+    Ok((conn, line, fds))
+}
+
+/// Connects to the old process's control socket and takes its listeners.
+pub fn takeover(path: &Path, cores: usize) -> std::io::Result<Takeover> {
+    let (mut conn, mut line, mut fds) = ask(path, cores, true)?;
+    if line == "ERR unknown handoff request" {
+        // An old process from before session format 4 knows no `sessions`: ask as it
+        // expects; it sends format 3, which this binary reads.
+        (conn, line, fds) = ask(path, cores, false)?;
+    }
     let ok = lines::parse_takeover_ok(&line).map_err(bad)?;
+    let session = ok.session.unwrap_or(crate::session::OLDEST_VERSION);
+    if !(crate::session::OLDEST_VERSION..=crate::session::VERSION).contains(&session) {
+        return Err(bad(format!(
+            "the old process would send session format {session}, which this binary does not read"
+        )));
+    }
     if ok.proto != PROTO {
         return Err(bad(format!(
             "the old process speaks handoff protocol {}, not {PROTO}",
@@ -114,12 +137,16 @@ impl Takeover {
         )?;
         drop(theirs);
         let next = Arc::new(AtomicUsize::new(0));
+        h.receiving.store(ours.len(), Ordering::Release);
         for (i, sock) in ours.into_iter().enumerate() {
             let shared = shared.clone();
             let next = next.clone();
             std::thread::Builder::new()
                 .name(format!("baton-adopt-{i}"))
-                .spawn(move || receive(&shared, sock, &next))?;
+                .spawn(move || {
+                    receive(&shared, sock, &next);
+                    shared.handoff.receiving.fetch_sub(1, Ordering::AcqRel);
+                })?;
         }
         // Copy the shards: this process is a replica of the old one until PROMOTE.
         *lock(&shared.repl.masterauth) = self.auth.clone();
@@ -137,6 +164,8 @@ impl Takeover {
         let mut synced = false;
         let mut catch_up: Option<Vec<u64>> = None;
         let mut promoted = false;
+        // How many connections the old process says it sent (its DONE), if it said.
+        let mut sent: Option<u64> = None;
         loop {
             let line = match from_old.recv_timeout(Duration::from_millis(1)) {
                 Ok(Some(line)) => Some(line),
@@ -198,6 +227,9 @@ impl Takeover {
                     }
                 },
                 Some(l) if l.starts_with("DONE") => {
+                    sent = lines::parse_done(l)
+                        .map_err(|e| tracing::warn!("handoff: {e}"))
+                        .ok();
                     tracing::info!("handoff: done ({l}); serving");
                     break;
                 }
@@ -223,6 +255,9 @@ impl Takeover {
                 }
             }
         }
+        if promoted {
+            adopt_all(h, sent);
+        }
         h.set_phase(IDLE);
         shared.repl.ring_all();
         // The old process has let go of the control socket path: this process serves it.
@@ -232,24 +267,72 @@ impl Takeover {
     }
 }
 
+/// How long the new process waits, after the old one's DONE, for the connections it sent
+/// to be adopted (they are in the CONNS sockets already: this is a bound, not a pace).
+const ADOPT_WITHIN: Duration = Duration::from_secs(10);
+
+/// Waits until every connection the old process sent is adopted by a core of this one
+/// (or closed, unreadable): `sent` of them, as its DONE said, or, when it did not say,
+/// every one the CONNS sockets held until the old process closed them.
+///
+/// Only then may the cores start commands (leave [`TAKING`]). The old process sends DONE
+/// once its cores have written every connection into the CONNS sockets, but this
+/// process's receiving threads read those sockets, and the cores adopt what they post,
+/// on their own time. A moved publisher whose core ran its first PUBLISH before the core
+/// of a moved subscriber had adopted it (registering its channels in that core's Pub/Sub
+/// registry) reached no subscriber there: a message published after the commit point
+/// missed a subscriber that had been subscribed all along (`PUBLISH` answered 0).
+fn adopt_all(h: &super::Handoff, sent: Option<u64>) {
+    let started = std::time::Instant::now();
+    loop {
+        // In this order: once no socket is read, `arrived` is final.
+        let receiving = h.receiving.load(Ordering::Acquire);
+        let arrived = h.arrived.load(Ordering::Acquire);
+        let settled = h.settled.load(Ordering::Acquire);
+        let all_read = receiving == 0 && settled >= arrived;
+        match sent {
+            Some(n) if settled >= n => return,
+            Some(n) if all_read => {
+                tracing::warn!("handoff: the old process sent {n} connections; {settled} arrived");
+                return;
+            }
+            None if all_read => return,
+            _ => {}
+        }
+        if started.elapsed() > ADOPT_WITHIN {
+            tracing::warn!(
+                "handoff: {settled} of {} connections adopted after {} s; serving",
+                sent.map_or_else(|| arrived.to_string(), |n| n.to_string()),
+                ADOPT_WITHIN.as_secs()
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_micros(50));
+    }
+}
+
 /// Receives the connections one old core sends, and hands each to a core of this process.
 fn receive(shared: &Shared, sock: UnixStream, next: &AtomicUsize) {
     let cores = shared.config.cores;
     loop {
         let (fd, payload) = match fdpass::recv_frame(&sock) {
-            Ok(Some(f)) => f,
+            Ok(Some(f)) => {
+                shared.handoff.arrived.fetch_add(1, Ordering::AcqRel);
+                f
+            }
             Ok(None) => return,
             Err(e) => {
                 tracing::warn!("handoff: a connection could not be received: {e}");
                 return;
             }
         };
-        let (session, unparsed) = match Session::decode(&payload) {
+        let (session, times, unparsed) = match Session::decode(&payload) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(
                     "handoff: a connection's session could not be read ({e}); closing it"
                 );
+                shared.handoff.settled_one();
                 continue;
             }
         };
@@ -260,6 +343,7 @@ fn receive(shared: &Shared, sock: UnixStream, next: &AtomicUsize) {
             FlowStart::Adopt(Box::new(Adopted {
                 fd,
                 session,
+                times,
                 unparsed,
             })),
         );

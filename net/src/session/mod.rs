@@ -5,7 +5,7 @@
 //! Keeping the session apart from the connection's I/O is what lets a connection be handed
 //! to another process: the socket travels as a file descriptor, the session as bytes
 //! ([`Session::encode`], [`Session::decode`]), together with the input that was received
-//! but not yet parsed. What the I/O side knows about a connection (its addresses, fd,
+//! but not yet parsed, and the connection's [`ConnTimes`]. What the I/O side knows about a connection (its addresses, fd,
 //! times, whether CLIENT KILL named it) lives in [`crate::client::ConnInfo`]; the
 //! connection loop's buffers and in-flight operations live in `crate::event_loop`.
 //!
@@ -28,7 +28,7 @@ use bytes::Bytes;
 use crate::memcache::McParser;
 use crate::resp::ParseState;
 
-pub use wire::SessionError;
+pub use wire::{common_version, SessionError, OLDEST_VERSION, VERSION};
 
 /// Which protocol a connection speaks, decided by the port it arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,11 +119,23 @@ pub fn next_client_id() -> u64 {
     NEXT_CLIENT_ID.load(Ordering::Relaxed)
 }
 
+/// When a connection was accepted and when it last read or wrote (unix ms): CLIENT
+/// LIST's `age=` and `idle=`, and the idle timeout. Kept by the connection loop
+/// ([`crate::client::ConnInfo`]), not by the session; a handoff carries them along with
+/// it (session format 4 on), so that neither starts again at 0 in the new process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnTimes {
+    pub created_ms: u64,
+    pub last_ms: u64,
+}
+
 /// A connection another process handed over (a handoff), on its way to the core that
-/// adopts it: the socket, its session and the input it had not parsed yet.
+/// adopts it: the socket, its session, its times (`None` from an older binary) and the
+/// input it had not parsed yet.
 pub struct Adopted {
     pub fd: std::os::fd::OwnedFd,
     pub session: Session,
+    pub times: Option<ConnTimes>,
     pub unparsed: bytes::BytesMut,
 }
 

@@ -31,10 +31,24 @@ fn mc_requests(s: &mut Session, buf: &mut BytesMut, limits: &McLimits) -> Vec<Mc
     out
 }
 
+const TIMES: ConnTimes = ConnTimes {
+    created_ms: 1_700_000_000_000,
+    last_ms: 1_700_000_042_000,
+};
+
+/// Encodes `s` in the newest format and decodes it (checking the times came back too).
 fn round_trip(s: &Session, unparsed: &[u8]) -> (Session, BytesMut) {
     let mut bytes = Vec::new();
-    s.encode(unparsed, &mut bytes);
-    Session::decode(&bytes).unwrap()
+    s.encode(VERSION, TIMES, unparsed, &mut bytes);
+    let (session, times, buf) = Session::decode(&bytes).unwrap();
+    assert_eq!(times, Some(TIMES));
+    (session, buf)
+}
+
+fn encoded(s: &Session, unparsed: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    s.encode(VERSION, TIMES, unparsed, &mut bytes);
+    bytes
 }
 
 fn args(words: &[&str]) -> Vec<Bytes> {
@@ -201,8 +215,7 @@ fn subscriptions_round_trip() {
     assert_eq!(restored.subscriptions(), 3);
     assert_eq!(&buf[..], b"PING\r\n");
     // A count of names larger than what follows is refused before anything is allocated.
-    let mut bytes = Vec::new();
-    Session::new(Protocol::Redis, true).encode(b"", &mut bytes);
+    let mut bytes = encoded(&Session::new(Protocol::Redis, true), b"");
     let at = bytes.len() - 8 - 8 - 8; // channels count, patterns count, unparsed length
     bytes[at..at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
     assert!(matches!(
@@ -217,8 +230,7 @@ fn subscriptions_round_trip() {
 #[test]
 fn corrupt_headers_name_what_is_wrong() {
     let s = configured_redis_session();
-    let mut good = Vec::new();
-    s.encode(b"PING\r\n", &mut good);
+    let good = encoded(&s, b"PING\r\n");
     let decode_with = |edit: &dyn Fn(&mut Vec<u8>)| {
         let mut bytes = good.clone();
         edit(&mut bytes);
@@ -228,6 +240,10 @@ fn corrupt_headers_name_what_is_wrong() {
     assert_eq!(
         decode_with(&|b| b[4] = 1),
         SessionError::Version { found: 1 }
+    );
+    assert_eq!(
+        decode_with(&|b| b[4] = 5),
+        SessionError::Version { found: 5 }
     );
     assert_eq!(
         decode_with(&|b| b.push(0)),
@@ -276,8 +292,7 @@ fn damaged_bytes_give_errors_not_panics() {
         &b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n*3\r\n$3\r\nSET\r\n$1\r\nc\r\n$10\r\n01"[..],
     );
     resp_commands(&mut s, &mut buf);
-    let mut good = Vec::new();
-    s.encode(&buf, &mut good);
+    let good = encoded(&s, &buf);
     for len in 0..good.len() {
         assert!(
             Session::decode(&good[..len]).is_err(),
@@ -288,7 +303,7 @@ fn damaged_bytes_give_errors_not_panics() {
         for flip in [0x01, 0x10, 0x80, 0xff] {
             let mut bytes = good.clone();
             bytes[at] ^= flip;
-            if let Ok((s, unparsed)) = Session::decode(&bytes) {
+            if let Ok((s, _, unparsed)) = Session::decode(&bytes) {
                 parse_everything(s, unparsed);
             }
         }
@@ -388,4 +403,41 @@ fn a_transaction_being_queued_and_its_watches_survive_a_handoff() {
     s.multi = Some(MultiQueue::default());
     s.watched.clear();
     assert_eq!(round_trip(&s, b"").0, s);
+}
+
+#[test]
+fn format_3_is_still_written_and_read_without_the_times() {
+    let mut s = configured_redis_session();
+    s.channels.insert(Bytes::from_static(b"news"));
+    let mut v3 = Vec::new();
+    s.encode(3, TIMES, b"PING\r\n", &mut v3);
+    assert_eq!(&v3[4..6], &3u16.to_le_bytes());
+    let (restored, times, buf) = Session::decode(&v3).unwrap();
+    assert_eq!(restored, s);
+    assert_eq!(times, None, "format 3 has no times");
+    assert_eq!(&buf[..], b"PING\r\n");
+    // Format 4 is format 3 plus the two times (16 bytes).
+    let v4 = encoded(&s, b"PING\r\n");
+    assert_eq!(&v4[4..6], &4u16.to_le_bytes());
+    assert_eq!(v4.len(), v3.len() + 16);
+    // Asked for a format it does not write, the encoder writes the nearest it does.
+    let mut v9 = Vec::new();
+    s.encode(9, TIMES, b"", &mut v9);
+    assert_eq!(&v9[4..6], &VERSION.to_le_bytes());
+}
+
+#[test]
+fn the_newest_format_both_sides_read_is_chosen() {
+    // A new process that does not say (an older binary) reads format 3 only.
+    assert_eq!(common_version(None), Ok(3));
+    assert_eq!(common_version(Some((3, 4))), Ok(4));
+    assert_eq!(common_version(Some((3, 7))), Ok(4));
+    assert_eq!(common_version(Some((4, 4))), Ok(4));
+    assert_eq!(common_version(Some((2, 3))), Ok(3));
+    assert_eq!(
+        common_version(Some((5, 6))),
+        Err("the new process reads session formats 5 to 6; this server writes 3 to 4".into())
+    );
+    assert!(common_version(Some((1, 2))).is_err());
+    assert!(common_version(Some((4, 3))).is_err());
 }

@@ -1,11 +1,14 @@
 //! A session and its unparsed input as bytes, to hand a connection to another process.
 //!
-//! Version 3, all integers little-endian (version 1 lacked the transaction state and
-//! the subscriptions, version 2 one of them; this binary refuses every other version):
+//! Version 4, all integers little-endian. Version 3 is version 4 without the times;
+//! this binary writes and reads both, and refuses every other version (version 1 lacked
+//! the transaction state and the subscriptions, version 2 one of them). Which version
+//! goes to a new process is negotiated at TAKEOVER ([`common_version`]), so an older
+//! binary that reads only version 3 can still take connections from this one.
 //!
 //! ```text
 //!  magic         4   "BSES"
-//!  version       2   3
+//!  version       2   4 (or 3)
 //!  body length   8   bytes after this field; must be exactly what follows
 //!  body:
 //!   id           8
@@ -13,6 +16,8 @@
 //!   resp         1   2 or 3
 //!   flags        1   bit 0 authenticated, bit 1 close after reply; no other bits
 //!   db           4
+//!   created      8   version 4 only: unix ms the connection was accepted (CLIENT age=)
+//!   last used    8   version 4 only: unix ms of its last read or write (idle=)
 //!   name         opt bytes: 1 byte 0 (none) or 1 (some), then 8 length + bytes
 //!   lib-name     opt bytes
 //!   lib-ver      opt bytes
@@ -43,13 +48,17 @@ use std::collections::BTreeSet;
 
 use bytes::{Bytes, BytesMut};
 
-use super::{MultiQueue, Protocol, Session, NO_COMMAND};
+use super::{ConnTimes, MultiQueue, Protocol, Session, NO_COMMAND};
 use crate::memcache::McParser;
 use crate::resp::{ParseProgress, ParseState};
 
 const MAGIC: [u8; 4] = *b"BSES";
-/// The format this binary writes and reads.
-pub const VERSION: u16 = 3;
+/// The newest format this binary writes and reads.
+pub const VERSION: u16 = 4;
+/// The oldest format this binary writes and reads.
+pub const OLDEST_VERSION: u16 = 3;
+/// The first format with the connection's times.
+const TIMES_SINCE: u16 = 4;
 /// Longest command name accepted (the longest in the table is far shorter).
 const MAX_COMMAND_NAME: usize = 64;
 /// What `mcdispatch` records as the last command of a memcached connection.
@@ -63,7 +72,9 @@ const FLAG_CLOSE_AFTER_REPLY: u8 = 2;
 pub enum SessionError {
     #[error("not a session: the magic bytes are missing")]
     BadMagic,
-    #[error("session format version {found}; this binary reads version {VERSION}")]
+    #[error(
+        "session format version {found}; this binary reads versions {OLDEST_VERSION} to {VERSION}"
+    )]
     Version { found: u16 },
     #[error("session truncated: {field} needs {needed} bytes, {left} left")]
     Truncated {
@@ -82,12 +93,28 @@ pub enum SessionError {
     Trailing(usize),
 }
 
+/// The session format to write for a peer that reads formats `reads` (lowest, highest),
+/// or `None` when it did not say (a binary from before format 4, which reads format 3
+/// only): the newest both sides know, or why there is none.
+pub fn common_version(reads: Option<(u16, u16)>) -> Result<u16, String> {
+    let (lowest, highest) = reads.unwrap_or((OLDEST_VERSION, OLDEST_VERSION));
+    let version = highest.min(VERSION);
+    if lowest > highest || version < lowest.max(OLDEST_VERSION) {
+        return Err(format!(
+            "the new process reads session formats {lowest} to {highest}; this server writes {OLDEST_VERSION} to {VERSION}"
+        ));
+    }
+    Ok(version)
+}
+
 impl Session {
-    /// Appends this session and `unparsed` (the input received for it and not yet parsed,
-    /// which its parser state refers to) to `out`.
-    pub fn encode(&self, unparsed: &[u8], out: &mut Vec<u8>) {
+    /// Appends this session in format `version` (clamped to the ones this binary
+    /// writes), with its connection's `times` (format 4 on), and `unparsed` (the input
+    /// received for it and not yet parsed, which its parser state refers to) to `out`.
+    pub fn encode(&self, version: u16, times: ConnTimes, unparsed: &[u8], out: &mut Vec<u8>) {
+        let version = version.clamp(OLDEST_VERSION, VERSION);
         out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&version.to_le_bytes());
         let length_at = out.len();
         out.extend_from_slice(&0u64.to_le_bytes());
         let body_start = out.len();
@@ -107,6 +134,10 @@ impl Session {
         }
         out.push(flags);
         out.extend_from_slice(&self.db.to_le_bytes());
+        if version >= TIMES_SINCE {
+            put_u64(out, times.created_ms);
+            put_u64(out, times.last_ms);
+        }
         for text in [&self.name, &self.lib_name, &self.lib_ver] {
             put_opt_bytes(out, text.as_deref());
         }
@@ -175,16 +206,17 @@ impl Session {
         out[length_at..body_start].copy_from_slice(&body_len.to_le_bytes());
     }
 
-    /// Reads what [`Session::encode`] wrote: the session and its unparsed input, ready to
-    /// be the connection's read buffer. The id is kept as it was; the caller reserves it
+    /// Reads what [`Session::encode`] wrote, in any format this binary reads: the session,
+    /// its connection's times (`None` from format 3) and its unparsed input, ready to be
+    /// the connection's read buffer. The id is kept as it was; the caller reserves it
     /// with [`super::reserve_ids_through`].
-    pub fn decode(bytes: &[u8]) -> Result<(Session, BytesMut), SessionError> {
+    pub fn decode(bytes: &[u8]) -> Result<(Session, Option<ConnTimes>, BytesMut), SessionError> {
         if bytes.len() < 4 || bytes[..4] != MAGIC {
             return Err(SessionError::BadMagic);
         }
         let mut r = Reader { rest: &bytes[4..] };
         let found = r.u16("version")?;
-        if found != VERSION {
+        if !(OLDEST_VERSION..=VERSION).contains(&found) {
             return Err(SessionError::Version { found });
         }
         let declared = r.u64("body length")?;
@@ -210,6 +242,14 @@ impl Session {
             return Err(invalid("flags", "unknown bits set"));
         }
         let db = u32::from_le_bytes(r.array("db")?);
+        let times = if found >= TIMES_SINCE {
+            Some(ConnTimes {
+                created_ms: r.u64("created")?,
+                last_ms: r.u64("last used")?,
+            })
+        } else {
+            None
+        };
         let name = r.opt_bytes("name")?;
         let lib_name = r.opt_bytes("lib-name")?;
         let lib_ver = r.opt_bytes("lib-ver")?;
@@ -301,7 +341,7 @@ impl Session {
             channels,
             patterns,
         };
-        Ok((session, unparsed))
+        Ok((session, times, unparsed))
     }
 }
 
