@@ -280,16 +280,7 @@ pub fn run_redis(
             }) if c == core.id && core.is_unlocked() && !core.fence.is_active() => {
                 // (While MIGRATE fences keys of this core, its commands take the path
                 // through a job, where the core checks them: `exec::fence`.)
-                let start = clock::ticks();
-                let r = exec::plan::execute(
-                    &core.router,
-                    &mut core.shard.borrow_mut(),
-                    spec,
-                    &args,
-                    nc.core.turn_now(),
-                );
-                nc.executed(client, command_index(spec), clock::since(start), &r, &args);
-                exec::plan::post_process(post, r)
+                run_here(nc, client, spec, &args, post)
             }
             other => {
                 let fd = idle_fd.filter(|_| out.is_empty());
@@ -301,6 +292,28 @@ pub fn run_redis(
             return Outcome::Close;
         }
     }
+}
+
+/// Runs a planned command on this core's shard now, counts it, and post-processes its
+/// reply (the fast path, and the slow path's commands for this core).
+fn run_here(
+    nc: &NetCore,
+    client: &Client,
+    spec: &'static CommandSpec,
+    args: &[Bytes],
+    post: exec::plan::Post,
+) -> Reply {
+    let core = &nc.core;
+    let start = clock::ticks();
+    let r = exec::plan::execute(
+        &core.router,
+        &mut core.shard.borrow_mut(),
+        spec,
+        args,
+        core.turn_now(),
+    );
+    nc.executed(client, command_index(spec), clock::since(start), &r, args);
+    exec::plan::post_process(post, r)
 }
 
 /// Parses the next command with the connection's own parser state.
@@ -518,16 +531,7 @@ async fn slow_pipeline(
                 && !core.fence.is_active()
                 && !p.has_jobs_for(c) =>
             {
-                let start = clock::ticks();
-                let r = exec::plan::execute(
-                    &core.router,
-                    &mut core.shard.borrow_mut(),
-                    spec,
-                    &args,
-                    core.turn_now(),
-                );
-                nc.executed(&client, command_index(spec), clock::since(start), &r, &args);
-                let r = exec::plan::post_process(post, r);
+                let r = run_here(&nc, &client, spec, &args, post);
                 p.queue((RedisEntry::Ready(r), proto));
             }
             Step::Exec(Plan::Run {

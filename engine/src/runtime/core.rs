@@ -448,6 +448,41 @@ impl Core {
         self.run_jobs(txn, jobs.into(), outs)
     }
 
+    /// Whether a command outside a transaction names a key MIGRATE fences on this core.
+    /// The hot path's one test while no MIGRATE runs: a `Cell` load.
+    fn fenced(&self, txn: u64, spec: &'static CommandSpec, args: &[Bytes], now: u64) -> bool {
+        txn == NO_TXN && self.fence.is_active() && self.fence.blocks(spec, args, now)
+    }
+
+    /// Runs a command on this core's shard; with `answer`, also answers its client from
+    /// here ([`Job::Answer`]).
+    fn command(
+        &self,
+        spec: &'static CommandSpec,
+        args: Vec<Bytes>,
+        answer: Option<Answer>,
+        now: u64,
+    ) -> Out {
+        let start = clock::ticks();
+        let reply = crate::exec::plan::execute(
+            &self.router,
+            &mut self.shard.borrow_mut(),
+            spec,
+            &args,
+            now,
+        );
+        let ticks = clock::since(start);
+        match (answer, ANSWERER.get()) {
+            (Some(to), Some(answer_fn)) => Out::Answered {
+                unsent: answer_fn(self, spec, &reply, ticks, to),
+                reply,
+                ticks,
+                args,
+            },
+            _ => Out::Cmd { reply, ticks, args },
+        }
+    }
+
     /// Runs `jobs` in order after the outputs `outs` of those before them, until a
     /// command outside a transaction names a fenced key ([`crate::exec::fence`]).
     fn run_jobs(&self, txn: u64, mut jobs: VecDeque<Job>, mut outs: Vec<Out>) -> Ran {
@@ -456,55 +491,19 @@ impl Core {
         let mut released = false;
         while let Some(job) = jobs.pop_front() {
             outs.push(match job {
-                Job::Answer(spec, args, answer) => {
-                    if txn == NO_TXN
-                        && self.fence.is_active()
-                        && self.fence.blocks(spec, &args, now)
-                    {
-                        jobs.push_front(Job::Answer(spec, args, answer));
-                        return Ran::Fenced(jobs, outs);
-                    }
-                    let start = clock::ticks();
-                    let reply = crate::exec::plan::execute(
-                        &self.router,
-                        &mut self.shard.borrow_mut(),
-                        spec,
-                        &args,
-                        now,
-                    );
-                    let ticks = clock::since(start);
-                    match ANSWERER.get() {
-                        Some(answer_fn) => Out::Answered {
-                            unsent: answer_fn(self, spec, &reply, ticks, answer),
-                            reply,
-                            ticks,
-                            args,
-                        },
-                        None => Out::Cmd { reply, ticks, args },
-                    }
-                }
                 Job::Cmd(spec, args) => {
-                    // The hot path's one test while no MIGRATE runs: a `Cell` load.
-                    if txn == NO_TXN
-                        && self.fence.is_active()
-                        && self.fence.blocks(spec, &args, now)
-                    {
+                    if self.fenced(txn, spec, &args, now) {
                         jobs.push_front(Job::Cmd(spec, args));
                         return Ran::Fenced(jobs, outs);
                     }
-                    let start = clock::ticks();
-                    let reply = crate::exec::plan::execute(
-                        &self.router,
-                        &mut self.shard.borrow_mut(),
-                        spec,
-                        &args,
-                        now,
-                    );
-                    Out::Cmd {
-                        reply,
-                        ticks: clock::since(start),
-                        args,
+                    self.command(spec, args, None, now)
+                }
+                Job::Answer(spec, args, answer) => {
+                    if self.fenced(txn, spec, &args, now) {
+                        jobs.push_front(Job::Answer(spec, args, answer));
+                        return Ran::Fenced(jobs, outs);
                     }
+                    self.command(spec, args, Some(answer), now)
                 }
                 Job::Mc(op, ctx) => {
                     if txn == NO_TXN && self.fence.is_active() && self.fence.holds(op.key(), now) {
