@@ -82,8 +82,8 @@ pub fn memcached_reference() -> bool {
     std::env::var("BATON_ITEST_REFERENCE").is_ok_and(|v| v == "memcached")
 }
 
-/// How many free ports [`Builder::memcache`] tries before giving up.
-const MEMCACHE_PORT_TRIES: usize = 8;
+/// How many free ports [`Builder::start`] tries before giving up.
+const PORT_TRIES: usize = 8;
 
 /// A port that was free a moment ago: bind port 0, note the port, release it.
 pub fn free_port() -> u16 {
@@ -131,10 +131,20 @@ impl Builder {
             return start_reference(&self);
         }
         if !self.memcache {
-            return self.spawn(0).unwrap_or_else(|e| panic!("{e}"));
+            // A port picked free can be taken by a parallel test before the server binds
+            // it (cluster mode picks one whose bus port is free too): try again then.
+            let mut failures = Vec::new();
+            for _ in 0..PORT_TRIES {
+                match self.spawn(0) {
+                    Ok(server) => return server,
+                    Err(e) if e.contains("in use") => failures.push(e),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            panic!("could not start baton:\n{}", failures.join("\n"));
         }
         let mut failures = Vec::new();
-        for _ in 0..MEMCACHE_PORT_TRIES {
+        for _ in 0..PORT_TRIES {
             let port = free_port();
             match self.spawn(port) {
                 Ok(server) if server.owns_listeners_on(port) => return server,
