@@ -49,7 +49,7 @@ fn cluster_of(nc: &NetCore) -> Result<&Arc<Cluster>, Reply> {
 }
 
 /// Redis's getSlotOrReply.
-fn slot_arg(arg: &[u8]) -> Result<u16, Reply> {
+pub(crate) fn slot_arg(arg: &[u8]) -> Result<u16, Reply> {
     std::str::from_utf8(arg)
         .ok()
         .and_then(|s| s.parse::<i64>().ok())

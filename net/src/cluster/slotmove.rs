@@ -54,11 +54,11 @@ use std::rc::Rc;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
+use super::commands::slot_arg;
 use baton_engine::commands::dump::encode_copy;
 use baton_engine::exec::{fence, with_every_core};
 use baton_engine::reply::{errors, Reply};
 use baton_engine::runtime::{now_ms, Core};
-use baton_ring::SLOTS;
 use bytes::Bytes;
 
 use super::Cluster;
@@ -136,15 +136,6 @@ pub struct Block {
     pub node: String,
 }
 
-fn slot_number(arg: &[u8]) -> Result<u16, Reply> {
-    std::str::from_utf8(arg)
-        .ok()
-        .and_then(|s| s.parse::<i64>().ok())
-        .filter(|&n| (0..i64::from(SLOTS)).contains(&n))
-        .map(|n| n as u16)
-        .ok_or(Reply::err("ERR Invalid or out of range slot"))
-}
-
 fn is(a: &[u8], word: &str) -> bool {
     a.eq_ignore_ascii_case(word.as_bytes())
 }
@@ -168,7 +159,7 @@ pub fn parse(args: &[Bytes]) -> Result<Vec<Block>, Reply> {
             if is(b, "NODE") {
                 return Err(errors::SYNTAX);
             }
-            let (a, b) = (slot_number(a)?, slot_number(b)?);
+            let (a, b) = (slot_arg(a)?, slot_arg(b)?);
             if a > b {
                 return Err(Reply::error(format!(
                     "ERR start slot number {a} is greater than end slot number {b}"
@@ -510,7 +501,7 @@ pub async fn bulk_setslot(nc: &NetCore, cluster: &Cluster, args: &[Bytes]) -> Re
     let id = String::from_utf8_lossy(&args[3]).into_owned();
     let mut slots = Vec::new();
     for pair in args[4..].chunks(2) {
-        let (a, b) = match (slot_number(&pair[0]), slot_number(&pair[1])) {
+        let (a, b) = match (slot_arg(&pair[0]), slot_arg(&pair[1])) {
             (Ok(a), Ok(b)) if a <= b => (a, b),
             (Err(e), _) | (_, Err(e)) => return e,
             _ => return errors::SYNTAX,
