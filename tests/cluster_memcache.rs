@@ -48,12 +48,7 @@ fn three_mc_nodes(dir: &TempDir) -> Option<Vec<Server>> {
     let nodes: Vec<Server> = (0..3)
         .map(|i| mc_node(&dir.file(&format!("n{i}.conf"))))
         .collect();
-    create(&nodes);
-    assert!(
-        eventually(CONVERGE, || agree(&nodes)),
-        "{:#?}",
-        all_nodes(&nodes)
-    );
+    create_agreeing(&nodes);
     Some(nodes)
 }
 

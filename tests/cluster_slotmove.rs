@@ -179,12 +179,7 @@ fn a_range_moves_under_writers_with_every_type_and_ttl() {
                 .start()
         })
         .collect();
-    create(&nodes);
-    assert!(
-        eventually(CONVERGE, || agree(&nodes)),
-        "{:#?}",
-        all_nodes(&nodes)
-    );
+    create_agreeing(&nodes);
     let target = myid(&nodes[1]);
     let mut c0 = nodes[0].redis();
 

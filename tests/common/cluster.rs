@@ -222,16 +222,22 @@ pub fn follow(start: u16, args: &[&str]) -> (Value, u16) {
     panic!("{args:?}: too many redirections");
 }
 
+/// Makes `nodes` a cluster (`redis-cli --cluster create`) and waits until they agree on
+/// its view.
+pub fn create_agreeing(nodes: &[Server]) {
+    create(nodes);
+    assert!(
+        eventually(CONVERGE, || agree(nodes)),
+        "{:#?}",
+        all_nodes(nodes)
+    );
+}
+
 /// Three nodes with their config files in `dir`, made a cluster, agreeing on its view.
 pub fn three_agreeing_nodes(dir: &TempDir) -> Vec<Server> {
     let nodes: Vec<Server> = (0..3)
         .map(|i| node(&dir.file(&format!("n{i}.conf")), 0))
         .collect();
-    create(&nodes);
-    assert!(
-        eventually(CONVERGE, || agree(&nodes)),
-        "{:#?}",
-        all_nodes(&nodes)
-    );
+    create_agreeing(&nodes);
     nodes
 }
