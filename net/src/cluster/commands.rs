@@ -14,7 +14,7 @@ use baton_ring::{slot, SLOTS};
 use bytes::Bytes;
 
 use super::state::State;
-use super::{wire, Cluster};
+use super::{slot_arg, wire, Cluster};
 use crate::client::Client;
 use crate::netcore::NetCore;
 
@@ -46,16 +46,6 @@ fn text(s: String) -> Reply {
 
 fn cluster_of(nc: &NetCore) -> Result<&Arc<Cluster>, Reply> {
     nc.shared.cluster.get().ok_or(Reply::err(DISABLED))
-}
-
-/// Redis's getSlotOrReply.
-pub(crate) fn slot_arg(arg: &[u8]) -> Result<u16, Reply> {
-    std::str::from_utf8(arg)
-        .ok()
-        .and_then(|s| s.parse::<i64>().ok())
-        .filter(|&n| (0..i64::from(SLOTS)).contains(&n))
-        .map(|n| n as u16)
-        .ok_or(Reply::err("ERR Invalid or out of range slot"))
 }
 
 fn node_arg(arg: &[u8]) -> String {

@@ -41,6 +41,17 @@ use baton_ring::ClusterView;
 
 use self::state::State;
 
+/// A slot number argument, as Redis's getSlotOrReply reads it (SETSLOT, COUNTKEYSINSLOT,
+/// MIGRATESLOTS ...).
+pub(crate) fn slot_arg(arg: &[u8]) -> Result<u16, Reply> {
+    std::str::from_utf8(arg)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .filter(|&n| (0..i64::from(baton_ring::SLOTS)).contains(&n))
+        .map(|n| n as u16)
+        .ok_or(Reply::err("ERR Invalid or out of range slot"))
+}
+
 /// `--cluster-node-timeout` when nothing sets it (Redis's default), in milliseconds.
 pub const DEFAULT_NODE_TIMEOUT_MS: u64 = 15_000;
 

@@ -54,14 +54,13 @@ use std::rc::Rc;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use super::commands::slot_arg;
 use baton_engine::commands::dump::encode_copy;
 use baton_engine::exec::{fence, with_every_core};
 use baton_engine::reply::{errors, Reply};
 use baton_engine::runtime::{now_ms, Core};
 use bytes::Bytes;
 
-use super::Cluster;
+use super::{slot_arg, Cluster};
 use crate::netcore::NetCore;
 use crate::repl::link::{dial, encode_command, read_reply, Resp};
 
