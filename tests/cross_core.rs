@@ -124,3 +124,88 @@ fn the_slow_log_names_the_client_of_a_command_another_core_ran() {
         assert!(seen.contains(k), "SET {k} is not in the slow log");
     }
 }
+
+/// A pipeline whose commands are spread over both cores: the loop sends the other
+/// core's share there itself and finishes the pipeline when the response is back
+/// (`Outcome::Pipe`). Replies keep request order, whatever the length (past the 256 a
+/// pipeline answers at a time as well), with split commands (MGET over both cores) and
+/// answered ones (PING, an unknown command) among them, and every command is counted
+/// once.
+#[test]
+fn pipelines_over_both_cores_keep_their_order_and_counts() {
+    let s = Server::start(2);
+    let mut raw = s.raw();
+    let mut total_sets = 0;
+    let mut total_gets = 0;
+    for (round, len) in [1usize, 2, 7, 32, 255, 256, 257, 600]
+        .into_iter()
+        .enumerate()
+    {
+        let mut bytes = Vec::new();
+        let mut want = Vec::new();
+        for i in 0..len {
+            let (key, value) = (format!("p{round}:{i}"), format!("v{round}.{i}"));
+            bytes.extend(encode_command(&["SET", &key, &value]));
+            want.extend_from_slice(b"+OK\r\n");
+            bytes.extend(encode_command(&["GET", &key]));
+            want.extend(format!("${}\r\n{value}\r\n", value.len()).into_bytes());
+            total_sets += 1;
+            total_gets += 1;
+            if i % 50 == 7 {
+                let other = format!("p{round}:{}", i / 2);
+                bytes.extend(encode_command(&["MGET", &key, &other, "nokey"]));
+                let v2 = format!("v{round}.{}", i / 2);
+                want.extend(
+                    format!(
+                        "*3\r\n${}\r\n{value}\r\n${}\r\n{v2}\r\n$-1\r\n",
+                        value.len(),
+                        v2.len()
+                    )
+                    .into_bytes(),
+                );
+                bytes.extend(encode_command(&["PING"]));
+                want.extend_from_slice(b"+PONG\r\n");
+                bytes.extend(encode_command(&["NOSUCHCMD", &key]));
+                want.extend(
+                    format!(
+                        "-ERR unknown command 'NOSUCHCMD', with args beginning with: '{key}' \r\n"
+                    )
+                    .into_bytes(),
+                );
+            }
+        }
+        raw.send(&bytes);
+        raw.expect(&want);
+    }
+    // QUIT in the middle of a pipeline over both cores: the replies before it, its +OK,
+    // then the connection closes and what follows is not run.
+    let mut bytes = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..20 {
+        bytes.extend(encode_command(&["SET", &format!("q{i}"), "x"]));
+        want.extend_from_slice(b"+OK\r\n");
+    }
+    bytes.extend(encode_command(&["QUIT"]));
+    want.extend_from_slice(b"+OK\r\n");
+    for i in 0..20 {
+        bytes.extend(encode_command(&["SET", &format!("after{i}"), "x"]));
+    }
+    raw.send(&bytes);
+    raw.expect(&want);
+    raw.expect_closed();
+    let mut c = s.redis();
+    for i in 0..20 {
+        assert_eq!(run(&mut c, &["EXISTS", &format!("after{i}")]), int(0));
+    }
+    let stats = as_str(&run(&mut c, &["INFO", "commandstats"]));
+    for (cmd, calls) in [("get", total_gets), ("set", total_sets + 20)] {
+        let line = stats
+            .lines()
+            .find(|l| l.starts_with(&format!("cmdstat_{cmd}:")))
+            .unwrap_or_else(|| panic!("no cmdstat_{cmd} in {stats}"));
+        assert!(
+            line.starts_with(&format!("cmdstat_{cmd}:calls={calls},")),
+            "{line}"
+        );
+    }
+}

@@ -18,9 +18,9 @@ use std::rc::Rc;
 
 use baton_engine::clock;
 use baton_engine::command::{command_index, lookup, subcommand, CommandSpec, Conn, Route};
-use baton_engine::exec::{self, Pipeline, Plan, RedisDone, RedisEntry};
+use baton_engine::exec::{self, Outputs, Pipeline, Plan, RedisDone, RedisEntry};
 use baton_engine::reply::{errors, Reply};
-use baton_engine::runtime::{Answer, Core, Job};
+use baton_engine::runtime::{Answer, Core, Job, Out};
 use bytes::{Bytes, BytesMut};
 
 use crate::admin;
@@ -69,9 +69,49 @@ pub enum Outcome {
         row: usize,
         answered: bool,
     },
+    /// A pipeline whose commands all finish on their own (shard commands and answered
+    /// ones) and whose shard work is all for other cores: its commands for this core ran
+    /// already, and the loop sends the rest there itself, with no task
+    /// ([`LoopPipe::send`]), then finishes it when every response is back. The output
+    /// held meanwhile goes out with its replies, in one send.
+    Pipe(Box<LoopPipe>),
     /// The connection is a replica's flow (FLOWSYNC): it leaves the client table for the
     /// core of the shard it asked for.
     Flow(crate::repl_state::FeedRequest),
+}
+
+/// A pipeline the event loop drives without a task ([`Outcome::Pipe`]): its requests in
+/// order, with their shard work queued per other core, and the responses come so far.
+pub struct LoopPipe {
+    p: Pipeline<Queued>,
+    waiting: usize,
+    responses: Vec<(usize, Vec<Out>)>,
+}
+
+impl LoopPipe {
+    /// Sends the queued shard work to the other cores, for this core's loop to collect
+    /// under `tag` ([`Core::call_for_loop`]). Returns how many responses will come (one
+    /// per core involved; none if every command was answered here).
+    pub fn send(&mut self, core: &Core, tag: u64) -> usize {
+        self.waiting = self.p.send_for_loop(core, tag);
+        self.waiting
+    }
+
+    /// Takes the response of core `from`; true once every response is in.
+    pub fn take(&mut self, from: usize, outs: Vec<Out>) -> bool {
+        self.responses.push((from, outs));
+        self.waiting = self.waiting.saturating_sub(1);
+        self.waiting == 0
+    }
+
+    /// Finishes the requests in order: each counted and checked against the slow log,
+    /// and its reply encoded.
+    pub fn finish(mut self, nc: &NetCore, client: &Client) -> Vec<u8> {
+        let outs = Outputs::from_responses(nc.core.cores, std::mem::take(&mut self.responses));
+        let mut out = Vec::new();
+        finished(self.p.finish(outs), nc, client, &mut out);
+        out
+    }
 }
 
 /// How one request of a connection goes on, once the connection has looked at it.
@@ -397,16 +437,112 @@ fn slow(
             }
         }
     }
+    // The rest queued in order here; while every step finishes on its own, the loop
+    // drives the pipeline itself ([`Outcome::Pipe`]). At the first step that must wait
+    // (or a command for this core that cannot run at once), a task takes over from there.
+    let mut p: Pipeline<Queued> = Pipeline::new(nc.core.cores);
+    let mut next = Some(first);
+    let mut rest = rest.into_iter();
+    if hold && trailing.is_none() {
+        loop {
+            let planned = match next.take() {
+                Some(s) => s,
+                None => match rest.next() {
+                    Some(args) => step(nc, client, args, nc.core.turn_now()),
+                    None => break,
+                },
+            };
+            if let Some(waits) = queue_step(nc, client, &mut p, planned) {
+                next = Some(waits);
+                break;
+            }
+            if client.borrow().close_after_reply || p.len() >= SLOW_FLUSH_EVERY {
+                break;
+            }
+        }
+        if next.is_none()
+            && rest.len() == 0
+            && !p.has_jobs_for(nc.core.id)
+            && !client.borrow().close_after_reply
+        {
+            return Outcome::Pipe(Box::new(LoopPipe {
+                p,
+                waiting: 0,
+                responses: Vec::new(),
+            }));
+        }
+    }
     Outcome::Slow {
         task: Box::pin(slow_pipeline(
             nc.clone(),
             client.clone(),
-            first,
+            p,
+            next,
             rest,
             trailing,
         )),
         hold,
     }
+}
+
+/// Queues a step that finishes on its own in `p`: an answer, or a shard command (run at
+/// once when it is for this core and nothing of the pipeline waits to run here before
+/// it). Gives back a step that must wait (a barrier, an admin command, a paused write).
+fn queue_step(
+    nc: &NetCore,
+    client: &Client,
+    p: &mut Pipeline<Queued>,
+    planned: Step,
+) -> Option<Step> {
+    let core = &nc.core;
+    let proto = client.borrow().resp;
+    match planned {
+        Step::Reply(r) => p.queue((RedisEntry::Ready(r), proto)),
+        // A command of this core's shard runs at once, as on the fast path, when nothing
+        // of this pipeline waits to run on this core before it (the local part of a
+        // split command, say): commands of other cores run concurrently with it either
+        // way, and its reply waits in its place. It saves the job, the batch's output and
+        // their moves for about half of a pipeline's commands on two cores.
+        Step::Exec(Plan::Run {
+            core: c,
+            spec,
+            args,
+            post,
+        }) if c == core.id
+            && core.is_unlocked()
+            && !core.fence.is_active()
+            && !p.has_jobs_for(c) =>
+        {
+            let r = run_here(nc, client, spec, &args, post);
+            p.queue((RedisEntry::Ready(r), proto));
+        }
+        Step::Exec(Plan::Run {
+            core: c,
+            spec,
+            args,
+            post,
+        }) => {
+            let e = RedisEntry::one(p, c, spec, args, post);
+            p.queue((e, proto));
+        }
+        Step::Exec(Plan::Split {
+            spec,
+            merge,
+            parts,
+            order,
+        }) => {
+            let e = RedisEntry::multi(p, spec, merge, parts, order);
+            p.queue((e, proto));
+        }
+        // `step` answers these itself.
+        Step::Exec(Plan::Done(r, _) | Plan::Refused(r)) => p.queue((RedisEntry::Ready(r), proto)),
+        Step::Flow(_) => {
+            let r = crate::repl::commands::FLOWSYNC_NOT_ALONE;
+            p.queue((RedisEntry::Ready(r), proto))
+        }
+        waits => return Some(waits),
+    }
+    None
 }
 
 /// The largest encoded reply another core sends to a client itself ([`answer`]).
@@ -462,7 +598,14 @@ type Queued = (RedisEntry, u8);
 
 /// Runs the queued commands, then counts and encodes each in order.
 async fn flush(p: &mut Pipeline<Queued>, nc: &NetCore, client: &Client, out: &mut Vec<u8>) {
-    for (done, proto) in p.flush(&nc.core).await {
+    let done = p.flush(&nc.core).await;
+    finished(done, nc, client, out);
+}
+
+/// Counts finished commands (checking each against the slow log) and encodes their
+/// replies in order.
+fn finished(done: Vec<(RedisDone, u8)>, nc: &NetCore, client: &Client, out: &mut Vec<u8>) {
+    for (done, proto) in done {
         match &done {
             RedisDone::Ready(_) => {}
             RedisDone::Ran {
@@ -490,21 +633,34 @@ async fn flush(p: &mut Pipeline<Queued>, nc: &NetCore, client: &Client, out: &mu
     }
 }
 
-/// Runs a pipeline that needs other cores or must wait, preserving reply order.
+/// Runs a pipeline that needs other cores or must wait, preserving reply order: `p`
+/// holds what was queued already, `next` the step to go on with (if any), then `rest`.
 async fn slow_pipeline(
     nc: Rc<NetCore>,
     client: Client,
-    first: Step,
-    rest: Vec<Vec<Bytes>>,
+    mut p: Pipeline<Queued>,
+    mut next: Option<Step>,
+    mut rest: std::vec::IntoIter<Vec<Bytes>>,
     trailing: Option<String>,
 ) -> SlowResult {
     let (core, shared) = (&nc.core, &nc.shared);
     let mut out = Vec::new();
-    let mut p: Pipeline<Queued> = Pipeline::new(core.cores);
-    let mut next = Some(first);
-    let mut rest = rest.into_iter();
     let mut close = false;
     loop {
+        if next.is_none() {
+            if client.borrow().close_after_reply {
+                close = true;
+                break;
+            }
+            if p.len() >= SLOW_FLUSH_EVERY {
+                flush(&mut p, &nc, &client, &mut out).await;
+                if crate::protect::over_hard_limit(shared, out.len()) {
+                    // The loop closes this client for its output; the rest is never run,
+                    // as Redis runs nothing more for a client it is closing.
+                    return (out, true);
+                }
+            }
+        }
         let planned = match next.take() {
             Some(s) => s,
             None => match rest.next() {
@@ -512,50 +668,10 @@ async fn slow_pipeline(
                 None => break,
             },
         };
-        let proto = client.borrow().resp;
-        match planned {
-            Step::Reply(r) => p.queue((RedisEntry::Ready(r), proto)),
-            // A command of this core's shard runs at once, as on the fast path, when
-            // nothing of this pipeline waits to run on this core before it (the local
-            // part of a split command, say): commands of other cores run concurrently with
-            // it either way, and its reply waits in its place. It saves the job, the
-            // batch's output and their moves for about half of a pipeline's commands
-            // on two cores.
-            Step::Exec(Plan::Run {
-                core: c,
-                spec,
-                args,
-                post,
-            }) if c == core.id
-                && core.is_unlocked()
-                && !core.fence.is_active()
-                && !p.has_jobs_for(c) =>
-            {
-                let r = run_here(&nc, &client, spec, &args, post);
-                p.queue((RedisEntry::Ready(r), proto));
-            }
-            Step::Exec(Plan::Run {
-                core: c,
-                spec,
-                args,
-                post,
-            }) => {
-                let e = RedisEntry::one(&mut p, c, spec, args, post);
-                p.queue((e, proto));
-            }
-            Step::Exec(Plan::Split {
-                spec,
-                merge,
-                parts,
-                order,
-            }) => {
-                let e = RedisEntry::multi(&mut p, spec, merge, parts, order);
-                p.queue((e, proto));
-            }
-            // `step` answers these itself.
-            Step::Exec(Plan::Done(r, _) | Plan::Refused(r)) => {
-                p.queue((RedisEntry::Ready(r), proto))
-            }
+        let Some(waits) = queue_step(&nc, &client, &mut p, planned) else {
+            continue;
+        };
+        match waits {
             Step::Exec(Plan::Open { spec, args, asking }) => {
                 // Like a cross-core transaction: a barrier, then the keys' cores locked.
                 flush(&mut p, &nc, &client, &mut out).await;
@@ -584,10 +700,6 @@ async fn slow_pipeline(
                 nc.executed(&client, row, ticks, &reply, &args);
                 resp::encode(&reply, client.borrow().resp, &mut out);
             }
-            Step::Flow(_) => {
-                let r = crate::repl::commands::FLOWSYNC_NOT_ALONE;
-                p.queue((RedisEntry::Ready(r), proto))
-            }
             Step::Paused(args) => {
                 flush(&mut p, &nc, &client, &mut out).await;
                 while shared
@@ -600,7 +712,6 @@ async fn slow_pipeline(
                         .await;
                 }
                 next = Some(step(&nc, &client, args, nc.core.turn_now()));
-                continue;
             }
             Step::Admin(conn, row, args) => {
                 flush(&mut p, &nc, &client, &mut out).await;
@@ -609,17 +720,9 @@ async fn slow_pipeline(
                 nc.executed(&client, row, clock::since(start), &reply, &args);
                 resp::encode(&reply, client.borrow().resp, &mut out);
             }
-        }
-        if client.borrow().close_after_reply {
-            close = true;
-            break;
-        }
-        if p.len() >= SLOW_FLUSH_EVERY {
-            flush(&mut p, &nc, &client, &mut out).await;
-            if crate::protect::over_hard_limit(shared, out.len()) {
-                // The loop closes this client for its output; the rest is never run, as
-                // Redis runs nothing more for a client it is closing.
-                return (out, true);
+            // Queued by `queue_step`, which never gives these back.
+            Step::Reply(_) | Step::Exec(_) | Step::Flow(_) => {
+                unreachable!("queue_step queues answers and shard commands")
             }
         }
     }

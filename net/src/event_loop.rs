@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use baton_engine::reply::Reply;
-use baton_engine::runtime::{now_ms, wake, Core, Out};
+use baton_engine::runtime::{now_ms, wake, Core, LoopReply, Out};
 use bytes::BytesMut;
 use io_uring::{opcode, types};
 
@@ -175,6 +175,9 @@ struct Conn {
     /// While `busy` with a lone request sent to another core: the command's row in the
     /// command statistics.
     lane_row: usize,
+    /// While `busy` with a pipeline the loop drives ([`dispatch::Outcome::Pipe`]): the
+    /// pipeline, waiting for the other cores' responses.
+    pipe: Option<Box<dispatch::LoopPipe>>,
     /// No more reading: close once the output is written.
     draining: bool,
     /// Closing: cancel what is armed and drop the connection (freeing its token) once
@@ -293,7 +296,7 @@ struct Loop {
     /// Connections that got input while their task waits for a lazy response.
     waiting_lazy: Vec<Token>,
     /// Responses to lone requests sent to other cores (kept for its allocation).
-    lane_replies: Vec<(u64, Vec<Out>)>,
+    lane_replies: Vec<LoopReply>,
 }
 
 /// Serves this core's listeners until the server is asked to stop and every connection
@@ -839,6 +842,7 @@ impl Loop {
             hold: false,
             answered: false,
             lane_row: 0,
+            pipe: None,
             draining: false,
             closing: false,
             cancel_sent: false,
@@ -1055,6 +1059,27 @@ impl Loop {
                     self.tasks.set(self.tasks.get() + 1);
                     self.nc.core.call_for_loop(core, vec![job], tag);
                 }
+                dispatch::Outcome::Pipe(mut pipe) => {
+                    conn.busy = true;
+                    conn.hold = true;
+                    let tag = (u64::from(token) << 32) | u64::from(conn.generation);
+                    let calls = pipe.send(&self.nc.core, tag);
+                    if calls == 0 {
+                        // Everything was answered here: it finishes next turn, as a task
+                        // that ended would.
+                        let bytes = pipe.finish(&self.nc, &conn.client);
+                        self.finished.borrow_mut().push(Finished {
+                            token,
+                            generation: conn.generation,
+                            bytes,
+                            close: false,
+                        });
+                    } else {
+                        // In flight like a task: a handoff's freeze and a stop wait for it.
+                        self.tasks.set(self.tasks.get() + calls);
+                        conn.pipe = Some(pipe);
+                    }
+                }
                 dispatch::Outcome::Slow { task, hold } => {
                     conn.busy = true;
                     conn.hold = hold;
@@ -1221,16 +1246,30 @@ impl Loop {
         let mut replies = std::mem::take(&mut self.lane_replies);
         self.nc.core.take_loop_replies(&mut replies);
         let any = !replies.is_empty();
-        for (tag, outs) in replies.drain(..) {
+        for LoopReply { tag, from, outs } in replies.drain(..) {
             self.tasks.set(self.tasks.get() - 1);
             let (token, generation) = ((tag >> 32) as Token, tag as u32);
-            let Some(Some(conn)) = self.conns.get(token as usize) else {
+            let Some(Some(conn)) = self.conns.get_mut(token as usize) else {
                 continue;
             };
             if conn.generation != generation {
                 continue;
             }
             let (client, row) = (conn.client.clone(), conn.lane_row);
+            if let Some(pipe) = conn.pipe.as_mut() {
+                if !pipe.take(from, outs) {
+                    continue;
+                }
+                let pipe = conn.pipe.take().expect("checked just above");
+                let bytes = pipe.finish(&self.nc, &client);
+                self.resume(Finished {
+                    token,
+                    generation,
+                    bytes,
+                    close: false,
+                });
+                continue;
+            }
             let mut bytes = Vec::new();
             match outs.into_iter().next() {
                 Some(Out::Answered {

@@ -47,6 +47,20 @@ impl Batch {
         self.jobs.get(core).is_some_and(|b| !b.is_empty())
     }
 
+    /// Sends every other core its batch (emptying this one) for the event loop to collect
+    /// ([`Core::call_for_loop`], under `tag`), and returns how many responses will come.
+    /// The caller queued nothing for its own core ([`Batch::has_jobs_for`]).
+    pub fn send_for_loop(&mut self, core: &Core, tag: u64) -> usize {
+        let mut sent = 0;
+        for (c, batch) in self.jobs.iter_mut().enumerate() {
+            if !batch.is_empty() {
+                core.call_for_loop(c, std::mem::take(batch), tag);
+                sent += 1;
+            }
+        }
+        sent
+    }
+
     /// Sends every core its batch (emptying this one), runs them concurrently, and
     /// returns the outputs.
     pub async fn run(&mut self, core: &Rc<Core>) -> Outputs {
@@ -73,6 +87,18 @@ pub struct Outputs {
 }
 
 impl Outputs {
+    /// The outputs the responses to [`Batch::send_for_loop`] brought: each core's, in
+    /// any order.
+    pub fn from_responses(cores: usize, responses: Vec<(usize, Vec<Out>)>) -> Outputs {
+        let mut outs: Vec<Vec<Option<Out>>> = (0..cores).map(|_| Vec::new()).collect();
+        for (c, o) in responses {
+            if let Some(slot) = outs.get_mut(c) {
+                *slot = o.into_iter().map(Some).collect();
+            }
+        }
+        Outputs { outs }
+    }
+
     /// The output of the job `ticket` names; `None` if it was taken already (or the
     /// batch came back short, which a core never does).
     pub fn take(&mut self, ticket: Ticket) -> Option<Out> {

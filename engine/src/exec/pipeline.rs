@@ -70,7 +70,20 @@ impl<E: Entry> Pipeline<E> {
     /// Runs every queued batch (one request per core involved, all at once) and finishes
     /// the queued requests in order.
     pub async fn flush(&mut self, core: &Rc<Core>) -> Vec<E::Done> {
-        let mut outs = self.batch.run(core).await;
+        let outs = self.batch.run(core).await;
+        self.finish(outs)
+    }
+
+    /// Sends the queued batches for the event loop to collect, with no task
+    /// ([`Batch::send_for_loop`]); returns how many responses to wait for, which then
+    /// go to [`Pipeline::finish`]. Nothing may be queued for `core` itself.
+    pub fn send_for_loop(&mut self, core: &Core, tag: u64) -> usize {
+        debug_assert!(!self.batch.has_jobs_for(core.id));
+        self.batch.send_for_loop(core, tag)
+    }
+
+    /// Finishes the queued requests in order with their batches' outputs.
+    pub fn finish(&mut self, mut outs: Outputs) -> Vec<E::Done> {
         self.entries
             .drain(..)
             .map(|e| e.finish(&mut outs))

@@ -196,7 +196,7 @@ pub struct Core {
     turn: Cell<u64>,
     pending: RefCell<HashMap<u64, Waiting>>,
     /// Responses to [`Core::call_for_loop`], for the event loop to take.
-    loop_replies: RefCell<Vec<(u64, Vec<Out>)>>,
+    loop_replies: RefCell<Vec<LoopReply>>,
     /// The transaction holding this shard's lock, or [`NO_TXN`].
     lock: Cell<u64>,
     deferred: RefCell<VecDeque<Deferred>>,
@@ -208,6 +208,14 @@ pub struct Core {
     /// MIGRATE's fences on this core's keys and the batches parked behind them
     /// ([`crate::exec::fence`]).
     pub fence: Fence,
+}
+
+/// A response to [`Core::call_for_loop`]: the caller's tag, the core that ran the jobs
+/// and their outputs.
+pub struct LoopReply {
+    pub tag: u64,
+    pub from: usize,
+    pub outs: Vec<Out>,
 }
 
 /// Who waits for the response to a request this core sent.
@@ -361,7 +369,7 @@ impl Core {
 
     /// Moves the responses to [`Core::call_for_loop`] received so far into `out`, with
     /// their tags.
-    pub fn take_loop_replies(&self, out: &mut Vec<(u64, Vec<Out>)>) {
+    pub fn take_loop_replies(&self, out: &mut Vec<LoopReply>) {
         let mut replies = self.loop_replies.borrow_mut();
         if !replies.is_empty() {
             out.append(&mut replies);
@@ -615,7 +623,11 @@ impl Core {
                 let waiting = self.pending.borrow_mut().remove(&id);
                 match waiting {
                     Some(Waiting::Task(tx)) => tx.send(outs),
-                    Some(Waiting::Loop(tag)) => self.loop_replies.borrow_mut().push((tag, outs)),
+                    Some(Waiting::Loop(tag)) => {
+                        self.loop_replies
+                            .borrow_mut()
+                            .push(LoopReply { tag, from, outs })
+                    }
                     None => {}
                 }
             }

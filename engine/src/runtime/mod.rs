@@ -27,7 +27,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 use self::mesh::Mesh;
 
 pub use self::core::{
-    now_ms, set_answerer, Answer, AnswerFn, Core, CoreFn, Job, Msg, Out, ShardFn, NO_TXN,
+    now_ms, set_answerer, Answer, AnswerFn, Core, CoreFn, Job, LoopReply, Msg, Out, ShardFn, NO_TXN,
 };
 
 /// Errors starting the runtime.
