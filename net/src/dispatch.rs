@@ -388,18 +388,11 @@ fn slow(
             }
         }
     }
-    // Held back: only shard commands, which finish on their own (a fenced key waits for
-    // its MIGRATE, never for a client). Commands of the connection route (blocking pops,
-    // WAIT, EXEC, admin) may wait on others, so what came before them goes out at once.
-    let hold = matches!(first, Step::Exec(_))
-        && !nc
-            .shared
-            .repl
-            .writes_paused
-            .load(std::sync::atomic::Ordering::Acquire)
-        && rest.iter().all(|args| {
-            lookup(&args[0]).is_none_or(|spec| !matches!(spec.route, Route::Connection(_)))
-        });
+    let paused = nc
+        .shared
+        .repl
+        .writes_paused
+        .load(std::sync::atomic::Ordering::Acquire);
     // A lone command for one other core: the loop sends it there itself, without a task.
     // On a connection with no output waiting, that core also sends the reply itself, and
     // this one need not wake for it (the response comes back lazily; `Mesh::post_with`).
@@ -443,7 +436,7 @@ fn slow(
     let mut p: Pipeline<Queued> = Pipeline::new(nc.core.cores);
     let mut next = Some(first);
     let mut rest = rest.into_iter();
-    if hold && trailing.is_none() {
+    if matches!(next, Some(Step::Exec(_))) && !paused && trailing.is_none() {
         loop {
             let planned = match next.take() {
                 Some(s) => s,
@@ -472,6 +465,15 @@ fn slow(
             }));
         }
     }
+    // Held back: only shard commands and answers, which finish on their own (a fenced
+    // key waits for its MIGRATE, never for a client). Commands of the connection route
+    // (blocking pops, WAIT, EXEC, admin) may wait on others, so what came before them
+    // goes out at once.
+    let hold = !paused
+        && next.as_ref().is_none_or(|s| matches!(s, Step::Exec(_)))
+        && rest.as_slice().iter().all(|args| {
+            lookup(&args[0]).is_none_or(|spec| !matches!(spec.route, Route::Connection(_)))
+        });
     Outcome::Slow {
         task: Box::pin(slow_pipeline(
             nc.clone(),
