@@ -28,7 +28,6 @@ use crate::client::Client;
 use crate::multi;
 use crate::netcore::NetCore;
 use crate::resp;
-use crate::stats;
 
 /// Above this much unsent output a connection stops parsing and reading until its client
 /// catches up (both protocols).
@@ -625,10 +624,9 @@ fn finished(done: Vec<(RedisDone, u8)>, nc: &NetCore, client: &Client, out: &mut
             } => {
                 nc.stats
                     .record(command_index(spec), *ticks, reply.is_error());
-                if let Some(us) = stats::slow_us(&nc.shared, *ticks) {
-                    let args = exec::plan::joined_args(spec, parts, order);
-                    nc.slowlog.push(&nc.shared, client, &args, us);
-                }
+                nc.log_if_slow(client, *ticks, || {
+                    exec::plan::joined_args(spec, parts, order)
+                });
             }
         }
         resp::encode(done.reply(), proto, out);

@@ -1279,9 +1279,7 @@ impl Loop {
                     ..
                 }) => {
                     // Counted and sent where it ran, but for what the socket left.
-                    if let Some(us) = crate::stats::slow_us(&self.nc.shared, ticks) {
-                        self.nc.slowlog.push(&self.nc.shared, &client, &args, us);
-                    }
+                    self.nc.log_if_slow(&client, ticks, || args);
                     bytes = unsent;
                 }
                 Some(Out::Cmd { reply, ticks, args }) => {

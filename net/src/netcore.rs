@@ -108,8 +108,20 @@ impl NetCore {
     #[inline]
     pub fn executed(&self, client: &Client, row: usize, ticks: u64, reply: &Reply, args: &[Bytes]) {
         self.stats.record(row, ticks, reply.is_error());
+        self.log_if_slow(client, ticks, || args);
+    }
+
+    /// Logs a command of `client` that ran for `ticks` in the slow log if that is slow;
+    /// `args` gives its arguments, built only then.
+    #[inline]
+    pub fn log_if_slow<A: AsRef<[Bytes]>>(
+        &self,
+        client: &Client,
+        ticks: u64,
+        args: impl FnOnce() -> A,
+    ) {
         if let Some(us) = stats::slow_us(&self.shared, ticks) {
-            self.slowlog.push(&self.shared, client, args, us);
+            self.slowlog.push(&self.shared, client, args().as_ref(), us);
         }
     }
 
