@@ -209,3 +209,76 @@ fn pipelines_over_both_cores_keep_their_order_and_counts() {
         );
     }
 }
+
+/// The memcached port's pipelines over both cores take the same loop-driven path: replies
+/// keep request order (sets, a multi-key get over both cores, `version`, an unknown
+/// command, `mn`), `stats` counts every op once, and a pipeline holding `stats` or `quit`
+/// (which take the task) still answers in order.
+#[test]
+fn memcached_pipelines_over_both_cores_keep_their_order_and_counts() {
+    let s = Server::start_with_memcache(2);
+    let mut raw = s.memcache_raw();
+    let mut bytes = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..300 {
+        bytes.extend(
+            format!("set m{i} {i} 0 {}\r\nval{i}\r\n", format!("val{i}").len()).into_bytes(),
+        );
+        want.extend_from_slice(b"STORED\r\n");
+    }
+    let keys: Vec<usize> = (0..300).step_by(7).collect();
+    bytes.extend(b"get nokey ");
+    bytes.extend(
+        keys.iter()
+            .map(|i| format!("m{i}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+            .into_bytes(),
+    );
+    bytes.extend(b"\r\n");
+    for i in &keys {
+        want.extend(
+            format!("VALUE m{i} {i} {}\r\nval{i}\r\n", format!("val{i}").len()).into_bytes(),
+        );
+    }
+    want.extend_from_slice(b"END\r\n");
+    bytes.extend(b"version\r\nbogus\r\nmn\r\n");
+    want.extend(format!("VERSION {}\r\nERROR\r\nMN\r\n", env!("CARGO_PKG_VERSION")).into_bytes());
+    for i in 0..50 {
+        bytes.extend(format!("get m{i}\r\n").into_bytes());
+        want.extend(
+            format!(
+                "VALUE m{i} {i} {}\r\nval{i}\r\nEND\r\n",
+                format!("val{i}").len()
+            )
+            .into_bytes(),
+        );
+    }
+    raw.send(&bytes);
+    raw.expect(&want);
+    // `stats` among remote gets: the task path, same order.
+    raw.send(b"get m1\r\nget m2\r\nstats\r\nget m3\r\n");
+    raw.expect(b"VALUE m1 1 4\r\nval1\r\nEND\r\nVALUE m2 2 4\r\nval2\r\nEND\r\n");
+    let mut stats = Vec::new();
+    loop {
+        let line = raw.read_line().trim_end().to_string();
+        if line == "END" {
+            break;
+        }
+        stats.push(line);
+    }
+    raw.expect(b"VALUE m3 3 4\r\nval3\r\nEND\r\n");
+    let stat = |name: &str| -> u64 {
+        stats
+            .iter()
+            .find_map(|l| l.strip_prefix(&format!("STAT {name} ")))
+            .unwrap_or_else(|| panic!("no {name} in {stats:?}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(stat("cmd_set"), 300);
+    // 1 multi-get of keys.len() + 1 keys, 50 single gets, m1 and m2 before `stats`.
+    assert_eq!(stat("cmd_get"), keys.len() as u64 + 1 + 50 + 2);
+    assert_eq!(stat("get_hits"), keys.len() as u64 + 50 + 2);
+    assert_eq!(stat("get_misses"), 1);
+}

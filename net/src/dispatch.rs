@@ -82,17 +82,44 @@ pub enum Outcome {
 /// A pipeline the event loop drives without a task ([`Outcome::Pipe`]): its requests in
 /// order, with their shard work queued per other core, and the responses come so far.
 pub struct LoopPipe {
-    p: Pipeline<Queued>,
+    work: Box<dyn PipeWork>,
     waiting: usize,
     responses: Vec<(usize, Vec<Out>)>,
 }
 
+/// What a protocol's pipeline does for [`LoopPipe`].
+pub(crate) trait PipeWork {
+    /// Sends the queued shard work for the loop to collect ([`Pipeline::send_for_loop`]).
+    fn send(&mut self, core: &Core, tag: u64) -> usize;
+    /// Finishes the requests in order with their outputs and encodes their replies.
+    fn finish(&mut self, outs: Outputs, nc: &NetCore, client: &Client, out: &mut Vec<u8>);
+}
+
+impl PipeWork for Pipeline<Queued> {
+    fn send(&mut self, core: &Core, tag: u64) -> usize {
+        self.send_for_loop(core, tag)
+    }
+
+    fn finish(&mut self, outs: Outputs, nc: &NetCore, client: &Client, out: &mut Vec<u8>) {
+        finished(Pipeline::finish(self, outs), nc, client, out);
+    }
+}
+
 impl LoopPipe {
+    /// A pipeline of requests queued already, none of them for this core's shard.
+    pub(crate) fn new(work: Box<dyn PipeWork>) -> LoopPipe {
+        LoopPipe {
+            work,
+            waiting: 0,
+            responses: Vec::new(),
+        }
+    }
+
     /// Sends the queued shard work to the other cores, for this core's loop to collect
     /// under `tag` ([`Core::call_for_loop`]). Returns how many responses will come (one
     /// per core involved; none if every command was answered here).
     pub fn send(&mut self, core: &Core, tag: u64) -> usize {
-        self.waiting = self.p.send_for_loop(core, tag);
+        self.waiting = self.work.send(core, tag);
         self.waiting
     }
 
@@ -103,12 +130,12 @@ impl LoopPipe {
         self.waiting == 0
     }
 
-    /// Finishes the requests in order: each counted and checked against the slow log,
-    /// and its reply encoded.
+    /// Finishes the requests in order: each counted (and, for Redis, checked against the
+    /// slow log), and its reply encoded.
     pub fn finish(mut self, nc: &NetCore, client: &Client) -> Vec<u8> {
         let outs = Outputs::from_responses(nc.core.cores, std::mem::take(&mut self.responses));
         let mut out = Vec::new();
-        finished(self.p.finish(outs), nc, client, &mut out);
+        self.work.finish(outs, nc, client, &mut out);
         out
     }
 }
@@ -457,11 +484,7 @@ fn slow(
             && !p.has_jobs_for(nc.core.id)
             && !client.borrow().close_after_reply
         {
-            return Outcome::Pipe(Box::new(LoopPipe {
-                p,
-                waiting: 0,
-                responses: Vec::new(),
-            }));
+            return Outcome::Pipe(Box::new(LoopPipe::new(Box::new(p))));
         }
     }
     // Held back: only shard commands and answers, which finish on their own (a fenced

@@ -3,9 +3,11 @@
 //! there, encode the results in request order.
 //!
 //! Same shape as the RESP path ([`crate::dispatch`]): requests whose keys live on this
-//! core run inline; from the first one that needs another core (or every core: `stats`,
-//! `flush_all`), the rest of the pipeline runs in one task that queues it in an
-//! [`exec::Pipeline`], one batch per destination core.
+//! core run inline; from the first one that needs another core, the rest of the pipeline
+//! is queued in an [`exec::Pipeline`], one batch per destination core. When every request
+//! of it finishes on its own (no `stats`, `flush_all` or `quit`), its ops for this core
+//! run at once and the event loop sends the batches itself ([`Outcome::Pipe`]); otherwise
+//! one task runs it.
 //!
 //! Commands are counted (`stats`) on the core of the connection that sent them, in that
 //! core's [`NetCore::memcache`].
@@ -23,7 +25,9 @@ use bytes::BytesMut;
 
 use crate::client::Client;
 use crate::config::Shared;
-use crate::dispatch::{Outcome, MAX_SLOW_REQUESTS, OUTPUT_PAUSE, SLOW_FLUSH_EVERY};
+use crate::dispatch::{
+    LoopPipe, Outcome, PipeWork, MAX_SLOW_REQUESTS, OUTPUT_PAUSE, SLOW_FLUSH_EVERY,
+};
 use crate::memcache::{
     encode, encode_end, encode_error, encode_item, encode_multi, encode_noop, encode_ok,
     encode_refusal, encode_reset, encode_stats, encode_version, McConn, McLimits, McOp, McReply,
@@ -152,6 +156,16 @@ pub fn run(nc: &Rc<NetCore>, client: &Client, rbuf: &mut BytesMut, out: &mut Vec
                     }
                 }
             }
+            // While MIGRATE fences keys of this core (or a transaction holds it), its own
+            // ops too go through jobs, which the task path queues.
+            if !trailing_close
+                && core.is_unlocked()
+                && !core.fence.is_active()
+                && rest.iter().all(finishes_alone)
+            {
+                let p = queue_for_loop(nc, rest);
+                return Outcome::Pipe(Box::new(LoopPipe::new(Box::new(p))));
+            }
             return Outcome::Slow {
                 task: Box::pin(slow(nc.clone(), rest, trailing_close)),
                 hold: true,
@@ -192,11 +206,11 @@ pub(crate) fn answer_inline(nc: &NetCore, req: McRequest, out: &mut Vec<u8>) -> 
     false
 }
 
-/// A memcached request's place in a pipeline, and the counters its results go to (the
-/// connection's core's).
-struct McEntry<'a> {
+/// A memcached request's place in a pipeline, and the core whose counters its results go
+/// to (the connection's).
+struct McEntry {
     request: McQueued,
-    counters: &'a RefCell<McStats>,
+    nc: Rc<NetCore>,
 }
 
 enum McQueued {
@@ -208,10 +222,13 @@ enum McQueued {
         reply: McReply,
     },
     /// A multi-key get: one op per key, answered together.
-    Multi {
-        parts: Vec<(Ticket, McOpKind)>,
-        cas: bool,
-    },
+    Multi { parts: Vec<McPart>, cas: bool },
+}
+
+/// One key of a multi-key get: queued for its core, or run here already (and counted).
+enum McPart {
+    Queued(Ticket, McOpKind),
+    Done(McResult),
 }
 
 /// How a memcached request ended: encoded output.
@@ -232,12 +249,12 @@ fn result(
     r
 }
 
-impl Entry for McEntry<'_> {
+impl Entry for McEntry {
     type Done = McDone;
 
     fn finish(self, outs: &mut Outputs) -> McDone {
         let mut out = Vec::new();
-        let counters = self.counters;
+        let counters = &self.nc.memcache;
         match self.request {
             McQueued::Ready(b) => out = b,
             McQueued::One {
@@ -246,13 +263,99 @@ impl Entry for McEntry<'_> {
                 reply,
             } => encode(&reply, &result(outs, ticket, kind, counters), &mut out),
             McQueued::Multi { parts, cas } => {
-                for (t, kind) in parts {
-                    encode_item(cas, &result(outs, t, kind, counters), &mut out);
+                for part in parts {
+                    let r = match part {
+                        McPart::Queued(t, kind) => result(outs, t, kind, counters),
+                        McPart::Done(r) => r,
+                    };
+                    encode_item(cas, &r, &mut out);
                 }
                 encode_end(&mut out);
             }
         }
         McDone(out)
+    }
+}
+
+/// Whether a request finishes without waiting for anything but the cores' shards: the
+/// loop may then drive its pipeline ([`Outcome::Pipe`]); `stats`, `flush_all` and `quit`
+/// take the task.
+fn finishes_alone(req: &McRequest) -> bool {
+    matches!(
+        req,
+        McRequest::Single { .. }
+            | McRequest::Multi { .. }
+            | McRequest::Error(_)
+            | McRequest::Conn(McConn::Version | McConn::Verbosity { .. } | McConn::NoOp)
+    )
+}
+
+/// Queues a pipeline of requests that all [`finishes_alone`] for the loop: ops of this
+/// core's shard run at once (this core is unlocked and unfenced: none is queued for it),
+/// the others are queued for their cores, and answers are encoded in their place.
+fn queue_for_loop(nc: &Rc<NetCore>, reqs: Vec<McRequest>) -> Pipeline<McEntry> {
+    let (core, shared) = (&nc.core, &nc.shared);
+    let mut p: Pipeline<McEntry> = Pipeline::new(core.cores);
+    let entry = |request| McEntry {
+        request,
+        nc: nc.clone(),
+    };
+    let here = |op: &McOp| core.router.core_of(op.key()) == core.id;
+    for req in reqs {
+        let ctx = ctx(nc);
+        let mut refusal = Vec::new();
+        if refused(shared, &req, &mut refusal) {
+            if !refusal.is_empty() {
+                p.queue(entry(McQueued::Ready(refusal)));
+            }
+            continue;
+        }
+        match req {
+            McRequest::Single { op, reply } if here(&op) => {
+                let mut b = Vec::new();
+                encode(&reply, &run_local(nc, op, &ctx), &mut b);
+                p.queue(entry(McQueued::Ready(b)));
+            }
+            McRequest::Single { op, reply } => {
+                let (ticket, kind) = job(core, &mut p, op, ctx);
+                p.queue(entry(McQueued::One {
+                    ticket,
+                    kind,
+                    reply,
+                }));
+            }
+            McRequest::Multi { ops, cas } => {
+                let mut parts = Vec::with_capacity(ops.len());
+                for op in ops {
+                    parts.push(if here(&op) {
+                        McPart::Done(run_local(nc, op, &ctx))
+                    } else {
+                        let (t, kind) = job(core, &mut p, op, ctx);
+                        McPart::Queued(t, kind)
+                    });
+                }
+                p.queue(entry(McQueued::Multi { parts, cas }));
+            }
+            other => {
+                // An error or a connection request that `finishes_alone`.
+                let mut b = Vec::new();
+                answer_inline(nc, other, &mut b);
+                p.queue(entry(McQueued::Ready(b)));
+            }
+        }
+    }
+    p
+}
+
+impl PipeWork for Pipeline<McEntry> {
+    fn send(&mut self, core: &Core, tag: u64) -> usize {
+        self.send_for_loop(core, tag)
+    }
+
+    fn finish(&mut self, outs: Outputs, _: &NetCore, _: &Client, out: &mut Vec<u8>) {
+        for McDone(bytes) in Pipeline::finish(self, outs) {
+            out.extend_from_slice(&bytes);
+        }
     }
 }
 
@@ -267,7 +370,10 @@ fn job(core: &Core, p: &mut Pipeline<McEntry>, op: McOp, ctx: McCtx) -> (Ticket,
 async fn slow(nc: Rc<NetCore>, reqs: Vec<McRequest>, close_at_end: bool) -> (Vec<u8>, bool) {
     let (core, shared) = (&nc.core, &nc.shared);
     let counters = &nc.memcache;
-    let entry = |request| McEntry { request, counters };
+    let entry = |request| McEntry {
+        request,
+        nc: nc.clone(),
+    };
     let mut out = Vec::new();
     let mut p: Pipeline<McEntry> = Pipeline::new(core.cores);
     let mut close = close_at_end;
@@ -292,7 +398,10 @@ async fn slow(nc: Rc<NetCore>, reqs: Vec<McRequest>, close_at_end: bool) -> (Vec
             McRequest::Multi { ops, cas } => {
                 let parts = ops
                     .into_iter()
-                    .map(|op| job(core, &mut p, op, ctx))
+                    .map(|op| {
+                        let (t, kind) = job(core, &mut p, op, ctx);
+                        McPart::Queued(t, kind)
+                    })
                     .collect();
                 p.queue(entry(McQueued::Multi { parts, cas }));
             }
@@ -324,7 +433,7 @@ async fn slow(nc: Rc<NetCore>, reqs: Vec<McRequest>, close_at_end: bool) -> (Vec
 }
 
 /// Runs the queued requests and appends their encoded results in order.
-async fn flush(core: &Rc<Core>, p: &mut Pipeline<McEntry<'_>>, out: &mut Vec<u8>) {
+async fn flush(core: &Rc<Core>, p: &mut Pipeline<McEntry>, out: &mut Vec<u8>) {
     for McDone(bytes) in p.flush(core).await {
         out.extend_from_slice(&bytes);
     }
