@@ -115,7 +115,9 @@
 //! Peak while copying shard k: the old process holds (cores - k) / cores of the data,
 //! the new k / cores plus shard k in flight, so at most (1 + 1/cores) x plus buffers;
 //! the freeze is per shard (each at most the journal tail of one shard). With another
-//! core count the bound is the same (old shard k's keys spread over the new cores).
+//! core count the bound is the same (old shard k's keys spread over the new cores); an
+//! old process with one core has one shard to cut, and stays at 2x (its bound,
+//! 1 + 1.5/1, allows that).
 //!
 //! What makes this more than a protocol change, and why it is not built yet:
 //!
@@ -124,9 +126,11 @@
 //!   new process replans them with its own router. `Job::Call` and `Job::OnCore` are
 //!   closures (cross-core transactions: RENAME/COPY/MSETNX across cores, MULTI/EXEC's
 //!   locks and WATCH versions, all-core commands such as DBSIZE, SCAN, KEYS, FLUSHALL,
-//!   INFO keyspace): each needs a serialisable form, or the connection asking for one
-//!   that touches a cut shard must stop at that request boundary (the request left
-//!   unparsed in its input, which the session carries) until it moves.
+//!   INFO keyspace; about 60 call sites of `on_every_core`, `with_every_core` and
+//!   `Core::call` in engine/src and net/src): each needs a serialisable form, or the
+//!   connection asking for one that touches a cut shard must stop at that request
+//!   boundary (the request left unparsed in its input, which the session carries)
+//!   until it moves.
 //! - **The commit point moves to `CUT 0`.** After it the old process no longer holds
 //!   shard 0. Two honest choices: (i) the handoff is irreversible from `CUT 0` on: the
 //!   tool must say so (`STEP commit point: shard 0 cut over; no abort from here`), an
