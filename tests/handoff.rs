@@ -1750,3 +1750,126 @@ fn client_age_and_idle_survive_the_handoff() {
         "a command on the moved connection did not reset its idle time"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Peak memory of old + new (issue 12 item 5)
+// ---------------------------------------------------------------------------------------
+
+/// VmRSS of `pid` in KiB; `None` once it is gone.
+fn vm_rss_kib(pid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// The old process's VmRSS once it holds still: two reads 200 ms apart within 1% of each
+/// other (the allocator returns freed pages after a delay), or the last read after 10 s.
+fn steady_rss_kib(pid: i32) -> u64 {
+    let mut last = vm_rss_kib(pid).expect("the old server's VmRSS");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        thread::sleep(Duration::from_millis(200));
+        let now = vm_rss_kib(pid).expect("the old server's VmRSS");
+        if now.abs_diff(last) * 100 <= last || Instant::now() >= deadline {
+            return now;
+        }
+        last = now;
+    }
+}
+
+/// The highest VmRSS sum of the old process and the new one(s) of a handoff on `socket`,
+/// sampled every 5 ms while a handoff runs.
+struct RssSampler {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<(u64, u64, u64, u64)>,
+}
+
+impl RssSampler {
+    fn start(old_pid: i32, socket: &str) -> RssSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let socket = socket.to_string();
+        let handle = thread::spawn(move || {
+            // (peak of old + new, old at that peak, new at that peak, samples)
+            let (mut peak, mut peak_old, mut peak_new, mut samples) = (0, 0, 0, 0u64);
+            let mut new_pid: Option<i32> = None;
+            let mut last_scan = Instant::now() - Duration::from_secs(1);
+            while !stop2.load(Ordering::Relaxed) {
+                // Scanning /proc for the new process costs more than a sample: not too often.
+                if new_pid.is_none() && last_scan.elapsed() >= Duration::from_millis(20) {
+                    new_pid = takeover_pids(&socket).into_iter().next();
+                    last_scan = Instant::now();
+                }
+                let old = vm_rss_kib(old_pid).unwrap_or(0);
+                let new = new_pid.and_then(vm_rss_kib).unwrap_or(0);
+                samples += 1;
+                if old + new > peak {
+                    (peak, peak_old, peak_new) = (old + new, old, new);
+                }
+                thread::sleep(Duration::from_millis(5));
+            }
+            (peak, peak_old, peak_new, samples)
+        });
+        RssSampler { stop, handle }
+    }
+
+    fn finish(self) -> (u64, u64, u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().expect("RSS sampler panicked")
+    }
+}
+
+/// Issue 12 item 5: the peak RSS of old + new during a handoff is at most
+/// (1 + 1.5/cores) x the old process's steady RSS, here 200k keys of 1 KiB (about
+/// 230 MB per copy) handed from `--cores 2` to `--cores 2` under a light load.
+///
+/// Run it with `cargo test --test handoff peak_rss -- --ignored --nocapture` (it prints
+/// the figures either way).
+#[test]
+#[ignore = "fails today at about 2x: every shard is copied before the old process frees \
+            any (the per-shard cutover that frees shard k once the new process serves it \
+            is designed in net/src/handoff/mod.rs, not built)"]
+fn peak_rss_of_a_handoff_stays_within_the_bound() {
+    const CORES: usize = 2;
+    const N: usize = 200_000;
+    const LEN: usize = 1024;
+    let _serial = serial();
+    let s = Setup::new("rss");
+    let mut old = s.start_old(CORES, false);
+    let old_pid = old.pid();
+    let mut c = old.redis();
+    load_keys(&mut c, "big", N, LEN);
+    let steady = steady_rss_kib(old_pid);
+    assert!(
+        steady as usize > N * LEN / 1024,
+        "the old server's steady VmRSS ({steady} KiB) is below the data it holds"
+    );
+    let loads = start_loads(old.port, 2);
+
+    let sampler = RssSampler::start(old_pid, &s.socket);
+    let new_pid = s.handoff(&old, CORES, "1", old_pid);
+    assert_old_exits_0(&mut old);
+    let (peak, peak_old, peak_new, samples) = sampler.finish();
+
+    let ratio = peak as f64 / steady as f64;
+    let bound = 1.0 + 1.5 / CORES as f64;
+    eprintln!(
+        "peak RSS old+new {peak} KiB (old {peak_old} + new {peak_new}) against the steady \
+         {steady} KiB: {ratio:.3}x (bound {bound:.2}x; {samples} samples every 5 ms)"
+    );
+    finish_loads(loads, 100);
+    let mut fresh = connect(old.port);
+    assert_eq!(
+        info_number(&mut fresh, "server", "process_id") as i32,
+        new_pid
+    );
+    check_keys(&mut fresh, "big", N, LEN, true);
+
+    assert!(
+        ratio <= bound,
+        "peak RSS of old + new is {ratio:.3}x the steady RSS ({peak} KiB: old {peak_old} + \
+         new {peak_new}, steady {steady}); issue 12 allows {bound:.2}x"
+    );
+}
