@@ -294,57 +294,80 @@ fn finishes_alone(req: &McRequest) -> bool {
 /// core's shard run at once (this core is unlocked and unfenced: none is queued for it),
 /// the others are queued for their cores, and answers are encoded in their place.
 fn queue_for_loop(nc: &Rc<NetCore>, reqs: Vec<McRequest>) -> Pipeline<McEntry> {
+    let mut p: Pipeline<McEntry> = Pipeline::new(nc.core.cores);
+    for req in reqs {
+        if let Some(c) = queue(nc, &mut p, req, true) {
+            // `version`, `verbosity` or `mn`: `finishes_alone` let no other through.
+            let mut b = Vec::new();
+            answer_inline(nc, McRequest::Conn(c), &mut b);
+            p.queue(McEntry {
+                request: McQueued::Ready(b),
+                nc: nc.clone(),
+            });
+        }
+    }
+    p
+}
+
+/// Queues one request in `p`: its ops for their cores' shards, a refusal or an error
+/// encoded in its place. With `inline`, ops of this core's shard run at once (the caller
+/// made sure none waits in `p` for this core). Gives a connection request back to the
+/// caller.
+fn queue(
+    nc: &Rc<NetCore>,
+    p: &mut Pipeline<McEntry>,
+    req: McRequest,
+    inline: bool,
+) -> Option<McConn> {
     let (core, shared) = (&nc.core, &nc.shared);
-    let mut p: Pipeline<McEntry> = Pipeline::new(core.cores);
     let entry = |request| McEntry {
         request,
         nc: nc.clone(),
     };
-    let here = |op: &McOp| core.router.core_of(op.key()) == core.id;
-    for req in reqs {
-        let ctx = ctx(nc);
-        let mut refusal = Vec::new();
-        if refused(shared, &req, &mut refusal) {
-            if !refusal.is_empty() {
-                p.queue(entry(McQueued::Ready(refusal)));
-            }
-            continue;
+    let ctx = ctx(nc);
+    let mut refusal = Vec::new();
+    if refused(shared, &req, &mut refusal) {
+        if !refusal.is_empty() {
+            p.queue(entry(McQueued::Ready(refusal)));
         }
-        match req {
-            McRequest::Single { op, reply } if here(&op) => {
-                let mut b = Vec::new();
-                encode(&reply, &run_local(nc, op, &ctx), &mut b);
-                p.queue(entry(McQueued::Ready(b)));
-            }
-            McRequest::Single { op, reply } => {
-                let (ticket, kind) = job(core, &mut p, op, ctx);
-                p.queue(entry(McQueued::One {
-                    ticket,
-                    kind,
-                    reply,
-                }));
-            }
-            McRequest::Multi { ops, cas } => {
-                let mut parts = Vec::with_capacity(ops.len());
-                for op in ops {
-                    parts.push(if here(&op) {
-                        McPart::Done(run_local(nc, op, &ctx))
-                    } else {
-                        let (t, kind) = job(core, &mut p, op, ctx);
-                        McPart::Queued(t, kind)
-                    });
-                }
-                p.queue(entry(McQueued::Multi { parts, cas }));
-            }
-            other => {
-                // An error or a connection request that `finishes_alone`.
-                let mut b = Vec::new();
-                answer_inline(nc, other, &mut b);
-                p.queue(entry(McQueued::Ready(b)));
-            }
-        }
+        return None;
     }
-    p
+    let here = |op: &McOp| inline && core.router.core_of(op.key()) == core.id;
+    match req {
+        McRequest::Single { op, reply } if here(&op) => {
+            let mut b = Vec::new();
+            encode(&reply, &run_local(nc, op, &ctx), &mut b);
+            p.queue(entry(McQueued::Ready(b)));
+        }
+        McRequest::Single { op, reply } => {
+            let (ticket, kind) = job(core, p, op, ctx);
+            p.queue(entry(McQueued::One {
+                ticket,
+                kind,
+                reply,
+            }));
+        }
+        McRequest::Multi { ops, cas } => {
+            let mut parts = Vec::with_capacity(ops.len());
+            for op in ops {
+                parts.push(if here(&op) {
+                    McPart::Done(run_local(nc, op, &ctx))
+                } else {
+                    let (t, kind) = job(core, p, op, ctx);
+                    McPart::Queued(t, kind)
+                });
+            }
+            p.queue(entry(McQueued::Multi { parts, cas }));
+        }
+        McRequest::Error(text) => {
+            nc.memcache.borrow_mut().record_error(text);
+            let mut b = Vec::new();
+            encode_error(text, &mut b);
+            p.queue(entry(McQueued::Ready(b)));
+        }
+        McRequest::Conn(c) => return Some(c),
+    }
+    None
 }
 
 impl PipeWork for Pipeline<McEntry> {
@@ -369,53 +392,17 @@ fn job(core: &Core, p: &mut Pipeline<McEntry>, op: McOp, ctx: McCtx) -> (Ticket,
 /// Runs a memcached pipeline that needs other cores, preserving reply order.
 async fn slow(nc: Rc<NetCore>, reqs: Vec<McRequest>, close_at_end: bool) -> (Vec<u8>, bool) {
     let (core, shared) = (&nc.core, &nc.shared);
-    let counters = &nc.memcache;
-    let entry = |request| McEntry {
-        request,
-        nc: nc.clone(),
-    };
     let mut out = Vec::new();
     let mut p: Pipeline<McEntry> = Pipeline::new(core.cores);
     let mut close = close_at_end;
     for req in reqs {
-        let ctx = ctx(&nc);
-        let mut refusal = Vec::new();
-        if refused(shared, &req, &mut refusal) {
-            if !refusal.is_empty() {
-                p.queue(entry(McQueued::Ready(refusal)));
-            }
-            continue;
-        }
-        match req {
-            McRequest::Single { op, reply } => {
-                let (ticket, kind) = job(core, &mut p, op, ctx);
-                p.queue(entry(McQueued::One {
-                    ticket,
-                    kind,
-                    reply,
-                }));
-            }
-            McRequest::Multi { ops, cas } => {
-                let parts = ops
-                    .into_iter()
-                    .map(|op| {
-                        let (t, kind) = job(core, &mut p, op, ctx);
-                        McPart::Queued(t, kind)
-                    })
-                    .collect();
-                p.queue(entry(McQueued::Multi { parts, cas }));
-            }
-            McRequest::Error(text) => {
-                counters.borrow_mut().record_error(text);
-                let mut b = Vec::new();
-                encode_error(text, &mut b);
-                p.queue(entry(McQueued::Ready(b)));
-            }
-            McRequest::Conn(McConn::Quit) => {
+        match queue(&nc, &mut p, req, false) {
+            None => {}
+            Some(McConn::Quit) => {
                 close = true;
                 break;
             }
-            McRequest::Conn(c) => {
+            Some(c) => {
                 flush(core, &mut p, &mut out).await;
                 out.extend(conn_command(&nc, c).await);
             }
