@@ -241,12 +241,19 @@ impl ParseState {
             self.pos = end + 2;
             self.bulk_len = None;
         }
-        let frame = buf.split_to(self.pos).freeze();
-        let args = self
+        let mut frame = buf.split_to(self.pos).freeze();
+        // Every argument but the last is a slice of the frame (a reference more on the
+        // read buffer each); the last is the frame itself, cut down to it, which saves a
+        // count up and down per request (the key of a GET, the value of a SET).
+        let (last, init) = self
             .args
-            .iter()
-            .map(|&(start, end)| frame.slice(start..end))
-            .collect();
+            .split_last()
+            .expect("a multibulk being read announced at least one argument");
+        let mut args = Vec::with_capacity(self.args.len());
+        args.extend(init.iter().map(|&(start, end)| frame.slice(start..end)));
+        frame.truncate(last.1);
+        frame.advance(last.0);
+        args.push(frame);
         self.reset();
         Ok(Some(args))
     }
