@@ -49,11 +49,13 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::command::CommandSpec;
 use crate::runtime::{now_ms, oneshot, Core, Job, Out};
+use crate::shard::tap::SlotSet;
 
 /// How long a fence may outlive MIGRATE's own timeout before the core lifts it.
 pub const MARGIN_MS: u64 = 1_000;
@@ -103,6 +105,9 @@ pub(crate) struct Parked {
 #[derive(Default)]
 pub struct Fence {
     keys: RefCell<HashMap<Bytes, (u64, u64)>>,
+    /// A whole set of slots fenced (CLUSTER MIGRATESLOTS's hand-over): every key of them
+    /// is held, present or not, with the fence's id and deadline.
+    slots: RefCell<Option<(Arc<SlotSet>, u64, u64)>>,
     /// `keys.len()`, readable without a borrow: the hot path's one test.
     count: Cell<usize>,
     pub(crate) parked: RefCell<Vec<Parked>>,
@@ -121,10 +126,20 @@ impl Fence {
 
     /// Whether `key` is fenced at `now`.
     pub fn holds(&self, key: &[u8], now: u64) -> bool {
+        if let Some((set, _, deadline)) = &*self.slots.borrow() {
+            if now < *deadline && set.has_key(key) {
+                return true;
+            }
+        }
         self.keys
             .borrow()
             .get(key)
             .is_some_and(|&(_, deadline)| now < deadline)
+    }
+
+    /// The number of fences held: keys, plus one for a slot fence.
+    fn held(&self) -> usize {
+        self.keys.borrow().len() + usize::from(self.slots.borrow().is_some())
     }
 
     /// Whether a command touches a fenced key.
@@ -146,13 +161,34 @@ impl Fence {
             }
         }
         let replaced = keys.insert(key.clone(), (id, deadline)).is_some();
-        self.count.set(keys.len());
+        drop(keys);
+        self.count.set(self.held());
         Some(replaced)
+    }
+
+    /// Fences every key of `slots` for job `id` until `deadline`: false when another
+    /// job's slot fence holds (it is left as it is).
+    pub fn add_slots(&self, slots: Arc<SlotSet>, id: u64, deadline: u64, now: u64) -> bool {
+        let mut cur = self.slots.borrow_mut();
+        if let Some((_, other, until)) = &*cur {
+            if *other != id && now < *until {
+                return false;
+            }
+        }
+        *cur = Some((slots, id, deadline));
+        drop(cur);
+        self.count.set(self.held());
+        true
     }
 
     /// The earliest deadline of a fence, if any.
     fn earliest(&self) -> Option<u64> {
-        self.keys.borrow().values().map(|&(_, d)| d).min()
+        let slots = self.slots.borrow().as_ref().map(|&(_, _, d)| d);
+        let keys = self.keys.borrow().values().map(|&(_, d)| d).min();
+        match (slots, keys) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Lifts the fences of MIGRATE `id` on `keys` (all of its keys when `keys` is
@@ -171,8 +207,18 @@ impl Fence {
             None => map.retain(|_, &mut (owner, _)| owner != id),
         }
         map.retain(|_, &mut (_, deadline)| now < deadline);
-        let lifted = before - map.len();
-        self.count.set(map.len());
+        let mut lifted = before - map.len();
+        drop(map);
+        let mut slots = self.slots.borrow_mut();
+        if slots
+            .as_ref()
+            .is_some_and(|&(_, owner, deadline)| (owner == id && keys.is_none()) || now >= deadline)
+        {
+            *slots = None;
+            lifted += 1;
+        }
+        drop(slots);
+        self.count.set(self.held());
         lifted
     }
 }
@@ -195,6 +241,13 @@ pub fn fence_key(core: &Core, key: &Bytes, id: u64, deadline: u64, now: u64) -> 
         Some(true) => retract(1),
         Some(false) => {}
     }
+    reap_by(core, deadline);
+    true
+}
+
+/// Makes sure `core`'s reaper wakes by `deadline`.
+fn reap_by(core: &Core, deadline: u64) {
+    let f = &core.fence;
     let at = f.reaper_at.get();
     if at == 0 || deadline < at {
         // No reaper, or one that would wake too late: a new one takes over.
@@ -205,6 +258,19 @@ pub fn fence_key(core: &Core, key: &Bytes, id: u64, deadline: u64, now: u64) -> 
             crate::runtime::wake::spawn(reap(rc, generation, deadline));
         }
     }
+}
+
+/// On `core`: fences every key of `slots` for job `id` until `deadline` (the process-wide
+/// count raised first) and makes sure the core's timer lifts it then. False when another
+/// job's slot fence holds.
+pub fn fence_slots(core: &Core, slots: Arc<SlotSet>, id: u64, deadline: u64, now: u64) -> bool {
+    announce(1);
+    let f = &core.fence;
+    if !f.add_slots(slots, id, deadline, now) {
+        retract(1);
+        return false;
+    }
+    reap_by(core, deadline);
     true
 }
 
@@ -324,6 +390,30 @@ mod tests {
         assert!(f.holds(b"b", 1_500) && !f.holds(b"a", 1_500));
         assert_eq!(f.remove(9, None, 2_000), 1, "expired ones go too");
         assert!(!f.is_active());
+    }
+
+    #[test]
+    fn a_slot_fence_holds_every_key_of_its_slots() {
+        let f = Fence::default();
+        let k = |slot: u16| {
+            (0..)
+                .map(|i| format!("k{i}"))
+                .find(|k| baton_ring::slot(k.as_bytes()) == slot)
+                .unwrap()
+        };
+        let (a, b) = (k(3), k(4));
+        assert!(f.add_slots(Arc::new(SlotSet::of(&[3])), 7, 1_000, 0));
+        assert!(f.is_active() && f.holds(a.as_bytes(), 10) && !f.holds(b.as_bytes(), 10));
+        assert!(
+            !f.add_slots(Arc::new(SlotSet::of(&[4])), 8, 1_000, 0),
+            "another job's"
+        );
+        f.add(&Bytes::from(b.clone()), 8, 1_000, 0);
+        assert_eq!(f.remove(8, None, 10), 1, "the key fence only");
+        assert!(f.holds(a.as_bytes(), 10));
+        assert!(!f.holds(a.as_bytes(), 1_000), "not past its deadline");
+        assert_eq!(f.remove(7, None, 10), 1);
+        assert!(!f.is_active() && !f.holds(a.as_bytes(), 10));
     }
 
     #[test]
