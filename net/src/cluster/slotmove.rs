@@ -6,7 +6,7 @@
 //!
 //! As in Valkey, the command checks everything, marks the slots, answers `+OK` and moves
 //! the data in the background; CLUSTER GETSLOTMIGRATIONS shows each job's state
-//! (`running`, `success` or `failed`, with a message) on the source node.
+//! (`running`, `success`, `failed` or `canceled`, with a message) on the source node.
 //!
 //! ```text
 //!  source (the job, on the core that got the command)        target
@@ -42,10 +42,12 @@
 //! FLUSHALL) deleted nothing here: this node stays the owner of every key, its markers
 //! are cleared, and the target's copies and markers too if it still answers.
 //!
-//! Not done: CLUSTER CANCELSLOTMIGRATIONS; AUTH towards the target (a target with
-//! `requirepass` refuses the PING, so the command fails and changes nothing); the job
-//! list lives on the source only; memcached CAS values are the target's own, as after
-//! MIGRATE.
+//! CLUSTER CANCELSLOTMIGRATIONS stops the running jobs that have not fenced their range
+//! yet (state `canceled`, nothing moved). Towards the target the job authenticates with
+//! this node's `masterauth`, as the gossip does.
+//!
+//! Not done: the job list lives on the source only (Valkey shows it on the target too);
+//! memcached CAS values are the target's own, as after MIGRATE.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -77,6 +79,8 @@ pub struct Migration {
     pub message: String,
     /// Keys handed over (while running: keys the snapshot walk sent so far).
     pub keys_moved: u64,
+    /// CLUSTER CANCELSLOTMIGRATIONS asked this running job to stop.
+    pub cancel: bool,
 }
 
 /// This node's slot migration jobs, newest last.
@@ -106,6 +110,18 @@ impl Jobs {
             f(j);
             j.updated_ms = now_ms();
         }
+    }
+
+    /// Asks every running job to stop (CLUSTER CANCELSLOTMIGRATIONS).
+    fn cancel_running(&self) {
+        for j in self.lock().iter_mut().filter(|j| j.state == "running") {
+            j.cancel = true;
+        }
+    }
+
+    /// Whether job `name` was asked to stop.
+    pub(super) fn canceled(&self, name: &str) -> bool {
+        self.lock().iter().any(|j| j.name == name && j.cancel)
     }
 
     /// A copy of every job.
@@ -171,6 +187,14 @@ pub fn parse(args: &[Bytes]) -> Result<Vec<Block>, Reply> {
         return Err(errors::SYNTAX);
     }
     Ok(blocks)
+}
+
+/// CLUSTER CANCELSLOTMIGRATIONS (Valkey 9): stops every job this node runs that has not
+/// started its hand-over. A stopped job moved nothing: this node keeps every key, the
+/// markers go, and its state becomes `canceled`.
+pub fn cancel(cluster: &Cluster) -> Reply {
+    cluster.slot_jobs.cancel_running();
+    Reply::Ok
 }
 
 /// `0-99 200-299`: ranges as GETSLOTMIGRATIONS shows them.
@@ -281,7 +305,8 @@ pub async fn start(nc: &NetCore, cluster: &Arc<Cluster>, args: &[Bytes]) -> Repl
     // Every target reachable, and importing, before anything changes here.
     let mut links: Vec<Link> = Vec::new();
     for p in &plans {
-        let link = match Link::open(nc.core.clone(), p.host.clone(), p.port) {
+        let auth = crate::repl_state::lock(&nc.shared.repl.masterauth).clone();
+        let link = match Link::open(nc.core.clone(), p.host.clone(), p.port, auth) {
             Ok(l) => l,
             Err(e) => return Reply::error(format!("ERR {e}")),
         };
@@ -339,6 +364,7 @@ pub async fn start(nc: &NetCore, cluster: &Arc<Cluster>, args: &[Bytes]) -> Repl
             state: "running",
             message: String::new(),
             keys_moved: 0,
+            cancel: false,
         });
         let (core, cluster) = (nc.core.clone(), cluster.clone());
         baton_engine::runtime::wake::spawn(async move {
@@ -348,6 +374,10 @@ pub async fn start(nc: &NetCore, cluster: &Arc<Cluster>, args: &[Bytes]) -> Repl
                 Ok(handed) => {
                     j.state = "success";
                     j.keys_moved = handed;
+                }
+                Err(e) if j.cancel => {
+                    j.state = "canceled";
+                    j.message = e;
                 }
                 Err(e) => {
                     tracing::warn!("slot migration {id} failed: {e}");

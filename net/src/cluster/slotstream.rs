@@ -67,7 +67,7 @@ use bytes::Bytes;
 
 use super::Cluster;
 use crate::netcore::NetCore;
-use crate::repl::link::{dial, encode_command, read_reply, Resp};
+use crate::repl::link::{call, dial, encode_command, read_reply, Resp};
 
 /// Connect and read/write timeout towards the target.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -313,6 +313,7 @@ async fn stream(
         for (i, s) in steps.iter().enumerate() {
             cursors[i] = s.cursor;
         }
+        canceled(cluster, p)?;
         let sent = send(link, &steps).await?;
         cluster
             .slot_jobs
@@ -320,7 +321,10 @@ async fn stream(
     }
     // The catch-up, unfenced, until a pass is small.
     let started = now_ms();
-    while catch_up(core, link).await? > SMALL_PASS && now_ms() < started + CATCHUP_MS {}
+    while catch_up(core, link).await? > SMALL_PASS && now_ms() < started + CATCHUP_MS {
+        canceled(cluster, p)?;
+    }
+    canceled(cluster, p)?;
     // The fence: every core, all or none (another job's slot fence may hold a core).
     let waited = now_ms();
     loop {
@@ -350,6 +354,14 @@ async fn stream(
         if now_ms() > fenced_at + FENCE_MS - fence::MARGIN_MS {
             return Err("the tail did not end before the fence's deadline".into());
         }
+    }
+}
+
+/// Fails once CLUSTER CANCELSLOTMIGRATIONS asked for it (checked up to the fence).
+fn canceled(cluster: &Cluster, p: &Job<'_>) -> Result<(), String> {
+    match cluster.slot_jobs.canceled(p.name) {
+        true => Err("Canceled by user".into()),
+        false => Ok(()),
     }
 }
 
@@ -454,8 +466,14 @@ pub struct Link {
 }
 
 impl Link {
-    /// Connects to `host:port` on a helper thread.
-    pub(super) fn open(core: Rc<Core>, host: String, port: u16) -> Result<Link, String> {
+    /// Connects to `host:port` on a helper thread, authenticating with `auth` (this
+    /// node's `masterauth`, as the gossip does) when set.
+    pub(super) fn open(
+        core: Rc<Core>,
+        host: String,
+        port: u16,
+        auth: Option<String>,
+    ) -> Result<Link, String> {
         let (tx, requests) = mpsc::channel::<(Vec<u8>, usize)>();
         let (answers, rx) = mpsc::channel();
         std::thread::Builder::new()
@@ -468,6 +486,12 @@ impl Link {
                         return;
                     }
                 };
+                if let Some(pw) = auth {
+                    if let Err(e) = call(&mut s, &["AUTH", &pw]) {
+                        let _ = answers.send(Err(format!("cannot authenticate: {e}")));
+                        return;
+                    }
+                }
                 while let Ok((out, n)) = requests.recv() {
                     let answer = exchange(&mut s, &out, n);
                     let failed = answer.is_err();
