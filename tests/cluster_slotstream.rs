@@ -3,6 +3,7 @@
 //! - CLUSTER CANCELSLOTMIGRATIONS stops a running job: its state becomes `canceled`, the
 //!   source keeps every key and serves it, no marker is left on either node, and the
 //!   target holds none of the copies it had received;
+//! - two jobs at once (one command, two targets) under a writer: each keeps every write;
 //! - a cluster whose nodes need a password (`--requirepass`, `--masterauth`): the job
 //!   authenticates towards the target, and the keys arrive.
 //!
@@ -173,5 +174,106 @@ fn the_job_authenticates_with_masterauth() {
         my_line(&mut c1).contains(" 0-2000 "),
         "{}",
         my_line(&mut c1)
+    );
+}
+
+/// INCRs `key` through the nodes, following MOVED (the streamed slots never answer ASK);
+/// returns the count, or the unexpected reply.
+fn incr(
+    cons: &mut HashMap<u16, redis::Connection>,
+    home: &mut u16,
+    key: &str,
+) -> Result<i64, String> {
+    for _ in 0..100 {
+        let v = run(cons.get_mut(home).unwrap(), &["INCR", key]);
+        match &v {
+            redis::Value::Int(n) => return Ok(*n),
+            redis::Value::ServerError(_) if err_text(&v).starts_with("MOVED ") => {
+                let text = err_text(&v);
+                *home = text.rsplit(':').next().unwrap().parse().unwrap();
+            }
+            _ => return Err(format!("INCR {key}: {v:?}")),
+        }
+    }
+    Err(format!("INCR {key}: too many redirections"))
+}
+
+#[test]
+fn two_jobs_at_once_each_keep_their_writes() {
+    let dir = TempDir::new("slotstream-two");
+    let nodes = three_agreeing_nodes(&dir);
+    let (t1, t2) = (myid(&nodes[1]), myid(&nodes[2]));
+    let mut c0 = nodes[0].redis();
+    let keys = fill(&mut c0, "two:", 20_000);
+    let counters: Vec<String> = (0..)
+        .map(|i| format!("ctr:{i}"))
+        .filter(|k| slot_of(k) <= 2000)
+        .take(40)
+        .collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, counters) = (stop.clone(), counters.clone());
+        let mut cons: HashMap<u16, redis::Connection> =
+            nodes.iter().map(|n| (n.port, n.redis())).collect();
+        let mut home = nodes[0].port;
+        std::thread::spawn(move || {
+            let mut counts = vec![0i64; counters.len()];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for (i, k) in counters.iter().enumerate() {
+                    match incr(&mut cons, &mut home, k) {
+                        Ok(n) if n == counts[i] + 1 => counts[i] = n,
+                        other => return Err(format!("{k} at {}: {other:?}", counts[i])),
+                    }
+                }
+            }
+            Ok(counts)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let cmd =
+        format!("CLUSTER MIGRATESLOTS SLOTSRANGE 0 1000 NODE {t1} SLOTSRANGE 1001 2000 NODE {t2}");
+    assert_eq!(q(&mut c0, &cmd), ok());
+    assert!(
+        eventually(JOB_BOUND, || jobs(&mut c0)
+            .iter()
+            .all(|j| j["state"] != "running")),
+        "{:?}",
+        jobs(&mut c0)
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let counts = writer
+        .join()
+        .unwrap()
+        .expect("only MOVED, then the right counts");
+    for j in jobs(&mut c0) {
+        assert_eq!(j["state"], "success", "{j:?}");
+    }
+    let mut cons: HashMap<u16, redis::Connection> =
+        nodes.iter().map(|n| (n.port, n.redis())).collect();
+    for (k, n) in counters.iter().zip(counts) {
+        let port = if slot_of(k) <= 1000 {
+            nodes[1].port
+        } else {
+            nodes[2].port
+        };
+        let got = run(cons.get_mut(&port).unwrap(), &["GET", k]);
+        assert_eq!(got, bulk(n.to_string()), "{k}");
+    }
+    for k in keys.iter().step_by(101) {
+        let port = if slot_of(k) <= 1000 {
+            nodes[1].port
+        } else {
+            nodes[2].port
+        };
+        assert_eq!(
+            run(cons.get_mut(&port).unwrap(), &["GET", k]),
+            bulk(value_of(k))
+        );
+    }
+    assert!(
+        eventually(CONVERGE, || agree(&nodes)),
+        "{:#?}",
+        all_nodes(&nodes)
     );
 }

@@ -105,9 +105,10 @@ pub(crate) struct Parked {
 #[derive(Default)]
 pub struct Fence {
     keys: RefCell<HashMap<Bytes, (u64, u64)>>,
-    /// A whole set of slots fenced (CLUSTER MIGRATESLOTS's hand-over): every key of them
-    /// is held, present or not, with the fence's id and deadline.
-    slots: RefCell<Option<(Arc<SlotSet>, u64, u64)>>,
+    /// Whole sets of slots fenced (CLUSTER MIGRATESLOTS's hand-overs, one per job, their
+    /// sets disjoint): every key of them is held, present or not; with each fence's id
+    /// and deadline.
+    slots: RefCell<Vec<(Arc<SlotSet>, u64, u64)>>,
     /// `keys.len()`, readable without a borrow: the hot path's one test.
     count: Cell<usize>,
     pub(crate) parked: RefCell<Vec<Parked>>,
@@ -126,20 +127,26 @@ impl Fence {
 
     /// Whether `key` is fenced at `now`.
     pub fn holds(&self, key: &[u8], now: u64) -> bool {
-        if let Some((set, _, deadline)) = &*self.slots.borrow() {
-            if now < *deadline && set.has_key(key) {
+        let slots = self.slots.borrow();
+        if !slots.is_empty() {
+            let slot = baton_ring::slot(key);
+            if slots
+                .iter()
+                .any(|(set, _, deadline)| now < *deadline && set.contains(slot))
+            {
                 return true;
             }
         }
+        drop(slots);
         self.keys
             .borrow()
             .get(key)
             .is_some_and(|&(_, deadline)| now < deadline)
     }
 
-    /// The number of fences held: keys, plus one for a slot fence.
+    /// The number of fences held: keys, plus one per slot fence.
     fn held(&self) -> usize {
-        self.keys.borrow().len() + usize::from(self.slots.borrow().is_some())
+        self.keys.borrow().len() + self.slots.borrow().len()
     }
 
     /// Whether a command touches a fenced key.
@@ -166,24 +173,19 @@ impl Fence {
         Some(replaced)
     }
 
-    /// Fences every key of `slots` for job `id` until `deadline`: false when another
-    /// job's slot fence holds (it is left as it is).
-    pub fn add_slots(&self, slots: Arc<SlotSet>, id: u64, deadline: u64, now: u64) -> bool {
+    /// Fences every key of `slots` for job `id` until `deadline` (replacing the job's
+    /// slot fence if it had one).
+    pub fn add_slots(&self, slots: Arc<SlotSet>, id: u64, deadline: u64) {
         let mut cur = self.slots.borrow_mut();
-        if let Some((_, other, until)) = &*cur {
-            if *other != id && now < *until {
-                return false;
-            }
-        }
-        *cur = Some((slots, id, deadline));
+        cur.retain(|&(_, owner, _)| owner != id);
+        cur.push((slots, id, deadline));
         drop(cur);
         self.count.set(self.held());
-        true
     }
 
     /// The earliest deadline of a fence, if any.
     fn earliest(&self) -> Option<u64> {
-        let slots = self.slots.borrow().as_ref().map(|&(_, _, d)| d);
+        let slots = self.slots.borrow().iter().map(|&(_, _, d)| d).min();
         let keys = self.keys.borrow().values().map(|&(_, d)| d).min();
         match (slots, keys) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -210,13 +212,9 @@ impl Fence {
         let mut lifted = before - map.len();
         drop(map);
         let mut slots = self.slots.borrow_mut();
-        if slots
-            .as_ref()
-            .is_some_and(|&(_, owner, deadline)| (owner == id && keys.is_none()) || now >= deadline)
-        {
-            *slots = None;
-            lifted += 1;
-        }
+        let had = slots.len();
+        slots.retain(|&(_, owner, deadline)| !((owner == id && keys.is_none()) || now >= deadline));
+        lifted += had - slots.len();
         drop(slots);
         self.count.set(self.held());
         lifted
@@ -261,17 +259,20 @@ fn reap_by(core: &Core, deadline: u64) {
 }
 
 /// On `core`: fences every key of `slots` for job `id` until `deadline` (the process-wide
-/// count raised first) and makes sure the core's timer lifts it then. False when another
-/// job's slot fence holds.
-pub fn fence_slots(core: &Core, slots: Arc<SlotSet>, id: u64, deadline: u64, now: u64) -> bool {
+/// count raised first) and makes sure the core's timer lifts it then.
+pub fn fence_slots(core: &Core, slots: Arc<SlotSet>, id: u64, deadline: u64) {
     announce(1);
-    let f = &core.fence;
-    if !f.add_slots(slots, id, deadline, now) {
-        retract(1);
-        return false;
+    if core
+        .fence
+        .slots
+        .borrow()
+        .iter()
+        .any(|&(_, owner, _)| owner == id)
+    {
+        retract(1); // replaced: it counts once
     }
+    core.fence.add_slots(slots, id, deadline);
     reap_by(core, deadline);
-    true
 }
 
 /// A core's reaper: at the earliest deadline, lifts the fences whose deadline passed (and
@@ -401,16 +402,19 @@ mod tests {
                 .find(|k| baton_ring::slot(k.as_bytes()) == slot)
                 .unwrap()
         };
-        let (a, b) = (k(3), k(4));
-        assert!(f.add_slots(Arc::new(SlotSet::of(&[3])), 7, 1_000, 0));
+        let (a, b, c) = (k(3), k(4), k(5));
+        f.add_slots(Arc::new(SlotSet::of(&[3])), 7, 1_000);
         assert!(f.is_active() && f.holds(a.as_bytes(), 10) && !f.holds(b.as_bytes(), 10));
-        assert!(
-            !f.add_slots(Arc::new(SlotSet::of(&[4])), 8, 1_000, 0),
-            "another job's"
+        f.add_slots(Arc::new(SlotSet::of(&[4])), 8, 500);
+        assert!(f.holds(b.as_bytes(), 10) && !f.holds(c.as_bytes(), 10));
+        f.add(&Bytes::from(c.clone()), 8, 1_000, 0);
+        assert_eq!(
+            f.remove(8, Some(&[]), 10),
+            0,
+            "a key list lifts no slot fence"
         );
-        f.add(&Bytes::from(b.clone()), 8, 1_000, 0);
-        assert_eq!(f.remove(8, None, 10), 1, "the key fence only");
-        assert!(f.holds(a.as_bytes(), 10));
+        assert_eq!(f.remove(8, None, 10), 2, "job 8's key and slot fences");
+        assert!(f.holds(a.as_bytes(), 10) && !f.holds(b.as_bytes(), 10));
         assert!(!f.holds(a.as_bytes(), 1_000), "not past its deadline");
         assert_eq!(f.remove(7, None, 10), 1);
         assert!(!f.is_active() && !f.holds(a.as_bytes(), 10));

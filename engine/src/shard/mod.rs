@@ -115,8 +115,9 @@ pub struct Shard {
     pub(crate) now: u64,
     /// Where the write path reports effects; `None` (the default) reports nothing.
     sink: Option<Box<dyn EffectSink>>,
-    /// The keys a slot migration must send again ([`tap`]); `None` while none runs.
-    tap: Option<Box<tap::SlotTap>>,
+    /// The keys slot migrations must send again ([`tap`]), one tap per job; empty while
+    /// none runs.
+    taps: Vec<(u64, tap::SlotTap)>,
     /// A replica's shard: its primary decides what expires and what is evicted, so it
     /// never reclaims or evicts on its own; expired keys only look absent to reads.
     replica: bool,
@@ -142,7 +143,7 @@ impl Shard {
             tracked_volatile: false,
             now: 0,
             sink: None,
-            tap: None,
+            taps: Vec::new(),
             replica: false,
         }
     }

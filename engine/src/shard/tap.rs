@@ -97,31 +97,44 @@ impl SlotTap {
 }
 
 impl Shard {
-    /// Starts noting the keys of `slots` that writes change, at most `limit` of them
-    /// between two drains (replacing any tap set before).
-    pub fn start_tap(&mut self, slots: SlotSet, limit: usize) {
-        self.tap = Some(Box::new(SlotTap {
-            slots,
-            dirty: HashSet::new(),
-            limit,
-            overflowed: false,
-            flushed: false,
-        }));
+    /// Starts noting, for job `id`, the keys of `slots` that writes change, at most
+    /// `limit` of them between two drains (replacing the job's tap if it had one). Jobs'
+    /// taps are independent: each notes the keys of its own slots.
+    pub fn start_tap(&mut self, id: u64, slots: SlotSet, limit: usize) {
+        self.stop_tap(id);
+        self.taps.push((
+            id,
+            SlotTap {
+                slots,
+                dirty: HashSet::new(),
+                limit,
+                overflowed: false,
+                flushed: false,
+            },
+        ));
     }
 
-    /// Stops noting changes and forgets the keys noted.
-    pub fn stop_tap(&mut self) {
-        self.tap = None;
+    /// Stops job `id`'s tap and forgets the keys it noted.
+    pub fn stop_tap(&mut self, id: u64) {
+        self.taps.retain(|(t, _)| *t != id);
     }
 
-    /// Whether a tap is set.
-    pub fn tapped(&self) -> bool {
-        self.tap.is_some()
+    /// Whether job `id` has a tap here.
+    pub fn tapped(&self, id: u64) -> bool {
+        self.taps.iter().any(|(t, _)| *t == id)
     }
 
-    /// Takes up to `max` of the keys noted since the last drain (`None` without a tap).
-    pub fn tap_drain(&mut self, max: usize) -> Option<Drained> {
-        let tap = self.tap.as_mut()?;
+    fn tap_of(&mut self, id: u64) -> Option<&mut SlotTap> {
+        self.taps
+            .iter_mut()
+            .find(|(t, _)| *t == id)
+            .map(|(_, tap)| tap)
+    }
+
+    /// Takes up to `max` of the keys job `id`'s tap noted since the last drain (`None`
+    /// without one).
+    pub fn tap_drain(&mut self, id: u64, max: usize) -> Option<Drained> {
+        let tap = self.tap_of(id)?;
         let keys: Vec<Bytes> = tap.dirty.iter().take(max).cloned().collect();
         for k in &keys {
             tap.dirty.remove(k);
@@ -134,10 +147,10 @@ impl Shard {
         })
     }
 
-    /// Puts `key` back among the keys to send (one the stream read but could not send
+    /// Puts `key` back among the keys job `id` must send (one it read but could not send
     /// yet).
-    pub fn tap_note(&mut self, key: &[u8]) {
-        if let Some(tap) = &mut self.tap {
+    pub fn tap_note(&mut self, id: u64, key: &[u8]) {
+        if let Some(tap) = self.tap_of(id) {
             tap.note(key);
         }
     }
@@ -145,11 +158,19 @@ impl Shard {
     /// The write path's hook: `key` changed (`None`: the whole shard was flushed).
     #[inline]
     pub(super) fn tap_changed(&mut self, key: Option<&[u8]>) {
-        if let Some(tap) = &mut self.tap {
+        for (_, tap) in &mut self.taps {
             match key {
                 Some(k) => tap.note(k),
                 None => tap.flushed = true,
             }
+        }
+    }
+
+    /// The write path's hook for a key read in place.
+    #[inline]
+    pub(super) fn tap_key(&mut self, key: &[u8]) {
+        for (_, tap) in &mut self.taps {
+            tap.note(key);
         }
     }
 }
@@ -178,48 +199,55 @@ mod tests {
         let mut sh = Shard::new(0);
         let (a, other) = (key_in(7, false), key_in(7, true));
         let now = 1_000;
-        assert!(sh.tap_drain(10).is_none(), "no tap");
+        assert!(sh.tap_drain(1, 10).is_none(), "no tap");
         sh.put(&other, b"x", crate::NO_EXPIRY, 0);
-        sh.start_tap(SlotSet::of(&[7]), 100);
-        assert!(sh.tapped());
+        sh.start_tap(1, SlotSet::of(&[7]), 100);
+        // A second job on another slot notes only its own keys.
+        sh.start_tap(2, SlotSet::of(&[8]), 100);
+        assert!(sh.tapped(1) && sh.tapped(2));
         // A write, an expiry change, a delete: one key noted; the other slot's not.
         sh.put(&a, b"1", crate::NO_EXPIRY, 0);
         sh.put(&a, b"2", crate::NO_EXPIRY, 0);
         sh.put(&other, b"y", crate::NO_EXPIRY, 0);
-        let d = sh.tap_drain(10).unwrap();
+        let d = sh.tap_drain(1, 10).unwrap();
         assert_eq!(d.keys, vec![Bytes::from(a.clone())]);
         assert!(!d.overflowed && !d.flushed && d.left == 0);
         // An expiry passing (lazy reclaim) is a change too.
         sh.put(&a, b"3", now + 5, 0);
-        sh.tap_drain(10);
+        sh.tap_drain(1, 10);
         assert!(sh.lookup(&a, now + 10).is_none());
-        assert_eq!(sh.tap_drain(10).unwrap().keys, vec![Bytes::from(a.clone())]);
+        assert_eq!(
+            sh.tap_drain(1, 10).unwrap().keys,
+            vec![Bytes::from(a.clone())]
+        );
         // A replayed effect of any kind is noted by its key; a flush sets the flag.
         sh.apply(&Effect::Del {
             key: Bytes::from(a.clone()),
             cause: crate::shard::DelCause::Deleted,
         });
         sh.flush();
-        let d = sh.tap_drain(10).unwrap();
+        let d = sh.tap_drain(1, 10).unwrap();
         assert!(d.flushed);
-        sh.stop_tap();
-        assert!(!sh.tapped());
+        let d = sh.tap_drain(2, 10).unwrap();
+        assert!(d.keys.is_empty() && d.flushed, "slot 8 was not written");
+        sh.stop_tap(1);
+        assert!(!sh.tapped(1) && sh.tapped(2));
     }
 
     #[test]
     fn the_tap_overflows_past_its_limit_and_drains_in_parts() {
         let mut sh = Shard::new(0);
         let slots: Vec<u16> = (0..baton_ring::SLOTS).collect();
-        sh.start_tap(SlotSet::of(&slots), 3);
+        sh.start_tap(1, SlotSet::of(&slots), 3);
         for i in 0..3 {
             sh.put(format!("k{i}").as_bytes(), b"v", crate::NO_EXPIRY, 0);
         }
-        let d = sh.tap_drain(2).unwrap();
+        let d = sh.tap_drain(1, 2).unwrap();
         assert_eq!((d.keys.len(), d.left, d.overflowed), (2, 1, false));
         for i in 3..6 {
             sh.put(format!("k{i}").as_bytes(), b"v", crate::NO_EXPIRY, 0);
         }
-        let d = sh.tap_drain(10).unwrap();
+        let d = sh.tap_drain(1, 10).unwrap();
         assert_eq!((d.keys.len(), d.left, d.overflowed), (3, 0, true));
     }
 }

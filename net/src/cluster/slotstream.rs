@@ -75,8 +75,10 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 pub const CHUNK_KEYS: usize = 1024;
 /// About the most payload bytes one core reads in one step.
 pub const CHUNK_BYTES: usize = 4 << 20;
-/// Slab entries one walk step looks at per core (keys of other slots included).
-const WALK_SCAN: usize = 4096;
+/// Most slab entries one walk step looks at per core (keys of other slots included).
+const WALK_SCAN: usize = 16 * 1024;
+/// Slab entries looked at between two checks of how many keys a walk step has.
+const SCAN_BATCH: usize = 128;
 /// Most keys one core's tap notes between two catch-up steps.
 pub const DIRTY_LIMIT: usize = 1 << 20;
 /// A catch-up pass that sends at most this many keys (all cores) ends the catch-up.
@@ -85,8 +87,6 @@ const SMALL_PASS: usize = 256;
 const CATCHUP_MS: u64 = 10_000;
 /// How long the hand-over's fence may live: the target's timeout plus the fence margin.
 const FENCE_MS: u64 = 10_000 + fence::MARGIN_MS;
-/// How long the job waits for another job's fence on a core before it fails.
-const FENCE_WAIT_MS: u64 = 30_000;
 
 /// One key as a step read it: its value to store, or its absence.
 enum Item {
@@ -124,20 +124,28 @@ fn read(shard: &mut Shard, key: Bytes, now: u64) -> (Item, usize) {
     }
 }
 
-/// A walk step on one core: up to [`WALK_SCAN`] slab entries from `cursor` (0 starts the
-/// walk), reading the keys of `slots`; a key past [`CHUNK_BYTES`] is noted instead.
-fn walk_step(c: &Core, slots: &SlotSet, cursor: u64, now: u64) -> Step {
+/// A walk step on one core for job `id`: slab entries from `cursor` (0 starts the walk)
+/// until [`CHUNK_KEYS`] keys of `slots` were found or [`WALK_SCAN`] entries looked at;
+/// each key found is read, or noted for the catch-up once [`CHUNK_BYTES`] were read.
+fn walk_step(c: &Core, id: u64, slots: &SlotSet, mut cursor: u64, now: u64) -> Step {
     let mut shard = c.shard.borrow_mut();
     let mut keys = Vec::new();
-    let next = shard.store().scan(cursor, WALK_SCAN, |k, e| {
-        if !e.is_expired(now) && slots.has_key(k) {
-            keys.push(Bytes::copy_from_slice(k));
+    let mut looked = 0;
+    loop {
+        cursor = shard.store().scan(cursor, SCAN_BATCH, |k, e| {
+            if !e.is_expired(now) && slots.has_key(k) {
+                keys.push(Bytes::copy_from_slice(k));
+            }
+        });
+        looked += SCAN_BATCH;
+        if cursor == 0 || keys.len() >= CHUNK_KEYS || looked >= WALK_SCAN {
+            break;
         }
-    });
+    }
     let (mut items, mut bytes) = (Vec::with_capacity(keys.len()), 0);
     for key in keys {
-        if bytes >= CHUNK_BYTES || items.len() >= CHUNK_KEYS {
-            shard.tap_note(&key);
+        if bytes >= CHUNK_BYTES {
+            shard.tap_note(id, &key);
             continue;
         }
         let (item, b) = read(&mut shard, key, now);
@@ -146,22 +154,22 @@ fn walk_step(c: &Core, slots: &SlotSet, cursor: u64, now: u64) -> Step {
     }
     Step {
         items,
-        cursor: (next != 0).then_some(next),
+        cursor: (cursor != 0).then_some(cursor),
         ..Step::default()
     }
 }
 
 /// A catch-up step on one core: takes up to [`CHUNK_KEYS`] noted keys and reads each as
 /// it is now (a key past [`CHUNK_BYTES`] is noted again).
-fn catch_up_step(c: &Core, now: u64) -> Step {
+fn catch_up_step(c: &Core, id: u64, now: u64) -> Step {
     let mut shard = c.shard.borrow_mut();
-    let Some(drained) = shard.tap_drain(CHUNK_KEYS) else {
+    let Some(drained) = shard.tap_drain(id, CHUNK_KEYS) else {
         return Step::default();
     };
     let (mut items, mut bytes) = (Vec::with_capacity(drained.keys.len()), 0);
     for key in drained.keys {
         if bytes >= CHUNK_BYTES {
-            shard.tap_note(&key);
+            shard.tap_note(id, &key);
             continue;
         }
         let (item, b) = read(&mut shard, key, now);
@@ -221,8 +229,8 @@ fn check(steps: &[Step]) -> Result<(), String> {
 
 /// One catch-up pass: steps on every core until none has a noted key (or, unfenced, until
 /// a pass of steps sent little); returns how many keys the pass sent.
-async fn catch_up(core: &Rc<Core>, link: &Link) -> Result<usize, String> {
-    let steps = with_every_core(core, catch_up_step).await;
+async fn catch_up(core: &Rc<Core>, link: &Link, id: u64) -> Result<usize, String> {
+    let steps = with_every_core(core, move |c, now| catch_up_step(c, id, now)).await;
     check(&steps)?;
     send(link, &steps).await
 }
@@ -249,7 +257,7 @@ pub(super) async fn run(
         with_every_core(core, move |c, _| {
             c.shard
                 .borrow_mut()
-                .start_tap((*slots).clone(), DIRTY_LIMIT)
+                .start_tap(id, (*slots).clone(), DIRTY_LIMIT)
         })
         .await;
     }
@@ -273,7 +281,7 @@ pub(super) async fn run(
         if let Some(nc) = NetCore::of(c) {
             nc.sync_cluster();
         }
-        c.shard.borrow_mut().stop_tap();
+        c.shard.borrow_mut().stop_tap(id);
         fence::lift(c, id, None, now);
     })
     .await;
@@ -306,7 +314,7 @@ async fn stream(
         let at: Arc<[Option<u64>]> = cursors.clone().into();
         let slots = slots.clone();
         let steps = with_every_core(core, move |c, now| match at[c.id] {
-            Some(cursor) => walk_step(c, &slots, cursor, now),
+            Some(cursor) => walk_step(c, id, &slots, cursor, now),
             None => Step::default(),
         })
         .await;
@@ -321,32 +329,21 @@ async fn stream(
     }
     // The catch-up, unfenced, until a pass is small.
     let started = now_ms();
-    while catch_up(core, link).await? > SMALL_PASS && now_ms() < started + CATCHUP_MS {
+    while catch_up(core, link, id).await? > SMALL_PASS && now_ms() < started + CATCHUP_MS {
         canceled(cluster, p)?;
     }
     canceled(cluster, p)?;
-    // The fence: every core, all or none (another job's slot fence may hold a core).
-    let waited = now_ms();
-    loop {
-        let deadline = now_ms() + FENCE_MS;
-        let set = slots.clone();
-        let fenced = with_every_core(core, move |c, now| {
-            fence::fence_slots(c, set.clone(), id, deadline, now)
-        })
-        .await;
-        if fenced.iter().all(|&f| f) {
-            break;
-        }
-        with_every_core(core, move |c, now| fence::lift(c, id, None, now)).await;
-        if now_ms() > waited + FENCE_WAIT_MS {
-            return Err("another slot migration kept the cores fenced".into());
-        }
-        core.timers.sleep_until(now_ms() + 1).await;
-    }
+    // The fence: every core (jobs' slot sets are disjoint, so no job waits for another).
     let fenced_at = now_ms();
+    let deadline = fenced_at + FENCE_MS;
+    let set = slots.clone();
+    with_every_core(core, move |c, _| {
+        fence::fence_slots(c, set.clone(), id, deadline)
+    })
+    .await;
     // The tail: until no core has a noted key.
     loop {
-        let steps = with_every_core(core, catch_up_step).await;
+        let steps = with_every_core(core, move |c, now| catch_up_step(c, id, now)).await;
         check(&steps)?;
         if send(link, &steps).await? == 0 {
             return Ok(());

@@ -107,8 +107,8 @@ impl Shard {
         if self.replica {
             return;
         }
-        if self.tap.is_some() {
-            // A slot migration runs: the tap notes the key (or the flush) too.
+        if !self.taps.is_empty() {
+            // A slot migration runs: its tap notes the key (or the flush) too.
             let e = effect(&self.store);
             self.tap_changed(e.key().map(|k| &k[..]));
             if let Some(sink) = &mut self.sink {
@@ -123,8 +123,11 @@ impl Shard {
 
     /// Reports the entry at `idx` as it now stands (the sink reads it in place).
     fn emit_put(&mut self, idx: u32) {
-        if let (false, Some(tap)) = (self.replica, &mut self.tap) {
-            tap.note(self.store.entry_at(idx).key());
+        if !self.replica && !self.taps.is_empty() {
+            let key = self.store.entry_at(idx).key();
+            for (_, tap) in &mut self.taps {
+                tap.note(key);
+            }
         }
         if let (false, Some(sink)) = (self.replica, &mut self.sink) {
             sink.emit_put(self.store.entry_at(idx));
@@ -146,8 +149,8 @@ impl Shard {
     /// Deletes the entry at `idx` and reports why (the sink reads the key in place).
     fn remove_at(&mut self, idx: u32, cause: DelCause) -> Entry {
         let e = self.unlink(idx);
-        if let (false, Some(tap)) = (self.replica, &mut self.tap) {
-            tap.note(e.key());
+        if !self.replica && !self.taps.is_empty() {
+            self.tap_key(e.key());
         }
         if let (false, Some(sink)) = (self.replica, &mut self.sink) {
             sink.emit_del(e.key(), cause);
