@@ -186,6 +186,15 @@ fn catch_up_step(c: &Core, id: u64, now: u64) -> Step {
 
 /// Sends the steps' items to the target, acknowledged; returns how many keys went.
 async fn send(link: &Link, steps: &[Step]) -> Result<usize, String> {
+    let (commands, keys) = encode(steps);
+    if !commands.is_empty() {
+        link.all_ok(commands).await?;
+    }
+    Ok(keys)
+}
+
+/// The commands that store the steps' items at the target, and how many keys they name.
+fn encode(steps: &[Step]) -> (Vec<Vec<u8>>, usize) {
     let mut commands = Vec::new();
     let mut keys = 0;
     for item in steps.iter().flat_map(|s| &s.items) {
@@ -207,10 +216,22 @@ async fn send(link: &Link, steps: &[Step]) -> Result<usize, String> {
             }
         }
     }
-    if !commands.is_empty() {
-        link.all_ok(commands).await?;
+    (commands, keys)
+}
+
+/// One walk step's commands handed to the target, not yet acknowledged: how many
+/// commands and keys.
+struct InFlight {
+    sent: bool,
+    keys: usize,
+}
+
+impl InFlight {
+    /// Waits for the target's replies; fails on an error reply.
+    async fn land(self, link: &Link) -> Result<usize, String> {
+        first_error(link.answer(self.sent).await?)?;
+        Ok(self.keys)
     }
-    Ok(keys)
 }
 
 /// Fails on what a step's tap reported.
@@ -308,8 +329,10 @@ async fn stream(
     slots: &Arc<SlotSet>,
     id: u64,
 ) -> Result<(), String> {
-    // The walk: per core, a cursor (0 starts it) until the core's walk is complete.
+    // The walk: per core, a cursor (0 starts it) until the core's walk is complete. The
+    // target stores one step while the cores read the next (at most two in memory).
     let mut cursors: Vec<Option<u64>> = vec![Some(0); core.cores];
+    let mut flying: Option<InFlight> = None;
     while cursors.iter().any(Option::is_some) {
         let at: Arc<[Option<u64>]> = cursors.clone().into();
         let slots = slots.clone();
@@ -321,8 +344,24 @@ async fn stream(
         for (i, s) in steps.iter().enumerate() {
             cursors[i] = s.cursor;
         }
+        if let Some(f) = flying.take() {
+            let sent = f.land(link).await?;
+            cluster
+                .slot_jobs
+                .update(p.name, |j| j.keys_moved += sent as u64);
+        }
         canceled(cluster, p)?;
-        let sent = send(link, &steps).await?;
+        let (commands, keys) = encode(&steps);
+        if keys != 0 {
+            let n = commands.len();
+            flying = Some(InFlight {
+                sent: link.submit(commands.concat(), n),
+                keys,
+            });
+        }
+    }
+    if let Some(f) = flying.take() {
+        let sent = f.land(link).await?;
         cluster
             .slot_jobs
             .update(p.name, |j| j.keys_moved += sent as u64);
@@ -507,7 +546,18 @@ impl Link {
 
     /// Sends `out` (`n` commands) and waits for their `n` replies.
     pub(super) async fn call(&self, out: Vec<u8>, n: usize) -> Result<Vec<Resp>, String> {
-        let sent = self.tx.as_ref().is_some_and(|tx| tx.send((out, n)).is_ok());
+        let sent = self.submit(out, n);
+        self.answer(sent).await
+    }
+
+    /// Hands `out` (`n` commands) to the helper thread without waiting; false when the
+    /// thread is gone. Its replies come with [`Link::answer`], in order.
+    fn submit(&self, out: Vec<u8>, n: usize) -> bool {
+        self.tx.as_ref().is_some_and(|tx| tx.send((out, n)).is_ok())
+    }
+
+    /// The replies of the oldest submitted request (`sent`: whether it was handed over).
+    async fn answer(&self, sent: bool) -> Result<Vec<Resp>, String> {
         loop {
             match self.rx.try_recv() {
                 Ok(answer) => return answer,
@@ -527,14 +577,18 @@ impl Link {
     /// Sends commands and fails on the first error reply.
     pub(super) async fn all_ok(&self, commands: Vec<Vec<u8>>) -> Result<(), String> {
         let n = commands.len();
-        let replies = self.call(commands.concat(), n).await?;
-        match replies.into_iter().find_map(|r| match r {
-            Resp::Error(e) => Some(e),
-            _ => None,
-        }) {
-            Some(e) => Err(format!("Target instance replied with error: {e}")),
-            None => Ok(()),
-        }
+        first_error(self.call(commands.concat(), n).await?)
+    }
+}
+
+/// Fails on the first error reply.
+fn first_error(replies: Vec<Resp>) -> Result<(), String> {
+    match replies.into_iter().find_map(|r| match r {
+        Resp::Error(e) => Some(e),
+        _ => None,
+    }) {
+        Some(e) => Err(format!("Target instance replied with error: {e}")),
+        None => Ok(()),
     }
 }
 
