@@ -40,7 +40,8 @@
 //!
 //! A job that fails (the target dies or refuses, too many keys written meanwhile, a
 //! FLUSHALL) deleted nothing here: this node stays the owner of every key, its markers
-//! are cleared, and the target's copies and markers too if it still answers.
+//! are cleared, and the target's copies and markers too if it still answers (all but one
+//! case: the connection breaking during the hand-over, see [`super::slotstream`]).
 //!
 //! CLUSTER CANCELSLOTMIGRATIONS stops the running jobs that have not fenced their range
 //! yet (state `canceled`, nothing moved). Towards the target the job authenticates with

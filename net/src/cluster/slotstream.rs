@@ -50,7 +50,12 @@
 //! A failed job (target unreachable or refusing, the tap overflowing, a flush of the
 //! range) leaves this node the owner of every key it held: nothing was deleted here. The
 //! markers are cleared here, and, if the target still answers, its copies are deleted
-//! and its importing markers cleared too.
+//! and its importing markers cleared too. One case stays ambiguous: the connection
+//! breaking while the target handles `BATON-SLOTS NODE`. The target may then own the
+//! slots (it bumped its epoch, and gossip makes every node agree within a second), so its
+//! copies are kept, and the fence here stays until its deadline ([`FENCE_MS`]), by which
+//! the gossip has told this node who owns them: the waiting commands then run here or get
+//! `-MOVED`.
 
 use std::io::{BufReader, Write};
 use std::net::TcpStream;
@@ -283,9 +288,11 @@ pub(super) async fn run(
         .await;
     }
     let streamed = stream(core, cluster, link, p, &slots, id).await;
-    let handed = match streamed {
-        Ok(()) => hand_over(cluster, link, p).await,
-        Err(e) => Err(e),
+    // After CLUSTER BATON-SLOTS NODE was sent the target may own the slots (its reply
+    // may be what got lost): its copies are then the data, and are never deleted.
+    let (handed, sent_node) = match streamed {
+        Ok(()) => (hand_over(cluster, link, p).await, true),
+        Err(e) => (Err(e), false),
     };
     // Whatever happened: every core sees the view (the new owner, or the markers gone),
     // then no tap and no fence of this job is left (parked commands go on, -MOVED).
@@ -298,16 +305,23 @@ pub(super) async fn run(
             Ok(())
         });
     }
+    // The ambiguous hand-over keeps the fence to its deadline, by which gossip has told
+    // this node who owns the slots.
+    let lift = !(sent_node && handed.is_err());
     with_every_core(core, move |c, now| {
         if let Some(nc) = NetCore::of(c) {
             nc.sync_cluster();
         }
         c.shard.borrow_mut().stop_tap(id);
-        fence::lift(c, id, None, now);
+        if lift {
+            fence::lift(c, id, None, now);
+        }
     })
     .await;
     if let Err(e) = handed {
-        forget_copies(link, p.slots).await;
+        if !sent_node {
+            forget_copies(link, p.slots).await;
+        }
         return Err(e);
     }
     Ok(delete_here(core, p.slots).await)
