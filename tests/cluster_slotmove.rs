@@ -429,6 +429,270 @@ fn bad_input_changes_nothing() {
     assert_eq!(run(&mut c, &["GET", &key]), bulk("v"));
 }
 
+/// What a key of [`churn`] should hold: a string or a list, and its expiry (absolute
+/// unix ms by the writer's clock before the command; 0 = none).
+#[derive(Clone, Debug)]
+enum Model {
+    Str(String, i64),
+    List(Vec<String>, i64),
+}
+
+/// Step `step` (of six) of [`churn`] on key `k`, whose model is `m`: a short-lived
+/// string, a plain one, a long TTL added, a list replacing it, a push, an EXPIRE. Every
+/// reply is checked; returns the new model.
+fn churn_step(
+    f: &mut Follower,
+    k: &str,
+    step: usize,
+    turn: usize,
+    m: &Model,
+    bad: &mut Vec<String>,
+) -> Model {
+    let mut expect = |what: &str, got: redis::Value, want: redis::Value| {
+        if got != want {
+            bad.push(format!("{what} {k} (turn {turn}): {got:?}, want {want:?}"));
+        }
+    };
+    let v = format!("t{turn}");
+    let now = unix_ms();
+    match step {
+        0 => {
+            expect("SET PX", f.cmd(&["SET", k, &v, "PX", "150"]), ok());
+            Model::Str(v, now + 150)
+        }
+        1 => {
+            expect("SET", f.cmd(&["SET", k, &v]), ok());
+            Model::Str(v, 0)
+        }
+        2 => {
+            expect("PEXPIRE", f.cmd(&["PEXPIRE", k, "3600000"]), int(1));
+            match m {
+                Model::Str(v, _) => Model::Str(v.clone(), now + 3_600_000),
+                m => m.clone(),
+            }
+        }
+        3 => {
+            expect("DEL", f.cmd(&["DEL", k]), int(1));
+            let (a, b) = (format!("a{turn}"), format!("b{turn}"));
+            expect("RPUSH", f.cmd(&["RPUSH", k, &a, &b]), int(2));
+            Model::List(vec![a, b], 0)
+        }
+        4 => {
+            let c = format!("c{turn}");
+            expect("RPUSH c", f.cmd(&["RPUSH", k, &c]), int(3));
+            match m {
+                Model::List(items, _) => {
+                    let mut items = items.clone();
+                    items.push(c);
+                    Model::List(items, 0)
+                }
+                m => m.clone(),
+            }
+        }
+        _ => {
+            expect("EXPIRE", f.cmd(&["EXPIRE", k, "3600"]), int(1));
+            match m {
+                Model::List(items, _) => Model::List(items.clone(), now + 3_600_000),
+                m => m.clone(),
+            }
+        }
+    }
+}
+
+/// One writer for the stream test: key `i` goes round [`churn_step`]'s six steps, from
+/// step `i % 6` on (the steps before it run first), until `stop`. Returns the models, the
+/// anomalies and how many steps ran.
+fn churn(
+    mut f: Follower,
+    keys: Vec<String>,
+    stop: Arc<AtomicBool>,
+) -> (Vec<Model>, Vec<String>, u64) {
+    let mut models = vec![Model::Str(String::new(), 0); keys.len()];
+    let (mut bad, mut ops) = (Vec::new(), 0u64);
+    for (i, k) in keys.iter().enumerate() {
+        for step in 0..i % 6 {
+            models[i] = churn_step(&mut f, k, step, 0, &models[i], &mut bad);
+        }
+    }
+    let mut turn = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        for (i, k) in keys.iter().enumerate() {
+            models[i] = churn_step(&mut f, k, (turn + i) % 6, turn, &models[i], &mut bad);
+            ops += 1;
+        }
+        turn += 1;
+    }
+    (models, bad, ops)
+}
+
+#[test]
+fn overwrites_type_changes_and_expiries_during_the_stream_all_arrive() {
+    if !redis_cli_present() {
+        eprintln!("\n!!!!!!!! redis-cli is not installed: MIGRATESLOTS is NOT tested !!!!!!!!\n");
+        return;
+    }
+    let dir = TempDir::new("slotstream");
+    let nodes: Vec<Server> = (0..3)
+        .map(|i| {
+            let file = dir.file(&format!("n{i}.conf"));
+            Server::builder(2)
+                .args(&["--cluster-enabled", "yes", "--cluster-config-file", &file])
+                .start()
+        })
+        .collect();
+    create_agreeing(&nodes);
+    let target = myid(&nodes[1]);
+    let mut c0 = nodes[0].redis();
+    // Enough keys that the walk takes a while: 30000 of 256 bytes.
+    let bulk_keys: Vec<String> = (0..)
+        .map(|i| format!("bulk:{i}"))
+        .filter(|k| in_range(k))
+        .take(30_000)
+        .collect();
+    for chunk in bulk_keys.chunks(5000) {
+        let mut pipe = redis::pipe();
+        for k in chunk {
+            pipe.cmd("SET")
+                .arg(k)
+                .arg(format!("{k}:{}", "x".repeat(240)))
+                .ignore();
+        }
+        pipe.query::<()>(&mut c0).unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let keys: Vec<String> = (0..)
+                .map(|i| format!("churn{w}:{i}"))
+                .filter(|k| in_range(k))
+                .take(20)
+                .collect();
+            let (f, stop, k2) = (Follower::new(&nodes), stop.clone(), keys.clone());
+            (keys, thread::spawn(move || churn(f, k2, stop)))
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+    let cmd = format!("CLUSTER MIGRATESLOTS SLOTSRANGE {FIRST} {LAST} NODE {target}");
+    assert_eq!(q(&mut c0, &cmd), ok());
+    let job = finished(&nodes[0]);
+    // A few more turns through the new owner, then stop.
+    thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    assert_eq!(job["state"], "success", "{job:?}");
+    let handed: usize = job["keys_moved"].parse().unwrap();
+    assert!(handed >= bulk_keys.len(), "{job:?}");
+
+    // Short TTLs set last have passed by now.
+    thread::sleep(Duration::from_millis(400));
+    let mut c1 = nodes[1].redis();
+    for (keys, handle) in writers {
+        let (models, anomalies, ops) = handle.join().unwrap();
+        assert!(anomalies.is_empty(), "{anomalies:#?}");
+        assert!(ops > 0);
+        for (k, m) in keys.iter().zip(models) {
+            let pttl = as_int(&run(&mut c1, &["PTTL", k]));
+            let left = |at: i64| at - unix_ms();
+            match m {
+                Model::Str(_, at) if at != 0 && left(at) < 0 => {
+                    assert_eq!(run(&mut c1, &["GET", k]), nil(), "{k}: expired");
+                }
+                Model::Str(v, at) => {
+                    assert_eq!(run(&mut c1, &["GET", k]), bulk(&v), "{k}");
+                    if at == 0 {
+                        assert_eq!(pttl, -1, "{k}");
+                    } else {
+                        assert!(
+                            pttl > 0 && pttl <= 3_600_000 && pttl >= left(at) - 60_000,
+                            "{k}: {pttl}"
+                        );
+                    }
+                }
+                Model::List(items, at) => {
+                    assert_eq!(
+                        as_strings(&run(&mut c1, &["LRANGE", k, "0", "-1"])),
+                        items,
+                        "{k}"
+                    );
+                    if at == 0 {
+                        assert_eq!(pttl, -1, "{k}");
+                    } else {
+                        assert!(
+                            pttl > 0 && pttl <= 3_600_000 && pttl >= left(at) - 60_000,
+                            "{k}: {pttl}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    for k in bulk_keys.iter().step_by(997) {
+        assert_eq!(
+            run(&mut c1, &["GET", k]),
+            bulk(format!("{k}:{}", "x".repeat(240)))
+        );
+    }
+    for s in [FIRST, 1000, LAST] {
+        assert_eq!(
+            as_int(&q(&mut c0, &format!("CLUSTER COUNTKEYSINSLOT {s}"))),
+            0
+        );
+    }
+    assert!(!my_line(&nodes[0]).contains('[') && !my_line(&nodes[1]).contains('['));
+    assert!(
+        eventually(CONVERGE, || agree(&nodes)),
+        "{:#?}",
+        all_nodes(&nodes)
+    );
+}
+
+#[test]
+fn a_target_that_dies_mid_stream_loses_no_key() {
+    if !redis_cli_present() {
+        eprintln!("\n!!!!!!!! redis-cli is not installed: MIGRATESLOTS is NOT tested !!!!!!!!\n");
+        return;
+    }
+    let dir = TempDir::new("slotstream-dies");
+    let mut nodes = three_agreeing_nodes(&dir);
+    let target = myid(&nodes[1]);
+    let mut c0 = nodes[0].redis();
+    let keys: Vec<String> = (0..)
+        .map(|i| format!("stay:{i}"))
+        .filter(|k| in_range(k))
+        .take(40_000)
+        .collect();
+    for chunk in keys.chunks(5000) {
+        let mut pipe = redis::pipe();
+        for k in chunk {
+            pipe.cmd("SET")
+                .arg(k)
+                .arg(format!("{k}:{}", "y".repeat(200)))
+                .ignore();
+        }
+        pipe.query::<()>(&mut c0).unwrap();
+    }
+    let before = my_line(&nodes[0]);
+    let cmd = format!("CLUSTER MIGRATESLOTS SLOTSRANGE {FIRST} {LAST} NODE {target}");
+    assert_eq!(q(&mut c0, &cmd), ok());
+    nodes[1].signal(libc_sigkill());
+    nodes[1].wait_exit(EXIT_TIMEOUT);
+    let job = finished(&nodes[0]);
+    assert_eq!(job["state"], "failed", "{job:?}");
+    assert!(!job["message"].is_empty(), "{job:?}");
+    // Nothing moved: the source serves every key, plain (no redirection), and owns the
+    // range without markers.
+    assert_eq!(my_line(&nodes[0]), before);
+    let mut pipe = redis::pipe();
+    for k in &keys {
+        pipe.cmd("GET").arg(k);
+    }
+    let got: Vec<redis::Value> = pipe.query(&mut c0).unwrap();
+    for (k, v) in keys.iter().zip(got) {
+        assert_eq!(v, bulk(format!("{k}:{}", "y".repeat(200))), "{k}");
+    }
+    assert_eq!(run(&mut c0, &["SET", &keys[0], "new"]), ok());
+    assert_eq!(run(&mut c0, &["GET", &keys[0]]), bulk("new"));
+}
+
 /// SIGKILL's number (Linux).
 fn libc_sigkill() -> i32 {
     9

@@ -505,6 +505,7 @@ pub static SUBCOMMANDS: &[(&str, &[SubcommandSpec])] = &[
             "cluster|replicate" 3, "cluster|failover" -2, "cluster|replicas" 3,
             "cluster|slaves" 3, "cluster|baton-mfstart" 4,
             "cluster|migrateslots" -7, "cluster|getslotmigrations" 2,
+            "cluster|cancelslotmigrations" 2,
             "cluster|baton-slots" -6,
         ),
     ),

@@ -49,11 +49,13 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::command::CommandSpec;
 use crate::runtime::{now_ms, oneshot, Core, Job, Out};
+use crate::shard::tap::SlotSet;
 
 /// How long a fence may outlive MIGRATE's own timeout before the core lifts it.
 pub const MARGIN_MS: u64 = 1_000;
@@ -103,6 +105,10 @@ pub(crate) struct Parked {
 #[derive(Default)]
 pub struct Fence {
     keys: RefCell<HashMap<Bytes, (u64, u64)>>,
+    /// Whole sets of slots fenced (CLUSTER MIGRATESLOTS's hand-overs, one per job, their
+    /// sets disjoint): every key of them is held, present or not; with each fence's id
+    /// and deadline.
+    slots: RefCell<Vec<(Arc<SlotSet>, u64, u64)>>,
     /// `keys.len()`, readable without a borrow: the hot path's one test.
     count: Cell<usize>,
     pub(crate) parked: RefCell<Vec<Parked>>,
@@ -121,10 +127,26 @@ impl Fence {
 
     /// Whether `key` is fenced at `now`.
     pub fn holds(&self, key: &[u8], now: u64) -> bool {
+        let slots = self.slots.borrow();
+        if !slots.is_empty() {
+            let slot = baton_ring::slot(key);
+            if slots
+                .iter()
+                .any(|(set, _, deadline)| now < *deadline && set.contains(slot))
+            {
+                return true;
+            }
+        }
+        drop(slots);
         self.keys
             .borrow()
             .get(key)
             .is_some_and(|&(_, deadline)| now < deadline)
+    }
+
+    /// The number of fences held: keys, plus one per slot fence.
+    fn held(&self) -> usize {
+        self.keys.borrow().len() + self.slots.borrow().len()
     }
 
     /// Whether a command touches a fenced key.
@@ -146,13 +168,29 @@ impl Fence {
             }
         }
         let replaced = keys.insert(key.clone(), (id, deadline)).is_some();
-        self.count.set(keys.len());
+        drop(keys);
+        self.count.set(self.held());
         Some(replaced)
+    }
+
+    /// Fences every key of `slots` for job `id` until `deadline` (replacing the job's
+    /// slot fence if it had one).
+    pub fn add_slots(&self, slots: Arc<SlotSet>, id: u64, deadline: u64) {
+        let mut cur = self.slots.borrow_mut();
+        cur.retain(|&(_, owner, _)| owner != id);
+        cur.push((slots, id, deadline));
+        drop(cur);
+        self.count.set(self.held());
     }
 
     /// The earliest deadline of a fence, if any.
     fn earliest(&self) -> Option<u64> {
-        self.keys.borrow().values().map(|&(_, d)| d).min()
+        let slots = self.slots.borrow().iter().map(|&(_, _, d)| d).min();
+        let keys = self.keys.borrow().values().map(|&(_, d)| d).min();
+        match (slots, keys) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Lifts the fences of MIGRATE `id` on `keys` (all of its keys when `keys` is
@@ -171,8 +209,14 @@ impl Fence {
             None => map.retain(|_, &mut (owner, _)| owner != id),
         }
         map.retain(|_, &mut (_, deadline)| now < deadline);
-        let lifted = before - map.len();
-        self.count.set(map.len());
+        let mut lifted = before - map.len();
+        drop(map);
+        let mut slots = self.slots.borrow_mut();
+        let had = slots.len();
+        slots.retain(|&(_, owner, deadline)| !((owner == id && keys.is_none()) || now >= deadline));
+        lifted += had - slots.len();
+        drop(slots);
+        self.count.set(self.held());
         lifted
     }
 }
@@ -195,6 +239,13 @@ pub fn fence_key(core: &Core, key: &Bytes, id: u64, deadline: u64, now: u64) -> 
         Some(true) => retract(1),
         Some(false) => {}
     }
+    reap_by(core, deadline);
+    true
+}
+
+/// Makes sure `core`'s reaper wakes by `deadline`.
+fn reap_by(core: &Core, deadline: u64) {
+    let f = &core.fence;
     let at = f.reaper_at.get();
     if at == 0 || deadline < at {
         // No reaper, or one that would wake too late: a new one takes over.
@@ -205,7 +256,23 @@ pub fn fence_key(core: &Core, key: &Bytes, id: u64, deadline: u64, now: u64) -> 
             crate::runtime::wake::spawn(reap(rc, generation, deadline));
         }
     }
-    true
+}
+
+/// On `core`: fences every key of `slots` for job `id` until `deadline` (the process-wide
+/// count raised first) and makes sure the core's timer lifts it then.
+pub fn fence_slots(core: &Core, slots: Arc<SlotSet>, id: u64, deadline: u64) {
+    announce(1);
+    if core
+        .fence
+        .slots
+        .borrow()
+        .iter()
+        .any(|&(_, owner, _)| owner == id)
+    {
+        retract(1); // replaced: it counts once
+    }
+    core.fence.add_slots(slots, id, deadline);
+    reap_by(core, deadline);
 }
 
 /// A core's reaper: at the earliest deadline, lifts the fences whose deadline passed (and
@@ -324,6 +391,33 @@ mod tests {
         assert!(f.holds(b"b", 1_500) && !f.holds(b"a", 1_500));
         assert_eq!(f.remove(9, None, 2_000), 1, "expired ones go too");
         assert!(!f.is_active());
+    }
+
+    #[test]
+    fn a_slot_fence_holds_every_key_of_its_slots() {
+        let f = Fence::default();
+        let k = |slot: u16| {
+            (0..)
+                .map(|i| format!("k{i}"))
+                .find(|k| baton_ring::slot(k.as_bytes()) == slot)
+                .unwrap()
+        };
+        let (a, b, c) = (k(3), k(4), k(5));
+        f.add_slots(Arc::new(SlotSet::of(&[3])), 7, 1_000);
+        assert!(f.is_active() && f.holds(a.as_bytes(), 10) && !f.holds(b.as_bytes(), 10));
+        f.add_slots(Arc::new(SlotSet::of(&[4])), 8, 500);
+        assert!(f.holds(b.as_bytes(), 10) && !f.holds(c.as_bytes(), 10));
+        f.add(&Bytes::from(c.clone()), 8, 1_000, 0);
+        assert_eq!(
+            f.remove(8, Some(&[]), 10),
+            0,
+            "a key list lifts no slot fence"
+        );
+        assert_eq!(f.remove(8, None, 10), 2, "job 8's key and slot fences");
+        assert!(f.holds(a.as_bytes(), 10) && !f.holds(b.as_bytes(), 10));
+        assert!(!f.holds(a.as_bytes(), 1_000), "not past its deadline");
+        assert_eq!(f.remove(7, None, 10), 1);
+        assert!(!f.is_active() && !f.holds(a.as_bytes(), 10));
     }
 
     #[test]

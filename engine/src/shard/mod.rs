@@ -20,6 +20,7 @@
 //! enrolls the keys already stored, in slab order.
 
 mod effect;
+pub mod tap;
 mod write;
 
 pub use effect::{Collector, DelCause, Effect, EffectSink};
@@ -114,6 +115,9 @@ pub struct Shard {
     pub(crate) now: u64,
     /// Where the write path reports effects; `None` (the default) reports nothing.
     sink: Option<Box<dyn EffectSink>>,
+    /// The keys slot migrations must send again ([`tap`]), one tap per job; empty while
+    /// none runs.
+    taps: Vec<(u64, tap::SlotTap)>,
     /// A replica's shard: its primary decides what expires and what is evicted, so it
     /// never reclaims or evicts on its own; expired keys only look absent to reads.
     replica: bool,
@@ -139,6 +143,7 @@ impl Shard {
             tracked_volatile: false,
             now: 0,
             sink: None,
+            taps: Vec::new(),
             replica: false,
         }
     }

@@ -151,6 +151,7 @@ pub fn handle(nc: &NetCore, client: &Client, args: &[Bytes]) -> Option<Reply> {
         }
         "failover" => super::replicas::failover(&nc.shared, cluster, args),
         "getslotmigrations" => super::slotmove::list(cluster),
+        "cancelslotmigrations" => super::slotmove::cancel(cluster),
         "meet" | "setslot" | "reset" | "countkeysinslot" | "getkeysinslot" | "replicate"
         | "baton-mfstart" | "baton-mc" | "migrateslots" | "baton-slots" => return None,
         _ => unknown_subcommand(&args[1]),
@@ -231,6 +232,7 @@ const HELP: &[&str] = &[
     "ADDSLOTS <slot> [<slot> ...]",
     "ADDSLOTSRANGE <start slot> <end slot> [<start slot> <end slot> ...]",
     "BUMPEPOCH",
+    "CANCELSLOTMIGRATIONS",
     "COUNTKEYSINSLOT <slot>",
     "DELSLOTS <slot> [<slot> ...]",
     "DELSLOTSRANGE <start slot> <end slot> [<start slot> <end slot> ...]",

@@ -27,6 +27,7 @@ pub mod mcserve;
 pub mod migrate;
 pub mod replicas;
 pub mod slotmove;
+pub mod slotstream;
 pub mod state;
 pub mod wire;
 

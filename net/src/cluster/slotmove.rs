@@ -6,7 +6,7 @@
 //!
 //! As in Valkey, the command checks everything, marks the slots, answers `+OK` and moves
 //! the data in the background; CLUSTER GETSLOTMIGRATIONS shows each job's state
-//! (`running`, `success` or `failed`, with a message) on the source node.
+//! (`running`, `success`, `failed` or `canceled`, with a message) on the source node.
 //!
 //! ```text
 //!  source (the job, on the core that got the command)        target
@@ -14,67 +14,55 @@
 //!  check: target known, a primary, reachable (PING);
 //!    every slot mine, none migrating or importing
 //!  CLUSTER BATON-SLOTS IMPORTING <me> <ranges> ───────────►  importing markers (one
-//!  migrating markers here (one state change)                  change; CLUSTER NODES
-//!                                                             shows both ends' markers)
+//!  migrating markers here (one state change), but the         change; CLUSTER NODES
+//!    slots keep being served here: no -ASK                    shows both ends' markers)
 //!  +OK to the caller
-//!  loop, in rounds:
-//!    every core: fence + read up to CHUNK_KEYS keys of the
-//!      range (DUMP payload, TTL, CAS), one job per core
-//!    RESTORE-ASKING k ttl payload REPLACE, all pipelined ───►  keys stored
-//!    every core: delete each key whose CAS is unchanged,
-//!      lift the round's fences (parked commands on a
-//!      deleted key then get -ASK)
-//!  until no core holds a key of the range
+//!  the stream (super::slotstream): snapshot walk + catch-up
+//!    of the keys written meanwhile, RESTORE-ASKING ... ───►  keys stored, seen by no
+//!    REPLACE / ASKING + DEL, pipelined                         client yet
+//!  the range fenced on every core, the tail sent ─────────►  stored
 //!  CLUSTER BATON-SLOTS NODE <target> <ranges> ────────────►  owner, epoch bumped
 //!  here: every slot assigned to the target, markers gone
-//!    (this node's CLUSTER SLOTS names the target before
-//!     it answers MOVED); gossip spreads the new view
+//!    (this node's view names the target before the fence
+//!     lifts, so waiting commands get -MOVED); gossip
+//!     spreads the new view; the range's keys deleted here
 //! ```
 //!
-//! The key guarantee is MIGRATE's ([`super::migrate`], [`baton_engine::exec::fence`]):
-//! a command on a key runs either before the round read it (its effect travels with the
-//! copy) or after the key was deleted here (at the target, after ASK); a key changed in
-//! between (an expiry, a FLUSHALL, a write after a fence's deadline) stays here and is
-//! sent again in a later round with REPLACE. A key of the range that is absent here gets
-//! `-ASK` (the slot is migrating), so no new key appears here once the job runs.
+//! No write is lost and no client sees an error other than a redirection: until the
+//! hand-over this node serves every key of the range (writes included) and nobody is sent
+//! to the target; the tail is sent under a fence of the whole range, and the fence lifts
+//! only once this node's view names the target. [`super::slotstream`] says why the target
+//! ends with exactly the keys held here.
 //!
-//! Memory is bounded: a round holds at most [`CHUNK_KEYS`] keys and about
-//! [`CHUNK_BYTES`] of payload per core, never a whole slot.
+//! Memory is bounded: a step holds at most [`slotstream::CHUNK_KEYS`] keys and about
+//! [`slotstream::CHUNK_BYTES`] of payload per core, and the keys written meanwhile are
+//! noted by name, at most [`slotstream::DIRTY_LIMIT`] per core, never a whole slot.
 //!
-//! Not done: CLUSTER CANCELSLOTMIGRATIONS; AUTH towards the target (a target with
-//! `requirepass` refuses the PING, so the command fails and changes nothing); the job
-//! list lives on the source only. A job that
-//! fails half way leaves the slots migrating here and importing at the target, as an
-//! interrupted `redis-cli --cluster reshard` does; `redis-cli --cluster fix` closes them.
+//! A job that fails (the target dies or refuses, too many keys written meanwhile, a
+//! FLUSHALL) deleted nothing here: this node stays the owner of every key, its markers
+//! are cleared, and the target's copies and markers too if it still answers (all but one
+//! case: the connection breaking during the hand-over, see [`super::slotstream`]).
+//!
+//! CLUSTER CANCELSLOTMIGRATIONS stops the running jobs that have not fenced their range
+//! yet (state `canceled`, nothing moved). Towards the target the job authenticates with
+//! this node's `masterauth`, as the gossip does.
+//!
+//! Not done: the job list lives on the source only (Valkey shows it on the target too);
+//! memcached CAS values are the target's own, as after MIGRATE.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::io::{BufReader, Write};
-use std::net::TcpStream;
-use std::rc::Rc;
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
-use baton_engine::commands::dump::encode_copy;
-use baton_engine::exec::{fence, with_every_core};
+use baton_engine::exec::with_every_core;
 use baton_engine::reply::{errors, Reply};
-use baton_engine::runtime::{now_ms, Core};
+use baton_engine::runtime::now_ms;
 use bytes::Bytes;
 
+use super::slotstream::{self, setslots, Link};
 use super::{slot_arg, Cluster};
 use crate::netcore::NetCore;
-use crate::repl::link::{dial, encode_command, read_reply, Resp};
+use crate::repl::link::encode_command;
 
-/// Most keys one core reads in one round.
-pub const CHUNK_KEYS: usize = 1024;
-/// About the most payload bytes one core reads in one round (one key may pass it).
-pub const CHUNK_BYTES: usize = 4 << 20;
-/// Connect and read/write timeout towards the target.
-pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a round's fences may live: the target's timeout plus the fence margin.
-const FENCE_MS: u64 = 10_000 + fence::MARGIN_MS;
-/// How long rounds may move nothing (every key read changed before its delete, or every
-/// key held by a MIGRATE's fence) before the job fails.
-const STALLED_MS: u64 = 30_000;
 /// Finished jobs kept for CLUSTER GETSLOTMIGRATIONS.
 const KEPT: usize = 32;
 
@@ -90,7 +78,10 @@ pub struct Migration {
     /// `running`, `success` or `failed`.
     pub state: &'static str,
     pub message: String,
+    /// Keys handed over (while running: keys the snapshot walk sent so far).
     pub keys_moved: u64,
+    /// CLUSTER CANCELSLOTMIGRATIONS asked this running job to stop.
+    pub cancel: bool,
 }
 
 /// This node's slot migration jobs, newest last.
@@ -115,11 +106,23 @@ impl Jobs {
         }
     }
 
-    fn update(&self, name: &str, f: impl FnOnce(&mut Migration)) {
+    pub(super) fn update(&self, name: &str, f: impl FnOnce(&mut Migration)) {
         if let Some(j) = self.lock().iter_mut().find(|j| j.name == name) {
             f(j);
             j.updated_ms = now_ms();
         }
+    }
+
+    /// Asks every running job to stop (CLUSTER CANCELSLOTMIGRATIONS).
+    fn cancel_running(&self) {
+        for j in self.lock().iter_mut().filter(|j| j.state == "running") {
+            j.cancel = true;
+        }
+    }
+
+    /// Whether job `name` was asked to stop.
+    pub(super) fn canceled(&self, name: &str) -> bool {
+        self.lock().iter().any(|j| j.name == name && j.cancel)
     }
 
     /// A copy of every job.
@@ -187,6 +190,14 @@ pub fn parse(args: &[Bytes]) -> Result<Vec<Block>, Reply> {
     Ok(blocks)
 }
 
+/// CLUSTER CANCELSLOTMIGRATIONS (Valkey 9): stops every job this node runs that has not
+/// started its hand-over. A stopped job moved nothing: this node keeps every key, the
+/// markers go, and its state becomes `canceled`.
+pub fn cancel(cluster: &Cluster) -> Reply {
+    cluster.slot_jobs.cancel_running();
+    Reply::Ok
+}
+
 /// `0-99 200-299`: ranges as GETSLOTMIGRATIONS shows them.
 fn ranges_text(ranges: &[(u16, u16)]) -> String {
     ranges
@@ -220,96 +231,6 @@ pub fn list(cluster: &Cluster) -> Reply {
             })
             .collect(),
     )
-}
-
-/// A pipelined connection to the target, driven by a helper thread (blocking sockets)
-/// while the core keeps serving: each request is a buffer of commands and how many
-/// replies to read.
-struct Link {
-    tx: Option<mpsc::Sender<(Vec<u8>, usize)>>,
-    rx: mpsc::Receiver<Result<Vec<Resp>, String>>,
-    core: Rc<Core>,
-}
-
-impl Link {
-    /// Connects to `host:port` on a helper thread.
-    fn open(core: Rc<Core>, host: String, port: u16) -> Result<Link, String> {
-        let (tx, requests) = mpsc::channel::<(Vec<u8>, usize)>();
-        let (answers, rx) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("baton-slotmove".into())
-            .spawn(move || {
-                let mut s: BufReader<TcpStream> = match dial(&host, port, IO_TIMEOUT, IO_TIMEOUT) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        let _ = answers.send(Err(format!("cannot connect to {host}:{port}: {e}")));
-                        return;
-                    }
-                };
-                while let Ok((out, n)) = requests.recv() {
-                    let answer = exchange(&mut s, &out, n);
-                    let failed = answer.is_err();
-                    if answers.send(answer).is_err() || failed {
-                        return;
-                    }
-                }
-            })
-            .map_err(|e| format!("cannot start a thread: {e}"))?;
-        Ok(Link {
-            tx: Some(tx),
-            rx,
-            core,
-        })
-    }
-
-    /// Sends `out` (`n` commands) and waits for their `n` replies.
-    async fn call(&self, out: Vec<u8>, n: usize) -> Result<Vec<Resp>, String> {
-        let sent = self.tx.as_ref().is_some_and(|tx| tx.send((out, n)).is_ok());
-        loop {
-            match self.rx.try_recv() {
-                Ok(answer) => return answer,
-                Err(mpsc::TryRecvError::Empty) => {
-                    self.core.timers.sleep_until(now_ms() + 1).await;
-                }
-                Err(mpsc::TryRecvError::Disconnected) if !sent => {
-                    return Err("the connection to the target is closed".into())
-                }
-                Err(mpsc::TryRecvError::Disconnected) => {
-                    return Err("the connection to the target broke".into())
-                }
-            }
-        }
-    }
-
-    /// Sends commands and fails on the first error reply.
-    async fn all_ok(&self, commands: Vec<Vec<u8>>) -> Result<(), String> {
-        let n = commands.len();
-        let replies = self.call(commands.concat(), n).await?;
-        match replies.into_iter().find_map(|r| match r {
-            Resp::Error(e) => Some(e),
-            _ => None,
-        }) {
-            Some(e) => Err(format!("Target instance replied with error: {e}")),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        // The helper thread ends when it finds the channel closed.
-        self.tx.take();
-    }
-}
-
-/// Writes `out` and reads `n` replies.
-fn exchange(s: &mut BufReader<TcpStream>, out: &[u8], n: usize) -> Result<Vec<Resp>, String> {
-    s.get_mut()
-        .write_all(out)
-        .map_err(|e| format!("error writing to the target: {e}"))?;
-    (0..n)
-        .map(|_| read_reply(s, 0).map_err(|e| format!("error reading from the target: {e}")))
-        .collect()
 }
 
 /// What CLUSTER MIGRATESLOTS found out before changing anything: per block, the job.
@@ -385,7 +306,8 @@ pub async fn start(nc: &NetCore, cluster: &Arc<Cluster>, args: &[Bytes]) -> Repl
     // Every target reachable, and importing, before anything changes here.
     let mut links: Vec<Link> = Vec::new();
     for p in &plans {
-        let link = match Link::open(nc.core.clone(), p.host.clone(), p.port) {
+        let auth = crate::repl_state::lock(&nc.shared.repl.masterauth).clone();
+        let link = match Link::open(nc.core.clone(), p.host.clone(), p.port, auth) {
             Ok(l) => l,
             Err(e) => return Reply::error(format!("ERR {e}")),
         };
@@ -420,6 +342,7 @@ pub async fn start(nc: &NetCore, cluster: &Arc<Cluster>, args: &[Bytes]) -> Repl
         for p in &plans {
             for &s in &p.slots {
                 st.migrating.insert(s, p.target.clone());
+                st.streaming.insert(s);
             }
         }
         Ok(())
@@ -442,13 +365,21 @@ pub async fn start(nc: &NetCore, cluster: &Arc<Cluster>, args: &[Bytes]) -> Repl
             state: "running",
             message: String::new(),
             keys_moved: 0,
+            cancel: false,
         });
         let (core, cluster) = (nc.core.clone(), cluster.clone());
         baton_engine::runtime::wake::spawn(async move {
-            let r = run(&core, &cluster, &link, &p).await;
+            let r = slotstream::run(&core, &cluster, &link, &p.name, &p.slots, &p.target).await;
             let id = p.name.clone();
             cluster.slot_jobs.update(&id, |j| match r {
-                Ok(()) => j.state = "success",
+                Ok(handed) => {
+                    j.state = "success";
+                    j.keys_moved = handed;
+                }
+                Err(e) if j.cancel => {
+                    j.state = "canceled";
+                    j.message = e;
+                }
                 Err(e) => {
                     tracing::warn!("slot migration {id} failed: {e}");
                     j.state = "failed";
@@ -458,33 +389,6 @@ pub async fn start(nc: &NetCore, cluster: &Arc<Cluster>, args: &[Bytes]) -> Repl
         });
     }
     Reply::Ok
-}
-
-/// `CLUSTER BATON-SLOTS <action> <id> <start> <end> ...` for `slots`, as runs.
-fn setslots(slots: &[u16], action: &str, id: &str) -> Vec<Vec<u8>> {
-    let mut args = vec![
-        "CLUSTER".to_string(),
-        "BATON-SLOTS".into(),
-        action.into(),
-        id.into(),
-    ];
-    for (a, b) in runs(slots) {
-        args.push(a.to_string());
-        args.push(b.to_string());
-    }
-    vec![encode_command(&args)]
-}
-
-/// `slots` (ascending) as inclusive runs.
-fn runs(slots: &[u16]) -> Vec<(u16, u16)> {
-    let mut out: Vec<(u16, u16)> = Vec::new();
-    for &s in slots {
-        match out.last_mut() {
-            Some((_, z)) if *z + 1 == s => *z = s,
-            _ => out.push((s, s)),
-        }
-    }
-    out
 }
 
 /// CLUSTER BATON-SLOTS IMPORTING|NODE|STABLE <node-id> <start> <end> [<start> <end> ...]
@@ -574,189 +478,6 @@ pub async fn bulk_setslot(nc: &NetCore, cluster: &Cluster, args: &[Bytes]) -> Re
         .unwrap_or_else(|e| e)
 }
 
-/// One key read for sending: key, TTL (ms, 0 = none), DUMP payload, CAS.
-type Item = (Bytes, u64, Vec<u8>, u64);
-
-/// What one core's round read: the keys fenced and read, and how many keys of the range
-/// another MIGRATE's fence held.
-type Round = (Vec<Item>, usize);
-
-/// One job: the keys in rounds, then the slots.
-async fn run(core: &Rc<Core>, cluster: &Cluster, link: &Link, p: &Plan) -> Result<(), String> {
-    let id = core.new_txn();
-    let moved = stream_keys(core, cluster, link, p, id).await;
-    // Whatever happened, no fence of this job outlives it.
-    with_every_core(core, move |c, now| fence::lift(c, id, None, now)).await;
-    moved?;
-    // The target first: from then on it owns the slots (and has the highest epoch);
-    // this node still answers -ASK for them, then -MOVED once its own view says so.
-    link.all_ok(setslots(&p.slots, "NODE", &p.target)).await?;
-    let slots: Arc<[u16]> = p.slots.clone().into();
-    let held: usize = {
-        let slots = slots.clone();
-        with_every_core(core, move |c, _| {
-            let shard = c.shard.borrow();
-            slots
-                .iter()
-                .map(|&s| shard.store().count_in_slot(s))
-                .sum::<usize>()
-        })
-        .await
-        .into_iter()
-        .sum()
-    };
-    if held != 0 {
-        return Err(format!(
-            "{held} keys of the slots appeared here during the move"
-        ));
-    }
-    cluster
-        .change(|st| {
-            for &s in p.slots.iter() {
-                st.migrating.remove(&s);
-                st.importing.remove(&s);
-                st.assign(s, &p.target);
-            }
-            Ok(())
-        })
-        .map_err(|e| format!("cannot hand the slots over here: {e:?}"))
-}
-
-/// Moves every key of the plan's slots, round after round, until no core holds one.
-async fn stream_keys(
-    core: &Rc<Core>,
-    cluster: &Cluster,
-    link: &Link,
-    p: &Plan,
-    id: u64,
-) -> Result<(), String> {
-    let slots: Arc<[u16]> = p.slots.clone().into();
-    let mut progress_at = now_ms();
-    loop {
-        let deadline = now_ms() + FENCE_MS;
-        let announced = CHUNK_KEYS * core.cores;
-        // Raised before any fence exists (see fence::announce), lowered by the unused part.
-        fence::announce(announced);
-        let rounds: Vec<Round> = {
-            let slots = slots.clone();
-            with_every_core(core, move |c, now| read_round(c, &slots, id, deadline, now)).await
-        };
-        let fenced: usize = rounds.iter().map(|(items, _)| items.len()).sum();
-        fence::retract(announced - fenced);
-        let busy: usize = rounds.iter().map(|(_, b)| b).sum();
-        if fenced == 0 && busy == 0 {
-            return Ok(());
-        }
-        let mut moved = 0;
-        if fenced != 0 {
-            let mut commands = Vec::with_capacity(fenced);
-            for (key, ttl, payload, _) in rounds.iter().flat_map(|(items, _)| items) {
-                let ttl = ttl.to_string();
-                commands.push(encode_command(&[
-                    &b"RESTORE-ASKING"[..],
-                    key,
-                    ttl.as_bytes(),
-                    payload,
-                    b"REPLACE",
-                ]));
-            }
-            link.all_ok(commands).await?;
-            moved = delete_sent(core, rounds, id).await;
-        }
-        if moved == 0 {
-            if now_ms() > progress_at + STALLED_MS {
-                return Err("keys kept changing or stayed fenced by MIGRATE".into());
-            }
-            core.timers.sleep_until(now_ms() + 1).await;
-        } else {
-            progress_at = now_ms();
-            cluster
-                .slot_jobs
-                .update(&p.name, |j| j.keys_moved += moved as u64);
-        }
-    }
-}
-
-/// On one core: fences and reads up to [`CHUNK_KEYS`] keys (about [`CHUNK_BYTES`]) of
-/// `slots` for job `id`.
-fn read_round(c: &Core, slots: &[u16], id: u64, deadline: u64, now: u64) -> Round {
-    let (mut items, mut busy, mut bytes) = (Vec::new(), 0, 0);
-    for &s in slots {
-        let room = CHUNK_KEYS - items.len() - busy;
-        if room == 0 || bytes >= CHUNK_BYTES {
-            break;
-        }
-        let keys: Vec<Bytes> = {
-            let shard = c.shard.borrow();
-            if shard.store().count_in_slot(s) == 0 {
-                continue;
-            }
-            shard
-                .store()
-                .keys_in_slot(s, room)
-                .into_iter()
-                .map(Bytes::copy_from_slice)
-                .collect()
-        };
-        for key in keys {
-            if bytes >= CHUNK_BYTES {
-                break;
-            }
-            let mut shard = c.shard.borrow_mut();
-            let Some(cas) = shard.lookup(&key, now).map(|e| e.cas()) else {
-                continue;
-            };
-            let Some(copy) = shard.copy_item(&key, now) else {
-                continue;
-            };
-            drop(shard);
-            if !fence::fence_key(c, &key, id, deadline, now) {
-                busy += 1;
-                continue;
-            }
-            let ttl = match copy.expire_at {
-                0 => 0,
-                at => at.saturating_sub(now).max(1),
-            };
-            let payload = encode_copy(&copy);
-            bytes += key.len() + payload.len();
-            items.push((key, ttl, payload, cas));
-        }
-    }
-    (items, busy)
-}
-
-/// On each core: deletes the round's keys whose CAS is still the one read and lifts the
-/// round's fences (a changed key stays, unfenced, for a later round). Returns how many
-/// keys were deleted.
-async fn delete_sent(core: &Rc<Core>, rounds: Vec<Round>, id: u64) -> usize {
-    // Each core's own keys, by core index (with_every_core sends one closure to all).
-    let per_core: Arc<Vec<Vec<(Bytes, u64)>>> = Arc::new(
-        rounds
-            .into_iter()
-            .map(|(items, _)| items.into_iter().map(|(k, _, _, cas)| (k, cas)).collect())
-            .collect(),
-    );
-    with_every_core(core, move |c, now| {
-        let mine = &per_core[c.id];
-        let mut deleted = 0;
-        let mut shard = c.shard.borrow_mut();
-        for (key, cas) in mine {
-            if shard.lookup(key, now).map(|e| e.cas()) == Some(*cas) {
-                shard.delete(key, now);
-                deleted += 1;
-            }
-        }
-        drop(shard);
-        let keys: Vec<Bytes> = mine.iter().map(|(k, _)| k.clone()).collect();
-        fence::lift(c, id, Some(&keys), now);
-        deleted
-    })
-    .await
-    .into_iter()
-    .sum()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -801,6 +522,9 @@ mod tests {
             "slot 9 twice"
         );
         assert_eq!(ranges_text(&[(0, 9), (20, 20)]), "0-9 20-20");
-        assert_eq!(runs(&[0, 1, 2, 5, 7, 8]), vec![(0, 2), (5, 5), (7, 8)]);
+        assert_eq!(
+            slotstream::runs(&[0, 1, 2, 5, 7, 8]),
+            vec![(0, 2), (5, 5), (7, 8)]
+        );
     }
 }

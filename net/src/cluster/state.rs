@@ -12,7 +12,7 @@
 //! - other nodes the sender knows become known here (MEET spreads transitively); their
 //!   slots are learnt from themselves, as Redis learns them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 use baton_ring::{ClusterView, NodeId, SlotTable, SLOTS, UNASSIGNED};
@@ -82,6 +82,10 @@ pub struct State {
     pub migrating: BTreeMap<u16, String>,
     /// Slots this node is taking in, from the named node.
     pub importing: BTreeMap<u16, String>,
+    /// Migrating slots whose keys a CLUSTER MIGRATESLOTS job streams: shown as migrating,
+    /// but this node still serves every key of them (no -ASK) until the job hands them
+    /// over. Not saved: a restarted node has no job.
+    pub streaming: BTreeSet<u16>,
     pub current_epoch: u64,
     pub last_vote_epoch: u64,
     next_handle: NodeId,
@@ -105,6 +109,7 @@ impl State {
             owners: vec![UNASSIGNED; usize::from(SLOTS)],
             migrating: BTreeMap::new(),
             importing: BTreeMap::new(),
+            streaming: BTreeSet::new(),
             current_epoch: 0,
             last_vote_epoch: 0,
             next_handle: 1,
@@ -353,6 +358,7 @@ impl State {
             migrating: self
                 .migrating
                 .iter()
+                .filter(|(s, _)| !self.streaming.contains(s))
                 .map(|(s, id)| (*s, handle(id)))
                 .collect(),
             importing: self

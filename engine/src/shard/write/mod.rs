@@ -107,6 +107,15 @@ impl Shard {
         if self.replica {
             return;
         }
+        if !self.taps.is_empty() {
+            // A slot migration runs: its tap notes the key (or the flush) too.
+            let e = effect(&self.store);
+            self.tap_changed(e.key().map(|k| &k[..]));
+            if let Some(sink) = &mut self.sink {
+                sink.emit(e);
+            }
+            return;
+        }
         if let Some(sink) = &mut self.sink {
             sink.emit(effect(&self.store));
         }
@@ -114,6 +123,12 @@ impl Shard {
 
     /// Reports the entry at `idx` as it now stands (the sink reads it in place).
     fn emit_put(&mut self, idx: u32) {
+        if !self.replica && !self.taps.is_empty() {
+            let key = self.store.entry_at(idx).key();
+            for (_, tap) in &mut self.taps {
+                tap.note(key);
+            }
+        }
         if let (false, Some(sink)) = (self.replica, &mut self.sink) {
             sink.emit_put(self.store.entry_at(idx));
         }
@@ -134,6 +149,9 @@ impl Shard {
     /// Deletes the entry at `idx` and reports why (the sink reads the key in place).
     fn remove_at(&mut self, idx: u32, cause: DelCause) -> Entry {
         let e = self.unlink(idx);
+        if !self.replica && !self.taps.is_empty() {
+            self.tap_key(e.key());
+        }
         if let (false, Some(sink)) = (self.replica, &mut self.sink) {
             sink.emit_del(e.key(), cause);
         }
@@ -377,6 +395,7 @@ impl Shard {
     /// nothing. The effect then goes on to this shard's own sink, so replicas can chain.
     pub fn apply(&mut self, effect: &Effect) {
         self.apply_quiet(effect);
+        self.tap_changed(effect.key().map(|k| &k[..]));
         if let Some(sink) = &mut self.sink {
             sink.emit_ref(effect);
         }
