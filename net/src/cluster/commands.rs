@@ -354,7 +354,7 @@ fn info(st: &State, now: u64, timeout: u64) -> String {
         .values()
         .filter(|n| !st.ranges_of(n).is_empty())
         .count();
-    let state = if assigned == usize::from(SLOTS) {
+    let state = if assigned == usize::from(SLOTS) && !st.health.down {
         "ok"
     } else {
         "fail"

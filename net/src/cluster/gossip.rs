@@ -62,6 +62,7 @@ fn run(shared: &Arc<Shared>, cluster: &Cluster) {
                 }
             }
         }
+        cluster.check_health(now_ms());
         super::replicas::tick(shared, cluster);
         cluster.wait(PERIOD);
     }

@@ -26,6 +26,8 @@
 //!
 //! FORCE and TAKEOVER skip the handshake (the primary may be unreachable) and promote at
 //! once: Baton has no failure-detection votes, so the two are the same here.
+//! The old primary, if it is only cut off, stops taking writes once it has not reached a
+//! majority of the slot-owning primaries for the node timeout ([`super::health`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

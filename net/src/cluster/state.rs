@@ -89,6 +89,17 @@ pub struct State {
     pub forgotten: HashMap<String, u64>,
     pub sent: u64,
     pub received: u64,
+    /// The minority guard's memory (its rules: `super::health`).
+    pub health: Health,
+}
+
+/// The minority guard's memory (not saved: a restarted node starts ok).
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    /// Whether the cluster is down for this node (the routing view refuses every key).
+    pub down: bool,
+    /// When (unix ms) this node last found itself in a minority; 0: never.
+    pub minority_ms: u64,
 }
 
 /// Redis's `cluster-port` default: the client port + 10000.
@@ -111,6 +122,7 @@ impl State {
             forgotten: HashMap::new(),
             sent: 0,
             received: 0,
+            health: Default::default(),
         };
         s.add(id, ip, port, bus_port(port), 0);
         s
@@ -212,6 +224,11 @@ impl State {
                 .filter(|(_, &h)| h == node.handle)
                 .map(|(s, _)| s as u16),
         )
+    }
+
+    /// Whether `node` serves at least one slot.
+    pub fn owns_slots(&self, node: &Node) -> bool {
+        self.owners.contains(&node.handle)
     }
 
     pub fn slots_assigned(&self) -> usize {
@@ -349,6 +366,7 @@ impl State {
         ClusterView {
             me: self.me().handle,
             replica_of: self.me().primary.as_ref().map_or(UNASSIGNED, handle),
+            down: self.health.down,
             table,
             migrating: self
                 .migrating
