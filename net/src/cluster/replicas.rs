@@ -119,6 +119,19 @@ pub fn sync_role(shared: &Arc<Shared>, cluster: &Cluster) {
     }
 }
 
+/// This node's replication offset, and whether its replication link is loading a full
+/// sync, or is not up and has applied nothing of its primary: a node the view calls a
+/// replica is then still in its first full sync (or has not started it, right after
+/// CLUSTER REPLICATE), which CLUSTER SHARDS shows as `health loading` (Redis: a replica
+/// whose replication offset is still 0).
+pub fn repl_progress(shared: &Shared) -> (u64, bool) {
+    let loading = {
+        let l = lock(&shared.repl.link);
+        l.sync_in_progress || (!l.up && l.offsets.iter().sum::<u64>() == 0)
+    };
+    (shared.repl.offset(), loading)
+}
+
 /// One round of the gossip thread: the role follows the view, and a pause this node
 /// took for a replica's manual failover ends once it follows that replica or times out.
 pub fn tick(shared: &Arc<Shared>, cluster: &Cluster) {
