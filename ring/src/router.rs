@@ -30,6 +30,9 @@ pub enum Target {
     CrossSlot,
     /// No node serves the slot (`-CLUSTERDOWN Hash slot not served`).
     Unassigned { slot: u16 },
+    /// This node refuses every key while it is cut off from the majority of the
+    /// primaries that serve slots (`-CLUSTERDOWN The cluster is down`, Redis's rule).
+    Down,
 }
 
 /// The owner recorded for a slot no node serves (a [`ClusterView`]'s table holds it).
@@ -51,6 +54,9 @@ pub struct ClusterView {
     /// The primary this node replicates ([`UNASSIGNED`] on a primary): its slots are
     /// read here by a client that sent READONLY.
     pub replica_of: NodeId,
+    /// The cluster is down for this node (it is a primary in a minority partition):
+    /// every key is refused ([`Target::Down`]).
+    pub down: bool,
 }
 
 impl ClusterView {
@@ -179,6 +185,9 @@ impl Router {
         let Some(view) = cluster.as_deref() else {
             return Target::Core(self.core_of(key));
         };
+        if view.down {
+            return Target::Down;
+        }
         let s = slot(key);
         let owner = view.table.node_of(s);
         if asking && view.importing.contains_key(&s) {
@@ -310,5 +319,28 @@ mod tests {
         r.set_cluster(None);
         assert!(!r.clustered());
         assert_eq!(r.route(key.as_bytes(), || true), Target::Core(0));
+    }
+
+    #[test]
+    fn a_down_view_refuses_every_key_but_still_sees_cross_slot() {
+        let mut table = SlotTable::single(1);
+        table.assign(0..=99, 2);
+        let r = Router::standalone(0, 1).with_cluster(ClusterView {
+            me: 1,
+            table,
+            down: true,
+            ..Default::default()
+        });
+        assert_eq!(r.route(b"foo", || true), Target::Down);
+        assert_eq!(r.route_asking(b"foo", true, || true), Target::Down);
+        let low = (0..)
+            .map(|i| format!("k{i}"))
+            .find(|k| slot(k.as_bytes()) < 100)
+            .unwrap();
+        assert_eq!(r.route(low.as_bytes(), || true), Target::Down);
+        assert_eq!(
+            r.route_keys([&b"foo"[..], b"bar"].into_iter()),
+            Some(Target::CrossSlot)
+        );
     }
 }

@@ -60,6 +60,8 @@ pub enum Plan {
 /// Redis's answer to a multi-key command on an open slot when only some of its keys are
 /// here (or, importing, any is missing).
 pub const TRYAGAIN: &str = "TRYAGAIN Multiple keys request during rehashing of slot";
+/// Redis's refusal of every key while the cluster is down for this node.
+pub const CLUSTER_DOWN: &str = "CLUSTERDOWN The cluster is down";
 
 /// Whether a command that passed [`redirect`] names several keys of a slot that is open
 /// here: migrating away, or importing for a client that sent ASKING. (Redis's
@@ -256,6 +258,7 @@ pub fn redirect(
             "CROSSSLOT Keys in request don't hash to the same slot",
         )),
         Target::Unassigned { .. } => Some(Reply::err("CLUSTERDOWN Hash slot not served")),
+        Target::Down => Some(Reply::err(CLUSTER_DOWN)),
         Target::Moved { slot, node } => Some(Reply::error(format!("MOVED {slot} {}", addr(node)))),
         Target::Ask { slot, node } => Some(Reply::error(format!("ASK {slot} {}", addr(node)))),
     }

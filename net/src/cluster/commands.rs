@@ -80,8 +80,8 @@ pub fn handle(nc: &NetCore, client: &Client, args: &[Bytes]) -> Option<Reply> {
         "nodes" => cluster.read(|st| text(st.render_nodes(now_ms(), timeout))),
         "slots" => cluster.read(slots),
         "shards" => {
-            let offset = nc.shared.repl.offset();
-            cluster.read(|st| shards(st, now_ms(), timeout, offset))
+            let progress = super::replicas::repl_progress(&nc.shared);
+            cluster.read(|st| shards(st, now_ms(), timeout, progress))
         }
         "keyslot" => Reply::Int(i64::from(slot(&args[2]))),
         "addslots" | "delslots" => {
@@ -356,7 +356,7 @@ fn info(st: &State, now: u64, timeout: u64) -> String {
         .values()
         .filter(|n| !st.ranges_of(n).is_empty())
         .count();
-    let state = if assigned == usize::from(SLOTS) {
+    let state = if assigned == usize::from(SLOTS) && !st.health.down {
         "ok"
     } else {
         "fail"
@@ -407,13 +407,22 @@ fn slots(st: &State) -> Reply {
 }
 
 /// CLUSTER SHARDS: one shard per primary, its replicas after it (a replica whose
-/// primary is not known here is a shard of its own). `offset`: this node's replication
-/// offset (the others' are not known here: 0).
-fn shards(st: &State, now: u64, timeout: u64, offset: u64) -> Reply {
+/// primary is not known here is a shard of its own). `mine`: this node's replication
+/// offset and first-sync flag ([`super::replicas::repl_progress`]); the others' come from
+/// their last view. Health as Redis's: `fail` when flagged, `loading` for a replica still
+/// in its first full sync, else `online`.
+fn shards(st: &State, now: u64, timeout: u64, mine: (u64, bool)) -> Reply {
     let pair = |k: &str, v: Reply| (bulk(k), v);
     let node = |n: &super::state::Node| {
+        let (off, loading) = if n.id == st.myself {
+            mine
+        } else {
+            (n.repl_offset, n.loading)
+        };
         let health = if st.pfail(n, now, timeout) {
             "fail"
+        } else if n.primary.is_some() && loading {
+            "loading"
         } else {
             "online"
         };
@@ -422,7 +431,6 @@ fn shards(st: &State, now: u64, timeout: u64, offset: u64) -> Reply {
         } else {
             "master"
         };
-        let off = if n.id == st.myself { offset } else { 0 };
         Reply::Map(vec![
             pair("id", bulk(n.id.clone())),
             pair("port", Reply::Int(i64::from(n.port))),

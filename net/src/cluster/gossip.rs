@@ -38,6 +38,11 @@ pub fn start(shared: &Arc<Shared>, cluster: Arc<Cluster>) {
 fn run(shared: &Arc<Shared>, cluster: &Cluster) {
     let mut links: HashMap<String, BufReader<TcpStream>> = HashMap::new();
     while !shared.stopping() {
+        let progress = super::replicas::repl_progress(shared);
+        let _ = cluster.change(|st| {
+            st.my_repl = progress;
+            Ok(())
+        });
         let (message, peers) = cluster.read(|st| {
             let peers: Vec<(String, String, u16)> = st
                 .nodes
@@ -62,6 +67,7 @@ fn run(shared: &Arc<Shared>, cluster: &Cluster) {
                 }
             }
         }
+        cluster.check_health(now_ms());
         super::replicas::tick(shared, cluster);
         cluster.wait(PERIOD);
     }

@@ -40,6 +40,8 @@ pub enum Ran {
     /// The slot is migrating and the key has left: ask the importing node.
     Ask(u16, String),
     Unassigned,
+    /// This node is cut off from the majority ([`baton_ring::Target::Down`]).
+    Down,
 }
 
 /// Runs `op` on this core's shard if this node serves its key now (checked on this core,
@@ -61,6 +63,7 @@ pub fn run_checked(core: &Core, op: McOp, asking: bool, ctx: &McCtx, now: u64) -
         Target::Moved { slot, node } => Ran::Moved(slot, addr(node)),
         Target::Ask { slot, node } => Ran::Ask(slot, addr(node)),
         Target::Unassigned { .. } => Ran::Unassigned,
+        Target::Down => Ran::Down,
     }
 }
 
@@ -168,6 +171,7 @@ pub async fn serve(nc: &NetCore, args: &[Bytes]) -> Reply {
             Ran::Moved(slot, addr) => Reply::error(format!("MOVED {slot} {addr}")),
             Ran::Ask(slot, addr) => Reply::error(format!("ASK {slot} {addr}")),
             Ran::Unassigned => Reply::err("CLUSTERDOWN Hash slot not served"),
+            Ran::Down => Reply::err(baton_engine::exec::plan::CLUSTER_DOWN),
         })
         .collect();
     Reply::Array(parts)

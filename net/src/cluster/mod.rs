@@ -22,6 +22,7 @@
 
 pub mod commands;
 pub mod gossip;
+pub mod health;
 pub mod mclink;
 pub mod mcserve;
 pub mod migrate;
@@ -143,12 +144,16 @@ impl Cluster {
         let mut st = lock(&self.state);
         let before = st.saved_facts();
         let r = f(&mut st)?;
+        // A change may end or start the minority guard at once (the node lost its slots).
+        let health = st.update_health(baton_engine::runtime::now_ms(), self.config.node_timeout_ms);
         let after = st.saved_facts();
         if after != before {
             let durable = after.epochs_differ(&before);
             self.changed(&st, durable).map_err(|e| {
                 Reply::error(format!("ERR error saving the cluster node config: {e}"))
             })?;
+        } else if health {
+            self.publish(&st);
         }
         Ok(r)
     }

@@ -26,6 +26,8 @@
 //!
 //! FORCE and TAKEOVER skip the handshake (the primary may be unreachable) and promote at
 //! once: Baton has no failure-detection votes, so the two are the same here.
+//! The old primary, if it is only cut off, stops taking writes once it has not reached a
+//! majority of the slot-owning primaries for the node timeout ([`super::health`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -115,6 +117,19 @@ pub fn sync_role(shared: &Arc<Shared>, cluster: &Cluster) {
         // A primary already, or a primary whose address is not known yet.
         _ => {}
     }
+}
+
+/// This node's replication offset, and whether its replication link is loading a full
+/// sync, or is not up and has applied nothing of its primary: a node the view calls a
+/// replica is then still in its first full sync (or has not started it, right after
+/// CLUSTER REPLICATE), which CLUSTER SHARDS shows as `health loading` (Redis: a replica
+/// whose replication offset is still 0).
+pub fn repl_progress(shared: &Shared) -> (u64, bool) {
+    let loading = {
+        let l = lock(&shared.repl.link);
+        l.sync_in_progress || (!l.up && l.offsets.iter().sum::<u64>() == 0)
+    };
+    (shared.repl.offset(), loading)
 }
 
 /// One round of the gossip thread: the role follows the view, and a pause this node

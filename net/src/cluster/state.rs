@@ -38,6 +38,10 @@ pub struct Node {
     pub pong_ms: u64,
     /// When a view was sent that is still unanswered (unix ms; 0 = none).
     pub ping_ms: u64,
+    /// Its replication offset and whether it is a replica in its first full sync, as
+    /// its last view said (not saved; CLUSTER SHARDS).
+    pub repl_offset: u64,
+    pub loading: bool,
 }
 
 /// One node as the config file saves it: id, ip, port, bus port, config epoch, handle,
@@ -93,6 +97,20 @@ pub struct State {
     pub forgotten: HashMap<String, u64>,
     pub sent: u64,
     pub received: u64,
+    /// The minority guard's memory (its rules: `super::health`).
+    pub health: Health,
+    /// This node's replication offset and first-sync flag, as its messages carry them
+    /// (set by the gossip thread every round).
+    pub my_repl: (u64, bool),
+}
+
+/// The minority guard's memory (not saved: a restarted node starts ok).
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    /// Whether the cluster is down for this node (the routing view refuses every key).
+    pub down: bool,
+    /// When (unix ms) this node last found itself in a minority; 0: never.
+    pub minority_ms: u64,
 }
 
 /// Redis's `cluster-port` default: the client port + 10000.
@@ -116,6 +134,8 @@ impl State {
             forgotten: HashMap::new(),
             sent: 0,
             received: 0,
+            health: Default::default(),
+            my_repl: (0, false),
         };
         s.add(id, ip, port, bus_port(port), 0);
         s
@@ -169,6 +189,8 @@ impl State {
                 handle,
                 pong_ms: 0,
                 ping_ms: 0,
+                repl_offset: 0,
+                loading: false,
             },
         );
         handle
@@ -217,6 +239,11 @@ impl State {
                 .filter(|(_, &h)| h == node.handle)
                 .map(|(s, _)| s as u16),
         )
+    }
+
+    /// Whether `node` serves at least one slot.
+    pub fn owns_slots(&self, node: &Node) -> bool {
+        self.owners.contains(&node.handle)
     }
 
     pub fn slots_assigned(&self) -> usize {
@@ -337,9 +364,18 @@ impl State {
         out
     }
 
-    /// The propagation message this node sends.
+    /// The propagation message this node sends: the config file's text, whose vars also
+    /// carry this node's replication offset and first-sync flag.
     pub fn render_message(&self) -> String {
-        format!("{}\n{}", wire::MAGIC, self.render_file())
+        let (offset, loading) = self.my_repl;
+        format!(
+            "{}\n{}vars currentEpoch {} lastVoteEpoch {} replOffset {offset} loading {}\n",
+            wire::MAGIC,
+            self.render_nodes(0, 0),
+            self.current_epoch,
+            self.last_vote_epoch,
+            u8::from(loading)
+        )
     }
 
     /// The routing view the cores install.
@@ -354,6 +390,7 @@ impl State {
         ClusterView {
             me: self.me().handle,
             replica_of: self.me().primary.as_ref().map_or(UNASSIGNED, handle),
+            down: self.health.down,
             table,
             migrating: self
                 .migrating
@@ -520,6 +557,8 @@ impl State {
             n.primary = sender.primary.clone();
             n.pong_ms = now;
             n.ping_ms = 0;
+            n.repl_offset = view.repl_offset;
+            n.loading = view.loading;
             recorded
         };
         self.current_epoch = self.current_epoch.max(view.current_epoch);

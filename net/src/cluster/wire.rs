@@ -54,6 +54,10 @@ pub struct ViewText {
     pub nodes: Vec<NodeLine>,
     pub current_epoch: u64,
     pub last_vote_epoch: u64,
+    /// The sender's replication offset (propagation message only; CLUSTER SHARDS).
+    pub repl_offset: u64,
+    /// Whether the sender is a replica still in its first full sync (message only).
+    pub loading: bool,
 }
 
 impl ViewText {
@@ -132,6 +136,8 @@ pub fn parse_view(text: &[u8]) -> Result<ViewText, ViewError> {
                 match *name {
                     "currentEpoch" => view.current_epoch = v,
                     "lastVoteEpoch" => view.last_vote_epoch = v,
+                    "replOffset" => view.repl_offset = v,
+                    "loading" => view.loading = v != 0,
                     _ => {}
                 }
             }
@@ -357,5 +363,19 @@ mod tests {
             let _ = parse_message(text.as_bytes());
             true
         }
+    }
+
+    #[test]
+    fn the_message_carries_the_replication_progress_and_the_file_does_not() {
+        let mut st = crate::cluster::state::tests::node('a', 7000);
+        st.my_repl = (42, true);
+        let msg = parse_message(st.render_message().as_bytes()).unwrap();
+        assert_eq!((msg.repl_offset, msg.loading), (42, true));
+        let file = parse_view(st.render_file().as_bytes()).unwrap();
+        assert_eq!((file.repl_offset, file.loading), (0, false));
+        let mut b = crate::cluster::state::tests::node('b', 7001);
+        b.merge(&msg, None, 1).unwrap();
+        let a = &b.nodes[&st.myself];
+        assert_eq!((a.repl_offset, a.loading), (42, true));
     }
 }

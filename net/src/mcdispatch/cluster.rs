@@ -87,6 +87,7 @@ fn route(core: &Core, key: &[u8]) -> Result<Dest, String> {
             Ok(to_node(core, addr, false))
         }
         Target::Unassigned { .. } => Err(unassigned()),
+        Target::Down => Err(baton_engine::exec::plan::CLUSTER_DOWN.to_string()),
     }
 }
 
@@ -407,6 +408,9 @@ async fn resolve(nc: &Rc<NetCore>, ops: &mut [Op]) {
                 Ran::Moved(_, addr) => redirect(core, &mut ops[i], addr, false),
                 Ran::Ask(_, addr) => redirect(core, &mut ops[i], addr, true),
                 Ran::Unassigned => ops[i].done = Some(Err(unassigned())),
+                Ran::Down => {
+                    ops[i].done = Some(Err(baton_engine::exec::plan::CLUSTER_DOWN.to_string()))
+                }
             }
         }
         for ((_, list), call) in by_addr.iter().zip(calls) {
