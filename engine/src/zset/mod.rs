@@ -102,12 +102,17 @@ impl<'a> ZsetRef<'a> {
     }
 
     /// The entries with ranks in `start..end` (ascending).
+    ///
+    /// The walk stops at the end of the set by itself: no count of the entries first,
+    /// which in the packed form is a walk over all of them.
     pub fn range(&self, start: usize, end: usize) -> Vec<(&'a [u8], f64)> {
-        let end = end.min(self.len());
         if start >= end {
             return Vec::new();
         }
-        self.iter_from(start).take(end - start).collect()
+        // The capacity a small range needs, never what a huge `end` asks for.
+        let mut v = Vec::with_capacity((end - start).min(128));
+        v.extend(self.iter_from(start).take(end - start));
+        v
     }
 
     /// OBJECT ENCODING's name for this form.
