@@ -477,6 +477,11 @@ fn replica_holds_the_same_lists(cores: usize) {
     run(&mut c, &["LINSERT", "small1", "AFTER", "a", "ins"]);
     run(&mut c, &["LREM", "small2", "0", "a"]);
     run(&mut c, &["LTRIM", "big", "10", "-10"]);
+    // LINSERT and LREM on the chunked list travel as their outcomes.
+    run(&mut c, &["LINSERT", "big", "BEFORE", "e1500", "ib"]);
+    run(&mut c, &["RPUSH", "big", "dup", "x", "dup", "dup"]);
+    run(&mut c, &["LREM", "big", "-2", "dup"]);
+    run(&mut c, &["LREM", "big", "0", "e1200"]);
     run(&mut c, &["LMOVE", "small4", "moved", "LEFT", "RIGHT"]);
     run(
         &mut c,
@@ -487,8 +492,13 @@ fn replica_holds_the_same_lists(cores: usize) {
     run(&mut c, &["RPUSH", "fresh", "x"]);
     same("after journal writes");
     let got = lists(&r);
-    assert_eq!(got["big"].1.len(), 3000 + 2 - 6 - 19);
-    assert_eq!(got["big"].1[90], "changed");
+    let big = &got["big"].1;
+    assert_eq!(big.len(), 3000 + 2 - 6 - 19 + 1 + 4 - 2 - 1);
+    assert_eq!(big[90], "changed");
+    let ib = big.iter().position(|e| e == "ib").expect("the insert");
+    assert_eq!(big[ib + 1], "e1500");
+    assert!(!big.iter().any(|e| e == "e1200"));
+    assert_eq!(big[big.len() - 2..], ["dup", "x"].map(String::from));
     assert_eq!(got["small1"].1, ["a", "ins", "1"]);
     assert!(got["small3"].0, "the TTL came along");
     assert!(!got.contains_key("small5"));

@@ -57,12 +57,16 @@ commands() {
 
 # load PORT WORKLOAD PIPELINE: runs the load; prints the ops the server counted.
 load() {
-    local port=$1 wl=$2 pipe=$3 write read keys=1000
+    local port=$1 wl=$2 pipe=$3 write read keys=1000 prefix=memtier-
     [ "$wl" = hash ] && keys=100000
+    # ZADD's score is the key number itself: memtier's default key prefix ("memtier-")
+    # would make every ZADD "ERR value is not a valid float" and every ZRANGE read an
+    # absent key (the case before session 11).
+    [ "$wl" = zset ] && prefix=
     IFS='|' read -r write read <<<"$(commands "$wl")"
     if [ -n "$memtier" ]; then
         taskset -c $cli_cpu "$memtier" -s 127.0.0.1 -p "$port" -t 1 -c 50 --pipeline "$pipe" \
-            --test-time "$secs" -d 32 --key-minimum 1 --key-maximum "$keys" --hide-histogram \
+            --test-time "$secs" --key-prefix="$prefix" -d 32 --key-minimum 1 --key-maximum "$keys" --hide-histogram \
             --command "$write" --command-ratio 1 --command-key-pattern R \
             --command "$read" --command-ratio 1 --command-key-pattern R >/dev/null 2>&1
     else

@@ -59,6 +59,28 @@ impl Reply {
         Reply::Bulk(Bytes::copy_from_slice(data.as_ref()))
     }
 
+    /// Bulk replies for `items` whose bytes are copied once into one shared buffer, each
+    /// reply a slice of it, instead of one allocation per element (a range reply's cost).
+    pub fn bulks<'a, I>(items: I) -> Vec<Reply>
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+        I::IntoIter: Clone,
+    {
+        let items = items.into_iter();
+        let mut buf = Vec::with_capacity(items.clone().map(<[u8]>::len).sum());
+        for e in items.clone() {
+            buf.extend_from_slice(e);
+        }
+        let buf = Bytes::from(buf);
+        let mut at = 0;
+        items
+            .map(|e| {
+                at += e.len();
+                Reply::Bulk(buf.slice(at - e.len()..at))
+            })
+            .collect()
+    }
+
     pub fn is_error(&self) -> bool {
         matches!(self, Reply::Error(_))
     }
@@ -113,5 +135,17 @@ pub mod errors {
             s.push_str("' ");
         }
         Reply::error(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bulks_are_the_bulk_replies_of_their_items() {
+        let items: [&[u8]; 4] = [b"a", b"", b"bc", b"def"];
+        assert_eq!(Reply::bulks(items), items.map(Reply::bulk).to_vec());
+        assert!(Reply::bulks(std::iter::empty()).is_empty());
     }
 }

@@ -16,6 +16,10 @@
 //!  HSET    0x09 key pairs cas:u64                                     journal (v2)
 //!  HDEL    0x0a key n:u32 field*n cas:u64                             journal (v2)
 //!  HITEM   0x0b key pairs table:u8 expire_at:u64 flags:u32 cas:u64 bits:u8   snapshot (v2)
+//!  LINS    0x11 key index:u64 value cas:u64                           journal (v4)
+//!  LREM    0x1e key n:u32 gap*n cas:u64                               journal (v4)
+//!  gap: a LEB128 varint, the first removed index, then each one's distance past the
+//!  previous one less one (so strictly ascending by construction)
 //!  SPUT    0x12 key members enc:u8 expire_at:u64 flags:u32 cas:u64 bits:u8  journal (sets)
 //!  SADD    0x13 key members cas:u64                                   journal (sets)
 //!  SREM    0x14 key n:u32 member*n cas:u64                            journal (sets)
@@ -32,8 +36,9 @@
 //! ```
 //!
 //! Version 2 added the hash records (0x08-0x0b), version 3 the list, set and sorted-set
-//! records (0x0c-0x1b); an older flow holds none of them and decodes unchanged, so this
-//! build reads all three. An older build refuses a newer flow at its HELLO rather than
+//! records (0x0c-0x1b), version 4 LINS and LREM (LINSERT and LREM had been a whole-list
+//! LPUT); an older flow holds none of them and decodes unchanged, so this build reads all
+//! four. An older build refuses a newer flow at its HELLO rather than
 //! meet a record it cannot read.
 //!
 //! Journal records are the shard's [`Effect`]s; their encoded bytes are what a flow's
@@ -50,7 +55,7 @@ use baton_engine::Entry;
 use bytes::Bytes;
 
 /// The format version this build speaks.
-pub const VERSION: u16 = 3;
+pub const VERSION: u16 = 4;
 /// The oldest format version this build still reads.
 pub const MIN_VERSION: u16 = 1;
 const MAGIC: &[u8; 4] = b"BTNR";
@@ -75,6 +80,7 @@ const T_LPUSH: u8 = 13;
 const T_LPOP: u8 = 14;
 const T_LSET: u8 = 15;
 const T_LITEM: u8 = 16;
+const T_LINS: u8 = 17;
 // Sets (issue 14): 18..=23.
 const T_SPUT: u8 = 18;
 const T_SADD: u8 = 19;
@@ -85,6 +91,8 @@ const T_ZPUT: u8 = 24;
 const T_ZADD: u8 = 25;
 const T_ZREM: u8 = 26;
 const T_ZITEM: u8 = 27;
+// Lists again (version 4): 30.
+const T_LREM: u8 = 30;
 
 /// What opens a flow: who sends it, and from where in the journal it resumes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,6 +252,30 @@ pub fn encode_effect(effect: &Effect, out: &mut Vec<u8>) {
             put_bytes(out, value);
             out.extend_from_slice(&cas.to_le_bytes());
         }
+        Effect::ListInsert {
+            key,
+            index,
+            value,
+            cas,
+        } => {
+            out.push(T_LINS);
+            put_bytes(out, key);
+            out.extend_from_slice(&index.to_le_bytes());
+            put_bytes(out, value);
+            out.extend_from_slice(&cas.to_le_bytes());
+        }
+        Effect::ListRem { key, indexes, cas } => {
+            out.push(T_LREM);
+            put_bytes(out, key);
+            out.extend_from_slice(&(indexes.len() as u32).to_le_bytes());
+            let mut next = 0u64;
+            for &i in indexes {
+                // Strictly ascending, as the write path emits them.
+                put_varint(out, i.wrapping_sub(next));
+                next = i.wrapping_add(1);
+            }
+            out.extend_from_slice(&cas.to_le_bytes());
+        }
         Effect::SetPut { .. } => put_set_item(out, T_SPUT, effect),
         Effect::SetAdd { key, members, cas } => {
             out.push(T_SADD);
@@ -277,6 +309,15 @@ pub fn encode_effect(effect: &Effect, out: &mut Vec<u8>) {
             out.extend_from_slice(&cas.to_le_bytes());
         }
     }
+}
+
+/// Appends `v` as a LEB128 varint.
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
 }
 
 /// Appends a whole list (`ListPut`) under `tag` (LPUT in the journal, LITEM in a
@@ -680,6 +721,38 @@ impl Reader<'_> {
                 value: self.bytes("value", limits.max_value)?,
                 cas: self.u64()?,
             }),
+            T_LINS => Record::Effect(Effect::ListInsert {
+                key: self.bytes("key", limits.max_key)?,
+                index: self.u64()?,
+                value: self.bytes("value", limits.max_value)?,
+                cas: self.u64()?,
+            }),
+            T_LREM => {
+                let key = self.bytes("key", limits.max_key)?;
+                let n = self.u32()? as usize;
+                // Each index takes at least one byte.
+                let room = self.buf.len() - self.pos;
+                let mut indexes = Vec::with_capacity(n.min(room));
+                // Where the next index may start: past the previous one (`None` past
+                // u64::MAX, where no index may follow).
+                let mut next = Some(0u64);
+                for _ in 0..n {
+                    let gap = self.varint("list index")?;
+                    let i = next
+                        .and_then(|n| n.checked_add(gap))
+                        .ok_or(DecodeError::Invalid {
+                            field: "list index gap",
+                            value: gap,
+                        })?;
+                    indexes.push(i);
+                    next = i.checked_add(1);
+                }
+                Record::Effect(Effect::ListRem {
+                    key,
+                    indexes,
+                    cas: self.u64()?,
+                })
+            }
             T_SPUT | T_SITEM => {
                 use baton_engine::set::Encoding;
                 let key = self.bytes("key", limits.max_key)?;
@@ -794,6 +867,26 @@ impl Reader<'_> {
 
     fn u64(&mut self) -> Result<u64, Fail> {
         Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    /// A LEB128 varint of at most 64 bits, in its shortest encoding.
+    fn varint(&mut self, field: &'static str) -> Result<u64, Fail> {
+        let mut v: u64 = 0;
+        for i in 0..10 {
+            let byte = self.u8()?;
+            if (i > 0 && byte == 0) || (i == 9 && byte > 1) {
+                return Err(DecodeError::Invalid {
+                    field,
+                    value: u64::from(byte),
+                }
+                .into());
+            }
+            v |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(DecodeError::Invalid { field, value: v }.into())
     }
 
     fn flag(&mut self, field: &'static str) -> Result<bool, Fail> {
@@ -948,6 +1041,19 @@ mod tests {
         }
         round_trip(Record::Effect(Effect::Flush));
         round_trip(Record::End);
+        round_trip(Record::Effect(Effect::ListInsert {
+            key: key("l"),
+            index: 3,
+            value: key("v"),
+            cas: 9,
+        }));
+        for indexes in [vec![], vec![0], vec![0, 1, 2, 200, 70_000, u64::MAX]] {
+            round_trip(Record::Effect(Effect::ListRem {
+                key: key("l"),
+                indexes,
+                cas: 10,
+            }));
+        }
         let pairs = Bytes::from(baton_engine::hash::packed::from_pairs([
             (&b"f"[..], &b"v"[..]),
             (b"g", b""),
@@ -1159,6 +1265,40 @@ mod tests {
             decode(&bad_items, &limits),
             Err(DecodeError::Items(_))
         ));
+        // LREM's indexes: a gap past u64::MAX, and a varint longer than it need be.
+        let mut past = vec![T_LREM];
+        past.extend_from_slice(&1u32.to_le_bytes());
+        past.push(b'l');
+        past.extend_from_slice(&2u32.to_le_bytes());
+        past.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 0]);
+        past.extend_from_slice(&0u64.to_le_bytes());
+        assert!(matches!(
+            decode(&past, &limits),
+            Err(DecodeError::Invalid {
+                field: "list index gap",
+                ..
+            })
+        ));
+        let mut long_varint = vec![T_LREM];
+        long_varint.extend_from_slice(&1u32.to_le_bytes());
+        long_varint.push(b'l');
+        long_varint.extend_from_slice(&1u32.to_le_bytes());
+        long_varint.extend_from_slice(&[0x81, 0]);
+        assert!(matches!(
+            decode(&long_varint, &limits),
+            Err(DecodeError::Invalid {
+                field: "list index",
+                ..
+            })
+        ));
+        // A count of indexes far past the bytes present waits for them, allocating
+        // nothing it asked for.
+        let mut many = vec![T_LREM];
+        many.extend_from_slice(&1u32.to_le_bytes());
+        many.push(b'l');
+        many.extend_from_slice(&u32::MAX.to_le_bytes());
+        many.push(3);
+        assert_eq!(decode(&many, &limits), Ok(None));
         let mut bad_side = vec![T_LPOP];
         bad_side.extend_from_slice(&1u32.to_le_bytes());
         bad_side.extend_from_slice(&[b'l', 2]);

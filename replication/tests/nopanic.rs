@@ -20,8 +20,9 @@ fn feed(bytes: &[u8], cut: usize) -> Result<(), FlowError> {
     Ok(())
 }
 
-/// A valid flow: a hello, a few puts, a hash and its field changes, a sorted set and its
-/// member changes, a delete, a flush and the end of a snapshot.
+/// A valid flow: a hello, a few puts, a hash and its field changes, a list and its
+/// changes, a sorted set and its member changes, a delete, a flush and the end of a
+/// snapshot.
 fn valid_flow() -> Vec<u8> {
     let mut out = Vec::new();
     encode_hello(
@@ -78,6 +79,45 @@ fn valid_flow() -> Vec<u8> {
             key: Bytes::from_static(b"h"),
             fields: vec![Bytes::from_static(b"f")],
             cas: 11 << 16,
+        }),
+        &mut out,
+    );
+    // Lists: a whole one in the snapshot, then an element pushed, inserted in the middle
+    // and two removed (LINSERT's and LREM's outcomes).
+    encode(
+        &Record::Item(Effect::ListPut {
+            key: Bytes::from_static(b"l"),
+            items: Bytes::from(baton_engine::list::packed::pack([&b"a"[..], b"b", b"c"])),
+            expire_at: 0,
+            flags: 0,
+            cas: 12 << 16,
+            bits: Default::default(),
+        }),
+        &mut out,
+    );
+    encode(
+        &Record::Effect(Effect::ListPush {
+            key: Bytes::from_static(b"l"),
+            left: true,
+            items: Bytes::from(baton_engine::list::packed::pack([&b"z"[..]])),
+            cas: 13 << 16,
+        }),
+        &mut out,
+    );
+    encode(
+        &Record::Effect(Effect::ListInsert {
+            key: Bytes::from_static(b"l"),
+            index: 2,
+            value: Bytes::from_static(b"y"),
+            cas: 14 << 16,
+        }),
+        &mut out,
+    );
+    encode(
+        &Record::Effect(Effect::ListRem {
+            key: Bytes::from_static(b"l"),
+            indexes: vec![0, 3],
+            cas: 15 << 16,
         }),
         &mut out,
     );

@@ -35,23 +35,13 @@ fn check_writable(s: &mut Shard, key: &[u8], now: u64) -> Result<(), Reply> {
     }
 }
 
-/// The field/value pairs after the key, or the arity error for an odd count.
-type Pairs<'a> = Vec<(&'a [u8], &'a [u8])>;
-
-fn pairs(a: &[Bytes]) -> Result<Pairs<'_>, Reply> {
+/// HSET and HMSET: one probe of the keyspace checks the type and writes.
+fn set_generic(s: &mut Shard, a: &[Bytes], now: u64) -> Result<usize, Reply> {
     if a.len() < 4 || !a.len().is_multiple_of(2) {
         return Err(errors::wrong_arity(&cmd_name(a)));
     }
-    Ok(a[2..]
-        .chunks_exact(2)
-        .map(|p| (&p[0][..], &p[1][..]))
-        .collect())
-}
-
-fn set_generic(s: &mut Shard, a: &[Bytes], now: u64) -> Result<usize, Reply> {
-    let pairs = pairs(a)?;
-    check_writable(s, &a[1], now)?;
-    Ok(s.hash_set(&a[1], &pairs, now))
+    s.hash_set_args(&a[1], &a[2..], now)
+        .ok_or(errors::WRONGTYPE)
 }
 
 /// HSET key field value [field value ...]

@@ -3,14 +3,14 @@
 //! and LMPOP.
 //!
 //! Reads go through `Shard::lookup_read` and [`Entry::list`](crate::Entry::list); writes
-//! through the write path's `list_push`, `list_pop`, `list_set` and `list_rewrite`. LMOVE,
-//! RPOPLPUSH and LMPOP whose keys live on several cores run as cross-core transactions
+//! through the write path's `list_push`, `list_pop`, `list_set`, `list_insert` and
+//! `list_remove`. LMOVE, RPOPLPUSH and LMPOP whose keys live on several cores run as cross-core transactions
 //! ([`crate::exec`]) built from [`mpop_one`], [`source_state`] and the same write path.
 
 use bytes::Bytes;
 
 use super::{cmd_name, int_arg, is_opt, parse_i64};
-use crate::list::{packed, ListRef};
+use crate::list::ListRef;
 use crate::reply::{errors, Reply};
 use crate::shard::Shard;
 
@@ -222,18 +222,8 @@ pub fn linsert(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
     let Some(at) = l.iter().position(|e| e == &a[3][..]) else {
         return Reply::Int(-1);
     };
-    let mut b = Vec::new();
-    for (i, e) in l.iter().enumerate() {
-        if i == at && !after {
-            packed::push(&mut b, &a[4]);
-        }
-        packed::push(&mut b, e);
-        if i == at && after {
-            packed::push(&mut b, &a[4]);
-        }
-    }
     let len = l.len() + 1;
-    s.list_rewrite(&a[1], &b, now);
+    s.list_insert(&a[1], at + usize::from(after), &a[4], now);
     Reply::Int(len as i64)
 }
 
@@ -254,29 +244,31 @@ pub fn lrem(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
     } else {
         usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX)
     };
-    let all: Vec<&[u8]> = l.iter().collect();
-    let mut drop = vec![false; all.len()];
-    let mut removed = 0;
-    let order: Box<dyn Iterator<Item = usize>> = if count < 0 {
-        Box::new((0..all.len()).rev())
+    // The positions of the matches, from the end the sign of `count` names, ascending.
+    let at: Vec<u64> = if count < 0 {
+        let last = l.len() - 1;
+        let mut v: Vec<u64> = l
+            .iter_rev()
+            .enumerate()
+            .filter(|(_, e)| *e == target)
+            .take(limit)
+            .map(|(i, _)| (last - i) as u64)
+            .collect();
+        v.reverse();
+        v
     } else {
-        Box::new(0..all.len())
+        l.iter()
+            .enumerate()
+            .filter(|(_, e)| *e == target)
+            .take(limit)
+            .map(|(i, _)| i as u64)
+            .collect()
     };
-    for i in order {
-        if removed == limit {
-            break;
-        }
-        if all[i] == target {
-            drop[i] = true;
-            removed += 1;
-        }
-    }
-    if removed == 0 {
+    if at.is_empty() {
         return Reply::Int(0);
     }
-    let b = packed::pack(all.iter().zip(&drop).filter(|(_, d)| !**d).map(|(e, _)| *e));
-    s.list_rewrite(&a[1], &b, now);
-    Reply::Int(removed as i64)
+    s.list_remove(&a[1], &at, now);
+    Reply::Int(at.len() as i64)
 }
 
 /// LTRIM key start stop: elements outside the range are popped from both ends.

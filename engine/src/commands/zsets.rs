@@ -44,16 +44,19 @@ fn score_reply(s: f64) -> Reply {
 }
 
 /// Members with scores: pairs (RESP3) or flat (RESP2), or just the members.
+/// The members' bytes are copied into one buffer ([`Reply::bulks`]), not one per member.
 fn entries_reply(items: &[(&[u8], f64)], withscores: bool) -> Reply {
+    let members = Reply::bulks(items.iter().map(|(m, _)| *m));
     if withscores {
         Reply::Pairs(
-            items
-                .iter()
-                .map(|(m, s)| (Reply::bulk(m), score_reply(*s)))
+            members
+                .into_iter()
+                .zip(items)
+                .map(|(m, (_, s))| (m, score_reply(*s)))
                 .collect(),
         )
     } else {
-        Reply::Array(items.iter().map(|(m, _)| Reply::bulk(m)).collect())
+        Reply::Array(members)
     }
 }
 

@@ -84,6 +84,18 @@ impl Chunk {
     }
 }
 
+/// A change to one chunk's elements (see [`BigList::rebuild_chunk`]); positions are
+/// within the chunk.
+#[derive(Clone, Copy)]
+enum Edit<'a> {
+    /// The element at this position replaced.
+    Set(usize, &'a [u8]),
+    /// A new element before the one at this position.
+    Insert(usize, &'a [u8]),
+    /// The elements at these positions (ascending) removed.
+    Remove(&'a [usize]),
+}
+
 #[derive(Clone, Default)]
 pub struct BigList {
     chunks: VecDeque<Chunk>,
@@ -212,29 +224,101 @@ impl BigList {
 
     /// Replaces the element at `index` (LSET): only its chunk is rebuilt (into two when
     /// the new element no longer fits one). False when `index` is out of range.
-    pub fn set(&mut self, mut index: usize, value: &[u8]) -> bool {
-        let Some(ci) = self.chunks.iter().position(|c| {
-            let here = index < c.count as usize;
-            if !here {
-                index -= c.count as usize;
+    pub fn set(&mut self, index: usize, value: &[u8]) -> bool {
+        match self.locate(index) {
+            Some((ci, at)) => {
+                self.rebuild_chunk(ci, Edit::Set(at, value));
+                true
             }
-            here
-        }) else {
-            return false;
-        };
-        let old = &self.chunks[ci];
-        let elems: Vec<&[u8]> = packed::elems(old.live()).collect();
-        let mut rebuilt = BigList::new();
-        for (i, e) in elems.iter().enumerate() {
-            rebuilt.push_back(if i == index { value } else { e });
+            None => false,
         }
-        self.bytes = self.bytes - packed::elem_len(elems[index]) + packed::elem_len(value);
+    }
+
+    /// Inserts `value` so that it stands at `index` (at most the length: the tail), for
+    /// LINSERT: only the chunk it lands in is rebuilt. False when `index` is past the end.
+    pub fn insert(&mut self, index: usize, value: &[u8]) -> bool {
+        if index == self.len {
+            self.push_back(value);
+            return true;
+        }
+        match self.locate(index) {
+            Some((ci, at)) => {
+                self.rebuild_chunk(ci, Edit::Insert(at, value));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes the elements at `indexes` (positions before the removal, ascending; those
+    /// out of range or out of order are ignored), for LREM: only the chunks that held
+    /// them are rebuilt, and a chunk left empty goes. Returns how many went.
+    pub fn remove_indexes(&mut self, indexes: &[u64]) -> usize {
+        // Per chunk, the positions within it, found in one walk from the head.
+        let mut plan: Vec<(usize, Vec<usize>)> = Vec::new();
+        let (mut base, mut ci, mut prev) = (0u64, 0usize, None::<u64>);
+        for &i in indexes {
+            if prev.is_some_and(|p| i <= p) {
+                continue;
+            }
+            while ci < self.chunks.len() && i >= base + u64::from(self.chunks[ci].count) {
+                base += u64::from(self.chunks[ci].count);
+                ci += 1;
+            }
+            if ci == self.chunks.len() {
+                break;
+            }
+            prev = Some(i);
+            let at = (i - base) as usize;
+            match plan.last_mut() {
+                Some((c, v)) if *c == ci => v.push(at),
+                _ => plan.push((ci, vec![at])),
+            }
+        }
+        let before = self.len;
+        // From the tail, so that a chunk's removal does not move those still to do.
+        for (ci, at) in plan.iter().rev() {
+            self.rebuild_chunk(*ci, Edit::Remove(at));
+        }
+        before - self.len
+    }
+
+    /// The chunk holding element `index`, and its position in that chunk.
+    fn locate(&self, mut index: usize) -> Option<(usize, usize)> {
+        for (ci, c) in self.chunks.iter().enumerate() {
+            if index < c.count as usize {
+                return Some((ci, index));
+            }
+            index -= c.count as usize;
+        }
+        None
+    }
+
+    /// Replaces chunk `ci` by its elements with `edit` made, in as many chunks as they
+    /// take (none when no element is left), keeping the counts.
+    fn rebuild_chunk(&mut self, ci: usize, edit: Edit<'_>) {
+        let Some(old) = self.chunks.remove(ci) else {
+            return;
+        };
+        let mut rebuilt = BigList::new();
+        let mut gone = 0;
+        for (i, e) in packed::elems(old.live()).enumerate() {
+            match edit {
+                Edit::Set(at, v) if at == i => rebuilt.push_back(v),
+                Edit::Insert(at, v) if at == i => {
+                    rebuilt.push_back(v);
+                    rebuilt.push_back(e);
+                }
+                Edit::Remove(ats) if ats.get(gone) == Some(&i) => gone += 1,
+                _ => rebuilt.push_back(e),
+            }
+        }
+        self.len = self.len - old.count as usize + rebuilt.len;
+        self.bytes = self.bytes - old.live().len() + rebuilt.bytes;
         self.chunk_bytes = self.chunk_bytes - old.heap_bytes() + rebuilt.chunk_bytes;
-        self.chunks.remove(ci);
         for (k, c) in rebuilt.chunks.into_iter().enumerate() {
             self.chunks.insert(ci + k, c);
         }
-        true
     }
 
     /// Every element, head first.
@@ -310,6 +394,25 @@ mod tests {
                         let i = v.len() % m.len();
                         l.set(i, &v);
                         m[i] = v;
+                    }
+                    _ if op % 11 == 0 => {
+                        let i = v.len() % (m.len() + 1);
+                        if !l.insert(i, &v) { return false; }
+                        m.insert(i, v);
+                    }
+                    _ if op % 3 == 0 => {
+                        // Every element whose first byte is `op`'s parity, and one past
+                        // the end that must be ignored.
+                        let mut at: Vec<u64> = (0..m.len())
+                            .filter(|&i| m[i].first().is_some_and(|b| b % 2 == op % 2))
+                            .map(|i| i as u64)
+                            .collect();
+                        at.push(m.len() as u64 + 3);
+                        let want = at.len() - 1;
+                        if l.remove_indexes(&at) != want { return false; }
+                        for &i in at[..want].iter().rev() {
+                            m.remove(i as usize);
+                        }
                     }
                     _ => if l.pop_back() != m.pop_back() { return false; },
                 }

@@ -70,8 +70,7 @@ pub enum Effect {
         fields: Vec<Bytes>,
         cas: u64,
     },
-    /// A whole list as it stands (RENAME and COPY of a list, LINSERT, LREM, a snapshot
-    /// item): it replaces whatever the key held. `items` is the packed form
+    /// A whole list as it stands (RENAME and COPY of a list, RESTORE, a snapshot item): it replaces whatever the key held. `items` is the packed form
     /// ([`crate::list::packed`]) of every element, head first.
     ListPut {
         key: Bytes,
@@ -106,6 +105,24 @@ pub enum Effect {
         key: Bytes,
         index: u64,
         value: Bytes,
+        cas: u64,
+    },
+    /// `value` inserted into the list at `key` so that it stands at `index` from the head
+    /// (LINSERT's outcome: where the pivot was found, not the pivot). `cas` is the item's
+    /// version after the write; a replay that finds the list already at `cas` skips it.
+    ListInsert {
+        key: Bytes,
+        index: u64,
+        value: Bytes,
+        cas: u64,
+    },
+    /// The elements at `indexes` (positions from the head before the removal, strictly
+    /// ascending) removed from the list at `key` (LREM's outcome: which elements matched,
+    /// not the value and count), which keeps at least one element (removing the last is a
+    /// `Del`). Skipped on replay when the list is already at `cas`.
+    ListRem {
+        key: Bytes,
+        indexes: Vec<u64>,
         cas: u64,
     },
     /// A whole set as it stands (RENAME and COPY of a set, SINTERSTORE and friends, a
@@ -249,6 +266,8 @@ impl Effect {
             | Effect::ListPush { key, .. }
             | Effect::ListPop { key, .. }
             | Effect::ListSet { key, .. }
+            | Effect::ListInsert { key, .. }
+            | Effect::ListRem { key, .. }
             | Effect::SetPut { key, .. }
             | Effect::SetAdd { key, .. }
             | Effect::SetRem { key, .. }

@@ -102,12 +102,17 @@ impl<'a> ZsetRef<'a> {
     }
 
     /// The entries with ranks in `start..end` (ascending).
+    ///
+    /// The walk stops at the end of the set by itself: no count of the entries first,
+    /// which in the packed form is a walk over all of them.
     pub fn range(&self, start: usize, end: usize) -> Vec<(&'a [u8], f64)> {
-        let end = end.min(self.len());
         if start >= end {
             return Vec::new();
         }
-        self.iter_from(start).take(end - start).collect()
+        // The capacity a small range needs, never what a huge `end` asks for.
+        let mut v = Vec::with_capacity((end - start).min(128));
+        v.extend(self.iter_from(start).take(end - start));
+        v
     }
 
     /// OBJECT ENCODING's name for this form.
@@ -223,6 +228,9 @@ fn parse_hex(text: &str) -> Option<f64> {
 /// text, no leading space, no NaN, no overflow or underflow to infinity or zero, C99
 /// hexadecimal floats too): `None` is "ERR value is not a valid float".
 pub fn parse_score(b: &[u8]) -> Option<f64> {
+    if let Some(v) = parse_small_int(b) {
+        return Some(v);
+    }
     let text = std::str::from_utf8(b).ok()?;
     if text.is_empty() || text.len() > 400 || text.starts_with(|c: char| c.is_whitespace()) {
         return None;
@@ -234,20 +242,46 @@ pub fn parse_score(b: &[u8]) -> Option<f64> {
     if v.is_nan() {
         return None;
     }
-    let lower = text.to_ascii_lowercase();
-    if v.is_infinite() && !lower.contains("inf") {
+    if v.is_infinite() && !b.windows(3).any(|w| w.eq_ignore_ascii_case(b"inf")) {
         return None; // ERANGE overflow
     }
-    let mantissa = lower.split('e').next().unwrap_or("");
-    if v == 0.0 && mantissa.bytes().any(|c| (b'1'..=b'9').contains(&c)) {
+    let mantissa = b.split(|&c| c == b'e' || c == b'E').next().unwrap_or(b"");
+    if v == 0.0 && mantissa.iter().any(|c| (b'1'..=b'9').contains(c)) {
         return None; // ERANGE underflow
     }
     Some(v)
 }
 
+/// A score written as a plain integer of at most 15 digits (`[+-]?[0-9]{1,15}`, what
+/// most clients send), which a double holds exactly: read without the float parser.
+/// `None` for anything else, which takes the general path.
+#[inline]
+fn parse_small_int(b: &[u8]) -> Option<f64> {
+    let (neg, digits) = match b.first()? {
+        b'-' => (true, &b[1..]),
+        b'+' => (false, &b[1..]),
+        _ => (false, b),
+    };
+    if digits.is_empty() || digits.len() > 15 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u64::from(c - b'0');
+    }
+    let v = n as f64;
+    Some(if neg { -v } else { v })
+}
+
 /// Parses a bound of a score range (`strtod` without the range checks, as Redis's
 /// `zslParseRange`): `None` when it is not a number.
 pub fn parse_bound_score(b: &[u8]) -> Option<f64> {
+    if let Some(v) = parse_small_int(b) {
+        return Some(v);
+    }
     let text = std::str::from_utf8(b).ok()?;
     if text.is_empty() || text.len() > 400 || text.starts_with(|c: char| c.is_whitespace()) {
         return None;
@@ -308,5 +342,39 @@ mod tests {
         }
         assert_eq!(parse_bound_score(b"1e400"), Some(f64::INFINITY));
         assert_eq!(parse_bound_score(b"nan"), None);
+        for bad in [&b"-"[..], b"+", b"1-", b"12a", b"+-1"] {
+            assert_eq!(parse_score(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_score(b"1E5"), Some(1e5));
+        assert_eq!(parse_score(b"1E-400"), None);
+        assert_eq!(parse_score(b"INF"), Some(f64::INFINITY));
+    }
+
+    /// Plain integers take a path of their own; it gives what the float parser gives,
+    /// to the bit (`-0` is negative zero), up to 15 digits and past them.
+    #[test]
+    fn integer_scores_read_as_the_float_parser_reads_them() {
+        let mut texts: Vec<String> = ["-0", "+0", "0", "+7", "000123", "-000", "999999999999999"]
+            .map(String::from)
+            .to_vec();
+        texts.extend(["1234567890123456", "-99999999999999999999"].map(String::from));
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let n = (x >> (x % 64)) as i64;
+            texts.push(n.to_string());
+            texts.push(format!("+{}", n.unsigned_abs()));
+        }
+        for t in texts {
+            let want: f64 = t.parse().unwrap();
+            let got = parse_score(t.as_bytes()).unwrap();
+            assert_eq!(got.to_bits(), want.to_bits(), "{t}");
+            assert_eq!(
+                parse_bound_score(t.as_bytes()).map(f64::to_bits),
+                Some(want.to_bits())
+            );
+        }
     }
 }

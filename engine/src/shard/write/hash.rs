@@ -138,6 +138,39 @@ impl Shard {
         added
     }
 
+    /// HSET's and HMSET's write: `args` are field, value, field, value, ... (an even
+    /// count). One probe of the table finds the key, reclaims it if it has expired, checks
+    /// that it holds a hash (`None` when it holds another type: WRONGTYPE) and sets the
+    /// pairs; returns how many fields were new. Reported as one `HashSet`, as
+    /// [`Shard::hash_set`].
+    pub fn hash_set_args(&mut self, key: &[u8], args: &[Bytes], now: u64) -> Option<usize> {
+        let found = match self.store.index_of(key) {
+            Some(idx) if self.store.entry_at(idx).is_expired(now) => {
+                self.reclaim_expired(idx);
+                // Gone, except on a replica, which leaves expiry to its primary.
+                self.store.index_of(key)
+            }
+            Some(idx) if self.store.entry_at(idx).hash().is_none() => return None,
+            found => found,
+        };
+        let pairs = args.chunks_exact(2).map(|p| (&p[0][..], &p[1][..]));
+        let cas = self.bump_cas();
+        let added = self.hash_set_in(found, key, pairs.clone(), cas, now);
+        self.emit(|_| {
+            let mut b = Vec::new();
+            for (f, v) in pairs {
+                packed::push(&mut b, f, v);
+            }
+            Effect::HashSet {
+                key: Bytes::copy_from_slice(key),
+                pairs: Bytes::from(b),
+                cas,
+            }
+        });
+        self.enforce_budget();
+        Some(added)
+    }
+
     fn hash_set_at<'a>(
         &mut self,
         key: &[u8],
@@ -145,9 +178,22 @@ impl Shard {
         cas: u64,
         now: u64,
     ) -> usize {
+        let found = self.store.index_of(key);
+        self.hash_set_in(found, key, pairs, cas, now)
+    }
+
+    /// Sets `pairs` on the hash at slab index `found` (a new hash at `key` when `None`).
+    fn hash_set_in<'a>(
+        &mut self,
+        found: Option<u32>,
+        key: &[u8],
+        pairs: impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
+        cas: u64,
+        now: u64,
+    ) -> usize {
         let limits = hash::limits();
         let mut added = 0;
-        match self.store.index_of(key) {
+        match found {
             None => {
                 let (mut e, n) = new_hash(key, pairs, limits, NO_EXPIRY, 0, cas);
                 e.set_accessed(now);

@@ -1,8 +1,15 @@
-//! The write path of lists. Pushes and pops are reported as `ListPush` (the elements
-//! pushed) and `ListPop` (how many went from which end), so a long list is never copied
-//! to replicate one push; LSET is a `ListSet`; the rare rewrites in the middle (LINSERT,
-//! LREM) and whole-list writes (COPY, RENAME, RESTORE) are a `ListPut`. Popping or
-//! removing the last element removes the key, reported as a `Del`.
+//! The write path of lists. Every change in place is reported by its outcome, never by
+//! the whole list, so a long list is never copied to replicate one command: `ListPush`
+//! (the elements pushed), `ListPop` (how many went from which end), `ListSet` (LSET),
+//! `ListInsert` (LINSERT: the element and the index it landed at) and `ListRem` (LREM:
+//! the indexes of the elements removed). Only whole-list writes (COPY, RENAME, RESTORE)
+//! are a `ListPut`. Popping or removing the last element removes the key, reported as a
+//! `Del`.
+//!
+//! A packed list is small (at most one chunk, [`crate::list::stays_packed`]), so an
+//! insert or removal in it rewrites its bytes; in the chunked form only the chunks
+//! touched are rebuilt ([`BigList::insert`], [`BigList::remove_indexes`]). The effect is
+//! the same small one for both forms: what changed, not how it is stored.
 //!
 //! A list converts between the packed and the chunked form here, at the thresholds of
 //! [`crate::list::stays_packed`].
@@ -171,6 +178,83 @@ fn set_on(mut old: Entry, index: usize, value: &[u8], cas: u64) -> Entry {
     e
 }
 
+/// `old` (a list) with `value` inserted so that it stands at `index` (at most its
+/// length), as version `cas`.
+fn insert_on(old: Entry, index: usize, value: &[u8], cas: u64) -> Entry {
+    match old.kind() {
+        Kind::ListPacked => {
+            let cur = old.value();
+            let at = packed::offset(cur, index);
+            let mut mid = Vec::with_capacity(packed::elem_len(value));
+            packed::push(&mut mid, value);
+            let count = packed::len(cur) + 1;
+            let len = cur.len() + mid.len();
+            if list::stays_packed(count, len, false) {
+                return old.with_kind_value(Kind::ListPacked, len, cas, |v| {
+                    v[..at].copy_from_slice(&cur[..at]);
+                    v[at..at + mid.len()].copy_from_slice(&mid);
+                    v[at + mid.len()..].copy_from_slice(&cur[at..]);
+                });
+            }
+            let l = BigList::from_elems(
+                packed::elems(&cur[..at])
+                    .chain(std::iter::once(value))
+                    .chain(packed::elems(&cur[at..])),
+            );
+            old.with_big(Box::new(Big::List(l)), cas)
+        }
+        Kind::Boxed => {
+            let mut old = old;
+            if let Some(Big::List(l)) = old.big_mut() {
+                l.insert(index, value);
+                old.set_cas(cas);
+            }
+            old
+        }
+        _ => old,
+    }
+}
+
+/// `old` (a list) without the elements at `indexes` (ascending), as version `cas`.
+fn remove_on(old: Entry, indexes: &[u64], cas: u64) -> Entry {
+    match old.kind() {
+        Kind::ListPacked => {
+            let cur = old.value();
+            let mut kept = Vec::with_capacity(cur.len());
+            let mut next = indexes.iter().peekable();
+            for (i, e) in packed::elems(cur).enumerate() {
+                while next.next_if(|&&x| x < i as u64).is_some() {}
+                if next.next_if(|&&x| x == i as u64).is_none() {
+                    packed::push(&mut kept, e);
+                }
+            }
+            old.with_kind_value(Kind::ListPacked, kept.len(), cas, |v| {
+                v.copy_from_slice(&kept)
+            })
+        }
+        Kind::Boxed => {
+            let mut old = old;
+            let mut small = None;
+            if let Some(Big::List(l)) = old.big_mut() {
+                l.remove_indexes(indexes);
+                if list::stays_packed(l.len(), l.packed_len(), true) {
+                    small = Some(l.to_packed());
+                }
+            }
+            match small {
+                Some(b) => {
+                    old.with_kind_value(Kind::ListPacked, b.len(), cas, |v| v.copy_from_slice(&b))
+                }
+                None => {
+                    old.set_cas(cas);
+                    old
+                }
+            }
+        }
+        _ => old,
+    }
+}
+
 impl Shard {
     /// Pushes `items` one by one at the head (`left`) or tail of the list at `key`,
     /// creating it if absent (the caller has checked that the key holds no other type);
@@ -298,27 +382,54 @@ impl Shard {
         self.enforce_budget();
     }
 
-    /// Replaces the elements of the live list at `key` with the packed `items`, keeping
-    /// its expiry and flags (LINSERT, LREM); no elements removes the key. Reported as a
-    /// `ListPut` (or a `Del`).
-    pub fn list_rewrite(&mut self, key: &[u8], items: &[u8], now: u64) {
+    /// Inserts `value` into the live list at `key` so that it stands at `index` (which
+    /// the caller checked is at most the length: LINSERT). Reported as a `ListInsert`.
+    pub fn list_insert(&mut self, key: &[u8], index: usize, value: &[u8], now: u64) {
         self.expire_if_needed(key, now);
         let Some(idx) = self.store.index_of(key) else {
             return;
         };
-        if items.is_empty() {
-            self.remove_at(idx, DelCause::Deleted);
-            return;
-        }
         let cas = self.bump_cas();
-        let count = packed::len(items);
         self.relink(idx, |old| {
-            let mut e = list_entry(key, items, count, old.expire_at(), old.flags(), cas);
-            e.set_item_bits(old.item_bits());
+            let mut e = insert_on(old, index, value, cas);
             e.set_accessed(now);
             e
         });
-        self.emit_put(idx);
+        self.emit(|_| Effect::ListInsert {
+            key: Bytes::copy_from_slice(key),
+            index: index as u64,
+            value: Bytes::copy_from_slice(value),
+            cas,
+        });
+        self.enforce_budget();
+    }
+
+    /// Removes the elements at `indexes` (strictly ascending, each in range, as the
+    /// caller found them: LREM) from the live list at `key`; removing every one removes
+    /// the key (a `Del`), else the change is one `ListRem`.
+    pub fn list_remove(&mut self, key: &[u8], indexes: &[u64], now: u64) {
+        self.expire_if_needed(key, now);
+        let Some(idx) = self.store.index_of(key) else {
+            return;
+        };
+        if indexes.is_empty() {
+            return;
+        }
+        let cas = self.bump_cas();
+        self.relink(idx, |old| {
+            let mut e = remove_on(old, indexes, cas);
+            e.set_accessed(now);
+            e
+        });
+        if self.list_emptied(idx) {
+            self.remove_at(idx, DelCause::Deleted);
+            return;
+        }
+        self.emit(|_| Effect::ListRem {
+            key: Bytes::copy_from_slice(key),
+            indexes: indexes.to_vec(),
+            cas,
+        });
         self.enforce_budget();
     }
 
@@ -342,7 +453,7 @@ impl Shard {
             .is_some_and(|idx| self.store.entry_at(idx).cas() == cas)
     }
 
-    /// Replays a `ListPut`, `ListPush`, `ListPop` or `ListSet` (see
+    /// Replays a `ListPut`, `ListPush`, `ListPop`, `ListSet`, `ListInsert` or `ListRem` (see
     /// [`Shard::apply_quiet`]). Applying one twice is the same as applying it once.
     pub(super) fn apply_list(&mut self, effect: &Effect) {
         match effect {
@@ -403,6 +514,43 @@ impl Shard {
                     self.witness_cas(*cas);
                 }
             }
+            Effect::ListInsert {
+                key,
+                index,
+                value,
+                cas,
+            } => {
+                if self.list_at_version(key, *cas) {
+                    return;
+                }
+                let Some(idx) = self.store.index_of(key) else {
+                    return;
+                };
+                let Some(len) = self.store.entry_at(idx).list().map(|l| l.len()) else {
+                    return;
+                };
+                // A stream out of order could name a place past the end: it is skipped
+                // rather than guessed at.
+                if let Some(index) = usize::try_from(*index).ok().filter(|&i| i <= len) {
+                    self.relink(idx, |old| insert_on(old, index, value, *cas));
+                    self.witness_cas(*cas);
+                }
+            }
+            Effect::ListRem { key, indexes, cas } => {
+                if self.list_at_version(key, *cas) {
+                    return;
+                }
+                if let Some(idx) = self.store.index_of(key) {
+                    if self.store.entry_at(idx).list().is_none() {
+                        return;
+                    }
+                    self.relink(idx, |old| remove_on(old, indexes, *cas));
+                    if self.list_emptied(idx) {
+                        self.unlink(idx);
+                    }
+                    self.witness_cas(*cas);
+                }
+            }
             _ => {}
         }
     }
@@ -459,6 +607,101 @@ mod tests {
         b.apply(&effects[0]);
         assert!(b.is_empty());
         assert_eq!(a.used_memory(), b.used_memory());
+    }
+
+    fn is_big(s: &mut Shard, key: &[u8]) -> bool {
+        matches!(
+            s.lookup(key, 0).and_then(|e| e.list()),
+            Some(list::ListRef::Big(_))
+        )
+    }
+
+    /// LINSERT and LREM are reported by their outcomes (an index and an element, a list
+    /// of indexes), on both forms and across both conversions, and replay exactly.
+    #[test]
+    fn inserts_and_removals_replay_as_small_outcomes_in_both_forms() {
+        let mut a = Shard::new(0);
+        let fx = Collector::new();
+        a.set_effect_sink(Box::new(fx.clone()));
+        let mut b = Shard::new(1);
+        let mut model: Vec<Vec<u8>> = Vec::new();
+        let check = |a: &mut Shard, b: &mut Shard, model: &[Vec<u8>], fx: &Collector| {
+            for e in fx.take() {
+                match &e {
+                    Effect::ListInsert { .. }
+                    | Effect::ListRem { .. }
+                    | Effect::ListPush { .. }
+                    | Effect::ListPop { .. }
+                    | Effect::ListSet { .. } => {}
+                    other => panic!("no whole-list effect expected: {other:?}"),
+                }
+                b.apply(&e);
+                b.apply(&e); // twice is once
+            }
+            assert_eq!(elems(a, b"l"), model);
+            assert_eq!(a.lookup(b"l", 0), b.lookup(b"l", 0));
+            assert_eq!(a.used_memory(), b.used_memory());
+        };
+        // Packed: insert at the head, the middle and the tail.
+        a.list_push(b"l", false, &[b"a", b"b"], 0);
+        model.extend([b"a".to_vec(), b"b".to_vec()]);
+        for (i, v) in [(0, &b"h"[..]), (2, b"m"), (4, b"t")] {
+            a.list_insert(b"l", i, v, 0);
+            model.insert(i, v.to_vec());
+        }
+        assert!(!is_big(&mut a, b"l"));
+        check(&mut a, &mut b, &model, &fx);
+        // An insert that outgrows the packed form converts it.
+        let long = vec![b'x'; 600];
+        a.list_insert(b"l", 1, &long, 0);
+        model.insert(1, long.clone());
+        a.list_insert(b"l", 3, &long, 0);
+        model.insert(3, long.clone());
+        assert!(is_big(&mut a, b"l"));
+        check(&mut a, &mut b, &model, &fx);
+        // Chunked: many elements, inserts in the middle, LSET, removals spread over
+        // several chunks, a trim.
+        for i in 0..300u32 {
+            let v = format!("v{}", i % 3).into_bytes();
+            a.list_push(b"l", false, &[&v], 0);
+            model.push(v);
+        }
+        a.list_insert(b"l", 150, b"mid", 0);
+        model.insert(150, b"mid".to_vec());
+        a.list_set(b"l", 200, b"set", 0);
+        model[200] = b"set".to_vec();
+        let at: Vec<u64> = (0..model.len())
+            .filter(|&i| model[i] == b"v1")
+            .map(|i| i as u64)
+            .collect();
+        a.list_remove(b"l", &at, 0);
+        for &i in at.iter().rev() {
+            model.remove(i as usize);
+        }
+        assert!(is_big(&mut a, b"l"));
+        check(&mut a, &mut b, &model, &fx);
+        // Removals that shrink it back to the packed form.
+        let at: Vec<u64> = (0..model.len() as u64).filter(|i| i % 50 != 7).collect();
+        a.list_remove(b"l", &at, 0);
+        model = model
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % 50 == 7)
+            .map(|(_, v)| v)
+            .collect();
+        assert!(!is_big(&mut a, b"l"));
+        check(&mut a, &mut b, &model, &fx);
+        // Packed again: remove from the middle, then everything (a `Del`).
+        a.list_remove(b"l", &[1], 0);
+        model.remove(1);
+        check(&mut a, &mut b, &model, &fx);
+        let all: Vec<u64> = (0..model.len() as u64).collect();
+        a.list_remove(b"l", &all, 0);
+        assert!(a.lookup(b"l", 0).is_none());
+        let effects = fx.take();
+        assert!(matches!(effects[..], [Effect::Del { .. }]), "{effects:?}");
+        b.apply(&effects[0]);
+        assert!(b.is_empty());
     }
 
     #[test]

@@ -446,7 +446,9 @@ impl Shard {
             Effect::ListPut { .. }
             | Effect::ListPush { .. }
             | Effect::ListPop { .. }
-            | Effect::ListSet { .. } => self.apply_list(effect),
+            | Effect::ListSet { .. }
+            | Effect::ListInsert { .. }
+            | Effect::ListRem { .. } => self.apply_list(effect),
             Effect::SetPut { .. } | Effect::SetAdd { .. } | Effect::SetRem { .. } => {
                 self.apply_set(effect)
             }

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# callgrind_op.sh BIN WORKLOAD PIPE N OUT: runs a Baton server (one core) under callgrind
+# through memtier's hash or zset workload of types_speed.sh (N requests per connection, 50
+# connections), counting from when the server is ready to the end of the load, and prints
+# the user-space instructions (Ir) per op: a cost that does not depend on how busy the
+# machine is (this VM exposes no hardware counters to perf). Pipeline 1 only: at 32 the
+# load stalls under valgrind. OUT.1 is the callgrind profile (callgrind_annotate OUT.1).
+set -euo pipefail
+extra=""
+bin=$1 wl=$2 pipe=$3 n=$4 out=$5
+port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+case "$wl" in
+  hash) w="HSET h:__key__ f __data__"; r="HGET h:__key__ f"; keys=100000 ;;
+  zset) w="ZADD z __key__ m__key__"; r="ZRANGE z 0 9"; keys=1000; extra="--key-prefix=" ;;
+esac
+valgrind --tool=callgrind --callgrind-out-file="$out" \
+   "$bin" --port "$port" --memcache-port 0 --cores 1 >"${TMPDIR:-/tmp}/callgrind_op.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true' EXIT
+for i in $(seq 600); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.2; done
+n0=$(redis-cli -p "$port" info stats | awk -F: '/^total_commands_processed/{print $2+0}')
+callgrind_control -z "$pid" >/dev/null
+memtier_benchmark -s 127.0.0.1 -p "$port" -t 1 -c 50 --pipeline "$pipe" \
+  -n "$n" $extra -d 32 --key-minimum 1 --key-maximum "$keys" --hide-histogram \
+  --command "$w" --command-ratio 1 --command-key-pattern R \
+  --command "$r" --command-ratio 1 --command-key-pattern R >/dev/null 2>&1
+callgrind_control -d "$pid" >/dev/null
+n1=$(redis-cli -p "$port" info stats | awk -F: '/^total_commands_processed/{print $2+0}')
+sleep 1
+f=$(ls -t "$out"* | head -1)
+ir=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')
+python3 -c "n=$n1-$n0-1; print('ops', n, 'Ir/op %.0f' % ($ir/n), 'file $f')"
+kill -INT "$pid"
+# valgrind may take its time to stop: 30 s, then it is killed.
+(sleep 30; kill -9 "$pid" 2>/dev/null) &
+wait "$pid" 2>/dev/null || true
