@@ -48,7 +48,7 @@ use crate::listener;
 use crate::netcore::NetCore;
 use crate::protect::{self, Breach};
 use crate::repl::feed::FeedState;
-use crate::repl::link::{pace, Ack, ApplyState};
+use crate::repl::link::{pace, read_pause, Ack, ApplyState};
 use crate::repl_state::{FeedRequest, FlowStart};
 use crate::session::{Protocol, Session, NO_COMMAND};
 use crate::uring::{Completion, Uring};
@@ -72,7 +72,8 @@ const FLOW_READ: usize = 64 * 1024;
 /// runs from the last shipment, so a write after a quiet spell ships in the turn that
 /// made it (no added lag, and WAIT answers as soon as the replica does); only writes that
 /// follow a shipment closely wait for the next. The replica paces its ACKs the same way
-/// (`link::ACK_INTERVAL`). benches/RESULTS.md (session 8) has what 250 and 500 µs cost.
+/// (`link::ACK_INTERVAL`), and the reads of a steady stream (`link::READ_PAUSE`).
+/// benches/RESULTS.md (session 8) has what 250 and 500 µs cost.
 const FLOW_COALESCE: Duration = Duration::from_micros(250);
 const FLOW_COALESCE_BYTES: u64 = 16 * 1024;
 const RING_ENTRIES: u32 = 1024;
@@ -212,6 +213,10 @@ struct FlowConn {
     /// When journal records were last shipped: the next ones wait until
     /// `FLOW_COALESCE` after it.
     last_shipped: Option<Instant>,
+    /// A replica's flow whose reads are paced (`link::read_pause`): when to arm the next
+    /// receive, and when the last one completed.
+    rearm_at: Option<Instant>,
+    last_recv: Option<Instant>,
     kind: FlowKind,
 }
 
@@ -1537,6 +1542,8 @@ impl Loop {
             cancel_sent: false,
             soft_since_ms: 0,
             last_shipped: None,
+            rearm_at: None,
+            last_recv: None,
             kind,
         });
         self.flow_arm_recv(token);
@@ -1607,7 +1614,42 @@ impl Loop {
             return;
         }
         self.flow_flush(token);
+        let f = self.flows[token as usize].as_mut().expect("live flow");
+        if let FlowKind::Apply(apply) = &f.kind {
+            // A steady stream is read once per pause; the flow pump arms the receive when
+            // it falls due.
+            let more = !apply.streaming() || n >= f.rbuf.len() / 2;
+            f.rearm_at = read_pause(&mut f.last_recv, Instant::now(), more);
+            if f.rearm_at.is_some() {
+                return;
+            }
+        }
         self.flow_arm_recv(token);
+    }
+
+    /// Arms the receives of replica flows whose read pause is over; the others' pauses
+    /// bound the loop's sleep. True if any receive was armed.
+    fn rearm_paused_reads(&mut self) -> bool {
+        let mut armed = false;
+        let mut now = None;
+        for token in 0..self.flows.len() as Token {
+            let Some(f) = self.flows[token as usize].as_mut() else {
+                continue;
+            };
+            let Some(at) = f.rearm_at else { continue };
+            if f.closing {
+                f.rearm_at = None;
+                continue;
+            }
+            if *now.get_or_insert_with(Instant::now) < at {
+                self.flow_due_by(at);
+                continue;
+            }
+            f.rearm_at = None;
+            self.flow_arm_recv(token);
+            armed = true;
+        }
+        armed
     }
 
     fn on_flow_send(&mut self, token: Token, result: i32) {
@@ -1632,8 +1674,8 @@ impl Loop {
 
     /// Feeds every replica flow of this core what is due. True if anything was queued.
     fn pump_flows(&mut self) -> bool {
-        let mut progress = false;
         self.flow_due = None;
+        let mut progress = self.rearm_paused_reads();
         let mut now = None;
         for token in 0..self.flows.len() as Token {
             let nc = self.nc.clone();
