@@ -76,6 +76,9 @@ const FLOW_READ: usize = 64 * 1024;
 /// benches/RESULTS.md (session 8) has what 250 and 500 µs cost.
 const FLOW_COALESCE: Duration = Duration::from_micros(250);
 const FLOW_COALESCE_BYTES: u64 = 16 * 1024;
+/// A replica's loop, awake for other work during a flow's read pause
+/// (`link::READ_PAUSE`), peeks at the flow at most this often.
+const FLOW_PEEK_EVERY: Duration = Duration::from_micros(50);
 const RING_ENTRIES: u32 = 1024;
 /// IORING_RECVSEND_POLL_FIRST: arm the socket's poll at once instead of trying the
 /// receive first (the crate keeps the constant private).
@@ -217,6 +220,8 @@ struct FlowConn {
     /// receive, and when the last one completed.
     rearm_at: Option<Instant>,
     last_recv: Option<Instant>,
+    /// When a paused flow was last peeked at (`FLOW_PEEK_EVERY`).
+    last_peek: Option<Instant>,
     kind: FlowKind,
 }
 
@@ -453,7 +458,7 @@ impl Loop {
                 progress = true;
             }
             progress |= self.deliver_pushes();
-            progress |= self.pump_flows();
+            progress |= self.pump_flows(progress);
             // Blocked clients whose keys filled this turn are woken (BLPOP ...).
             baton_engine::exec::blocking::turn(&self.nc.core);
             self.nc.core.flush_outbox();
@@ -1544,6 +1549,7 @@ impl Loop {
             last_shipped: None,
             rearm_at: None,
             last_recv: None,
+            last_peek: None,
             kind,
         });
         self.flow_arm_recv(token);
@@ -1596,6 +1602,14 @@ impl Loop {
         if f.closing {
             return;
         }
+        if result == -libc::EAGAIN {
+            // A peek during a read pause found nothing (an armed receive never answers
+            // EAGAIN): the pause goes on, or the receive is armed if it ended meanwhile.
+            if f.rearm_at.is_none() {
+                self.flow_arm_recv(token);
+            }
+            return;
+        }
         if result <= 0 {
             if result < 0 && result != -libc::ECANCELED {
                 tracing::info!(core = nc.core.id, error = %std::io::Error::from_raw_os_error(-result), "replication flow: receive failed");
@@ -1628,8 +1642,12 @@ impl Loop {
     }
 
     /// Arms the receives of replica flows whose read pause is over; the others' pauses
-    /// bound the loop's sleep. True if any receive was armed.
-    fn rearm_paused_reads(&mut self) -> bool {
+    /// bound the loop's sleep. In a `busy` turn (the loop is awake for other work anyway)
+    /// a paused flow is also peeked at, at most once per `FLOW_PEEK_EVERY`, with a
+    /// receive that completes at once, empty or not, and never waits: a shipment that
+    /// arrived during the pause is read then instead of at its end, and none wakes the
+    /// replica. True if any receive was armed.
+    fn rearm_paused_reads(&mut self, busy: bool) -> bool {
         let mut armed = false;
         let mut now = None;
         for token in 0..self.flows.len() as Token {
@@ -1641,7 +1659,23 @@ impl Loop {
                 f.rearm_at = None;
                 continue;
             }
-            if *now.get_or_insert_with(Instant::now) < at {
+            let now = *now.get_or_insert_with(Instant::now);
+            if now < at {
+                if busy && !f.recv_armed && pace(&mut f.last_peek, now, FLOW_PEEK_EVERY).is_ok() {
+                    // MSG_DONTWAIT: io_uring completes the receive with -EAGAIN rather
+                    // than arming a poll on the socket.
+                    let sqe = opcode::Recv::new(
+                        types::Fd(f.fd.as_raw_fd()),
+                        f.rbuf.as_mut_ptr(),
+                        f.rbuf.len() as u32,
+                    )
+                    .flags(libc::MSG_DONTWAIT)
+                    .build()
+                    .user_data(user_data(OP_FLOW_RECV, token, f.generation));
+                    f.recv_armed = true;
+                    // SAFETY: as in `flow_arm_recv`: `rbuf` stays put while armed.
+                    unsafe { self.ring.push(&sqe) };
+                }
                 self.flow_due_by(at);
                 continue;
             }
@@ -1673,9 +1707,9 @@ impl Loop {
     }
 
     /// Feeds every replica flow of this core what is due. True if anything was queued.
-    fn pump_flows(&mut self) -> bool {
+    fn pump_flows(&mut self, busy: bool) -> bool {
         self.flow_due = None;
-        let mut progress = self.rearm_paused_reads();
+        let mut progress = self.rearm_paused_reads(busy);
         let mut now = None;
         for token in 0..self.flows.len() as Token {
             let nc = self.nc.clone();
