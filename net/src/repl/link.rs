@@ -422,7 +422,8 @@ pub const ACK_WAKE_SLACK: Duration = Duration::from_micros(500);
 /// replica (benches/RESULTS.md, sessions 8 and 11). The primary ships a steady stream once
 /// per `FLOW_COALESCE` (a quarter millisecond), so reads paced the same keep step with
 /// its shipments: most find one waiting, and the replica wakes on its own timer instead of
-/// on the primary's send. A record waits at most this much longer. (A 300 µs pause, tried
+/// on the primary's send. A record waits at most this much longer, and only while the
+/// replica sleeps: a loop awake for other work peeks at the flow (`FLOW_PEEK_EVERY`). (A 300 µs pause, tried
 /// in session 11, woke the replica from the primary's sends about as often.)
 pub const READ_PAUSE: Duration = Duration::from_micros(250);
 
