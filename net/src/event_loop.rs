@@ -48,7 +48,7 @@ use crate::listener;
 use crate::netcore::NetCore;
 use crate::protect::{self, Breach};
 use crate::repl::feed::FeedState;
-use crate::repl::link::{pace, Ack, ApplyState};
+use crate::repl::link::{pace, read_pause, Ack, ApplyState};
 use crate::repl_state::{FeedRequest, FlowStart};
 use crate::session::{Protocol, Session, NO_COMMAND};
 use crate::uring::{Completion, Uring};
@@ -72,9 +72,13 @@ const FLOW_READ: usize = 64 * 1024;
 /// runs from the last shipment, so a write after a quiet spell ships in the turn that
 /// made it (no added lag, and WAIT answers as soon as the replica does); only writes that
 /// follow a shipment closely wait for the next. The replica paces its ACKs the same way
-/// (`link::ACK_INTERVAL`). benches/RESULTS.md (session 8) has what 250 and 500 µs cost.
+/// (`link::ACK_INTERVAL`), and the reads of a steady stream (`link::READ_PAUSE`).
+/// benches/RESULTS.md (session 8) has what 250 and 500 µs cost.
 const FLOW_COALESCE: Duration = Duration::from_micros(250);
 const FLOW_COALESCE_BYTES: u64 = 16 * 1024;
+/// A replica's loop, awake for other work during a flow's read pause
+/// (`link::READ_PAUSE`), peeks at the flow at most this often.
+const FLOW_PEEK_EVERY: Duration = Duration::from_micros(50);
 const RING_ENTRIES: u32 = 1024;
 /// IORING_RECVSEND_POLL_FIRST: arm the socket's poll at once instead of trying the
 /// receive first (the crate keeps the constant private).
@@ -215,6 +219,12 @@ struct FlowConn {
     /// When journal records were last shipped: the next ones wait until
     /// `FLOW_COALESCE` after it.
     last_shipped: Option<Instant>,
+    /// A replica's flow whose reads are paced (`link::read_pause`): when to arm the next
+    /// receive, and when the last one completed.
+    rearm_at: Option<Instant>,
+    last_recv: Option<Instant>,
+    /// When a paused flow was last peeked at (`FLOW_PEEK_EVERY`).
+    last_peek: Option<Instant>,
     kind: FlowKind,
 }
 
@@ -451,7 +461,7 @@ impl Loop {
                 progress = true;
             }
             progress |= self.deliver_pushes();
-            progress |= self.pump_flows();
+            progress |= self.pump_flows(progress);
             // Blocked clients whose keys filled this turn are woken (BLPOP ...).
             baton_engine::exec::blocking::turn(&self.nc.core);
             self.nc.core.flush_outbox();
@@ -1574,6 +1584,9 @@ impl Loop {
             cancel_sent: false,
             soft_since_ms: 0,
             last_shipped: None,
+            rearm_at: None,
+            last_recv: None,
+            last_peek: None,
             kind,
         });
         self.flow_arm_recv(token);
@@ -1626,6 +1639,14 @@ impl Loop {
         if f.closing {
             return;
         }
+        if result == -libc::EAGAIN {
+            // A peek during a read pause found nothing (an armed receive never answers
+            // EAGAIN): the pause goes on, or the receive is armed if it ended meanwhile.
+            if f.rearm_at.is_none() {
+                self.flow_arm_recv(token);
+            }
+            return;
+        }
         if result <= 0 {
             if result < 0 && result != -libc::ECANCELED {
                 tracing::info!(core = nc.core.id, error = %std::io::Error::from_raw_os_error(-result), "replication flow: receive failed");
@@ -1644,7 +1665,62 @@ impl Loop {
             return;
         }
         self.flow_flush(token);
+        let f = self.flows[token as usize].as_mut().expect("live flow");
+        if let FlowKind::Apply(apply) = &f.kind {
+            // A steady stream is read once per pause; the flow pump arms the receive when
+            // it falls due.
+            let more = !apply.streaming() || n >= f.rbuf.len() / 2;
+            f.rearm_at = read_pause(&mut f.last_recv, Instant::now(), more);
+            if f.rearm_at.is_some() {
+                return;
+            }
+        }
         self.flow_arm_recv(token);
+    }
+
+    /// Arms the receives of replica flows whose read pause is over; the others' pauses
+    /// bound the loop's sleep. In a `busy` turn (the loop is awake for other work anyway)
+    /// a paused flow is also peeked at, at most once per `FLOW_PEEK_EVERY`, with a
+    /// receive that completes at once, empty or not, and never waits: a shipment that
+    /// arrived during the pause is read then instead of at its end, and none wakes the
+    /// replica. True if any receive was armed.
+    fn rearm_paused_reads(&mut self, busy: bool) -> bool {
+        let mut armed = false;
+        let mut now = None;
+        for token in 0..self.flows.len() as Token {
+            let Some(f) = self.flows[token as usize].as_mut() else {
+                continue;
+            };
+            let Some(at) = f.rearm_at else { continue };
+            if f.closing {
+                f.rearm_at = None;
+                continue;
+            }
+            let now = *now.get_or_insert_with(Instant::now);
+            if now < at {
+                if busy && !f.recv_armed && pace(&mut f.last_peek, now, FLOW_PEEK_EVERY).is_ok() {
+                    // MSG_DONTWAIT: io_uring completes the receive with -EAGAIN rather
+                    // than arming a poll on the socket.
+                    let sqe = opcode::Recv::new(
+                        types::Fd(f.fd.as_raw_fd()),
+                        f.rbuf.as_mut_ptr(),
+                        f.rbuf.len() as u32,
+                    )
+                    .flags(libc::MSG_DONTWAIT)
+                    .build()
+                    .user_data(user_data(OP_FLOW_RECV, token, f.generation));
+                    f.recv_armed = true;
+                    // SAFETY: as in `flow_arm_recv`: `rbuf` stays put while armed.
+                    unsafe { self.ring.push(&sqe) };
+                }
+                self.flow_due_by(at);
+                continue;
+            }
+            f.rearm_at = None;
+            self.flow_arm_recv(token);
+            armed = true;
+        }
+        armed
     }
 
     fn on_flow_send(&mut self, token: Token, result: i32) {
@@ -1668,9 +1744,9 @@ impl Loop {
     }
 
     /// Feeds every replica flow of this core what is due. True if anything was queued.
-    fn pump_flows(&mut self) -> bool {
-        let mut progress = false;
+    fn pump_flows(&mut self, busy: bool) -> bool {
         self.flow_due = None;
+        let mut progress = self.rearm_paused_reads(busy);
         let mut now = None;
         for token in 0..self.flows.len() as Token {
             let nc = self.nc.clone();

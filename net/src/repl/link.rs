@@ -414,6 +414,34 @@ pub const ACK_INTERVAL: Duration = Duration::from_millis(1);
 /// When the stream stops, the last ACK goes at most this much later.
 pub const ACK_WAKE_SLACK: Duration = Duration::from_micros(500);
 
+/// A replica reads a flow that streams steadily at most once per this span: after a
+/// short receive it arms the next one only this much later. While no receive is armed, a
+/// shipment from the primary lands in the socket and wakes nobody; armed, each shipment
+/// runs the replica's wake-up in the primary's send (over loopback, its TCP receive too),
+/// a cross-CPU wake-up that was the largest part of a loaded primary's extra CPU with a
+/// replica (benches/RESULTS.md, sessions 8 and 11). The primary ships a steady stream once
+/// per `FLOW_COALESCE` (a quarter millisecond), so reads paced the same keep step with
+/// its shipments: most find one waiting, and the replica wakes on its own timer instead of
+/// on the primary's send. A record waits at most this much longer, and only while the
+/// replica sleeps: a loop awake for other work peeks at the flow (`FLOW_PEEK_EVERY`). (A 300 µs pause, tried
+/// in session 11, woke the replica from the primary's sends about as often.)
+pub const READ_PAUSE: Duration = Duration::from_micros(250);
+
+/// Receives at most this far apart make a steady stream. A receive after a quiet spell is
+/// followed by an armed receive at once, so an idle link's next write is read as soon as
+/// it arrives (no added lag, and WAIT answers as fast as before).
+pub const STEADY_GAP: Duration = Duration::from_millis(1);
+
+/// When a replica's flow should arm its next receive, after one at `now` (`last`: when
+/// the one before it was, updated here). `None`: at once, because the stream is not
+/// steady or `more` says more is surely waiting (a full sync's snapshot, a receive that
+/// filled much of the buffer).
+pub(crate) fn read_pause(last: &mut Option<Instant>, now: Instant, more: bool) -> Option<Instant> {
+    let steady = last.is_some_and(|at| now.saturating_duration_since(at) <= STEADY_GAP);
+    *last = Some(now);
+    (steady && !more).then(|| now + READ_PAUSE)
+}
+
 /// What [`ApplyState::take_ack`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ack {
@@ -619,6 +647,12 @@ impl ApplyState {
         });
     }
 
+    /// Whether the flow streams journal records (its hello came and its snapshot, if
+    /// any, is in): only then may its reads be paced ([`read_pause`]).
+    pub fn streaming(&self) -> bool {
+        self.hello_seen && !self.applier.loading()
+    }
+
     /// Publishes, when it changed, the offset every core applied once the snapshot is in
     /// on every core ([`crate::repl_state::LinkState::settled`]).
     pub fn settle(&mut self, repl: &Repl) {
@@ -691,6 +725,32 @@ mod tests {
         // ...and goes once it has passed.
         assert_eq!(pace(&mut last, t0 + ACK_INTERVAL, ACK_INTERVAL), Ok(()));
         assert_eq!(last, Some(t0 + ACK_INTERVAL));
+    }
+
+    #[test]
+    fn a_steady_stream_is_read_once_per_pause() {
+        let t0 = Instant::now();
+        let mut last = None;
+        assert_eq!(read_pause(&mut last, t0, false), None, "the first read");
+        let t1 = t0 + Duration::from_micros(300);
+        assert_eq!(
+            read_pause(&mut last, t1, false),
+            Some(t1 + READ_PAUSE),
+            "a read soon after another: the next waits"
+        );
+        let t2 = t1 + Duration::from_micros(300);
+        assert_eq!(
+            read_pause(&mut last, t2, true),
+            None,
+            "more is waiting: read again at once"
+        );
+        let t3 = t2 + STEADY_GAP + Duration::from_micros(1);
+        assert_eq!(
+            read_pause(&mut last, t3, false),
+            None,
+            "after a quiet spell: at once"
+        );
+        assert_eq!(last, Some(t3));
     }
 
     #[test]
