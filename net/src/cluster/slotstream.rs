@@ -147,21 +147,27 @@ fn walk_step(c: &Core, id: u64, slots: &SlotSet, mut cursor: u64, now: u64) -> S
             break;
         }
     }
+    Step {
+        items: read_chunk(&mut shard, id, keys, now),
+        cursor: (cursor != 0).then_some(cursor),
+        ..Step::default()
+    }
+}
+
+/// Reads `keys` as they are now, up to about [`CHUNK_BYTES`]; the keys past that are
+/// noted again for a later step.
+fn read_chunk(shard: &mut Shard, id: u64, keys: Vec<Bytes>, now: u64) -> Vec<Item> {
     let (mut items, mut bytes) = (Vec::with_capacity(keys.len()), 0);
     for key in keys {
         if bytes >= CHUNK_BYTES {
             shard.tap_note(id, &key);
             continue;
         }
-        let (item, b) = read(&mut shard, key, now);
+        let (item, b) = read(shard, key, now);
         bytes += b;
         items.push(item);
     }
-    Step {
-        items,
-        cursor: (cursor != 0).then_some(cursor),
-        ..Step::default()
-    }
+    items
 }
 
 /// A catch-up step on one core: takes up to [`CHUNK_KEYS`] noted keys and reads each as
@@ -171,18 +177,8 @@ fn catch_up_step(c: &Core, id: u64, now: u64) -> Step {
     let Some(drained) = shard.tap_drain(id, CHUNK_KEYS) else {
         return Step::default();
     };
-    let (mut items, mut bytes) = (Vec::with_capacity(drained.keys.len()), 0);
-    for key in drained.keys {
-        if bytes >= CHUNK_BYTES {
-            shard.tap_note(id, &key);
-            continue;
-        }
-        let (item, b) = read(&mut shard, key, now);
-        bytes += b;
-        items.push(item);
-    }
     Step {
-        items,
+        items: read_chunk(&mut shard, id, drained.keys, now),
         cursor: None,
         overflowed: drained.overflowed,
         flushed: drained.flushed,

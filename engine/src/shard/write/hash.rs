@@ -123,6 +123,18 @@ impl Shard {
         self.expire_if_needed(key, now);
         let cas = self.bump_cas();
         let added = self.hash_set_at(key, pairs.iter().copied(), cas, now);
+        self.emit_hash_set(key, pairs.iter().copied(), cas);
+        self.enforce_budget();
+        added
+    }
+
+    /// Reports a `HashSet` of `pairs` as given (HSET, HMSET).
+    fn emit_hash_set<'a>(
+        &mut self,
+        key: &[u8],
+        pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+        cas: u64,
+    ) {
         self.emit(|_| {
             let mut b = Vec::new();
             for (f, v) in pairs {
@@ -134,8 +146,6 @@ impl Shard {
                 cas,
             }
         });
-        self.enforce_budget();
-        added
     }
 
     /// HSET's and HMSET's write: `args` are field, value, field, value, ... (an even
@@ -156,17 +166,7 @@ impl Shard {
         let pairs = args.chunks_exact(2).map(|p| (&p[0][..], &p[1][..]));
         let cas = self.bump_cas();
         let added = self.hash_set_in(found, key, pairs.clone(), cas, now);
-        self.emit(|_| {
-            let mut b = Vec::new();
-            for (f, v) in pairs {
-                packed::push(&mut b, f, v);
-            }
-            Effect::HashSet {
-                key: Bytes::copy_from_slice(key),
-                pairs: Bytes::from(b),
-                cas,
-            }
-        });
+        self.emit_hash_set(key, pairs, cas);
         self.enforce_budget();
         Some(added)
     }
