@@ -2746,3 +2746,49 @@ fn link_cut_mid_full_sync() {
         assert_eq!(num(&stats, "sync_partial_ok"), 0, "{stats:?}");
     }
 }
+
+/// What redis-sentinel needs of a replica whose full sync is still loading (issue 11,
+/// item 7): INFO (with its run_id and `master_sync_in_progress:1`), PING, PUBLISH and
+/// SLAVEOF are served meanwhile. The sync is held in progress by stopping the primary
+/// (SIGSTOP) once it has begun; SLAVEOF NO ONE then ends it and makes the replica a
+/// primary with what it loaded.
+#[test]
+fn a_loading_replica_answers_info_ping_publish_and_slaveof() {
+    let p = server(1);
+    let r = server(1);
+    let mut pc = p.redis();
+    for chunk in 0..40 {
+        let mut pipe = redis::pipe();
+        for i in 0..40 {
+            pipe.cmd("SET")
+                .arg(format!("big:{chunk}:{i}"))
+                .arg(vec![b'l'; 64 * 1024]);
+        }
+        pipe.query::<Value>(&mut pc).unwrap();
+    }
+    replicaof(&r, &p);
+    let mut rc = r.redis();
+    assert!(eventually(SYNC_TIMEOUT, || {
+        info(&mut rc, "replication")["master_sync_in_progress"] == "1"
+    }));
+    let stopped = Stopped::new(&p);
+    let repl = info(&mut rc, "replication");
+    assert_eq!(
+        repl["master_sync_in_progress"], "1",
+        "the sync of 100 MB ended before the primary stopped: {repl:?}"
+    );
+    assert_eq!(q(&mut rc, "PING"), simple("PONG"));
+    let server = info(&mut rc, "server");
+    assert!(
+        server["run_id"].len() == 40 && server["run_id"].bytes().all(|b| b.is_ascii_hexdigit()),
+        "{server:?}"
+    );
+    assert_eq!(repl["role"], "slave");
+    assert_eq!(q(&mut rc, "PUBLISH __sentinel__:hello x"), int(0));
+    assert_eq!(q(&mut rc, "SLAVEOF NO ONE"), ok());
+    assert!(eventually(SYNC_TIMEOUT, || {
+        info(&mut rc, "replication")["role"] == "master"
+    }));
+    assert_eq!(q(&mut rc, "SET written after-the-promotion"), ok());
+    drop(stopped);
+}
