@@ -496,6 +496,19 @@ fn full_sync_under_load(primary_cores: usize, replica_cores: usize) {
     assert_eq!(q(&mut p.redis(), "WAIT 1 5000"), int(1));
 }
 
+/// Writes `n` keys `<prefix>:<chunk>:<i>` of 64 KiB of `byte` each, `per` to a pipeline.
+fn write_big(c: &mut redis::Connection, prefix: &str, n: usize, byte: u8, per: usize) {
+    for chunk in 0..n / per {
+        let mut pipe = redis::pipe();
+        for i in 0..per {
+            pipe.cmd("SET")
+                .arg(format!("{prefix}:{chunk}:{i}"))
+                .arg(vec![byte; 64 * 1024]);
+        }
+        pipe.query::<Value>(c).unwrap();
+    }
+}
+
 /// A server stopped with SIGSTOP until this guard drops (SIGCONT, also on a panic).
 struct Stopped<'a>(&'a Server);
 
@@ -2625,15 +2638,7 @@ fn stalled_replica_past_the_output_limit_resyncs() {
     let mut pc = p.redis();
     // Far more than the loopback socket buffers hold (tcp_rmem lets them absorb tens of
     // megabytes before anything counts as the primary's unsent output): 64 MB.
-    for chunk in 0..64 {
-        let mut pipe = redis::pipe();
-        for i in 0..16 {
-            pipe.cmd("SET")
-                .arg(format!("stall:{chunk}:{i}"))
-                .arg(vec![b's'; 64 * 1024]);
-        }
-        pipe.query::<Value>(&mut pc).unwrap();
-    }
+    write_big(&mut pc, "stall", 1024, b's', 16);
     // The primary drops the stalled replica's flows.
     let dropped = eventually(SYNC_TIMEOUT, || {
         num(&info(&mut pc, "replication"), "connected_slaves") == 0
@@ -2684,15 +2689,7 @@ fn switch_mid_sync(replica_cores: usize) {
     let p2 = server(2);
     let r = server(replica_cores);
     let mut c1 = p1.redis();
-    for chunk in 0..10 {
-        let mut pipe = redis::pipe();
-        for i in 0..40 {
-            pipe.cmd("SET")
-                .arg(format!("big:{chunk}:{i}"))
-                .arg(vec![b'1'; 64 * 1024]);
-        }
-        pipe.query::<Value>(&mut c1).unwrap();
-    }
+    write_big(&mut c1, "big", 400, b'1', 40);
     write_keys(&p2, "two", 200);
     replicaof(&r, &p1);
     // As soon as the first sync has begun (some of it landed), switch.
@@ -2723,15 +2720,7 @@ fn link_cut_mid_full_sync() {
     let p = server(2);
     let r = server(1);
     let mut pc = p.redis();
-    for chunk in 0..10 {
-        let mut pipe = redis::pipe();
-        for i in 0..40 {
-            pipe.cmd("SET")
-                .arg(format!("big:{chunk}:{i}"))
-                .arg(vec![b'c'; 64 * 1024]);
-        }
-        pipe.query::<Value>(&mut pc).unwrap();
-    }
+    write_big(&mut pc, "big", 400, b'c', 40);
     replicaof(&r, &p);
     let mut rc = r.redis();
     assert!(eventually(SYNC_TIMEOUT, || as_int(&q(&mut rc, "DBSIZE")) > 0));
@@ -2757,15 +2746,7 @@ fn a_loading_replica_answers_info_ping_publish_and_slaveof() {
     let p = server(1);
     let r = server(1);
     let mut pc = p.redis();
-    for chunk in 0..40 {
-        let mut pipe = redis::pipe();
-        for i in 0..40 {
-            pipe.cmd("SET")
-                .arg(format!("big:{chunk}:{i}"))
-                .arg(vec![b'l'; 64 * 1024]);
-        }
-        pipe.query::<Value>(&mut pc).unwrap();
-    }
+    write_big(&mut pc, "big", 1600, b'l', 40);
     replicaof(&r, &p);
     let mut rc = r.redis();
     assert!(eventually(SYNC_TIMEOUT, || {
