@@ -27,8 +27,6 @@ use common::*;
 /// The range moved: slots 0-2000, owned by node 0 of the standard split.
 const FIRST: u16 = 0;
 const LAST: u16 = 2000;
-/// How long a job may take on a loaded two-CPU machine (debug build).
-const JOB_BOUND: Duration = Duration::from_secs(120);
 
 fn in_range(key: &str) -> bool {
     (FIRST..=LAST).contains(&slot_of(key))
@@ -123,45 +121,6 @@ fn write_until(
     (counts, anomalies)
 }
 
-/// The job list of a node, as (field -> value) maps.
-fn jobs(s: &Server) -> Vec<HashMap<String, String>> {
-    as_array(&q(&mut s.redis(), "CLUSTER GETSLOTMIGRATIONS"))
-        .iter()
-        .map(|j| {
-            as_pairs(j)
-                .into_iter()
-                .map(|(k, v)| {
-                    let v = match v {
-                        redis::Value::Int(n) => n.to_string(),
-                        other => as_str(&other),
-                    };
-                    (k, v)
-                })
-                .collect()
-        })
-        .collect()
-}
-
-/// Waits until the node's last job is no longer running; returns it.
-fn finished(s: &Server) -> HashMap<String, String> {
-    let mut last = HashMap::new();
-    let done = eventually(JOB_BOUND, || {
-        last = jobs(s).pop().expect("a job");
-        last["state"] != "running"
-    });
-    assert!(done, "the job never ended: {last:?}");
-    last
-}
-
-/// The node's own CLUSTER NODES line.
-fn my_line(s: &Server) -> String {
-    as_str(&q(&mut s.redis(), "CLUSTER NODES"))
-        .lines()
-        .find(|l| l.contains("myself"))
-        .unwrap()
-        .to_string()
-}
-
 #[test]
 fn a_range_moves_under_writers_with_every_type_and_ttl() {
     if !redis_cli_present() {
@@ -248,8 +207,11 @@ fn a_range_moves_under_writers_with_every_type_and_ttl() {
     let cmd = format!("CLUSTER MIGRATESLOTS SLOTSRANGE {FIRST} 999 1000 {LAST} NODE {target}");
     assert_eq!(q(&mut c0, &cmd), ok());
     // While the job runs, both ends show the markers.
-    let (src_line, tgt_line) = (my_line(&nodes[0]), my_line(&nodes[1]));
-    let job = jobs(&nodes[0]).pop().unwrap();
+    let (src_line, tgt_line) = (
+        myself_line(&mut nodes[0].redis()),
+        myself_line(&mut nodes[1].redis()),
+    );
+    let job = slot_jobs(&mut nodes[0].redis()).pop().unwrap();
     if job["state"] == "running" {
         assert!(
             src_line.contains(&format!("[{FIRST}->-{target}]")),
@@ -257,7 +219,7 @@ fn a_range_moves_under_writers_with_every_type_and_ttl() {
         );
         assert!(tgt_line.contains(&format!("[{FIRST}-<-")), "{tgt_line}");
     }
-    let job = finished(&nodes[0]);
+    let job = finished_job(&mut nodes[0].redis());
     stop.store(true, Ordering::Relaxed);
     assert_eq!(job["state"], "success", "{job:?}");
     assert_eq!(job["slot_ranges"], format!("{FIRST}-999 1000-{LAST}"));
@@ -288,8 +250,11 @@ fn a_range_moves_under_writers_with_every_type_and_ttl() {
             && moved.ends_with(&format!(":{}", nodes[1].port)),
         "{moved}"
     );
-    assert!(my_line(&nodes[0]).ends_with(&format!(" {}-5460", LAST + 1)));
-    assert!(!my_line(&nodes[0]).contains('[') && !my_line(&nodes[1]).contains('['));
+    assert!(myself_line(&mut nodes[0].redis()).ends_with(&format!(" {}-5460", LAST + 1)));
+    assert!(
+        !myself_line(&mut nodes[0].redis()).contains('[')
+            && !myself_line(&mut nodes[1].redis()).contains('[')
+    );
     assert!(
         eventually(CONVERGE, || agree(&nodes)),
         "{:#?}",
@@ -351,7 +316,7 @@ fn bad_input_changes_nothing() {
     let mut c = nodes[0].redis();
     let key = key_on(0);
     assert_eq!(run(&mut c, &["SET", &key, "v"]), ok());
-    let before: Vec<String> = nodes.iter().map(my_line).collect();
+    let before: Vec<String> = nodes.iter().map(|n| myself_line(&mut n.redis())).collect();
     let cases = [
         (
             "CLUSTER MIGRATESLOTS SLOTSRANGE 0 10 NODE".to_string(),
@@ -409,7 +374,7 @@ fn bad_input_changes_nothing() {
     );
     assert_eq!(q(&mut c, "CLUSTER SETSLOT 7 STABLE"), ok());
     assert_eq!(as_array(&q(&mut c, "CLUSTER GETSLOTMIGRATIONS")).len(), 0);
-    let after: Vec<String> = nodes.iter().map(my_line).collect();
+    let after: Vec<String> = nodes.iter().map(|n| myself_line(&mut n.redis())).collect();
     assert_eq!(before, after);
 
     // An unreachable target: node 1 stopped.
@@ -423,8 +388,8 @@ fn bad_input_changes_nothing() {
         e.starts_with(&format!("ERR target node {other} at 127.0.0.1:")),
         "{e}"
     );
-    assert_eq!(my_line(&nodes[0]), before[0]);
-    assert_eq!(my_line(&nodes[2]), before[2]);
+    assert_eq!(myself_line(&mut nodes[0].redis()), before[0]);
+    assert_eq!(myself_line(&mut nodes[2].redis()), before[2]);
     assert_eq!(as_array(&q(&mut c, "CLUSTER GETSLOTMIGRATIONS")).len(), 0);
     assert_eq!(run(&mut c, &["GET", &key]), bulk("v"));
 }
@@ -544,21 +509,9 @@ fn overwrites_type_changes_and_expiries_during_the_stream_all_arrive() {
     let target = myid(&nodes[1]);
     let mut c0 = nodes[0].redis();
     // Enough keys that the walk takes a while: 30000 of 256 bytes.
-    let bulk_keys: Vec<String> = (0..)
-        .map(|i| format!("bulk:{i}"))
-        .filter(|k| in_range(k))
-        .take(30_000)
-        .collect();
-    for chunk in bulk_keys.chunks(5000) {
-        let mut pipe = redis::pipe();
-        for k in chunk {
-            pipe.cmd("SET")
-                .arg(k)
-                .arg(format!("{k}:{}", "x".repeat(240)))
-                .ignore();
-        }
-        pipe.query::<()>(&mut c0).unwrap();
-    }
+    let bulk_keys = fill_keys(&mut c0, "bulk:", 30_000, in_range, |k| {
+        format!("{k}:{}", "x".repeat(240))
+    });
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..3)
         .map(|w| {
@@ -574,7 +527,7 @@ fn overwrites_type_changes_and_expiries_during_the_stream_all_arrive() {
     thread::sleep(Duration::from_millis(300));
     let cmd = format!("CLUSTER MIGRATESLOTS SLOTSRANGE {FIRST} {LAST} NODE {target}");
     assert_eq!(q(&mut c0, &cmd), ok());
-    let job = finished(&nodes[0]);
+    let job = finished_job(&mut nodes[0].redis());
     // A few more turns through the new owner, then stop.
     thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
@@ -637,7 +590,10 @@ fn overwrites_type_changes_and_expiries_during_the_stream_all_arrive() {
             0
         );
     }
-    assert!(!my_line(&nodes[0]).contains('[') && !my_line(&nodes[1]).contains('['));
+    assert!(
+        !myself_line(&mut nodes[0].redis()).contains('[')
+            && !myself_line(&mut nodes[1].redis()).contains('[')
+    );
     assert!(
         eventually(CONVERGE, || agree(&nodes)),
         "{:#?}",
@@ -655,32 +611,20 @@ fn a_target_that_dies_mid_stream_loses_no_key() {
     let mut nodes = three_agreeing_nodes(&dir);
     let target = myid(&nodes[1]);
     let mut c0 = nodes[0].redis();
-    let keys: Vec<String> = (0..)
-        .map(|i| format!("stay:{i}"))
-        .filter(|k| in_range(k))
-        .take(40_000)
-        .collect();
-    for chunk in keys.chunks(5000) {
-        let mut pipe = redis::pipe();
-        for k in chunk {
-            pipe.cmd("SET")
-                .arg(k)
-                .arg(format!("{k}:{}", "y".repeat(200)))
-                .ignore();
-        }
-        pipe.query::<()>(&mut c0).unwrap();
-    }
-    let before = my_line(&nodes[0]);
+    let keys = fill_keys(&mut c0, "stay:", 40_000, in_range, |k| {
+        format!("{k}:{}", "y".repeat(200))
+    });
+    let before = myself_line(&mut nodes[0].redis());
     let cmd = format!("CLUSTER MIGRATESLOTS SLOTSRANGE {FIRST} {LAST} NODE {target}");
     assert_eq!(q(&mut c0, &cmd), ok());
     nodes[1].signal(libc_sigkill());
     nodes[1].wait_exit(EXIT_TIMEOUT);
-    let job = finished(&nodes[0]);
+    let job = finished_job(&mut nodes[0].redis());
     assert_eq!(job["state"], "failed", "{job:?}");
     assert!(!job["message"].is_empty(), "{job:?}");
     // Nothing moved: the source serves every key, plain (no redirection), and owns the
     // range without markers.
-    assert_eq!(my_line(&nodes[0]), before);
+    assert_eq!(myself_line(&mut nodes[0].redis()), before);
     let mut pipe = redis::pipe();
     for k in &keys {
         pipe.cmd("GET").arg(k);

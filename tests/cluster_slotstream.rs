@@ -17,64 +17,11 @@ use std::time::Duration;
 use common::cluster::*;
 use common::*;
 
-/// How long a job may take on a loaded two-CPU machine (debug build).
-const JOB_BOUND: Duration = Duration::from_secs(120);
 const PASS: &str = "s3cret";
-
-/// The job list of a node, as (field -> value) maps.
-fn jobs(c: &mut redis::Connection) -> Vec<HashMap<String, String>> {
-    as_array(&q(c, "CLUSTER GETSLOTMIGRATIONS"))
-        .iter()
-        .map(|j| {
-            as_pairs(j)
-                .into_iter()
-                .map(|(k, v)| {
-                    let v = match v {
-                        redis::Value::Int(n) => n.to_string(),
-                        other => as_str(&other),
-                    };
-                    (k, v)
-                })
-                .collect()
-        })
-        .collect()
-}
-
-/// Waits until the node's last job is no longer running; returns it.
-fn finished(c: &mut redis::Connection) -> HashMap<String, String> {
-    let mut last = HashMap::new();
-    let done = eventually(JOB_BOUND, || {
-        last = jobs(c).pop().expect("a job");
-        last["state"] != "running"
-    });
-    assert!(done, "the job never ended: {last:?}");
-    last
-}
-
-/// The node's own CLUSTER NODES line.
-fn my_line(c: &mut redis::Connection) -> String {
-    as_str(&q(c, "CLUSTER NODES"))
-        .lines()
-        .find(|l| l.contains("myself"))
-        .unwrap()
-        .to_string()
-}
 
 /// Writes `n` keys `<prefix><i>` of slots 0-2000 to `c`, 200-byte values; returns them.
 fn fill(c: &mut redis::Connection, prefix: &str, n: usize) -> Vec<String> {
-    let keys: Vec<String> = (0..)
-        .map(|i| format!("{prefix}{i}"))
-        .filter(|k| slot_of(k) <= 2000)
-        .take(n)
-        .collect();
-    for chunk in keys.chunks(5000) {
-        let mut pipe = redis::pipe();
-        for k in chunk {
-            pipe.cmd("SET").arg(k).arg(value_of(k)).ignore();
-        }
-        pipe.query::<()>(c).unwrap();
-    }
-    keys
+    fill_keys(c, prefix, n, |k| slot_of(k) <= 2000, value_of)
 }
 
 fn value_of(k: &str) -> String {
@@ -97,16 +44,16 @@ fn a_canceled_job_moves_nothing() {
         "ERR wrong number of arguments for 'cluster|cancelslotmigrations' command"
     );
     let keys = fill(&mut c0, "cancel:", 40_000);
-    let (before0, before1) = (my_line(&mut c0), my_line(&mut c1));
+    let (before0, before1) = (myself_line(&mut c0), myself_line(&mut c1));
     let cmd = format!("CLUSTER MIGRATESLOTS SLOTSRANGE 0 2000 NODE {target}");
     assert_eq!(q(&mut c0, &cmd), ok());
     assert_eq!(q(&mut c0, "CLUSTER CANCELSLOTMIGRATIONS"), ok());
-    let job = finished(&mut c0);
+    let job = finished_job(&mut c0);
     assert_eq!(job["state"], "canceled", "{job:?}");
     assert_eq!(job["message"], "Canceled by user", "{job:?}");
     // Nothing moved: both nodes as before, every key served by the source, plainly.
-    assert_eq!(my_line(&mut c0), before0);
-    assert_eq!(my_line(&mut c1), before1);
+    assert_eq!(myself_line(&mut c0), before0);
+    assert_eq!(myself_line(&mut c1), before1);
     let mut pipe = redis::pipe();
     for k in &keys {
         pipe.cmd("GET").arg(k);
@@ -122,7 +69,7 @@ fn a_canceled_job_moves_nothing() {
     assert_eq!(held, 0);
     // The range can move again afterwards.
     assert_eq!(q(&mut c0, &cmd), ok());
-    let job = finished(&mut c0);
+    let job = finished_job(&mut c0);
     assert_eq!(job["state"], "success", "{job:?}");
     assert_eq!(run(&mut c1, &["GET", &keys[7]]), bulk(value_of(&keys[7])));
 }
@@ -165,15 +112,15 @@ fn the_job_authenticates_with_masterauth() {
     let keys = fill(&mut c0, "auth:", 2_000);
     let cmd = format!("CLUSTER MIGRATESLOTS SLOTSRANGE 0 2000 NODE {target}");
     assert_eq!(q(&mut c0, &cmd), ok());
-    let job = finished(&mut c0);
+    let job = finished_job(&mut c0);
     assert_eq!(job["state"], "success", "{job:?}");
     for k in keys.iter().step_by(97) {
         assert_eq!(run(&mut c1, &["GET", k]), bulk(value_of(k)), "{k}");
     }
     assert!(
-        my_line(&mut c1).contains(" 0-2000 "),
+        myself_line(&mut c1).contains(" 0-2000 "),
         "{}",
-        my_line(&mut c1)
+        myself_line(&mut c1)
     );
 }
 
@@ -234,11 +181,11 @@ fn two_jobs_at_once_each_keep_their_writes() {
         format!("CLUSTER MIGRATESLOTS SLOTSRANGE 0 1000 NODE {t1} SLOTSRANGE 1001 2000 NODE {t2}");
     assert_eq!(q(&mut c0, &cmd), ok());
     assert!(
-        eventually(JOB_BOUND, || jobs(&mut c0)
+        eventually(JOB_BOUND, || slot_jobs(&mut c0)
             .iter()
             .all(|j| j["state"] != "running")),
         "{:?}",
-        jobs(&mut c0)
+        slot_jobs(&mut c0)
     );
     std::thread::sleep(Duration::from_millis(200));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -246,7 +193,7 @@ fn two_jobs_at_once_each_keep_their_writes() {
         .join()
         .unwrap()
         .expect("only MOVED, then the right counts");
-    for j in jobs(&mut c0) {
+    for j in slot_jobs(&mut c0) {
         assert_eq!(j["state"], "success", "{j:?}");
     }
     let mut cons: HashMap<u16, redis::Connection> =

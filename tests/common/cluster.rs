@@ -241,3 +241,70 @@ pub fn three_agreeing_nodes(dir: &TempDir) -> Vec<Server> {
     create_agreeing(&nodes);
     nodes
 }
+
+/// How long a MIGRATESLOTS job may take on a loaded two-CPU machine (debug build).
+pub const JOB_BOUND: Duration = Duration::from_secs(120);
+
+/// A node's CLUSTER GETSLOTMIGRATIONS jobs, as (field -> value) maps.
+pub fn slot_jobs(c: &mut redis::Connection) -> Vec<std::collections::HashMap<String, String>> {
+    as_array(&q(c, "CLUSTER GETSLOTMIGRATIONS"))
+        .iter()
+        .map(|j| {
+            as_pairs(j)
+                .into_iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        redis::Value::Int(n) => n.to_string(),
+                        other => as_str(&other),
+                    };
+                    (k, v)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Waits (at most [`JOB_BOUND`]) until the node's last slot-migration job is no longer
+/// running; returns it.
+pub fn finished_job(c: &mut redis::Connection) -> std::collections::HashMap<String, String> {
+    let mut last = std::collections::HashMap::new();
+    let done = eventually(JOB_BOUND, || {
+        last = slot_jobs(c).pop().expect("a job");
+        last["state"] != "running"
+    });
+    assert!(done, "the job never ended: {last:?}");
+    last
+}
+
+/// The node's own (`myself`) CLUSTER NODES line.
+pub fn myself_line(c: &mut redis::Connection) -> String {
+    as_str(&q(c, "CLUSTER NODES"))
+        .lines()
+        .find(|l| l.contains("myself"))
+        .unwrap()
+        .to_string()
+}
+
+/// Writes `n` keys `<prefix><i>` whose slots `keep` accepts, pipelined 5,000 at a time,
+/// each with the value `value(key)`; returns them.
+pub fn fill_keys(
+    c: &mut redis::Connection,
+    prefix: &str,
+    n: usize,
+    keep: impl Fn(&str) -> bool,
+    value: impl Fn(&str) -> String,
+) -> Vec<String> {
+    let keys: Vec<String> = (0..)
+        .map(|i| format!("{prefix}{i}"))
+        .filter(|k| keep(k))
+        .take(n)
+        .collect();
+    for chunk in keys.chunks(5000) {
+        let mut pipe = redis::pipe();
+        for k in chunk {
+            pipe.cmd("SET").arg(k).arg(value(k)).ignore();
+        }
+        pipe.query::<()>(c).unwrap();
+    }
+    keys
+}
