@@ -80,6 +80,10 @@ const FLOW_COALESCE_BYTES: u64 = 16 * 1024;
 /// (`link::READ_PAUSE`), peeks at the flow at most this often.
 const FLOW_PEEK_EVERY: Duration = Duration::from_micros(50);
 const RING_ENTRIES: u32 = 1024;
+/// Most loop turns a busy core lets pass before it rings a sleeping core it posted mail
+/// to ([`baton_engine::runtime::Core::flush_outbox_owing`]); it rings at once when it
+/// goes to sleep itself.
+const OWED_TURNS: u32 = 4;
 /// IORING_RECVSEND_POLL_FIRST: arm the socket's poll at once instead of trying the
 /// receive first (the crate keeps the constant private).
 const RECVSEND_POLL_FIRST: u16 = 1;
@@ -464,13 +468,17 @@ impl Loop {
             progress |= self.pump_flows(progress);
             // Blocked clients whose keys filled this turn are woken (BLPOP ...).
             baton_engine::exec::blocking::turn(&self.nc.core);
-            self.nc.core.flush_outbox();
+            // Mail for a sleeping core waits for its ring until this core sleeps, or
+            // OWED_TURNS turns: a busy core's turns share one ring per sleeper.
+            self.nc.core.flush_outbox_owing();
+            self.nc.core.ring_owed_after(OWED_TURNS);
             if self.stopping
                 && self.live_conns() == 0
                 && self.flows.iter().all(Option::is_none)
                 && self.tasks.get() == 0
                 && !self.listeners.iter().any(|l| l.armed)
             {
+                self.nc.core.ring_owed();
                 break;
             }
             if progress || wake::wakes() != seen_wakes || !self.finished.borrow().is_empty() {
@@ -481,7 +489,10 @@ impl Loop {
             // - a socket event: its task work wakes this thread inside the wait and posts
             //   the completion there;
             // - mail from another core: the sender rings the doorbell, whose read is armed
-            //   in the ring (`Mesh::may_sleep` for why no ring is missed). Lazy mail (the
+            //   in the ring (`Mesh::may_sleep` for why no ring is missed). A sender that
+            //   found this core asleep may owe the ring for a few of its own turns, but
+            //   gives every ring it owes before it sleeps itself (just below, on its
+            //   side), so mail never waits for two sleepers. Lazy mail (the
             //   response for a request another core answered itself) rings only if
             //   `lazy_ok` says this core waits for it; otherwise the connection's task
             //   has nothing to do until its next request, whose receive is armed and
@@ -490,6 +501,8 @@ impl Loop {
             // - a task woken or a pipeline finished: only this thread does either, within
             //   a turn, and both are checked just above;
             // - a stop signal or CLIENT KILL: each rings the doorbell.
+            // Mail posted to sleeping cores in the turns before gets its rings now.
+            self.nc.core.ring_owed();
             let lazy_ok = self.lazy_ok();
             if !self.nc.core.mesh().may_sleep_with(self.nc.core.id, lazy_ok) {
                 continue;

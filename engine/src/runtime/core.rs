@@ -173,6 +173,12 @@ struct Deferred {
     jobs: Vec<Job>,
 }
 
+/// A ring owed to a destination core ([`Core::flush_outbox_owing`]): none, for lazy
+/// mail only, or for mail that must wake it.
+const OWED_NONE: u8 = 0;
+const OWED_LAZY: u8 = 1;
+const OWED_URGENT: u8 = 2;
+
 /// Everything one core owns. Lives in an `Rc` on its executor; never crosses threads.
 pub struct Core {
     pub id: usize,
@@ -188,6 +194,11 @@ pub struct Core {
     /// Per destination core: whether this turn's messages include one that must wake it
     /// (anything but a response whose clients were all answered here).
     urgent: RefCell<Vec<bool>>,
+    /// Per destination core: a ring this core owes it for mail posted while it slept
+    /// ([`Core::flush_outbox_owing`]): `OWED_NONE`, `OWED_LAZY` or `OWED_URGENT`.
+    owed: RefCell<Vec<u8>>,
+    /// Loop turns since the oldest ring owed ([`Core::ring_owed_after`]).
+    owed_turns: Cell<u32>,
     /// This core's timers; its event loop drives them.
     pub timers: Timers,
     next_id: Cell<u64>,
@@ -252,6 +263,8 @@ impl Core {
             mesh,
             outbox: RefCell::new((0..cores).map(|_| Vec::new()).collect()),
             urgent: RefCell::new(vec![false; cores]),
+            owed: RefCell::new(vec![OWED_NONE; cores]),
+            owed_turns: Cell::new(0),
             timers: Timers::default(),
             next_id: Cell::new(1),
             turn: Cell::new(0),
@@ -425,6 +438,55 @@ impl Core {
                 let urgent = std::mem::take(&mut self.urgent.borrow_mut()[to]);
                 self.mesh.post_with(self.id, to, batch, !urgent);
             }
+        }
+    }
+
+    /// Like [`Core::flush_outbox`], but a core that sleeps is not rung at once: the ring
+    /// is owed, and given by [`Core::ring_owed`], which the event loop calls before it
+    /// sleeps and after a few turns ([`Core::ring_owed_after`]). A busy core's turns then
+    /// share one ring per sleeping destination, and the sleeper wakes to more mail.
+    pub fn flush_outbox_owing(&self) {
+        for to in 0..self.cores {
+            let batch = std::mem::take(&mut self.outbox.borrow_mut()[to]);
+            if !batch.is_empty() {
+                let urgent = std::mem::take(&mut self.urgent.borrow_mut()[to]);
+                if self.mesh.post_owing(self.id, to, batch, !urgent) {
+                    let mut owed = self.owed.borrow_mut();
+                    let was = owed[to];
+                    owed[to] = was.max(if urgent { OWED_URGENT } else { OWED_LAZY });
+                }
+            }
+        }
+    }
+
+    /// Gives every ring this core owes ([`Core::flush_outbox_owing`]). True if any was
+    /// owed.
+    pub fn ring_owed(&self) -> bool {
+        self.owed_turns.set(0);
+        let mut owed = self.owed.borrow_mut();
+        let mut any = false;
+        for (to, o) in owed.iter_mut().enumerate() {
+            if *o != OWED_NONE {
+                any = true;
+                self.mesh.ring_owed(to, *o == OWED_LAZY);
+                *o = OWED_NONE;
+            }
+        }
+        any
+    }
+
+    /// Counts a loop turn; gives the rings owed once `turns` turns have passed since
+    /// the first of them, so that a core that stays busy delays its peers' mail by at
+    /// most that many turns.
+    pub fn ring_owed_after(&self, turns: u32) {
+        if self.owed.borrow().iter().all(|&o| o == OWED_NONE) {
+            return;
+        }
+        let n = self.owed_turns.get() + 1;
+        if n >= turns {
+            self.ring_owed();
+        } else {
+            self.owed_turns.set(n);
         }
     }
 

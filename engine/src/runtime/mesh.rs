@@ -79,6 +79,21 @@ impl<M> Mesh<M> {
     /// sleep, that it waits for lazy mail ([`Mesh::may_sleep_with`]). Otherwise the mail
     /// waits for the core's next wake-up, whatever its cause.
     pub fn post_with(&self, from: usize, to: usize, msgs: impl IntoIterator<Item = M>, lazy: bool) {
+        if self.post_owing(from, to, msgs, lazy) {
+            self.ring_owed(to, lazy);
+        }
+    }
+
+    /// Appends like [`Mesh::post_with`] but never rings: true when `to` slept, so that
+    /// the sender owes it a ring ([`Mesh::ring_owed`]), which it must give before it
+    /// sleeps itself.
+    pub fn post_owing(
+        &self,
+        from: usize,
+        to: usize,
+        msgs: impl IntoIterator<Item = M>,
+        lazy: bool,
+    ) -> bool {
         let inbox = &self.inboxes[to];
         {
             let mut mail = inbox.mail.lock().unwrap_or_else(|e| e.into_inner());
@@ -88,6 +103,15 @@ impl<M> Mesh<M> {
                 .waiting
                 .fetch_add(mail.len() - before, Ordering::Relaxed);
         }
+        fence(Ordering::SeqCst);
+        inbox.sleeping.load(Ordering::SeqCst) && !(lazy && inbox.lazy_ok.load(Ordering::SeqCst))
+    }
+
+    /// Rings `to` for mail posted earlier ([`Mesh::post_owing`]) if it sleeps now (and,
+    /// for `lazy` mail only, waits for lazy mail). A core that woke meanwhile reads its
+    /// inbox before it can sleep again (`may_sleep_with` looks), so it needs no ring.
+    pub fn ring_owed(&self, to: usize, lazy: bool) {
+        let inbox = &self.inboxes[to];
         fence(Ordering::SeqCst);
         if inbox.sleeping.load(Ordering::SeqCst) && !(lazy && inbox.lazy_ok.load(Ordering::SeqCst))
         {
@@ -188,6 +212,39 @@ mod tests {
         let mut again = Vec::new();
         mesh.take(0, &mut again);
         assert!(again.is_empty());
+    }
+
+    #[test]
+    fn a_ring_owed_is_given_only_to_a_core_still_asleep() {
+        let mesh: Mesh<u32> = Mesh::new(3).unwrap();
+        assert!(mesh.may_sleep(1));
+        assert!(
+            mesh.post_owing(0, 1, [7], false),
+            "core 1 sleeps: a ring is owed"
+        );
+        assert_eq!(mesh.rings(1), 0, "owing is not ringing");
+        mesh.ring_owed(1, false);
+        assert_eq!(mesh.rings(1), 1, "the owed ring reaches the sleeper");
+        // An awake core is owed nothing; one that woke before the ring is not rung.
+        assert!(!mesh.post_owing(0, 2, [8], false));
+        assert!(!mesh.may_sleep(2), "mail is waiting: core 2 must not sleep");
+        assert!(!mesh.may_sleep(1), "core 1 has mail waiting");
+        let mut out = Vec::new();
+        mesh.take(1, &mut out);
+        assert!(mesh.may_sleep(1));
+        assert!(mesh.post_owing(0, 1, [9], false));
+        mesh.awake(1);
+        mesh.ring_owed(1, false);
+        assert_eq!(
+            mesh.rings(1),
+            1,
+            "core 1 woke on its own and reads its inbox"
+        );
+        // Lazy mail to a core that sleeps without waiting for it owes no ring.
+        let mut out = Vec::new();
+        mesh.take(1, &mut out);
+        assert!(mesh.may_sleep_with(1, true));
+        assert!(!mesh.post_owing(0, 1, [10], true));
     }
 
     #[test]
