@@ -350,3 +350,73 @@ fn reshard_under_a_memcached_writer_then_an_owner_dies() {
         "SERVER_ERROR took {took:?}"
     );
 }
+
+/// A memcached client's `gets` before a key moves and its `cas` after it: the CAS unique
+/// travels with the key (in the RESTORE payload), so the `cas` stores on the new owner
+/// through `redis-cli --cluster reshard` (MIGRATE) and CLUSTER MIGRATESLOTS (the slot
+/// stream), and a token older than the key's last change still fails.
+#[test]
+fn cas_tokens_survive_a_reshard_and_a_slot_stream() {
+    let dir = TempDir::new("mc-cas-move");
+    let Some(nodes) = three_mc_nodes(&dir) else {
+        return;
+    };
+    const SLOTS: u16 = 4;
+    // A key of node 1's lowest slots (what the reshard moves), and one of node 2's.
+    let resharded = (0..)
+        .map(|i| format!("c:{i}"))
+        .find(|k| (5461..5461 + SLOTS).contains(&slot_of(k)))
+        .unwrap();
+    let streamed = keys_on("s", 2, 1).remove(0);
+    let mut raw = nodes[0].memcache_raw();
+    let mut tokens = Vec::new();
+    for k in [&resharded, &streamed] {
+        raw.send(format!("set {k} 3 0 3\r\none\r\ngets {k}\r\n").as_bytes());
+        raw.expect(b"STORED\r\n");
+        tokens.push(read_cas(&mut raw, k, 3, 3));
+    }
+
+    let ids: Vec<String> = nodes.iter().map(myid).collect();
+    let (ok_, out) = redis_cli(&[
+        "--cluster",
+        "reshard",
+        &nodes[0].addr(),
+        "--cluster-from",
+        &ids[1],
+        "--cluster-to",
+        &ids[2],
+        "--cluster-slots",
+        &SLOTS.to_string(),
+        "--cluster-yes",
+    ]);
+    assert!(ok_, "redis-cli --cluster reshard failed:\n{out}");
+    let s = slot_of(&streamed);
+    let mut owner2 = nodes[2].redis();
+    assert_eq!(
+        q(
+            &mut owner2,
+            &format!("CLUSTER MIGRATESLOTS SLOTSRANGE {s} {s} NODE {}", ids[0])
+        ),
+        ok()
+    );
+    let job = finished_job(&mut owner2);
+    assert_eq!(job["state"], "success", "{job:?}");
+    assert!(
+        eventually(CONVERGE, || agree(&nodes)),
+        "{:#?}",
+        all_nodes(&nodes)
+    );
+    // Both keys live on their new owners (nodes 2 and 0) ...
+    assert_eq!(run(&mut owner2, &["GET", &resharded]), bulk("one"));
+    assert_eq!(run(&mut nodes[0].redis(), &["GET", &streamed]), bulk("one"));
+    // ... with the CAS unique they had, whether asked through node 0 or the owner.
+    let mut at_owner = nodes[2].memcache_raw();
+    at_owner.send(format!("gets {resharded}\r\n").as_bytes());
+    assert_eq!(read_cas(&mut at_owner, &resharded, 3, 3), tokens[0]);
+    for (k, cas) in [&resharded, &streamed].into_iter().zip(tokens) {
+        raw.send(format!("cas {k} 4 0 3 {cas}\r\ntwo\r\n").as_bytes());
+        raw.expect(b"STORED\r\n");
+        raw.send(format!("cas {k} 4 0 5 {cas}\r\nthree\r\nget {k}\r\n").as_bytes());
+        raw.expect(format!("EXISTS\r\n{}END\r\n", value(k, 4, "two")).as_bytes());
+    }
+}
