@@ -351,6 +351,93 @@ fn reshard_under_a_memcached_writer_then_an_owner_dies() {
     );
 }
 
+/// A memcached client on a cluster replica (it cannot follow `-MOVED` and has no
+/// READONLY): the replica forwards every key to its slot's primary, writes included, so
+/// the client reads and writes keys of every node, its own primary's too, and reads its
+/// own writes at once. The keys live on their primaries, and reach the replica's copy by
+/// replication.
+#[test]
+fn a_replica_forwards_every_key_to_its_primary() {
+    let dir = TempDir::new("mc-replica");
+    let Some(mut nodes) = three_mc_nodes(&dir) else {
+        return;
+    };
+    nodes.push(mc_node(&dir.file("n3.conf")));
+    let p_id = myid(&nodes[0]);
+    let mut rc = nodes[3].redis();
+    assert_eq!(
+        q(
+            &mut rc,
+            &format!("CLUSTER MEET 127.0.0.1 {}", nodes[0].port)
+        ),
+        ok()
+    );
+    assert!(
+        eventually(CONVERGE, || nodes_of(&nodes[3]).len() == 4),
+        "{:#?}",
+        nodes_of(&nodes[3])
+    );
+    assert_eq!(q(&mut rc, &format!("CLUSTER REPLICATE {p_id}")), ok());
+    assert!(
+        eventually(CONVERGE, || agree(&nodes)),
+        "{:#?}",
+        all_nodes(&nodes)
+    );
+
+    let mut raw = nodes[3].memcache_raw();
+    let keys: Vec<String> = (0..3).flat_map(|n| keys_on("r", n, 5)).collect();
+    for (i, k) in keys.iter().enumerate() {
+        let v = format!("v-{i}");
+        raw.send(format!("set {k} {i} 0 {}\r\n{v}\r\nget {k}\r\n", v.len()).as_bytes());
+        raw.expect(b"STORED\r\n");
+        raw.expect(format!("{}END\r\n", value(k, i as u32, &v)).as_bytes());
+    }
+    // A multi-get over the three primaries, in key order.
+    let (a, b, c) = (&keys[0], &keys[5], &keys[10]);
+    raw.send(format!("get {c} {a} {b}\r\n").as_bytes());
+    raw.expect(
+        format!(
+            "{}{}{}END\r\n",
+            value(c, 10, "v-10"),
+            value(a, 0, "v-0"),
+            value(b, 5, "v-5")
+        )
+        .as_bytes(),
+    );
+    // gets/cas on a key of the replica's own primary and of another node; incr, delete.
+    for (key, flags) in [(a, 0u32), (b, 5u32)] {
+        raw.send(format!("gets {key}\r\n").as_bytes());
+        let cas = read_cas(&mut raw, key, flags, format!("v-{flags}").len());
+        raw.send(format!("cas {key} 1 0 2 {cas}\r\n10\r\n").as_bytes());
+        raw.expect(b"STORED\r\n");
+        raw.send(format!("cas {key} 1 0 2 {cas}\r\n11\r\nincr {key} 5\r\n").as_bytes());
+        raw.expect(b"EXISTS\r\n15\r\n");
+    }
+    raw.send(format!("delete {c}\r\nget {c}\r\n").as_bytes());
+    raw.expect(b"DELETED\r\nEND\r\n");
+
+    // Every write is on the key's primary; the replica's copy follows its primary's.
+    for (i, k) in keys.iter().enumerate().skip(1) {
+        let want = match i {
+            5 => bulk("15"),
+            10 => nil(),
+            _ => bulk(format!("v-{i}")),
+        };
+        assert_eq!(
+            run(&mut nodes[owner(k)].redis(), &["GET", k]),
+            want,
+            "{k} on its primary"
+        );
+    }
+    assert_eq!(run(&mut nodes[0].redis(), &["GET", a]), bulk("15"));
+    assert_eq!(q(&mut rc, "READONLY"), ok());
+    assert!(
+        eventually(CONVERGE, || run(&mut rc, &["GET", a]) == bulk("15")),
+        "the replica's copy of {a}: {:?}",
+        run(&mut rc, &["GET", a])
+    );
+}
+
 /// A memcached client's `gets` before a key moves and its `cas` after it: the CAS unique
 /// travels with the key (in the RESTORE payload), so the `cas` stores on the new owner
 /// through `redis-cli --cluster reshard` (MIGRATE) and CLUSTER MIGRATESLOTS (the slot
