@@ -328,6 +328,12 @@ pub async fn migrate(nc: &NetCore, args: &[Bytes]) -> Reply {
         Ok(r) => r,
         Err(e) => return e,
     };
+    // Redis refuses a command with keys while the cluster is down for this node
+    // (`getNodeByQuery`), MIGRATE included: a primary cut off from the majority gives no
+    // key away either.
+    if !req.keys.is_empty() && nc.core.router.view().is_some_and(|v| v.down) {
+        return Reply::err(baton_engine::exec::plan::CLUSTER_DOWN);
+    }
     // If this task is dropped (its connection closed) before the end, the cores' reapers
     // lift its fences at their deadline (spawning from a drop could run outside the
     // executor, at shutdown).

@@ -251,6 +251,10 @@ pub async fn start(nc: &NetCore, cluster: &Arc<Cluster>, args: &[Bytes]) -> Repl
         Ok(b) => b,
         Err(e) => return e,
     };
+    // As MIGRATE: a primary cut off from the majority moves no slot.
+    if nc.core.router.view().is_some_and(|v| v.down) {
+        return Reply::err(baton_engine::exec::plan::CLUSTER_DOWN);
+    }
     let plans = cluster.read(|st| -> Result<Vec<Plan>, Reply> {
         if st.me().primary.is_some() {
             return Err(Reply::err(
