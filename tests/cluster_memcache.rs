@@ -349,6 +349,23 @@ fn reshard_under_a_memcached_writer_then_an_owner_dies() {
         took < Duration::from_millis(NODE_TIMEOUT_MS) * 3,
         "SERVER_ERROR took {took:?}"
     );
+
+    // The owner comes back (restarted from its config file on its port, empty): node 0
+    // connects to it again and its keys are served.
+    let port2 = nodes[2].port;
+    nodes[2] = node(&dir.file("n2.conf"), port2);
+    let mut last = String::new();
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            raw.send(format!("set {dead} 0 0 1\r\n2\r\n").as_bytes());
+            last = raw.read_line();
+            last == "STORED\r\n"
+        }),
+        "{last:?}"
+    );
+    raw.send(format!("get {dead}\r\n").as_bytes());
+    raw.expect(format!("{}END\r\n", value(&dead, 0, "2")).as_bytes());
+    assert_eq!(run(&mut nodes[2].redis(), &["GET", &dead]), bulk("2"));
 }
 
 /// A memcached client on a cluster replica (it cannot follow `-MOVED` and has no
