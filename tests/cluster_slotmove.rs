@@ -374,6 +374,31 @@ fn bad_input_changes_nothing() {
             format!("CLUSTER MIGRATESLOTS SLOTSRANGE 0 10 NODE {other} SLOTSRANGE 11 12 NODE {me}"),
             "ERR Can't migrate slots to myself",
         ),
+        // What a source tells its target of a job, malformed: no entry is made.
+        (
+            format!("CLUSTER BATON-SLOTJOB j1 running 0 m {other} 0"),
+            "ERR wrong number of arguments for 'cluster|baton-slotjob' command",
+        ),
+        (
+            format!("CLUSTER BATON-SLOTJOB j1 sleeping 0 m {other} 0 1"),
+            "ERR syntax error",
+        ),
+        (
+            format!("CLUSTER BATON-SLOTJOB j1 running -1 m {other} 0 1"),
+            "ERR value is not an integer or out of range",
+        ),
+        (
+            format!("CLUSTER BATON-SLOTJOB j1 running 0 m {other} 0 1 2"),
+            "ERR syntax error",
+        ),
+        (
+            format!("CLUSTER BATON-SLOTJOB j1 running 0 m {other} 0 16384"),
+            "ERR Invalid or out of range slot",
+        ),
+        (
+            format!("CLUSTER BATON-SLOTJOB j1 running 0 m {other} 9 1"),
+            "ERR syntax error",
+        ),
     ];
     for (cmd, want) in &cases {
         assert_eq!(err_text(&q(&mut c, cmd)), *want, "{cmd}");

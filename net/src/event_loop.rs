@@ -236,6 +236,16 @@ enum FlowKind {
     Forward(crate::cluster::mclink::Link),
 }
 
+impl FlowKind {
+    /// What the flow is, for the log.
+    fn name(&self) -> &'static str {
+        match self {
+            FlowKind::Forward(_) => "link to another node",
+            FlowKind::Feed(_) | FlowKind::Apply(_) => "replication flow",
+        }
+    }
+}
+
 impl Conn {
     fn pending_output(&self) -> usize {
         self.out.len() + self.inflight.len() - self.sent + self.held_pushes.len()
@@ -294,7 +304,8 @@ struct Loop {
     /// Whether the once-a-second checks have anything to look at; a sleeping loop wakes
     /// for them only then.
     cron_wanted: bool,
-    /// Replication flows driven by this core, by token (their own table).
+    /// Replication flows and forwarding links (cluster mode) driven by this core, by
+    /// token (their own table).
     flows: Vec<Option<FlowConn>>,
     flow_generations: Vec<u32>,
     /// The replication epoch this core last acted on, and whether it was a replica then.
@@ -1661,7 +1672,7 @@ impl Loop {
         }
         if result <= 0 {
             if result < 0 && result != -libc::ECANCELED {
-                tracing::info!(core = nc.core.id, error = %std::io::Error::from_raw_os_error(-result), "replication flow: receive failed");
+                tracing::info!(core = nc.core.id, error = %std::io::Error::from_raw_os_error(-result), "{}: receive failed", f.kind.name());
             }
             f.closing = true;
             return;
@@ -1673,7 +1684,7 @@ impl Loop {
             FlowKind::Forward(link) => link.on_input(&nc.core, &f.rbuf[..n]),
         };
         if let Err(e) = outcome {
-            tracing::warn!(core = nc.core.id, "replication flow dropped: {e}");
+            tracing::warn!(core = nc.core.id, "{} dropped: {e}", f.kind.name());
             f.closing = true;
             return;
         }
