@@ -349,4 +349,178 @@ fn reshard_under_a_memcached_writer_then_an_owner_dies() {
         took < Duration::from_millis(NODE_TIMEOUT_MS) * 3,
         "SERVER_ERROR took {took:?}"
     );
+
+    // The owner comes back (restarted from its config file on its port, empty): node 0
+    // connects to it again and its keys are served.
+    let port2 = nodes[2].port;
+    nodes[2] = node(&dir.file("n2.conf"), port2);
+    let mut last = String::new();
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            raw.send(format!("set {dead} 0 0 1\r\n2\r\n").as_bytes());
+            last = raw.read_line();
+            last == "STORED\r\n"
+        }),
+        "{last:?}"
+    );
+    raw.send(format!("get {dead}\r\n").as_bytes());
+    raw.expect(format!("{}END\r\n", value(&dead, 0, "2")).as_bytes());
+    assert_eq!(run(&mut nodes[2].redis(), &["GET", &dead]), bulk("2"));
+}
+
+/// A memcached client on a cluster replica (it cannot follow `-MOVED` and has no
+/// READONLY): the replica forwards every key to its slot's primary, writes included, so
+/// the client reads and writes keys of every node, its own primary's too, and reads its
+/// own writes at once. The keys live on their primaries, and reach the replica's copy by
+/// replication.
+#[test]
+fn a_replica_forwards_every_key_to_its_primary() {
+    let dir = TempDir::new("mc-replica");
+    let Some(mut nodes) = three_mc_nodes(&dir) else {
+        return;
+    };
+    nodes.push(mc_node(&dir.file("n3.conf")));
+    let p_id = myid(&nodes[0]);
+    let mut rc = nodes[3].redis();
+    assert_eq!(
+        q(
+            &mut rc,
+            &format!("CLUSTER MEET 127.0.0.1 {}", nodes[0].port)
+        ),
+        ok()
+    );
+    assert!(
+        eventually(CONVERGE, || nodes_of(&nodes[3]).len() == 4),
+        "{:#?}",
+        nodes_of(&nodes[3])
+    );
+    assert_eq!(q(&mut rc, &format!("CLUSTER REPLICATE {p_id}")), ok());
+    assert!(
+        eventually(CONVERGE, || agree(&nodes)),
+        "{:#?}",
+        all_nodes(&nodes)
+    );
+
+    let mut raw = nodes[3].memcache_raw();
+    let keys: Vec<String> = (0..3).flat_map(|n| keys_on("r", n, 5)).collect();
+    for (i, k) in keys.iter().enumerate() {
+        let v = format!("v-{i}");
+        raw.send(format!("set {k} {i} 0 {}\r\n{v}\r\nget {k}\r\n", v.len()).as_bytes());
+        raw.expect(b"STORED\r\n");
+        raw.expect(format!("{}END\r\n", value(k, i as u32, &v)).as_bytes());
+    }
+    // A multi-get over the three primaries, in key order.
+    let (a, b, c) = (&keys[0], &keys[5], &keys[10]);
+    raw.send(format!("get {c} {a} {b}\r\n").as_bytes());
+    raw.expect(
+        format!(
+            "{}{}{}END\r\n",
+            value(c, 10, "v-10"),
+            value(a, 0, "v-0"),
+            value(b, 5, "v-5")
+        )
+        .as_bytes(),
+    );
+    // gets/cas on a key of the replica's own primary and of another node; incr, delete.
+    for (key, flags) in [(a, 0u32), (b, 5u32)] {
+        raw.send(format!("gets {key}\r\n").as_bytes());
+        let cas = read_cas(&mut raw, key, flags, format!("v-{flags}").len());
+        raw.send(format!("cas {key} 1 0 2 {cas}\r\n10\r\n").as_bytes());
+        raw.expect(b"STORED\r\n");
+        raw.send(format!("cas {key} 1 0 2 {cas}\r\n11\r\nincr {key} 5\r\n").as_bytes());
+        raw.expect(b"EXISTS\r\n15\r\n");
+    }
+    raw.send(format!("delete {c}\r\nget {c}\r\n").as_bytes());
+    raw.expect(b"DELETED\r\nEND\r\n");
+
+    // Every write is on the key's primary; the replica's copy follows its primary's.
+    for (i, k) in keys.iter().enumerate().skip(1) {
+        let want = match i {
+            5 => bulk("15"),
+            10 => nil(),
+            _ => bulk(format!("v-{i}")),
+        };
+        assert_eq!(
+            run(&mut nodes[owner(k)].redis(), &["GET", k]),
+            want,
+            "{k} on its primary"
+        );
+    }
+    assert_eq!(run(&mut nodes[0].redis(), &["GET", a]), bulk("15"));
+    assert_eq!(q(&mut rc, "READONLY"), ok());
+    assert!(
+        eventually(CONVERGE, || run(&mut rc, &["GET", a]) == bulk("15")),
+        "the replica's copy of {a}: {:?}",
+        run(&mut rc, &["GET", a])
+    );
+}
+
+/// A memcached client's `gets` before a key moves and its `cas` after it: the CAS unique
+/// travels with the key (in the RESTORE payload), so the `cas` stores on the new owner
+/// through `redis-cli --cluster reshard` (MIGRATE) and CLUSTER MIGRATESLOTS (the slot
+/// stream), and a token older than the key's last change still fails.
+#[test]
+fn cas_tokens_survive_a_reshard_and_a_slot_stream() {
+    let dir = TempDir::new("mc-cas-move");
+    let Some(nodes) = three_mc_nodes(&dir) else {
+        return;
+    };
+    const SLOTS: u16 = 4;
+    // A key of node 1's lowest slots (what the reshard moves), and one of node 2's.
+    let resharded = (0..)
+        .map(|i| format!("c:{i}"))
+        .find(|k| (5461..5461 + SLOTS).contains(&slot_of(k)))
+        .unwrap();
+    let streamed = keys_on("s", 2, 1).remove(0);
+    let mut raw = nodes[0].memcache_raw();
+    let mut tokens = Vec::new();
+    for k in [&resharded, &streamed] {
+        raw.send(format!("set {k} 3 0 3\r\none\r\ngets {k}\r\n").as_bytes());
+        raw.expect(b"STORED\r\n");
+        tokens.push(read_cas(&mut raw, k, 3, 3));
+    }
+
+    let ids: Vec<String> = nodes.iter().map(myid).collect();
+    let (ok_, out) = redis_cli(&[
+        "--cluster",
+        "reshard",
+        &nodes[0].addr(),
+        "--cluster-from",
+        &ids[1],
+        "--cluster-to",
+        &ids[2],
+        "--cluster-slots",
+        &SLOTS.to_string(),
+        "--cluster-yes",
+    ]);
+    assert!(ok_, "redis-cli --cluster reshard failed:\n{out}");
+    let s = slot_of(&streamed);
+    let mut owner2 = nodes[2].redis();
+    assert_eq!(
+        q(
+            &mut owner2,
+            &format!("CLUSTER MIGRATESLOTS SLOTSRANGE {s} {s} NODE {}", ids[0])
+        ),
+        ok()
+    );
+    let job = finished_job(&mut owner2);
+    assert_eq!(job["state"], "success", "{job:?}");
+    assert!(
+        eventually(CONVERGE, || agree(&nodes)),
+        "{:#?}",
+        all_nodes(&nodes)
+    );
+    // Both keys live on their new owners (nodes 2 and 0) ...
+    assert_eq!(run(&mut owner2, &["GET", &resharded]), bulk("one"));
+    assert_eq!(run(&mut nodes[0].redis(), &["GET", &streamed]), bulk("one"));
+    // ... with the CAS unique they had, whether asked through node 0 or the owner.
+    let mut at_owner = nodes[2].memcache_raw();
+    at_owner.send(format!("gets {resharded}\r\n").as_bytes());
+    assert_eq!(read_cas(&mut at_owner, &resharded, 3, 3), tokens[0]);
+    for (k, cas) in [&resharded, &streamed].into_iter().zip(tokens) {
+        raw.send(format!("cas {k} 4 0 3 {cas}\r\ntwo\r\n").as_bytes());
+        raw.expect(b"STORED\r\n");
+        raw.send(format!("cas {k} 4 0 5 {cas}\r\nthree\r\nget {k}\r\n").as_bytes());
+        raw.expect(format!("EXISTS\r\n{}END\r\n", value(k, 4, "two")).as_bytes());
+    }
 }

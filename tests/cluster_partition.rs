@@ -149,6 +149,31 @@ fn a_primary_in_a_minority_refuses_keys_until_the_majority_is_back() {
     mc.send(format!("set {mine} 0 0 1\r\nx\r\nget {mine}\r\n").as_bytes());
     assert_eq!(mc.read_line(), format!("SERVER_ERROR {DOWN}\r\n"));
     assert_eq!(mc.read_line(), format!("SERVER_ERROR {DOWN}\r\n"));
+    // Nor does it give keys or slots away: MIGRATE of keys and MIGRATESLOTS are refused
+    // (Redis refuses any command with keys while down), and the key stays.
+    let port = c.port.to_string();
+    for keys in [&["KEYS", mine.as_str()][..], &[]] {
+        let first = if keys.is_empty() { mine.as_str() } else { "" };
+        let mut cmd = vec!["MIGRATE", "127.0.0.1", &port, first, "0", "5000"];
+        cmd.extend_from_slice(keys);
+        assert_eq!(err_text(&run(&mut ac, &cmd)), DOWN, "{cmd:?}");
+    }
+    let s = slot_of(&mine).to_string();
+    assert_eq!(
+        err_text(&run(
+            &mut ac,
+            &[
+                "CLUSTER",
+                "MIGRATESLOTS",
+                "SLOTSRANGE",
+                &s,
+                &s,
+                "NODE",
+                &c_id
+            ]
+        )),
+        DOWN
+    );
 
     // The majority is back: a serves again (after its rejoin delay), with the last value
     // it acknowledged; the refused writes changed nothing.

@@ -225,6 +225,24 @@ fn a_range_moves_under_writers_with_every_type_and_ttl() {
     assert_eq!(job["slot_ranges"], format!("{FIRST}-999 1000-{LAST}"));
     assert_eq!(job["target_node"], target);
     assert!(job["keys_moved"].parse::<usize>().unwrap() >= plain.len() + typed.len());
+    assert_eq!(job["operation"], "EXPORT");
+    // The target lists the import side of the same job (as Valkey 9 does), ended too.
+    let mut import = std::collections::HashMap::new();
+    assert!(
+        eventually(CONVERGE, || {
+            import = slot_jobs(&mut nodes[1].redis())
+                .into_iter()
+                .find(|j| j["name"] == job["name"])
+                .unwrap_or_default();
+            import.get("state").is_some_and(|s| s == "success")
+        }),
+        "{import:?}"
+    );
+    assert_eq!(import["operation"], "IMPORT");
+    assert_eq!(import["source_node"], myid(&nodes[0]));
+    assert_eq!(import["target_node"], target);
+    assert_eq!(import["slot_ranges"], job["slot_ranges"]);
+    assert_eq!(import["keys_moved"], job["keys_moved"]);
 
     for (keys, handle) in writers {
         let (counts, anomalies) = handle.join().unwrap();
@@ -355,6 +373,31 @@ fn bad_input_changes_nothing() {
         (
             format!("CLUSTER MIGRATESLOTS SLOTSRANGE 0 10 NODE {other} SLOTSRANGE 11 12 NODE {me}"),
             "ERR Can't migrate slots to myself",
+        ),
+        // What a source tells its target of a job, malformed: no entry is made.
+        (
+            format!("CLUSTER BATON-SLOTJOB j1 running 0 m {other} 0"),
+            "ERR wrong number of arguments for 'cluster|baton-slotjob' command",
+        ),
+        (
+            format!("CLUSTER BATON-SLOTJOB j1 sleeping 0 m {other} 0 1"),
+            "ERR syntax error",
+        ),
+        (
+            format!("CLUSTER BATON-SLOTJOB j1 running -1 m {other} 0 1"),
+            "ERR value is not an integer or out of range",
+        ),
+        (
+            format!("CLUSTER BATON-SLOTJOB j1 running 0 m {other} 0 1 2"),
+            "ERR syntax error",
+        ),
+        (
+            format!("CLUSTER BATON-SLOTJOB j1 running 0 m {other} 0 16384"),
+            "ERR Invalid or out of range slot",
+        ),
+        (
+            format!("CLUSTER BATON-SLOTJOB j1 running 0 m {other} 9 1"),
+            "ERR syntax error",
         ),
     ];
     for (cmd, want) in &cases {

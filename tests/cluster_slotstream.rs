@@ -82,6 +82,7 @@ fn the_job_authenticates_with_masterauth() {
             let file = dir.file(&format!("n{i}.conf"));
             Server::builder(2)
                 .requirepass(PASS)
+                .memcache()
                 .args(&[
                     "--masterauth",
                     PASS,
@@ -122,6 +123,14 @@ fn the_job_authenticates_with_masterauth() {
         "{}",
         myself_line(&mut c1)
     );
+    // A memcached client of the source reaches the keys that moved: its core's link to
+    // the target authenticates with masterauth too.
+    let mut mc = nodes[0].memcache_raw();
+    let k = &keys[11];
+    mc.send(format!("get {k}\r\nset {k} 0 0 3\r\nnew\r\n").as_bytes());
+    let v = value_of(k);
+    mc.expect(format!("VALUE {k} 0 {}\r\n{v}\r\nEND\r\nSTORED\r\n", v.len()).as_bytes());
+    assert_eq!(run(&mut c1, &["GET", k]), bulk("new"));
 }
 
 /// INCRs `key` through the nodes, following MOVED (the streamed slots never answer ASK);

@@ -506,7 +506,7 @@ pub static SUBCOMMANDS: &[(&str, &[SubcommandSpec])] = &[
             "cluster|slaves" 3, "cluster|baton-mfstart" 4,
             "cluster|migrateslots" -7, "cluster|getslotmigrations" 2,
             "cluster|cancelslotmigrations" 2,
-            "cluster|baton-slots" -6,
+            "cluster|baton-slots" -6, "cluster|baton-slotjob" -9,
         ),
     ),
     (

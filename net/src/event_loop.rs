@@ -235,6 +235,19 @@ struct FlowConn {
 enum FlowKind {
     Feed(FeedState),
     Apply(ApplyState),
+    /// A connection to another cluster node for the memcached requests this core
+    /// forwards ([`crate::cluster::mclink`]).
+    Forward(crate::cluster::mclink::Link),
+}
+
+impl FlowKind {
+    /// What the flow is, for the log.
+    fn name(&self) -> &'static str {
+        match self {
+            FlowKind::Forward(_) => "link to another node",
+            FlowKind::Feed(_) | FlowKind::Apply(_) => "replication flow",
+        }
+    }
 }
 
 impl Conn {
@@ -295,7 +308,8 @@ struct Loop {
     /// Whether the once-a-second checks have anything to look at; a sleeping loop wakes
     /// for them only then.
     cron_wanted: bool,
-    /// Replication flows driven by this core, by token (their own table).
+    /// Replication flows and forwarding links (cluster mode) driven by this core, by
+    /// token (their own table).
     flows: Vec<Option<FlowConn>>,
     flow_generations: Vec<u32>,
     /// The replication epoch this core last acted on, and whether it was a replica then.
@@ -311,6 +325,9 @@ struct Loop {
     waiting_lazy: Vec<Token>,
     /// Responses to lone requests sent to other cores (kept for its allocation).
     lane_replies: Vec<LoopReply>,
+    /// In cluster mode: the memcached requests this core's tasks forward to other nodes,
+    /// which the loop sends on its `FlowKind::Forward` flows.
+    forwards: Option<Rc<crate::cluster::mclink::Queue>>,
 }
 
 /// Serves this core's listeners until the server is asked to stop and every connection
@@ -347,6 +364,11 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
     }
     let nc = Rc::new(NetCore::new(core, shared, Some(doorbell)));
     NetCore::attach(&nc);
+    let forwards = nc
+        .shared
+        .cluster
+        .get()
+        .map(|_| crate::cluster::mclink::Queue::install(&nc.core));
     wake::spawn(nc.clone().run_sampler());
     let mut ls = vec![Listener {
         fd: listeners.redis,
@@ -406,6 +428,7 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
         handoff_phase: shared_phase,
         waiting_lazy: Vec::new(),
         lane_replies: Vec::new(),
+        forwards,
     };
     lp.nc.shared.repl.set_doorbell(lp.nc.core.id, doorbell);
     for i in 0..lp.listeners.len() {
@@ -1522,7 +1545,7 @@ impl Loop {
                     // This server's history is about to be replaced: its replicas
                     // start again from the new one.
                     Some(FlowKind::Feed(_)) => drop_feeds,
-                    None => false,
+                    Some(FlowKind::Forward(_)) | None => false,
                 };
                 if stale {
                     self.close_flow(token);
@@ -1662,7 +1685,7 @@ impl Loop {
         }
         if result <= 0 {
             if result < 0 && result != -libc::ECANCELED {
-                tracing::info!(core = nc.core.id, error = %std::io::Error::from_raw_os_error(-result), "replication flow: receive failed");
+                tracing::info!(core = nc.core.id, error = %std::io::Error::from_raw_os_error(-result), "{}: receive failed", f.kind.name());
             }
             f.closing = true;
             return;
@@ -1671,9 +1694,10 @@ impl Loop {
         let outcome = match &mut f.kind {
             FlowKind::Feed(feed) => feed.on_input(&nc.shared.repl, &f.rbuf[..n], now),
             FlowKind::Apply(apply) => apply.on_input(&nc, &f.rbuf[..n], &mut f.out),
+            FlowKind::Forward(link) => link.on_input(&nc.core, &f.rbuf[..n]),
         };
         if let Err(e) = outcome {
-            tracing::warn!(core = nc.core.id, "replication flow dropped: {e}");
+            tracing::warn!(core = nc.core.id, "{} dropped: {e}", f.kind.name());
             f.closing = true;
             return;
         }
@@ -1760,6 +1784,7 @@ impl Loop {
     fn pump_flows(&mut self, busy: bool) -> bool {
         self.flow_due = None;
         let mut progress = self.rearm_paused_reads(busy);
+        progress |= self.pump_forwards();
         let mut now = None;
         for token in 0..self.flows.len() as Token {
             let nc = self.nc.clone();
@@ -1771,6 +1796,7 @@ impl Loop {
             }
             let feed = match &mut f.kind {
                 FlowKind::Feed(feed) => feed,
+                FlowKind::Forward(_) => continue,
                 FlowKind::Apply(apply) => {
                     // A replica's ACK, once its other cores applied what it acknowledges.
                     apply.settle(&nc.shared.repl);
@@ -1857,6 +1883,103 @@ impl Loop {
         match &mut f.kind {
             FlowKind::Feed(feed) => feed.on_close(repl),
             FlowKind::Apply(apply) => apply.on_close(repl),
+            FlowKind::Forward(link) => {
+                let why = format!("lost the owner {}", link.addr);
+                link.fail(&self.nc.core, &why);
+            }
         }
+    }
+
+    /// The memcached requests this core forwards to other nodes: each queued request
+    /// goes out on the link to its owner (opened if there is none), and a link whose
+    /// oldest request has waited past `cluster-node-timeout` fails its requests and
+    /// closes. A stopping loop closes its links. True if anything happened.
+    fn pump_forwards(&mut self) -> bool {
+        use crate::cluster::mclink;
+        let Some(queue) = self.forwards.clone() else {
+            return false;
+        };
+        let mut progress = false;
+        let mut now = None;
+        for token in 0..self.flows.len() as Token {
+            let Some(f) = self.flows[token as usize].as_mut() else {
+                continue;
+            };
+            let FlowKind::Forward(link) = &mut f.kind else {
+                continue;
+            };
+            if f.closing {
+                continue;
+            }
+            let mut due = None;
+            let why = if self.stopping {
+                Some("the server is shutting down".to_string())
+            } else {
+                match link.deadline() {
+                    Some(at) if at <= *now.get_or_insert_with(Instant::now) => {
+                        Some(link.timed_out())
+                    }
+                    at => {
+                        due = at;
+                        None
+                    }
+                }
+            };
+            if let Some(why) = why {
+                link.fail(&self.nc.core, &why);
+                self.close_flow(token);
+                progress = true;
+            } else if let Some(at) = due {
+                self.flow_due_by(at);
+            }
+        }
+        let work = queue.take();
+        if work.is_empty() {
+            return progress;
+        }
+        let now = now.unwrap_or_else(Instant::now);
+        let timeout = mclink::timeout(&self.nc);
+        let mut used: Vec<Token> = Vec::new();
+        for (addr, w) in work {
+            if self.stopping {
+                w.fail(&self.nc.core, "the server is shutting down");
+                continue;
+            }
+            let live = self.flows.iter().position(|f| {
+                matches!(f, Some(f) if !f.closing
+                    && matches!(&f.kind, FlowKind::Forward(l) if l.addr == addr))
+            });
+            let token = match live {
+                Some(t) => t as Token,
+                None => {
+                    let auth = crate::repl_state::lock(&self.nc.shared.repl.masterauth).clone();
+                    match mclink::Link::connect(&addr, auth.as_deref(), timeout) {
+                        Ok((fd, link, hello)) => {
+                            let t = self.add_flow(fd, FlowKind::Forward(link));
+                            if let Some(f) = self.flows[t as usize].as_mut() {
+                                f.out = hello;
+                            }
+                            t
+                        }
+                        Err(e) => {
+                            w.fail(&self.nc.core, &e);
+                            continue;
+                        }
+                    }
+                }
+            };
+            let f = self.flows[token as usize].as_mut().expect("live flow");
+            if let FlowKind::Forward(link) = &mut f.kind {
+                link.push(w, &mut f.out, now);
+            }
+            if !used.contains(&token) {
+                used.push(token);
+            }
+        }
+        for token in used {
+            self.flow_flush(token);
+        }
+        self.flow_due_by(now + timeout);
+        true
     }
 }

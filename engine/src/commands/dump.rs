@@ -3,8 +3,13 @@
 //! payload as opaque bytes work unchanged:
 //!
 //! ```text
-//!  kind u8 | flags u32 BE | value ... | version u16 LE | CRC-64 (Jones) LE, of all before
+//!  kind u8 | flags u32 BE | cas u64 LE | value ... | version u16 LE | CRC-64 (Jones) LE
 //! ```
+//!
+//! (the checksum is of all before it). `cas` is the item's memcached CAS unique, so that
+//! a `gets` before a key moves (MIGRATE, a slot stream) and a `cas` after it still match:
+//! RESTORE gives the item that CAS (0: a new one). Version 0xBA01 payloads, which have no
+//! `cas` field, still restore (with a new CAS).
 //!
 //! `kind` 0 is a string, 1 a hash (its value the packed pairs, whatever its encoding
 //! here: RESTORE picks the encoding by the thresholds in force), 2 a list (its packed
@@ -24,15 +29,18 @@ use crate::store::ItemCopy;
 use crate::Shard;
 
 /// The payload format's version (the two bytes before the checksum).
-pub const PAYLOAD_VERSION: u16 = 0xBA01;
+pub const PAYLOAD_VERSION: u16 = 0xBA02;
+/// The first version, without the `cas` field; still restored.
+const PAYLOAD_V1: u16 = 0xBA01;
 const KIND_STRING: u8 = 0;
 const KIND_HASH: u8 = 1;
 const KIND_LIST: u8 = 2;
 const KIND_SET: u8 = 3;
 /// A sorted set: its value the packed entries (`crate::zset::packed`).
 const KIND_ZSET: u8 = 5;
-/// kind + flags before the value; version + checksum after it.
-const HEAD: usize = 5;
+/// kind + flags (+ cas from version 2) before the value; version + checksum after it.
+const HEAD_V1: usize = 5;
+const HEAD: usize = HEAD_V1 + 8;
 const TAIL: usize = 10;
 
 const BAD_PAYLOAD: Reply = Reply::err("ERR DUMP payload version or checksum are wrong");
@@ -82,17 +90,19 @@ pub struct Payload<'a> {
     /// packed members.
     pub value: &'a [u8],
     pub flags: u32,
+    /// The item's CAS unique where it was dumped; 0 when the payload carries none.
+    pub cas: u64,
 }
 
-/// The payload DUMP returns for a string.
+/// The payload DUMP returns for a string (with no CAS).
 pub fn encode_payload(value: &[u8], flags: u32) -> Vec<u8> {
-    encode(KIND_STRING, value, flags)
+    encode(KIND_STRING, value, flags, 0)
 }
 
-/// The payload DUMP returns for a copy of any value.
-pub fn encode_copy(copy: &ItemCopy) -> Vec<u8> {
+/// The payload DUMP returns for a copy of any value whose CAS unique is `cas`.
+pub fn encode_copy(copy: &ItemCopy, cas: u64) -> Vec<u8> {
     if copy.vtype == crate::entry::ValueType::Zset {
-        return encode(KIND_ZSET, &copy.value, copy.flags);
+        return encode(KIND_ZSET, &copy.value, copy.flags, cas);
     }
     let kind = match copy.kind {
         Kind::Str => KIND_STRING,
@@ -100,13 +110,14 @@ pub fn encode_copy(copy: &ItemCopy) -> Vec<u8> {
         Kind::SetInts | Kind::SetPacked => KIND_SET,
         _ => KIND_HASH,
     };
-    encode(kind, &copy.value, copy.flags)
+    encode(kind, &copy.value, copy.flags, cas)
 }
 
-fn encode(kind: u8, value: &[u8], flags: u32) -> Vec<u8> {
+fn encode(kind: u8, value: &[u8], flags: u32, cas: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEAD + value.len() + TAIL);
     out.push(kind);
     out.extend_from_slice(&flags.to_be_bytes());
+    out.extend_from_slice(&cas.to_le_bytes());
     out.extend_from_slice(value);
     out.extend_from_slice(&PAYLOAD_VERSION.to_le_bytes());
     let crc = crc64(&out);
@@ -124,7 +135,7 @@ pub fn decode_payload(payload: &[u8]) -> Option<(&[u8], u32)> {
 /// What a payload holds, if its version and checksum are right and a hash's pairs are
 /// well formed, at least one, with no field twice.
 pub fn decode(payload: &[u8]) -> Option<Payload<'_>> {
-    if payload.len() < HEAD + TAIL {
+    if payload.len() < HEAD_V1 + TAIL {
         return None;
     }
     let (body, crc) = payload.split_at(payload.len() - 8);
@@ -132,11 +143,20 @@ pub fn decode(payload: &[u8]) -> Option<Payload<'_>> {
         return None;
     }
     let (body, version) = body.split_at(body.len() - 2);
-    if version != PAYLOAD_VERSION.to_le_bytes() || (body[0] > KIND_SET && body[0] != KIND_ZSET) {
+    let head = match u16::from_le_bytes([version[0], version[1]]) {
+        PAYLOAD_VERSION if body.len() >= HEAD => HEAD,
+        PAYLOAD_V1 => HEAD_V1,
+        _ => return None,
+    };
+    if body[0] > KIND_SET && body[0] != KIND_ZSET {
         return None;
     }
     let flags = u32::from_be_bytes(body[1..5].try_into().expect("four bytes"));
-    let value = &body[HEAD..];
+    let cas = match head {
+        HEAD => u64::from_le_bytes(body[HEAD_V1..HEAD].try_into().expect("eight bytes")),
+        _ => 0,
+    };
+    let value = &body[head..];
     let hash = body[0] == KIND_HASH;
     if hash {
         let n = packed::validate(value, usize::MAX).ok()?;
@@ -174,13 +194,17 @@ pub fn decode(payload: &[u8]) -> Option<Payload<'_>> {
         zset,
         value,
         flags,
+        cas,
     })
 }
 
 /// DUMP key
 pub fn dump(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
+    let Some(cas) = s.lookup(&a[1], now).map(|e| e.cas()) else {
+        return Reply::Nil;
+    };
     match s.copy_item(&a[1], now) {
-        Some(copy) => Reply::Bulk(Bytes::from(encode_copy(&copy))),
+        Some(copy) => Reply::Bulk(Bytes::from(encode_copy(&copy, cas))),
         None => Reply::Nil,
     }
 }
@@ -237,13 +261,22 @@ pub fn restore(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
         }
         return Reply::Ok;
     }
+    store(s, &a[1], &payload, expire_at);
+    if payload.cas != 0 {
+        s.carry_cas(&a[1], now, payload.cas);
+    }
+    Reply::Ok
+}
+
+/// Stores what `payload` holds under `key` (RESTORE's checks passed).
+fn store(s: &mut Shard, key: &[u8], payload: &Payload<'_>, expire_at: u64) {
     if payload.set {
-        s.put_set(&a[1], payload.value, None, expire_at, payload.flags);
-        return Reply::Ok;
+        s.put_set(key, payload.value, None, expire_at, payload.flags);
+        return;
     }
     if payload.zset {
         s.put_copy(
-            &a[1],
+            key,
             &ItemCopy {
                 value: Bytes::copy_from_slice(payload.value),
                 expire_at,
@@ -252,7 +285,7 @@ pub fn restore(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
                 vtype: crate::entry::ValueType::Zset,
             },
         );
-        return Reply::Ok;
+        return;
     }
     let kind = if payload.list {
         Kind::ListPacked
@@ -269,7 +302,7 @@ pub fn restore(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
         }
     };
     s.put_copy(
-        &a[1],
+        key,
         &ItemCopy {
             value: Bytes::copy_from_slice(payload.value),
             expire_at,
@@ -282,7 +315,6 @@ pub fn restore(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
             },
         },
     );
-    Reply::Ok
 }
 
 #[cfg(test)]
@@ -413,10 +445,14 @@ mod tests {
             );
         }
         let twice = [1, b'f', 1, b'1', 1, b'f', 1, b'2'];
-        assert_eq!(decode(&encode(KIND_HASH, &twice, 0)), None, "a field twice");
-        assert_eq!(decode(&encode(KIND_HASH, b"", 0)), None, "an empty hash");
         assert_eq!(
-            decode(&encode(KIND_HASH, &[9, b'x'], 0)),
+            decode(&encode(KIND_HASH, &twice, 0, 0)),
+            None,
+            "a field twice"
+        );
+        assert_eq!(decode(&encode(KIND_HASH, b"", 0, 0)), None, "an empty hash");
+        assert_eq!(
+            decode(&encode(KIND_HASH, &[9, b'x'], 0, 0)),
             None,
             "truncated pairs"
         );
@@ -424,6 +460,7 @@ mod tests {
             decode_payload(&encode(
                 KIND_HASH,
                 &packed::from_pairs([(&b"f"[..], &b"1"[..])]),
+                0,
                 0
             )),
             None
@@ -453,9 +490,84 @@ mod tests {
             run(&mut s, &["LRANGE", "l", "0", "-1"], NOW)
         );
         assert_eq!(run(&mut t, &["TYPE", "l"], NOW), Reply::simple("list"));
-        assert_eq!(decode(&encode(KIND_LIST, b"", 0)), None, "an empty list");
-        assert_eq!(decode(&encode(KIND_LIST, &[9, b'x'], 0)), None, "truncated");
-        assert_eq!(decode(&encode(3, b"x", 0)), None, "an unknown kind");
+        assert_eq!(decode(&encode(KIND_LIST, b"", 0, 0)), None, "an empty list");
+        assert_eq!(
+            decode(&encode(KIND_LIST, &[9, b'x'], 0, 0)),
+            None,
+            "truncated"
+        );
+        assert_eq!(decode(&encode(3, b"x", 0, 0)), None, "an unknown kind");
+    }
+
+    /// A version 1 payload (no `cas` field), as a Baton before the field wrote it.
+    fn v1_payload(kind: u8, value: &[u8], flags: u32) -> Vec<u8> {
+        let mut out = vec![kind];
+        out.extend_from_slice(&flags.to_be_bytes());
+        out.extend_from_slice(value);
+        out.extend_from_slice(&PAYLOAD_V1.to_le_bytes());
+        let crc = crc64(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    fn restore_args(key: &str, payload: &[u8]) -> Vec<Bytes> {
+        vec![
+            Bytes::from_static(b"RESTORE"),
+            Bytes::from(key.to_string()),
+            Bytes::from_static(b"0"),
+            Bytes::copy_from_slice(payload),
+        ]
+    }
+
+    #[test]
+    fn the_cas_unique_travels_and_old_payloads_still_restore() {
+        let mut s = Shard::new(3);
+        run(&mut s, &["SET", "k", "v"], NOW);
+        run(&mut s, &["SET", "k", "v2"], NOW);
+        let cas = s.lookup(b"k", NOW).unwrap().cas();
+        let payload = bulk(run(&mut s, &["DUMP", "k"], NOW));
+        assert_eq!(decode(&payload).unwrap().cas, cas);
+        // Restored on another shard, the item keeps its CAS...
+        let mut t = Shard::new(0);
+        assert_eq!(
+            restore(&mut t, &restore_args("k", &payload), NOW),
+            Reply::Ok
+        );
+        assert_eq!(t.lookup(b"k", NOW).unwrap().cas(), cas);
+        assert_eq!(run(&mut t, &["GET", "k"], NOW), Reply::Bulk("v2".into()));
+        // ...and the target's later CAS uniques are past it (none is reused).
+        run(&mut t, &["SET", "other", "x"], NOW);
+        assert!(t.lookup(b"other", NOW).unwrap().cas() > cas);
+        run(&mut t, &["SET", "k", "v3"], NOW);
+        assert_ne!(t.lookup(b"k", NOW).unwrap().cas(), cas);
+        // A list keeps its CAS too.
+        run(&mut s, &["RPUSH", "l", "a", "b"], NOW);
+        let lcas = s.lookup(b"l", NOW).unwrap().cas();
+        let lp = bulk(run(&mut s, &["DUMP", "l"], NOW));
+        assert_eq!(restore(&mut t, &restore_args("l", &lp), NOW), Reply::Ok);
+        assert_eq!(t.lookup(b"l", NOW).unwrap().cas(), lcas);
+        // A version 1 payload restores, with a CAS of the target's own.
+        let old = v1_payload(KIND_STRING, b"old", 9);
+        let p = decode(&old).unwrap();
+        assert_eq!((p.value, p.flags, p.cas), (&b"old"[..], 9, 0));
+        assert_eq!(restore(&mut t, &restore_args("o", &old), NOW), Reply::Ok);
+        assert_eq!(run(&mut t, &["GET", "o"], NOW), Reply::Bulk("old".into()));
+        assert_ne!(t.lookup(b"o", NOW).unwrap().cas(), 0);
+        let old_list = v1_payload(KIND_LIST, &crate::list::packed::pack([&b"x"[..]]), 0);
+        assert!(decode(&old_list).is_some_and(|p| p.list));
+        // A version 2 payload too short for its `cas` field, or of an unknown version,
+        // is refused.
+        let mut short = vec![KIND_STRING, 0, 0, 0, 0];
+        short.extend_from_slice(&PAYLOAD_VERSION.to_le_bytes());
+        let crc = crc64(&short);
+        short.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode(&short), None);
+        let mut other = v1_payload(KIND_STRING, b"x", 0);
+        let n = other.len();
+        other[n - 10..n - 8].copy_from_slice(&0xBA03u16.to_le_bytes());
+        let crc = crc64(&other[..n - 8]);
+        other[n - 8..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode(&other), None);
     }
 
     quickcheck::quickcheck! {

@@ -400,6 +400,13 @@ impl Core {
         (id, rx)
     }
 
+    /// Resolves reply `id` of this core ([`Core::expect_reply`]) with `outs` at once,
+    /// without a trip through the mesh: for what the event loop itself answers (its
+    /// connections to other nodes).
+    pub fn resolve_reply(&self, id: u64, outs: Vec<Out>) {
+        self.on_message(self.id, Msg::Resp { id, outs });
+    }
+
     /// The mesh, for a helper thread that posts replies ([`Core::expect_reply`]).
     pub fn mesh_handle(&self) -> Arc<Mesh<Msg>> {
         self.mesh.clone()

@@ -152,6 +152,7 @@ pub fn handle(nc: &NetCore, client: &Client, args: &[Bytes]) -> Option<Reply> {
         "failover" => super::replicas::failover(&nc.shared, cluster, args),
         "getslotmigrations" => super::slotmove::list(cluster),
         "cancelslotmigrations" => super::slotmove::cancel(cluster),
+        "baton-slotjob" => super::slotmove::record_import(cluster, args),
         "meet" | "setslot" | "reset" | "countkeysinslot" | "getkeysinslot" | "replicate"
         | "baton-mfstart" | "baton-mc" | "migrateslots" | "baton-slots" => return None,
         _ => unknown_subcommand(&args[1]),
@@ -257,6 +258,7 @@ const HELP: &[&str] = &[
     "BATON-VIEW <payload> [MEET] (between Baton nodes only)",
     "BATON-MFSTART <replica-id> <pause-ms> (between Baton nodes only)",
     "BATON-SLOTS IMPORTING|NODE|STABLE <node-id> <start slot> <end slot> [...] (between Baton nodes only)",
+    "BATON-SLOTJOB <name> <state> <keys moved> <message> <source-id> <start slot> <end slot> [...] (between Baton nodes only)",
 ];
 
 /// ADDSLOTS / DELSLOTS (and their RANGE forms) of parsed slots, all or nothing.

@@ -1,40 +1,40 @@
 //! The connections a core keeps to the other nodes of the cluster, for the memcached
 //! requests it forwards ([`crate::mcdispatch`]'s cluster mode).
 //!
-//! One persistent connection per peer per core, to the peer's client (Redis) port, driven
-//! by a helper thread of its own with blocking sockets, as MIGRATE's and the gossip's
-//! connections are: the core's loop never blocks, and no thread is started per request.
-//! It authenticates with `--masterauth` when that is set, as the gossip does.
+//! One persistent connection per peer per core, to the peer's client (Redis) port, on the
+//! core's own io_uring: the event loop drives it as one of its flows
+//! (`event_loop.rs`, `FlowKind::Forward`), next to the replication flows. No thread, no
+//! blocking socket: the loop sends what the tasks queued and reads the answers in the
+//! same submissions as its clients' I/O. It authenticates with `--masterauth` when that
+//! is set, as the gossip does.
 //!
 //! ```text
-//!  core task ── Work{id, commands} ──► mpsc ──► link thread (one per core x peer)
-//!      ▲                                          │ write every queued command at once,
-//!      │                                          │ read the answers in order
-//!      └── Msg::Resp{id} ◄── core's mesh inbox ◄──┘ (rings the core's doorbell if it sleeps)
+//!  task ── send(addr, commands) ─► Queue (this core) ─► loop turn: the link to addr
+//!   ▲                                                    (opened if none), commands
+//!   │                                                    appended to its output
+//!   └── Core::resolve_reply(id) ◄── answers parsed in order ◄── recv completions
 //! ```
 //!
 //! Each command is `CLUSTER BATON-MC <asking 0|1> <memcached request>`; the answer is an
 //! array with one element per key of the request: the memcached reply for that key, or a
-//! redirection (`MOVED`, `ASK`) or a cluster error. Every wait is bounded by the
-//! connection's timeouts (`cluster-node-timeout`): an owner that is down or stalled
-//! makes the request fail with a reason, never hang.
+//! redirection (`MOVED`, `ASK`) or a cluster error. The requests of every task are
+//! pipelined on the link and answered in the order sent. Every wait is bounded by
+//! `cluster-node-timeout`: once the oldest request on a link has waited that long, every
+//! request on it fails with a reason and the link is closed. A link the peer closed
+//! (it restarted) is dropped, and the next request opens a new one.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::os::fd::AsRawFd;
-use std::sync::mpsc;
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
 
-use baton_engine::runtime::mesh::Mesh;
-use baton_engine::runtime::{Msg, Out};
+use baton_engine::runtime::{Core, Out};
 use bytes::Bytes;
 
-use crate::config::Shared;
 use crate::netcore::NetCore;
-use crate::repl::link::{connect_within, encode_command};
+use crate::repl::link::encode_command;
 
 /// One element of a node's answer: the memcached reply for one key, or an error line
 /// (`MOVED 123 host:port`, `ASK ...`, `CLUSTERDOWN ...`).
@@ -49,23 +49,42 @@ pub enum Part {
 pub type Answer = Result<Vec<Part>, String>;
 
 /// Bounds on an answer, so that a confused peer cannot make this node allocate without
-/// limit: elements per answer (a multi-get's keys) and bytes per element.
+/// limit: elements per answer (a multi-get's keys), bytes per element, bytes per line.
 const MAX_PARTS: usize = 1 << 20;
 const MAX_PART_LEN: usize = 512 << 20;
-/// Commands one link writes before it reads their answers.
-const MAX_BATCH: usize = 1024;
+const MAX_LINE: usize = 64 * 1024;
 
-/// A request for the link thread: its commands, and where to post their answers.
-struct Work {
-    core: usize,
+/// A request of a task: its commands, and the reply id their answers resolve.
+pub struct Work {
     id: u64,
     commands: Vec<Vec<u8>>,
 }
 
-/// This core's links, by peer address (attached to the core).
+impl Work {
+    /// Resolves the request with `why` for every command (it never reached a link).
+    pub fn fail(self, core: &Core, why: &str) {
+        let answers: Vec<Answer> = vec![Err(why.to_string()); self.commands.len()];
+        core.resolve_reply(self.id, vec![Out::Value(Box::new(answers))]);
+    }
+}
+
+/// This core's forwarded requests not yet on a link, with their owners' addresses: the
+/// tasks queue them ([`send`]) and the event loop takes them every turn.
 #[derive(Default)]
-pub struct Links {
-    by_addr: RefCell<HashMap<String, mpsc::Sender<Work>>>,
+pub struct Queue(RefCell<Vec<(String, Work)>>);
+
+impl Queue {
+    /// Makes this core's queue (cluster mode): [`send`] finds it.
+    pub fn install(core: &Core) -> Rc<Queue> {
+        let q = Rc::new(Queue::default());
+        core.attach(q.clone());
+        q
+    }
+
+    /// Everything queued since the last call.
+    pub fn take(&self) -> Vec<(String, Work)> {
+        std::mem::take(&mut *self.0.borrow_mut())
+    }
 }
 
 /// The `CLUSTER BATON-MC` command that forwards `request` (one memcached request).
@@ -75,8 +94,8 @@ pub fn command(asking: bool, request: &[u8]) -> Vec<u8> {
 }
 
 /// Sends `commands` to the node at `addr` (`ip:port`) on this core's link to it; the
-/// future resolves to one answer per command, in order. The work is queued at once, so
-/// several calls run at the same time.
+/// future resolves to one answer per command, in order. The work is queued at once (the
+/// loop sends it this turn), so several calls run at the same time.
 pub fn send(
     nc: &NetCore,
     addr: &str,
@@ -84,57 +103,11 @@ pub fn send(
 ) -> impl std::future::Future<Output = Vec<Answer>> {
     let core = &nc.core;
     let n = commands.len();
-    let links = core.attached::<Links>().unwrap_or_else(|| {
-        let l = std::rc::Rc::new(Links::default());
-        core.attach(l.clone());
-        l
-    });
     let (id, rx) = core.expect_reply();
-    let mut work = Some(Work {
-        core: core.id,
-        id,
-        commands,
-    });
-    let mut failed = None;
-    for _ in 0..2 {
-        let tx = {
-            let mut by_addr = links.by_addr.borrow_mut();
-            match by_addr.get(addr) {
-                Some(tx) => tx.clone(),
-                None => match start(addr, core.mesh_handle(), nc.shared.clone(), timeout(nc)) {
-                    Ok(tx) => {
-                        by_addr.insert(addr.to_string(), tx.clone());
-                        tx
-                    }
-                    Err(e) => {
-                        failed = Some(format!("cannot start a link to {addr}: {e}"));
-                        break;
-                    }
-                },
-            }
-        };
-        match tx.send(work.take().expect("work")) {
-            Ok(()) => break,
-            // The thread is gone (it never should be): start a new one once.
-            Err(mpsc::SendError(w)) => {
-                work = Some(w);
-                links.by_addr.borrow_mut().remove(addr);
-            }
-        }
-    }
-    if work.is_some() {
-        // Answered through this core's own inbox, as the link would have, so the reply
-        // awaited is never left pending.
-        let why = failed.unwrap_or_else(|| format!("the link to {addr} is down"));
-        let answers: Vec<Answer> = vec![Err(why); n];
-        core.mesh_handle().post(
-            core.id,
-            core.id,
-            [Msg::Resp {
-                id,
-                outs: vec![Out::Value(Box::new(answers))],
-            }],
-        );
+    let work = Work { id, commands };
+    match core.attached::<Queue>() {
+        Some(q) => q.0.borrow_mut().push((addr.to_string(), work)),
+        None => work.fail(core, "this core forwards nothing"),
     }
     async move {
         let outs = rx.await;
@@ -145,7 +118,8 @@ pub fn send(
     }
 }
 
-fn timeout(nc: &NetCore) -> Duration {
+/// How long a forwarded request may wait for its answer (`cluster-node-timeout`).
+pub fn timeout(nc: &NetCore) -> Duration {
     let ms = nc
         .shared
         .cluster
@@ -154,214 +128,259 @@ fn timeout(nc: &NetCore) -> Duration {
     Duration::from_millis(ms.max(100))
 }
 
-/// Starts the thread of a link to `addr`.
-fn start(
-    addr: &str,
-    mesh: Arc<Mesh<Msg>>,
-    shared: Arc<Shared>,
-    timeout: Duration,
-) -> std::io::Result<mpsc::Sender<Work>> {
-    let (tx, rx) = mpsc::channel();
-    let addr = addr.to_string();
-    std::thread::Builder::new()
-        .name("baton-mclink".into())
-        .spawn(move || link(&addr, &rx, &mesh, &shared, timeout))?;
-    Ok(tx)
+/// A request sent on a link, waiting for its answers.
+struct Waiting {
+    id: u64,
+    /// Answers still to come.
+    left: usize,
+    answers: Vec<Answer>,
+    since: Instant,
 }
 
-/// The link thread: takes what the core queued, exchanges it with the peer, posts the
-/// answers back to the core. Ends when the core drops its sender.
-fn link(
-    addr: &str,
-    rx: &mpsc::Receiver<Work>,
-    mesh: &Mesh<Msg>,
-    shared: &Shared,
+/// One connection to a peer, as the event loop drives it: what was sent and waits for
+/// an answer, and the bytes received but not yet parsed.
+pub struct Link {
+    pub addr: String,
     timeout: Duration,
-) {
-    let mut conn: Option<BufReader<TcpStream>> = None;
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        let mut commands = batch[0].commands.len();
-        while commands < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(w) => {
-                    commands += w.commands.len();
-                    batch.push(w);
-                }
-                Err(_) => break,
-            }
-        }
-        let answers = exchange(&mut conn, shared, addr, &batch, timeout);
-        let core = batch[0].core;
-        let msgs: Vec<Msg> = batch
-            .iter()
-            .zip(answers)
-            .map(|(w, a)| Msg::Resp {
-                id: w.id,
-                outs: vec![Out::Value(Box::new(a))],
-            })
-            .collect();
-        mesh.post(core, core, msgs);
-    }
+    buf: Vec<u8>,
+    waiting: VecDeque<Waiting>,
+    /// The answer to AUTH comes first.
+    auth_pending: bool,
 }
 
-/// Whether a pooled connection was closed by the peer (it restarted, or closed an idle
-/// client): then a new one is opened before anything is sent, so no request is lost.
-fn closed_by_peer(s: &TcpStream) -> bool {
-    let mut b = [0u8; 1];
-    // SAFETY: recv(2) into a live 1-byte buffer on a descriptor the stream owns.
-    let n = unsafe {
-        libc::recv(
-            s.as_raw_fd(),
-            b.as_mut_ptr().cast(),
-            1,
-            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+/// A non-blocking TCP socket connecting to `ip:port` (the connection completes while
+/// the first send waits for it).
+fn connect_socket(ip: IpAddr, port: u16) -> std::io::Result<OwnedFd> {
+    let domain = if ip.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: socket(2) with constant arguments; the descriptor is owned at once.
+    let fd = unsafe {
+        libc::socket(
+            domain,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
         )
     };
-    // 0: orderly close; data: the peer said something unasked (nothing is pending
-    // between batches), so the stream cannot be trusted either.
-    n >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN)
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just created and nothing else owns it.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let r = match ip {
+        IpAddr::V4(v4) => {
+            // SAFETY: a zeroed sockaddr_in is valid; the fields are then set.
+            let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+            sa.sin_family = libc::AF_INET as libc::sa_family_t;
+            sa.sin_port = port.to_be();
+            sa.sin_addr.s_addr = u32::from_ne_bytes(v4.octets());
+            // SAFETY: connect(2) with a pointer to a live sockaddr_in and its size.
+            unsafe {
+                libc::connect(
+                    fd,
+                    (&sa as *const libc::sockaddr_in).cast(),
+                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                )
+            }
+        }
+        IpAddr::V6(v6) => {
+            // SAFETY: a zeroed sockaddr_in6 is valid; the fields are then set.
+            let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+            sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sa.sin6_port = port.to_be();
+            sa.sin6_addr.s6_addr = v6.octets();
+            // SAFETY: connect(2) with a pointer to a live sockaddr_in6 and its size.
+            unsafe {
+                libc::connect(
+                    fd,
+                    (&sa as *const libc::sockaddr_in6).cast(),
+                    std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+                )
+            }
+        }
+    };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINPROGRESS) {
+            return Err(e);
+        }
+    }
+    Ok(owned)
 }
 
-/// Writes every command of `batch` and reads their answers; on any failure the
-/// connection is dropped and the answers not read fail with the reason.
-fn exchange(
-    conn: &mut Option<BufReader<TcpStream>>,
-    shared: &Shared,
-    addr: &str,
-    batch: &[Work],
-    timeout: Duration,
-) -> Vec<Vec<Answer>> {
-    let fail = |why: String| -> Vec<Vec<Answer>> {
-        batch
-            .iter()
-            .map(|w| vec![Err(why.clone()); w.commands.len()])
-            .collect()
-    };
-    if conn.as_ref().is_some_and(|c| closed_by_peer(c.get_ref())) {
-        *conn = None;
-    }
-    if conn.is_none() {
-        let Some((host, port)) = addr
-            .rsplit_once(':')
-            .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
-        else {
-            return fail(format!("the owner's address {addr:?} is not host:port"));
+impl Link {
+    /// Starts a connection to `addr` (`ip:port`, as a cluster view names a node): its
+    /// socket, the link, and its first output (AUTH with `auth`, when set).
+    pub fn connect(
+        addr: &str,
+        auth: Option<&str>,
+        timeout: Duration,
+    ) -> Result<(OwnedFd, Link, Vec<u8>), String> {
+        let Some((ip, port)) = addr.rsplit_once(':').and_then(|(h, p)| {
+            let h = h.trim_start_matches('[').trim_end_matches(']');
+            Some((h.parse::<IpAddr>().ok()?, p.parse::<u16>().ok()?))
+        }) else {
+            return Err(format!("the owner's address {addr:?} is not ip:port"));
         };
-        match connect_within(shared, host, port, timeout, timeout) {
-            Ok(c) => *conn = Some(c),
-            Err(e) => return fail(format!("cannot reach the owner {addr}: {e}")),
+        let fd =
+            connect_socket(ip, port).map_err(|e| format!("cannot reach the owner {addr}: {e}"))?;
+        let hello = auth.map_or_else(Vec::new, |pw| encode_command(&["AUTH", pw]));
+        let link = Link {
+            addr: addr.to_string(),
+            timeout,
+            buf: Vec::new(),
+            waiting: VecDeque::new(),
+            auth_pending: auth.is_some(),
+        };
+        Ok((fd, link, hello))
+    }
+
+    /// Appends `w`'s commands to the link's output; their answers resolve `w`.
+    pub fn push(&mut self, w: Work, out: &mut Vec<u8>, now: Instant) {
+        for c in &w.commands {
+            out.extend_from_slice(c);
         }
+        self.waiting.push_back(Waiting {
+            id: w.id,
+            left: w.commands.len(),
+            answers: Vec::with_capacity(w.commands.len()),
+            since: now,
+        });
     }
-    let c = conn.as_mut().expect("connected");
-    let mut out = Vec::new();
-    for w in batch {
-        for cmd in &w.commands {
-            out.extend_from_slice(cmd);
-        }
+
+    /// When the oldest request waiting on this link times out.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.waiting.front().map(|w| w.since + self.timeout)
     }
-    if let Err(e) = c.get_mut().write_all(&out) {
-        *conn = None;
-        return fail(format!("cannot send to the owner {addr}: {e}"));
+
+    /// The reason every request fails with once the link timed out.
+    pub fn timed_out(&self) -> String {
+        format!(
+            "the owner {} did not answer within {:?}",
+            self.addr, self.timeout
+        )
     }
-    let mut answers = Vec::with_capacity(batch.len());
-    let mut broken: Option<String> = None;
-    for w in batch {
-        let mut these = Vec::with_capacity(w.commands.len());
-        for _ in &w.commands {
-            if let Some(why) = &broken {
-                these.push(Err(why.clone()));
-                continue;
-            }
-            match read_answer(c) {
-                Ok(a) => these.push(a),
-                Err(e) => {
-                    let why = if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) {
-                        format!("the owner {addr} did not answer within {timeout:?}")
-                    } else {
-                        format!("lost the owner {addr}: {e}")
-                    };
-                    these.push(Err(why.clone()));
-                    broken = Some(why);
+
+    /// Takes received bytes: every complete answer resolves its request, in order. An
+    /// error means the stream cannot be trusted any more (the link must close).
+    pub fn on_input(&mut self, core: &Core, bytes: &[u8]) -> Result<(), String> {
+        self.buf.extend_from_slice(bytes);
+        let mut at = 0;
+        let result = loop {
+            if self.auth_pending {
+                match line(&self.buf[at..]) {
+                    Ok(Some((l, used))) => {
+                        at += used;
+                        self.auth_pending = false;
+                        if !l.starts_with(b"+") {
+                            break Err(format!(
+                                "cannot authenticate to the owner {}: {}",
+                                self.addr,
+                                String::from_utf8_lossy(l)
+                            ));
+                        }
+                        continue;
+                    }
+                    Ok(None) => break Ok(()),
+                    Err(e) => break Err(e),
                 }
             }
+            match parse_answer(&self.buf[at..]) {
+                Ok(Some((answer, used))) => {
+                    at += used;
+                    let Some(w) = self.waiting.front_mut() else {
+                        break Err(format!("the owner {} answered unasked", self.addr));
+                    };
+                    w.answers.push(answer);
+                    w.left -= 1;
+                    if w.left == 0 {
+                        let w = self.waiting.pop_front().expect("front");
+                        core.resolve_reply(w.id, vec![Out::Value(Box::new(w.answers))]);
+                    }
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(format!("a bad answer from the owner {}: {e}", self.addr)),
+            }
+        };
+        self.buf.drain(..at);
+        result
+    }
+
+    /// Fails every request waiting on the link with `why` (it closes).
+    pub fn fail(&mut self, core: &Core, why: &str) {
+        for mut w in self.waiting.drain(..) {
+            w.answers
+                .resize(w.answers.len() + w.left, Err(why.to_string()));
+            core.resolve_reply(w.id, vec![Out::Value(Box::new(w.answers))]);
         }
-        answers.push(these);
     }
-    if broken.is_some() {
-        *conn = None;
-    }
-    answers
 }
 
-fn bad(what: &str) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string())
+/// One line without its `\r\n`, and the bytes it took; `None` while incomplete.
+fn line(buf: &[u8]) -> Result<Option<(&[u8], usize)>, String> {
+    match buf.iter().take(MAX_LINE).position(|&b| b == b'\n') {
+        Some(i) if i > 0 && buf[i - 1] == b'\r' => Ok(Some((&buf[..i - 1], i + 1))),
+        Some(_) => Err("a malformed answer line".into()),
+        None if buf.len() >= MAX_LINE => Err("an answer line too long".into()),
+        None => Ok(None),
+    }
 }
 
-/// One line without its `\r\n` (at most 64 KiB).
-fn read_line(r: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
-    let mut line = Vec::new();
-    r.by_ref().take(64 * 1024).read_until(b'\n', &mut line)?;
-    if line.is_empty() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "the connection closed",
-        ));
-    }
-    if !line.ends_with(b"\r\n") {
-        return Err(bad("a malformed answer line"));
-    }
-    line.truncate(line.len() - 2);
-    Ok(line)
-}
-
-fn read_len(text: &[u8], max: usize) -> std::io::Result<usize> {
+fn len_of(text: &[u8], max: usize) -> Result<usize, String> {
     std::str::from_utf8(text)
         .ok()
         .and_then(|s| s.parse::<usize>().ok())
         .filter(|&n| n <= max)
-        .ok_or_else(|| bad("a malformed or oversized length"))
+        .ok_or_else(|| "a malformed or oversized length".to_string())
 }
 
-/// Reads one answer to `CLUSTER BATON-MC`: an array of bulk strings and errors, or one
-/// error for the whole command (the peer refused it: an old version, authentication...).
-pub fn read_answer(r: &mut impl BufRead) -> std::io::Result<Answer> {
-    let line = read_line(r)?;
-    match line.first() {
+/// Parses one answer to `CLUSTER BATON-MC` from the start of `buf`: an array of bulk
+/// strings and errors, or one error for the whole command (the peer refused it: an old
+/// version, authentication...). `None` while incomplete; the bytes it took.
+pub fn parse_answer(buf: &[u8]) -> Result<Option<(Answer, usize)>, String> {
+    let Some((head, mut at)) = line(buf)? else {
+        return Ok(None);
+    };
+    match head.first() {
         Some(b'-') => {
-            return Ok(Err(format!(
+            let why = format!(
                 "the owner refused the forwarded request: {}",
-                String::from_utf8_lossy(&line[1..])
-            )))
+                String::from_utf8_lossy(&head[1..])
+            );
+            return Ok(Some((Err(why), at)));
         }
         Some(b'*') => {}
-        _ => return Err(bad("an unexpected answer")),
+        _ => return Err("an unexpected answer".into()),
     }
-    let n = read_len(&line[1..], MAX_PARTS)?;
+    let n = len_of(&head[1..], MAX_PARTS)?;
     let mut parts = Vec::with_capacity(n.min(1024));
     for _ in 0..n {
-        let line = read_line(r)?;
-        match line.first() {
-            Some(b'-') => parts.push(Part::Error(
-                String::from_utf8_lossy(&line[1..]).into_owned(),
-            )),
-            Some(b'$') => {
-                let len = read_len(&line[1..], MAX_PART_LEN)?;
-                let mut b = Vec::new();
-                r.by_ref().take(len as u64 + 2).read_to_end(&mut b)?;
-                if b.len() != len + 2 || !b.ends_with(b"\r\n") {
-                    return Err(bad("a truncated answer"));
-                }
-                b.truncate(len);
-                parts.push(Part::Reply(b));
+        let Some((l, used)) = line(&buf[at..])? else {
+            return Ok(None);
+        };
+        match l.first() {
+            Some(b'-') => {
+                parts.push(Part::Error(String::from_utf8_lossy(&l[1..]).into_owned()));
+                at += used;
             }
-            _ => return Err(bad("an unexpected answer element")),
+            Some(b'$') => {
+                let len = len_of(&l[1..], MAX_PART_LEN)?;
+                let body = at + used;
+                if buf.len() < body + len + 2 {
+                    return Ok(None);
+                }
+                if &buf[body + len..body + len + 2] != b"\r\n" {
+                    return Err("a truncated answer".into());
+                }
+                parts.push(Part::Reply(buf[body..body + len].to_vec()));
+                at = body + len + 2;
+            }
+            _ => return Err("an unexpected answer element".into()),
         }
     }
-    Ok(Ok(parts))
+    Ok(Some((Ok(parts), at)))
 }
 
 /// The text of a forwarded request for one or more keys of a retrieval, as the
@@ -386,30 +405,59 @@ pub fn retrieval(cas: bool, touch: Option<i64>, keys: &[&[u8]]) -> Bytes {
 mod tests {
     use super::*;
 
-    fn answer(bytes: &[u8]) -> std::io::Result<Answer> {
-        read_answer(&mut std::io::Cursor::new(bytes.to_vec()))
+    fn answer(bytes: &[u8]) -> Result<Option<(Answer, usize)>, String> {
+        parse_answer(bytes)
     }
 
     #[test]
-    fn reads_parts_errors_and_refusals() {
+    fn reads_parts_errors_and_refusals_whole_or_not_yet() {
+        let full = b"*3\r\n$5\r\nEND\r\n\r\n-MOVED 1 h:1\r\n$0\r\n\r\n";
         assert_eq!(
-            answer(b"*3\r\n$5\r\nEND\r\n\r\n-MOVED 1 h:1\r\n$0\r\n\r\n").unwrap(),
-            Ok(vec![
-                Part::Reply(b"END\r\n".to_vec()),
-                Part::Error("MOVED 1 h:1".into()),
-                Part::Reply(Vec::new()),
-            ])
+            answer(full).unwrap(),
+            Some((
+                Ok(vec![
+                    Part::Reply(b"END\r\n".to_vec()),
+                    Part::Error("MOVED 1 h:1".into()),
+                    Part::Reply(Vec::new()),
+                ]),
+                full.len()
+            ))
         );
-        assert!(answer(b"-ERR unknown subcommand\r\n").unwrap().is_err());
-        assert!(answer(b"*1\r\n$10\r\nshort\r\n").is_err(), "truncated");
+        // Every cut of it is incomplete, never an error; bytes after it stay.
+        for cut in 0..full.len() {
+            assert_eq!(answer(&full[..cut]).unwrap(), None, "cut at {cut}");
+        }
+        let mut two = full.to_vec();
+        two.extend_from_slice(b"*0\r\n");
+        assert_eq!(answer(&two).unwrap().unwrap().1, full.len());
+        let (refused, used) = answer(b"-ERR unknown subcommand\r\n").unwrap().unwrap();
+        assert!(refused.is_err());
+        assert_eq!(used, 25);
+        assert!(answer(b"*1\r\n$3\r\nabcde\r\n").is_err(), "wrong length");
         assert!(answer(b"*99999999999\r\n").is_err(), "too many parts");
+        assert!(
+            answer(b"*1\r\n$999999999999\r\n").is_err(),
+            "too long a part"
+        );
         assert!(answer(b"+OK\r\n").is_err());
-        assert!(answer(b"").is_err());
+        assert!(answer(b"*1\n").is_err(), "no \\r");
+        assert!(answer(&vec![b'*'; MAX_LINE]).is_err(), "an endless line");
+        assert_eq!(answer(b"").unwrap(), None);
     }
 
     #[test]
     fn retrieval_texts() {
         assert_eq!(&retrieval(false, None, &[b"a", b"b"])[..], b"get a b\r\n");
         assert_eq!(&retrieval(true, Some(-1), &[b"a"])[..], b"gats -1 a\r\n");
+    }
+
+    #[test]
+    fn addresses_must_be_ip_and_port() {
+        for bad in ["nohost", "localhost:1", "1.2.3.4:x", "1.2.3.4:70000"] {
+            assert!(
+                Link::connect(bad, None, Duration::from_secs(1)).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

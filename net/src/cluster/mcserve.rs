@@ -113,6 +113,12 @@ pub async fn serve(nc: &NetCore, args: &[Bytes]) -> Reply {
         Ok(Some(r)) if buf.is_empty() && parser.swallowing() == 0 => r,
         _ => return Reply::err(USAGE),
     };
+    // A write this node takes no more (paused for a failover) is refused here, for the
+    // forwarding node to pass on.
+    let mut refusal = Vec::new();
+    if crate::mcdispatch::cluster_refused(&nc.shared, &req, &mut refusal) {
+        return Reply::Array(vec![Reply::Bulk(Bytes::from(refusal))]);
+    }
     let (ops, shapes): (Vec<McOp>, Vec<Shape>) = match req {
         // A one-key retrieval is answered as one item (no END): the forwarding node may
         // be merging it into a retrieval of several keys.

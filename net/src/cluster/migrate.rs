@@ -2,11 +2,13 @@
 //! [AUTH password | AUTH2 username password] [KEYS key ...]: moves keys to another Baton
 //! (what `redis-cli --cluster reshard` calls for each batch of a slot's keys).
 //!
-//! 1. Each key is fenced and read on its own core, in one job (value, flags and TTL, as
-//!    DUMP's payload, and its CAS). From then on, a command touching the key (from any
-//!    connection and core, MULTI/EXEC and multi-key commands included) is parked where
-//!    the key lives: not run, not answered, its connection's later commands behind it;
-//!    other keys and connections are served ([`baton_engine::exec::fence`]).
+//! 1. Each key is fenced and read on its own core, in one job (value, flags, TTL and
+//!    CAS, as DUMP's payload: the target gives the key the same CAS unique, so a
+//!    memcached client's `gets` before the move and `cas` after it still match). From
+//!    then on, a command touching the key (from any connection and core, MULTI/EXEC and
+//!    multi-key commands included) is parked where the key lives: not run, not
+//!    answered, its connection's later commands behind it; other keys and connections
+//!    are served ([`baton_engine::exec::fence`]).
 //! 2. The batch goes to the target as RESTORE-ASKING (RESTORE outside cluster mode) on a
 //!    blocking connection of a helper thread.
 //! 3. Once the target has answered every one, each key is deleted here (not with COPY)
@@ -209,7 +211,7 @@ async fn fence_and_read(
                         0 => 0,
                         at => at.saturating_sub(now).max(1),
                     };
-                    Out::Value(Box::new(Taken::Item(ttl, encode_copy(&copy), cas)))
+                    Out::Value(Box::new(Taken::Item(ttl, encode_copy(&copy, cas), cas)))
                 })),
             )
         })
@@ -326,6 +328,12 @@ pub async fn migrate(nc: &NetCore, args: &[Bytes]) -> Reply {
         Ok(r) => r,
         Err(e) => return e,
     };
+    // Redis refuses a command with keys while the cluster is down for this node
+    // (`getNodeByQuery`), MIGRATE included: a primary cut off from the majority gives no
+    // key away either.
+    if !req.keys.is_empty() && nc.core.router.view().is_some_and(|v| v.down) {
+        return Reply::err(baton_engine::exec::plan::CLUSTER_DOWN);
+    }
     // If this task is dropped (its connection closed) before the end, the cores' reapers
     // lift its fences at their deadline (spawning from a drop could run outside the
     // executor, at shutdown).

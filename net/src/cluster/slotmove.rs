@@ -6,7 +6,12 @@
 //!
 //! As in Valkey, the command checks everything, marks the slots, answers `+OK` and moves
 //! the data in the background; CLUSTER GETSLOTMIGRATIONS shows each job's state
-//! (`running`, `success`, `failed` or `canceled`, with a message) on the source node.
+//! (`running`, `success`, `failed` or `canceled`, with a message) on the source node
+//! (operation `EXPORT`) and on the target (`IMPORT`, same name), which the source tells
+//! with `CLUSTER BATON-SLOTJOB` when the job starts and when it ends. A target that did
+//! not hear the end (the connection broke) settles its entry by its own view: once no
+//! slot of the job is importing here any more, `success` if it owns them all, `failed`
+//! otherwise.
 //!
 //! ```text
 //!  source (the job, on the core that got the command)        target
@@ -47,8 +52,7 @@
 //! yet (state `canceled`, nothing moved). Towards the target the job authenticates with
 //! this node's `masterauth`, as the gossip does.
 //!
-//! Not done: the job list lives on the source only (Valkey shows it on the target too);
-//! memcached CAS values are the target's own, as after MIGRATE.
+//! memcached CAS uniques travel with the keys (in the RESTORE payload), as with MIGRATE.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -70,6 +74,8 @@ const KEPT: usize = 32;
 #[derive(Debug, Clone)]
 pub struct Migration {
     pub name: String,
+    /// `EXPORT` on the source, `IMPORT` on the target.
+    pub operation: &'static str,
     pub ranges: Vec<(u16, u16)>,
     pub source: String,
     pub target: String,
@@ -113,9 +119,13 @@ impl Jobs {
         }
     }
 
-    /// Asks every running job to stop (CLUSTER CANCELSLOTMIGRATIONS).
+    /// Asks every running job this node exports to stop (CLUSTER CANCELSLOTMIGRATIONS).
     fn cancel_running(&self) {
-        for j in self.lock().iter_mut().filter(|j| j.state == "running") {
+        for j in self
+            .lock()
+            .iter_mut()
+            .filter(|j| j.state == "running" && j.operation == "EXPORT")
+        {
             j.cancel = true;
         }
     }
@@ -123,6 +133,11 @@ impl Jobs {
     /// Whether job `name` was asked to stop.
     pub(super) fn canceled(&self, name: &str) -> bool {
         self.lock().iter().any(|j| j.name == name && j.cancel)
+    }
+
+    /// A copy of job `name`.
+    fn get(&self, name: &str) -> Option<Migration> {
+        self.lock().iter().find(|j| j.name == name).cloned()
     }
 
     /// A copy of every job.
@@ -209,6 +224,7 @@ fn ranges_text(ranges: &[(u16, u16)]) -> String {
 
 /// CLUSTER GETSLOTMIGRATIONS: one map per job.
 pub fn list(cluster: &Cluster) -> Reply {
+    settle_imports(cluster);
     let bulk = |s: &str| Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()));
     Reply::Array(
         cluster
@@ -218,7 +234,7 @@ pub fn list(cluster: &Cluster) -> Reply {
             .map(|m| {
                 Reply::Map(vec![
                     (bulk("name"), bulk(&m.name)),
-                    (bulk("operation"), bulk("EXPORT")),
+                    (bulk("operation"), bulk(m.operation)),
                     (bulk("slot_ranges"), bulk(&ranges_text(&m.ranges))),
                     (bulk("target_node"), bulk(&m.target)),
                     (bulk("source_node"), bulk(&m.source)),
@@ -231,6 +247,121 @@ pub fn list(cluster: &Cluster) -> Reply {
             })
             .collect(),
     )
+}
+
+/// The states a job ends in, as the source tells the target.
+const END_STATES: [&str; 3] = ["success", "failed", "canceled"];
+
+/// `CLUSTER BATON-SLOTJOB <name> <state> <keys moved> <message> <source-id> <start> <end>
+/// [...]`: what the source tells the target of job `m`.
+fn slotjob_command(m: &Migration) -> Vec<u8> {
+    let mut args = vec![
+        "CLUSTER".to_string(),
+        "BATON-SLOTJOB".into(),
+        m.name.clone(),
+        m.state.into(),
+        m.keys_moved.to_string(),
+        m.message.clone(),
+        m.source.clone(),
+    ];
+    for &(a, b) in &m.ranges {
+        args.push(a.to_string());
+        args.push(b.to_string());
+    }
+    encode_command(&args)
+}
+
+/// Tells the target of job `m` its state (best effort: an older Baton does not know the
+/// command, and a target that missed the end settles its entry by itself).
+async fn tell_target(link: &Link, m: &Migration) {
+    if let Err(e) = link.all_ok(vec![slotjob_command(m)]).await {
+        tracing::debug!("slot migration {}: the target's job list: {e}", m.name);
+    }
+}
+
+/// CLUSTER BATON-SLOTJOB (between Baton nodes only; see [`slotjob_command`]): records
+/// or updates the import side of a job on its target.
+pub fn record_import(cluster: &Cluster, args: &[Bytes]) -> Reply {
+    let text = |a: &Bytes| String::from_utf8_lossy(a).into_owned();
+    let state = match &text(&args[3])[..] {
+        "running" => "running",
+        s => match END_STATES.iter().find(|e| **e == s) {
+            Some(e) => e,
+            None => return errors::SYNTAX,
+        },
+    };
+    let Some(keys_moved) = baton_engine::commands::parse_i64(&args[4]).filter(|n| *n >= 0) else {
+        return errors::NOT_INTEGER;
+    };
+    if args.len().is_multiple_of(2) {
+        return errors::SYNTAX;
+    }
+    let mut ranges = Vec::new();
+    for pair in args[7..].chunks(2) {
+        match (slot_arg(&pair[0]), slot_arg(&pair[1])) {
+            (Ok(a), Ok(b)) if a <= b => ranges.push((a, b)),
+            (Err(e), _) | (_, Err(e)) => return e,
+            _ => return errors::SYNTAX,
+        }
+    }
+    let name = text(&args[2]);
+    let (message, source) = (text(&args[5]), text(&args[6]));
+    let me = cluster.read(|st| st.myself.clone());
+    let known = cluster.slot_jobs.lock().iter().any(|j| j.name == name);
+    if known {
+        cluster.slot_jobs.update(&name, |j| {
+            j.state = state;
+            j.keys_moved = keys_moved as u64;
+            j.message = message;
+        });
+    } else {
+        let now = now_ms();
+        cluster.slot_jobs.add(Migration {
+            name,
+            operation: "IMPORT",
+            ranges,
+            source,
+            target: me,
+            created_ms: now,
+            updated_ms: now,
+            state,
+            message,
+            keys_moved: keys_moved as u64,
+            cancel: false,
+        });
+    }
+    Reply::Ok
+}
+
+/// Ends the running import entries whose slots are no longer importing here: the source
+/// finished (or gave up on) the job without telling this node.
+fn settle_imports(cluster: &Cluster) {
+    let running: Vec<(String, Vec<(u16, u16)>)> = cluster
+        .slot_jobs
+        .list()
+        .into_iter()
+        .filter(|j| j.operation == "IMPORT" && j.state == "running")
+        .map(|j| (j.name, j.ranges))
+        .collect();
+    for (name, ranges) in running {
+        let slots = || ranges.iter().flat_map(|&(a, b)| a..=b);
+        let ended = cluster.read(|st| {
+            if slots().any(|s| st.importing.contains_key(&s)) {
+                return None;
+            }
+            Some(slots().all(|s| st.owner(s).is_some_and(|n| n.id == st.myself)))
+        });
+        if let Some(owned) = ended {
+            cluster.slot_jobs.update(&name, |j| {
+                if owned {
+                    j.state = "success";
+                } else {
+                    j.state = "failed";
+                    j.message = "the source ended the migration".into();
+                }
+            });
+        }
+    }
 }
 
 /// What CLUSTER MIGRATESLOTS found out before changing anything: per block, the job.
@@ -251,6 +382,10 @@ pub async fn start(nc: &NetCore, cluster: &Arc<Cluster>, args: &[Bytes]) -> Repl
         Ok(b) => b,
         Err(e) => return e,
     };
+    // As MIGRATE: a primary cut off from the majority moves no slot.
+    if nc.core.router.view().is_some_and(|v| v.down) {
+        return Reply::err(baton_engine::exec::plan::CLUSTER_DOWN);
+    }
     let plans = cluster.read(|st| -> Result<Vec<Plan>, Reply> {
         if st.me().primary.is_some() {
             return Err(Reply::err(
@@ -357,6 +492,7 @@ pub async fn start(nc: &NetCore, cluster: &Arc<Cluster>, args: &[Bytes]) -> Repl
     for (p, link) in plans.into_iter().zip(links) {
         cluster.slot_jobs.add(Migration {
             name: p.name.clone(),
+            operation: "EXPORT",
             ranges: p.ranges.clone(),
             source: me.clone(),
             target: p.target.clone(),
@@ -369,6 +505,9 @@ pub async fn start(nc: &NetCore, cluster: &Arc<Cluster>, args: &[Bytes]) -> Repl
         });
         let (core, cluster) = (nc.core.clone(), cluster.clone());
         baton_engine::runtime::wake::spawn(async move {
+            if let Some(m) = cluster.slot_jobs.get(&p.name) {
+                tell_target(&link, &m).await;
+            }
             let r = slotstream::run(&core, &cluster, &link, &p.name, &p.slots, &p.target).await;
             let id = p.name.clone();
             cluster.slot_jobs.update(&id, |j| match r {
@@ -386,6 +525,9 @@ pub async fn start(nc: &NetCore, cluster: &Arc<Cluster>, args: &[Bytes]) -> Repl
                     j.message = e;
                 }
             });
+            if let Some(m) = cluster.slot_jobs.get(&id) {
+                tell_target(&link, &m).await;
+            }
         });
     }
     Reply::Ok

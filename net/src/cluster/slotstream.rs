@@ -115,13 +115,14 @@ struct Step {
 
 /// Reads `key` as it is now: its value, or its absence.
 fn read(shard: &mut Shard, key: Bytes, now: u64) -> (Item, usize) {
+    let cas = shard.lookup(&key, now).map_or(0, |e| e.cas());
     match shard.copy_item(&key, now) {
         Some(copy) => {
             let ttl = match copy.expire_at {
                 0 => 0,
                 at => at.saturating_sub(now).max(1),
             };
-            let payload = encode_copy(&copy);
+            let payload = encode_copy(&copy, cas);
             let bytes = key.len() + payload.len();
             (Item::Put { key, ttl, payload }, bytes)
         }

@@ -25,6 +25,9 @@
 //!   `cluster-node-timeout`, is answered `SERVER_ERROR <reason>` (nothing under
 //!   `noreply`); a multi-get with one such key is answered with that one line.
 //! * The ops a node serves for another are counted in its own `stats`.
+//! * A replica forwards every key to its slot's primary, writes included: memcached has
+//!   no READONLY, and a read served from the replica's copy could miss a write the same
+//!   client just made through it.
 
 use std::rc::Rc;
 
@@ -37,6 +40,7 @@ use super::{answer_inline, conn_command, ctx, limits, refused};
 use crate::client::Client;
 use crate::cluster::mclink::{self, Answer, Part};
 use crate::cluster::mcserve::{job, ran, Ran, Shape};
+use crate::config::Shared;
 use crate::dispatch::{Outcome, SlowResult, MAX_SLOW_REQUESTS, OUTPUT_PAUSE};
 use crate::memcache::{
     encode_end, encode_error, encode_refusal, McConn, McError, McOp, McOpKind, McParser, McReply,
@@ -126,6 +130,19 @@ fn is_local(core: &Core, req: &McRequest) -> bool {
     }
 }
 
+/// [`refused`] in cluster mode. A replica serves no slot: every key of a request goes to
+/// its slot's primary (the node a Redis cluster client is sent to with `-MOVED`), which
+/// decides there, so a replica's `READONLY` applies only to what runs here (`flush_all`).
+/// A write paused by a failover is refused wherever it arrives (the owner checks it too,
+/// [`crate::cluster::mcserve::serve`]).
+pub(crate) fn refused_here(shared: &Shared, req: &McRequest, out: &mut Vec<u8>) -> bool {
+    let keyed = matches!(req, McRequest::Single { .. } | McRequest::Multi { .. });
+    if keyed && shared.repl.refuses_writes() {
+        return false;
+    }
+    refused(shared, req, out)
+}
+
 fn parse(
     client: &Client,
     rbuf: &mut BytesMut,
@@ -157,7 +174,7 @@ pub fn run(nc: &Rc<NetCore>, client: &Client, rbuf: &mut BytesMut, out: &mut Vec
             }
         };
         client.borrow_mut().last_cmd = "memcache";
-        if refused(shared, &req, out) {
+        if refused_here(shared, &req, out) {
             continue;
         }
         if !is_local(core, &req) {
@@ -205,7 +222,7 @@ async fn slow(nc: Rc<NetCore>, reqs: Vec<(McRequest, Bytes)>, close_at_end: bool
     let mut close = close_at_end;
     for (n, (req, raw)) in reqs.into_iter().enumerate() {
         let mut refusal = Vec::new();
-        if refused(shared, &req, &mut refusal) {
+        if refused_here(shared, &req, &mut refusal) {
             slots.push(Slot::Ready(refusal));
             continue;
         }

@@ -13,6 +13,7 @@
 //! core's [`NetCore::memcache`].
 
 mod cluster;
+pub(crate) use cluster::refused_here as cluster_refused;
 
 use std::cell::RefCell;
 use std::rc::Rc;

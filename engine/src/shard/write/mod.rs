@@ -383,6 +383,15 @@ impl Shard {
         }
     }
 
+    /// Gives the live item under `key` the CAS unique `cas` it had on another node (RESTORE
+    /// of a payload that carries one: a key moved by MIGRATE or a slot stream keeps its
+    /// CAS, so a client's `gets` before the move and `cas` after it still match). This
+    /// shard's own CAS sequence moves past it, so no later write here reuses it.
+    pub fn carry_cas(&mut self, key: &[u8], now: u64, cas: u64) {
+        self.witness_cas(cas);
+        self.mc_cas_after_write(key, now, Some(cas));
+    }
+
     // ---- replay --------------------------------------------------------------------------
 
     /// Makes the change `effect` describes, so that the item ends up exactly as it was
