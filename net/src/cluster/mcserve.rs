@@ -4,6 +4,8 @@
 //! reply, or `MOVED`/`ASK`/`CLUSTERDOWN` for a key it does not serve (never a second hop).
 //! [`run_checked`] is also what the forwarding node runs its own keys with.
 
+use std::sync::atomic::Ordering;
+
 use baton_engine::exec::Batch;
 use baton_engine::memcache::{execute, McCtx};
 use baton_engine::reply::Reply;
@@ -12,7 +14,8 @@ use baton_ring::Target;
 use bytes::{Bytes, BytesMut};
 
 use crate::memcache::{
-    encode, encode_error, encode_item, McLimits, McOp, McParser, McReply, McRequest, McResult,
+    encode, encode_error, encode_item, encode_refusal, McLimits, McOp, McParser, McReply,
+    McRequest, McResult, PAUSED,
 };
 use crate::netcore::NetCore;
 
@@ -114,10 +117,14 @@ pub async fn serve(nc: &NetCore, args: &[Bytes]) -> Reply {
         _ => return Reply::err(USAGE),
     };
     // A write this node takes no more (paused for a failover) is refused here, for the
-    // forwarding node to pass on.
-    let mut refusal = Vec::new();
-    if crate::mcdispatch::cluster_refused(&nc.shared, &req, &mut refusal) {
-        return Reply::Array(vec![Reply::Bulk(Bytes::from(refusal))]);
+    // forwarding node to pass on (only a single-key request writes).
+    if let McRequest::Single { reply, .. } = &req {
+        let paused = || nc.shared.repl.writes_paused.load(Ordering::Acquire);
+        if req.writes() && paused() {
+            let mut b = Vec::new();
+            encode_refusal(reply, PAUSED, &mut b);
+            return Reply::Array(vec![Reply::Bulk(Bytes::from(b))]);
+        }
     }
     let (ops, shapes): (Vec<McOp>, Vec<Shape>) = match req {
         // A one-key retrieval is answered as one item (no END): the forwarding node may

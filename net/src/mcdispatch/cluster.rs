@@ -135,7 +135,7 @@ fn is_local(core: &Core, req: &McRequest) -> bool {
 /// decides there, so a replica's `READONLY` applies only to what runs here (`flush_all`).
 /// A write paused by a failover is refused wherever it arrives (the owner checks it too,
 /// [`crate::cluster::mcserve::serve`]).
-pub(crate) fn refused_here(shared: &Shared, req: &McRequest, out: &mut Vec<u8>) -> bool {
+fn refused_here(shared: &Shared, req: &McRequest, out: &mut Vec<u8>) -> bool {
     let keyed = matches!(req, McRequest::Single { .. } | McRequest::Multi { .. });
     if keyed && shared.repl.refuses_writes() {
         return false;

@@ -13,7 +13,6 @@
 //! core's [`NetCore::memcache`].
 
 mod cluster;
-pub(crate) use cluster::refused_here as cluster_refused;
 
 use std::cell::RefCell;
 use std::rc::Rc;
