@@ -661,6 +661,40 @@ impl Entry {
         e
     }
 
+    /// Rewrites a string entry in place into what `Entry::new(key, value, expire_at,
+    /// flags, cas)` builds for its key, when that block would have exactly this one's
+    /// shape (a value as long, the same optional fields): no allocation, and no free of a
+    /// block last touched long ago (a replica applying a stream of SETs, benches/RESULTS.md
+    /// session 12). False, with nothing changed, when it would not fit.
+    pub fn overwrite(&mut self, value: &[u8], expire_at: u64, flags: u32, cas: u64) -> bool {
+        let old = self.shape();
+        let new = Shape::for_parts(old.klen, value.len(), expire_at, flags);
+        let optional = M_EXPIRE | M_FLAGS;
+        if self.kind() != Kind::Str
+            || new.vlen != old.vlen
+            || new.meta & optional != old.meta & optional
+        {
+            return false;
+        }
+        // SAFETY: the same key length, value length and optional fields give the same
+        // offsets and size as the block was built with; exclusive access.
+        unsafe {
+            let p = self.ptr.as_ptr();
+            p.add(OFF_CAS).cast::<u64>().write_unaligned(cas);
+            p.add(OFF_ACCESS).cast::<u32>().write_unaligned(0);
+            // A string's kind bits are 0: the meta byte of a new block.
+            p.add(OFF_META).write(new.meta);
+            if new.meta & M_EXPIRE != 0 {
+                p.add(new.opt).cast::<u64>().write_unaligned(expire_at);
+            }
+            if new.meta & M_FLAGS != 0 {
+                p.add(new.flags_off()).cast::<u32>().write_unaligned(flags);
+            }
+        }
+        self.value_mut().copy_from_slice(value);
+        true
+    }
+
     fn set_kind(&mut self, kind: Kind) {
         // SAFETY: as `meta`, with exclusive access.
         unsafe {
@@ -828,6 +862,43 @@ mod tests {
             (&b"memtier-1234567"[..], &[7u8; 64][..], 9)
         );
         assert_eq!((e.expire_at(), e.flags()), (NO_EXPIRY, 0));
+    }
+
+    #[test]
+    fn an_overwrite_in_place_equals_a_new_entry_or_changes_nothing() {
+        let fresh = |v: &[u8], exp, flags, cas| Entry::new(b"key", v, exp, flags, cas);
+        let same = |a: &Entry, b: &Entry| {
+            assert_eq!(a.shape().size(), b.shape().size());
+            // SAFETY: both blocks hold `size` initialised bytes.
+            let bytes = |e: &Entry| unsafe {
+                std::slice::from_raw_parts(e.ptr.as_ptr(), e.shape().size()).to_vec()
+            };
+            assert_eq!(bytes(a), bytes(b));
+        };
+        for (exp, flags) in [(NO_EXPIRY, 0), (77, 0), (NO_EXPIRY, 5), (77, 5)] {
+            let mut e = fresh(b"aaaa", exp, flags, 1);
+            e.touch(9_000);
+            e.set_item_bits(ItemBits {
+                stale: true,
+                won: true,
+            });
+            let (exp2, flags2) = (if exp == NO_EXPIRY { exp } else { 88 }, flags * 2);
+            assert!(e.overwrite(b"bbbb", exp2, flags2, 2));
+            same(&e, &fresh(b"bbbb", exp2, flags2, 2));
+        }
+        // Anything that changes the block's shape is left to a new block.
+        let mut e = fresh(b"aaaa", NO_EXPIRY, 0, 1);
+        let before = fresh(b"aaaa", NO_EXPIRY, 0, 1);
+        assert!(!e.overwrite(b"bbb", NO_EXPIRY, 0, 2), "a shorter value");
+        assert!(!e.overwrite(b"bbbb", 77, 0, 2), "an expiry appears");
+        assert!(!e.overwrite(b"bbbb", NO_EXPIRY, 5, 2), "flags appear");
+        same(&e, &before);
+        let mut e = fresh(b"aaaa", 77, 5, 1);
+        assert!(!e.overwrite(b"bbbb", NO_EXPIRY, 5, 2), "the expiry goes");
+        assert!(!e.overwrite(b"bbbb", 77, 0, 2), "the flags go");
+        let mut h = Entry::new_kind(Kind::HashPacked, b"key", b"aaaa", NO_EXPIRY, 0, 1);
+        assert!(!h.overwrite(b"bbbb", NO_EXPIRY, 0, 2), "not a string");
+        assert_eq!(h.kind(), Kind::HashPacked);
     }
 
     #[test]

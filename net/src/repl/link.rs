@@ -420,17 +420,21 @@ pub const ACK_WAKE_SLACK: Duration = Duration::from_micros(500);
 /// runs the replica's wake-up in the primary's send (over loopback, its TCP receive too),
 /// a cross-CPU wake-up that was the largest part of a loaded primary's extra CPU with a
 /// replica (benches/RESULTS.md, sessions 8 and 11). The primary ships a steady stream once
-/// per `FLOW_COALESCE` (a quarter millisecond), so reads paced the same keep step with
-/// its shipments: most find one waiting, and the replica wakes on its own timer instead of
-/// on the primary's send. A record waits at most this much longer, and only while the
-/// replica sleeps: a loop awake for other work peeks at the flow (`FLOW_PEEK_EVERY`). (A 300 µs pause, tried
-/// in session 11, woke the replica from the primary's sends about as often.)
-pub const READ_PAUSE: Duration = Duration::from_micros(250);
+/// per `FLOW_COALESCE` (a quarter millisecond), so a read finds about four shipments
+/// waiting, and the replica wakes on its own timer, once a millisecond, instead of on the
+/// primary's sends: each wake-up costs the replica about what applying a shipment does,
+/// and a replica sharing a CPU with the primary's clients slows them (session 12: a
+/// quarter less replica CPU per primary op than a 250 µs pause). A record waits at most
+/// this much longer, and only while the replica sleeps: a loop awake for other work (a
+/// replica serving reads) peeks at the flow every `FLOW_PEEK_EVERY`, so what its clients
+/// see lags no more than with a shorter pause.
+pub const READ_PAUSE: Duration = Duration::from_millis(1);
 
-/// Receives at most this far apart make a steady stream. A receive after a quiet spell is
-/// followed by an armed receive at once, so an idle link's next write is read as soon as
-/// it arrives (no added lag, and WAIT answers as fast as before).
-pub const STEADY_GAP: Duration = Duration::from_millis(1);
+/// Receives at most this far apart make a steady stream (longer than [`READ_PAUSE`], so
+/// that paced reads stay paced). A receive after a quiet spell is followed by an armed
+/// receive at once, so an idle link's next write is read as soon as it arrives (no added
+/// lag, and WAIT answers as fast as before).
+pub const STEADY_GAP: Duration = Duration::from_millis(2);
 
 /// When a replica's flow should arm its next receive, after one at `now` (`last`: when
 /// the one before it was, updated here). `None`: at once, because the stream is not
@@ -743,6 +747,12 @@ mod tests {
             read_pause(&mut last, t2, true),
             None,
             "more is waiting: read again at once"
+        );
+        let t2 = t2 + READ_PAUSE + Duration::from_micros(100);
+        assert_eq!(
+            read_pause(&mut last, t2, false),
+            Some(t2 + READ_PAUSE),
+            "a read at the end of a pause: the stream is still steady"
         );
         let t3 = t2 + STEADY_GAP + Duration::from_micros(1);
         assert_eq!(

@@ -424,6 +424,18 @@ impl Shard {
                 cas,
                 bits,
             } => {
+                // A value as long as the one it replaces is written over it in place.
+                if let Some(idx) = self.store.index_of(key) {
+                    let e = self.store.entry_at_mut(idx);
+                    if e.overwrite(value, *expire_at, *flags, *cas) {
+                        e.set_item_bits(*bits);
+                        e.set_accessed(self.now);
+                        self.links = self.links.wrapping_add(1);
+                        self.relink(idx, |e| e);
+                        self.witness_cas(*cas);
+                        return;
+                    }
+                }
                 let mut e = Entry::new(key, value, *expire_at, *flags, *cas);
                 e.set_item_bits(*bits);
                 e.set_accessed(self.now);

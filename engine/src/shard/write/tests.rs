@@ -235,3 +235,29 @@ fn apply_relays_to_the_replicas_own_sink() {
     }
     assert_eq!(from_b.take(), effects);
 }
+
+/// A replica's SET of a value as long as the one it holds rewrites the block in place;
+/// either way it ends with the primary's items, expiry count and memory count.
+#[test]
+fn apply_writes_a_value_as_long_in_place() {
+    let (mut a, fx) = collecting(1);
+    a.put(b"a", b"11", 500, 3);
+    a.put(b"b", b"xx", NO_EXPIRY, 0);
+    let mut b = Shard::new(2);
+    for e in fx.take() {
+        b.apply(&e);
+    }
+    let block = |s: &Shard| s.store().get(b"a", 0).unwrap().value().as_ptr();
+    let before = block(&b);
+    a.put(b"a", b"22", 600, 4);
+    a.set_item_bits(b"a", 0, |x| x.stale = true);
+    a.put(b"b", b"yy", NO_EXPIRY, 0);
+    a.put(b"b", b"zzz", 900, 0);
+    for e in fx.take() {
+        b.apply(&e);
+    }
+    assert_eq!(items(&b), items(&a));
+    assert_eq!(b.expires(), a.expires());
+    assert_eq!(b.store().entry_bytes(), a.store().entry_bytes());
+    assert_eq!(block(&b), before, "the same block, rewritten");
+}
