@@ -210,7 +210,13 @@ struct Tool {
 impl Tool {
     /// `baton-handoff --socket S --timeout T --log L -- baton NEW_FLAGS...`.
     fn start(socket: &str, log: &str, new_flags: &[String]) -> Tool {
+        Tool::start_with(socket, log, &[], new_flags)
+    }
+
+    /// [`Tool::start`] with more flags for the tool.
+    fn start_with(socket: &str, log: &str, tool_flags: &[&str], new_flags: &[String]) -> Tool {
         let mut child = Command::new(tool_bin())
+            .args(tool_flags)
             .args(["--socket", socket])
             .args(["--timeout", &TOOL_TIMEOUT_SECS.to_string()])
             .args(["--log", log])
@@ -343,9 +349,15 @@ impl Setup {
     }
 
     fn start_tool(&self, old: &Server, cores: usize, run: &str) -> Tool {
-        Tool::start(
+        self.start_tool_with(old, cores, run, &[])
+    }
+
+    /// [`Setup::start_tool`] with more flags for the tool.
+    fn start_tool_with(&self, old: &Server, cores: usize, run: &str, tool_flags: &[&str]) -> Tool {
+        Tool::start_with(
             &self.socket,
             &self.dir.path(&format!("new-{run}.log")),
+            tool_flags,
             &self.new_flags(old, cores),
         )
     }
@@ -1302,11 +1314,26 @@ fn second_handoff() {
     load_keys(&mut c, "k", KEYS, 32);
     let loads = start_loads(old.port, 4);
 
-    let pid1 = s.handoff(&old, 2, "1", old_pid);
+    // The first shard by shard, the second (as the operator asks) in one freeze.
+    let first = s.start_tool(&old, 2, "1");
+    assert!(
+        first.wait_line(Duration::from_secs(60), |l| l
+            .starts_with("step: path: per-shard cutover")),
+        "the first handoff did not take the per-shard cutover; tool output:\n{}",
+        first.log()
+    );
+    let pid1 = s.finish(first, &old, "1", old_pid);
     assert_old_exits_0(&mut old);
     check_keys(&mut c, "k", KEYS, 32, true);
 
-    let pid2 = s.handoff(&old, 2, "2", pid1);
+    let second = s.start_tool_with(&old, 2, "2", &["--one-freeze"]);
+    assert!(
+        second.wait_line(Duration::from_secs(60), |l| l
+            == "step: path: one freeze for all shards (the operator asked for it: baton-handoff --one-freeze)"),
+        "the second handoff did not take one freeze; tool output:\n{}",
+        second.log()
+    );
+    let pid2 = s.finish(second, &old, "2", pid1);
     assert_ne!(pid2, old_pid);
     assert_gone(pid1);
 

@@ -102,7 +102,7 @@ fn serve(shared: &Arc<Shared>, conn: UnixStream) {
         }
     };
     let proto = match request {
-        Request::Hello { proto } | Request::Takeover { proto, .. } => proto,
+        Request::Hello { proto, .. } | Request::Takeover { proto, .. } => proto,
     };
     if proto != PROTO {
         let _ = send_line(
@@ -113,7 +113,7 @@ fn serve(shared: &Arc<Shared>, conn: UnixStream) {
         return;
     }
     match request {
-        Request::Hello { .. } => {
+        Request::Hello { one_freeze, .. } => {
             {
                 let mut watchers = lock(&h.watchers);
                 if !watchers.is_empty() || h.phase() != IDLE || h.busy.load(Ordering::Acquire) {
@@ -132,6 +132,7 @@ fn serve(shared: &Arc<Shared>, conn: UnixStream) {
                 }
                 let Ok(events) = conn.try_clone() else { return };
                 watchers.push(events);
+                h.one_freeze.store(one_freeze, Ordering::Release);
             }
             // The tool may ask to abort; its going away changes nothing but the list of
             // watchers (a tool that left must not make the next one look like a second).
@@ -176,6 +177,7 @@ fn serve(shared: &Arc<Shared>, conn: UnixStream) {
                 abort(shared, pid, &reason);
             }
             *lock(&shared.repl.handoff_copy) = None;
+            h.one_freeze.store(false, Ordering::Release);
             h.busy.store(false, Ordering::Release);
         }
     }
@@ -344,7 +346,9 @@ fn freeze_and_catch_up(
 /// does (`offered`: the new process knows the cutover).
 fn one_freeze_reason(shared: &Shared, offered: bool) -> Option<&'static str> {
     let repl = &shared.repl;
-    if !offered {
+    if shared.handoff.one_freeze.load(Ordering::Acquire) {
+        Some("the operator asked for it: baton-handoff --one-freeze")
+    } else if !offered {
         Some("the new process does not take shards over one by one")
     } else if shared.config.cores == 1 {
         Some("one core: one shard, nothing to free before the end")

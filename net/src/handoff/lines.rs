@@ -4,8 +4,9 @@
 /// What a peer of the old process's control socket asks first.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Request {
-    /// `HELLO <proto>`: the tool, watching.
-    Hello { proto: u32 },
+    /// `HELLO <proto> [one-freeze]`: the tool, watching; `one-freeze` asks for every
+    /// shard in one freeze (no per-shard cutover).
+    Hello { proto: u32, one_freeze: bool },
     /// `TAKEOVER <proto> pid <pid> cores <n> [sessions <lowest> <highest>] [cutover]`: a
     /// new process, the session formats it reads (`None`: it did not say, format 3
     /// only), and whether it takes the shards over one by one (the per-shard cutover).
@@ -77,6 +78,11 @@ pub fn request(line: &str) -> Result<Request, String> {
     match w.as_slice() {
         ["HELLO", v] => Ok(Request::Hello {
             proto: num(v, "the protocol version")?,
+            one_freeze: false,
+        }),
+        ["HELLO", v, "one-freeze"] => Ok(Request::Hello {
+            proto: num(v, "the protocol version")?,
+            one_freeze: true,
         }),
         ["TAKEOVER", v, "pid", pid, "cores", n, rest @ ..] => {
             let pid: i32 = num(pid, "the pid")?;
@@ -264,7 +270,20 @@ mod tests {
 
     #[test]
     fn requests_parse_and_bad_ones_say_why() {
-        assert_eq!(request("HELLO 1"), Ok(Request::Hello { proto: 1 }));
+        assert_eq!(
+            request("HELLO 1"),
+            Ok(Request::Hello {
+                proto: 1,
+                one_freeze: false
+            })
+        );
+        assert_eq!(
+            request("HELLO 1 one-freeze"),
+            Ok(Request::Hello {
+                proto: 1,
+                one_freeze: true
+            })
+        );
         assert_eq!(
             request("TAKEOVER 1 pid 42 cores 2"),
             Ok(Request::Takeover {
@@ -300,6 +319,7 @@ mod tests {
             "HELLO",
             "HELLO x",
             "HELLO 1 2",
+            "HELLO 1 one-freeze x",
             "TAKEOVER 1 pid 0 cores 2",
             "TAKEOVER 1 pid -3 cores 2",
             "TAKEOVER 1 pid 4 cores 0",
