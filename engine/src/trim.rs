@@ -23,6 +23,14 @@ pub fn set_release_hook(hook: fn()) {
     let _ = HOOK.set(hook);
 }
 
+/// Returns what this thread's allocator holds freed to the OS now (after a shard's data
+/// was dropped as a whole).
+pub fn release_now() {
+    if let Some(hook) = HOOK.get() {
+        hook();
+    }
+}
+
 /// Called after an array of `bytes` was freed.
 pub(crate) fn freed(bytes: usize) {
     if bytes >= MIN_BYTES {

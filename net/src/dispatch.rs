@@ -318,7 +318,7 @@ pub fn run_redis(
         if out.len() > OUTPUT_PAUSE {
             return Outcome::Continue;
         }
-        let args = match parse(client, rbuf, limits) {
+        let args = match parse(nc, client, rbuf, limits) {
             Ok(Some(args)) => args,
             Ok(None) => return Outcome::Continue,
             Err(e) => {
@@ -382,15 +382,27 @@ fn run_here(
     exec::plan::post_process(post, r)
 }
 
-/// Parses the next command with the connection's own parser state.
+/// Parses the next command with the connection's own parser state. During a handoff's
+/// per-shard cutover, a command that must wait for its connection to move goes back into
+/// the input and counts as not there yet ([`crate::handoff::cutover`]).
 fn parse(
+    nc: &NetCore,
     client: &Client,
     rbuf: &mut BytesMut,
     limits: &resp::Limits,
 ) -> Result<Option<Vec<Bytes>>, resp::ProtocolError> {
     let mut st = client.borrow_mut();
     let authenticated = st.authenticated;
-    st.resp_parser.parse_command(rbuf, limits, authenticated)
+    let parsed = st.resp_parser.parse_command(rbuf, limits, authenticated);
+    if let Ok(Some(args)) = &parsed {
+        use crate::handoff::cutover;
+        if cutover::redis_waits(&nc.shared.handoff, &nc.core.router, args) {
+            cutover::put_back_redis(rbuf, args);
+            st.resp_parser = resp::ParseState::default();
+            return Ok(None);
+        }
+    }
+    parsed
 }
 
 /// Moves the rest of the pipeline (this step and every complete command still buffered)
@@ -405,7 +417,7 @@ fn slow(
     let mut rest = Vec::new();
     let mut trailing = None;
     while rest.len() < MAX_SLOW_REQUESTS {
-        match parse(client, rbuf, &nc.shared.config.limits) {
+        match parse(nc, client, rbuf, &nc.shared.config.limits) {
             Ok(Some(args)) => rest.push(args),
             Ok(None) => break,
             Err(e) => {

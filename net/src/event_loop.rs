@@ -321,6 +321,9 @@ struct Loop {
     flow_due: Option<Instant>,
     /// The handoff phase this core last acted on.
     handoff_phase: u8,
+    /// Whether some shard was cut over when this core last looked (a handoff's
+    /// per-shard cutover: requests on cut shards wait in their connections' input).
+    saw_cut: bool,
     /// Connections that got input while their task waits for a lazy response.
     waiting_lazy: Vec<Token>,
     /// Responses to lone requests sent to other cores (kept for its allocation).
@@ -426,6 +429,7 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
         // it, could take those connections itself and, running no command until the
         // handoff ends, stall the copy until the tool's timeout.
         handoff_phase: shared_phase,
+        saw_cut: false,
         waiting_lazy: Vec::new(),
         lane_replies: Vec::new(),
         forwards,
@@ -636,6 +640,29 @@ impl Loop {
                 }
             }
         }
+        if h.is_cut(me) && !h.dropped[me].load(Ordering::Acquire) {
+            // Per-shard cutover: the new process holds this shard now. Its data goes,
+            // unjournalled, and the allocator gives the pages back at once.
+            nc.core.shard.borrow_mut().hand_over();
+            baton_engine::trim::release_now();
+            h.dropped[me].store(true, Ordering::Release);
+            tracing::info!(
+                core = me,
+                "handoff: shard cut over to the new process; its data is dropped here"
+            );
+            progress = true;
+        }
+        let cut = h.any_cut();
+        if self.saw_cut && !cut {
+            // The cuts were undone (the new process went away past the commit point):
+            // the requests that waited for their connection to move run here.
+            for token in 0..self.conns.len() as Token {
+                self.process(token);
+                self.maybe_finish(token);
+            }
+            progress = true;
+        }
+        self.saw_cut = cut;
         if phase == FREEZING {
             // A client waiting in BLPOP would keep this core from ever being quiet: it is
             // answered as if its timeout had passed (it pops nothing), and its connection

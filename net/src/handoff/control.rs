@@ -102,7 +102,7 @@ fn serve(shared: &Arc<Shared>, conn: UnixStream) {
         }
     };
     let proto = match request {
-        Request::Hello { proto } | Request::Takeover { proto, .. } => proto,
+        Request::Hello { proto, .. } | Request::Takeover { proto, .. } => proto,
     };
     if proto != PROTO {
         let _ = send_line(
@@ -113,7 +113,7 @@ fn serve(shared: &Arc<Shared>, conn: UnixStream) {
         return;
     }
     match request {
-        Request::Hello { .. } => {
+        Request::Hello { one_freeze, .. } => {
             {
                 let mut watchers = lock(&h.watchers);
                 if !watchers.is_empty() || h.phase() != IDLE || h.busy.load(Ordering::Acquire) {
@@ -132,13 +132,14 @@ fn serve(shared: &Arc<Shared>, conn: UnixStream) {
                 }
                 let Ok(events) = conn.try_clone() else { return };
                 watchers.push(events);
+                h.one_freeze.store(one_freeze, Ordering::Release);
             }
             // The tool may ask to abort; its going away changes nothing but the list of
             // watchers (a tool that left must not make the next one look like a second).
             let _ = conn.set_read_timeout(None);
             while let Ok(Some((line, _))) = read_line(&conn) {
                 if line == "ABORT" {
-                    if h.phase() == MOVING {
+                    if h.phase() == MOVING || h.committed() {
                         let _ = send_line(&conn, "ERR too late", &[]);
                     } else {
                         h.abort.store(true, Ordering::Release);
@@ -152,6 +153,7 @@ fn serve(shared: &Arc<Shared>, conn: UnixStream) {
             pid,
             cores,
             sessions,
+            cutover,
             ..
         } => {
             let session = crate::session::common_version(sessions);
@@ -170,11 +172,12 @@ fn serve(shared: &Arc<Shared>, conn: UnixStream) {
             // not (an older binary) reads format 3, and its OK line has no such field.
             let announced = sessions.map(|_| session);
             h.session_version.store(session, Ordering::Release);
-            let outcome = drive(shared, &conn, pid, cores, announced);
+            let outcome = drive(shared, &conn, pid, cores, announced, cutover);
             if let Err(reason) = outcome {
                 abort(shared, pid, &reason);
             }
             *lock(&shared.repl.handoff_copy) = None;
+            h.one_freeze.store(false, Ordering::Release);
             h.busy.store(false, Ordering::Release);
         }
     }
@@ -202,6 +205,26 @@ fn abort(shared: &Shared, pid: i32, reason: &str) {
         // SAFETY: kill(2) with a pid the new process announced; at worst it is gone.
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
+    // Past the commit point (the per-shard cutover's first cut): the shards cut over
+    // went with the new process. They serve again here, empty.
+    let cut: Vec<String> = (0..h.cut.len())
+        .filter(|&k| h.is_cut(k))
+        .map(|k| k.to_string())
+        .collect();
+    h.clear_cuts();
+    h.committed.store(false, Ordering::Release);
+    let lost;
+    let reason = if cut.is_empty() {
+        reason
+    } else {
+        lost = format!(
+            "{reason}, past the commit point: the data of shard(s) {} went with it and is lost; \
+             those shards serve again here, empty",
+            cut.join(" ")
+        );
+        tracing::error!("handoff: {lost}");
+        &lost
+    };
     for s in lock(&h.conn_socks).iter_mut() {
         *s = None;
     }
@@ -225,17 +248,144 @@ fn check(h: &Handoff, from_new: &mpsc::Receiver<Option<String>>) -> Result<Optio
     }
 }
 
+/// The copy's progress as last reported to the tools, per old core.
+struct Copy {
+    /// The new process's run id (its copy is a replica with that id).
+    runid: String,
+    last_sent: Vec<(u64, u64, bool)>,
+    last_at: Vec<Instant>,
+}
+
+impl Copy {
+    /// Reports progress until the new process says `SYNCED <k>` (`want` = `Some(k)`:
+    /// flows 0..=k copied) or `SYNCED` (`None`: every flow copied).
+    fn until(
+        &mut self,
+        shared: &Shared,
+        from_new: &mpsc::Receiver<Option<String>>,
+        want: Option<usize>,
+    ) -> Result<(), String> {
+        let h = &shared.handoff;
+        loop {
+            let info = lock(&shared.repl.replicas)
+                .iter()
+                .find(|r| r.id == self.runid)
+                .cloned();
+            if let Some(r) = &info {
+                for k in 0..self.last_sent.len() {
+                    let now = (
+                        r.copied_keys.get(k).copied().unwrap_or(0),
+                        r.copied_bytes.get(k).copied().unwrap_or(0),
+                        r.connected[k] && !r.loading[k],
+                    );
+                    let changed = now != self.last_sent[k];
+                    if changed && (now.2 || self.last_at[k].elapsed() >= PROGRESS_EVERY) {
+                        h.event(&format!("COPY {k} {} {} {}", now.0, now.1, now.2 as u8));
+                        self.last_sent[k] = now;
+                        self.last_at[k] = Instant::now();
+                    }
+                }
+            }
+            std::thread::sleep(POLL);
+            if let Some(l) = check(h, from_new)? {
+                if lines::parse_synced(&l)? != want {
+                    return Err(format!("unexpected line from the new process: {l:?}"));
+                }
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Freezes every core (no command starts; the running ones finish), then waits until the
+/// new process has applied flows `0..flows` up to their journals' ends. Returns when the
+/// freeze began; the cores stay frozen.
+fn freeze_and_catch_up(
+    shared: &Shared,
+    conn: &UnixStream,
+    from_new: &mpsc::Receiver<Option<String>>,
+    flows: usize,
+) -> Result<Instant, String> {
+    let h = &shared.handoff;
+    for q in &h.quiet {
+        q.store(false, Ordering::Release);
+    }
+    let frozen_at = Instant::now();
+    h.set_phase(FREEZING);
+    shared.repl.ring_all();
+    while !h.quiet.iter().all(|q| q.load(Ordering::Acquire)) {
+        check(h, from_new)?;
+        if frozen_at.elapsed() > QUIET_WITHIN {
+            return Err(format!(
+                "commands were still running {} s into the freeze (a blocked client?)",
+                QUIET_WITHIN.as_secs()
+            ));
+        }
+        std::thread::yield_now();
+    }
+    let targets: Vec<String> = shared.repl.ends()[..flows]
+        .iter()
+        .map(u64::to_string)
+        .collect();
+    send_line(conn, &format!("CATCHUP {}", targets.join(" ")), &[])
+        .map_err(|e| format!("cannot reach the new process: {e}"))?;
+    loop {
+        match check(h, from_new)? {
+            Some(l) if l == "CAUGHTUP" => return Ok(frozen_at),
+            Some(l) => return Err(format!("unexpected line from the new process: {l:?}")),
+            None => {}
+        }
+        if frozen_at.elapsed() > QUIET_WITHIN + CATCH_UP_WITHIN {
+            return Err("the new process did not catch up with the last writes".into());
+        }
+        std::thread::sleep(Duration::from_micros(50));
+    }
+}
+
+/// Why this handoff takes today's one-freeze path instead of the per-shard cutover, if it
+/// does (`offered`: the new process knows the cutover).
+fn one_freeze_reason(shared: &Shared, offered: bool) -> Option<&'static str> {
+    let repl = &shared.repl;
+    if shared.handoff.one_freeze.load(Ordering::Acquire) {
+        Some("the operator asked for it: baton-handoff --one-freeze")
+    } else if !offered {
+        Some("the new process does not take shards over one by one")
+    } else if shared.config.cores == 1 {
+        Some("one core: one shard, nothing to free before the end")
+    } else if shared.cluster.get().is_some() {
+        Some("cluster mode")
+    } else if repl.is_replica() {
+        Some("this server is a replica (its primary's stream feeds every shard)")
+    } else if !lock(&repl.replicas).is_empty() {
+        Some("replicas are attached (their flows would stop at each cut)")
+    } else {
+        None
+    }
+}
+
 fn drive(
     shared: &Arc<Shared>,
     conn: &UnixStream,
     pid: i32,
     new_cores: usize,
     session: Option<u16>,
+    offered_cutover: bool,
 ) -> Result<(), String> {
     let h = &shared.handoff;
     let repl = &shared.repl;
     let started = Instant::now();
     h.abort.store(false, Ordering::Release);
+    h.clear_cuts();
+    for d in &h.dropped {
+        d.store(false, Ordering::Release);
+    }
+    h.committed.store(false, Ordering::Release);
+    let one_freeze = one_freeze_reason(shared, offered_cutover);
+    let cutover = one_freeze.is_none();
+    if let Some(reason) = one_freeze {
+        h.event(&format!("STEP path: one freeze for all shards ({reason})"));
+        tracing::info!("handoff: one freeze for all shards: {reason}");
+    }
     h.set_phase(COPYING);
     h.event(&format!(
         "STEP new process pid {pid} ({new_cores} cores) connected; passing the listeners"
@@ -271,6 +421,7 @@ fn drive(
         memcache_listeners: mc_n,
         auth: shared.config.requirepass.clone(),
         session,
+        cutover,
     });
     send_line(conn, &ok, &fds).map_err(|e| format!("cannot pass the listeners: {e}"))?;
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
@@ -293,76 +444,54 @@ fn drive(
         }
     }
     let from_new = super::reader(conn);
-    h.event("STEP copying the shards to the new process");
-
-    // 1. The copy: the new process replicates from this one; wait until it is online.
     let cores = shared.config.cores;
-    let mut last_sent: Vec<(u64, u64, bool)> = vec![(u64::MAX, 0, false); cores];
-    let mut last_at = vec![Instant::now() - PROGRESS_EVERY; cores];
-    let mut synced = false;
-    loop {
-        let info = lock(&repl.replicas).iter().find(|r| r.id == runid).cloned();
-        if let Some(r) = &info {
-            for k in 0..cores {
-                let now = (
-                    r.copied_keys.get(k).copied().unwrap_or(0),
-                    r.copied_bytes.get(k).copied().unwrap_or(0),
-                    r.connected[k] && !r.loading[k],
-                );
-                let changed = now != last_sent[k];
-                if changed && (now.2 || last_at[k].elapsed() >= PROGRESS_EVERY) {
-                    h.event(&format!("COPY {k} {} {} {}", now.0, now.1, now.2 as u8));
-                    last_sent[k] = now;
-                    last_at[k] = Instant::now();
-                }
+    let mut copy = Copy {
+        runid,
+        last_sent: vec![(u64::MAX, 0, false); cores],
+        last_at: vec![Instant::now() - PROGRESS_EVERY; cores],
+    };
+    if cutover {
+        h.event("STEP path: per-shard cutover (each shard is copied, frozen and cut over in turn; the commit point is the first cut)");
+        // 1-2. Per shard but the last: copy it, freeze, catch up, cut it over.
+        for k in 0..cores - 1 {
+            h.event(&format!("STEP copying shard {k} to the new process"));
+            copy.until(shared, &from_new, Some(k))?;
+            let frozen_at = freeze_and_catch_up(shared, conn, &from_new, k + 1)?;
+            h.set_cut(k);
+            if k == 0 {
+                h.committed.store(true, Ordering::Release);
             }
+            h.set_phase(COPYING);
+            repl.ring_all();
+            let freeze = frozen_at.elapsed();
+            send_line(conn, &format!("CUT {k}"), &[])
+                .map_err(|e| format!("cannot reach the new process: {e}"))?;
+            if k == 0 {
+                h.event("STEP commit point: shard 0 cut over; no abort from here (if the new process fails now, the shards cut over to it are lost)");
+            }
+            h.event(&format!(
+                "STEP shard {k} cut over (freeze {:.1} ms); its requests wait for their connections to move",
+                freeze.as_secs_f64() * 1000.0
+            ));
         }
-        if synced {
-            break;
-        }
-        std::thread::sleep(POLL);
-        match check(h, &from_new)? {
-            Some(l) if l == "SYNCED" => synced = true,
-            Some(l) => return Err(format!("unexpected line from the new process: {l:?}")),
-            None => {}
-        }
+        h.event(&format!(
+            "STEP copying shard {} to the new process",
+            cores - 1
+        ));
+    } else {
+        h.event("STEP copying the shards to the new process");
     }
-    let (keys, bytes) = last_sent
+
+    // 1. The copy (of the last shard, or of all): wait until the new process has it.
+    copy.until(shared, &from_new, None)?;
+    let (keys, bytes) = copy
+        .last_sent
         .iter()
         .fold((0u64, 0u64), |(k, b), s| (k + s.0, b + s.1));
 
     // 2. The freeze: no command starts; wait for the running ones, then for the copy.
     h.event("STEP freezing: no new command starts; waiting for the new process to catch up");
-    for q in &h.quiet {
-        q.store(false, Ordering::Release);
-    }
-    let frozen_at = Instant::now();
-    h.set_phase(FREEZING);
-    repl.ring_all();
-    while !h.quiet.iter().all(|q| q.load(Ordering::Acquire)) {
-        check(h, &from_new)?;
-        if frozen_at.elapsed() > QUIET_WITHIN {
-            return Err(format!(
-                "commands were still running {} s into the freeze (a blocked client?)",
-                QUIET_WITHIN.as_secs()
-            ));
-        }
-        std::thread::yield_now();
-    }
-    let targets: Vec<String> = repl.ends().iter().map(u64::to_string).collect();
-    send_line(conn, &format!("CATCHUP {}", targets.join(" ")), &[])
-        .map_err(|e| format!("cannot reach the new process: {e}"))?;
-    loop {
-        match check(h, &from_new)? {
-            Some(l) if l == "CAUGHTUP" => break,
-            Some(l) => return Err(format!("unexpected line from the new process: {l:?}")),
-            None => {}
-        }
-        if frozen_at.elapsed() > QUIET_WITHIN + CATCH_UP_WITHIN {
-            return Err("the new process did not catch up with the last writes".into());
-        }
-        std::thread::sleep(Duration::from_micros(50));
-    }
+    let frozen_at = freeze_and_catch_up(shared, conn, &from_new, cores)?;
 
     // 3. The commit point: the new process promotes itself, or, when this server is a
     // replica, follows this server's primary from where it stands (a partial resync).

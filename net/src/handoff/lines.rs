@@ -4,15 +4,18 @@
 /// What a peer of the old process's control socket asks first.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Request {
-    /// `HELLO <proto>`: the tool, watching.
-    Hello { proto: u32 },
-    /// `TAKEOVER <proto> pid <pid> cores <n> [sessions <lowest> <highest>]`: a new
-    /// process, and the session formats it reads (`None`: it did not say, format 3 only).
+    /// `HELLO <proto> [one-freeze]`: the tool, watching; `one-freeze` asks for every
+    /// shard in one freeze (no per-shard cutover).
+    Hello { proto: u32, one_freeze: bool },
+    /// `TAKEOVER <proto> pid <pid> cores <n> [sessions <lowest> <highest>] [cutover]`: a
+    /// new process, the session formats it reads (`None`: it did not say, format 3
+    /// only), and whether it takes the shards over one by one (the per-shard cutover).
     Takeover {
         proto: u32,
         pid: i32,
         cores: usize,
         sessions: Option<(u16, u16)>,
+        cutover: bool,
     },
 }
 
@@ -33,6 +36,9 @@ pub struct TakeoverOk {
     /// `session <format>`: the session format the connections will come in (absent when
     /// the TAKEOVER named none, and from binaries before session format 4).
     pub session: Option<u16>,
+    /// `cutover`: the shards are copied and cut over one by one (`SYNCED k`, `CUT k`);
+    /// absent: all at once, in one freeze.
+    pub cutover: bool,
 }
 
 fn hex(s: &str) -> String {
@@ -72,12 +78,21 @@ pub fn request(line: &str) -> Result<Request, String> {
     match w.as_slice() {
         ["HELLO", v] => Ok(Request::Hello {
             proto: num(v, "the protocol version")?,
+            one_freeze: false,
+        }),
+        ["HELLO", v, "one-freeze"] => Ok(Request::Hello {
+            proto: num(v, "the protocol version")?,
+            one_freeze: true,
         }),
         ["TAKEOVER", v, "pid", pid, "cores", n, rest @ ..] => {
             let pid: i32 = num(pid, "the pid")?;
             if pid <= 0 {
                 return Err(format!("pid {pid} is out of range"));
             }
+            let (rest, cutover) = match rest {
+                [rest @ .., "cutover"] => (rest, true),
+                rest => (rest, false),
+            };
             let sessions = match rest {
                 [] => None,
                 ["sessions", lowest, highest] => Some((
@@ -91,6 +106,7 @@ pub fn request(line: &str) -> Result<Request, String> {
                 pid,
                 cores: cores(n)?,
                 sessions,
+                cutover,
             })
         }
         _ => Err("unknown handoff request".into()),
@@ -113,6 +129,7 @@ pub fn takeover_ok(ok: &TakeoverOk) -> String {
     ) + &ok
         .session
         .map_or_else(String::new, |v| format!(" session {v}"))
+        + if ok.cutover { " cutover" } else { "" }
 }
 
 /// Parses the old process's answer to TAKEOVER (`ERR <reason>` gives the reason).
@@ -125,6 +142,10 @@ pub fn parse_takeover_ok(line: &str) -> Result<TakeoverOk, String> {
         w.as_slice()
     else {
         return Err(format!("unexpected answer to TAKEOVER: {line:?}"));
+    };
+    let (rest, cutover) = match rest {
+        [rest @ .., "cutover"] => (rest, true),
+        rest => (rest, false),
     };
     let session = match rest {
         [] => None,
@@ -155,6 +176,7 @@ pub fn parse_takeover_ok(line: &str) -> Result<TakeoverOk, String> {
             a => Some(unhex(a)?),
         },
         session,
+        cutover,
     })
 }
 
@@ -182,6 +204,24 @@ pub fn parse_catchup(line: &str) -> Result<Vec<u64>, String> {
         return Err(format!("CATCHUP names {} shards", offsets.len()));
     }
     Ok(offsets)
+}
+
+/// Parses `SYNCED <k>` (the per-shard cutover: flows 0..=k are copied) or `SYNCED`
+/// (every flow is copied): `Some(k)` or `None`.
+pub fn parse_synced(line: &str) -> Result<Option<usize>, String> {
+    match line.split(' ').collect::<Vec<_>>().as_slice() {
+        ["SYNCED"] => Ok(None),
+        ["SYNCED", k] => Ok(Some(num(k, "a shard")?)),
+        _ => Err(format!("unexpected line from the new process: {line:?}")),
+    }
+}
+
+/// Parses `CUT <k>`: old shard k is cut over to the new process.
+pub fn parse_cut(line: &str) -> Result<usize, String> {
+    match line.split(' ').collect::<Vec<_>>().as_slice() {
+        ["CUT", k] => num(k, "a shard"),
+        _ => Err(format!("not a CUT line: {line:?}")),
+    }
 }
 
 /// Parses `FOLLOW <host> <port>`.
@@ -219,6 +259,8 @@ mod tests {
             let _ = parse_catchup(&line);
             let _ = parse_follow(&line);
             let _ = parse_done(&line);
+            let _ = parse_synced(&line);
+            let _ = parse_cut(&line);
             match parse_takeover_ok(&line) {
                 Ok(ok) => parse_takeover_ok(&takeover_ok(&ok)) == Ok(ok),
                 Err(_) => true,
@@ -228,14 +270,28 @@ mod tests {
 
     #[test]
     fn requests_parse_and_bad_ones_say_why() {
-        assert_eq!(request("HELLO 1"), Ok(Request::Hello { proto: 1 }));
+        assert_eq!(
+            request("HELLO 1"),
+            Ok(Request::Hello {
+                proto: 1,
+                one_freeze: false
+            })
+        );
+        assert_eq!(
+            request("HELLO 1 one-freeze"),
+            Ok(Request::Hello {
+                proto: 1,
+                one_freeze: true
+            })
+        );
         assert_eq!(
             request("TAKEOVER 1 pid 42 cores 2"),
             Ok(Request::Takeover {
                 proto: 1,
                 pid: 42,
                 cores: 2,
-                sessions: None
+                sessions: None,
+                cutover: false
             })
         );
         assert_eq!(
@@ -244,7 +300,18 @@ mod tests {
                 proto: 1,
                 pid: 42,
                 cores: 2,
-                sessions: Some((3, 4))
+                sessions: Some((3, 4)),
+                cutover: false
+            })
+        );
+        assert_eq!(
+            request("TAKEOVER 1 pid 42 cores 2 sessions 3 4 cutover"),
+            Ok(Request::Takeover {
+                proto: 1,
+                pid: 42,
+                cores: 2,
+                sessions: Some((3, 4)),
+                cutover: true
             })
         );
         for bad in [
@@ -252,6 +319,7 @@ mod tests {
             "HELLO",
             "HELLO x",
             "HELLO 1 2",
+            "HELLO 1 one-freeze x",
             "TAKEOVER 1 pid 0 cores 2",
             "TAKEOVER 1 pid -3 cores 2",
             "TAKEOVER 1 pid 4 cores 0",
@@ -262,6 +330,7 @@ mod tests {
             "TAKEOVER 1 pid 4 cores 2 sessions 3 x",
             "TAKEOVER 1 pid 4 cores 2 sessions 3 4 5",
             "TAKEOVER 1 pid 4 cores 2 formats 3 4",
+            "TAKEOVER 1 pid 4 cores 2 cutover sessions 3 4",
         ] {
             assert!(request(bad).is_err(), "{bad:?}");
         }
@@ -280,8 +349,19 @@ mod tests {
             memcache_listeners: 0,
             auth: None,
             session: None,
+            cutover: false,
         };
         assert_eq!(parse_takeover_ok(&takeover_ok(&ok)), Ok(ok));
+        let cutover = TakeoverOk {
+            session: Some(4),
+            cutover: true,
+            ..parse_takeover_ok(
+                "OK 1 port 1 memcache-port 0 cores 2 host h next-client-id 1 listeners 2 0 auth -",
+            )
+            .unwrap()
+        };
+        assert!(takeover_ok(&cutover).ends_with(" session 4 cutover"));
+        assert_eq!(parse_takeover_ok(&takeover_ok(&cutover)), Ok(cutover));
         let with_session = TakeoverOk {
             session: Some(4),
             ..parse_takeover_ok(
@@ -342,5 +422,12 @@ mod tests {
         assert_eq!(parse_done("DONE 3"), Ok(3));
         assert!(parse_done("DONE").is_err());
         assert!(parse_done("DONE -1").is_err());
+        assert_eq!(parse_synced("SYNCED"), Ok(None));
+        assert_eq!(parse_synced("SYNCED 1"), Ok(Some(1)));
+        assert!(parse_synced("SYNCED x").is_err());
+        assert!(parse_synced("CAUGHTUP").is_err());
+        assert_eq!(parse_cut("CUT 0"), Ok(0));
+        assert!(parse_cut("CUT").is_err());
+        assert!(parse_cut("CUT -1").is_err());
     }
 }

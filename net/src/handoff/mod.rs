@@ -23,7 +23,7 @@
 //! ## The tool (any number of watchers, typically one)
 //!
 //! ```text
-//!  tool ─► HELLO <proto>
+//!  tool ─► HELLO <proto> [one-freeze]      (one-freeze: no per-shard cutover)
 //!  old  ─► OK <proto> pid <pid> port <port> cores <n> version <crate version>
 //!       |  ERR <reason>                      (then closes)
 //! ```
@@ -43,13 +43,15 @@
 //! ## The new process
 //!
 //! ```text
-//!  new ─► TAKEOVER <proto> pid <pid> cores <n> sessions <lowest> <highest>
+//!  new ─► TAKEOVER <proto> pid <pid> cores <n> sessions <lowest> <highest> cutover
 //!  old ─► OK <proto> port <p> memcache-port <p|0> cores <n> host <ip> next-client-id <id>
-//!            listeners <r> <m> auth <requirepass in hex, or -> session <format>
+//!            listeners <r> <m> auth <requirepass in hex, or -> session <format> [cutover]
 //!         [fds: the old's <r> redis listeners, then its <m> memcached listeners]
 //!       | ERR <reason>
 //!  new ─► CONNS <m> runid <40 hex>   [fds: m sockets, one per old core, for the connections]
 //!  ... the new process replicates from <host>:<port> like a replica ...
+//!  ... per-shard cutover: SYNCED k, the freeze, CATCHUP, CAUGHTUP, CUT k for each
+//!      shard but the last first (see "Memory" below) ...
 //!  new ─► SYNCED      (every flow's snapshot is applied on every core)
 //!  ... the old process freezes: no command starts, the running ones finish ...
 //!  old ─► CATCHUP <offset of shard 0> <offset of shard 1> ...   (its journal ends)
@@ -77,91 +79,75 @@
 //!
 //! - Listeners are never closed, shut down or re-bound: both processes hold the same
 //!   sockets; the old one stops accepting at the commit point, the new one starts.
-//! - Before the commit point (the old process sending `PROMOTE`), any failure aborts:
-//!   the new process's replication feeds are dropped, the old process's cores start
-//!   commands again, and nothing it held changed.
+//! - Before the commit point (the first `CUT` of the per-shard cutover, else the old
+//!   process sending `PROMOTE`), any failure aborts: the new process's replication feeds
+//!   are dropped, the old process's cores start commands again, and nothing it held
+//!   changed. Past the first `CUT`, the shards cut over are lost if the new process fails
+//!   (see "Memory" below).
 //! - If the old process goes away before `PROMOTE`, the new one promotes itself and
 //!   serves what it copied, logging which shards were still being copied.
 //!
-//! # Memory: why the peak is 2x today, and the per-shard cutover (design, not built)
+//! # Memory: the per-shard cutover
 //!
-//! Today every flow is copied before the one global freeze, and the old process frees
-//! nothing before it exits: at `SYNCED` both processes hold the whole data set, so the
-//! peak RSS of old + new is about 2x the steady RSS (2.0-2.1x measured; issue 12 asks
-//! for at most 1 + 1.5/cores, 1.75x at 2 cores). No ordering of the copy alone changes
-//! that: the old process can only free shard k once it no longer serves shard k, so
-//! the bound needs shard k served from the new process while the connections are still
-//! in the old one. The steps, per old shard k = 0, 1, ... in turn:
+//! Copying every flow before one global freeze, with the old process freeing nothing
+//! before it exits, peaks at about 2x the steady RSS (old + new both hold everything at
+//! `SYNCED`; 2.0-2.1x measured). Issue 12 asks for at most 1 + 1.5/cores (1.75x at 2
+//! cores). So the old process hands the shards over one at a time and drops each once
+//! the new process holds it. Per old shard k = 0 .. cores - 2:
 //!
-//! 1. **Copy k.** The new process opens flow k only (snapshot + journal, as a replica);
-//!    its records go to the new cores by the new core hash, as today. The old process
-//!    serves everything meanwhile.
-//! 2. **Freeze k.** Jobs for old core k stop starting (jobs for the other shards run):
-//!    a job-level pause on core k's mesh inbox plus the connection-level freeze of
-//!    today for commands core k would run inline. Blocked clients waiting on keys of
-//!    shard k are released as at today's freeze. `CATCHUP k <offset>`, `CAUGHTUP k`.
-//! 3. **Cut k** (`CUT k`). The new process takes the keys of old shard k
-//!    as its own (its cores run commands on them, while they still apply the other
-//!    flows: the key sets are disjoint). Old core k runs every later job for shard k by
-//!    sending it down a per-core forwarding socket to the new process and returning the
-//!    reply it gets back to the asking core (the way `cluster::mclink` forwards
-//!    memcached requests between nodes). Then old core k drops its store *without*
-//!    journalling a FLUSH (a write-path method that only this state may call: the old
-//!    process's replicas must not see shard k emptied) and calls `mi_collect(true)`
-//!    on its own thread: the binary uses mimalloc, whose heaps are per thread and whose
-//!    freed pages otherwise go back to the OS only after its purge delay.
-//! 4. After the last cut: `PROMOTE` and the connections move exactly as today.
+//! ```text
+//!  new copies flow k only (its link opens flow k once k - 1 is cut; open_flows)
+//!  new ─► SYNCED k                       flows 0..=k copied
+//!  old freezes every core (FREEZING: no command starts, the running ones finish)
+//!  old ─► CATCHUP <end 0> .. <end k>     (journal ends of the flows copied so far)
+//!  new ─► CAUGHTUP
+//!  old: shard k is cut; thaws (COPYING) ─► CUT k    new opens flow k + 1
+//!  old core k drops its data unjournalled (Shard::hand_over) and purges (mi_collect)
+//! ```
+//! then the last shard exactly as the one-freeze path: `SYNCED` (every flow), the freeze,
+//! `CATCHUP` of every flow, `PROMOTE`, the connections move. The new process offers the
+//! cutover (`cutover` at the end of its TAKEOVER); the old one chooses it (`cutover` at
+//! the end of its OK) unless it runs one core (nothing to free before the end), is in
+//! cluster mode, is a replica (its primary's stream feeds every shard), or has replicas
+//! (their flows would stop at each cut). The path and its reason go to the tool as a
+//! `STEP path: ...` line and to the log.
+//!
+//! **A cut shard is not forwarded.** Once shard k is cut, a request that may touch it
+//! waits, unparsed, in its connection's input ([`cutover`]): a key on a cut core, a
+//! command over every core (DBSIZE, SCAN, KEYS, FLUSHALL, memcached `stats`), or a
+//! connection command that may run closures on the cores (EXEC, INFO, ...; only a short
+//! list that stays on the connection, such as PING, CLIENT, PUBLISH and SUBSCRIBE, runs).
+//! Its pipeline stops there; the connection moves with that input at the end and the new
+//! process runs it. Requests on the shards not cut yet run as usual. The price is latency
+//! for the requests on cut shards (up to the copy of the remaining shards), never an error
+//! or a reconnect. (Forwarding them to the new process, over a link it serves like a
+//! client, would remove that wait; it is not built.)
+//!
+//! Why the cut is safe: the freeze waits until no command runs anywhere, and the new
+//! process has applied flow k up to its journal's end; after the thaw no request reaches
+//! shard k in the old process (they wait), and nothing else writes it (its store is empty:
+//! no expiry, no eviction), so flow k stays at that end until `PROMOTE`. Blocked clients
+//! are released at each freeze as at the one freeze (answered as timed out).
+//!
+//! **The commit point moves to `CUT 0`.** After it the old process no longer holds shard
+//! 0, so the handoff cannot be undone: the tool prints `step: commit point: shard 0 cut
+//! over; no abort from here ...`, and an operator `ABORT` gets `ERR too late`. If the new
+//! process dies (or a step times out) past it, the old process kills it, clears the cuts
+//! and serves on: **the shards already cut over are lost** (they serve again, empty; the
+//! other shards keep everything), and its `ABORT` line names them. That window is the copy
+//! of shards 1 .. cores - 1 (about half the handoff at 2 cores), where the one-freeze path
+//! had a few milliseconds between `PROMOTE` and the connections' move. (A lossless
+//! variant would write shard k to a file before dropping it and reload it on abort; it is
+//! not built.) If the old process dies past it, the new one promotes itself and serves
+//! what it holds, as before.
 //!
 //! Peak while copying shard k: the old process holds (cores - k) / cores of the data,
-//! the new k / cores plus shard k in flight, so at most (1 + 1/cores) x plus buffers;
-//! the freeze is per shard (each at most the journal tail of one shard). With another
-//! core count the bound is the same (old shard k's keys spread over the new cores); an
-//! old process with one core has one shard to cut, and stays at 2x (its bound,
-//! 1 + 1.5/1, allows that).
-//!
-//! What makes this more than a protocol change, and why it is not built yet:
-//!
-//! - **Forwarding every job kind.** `Job::Cmd`, `Job::Answer` and `Job::Mc` are data
-//!   (a command and its arguments, a memcached operation) and can cross a socket; the
-//!   new process replans them with its own router. `Job::Call` and `Job::OnCore` are
-//!   closures (cross-core transactions: RENAME/COPY/MSETNX across cores, MULTI/EXEC's
-//!   locks and WATCH versions, all-core commands such as DBSIZE, SCAN, KEYS, FLUSHALL,
-//!   INFO keyspace; about 60 call sites of `on_every_core`, `with_every_core` and
-//!   `Core::call` in engine/src and net/src): each needs a serialisable form, or the
-//!   connection asking for one that touches a cut shard must stop at that request
-//!   boundary (the request left unparsed in its input, which the session carries)
-//!   until it moves.
-//! - **The commit point moves to `CUT 0`.** After it the old process no longer holds
-//!   shard 0. Two honest choices: (i) the handoff is irreversible from `CUT 0` on: the
-//!   tool must say so (`STEP commit point: shard 0 cut over; no abort from here`), an
-//!   operator `ABORT` gets `ERR too late`, and if the new process dies after it, the
-//!   shards it already holds are lost: a window of the whole per-shard sequence (about a
-//!   second for 1M keys) instead of today's few milliseconds between `PROMOTE` and the
-//!   connections' move; or (ii) the old process writes shard k to a file before it
-//!   frees it (page cache, not RSS), and, since every request for shard k still passes
-//!   through the old process until the connections move, the new process returns the
-//!   effects of each forwarded write with its reply and the old one appends them to that
-//!   file before it answers the client; an abort (operator, or the new process dying)
-//!   then reloads shard k from the file: lossless for everything a client was told,
-//!   at the cost of writing the data set to disk once (deletions the new process made by
-//!   itself, expiry and eviction, are not in the file: expired keys expire again on
-//!   access, evicted ones come back). Issue 12 item 3 ("the old process keeps serving
-//!   every client, with all its data") holds with (ii), not with (i); (i) is the
-//!   smaller step.
-//! - **Replication downstream.** The old process's replicas stop receiving flow k at
-//!   `CUT k`; they must resume flow k from the new process at the same offset. Today
-//!   they reconnect after `PROMOTE` by partial resync with the new process holding the
-//!   old id as `replid2`; per-shard cuts need the new process to continue flow k's
-//!   offsets from the cut (its backlog for flow k starting there).
-//! - **Tests.** The kill-at-each-step tests (`tests/handoff.rs`, `new_process_killed`)
-//!   assert that a kill before the commit loses nothing; with (i) a kill after `CUT 0`
-//!   is after the commit, so they need a kill point on each side of it.
-//!
-//! `tests/handoff.rs`'s `peak_rss_of_a_handoff_stays_within_the_bound` measures old + new
-//! VmRSS during a handoff and asserts the bound; it is `#[ignore]`d until the cutover
-//! above exists (it fails at about 2x today).
+//! the new (k + 1) / cores, so about (1 + 1/cores) x plus buffers. With another core
+//! count the bound is the same (old shard k's keys spread over the new cores).
+//! `tests/handoff.rs`'s `peak_rss_of_a_handoff_stays_within_the_bound` measures it.
 
 mod control;
+pub mod cutover;
 pub mod fdpass;
 pub mod lines;
 mod takeover;
@@ -222,6 +208,20 @@ pub struct Handoff {
     settled: AtomicU64,
     /// New process: CONNS sockets still being read.
     receiving: AtomicUsize,
+    /// Old process, per core: this core's shard is cut over (the new process holds it);
+    /// requests that touch it wait in their connection's input ([`cutover`]).
+    cut: Vec<AtomicBool>,
+    /// Old process: some shard is cut (the per-request check's one load).
+    any_cut: AtomicBool,
+    /// Old process, per core: the core dropped its shard's data after the cut.
+    pub dropped: Vec<AtomicBool>,
+    /// Old process: the handoff passed its commit point (the first cut, or PROMOTE).
+    committed: AtomicBool,
+    /// Old process: the watching tool asked for one freeze (`HELLO <proto> one-freeze`).
+    one_freeze: AtomicBool,
+    /// New process: how many of the old process's flows the replication link may open
+    /// (the per-shard cutover opens them one at a time); `usize::MAX` otherwise.
+    pub open_flows: AtomicUsize,
 }
 
 impl Handoff {
@@ -241,7 +241,47 @@ impl Handoff {
             arrived: AtomicU64::new(0),
             settled: AtomicU64::new(0),
             receiving: AtomicUsize::new(0),
+            cut: (0..cores).map(|_| AtomicBool::new(false)).collect(),
+            any_cut: AtomicBool::new(false),
+            dropped: (0..cores).map(|_| AtomicBool::new(false)).collect(),
+            committed: AtomicBool::new(false),
+            one_freeze: AtomicBool::new(false),
+            open_flows: AtomicUsize::new(usize::MAX),
         }
+    }
+
+    /// Old process: whether some shard is cut over.
+    #[inline]
+    pub fn any_cut(&self) -> bool {
+        self.any_cut.load(Ordering::Acquire)
+    }
+
+    /// Old process: whether core `core`'s shard is cut over.
+    #[inline]
+    pub fn is_cut(&self, core: usize) -> bool {
+        self.cut
+            .get(core)
+            .is_some_and(|c| c.load(Ordering::Acquire))
+    }
+
+    /// Old process: cuts core `core`'s shard over; the caller rings the cores.
+    fn set_cut(&self, core: usize) {
+        self.cut[core].store(true, Ordering::Release);
+        self.any_cut.store(true, Ordering::Release);
+    }
+
+    /// Old process, after the new process went away past the commit point: the cut
+    /// shards serve again, empty (their data went with the new process).
+    fn clear_cuts(&self) {
+        for c in &self.cut {
+            c.store(false, Ordering::Release);
+        }
+        self.any_cut.store(false, Ordering::Release);
+    }
+
+    /// Old process: whether the handoff passed its commit point (an ABORT is too late).
+    pub fn committed(&self) -> bool {
+        self.committed.load(Ordering::Acquire)
     }
 
     /// Where the handoff stands ([`IDLE`], [`COPYING`], ...); one load, read every turn.

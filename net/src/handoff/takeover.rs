@@ -28,6 +28,8 @@ pub struct Takeover {
     old_cores: usize,
     /// The old process's requirepass: the copy AUTHs with it.
     auth: Option<String>,
+    /// The old process chose the per-shard cutover: flows open one by one (`CUT k`).
+    cutover: bool,
 }
 
 fn bad(what: impl Into<String>) -> std::io::Error {
@@ -51,7 +53,7 @@ fn ask(
     let mut line = format!("TAKEOVER {PROTO} pid {} cores {cores}", std::process::id());
     if sessions {
         use crate::session::{OLDEST_VERSION, VERSION};
-        line.push_str(&format!(" sessions {OLDEST_VERSION} {VERSION}"));
+        line.push_str(&format!(" sessions {OLDEST_VERSION} {VERSION} cutover"));
     }
     send_line(&conn, &line, &[])?;
     let (line, fds) =
@@ -112,6 +114,7 @@ pub fn takeover(path: &Path, cores: usize) -> std::io::Result<Takeover> {
         listeners,
         old_cores: ok.cores,
         auth,
+        cutover: ok.cutover,
     })
 }
 
@@ -148,7 +151,11 @@ impl Takeover {
                     shared.handoff.receiving.fetch_sub(1, Ordering::AcqRel);
                 })?;
         }
-        // Copy the shards: this process is a replica of the old one until PROMOTE.
+        // Copy the shards: this process is a replica of the old one until PROMOTE. With
+        // the per-shard cutover, one flow at a time: the next opens at each `CUT`.
+        if self.cutover {
+            h.open_flows.store(1, Ordering::Release);
+        }
         *lock(&shared.repl.masterauth) = self.auth.clone();
         crate::repl::link::start(shared, self.host.clone(), self.port);
         let shared = shared.clone();
@@ -162,6 +169,8 @@ impl Takeover {
         let h = &shared.handoff;
         let from_old = super::reader(&self.conn);
         let mut synced = false;
+        // Per-shard cutover: the flows `SYNCED k` was sent for (0..synced_upto).
+        let mut synced_upto = 0;
         let mut catch_up: Option<Vec<u64>> = None;
         let mut promoted = false;
         // How many connections the old process says it sent (its DONE), if it said.
@@ -219,6 +228,18 @@ impl Takeover {
                         break;
                     }
                 }
+                Some(l) if l.starts_with("CUT ") => match lines::parse_cut(l) {
+                    Ok(k) => {
+                        // Old shard k is ours now (its connections' requests for it wait
+                        // in the old process until they move here): copy the next one.
+                        tracing::info!("handoff: old shard {k} is cut over to this process");
+                        h.open_flows.store(k + 2, Ordering::Release);
+                    }
+                    Err(e) => {
+                        tracing::warn!("handoff: {e}");
+                        break;
+                    }
+                },
                 Some(l) if l.starts_with("CATCHUP") => match lines::parse_catchup(l) {
                     Ok(t) => catch_up = Some(t),
                     Err(e) => {
@@ -236,6 +257,20 @@ impl Takeover {
                 Some(l) => tracing::warn!("handoff: unexpected line from the old process: {l:?}"),
             }
             let settled = lock(&shared.repl.link).settled.clone();
+            let open = h.open_flows.load(Ordering::Acquire).min(settled.len());
+            if self.cutover
+                && !synced
+                && open > synced_upto
+                && open < settled.len()
+                && settled[..open].iter().all(Option::is_some)
+            {
+                // Flows 0..open are copied; the rest wait for their cut.
+                synced_upto = open;
+                tracing::info!("handoff: old shard {} is copied", open - 1);
+                if send_line(&self.conn, &format!("SYNCED {}", open - 1), &[]).is_err() {
+                    continue;
+                }
+            }
             if !synced && !settled.is_empty() && settled.iter().all(Option::is_some) {
                 synced = true;
                 tracing::info!("handoff: every shard is copied");
@@ -244,7 +279,8 @@ impl Takeover {
                 }
             }
             if let Some(targets) = &catch_up {
-                let caught_up = targets.len() == settled.len()
+                // Per-shard cutover: the targets name the flows copied so far.
+                let caught_up = targets.len() <= settled.len()
                     && targets
                         .iter()
                         .zip(&settled)
@@ -258,6 +294,7 @@ impl Takeover {
         if promoted {
             adopt_all(h, sent);
         }
+        h.open_flows.store(usize::MAX, Ordering::Release);
         h.set_phase(IDLE);
         shared.repl.ring_all();
         // The old process has let go of the control socket path: this process serves it.

@@ -60,6 +60,32 @@ pub(crate) fn parse(
     res
 }
 
+/// [`parse`], except that during a handoff's per-shard cutover a request that must wait
+/// for its connection to move goes back into the input and counts as not there yet
+/// ([`crate::handoff::cutover`]). (Cluster mode hands off in one freeze: no shard is cut.)
+fn parse_here(
+    nc: &NetCore,
+    client: &Client,
+    rbuf: &mut BytesMut,
+    limits: &McLimits,
+) -> Result<Option<McRequest>, crate::memcache::McError> {
+    use crate::handoff::cutover;
+    let h = &nc.shared.handoff;
+    let Some(kept) = cutover::keep_memcache_input(h, rbuf) else {
+        return parse(client, rbuf, limits);
+    };
+    let parser = client.borrow().mc_parser;
+    let res = parse(client, rbuf, limits);
+    if let Ok(Some(req)) = &res {
+        if cutover::memcache_waits(h, &nc.core.router, req) {
+            *rbuf = kept;
+            client.borrow_mut().mc_parser = parser;
+            return Ok(None);
+        }
+    }
+    res
+}
+
 /// Runs one op on the local shard and counts it.
 pub(crate) fn run_local(nc: &NetCore, op: McOp, ctx: &McCtx) -> McResult {
     let kind = op.kind();
@@ -123,7 +149,7 @@ pub fn run(nc: &Rc<NetCore>, client: &Client, rbuf: &mut BytesMut, out: &mut Vec
         if out.len() > OUTPUT_PAUSE {
             return Outcome::Continue;
         }
-        let req = match parse(client, rbuf, &limits) {
+        let req = match parse_here(nc, client, rbuf, &limits) {
             Ok(Some(r)) => r,
             Ok(None) => return Outcome::Continue,
             Err(e) => {
@@ -142,7 +168,7 @@ pub fn run(nc: &Rc<NetCore>, client: &Client, rbuf: &mut BytesMut, out: &mut Vec
             let mut rest = vec![req];
             let mut trailing_close = false;
             while rest.len() < MAX_SLOW_REQUESTS {
-                match parse(client, rbuf, &limits) {
+                match parse_here(nc, client, rbuf, &limits) {
                     Ok(Some(r)) => rest.push(r),
                     Ok(None) => break,
                     Err(e) => {

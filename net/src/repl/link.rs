@@ -327,6 +327,18 @@ fn sync(shared: &Shared, host: &str, port: u16, me: u64) -> std::io::Result<BufR
     }
     let run_id = shared.run_id.clone();
     for k in 0..cores {
+        // A handoff's per-shard cutover: flow k opens once old shard k - 1 is cut over.
+        while k
+            >= shared
+                .handoff
+                .open_flows
+                .load(std::sync::atomic::Ordering::Acquire)
+        {
+            if !current(shared, me) {
+                return Err(std::io::Error::other("the link was replaced"));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let (asked_id, offset) = {
             let l = lock(&repl.link);
             (l.flow_ids[k], l.offsets[k])

@@ -40,6 +40,8 @@ pub struct Options {
     pub timeout: Duration,
     pub binary: OsString,
     pub flags: Vec<OsString>,
+    /// Ask for every shard in one freeze (`HELLO 1 one-freeze`), not the per-shard cutover.
+    pub one_freeze: bool,
 }
 
 /// Runs the whole handoff; `Ok` only once the old server reported `DONE`.
@@ -48,7 +50,14 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     let deadline = start + options.timeout;
     let mut control = Control::connect(&options.socket)?;
     control
-        .send(&format!("HELLO {PROTO}\n"))
+        .send(&format!(
+            "HELLO {PROTO}{}\n",
+            if options.one_freeze {
+                " one-freeze"
+            } else {
+                ""
+            }
+        ))
         .with_context(|| format!("cannot write to {}", options.socket.display()))?;
     let line = match control.poll_until(deadline)? {
         Some(Read::Line(line)) => line,

@@ -60,6 +60,12 @@ struct Args {
           value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
 
+    /// Hand every shard over in one freeze, not shard by shard: no request waits for a
+    /// shard already cut over, and the commit point stays just before the connections
+    /// move, but old + new then peak near twice the data
+    #[arg(long)]
+    one_freeze: bool,
+
     /// Append the new process's stdout and stderr to this file [default: SOCKET.log]
     #[arg(long, value_name = "PATH")]
     log: Option<PathBuf>,
@@ -86,6 +92,7 @@ impl Args {
             timeout: Duration::from_secs(self.timeout),
             binary: command.next().expect("clap requires NEW_BINARY"),
             flags: command.collect(),
+            one_freeze: self.one_freeze,
         }
     }
 }
@@ -118,6 +125,8 @@ mod tests {
         assert_eq!(o.timeout, Duration::from_secs(60));
         assert_eq!(o.binary, "/bin/baton");
         assert_eq!(o.flags, ["--port", "6379"]);
+        assert!(!o.one_freeze);
+        assert!(parse(&["--one-freeze", "--", "b"]).unwrap().one_freeze);
     }
 
     #[test]

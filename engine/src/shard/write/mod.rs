@@ -323,6 +323,14 @@ impl Shard {
         Some(self.remove_at(idx, DelCause::Deleted))
     }
 
+    /// Drops every key and reports nothing: only a handoff's old process calls it, once
+    /// the new process holds this shard (per-shard cutover). No flush is journalled: the
+    /// new process took the shard over at this point of its flow, and nothing downstream
+    /// may see the shard emptied.
+    pub fn hand_over(&mut self) {
+        self.clear();
+    }
+
     /// Removes every key.
     pub fn flush(&mut self) {
         self.clear();
