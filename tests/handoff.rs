@@ -1172,7 +1172,14 @@ fn killed_at(point: KillPoint) {
     load_keys(&mut c, "k", n, LEN);
     let loads = start_loads(old.port, 2);
 
-    let mut tool = s.start_tool(&old, 2, "killed");
+    // Kills at a time take the default path (one freeze: every kill lands before its
+    // commit point, PROMOTE); kills at a line take the per-shard cutover, whose commit
+    // point is its first cut.
+    let flags: &[&str] = match point {
+        KillPoint::After(_) => &[],
+        KillPoint::FirstCopyLine | KillPoint::CommitLine => &["--per-shard"],
+    };
+    let mut tool = s.start_tool_with(&old, 2, "killed", flags);
     let started = Instant::now();
     if let KillPoint::FirstCopyLine = point {
         assert!(
@@ -1314,8 +1321,8 @@ fn second_handoff() {
     load_keys(&mut c, "k", KEYS, 32);
     let loads = start_loads(old.port, 4);
 
-    // The first shard by shard, the second (as the operator asks) in one freeze.
-    let first = s.start_tool(&old, 2, "1");
+    // The first shard by shard (as the operator asks), the second in one freeze.
+    let first = s.start_tool_with(&old, 2, "1", &["--per-shard"]);
     assert!(
         first.wait_line(Duration::from_secs(60), |l| l
             .starts_with("step: path: per-shard cutover")),
@@ -1326,10 +1333,11 @@ fn second_handoff() {
     assert_old_exits_0(&mut old);
     check_keys(&mut c, "k", KEYS, 32, true);
 
-    let second = s.start_tool_with(&old, 2, "2", &["--one-freeze"]);
+    let second = s.start_tool(&old, 2, "2");
     assert!(
-        second.wait_line(Duration::from_secs(60), |l| l
-            == "step: path: one freeze for all shards (the operator asked for it: baton-handoff --one-freeze)"),
+        second.wait_line(Duration::from_secs(60), |l| {
+            l == "step: path: one freeze for all shards (baton-handoff was not given --per-shard)"
+        }),
         "the second handoff did not take one freeze; tool output:\n{}",
         second.log()
     );
@@ -1978,7 +1986,9 @@ fn peak_rss_of_a_handoff_stays_within_the_bound() {
     let loads = start_loads(old.port, 2);
 
     let sampler = RssSampler::start(old_pid, &s.socket);
-    let new_pid = s.handoff(&old, CORES, "1", old_pid);
+    // The bound is the per-shard cutover's (the default, one freeze, peaks near 2x).
+    let tool = s.start_tool_with(&old, CORES, "1", &["--per-shard"]);
+    let new_pid = s.finish(tool, &old, "1", old_pid);
     assert_old_exits_0(&mut old);
     let (peak, peak_old, peak_new, samples) = sampler.finish();
 

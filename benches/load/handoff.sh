@@ -38,6 +38,7 @@ Options:
   --duration SECS   load duration (default 10)
   --handoff-at SECS start the handoff this long into the load (default 3)
   --no-memcache     no memtier on the memcached port
+  --per-shard       pass --per-shard to baton-handoff (the per-shard cutover)
   --baton-bin PATH  default target/release/baton
   --tool-bin PATH   default target/release/baton-handoff
   --keep            keep the work directory (logs)
@@ -48,6 +49,7 @@ die() { echo "handoff.sh: $*" >&2; exit 1; }
 CORES=${CORES:-2}
 KEYS=1000000
 VALUE_SIZE=64
+PER_SHARD=""
 NEW_CORES=
 DURATION=10
 HANDOFF_AT=3
@@ -63,6 +65,7 @@ while [[ $# -gt 0 ]]; do
         --new-cores) NEW_CORES=${2:?}; shift 2 ;;
         --duration) DURATION=${2:?}; shift 2 ;;
         --handoff-at) HANDOFF_AT=${2:?}; shift 2 ;;
+        --per-shard) PER_SHARD=--per-shard; shift ;;
         --no-memcache) MEMCACHE=0; shift ;;
         --baton-bin) BATON_BIN=${2:?}; shift 2 ;;
         --tool-bin) TOOL_BIN=${2:?}; shift 2 ;;
@@ -170,7 +173,7 @@ echo "handing off (new --cores $NEW_CORES)..." >&2
 T0=$(date +%s%N)
 TOOL_RC=0
 # shellcheck disable=SC2046
-"$TOOL_BIN" --socket "$SOCK" --timeout 60 --log "$WORK/new.log" -- \
+"$TOOL_BIN" --socket "$SOCK" --timeout 60 --log "$WORK/new.log" $PER_SHARD -- \
     "$BATON_BIN" $(server_flags "$NEW_CORES") >"$WORK/tool.out" 2>&1 || TOOL_RC=$?
 T1=$(date +%s%N)
 for p in $(takeover_pids); do pids+=("$p"); done

@@ -113,7 +113,7 @@ fn serve(shared: &Arc<Shared>, conn: UnixStream) {
         return;
     }
     match request {
-        Request::Hello { one_freeze, .. } => {
+        Request::Hello { per_shard, .. } => {
             {
                 let mut watchers = lock(&h.watchers);
                 if !watchers.is_empty() || h.phase() != IDLE || h.busy.load(Ordering::Acquire) {
@@ -132,7 +132,7 @@ fn serve(shared: &Arc<Shared>, conn: UnixStream) {
                 }
                 let Ok(events) = conn.try_clone() else { return };
                 watchers.push(events);
-                h.one_freeze.store(one_freeze, Ordering::Release);
+                h.per_shard.store(per_shard, Ordering::Release);
             }
             // The tool may ask to abort; its going away changes nothing but the list of
             // watchers (a tool that left must not make the next one look like a second).
@@ -177,7 +177,7 @@ fn serve(shared: &Arc<Shared>, conn: UnixStream) {
                 abort(shared, pid, &reason);
             }
             *lock(&shared.repl.handoff_copy) = None;
-            h.one_freeze.store(false, Ordering::Release);
+            h.per_shard.store(false, Ordering::Release);
             h.busy.store(false, Ordering::Release);
         }
     }
@@ -346,8 +346,8 @@ fn freeze_and_catch_up(
 /// does (`offered`: the new process knows the cutover).
 fn one_freeze_reason(shared: &Shared, offered: bool) -> Option<&'static str> {
     let repl = &shared.repl;
-    if shared.handoff.one_freeze.load(Ordering::Acquire) {
-        Some("the operator asked for it: baton-handoff --one-freeze")
+    if !shared.handoff.per_shard.load(Ordering::Acquire) {
+        Some("baton-handoff was not given --per-shard")
     } else if !offered {
         Some("the new process does not take shards over one by one")
     } else if shared.config.cores == 1 {

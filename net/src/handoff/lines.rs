@@ -4,9 +4,9 @@
 /// What a peer of the old process's control socket asks first.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Request {
-    /// `HELLO <proto> [one-freeze]`: the tool, watching; `one-freeze` asks for every
-    /// shard in one freeze (no per-shard cutover).
-    Hello { proto: u32, one_freeze: bool },
+    /// `HELLO <proto> [per-shard]`: the tool, watching; `per-shard` asks for the
+    /// per-shard cutover (without it, every shard goes over in one freeze).
+    Hello { proto: u32, per_shard: bool },
     /// `TAKEOVER <proto> pid <pid> cores <n> [sessions <lowest> <highest>] [cutover]`: a
     /// new process, the session formats it reads (`None`: it did not say, format 3
     /// only), and whether it takes the shards over one by one (the per-shard cutover).
@@ -78,11 +78,11 @@ pub fn request(line: &str) -> Result<Request, String> {
     match w.as_slice() {
         ["HELLO", v] => Ok(Request::Hello {
             proto: num(v, "the protocol version")?,
-            one_freeze: false,
+            per_shard: false,
         }),
-        ["HELLO", v, "one-freeze"] => Ok(Request::Hello {
+        ["HELLO", v, "per-shard"] => Ok(Request::Hello {
             proto: num(v, "the protocol version")?,
-            one_freeze: true,
+            per_shard: true,
         }),
         ["TAKEOVER", v, "pid", pid, "cores", n, rest @ ..] => {
             let pid: i32 = num(pid, "the pid")?;
@@ -274,14 +274,14 @@ mod tests {
             request("HELLO 1"),
             Ok(Request::Hello {
                 proto: 1,
-                one_freeze: false
+                per_shard: false
             })
         );
         assert_eq!(
-            request("HELLO 1 one-freeze"),
+            request("HELLO 1 per-shard"),
             Ok(Request::Hello {
                 proto: 1,
-                one_freeze: true
+                per_shard: true
             })
         );
         assert_eq!(
@@ -319,7 +319,8 @@ mod tests {
             "HELLO",
             "HELLO x",
             "HELLO 1 2",
-            "HELLO 1 one-freeze x",
+            "HELLO 1 per-shard x",
+            "HELLO 1 one-freeze",
             "TAKEOVER 1 pid 0 cores 2",
             "TAKEOVER 1 pid -3 cores 2",
             "TAKEOVER 1 pid 4 cores 0",

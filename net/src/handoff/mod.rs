@@ -23,7 +23,7 @@
 //! ## The tool (any number of watchers, typically one)
 //!
 //! ```text
-//!  tool ─► HELLO <proto> [one-freeze]      (one-freeze: no per-shard cutover)
+//!  tool ─► HELLO <proto> [per-shard]       (per-shard: the per-shard cutover)
 //!  old  ─► OK <proto> pid <pid> port <port> cores <n> version <crate version>
 //!       |  ERR <reason>                      (then closes)
 //! ```
@@ -217,8 +217,9 @@ pub struct Handoff {
     pub dropped: Vec<AtomicBool>,
     /// Old process: the handoff passed its commit point (the first cut, or PROMOTE).
     committed: AtomicBool,
-    /// Old process: the watching tool asked for one freeze (`HELLO <proto> one-freeze`).
-    one_freeze: AtomicBool,
+    /// Old process: the watching tool asked for the per-shard cutover (`HELLO <proto>
+    /// per-shard`); without it, one freeze.
+    per_shard: AtomicBool,
     /// New process: how many of the old process's flows the replication link may open
     /// (the per-shard cutover opens them one at a time); `usize::MAX` otherwise.
     pub open_flows: AtomicUsize,
@@ -245,7 +246,7 @@ impl Handoff {
             any_cut: AtomicBool::new(false),
             dropped: (0..cores).map(|_| AtomicBool::new(false)).collect(),
             committed: AtomicBool::new(false),
-            one_freeze: AtomicBool::new(false),
+            per_shard: AtomicBool::new(false),
             open_flows: AtomicUsize::new(usize::MAX),
         }
     }

@@ -40,8 +40,8 @@ pub struct Options {
     pub timeout: Duration,
     pub binary: OsString,
     pub flags: Vec<OsString>,
-    /// Ask for every shard in one freeze (`HELLO 1 one-freeze`), not the per-shard cutover.
-    pub one_freeze: bool,
+    /// Ask for the per-shard cutover (`HELLO 1 per-shard`) instead of one freeze.
+    pub per_shard: bool,
 }
 
 /// Runs the whole handoff; `Ok` only once the old server reported `DONE`.
@@ -52,11 +52,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     control
         .send(&format!(
             "HELLO {PROTO}{}\n",
-            if options.one_freeze {
-                " one-freeze"
-            } else {
-                ""
-            }
+            if options.per_shard { " per-shard" } else { "" }
         ))
         .with_context(|| format!("cannot write to {}", options.socket.display()))?;
     let line = match control.poll_until(deadline)? {

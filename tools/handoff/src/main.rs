@@ -60,11 +60,13 @@ struct Args {
           value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
 
-    /// Hand every shard over in one freeze, not shard by shard: no request waits for a
-    /// shard already cut over, and the commit point stays just before the connections
-    /// move, but old + new then peak near twice the data
+    /// Hand the shards over one by one (per-shard cutover): old + new peak near
+    /// (1 + 1/cores) x the data instead of twice, but requests that touch a shard
+    /// already cut over wait until the connections move (about the copy of the other
+    /// shards), and the commit point moves to the first cut. Without it, every shard is
+    /// handed over in one short freeze
     #[arg(long)]
-    one_freeze: bool,
+    per_shard: bool,
 
     /// Append the new process's stdout and stderr to this file [default: SOCKET.log]
     #[arg(long, value_name = "PATH")]
@@ -92,7 +94,7 @@ impl Args {
             timeout: Duration::from_secs(self.timeout),
             binary: command.next().expect("clap requires NEW_BINARY"),
             flags: command.collect(),
-            one_freeze: self.one_freeze,
+            per_shard: self.per_shard,
         }
     }
 }
@@ -125,8 +127,8 @@ mod tests {
         assert_eq!(o.timeout, Duration::from_secs(60));
         assert_eq!(o.binary, "/bin/baton");
         assert_eq!(o.flags, ["--port", "6379"]);
-        assert!(!o.one_freeze);
-        assert!(parse(&["--one-freeze", "--", "b"]).unwrap().one_freeze);
+        assert!(!o.per_shard, "one freeze unless --per-shard");
+        assert!(parse(&["--per-shard", "--", "b"]).unwrap().per_shard);
     }
 
     #[test]
