@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # callgrind_op.sh BIN WORKLOAD PIPE N OUT: runs a Baton server (one core) under callgrind
-# through memtier's hash or zset workload of types_speed.sh (N requests per connection, 50
+# through memtier's hash, zset, list or set workload of types_speed.sh (N requests per connection, 50
 # connections), counting from when the server is ready to the end of the load, and prints
 # the user-space instructions (Ir) per op: a cost that does not depend on how busy the
 # machine is (this VM exposes no hardware counters to perf). Pipeline 1 only: at 32 the
@@ -12,6 +12,9 @@ port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print
 case "$wl" in
   hash) w="HSET h:__key__ f __data__"; r="HGET h:__key__ f"; keys=100000 ;;
   zset) w="ZADD z __key__ m__key__"; r="ZRANGE z 0 9"; keys=1000; extra="--key-prefix=" ;;
+  list) w="LPUSH l:__key__ __data__"; r="RPOP l:__key__"; keys=1000 ;;
+  set) w="SADD s __key__"; r="SISMEMBER s __key__"; keys=1000 ;;
+  *) echo "callgrind_op.sh: workload is hash, zset, list or set" >&2; exit 2 ;;
 esac
 valgrind --tool=callgrind --callgrind-out-file="$out" \
    "$bin" --port "$port" --memcache-port 0 --cores 1 >"${TMPDIR:-/tmp}/callgrind_op.log" 2>&1 &

@@ -45,8 +45,15 @@ fn push_generic(s: &mut Shard, a: &[Bytes], now: u64, left: bool, only_existing:
         Ok(None) if only_existing => return Reply::Int(0),
         Ok(_) => {}
     }
-    let items: Vec<&[u8]> = a[2..].iter().map(|e| &e[..]).collect();
-    Reply::Int(s.list_push(&a[1], left, &items, now) as i64)
+    let pushed = match a {
+        // One element (the usual push): no vector of elements.
+        [_, key, e] => s.list_push(key, left, &[&e[..]], now),
+        _ => {
+            let items: Vec<&[u8]> = a[2..].iter().map(|e| &e[..]).collect();
+            s.list_push(&a[1], left, &items, now)
+        }
+    };
+    Reply::Int(pushed as i64)
 }
 
 /// LPUSH key element [element ...]

@@ -55,7 +55,12 @@ pub fn sadd(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
     if let Err(e) = check_writable(s, &a[1], now) {
         return e;
     }
-    Reply::Int(s.set_add(&a[1], &members(&a[2..]), now) as i64)
+    let added = match a {
+        // One member (the usual SADD): no vector of members.
+        [_, key, m] => s.set_add(key, &[&m[..]], now),
+        _ => s.set_add(&a[1], &members(&a[2..]), now),
+    };
+    Reply::Int(added as i64)
 }
 
 /// SREM key member [member ...]

@@ -93,9 +93,11 @@ fn zadd_outcome<'a>(
         updated: 0,
         score: None,
     };
+    // Scores set by earlier pairs of this call; a single pair (the usual ZADD) needs none.
+    let track = items.len() > 1;
     let mut pending: std::collections::HashMap<&[u8], f64> = std::collections::HashMap::new();
     for &(m, score) in items {
-        let cur = pending.get(m).copied().or_else(|| current(m));
+        let cur = if track { pending.get(m).copied() } else { None }.or_else(|| current(m));
         out.score = None;
         match cur {
             Some(cur) => {
@@ -112,7 +114,9 @@ fn zadd_outcome<'a>(
                 out.score = Some(new);
                 if new != cur {
                     out.updated += 1;
-                    pending.insert(m, new);
+                    if track {
+                        pending.insert(m, new);
+                    }
                     out.writes.push((m, new));
                 }
             }
@@ -122,7 +126,9 @@ fn zadd_outcome<'a>(
                 }
                 out.score = Some(score);
                 out.added += 1;
-                pending.insert(m, score);
+                if track {
+                    pending.insert(m, score);
+                }
                 out.writes.push((m, score));
             }
         }
@@ -467,6 +473,15 @@ fn parse_range<'a>(
 /// The entries a range selects, in reply order.
 fn select<'a>(z: &ZsetRef<'a>, spec: &RangeSpec) -> Vec<(&'a [u8], f64)> {
     let (lo, hi) = match &spec.by {
+        // Forward from a rank counted from the start: the walk stops at the set's end by
+        // itself, so the set's size (a walk over a packed set) is not needed.
+        RangeBy::Rank(start, stop) if !spec.rev && *start >= 0 && *stop >= 0 => {
+            if start > stop {
+                return Vec::new();
+            }
+            let end = usize::try_from(*stop).map_or(usize::MAX, |s| s.saturating_add(1));
+            return z.range(*start as usize, end);
+        }
         RangeBy::Rank(start, stop) => {
             let (lo, hi) = rank_window(z.len(), *start, *stop, spec.rev);
             let mut v = z.range(lo, hi);

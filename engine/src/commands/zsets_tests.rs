@@ -333,3 +333,59 @@ quickcheck! {
         true
     }
 }
+
+/// A forward range from non-negative ranks (walked without counting the set) selects what
+/// the same range written with negative ranks (counted) does, in both forms.
+#[test]
+fn forward_rank_ranges_agree_with_counted_ones() {
+    for n in [0usize, 1, 5, 128, 300] {
+        let mut s = Shard::new(0);
+        for i in 0..n {
+            let (score, member) = ((i % 7).to_string(), format!("m{i}"));
+            run(&mut s, &["zadd", "z", &score, &member], 0);
+        }
+        let len = n as i64;
+        for start in (0..len + 3).step_by(3) {
+            for stop in [0, 1, 2, 9, len - 1, len, len + 5, i64::MAX] {
+                if stop < 0 {
+                    continue;
+                }
+                let (a, b) = (start.to_string(), stop.to_string());
+                let fast = run(&mut s, &["zrange", "z", &a, &b], 0);
+                let counted = if len == 0 || start >= len {
+                    arr(&[])
+                } else {
+                    let (a, b) = (
+                        (start - len).to_string(),
+                        (stop.min(len - 1) - len).to_string(),
+                    );
+                    run(&mut s, &["zrange", "z", &a, &b], 0)
+                };
+                assert_eq!(fast, counted, "n {n}, zrange z {start} {stop}");
+            }
+        }
+    }
+}
+
+/// A single-pair ZADD (no tracking of the call's own pairs) and a ZADD that repeats a
+/// member within the call (replies checked on redis-server 7.0).
+#[test]
+fn zadd_single_and_repeated_pairs() {
+    let mut s = Shard::new(0);
+    assert_eq!(run(&mut s, &["zadd", "z", "1", "a"], 0), Reply::Int(1));
+    assert_eq!(run(&mut s, &["zadd", "z", "1", "a"], 0), Reply::Int(0));
+    assert_eq!(
+        run(&mut s, &["zadd", "z", "ch", "2", "a"], 0),
+        Reply::Int(1)
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            &["zadd", "z", "ch", "3", "b", "4", "b", "4", "a"],
+            0
+        ),
+        Reply::Int(3)
+    );
+    assert_eq!(run(&mut s, &["zscore", "z", "b"], 0), d(4.0));
+    assert_eq!(run(&mut s, &["zadd", "z", "incr", "1", "b"], 0), d(5.0));
+}

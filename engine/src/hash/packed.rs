@@ -55,7 +55,17 @@ fn varint(b: &[u8], at: &mut usize) -> Result<usize, PackedError> {
 }
 
 /// Reads a length-prefixed string at `*at`, advancing it.
+#[inline]
 fn string<'a>(b: &'a [u8], at: &mut usize) -> Result<&'a [u8], PackedError> {
+    // The common string, shorter than 128 bytes: its length is one byte.
+    if let Some(&len) = b.get(*at).filter(|&&len| len < 0x80) {
+        let start = *at + 1;
+        let s = b
+            .get(start..start + usize::from(len))
+            .ok_or(PackedError::Truncated)?;
+        *at = start + s.len();
+        return Ok(s);
+    }
     let len = varint(b, at)?;
     let end = at.checked_add(len).ok_or(PackedError::Truncated)?;
     let s = b.get(*at..end).ok_or(PackedError::Truncated)?;
@@ -116,7 +126,26 @@ pub fn len(b: &[u8]) -> usize {
 }
 
 pub fn get<'a>(b: &'a [u8], field: &[u8]) -> Option<&'a [u8]> {
-    pairs(b).find(|(f, _)| *f == field).map(|(_, v)| v)
+    pairs(b)
+        .find(|(f, _)| f.len() == field.len() && same_bytes(f, field))
+        .map(|(_, v)| v)
+}
+
+/// Whether two slices of the same length hold the same bytes. A short field or member
+/// (the usual case, and a scan of a packed collection compares up to 128 of them) is
+/// compared in at most two word loads per side instead of a call to `memcmp`.
+#[inline]
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    debug_assert_eq!(a.len(), b.len());
+    let n = a.len();
+    let word = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+    let half = |s: &[u8], i: usize| u32::from_le_bytes(s[i..i + 4].try_into().expect("4 bytes"));
+    match n {
+        0..=3 => a.iter().zip(b).all(|(x, y)| x == y),
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
+    }
 }
 
 /// The encoded size of one pair.
@@ -237,6 +266,19 @@ pub fn del(b: &mut Vec<u8>, fields: &[&[u8]]) -> usize {
 mod tests {
     use super::*;
     use quickcheck::quickcheck;
+
+    #[test]
+    fn same_bytes_sees_every_differing_byte() {
+        for n in 0..40 {
+            let a: Vec<u8> = (0..n as u8).collect();
+            assert!(same_bytes(&a, &a.clone()));
+            for i in 0..n {
+                let mut b = a.clone();
+                b[i] ^= 0x40;
+                assert!(!same_bytes(&a, &b), "length {n}, byte {i}");
+            }
+        }
+    }
 
     #[test]
     fn set_replaces_in_place_and_appends() {

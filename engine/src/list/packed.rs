@@ -67,7 +67,17 @@ fn varint(b: &[u8], at: &mut usize) -> Result<usize, PackedError> {
 }
 
 /// Reads the element at `*at`, advancing past it.
+#[inline]
 pub(crate) fn element<'a>(b: &'a [u8], at: &mut usize) -> Result<&'a [u8], PackedError> {
+    // The common element, shorter than 128 bytes: its length is one byte.
+    if let Some(&len) = b.get(*at).filter(|&&len| len < 0x80) {
+        let start = *at + 1;
+        let s = b
+            .get(start..start + usize::from(len))
+            .ok_or(PackedError::Truncated)?;
+        *at = start + s.len();
+        return Ok(s);
+    }
     let len = varint(b, at)?;
     let end = at.checked_add(len).ok_or(PackedError::Truncated)?;
     let s = b.get(*at..end).ok_or(PackedError::Truncated)?;

@@ -12,6 +12,7 @@
 //! Bytes built here are trusted; bytes from elsewhere go through [`validate`] first,
 //! which checks every length against what is present and never allocates.
 
+use crate::hash::packed::same_bytes;
 pub use crate::hash::packed::{put_varint, PackedError};
 
 /// Reads the member at `*at`, advancing past it: the same format as a packed list's
@@ -73,7 +74,7 @@ pub fn len(b: &[u8]) -> usize {
 }
 
 pub fn contains(b: &[u8], m: &[u8]) -> bool {
-    members(b).any(|x| x == m)
+    members(b).any(|x| x.len() == m.len() && same_bytes(x, m))
 }
 
 /// Appends one member.

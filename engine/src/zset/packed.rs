@@ -17,6 +17,7 @@
 use std::cmp::Ordering;
 
 pub use crate::hash::packed::put_varint;
+use crate::hash::packed::same_bytes;
 
 /// Why packed bytes are not a sorted set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -64,7 +65,28 @@ fn varint(b: &[u8], at: &mut usize) -> Result<usize, PackedError> {
 }
 
 /// Reads the entry at `*at`, advancing it.
+#[inline]
 fn entry<'a>(b: &'a [u8], at: &mut usize) -> Result<(&'a [u8], f64), PackedError> {
+    // The common entry, a member shorter than 128 bytes: its length is one byte.
+    if let Some(head) = b.get(*at..*at + 9) {
+        if head[8] < 0x80 {
+            let score = f64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+            if score.is_nan() {
+                return Err(PackedError::NaN);
+            }
+            let start = *at + 9;
+            let m = b
+                .get(start..start + usize::from(head[8]))
+                .ok_or(PackedError::Truncated)?;
+            *at = start + m.len();
+            return Ok((m, score));
+        }
+    }
+    entry_slow(b, at)
+}
+
+/// [`entry`] for any length.
+fn entry_slow<'a>(b: &'a [u8], at: &mut usize) -> Result<(&'a [u8], f64), PackedError> {
     let s = b.get(*at..*at + 8).ok_or(PackedError::Truncated)?;
     let score = f64::from_le_bytes(s.try_into().expect("8 bytes"));
     if score.is_nan() {
@@ -153,7 +175,7 @@ pub fn first(b: &[u8]) -> Option<(&[u8], f64)> {
 pub fn find(b: &[u8], member: &[u8]) -> Option<(usize, f64)> {
     entries(b)
         .enumerate()
-        .find(|(_, (m, _))| *m == member)
+        .find(|(_, (m, _))| m.len() == member.len() && same_bytes(m, member))
         .map(|(i, (_, s))| (i, s))
 }
 
@@ -248,6 +270,27 @@ pub fn from_entries<'a>(items: impl IntoIterator<Item = (&'a [u8], f64)>) -> Vec
 mod tests {
     use super::*;
     use quickcheck::quickcheck;
+
+    #[test]
+    fn finds_members_of_every_length() {
+        // One-byte lengths (the fast read) and longer ones (two-byte varints).
+        let members: Vec<Vec<u8>> = [0, 1, 3, 4, 7, 8, 16, 17, 127, 128, 300]
+            .iter()
+            .map(|&n| vec![b'm'; n])
+            .collect();
+        let mut b = Vec::new();
+        for (i, m) in members.iter().enumerate() {
+            insert(&mut b, m, i as f64);
+        }
+        assert_eq!(len(&b), members.len());
+        for (i, m) in members.iter().enumerate() {
+            assert_eq!(find(&b, m), Some((i, i as f64)));
+        }
+        assert_eq!(find(&b, &[b'm'; 5]), None);
+        assert_eq!(find(&b, &[b'n'; 128]), None);
+        // A truncated last entry ends the walk.
+        assert_eq!(len(&b[..b.len() - 1]), members.len() - 1);
+    }
 
     #[test]
     fn keeps_score_member_order() {

@@ -14,11 +14,7 @@ pub fn encode(reply: &Reply, proto: u8, out: &mut Vec<u8>) {
         Reply::Ok => out.extend_from_slice(b"+OK\r\n"),
         Reply::Simple(text) => line(out, b'+', text),
         Reply::Error(text) => line(out, b'-', text),
-        Reply::Int(n) => {
-            out.push(b':');
-            out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
+        Reply::Int(n) => header(out, b':', *n),
         Reply::Bulk(data) => bulk(out, data),
         Reply::Nil if resp3 => out.extend_from_slice(b"_\r\n"),
         Reply::Nil => out.extend_from_slice(b"$-1\r\n"),
@@ -129,14 +125,25 @@ fn line(out: &mut Vec<u8>, kind: u8, text: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-fn header(out: &mut Vec<u8>, kind: u8, len: usize) {
-    out.push(kind);
-    out.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
-    out.extend_from_slice(b"\r\n");
+/// `<kind><n>\r\n`: an aggregate's or a bulk string's header, or an integer reply. The
+/// usual numbers, below 100, are written as one small copy without formatting.
+#[inline]
+fn header<N: itoa::Integer + TryInto<u8> + Copy>(out: &mut Vec<u8>, kind: u8, n: N) {
+    match n.try_into() {
+        Ok(small @ 0..=9) => out.extend_from_slice(&[kind, b'0' + small, b'\r', b'\n']),
+        Ok(small @ 10..=99) => {
+            out.extend_from_slice(&[kind, b'0' + small / 10, b'0' + small % 10, b'\r', b'\n'])
+        }
+        _ => {
+            out.push(kind);
+            out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
 }
 
 fn bulk(out: &mut Vec<u8>, data: &[u8]) {
-    out.reserve(data.len() + 16);
+    out.reserve(data.len() + 24);
     header(out, b'$', data.len());
     out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
@@ -295,6 +302,37 @@ mod tests {
             encode_to_vec(&Reply::bulk(b"a\r\n\0b"), 2),
             b"$5\r\na\r\n\0b\r\n"
         );
+    }
+
+    /// Numbers below 100 take the short form; the ones around its edges, the general one.
+    #[test]
+    fn numbers_at_the_edges_of_the_short_form() {
+        for n in [
+            0i64,
+            1,
+            9,
+            10,
+            42,
+            99,
+            100,
+            255,
+            256,
+            1000,
+            -1,
+            -9,
+            -10,
+            -100,
+            i64::MAX,
+        ] {
+            assert_eq!(enc(Reply::Int(n), 2), format!(":{n}\r\n"));
+        }
+        for len in [0usize, 9, 10, 99, 100, 255, 256, 1000] {
+            let data = "x".repeat(len);
+            assert_eq!(enc(Reply::bulk(&data), 3), format!("${len}\r\n{data}\r\n"));
+            let items = vec![Reply::Int(7); len];
+            let want = format!("*{len}\r\n{}", ":7\r\n".repeat(len));
+            assert_eq!(enc(Reply::Array(items), 2), want);
+        }
     }
 
     #[test]

@@ -191,12 +191,18 @@ impl ParseState {
         limits: &Limits,
         authenticated: bool,
     ) -> Result<bool, ProtocolError> {
-        let cr = match find_line(buf, 0, b'\r', limits.max_inline_len, &mut self.searched) {
-            Line::Found(cr) => cr,
-            Line::Incomplete => return Ok(false),
-            Line::TooLong => return Err(ProtocolError::new("too big mbulk count string")),
+        let (cr, n) = match short_header(buf, 0, limits.max_inline_len) {
+            Some(found) => found,
+            None => {
+                let cr = match find_line(buf, 0, b'\r', limits.max_inline_len, &mut self.searched) {
+                    Line::Found(cr) => cr,
+                    Line::Incomplete => return Ok(false),
+                    Line::TooLong => return Err(ProtocolError::new("too big mbulk count string")),
+                };
+                (cr, header_number(buf, 1, cr))
+            }
         };
-        let n = match header_number(buf, 1, cr) {
+        let n = match n {
             Some(n) if n <= limits.max_multibulk_len as i64 => n,
             _ => return Err(ProtocolError::new("invalid multibulk length")),
         };
@@ -275,18 +281,24 @@ impl ParseState {
                 printable(first)
             )));
         }
-        let cr = match find_line(
-            buf,
-            self.pos,
-            b'\r',
-            limits.max_inline_len,
-            &mut self.searched,
-        ) {
-            Line::Found(cr) => cr,
-            Line::Incomplete => return Ok(None),
-            Line::TooLong => return Err(ProtocolError::new("too big bulk count string")),
+        let (cr, len) = match short_header(buf, self.pos, limits.max_inline_len) {
+            Some(found) => found,
+            None => {
+                let cr = match find_line(
+                    buf,
+                    self.pos,
+                    b'\r',
+                    limits.max_inline_len,
+                    &mut self.searched,
+                ) {
+                    Line::Found(cr) => cr,
+                    Line::Incomplete => return Ok(None),
+                    Line::TooLong => return Err(ProtocolError::new("too big bulk count string")),
+                };
+                (cr, header_number(buf, self.pos + 1, cr))
+            }
         };
-        let len = match header_number(buf, self.pos + 1, cr) {
+        let len = match len {
             Some(len) if len >= 0 && len as u64 <= limits.max_bulk_len as u64 => len as usize,
             _ => return Err(ProtocolError::new("invalid bulk length")),
         };
@@ -299,6 +311,34 @@ impl ParseState {
         Ok(Some(len))
     }
 }
+
+/// The common header, read without searching for its line's end: `buf[start]` is `*` or
+/// `$`, then a positive number of at most [`SHORT_HEADER_DIGITS`] digits with no leading
+/// zero (or a lone `0`), then `\r\n`, all buffered. Gives the offset of the `\r` and the
+/// number, which are what [`find_line`] and [`header_number`] find for such a line;
+/// `None` for anything else (a longer number, a sign, an incomplete or malformed line),
+/// which then takes that general path, with its errors.
+#[inline]
+fn short_header(buf: &[u8], start: usize, max_line: usize) -> Option<(usize, Option<i64>)> {
+    let digits = buf.get(start + 1..)?;
+    let mut n: i64 = 0;
+    let mut i = 0;
+    while i < SHORT_HEADER_DIGITS {
+        match digits.get(i) {
+            Some(&c @ b'0'..=b'9') => n = n * 10 + i64::from(c - b'0'),
+            _ => break,
+        }
+        i += 1;
+    }
+    let leading_zero = i > 1 && digits[0] == b'0';
+    if i == 0 || leading_zero || digits.get(i..i + 2) != Some(b"\r\n") || i + 1 > max_line {
+        return None;
+    }
+    Some((start + 1 + i, Some(n)))
+}
+
+/// Most digits [`short_header`] reads: any such number fits an `i64` without a check.
+const SHORT_HEADER_DIGITS: usize = 18;
 
 /// The integer in `buf[from..cr]`, if that is one and the line really ends in `\r\n`.
 fn header_number(buf: &[u8], from: usize, cr: usize) -> Option<i64> {

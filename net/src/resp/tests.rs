@@ -630,3 +630,39 @@ fn progress_outside_the_buffer_is_refused() {
         "between requests, yet inside one"
     );
 }
+
+/// Headers read without a search for their line's end (`short_header`) give what the
+/// general path gives, at the edges of its digit count and of the line limit.
+#[test]
+fn short_headers_at_their_edges() {
+    let bulk = "ERR Protocol error: invalid bulk length";
+    let mbulk = "ERR Protocol error: invalid multibulk length";
+    // 18 digits (the short form's most) and 19 (the general path): both too long a bulk.
+    assert_eq!(
+        error_of(b"*1\r\n$123456789012345678\r\n", &Limits::default(), true),
+        bulk
+    );
+    assert_eq!(
+        error_of(b"*1\r\n$1234567890123456789\r\n", &Limits::default(), true),
+        bulk
+    );
+    assert_eq!(
+        error_of(b"*1\r\n$01\r\na\r\n", &Limits::default(), true),
+        bulk
+    );
+    assert_eq!(once(b"*1\r\n$0\r\n\r\n"), Ok(Some(vec![vec![]])));
+    // A line ending exactly at the limit is read; one byte past it is too long.
+    assert_eq!(error_of(b"*1111111\r\n", &tiny(), true), mbulk);
+    assert_eq!(
+        error_of(b"*11111111\r\n", &tiny(), true),
+        "ERR Protocol error: too big mbulk count string"
+    );
+    assert_eq!(error_of(b"*1\r\n$1111111\r\n", &tiny(), true), bulk);
+    assert_eq!(
+        error_of(b"*1\r\n$11111111\r\n", &tiny(), true),
+        "ERR Protocol error: too big bulk count string"
+    );
+    // A `\r` without its `\n` yet waits; with another byte it is an error.
+    assert_eq!(once(b"*1\r\n$3\r"), Ok(None));
+    assert_eq!(error_of(b"*1\r\n$3\rX", &Limits::default(), true), bulk);
+}

@@ -138,7 +138,8 @@ fn rem_on(mut old: Entry, members: &[&[u8]], cas: u64) -> Entry {
 fn distinct<'a>(members: &[&'a [u8]], mut keep: impl FnMut(&[u8]) -> bool) -> Vec<&'a [u8]> {
     if members.len() <= 8 {
         // The common case (SADD of a member or a few): no table to build.
-        let mut out: Vec<&[u8]> = Vec::with_capacity(members.len());
+        // Allocated only once a member is new (a SADD of a present member allocates none).
+        let mut out: Vec<&[u8]> = Vec::new();
         for &m in members {
             if !out.contains(&m) && keep(m) {
                 out.push(m);
@@ -159,11 +160,16 @@ impl Shard {
     /// that the key holds no other type); returns how many were new. Reported as one
     /// `SetAdd` of the new members; nothing is written when none is new.
     pub fn set_add(&mut self, key: &[u8], members: &[&[u8]], now: u64) -> usize {
-        self.expire_if_needed(key, now);
-        let cur = self
-            .store
-            .index_of(key)
-            .and_then(|i| self.store.entry_at(i).set());
+        // One probe of the keyspace for a live key: its expiry and its members.
+        let found = match self.store.index_of(key) {
+            Some(idx) if self.store.entry_at(idx).is_expired(now) => {
+                self.reclaim_expired(idx);
+                // Gone, except on a replica, which leaves expiry to its primary.
+                self.store.index_of(key)
+            }
+            found => found,
+        };
+        let cur = found.and_then(|i| self.store.entry_at(i).set());
         let new = distinct(members, |m| !cur.is_some_and(|s| s.contains(m)));
         if new.is_empty() {
             return 0;
