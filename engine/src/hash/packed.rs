@@ -36,41 +36,22 @@ pub fn put_varint(out: &mut Vec<u8>, mut v: usize) {
     out.push(v as u8);
 }
 
-/// Reads a varint at `*at`, advancing it. Only the shortest encoding of a number is
-/// accepted, so equal pairs always have equal bytes.
-fn varint(b: &[u8], at: &mut usize) -> Result<usize, PackedError> {
-    let mut v: u64 = 0;
-    for i in 0..10 {
-        let byte = *b.get(*at).ok_or(PackedError::Truncated)?;
-        *at += 1;
-        if (i > 0 && byte == 0) || (i == 9 && byte > 1) {
-            return Err(PackedError::BadVarint);
-        }
-        v |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            return usize::try_from(v).map_err(|_| PackedError::BadVarint);
+impl From<crate::list::packed::PackedError> for PackedError {
+    fn from(e: crate::list::packed::PackedError) -> PackedError {
+        use crate::list::packed::PackedError as ListError;
+        match e {
+            ListError::Truncated => PackedError::Truncated,
+            ListError::BadVarint => PackedError::BadVarint,
+            ListError::TooMany { max } => PackedError::TooMany { max },
         }
     }
-    Err(PackedError::BadVarint)
 }
 
-/// Reads a length-prefixed string at `*at`, advancing it.
+/// Reads a length-prefixed string at `*at`, advancing it: the format of a packed list's
+/// element, read by the list's reader (one decoder for lists, sets and hashes).
 #[inline]
 fn string<'a>(b: &'a [u8], at: &mut usize) -> Result<&'a [u8], PackedError> {
-    // The common string, shorter than 128 bytes: its length is one byte.
-    if let Some(&len) = b.get(*at).filter(|&&len| len < 0x80) {
-        let start = *at + 1;
-        let s = b
-            .get(start..start + usize::from(len))
-            .ok_or(PackedError::Truncated)?;
-        *at = start + s.len();
-        return Ok(s);
-    }
-    let len = varint(b, at)?;
-    let end = at.checked_add(len).ok_or(PackedError::Truncated)?;
-    let s = b.get(*at..end).ok_or(PackedError::Truncated)?;
-    *at = end;
-    Ok(s)
+    Ok(crate::list::packed::element(b, at)?)
 }
 
 /// The number of pairs in `b`, checking that it is well formed with at most `max_pairs`.

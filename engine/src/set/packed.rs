@@ -19,12 +19,7 @@ pub use crate::hash::packed::{put_varint, PackedError};
 /// element, read by the list's reader (one varint decoder for both), with the error
 /// told in this module's terms.
 fn member<'a>(b: &'a [u8], at: &mut usize) -> Result<&'a [u8], PackedError> {
-    use crate::list::packed::PackedError as ListError;
-    crate::list::packed::element(b, at).map_err(|e| match e {
-        ListError::Truncated => PackedError::Truncated,
-        ListError::BadVarint => PackedError::BadVarint,
-        ListError::TooMany { max } => PackedError::TooMany { max },
-    })
+    Ok(crate::list::packed::element(b, at)?)
 }
 
 /// The number of members in `b`, checking it is well formed with at most `max`.
