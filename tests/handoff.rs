@@ -477,12 +477,15 @@ fn load_keys(c: &mut redis::Connection, prefix: &str, n: usize, len: usize) {
     }
 }
 
-/// Checks that every key of [`load_keys`] has its value and a TTL in (TTL - 300, TTL]
-/// (when `ttl`); panics listing the first differences.
+/// Reads every key of [`load_keys`] back (GET and TTL, pipelined 1000 keys at a time)
+/// and hands `each` its index, value and TTL replies.
 #[track_caller]
-fn check_keys(c: &mut redis::Connection, prefix: &str, n: usize, len: usize, ttl: bool) {
-    let mut bad = Vec::new();
-    let mut count = 0;
+fn read_keys(
+    c: &mut redis::Connection,
+    prefix: &str,
+    n: usize,
+    mut each: impl FnMut(usize, &Value, &Value),
+) {
     for start in (0..n).step_by(1000) {
         let mut p = redis::pipe();
         let end = (start + 1000).min(n);
@@ -492,23 +495,27 @@ fn check_keys(c: &mut redis::Connection, prefix: &str, n: usize, len: usize, ttl
         }
         let replies: Vec<Value> = p.query(c).expect("reading keys back");
         for (j, pair) in replies.chunks(2).enumerate() {
-            let i = start + j;
-            let want = value(i, len);
-            let got_ok = pair[0] == Value::BulkString(want.clone().into_bytes());
-            let ttl_ok = !ttl || matches!(pair[1], Value::Int(t) if t > TTL - 300 && t <= TTL);
-            if !got_ok || !ttl_ok {
-                count += 1;
-                if bad.len() < 10 {
-                    bad.push(format!(
-                        "{}: {:?} ttl {:?}",
-                        key(prefix, i),
-                        pair[0],
-                        pair[1]
-                    ));
-                }
-            }
+            each(start + j, &pair[0], &pair[1]);
         }
     }
+}
+
+/// Checks that every key of [`load_keys`] has its value and a TTL in (TTL - 300, TTL]
+/// (when `ttl`); panics listing the first differences.
+#[track_caller]
+fn check_keys(c: &mut redis::Connection, prefix: &str, n: usize, len: usize, ttl: bool) {
+    let mut bad = Vec::new();
+    let mut count = 0;
+    read_keys(c, prefix, n, |i, got, t| {
+        let got_ok = *got == Value::BulkString(value(i, len).into_bytes());
+        let ttl_ok = !ttl || matches!(t, Value::Int(t) if *t > TTL - 300 && *t <= TTL);
+        if !got_ok || !ttl_ok {
+            count += 1;
+            if bad.len() < 10 {
+                bad.push(format!("{}: {got:?} ttl {t:?}", key(prefix, i)));
+            }
+        }
+    });
     assert!(
         bad.is_empty(),
         "{count} of {n} keys {prefix}:* lost their value or TTL, e.g.:\n{}",
@@ -1107,34 +1114,23 @@ mod new_process_killed {
 #[track_caller]
 fn check_keys_but_shard_0(c: &mut redis::Connection, prefix: &str, n: usize, len: usize) -> usize {
     let mut gone = 0;
-    for start in (0..n).step_by(1000) {
-        let mut p = redis::pipe();
-        let end = (start + 1000).min(n);
-        for i in start..end {
-            p.cmd("GET").arg(key(prefix, i));
-            p.cmd("TTL").arg(key(prefix, i));
+    read_keys(c, prefix, n, |i, got, t| {
+        let k = key(prefix, i);
+        if *got == Value::Nil && baton_ring::core_of(k.as_bytes(), 2) == 0 {
+            gone += 1;
+            return;
         }
-        let replies: Vec<Value> = p.query(c).expect("reading keys back");
-        for (j, pair) in replies.chunks(2).enumerate() {
-            let i = start + j;
-            let k = key(prefix, i);
-            if pair[0] == Value::Nil && baton_ring::core_of(k.as_bytes(), 2) == 0 {
-                gone += 1;
-                continue;
-            }
-            assert_eq!(
-                pair[0],
-                Value::BulkString(value(i, len).into_bytes()),
-                "{k} (a key of old shard {}) after a kill past the commit point",
-                baton_ring::core_of(k.as_bytes(), 2)
-            );
-            assert!(
-                matches!(pair[1], Value::Int(t) if t > TTL - 300 && t <= TTL),
-                "{k}: TTL {:?}",
-                pair[1]
-            );
-        }
-    }
+        assert_eq!(
+            *got,
+            Value::BulkString(value(i, len).into_bytes()),
+            "{k} (a key of old shard {}) after a kill past the commit point",
+            baton_ring::core_of(k.as_bytes(), 2)
+        );
+        assert!(
+            matches!(t, Value::Int(t) if *t > TTL - 300 && *t <= TTL),
+            "{k}: TTL {t:?}"
+        );
+    });
     gone
 }
 
