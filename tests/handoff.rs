@@ -627,13 +627,7 @@ fn finish_loads(loads: Vec<Load>, more: u64) -> Vec<LoadResult> {
             .zip(&marks)
             .all(|(l, m)| l.ops.load(Ordering::Relaxed) >= m + more || l.handle.is_finished())
     });
-    for l in &loads {
-        l.stop.store(true, Ordering::Relaxed);
-    }
-    let results: Vec<LoadResult> = loads
-        .into_iter()
-        .map(|l| l.handle.join().expect("load thread panicked"))
-        .collect();
+    let results = join_loads(loads);
     let errors: Vec<String> = results
         .iter()
         .flat_map(|r| r.first_errors.iter().cloned())
@@ -1134,16 +1128,21 @@ fn check_keys_but_shard_0(c: &mut redis::Connection, prefix: &str, n: usize, len
     gone
 }
 
-/// Stops the load threads without judging their replies (past a commit point, the
-/// writes on the lost shard are lost too); none may have lost its connection.
-fn stop_loads(loads: Vec<Load>) -> Vec<LoadResult> {
+/// Stops the load threads and collects what each saw.
+fn join_loads(loads: Vec<Load>) -> Vec<LoadResult> {
     for l in &loads {
         l.stop.store(true, Ordering::Relaxed);
     }
-    let results: Vec<LoadResult> = loads
+    loads
         .into_iter()
         .map(|l| l.handle.join().expect("load thread panicked"))
-        .collect();
+        .collect()
+}
+
+/// Stops the load threads without judging their replies (past a commit point, the
+/// writes on the lost shard are lost too); none may have lost its connection.
+fn stop_loads(loads: Vec<Load>) -> Vec<LoadResult> {
+    let results = join_loads(loads);
     for r in &results {
         assert!(!r.broken, "a load connection broke: {:?}", r.first_errors);
     }
