@@ -15,16 +15,7 @@ use common::*;
 const WAIT: Duration = Duration::from_secs(40);
 
 fn short_timeout_node(config_file: &str) -> Server {
-    Server::builder(2)
-        .args(&[
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            config_file,
-            "--cluster-node-timeout",
-            "1000",
-        ])
-        .start()
+    timeout_node(config_file, 1000, false, None)
 }
 
 /// Continues a stopped server when dropped (before the servers are).

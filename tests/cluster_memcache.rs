@@ -25,17 +25,7 @@ const NODE_TIMEOUT_MS: u64 = 3000;
 
 /// A cluster node with its memcached port open.
 fn mc_node(config_file: &str) -> Server {
-    Server::builder(2)
-        .memcache()
-        .args(&[
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            config_file,
-            "--cluster-node-timeout",
-            &NODE_TIMEOUT_MS.to_string(),
-        ])
-        .start()
+    timeout_node(config_file, NODE_TIMEOUT_MS, true, None)
 }
 
 fn three_mc_nodes(dir: &TempDir) -> Option<Vec<Server>> {

@@ -23,17 +23,7 @@ const WAIT: Duration = Duration::from_secs(40);
 const DOWN: &str = "CLUSTERDOWN The cluster is down";
 
 fn short_timeout_node(config_file: &str) -> Server {
-    Server::builder(2)
-        .memcache()
-        .args(&[
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            config_file,
-            "--cluster-node-timeout",
-            &NODE_TIMEOUT_MS.to_string(),
-        ])
-        .start()
+    timeout_node(config_file, NODE_TIMEOUT_MS, true, None)
 }
 
 /// Nodes stopped with SIGSTOP, continued when dropped (before the servers are, so that

@@ -418,18 +418,7 @@ fn redis_cli_replicas_serve_reads_and_fail_over_without_losing_writes() {
 
 /// A node started with a short node timeout (so a dead peer is flagged quickly).
 fn short_timeout_node(config_file: &str, port: u16) -> Server {
-    Server::builder(2)
-        .args(&[
-            "--port",
-            &port.to_string(),
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            config_file,
-            "--cluster-node-timeout",
-            "1000",
-        ])
-        .start()
+    timeout_node(config_file, 1000, false, Some(port))
 }
 
 #[test]

@@ -40,6 +40,35 @@ impl Drop for TempDir {
     }
 }
 
+/// A cluster node with its own config file and `--cluster-node-timeout timeout_ms`: with
+/// its memcached port open when `memcache`, on `port` when given.
+pub fn timeout_node(
+    config_file: &str,
+    timeout_ms: u64,
+    memcache: bool,
+    port: Option<u16>,
+) -> Server {
+    let timeout = timeout_ms.to_string();
+    let port = port.map(|p| p.to_string());
+    let mut args = Vec::new();
+    if let Some(p) = &port {
+        args.extend(["--port", p.as_str()]);
+    }
+    args.extend([
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        config_file,
+        "--cluster-node-timeout",
+        &timeout,
+    ]);
+    let mut b = Server::builder(2);
+    if memcache {
+        b = b.memcache();
+    }
+    b.args(&args).start()
+}
+
 /// A cluster node on `port` (0: any) with its own config file.
 pub fn node(config_file: &str, port: u16) -> Server {
     Server::builder(2)
