@@ -1167,11 +1167,11 @@ fn killed_at(point: KillPoint) {
     load_keys(&mut c, "k", n, LEN);
     let loads = start_loads(old.port, 2);
 
-    // Kills at a time take the default path (one freeze: every kill lands before its
-    // commit point, PROMOTE); kills at a line take the per-shard cutover, whose commit
-    // point is its first cut.
+    // Kills at a time take the one-freeze path (every kill lands before its commit
+    // point, PROMOTE); kills at a line take the per-shard cutover, whose commit point is
+    // its first cut.
     let flags: &[&str] = match point {
-        KillPoint::After(_) => &[],
+        KillPoint::After(_) => &["--one-freeze"],
         KillPoint::FirstCopyLine | KillPoint::CommitLine => &["--per-shard"],
     };
     let mut tool = s.start_tool_with(&old, 2, "killed", flags);
@@ -1302,6 +1302,177 @@ fn killed_at(point: KillPoint) {
     assert_eq!(run(&mut c, &["GET", "after"]), bulk("x"));
 }
 
+/// The number in `name:<number>` of a `INFO commandstats` line `cmdstat_<cmd>:calls=..`,
+/// or of a memcached `STAT <name> <number>` line.
+fn calls_of(c: &mut redis::Connection, cmd: &str) -> u64 {
+    let text: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(c)
+        .expect("INFO");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{cmd}:calls=")))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn mc_stat(m: &mut Mc, name: &str) -> u64 {
+    m.send("stats\r\n").expect("stats");
+    let mut found = None;
+    loop {
+        let l = m.line().expect("a stats line");
+        if l == "END" {
+            return found.unwrap_or_else(|| panic!("no STAT {name}"));
+        }
+        if let Some(v) = l.strip_prefix(&format!("STAT {name} ")) {
+            found = v.parse().ok();
+        }
+    }
+}
+
+/// During the per-shard cutover (the default path), a request on a shard already cut
+/// over is forwarded to the new process and answered there at once, not held until the
+/// connections move: GET in RESP2, HGETALL in RESP3 (a map comes back, as the client
+/// asked), memcached `get`. Each client cycles over 64 keys, about half of them on shard
+/// 0 (cut first); it stops the moment the tool says the final freeze begins, before any
+/// connection moves. So whatever the new process ran of those commands it ran for the
+/// old one: without forwarding it could run at most the one request each client had
+/// waiting, which moves with its connection.
+#[test]
+fn requests_on_a_cut_shard_are_forwarded_to_the_new_process() {
+    const N: usize = 64;
+    let _serial = serial();
+    let s = Setup::new("forward");
+    let mut old = s.start_old(2, true);
+    let old_pid = old.pid();
+    let mut c = old.redis();
+    // Bulk, so that copying shard 1 takes a while: the stretch under test.
+    load_keys(&mut c, "bulk", 100_000, 512);
+    load_keys(&mut c, "k", N, 16);
+    for i in 0..N {
+        let _: i64 = redis::cmd("HSET")
+            .arg(key("h", i))
+            .arg("f")
+            .arg(value(i, 8))
+            .query(&mut c)
+            .expect("HSET");
+    }
+    let mut m = Mc::connect(old.memcache_port());
+    mc_load(&mut m, "m", N, 16);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let cut = Arc::new(AtomicBool::new(false));
+    // Each thread: replies taken after shard 0 was cut, and any wrong answer.
+    type Outcome = (u64, Vec<String>);
+    let spawn = |body: Box<dyn FnMut(usize) -> Result<(), String> + Send>| {
+        let (stop, cut) = (stop.clone(), cut.clone());
+        let mut body = body;
+        thread::spawn(move || -> Outcome {
+            let (mut after_cut, mut wrong) = (0, Vec::new());
+            let mut i = 0;
+            while !stop.load(Ordering::Acquire) {
+                let was_cut = cut.load(Ordering::Acquire);
+                match body(i % N) {
+                    Ok(()) if was_cut => after_cut += 1,
+                    Ok(()) => {}
+                    Err(e) => wrong.push(e),
+                }
+                i += 1;
+            }
+            (after_cut, wrong)
+        })
+    };
+    let port = old.port;
+    let mut r2 = Raw::connect(port);
+    let resp2 = spawn(Box::new(move |i| match r2.call(&["GET", &key("k", i)]) {
+        redis::Value::BulkString(v) if v == value(i, 16).as_bytes() => Ok(()),
+        other => Err(format!("GET k:{i}: {other:?}")),
+    }));
+    let mut r3 = Raw::connect(port);
+    assert!(matches!(r3.call(&["HELLO", "3"]), redis::Value::Map(_)));
+    let resp3 = spawn(Box::new(move |i| {
+        match r3.call(&["HGETALL", &key("h", i)]) {
+            redis::Value::Map(pairs)
+                if pairs
+                    == vec![(
+                        redis::Value::BulkString(b"f".to_vec()),
+                        redis::Value::BulkString(value(i, 8).into_bytes()),
+                    )] =>
+            {
+                Ok(())
+            }
+            other => Err(format!("HGETALL h:{i}: {other:?}")),
+        }
+    }));
+    let mut mc = Mc::connect(old.memcache_port());
+    let memcached = spawn(Box::new(move |i| {
+        let k = key("m", i);
+        match mc.gets(std::slice::from_ref(&k)) {
+            Ok(items) if items.len() == 1 && items[0].1.value == value(i, 16).as_bytes() => Ok(()),
+            other => Err(format!("gets {k}: {other:?}")),
+        }
+    }));
+
+    let tool = s.start_tool(&old, 2, "1");
+    let lines = [
+        "step: path: per-shard cutover",
+        "step: shard 0 cut over",
+        "step: freezing",
+    ];
+    for (n, want) in lines.iter().enumerate() {
+        assert!(
+            tool.wait_line(Duration::from_secs(60), |l| l.starts_with(want)),
+            "the tool printed no {want:?} line; its output:\n{}",
+            tool.log()
+        );
+        if n == 1 {
+            assert!(
+                tool.log()
+                    .contains("its requests are forwarded to the new process"),
+                "shard 0's requests are not forwarded; tool output:\n{}",
+                tool.log()
+            );
+            cut.store(true, Ordering::Release);
+        }
+    }
+    stop.store(true, Ordering::Release);
+    let outcomes: Vec<Outcome> = [resp2, resp3, memcached]
+        .into_iter()
+        .map(|t| t.join().expect("a client thread panicked"))
+        .collect();
+    let new_pid = s.finish(tool, &old, "1", old_pid);
+    assert_old_exits_0(&mut old);
+
+    for (name, (after_cut, wrong)) in ["GET", "HGETALL", "memcached gets"].iter().zip(&outcomes) {
+        assert!(wrong.is_empty(), "{name}: wrong answers: {wrong:?}");
+        assert!(
+            *after_cut > 0,
+            "{name}: no answer while shard 0 was cut over"
+        );
+    }
+    // What the new process ran of them, it ran before the connections moved (the
+    // clients had stopped), except the one request each may have had waiting.
+    let mut fresh = connect(old.port);
+    assert_eq!(
+        info_number(&mut fresh, "server", "process_id") as i32,
+        new_pid
+    );
+    let (gets, hgetalls) = (calls_of(&mut fresh, "get"), calls_of(&mut fresh, "hgetall"));
+    let mut m = Mc::connect(old.memcache_port());
+    let mc_gets = mc_stat(&mut m, "cmd_get");
+    for (name, ran) in [
+        ("GET", gets),
+        ("HGETALL", hgetalls),
+        ("memcached gets", mc_gets),
+    ] {
+        assert!(
+            ran >= 8,
+            "{name}: the new process ran {ran} of them; forwarded requests run there"
+        );
+    }
+    // The data is whole: shard 0's keys answer from the new process as before.
+    check_keys(&mut fresh, "k", N, 16, true);
+}
+
 // ---------------------------------------------------------------------------------------
 // 5. A second handoff
 // ---------------------------------------------------------------------------------------
@@ -1316,8 +1487,9 @@ fn second_handoff() {
     load_keys(&mut c, "k", KEYS, 32);
     let loads = start_loads(old.port, 4);
 
-    // The first shard by shard (as the operator asks), the second in one freeze.
-    let first = s.start_tool_with(&old, 2, "1", &["--per-shard"]);
+    // The first shard by shard (the default), the second in one freeze (as the
+    // operator asks).
+    let first = s.start_tool(&old, 2, "1");
     assert!(
         first.wait_line(Duration::from_secs(60), |l| l
             .starts_with("step: path: per-shard cutover")),
@@ -1328,10 +1500,10 @@ fn second_handoff() {
     assert_old_exits_0(&mut old);
     check_keys(&mut c, "k", KEYS, 32, true);
 
-    let second = s.start_tool(&old, 2, "2");
+    let second = s.start_tool_with(&old, 2, "2", &["--one-freeze"]);
     assert!(
         second.wait_line(Duration::from_secs(60), |l| {
-            l == "step: path: one freeze for all shards (baton-handoff was not given --per-shard)"
+            l == "step: path: one freeze for all shards (baton-handoff asked for it)"
         }),
         "the second handoff did not take one freeze; tool output:\n{}",
         second.log()

@@ -38,7 +38,9 @@ Options:
   --duration SECS   load duration (default 10)
   --handoff-at SECS start the handoff this long into the load (default 3)
   --no-memcache     no memtier on the memcached port
-  --per-shard       pass --per-shard to baton-handoff (the per-shard cutover)
+  --one-freeze      pass --one-freeze to baton-handoff (every shard in one freeze; the
+                    default is the per-shard cutover, forwarding requests on cut shards)
+  --per-shard       pass --per-shard to baton-handoff (the cutover even without forwarding)
   --baton-bin PATH  default target/release/baton
   --tool-bin PATH   default target/release/baton-handoff
   --keep            keep the work directory (logs)
@@ -49,7 +51,7 @@ die() { echo "handoff.sh: $*" >&2; exit 1; }
 CORES=${CORES:-2}
 KEYS=1000000
 VALUE_SIZE=64
-PER_SHARD=""
+TOOL_PATH=""
 NEW_CORES=
 DURATION=10
 HANDOFF_AT=3
@@ -65,7 +67,8 @@ while [[ $# -gt 0 ]]; do
         --new-cores) NEW_CORES=${2:?}; shift 2 ;;
         --duration) DURATION=${2:?}; shift 2 ;;
         --handoff-at) HANDOFF_AT=${2:?}; shift 2 ;;
-        --per-shard) PER_SHARD=--per-shard; shift ;;
+        --per-shard) TOOL_PATH=--per-shard; shift ;;
+        --one-freeze) TOOL_PATH=--one-freeze; shift ;;
         --no-memcache) MEMCACHE=0; shift ;;
         --baton-bin) BATON_BIN=${2:?}; shift 2 ;;
         --tool-bin) TOOL_BIN=${2:?}; shift 2 ;;
@@ -173,7 +176,7 @@ echo "handing off (new --cores $NEW_CORES)..." >&2
 T0=$(date +%s%N)
 TOOL_RC=0
 # shellcheck disable=SC2046
-"$TOOL_BIN" --socket "$SOCK" --timeout 60 --log "$WORK/new.log" $PER_SHARD -- \
+"$TOOL_BIN" --socket "$SOCK" --timeout 60 --log "$WORK/new.log" $TOOL_PATH -- \
     "$BATON_BIN" $(server_flags "$NEW_CORES") >"$WORK/tool.out" 2>&1 || TOOL_RC=$?
 T1=$(date +%s%N)
 for p in $(takeover_pids); do pids+=("$p"); done

@@ -39,6 +39,10 @@ pub struct ConnInfo {
     pub readonly: Cell<bool>,
     /// Waiting in a blocking command (BLPOP ...): CLIENT LIST's `b` flag.
     pub blocked: Cell<bool>,
+    /// New process of a handoff: the old process's link for the requests on the shards
+    /// it cut over ([`crate::handoff::cutover`]). It runs while the handoff holds the
+    /// other connections, and writes although this process is still a replica.
+    pub handoff_link: Cell<bool>,
 }
 
 impl ConnInfo {
@@ -60,6 +64,7 @@ impl ConnInfo {
             asking: Cell::new(false),
             readonly: Cell::new(false),
             blocked: Cell::new(false),
+            handoff_link: Cell::new(false),
         }
     }
 }

@@ -156,6 +156,9 @@ enum Step {
     Paused(Vec<Bytes>),
     /// FLOWSYNC: the connection becomes a replica's flow, if it sent nothing else.
     Flow(Vec<Bytes>),
+    /// A key command on shards cut over to the new process of a handoff: it runs there
+    /// ([`crate::handoff::cutover::redis_forwards`]), with its row in the statistics.
+    Forward(usize, Vec<Bytes>),
 }
 
 /// Looks a command up and checks its arity and the client's auth: the command's spec and
@@ -199,6 +202,7 @@ fn check(
         }
         if spec.has(baton_engine::command::flags::WRITE)
             && nc.shared.repl.refuses_writes()
+            && !client.conn.handoff_link.get()
             && !crate::cluster::replicas::redirects_writes(&nc.shared, spec, args)
         {
             nc.stats.reject(row);
@@ -249,6 +253,9 @@ fn step(nc: &NetCore, client: &Client, args: Vec<Bytes>, now: u64) -> Step {
         }
         Some(multi::Hook::Run(action)) => return Step::Multi(action, row, args),
         None => {}
+    }
+    if crate::handoff::cutover::redis_forwards(&nc.shared.handoff, &nc.core.router, &args, false) {
+        return Step::Forward(row, args);
     }
     // ASKING holds for the one command after it.
     let asking = (client.conn.asking.replace(false) && conn != Some(Conn::Asking))
@@ -396,7 +403,10 @@ fn parse(
     let parsed = st.resp_parser.parse_command(rbuf, limits, authenticated);
     if let Ok(Some(args)) = &parsed {
         use crate::handoff::cutover;
-        if cutover::redis_waits(&nc.shared.handoff, &nc.core.router, args) {
+        let (h, router) = (&nc.shared.handoff, &nc.core.router);
+        if cutover::redis_waits(h, router, args)
+            && !cutover::redis_forwards(h, router, args, st.multi.is_some())
+        {
             cutover::put_back_redis(rbuf, args);
             st.resp_parser = resp::ParseState::default();
             return Ok(None);
@@ -668,6 +678,42 @@ fn finished(done: Vec<(RedisDone, u8)>, nc: &NetCore, client: &Client, out: &mut
     }
 }
 
+/// Runs `batch` in the new process of a handoff, on this core's link to it, and appends
+/// the answers as they came (the link speaks the client's RESP version). A link that
+/// fails (the new process went away, past the commit point) answers each with an error.
+async fn forward(
+    nc: &NetCore,
+    client: &Client,
+    batch: Vec<(usize, Vec<Bytes>)>,
+    out: &mut Vec<u8>,
+) {
+    use crate::cluster::mclink::{self, Part};
+    use crate::handoff::cutover::{LINK_RESP2, LINK_RESP3};
+    let proto = client.borrow().resp;
+    let link = if proto == 3 { LINK_RESP3 } else { LINK_RESP2 };
+    let commands = batch
+        .iter()
+        .map(|(_, args)| crate::repl::link::encode_command(args))
+        .collect();
+    let start = clock::ticks();
+    let answers = mclink::send(nc, link, commands).await;
+    let ticks = clock::since(start) / batch.len().max(1) as u64;
+    for ((row, _), answer) in batch.into_iter().zip(answers) {
+        match answer.map(|parts| parts.into_iter().next()) {
+            Ok(Some(Part::Reply(raw))) => {
+                let error = matches!(raw.first(), Some(b'-' | b'!'));
+                nc.stats.record(row, ticks, error);
+                out.extend_from_slice(&raw);
+            }
+            Ok(_) => resp::encode(&Reply::err("ERR handoff: no answer"), proto, out),
+            Err(why) => {
+                nc.stats.record(row, ticks, true);
+                resp::encode(&Reply::error(format!("ERR handoff: {why}")), proto, out);
+            }
+        }
+    }
+}
+
 /// Runs a pipeline that needs other cores or must wait, preserving reply order: `p`
 /// holds what was queued already, `next` the step to go on with (if any), then `rest`.
 async fn slow_pipeline(
@@ -754,6 +800,22 @@ async fn slow_pipeline(
                 let reply = admin::run_async(&nc, &client, conn, &args).await;
                 nc.executed(&client, row, clock::since(start), &reply, &args);
                 resp::encode(&reply, client.borrow().resp, &mut out);
+            }
+            Step::Forward(row, args) => {
+                flush(&mut p, &nc, &client, &mut out).await;
+                // The forwarded commands that follow go with it: one round trip.
+                let mut batch = vec![(row, args)];
+                while batch.len() < SLOW_FLUSH_EVERY {
+                    let Some(args) = rest.next() else { break };
+                    match step(&nc, &client, args, nc.core.turn_now()) {
+                        Step::Forward(row, args) => batch.push((row, args)),
+                        other => {
+                            next = Some(other);
+                            break;
+                        }
+                    }
+                }
+                forward(&nc, &client, batch, &mut out).await;
             }
             // Queued by `queue_step`, which never gives these back.
             Step::Reply(_) | Step::Exec(_) | Step::Flow(_) => {

@@ -367,11 +367,9 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
     }
     let nc = Rc::new(NetCore::new(core, shared, Some(doorbell)));
     NetCore::attach(&nc);
-    let forwards = nc
-        .shared
-        .cluster
-        .get()
-        .map(|_| crate::cluster::mclink::Queue::install(&nc.core));
+    // Cluster mode forwards memcached requests to other nodes; any server forwards the
+    // requests on shards a handoff cut over to its new process.
+    let forwards = Some(crate::cluster::mclink::Queue::install(&nc.core));
     wake::spawn(nc.clone().run_sampler());
     let mut ls = vec![Listener {
         fd: listeners.redis,
@@ -842,6 +840,25 @@ impl Loop {
         self.process(token);
     }
 
+    /// New process of a handoff: takes a link of the old process's
+    /// ([`crate::handoff::cutover`]) as a client that needs no AUTH and runs while the
+    /// handoff holds the other connections.
+    fn adopt_link(&mut self, fd: OwnedFd) {
+        // A client like any other while it lives: its close counts it out.
+        self.nc
+            .shared
+            .connected_clients
+            .fetch_add(1, Ordering::Relaxed);
+        let mut session = Session::new(Protocol::Redis, true);
+        session.name = Some(bytes::Bytes::from_static(b"baton-handoff-link"));
+        let token = self.insert_conn(fd, session, BytesMut::new(), None);
+        if let Some(conn) = self.conns[token as usize].as_ref() {
+            conn.client.conn.handoff_link.set(true);
+        }
+        // (`insert_conn` armed no receive: the handoff held the connection until now.)
+        self.arm_recv(token);
+    }
+
     /// Old process of a handoff: sends a connection that has nothing in flight to the
     /// new process, with its session and unparsed input. The socket itself is never shut
     /// down: the new process holds it before this one lets go.
@@ -944,7 +961,8 @@ impl Loop {
             || conn.draining
             || conn.closing
             || conn.moving.is_some()
-            || crate::handoff::Handoff::frozen(self.handoff_phase)
+            || (crate::handoff::Handoff::frozen(self.handoff_phase)
+                && !conn.client.conn.handoff_link.get())
         {
             return;
         }
@@ -1093,7 +1111,10 @@ impl Loop {
             return;
         }
         // A handoff's freeze starts no command: the input waits, buffered.
-        if !conn.rbuf.is_empty() && !crate::handoff::Handoff::frozen(self.handoff_phase) {
+        if !conn.rbuf.is_empty()
+            && (!crate::handoff::Handoff::frozen(self.handoff_phase)
+                || conn.client.conn.handoff_link.get())
+        {
             let protocol = conn.client.borrow().protocol;
             let idle_fd =
                 (conn.pending_output() == 0 && !conn.send_armed).then(|| conn.fd.as_raw_fd());
@@ -1607,6 +1628,11 @@ impl Loop {
                     // lets the cores run commands only once every connection is settled.
                     nc.shared.handoff.settled_one();
                 }
+                FlowStart::HandoffLink(fd) => {
+                    if !self.stopping {
+                        self.adopt_link(fd);
+                    }
+                }
                 FlowStart::Apply(start, fd) => {
                     let current =
                         crate::repl_state::lock(&repl.link).generation == start.generation;
@@ -1980,7 +2006,15 @@ impl Loop {
                 Some(t) => t as Token,
                 None => {
                     let auth = crate::repl_state::lock(&self.nc.shared.repl.masterauth).clone();
-                    match mclink::Link::connect(&addr, auth.as_deref(), timeout) {
+                    let opened = if crate::handoff::cutover::is_link(&addr) {
+                        match self.nc.shared.handoff.forward_path() {
+                            Some(path) => mclink::Link::handoff(&path, &addr, timeout),
+                            None => Err("the handoff forwards no more".to_string()),
+                        }
+                    } else {
+                        mclink::Link::connect(&addr, auth.as_deref(), timeout)
+                    };
+                    match opened {
                         Ok((fd, link, hello)) => {
                             let t = self.add_flow(fd, FlowKind::Forward(link));
                             if let Some(f) = self.flows[t as usize].as_mut() {

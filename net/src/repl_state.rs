@@ -59,6 +59,9 @@ pub enum FlowStart {
     Apply(ApplyStart, OwnedFd),
     /// A client connection handed over by the old process of a handoff.
     Adopt(Box<crate::session::Adopted>),
+    /// New process of a handoff: a link the old process opened to forward the requests
+    /// on the shards it cut over ([`crate::handoff::cutover`]).
+    HandoffLink(OwnedFd),
 }
 
 /// One replica as the primary sees it (INFO's `slaveN`, WAIT).

@@ -67,6 +67,11 @@ pub fn connection_flag(nc: &NetCore, client: &Client, name: &str) -> Reply {
 
 /// CLUSTER <subcommand> ...: the answer, or `None` when [`run_async`] must finish it.
 pub fn handle(nc: &NetCore, client: &Client, args: &[Bytes]) -> Option<Reply> {
+    if client.conn.handoff_link.get() && eq(&args[1], "baton-mc") {
+        // The old process of a handoff forwards memcached requests for the shards it cut
+        // over, cluster mode or not ([`crate::handoff::cutover`]).
+        return None;
+    }
     let cluster = match cluster_of(nc) {
         Ok(c) => c,
         Err(e) => return Some(e),
@@ -161,7 +166,10 @@ pub fn handle(nc: &NetCore, client: &Client, args: &[Bytes]) -> Option<Reply> {
 }
 
 /// The subcommands that need every core or the network.
-pub async fn run_async(nc: &NetCore, _client: &Client, args: &[Bytes]) -> Reply {
+pub async fn run_async(nc: &NetCore, client: &Client, args: &[Bytes]) -> Reply {
+    if client.conn.handoff_link.get() && eq(&args[1], "baton-mc") {
+        return super::mcserve::serve(nc, args).await;
+    }
     let cluster = match cluster_of(nc) {
         Ok(c) => c.clone(),
         Err(e) => return e,

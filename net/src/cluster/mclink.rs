@@ -146,6 +146,11 @@ pub struct Link {
     waiting: VecDeque<Waiting>,
     /// The answer to AUTH comes first.
     auth_pending: bool,
+    /// A link to the new process of a handoff that carries plain Redis commands
+    /// ([`Link::handoff`]): each answer is one RESP value, passed on as it came.
+    raw: bool,
+    /// Raw link: answers to discard first (the reply to `HELLO 3`).
+    skip: usize,
 }
 
 /// A non-blocking TCP socket connecting to `ip:port` (the connection completes while
@@ -233,8 +238,43 @@ impl Link {
             buf: Vec::new(),
             waiting: VecDeque::new(),
             auth_pending: auth.is_some(),
+            raw: false,
+            skip: 0,
         };
         Ok((fd, link, hello))
+    }
+
+    /// A link to the new process of a handoff's per-shard cutover, for the requests on
+    /// the shards cut over to it ([`crate::handoff::cutover`]): a connection to its
+    /// forwarding socket at `path`, which it serves as an authenticated client. `name` is
+    /// one of [`crate::handoff::cutover::LINKS`]: RESP2 or RESP3 commands passed on
+    /// whole (their answers come back as they are), or memcached requests as
+    /// `CLUSTER BATON-MC`.
+    pub fn handoff(
+        path: &std::path::Path,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<(OwnedFd, Link, Vec<u8>), String> {
+        use crate::handoff::cutover::{LINK_MC, LINK_RESP3};
+        let sock = std::os::unix::net::UnixStream::connect(path)
+            .and_then(|s| s.set_nonblocking(true).map(|()| s))
+            .map_err(|e| format!("cannot reach the new process at {}: {e}", path.display()))?;
+        let resp3 = name == LINK_RESP3;
+        let hello = if resp3 {
+            encode_command(&["HELLO", "3"])
+        } else {
+            Vec::new()
+        };
+        let link = Link {
+            addr: name.to_string(),
+            timeout,
+            buf: Vec::new(),
+            waiting: VecDeque::new(),
+            auth_pending: false,
+            raw: name != LINK_MC,
+            skip: usize::from(resp3),
+        };
+        Ok((OwnedFd::from(sock), link, hello))
     }
 
     /// Appends `w`'s commands to the link's output; their answers resolve `w`.
@@ -287,7 +327,18 @@ impl Link {
                     Err(e) => break Err(e),
                 }
             }
-            match parse_answer(&self.buf[at..]) {
+            let parsed = if self.raw {
+                resp_value(&self.buf[at..], 0).map(|end| {
+                    end.map(|n| (Ok(vec![Part::Reply(self.buf[at..at + n].to_vec())]), n))
+                })
+            } else {
+                parse_answer(&self.buf[at..])
+            };
+            match parsed {
+                Ok(Some((_, used))) if self.skip > 0 => {
+                    at += used;
+                    self.skip -= 1;
+                }
                 Ok(Some((answer, used))) => {
                     at += used;
                     let Some(w) = self.waiting.front_mut() else {
@@ -334,6 +385,64 @@ fn len_of(text: &[u8], max: usize) -> Result<usize, String> {
         .and_then(|s| s.parse::<usize>().ok())
         .filter(|&n| n <= max)
         .ok_or_else(|| "a malformed or oversized length".to_string())
+}
+
+/// How deep RESP aggregates may nest in a raw answer.
+const MAX_DEPTH: usize = 64;
+
+/// The length of the one complete RESP2 or RESP3 value at the start of `buf` (a raw
+/// link's answer), `None` while incomplete. Lines are bounded by `MAX_LINE`, bulk
+/// strings by `MAX_PART_LEN`, nesting by `MAX_DEPTH`; nothing is allocated.
+pub fn resp_value(buf: &[u8], depth: usize) -> Result<Option<usize>, String> {
+    if depth > MAX_DEPTH {
+        return Err("an answer nested too deep".into());
+    }
+    let Some((head, mut at)) = line(buf)? else {
+        return Ok(None);
+    };
+    let count = |text: &[u8]| -> Result<Option<usize>, String> {
+        if text == b"-1" {
+            return Ok(None);
+        }
+        len_of(text, u32::MAX as usize).map(Some)
+    };
+    let (kind, rest) = match head.split_first() {
+        Some((k, rest)) => (*k, rest),
+        None => return Err("an empty answer line".into()),
+    };
+    let elements = match kind {
+        b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => return Ok(Some(at)),
+        b'$' | b'!' | b'=' => {
+            let Some(len) = count(rest)? else {
+                return Ok(Some(at));
+            };
+            if len > MAX_PART_LEN {
+                return Err("a malformed or oversized length".into());
+            }
+            if buf.len() < at + len + 2 {
+                return Ok(None);
+            }
+            if &buf[at + len..at + len + 2] != b"\r\n" {
+                return Err("a truncated answer".into());
+            }
+            return Ok(Some(at + len + 2));
+        }
+        b'*' | b'~' | b'>' => count(rest)?.unwrap_or(0),
+        b'%' => count(rest)?.unwrap_or(0).saturating_mul(2),
+        // Attributes come before the value they describe: their pairs, then that value.
+        b'|' => count(rest)?
+            .unwrap_or(0)
+            .saturating_mul(2)
+            .saturating_add(1),
+        _ => return Err("an unexpected answer".into()),
+    };
+    for _ in 0..elements {
+        match resp_value(&buf[at..], depth + 1)? {
+            Some(n) => at += n,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(at))
 }
 
 /// Parses one answer to `CLUSTER BATON-MC` from the start of `buf`: an array of bulk
@@ -443,6 +552,39 @@ mod tests {
         assert!(answer(b"*1\n").is_err(), "no \\r");
         assert!(answer(&vec![b'*'; MAX_LINE]).is_err(), "an endless line");
         assert_eq!(answer(b"").unwrap(), None);
+    }
+
+    #[test]
+    fn raw_answers_are_whole_resp_values_or_not_yet() {
+        let values: [&[u8]; 9] = [
+            b"+OK\r\n",
+            b"-ERR no\r\n",
+            b":12\r\n",
+            b"$3\r\nabc\r\n",
+            b"$-1\r\n",
+            b"*2\r\n$1\r\na\r\n*-1\r\n",
+            b"%1\r\n+k\r\n~2\r\n,1.5\r\n#t\r\n",
+            b"|1\r\n+a\r\n:1\r\n_\r\n",
+            b"=7\r\ntxt:a\r\n\r\n",
+        ];
+        for v in values {
+            assert_eq!(resp_value(v, 0).unwrap(), Some(v.len()), "{v:?}");
+            for cut in 0..v.len() {
+                assert_eq!(
+                    resp_value(&v[..cut], 0).unwrap(),
+                    None,
+                    "{v:?} cut at {cut}"
+                );
+            }
+            let mut two = v.to_vec();
+            two.extend_from_slice(b":1\r\n");
+            assert_eq!(resp_value(&two, 0).unwrap(), Some(v.len()));
+        }
+        assert!(resp_value(b"$3\r\nabcde\r\n", 0).is_err(), "wrong length");
+        assert!(resp_value(b"$999999999999\r\n", 0).is_err(), "too long");
+        assert!(resp_value(b"?\r\n", 0).is_err());
+        assert!(resp_value(b"\r\n", 0).is_err());
+        assert!(resp_value(&b"*1\r\n".repeat(100), 0).is_err(), "too deep");
     }
 
     #[test]

@@ -113,7 +113,7 @@ fn serve(shared: &Arc<Shared>, conn: UnixStream) {
         return;
     }
     match request {
-        Request::Hello { per_shard, .. } => {
+        Request::Hello { cutover, .. } => {
             {
                 let mut watchers = lock(&h.watchers);
                 if !watchers.is_empty() || h.phase() != IDLE || h.busy.load(Ordering::Acquire) {
@@ -132,7 +132,7 @@ fn serve(shared: &Arc<Shared>, conn: UnixStream) {
                 }
                 let Ok(events) = conn.try_clone() else { return };
                 watchers.push(events);
-                h.per_shard.store(per_shard, Ordering::Release);
+                h.ask(cutover);
             }
             // The tool may ask to abort; its going away changes nothing but the list of
             // watchers (a tool that left must not make the next one look like a second).
@@ -177,7 +177,7 @@ fn serve(shared: &Arc<Shared>, conn: UnixStream) {
                 abort(shared, pid, &reason);
             }
             *lock(&shared.repl.handoff_copy) = None;
-            h.per_shard.store(false, Ordering::Release);
+            h.ask(lines::Cutover::Never);
             h.busy.store(false, Ordering::Release);
         }
     }
@@ -211,6 +211,7 @@ fn abort(shared: &Shared, pid: i32, reason: &str) {
         .filter(|&k| h.is_cut(k))
         .map(|k| k.to_string())
         .collect();
+    h.set_forward_path(None);
     h.clear_cuts();
     h.committed.store(false, Ordering::Release);
     let lost;
@@ -344,12 +345,15 @@ fn freeze_and_catch_up(
 
 /// Why this handoff takes today's one-freeze path instead of the per-shard cutover, if it
 /// does (`offered`: the new process knows the cutover).
-fn one_freeze_reason(shared: &Shared, offered: bool) -> Option<&'static str> {
+fn one_freeze_reason(shared: &Shared, offered: bool, forwards: bool) -> Option<&'static str> {
     let repl = &shared.repl;
-    if !shared.handoff.per_shard.load(Ordering::Acquire) {
-        Some("baton-handoff was not given --per-shard")
+    let asked = shared.handoff.asked();
+    if asked == lines::Cutover::Never {
+        Some("baton-handoff asked for it")
     } else if !offered {
         Some("the new process does not take shards over one by one")
+    } else if asked == lines::Cutover::IfForwarded && !forwards {
+        Some("the new process cannot take the requests on shards cut over to it, which would wait")
     } else if shared.config.cores == 1 {
         Some("one core: one shard, nothing to free before the end")
     } else if shared.cluster.get().is_some() {
@@ -380,7 +384,14 @@ fn drive(
         d.store(false, Ordering::Release);
     }
     h.committed.store(false, Ordering::Release);
-    let one_freeze = one_freeze_reason(shared, offered_cutover);
+    h.set_forward_path(None);
+    // A new process that takes the requests on cut shards listens on its forwarding
+    // socket before it asks (`takeover`).
+    let control = lock(&h.socket_path).as_ref().map(|(p, _)| p.clone());
+    let forward = control
+        .map(|c| super::cutover::forward_socket_path(&c, pid as u32))
+        .filter(|p| p.exists());
+    let one_freeze = one_freeze_reason(shared, offered_cutover, forward.is_some());
     let cutover = one_freeze.is_none();
     if let Some(reason) = one_freeze {
         h.event(&format!("STEP path: one freeze for all shards ({reason})"));
@@ -443,6 +454,18 @@ fn drive(
             *slot = Some(UnixStream::from(fd));
         }
     }
+    if cutover {
+        match &forward {
+            Some(p) => tracing::info!(
+                "handoff: requests on cut shards are forwarded to {}",
+                p.display()
+            ),
+            None => tracing::info!(
+                "handoff: the new process takes no forwarded requests; those on cut shards wait for their connections to move"
+            ),
+        }
+        h.set_forward_path(forward);
+    }
     let from_new = super::reader(conn);
     let cores = shared.config.cores;
     let mut copy = Copy {
@@ -470,8 +493,13 @@ fn drive(
                 h.event("STEP commit point: shard 0 cut over; no abort from here (if the new process fails now, the shards cut over to it are lost)");
             }
             h.event(&format!(
-                "STEP shard {k} cut over (freeze {:.1} ms); its requests wait for their connections to move",
-                freeze.as_secs_f64() * 1000.0
+                "STEP shard {k} cut over (freeze {:.1} ms); {}",
+                freeze.as_secs_f64() * 1000.0,
+                if h.forwarding() {
+                    "its requests are forwarded to the new process"
+                } else {
+                    "its requests wait for their connections to move"
+                }
             ));
         }
         h.event(&format!(

@@ -8,8 +8,18 @@
 //! DEBUG, ...: they may run closures on every core). A request that waits stops its
 //! connection's pipeline at that request boundary: it and everything after it stay in the
 //! connection's input and move with the session to the new process, which runs them.
-//! Nothing is forwarded: the cost is latency (until the connections move) for the
-//! requests on cut shards, never an error.
+//!
+//! Unless it is forwarded: when the new process listens on its forwarding socket
+//! ([`forward_socket_path`]), a request whose keys all live on cut shards goes there and
+//! its answer comes back in its place in the pipeline ([`redis_forwards`]; each core keeps
+//! one link per kind, [`LINKS`], on its own io_uring: `crate::cluster::mclink`). A
+//! memcached request is split by key as in cluster mode, and its keys on cut shards go
+//! as `CLUSTER BATON-MC` ([`memcache_forwards`]). What is not forwarded still waits: a
+//! request over every core, a connection command that may run closures on the cores,
+//! a blocking command, a command queued in a transaction, a command over both cut and
+//! kept shards.
+
+use std::path::{Path, PathBuf};
 
 use baton_engine::command::{lookup, Route};
 use baton_ring::Router;
@@ -42,6 +52,66 @@ const STAYS_ON_THE_CONNECTION: &[&str] = &[
     "sunsubscribe",
 ];
 
+/// The old process's links to the new one's forwarding socket, by what they carry:
+/// RESP2 commands, RESP3 commands (the link says `HELLO 3` first), and memcached
+/// requests (`CLUSTER BATON-MC` on a RESP2 link). Their names stand where a cluster
+/// link names its peer's address.
+pub const LINK_RESP2: &str = "handoff/resp2";
+pub const LINK_RESP3: &str = "handoff/resp3";
+pub const LINK_MC: &str = "handoff/memcached";
+pub const LINKS: [&str; 3] = [LINK_RESP2, LINK_RESP3, LINK_MC];
+
+/// Whether the link name `addr` is one of [`LINKS`].
+pub fn is_link(addr: &str) -> bool {
+    LINKS.contains(&addr)
+}
+
+/// The new process's forwarding socket: next to the control socket it took over
+/// through, named after its pid (so a stale file of an earlier handoff is never taken
+/// for it). The old process forwards only if this file exists: a new process of a
+/// binary without forwarding has none, and its requests wait.
+pub fn forward_socket_path(control: &Path, new_pid: u32) -> PathBuf {
+    let mut p = control.as_os_str().to_owned();
+    p.push(format!(".fwd.{new_pid}"));
+    PathBuf::from(p)
+}
+
+/// Whether the Redis request `args` goes to the new process: forwarding is on, the
+/// client is not queueing a transaction, and it is a key command whose every key lives
+/// on a cut shard. (A command with the wrong arity is answered here, as any other.)
+pub fn redis_forwards(h: &Handoff, router: &Router, args: &[Bytes], in_multi: bool) -> bool {
+    if !h.any_cut() || !h.forwarding() || in_multi {
+        return false;
+    }
+    let Some(spec) = args.first().and_then(|name| lookup(name)) else {
+        return false;
+    };
+    if !spec.arity_ok(args.len()) {
+        return false;
+    }
+    match spec.route {
+        Route::Key | Route::MultiKey(_) | Route::Atomic(_) => {
+            let keys = spec.keys_in(args);
+            !keys.is_empty()
+                && keys
+                    .iter()
+                    .all(|&i| args.get(i).is_some_and(|k| h.is_cut(router.core_of(k))))
+        }
+        Route::Connection(_) | Route::AllCores(_) => false,
+    }
+}
+
+/// Whether memcached requests take the forwarding path now: their keys on cut shards go
+/// to the new process (`crate::mcdispatch`'s cluster path, which splits a request by key).
+pub fn memcache_forwards(h: &Handoff) -> bool {
+    h.any_cut() && h.forwarding()
+}
+
+/// Whether the memcached key `key` lives on a cut shard (it is forwarded).
+pub fn memcache_key_cut(h: &Handoff, router: &Router, key: &[u8]) -> bool {
+    h.any_cut() && h.is_cut(router.core_of(key))
+}
+
 /// Whether the Redis request `args` must wait for its connection to move (see the module
 /// doc). One atomic load when no shard is cut.
 pub fn redis_waits(h: &Handoff, router: &Router, args: &[Bytes]) -> bool {
@@ -73,7 +143,7 @@ pub fn memcache_waits(h: &Handoff, router: &Router, req: &McRequest) -> bool {
     if !h.any_cut() {
         return false;
     }
-    let cut = |key: &[u8]| h.is_cut(router.core_of(key));
+    let cut = |key: &[u8]| h.is_cut(router.core_of(key)) && !h.forwarding();
     match req {
         McRequest::Single { op, .. } => cut(op.key()),
         McRequest::Multi { ops, .. } => ops.iter().any(|op| cut(op.key())),
@@ -138,6 +208,19 @@ mod tests {
         assert!(!waits(&["PUBLISH", "ch", "m"]));
         assert!(!waits(&["FLOWSYNC", "1", "?", "-1", "id", "0"]));
         assert!(!waits(&["NOSUCHCOMMAND", &k0]));
+        let forwards = |w: &[&str], multi: bool| redis_forwards(&h, &r, &args(w), multi);
+        assert!(!forwards(&["GET", &k0], false), "no forwarding socket");
+        h.set_forward_path(Some(PathBuf::from("/nonexistent")));
+        assert!(forwards(&["GET", &k0], false));
+        assert!(forwards(&["MGET", &k0, &k0], false));
+        assert!(!forwards(&["GET", &k0], true), "queued in a transaction");
+        assert!(!forwards(&["GET", &k1], false), "not cut");
+        assert!(!forwards(&["MGET", &k1, &k0], false), "cut and kept keys");
+        assert!(!forwards(&["GET"], false), "wrong arity: answered here");
+        assert!(!forwards(&["BLPOP", &k0, "0"], false), "blocking");
+        assert!(!forwards(&["DBSIZE"], false));
+        assert!(!forwards(&["EXEC"], false));
+        h.set_forward_path(None);
         h.clear_cuts();
         assert!(!waits(&["GET", &k0]));
     }

@@ -4,9 +4,8 @@
 /// What a peer of the old process's control socket asks first.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Request {
-    /// `HELLO <proto> [per-shard]`: the tool, watching; `per-shard` asks for the
-    /// per-shard cutover (without it, every shard goes over in one freeze).
-    Hello { proto: u32, per_shard: bool },
+    /// `HELLO <proto> [per-shard|auto]`: the tool, watching, and which path it asks for.
+    Hello { proto: u32, cutover: Cutover },
     /// `TAKEOVER <proto> pid <pid> cores <n> [sessions <lowest> <highest>] [cutover]`: a
     /// new process, the session formats it reads (`None`: it did not say, format 3
     /// only), and whether it takes the shards over one by one (the per-shard cutover).
@@ -17,6 +16,20 @@ pub enum Request {
         sessions: Option<(u16, u16)>,
         cutover: bool,
     },
+}
+
+/// Which path a watching tool asks for (`HELLO <proto> [per-shard|auto]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cutover {
+    /// `HELLO <proto>`: every shard goes over in one freeze.
+    Never,
+    /// `per-shard`: the per-shard cutover whenever the server can take it, even if the
+    /// new process cannot take the requests on cut shards (they then wait).
+    Always,
+    /// `auto` (the tool's default): the per-shard cutover when the new process takes the
+    /// requests on cut shards (it forwards), else one freeze. A server from before
+    /// `auto` refuses it; the tool then asks again with plain `HELLO`.
+    IfForwarded,
 }
 
 /// The old process's answer to TAKEOVER.
@@ -76,13 +89,14 @@ fn cores(s: &str) -> Result<usize, String> {
 pub fn request(line: &str) -> Result<Request, String> {
     let w: Vec<&str> = line.split(' ').collect();
     match w.as_slice() {
-        ["HELLO", v] => Ok(Request::Hello {
+        ["HELLO", v, rest @ ..] => Ok(Request::Hello {
             proto: num(v, "the protocol version")?,
-            per_shard: false,
-        }),
-        ["HELLO", v, "per-shard"] => Ok(Request::Hello {
-            proto: num(v, "the protocol version")?,
-            per_shard: true,
+            cutover: match rest {
+                [] => Cutover::Never,
+                ["per-shard"] => Cutover::Always,
+                ["auto"] => Cutover::IfForwarded,
+                _ => return Err("unknown handoff request".into()),
+            },
         }),
         ["TAKEOVER", v, "pid", pid, "cores", n, rest @ ..] => {
             let pid: i32 = num(pid, "the pid")?;
@@ -270,20 +284,15 @@ mod tests {
 
     #[test]
     fn requests_parse_and_bad_ones_say_why() {
-        assert_eq!(
-            request("HELLO 1"),
-            Ok(Request::Hello {
-                proto: 1,
-                per_shard: false
-            })
-        );
-        assert_eq!(
-            request("HELLO 1 per-shard"),
-            Ok(Request::Hello {
-                proto: 1,
-                per_shard: true
-            })
-        );
+        for (line, cutover) in [
+            ("HELLO 1", Cutover::Never),
+            ("HELLO 1 per-shard", Cutover::Always),
+            ("HELLO 1 auto", Cutover::IfForwarded),
+        ] {
+            assert_eq!(request(line), Ok(Request::Hello { proto: 1, cutover }));
+        }
+        assert!(request("HELLO 1 sometimes").is_err());
+        assert!(request("HELLO 1 auto per-shard").is_err());
         assert_eq!(
             request("TAKEOVER 1 pid 42 cores 2"),
             Ok(Request::Takeover {

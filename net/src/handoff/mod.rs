@@ -23,7 +23,8 @@
 //! ## The tool (any number of watchers, typically one)
 //!
 //! ```text
-//!  tool ─► HELLO <proto> [per-shard]       (per-shard: the per-shard cutover)
+//!  tool ─► HELLO <proto> [auto|per-shard]  (the per-shard cutover: when the new
+//!                                            process forwards, or always; see "Memory")
 //!  old  ─► OK <proto> pid <pid> port <port> cores <n> version <crate version>
 //!       |  ERR <reason>                      (then closes)
 //! ```
@@ -112,21 +113,38 @@
 //! (their flows would stop at each cut). The path and its reason go to the tool as a
 //! `STEP path: ...` line and to the log.
 //!
-//! **A cut shard is not forwarded.** Once shard k is cut, a request that may touch it
-//! waits, unparsed, in its connection's input ([`cutover`]): a key on a cut core, a
-//! command over every core (DBSIZE, SCAN, KEYS, FLUSHALL, memcached `stats`), or a
-//! connection command that may run closures on the cores (EXEC, INFO, ...; only a short
-//! list that stays on the connection, such as PING, CLIENT, PUBLISH and SUBSCRIBE, runs).
-//! Its pipeline stops there; the connection moves with that input at the end and the new
-//! process runs it. Requests on the shards not cut yet run as usual. The price is latency
-//! for the requests on cut shards (up to the copy of the remaining shards), never an error
-//! or a reconnect. (Forwarding them to the new process, over a link it serves like a
-//! client, would remove that wait; it is not built.)
+//! **Requests on a cut shard are forwarded.** The new process listens on a forwarding
+//! socket next to the control socket (`<control>.fwd.<its pid>`, mode 0600, peers checked
+//! as on the control socket) from before its TAKEOVER, so the old process sees at once
+//! whether it can forward. Once shard k is cut, each old core opens links to it on its
+//! own io_uring (one per kind: RESP2, RESP3, memcached; `crate::cluster::mclink` drives
+//! them, as cluster mode's links to other nodes) and a key request whose keys all live on
+//! cut shards goes there: the new process serves each link as an authenticated client
+//! that runs although its other connections are held (TAKING) and writes although it is
+//! still a replica (no other writer touches a cut shard's keys: its flow stays at its
+//! end). The answer takes the request's place in its connection's replies. memcached
+//! requests are split by key as in cluster mode, the keys on cut shards going as
+//! `CLUSTER BATON-MC`. What cannot go that way waits, unparsed, in its connection's input
+//! until the connection moves ([`cutover`]): a command over every core (DBSIZE, SCAN,
+//! KEYS, FLUSHALL, memcached `stats`), a connection command that may run closures on the
+//! cores (EXEC, INFO, ...; only a short list that stays on the connection, such as PING,
+//! CLIENT, PUBLISH and SUBSCRIBE, runs), a blocking command, a command queued in a
+//! transaction, or one over both cut and kept shards. A forwarded request in flight holds
+//! the freeze like a running command. The tool asks for this path by default (`HELLO
+//! <proto> auto`): taken when the new process forwards, else one freeze; `per-shard`
+//! takes it even without forwarding (everything on a cut shard then waits), and plain
+//! `HELLO <proto>` asks for one freeze.
+//!
+//! Not carried by forwarding: keyspace notifications and client-side caching
+//! invalidations of a forwarded write reach only the new process's clients (the old
+//! process's subscribers miss them for the cutover's stretch), and a WATCH in the old
+//! process does not see a forwarded write of another client.
 //!
 //! Why the cut is safe: the freeze waits until no command runs anywhere, and the new
 //! process has applied flow k up to its journal's end; after the thaw no request reaches
-//! shard k in the old process (they wait), and nothing else writes it (its store is empty:
-//! no expiry, no eviction), so flow k stays at that end until `PROMOTE`. Blocked clients
+//! shard k in the old process (they are forwarded, or wait), and nothing else writes it
+//! (its store is empty: no expiry, no eviction), so flow k stays at that end until
+//! `PROMOTE`. Blocked clients
 //! are released at each freeze as at the one freeze (answered as timed out).
 //!
 //! **The commit point moves to `CUT 0`.** After it the old process no longer holds shard
@@ -217,12 +235,17 @@ pub struct Handoff {
     pub dropped: Vec<AtomicBool>,
     /// Old process: the handoff passed its commit point (the first cut, or PROMOTE).
     committed: AtomicBool,
-    /// Old process: the watching tool asked for the per-shard cutover (`HELLO <proto>
-    /// per-shard`); without it, one freeze.
-    per_shard: AtomicBool,
+    /// Old process: the path the watching tool asked for (`HELLO <proto> [per-shard|auto]`:
+    /// [`lines::Cutover`] as a number, 0 = one freeze).
+    cutover: AtomicU8,
     /// New process: how many of the old process's flows the replication link may open
     /// (the per-shard cutover opens them one at a time); `usize::MAX` otherwise.
     pub open_flows: AtomicUsize,
+    /// Old process: the new process's forwarding socket, when it has one: the requests
+    /// on cut shards go there instead of waiting ([`cutover`]).
+    forward_path: Mutex<Option<std::path::PathBuf>>,
+    /// Old process: `forward_path` is set (the per-request check's one load).
+    forwarding: AtomicBool,
 }
 
 impl Handoff {
@@ -246,9 +269,47 @@ impl Handoff {
             any_cut: AtomicBool::new(false),
             dropped: (0..cores).map(|_| AtomicBool::new(false)).collect(),
             committed: AtomicBool::new(false),
-            per_shard: AtomicBool::new(false),
+            cutover: AtomicU8::new(0),
             open_flows: AtomicUsize::new(usize::MAX),
+            forward_path: Mutex::new(None),
+            forwarding: AtomicBool::new(false),
         }
+    }
+
+    /// Old process: whether requests on cut shards are forwarded to the new process.
+    #[inline]
+    pub fn forwarding(&self) -> bool {
+        self.forwarding.load(Ordering::Acquire)
+    }
+
+    /// Old process: the new process's forwarding socket, if requests are forwarded.
+    pub fn forward_path(&self) -> Option<std::path::PathBuf> {
+        crate::repl_state::lock(&self.forward_path).clone()
+    }
+
+    /// Old process: the path the watching tool asked for.
+    fn asked(&self) -> lines::Cutover {
+        match self.cutover.load(Ordering::Acquire) {
+            1 => lines::Cutover::Always,
+            2 => lines::Cutover::IfForwarded,
+            _ => lines::Cutover::Never,
+        }
+    }
+
+    fn ask(&self, c: lines::Cutover) {
+        let n = match c {
+            lines::Cutover::Never => 0,
+            lines::Cutover::Always => 1,
+            lines::Cutover::IfForwarded => 2,
+        };
+        self.cutover.store(n, Ordering::Release);
+    }
+
+    /// Old process: forwards the requests on cut shards to `path` from now on (`None`:
+    /// no more; they wait).
+    fn set_forward_path(&self, path: Option<std::path::PathBuf>) {
+        self.forwarding.store(path.is_some(), Ordering::Release);
+        *crate::repl_state::lock(&self.forward_path) = path;
     }
 
     /// Old process: whether some shard is cut over.

@@ -5,7 +5,7 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +30,8 @@ pub struct Takeover {
     auth: Option<String>,
     /// The old process chose the per-shard cutover: flows open one by one (`CUT k`).
     cutover: bool,
+    /// Where the old process forwards the requests on the shards it cut over.
+    forward: Option<ForwardSocket>,
 }
 
 fn bad(what: impl Into<String>) -> std::io::Error {
@@ -63,6 +65,7 @@ fn ask(
 
 /// Connects to the old process's control socket and takes its listeners.
 pub fn takeover(path: &Path, cores: usize) -> std::io::Result<Takeover> {
+    let forward = ForwardSocket::bind(path);
     let (mut conn, mut line, mut fds) = ask(path, cores, true)?;
     if line == "ERR unknown handoff request" {
         // An old process from before session format 4 knows no `sessions`: ask as it
@@ -115,6 +118,7 @@ pub fn takeover(path: &Path, cores: usize) -> std::io::Result<Takeover> {
         old_cores: ok.cores,
         auth,
         cutover: ok.cutover,
+        forward: forward.filter(|_| ok.cutover),
     })
 }
 
@@ -122,7 +126,7 @@ impl Takeover {
     /// Starts taking over: sends the connection sockets, starts copying from the old
     /// process, and drives the rest on a thread. The cores must start in [`TAKING`]
     /// (they accept nothing and run no adopted connection's command until the end).
-    pub fn start(self, shared: &Arc<Shared>) -> std::io::Result<()> {
+    pub fn start(mut self, shared: &Arc<Shared>) -> std::io::Result<()> {
         let h = &shared.handoff;
         h.set_phase(TAKING);
         let mut ours = Vec::new();
@@ -132,6 +136,17 @@ impl Takeover {
             ours.push(a);
             theirs.push(b);
         }
+        let forwarding = match self.forward.take() {
+            Some(sock) if self.cutover => {
+                let stop = Arc::new(AtomicBool::new(false));
+                let (shared, stopped) = (shared.clone(), stop.clone());
+                std::thread::Builder::new()
+                    .name("baton-handoff-fwd".into())
+                    .spawn(move || sock.serve(shared, stopped))?;
+                Some(stop)
+            }
+            _ => None,
+        };
         let fds: Vec<i32> = theirs.iter().map(|s| s.as_raw_fd()).collect();
         send_line(
             &self.conn,
@@ -161,7 +176,12 @@ impl Takeover {
         let shared = shared.clone();
         std::thread::Builder::new()
             .name("baton-takeover".into())
-            .spawn(move || self.drive(&shared))?;
+            .spawn(move || {
+                self.drive(&shared);
+                if let Some(stop) = forwarding {
+                    stop.store(true, Ordering::Release);
+                }
+            })?;
         Ok(())
     }
 
@@ -300,6 +320,76 @@ impl Takeover {
         // The old process has let go of the control socket path: this process serves it.
         if let Err(e) = super::control::listen_at(shared, &self.path, true) {
             tracing::warn!("handoff: {e}; no further handoff from this process");
+        }
+    }
+}
+
+/// The forwarding socket of a new process (per-shard cutover): the old process opens a
+/// link to it per core and kind for the requests on the shards it cut over
+/// ([`super::cutover`]). Mode 0600; its peers are checked as the control socket's are.
+/// The file goes when this does.
+struct ForwardSocket {
+    listener: std::os::unix::net::UnixListener,
+    path: PathBuf,
+}
+
+impl Drop for ForwardSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl ForwardSocket {
+    /// Listens next to the control socket `control`, before TAKEOVER: the old process
+    /// chooses the per-shard cutover by default only if this file exists. `None` if it
+    /// cannot listen (a path too long for a Unix socket, say): the old process then takes
+    /// the one-freeze path, unless the tool insisted on the cutover.
+    fn bind(control: &Path) -> Option<ForwardSocket> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = super::cutover::forward_socket_path(control, std::process::id());
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path);
+        let sock = match listener {
+            Ok(listener) => ForwardSocket { listener, path },
+            Err(e) => {
+                tracing::warn!(
+                    "handoff: cannot listen on the forwarding socket {}: {e}",
+                    path.display()
+                );
+                return None;
+            }
+        };
+        let ready = std::fs::set_permissions(&sock.path, std::fs::Permissions::from_mode(0o600))
+            .and_then(|()| sock.listener.set_nonblocking(true));
+        match ready {
+            Ok(()) => Some(sock),
+            Err(e) => {
+                tracing::warn!("handoff: cannot set up the forwarding socket: {e}");
+                None
+            }
+        }
+    }
+
+    /// Hands each link the old process opens to a core of this process, which serves it
+    /// as a client while the handoff holds the others, until `stop` is set.
+    fn serve(self, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
+        let cores = shared.config.cores;
+        let mut next = 0usize;
+        while !stop.load(Ordering::Acquire) {
+            match self.listener.accept() {
+                Ok((sock, _)) => {
+                    let allowed = fdpass::peer_uid(&sock)
+                        .is_ok_and(|uid| uid == 0 || uid == fdpass::my_uid());
+                    if !allowed {
+                        continue;
+                    }
+                    let link = FlowStart::HandoffLink(OwnedFd::from(sock));
+                    shared.repl.post(next % cores, link);
+                    next += 1;
+                }
+                // A link opens once per old core and kind: a short nap costs nothing.
+                Err(_) => std::thread::sleep(Duration::from_millis(1)),
+            }
         }
     }
 }

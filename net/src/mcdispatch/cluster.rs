@@ -42,6 +42,7 @@ use crate::cluster::mclink::{self, Answer, Part};
 use crate::cluster::mcserve::{job, ran, Ran, Shape};
 use crate::config::Shared;
 use crate::dispatch::{Outcome, SlowResult, MAX_SLOW_REQUESTS, OUTPUT_PAUSE};
+use crate::handoff::{cutover, Handoff};
 use crate::memcache::{
     encode_end, encode_error, encode_refusal, McConn, McError, McOp, McOpKind, McParser, McReply,
     McRequest,
@@ -77,8 +78,15 @@ struct Op {
     done: Option<Result<Vec<u8>, String>>,
 }
 
-/// Where a plain client's request for `key` goes.
-fn route(core: &Core, key: &[u8]) -> Result<Dest, String> {
+/// Where a plain client's request for `key` goes. (During a handoff's per-shard
+/// cutover, a key on a shard cut over goes to the new process: [`cutover`].)
+fn route(core: &Core, h: &Handoff, key: &[u8]) -> Result<Dest, String> {
+    if cutover::memcache_key_cut(h, &core.router, key) {
+        return Ok(Dest::Node {
+            addr: cutover::LINK_MC.to_string(),
+            asking: false,
+        });
+    }
     match core.router.route(key, || true) {
         Target::Core(_) | Target::Ask { .. } | Target::CrossSlot => {
             Ok(Dest::Here { asking: false })
@@ -114,12 +122,13 @@ fn to_node(core: &Core, addr: String, asking: bool) -> Dest {
 
 /// Whether a request can run inline: every key on this core, of a slot this node serves
 /// outright (not migrating, not another node's).
-fn is_local(core: &Core, req: &McRequest) -> bool {
+fn is_local(core: &Core, h: &Handoff, req: &McRequest) -> bool {
     if !core.is_unlocked() {
         return false;
     }
     let mine = |op: &McOp| {
         core.router.is_local(op.key())
+            && !cutover::memcache_key_cut(h, &core.router, op.key())
             && matches!(core.router.route(op.key(), || false), Target::Core(_))
     };
     match req {
@@ -143,13 +152,27 @@ fn refused_here(shared: &Shared, req: &McRequest, out: &mut Vec<u8>) -> bool {
     refused(shared, req, out)
 }
 
+/// Parses the next request with its text. During a handoff's per-shard cutover, a
+/// request that must wait for its connection to move (`stats`, `flush_all`: they reach
+/// every core) goes back into the input and counts as not there yet ([`cutover`]).
 fn parse(
+    h: &Handoff,
+    core: &Core,
     client: &Client,
     rbuf: &mut BytesMut,
     limits: &crate::memcache::McLimits,
 ) -> Result<Option<(McRequest, Bytes)>, McError> {
+    let kept = cutover::keep_memcache_input(h, rbuf);
     let mut parser = client.borrow().mc_parser;
+    let before = parser;
     let res = parser.parse_framed(rbuf, limits);
+    if let (Some(kept), Ok(Some((req, _)))) = (kept, &res) {
+        if cutover::memcache_waits(h, &core.router, req) {
+            *rbuf = kept;
+            client.borrow_mut().mc_parser = before;
+            return Ok(None);
+        }
+    }
     client.borrow_mut().mc_parser = parser;
     res
 }
@@ -162,7 +185,7 @@ pub fn run(nc: &Rc<NetCore>, client: &Client, rbuf: &mut BytesMut, out: &mut Vec
         if out.len() > OUTPUT_PAUSE {
             return Outcome::Continue;
         }
-        let (req, raw) = match parse(client, rbuf, &limits) {
+        let (req, raw) = match parse(&shared.handoff, core, client, rbuf, &limits) {
             Ok(Some(r)) => r,
             Ok(None) => return Outcome::Continue,
             Err(e) => {
@@ -177,11 +200,11 @@ pub fn run(nc: &Rc<NetCore>, client: &Client, rbuf: &mut BytesMut, out: &mut Vec
         if refused_here(shared, &req, out) {
             continue;
         }
-        if !is_local(core, &req) {
+        if !is_local(core, &shared.handoff, &req) {
             let mut rest = vec![(req, raw)];
             let mut trailing_close = false;
             while rest.len() < MAX_SLOW_REQUESTS {
-                match parse(client, rbuf, &limits) {
+                match parse(&shared.handoff, core, client, rbuf, &limits) {
                     Ok(Some(r)) => rest.push(r),
                     Ok(None) => break,
                     Err(e) => {
@@ -215,7 +238,7 @@ enum Slot {
 
 /// Runs a pipeline that forwards some of its requests, and writes every reply in order.
 async fn slow(nc: Rc<NetCore>, reqs: Vec<(McRequest, Bytes)>, close_at_end: bool) -> SlowResult {
-    let (core, shared) = (&nc.core, &nc.shared);
+    let shared = &nc.shared;
     let mut out = Vec::new();
     let mut ops: Vec<Op> = Vec::new();
     let mut slots: Vec<Slot> = Vec::new();
@@ -229,7 +252,7 @@ async fn slow(nc: Rc<NetCore>, reqs: Vec<(McRequest, Bytes)>, close_at_end: bool
         match req {
             McRequest::Single { op, reply } => {
                 slots.push(Slot::One(ops.len()));
-                ops.push(new_op(core, n, op, raw, Shape::One(reply)));
+                ops.push(new_op(&nc, n, op, raw, Shape::One(reply)));
             }
             McRequest::Multi { ops: keys, cas } => {
                 let start = ops.len();
@@ -239,7 +262,7 @@ async fn slow(nc: Rc<NetCore>, reqs: Vec<(McRequest, Bytes)>, close_at_end: bool
                         _ => None,
                     };
                     let text = mclink::retrieval(cas, touch, &[op.key()]);
-                    ops.push(new_op(core, n, op, text, Shape::Item { cas, touch }));
+                    ops.push(new_op(&nc, n, op, text, Shape::Item { cas, touch }));
                 }
                 slots.push(Slot::Items(start..ops.len()));
             }
@@ -267,8 +290,8 @@ async fn slow(nc: Rc<NetCore>, reqs: Vec<(McRequest, Bytes)>, close_at_end: bool
     (out, close)
 }
 
-fn new_op(core: &Core, req: usize, op: McOp, text: Bytes, shape: Shape) -> Op {
-    let (dest, done) = match route(core, op.key()) {
+fn new_op(nc: &NetCore, req: usize, op: McOp, text: Bytes, shape: Shape) -> Op {
+    let (dest, done) = match route(&nc.core, &nc.shared.handoff, op.key()) {
         Ok(d) => (d, None),
         Err(e) => (Dest::Here { asking: false }, Some(Err(e))),
     };

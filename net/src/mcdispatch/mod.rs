@@ -141,7 +141,10 @@ fn is_local(core: &Core, req: &McRequest) -> bool {
 /// Parses and answers a connection's buffered memcached input, inline while it can.
 pub fn run(nc: &Rc<NetCore>, client: &Client, rbuf: &mut BytesMut, out: &mut Vec<u8>) -> Outcome {
     let (core, shared) = (&nc.core, &nc.shared);
-    if shared.cluster.get().is_some() {
+    if shared.cluster.get().is_some() || crate::handoff::cutover::memcache_forwards(&shared.handoff)
+    {
+        // (A handoff's per-shard cutover forwards the keys on cut shards as cluster mode
+        // forwards another node's: [`crate::handoff::cutover`].)
         return cluster::run(nc, client, rbuf, out);
     }
     let limits = limits(shared);

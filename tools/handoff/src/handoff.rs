@@ -1,7 +1,7 @@
 //! Driving one handoff: the control connection, the new process and the deadline.
 //!
 //! ```text
-//!  connect ─► HELLO 1 ─┬─ ERR ─► exit 1
+//!  connect ─► HELLO 1 auto ─┬─ ERR ─► exit 1 (unknown request: HELLO 1 again)
 //!                      └─ OK ─► spawn NEW --takeover SOCKET ─► watch the events:
 //!       DONE                 print the summary, exit 0
 //!       ABORT                stop the new process (3 s to exit, then SIGKILL), exit 1
@@ -40,30 +40,50 @@ pub struct Options {
     pub timeout: Duration,
     pub binary: OsString,
     pub flags: Vec<OsString>,
-    /// Ask for the per-shard cutover (`HELLO 1 per-shard`) instead of one freeze.
-    pub per_shard: bool,
+    /// The path to ask for.
+    pub path: Cutover,
 }
+
+/// Which path the tool asks the old server for (`HELLO 1 [auto|per-shard]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cutover {
+    /// The default (`HELLO 1 auto`): the per-shard cutover when the new process takes
+    /// the requests on cut shards, else one freeze; a server from before `auto` is asked
+    /// again with plain `HELLO 1` (one freeze).
+    Auto,
+    /// `--per-shard` (`HELLO 1 per-shard`): the per-shard cutover whenever the server can.
+    PerShard,
+    /// `--one-freeze` (`HELLO 1`): every shard in one freeze.
+    OneFreeze,
+}
+
+impl Cutover {
+    fn hello(self) -> String {
+        match self {
+            Cutover::Auto => format!("HELLO {PROTO} auto\n"),
+            Cutover::PerShard => format!("HELLO {PROTO} per-shard\n"),
+            Cutover::OneFreeze => format!("HELLO {PROTO}\n"),
+        }
+    }
+}
+
+/// The server's answer when it does not know the request: an older server, asked `auto`.
+const UNKNOWN_REQUEST: &str = "unknown handoff request";
 
 /// Runs the whole handoff; `Ok` only once the old server reported `DONE`.
 pub fn run(options: &Options) -> anyhow::Result<()> {
     let start = Instant::now();
     let deadline = start + options.timeout;
-    let mut control = Control::connect(&options.socket)?;
-    control
-        .send(&format!(
-            "HELLO {PROTO}{}\n",
-            if options.per_shard { " per-shard" } else { "" }
-        ))
-        .with_context(|| format!("cannot write to {}", options.socket.display()))?;
-    let line = match control.poll_until(deadline)? {
-        Some(Read::Line(line)) => line,
-        Some(Read::Closed) => bail!("the server closed the control connection without answering"),
-        Some(Read::Idle) | None => bail!(
-            "the server did not answer HELLO within {} s",
-            options.timeout.as_secs()
-        ),
+    let (control, line) = match hello(options, options.path, deadline)? {
+        (_, Answer::Refused(reason))
+            if reason == UNKNOWN_REQUEST && options.path == Cutover::Auto =>
+        {
+            // A server from before `auto` closed the connection; it knows one freeze.
+            hello(options, Cutover::OneFreeze, deadline)?
+        }
+        answered => answered,
     };
-    match parse_answer(&line)? {
+    match line {
         Answer::Refused(reason) => bail!("the server refused: {reason}"),
         Answer::Ok(hello) => println!("{}", hello_line(&hello)),
     }
@@ -90,6 +110,23 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         start,
     }
     .watch(deadline)
+}
+
+/// Connects and says HELLO, asking for `path`; the connection and the server's answer.
+fn hello(options: &Options, path: Cutover, deadline: Instant) -> anyhow::Result<(Control, Answer)> {
+    let mut control = Control::connect(&options.socket)?;
+    control
+        .send(&path.hello())
+        .with_context(|| format!("cannot write to {}", options.socket.display()))?;
+    let line = match control.poll_until(deadline)? {
+        Some(Read::Line(line)) => line,
+        Some(Read::Closed) => bail!("the server closed the control connection without answering"),
+        Some(Read::Idle) | None => bail!(
+            "the server did not answer HELLO within {} s",
+            options.timeout.as_secs()
+        ),
+    };
+    Ok((control, parse_answer(&line)?))
 }
 
 /// One read from the control connection.

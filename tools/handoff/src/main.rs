@@ -60,13 +60,20 @@ struct Args {
           value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
 
-    /// Hand the shards over one by one (per-shard cutover): old + new peak near
-    /// (1 + 1/cores) x the data instead of twice, but requests that touch a shard
-    /// already cut over wait until the connections move (about the copy of the other
-    /// shards), and the commit point moves to the first cut. Without it, every shard is
-    /// handed over in one short freeze
-    #[arg(long)]
+    /// Hand the shards over one by one (the per-shard cutover) even if the new process
+    /// cannot take the requests on the shards cut over to it (they then wait until the
+    /// connections move). By default the cutover is taken when the new process takes
+    /// them (it forwards them), else one freeze
+    #[arg(long, conflicts_with = "one_freeze")]
     per_shard: bool,
+
+    /// Hand every shard over in one short freeze: old + new peak near twice the data,
+    /// and the commit point is just before the connections move. By default the shards
+    /// go one by one (old + new near (1 + 1/cores) x the data; the commit point is the
+    /// first cut), requests on a shard already cut over being forwarded to the new
+    /// process
+    #[arg(long)]
+    one_freeze: bool,
 
     /// Append the new process's stdout and stderr to this file [default: SOCKET.log]
     #[arg(long, value_name = "PATH")]
@@ -94,7 +101,11 @@ impl Args {
             timeout: Duration::from_secs(self.timeout),
             binary: command.next().expect("clap requires NEW_BINARY"),
             flags: command.collect(),
-            per_shard: self.per_shard,
+            path: match (self.per_shard, self.one_freeze) {
+                (true, _) => handoff::Cutover::PerShard,
+                (_, true) => handoff::Cutover::OneFreeze,
+                _ => handoff::Cutover::Auto,
+            },
         }
     }
 }
@@ -127,8 +138,11 @@ mod tests {
         assert_eq!(o.timeout, Duration::from_secs(60));
         assert_eq!(o.binary, "/bin/baton");
         assert_eq!(o.flags, ["--port", "6379"]);
-        assert!(!o.per_shard, "one freeze unless --per-shard");
-        assert!(parse(&["--per-shard", "--", "b"]).unwrap().per_shard);
+        assert_eq!(o.path, handoff::Cutover::Auto);
+        let path = |flag: &str| parse(&[flag, "--", "b"]).unwrap().path;
+        assert_eq!(path("--per-shard"), handoff::Cutover::PerShard);
+        assert_eq!(path("--one-freeze"), handoff::Cutover::OneFreeze);
+        assert!(parse(&["--per-shard", "--one-freeze", "--", "b"]).is_err());
     }
 
     #[test]

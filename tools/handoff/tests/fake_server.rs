@@ -124,31 +124,53 @@ impl Peer {
 }
 
 /// Listens on the dir's socket and runs `script` on the first connection, after checking
-/// that it opens with `HELLO 1`.
+/// that it opens with the tool's default `HELLO 1 auto`.
 fn fake<T: Send + 'static>(
     dir: &Dir,
     script: impl FnOnce(&mut Peer) -> T + Send + 'static,
 ) -> JoinHandle<T> {
+    fake_hellos(dir, &["HELLO 1 auto"], script)
+}
+
+/// The next connection to `listener` (bounded by [`BOUND`]).
+fn accept(listener: &UnixListener) -> Peer {
+    let until = Instant::now() + BOUND;
+    let stream = loop {
+        match listener.accept() {
+            Ok((stream, _)) => break stream,
+            Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < until => {
+                thread::sleep(Duration::from_millis(10))
+            }
+            Err(e) => panic!("the tool never connected: {e}"),
+        }
+    };
+    stream.set_nonblocking(false).unwrap();
+    stream.set_read_timeout(Some(BOUND)).unwrap();
+    Peer {
+        reader: BufReader::new(stream.try_clone().unwrap()),
+        writer: stream,
+    }
+}
+
+/// [`fake`] for a tool that says `hellos` on one connection each: every one but the last
+/// is refused as an older server refuses an unknown request; `script` runs on the last.
+fn fake_hellos<T: Send + 'static>(
+    dir: &Dir,
+    hellos: &[&str],
+    script: impl FnOnce(&mut Peer) -> T + Send + 'static,
+) -> JoinHandle<T> {
     let listener = UnixListener::bind(dir.socket()).unwrap();
     listener.set_nonblocking(true).unwrap();
+    let hellos: Vec<String> = hellos.iter().map(|h| h.to_string()).collect();
     thread::spawn(move || {
-        let until = Instant::now() + BOUND;
-        let stream = loop {
-            match listener.accept() {
-                Ok((stream, _)) => break stream,
-                Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < until => {
-                    thread::sleep(Duration::from_millis(10))
-                }
-                Err(e) => panic!("the tool never connected: {e}"),
-            }
-        };
-        stream.set_nonblocking(false).unwrap();
-        stream.set_read_timeout(Some(BOUND)).unwrap();
-        let mut peer = Peer {
-            reader: BufReader::new(stream.try_clone().unwrap()),
-            writer: stream,
-        };
-        assert_eq!(peer.line().as_deref(), Some("HELLO 1"));
+        let (last, refused) = hellos.split_last().expect("at least one HELLO");
+        for hello in refused {
+            let mut peer = accept(&listener);
+            assert_eq!(peer.line().as_deref(), Some(hello.as_str()));
+            peer.send(&["ERR unknown handoff request"]);
+        }
+        let mut peer = accept(&listener);
+        assert_eq!(peer.line().as_deref(), Some(last.as_str()));
         script(&mut peer)
     })
 }
@@ -261,6 +283,30 @@ fn a_refusal_is_reported_and_nothing_starts() {
         "{stderr}"
     );
     assert!(!dir.log().exists() && !dir.pid_file().exists());
+}
+
+/// `--one-freeze` and `--per-shard` ask for their path; a server from before the default
+/// `auto` is asked again for one freeze.
+#[test]
+fn the_path_asked_for_and_an_older_servers_fallback() {
+    for (flags, hellos) in [
+        (&["--one-freeze"][..], &["HELLO 1"][..]),
+        (&["--per-shard"][..], &["HELLO 1 per-shard"][..]),
+        (&[][..], &["HELLO 1 auto", "HELLO 1"][..]),
+    ] {
+        let dir = Dir::new();
+        let server = fake_hellos(&dir, hellos, |peer| {
+            peer.send(&["ERR busy"]);
+        });
+        let (output, _, stderr) = tool(&dir, flags, &sh(NEW_SLEEPS));
+        server.join().unwrap();
+        assert_eq!(output.status.code(), Some(1), "{flags:?}");
+        assert!(
+            stderr.contains("baton-handoff: the server refused: busy"),
+            "{flags:?}: {stderr}"
+        );
+        assert!(!dir.log().exists() && !dir.pid_file().exists());
+    }
 }
 
 #[test]
