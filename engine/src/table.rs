@@ -147,12 +147,50 @@ impl IndexTable {
     /// gives the hash of any index already in the table (used when the table grows).
     pub fn insert_unique(&mut self, hash: u64, idx: u32, rehash: impl Fn(u32) -> u64) {
         let slots = self.groups.len() * GROUP;
-        if (self.len + self.deleted + 1) * MAX_LOAD.1 > slots * MAX_LOAD.0 {
-            let want = (self.len + 1) * GROW_TO.1 / GROW_TO.0;
-            self.resize(want.div_ceil(GROUP).max(1), &rehash);
+        if let Some(groups) = self.grow_to(slots) {
+            self.resize(groups, &rehash);
         }
         self.place(hash, idx);
         self.len += 1;
+    }
+
+    /// How many groups the table grows to before it files one more index, if it must.
+    fn grow_to(&self, slots: usize) -> Option<usize> {
+        ((self.len + self.deleted + 1) * MAX_LOAD.1 > slots * MAX_LOAD.0).then(|| {
+            let want = (self.len + 1) * GROW_TO.1 / GROW_TO.0;
+            want.div_ceil(GROUP).max(1)
+        })
+    }
+
+    /// Grows the table now if filing one more index would: `all` gives every index it
+    /// holds with its hash, in whatever order is cheapest for the caller to read (a store
+    /// walks its slab in order: its entries' keys then stream through the cache, where
+    /// [`IndexTable::insert_unique`]'s own growth reads them in the table's random order,
+    /// a cache miss or two per entry). Returns whether it grew.
+    pub fn grow_for_one_more<I: Iterator<Item = (u64, u32)>>(
+        &mut self,
+        all: impl FnOnce() -> I,
+    ) -> bool {
+        let Some(groups) = self.grow_to(self.groups.len() * GROUP) else {
+            return false;
+        };
+        let mut fresh = Vec::with_capacity(groups);
+        fresh.resize(groups, EMPTY_GROUP);
+        let old = std::mem::replace(&mut self.groups, fresh);
+        self.deleted = 0;
+        let mut placed = 0;
+        for (hash, idx) in all() {
+            self.place(hash, idx);
+            placed += 1;
+        }
+        debug_assert_eq!(
+            placed, self.len,
+            "the caller gave every index the table held"
+        );
+        let bytes = old.capacity() * std::mem::size_of::<Group>();
+        drop(old);
+        crate::trim::freed(bytes);
+        true
     }
 
     /// Puts `idx` in the first free slot of its probe sequence (there is one: the load
@@ -219,6 +257,36 @@ mod tests {
     /// A deliberately poor hash so that probes collide and wrap.
     fn h(x: u32) -> u64 {
         u64::from(x % 97).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(x) << 3
+    }
+
+    /// Growing from the caller's list (a store's slab order) keeps every index findable,
+    /// drops the tombstones, and happens exactly when `insert_unique` would have grown.
+    #[test]
+    fn growing_from_the_callers_list_keeps_every_index() {
+        let mut t = IndexTable::default();
+        let mut live: Vec<u32> = Vec::new();
+        let mut grew = 0;
+        for x in 0..5_000u32 {
+            let before = t.groups.len();
+            let all = live.clone();
+            if t.grow_for_one_more(|| all.into_iter().map(|i| (h(i), i))) {
+                grew += 1;
+                assert!(t.groups.len() > before);
+                assert_eq!(t.deleted, 0);
+            }
+            t.insert_unique(h(x), x, |_| panic!("grown already: no rehash here"));
+            live.push(x);
+            if x % 3 == 0 {
+                // Some removals leave tombstones behind.
+                let gone = live.remove(live.len() / 2);
+                assert_eq!(t.remove(h(gone), |i| i == gone), Some(gone));
+            }
+        }
+        assert!(grew > 5, "the table grew {grew} times");
+        assert_eq!(t.len(), live.len());
+        for &i in &live {
+            assert_eq!(t.find(h(i), |j| j == i), Some(i));
+        }
     }
 
     /// splitmix64: a good hash, for the load figures.

@@ -214,6 +214,13 @@ impl Store {
         if let Some(idx) = self.index_of_hashed(entry.key(), h) {
             return (idx, Some(self.replace_at(idx, entry)));
         }
+        // Grown here, before the new entry is in the slab, by walking the slab in order.
+        let (slab, hasher) = (&self.slab, &self.hasher);
+        self.table.grow_for_one_more(|| {
+            slab.iter()
+                .enumerate()
+                .filter_map(|(i, e)| e.as_ref().map(|e| (hasher.hash_one(e.key()), i as u32)))
+        });
         self.count_in(&entry);
         let idx = match self.free.pop() {
             Some(idx) => {
