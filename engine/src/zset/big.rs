@@ -149,8 +149,9 @@ impl BigZset {
 
     /// Sets `member`'s score; returns the old one.
     pub fn set(&mut self, member: &[u8], score: f64) -> Option<f64> {
-        let old = self.remove(member);
-        self.insert(member, score);
+        let h = self.h32(member);
+        let old = self.remove_hashed(member, h);
+        self.insert(member, h, score);
         old
     }
 
@@ -174,7 +175,8 @@ impl BigZset {
         q.saturating_sub(1)
     }
 
-    fn insert(&mut self, member: &[u8], score: f64) {
+    /// Inserts `member` (absent; `h` its 32-bit hash).
+    fn insert(&mut self, member: &[u8], h: u32, score: f64) {
         if self.order.is_empty() {
             let c = self.new_chunk();
             self.order.push(c);
@@ -186,7 +188,6 @@ impl BigZset {
         self.chunks[c as usize].n += 1;
         self.fen_add(p, 1);
         self.len += 1;
-        let h = self.h32(member);
         let x = match self.free_handles.pop() {
             Some(x) => {
                 self.handles[x as usize] = (c, h);
@@ -249,22 +250,34 @@ impl BigZset {
 
     /// Removes `member`; returns its score.
     pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
-        let h = self.h32(member);
+        self.remove_hashed(member, self.h32(member))
+    }
+
+    /// [`BigZset::remove`] of a member whose 32-bit hash is `h`. The chunk is scanned once:
+    /// the index's check of the candidate finds the entry's bytes, which are then cut.
+    fn remove_hashed(&mut self, member: &[u8], h: u32) -> Option<f64> {
         let (handles, chunks) = (&self.handles, &self.chunks);
+        let mut hit = None;
         let x = self.index.remove(wide(h), |x| {
             let (c, hh) = handles[x as usize];
-            hh == h && packed::find(&chunks[c as usize].buf, member).is_some()
+            hit = if hh == h {
+                packed::locate(&chunks[c as usize].buf, member)
+            } else {
+                None
+            };
+            hit.is_some()
         })?;
+        let found = hit?;
         let c = self.handles[x as usize].0;
         self.handles[x as usize] = (FREE, 0);
         self.free_handles.push(x);
         let s = self.with_buf(c, |b| {
-            let s = packed::remove(b, member);
+            b.drain(found.start..found.end);
             if b.capacity() > 2 * b.len() + 64 {
                 b.shrink_to_fit();
             }
-            s
-        })?;
+            found.score
+        });
         self.chunks[c as usize].n -= 1;
         self.len -= 1;
         let p = self.pos[c as usize] as usize;
