@@ -12,7 +12,7 @@ use bytes::Bytes;
 
 use super::{int_arg, is_opt, scan_option};
 use crate::glob::glob_match;
-use crate::reply::{errors, Reply};
+use crate::reply::{errors, Bulks, Reply};
 use crate::shard::Shard;
 use crate::zset::{self, ZsetRef};
 
@@ -58,6 +58,20 @@ fn entries_reply(items: &[(&[u8], f64)], withscores: bool) -> Reply {
     } else {
         Reply::Array(members)
     }
+}
+
+/// A range read's reply ([`entries_reply`]): without scores, the members packed in one
+/// buffer ([`Bulks`]) that the connection copies out, with no `Reply` per member.
+fn range_reply(items: &[(&[u8], f64)], withscores: bool) -> Reply {
+    if withscores {
+        return entries_reply(items, true);
+    }
+    let bytes = items.iter().map(|(m, _)| m.len()).sum();
+    let mut members = Bulks::with_capacity(items.len(), bytes);
+    for (m, _) in items {
+        members.push(m);
+    }
+    Reply::Bulks(members)
 }
 
 // ---- ZADD, ZINCRBY, ZREM ------------------------------------------------------------------
@@ -523,7 +537,7 @@ fn range_generic(s: &mut Shard, a: &[Bytes], now: u64, kind: Kind, rev: Option<b
     match read(s, &a[1], now) {
         Err(e) => e,
         Ok(None) => Reply::Array(Vec::new()),
-        Ok(Some(z)) => entries_reply(&select(&z, &spec), spec.withscores),
+        Ok(Some(z)) => range_reply(&select(&z, &spec), spec.withscores),
     }
 }
 
