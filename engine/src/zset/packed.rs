@@ -222,6 +222,29 @@ pub fn locate(b: &[u8], member: &[u8]) -> Option<Found> {
     None
 }
 
+/// The byte offset `n` entries past the entry at byte offset `at`, reading only their
+/// lengths (`None` past a truncated entry).
+#[inline]
+pub fn skip(b: &[u8], mut at: usize, n: usize) -> Option<usize> {
+    for _ in 0..n {
+        let len = *b.get(at + 8)?;
+        if len < 0x80 {
+            at += 9 + usize::from(len);
+        } else {
+            entry_slow(b, &mut at).ok()?;
+        }
+    }
+    (at <= b.len()).then_some(at)
+}
+
+/// The end offset and score of the entry at byte offset `at` if its member is `member`.
+#[inline]
+pub fn entry_is(b: &[u8], at: usize, member: &[u8]) -> Option<(usize, f64)> {
+    let mut end = at;
+    let (m, score) = entry(b, &mut end).ok()?;
+    (m.len() == member.len() && same_bytes(m, member)).then_some((end, score))
+}
+
 /// The member's score and its position (0-based) among the entries.
 pub fn find(b: &[u8], member: &[u8]) -> Option<(usize, f64)> {
     locate(b, member).map(|f| (f.pos, f.score))
