@@ -19,8 +19,10 @@ use clap::Parser;
 
 use baton_net::units;
 
+mod alloc;
+
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: alloc::Alloc = alloc::Alloc;
 
 extern "C" {
     /// mimalloc's own API (linked in with the global allocator): frees what the calling

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 /// One reply to one command, protocol-independent.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Reply {
     /// `+OK`.
     Ok,
@@ -19,6 +19,9 @@ pub enum Reply {
     /// A missing aggregate: `*-1` in RESP2, `_` in RESP3.
     NilArray,
     Array(Vec<Reply>),
+    /// An array of bulk strings kept in one buffer ([`Bulks`]): equal to, and encoded as,
+    /// the `Array` of those `Bulk`s.
+    Bulks(Bulks),
     /// A map in RESP3; a flat array of key, value, key, value in RESP2.
     Map(Vec<(Reply, Reply)>),
     /// Pairs: an array of two-element arrays in RESP3, a flat array of key, value, key,
@@ -38,6 +41,103 @@ pub enum Reply {
     /// Several replies, sent one after another: a command that answers more than once
     /// (`SUBSCRIBE a b` confirms each channel).
     Sequence(Vec<Reply>),
+}
+
+/// Equality of what a client receives: a [`Reply::Bulks`] equals the [`Reply::Array`] of
+/// the same bulk strings (the tests that expect an `Array` hold for either form).
+impl PartialEq for Reply {
+    fn eq(&self, other: &Reply) -> bool {
+        use Reply::*;
+        match (self, other) {
+            (Ok, Ok) | (Nil, Nil) | (NilArray, NilArray) => true,
+            (Simple(a), Simple(b))
+            | (Error(a), Error(b))
+            | (Bulk(a), Bulk(b))
+            | (Verbatim(a), Verbatim(b)) => a == b,
+            (Int(a), Int(b)) => a == b,
+            (Double(a), Double(b)) => a == b,
+            (Bool(a), Bool(b)) => a == b,
+            (Array(a), Array(b))
+            | (Set(a), Set(b))
+            | (Push(a), Push(b))
+            | (Sequence(a), Sequence(b)) => a == b,
+            (Map(a), Map(b)) | (Pairs(a), Pairs(b)) => a == b,
+            (Bulks(a), Bulks(b)) => a == b,
+            (Bulks(a), Array(b)) | (Array(b), Bulks(a)) => {
+                a.len() == b.len()
+                    && a.iter()
+                        .zip(b)
+                        .all(|(x, y)| matches!(y, Bulk(y) if y[..] == *x))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Bulk strings packed in one buffer, each its length (4 bytes, little-endian) then its
+/// bytes: the members of a range reply (ZRANGE, ZUNION...). Why not a `Vec<Reply>` of
+/// `Bulk`s: those are one reference-counted slice per member (an atomic count up when
+/// built and down when dropped) and a `Reply` each to build, walk and drop; this is one
+/// allocation, copied straight into the connection's output.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Bulks {
+    buf: Vec<u8>,
+    n: usize,
+}
+
+impl Bulks {
+    /// Room for `n` strings of `bytes` bytes in all.
+    pub fn with_capacity(n: usize, bytes: usize) -> Bulks {
+        Bulks {
+            buf: Vec::with_capacity(bytes + 4 * n),
+            n: 0,
+        }
+    }
+
+    pub fn push(&mut self, item: &[u8]) {
+        let len = u32::try_from(item.len()).expect("a bulk string is shorter than 4 GiB");
+        self.buf.extend_from_slice(&len.to_le_bytes());
+        self.buf.extend_from_slice(item);
+        self.n += 1;
+    }
+
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// The bytes of the strings alone (what an encoding adds headers to).
+    pub fn data_len(&self) -> usize {
+        self.buf.len() - 4 * self.n
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let mut rest = &self.buf[..];
+        std::iter::from_fn(move || {
+            let (len, tail) = rest.split_first_chunk::<4>()?;
+            let (item, tail) = tail.split_at(u32::from_le_bytes(*len) as usize);
+            rest = tail;
+            Some(item)
+        })
+    }
+
+    /// The same strings as `Bulk` replies.
+    pub fn to_replies(&self) -> Vec<Reply> {
+        self.iter().map(Reply::bulk).collect()
+    }
+}
+
+impl<'a> FromIterator<&'a [u8]> for Bulks {
+    fn from_iter<I: IntoIterator<Item = &'a [u8]>>(items: I) -> Bulks {
+        let mut b = Bulks::default();
+        for item in items {
+            b.push(item);
+        }
+        b
+    }
 }
 
 impl Reply {
@@ -147,5 +247,23 @@ mod tests {
         let items: [&[u8]; 4] = [b"a", b"", b"bc", b"def"];
         assert_eq!(Reply::bulks(items), items.map(Reply::bulk).to_vec());
         assert!(Reply::bulks(std::iter::empty()).is_empty());
+    }
+
+    #[test]
+    fn packed_bulks_equal_the_array_of_their_bulks() {
+        let items: [&[u8]; 4] = [b"a", b"", b"bc", &[7u8; 300]];
+        let packed: Bulks = items.iter().copied().collect();
+        assert_eq!((packed.len(), packed.data_len()), (4, 303));
+        assert_eq!(packed.iter().collect::<Vec<_>>(), items.to_vec());
+        let array = Reply::Array(items.map(Reply::bulk).to_vec());
+        assert_eq!(Reply::Bulks(packed.clone()), array);
+        assert_eq!(array, Reply::Bulks(packed.clone()));
+        assert_eq!(packed.to_replies(), items.map(Reply::bulk).to_vec());
+        assert_ne!(Reply::Bulks(packed), Reply::Array(vec![Reply::bulk("a")]));
+        assert_eq!(Reply::Bulks(Bulks::default()), Reply::Array(Vec::new()));
+        assert_ne!(
+            Reply::Array(vec![Reply::Int(1)]),
+            Reply::Bulks(Bulks::default())
+        );
     }
 }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 
 use super::{int_arg, is_opt, scan_option};
 use crate::glob::glob_match;
-use crate::reply::{errors, Reply};
+use crate::reply::{errors, Bulks, Reply};
 use crate::shard::Shard;
 use crate::zset::{self, ZsetRef};
 
@@ -58,6 +58,20 @@ fn entries_reply(items: &[(&[u8], f64)], withscores: bool) -> Reply {
     } else {
         Reply::Array(members)
     }
+}
+
+/// A range read's reply ([`entries_reply`]): without scores, the members packed in one
+/// buffer ([`Bulks`]) that the connection copies out, with no `Reply` per member.
+fn range_reply(items: &[(&[u8], f64)], withscores: bool) -> Reply {
+    if withscores {
+        return entries_reply(items, true);
+    }
+    let bytes = items.iter().map(|(m, _)| m.len()).sum();
+    let mut members = Bulks::with_capacity(items.len(), bytes);
+    for (m, _) in items {
+        members.push(m);
+    }
+    Reply::Bulks(members)
 }
 
 // ---- ZADD, ZINCRBY, ZREM ------------------------------------------------------------------
@@ -470,18 +484,28 @@ fn parse_range<'a>(
     })
 }
 
+/// The ranks `lo..hi` of a forward rank range counted from the start (`ZRANGE z 0 9`,
+/// the usual one): the walk stops at the set's end by itself, so the set's size (a walk
+/// over a packed set) is not needed. `None` for any other range.
+fn forward_ranks(spec: &RangeSpec) -> Option<(usize, usize)> {
+    match spec.by {
+        RangeBy::Rank(start, stop) if !spec.rev && start >= 0 && stop >= 0 => {
+            if start > stop {
+                return Some((0, 0));
+            }
+            let end = usize::try_from(stop).map_or(usize::MAX, |s| s.saturating_add(1));
+            Some((start as usize, end))
+        }
+        _ => None,
+    }
+}
+
 /// The entries a range selects, in reply order.
 fn select<'a>(z: &ZsetRef<'a>, spec: &RangeSpec) -> Vec<(&'a [u8], f64)> {
+    if let Some((lo, hi)) = forward_ranks(spec) {
+        return z.range(lo, hi);
+    }
     let (lo, hi) = match &spec.by {
-        // Forward from a rank counted from the start: the walk stops at the set's end by
-        // itself, so the set's size (a walk over a packed set) is not needed.
-        RangeBy::Rank(start, stop) if !spec.rev && *start >= 0 && *stop >= 0 => {
-            if start > stop {
-                return Vec::new();
-            }
-            let end = usize::try_from(*stop).map_or(usize::MAX, |s| s.saturating_add(1));
-            return z.range(*start as usize, end);
-        }
         RangeBy::Rank(start, stop) => {
             let (lo, hi) = rank_window(z.len(), *start, *stop, spec.rev);
             let mut v = z.range(lo, hi);
@@ -523,7 +547,16 @@ fn range_generic(s: &mut Shard, a: &[Bytes], now: u64, kind: Kind, rev: Option<b
     match read(s, &a[1], now) {
         Err(e) => e,
         Ok(None) => Reply::Array(Vec::new()),
-        Ok(Some(z)) => entries_reply(&select(&z, &spec), spec.withscores),
+        Ok(Some(z)) => match forward_ranks(&spec) {
+            // Members straight from the set into the reply's buffer.
+            Some((lo, hi)) if !spec.withscores => {
+                let n = hi.saturating_sub(lo).min(128);
+                let mut members = Bulks::with_capacity(n, 16 * n);
+                z.for_range(lo, hi, |m, _| members.push(m));
+                Reply::Bulks(members)
+            }
+            _ => range_reply(&select(&z, &spec), spec.withscores),
+        },
     }
 }
 

@@ -114,8 +114,9 @@ pub fn get<'a>(b: &'a [u8], field: &[u8]) -> Option<&'a [u8]> {
 
 /// Whether two slices of the same length hold the same bytes. A short field or member
 /// (the usual case, and a scan of a packed collection compares up to 128 of them) is
-/// compared in at most two word loads per side instead of a call to `memcmp`.
-#[inline]
+/// compared in at most two word loads per side instead of a call to `memcmp`. Always
+/// inlined: as a call (the fat-LTO build made it one) it cost as much as the loads.
+#[inline(always)]
 pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     debug_assert_eq!(a.len(), b.len());
     let n = a.len();

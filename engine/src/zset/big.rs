@@ -4,17 +4,20 @@
 //! Why not a skip list or a B-tree of nodes: a node per member costs Redis about 100 bytes
 //! per member of a 1M-member set (skip-list node, dict entry, member SDS). Here members
 //! live packed, in the same layout as the small form ([`super::packed`]), in chunks of at
-//! most 128 entries (or 4 KiB), so a member costs its bytes plus 9 for score and length;
-//! the index adds a 4-byte slot (the store's own 1.5x-growing [`IndexTable`]) and an
-//! 8-byte handle. About 40 bytes for `member:<i>` instead of Redis's ~100.
+//! most 128 entries (or 4 KiB), so a member costs its bytes plus 9 for score and length,
+//! plus a 1-byte tag (below); the index adds a 4-byte slot (the store's own 1.5x-growing
+//! [`IndexTable`]) and an 8-byte handle. About 41 bytes for `member:<i>` instead of
+//! Redis's ~100.
 //!
 //! ```text
 //!   order: [c3, c0, c7, ...]    chunk ids in score order; fen = Fenwick tree of counts
 //!   chunks[c]: (s,m)(s,m)...    sorted, packed, <= 128 entries
+//!              t t ...          one tag byte of each entry's member hash
 //!   index: h(member) ─► handle ─► (chunk id, 32-bit member hash)
 //! ```
 //!
-//! Costs: a member's score is the index lookup plus a scan of one chunk (O(128)); a rank
+//! Costs: a member's score is the index lookup plus a scan of one chunk's tags (memchr
+//! over at most 128 bytes) and a walk over the entry lengths to the match; a rank
 //! is that plus a Fenwick prefix sum (O(log n)); the entry at a rank is a Fenwick descent
 //! plus a chunk scan; a score or lex bound is a binary search over the chunks' first
 //! entries plus a chunk scan. An insert or removal rewrites one chunk. A chunk split (or
@@ -45,6 +48,17 @@ const FREE: u32 = u32::MAX;
 struct Chunk {
     buf: Vec<u8>,
     n: u32,
+    /// One byte of each entry's member hash ([`tag`]), in entry order: a member lookup
+    /// scans these 1-byte tags and walks the packed entries only to the one candidate
+    /// (reading lengths), instead of comparing every entry's member (which cost a ZADD
+    /// more than everything else it did).
+    tags: Vec<u8>,
+}
+
+/// An entry's tag: a byte of its member's 32-bit hash that the index's bucket does not
+/// already decide.
+fn tag(h: u32) -> u8 {
+    (h >> 24) as u8
 }
 
 #[derive(Clone, Default)]
@@ -63,7 +77,7 @@ pub struct BigZset {
     free_handles: Vec<u32>,
     hasher: RandomState,
     len: usize,
-    /// Sum of the chunk buffers' allocator size classes.
+    /// Sum of the chunk buffers' and tag vectors' allocator size classes.
     buf_bytes: usize,
 }
 
@@ -119,8 +133,41 @@ impl BigZset {
         r
     }
 
-    /// The chunk of `member`, and its place in the chunk with its score: the chunk is
-    /// scanned once, by the index's check of the candidate.
+    /// Changes chunk `c`'s tags through `f`, keeping `buf_bytes` right.
+    fn with_tags<R>(&mut self, c: u32, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+        let tags = &mut self.chunks[c as usize].tags;
+        let before = class(tags.capacity());
+        let r = f(tags);
+        let after = class(tags.capacity());
+        self.buf_bytes = self.buf_bytes + after - before;
+        r
+    }
+
+    /// `member`'s entry in chunk `c` (`h` its 32-bit hash): the entries whose tag matches,
+    /// each reached by reading the lengths of those before it.
+    fn find_in(chunks: &[Chunk], c: u32, member: &[u8], h: u32) -> Option<packed::Found> {
+        let chunk = &chunks[c as usize];
+        let t = tag(h);
+        let (mut pos, mut at, mut from) = (0, 0, 0);
+        while let Some(k) = memchr::memchr(t, &chunk.tags[from..]) {
+            let i = from + k;
+            at = packed::skip(&chunk.buf, at, i - pos)?;
+            pos = i;
+            if let Some((end, score)) = packed::entry_is(&chunk.buf, at, member) {
+                return Some(packed::Found {
+                    pos,
+                    start: at,
+                    end,
+                    score,
+                });
+            }
+            from = i + 1;
+        }
+        None
+    }
+
+    /// The chunk of `member`, and its place in the chunk with its score: found by the
+    /// index's check of the candidate.
     fn member_at(&self, member: &[u8]) -> Option<(u32, (usize, f64))> {
         let h = self.h32(member);
         let (handles, chunks) = (&self.handles, &self.chunks);
@@ -128,13 +175,14 @@ impl BigZset {
         let x = self.index.find(wide(h), |x| {
             let (c, hh) = handles[x as usize];
             hit = if hh == h {
-                packed::find(&chunks[c as usize].buf, member)
+                BigZset::find_in(chunks, c, member, h)
             } else {
                 None
             };
             hit.is_some()
         })?;
-        Some((handles[x as usize].0, hit?))
+        let f = hit?;
+        Some((handles[x as usize].0, (f.pos, f.score)))
     }
 
     pub fn score(&self, member: &[u8]) -> Option<f64> {
@@ -149,8 +197,9 @@ impl BigZset {
 
     /// Sets `member`'s score; returns the old one.
     pub fn set(&mut self, member: &[u8], score: f64) -> Option<f64> {
-        let old = self.remove(member);
-        self.insert(member, score);
+        let h = self.h32(member);
+        let old = self.remove_hashed(member, h);
+        self.insert(member, h, score);
         old
     }
 
@@ -174,7 +223,8 @@ impl BigZset {
         q.saturating_sub(1)
     }
 
-    fn insert(&mut self, member: &[u8], score: f64) {
+    /// Inserts `member` (absent; `h` its 32-bit hash).
+    fn insert(&mut self, member: &[u8], h: u32, score: f64) {
         if self.order.is_empty() {
             let c = self.new_chunk();
             self.order.push(c);
@@ -183,10 +233,10 @@ impl BigZset {
         let p = self.locate(score, member);
         let c = self.order[p];
         let i = self.with_buf(c, |b| packed::insert(b, member, score));
+        self.with_tags(c, |t| t.insert(i, tag(h)));
         self.chunks[c as usize].n += 1;
         self.fen_add(p, 1);
         self.len += 1;
-        let h = self.h32(member);
         let x = match self.free_handles.pop() {
             Some(x) => {
                 self.handles[x as usize] = (c, h);
@@ -226,6 +276,14 @@ impl BigZset {
                 b.shrink_to_fit();
             }
         });
+        let tail_tags = self.with_tags(c, |t| {
+            let tail = t.split_off(keep);
+            if t.capacity() > t.len() + t.len() / 4 {
+                t.shrink_to_fit();
+            }
+            tail
+        });
+        self.with_tags(d, |t| *t = tail_tags);
         self.chunks[c as usize].n = keep as u32;
         self.with_buf(d, |b| *b = tail);
         self.chunks[d as usize].n = (n - keep) as u32;
@@ -249,22 +307,40 @@ impl BigZset {
 
     /// Removes `member`; returns its score.
     pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
-        let h = self.h32(member);
+        self.remove_hashed(member, self.h32(member))
+    }
+
+    /// [`BigZset::remove`] of a member whose 32-bit hash is `h`. The chunk is scanned once:
+    /// the index's check of the candidate finds the entry's bytes, which are then cut.
+    fn remove_hashed(&mut self, member: &[u8], h: u32) -> Option<f64> {
         let (handles, chunks) = (&self.handles, &self.chunks);
+        let mut hit = None;
         let x = self.index.remove(wide(h), |x| {
             let (c, hh) = handles[x as usize];
-            hh == h && packed::find(&chunks[c as usize].buf, member).is_some()
+            hit = if hh == h {
+                BigZset::find_in(chunks, c, member, h)
+            } else {
+                None
+            };
+            hit.is_some()
         })?;
+        let found = hit?;
         let c = self.handles[x as usize].0;
         self.handles[x as usize] = (FREE, 0);
         self.free_handles.push(x);
         let s = self.with_buf(c, |b| {
-            let s = packed::remove(b, member);
+            b.drain(found.start..found.end);
             if b.capacity() > 2 * b.len() + 64 {
                 b.shrink_to_fit();
             }
-            s
-        })?;
+            found.score
+        });
+        self.with_tags(c, |t| {
+            t.remove(found.pos);
+            if t.capacity() > 2 * t.len() + 16 {
+                t.shrink_to_fit();
+            }
+        });
         self.chunks[c as usize].n -= 1;
         self.len -= 1;
         let p = self.pos[c as usize] as usize;
@@ -279,6 +355,8 @@ impl BigZset {
             {
                 let moved = std::mem::take(&mut self.chunks[next as usize].buf);
                 self.buf_bytes -= class(moved.capacity());
+                let moved_tags = self.with_tags(next, std::mem::take);
+                self.with_tags(c, |t| t.extend_from_slice(&moved_tags));
                 self.repoint(&moved, next, c);
                 self.with_buf(c, |b| b.extend_from_slice(&moved));
                 self.chunks[c as usize].n += self.chunks[next as usize].n;
@@ -297,6 +375,7 @@ impl BigZset {
     fn drop_chunk(&mut self, p: usize) {
         let c = self.order.remove(p);
         self.with_buf(c, |b| *b = Vec::new());
+        self.with_tags(c, |t| *t = Vec::new());
         self.chunks[c as usize].n = 0;
         self.free_chunks.push(c);
         self.rebuild();
@@ -467,7 +546,22 @@ mod tests {
                 break;
             }
         }
-        got == want
+        // Every chunk's tags are its entries' tags, in order.
+        let tags_right = z.order.iter().all(|&c| {
+            let chunk = &z.chunks[c as usize];
+            let want: Vec<u8> = packed::entries(&chunk.buf)
+                .map(|(m, _)| tag(z.h32(m)))
+                .collect();
+            chunk.tags == want && chunk.n as usize == want.len()
+        });
+        let bytes: usize = z
+            .chunks
+            .iter()
+            .map(|c| class(c.buf.capacity()) + class(c.tags.capacity()))
+            .sum();
+        tags_right
+            && bytes == z.buf_bytes
+            && got == want
             && z.len() == want.len()
             && scanned.len() == want.len()
             && want.iter().enumerate().all(|(i, (m, s))| {

@@ -106,18 +106,31 @@ impl<'a> ZsetRef<'a> {
     /// The walk stops at the end of the set by itself: no count of the entries first,
     /// which in the packed form is a walk over all of them.
     pub fn range(&self, start: usize, end: usize) -> Vec<(&'a [u8], f64)> {
-        if start >= end {
-            return Vec::new();
-        }
         // The capacity a small range needs, never what a huge `end` asks for.
-        let mut v = Vec::with_capacity((end - start).min(128));
-        // Each form's own iterator, not the boxed one of `iter_from`: no allocation and no
-        // dynamic call per entry.
-        match *self {
-            ZsetRef::Packed(b) => v.extend(packed::entries(b).skip(start).take(end - start)),
-            ZsetRef::Big(z) => v.extend(z.iter_from(start).take(end - start)),
-        }
+        let mut v = Vec::with_capacity(end.saturating_sub(start).min(128));
+        self.for_range(start, end, |m, s| v.push((m, s)));
         v
+    }
+
+    /// Calls `f` on the entries with ranks in `start..end`, in ascending order: what
+    /// [`ZsetRef::range`] collects, for a caller that copies them out (a reply) and needs
+    /// no vector. Each form's own iterator, not the boxed one of `iter_from` (no
+    /// allocation, no dynamic call per entry), driven by `for_each`, which walks the large
+    /// form chunk by chunk instead of asking the flattening iterator for each entry.
+    pub fn for_range(&self, start: usize, end: usize, mut f: impl FnMut(&'a [u8], f64)) {
+        if start >= end {
+            return;
+        }
+        match *self {
+            ZsetRef::Packed(b) => packed::entries(b)
+                .skip(start)
+                .take(end - start)
+                .for_each(|(m, s)| f(m, s)),
+            ZsetRef::Big(z) => z
+                .iter_from(start)
+                .take(end - start)
+                .for_each(|(m, s)| f(m, s)),
+        }
     }
 
     /// OBJECT ENCODING's name for this form.

@@ -171,12 +171,83 @@ pub fn first(b: &[u8]) -> Option<(&[u8], f64)> {
     entries(b).next()
 }
 
+/// Where a member's entry is: its position among the entries, the byte span of the
+/// entry, and its score.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Found {
+    pub pos: usize,
+    pub start: usize,
+    pub end: usize,
+    pub score: f64,
+}
+
+/// Finds `member`'s entry. The scan every member lookup pays (a large set's chunk holds up
+/// to 128 entries): it reads only each entry's length byte, and the score and the member
+/// bytes of an entry whose length matches, instead of decoding every entry. Bytes built
+/// here are trusted; on any others it never panics (a truncated entry ends the scan).
+#[inline]
+pub fn locate(b: &[u8], member: &[u8]) -> Option<Found> {
+    let mut at = 0;
+    let mut pos = 0;
+    while at < b.len() {
+        let start = at;
+        let len = *b.get(at + 8)?;
+        if len < 0x80 {
+            // The usual entry: a one-byte length.
+            let end = at + 9 + usize::from(len);
+            let m = b.get(at + 9..end)?;
+            if m.len() == member.len() && same_bytes(m, member) {
+                let score = f64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+                return (!score.is_nan()).then_some(Found {
+                    pos,
+                    start,
+                    end,
+                    score,
+                });
+            }
+            at = end;
+        } else {
+            let (m, score) = entry_slow(b, &mut at).ok()?;
+            if m == member {
+                return Some(Found {
+                    pos,
+                    start,
+                    end: at,
+                    score,
+                });
+            }
+        }
+        pos += 1;
+    }
+    None
+}
+
+/// The byte offset `n` entries past the entry at byte offset `at`, reading only their
+/// lengths (`None` past a truncated entry).
+#[inline]
+pub fn skip(b: &[u8], mut at: usize, n: usize) -> Option<usize> {
+    for _ in 0..n {
+        let len = *b.get(at + 8)?;
+        if len < 0x80 {
+            at += 9 + usize::from(len);
+        } else {
+            entry_slow(b, &mut at).ok()?;
+        }
+    }
+    (at <= b.len()).then_some(at)
+}
+
+/// The end offset and score of the entry at byte offset `at` if its member is `member`.
+#[inline]
+pub fn entry_is(b: &[u8], at: usize, member: &[u8]) -> Option<(usize, f64)> {
+    let mut end = at;
+    let (m, score) = entry(b, &mut end).ok()?;
+    (m.len() == member.len() && same_bytes(m, member)).then_some((end, score))
+}
+
 /// The member's score and its position (0-based) among the entries.
 pub fn find(b: &[u8], member: &[u8]) -> Option<(usize, f64)> {
-    entries(b)
-        .enumerate()
-        .find(|(_, (m, _))| m.len() == member.len() && same_bytes(m, member))
-        .map(|(i, (_, s))| (i, s))
+    locate(b, member).map(|f| (f.pos, f.score))
 }
 
 pub fn score(b: &[u8], member: &[u8]) -> Option<f64> {
@@ -211,28 +282,43 @@ pub fn insert(b: &mut Vec<u8>, member: &[u8], score: f64) -> usize {
     let mut at = b.len();
     let mut i = 0;
     for (start, _, m, s) in spans(b) {
-        if cmp((s, m), (score, member)) == Ordering::Greater {
+        // The score decides but for a tie: no member comparison on the way.
+        if s > score || (s == score && m > member) {
             at = start;
             break;
         }
         i += 1;
     }
-    let mut e = Vec::with_capacity(entry_len(member));
-    push(&mut e, member, score);
-    let need = e.len();
+    // The entry is written into the gap opened for it (no entry built aside and spliced).
+    let mut head = [0u8; 18];
+    head[..8].copy_from_slice(&score.to_le_bytes());
+    let mut h = 8;
+    let mut v = member.len();
+    while v >= 0x80 {
+        head[h] = (v as u8) | 0x80;
+        v >>= 7;
+        h += 1;
+    }
+    head[h] = v as u8;
+    h += 1;
+    let need = h + member.len();
     if b.capacity() - b.len() < need {
         // Grow by an eighth, not double: large sets hold many chunks.
         b.reserve_exact(need.max(b.capacity() / 8));
     }
-    b.splice(at..at, e);
+    let old = b.len();
+    b.resize(old + need, 0);
+    b.copy_within(at..old, at + need);
+    b[at..at + h].copy_from_slice(&head[..h]);
+    b[at + h..at + need].copy_from_slice(member);
     i
 }
 
 /// Removes a member; returns its score.
 pub fn remove(b: &mut Vec<u8>, member: &[u8]) -> Option<f64> {
-    let (start, end, _, s) = spans(b).find(|(_, _, m, _)| *m == member)?;
-    b.drain(start..end);
-    Some(s)
+    let f = locate(b, member)?;
+    b.drain(f.start..f.end);
+    Some(f.score)
 }
 
 /// The byte offset of the entry at position `i` (`b.len()` past the last).
@@ -285,6 +371,8 @@ mod tests {
         assert_eq!(len(&b), members.len());
         for (i, m) in members.iter().enumerate() {
             assert_eq!(find(&b, m), Some((i, i as f64)));
+            let f = locate(&b, m).unwrap();
+            assert_eq!((f.start, f.end), (offset_of(&b, i), offset_of(&b, i + 1)));
         }
         assert_eq!(find(&b, &[b'm'; 5]), None);
         assert_eq!(find(&b, &[b'n'; 128]), None);

@@ -26,6 +26,21 @@ pub fn encode(reply: &Reply, proto: u8, out: &mut Vec<u8>) {
                 encode(item, proto, out);
             }
         }
+        Reply::Bulks(items) => {
+            header(out, b'*', items.len());
+            // Each string's header is at most 13 bytes with its CRLFs (`$` and 10 digits).
+            out.reserve(items.data_len() + 13 * items.len());
+            for item in items.iter() {
+                // A member shorter than 10 bytes (the usual one) has a header of 4 bytes:
+                // one fixed-size copy, not a call per header.
+                match u8::try_from(item.len()) {
+                    Ok(n @ 0..=9) => out.extend_from_slice(&[b'$', b'0' + n, b'\r', b'\n']),
+                    _ => header(out, b'$', item.len()),
+                }
+                out.extend_from_slice(item);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
         Reply::Map(pairs) => {
             if resp3 {
                 header(out, b'%', pairs.len());
@@ -134,12 +149,16 @@ fn header<N: itoa::Integer + TryInto<u8> + Copy>(out: &mut Vec<u8>, kind: u8, n:
         Ok(small @ 10..=99) => {
             out.extend_from_slice(&[kind, b'0' + small / 10, b'0' + small % 10, b'\r', b'\n'])
         }
-        _ => {
-            out.push(kind);
-            out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
+        _ => long_header(out, kind, n),
     }
+}
+
+/// [`header`] of a number outside 0..=99.
+#[inline(never)]
+fn long_header<N: itoa::Integer>(out: &mut Vec<u8>, kind: u8, n: N) {
+    out.push(kind);
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 fn bulk(out: &mut Vec<u8>, data: &[u8]) {
@@ -379,6 +398,17 @@ mod tests {
         );
         let nested = Reply::Array(vec![Reply::Array(vec![Reply::Int(1)]), Reply::Map(vec![])]);
         assert_eq!(enc(nested, 3), "*2\r\n*1\r\n:1\r\n%0\r\n");
+    }
+
+    #[test]
+    fn packed_bulks_encode_as_their_array() {
+        let long = "x".repeat(300);
+        let items: Vec<&[u8]> = vec![b"a", b"", long.as_bytes()];
+        let array = Reply::Array(items.iter().map(Reply::bulk).collect());
+        let packed = Reply::Bulks(items.iter().copied().collect());
+        assert_eq!(both(packed), both(array));
+        let empty = Reply::Bulks(baton_engine::reply::Bulks::default());
+        assert_eq!(both(empty), ("*0\r\n".into(), "*0\r\n".into()));
     }
 
     #[test]
