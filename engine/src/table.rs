@@ -174,22 +174,17 @@ impl IndexTable {
         let Some(groups) = self.grow_to(self.groups.len() * GROUP) else {
             return false;
         };
-        let mut fresh = Vec::with_capacity(groups);
-        fresh.resize(groups, EMPTY_GROUP);
-        let old = std::mem::replace(&mut self.groups, fresh);
-        self.deleted = 0;
         let mut placed = 0;
-        for (hash, idx) in all() {
-            self.place(hash, idx);
-            placed += 1;
-        }
+        self.regroup(groups, |t, _| {
+            for (hash, idx) in all() {
+                t.place(hash, idx);
+                placed += 1;
+            }
+        });
         debug_assert_eq!(
             placed, self.len,
             "the caller gave every index the table held"
         );
-        let bytes = old.capacity() * std::mem::size_of::<Group>();
-        drop(old);
-        crate::trim::freed(bytes);
         true
     }
 
@@ -213,17 +208,26 @@ impl IndexTable {
     }
 
     fn resize(&mut self, groups: usize, rehash: &impl Fn(u32) -> u64) {
+        self.regroup(groups, |t, old| {
+            for group in old {
+                for (&tag, &idx) in group.tags.iter().zip(&group.slots) {
+                    if tag & 0x80 != 0 {
+                        t.place(rehash(idx), idx);
+                    }
+                }
+            }
+        });
+    }
+
+    /// Replaces the groups with `groups` empty ones, lets `fill` file the indexes in them
+    /// (from the old groups it is given, or from the caller's own list), then frees the
+    /// old groups.
+    fn regroup(&mut self, groups: usize, fill: impl FnOnce(&mut IndexTable, &[Group])) {
         let mut fresh = Vec::with_capacity(groups);
         fresh.resize(groups, EMPTY_GROUP);
         let old = std::mem::replace(&mut self.groups, fresh);
         self.deleted = 0;
-        for group in &old {
-            for (&t, &idx) in group.tags.iter().zip(&group.slots) {
-                if t & 0x80 != 0 {
-                    self.place(rehash(idx), idx);
-                }
-            }
-        }
+        fill(self, &old);
         let bytes = old.capacity() * std::mem::size_of::<Group>();
         drop(old);
         crate::trim::freed(bytes);

@@ -328,9 +328,10 @@ struct Loop {
     waiting_lazy: Vec<Token>,
     /// Responses to lone requests sent to other cores (kept for its allocation).
     lane_replies: Vec<LoopReply>,
-    /// In cluster mode: the memcached requests this core's tasks forward to other nodes,
-    /// which the loop sends on its `FlowKind::Forward` flows.
-    forwards: Option<Rc<crate::cluster::mclink::Queue>>,
+    /// The requests this core's tasks forward (memcached requests to other nodes in
+    /// cluster mode, requests on cut shards to a handoff's new process), which the loop
+    /// sends on its `FlowKind::Forward` flows.
+    forwards: Rc<crate::cluster::mclink::Queue>,
 }
 
 /// Serves this core's listeners until the server is asked to stop and every connection
@@ -369,7 +370,7 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
     NetCore::attach(&nc);
     // Cluster mode forwards memcached requests to other nodes; any server forwards the
     // requests on shards a handoff cut over to its new process.
-    let forwards = Some(crate::cluster::mclink::Queue::install(&nc.core));
+    let forwards = crate::cluster::mclink::Queue::install(&nc.core);
     wake::spawn(nc.clone().run_sampler());
     let mut ls = vec![Listener {
         fd: listeners.redis,
@@ -1949,9 +1950,7 @@ impl Loop {
     /// closes. A stopping loop closes its links. True if anything happened.
     fn pump_forwards(&mut self) -> bool {
         use crate::cluster::mclink;
-        let Some(queue) = self.forwards.clone() else {
-            return false;
-        };
+        let queue = self.forwards.clone();
         let mut progress = false;
         let mut now = None;
         for token in 0..self.flows.len() as Token {

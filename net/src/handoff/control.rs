@@ -84,8 +84,7 @@ pub(super) fn listen_at(shared: &Arc<Shared>, path: &Path, replace: bool) -> std
 }
 
 fn serve(shared: &Arc<Shared>, conn: UnixStream) {
-    let allowed = fdpass::peer_uid(&conn).is_ok_and(|uid| uid == 0 || uid == fdpass::my_uid());
-    if !allowed {
+    if !fdpass::peer_allowed(&conn) {
         let _ = send_line(&conn, "ERR permission denied", &[]);
         return;
     }

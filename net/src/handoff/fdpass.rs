@@ -205,6 +205,13 @@ pub fn recv_frame(sock: &UnixStream) -> io::Result<Option<(OwnedFd, Vec<u8>)>> {
     Ok(Some((fd, payload)))
 }
 
+/// Whether the process at the other end of `sock` may drive this server's handoff: it
+/// runs as the same user, or as root (the control socket's and the forwarding socket's
+/// rule).
+pub fn peer_allowed(sock: &UnixStream) -> bool {
+    peer_uid(sock).is_ok_and(|uid| uid == 0 || uid == my_uid())
+}
+
 /// The uid of the process at the other end of `sock`.
 pub fn peer_uid(sock: &UnixStream) -> io::Result<u32> {
     let mut cred = libc::ucred {

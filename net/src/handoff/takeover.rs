@@ -378,9 +378,7 @@ impl ForwardSocket {
         while !stop.load(Ordering::Acquire) {
             match self.listener.accept() {
                 Ok((sock, _)) => {
-                    let allowed = fdpass::peer_uid(&sock)
-                        .is_ok_and(|uid| uid == 0 || uid == fdpass::my_uid());
-                    if !allowed {
+                    if !fdpass::peer_allowed(&sock) {
                         continue;
                     }
                     let link = FlowStart::HandoffLink(OwnedFd::from(sock));

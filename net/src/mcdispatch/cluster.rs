@@ -152,29 +152,16 @@ fn refused_here(shared: &Shared, req: &McRequest, out: &mut Vec<u8>) -> bool {
     refused(shared, req, out)
 }
 
-/// Parses the next request with its text. During a handoff's per-shard cutover, a
-/// request that must wait for its connection to move (`stats`, `flush_all`: they reach
-/// every core) goes back into the input and counts as not there yet ([`cutover`]).
+/// Parses the next request with its text (during a handoff's per-shard cutover, one that
+/// must wait for its connection to move, `stats` or `flush_all`, counts as not there
+/// yet: [`super::parse_unless_waiting`]).
 fn parse(
-    h: &Handoff,
-    core: &Core,
+    nc: &NetCore,
     client: &Client,
     rbuf: &mut BytesMut,
     limits: &crate::memcache::McLimits,
 ) -> Result<Option<(McRequest, Bytes)>, McError> {
-    let kept = cutover::keep_memcache_input(h, rbuf);
-    let mut parser = client.borrow().mc_parser;
-    let before = parser;
-    let res = parser.parse_framed(rbuf, limits);
-    if let (Some(kept), Ok(Some((req, _)))) = (kept, &res) {
-        if cutover::memcache_waits(h, &core.router, req) {
-            *rbuf = kept;
-            client.borrow_mut().mc_parser = before;
-            return Ok(None);
-        }
-    }
-    client.borrow_mut().mc_parser = parser;
-    res
+    super::parse_unless_waiting(nc, client, rbuf, |p, b| p.parse_framed(b, limits), |r| &r.0)
 }
 
 /// [`super::run`] in cluster mode.
@@ -185,7 +172,7 @@ pub fn run(nc: &Rc<NetCore>, client: &Client, rbuf: &mut BytesMut, out: &mut Vec
         if out.len() > OUTPUT_PAUSE {
             return Outcome::Continue;
         }
-        let (req, raw) = match parse(&shared.handoff, core, client, rbuf, &limits) {
+        let (req, raw) = match parse(nc, client, rbuf, &limits) {
             Ok(Some(r)) => r,
             Ok(None) => return Outcome::Continue,
             Err(e) => {
@@ -204,7 +191,7 @@ pub fn run(nc: &Rc<NetCore>, client: &Client, rbuf: &mut BytesMut, out: &mut Vec
             let mut rest = vec![(req, raw)];
             let mut trailing_close = false;
             while rest.len() < MAX_SLOW_REQUESTS {
-                match parse(&shared.handoff, core, client, rbuf, &limits) {
+                match parse(nc, client, rbuf, &limits) {
                     Ok(Some(r)) => rest.push(r),
                     Ok(None) => break,
                     Err(e) => {

@@ -49,40 +49,43 @@ pub(crate) fn ctx(nc: &NetCore) -> McCtx {
     }
 }
 
-pub(crate) fn parse(
-    client: &Client,
-    rbuf: &mut BytesMut,
-    limits: &McLimits,
-) -> Result<Option<McRequest>, crate::memcache::McError> {
-    let mut parser = client.borrow().mc_parser;
-    let res = parser.parse(rbuf, limits);
-    client.borrow_mut().mc_parser = parser;
-    res
-}
-
-/// [`parse`], except that during a handoff's per-shard cutover a request that must wait
-/// for its connection to move goes back into the input and counts as not there yet
-/// ([`crate::handoff::cutover`]). (Cluster mode hands off in one freeze: no shard is cut.)
+/// Parses the next request ([`parse_unless_waiting`] with the plain parse).
 fn parse_here(
     nc: &NetCore,
     client: &Client,
     rbuf: &mut BytesMut,
     limits: &McLimits,
 ) -> Result<Option<McRequest>, crate::memcache::McError> {
+    parse_unless_waiting(nc, client, rbuf, |p, b| p.parse(b, limits), |r| r)
+}
+
+/// Parses the next request with `parse` (the plain parse, or cluster mode's with the
+/// request's text) and the client's parser state. During a handoff's per-shard cutover,
+/// a request that must wait for its connection to move (`request` names it) goes back
+/// into the input, the parser state as it was, and counts as not there yet
+/// ([`crate::handoff::cutover`]).
+pub(crate) fn parse_unless_waiting<T>(
+    nc: &NetCore,
+    client: &Client,
+    rbuf: &mut BytesMut,
+    parse: impl FnOnce(
+        &mut crate::memcache::McParser,
+        &mut BytesMut,
+    ) -> Result<Option<T>, crate::memcache::McError>,
+    request: impl Fn(&T) -> &McRequest,
+) -> Result<Option<T>, crate::memcache::McError> {
     use crate::handoff::cutover;
     let h = &nc.shared.handoff;
-    let Some(kept) = cutover::keep_memcache_input(h, rbuf) else {
-        return parse(client, rbuf, limits);
-    };
-    let parser = client.borrow().mc_parser;
-    let res = parse(client, rbuf, limits);
-    if let Ok(Some(req)) = &res {
-        if cutover::memcache_waits(h, &nc.core.router, req) {
+    let kept = cutover::keep_memcache_input(h, rbuf);
+    let mut parser = client.borrow().mc_parser;
+    let res = parse(&mut parser, rbuf);
+    if let (Some(kept), Ok(Some(parsed))) = (kept, &res) {
+        if cutover::memcache_waits(h, &nc.core.router, request(parsed)) {
             *rbuf = kept;
-            client.borrow_mut().mc_parser = parser;
             return Ok(None);
         }
     }
+    client.borrow_mut().mc_parser = parser;
     res
 }
 
