@@ -641,19 +641,107 @@ fn index() -> &'static [(u128, u16)] {
 /// Looks a command up by name, case-insensitively, without allocating.
 #[inline]
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    lookup_row(name).map(|row| &COMMANDS[row])
+}
+
+#[inline]
+fn lookup_row(name: &[u8]) -> Option<usize> {
     let key = pack(name)?;
     let index = index();
     let mut at = index_slot(key);
     loop {
         let (k, row) = index[at];
         if k == key {
-            return Some(&COMMANDS[row as usize]);
+            return Some(row as usize);
         }
         if k == 0 {
             return None;
         }
         at = (at + 1) & (INDEX_SLOTS - 1);
     }
+}
+
+/// A `'static` copy of `name` when it is a command's name spelled all in lower or all in
+/// upper case (as clients send them): the same bytes, but a `Bytes` made from it costs no
+/// reference count on the read buffer to make, clone or drop, where a slice of the
+/// buffer costs an atomic increment and decrement per command.
+///
+/// Names of up to 8 bytes (GET, SET, HSET, ...) are found in a small per-thread cache of
+/// the names seen last, by one word compare, before the command table is asked.
+pub fn static_name(name: &[u8]) -> Option<&'static [u8]> {
+    if name.is_empty() || name.len() > 8 {
+        return static_name_uncached(name).map(|(n, _)| n);
+    }
+    let mut word = [0u8; 8];
+    word[..name.len()].copy_from_slice(name);
+    let word = u64::from_le_bytes(word);
+    let slot = (word.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 62) as usize;
+    let hit = NAME_CACHE.with(|cache| {
+        let (w, len, at, row) = cache[slot].get();
+        (w == word && len == name.len() && at != 0).then_some((at, len, row))
+    });
+    if let Some((at, len, row)) = hit {
+        LAST_STATIC.set((at, len, row));
+        // SAFETY: `at` and `len` were taken from a `&'static [u8]` below, and static names
+        // are never freed.
+        return Some(unsafe { std::slice::from_raw_parts(at as *const u8, len) });
+    }
+    let (found, row) = static_name_uncached(name)?;
+    NAME_CACHE.with(|cache| cache[slot].set((word, found.len(), found.as_ptr() as usize, row)));
+    Some(found)
+}
+
+fn static_name_uncached(name: &[u8]) -> Option<(&'static [u8], usize)> {
+    static UPPER: std::sync::OnceLock<Vec<&'static [u8]>> = std::sync::OnceLock::new();
+    // Which cases of letters the name has; it matched its row case-insensitively, so with
+    // no upper-case letter it is the row's name itself, and with no lower-case letter
+    // that name in upper case.
+    let (mut upper, mut lower) = (false, false);
+    for &b in name {
+        upper |= b.is_ascii_uppercase();
+        lower |= b.is_ascii_lowercase();
+    }
+    if upper && lower {
+        return None;
+    }
+    let row = lookup_row(name)?;
+    let name = if upper {
+        UPPER.get_or_init(|| {
+            COMMANDS
+                .iter()
+                .map(|c| &*Box::leak(c.name.to_ascii_uppercase().into_bytes().into_boxed_slice()))
+                .collect()
+        })[row]
+    } else {
+        COMMANDS[row].name.as_bytes()
+    };
+    LAST_STATIC.set((name.as_ptr() as usize, name.len(), row));
+    Some((name, row))
+}
+
+thread_local! {
+    /// The last name [`static_name`] gave on this thread (its address and length) and its
+    /// row: the command that name begins is then looked up by one compare
+    /// ([`lookup_arg`]).
+    static LAST_STATIC: std::cell::Cell<(usize, usize, usize)> =
+        const { std::cell::Cell::new((0, 0, 0)) };
+    /// Short names [`static_name`] found lately: the name's bytes as a word, its length,
+    /// the static copy's address and the row.
+    static NAME_CACHE: [std::cell::Cell<(u64, usize, usize, usize)>; 4] =
+        const { [const { std::cell::Cell::new((0, 0, 0, 0)) }; 4] };
+}
+
+/// [`lookup`] for a request's first argument: one compare when it is the name
+/// [`static_name`] gave last on this thread. Static names are never freed or changed, so
+/// the same address and length are the same bytes (also when the compiler lets another
+/// constant share them), which [`lookup`] would find in the same row.
+#[inline]
+pub fn lookup_arg(name: &[u8]) -> Option<&'static CommandSpec> {
+    let (at, len, row) = LAST_STATIC.get();
+    if name.as_ptr() as usize == at && name.len() == len && len != 0 {
+        return Some(&COMMANDS[row]);
+    }
+    lookup(name)
 }
 
 impl Shard {
@@ -682,6 +770,44 @@ mod tests {
     fn table_is_sorted_and_unique() {
         for w in COMMANDS.windows(2) {
             assert!(w[0].name < w[1].name, "{} !< {}", w[0].name, w[1].name);
+        }
+    }
+
+    #[test]
+    fn static_names_are_the_same_bytes() {
+        assert_eq!(static_name(b"get"), Some(&b"get"[..]));
+        assert_eq!(static_name(b"GET"), Some(&b"GET"[..]));
+        assert_eq!(static_name(b"GeT"), None);
+        // Again, from the cache, and with names that may share its slots.
+        for _ in 0..2 {
+            for name in [
+                &b"get"[..],
+                b"GET",
+                b"set",
+                b"SET",
+                b"hget",
+                b"HGET",
+                b"getex",
+                b"GETDEL",
+                b"incrbyfloat",
+            ] {
+                assert_eq!(static_name(name), Some(name));
+                assert_eq!(
+                    lookup_arg(static_name(name).unwrap()).unwrap().name,
+                    std::str::from_utf8(name).unwrap().to_ascii_lowercase()
+                );
+            }
+        }
+        assert_eq!(static_name(b"nope"), None);
+        assert_eq!(static_name(b""), None);
+        let name = static_name(b"SET").unwrap();
+        assert_eq!(lookup_arg(name).unwrap().name, "set");
+        assert_eq!(lookup_arg(b"SET").unwrap().name, "set");
+        assert_eq!(lookup_arg(b"GETSET").unwrap().name, "getset");
+        for c in COMMANDS {
+            let upper = c.name.to_ascii_uppercase();
+            assert_eq!(static_name(upper.as_bytes()), Some(upper.as_bytes()));
+            assert_eq!(static_name(c.name.as_bytes()), Some(c.name.as_bytes()));
         }
     }
 

@@ -168,7 +168,7 @@ fn check(
     client: &Client,
     args: &[Bytes],
 ) -> Result<(&'static CommandSpec, usize), Reply> {
-    let Some(spec) = lookup(&args[0]) else {
+    let Some(spec) = baton_engine::command::lookup_arg(&args[0]) else {
         return Err(errors::unknown_command(&args[0], &args[1..]));
     };
     let mut row = command_index(spec);

@@ -312,7 +312,15 @@ fn split(router: &Router, spec: &'static CommandSpec, merge: Merge, args: Vec<By
 }
 
 /// Applies a [`Post`] to a shard's reply.
+#[inline]
 pub fn post_process(post: Post, reply: Reply) -> Reply {
+    match post {
+        Post::None => reply,
+        _ => post_process_slow(post, reply),
+    }
+}
+
+fn post_process_slow(post: Post, reply: Reply) -> Reply {
     match (post, reply) {
         (Post::Scan { core, cores }, Reply::Array(mut items)) if items.len() == 2 => {
             let shard_cursor = match &items[0] {

@@ -256,7 +256,17 @@ impl ParseState {
             .split_last()
             .expect("a multibulk being read announced at least one argument");
         let mut args = Vec::with_capacity(self.args.len());
-        args.extend(init.iter().map(|&(start, end)| frame.slice(start..end)));
+        let mut init = init.iter();
+        if let Some(&(start, end)) = init.next() {
+            // The command's name: a static copy when it is spelled as clients spell it.
+            args.push(
+                match baton_engine::command::static_name(&frame[start..end]) {
+                    Some(name) => Bytes::from_static(name),
+                    None => frame.slice(start..end),
+                },
+            );
+        }
+        args.extend(init.map(|&(start, end)| frame.slice(start..end)));
         frame.truncate(last.1);
         frame.advance(last.0);
         args.push(frame);
@@ -318,9 +328,21 @@ impl ParseState {
 /// number, which are what [`find_line`] and [`header_number`] find for such a line;
 /// `None` for anything else (a longer number, a sign, an incomplete or malformed line),
 /// which then takes that general path, with its errors.
-#[inline]
+#[inline(always)]
 fn short_header(buf: &[u8], start: usize, max_line: usize) -> Option<(usize, Option<i64>)> {
     let digits = buf.get(start + 1..)?;
+    // One or two digits (`*2`, `$3`, `$16`: most headers), without the loop.
+    if max_line >= 3 {
+        if let [a @ b'0'..=b'9', b'\r', b'\n', ..] = *digits {
+            return Some((start + 2, Some(i64::from(a - b'0'))));
+        }
+        if let [a @ b'1'..=b'9', b @ b'0'..=b'9', b'\r', b'\n', ..] = *digits {
+            return Some((
+                start + 3,
+                Some(i64::from(a - b'0') * 10 + i64::from(b - b'0')),
+            ));
+        }
+    }
     let mut n: i64 = 0;
     let mut i = 0;
     while i < SHORT_HEADER_DIGITS {

@@ -103,15 +103,37 @@ fn multibulk_args_are_binary_safe() {
 
 #[test]
 fn multibulk_args_are_slices_of_the_input() {
-    let frame = encode_command(&["SET", "key", "value"]);
-    let mut buf = BytesMut::from(&frame[..]);
-    let base = buf.as_ptr() as usize;
-    let args = parse_command(&mut buf, &Limits::default(), true)
-        .unwrap()
-        .unwrap();
-    let value_at = frame.windows(5).position(|w| w == b"value").unwrap();
-    assert_eq!(args[2].as_ptr() as usize, base + value_at);
-    assert_eq!(args[0].as_ptr() as usize, base + 8);
+    // A name that is no command's, and one spelled in mixed case, are slices too.
+    for name in ["NOSUCHCMD", "SeT"] {
+        let frame = encode_command(&[name, "key", "value"]);
+        let mut buf = BytesMut::from(&frame[..]);
+        let base = buf.as_ptr() as usize;
+        let args = parse_command(&mut buf, &Limits::default(), true)
+            .unwrap()
+            .unwrap();
+        let value_at = frame.windows(5).position(|w| w == b"value").unwrap();
+        assert_eq!(args[2].as_ptr() as usize, base + value_at);
+        assert_eq!(args[1].as_ptr() as usize, base + value_at - 9);
+        assert_eq!(
+            args[0].as_ptr() as usize,
+            base + 5 + name.len().to_string().len() + 2
+        );
+    }
+}
+
+#[test]
+fn command_names_as_clients_spell_them_are_static_copies() {
+    for name in ["SET", "set"] {
+        let frame = encode_command(&[name, "key", "value"]);
+        let mut buf = BytesMut::from(&frame[..]);
+        let range = buf.as_ptr() as usize..buf.as_ptr() as usize + frame.len();
+        let args = parse_command(&mut buf, &Limits::default(), true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(&args[0][..], name.as_bytes());
+        assert!(!range.contains(&(args[0].as_ptr() as usize)));
+        assert!(range.contains(&(args[1].as_ptr() as usize)));
+    }
 }
 
 #[test]
