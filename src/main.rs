@@ -495,7 +495,13 @@ fn parse_args() -> Result<Args> {
 /// Puts the replication settings the flags gave into `Shared::repl`, where the link, the
 /// feeds and CONFIG read them, and starts the link to the primary under `--replicaof`.
 /// Each core picks the replica role up on its first turn.
-fn start_replication(shared: &Arc<Shared>) {
+///
+/// A process taking over (`--takeover`) starts no link here: the takeover links it to the
+/// old process to copy the shards, and then to the old process's primary, if it has one,
+/// from the copied offsets (FOLLOW). A link started here first was always replaced by the
+/// takeover's, but it could get as far as asking the primary for a full sync first, and
+/// the primary then counted the new process's later partial resync as a full one.
+fn start_replication(shared: &Arc<Shared>, link: bool) {
     let init = &shared.config.settings;
     let repl = &shared.repl;
     repl.read_only
@@ -510,7 +516,7 @@ fn start_replication(shared: &Arc<Shared>) {
         .store(u64::from(init.replica_announce_port), Ordering::Relaxed);
     repl.replica_hard_limit
         .store(init.replica_output_limit.hard, Ordering::Relaxed);
-    if let Some((host, port)) = shared.config.replicaof.clone() {
+    if let Some((host, port)) = shared.config.replicaof.clone().filter(|_| link) {
         tracing::info!("starting as a replica of {host}:{port}");
         baton_net::repl::link::start(shared, host, port);
     }
@@ -702,7 +708,7 @@ fn run() -> Result<()> {
         memcache_addr.map_or(0, |a| a.port()),
         runtime::now_ms(),
     ));
-    start_replication(&shared);
+    start_replication(&shared, takeover.is_none());
     if args.cluster_enabled {
         start_cluster(&shared, &args)?;
     }

@@ -1861,6 +1861,10 @@ fn a_replica_handed_over_follows_its_primary_on_a_partial_resync() {
     assert_eq!(info_text(&mut nc, "replication", "role"), "slave");
     assert_eq!(run(&mut pc, &["SET", "after", "2"]), ok());
     wait_for(old.port, "after", "2");
+    if info_text(&mut pc, "stats", "sync_full") != full_before {
+        let log = std::fs::read_to_string(s.dir.path("new-replr.log")).unwrap_or_default();
+        eprintln!("the new process's log:\n{log}");
+    }
     assert_eq!(
         info_text(&mut pc, "stats", "sync_full"),
         full_before,
