@@ -676,18 +676,16 @@ pub fn static_name(name: &[u8]) -> Option<&'static [u8]> {
     word[..name.len()].copy_from_slice(name);
     let word = u64::from_le_bytes(word);
     let slot = (word.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 62) as usize;
-    let hit = NAME_CACHE.with(|cache| {
-        let (w, len, at, row) = cache[slot].get();
-        (w == word && len == name.len() && at != 0).then_some((at, len, row))
+    let hit = NAME_CACHE.with(|cache| match cache[slot].get() {
+        (w, Some(found), row) if w == word && found.len() == name.len() => Some((found, row)),
+        _ => None,
     });
-    if let Some((at, len, row)) = hit {
-        LAST_STATIC.set((at, len, row));
-        // SAFETY: `at` and `len` were taken from a `&'static [u8]` below, and static names
-        // are never freed.
-        return Some(unsafe { std::slice::from_raw_parts(at as *const u8, len) });
+    if let Some((found, row)) = hit {
+        LAST_STATIC.set((found, row));
+        return Some(found);
     }
     let (found, row) = static_name_uncached(name)?;
-    NAME_CACHE.with(|cache| cache[slot].set((word, found.len(), found.as_ptr() as usize, row)));
+    NAME_CACHE.with(|cache| cache[slot].set((word, Some(found), row)));
     Some(found)
 }
 
@@ -715,20 +713,22 @@ fn static_name_uncached(name: &[u8]) -> Option<(&'static [u8], usize)> {
     } else {
         COMMANDS[row].name.as_bytes()
     };
-    LAST_STATIC.set((name.as_ptr() as usize, name.len(), row));
+    LAST_STATIC.set((name, row));
     Some((name, row))
 }
 
+/// One entry of `NAME_CACHE`: a short name's bytes as a word, its static copy and its row.
+type CachedName = (u64, Option<&'static [u8]>, usize);
+
 thread_local! {
-    /// The last name [`static_name`] gave on this thread (its address and length) and its
-    /// row: the command that name begins is then looked up by one compare
-    /// ([`lookup_arg`]).
-    static LAST_STATIC: std::cell::Cell<(usize, usize, usize)> =
-        const { std::cell::Cell::new((0, 0, 0)) };
-    /// Short names [`static_name`] found lately: the name's bytes as a word, its length,
-    /// the static copy's address and the row.
-    static NAME_CACHE: [std::cell::Cell<(u64, usize, usize, usize)>; 4] =
-        const { [const { std::cell::Cell::new((0, 0, 0, 0)) }; 4] };
+    /// The last name [`static_name`] gave on this thread and its row: the command that
+    /// name begins is then looked up by one compare ([`lookup_arg`]).
+    static LAST_STATIC: std::cell::Cell<(&'static [u8], usize)> =
+        const { std::cell::Cell::new((&[], 0)) };
+    /// Short names [`static_name`] found lately: the name's bytes as a word, the static
+    /// copy and the row.
+    static NAME_CACHE: [std::cell::Cell<CachedName>; 4] =
+        const { [const { std::cell::Cell::new((0, None, 0)) }; 4] };
 }
 
 /// [`lookup`] for a request's first argument: one compare when it is the name
@@ -737,8 +737,8 @@ thread_local! {
 /// constant share them), which [`lookup`] would find in the same row.
 #[inline]
 pub fn lookup_arg(name: &[u8]) -> Option<&'static CommandSpec> {
-    let (at, len, row) = LAST_STATIC.get();
-    if name.as_ptr() as usize == at && name.len() == len && len != 0 {
+    let (last, row) = LAST_STATIC.get();
+    if std::ptr::eq(name, last) && !last.is_empty() {
         return Some(&COMMANDS[row]);
     }
     lookup(name)
