@@ -85,6 +85,14 @@ fn wide(h: u32) -> u64 {
     (u64::from(h) << 32) | u64::from(h)
 }
 
+/// Changes `v` through `f` and moves `bytes` by how much its allocation class changed.
+fn counted<R>(v: &mut Vec<u8>, bytes: &mut usize, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    let before = class(v.capacity());
+    let r = f(v);
+    *bytes = *bytes + class(v.capacity()) - before;
+    r
+}
+
 fn class(cap: usize) -> usize {
     if cap == 0 {
         0
@@ -125,22 +133,12 @@ impl BigZset {
 
     /// Changes chunk `c`'s buffer through `f`, keeping `buf_bytes` right.
     fn with_buf<R>(&mut self, c: u32, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
-        let buf = &mut self.chunks[c as usize].buf;
-        let before = class(buf.capacity());
-        let r = f(buf);
-        let after = class(buf.capacity());
-        self.buf_bytes = self.buf_bytes + after - before;
-        r
+        counted(&mut self.chunks[c as usize].buf, &mut self.buf_bytes, f)
     }
 
     /// Changes chunk `c`'s tags through `f`, keeping `buf_bytes` right.
     fn with_tags<R>(&mut self, c: u32, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
-        let tags = &mut self.chunks[c as usize].tags;
-        let before = class(tags.capacity());
-        let r = f(tags);
-        let after = class(tags.capacity());
-        self.buf_bytes = self.buf_bytes + after - before;
-        r
+        counted(&mut self.chunks[c as usize].tags, &mut self.buf_bytes, f)
     }
 
     /// `member`'s entry in chunk `c` (`h` its 32-bit hash): the entries whose tag matches,
