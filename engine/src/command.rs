@@ -760,6 +760,16 @@ impl Shard {
             None => Reply::error(format!("ERR '{}' cannot run on a shard", spec.name)),
         }
     }
+
+    /// [`Shard::execute`] for GET (`args` checked as for it), giving the value where it
+    /// lies instead of a copy in a [`Reply`]: the caller writes it to the client's output
+    /// while the shard is still borrowed, which saves GET an allocation, a copy and a free.
+    /// `Ok(None)` is a missing key; `Err` is WRONGTYPE.
+    pub fn execute_get(&mut self, args: &[Bytes], now: u64) -> Result<Option<&[u8]>, Reply> {
+        self.stats.commands_processed += 1;
+        self.now = now;
+        crate::commands::strings::get_value(self, args, now)
+    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,24 @@ use crate::store::NO_EXPIRY;
 
 /// GET key
 pub fn get(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
-    string_reply(s.lookup_read(&a[1], now))
+    match get_value(s, a, now) {
+        Ok(Some(v)) => Reply::bulk(v),
+        Ok(None) => Reply::Nil,
+        Err(r) => r,
+    }
+}
+
+/// GET's value in place, `None` for a missing key; `Err` is WRONGTYPE.
+#[inline]
+pub(crate) fn get_value<'s>(
+    s: &'s mut Shard,
+    a: &[Bytes],
+    now: u64,
+) -> Result<Option<&'s [u8]>, Reply> {
+    match s.lookup_read(&a[1], now) {
+        None => Ok(None),
+        Some(e) => e.string().map(Some).ok_or(errors::WRONGTYPE),
+    }
 }
 
 /// Options of SET or GETEX after the key (and value), as Redis's

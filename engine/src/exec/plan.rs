@@ -234,6 +234,22 @@ pub fn execute(
     shard.execute(spec, args, now)
 }
 
+/// [`execute`] for GET, with the value in place ([`crate::Shard::execute_get`]). In a
+/// cluster it is [`execute`] itself, whose checks may answer instead.
+#[inline]
+pub fn execute_get<'s>(
+    router: &Router,
+    shard: &'s mut crate::Shard,
+    spec: &CommandSpec,
+    args: &[Bytes],
+    now: u64,
+) -> Result<Option<&'s [u8]>, Reply> {
+    if router.clustered() {
+        return Err(execute(router, shard, spec, args, now));
+    }
+    shard.execute_get(args, now)
+}
+
 /// The cluster's answer for a command whose keys this node does not serve.
 #[inline]
 pub fn redirect(

@@ -161,7 +161,8 @@ fn long_header<N: itoa::Integer>(out: &mut Vec<u8>, kind: u8, n: N) {
     out.extend_from_slice(b"\r\n");
 }
 
-fn bulk(out: &mut Vec<u8>, data: &[u8]) {
+/// Writes one bulk string (the same in RESP2 and RESP3).
+pub fn bulk(out: &mut Vec<u8>, data: &[u8]) {
     out.reserve(data.len() + 24);
     header(out, b'$', data.len());
     out.extend_from_slice(data);

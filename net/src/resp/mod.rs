@@ -27,7 +27,7 @@ pub mod testing;
 #[cfg(test)]
 mod tests;
 
-pub use encode::{encode, encode_to_vec, format_double};
+pub use encode::{bulk, encode, encode_to_vec, format_double};
 pub use parse::{parse_command, ParseProgress, ParseState};
 
 pub use baton_engine::reply::Reply;
