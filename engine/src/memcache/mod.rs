@@ -331,6 +331,20 @@ pub enum McResult {
     Debug(Option<McDebug>),
 }
 
+/// [`execute`] for a `get` or `gets` of one key without a touch, giving a hit where it
+/// lies (value, client flags, CAS unique) instead of a copy in a [`McResult`]: the caller
+/// encodes it while the shard is still borrowed, which saves a `get` the value's
+/// allocation, copy and free. `None` is a miss.
+#[inline]
+pub fn execute_get<'s>(
+    shard: &'s mut Shard,
+    key: &[u8],
+    ctx: &McCtx,
+) -> Option<(&'s [u8], u32, u64)> {
+    shard.now = ctx.now_ms;
+    text::get_in_place(shard, key, ctx.now_ms)
+}
+
 /// Runs one op against the shard that owns its key.
 pub fn execute(shard: &mut Shard, op: McOp, ctx: &McCtx) -> McResult {
     shard.now = ctx.now_ms;

@@ -169,9 +169,8 @@ fn put_whole(shard: &mut Shard, key: &[u8], w: Write, now: u64) -> StoreOutcome 
 /* get|gets <key>* ; gat|gats <exptime> <key>* (one key per op) */
 pub(super) fn get(shard: &mut Shard, key: Vec<u8>, touch: Option<i64>, ctx: &McCtx) -> McResult {
     let now = ctx.now_ms;
-    let Some((value, flags, cas)) = shard
-        .lookup_read(&key, now)
-        .and_then(|e| e.string().map(|v| (v.to_vec(), e.flags(), e.cas())))
+    let Some((value, flags, cas)) =
+        get_in_place(shard, &key, now).map(|(v, f, c)| (v.to_vec(), f, c))
     else {
         return McResult::Value(None);
     };
@@ -184,6 +183,18 @@ pub(super) fn get(shard: &mut Shard, key: Vec<u8>, touch: Option<i64>, ctx: &McC
         flags,
         cas,
     }))
+}
+
+/// A `get`'s hit where it lies: the value, its client flags and its CAS unique.
+#[inline]
+pub(super) fn get_in_place<'s>(
+    shard: &'s mut Shard,
+    key: &[u8],
+    now: u64,
+) -> Option<(&'s [u8], u32, u64)> {
+    shard
+        .lookup_read(key, now)
+        .and_then(|e| e.string().map(|v| (v, e.flags(), e.cas())))
 }
 
 /* set|add|replace|append|prepend <key> <flags> <exptime> <bytes> [noreply] ;

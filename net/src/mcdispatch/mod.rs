@@ -30,8 +30,8 @@ use crate::dispatch::{
 };
 use crate::memcache::{
     encode, encode_end, encode_error, encode_item, encode_multi, encode_noop, encode_ok,
-    encode_refusal, encode_reset, encode_stats, encode_version, McConn, McLimits, McOp, McReply,
-    McRequest, McResult, McStats, PAUSED, READONLY,
+    encode_refusal, encode_reset, encode_stats, encode_value, encode_version, McConn, McLimits,
+    McOp, McReply, McRequest, McResult, McStats, PAUSED, READONLY,
 };
 use crate::netcore::NetCore;
 
@@ -95,6 +95,23 @@ pub(crate) fn run_local(nc: &NetCore, op: McOp, ctx: &McCtx) -> McResult {
     let r = execute(&mut nc.core.shard.borrow_mut(), op, ctx);
     nc.memcache.borrow_mut().record(kind, &r);
     r
+}
+
+/// [`run_local`] and [`encode`] for a `get` or `gets` of one key: a hit goes from the
+/// shard straight into `out`, with no copy of the value in a [`McResult`].
+fn get_local(nc: &NetCore, key: &[u8], cas: bool, out: &mut Vec<u8>) {
+    let hit = {
+        let mut shard = nc.core.shard.borrow_mut();
+        match baton_engine::memcache::execute_get(&mut shard, key, &ctx(nc)) {
+            Some((value, flags, unique)) => {
+                encode_value(key, flags, value, cas.then_some(unique), out);
+                true
+            }
+            None => false,
+        }
+    };
+    encode_end(out);
+    nc.memcache.borrow_mut().record_get(hit);
 }
 
 /// Answers a write that a replica under `replica-read-only` refuses, as Redis's `-READONLY`
@@ -213,6 +230,10 @@ pub fn run(nc: &Rc<NetCore>, client: &Client, rbuf: &mut BytesMut, out: &mut Vec
 /// inline; true when the connection must close (`quit`).
 pub(crate) fn answer_inline(nc: &NetCore, req: McRequest, out: &mut Vec<u8>) -> bool {
     match req {
+        McRequest::Single {
+            op: McOp::Get { key, touch: None },
+            reply: McReply::Get { cas },
+        } => get_local(nc, &key, cas, out),
         McRequest::Single { op, reply } => {
             let r = run_local(nc, op, &ctx(nc));
             encode(&reply, &r, out);

@@ -61,18 +61,29 @@ pub fn encode_item(cas: bool, result: &McResult, out: &mut Vec<u8>) {
     let McResult::Value(Some(item)) = result else {
         return;
     };
+    encode_value(
+        &item.key,
+        item.flags,
+        &item.value,
+        cas.then_some(item.cas),
+        out,
+    );
+}
+
+/// Appends one hit: `VALUE <key> <flags> <bytes> [<cas>]` and the data.
+pub fn encode_value(key: &[u8], flags: u32, value: &[u8], cas: Option<u64>, out: &mut Vec<u8>) {
     out.extend_from_slice(b"VALUE ");
-    out.extend_from_slice(&item.key);
+    out.extend_from_slice(key);
     out.push(b' ');
-    num(out, item.flags);
+    num(out, flags);
     out.push(b' ');
-    num(out, item.value.len());
-    if cas {
+    num(out, value.len());
+    if let Some(cas) = cas {
         out.push(b' ');
-        num(out, item.cas);
+        num(out, cas);
     }
     out.extend_from_slice(b"\r\n");
-    line(out, &item.value);
+    line(out, value);
 }
 
 /// `END`, closing a retrieval reply.

@@ -46,7 +46,7 @@ mod tests_parse;
 pub use baton_engine::memcache::{McOp, McOpKind, McResult};
 pub use encode::{
     encode, encode_end, encode_error, encode_item, encode_multi, encode_noop, encode_ok,
-    encode_refusal, encode_reset, encode_version, PAUSED, READONLY,
+    encode_refusal, encode_reset, encode_value, encode_version, PAUSED, READONLY,
 };
 pub use meta::{MetaCmd, MetaReply};
 pub use parse::McParser;

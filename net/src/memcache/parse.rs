@@ -202,18 +202,21 @@ fn retrieval(line: &[u8], t: &Tokens, line_len: usize, cas: bool, touch: bool) -
     if keys.clone().any(|k| k.len() > MAX_KEY_LEN) {
         return Step::error(line_len, BAD_FORMAT, false);
     }
-    let mut ops: Vec<McOp> = keys
-        .map(|k| McOp::Get {
-            key: k.to_vec(),
-            touch,
-        })
-        .collect();
-    let request = match ops.len() {
-        1 => McRequest::Single {
-            op: ops.swap_remove(0),
+    let get = |k: &[u8]| McOp::Get {
+        key: k.to_vec(),
+        touch,
+    };
+    let mut two = keys.clone().take(2);
+    let request = match (two.next(), two.next()) {
+        // One key, the usual request: no list of one.
+        (Some(k), None) => McRequest::Single {
+            op: get(k),
             reply: McReply::Get { cas },
         },
-        _ => McRequest::Multi { ops, cas },
+        _ => McRequest::Multi {
+            ops: keys.map(get).collect(),
+            cas,
+        },
     };
     Step::line(line_len, request)
 }

@@ -59,17 +59,19 @@ fn hit_miss(hit: bool, hits: &mut u64, misses: &mut u64) {
 }
 
 impl McStats {
+    /// Counts a `get` of one key, a hit or a miss.
+    pub fn record_get(&mut self, hit: bool) {
+        self.cmd_get += 1;
+        hit_miss(hit, &mut self.get_hits, &mut self.get_misses);
+    }
+
     /// Counts one executed op the way memcached's counters do (`gat` and `touch` count as
     /// touches, not gets; every storage attempt counts in `cmd_set`). Take the kind with
     /// `op.kind()` before the op moves into `execute`.
     pub fn record(&mut self, kind: McOpKind, result: &McResult) {
         let meta_ok = matches!(result, McResult::Meta(r) if r.status == MetaStatus::Ok);
         match kind {
-            McOpKind::Get => {
-                self.cmd_get += 1;
-                let hit = matches!(result, McResult::Value(Some(_)));
-                hit_miss(hit, &mut self.get_hits, &mut self.get_misses);
-            }
+            McOpKind::Get => self.record_get(matches!(result, McResult::Value(Some(_)))),
             McOpKind::GetAndTouch => {
                 self.cmd_touch += 1;
                 let hit = matches!(result, McResult::Value(Some(_)));
