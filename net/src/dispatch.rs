@@ -395,8 +395,8 @@ fn run_here(
 
 /// [`run_here`] for a GET: the value goes from the shard straight into `out`, with no
 /// copy of it in a [`Reply`] (the hottest read of every benchmark), and a miss builds no
-/// reply at all. A GET leaves nothing
-/// to close after: only QUIT and a few admin commands set `close_after_reply`.
+/// reply at all. A GET leaves nothing to close after: only QUIT and a few admin commands
+/// set `close_after_reply`.
 fn get_here(
     nc: &NetCore,
     client: &Client,
@@ -423,9 +423,13 @@ fn get_here(
             }
         };
     drop(shard);
-    let ticks = clock::since(start);
-    nc.stats.record(command_index(spec), ticks, failed);
-    nc.log_if_slow(client, ticks, || args);
+    nc.ran(
+        client,
+        command_index(spec),
+        clock::since(start),
+        failed,
+        args,
+    );
 }
 
 /// Parses the next command with the connection's own parser state. During a handoff's

@@ -107,7 +107,13 @@ impl NetCore {
     /// it was slow.
     #[inline]
     pub fn executed(&self, client: &Client, row: usize, ticks: u64, reply: &Reply, args: &[Bytes]) {
-        self.stats.record(row, ticks, reply.is_error());
+        self.ran(client, row, ticks, reply.is_error(), args);
+    }
+
+    /// [`NetCore::executed`] for a command whose reply went out with no [`Reply`] made
+    /// (a GET answered in place): `failed` says whether it was an error.
+    pub fn ran(&self, client: &Client, row: usize, ticks: u64, failed: bool, args: &[Bytes]) {
+        self.stats.record(row, ticks, failed);
         self.log_if_slow(client, ticks, || args);
     }
 
