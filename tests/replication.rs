@@ -2727,26 +2727,36 @@ fn switch_mid_sync_to_2() {
 }
 
 /// The link cut in the middle of a full sync: the next sync is a full one again, and the
-/// replica ends identical (nothing half-loaded passes for a resumable state).
+/// replica ends identical (nothing half-loaded passes for a resumable state). The sync is
+/// held open by stopping the primary (SIGSTOP) once the replica reports it in progress,
+/// and the replica cuts its own link meanwhile, so the cut always lands mid-sync: cut from
+/// the primary's side after sampling, a sync that ended in between made the test flaky.
 #[test]
 fn link_cut_mid_full_sync() {
     let p = server(2);
     let r = server(1);
     let mut pc = p.redis();
-    write_big(&mut pc, "big", 400, b'c', 40);
+    write_big(&mut pc, "big", 1600, b'c', 40);
     replicaof(&r, &p);
     let mut rc = r.redis();
-    assert!(eventually(SYNC_TIMEOUT, || as_int(&q(&mut rc, "DBSIZE")) > 0));
-    let cut_while_loading = info(&mut rc, "replication")["master_link_status"] == "down";
-    assert_reply(&mut pc, "CLIENT KILL TYPE replica", int(1));
+    assert!(eventually(SYNC_TIMEOUT, || {
+        info(&mut rc, "replication")["master_sync_in_progress"] == "1"
+    }));
+    {
+        let _stopped = Stopped::new(&p);
+        let repl = info(&mut rc, "replication");
+        assert_eq!(
+            repl["master_sync_in_progress"], "1",
+            "the sync of 100 MB ended before the primary stopped: {repl:?}"
+        );
+        assert_reply(&mut rc, "CLIENT KILL TYPE master", int(1));
+    }
     write_keys(&p, "after-cut", 50);
     wait_in_sync(&p, &r);
     assert_same_data(&p, &r);
     let stats = info(&mut pc, "stats");
-    if cut_while_loading {
-        assert_eq!(num(&stats, "sync_full"), 2, "{stats:?}");
-        assert_eq!(num(&stats, "sync_partial_ok"), 0, "{stats:?}");
-    }
+    assert_eq!(num(&stats, "sync_full"), 2, "{stats:?}");
+    assert_eq!(num(&stats, "sync_partial_ok"), 0, "{stats:?}");
 }
 
 /// What redis-sentinel needs of a replica whose full sync is still loading (issue 11,
