@@ -40,6 +40,9 @@ pub(crate) const SLOW_FLUSH_EVERY: usize = 256;
 /// buffer for the next one (both protocols).
 pub(crate) const MAX_SLOW_REQUESTS: usize = 65_536;
 
+/// Room the slow path's list of buffered requests gets with its first one.
+const REST_ROOM: usize = 32;
+
 /// The encoded replies of a slow pipeline and whether to close afterwards.
 pub type SlowResult = (Vec<u8>, bool);
 
@@ -101,7 +104,7 @@ impl PipeWork for Pipeline<Queued> {
     }
 
     fn finish(&mut self, outs: Outputs, nc: &NetCore, client: &Client, out: &mut Vec<u8>) {
-        finished(Pipeline::finish(self, outs), nc, client, out);
+        self.finish_each(outs, |done| finished_one(done, nc, client, out));
     }
 }
 
@@ -131,12 +134,11 @@ impl LoopPipe {
     }
 
     /// Finishes the requests in order: each counted (and, for Redis, checked against the
-    /// slow log), and its reply encoded.
-    pub fn finish(mut self, nc: &NetCore, client: &Client) -> Vec<u8> {
+    /// slow log), and its reply encoded onto `out` (the connection's own output, whose
+    /// room then serves again instead of a new buffer's grown reply by reply).
+    pub fn finish(mut self, nc: &NetCore, client: &Client, out: &mut Vec<u8>) {
         let outs = Outputs::from_responses(nc.core.cores, std::mem::take(&mut self.responses));
-        let mut out = Vec::new();
-        self.work.finish(outs, nc, client, &mut out);
-        out
+        self.work.finish(outs, nc, client, out);
     }
 }
 
@@ -471,7 +473,13 @@ fn slow(
     let mut trailing = None;
     while rest.len() < MAX_SLOW_REQUESTS {
         match parse(nc, client, rbuf, &nc.shared.config.limits) {
-            Ok(Some(args)) => rest.push(args),
+            Ok(Some(args)) => {
+                if rest.capacity() == 0 {
+                    // A pipeline's worth at once, not four, eight, sixteen, ...
+                    rest.reserve(REST_ROOM);
+                }
+                rest.push(args)
+            }
             Ok(None) => break,
             Err(e) => {
                 trailing = Some(e.0);
@@ -525,6 +533,7 @@ fn slow(
     // drives the pipeline itself ([`Outcome::Pipe`]). At the first step that must wait
     // (or a command for this core that cannot run at once), a task takes over from there.
     let mut p: Pipeline<Queued> = Pipeline::new(nc.core.cores);
+    p.expect(rest.len() + 1);
     let mut next = Some(first);
     let mut rest = rest.into_iter();
     if matches!(next, Some(Step::Exec(_))) && !paused && trailing.is_none() {
@@ -694,31 +703,36 @@ async fn flush(p: &mut Pipeline<Queued>, nc: &NetCore, client: &Client, out: &mu
 /// Counts finished commands (checking each against the slow log) and encodes their
 /// replies in order.
 fn finished(done: Vec<(RedisDone, u8)>, nc: &NetCore, client: &Client, out: &mut Vec<u8>) {
-    for (done, proto) in done {
-        match &done {
-            RedisDone::Ready(_) => {}
-            RedisDone::Ran {
-                reply,
-                row,
-                ticks,
-                args,
-            } => nc.executed(client, *row, *ticks, reply, args),
-            RedisDone::Merged {
-                reply,
-                spec,
-                ticks,
-                parts,
-                order,
-            } => {
-                nc.stats
-                    .record(command_index(spec), *ticks, reply.is_error());
-                nc.log_if_slow(client, *ticks, || {
-                    exec::plan::joined_args(spec, parts, order)
-                });
-            }
-        }
-        resp::encode(done.reply(), proto, out);
+    for d in done {
+        finished_one(d, nc, client, out);
     }
+}
+
+/// [`finished`] for one command.
+fn finished_one((done, proto): (RedisDone, u8), nc: &NetCore, client: &Client, out: &mut Vec<u8>) {
+    match &done {
+        RedisDone::Ready(_) => {}
+        RedisDone::Ran {
+            reply,
+            row,
+            ticks,
+            args,
+        } => nc.executed(client, *row, *ticks, reply, args),
+        RedisDone::Merged {
+            reply,
+            spec,
+            ticks,
+            parts,
+            order,
+        } => {
+            nc.stats
+                .record(command_index(spec), *ticks, reply.is_error());
+            nc.log_if_slow(client, *ticks, || {
+                exec::plan::joined_args(spec, parts, order)
+            });
+        }
+    }
+    resp::encode(done.reply(), proto, out);
 }
 
 /// Runs `batch` in the new process of a handoff, on this core's link to it, and appends

@@ -1162,7 +1162,8 @@ impl Loop {
                     if calls == 0 {
                         // Everything was answered here: it finishes next turn, as a task
                         // that ended would.
-                        let bytes = pipe.finish(&self.nc, &conn.client);
+                        let mut bytes = Vec::new();
+                        pipe.finish(&self.nc, &conn.client, &mut bytes);
                         self.finished.borrow_mut().push(Finished {
                             token,
                             generation: conn.generation,
@@ -1356,7 +1357,15 @@ impl Loop {
                     continue;
                 }
                 let pipe = conn.pipe.take().expect("checked just above");
-                let bytes = pipe.finish(&self.nc, &client);
+                // Encoded after what the connection holds back already, in its own
+                // buffer (`resume` puts it back); a closing connection's output goes
+                // nowhere, and what it held is kept as before.
+                let mut bytes = if conn.closing {
+                    Vec::new()
+                } else {
+                    std::mem::take(&mut conn.out)
+                };
+                pipe.finish(&self.nc, &client, &mut bytes);
                 self.resume(Finished {
                     token,
                     generation,

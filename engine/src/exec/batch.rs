@@ -8,6 +8,8 @@ use std::task::{Context, Poll};
 
 use crate::runtime::{Core, Job, Out, NO_TXN};
 use crate::shard::Shard;
+#[cfg(test)]
+use bytes::Bytes;
 
 /// Where one job's output will be found once its batch ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,18 +21,31 @@ pub struct Ticket {
 /// Jobs queued per destination core.
 pub struct Batch {
     jobs: Vec<Vec<Job>>,
+    /// Room a core's queue gets with its first job ([`Batch::expect`]).
+    first_room: usize,
 }
 
 impl Batch {
     pub fn new(cores: usize) -> Batch {
         Batch {
             jobs: (0..cores).map(|_| Vec::new()).collect(),
+            first_room: 0,
         }
+    }
+
+    /// About `n` jobs are coming, spread over the cores by their keys' hashes: a core's
+    /// queue makes room for twice its even share with its first job, which random keys
+    /// rarely outgrow (nothing is reserved for a core that gets no job).
+    pub fn expect(&mut self, n: usize) {
+        self.first_room = (2 * n).div_ceil(self.jobs.len().max(1));
     }
 
     /// Queues `job` for `core`.
     pub fn push(&mut self, core: usize, job: Job) -> Ticket {
         let batch = &mut self.jobs[core];
+        if batch.capacity() == 0 {
+            batch.reserve(self.first_room);
+        }
         batch.push(job);
         Ticket {
             core: core as u32,
@@ -191,5 +206,52 @@ impl<T: Unpin> Future for JoinAll<T> {
         } else {
             Poll::Pending
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::lookup;
+
+    fn get(key: &str) -> Job {
+        let spec = lookup(b"GET").expect("GET is a command");
+        Job::Cmd(
+            spec,
+            vec![Bytes::from_static(b"GET"), Bytes::from(key.to_owned())],
+        )
+    }
+
+    /// Jobs queued after `expect` get the tickets they would have got without it, and a
+    /// core's queue takes the room for its share with its first job, not before, and
+    /// holds it for a whole pipeline of random keys (no growth step by step).
+    #[test]
+    fn expected_jobs_queue_in_order_with_room_taken_at_the_first() {
+        let mut b = Batch::new(4);
+        b.expect(32);
+        assert!(b.jobs.iter().all(|q| q.capacity() == 0));
+        let mut tickets = Vec::new();
+        for i in 0..16 {
+            tickets.push(b.push(if i % 2 == 0 { 1 } else { 3 }, get(&format!("k{i}"))));
+        }
+        assert_eq!(b.jobs[0].capacity(), 0, "a core with no job holds no room");
+        assert_eq!(b.jobs[2].capacity(), 0);
+        assert_eq!(
+            b.jobs[1].capacity(),
+            16,
+            "twice the even share of 32 over 4 cores"
+        );
+        assert_eq!(b.jobs[3].capacity(), 16);
+        for (i, t) in tickets.iter().enumerate() {
+            let core = if i % 2 == 0 { 1 } else { 3 };
+            assert_eq!(
+                *t,
+                Ticket {
+                    core,
+                    pos: (i / 2) as u32
+                }
+            );
+        }
+        assert!(b.has_jobs_for(1) && b.has_jobs_for(3) && !b.has_jobs_for(0));
     }
 }

@@ -28,6 +28,9 @@ impl<E: Entry, T> Entry for (E, T) {
     }
 }
 
+/// The most requests [`Pipeline::expect`] makes room for at once.
+const MAX_EXPECT: usize = 256;
+
 /// Requests in order, with their shard work queued per core.
 pub struct Pipeline<E> {
     batch: Batch,
@@ -83,11 +86,27 @@ impl<E: Entry> Pipeline<E> {
     }
 
     /// Finishes the queued requests in order with their batches' outputs.
-    pub fn finish(&mut self, mut outs: Outputs) -> Vec<E::Done> {
-        self.entries
-            .drain(..)
-            .map(|e| e.finish(&mut outs))
-            .collect()
+    pub fn finish(&mut self, outs: Outputs) -> Vec<E::Done> {
+        let mut done = Vec::with_capacity(self.entries.len());
+        self.finish_each(outs, |d| done.push(d));
+        done
+    }
+
+    /// Like [`Pipeline::finish`], but hands each finished request to `each`, in order,
+    /// without collecting them (a connection's loop encodes them as they come).
+    pub fn finish_each(&mut self, mut outs: Outputs, mut each: impl FnMut(E::Done)) {
+        for e in self.entries.drain(..) {
+            each(e.finish(&mut outs));
+        }
+    }
+
+    /// Makes room for about `n` more requests, so that queueing them does not grow the
+    /// queues step by step: the entries, and each core's job queue as it gets its first
+    /// job ([`Batch::expect`]). Capped, so a huge pipeline costs no more than it did.
+    pub fn expect(&mut self, n: usize) {
+        let n = n.min(MAX_EXPECT);
+        self.entries.reserve(n);
+        self.batch.expect(n);
     }
 }
 

@@ -429,9 +429,7 @@ impl PipeWork for Pipeline<McEntry> {
     }
 
     fn finish(&mut self, outs: Outputs, _: &NetCore, _: &Client, out: &mut Vec<u8>) {
-        for McDone(bytes) in Pipeline::finish(self, outs) {
-            out.extend_from_slice(&bytes);
-        }
+        self.finish_each(outs, |McDone(bytes)| out.extend_from_slice(&bytes));
     }
 }
 
