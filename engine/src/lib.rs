@@ -30,6 +30,7 @@ pub mod glob;
 pub mod hash;
 pub mod list;
 pub mod memcache;
+mod prefetch;
 pub mod reply;
 mod rng;
 pub mod runtime;

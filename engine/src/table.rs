@@ -78,6 +78,8 @@ struct Group {
     slots: [u32; GROUP],
 }
 
+const GROUP_BYTES: usize = std::mem::size_of::<Group>();
+
 const EMPTY_GROUP: Group = Group {
     tags: [EMPTY; GROUP],
     slots: [0; GROUP],
@@ -136,6 +138,18 @@ impl IndexTable {
             g = self.next_group(g);
         }
         None
+    }
+
+    /// Asks the cache for the group a lookup of `hash` reads first (its tags, and the
+    /// line of its slab indices), ahead of the lookup; changes nothing.
+    #[inline]
+    pub fn prefetch(&self, hash: u64) {
+        if self.groups.is_empty() {
+            return;
+        }
+        let group: *const Group = &self.groups[self.first_group(hash)];
+        crate::prefetch::line(group.cast());
+        crate::prefetch::line(group.cast::<u8>().wrapping_add(GROUP_BYTES - 1));
     }
 
     pub fn find(&self, hash: u64, eq: impl FnMut(u32) -> bool) -> Option<u32> {
@@ -299,6 +313,22 @@ mod tests {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
+    }
+
+    /// A prefetch changes nothing: on an empty table (no group to name) and on a full
+    /// one, before lookups that find and miss as they would without it.
+    #[test]
+    fn prefetch_changes_nothing() {
+        let mut t = IndexTable::default();
+        t.prefetch(mix(1));
+        assert_eq!(t.find(mix(1), |_| true), None);
+        for i in 0..1_000u32 {
+            t.insert_unique(mix(i), i, mix);
+        }
+        for i in 0..2_000u32 {
+            t.prefetch(mix(i));
+            assert_eq!(t.find(mix(i), |x| x == i), (i < 1_000).then_some(i));
+        }
     }
 
     #[test]
