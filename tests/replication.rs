@@ -509,6 +509,26 @@ fn write_big(c: &mut redis::Connection, prefix: &str, n: usize, byte: u8, per: u
     }
 }
 
+/// Waits until the replica behind `rc` reports a full sync from `p` in progress, then
+/// stops `p` (the sync is held open until the guard drops) and checks the sync did not
+/// end meanwhile. Gives the guard and the replica's INFO replication of that moment.
+/// The primary must hold enough (`write_big`, 100 MB) for the sync to last.
+fn stopped_mid_sync<'a>(
+    p: &'a Server,
+    rc: &mut redis::Connection,
+) -> (Stopped<'a>, HashMap<String, String>) {
+    assert!(eventually(SYNC_TIMEOUT, || {
+        info(rc, "replication")["master_sync_in_progress"] == "1"
+    }));
+    let stopped = Stopped::new(p);
+    let repl = info(rc, "replication");
+    assert_eq!(
+        repl["master_sync_in_progress"], "1",
+        "the sync of 100 MB ended before the primary stopped: {repl:?}"
+    );
+    (stopped, repl)
+}
+
 /// A server stopped with SIGSTOP until this guard drops (SIGCONT, also on a panic).
 struct Stopped<'a>(&'a Server);
 
@@ -2739,16 +2759,8 @@ fn link_cut_mid_full_sync() {
     write_big(&mut pc, "big", 1600, b'c', 40);
     replicaof(&r, &p);
     let mut rc = r.redis();
-    assert!(eventually(SYNC_TIMEOUT, || {
-        info(&mut rc, "replication")["master_sync_in_progress"] == "1"
-    }));
     {
-        let _stopped = Stopped::new(&p);
-        let repl = info(&mut rc, "replication");
-        assert_eq!(
-            repl["master_sync_in_progress"], "1",
-            "the sync of 100 MB ended before the primary stopped: {repl:?}"
-        );
+        let (_stopped, _) = stopped_mid_sync(&p, &mut rc);
         assert_reply(&mut rc, "CLIENT KILL TYPE master", int(1));
     }
     write_keys(&p, "after-cut", 50);
@@ -2772,15 +2784,7 @@ fn a_loading_replica_answers_info_ping_publish_and_slaveof() {
     write_big(&mut pc, "big", 1600, b'l', 40);
     replicaof(&r, &p);
     let mut rc = r.redis();
-    assert!(eventually(SYNC_TIMEOUT, || {
-        info(&mut rc, "replication")["master_sync_in_progress"] == "1"
-    }));
-    let stopped = Stopped::new(&p);
-    let repl = info(&mut rc, "replication");
-    assert_eq!(
-        repl["master_sync_in_progress"], "1",
-        "the sync of 100 MB ended before the primary stopped: {repl:?}"
-    );
+    let (stopped, repl) = stopped_mid_sync(&p, &mut rc);
     assert_eq!(q(&mut rc, "PING"), simple("PONG"));
     let server = info(&mut rc, "server");
     assert!(
