@@ -104,7 +104,7 @@ impl PipeWork for Pipeline<Queued> {
     }
 
     fn finish(&mut self, outs: Outputs, nc: &NetCore, client: &Client, out: &mut Vec<u8>) {
-        self.finish_each(outs, |done| finished_one(done, nc, client, out));
+        self.finish_each(outs, |done| finished(done, nc, client, out));
     }
 }
 
@@ -696,20 +696,12 @@ type Queued = (RedisEntry, u8);
 
 /// Runs the queued commands, then counts and encodes each in order.
 async fn flush(p: &mut Pipeline<Queued>, nc: &NetCore, client: &Client, out: &mut Vec<u8>) {
-    let done = p.flush(&nc.core).await;
-    finished(done, nc, client, out);
+    p.flush_each(&nc.core, |done| finished(done, nc, client, out))
+        .await;
 }
 
-/// Counts finished commands (checking each against the slow log) and encodes their
-/// replies in order.
-fn finished(done: Vec<(RedisDone, u8)>, nc: &NetCore, client: &Client, out: &mut Vec<u8>) {
-    for d in done {
-        finished_one(d, nc, client, out);
-    }
-}
-
-/// [`finished`] for one command.
-fn finished_one((done, proto): (RedisDone, u8), nc: &NetCore, client: &Client, out: &mut Vec<u8>) {
+/// Counts a finished command (checking it against the slow log) and encodes its reply.
+fn finished((done, proto): (RedisDone, u8), nc: &NetCore, client: &Client, out: &mut Vec<u8>) {
     match &done {
         RedisDone::Ready(_) => {}
         RedisDone::Ran {

@@ -73,27 +73,28 @@ impl<E: Entry> Pipeline<E> {
     /// Runs every queued batch (one request per core involved, all at once) and finishes
     /// the queued requests in order.
     pub async fn flush(&mut self, core: &Rc<Core>) -> Vec<E::Done> {
+        let mut done = Vec::with_capacity(self.entries.len());
+        self.flush_each(core, |d| done.push(d)).await;
+        done
+    }
+
+    /// Like [`Pipeline::flush`], but hands each finished request to `each`, in order,
+    /// without collecting them ([`Pipeline::finish_each`]).
+    pub async fn flush_each(&mut self, core: &Rc<Core>, each: impl FnMut(E::Done)) {
         let outs = self.batch.run(core).await;
-        self.finish(outs)
+        self.finish_each(outs, each);
     }
 
     /// Sends the queued batches for the event loop to collect, with no task
     /// ([`Batch::send_for_loop`]); returns how many responses to wait for, which then
-    /// go to [`Pipeline::finish`]. Nothing may be queued for `core` itself.
+    /// go to [`Pipeline::finish_each`]. Nothing may be queued for `core` itself.
     pub fn send_for_loop(&mut self, core: &Core, tag: u64) -> usize {
         debug_assert!(!self.batch.has_jobs_for(core.id));
         self.batch.send_for_loop(core, tag)
     }
 
-    /// Finishes the queued requests in order with their batches' outputs.
-    pub fn finish(&mut self, outs: Outputs) -> Vec<E::Done> {
-        let mut done = Vec::with_capacity(self.entries.len());
-        self.finish_each(outs, |d| done.push(d));
-        done
-    }
-
-    /// Like [`Pipeline::finish`], but hands each finished request to `each`, in order,
-    /// without collecting them (a connection's loop encodes them as they come).
+    /// Finishes the queued requests in order with their batches' outputs, handing each
+    /// to `each` as it finishes (a connection encodes them as they come, with no list).
     pub fn finish_each(&mut self, mut outs: Outputs, mut each: impl FnMut(E::Done)) {
         for e in self.entries.drain(..) {
             each(e.finish(&mut outs));

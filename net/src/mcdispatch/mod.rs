@@ -472,9 +472,8 @@ async fn slow(nc: Rc<NetCore>, reqs: Vec<McRequest>, close_at_end: bool) -> (Vec
 
 /// Runs the queued requests and appends their encoded results in order.
 async fn flush(core: &Rc<Core>, p: &mut Pipeline<McEntry>, out: &mut Vec<u8>) {
-    for McDone(bytes) in p.flush(core).await {
-        out.extend_from_slice(&bytes);
-    }
+    p.flush_each(core, |McDone(bytes)| out.extend_from_slice(&bytes))
+        .await;
 }
 
 /// What one core contributes to `stats`.
