@@ -346,13 +346,11 @@ fn whole_short(buf: &[u8], limits: &Limits) -> Option<(ShortOffsets, usize, usiz
     let mut offsets = [(0, 0); SHORT_ARGS];
     let mut pos = 4;
     for slot in &mut offsets[..n] {
-        let (len, start) = match *buf.get(pos..)? {
-            [b'$', a @ b'0'..=b'9', b'\r', b'\n', ..] => (usize::from(a - b'0'), pos + 4),
-            [b'$', a @ b'1'..=b'9', b @ b'0'..=b'9', b'\r', b'\n', ..] => {
-                (usize::from(a - b'0') * 10 + usize::from(b - b'0'), pos + 5)
-            }
-            _ => return None,
+        let [b'$', ref digits @ ..] = *buf.get(pos..)? else {
+            return None;
         };
+        let (len, width) = one_or_two_digits(digits)?;
+        let start = pos + 1 + width + 2;
         let end = start + len;
         if len > limits.max_bulk_len || buf.get(end..end + 2)? != b"\r\n" {
             return None;
@@ -402,14 +400,8 @@ fn short_header(buf: &[u8], start: usize, max_line: usize) -> Option<(usize, Opt
     let digits = buf.get(start + 1..)?;
     // One or two digits (`*2`, `$3`, `$16`: most headers), without the loop.
     if max_line >= 3 {
-        if let [a @ b'0'..=b'9', b'\r', b'\n', ..] = *digits {
-            return Some((start + 2, Some(i64::from(a - b'0'))));
-        }
-        if let [a @ b'1'..=b'9', b @ b'0'..=b'9', b'\r', b'\n', ..] = *digits {
-            return Some((
-                start + 3,
-                Some(i64::from(a - b'0') * 10 + i64::from(b - b'0')),
-            ));
+        if let Some((n, width)) = one_or_two_digits(digits) {
+            return Some((start + 1 + width, Some(n as i64)));
         }
     }
     let mut n: i64 = 0;
@@ -426,6 +418,19 @@ fn short_header(buf: &[u8], start: usize, max_line: usize) -> Option<(usize, Opt
         return None;
     }
     Some((start + 1 + i, Some(n)))
+}
+
+/// A header's number when it is one digit, or two with no leading zero, followed by
+/// `\r\n` (`digits` starts right after the `*` or `$`): the number and how many digits.
+#[inline(always)]
+fn one_or_two_digits(digits: &[u8]) -> Option<(usize, usize)> {
+    match *digits {
+        [a @ b'0'..=b'9', b'\r', b'\n', ..] => Some((usize::from(a - b'0'), 1)),
+        [a @ b'1'..=b'9', b @ b'0'..=b'9', b'\r', b'\n', ..] => {
+            Some((usize::from(a - b'0') * 10 + usize::from(b - b'0'), 2))
+        }
+        _ => None,
+    }
 }
 
 /// Most digits [`short_header`] reads: any such number fits an `i64` without a check.
