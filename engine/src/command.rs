@@ -761,14 +761,14 @@ impl Shard {
         }
     }
 
-    /// [`Shard::execute`] for GET (`args` checked as for it), giving the value where it
-    /// lies instead of a copy in a [`Reply`]: the caller writes it to the client's output
-    /// while the shard is still borrowed, which saves GET an allocation, a copy and a free.
-    /// `Ok(None)` is a missing key; `Err` is WRONGTYPE.
-    pub fn execute_get(&mut self, args: &[Bytes], now: u64) -> Result<Option<&[u8]>, Reply> {
+    /// [`Shard::execute`] for `GET key`, giving the value where it lies instead of a copy
+    /// in a [`Reply`]: the caller writes it to the client's output while the shard is
+    /// still borrowed, which saves GET an allocation, a copy and a free. `Ok(None)` is a
+    /// missing key; `Err` is WRONGTYPE.
+    pub fn execute_get(&mut self, key: &[u8], now: u64) -> Result<Option<&[u8]>, Reply> {
         self.stats.commands_processed += 1;
         self.now = now;
-        crate::commands::strings::get_value(self, args, now)
+        crate::commands::strings::get_value(self, key, now)
     }
 }
 

@@ -1,6 +1,7 @@
 //! `parse_command` over arbitrary bytes: it must not panic, must make progress, and must
 //! return the same commands and the same error whether the input arrives whole or in pieces
-//! (stateless, and through one `ParseState`).
+//! (stateless, and through one `ParseState`). Through one `ParseState`, a GET that
+//! `ParseState::short_get` finds in place must be the command `parse_command` then reads.
 //!
 //! The first input byte picks the setting: bit 0 authenticated, bit 1 tiny limits (so the
 //! limit checks are reached with short inputs), bits 2..8 the piece size (1..=64 bytes).
@@ -21,11 +22,26 @@ fn run(input: &[u8], piece: usize, limits: &Limits, auth: bool, stateful: bool) 
         buf.extend_from_slice(chunk);
         loop {
             let before = buf.len();
+            // A GET the server answers in place must be what the parser reads.
+            let in_place = if stateful {
+                state
+                    .short_get(&buf, limits)
+                    .map(|g| (vec![buf[8..11].to_vec(), buf[g.key].to_vec()], g.end))
+            } else {
+                None
+            };
             let result = if stateful {
                 state.parse_command(&mut buf, limits, auth)
             } else {
                 parse_command(&mut buf, limits, auth)
             };
+            if let Some((args, end)) = in_place {
+                let read = result.as_ref().ok().and_then(|r| r.as_ref());
+                let read: Option<Vec<Vec<u8>>> =
+                    read.map(|a| a.iter().map(|x| x.to_vec()).collect());
+                assert_eq!(read, Some(args), "a GET found in place");
+                assert_eq!(before - buf.len(), end, "where the GET found in place ends");
+            }
             match result {
                 Ok(Some(args)) => {
                     assert!(!args.is_empty(), "a command without a name");

@@ -21,7 +21,7 @@ use baton_engine::command::{command_index, lookup, subcommand, CommandSpec, Conn
 use baton_engine::exec::{self, Outputs, Pipeline, Plan, RedisDone, RedisEntry};
 use baton_engine::reply::{errors, Reply};
 use baton_engine::runtime::{Answer, Core, Job, Out};
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use crate::admin;
 use crate::client::Client;
@@ -327,6 +327,9 @@ pub fn run_redis(
         if out.len() > OUTPUT_PAUSE {
             return Outcome::Continue;
         }
+        if get_from_buffer(nc, client, rbuf, limits, out) {
+            continue;
+        }
         let args = match parse(nc, client, rbuf, limits) {
             Ok(Some(args)) => args,
             Ok(None) => return Outcome::Continue,
@@ -409,21 +412,8 @@ fn get_here(
     let core = &nc.core;
     let start = clock::ticks();
     let mut shard = core.shard.borrow_mut();
-    let failed =
-        match exec::plan::execute_get(&core.router, &mut shard, spec, args, core.turn_now()) {
-            Ok(Some(value)) => {
-                resp::bulk(out, value);
-                false
-            }
-            Ok(None) => {
-                resp::encode(&Reply::Nil, client.borrow().resp, out);
-                false
-            }
-            Err(reply) => {
-                resp::encode(&reply, client.borrow().resp, out);
-                reply.is_error()
-            }
-        };
+    let value = exec::plan::execute_get(&core.router, &mut shard, spec, args, core.turn_now());
+    let failed = encode_get(value, client.borrow().resp, out);
     drop(shard);
     nc.ran(
         client,
@@ -432,6 +422,88 @@ fn get_here(
         failed,
         args,
     );
+}
+
+/// Encodes GET's value, found in place, in RESP version `resp`; true for an error.
+#[inline]
+fn encode_get(value: Result<Option<&[u8]>, Reply>, resp: u8, out: &mut Vec<u8>) -> bool {
+    match value {
+        Ok(Some(value)) => {
+            resp::bulk(out, value);
+            false
+        }
+        Ok(None) => {
+            resp::encode(&Reply::Nil, resp, out);
+            false
+        }
+        Err(reply) => {
+            resp::encode(&reply, resp, out);
+            reply.is_error()
+        }
+    }
+}
+
+/// GET's statistics row.
+static GET_ROW: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| {
+    command_index(baton_engine::command::lookup(b"get").expect("GET is in the command table"))
+});
+
+/// Answers a `GET` at the front of `rbuf` from the buffer itself, with no argument list,
+/// no command lookup and no plan: the key is a slice of the request, which is taken off
+/// only once answered. Returns false, having taken nothing, unless the general path
+/// ([`parse`], [`step`], [`get_here`]) would do exactly this: the request is whole and
+/// short ([`resp::ParseState::short_get`]); the client is authenticated, queues no
+/// transaction, is not a RESP2 subscriber and did not send ASKING; this server is no
+/// cluster node and no handoff has cut a shard over; the key is this core's, and no
+/// cross-core transaction or MIGRATE fence holds the core.
+#[inline]
+fn get_from_buffer(
+    nc: &NetCore,
+    client: &Client,
+    rbuf: &mut BytesMut,
+    limits: &resp::Limits,
+    out: &mut Vec<u8>,
+) -> bool {
+    let core = &nc.core;
+    let resp;
+    let found = {
+        let mut st = client.borrow_mut();
+        let Some(found) = st.resp_parser.short_get(rbuf, limits) else {
+            return false;
+        };
+        if !st.authenticated || st.multi.is_some() || (st.resp == 2 && st.subscriptions() > 0) {
+            return false;
+        }
+        // The cluster view, as `step` syncs it before planning.
+        nc.sync_cluster();
+        if client.conn.asking.get()
+            || core.router.clustered()
+            || nc.shared.handoff.any_cut()
+            || !core.is_unlocked()
+            || core.fence.is_active()
+            || !core.router.is_local(&rbuf[found.key.clone()])
+        {
+            return false;
+        }
+        st.last_cmd = "get";
+        resp = st.resp;
+        found
+    };
+    let start = clock::ticks();
+    let key = &rbuf[found.key.clone()];
+    let mut shard = core.shard.borrow_mut();
+    let failed = encode_get(shard.execute_get(key, core.turn_now()), resp, out);
+    drop(shard);
+    let ticks = clock::since(start);
+    nc.stats.record(*GET_ROW, ticks, failed);
+    nc.log_if_slow(client, ticks, || {
+        [
+            Bytes::copy_from_slice(&rbuf[8..11]),
+            Bytes::copy_from_slice(&rbuf[found.key.clone()]),
+        ]
+    });
+    rbuf.advance(found.end);
+    true
 }
 
 /// Parses the next command with the connection's own parser state. During a handoff's

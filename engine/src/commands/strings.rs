@@ -17,7 +17,7 @@ use crate::store::NO_EXPIRY;
 
 /// GET key
 pub fn get(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
-    match get_value(s, a, now) {
+    match get_value(s, &a[1], now) {
         Ok(Some(v)) => Reply::bulk(v),
         Ok(None) => Reply::Nil,
         Err(r) => r,
@@ -28,10 +28,10 @@ pub fn get(s: &mut Shard, a: &[Bytes], now: u64) -> Reply {
 #[inline]
 pub(crate) fn get_value<'s>(
     s: &'s mut Shard,
-    a: &[Bytes],
+    key: &[u8],
     now: u64,
 ) -> Result<Option<&'s [u8]>, Reply> {
-    match s.lookup_read(&a[1], now) {
+    match s.lookup_read(key, now) {
         None => Ok(None),
         Some(e) => e.string().map(Some).ok_or(errors::WRONGTYPE),
     }

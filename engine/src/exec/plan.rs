@@ -247,7 +247,7 @@ pub fn execute_get<'s>(
     if router.clustered() {
         return Err(execute(router, shard, spec, args, now));
     }
-    shard.execute_get(args, now)
+    shard.execute_get(&args[1], now)
 }
 
 /// The cluster's answer for a command whose keys this node does not serve.

@@ -28,7 +28,7 @@ pub mod testing;
 mod tests;
 
 pub use encode::{bulk, encode, encode_to_vec, format_double};
-pub use parse::{parse_command, ParseProgress, ParseState};
+pub use parse::{parse_command, ParseProgress, ParseState, ShortGet};
 
 pub use baton_engine::reply::Reply;
 

@@ -158,6 +158,29 @@ impl ParseState {
         self.parse_general(buf, limits, authenticated)
     }
 
+    /// A whole `GET <key>` at the front of `buf`, between requests, read as
+    /// [`ParseState::parse_command`]'s one-pass path reads it (a key of fewer than 100
+    /// bytes), and taken off nothing: the key's offsets and the request's end, for the
+    /// caller to answer from the buffer and then advance it. The name is `buf[8..11]`.
+    /// `None` for anything else, which [`ParseState::parse_command`] then reads.
+    #[inline]
+    pub fn short_get(&mut self, buf: &[u8], limits: &Limits) -> Option<ShortGet> {
+        if self.count != 0 || !buf.starts_with(b"*2\r\n$3\r\n") {
+            return None;
+        }
+        let (offsets, n, end) = whole_short(buf, limits)?;
+        let [(_, _), (start, key_end), ..] = offsets;
+        if n != 2 || !buf[8..11].eq_ignore_ascii_case(b"get") {
+            return None;
+        }
+        // As the one-pass path does when it takes a request.
+        self.searched = 0;
+        Some(ShortGet {
+            key: start..key_end,
+            end,
+        })
+    }
+
     /// [`ParseState::parse_command`] without its one-pass path for short requests: what
     /// that path must agree with.
     pub(super) fn parse_general(
@@ -316,6 +339,15 @@ impl ParseState {
         self.bulk_len = Some(len);
         Ok(Some(len))
     }
+}
+
+/// A `GET` request found whole at the front of a buffer ([`ParseState::short_get`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShortGet {
+    /// Where the key lies in the buffer.
+    pub key: std::ops::Range<usize>,
+    /// Where the request ends: the buffer's bytes to take off once it is answered.
+    pub end: usize,
 }
 
 /// Most arguments [`whole_short`] takes: every GET, SET, HSET of one field, ZADD of one

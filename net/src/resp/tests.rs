@@ -783,3 +783,83 @@ fn short_requests_read_in_one_pass_as_in_general() {
             .map_err(|ProtocolError(text)| text)
     );
 }
+
+/// A GET found in place ([`ParseState::short_get`]) is what the general path reads from
+/// the same bytes: a two-argument request named GET in any case, whose key lies where it
+/// says, and which ends where it says. Requests are GETs with keys of 0 to 120 bytes,
+/// named in random case, whole, cut short or with one byte changed.
+#[test]
+fn a_get_found_in_place_is_what_the_general_path_reads() {
+    fn prop(key: Vec<u8>, case: u8, edit: Option<(usize, u8)>, cut: Option<usize>) -> bool {
+        let mut key = key;
+        key.truncate(120);
+        let name: Vec<u8> = b"get"
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if case >> i & 1 == 1 {
+                    c.to_ascii_uppercase()
+                } else {
+                    *c
+                }
+            })
+            .collect();
+        let mut input = encode_command(&[name, key.clone()]);
+        let untouched = edit.is_none() && cut.is_none();
+        input.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+        if let Some((at, byte)) = edit {
+            let at = at % input.len();
+            input[at] = byte;
+        }
+        if let Some(cut) = cut {
+            input.truncate(cut % (input.len() + 1));
+        }
+        let found = ParseState::default().short_get(&input, &Limits::default());
+        if untouched && key.len() < 100 && found.is_none() {
+            return false;
+        }
+        let Some(found) = found else {
+            return true;
+        };
+        let mut general = BytesMut::from(&input[..]);
+        let Ok(Some(args)) =
+            ParseState::default().parse_general(&mut general, &Limits::default(), true)
+        else {
+            return false;
+        };
+        args.len() == 2
+            && args[0].eq_ignore_ascii_case(b"get")
+            && args[0][..] == input[8..11]
+            && args[1][..] == input[found.key.clone()]
+            && input.len() - general.len() == found.end
+    }
+    quickcheck::QuickCheck::new()
+        .tests(3000)
+        .quickcheck(prop as fn(Vec<u8>, u8, Option<(usize, u8)>, Option<usize>) -> bool);
+    // Not a GET, or not between requests: nothing found.
+    let mut st = ParseState::default();
+    assert_eq!(
+        st.short_get(b"*2\r\n$3\r\nSET\r\n$1\r\nk\r\n", &Limits::default()),
+        None
+    );
+    assert_eq!(
+        st.short_get(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r", &Limits::default()),
+        None
+    );
+    assert_eq!(st.short_get(b"GET k\r\n", &Limits::default()), None);
+    let mut half = BytesMut::from(&b"*2\r\n$3\r\nGET\r\n$1\r\n"[..]);
+    assert_eq!(
+        st.parse_command(&mut half, &Limits::default(), true),
+        Ok(None)
+    );
+    half.extend_from_slice(b"k\r\n");
+    assert_eq!(st.short_get(&half, &Limits::default()), None, "mid-request");
+    let whole = b"*2\r\n$3\r\ngEt\r\n$3\r\nkey\r\nrest";
+    assert_eq!(
+        ParseState::default().short_get(whole, &Limits::default()),
+        Some(super::ShortGet {
+            key: 17..20,
+            end: 22
+        })
+    );
+}
