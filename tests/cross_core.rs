@@ -277,3 +277,105 @@ fn memcached_pipelines_over_both_cores_keep_their_order_and_counts() {
     assert_eq!(stat("get_hits"), keys.len() as u64 + 50 + 2);
     assert_eq!(stat("get_misses"), 1);
 }
+
+/// GETs take two shortcuts: one of this core's key is answered straight from the read
+/// buffer, and one inside a pipeline that spans cores is planned without the general
+/// checks. Both apply only where the general path would do the same. Here, pipelined on
+/// one and on two cores, GETs meet what must send them the general way: no AUTH yet, a
+/// transaction being queued, a RESP2 subscriber; and each GET is still counted, shown in
+/// CLIENT LIST and logged in the slow log as sent (its name in the client's case).
+#[test]
+fn pipelined_gets_meet_auth_transactions_and_subscriptions_as_any_command() {
+    for cores in [1, 2] {
+        let s = Server::builder(cores)
+            .requirepass("pw")
+            .args(&["--slowlog-log-slower-than", "0"])
+            .start();
+        let mut raw = s.raw();
+        let keys: Vec<String> = (0..8).map(|i| format!("g{i}")).collect();
+        let mut bytes = Vec::new();
+        let mut want = Vec::new();
+        for k in &keys {
+            bytes.extend(encode_command(&["GET", k]));
+            want.extend_from_slice(b"-NOAUTH Authentication required.\r\n");
+        }
+        bytes.extend(encode_command(&["AUTH", "pw"]));
+        want.extend_from_slice(b"+OK\r\n");
+        for k in &keys {
+            bytes.extend(encode_command(&["SET", k, &format!("v{k}")]));
+            want.extend_from_slice(b"+OK\r\n");
+        }
+        for k in &keys {
+            bytes.extend(encode_command(&["gEt", k]));
+            want.extend(format!("$3\r\nv{k}\r\n").into_bytes());
+        }
+        // Writes to both cores first, so that on two cores what follows is read by the
+        // pipeline that spans them, which plans GETs directly when it may.
+        for k in &keys {
+            bytes.extend(encode_command(&["SET", k, &format!("v{k}")]));
+            want.extend_from_slice(b"+OK\r\n");
+        }
+        bytes.extend(encode_command(&["MULTI"]));
+        want.extend_from_slice(b"+OK\r\n");
+        for k in &keys {
+            bytes.extend(encode_command(&["GET", k]));
+            want.extend_from_slice(b"+QUEUED\r\n");
+        }
+        bytes.extend(encode_command(&["EXEC"]));
+        want.extend(format!("*{}\r\n", keys.len()).into_bytes());
+        for k in &keys {
+            want.extend(format!("$3\r\nv{k}\r\n").into_bytes());
+        }
+        raw.send(&bytes);
+        raw.expect(&want);
+
+        // A RESP2 subscriber may not GET; once it unsubscribes, it may again.
+        let mut bytes = encode_command(&["SUBSCRIBE", "ch"]);
+        let mut want = b"*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n".to_vec();
+        for k in &keys {
+            bytes.extend(encode_command(&["GET", k]));
+            want.extend_from_slice(
+                b"-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n",
+            );
+        }
+        bytes.extend(encode_command(&["UNSUBSCRIBE", "ch"]));
+        want.extend_from_slice(b"*3\r\n$11\r\nunsubscribe\r\n$2\r\nch\r\n:0\r\n");
+        for k in &keys {
+            bytes.extend(encode_command(&["GET", k]));
+            want.extend(format!("$3\r\nv{k}\r\n").into_bytes());
+        }
+        raw.send(&bytes);
+        raw.expect(&want);
+
+        let mut c = s.redis();
+        assert_eq!(q(&mut c, "AUTH pw"), ok());
+        // The 8 refused for NOAUTH and the 8 for the subscription are rejected, not run.
+        let stats = as_str(&run(&mut c, &["INFO", "commandstats"]));
+        let line = stats
+            .lines()
+            .find(|l| l.starts_with("cmdstat_get:"))
+            .unwrap_or_else(|| panic!("no cmdstat_get in {stats}"));
+        assert!(
+            line.starts_with(&format!("cmdstat_get:calls={},", 3 * keys.len()))
+                && line.contains(&format!("rejected_calls={}", 2 * keys.len())),
+            "cores {cores}: {line}"
+        );
+        let list = as_str(&run(&mut c, &["CLIENT", "LIST"]));
+        assert!(
+            list.lines().any(|l| l.contains(" cmd=get ")),
+            "cores {cores}: no client's last command is get: {list}"
+        );
+        let logged: Vec<Vec<String>> = as_array(&q(&mut c, "SLOWLOG GET 1000"))
+            .iter()
+            .map(|e| as_strings(&as_array(e)[3]))
+            .collect();
+        for k in &keys {
+            for name in ["gEt", "GET"] {
+                assert!(
+                    logged.contains(&vec![name.to_string(), k.clone()]),
+                    "cores {cores}: {name} {k} is not in the slow log: {logged:?}"
+                );
+            }
+        }
+    }
+}

@@ -448,6 +448,40 @@ static GET_ROW: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| {
     command_index(baton_engine::command::lookup(b"get").expect("GET is in the command table"))
 });
 
+/// Whether a GET of this client goes the plain way, where [`step`]'s checks all pass
+/// and its plan is to run on the key's core: the client is authenticated, queues no
+/// transaction, is not a RESP2 subscriber and did not send ASKING; this server is no
+/// cluster node (the view synced first, as `step` does) and no handoff has cut a shard
+/// over.
+#[inline]
+fn plain_get(nc: &NetCore, client: &Client, st: &crate::session::Session) -> bool {
+    if !st.authenticated || st.multi.is_some() || (st.resp == 2 && st.subscriptions() > 0) {
+        return false;
+    }
+    nc.sync_cluster();
+    !client.conn.asking.get() && !nc.core.router.clustered() && !nc.shared.handoff.any_cut()
+}
+
+/// [`step`] for a parsed `GET key` that goes the plain way ([`plain_get`]): its plan,
+/// made without looking the command up or checking it again. Anything else comes back.
+#[inline]
+fn step_get(nc: &NetCore, client: &Client, args: Vec<Bytes>) -> Result<Step, Vec<Bytes>> {
+    if args.len() != 2 || !args[0].eq_ignore_ascii_case(b"get") {
+        return Err(args);
+    }
+    let mut st = client.borrow_mut();
+    if !plain_get(nc, client, &st) {
+        return Err(args);
+    }
+    st.last_cmd = "get";
+    Ok(Step::Exec(Plan::Run {
+        core: nc.core.router.core_of(&args[1]),
+        spec: &baton_engine::command::COMMANDS[*GET_ROW],
+        args,
+        post: exec::Post::None,
+    }))
+}
+
 /// Answers a `GET` at the front of `rbuf` from the buffer itself, with no argument list,
 /// no command lookup and no plan: the key is a slice of the request, which is taken off
 /// only once answered. Returns false, having taken nothing, unless the general path
@@ -471,14 +505,7 @@ fn get_from_buffer(
         let Some(found) = st.resp_parser.short_get(rbuf, limits) else {
             return false;
         };
-        if !st.authenticated || st.multi.is_some() || (st.resp == 2 && st.subscriptions() > 0) {
-            return false;
-        }
-        // The cluster view, as `step` syncs it before planning.
-        nc.sync_cluster();
-        if client.conn.asking.get()
-            || core.router.clustered()
-            || nc.shared.handoff.any_cut()
+        if !plain_get(nc, client, &st)
             || !core.is_unlocked()
             || core.fence.is_active()
             || !core.router.is_local(&rbuf[found.key.clone()])
@@ -613,7 +640,8 @@ fn slow(
             let planned = match next.take() {
                 Some(s) => s,
                 None => match rest.next() {
-                    Some(args) => step(nc, client, args, nc.core.turn_now()),
+                    Some(args) => step_get(nc, client, args)
+                        .unwrap_or_else(|args| step(nc, client, args, nc.core.turn_now())),
                     None => break,
                 },
             };
