@@ -8,6 +8,11 @@
 //! task ([`slow_pipeline`]) that queues it in an [`exec::Pipeline`]: one batch per
 //! destination core, replies in request order.
 //!
+//! Shortcuts for the most common request, GET, where the general path would do the same:
+//! a GET of this core's key is answered from the read buffer with no argument list
+//! ([`get_from_buffer`]), and one inside a pipeline that spans cores is planned without
+//! the general checks ([`step_get`]).
+//!
 //! Every command that runs is counted for INFO commandstats and checked against the slow
 //! log ([`NetCore::executed`]) on this core: inline ones around their execution, others
 //! when their reply (with the time the other core measured) comes back.
