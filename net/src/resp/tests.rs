@@ -689,6 +689,24 @@ fn short_headers_at_their_edges() {
     assert_eq!(error_of(b"*1\r\n$3\rX", &Limits::default(), true), bulk);
 }
 
+/// A request followed by a PING, with one byte changed (`edit`: where, modulo the length,
+/// and to what) and cut short (`cut`, modulo the length + 1), for the property tests.
+fn followed_edited_cut(
+    mut input: Vec<u8>,
+    edit: Option<(usize, u8)>,
+    cut: Option<usize>,
+) -> Vec<u8> {
+    input.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+    if let Some((at, byte)) = edit {
+        let at = at % input.len();
+        input[at] = byte;
+    }
+    if let Some(cut) = cut {
+        input.truncate(cut % (input.len() + 1));
+    }
+    input
+}
+
 /// The one-pass path for short requests finds what the general path finds, on requests
 /// that are whole, cut short, or have one byte changed, under the default limits and
 /// two smaller sets, authenticated or not: the same arguments, error and bytes left.
@@ -709,15 +727,7 @@ fn short_requests_read_in_one_pass_as_in_general() {
                 a
             })
             .collect();
-        let mut input = encode_command(&args);
-        input.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
-        if let Some((at, byte)) = edit {
-            let at = at % input.len();
-            input[at] = byte;
-        }
-        if let Some(cut) = cut {
-            input.truncate(cut % (input.len() + 1));
-        }
+        let input = followed_edited_cut(encode_command(&args), edit, cut);
         // Below what the one-pass path takes, one limit at a time: it must leave these
         // requests to the general path.
         let limits = match kind % 5 {
@@ -804,16 +814,8 @@ fn a_get_found_in_place_is_what_the_general_path_reads() {
                 }
             })
             .collect();
-        let mut input = encode_command(&[name, key.clone()]);
         let untouched = edit.is_none() && cut.is_none();
-        input.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
-        if let Some((at, byte)) = edit {
-            let at = at % input.len();
-            input[at] = byte;
-        }
-        if let Some(cut) = cut {
-            input.truncate(cut % (input.len() + 1));
-        }
+        let input = followed_edited_cut(encode_command(&[name, key.clone()]), edit, cut);
         let found = ParseState::default().short_get(&input, &Limits::default());
         if untouched && key.len() < 100 && found.is_none() {
             return false;
