@@ -399,16 +399,26 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
+        if !matches!(self.child.try_wait(), Ok(Some(_))) {
+            // SAFETY: as in `signal`; the child is not reaped yet.
+            unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+            if self.wait_exit(EXIT_TIMEOUT).is_none() {
+                eprintln!("server {} ignored SIGTERM; killing it", self.pid());
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
         }
-        // SAFETY: as in `signal`; the child is not reaped yet.
-        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
-        if self.wait_exit(EXIT_TIMEOUT).is_none() {
-            eprintln!("server {} ignored SIGTERM; killing it", self.pid());
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        remove_stale_handoff_socket(self.port);
+    }
+}
+
+/// Removes the handoff control socket that a server on `port` leaves at its default path
+/// when it cannot clean up after itself (a test SIGKILLed it), unless a process still
+/// listens there.
+pub fn remove_stale_handoff_socket(port: u16) {
+    let path = std::path::PathBuf::from(format!("/tmp/baton-{port}.handoff"));
+    if path.exists() && std::os::unix::net::UnixStream::connect(&path).is_err() {
+        let _ = std::fs::remove_file(&path);
     }
 }
 
