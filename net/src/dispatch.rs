@@ -425,7 +425,7 @@ fn get_here(
         command_index(spec),
         clock::since(start),
         failed,
-        args,
+        || args,
     );
 }
 
@@ -526,9 +526,7 @@ fn get_from_buffer(
     let mut shard = core.shard.borrow_mut();
     let failed = encode_get(shard.execute_get(key, core.turn_now()), resp, out);
     drop(shard);
-    let ticks = clock::since(start);
-    nc.stats.record(*GET_ROW, ticks, failed);
-    nc.log_if_slow(client, ticks, || {
+    nc.ran(client, *GET_ROW, clock::since(start), failed, || {
         [
             Bytes::copy_from_slice(&rbuf[8..11]),
             Bytes::copy_from_slice(&rbuf[found.key.clone()]),

@@ -107,14 +107,23 @@ impl NetCore {
     /// it was slow.
     #[inline]
     pub fn executed(&self, client: &Client, row: usize, ticks: u64, reply: &Reply, args: &[Bytes]) {
-        self.ran(client, row, ticks, reply.is_error(), args);
+        self.ran(client, row, ticks, reply.is_error(), || args);
     }
 
     /// [`NetCore::executed`] for a command whose reply went out with no [`Reply`] made
-    /// (a GET answered in place): `failed` says whether it was an error.
-    pub fn ran(&self, client: &Client, row: usize, ticks: u64, failed: bool, args: &[Bytes]) {
+    /// (a GET answered in place): `failed` says whether it was an error, and `args` gives
+    /// its arguments for the slow log, built only if it was slow.
+    #[inline]
+    pub fn ran<A: AsRef<[Bytes]>>(
+        &self,
+        client: &Client,
+        row: usize,
+        ticks: u64,
+        failed: bool,
+        args: impl FnOnce() -> A,
+    ) {
         self.stats.record(row, ticks, failed);
-        self.log_if_slow(client, ticks, || args);
+        self.log_if_slow(client, ticks, args);
     }
 
     /// Logs a command of `client` that ran for `ticks` in the slow log if that is slow;
