@@ -43,17 +43,23 @@ fn lone_requests_for_the_other_core_are_answered_promptly_and_in_order() {
 
 /// Asserts INFO commandstats counts exactly `calls` calls of each command.
 fn assert_calls(c: &mut redis::Connection, want: &[(&str, usize)]) {
-    let stats = as_str(&run(c, &["INFO", "commandstats"]));
     for (cmd, calls) in want {
-        let line = stats
-            .lines()
-            .find(|l| l.starts_with(&format!("cmdstat_{cmd}:")))
-            .unwrap_or_else(|| panic!("no cmdstat_{cmd} in {stats}"));
+        let line = cmdstat_line(c, cmd);
         assert!(
             line.starts_with(&format!("cmdstat_{cmd}:calls={calls},")),
             "{line}"
         );
     }
+}
+
+/// The line of INFO commandstats for `cmd`.
+fn cmdstat_line(c: &mut redis::Connection, cmd: &str) -> String {
+    let stats = as_str(&run(c, &["INFO", "commandstats"]));
+    stats
+        .lines()
+        .find(|l| l.starts_with(&format!("cmdstat_{cmd}:")))
+        .unwrap_or_else(|| panic!("no cmdstat_{cmd} in {stats}"))
+        .to_string()
 }
 
 #[test]
@@ -350,11 +356,7 @@ fn pipelined_gets_meet_auth_transactions_and_subscriptions_as_any_command() {
         let mut c = s.redis();
         assert_eq!(q(&mut c, "AUTH pw"), ok());
         // The 8 refused for NOAUTH and the 8 for the subscription are rejected, not run.
-        let stats = as_str(&run(&mut c, &["INFO", "commandstats"]));
-        let line = stats
-            .lines()
-            .find(|l| l.starts_with("cmdstat_get:"))
-            .unwrap_or_else(|| panic!("no cmdstat_get in {stats}"));
+        let line = cmdstat_line(&mut c, "get");
         assert!(
             line.starts_with(&format!("cmdstat_get:calls={},", 3 * keys.len()))
                 && line.contains(&format!("rejected_calls={}", 2 * keys.len())),
