@@ -381,3 +381,82 @@ fn pipelined_gets_meet_auth_transactions_and_subscriptions_as_any_command() {
         }
     }
 }
+
+/// On two cores, a pipeline's GETs for the other core travel packed, one job per run of
+/// them, and its GETs read whole from the input go with no argument list. Each GET
+/// still gets its own reply, in order and in the client's protocol: values (one empty,
+/// one that fills more than a read), misses, WRONGTYPE, keys of every length (too long
+/// to read in one pass, too long to pack), and writes to the same keys in between; and
+/// each is counted, failed ones as failed.
+#[test]
+fn pipelined_gets_across_cores_each_answer_in_order_in_both_protocols() {
+    for cores in [1, 2] {
+        let s = Server::start(cores);
+        for proto in [2, 3] {
+            let mut raw = s.raw();
+            if proto == 3 {
+                raw.call(&["HELLO", "3"]);
+            }
+            let nil: &[u8] = if proto == 3 { b"_\r\n" } else { b"$-1\r\n" };
+            let big = "v".repeat(40_000);
+            let keys: Vec<String> = (0..40)
+                .map(|i| match i % 10 {
+                    3 => format!("{}{i}", "m".repeat(150)),
+                    7 => format!("{}{i}", "L".repeat(1100)),
+                    _ => format!("p{proto}k{i}"),
+                })
+                .collect();
+            let mut bytes = Vec::new();
+            let mut want = Vec::new();
+            for (i, k) in keys.iter().enumerate() {
+                let value = match i % 4 {
+                    0 => String::new(),
+                    1 => format!("v{i}"),
+                    2 if i == 2 => big.clone(),
+                    _ => continue,
+                };
+                bytes.extend(encode_command(&["SET", k, &value]));
+                want.extend_from_slice(b"+OK\r\n");
+            }
+            bytes.extend(encode_command(&["RPUSH", &keys[11], "x"]));
+            want.extend_from_slice(b":1\r\n");
+            let get = |i: usize, want: &mut Vec<u8>, second: bool| {
+                let value = match i % 4 {
+                    _ if i == 11 => {
+                        want.extend_from_slice(
+                            b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+                        );
+                        return;
+                    }
+                    0 if second && i % 8 == 0 => "new!".to_string(),
+                    0 => String::new(),
+                    1 => format!("v{i}"),
+                    2 if i == 2 => big.clone(),
+                    _ => return want.extend_from_slice(nil),
+                };
+                want.extend(format!("${}\r\n{value}\r\n", value.len()).into_bytes());
+            };
+            for (i, k) in keys.iter().enumerate() {
+                bytes.extend(encode_command(&[if i % 2 == 0 { "GET" } else { "gEt" }, k]));
+                get(i, &mut want, false);
+            }
+            // Writes among the GETs: each GET reads what the write before it left.
+            for (i, k) in keys.iter().enumerate() {
+                if i % 8 == 0 {
+                    bytes.extend(encode_command(&["SET", k, "new!"]));
+                    want.extend_from_slice(b"+OK\r\n");
+                }
+                bytes.extend(encode_command(&["GET", k]));
+                get(i, &mut want, true);
+            }
+            raw.send(&bytes);
+            raw.expect(&want);
+        }
+        let mut c = s.redis();
+        let line = cmdstat_line(&mut c, "get");
+        assert!(
+            line.starts_with("cmdstat_get:calls=160,") && line.contains("failed_calls=4"),
+            "cores {cores}: {line}"
+        );
+    }
+}

@@ -267,3 +267,133 @@ fn a_fenced_key_parks_its_commands_until_lifted_or_its_deadline() {
         assert!(!exec::fence::any_active(), "every fence was lifted");
     });
 }
+
+/// `n` keys owned by another core than `core`.
+fn far_keys(core: &Core, n: usize) -> Vec<String> {
+    (0..)
+        .map(|i| format!("far{i}"))
+        .filter(|k| core.router.core_of(k.as_bytes()) != core.id)
+        .take(n)
+        .collect()
+}
+
+/// Queues `GET key` (sent as `name`) for another core, packed as a connection's
+/// pipeline packs it ([`RedisEntry::get`]).
+fn queue_get(core: &Core, p: &mut Pipeline<RedisEntry>, name: &str, key: &str) {
+    let c = core.router.core_of(key.as_bytes());
+    assert_ne!(c, core.id, "{key} is this core's");
+    let e = RedisEntry::get(p, c, args(&[name, key]));
+    p.queue(e);
+}
+
+/// A GET's name and key as the slow log would get them.
+type Logged = Option<(Vec<u8>, Vec<u8>)>;
+
+/// A GET's reply, and its name and key as the slow log would get them.
+fn got(done: &RedisDone) -> (Reply, Logged) {
+    match done {
+        RedisDone::Got {
+            reply, name, key, ..
+        } => (reply.clone(), Some((name.to_vec(), key.to_vec()))),
+        other => (other.reply().clone(), None),
+    }
+}
+
+/// GETs for another core travel packed, one job per run of them (`exec::gets`): each
+/// still reads what the commands queued before it for that core left (a write between
+/// two runs starts a new job), a miss, a value and a wrong type each get their own
+/// reply, a key too long to pack goes as a command, and the slow log gets each GET's
+/// name as sent and its key.
+#[test]
+fn packed_gets_keep_their_place_among_their_cores_jobs() {
+    on_two_cores(|core| async move {
+        let far = far_keys(&core, 4);
+        let long = (0..)
+            .map(|i| format!("{}{i}", "L".repeat(1100)))
+            .find(|k| core.router.core_of(k.as_bytes()) != core.id)
+            .unwrap();
+        assert_eq!(run(&core, &["SET", &long, "big"]).await, Reply::Ok);
+        let mut p = Pipeline::new(core.cores);
+        queue_get(&core, &mut p, "GET", &far[0]);
+        queue(&core, &mut p, &["SET", &far[0], ""]);
+        queue_get(&core, &mut p, "gEt", &far[0]);
+        queue_get(&core, &mut p, "get", &far[1]);
+        queue(&core, &mut p, &["RPUSH", &far[2], "x"]);
+        queue_get(&core, &mut p, "GET", &far[2]);
+        queue(&core, &mut p, &["SET", &far[0], "second"]);
+        queue_get(&core, &mut p, "GET", &far[0]);
+        queue_get(&core, &mut p, "GET", &long);
+        queue_get(&core, &mut p, "GET", &far[3]);
+        let done = p.flush(&core).await;
+        let replies: Vec<_> = done.iter().map(got).collect();
+        let wrongtype =
+            Reply::err("WRONGTYPE Operation against a key holding the wrong kind of value");
+        let g = |r: Reply, name: &str, key: &str| {
+            (r, Some((name.as_bytes().to_vec(), key.as_bytes().to_vec())))
+        };
+        assert_eq!(
+            replies,
+            vec![
+                g(Reply::Nil, "GET", &far[0]),
+                (Reply::Ok, None),
+                g(bulk(""), "gEt", &far[0]),
+                g(Reply::Nil, "get", &far[1]),
+                (Reply::Int(1), None),
+                g(wrongtype, "GET", &far[2]),
+                (Reply::Ok, None),
+                g(bulk("second"), "GET", &far[0]),
+                // Too long to pack: a command of its own.
+                (bulk("big"), None),
+                g(Reply::Nil, "GET", &far[3]),
+            ]
+        );
+    });
+}
+
+/// A run of packed GETs with a fenced key among them waits, whole, until MIGRATE lifts
+/// the fence, as the key's own command would; then each reads what is there.
+#[test]
+fn packed_gets_wait_for_a_fenced_key() {
+    on_two_cores(|core| async move {
+        let far = far_keys(&core, 3);
+        for k in &far {
+            assert_eq!(run(&core, &["SET", k, k]).await, Reply::Ok);
+        }
+        assert!(fence(&core, &far[1], 21, now_ms() + 60_000).await);
+        let done: Rc<std::cell::RefCell<Option<Vec<Reply>>>> = Rc::default();
+        let (c2, d2, f2) = (core.clone(), done.clone(), far.clone());
+        runtime::wake::spawn(async move {
+            let mut p = Pipeline::new(c2.cores);
+            for k in &f2 {
+                queue_get(&c2, &mut p, "GET", k);
+            }
+            let replies = p
+                .flush(&c2)
+                .await
+                .iter()
+                .map(|d| d.reply().clone())
+                .collect();
+            *d2.borrow_mut() = Some(replies);
+        });
+        glommio::timer::sleep(Duration::from_millis(50)).await;
+        assert!(
+            done.borrow().is_none(),
+            "GETs with a fenced key among them ran"
+        );
+        let owner = core.router.core_of(far[1].as_bytes());
+        let lift = Job::OnCore(Box::new(|c, now| {
+            exec::fence::lift(c, 21, None, now);
+            Out::Value(Box::new(()))
+        }));
+        core.call(owner, runtime::NO_TXN, vec![lift]).await;
+        for _ in 0..1000 {
+            if done.borrow().is_some() {
+                break;
+            }
+            glommio::timer::sleep(Duration::from_millis(5)).await;
+        }
+        let want: Vec<Reply> = far.iter().map(|k| bulk(k)).collect();
+        assert_eq!(done.borrow().clone(), Some(want));
+        assert!(!exec::fence::any_active(), "every fence was lifted");
+    });
+}

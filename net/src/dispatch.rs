@@ -562,6 +562,116 @@ fn parse(
     parsed
 }
 
+/// A request of a pipeline as read ([`slow`]): a whole, short `GET key` is kept as its
+/// name and key (copied into the pipeline's key buffer), with no argument list.
+enum Parsed {
+    Args(Vec<Bytes>),
+    Get {
+        name: [u8; 3],
+        key: std::ops::Range<usize>,
+    },
+}
+
+impl Parsed {
+    /// The argument list of a GET read as its name and key.
+    fn args(name: [u8; 3], key: &[u8]) -> Vec<Bytes> {
+        vec![Bytes::copy_from_slice(&name), Bytes::copy_from_slice(key)]
+    }
+
+    /// The request as an argument list (`keys`: the pipeline's key buffer).
+    fn into_args(self, keys: &[u8]) -> Vec<Bytes> {
+        match self {
+            Parsed::Args(args) => args,
+            Parsed::Get { name, key } => Parsed::args(name, &keys[key]),
+        }
+    }
+}
+
+/// Takes a whole, short `GET key` off the front of `rbuf` ([`resp::ParseState::short_get`])
+/// with its key copied to `keys`: what [`parse`] would read, without the argument list.
+/// Only while no shard is cut over by a handoff, where [`parse`] may leave a request in
+/// the buffer.
+#[inline]
+fn short_get(
+    nc: &NetCore,
+    client: &Client,
+    rbuf: &mut BytesMut,
+    limits: &resp::Limits,
+    keys: &mut Vec<u8>,
+) -> Option<Parsed> {
+    if nc.shared.handoff.any_cut() {
+        return None;
+    }
+    let found = client.borrow_mut().resp_parser.short_get(rbuf, limits)?;
+    let start = keys.len();
+    keys.extend_from_slice(&rbuf[found.key]);
+    let name = [rbuf[8], rbuf[9], rbuf[10]];
+    rbuf.advance(found.end);
+    Some(Parsed::Get {
+        name,
+        key: start..keys.len(),
+    })
+}
+
+/// Queues a GET read as its name and key ([`short_get`]) in `p`, as [`step_get`] and
+/// [`queue_step`] would, with no argument list: run at once when it is this core's (and
+/// nothing of the pipeline waits to run here), else packed for its core. Anything the
+/// plain way does not cover goes through [`step`] and [`queue_step`]; what they give
+/// back comes back.
+fn queue_get(
+    nc: &NetCore,
+    client: &Client,
+    p: &mut Pipeline<Queued>,
+    name: [u8; 3],
+    key: &[u8],
+) -> Option<Step> {
+    let core = &nc.core;
+    let proto = {
+        let mut st = client.borrow_mut();
+        if !plain_get(nc, client, &st) {
+            drop(st);
+            let planned = step(nc, client, Parsed::args(name, key), core.turn_now());
+            return queue_step(nc, client, p, planned);
+        }
+        st.last_cmd = "get";
+        st.resp
+    };
+    let c = core.router.core_of(key);
+    if c != core.id {
+        if let Some(e) = RedisEntry::get_key(p, c, name, key) {
+            p.queue((e, proto));
+            return None;
+        }
+    } else if core.is_unlocked() && !core.fence.is_active() && !p.has_jobs_for(c) {
+        let start = clock::ticks();
+        let mut shard = core.shard.borrow_mut();
+        let reply = match shard.execute_get(key, core.turn_now()) {
+            Ok(Some(value)) => Reply::Bulk(Bytes::copy_from_slice(value)),
+            Ok(None) => Reply::Nil,
+            Err(reply) => reply,
+        };
+        drop(shard);
+        nc.ran(
+            client,
+            *GET_ROW,
+            clock::since(start),
+            reply.is_error(),
+            || Parsed::args(name, key),
+        );
+        p.queue((RedisEntry::Ready(reply), proto));
+        return None;
+    }
+    // A job of this core's (or a key too long to pack): the general way.
+    let args = Parsed::args(name, key);
+    let planned = Step::Exec(Plan::Run {
+        core: c,
+        spec: &baton_engine::command::COMMANDS[*GET_ROW],
+        args,
+        post: exec::Post::None,
+    });
+    queue_step(nc, client, p, planned)
+}
+
 /// Moves the rest of the pipeline (this step and every complete command still buffered)
 /// into a slow-path task.
 fn slow(
@@ -572,16 +682,20 @@ fn slow(
     idle_fd: Option<std::os::fd::RawFd>,
 ) -> Outcome {
     let mut rest = Vec::new();
+    let mut keys = Vec::new();
     let mut trailing = None;
+    let limits = &nc.shared.config.limits;
     while rest.len() < MAX_SLOW_REQUESTS {
-        match parse(nc, client, rbuf, &nc.shared.config.limits) {
-            Ok(Some(args)) => {
-                if rest.capacity() == 0 {
-                    // A pipeline's worth at once, not four, eight, sixteen, ...
-                    rest.reserve(REST_ROOM);
-                }
-                rest.push(args)
-            }
+        if rest.capacity() == 0 {
+            // A pipeline's worth at once, not four, eight, sixteen, ...
+            rest.reserve(REST_ROOM);
+        }
+        if let Some(get) = short_get(nc, client, rbuf, limits, &mut keys) {
+            rest.push(get);
+            continue;
+        }
+        match parse(nc, client, rbuf, limits) {
+            Ok(Some(args)) => rest.push(Parsed::Args(args)),
             Ok(None) => break,
             Err(e) => {
                 trailing = Some(e.0);
@@ -640,15 +754,21 @@ fn slow(
     let mut rest = rest.into_iter();
     if matches!(next, Some(Step::Exec(_))) && !paused && trailing.is_none() {
         loop {
-            let planned = match next.take() {
-                Some(s) => s,
+            let waits = match next.take() {
+                Some(s) => queue_step(nc, client, &mut p, s),
                 None => match rest.next() {
-                    Some(args) => step_get(nc, client, args)
-                        .unwrap_or_else(|args| step(nc, client, args, nc.core.turn_now())),
+                    Some(Parsed::Args(args)) => {
+                        let planned = step_get(nc, client, args)
+                            .unwrap_or_else(|args| step(nc, client, args, nc.core.turn_now()));
+                        queue_step(nc, client, &mut p, planned)
+                    }
+                    Some(Parsed::Get { name, key }) => {
+                        queue_get(nc, client, &mut p, name, &keys[key])
+                    }
                     None => break,
                 },
             };
-            if let Some(waits) = queue_step(nc, client, &mut p, planned) {
+            if let Some(waits) = waits {
                 next = Some(waits);
                 break;
             }
@@ -668,9 +788,10 @@ fn slow(
     // key waits for its MIGRATE, never for a client). Commands of the connection route
     // (blocking pops, WAIT, EXEC, admin) may wait on others, so what came before them
     // goes out at once.
+    let rest: Vec<Vec<Bytes>> = rest.map(|r| r.into_args(&keys)).collect();
     let hold = !paused
         && next.as_ref().is_none_or(|s| matches!(s, Step::Exec(_)))
-        && rest.as_slice().iter().all(|args| {
+        && rest.iter().all(|args| {
             lookup(&args[0]).is_none_or(|spec| !matches!(spec.route, Route::Connection(_)))
         });
     Outcome::Slow {
@@ -679,7 +800,7 @@ fn slow(
             client.clone(),
             p,
             next,
-            rest,
+            rest.into_iter(),
             trailing,
         )),
         hold,
@@ -716,6 +837,18 @@ fn queue_step(
         {
             let r = run_here(nc, client, spec, &args, post);
             p.queue((RedisEntry::Ready(r), proto));
+        }
+        // A GET for another core is packed with the GETs queued for it just before
+        // (`exec::gets`: a few cache lines cross the cores per run of GETs, not four
+        // blocks per GET).
+        Step::Exec(Plan::Run {
+            core: c,
+            spec,
+            args,
+            post: exec::Post::None,
+        }) if c != core.id && std::ptr::eq(spec, *exec::gets::GET) => {
+            let e = RedisEntry::get(p, c, args);
+            p.queue((e, proto));
         }
         Step::Exec(Plan::Run {
             core: c,
@@ -807,6 +940,14 @@ async fn flush(p: &mut Pipeline<Queued>, nc: &NetCore, client: &Client, out: &mu
 fn finished((done, proto): (RedisDone, u8), nc: &NetCore, client: &Client, out: &mut Vec<u8>) {
     match &done {
         RedisDone::Ready(_) => {}
+        RedisDone::Got {
+            reply,
+            ticks,
+            name,
+            key,
+        } => nc.ran(client, *GET_ROW, *ticks, reply.is_error(), || {
+            [Bytes::copy_from_slice(name), key.clone()]
+        }),
         RedisDone::Ran {
             reply,
             row,

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
+use crate::exec::gets::Gets;
 use crate::runtime::{Core, Job, Out, NO_TXN};
 use crate::shard::Shard;
 #[cfg(test)]
@@ -51,6 +52,35 @@ impl Batch {
             core: core as u32,
             pos: (batch.len() - 1) as u32,
         }
+    }
+
+    /// Queues a GET of `key` for `core`, packed with the GETs queued for it just before
+    /// ([`crate::exec::gets`]): its ticket (shared with them) and its index in their job.
+    /// `None`, having queued nothing, for a key too long to pack.
+    pub fn push_get(&mut self, core: usize, key: &[u8]) -> Option<(Ticket, u32)> {
+        let first_room = self.first_room;
+        let batch = &mut self.jobs[core];
+        if !matches!(batch.last(), Some(Job::Gets(g)) if g.takes(key)) {
+            if key.len() > crate::exec::gets::MAX_KEY {
+                return None;
+            }
+            if batch.capacity() == 0 {
+                batch.reserve(first_room);
+            }
+            batch.push(Job::Gets(Gets::with_room(first_room)));
+        }
+        let pos = (batch.len() - 1) as u32;
+        let Some(Job::Gets(gets)) = batch.last_mut() else {
+            unreachable!("a Gets was just made the last job");
+        };
+        let index = gets.push(key);
+        Some((
+            Ticket {
+                core: core as u32,
+                pos,
+            },
+            index,
+        ))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -112,6 +142,15 @@ impl Outputs {
             }
         }
         Outputs { outs }
+    }
+
+    /// The output of the job `ticket` names, left in place (the GETs that share one
+    /// job's output each take their part of it: [`crate::exec::gets::Got::take`]).
+    pub fn get_mut(&mut self, ticket: Ticket) -> Option<&mut Out> {
+        self.outs
+            .get_mut(ticket.core as usize)?
+            .get_mut(ticket.pos as usize)?
+            .as_mut()
     }
 
     /// The output of the job `ticket` names; `None` if it was taken already (or the

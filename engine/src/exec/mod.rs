@@ -9,6 +9,7 @@
 //! - [`batch`] and [`pipeline`]: work queued per destination core and sent as one request
 //!   each; a pipeline of either protocol finishes in request order. [`on_every_core`] and
 //!   [`with_every_core`] run one function on every core (all-core commands and statistics).
+//! - [`gets`]: a pipeline's GETs for another core, packed into one job per run of them.
 //! - [`txn`]: cross-core transactions (RENAME, COPY, MSETNX, LCS over several cores).
 //! - [`fence`]: MIGRATE's key fences (commands on a key being moved wait where the key
 //!   lives until it is gone or stays).
@@ -29,6 +30,7 @@
 pub mod batch;
 pub mod blocking;
 pub mod fence;
+pub mod gets;
 pub mod multi;
 pub mod pipeline;
 pub mod plan;

@@ -50,6 +50,12 @@ impl<E: Entry> Pipeline<E> {
         self.batch.push(core, job)
     }
 
+    /// Queues a GET of `key` for `core`, packed with those queued for it just before
+    /// ([`Batch::push_get`]).
+    pub fn get(&mut self, core: usize, key: &[u8]) -> Option<(Ticket, u32)> {
+        self.batch.push_get(core, key)
+    }
+
     /// Queues a request behind the ones already queued.
     pub fn queue(&mut self, entry: E) {
         self.entries.push(entry);
@@ -121,6 +127,14 @@ pub enum RedisEntry {
         post: Post,
         row: usize,
     },
+    /// A GET packed with others for one core ([`crate::exec::gets`]): its job's ticket,
+    /// its index in the job, and its name as sent (for the slow log; the key comes back
+    /// with the job's output).
+    Got {
+        ticket: Ticket,
+        index: u32,
+        name: [u8; 3],
+    },
     /// Split over cores; the replies merge.
     Multi {
         spec: &'static CommandSpec,
@@ -142,6 +156,14 @@ pub enum RedisDone {
         ticks: u64,
         args: Vec<Bytes>,
     },
+    /// A GET packed with others ([`crate::exec::gets`]): its reply, how long it ran, and
+    /// its name as sent and key (for the slow log).
+    Got {
+        reply: Reply,
+        ticks: u64,
+        name: [u8; 3],
+        key: Bytes,
+    },
     /// Ran on several cores: the ticks of all parts and each part's arguments
     /// ([`super::plan::joined_args`] puts them back together).
     Merged {
@@ -158,6 +180,7 @@ impl RedisDone {
         match self {
             RedisDone::Ready(r)
             | RedisDone::Ran { reply: r, .. }
+            | RedisDone::Got { reply: r, .. }
             | RedisDone::Merged { reply: r, .. } => r,
         }
     }
@@ -187,6 +210,39 @@ impl RedisEntry {
             post,
             row: command_index(spec),
         }
+    }
+
+    /// Queues a planned `GET key` (`args`) for another core in `p`, packed with the GETs
+    /// queued for that core just before it; a key too long to pack goes as a command.
+    pub fn get<E: Entry>(p: &mut Pipeline<E>, core: usize, args: Vec<Bytes>) -> RedisEntry {
+        let name = <[u8; 3]>::try_from(&args[0][..]);
+        match name
+            .ok()
+            .and_then(|name| Some((name, p.get(core, &args[1])?)))
+        {
+            Some((name, (ticket, index))) => RedisEntry::Got {
+                ticket,
+                index,
+                name,
+            },
+            None => RedisEntry::one(p, core, &crate::exec::gets::GET, args, Post::None),
+        }
+    }
+
+    /// [`RedisEntry::get`] for a GET read as its name and key, with no argument list;
+    /// `None`, having queued nothing, for a key too long to pack.
+    pub fn get_key<E: Entry>(
+        p: &mut Pipeline<E>,
+        core: usize,
+        name: [u8; 3],
+        key: &[u8],
+    ) -> Option<RedisEntry> {
+        let (ticket, index) = p.get(core, key)?;
+        Some(RedisEntry::Got {
+            ticket,
+            index,
+            name,
+        })
     }
 
     /// Queues the parts of a split command in `p` and returns its entry.
@@ -221,6 +277,22 @@ impl Entry for RedisEntry {
                     args,
                 }
             }
+            RedisEntry::Got {
+                ticket,
+                index,
+                name,
+            } => match outs.get_mut(ticket) {
+                Some(Out::Got(got)) => {
+                    let (reply, ticks) = got.take(index);
+                    RedisDone::Got {
+                        reply,
+                        ticks,
+                        name,
+                        key: got.key(index),
+                    }
+                }
+                _ => RedisDone::Ready(Reply::err("ERR internal: missing reply")),
+            },
             RedisEntry::Multi {
                 spec,
                 merge,

@@ -37,6 +37,7 @@ use super::wake::{self, Timers};
 use crate::clock;
 use crate::command::CommandSpec;
 use crate::exec::fence::{Fence, Parked, ReplyTo};
+use crate::exec::gets::{Gets, Got};
 use crate::memcache::{execute, McCtx, McOp, McResult};
 use crate::prefetch;
 use crate::reply::Reply;
@@ -95,6 +96,8 @@ pub enum Job {
     /// client's core need not wake for it (its response is posted lazily, see
     /// [`super::mesh`]). Gives [`Out::Answered`].
     Answer(&'static CommandSpec, Vec<Bytes>, Answer),
+    /// GETs queued in a row, packed ([`crate::exec::gets`]). Gives [`Out::Got`].
+    Gets(Gets),
     /// A memcached operation, run with the asking core's clock and limits.
     Mc(McOp, McCtx),
     /// Any work on the shard (cross-core transaction steps, all-core statistics).
@@ -133,6 +136,8 @@ pub enum Out {
         args: Vec<Bytes>,
         unsent: Vec<u8>,
     },
+    /// What a [`Job::Gets`] gives back: every GET's reply and ticks.
+    Got(Got),
     /// What a [`Job::Mc`] gives back.
     Mc(McResult),
     /// What a [`Job::Call`] or [`Job::OnCore`] computed; the caller that built the call
@@ -145,7 +150,9 @@ impl Out {
     pub fn into_reply(self) -> Reply {
         match self {
             Out::Reply(r) | Out::Cmd { reply: r, .. } | Out::Answered { reply: r, .. } => r,
-            Out::Mc(_) | Out::Value(_) => Reply::err("ERR internal: expected a reply"),
+            Out::Got(_) | Out::Mc(_) | Out::Value(_) => {
+                Reply::err("ERR internal: expected a reply")
+            }
         }
     }
 
@@ -153,7 +160,9 @@ impl Out {
     pub fn into_value<T: 'static>(self) -> Option<T> {
         match self {
             Out::Value(v) => v.downcast::<T>().ok().map(|b| *b),
-            Out::Reply(_) | Out::Cmd { .. } | Out::Answered { .. } | Out::Mc(_) => None,
+            Out::Reply(_) | Out::Cmd { .. } | Out::Answered { .. } | Out::Got(_) | Out::Mc(_) => {
+                None
+            }
         }
     }
 }
@@ -583,6 +592,16 @@ impl Core {
                         return Ran::Fenced(jobs, outs);
                     }
                     self.command(spec, args, Some(answer), now)
+                }
+                Job::Gets(gets) => {
+                    if txn == NO_TXN
+                        && self.fence.is_active()
+                        && gets.keys().any(|key| self.fence.holds(key, now))
+                    {
+                        jobs.push_front(Job::Gets(gets));
+                        return Ran::Fenced(jobs, outs);
+                    }
+                    Out::Got(gets.run(&self.router, &mut self.shard.borrow_mut(), now))
                 }
                 Job::Mc(op, ctx) => {
                     if txn == NO_TXN && self.fence.is_active() && self.fence.holds(op.key(), now) {
