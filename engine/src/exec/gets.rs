@@ -79,44 +79,57 @@ impl Gets {
     }
 
     /// Runs every GET on `shard`, in order, as [`super::plan::execute`] would run each.
-    /// The keys go back with the outcomes, for the slow log of the asking core.
+    /// The keys go back with the outcomes, for the slow log of the asking core: the
+    /// values follow them in their buffer.
     pub fn run(self, router: &Router, shard: &mut Shard, now: u64) -> Got {
-        let mut got = Got {
-            values: Vec::new(),
-            shared: None,
-            each: Vec::with_capacity(self.len()),
-            others: Vec::new(),
-            gets: Gets::default(),
-            keys: None,
+        let Gets {
+            keys: mut buf,
+            ends,
+        } = self;
+        let mut each = Vec::with_capacity(ends.len());
+        let mut others = Vec::new();
+        let mut other = |reply: Reply| {
+            others.push(reply);
+            OTHER + (others.len() - 1) as u32
         };
         // A cluster node checks every key's slot (a redirection): the general path.
         let clustered = router.clustered();
         let mut start = clock::ticks();
-        for key in self.keys() {
+        let mut from = 0;
+        for &key_end in &ends {
+            let key = from..key_end as usize;
+            from = key_end as usize;
             let kind = if clustered {
-                let args = [Bytes::from_static(b"GET"), Bytes::copy_from_slice(key)];
-                got.other(super::plan::execute(router, shard, &GET, &args, now))
+                let args = [
+                    Bytes::from_static(b"GET"),
+                    Bytes::copy_from_slice(&buf[key]),
+                ];
+                other(super::plan::execute(router, shard, &GET, &args, now))
             } else {
-                match shard.execute_get(key, now) {
-                    Ok(Some(value)) if got.values.len() + value.len() <= u32::MAX as usize => {
-                        got.values.extend_from_slice(value);
+                match shard.execute_get(&buf[key.clone()], now) {
+                    Ok(Some(value)) if buf.len() + value.len() <= u32::MAX as usize => {
+                        buf.extend_from_slice(value);
                         VALUE
                     }
-                    Ok(Some(value)) => got.other(Reply::Bulk(Bytes::copy_from_slice(value))),
+                    Ok(Some(value)) => other(Reply::Bulk(Bytes::copy_from_slice(value))),
                     Ok(None) => MISS,
-                    Err(reply) => got.other(reply),
+                    Err(reply) => other(reply),
                 }
             };
             let end = clock::ticks();
-            got.each.push(One {
-                end: got.values.len() as u32,
+            each.push(One {
+                key_end,
+                end: buf.len() as u32,
                 kind,
                 ticks: end.saturating_sub(start),
             });
             start = end;
         }
-        got.gets = self;
-        got
+        Got {
+            buf: Buf::Owned(buf),
+            each,
+            others,
+        }
     }
 }
 
@@ -128,35 +141,47 @@ const OTHER: u32 = 2;
 /// One GET's outcome in a [`Got`].
 #[derive(Debug, Clone, Copy)]
 struct One {
-    /// Where its value ends in [`Got::values`] (a value starts where the one before
-    /// ends).
+    /// Where its key ends in [`Got::buf`] (a key starts where the one before ends).
+    key_end: u32,
+    /// Where its value ends in [`Got::buf`] (a value starts where the one before ends,
+    /// the first one where the last key ends).
     end: u32,
     /// [`MISS`], [`VALUE`], or [`OTHER`] plus its place in [`Got::others`].
     kind: u32,
     ticks: u64,
 }
 
-/// The outcomes of a [`Gets`], in order: values back to back, and the replies that are
-/// neither a value nor a miss (WRONGTYPE, a redirection) apart.
+/// A buffer built on one core and sliced on another.
+#[derive(Debug)]
+enum Buf {
+    Owned(Vec<u8>),
+    Shared(Bytes),
+}
+
+impl Buf {
+    /// `range` of the buffer, as a slice of it (the buffer is shared from then on).
+    fn slice(&mut self, range: std::ops::Range<usize>) -> Bytes {
+        if let Buf::Owned(v) = self {
+            *self = Buf::Shared(Bytes::from(std::mem::take(v)));
+        }
+        match self {
+            Buf::Shared(b) => b.slice(range),
+            Buf::Owned(_) => unreachable!("shared just above"),
+        }
+    }
+}
+
+/// The outcomes of a [`Gets`], in order: the keys and then the values back to back in
+/// one buffer, and the replies that are neither a value nor a miss (WRONGTYPE, a
+/// redirection) apart. Small enough not to make every [`crate::runtime::Out`] larger.
 #[derive(Debug)]
 pub struct Got {
-    values: Vec<u8>,
-    /// `values`, once the asking core takes the first one: each value is a slice of it.
-    shared: Option<Bytes>,
+    buf: Buf,
     each: Vec<One>,
     others: Vec<Reply>,
-    /// The GETs' keys.
-    gets: Gets,
-    /// `gets.keys`, once the asking core takes the first key.
-    keys: Option<Bytes>,
 }
 
 impl Got {
-    fn other(&mut self, reply: Reply) -> u32 {
-        self.others.push(reply);
-        OTHER + (self.others.len() - 1) as u32
-    }
-
     /// How many GETs ran.
     pub fn len(&self) -> usize {
         self.each.len()
@@ -166,19 +191,16 @@ impl Got {
         self.each.is_empty()
     }
 
-    /// GET `index`'s key: a slice of the keys' buffer.
+    /// GET `index`'s key.
     pub fn key(&mut self, index: u32) -> Bytes {
-        let Some(&end) = self.gets.ends.get(index as usize) else {
+        let Some(one) = self.each.get(index as usize) else {
             return Bytes::new();
         };
         let start = match index {
             0 => 0,
-            i => self.gets.ends[i as usize - 1],
+            i => self.each[i as usize - 1].key_end,
         };
-        let keys = &mut self.gets.keys;
-        self.keys
-            .get_or_insert_with(|| Bytes::from(std::mem::take(keys)))
-            .slice(start as usize..end as usize)
+        self.buf.slice(start as usize..one.key_end as usize)
     }
 
     /// GET `index`'s reply and how long it ran (clock ticks, measured where it ran).
@@ -191,14 +213,10 @@ impl Got {
             MISS => Reply::Nil,
             VALUE => {
                 let start = match index {
-                    0 => 0,
-                    i => self.each[i as usize - 1].end as usize,
+                    0 => self.each.last().map_or(0, |last| last.key_end),
+                    i => self.each[i as usize - 1].end,
                 };
-                let values = &mut self.values;
-                let all = self
-                    .shared
-                    .get_or_insert_with(|| Bytes::from(std::mem::take(values)));
-                Reply::Bulk(all.slice(start..one.end as usize))
+                Reply::Bulk(self.buf.slice(start as usize..one.end as usize))
             }
             other => self
                 .others
