@@ -223,6 +223,23 @@ async fn fence(core: &Rc<Core>, key: &str, id: u64, deadline: u64) -> bool {
     fenced
 }
 
+/// Lifts MIGRATE `id`'s fence on `key`'s core, as MIGRATE does once the key is gone or
+/// stays, then waits (up to 5 s) for what it parked to be `done`.
+async fn lift<T>(core: &Rc<Core>, key: &str, id: u64, done: &std::cell::RefCell<Option<T>>) {
+    let owner = core.router.core_of(key.as_bytes());
+    let job = Job::OnCore(Box::new(move |c, now| {
+        exec::fence::lift(c, id, None, now);
+        Out::Value(Box::new(()))
+    }));
+    core.call(owner, runtime::NO_TXN, vec![job]).await;
+    for _ in 0..1000 {
+        if done.borrow().is_some() {
+            break;
+        }
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 #[test]
 fn a_fenced_key_parks_its_commands_until_lifted_or_its_deadline() {
     on_two_cores(|core| async move {
@@ -245,18 +262,7 @@ fn a_fenced_key_parks_its_commands_until_lifted_or_its_deadline() {
         assert_eq!(run(&core, &["INCR", &b]).await, Reply::Int(2));
         glommio::timer::sleep(Duration::from_millis(50)).await;
         assert!(done.borrow().is_none(), "a command on a fenced key ran");
-        let owner = core.router.core_of(a.as_bytes());
-        let lift = Job::OnCore(Box::new(|c, now| {
-            exec::fence::lift(c, 8, None, now);
-            Out::Value(Box::new(()))
-        }));
-        core.call(owner, runtime::NO_TXN, vec![lift]).await;
-        for _ in 0..1000 {
-            if done.borrow().is_some() {
-                break;
-            }
-            glommio::timer::sleep(Duration::from_millis(5)).await;
-        }
+        lift(&core, &a, 8, &done).await;
         assert_eq!(done.borrow().clone(), Some(Reply::Int(2)));
 
         // Nobody lifts it: the core's own timer does, at the deadline.
@@ -380,18 +386,7 @@ fn packed_gets_wait_for_a_fenced_key() {
             done.borrow().is_none(),
             "GETs with a fenced key among them ran"
         );
-        let owner = core.router.core_of(far[1].as_bytes());
-        let lift = Job::OnCore(Box::new(|c, now| {
-            exec::fence::lift(c, 21, None, now);
-            Out::Value(Box::new(()))
-        }));
-        core.call(owner, runtime::NO_TXN, vec![lift]).await;
-        for _ in 0..1000 {
-            if done.borrow().is_some() {
-                break;
-            }
-            glommio::timer::sleep(Duration::from_millis(5)).await;
-        }
+        lift(&core, &far[1], 21, &done).await;
         let want: Vec<Reply> = far.iter().map(|k| bulk(k)).collect();
         assert_eq!(done.borrow().clone(), Some(want));
         assert!(!exec::fence::any_active(), "every fence was lifted");
