@@ -686,22 +686,22 @@ fn slow(
     let mut trailing = None;
     let limits = &nc.shared.config.limits;
     while rest.len() < MAX_SLOW_REQUESTS {
+        let parsed = match short_get(nc, client, rbuf, limits, &mut keys) {
+            Some(get) => get,
+            None => match parse(nc, client, rbuf, limits) {
+                Ok(Some(args)) => Parsed::Args(args),
+                Ok(None) => break,
+                Err(e) => {
+                    trailing = Some(e.0);
+                    break;
+                }
+            },
+        };
         if rest.capacity() == 0 {
             // A pipeline's worth at once, not four, eight, sixteen, ...
             rest.reserve(REST_ROOM);
         }
-        if let Some(get) = short_get(nc, client, rbuf, limits, &mut keys) {
-            rest.push(get);
-            continue;
-        }
-        match parse(nc, client, rbuf, limits) {
-            Ok(Some(args)) => rest.push(Parsed::Args(args)),
-            Ok(None) => break,
-            Err(e) => {
-                trailing = Some(e.0);
-                break;
-            }
-        }
+        rest.push(parsed);
     }
     let paused = nc
         .shared
