@@ -449,9 +449,8 @@ fn encode_get(value: Result<Option<&[u8]>, Reply>, resp: u8, out: &mut Vec<u8>) 
 }
 
 /// GET's statistics row.
-static GET_ROW: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| {
-    command_index(baton_engine::command::lookup(b"get").expect("GET is in the command table"))
-});
+static GET_ROW: std::sync::LazyLock<usize> =
+    std::sync::LazyLock::new(|| command_index(*exec::gets::GET));
 
 /// Whether a GET of this client goes the plain way, where [`step`]'s checks all pass
 /// and its plan is to run on the key's core: the client is authenticated, queues no
@@ -481,10 +480,16 @@ fn step_get(nc: &NetCore, client: &Client, args: Vec<Bytes>) -> Result<Step, Vec
     st.last_cmd = "get";
     Ok(Step::Exec(Plan::Run {
         core: nc.core.router.core_of(&args[1]),
-        spec: &baton_engine::command::COMMANDS[*GET_ROW],
+        spec: *exec::gets::GET,
         args,
         post: exec::Post::None,
     }))
+}
+
+/// [`step`] for a parsed request, through [`step_get`] when it is a plain GET.
+#[inline]
+fn step_any(nc: &NetCore, client: &Client, args: Vec<Bytes>) -> Step {
+    step_get(nc, client, args).unwrap_or_else(|args| step(nc, client, args, nc.core.turn_now()))
 }
 
 /// Answers a `GET` at the front of `rbuf` from the buffer itself, with no argument list,
@@ -626,49 +631,43 @@ fn queue_get(
     key: &[u8],
 ) -> Option<Step> {
     let core = &nc.core;
-    let proto = {
+    let plain = {
         let mut st = client.borrow_mut();
-        if !plain_get(nc, client, &st) {
-            drop(st);
-            let planned = step(nc, client, Parsed::args(name, key), core.turn_now());
-            return queue_step(nc, client, p, planned);
+        let plain = plain_get(nc, client, &st);
+        if plain {
+            st.last_cmd = "get";
         }
-        st.last_cmd = "get";
-        st.resp
+        plain.then_some(st.resp)
     };
-    let c = core.router.core_of(key);
-    if c != core.id {
-        if let Some(e) = RedisEntry::get_key(p, c, name, key) {
-            p.queue((e, proto));
+    if let Some(proto) = plain {
+        let c = core.router.core_of(key);
+        if c != core.id {
+            if let Some(e) = RedisEntry::get_key(p, c, name, key) {
+                p.queue((e, proto));
+                return None;
+            }
+        } else if core.is_unlocked() && !core.fence.is_active() && !p.has_jobs_for(c) {
+            let start = clock::ticks();
+            let mut shard = core.shard.borrow_mut();
+            let reply = match shard.execute_get(key, core.turn_now()) {
+                Ok(Some(value)) => Reply::Bulk(Bytes::copy_from_slice(value)),
+                Ok(None) => Reply::Nil,
+                Err(reply) => reply,
+            };
+            drop(shard);
+            nc.ran(
+                client,
+                *GET_ROW,
+                clock::since(start),
+                reply.is_error(),
+                || Parsed::args(name, key),
+            );
+            p.queue((RedisEntry::Ready(reply), proto));
             return None;
         }
-    } else if core.is_unlocked() && !core.fence.is_active() && !p.has_jobs_for(c) {
-        let start = clock::ticks();
-        let mut shard = core.shard.borrow_mut();
-        let reply = match shard.execute_get(key, core.turn_now()) {
-            Ok(Some(value)) => Reply::Bulk(Bytes::copy_from_slice(value)),
-            Ok(None) => Reply::Nil,
-            Err(reply) => reply,
-        };
-        drop(shard);
-        nc.ran(
-            client,
-            *GET_ROW,
-            clock::since(start),
-            reply.is_error(),
-            || Parsed::args(name, key),
-        );
-        p.queue((RedisEntry::Ready(reply), proto));
-        return None;
     }
-    // A job of this core's (or a key too long to pack): the general way.
-    let args = Parsed::args(name, key);
-    let planned = Step::Exec(Plan::Run {
-        core: c,
-        spec: &baton_engine::command::COMMANDS[*GET_ROW],
-        args,
-        post: exec::Post::None,
-    });
+    // Not the plain way, a job of this core's, or a key too long to pack: as parsed.
+    let planned = step_any(nc, client, Parsed::args(name, key));
     queue_step(nc, client, p, planned)
 }
 
@@ -758,8 +757,7 @@ fn slow(
                 Some(s) => queue_step(nc, client, &mut p, s),
                 None => match rest.next() {
                     Some(Parsed::Args(args)) => {
-                        let planned = step_get(nc, client, args)
-                            .unwrap_or_else(|args| step(nc, client, args, nc.core.turn_now()));
+                        let planned = step_any(nc, client, args);
                         queue_step(nc, client, &mut p, planned)
                     }
                     Some(Parsed::Get { name, key }) => {

@@ -58,12 +58,12 @@ impl Batch {
     /// ([`crate::exec::gets`]): its ticket (shared with them) and its index in their job.
     /// `None`, having queued nothing, for a key too long to pack.
     pub fn push_get(&mut self, core: usize, key: &[u8]) -> Option<(Ticket, u32)> {
+        if key.len() > crate::exec::gets::MAX_KEY {
+            return None;
+        }
         let first_room = self.first_room;
         let batch = &mut self.jobs[core];
         if !matches!(batch.last(), Some(Job::Gets(g)) if g.takes(key)) {
-            if key.len() > crate::exec::gets::MAX_KEY {
-                return None;
-            }
             if batch.capacity() == 0 {
                 batch.reserve(first_room);
             }

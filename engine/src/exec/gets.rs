@@ -60,14 +60,6 @@ impl Gets {
         (self.ends.len() - 1) as u32
     }
 
-    pub fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
     /// The keys, in order.
     pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
         let mut from = 0;
@@ -182,15 +174,6 @@ pub struct Got {
 }
 
 impl Got {
-    /// How many GETs ran.
-    pub fn len(&self) -> usize {
-        self.each.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.each.is_empty()
-    }
-
     /// GET `index`'s key.
     pub fn key(&mut self, index: u32) -> Bytes {
         let Some(one) = self.each.get(index as usize) else {

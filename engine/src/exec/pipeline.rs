@@ -215,18 +215,10 @@ impl RedisEntry {
     /// Queues a planned `GET key` (`args`) for another core in `p`, packed with the GETs
     /// queued for that core just before it; a key too long to pack goes as a command.
     pub fn get<E: Entry>(p: &mut Pipeline<E>, core: usize, args: Vec<Bytes>) -> RedisEntry {
-        let name = <[u8; 3]>::try_from(&args[0][..]);
-        match name
+        <[u8; 3]>::try_from(&args[0][..])
             .ok()
-            .and_then(|name| Some((name, p.get(core, &args[1])?)))
-        {
-            Some((name, (ticket, index))) => RedisEntry::Got {
-                ticket,
-                index,
-                name,
-            },
-            None => RedisEntry::one(p, core, &crate::exec::gets::GET, args, Post::None),
-        }
+            .and_then(|name| RedisEntry::get_key(p, core, name, &args[1]))
+            .unwrap_or_else(|| RedisEntry::one(p, core, &crate::exec::gets::GET, args, Post::None))
     }
 
     /// [`RedisEntry::get`] for a GET read as its name and key, with no argument list;
