@@ -709,3 +709,121 @@ fn shutdown_stops_the_server(cores: usize) {
         "the server exited with {status} after SHUTDOWN"
     );
 }
+
+/// A client connected with a small receive buffer, so that a large reply is more than its
+/// socket takes at once.
+fn small_window_client(port: u16) -> std::net::TcpStream {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket calls on a descriptor this function owns until it hands it to
+    // the TcpStream.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0, "socket");
+        let size: libc::c_int = 4096;
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        let addr = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let r = libc::connect(
+            fd,
+            (&addr as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        assert_eq!(r, 0, "connect: {}", std::io::Error::last_os_error());
+        let s = std::net::TcpStream::from_raw_fd(fd);
+        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        s
+    }
+}
+
+/// Replies larger than the client's socket takes at once (the client reads nothing for a
+/// while) arrive whole and in order, followed by the reply to the next request: in both
+/// protocols, on a core with a few connections (each reply is handed to its socket as soon
+/// as it is made, and the ring sends what the socket did not take) and on one with many
+/// (the ring sends everything).
+fn large_replies_arrive_whole_and_in_order(cores: usize) {
+    use std::io::{Read, Write};
+    /// Enough 200 kB replies to fill the server's socket (4 MB at most here).
+    const LARGE_REPLIES: usize = 30;
+    if reference_mode() {
+        return;
+    }
+    let s = Server::start_with_memcache(cores);
+    let value: Vec<u8> = (0..200_000u32).map(|i| b'a' + (i % 23) as u8).collect();
+    let mut c = s.redis();
+    let _: () = redis::cmd("SET")
+        .arg("big")
+        .arg(&value)
+        .query(&mut c)
+        .unwrap();
+    let with_value = |head: String, tail: &[u8]| {
+        let mut r = head.into_bytes();
+        r.extend_from_slice(&value);
+        r.extend_from_slice(tail);
+        r
+    };
+    let redis_reply = with_value(format!("${}\r\n", value.len()), b"\r\n");
+    let mc_reply = with_value(format!("VALUE big 0 {}\r\n", value.len()), b"\r\nEND\r\n");
+    let mc_port = s.memcache_port();
+    for idle in [0, 40] {
+        // Idle connections spread over every core: more than eight on each with 40.
+        let _others: Vec<std::net::TcpStream> = (0..idle)
+            .map(|i| {
+                let port = if i % 2 == 0 { s.port } else { mc_port };
+                std::net::TcpStream::connect(("127.0.0.1", port)).unwrap()
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(100));
+        for (port, first, reply, second, last) in [
+            (
+                s.port,
+                &b"GET big\r\n"[..],
+                &redis_reply,
+                &b"PING\r\n"[..],
+                &b"+PONG\r\n"[..],
+            ),
+            (
+                mc_port,
+                &b"get big\r\n"[..],
+                &mc_reply,
+                &b"mn\r\n"[..],
+                &b"MN\r\n"[..],
+            ),
+        ] {
+            let mut client = small_window_client(port);
+            // One request at a time, each answered in a turn of its own, until the
+            // server's socket is full: a reply is then taken only in part.
+            for _ in 0..LARGE_REPLIES {
+                client.write_all(first).unwrap();
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            client.write_all(second).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            let mut want = reply.repeat(LARGE_REPLIES);
+            want.extend_from_slice(last);
+            let mut got = vec![0u8; want.len()];
+            client.read_exact(&mut got).unwrap();
+            assert!(
+                got == want,
+                "with {idle} idle connections, port {port}: the replies differ from byte {}",
+                got.iter()
+                    .zip(want.iter())
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(0)
+            );
+        }
+    }
+}
+
+cores_tests!(large_replies_arrive_whole_and_in_order);

@@ -11,6 +11,7 @@
 //!                             recv:   parse ─► fast path (local shard, inline)
 //!                                           └► slow path task (other cores, waits)
 //!                             send:   advance, send the rest / next buffer
+//!         (a core with few connections sends each reply as it is made: `Loop::flush`)
 //!                             doorbell: re-arm (mail or a stop request is waiting)
 //!         outbox: this turn's messages, one post per destination core
 //!         once a second: idle timeouts, soft output limits ([`crate::protect`])
@@ -63,6 +64,16 @@ const OP_FLOW_SEND: u64 = 7;
 
 /// Bytes of free space a receive asks for.
 const READ_CHUNK: usize = 16 * 1024;
+/// How many turns in a row may leave their submissions to the loop's wait (`Loop::run`).
+const DEFERRED_TURNS_MAX: u32 = 2;
+/// A core that serves at most this many connections hands each reply to its socket as
+/// soon as it is made ([`Loop::flush`]); one that serves more leaves the replies of a turn
+/// to one submission at its end.
+const DIRECT_SEND_CONNS: usize = 8;
+/// The most output [`Loop::flush`] hands straight to the socket; more goes through the
+/// ring (far below `dispatch::OUTPUT_PAUSE`, so parsing never waits on output that a
+/// direct send took).
+const DIRECT_SEND_MAX: usize = 256 * 1024;
 /// A replication flow's receive buffer.
 const FLOW_READ: usize = 64 * 1024;
 /// A replica flow ships its journal records at most once per this span (or sooner when
@@ -293,6 +304,10 @@ struct Loop {
     free: Vec<Token>,
     listeners: Vec<Listener>,
     completions: Vec<Completion>,
+    /// Turns in a row that left their submissions to the loop's wait (see `run`).
+    deferred_turns: u32,
+    /// A send is queued in the ring (not yet submitted).
+    send_queued: bool,
     finished: Rc<RefCell<Vec<Finished>>>,
     /// The mesh doorbell's eventfd and the 8 bytes its armed read fills.
     doorbell: RawFd,
@@ -410,6 +425,8 @@ pub async fn serve(core: Rc<Core>, shared: Arc<Shared>, listeners: CoreListeners
         // down at exit, so the buffer must never be freed. 8 bytes per core, once.
         doorbell_buf: Box::leak(Box::new([0u8; 8])),
         doorbell_armed: false,
+        deferred_turns: 0,
+        send_queued: false,
         stopping: false,
         tasks: Rc::new(Cell::new(0)),
         now,
@@ -472,10 +489,24 @@ impl Loop {
             // Jobs from other cores (and this core's tasks) may have queued Pub/Sub
             // messages: send them this turn.
             progress |= self.deliver_pushes();
-            if self.ring.needs_enter() {
+            // A turn with nothing else to do so far and no task work pending in the
+            // kernel leaves its submissions (the receives the last turn armed) to the
+            // wait below, which submits and sleeps in one system call: entering here
+            // would only submit them and find nothing. The turn after a wake-up (whose
+            // completions the wait already posted) and the one after it may both leave
+            // them so; a third turn in a row submits.
+            let defer = !progress
+                && !self.send_queued
+                && self.deferred_turns < DEFERRED_TURNS_MAX
+                && !self.ring.task_work_pending();
+            if defer {
+                self.deferred_turns += 1;
+            } else if self.ring.needs_enter() {
+                self.deferred_turns = 0;
                 if let Err(e) = self.ring.enter() {
                     tracing::error!(core = self.nc.core.id, error = %e, "io_uring enter failed");
                 }
+                self.send_queued &= self.ring.has_queued();
             }
             self.completions.clear();
             self.ring.reap(&mut self.completions);
@@ -523,6 +554,8 @@ impl Loop {
             //   `lazy_ok` says this core waits for it; otherwise the connection's task
             //   has nothing to do until its next request, whose receive is armed and
             //   wakes this core like any socket event;
+            // - receives armed in the turns before: the wait submits what those turns left
+            //   to it (`defer` above) before it sleeps;
             // - this core's timers and the once-a-second checks: the wait's timeout;
             // - a task woken or a pipeline finished: only this thread does either, within
             //   a turn, and both are checked just above;
@@ -543,6 +576,8 @@ impl Loop {
             if let Err(e) = self.ring.wait(timeout) {
                 tracing::error!(core = self.nc.core.id, error = %e, "io_uring wait failed");
             }
+            self.deferred_turns = 0;
+            self.send_queued &= self.ring.has_queued();
             self.nc.core.mesh().awake(self.nc.core.id);
         }
         self.nc
@@ -1084,18 +1119,51 @@ impl Loop {
     }
 
     fn flush(&mut self, token: Token) {
+        let live = self.conns.len() - self.free.len();
         let Some(conn) = self.conns[token as usize].as_mut() else {
             return;
         };
         if conn.send_armed || conn.closing || (conn.busy && conn.hold) {
             return;
         }
-        let ud = user_data(OP_SEND, token, conn.generation);
         let fd = conn.fd.as_raw_fd();
+        if live <= DIRECT_SEND_CONNS
+            && conn.inflight.is_empty()
+            && !conn.out.is_empty()
+            && conn.out.len() <= DIRECT_SEND_MAX
+        {
+            // Nothing is in flight: hand the replies to the socket now, as memcached and
+            // Redis do, rather than with the turn's other sends at its end. The client
+            // starts on them while this core works through the other connections, and
+            // the usual case needs no ring operation and no completion.
+            // SAFETY: sends from a live buffer, without waiting.
+            let n = unsafe {
+                libc::send(
+                    fd,
+                    conn.out.as_ptr().cast(),
+                    conn.out.len(),
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                )
+            };
+            if n > 0 {
+                conn.client.conn.last_ms.set(self.now);
+                if n as usize == conn.out.len() {
+                    conn.out.clear();
+                    return;
+                }
+                // The socket took part of it: the ring's send waits for room for the rest.
+                std::mem::swap(&mut conn.inflight, &mut conn.out);
+                conn.sent = n as usize;
+            }
+            // Nothing taken (a full socket, or an error that the ring's send then reports
+            // as its completion, which closes the connection): the ring's send goes on.
+        }
+        let ud = user_data(OP_SEND, token, conn.generation);
         let Some(sqe) = next_send(fd, &mut conn.out, &mut conn.inflight, &mut conn.sent, ud) else {
             return;
         };
         conn.send_armed = true;
+        self.send_queued = true;
         // SAFETY: `inflight` is neither written nor dropped while `send_armed` is true
         // (new output goes to `out`), and the connection is dropped only after the send
         // completes.

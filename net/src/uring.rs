@@ -91,6 +91,13 @@ impl Uring {
         self.queued > 0
     }
 
+    /// Whether the kernel holds task work for this thread (completions it will post once
+    /// the thread enters the ring). Can be stale, never missing: the kernel sets it before
+    /// it wakes the thread.
+    pub fn task_work_pending(&mut self) -> bool {
+        self.ring.submission().taskrun()
+    }
+
     /// Whether [`Uring::enter`] has anything to do: operations to submit, or task work
     /// that the kernel may be holding for this thread (the flag can be stale; then the
     /// enter is merely needless).
