@@ -1132,10 +1132,10 @@ impl Loop {
             && !conn.out.is_empty()
             && conn.out.len() <= DIRECT_SEND_MAX
         {
-            // Nothing is in flight: hand the replies to the socket now, as memcached and
-            // Redis do, rather than with the turn's other sends at its end. The client
-            // starts on them while this core works through the other connections, and
-            // the usual case needs no ring operation and no completion.
+            // Nothing is in flight: hand the replies to the socket now, as memcached
+            // does, rather than with the turn's other sends at its end. The client starts
+            // on them while this core works through the other connections, and the usual
+            // case needs no ring operation and no completion.
             // SAFETY: sends from a live buffer, without waiting.
             let n = unsafe {
                 libc::send(
