@@ -903,22 +903,14 @@ pub fn answer(
         // to it as to any other.
         return bytes;
     }
-    // SAFETY: sends from a live buffer; the client's core keeps the socket open until
-    // this batch's response is back (a busy connection is never dropped).
-    let n = unsafe {
-        libc::send(
-            to.fd,
-            bytes.as_ptr().cast(),
-            bytes.len(),
-            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-        )
-    };
-    match n {
-        n if n >= 0 => {
-            bytes.drain(..n as usize);
+    // The client's core keeps the socket open until this batch's response is back (a
+    // busy connection is never dropped).
+    match crate::listener::send_now(to.fd, &bytes) {
+        Ok(n) => {
+            bytes.drain(..n);
             bytes
         }
-        _ => match std::io::Error::last_os_error().raw_os_error() {
+        Err(e) => match e.raw_os_error() {
             Some(libc::EAGAIN) | Some(libc::EINTR) => bytes,
             _ => Vec::new(),
         },

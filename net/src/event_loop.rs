@@ -11,8 +11,8 @@
 //!                             recv:   parse ─► fast path (local shard, inline)
 //!                                           └► slow path task (other cores, waits)
 //!                             send:   advance, send the rest / next buffer
-//!         (a core with few connections sends each reply as it is made: `Loop::flush`)
 //!                             doorbell: re-arm (mail or a stop request is waiting)
+//!         (a core with few connections sends each reply as it is made: `Loop::flush`)
 //!         outbox: this turn's messages, one post per destination core
 //!         once a second: idle timeouts, soft output limits ([`crate::protect`])
 //!         nothing happened? sleep in the ring until an event or the next deadline
@@ -1136,24 +1136,15 @@ impl Loop {
             // does, rather than with the turn's other sends at its end. The client starts
             // on them while this core works through the other connections, and the usual
             // case needs no ring operation and no completion.
-            // SAFETY: sends from a live buffer, without waiting.
-            let n = unsafe {
-                libc::send(
-                    fd,
-                    conn.out.as_ptr().cast(),
-                    conn.out.len(),
-                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-                )
-            };
-            if n > 0 {
+            if let Ok(n @ 1..) = crate::listener::send_now(fd, &conn.out) {
                 conn.client.conn.last_ms.set(self.now);
-                if n as usize == conn.out.len() {
+                if n == conn.out.len() {
                     conn.out.clear();
                     return;
                 }
                 // The socket took part of it: the ring's send waits for room for the rest.
                 std::mem::swap(&mut conn.inflight, &mut conn.out);
-                conn.sent = n as usize;
+                conn.sent = n;
             }
             // Nothing taken (a full socket, or an error that the ring's send then reports
             // as its completion, which closes the connection): the ring's send goes on.

@@ -91,16 +91,23 @@ pub fn refuse(fd: OwnedFd, line: &[u8]) {
             break;
         }
     }
-    // SAFETY: `line` is a live buffer of `line.len()` bytes and `fd` an open socket.
-    unsafe {
+    let _ = send_now(fd.as_raw_fd(), line);
+    drop(fd);
+}
+
+/// Sends `bytes` on socket `fd` without waiting (and without SIGPIPE): how many the
+/// socket took, which may be fewer than all, or the error (`EAGAIN` when it took none).
+pub fn send_now(fd: RawFd, bytes: &[u8]) -> io::Result<usize> {
+    // SAFETY: `bytes` is a live buffer of `bytes.len()` bytes; the kernel only reads it.
+    let n = unsafe {
         libc::send(
-            fd.as_raw_fd(),
-            line.as_ptr().cast(),
-            line.len(),
+            fd,
+            bytes.as_ptr().cast(),
+            bytes.len(),
             libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
         )
     };
-    drop(fd);
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
 /// Whether the peer of socket `fd` has closed its side (or the socket failed), looked at

@@ -102,7 +102,7 @@ impl Uring {
     /// that the kernel may be holding for this thread (the flag can be stale; then the
     /// enter is merely needless).
     pub fn needs_enter(&mut self) -> bool {
-        self.queued > 0 || self.ring.submission().taskrun()
+        self.queued > 0 || self.task_work_pending()
     }
 
     /// Submits what was queued and sleeps until at least one completion is posted or
